@@ -1,0 +1,109 @@
+/**
+ * errors: every error Weft raises, with a stable `code` that maps to an HTTP status and a
+ * CLI exit code. Codes never change once shipped; add new ones instead.
+ */
+
+export interface ErrorCodeInfo {
+  /** HTTP status the API answers with. */
+  readonly status: number;
+  /** CLI exit code: 1 failure, 2 usage error. */
+  readonly exit: 1 | 2;
+}
+
+/** The one registry of error codes. */
+export const ERROR_CODES = {
+  WEFT_VALIDATION: { status: 400, exit: 2 },
+  WEFT_UNKNOWN_EVENT_TYPE: { status: 400, exit: 2 },
+  WEFT_DUPLICATE_EVENT_TYPE: { status: 500, exit: 1 },
+  WEFT_NOT_FOUND: { status: 404, exit: 1 },
+  WEFT_ILLEGAL_TRANSITION: { status: 409, exit: 1 },
+  WEFT_CONFLICT: { status: 409, exit: 1 },
+  WEFT_UNAUTHORIZED: { status: 401, exit: 1 },
+  WEFT_CONFIG: { status: 500, exit: 2 },
+  WEFT_STORE: { status: 500, exit: 1 },
+  WEFT_STORE_CORRUPT: { status: 500, exit: 1 },
+  WEFT_LOCKED: { status: 409, exit: 1 },
+  WEFT_BUS: { status: 503, exit: 1 },
+  WEFT_STOPPED: { status: 503, exit: 1 },
+  WEFT_TOO_LARGE: { status: 413, exit: 1 },
+  WEFT_CARTRIDGE: { status: 500, exit: 1 },
+  WEFT_PIPELINE: { status: 500, exit: 1 },
+  WEFT_INTERNAL: { status: 500, exit: 1 },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class: a named error with a stable code and optional structured details. */
+export class WeftError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get exitCode(): 1 | 2 {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  }
+}
+
+/** Input that fails a schema: names the path of the first failing field. */
+export class ValidationError extends WeftError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('WEFT_VALIDATION', message, { details });
+  }
+}
+
+export class UnknownEventTypeError extends WeftError {
+  constructor(type: string) {
+    super('WEFT_UNKNOWN_EVENT_TYPE', `unknown event type '${type}': register it in the catalog first`, {
+      details: { type },
+    });
+  }
+}
+
+export class DuplicateEventTypeError extends WeftError {
+  constructor(type: string) {
+    super('WEFT_DUPLICATE_EVENT_TYPE', `event type '${type}' is already registered`, { details: { type } });
+  }
+}
+
+export class NotFoundError extends WeftError {
+  constructor(what: string, id: string | number) {
+    super('WEFT_NOT_FOUND', `${what} ${id} not found`, { details: { what, id } });
+  }
+}
+
+export class IllegalTransitionError extends WeftError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('WEFT_ILLEGAL_TRANSITION', message, { details });
+  }
+}
+
+export class ConfigError extends WeftError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('WEFT_CONFIG', message, { details });
+  }
+}
+
+export class StoreError extends WeftError {
+  constructor(code: 'WEFT_STORE' | 'WEFT_STORE_CORRUPT' | 'WEFT_LOCKED', message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+/** True for any error this package raised on purpose. */
+export function isWeftError(err: unknown): err is WeftError {
+  return err instanceof WeftError;
+}

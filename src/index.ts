@@ -1,0 +1,2 @@
+/** weft: the public face of the package. */
+export * from './errors/index.js';

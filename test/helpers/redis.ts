@@ -1,0 +1,92 @@
+/**
+ * A private redis-server per test file, on a free loopback port, that a test can kill and
+ * restart. It keeps nothing on disk, like the machines' own Redis: a restart comes back empty.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.end();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export class TestRedis {
+  readonly port: number;
+  private readonly dir: string;
+  private proc: ChildProcess | undefined;
+
+  private constructor(port: number) {
+    this.port = port;
+    this.dir = mkdtempSync(join(tmpdir(), 'weft-redis-'));
+  }
+
+  /** Starts a redis-server on a free port. */
+  static async start(): Promise<TestRedis> {
+    const r = new TestRedis(await freePort());
+    await r.restart();
+    return r;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Starts (again) on the same port, empty. */
+  async restart(): Promise<void> {
+    if (this.running) await this.kill();
+    const bin = process.env.REDIS_SERVER ?? 'redis-server';
+    this.proc = spawn(
+      bin,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      { stdio: 'ignore' },
+    );
+    this.proc.once('error', () => undefined);
+    await waitForPort(this.port, 5000);
+  }
+
+  /** kill -9: Redis disappears at once and loses everything. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || !this.running) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
