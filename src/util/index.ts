@@ -1,0 +1,3 @@
+/** util: small shared pieces: the injected clock and logger types. */
+export * from './clock.js';
+export * from './logger.js';
