@@ -1,0 +1,34 @@
+/** transport: the frame codec, link keys, caps negotiation and the providers that move frames (memory, redis, tls). */
+export { crc32c } from './crc32c.js';
+export {
+  FRAME_ERROR_CODES,
+  type FrameError,
+  type FrameErrorCode,
+  TransportError,
+  type TransportErrorCode,
+} from './errors.js';
+export {
+  type AeadAlgorithm,
+  DEFAULT_MAX_FRAME_SIZE,
+  FRAME_MAGIC,
+  FRAME_TYPE_CODES,
+  FRAME_TYPES,
+  type Frame,
+  type FrameBodies,
+  type FrameHeader,
+  type FrameType,
+  type OutgoingFrame,
+  PROTOCOL_VERSION,
+  type WireEnvelope,
+} from './frame.js';
+export {
+  type DecodeOptions,
+  type DecodeResult,
+  decodeFrame,
+  type EncodeOptions,
+  encodeFrame,
+  frameTypeHint,
+  type PeekResult,
+  peekFrame,
+} from './frame-codec.js';
+export { deriveLinkKey, generateLinkKeyPair, type LinkKeyPair, linkPrivateKeyFromDer } from './link-key.js';
