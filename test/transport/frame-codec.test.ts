@@ -34,7 +34,7 @@ function events(seq = 1): OutgoingFrame {
   return { type: 'events', sequence: seq, timestamp: T, body: { envelopes } };
 }
 
-function expectError(r: DecodeResult, code: FrameErrorCode, label = code): void {
+function expectError(r: DecodeResult, code: FrameErrorCode, label: string = code): void {
   assert.equal(r.ok, false, `${label}: expected ${code}, frame was accepted`);
   if (!r.ok) assert.equal(r.error.code, code, `${label}: ${r.error.message}`);
 }
