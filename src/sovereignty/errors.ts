@@ -54,9 +54,14 @@ export class PackageIoError extends SovereigntyError {
 export class DependencyCycleError extends SovereigntyError {
   readonly cycle: readonly string[];
   constructor(cycle: readonly string[]) {
-    super('WEFT_CARTRIDGE', 'WEFT_CARTRIDGE_DEPENDENCY_CYCLE', `cartridge dependency cycle: ${cycle.join(' -> ')}`, {
-      details: { cycle: [...cycle] },
-    });
+    super(
+      'WEFT_CARTRIDGE',
+      'WEFT_CARTRIDGE_DEPENDENCY_CYCLE',
+      `cartridge dependency cycle: ${cycle.join(' -> ')}`,
+      {
+        details: { cycle: [...cycle] },
+      },
+    );
     this.cycle = cycle;
   }
 }
@@ -76,7 +81,9 @@ export class MissingDependencyError extends SovereigntyError {
 /** Two cartridges with the same name were given where names must be unique. */
 export class DuplicateCartridgeError extends SovereigntyError {
   constructor(name: string) {
-    super('WEFT_CONFLICT', 'WEFT_CARTRIDGE_DUPLICATE', `cartridge '${name}' is listed twice`, { details: { name } });
+    super('WEFT_CONFLICT', 'WEFT_CARTRIDGE_DUPLICATE', `cartridge '${name}' is listed twice`, {
+      details: { name },
+    });
   }
 }
 
@@ -108,6 +115,8 @@ export class SandboxStoppedError extends SovereigntyError {
 /** The sandbox child process could not be started. */
 export class SandboxUnavailableError extends SovereigntyError {
   constructor(message: string, cause?: unknown) {
-    super('WEFT_CARTRIDGE', 'WEFT_SANDBOX_UNAVAILABLE', `the cartridge sandbox is unavailable: ${message}`, { cause });
+    super('WEFT_CARTRIDGE', 'WEFT_SANDBOX_UNAVAILABLE', `the cartridge sandbox is unavailable: ${message}`, {
+      cause,
+    });
   }
 }

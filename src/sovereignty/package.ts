@@ -24,8 +24,14 @@ export const CartridgeManifestSchema = Type.Object(
     description: Type.String({ maxLength: 2000 }),
     entryPoint: Type.String({ pattern: IDENTIFIER }),
     dependencies: Type.Array(Type.String({ pattern: NAME }), { uniqueItems: true, maxItems: 64 }),
-    consumes: Type.Array(Type.String({ pattern: EVENT_PATTERN, maxLength: 128 }), { uniqueItems: true, maxItems: 256 }),
-    emits: Type.Array(Type.String({ pattern: EVENT_TYPE, maxLength: 128 }), { uniqueItems: true, maxItems: 256 }),
+    consumes: Type.Array(Type.String({ pattern: EVENT_PATTERN, maxLength: 128 }), {
+      uniqueItems: true,
+      maxItems: 256,
+    }),
+    emits: Type.Array(Type.String({ pattern: EVENT_TYPE, maxLength: 128 }), {
+      uniqueItems: true,
+      maxItems: 256,
+    }),
   },
   { additionalProperties: false },
 );
@@ -82,17 +88,21 @@ export function validateManifest(value: unknown): CartridgeManifest {
     }
   }
   for (const key of Object.keys(CartridgeManifestSchema.properties)) {
-    if (!(key in record)) throw new ManifestError(`manifest.${key} is missing: it must be ${FIELD_RULES[key]}`, { field: key });
+    if (!(key in record))
+      throw new ManifestError(`manifest.${key} is missing: it must be ${FIELD_RULES[key]}`, { field: key });
   }
   if (!manifestCheck.Check(value)) {
     const first = manifestCheck.Errors(value).First();
     const { field, label } = fieldLabel(first?.path ?? '');
     const rule = FIELD_RULES[field];
     const got = first === undefined ? '' : ` (got ${describe(first.value)})`;
-    throw new ManifestError(`manifest.${label} is invalid${got}: ${field === '' || !rule ? first?.message : `${field} must be ${rule}`}`, {
-      field,
-      path: first?.path,
-    });
+    throw new ManifestError(
+      `manifest.${label} is invalid${got}: ${field === '' || !rule ? first?.message : `${field} must be ${rule}`}`,
+      {
+        field,
+        path: first?.path,
+      },
+    );
   }
   const manifest = value as CartridgeManifest;
   if (manifest.dependencies.includes(manifest.name)) {
@@ -120,7 +130,9 @@ export function validatePackage(value: { manifest: unknown; source: unknown }): 
   const manifest = validateManifest(value.manifest);
   const source = value.source;
   if (typeof source !== 'string' || source.trim().length === 0) {
-    throw new ManifestError(`cartridge '${manifest.name}': source must be non-empty JavaScript text`, { field: 'source' });
+    throw new ManifestError(`cartridge '${manifest.name}': source must be non-empty JavaScript text`, {
+      field: 'source',
+    });
   }
   const bytes = Buffer.byteLength(source, 'utf8');
   if (bytes > MAX_SOURCE_BYTES) {
@@ -158,7 +170,9 @@ export async function readPackageDir(dir: string): Promise<CartridgePackage> {
   try {
     manifest = JSON.parse(manifestText);
   } catch (err) {
-    throw new ManifestError(`${manifestPath} is not valid JSON: ${(err as Error).message}`, { field: '(file)' });
+    throw new ManifestError(`${manifestPath} is not valid JSON: ${(err as Error).message}`, {
+      field: '(file)',
+    });
   }
   let source: string;
   try {
@@ -179,7 +193,11 @@ export async function writePackageDir(dir: string, pkg: CartridgePackage): Promi
   const valid = validatePackage(pkg);
   try {
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, PACKAGE_FILES.manifest), `${JSON.stringify(valid.manifest, null, 2)}\n`, 'utf8');
+    await writeFile(
+      join(dir, PACKAGE_FILES.manifest),
+      `${JSON.stringify(valid.manifest, null, 2)}\n`,
+      'utf8',
+    );
     await writeFile(join(dir, PACKAGE_FILES.source), valid.source, 'utf8');
   } catch (err) {
     throw new PackageIoError(`cannot write cartridge package to ${dir}: ${(err as Error).message}`, err);

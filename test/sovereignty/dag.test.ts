@@ -12,7 +12,9 @@ const names = (nodes: Array<{ name: string }>) => nodes.map((n) => n.name);
 
 describe('cartridge dependency order', () => {
   it('should put every cartridge after its dependencies', () => {
-    const order = names(orderByDependencies([node('c', 'b'), node('b', 'a'), node('a'), node('d', 'a', 'c')]));
+    const order = names(
+      orderByDependencies([node('c', 'b'), node('b', 'a'), node('a'), node('d', 'a', 'c')]),
+    );
     assert.deepEqual(order, ['a', 'b', 'c', 'd']);
   });
 
@@ -57,7 +59,9 @@ describe('cartridge dependency order', () => {
   });
 
   it('should order a long chain without trouble', () => {
-    const chain = Array.from({ length: 500 }, (_, i) => (i === 0 ? node('n0') : node(`n${i}`, `n${i - 1}`))).reverse();
+    const chain = Array.from({ length: 500 }, (_, i) =>
+      i === 0 ? node('n0') : node(`n${i}`, `n${i - 1}`),
+    ).reverse();
     const order = names(orderByDependencies(chain));
     assert.equal(order[0], 'n0');
     assert.equal(order[499], 'n499');

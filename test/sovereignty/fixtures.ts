@@ -16,7 +16,11 @@ export function manifest(overrides: Partial<CartridgeManifest> = {}): CartridgeM
 }
 
 /** A package from a name, its source, and manifest overrides. */
-export function cartridge(name: string, source: string, overrides: Partial<CartridgeManifest> = {}): CartridgePackage {
+export function cartridge(
+  name: string,
+  source: string,
+  overrides: Partial<CartridgeManifest> = {},
+): CartridgePackage {
   return { manifest: manifest({ name, ...overrides }), source };
 }
 

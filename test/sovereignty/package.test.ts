@@ -26,7 +26,11 @@ function manifestError(fn: () => unknown, pattern: RegExp): void {
 
 describe('cartridge manifest', () => {
   it('should accept a complete manifest', () => {
-    const m = manifest({ dependencies: ['base'], consumes: ['build.*', 'deploy.done'], emits: ['build.tagged'] });
+    const m = manifest({
+      dependencies: ['base'],
+      consumes: ['build.*', 'deploy.done'],
+      emits: ['build.tagged'],
+    });
     assert.deepEqual(validateManifest(m), m);
   });
 
@@ -36,21 +40,39 @@ describe('cartridge manifest', () => {
   });
 
   it('should name an unknown field', () => {
-    manifestError(() => validateManifest({ ...manifest(), permissions: ['fs'] }), /unknown field 'permissions'/);
+    manifestError(
+      () => validateManifest({ ...manifest(), permissions: ['fs'] }),
+      /unknown field 'permissions'/,
+    );
   });
 
   it('should name the failing field and say what it must be', () => {
-    manifestError(() => validateManifest(manifest({ version: 'v1' })), /manifest\.version is invalid \(got "v1"\).*semantic version/);
+    manifestError(
+      () => validateManifest(manifest({ version: 'v1' })),
+      /manifest\.version is invalid \(got "v1"\).*semantic version/,
+    );
     manifestError(() => validateManifest(manifest({ name: 'Bad Name' })), /manifest\.name is invalid/);
     manifestError(() => validateManifest(manifest({ name: '../escape' })), /manifest\.name is invalid/);
-    manifestError(() => validateManifest(manifest({ entryPoint: 'not-an-id' })), /manifest\.entryPoint.*JavaScript identifier/);
-    manifestError(() => validateManifest(manifest({ emits: ['ok.type', 'bad type'] })), /manifest\.emits\[1\] is invalid/);
-    manifestError(() => validateManifest(manifest({ emits: ['build.*'] })), /manifest\.emits\[0\] is invalid/);
+    manifestError(
+      () => validateManifest(manifest({ entryPoint: 'not-an-id' })),
+      /manifest\.entryPoint.*JavaScript identifier/,
+    );
+    manifestError(
+      () => validateManifest(manifest({ emits: ['ok.type', 'bad type'] })),
+      /manifest\.emits\[1\] is invalid/,
+    );
+    manifestError(
+      () => validateManifest(manifest({ emits: ['build.*'] })),
+      /manifest\.emits\[0\] is invalid/,
+    );
     manifestError(() => validateManifest(manifest({ dependencies: ['a', 'a'] })), /manifest\.dependencies/);
   });
 
   it('should refuse a cartridge that depends on itself', () => {
-    manifestError(() => validateManifest(manifest({ name: 'loop', dependencies: ['loop'] })), /cannot depend on itself/);
+    manifestError(
+      () => validateManifest(manifest({ name: 'loop', dependencies: ['loop'] })),
+      /cannot depend on itself/,
+    );
   });
 
   it('should refuse a manifest that is not an object', () => {
@@ -62,7 +84,10 @@ describe('cartridge manifest', () => {
     manifestError(() => validatePackage({ manifest: manifest(), source: '  ' }), /source must be non-empty/);
     manifestError(() => validatePackage({ manifest: manifest(), source: 7 }), /source must be non-empty/);
     const big = `// ${'x'.repeat(MAX_SOURCE_BYTES)}`;
-    manifestError(() => validatePackage({ manifest: manifest(), source: big }), /more than the 262144 allowed/);
+    manifestError(
+      () => validatePackage({ manifest: manifest(), source: big }),
+      /more than the 262144 allowed/,
+    );
   });
 });
 

@@ -4,7 +4,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createSandbox, SANDBOX_EVENT_ERRORS as E, type Sandbox, type SandboxEventResult } from '../../src/sovereignty/index.js';
+import {
+  createSandbox,
+  SANDBOX_EVENT_ERRORS as E,
+  type Sandbox,
+  type SandboxEventResult,
+} from '../../src/sovereignty/index.js';
 import { silentLogger, systemClock } from '../../src/util/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { cartridge, envelope } from './fixtures.js';
@@ -43,7 +48,11 @@ describe('sandbox containment', () => {
     assert.equal(status.type === 'running' && status.pid, pid);
   }
 
-  async function runHostile(name: string, source: string, events = [envelope(0)]): Promise<SandboxEventResult[]> {
+  async function runHostile(
+    name: string,
+    source: string,
+    events = [envelope(0)],
+  ): Promise<SandboxEventResult[]> {
     // Entry point `handle`, so that `process` names nothing in the engine unless the host leaks it.
     await sandbox.load(cartridge(name, source, { emits: ['build.seen'], entryPoint: 'handle' }));
     const results = await sandbox.process(name, events);
@@ -53,7 +62,10 @@ describe('sandbox containment', () => {
   }
 
   before(async () => {
-    sandbox = createSandbox({ timeoutMs: 1500, suspendAfter: 1000 }, { logger: silentLogger, clock: systemClock });
+    sandbox = createSandbox(
+      { timeoutMs: 1500, suspendAfter: 1000 },
+      { logger: silentLogger, clock: systemClock },
+    );
     await sandbox.start();
     await sandbox.load(ECHO);
     const status = sandbox.status();
@@ -93,7 +105,10 @@ describe('sandbox containment', () => {
   });
 
   it("should contain new Array(1e9) + ''", async () => {
-    const [r] = await runHostile('huge-join', `function handle(e) { return { event: 'x', s: new Array(1e9) + '' }; }`);
+    const [r] = await runHostile(
+      'huge-join',
+      `function handle(e) { return { event: 'x', s: new Array(1e9) + '' }; }`,
+    );
     const err = errorOf(r);
     assert.ok(([E.THREW, E.MEMORY, E.TIMEOUT] as string[]).includes(err.code), err.code);
   });
@@ -197,7 +212,10 @@ describe('sandbox containment', () => {
   });
 
   it('should refuse and report an undeclared emit, even when the cartridge swallows the refusal', async () => {
-    const [loud] = await runHostile('emit-loud', `function handle(e, ctx) { ctx.emit('secret.exfil', {}); return e; }`);
+    const [loud] = await runHostile(
+      'emit-loud',
+      `function handle(e, ctx) { ctx.emit('secret.exfil', {}); return e; }`,
+    );
     const err = errorOf(loud);
     assert.equal(err.code, E.EMIT_UNDECLARED);
     assert.match(err.message, /secret\.exfil/);
@@ -216,19 +234,28 @@ describe('sandbox containment', () => {
       ['cyclic', 'const o = { event: "x" }; o.self = o; return o;', E.BAD_RESULT],
       ['bigint', 'return { event: "x", n: 10n };', E.BAD_RESULT],
       ['huge', 'return { event: "x", payload: { s: "x".repeat(4 * 1024 * 1024) } };', E.RESULT_TOO_LARGE],
-      ['deep', 'let o = {}; for (let i = 0; i < 200; i++) o = { o }; return { event: "x", payload: o };', E.BAD_RESULT],
+      [
+        'deep',
+        'let o = {}; for (let i = 0; i < 200; i++) o = { o }; return { event: "x", payload: o };',
+        E.BAD_RESULT,
+      ],
       ['no-type', 'return { payload: {} };', E.BAD_RESULT],
       ['promise', 'return Promise.resolve(e);', E.BAD_RESULT],
       ['emit-cyclic', 'const p = {}; p.p = p; ctx.emit("build.seen", p); return e;', E.BAD_RESULT],
-      ['emit-flood', 'for (let i = 0; i < 1000; i++) ctx.emit("build.seen", {}); return e;', E.RESULT_TOO_LARGE],
+      [
+        'emit-flood',
+        'for (let i = 0; i < 1000; i++) ctx.emit("build.seen", {}); return e;',
+        E.RESULT_TOO_LARGE,
+      ],
       ['throws-getter', 'return { get event() { throw new Error("boom"); } };', E.BAD_RESULT],
       ['throws-object', 'throw { toString() { for (;;) {} } };', E.THREW],
     ];
     for (const [name, body, code] of cases) {
-      const results = await runHostile(`garbage-${name}`, `function handle(e, ctx) { if (e.payload.ok) return e; ${body} }`, [
-        envelope(1),
-        envelope(2, { ok: true }),
-      ]);
+      const results = await runHostile(
+        `garbage-${name}`,
+        `function handle(e, ctx) { if (e.payload.ok) return e; ${body} }`,
+        [envelope(1), envelope(2, { ok: true })],
+      );
       const err = errorOf(results[0]);
       assert.equal(err.code, code, `${name}: ${err.code} ${err.message}`);
       assert.ok(results[1]?.ok, `${name}: the next event failed too`);
@@ -283,7 +310,9 @@ describe('sandbox containment', () => {
   });
 
   it('should count invocations and failures per cartridge', async () => {
-    await sandbox.load(cartridge('counted', 'function process(e) { if (e.payload.fail) throw new Error("no"); return e; }'));
+    await sandbox.load(
+      cartridge('counted', 'function process(e) { if (e.payload.fail) throw new Error("no"); return e; }'),
+    );
     await sandbox.process('counted', [envelope(1), envelope(2, { fail: true }), envelope(3)]);
     const stats = sandbox.stats('counted');
     assert.ok(stats);

@@ -9,7 +9,9 @@ import type { ChildMessage, HostMessage } from './protocol.js';
 export type ExitReason = 'timeout' | 'memory' | 'crash' | 'stop' | 'idle' | 'start-failed';
 
 /** What a request to the child ends with: its reply, or the reason it died first. */
-export type RequestOutcome = { type: 'reply'; msg: ChildMessage } | { type: 'dead'; reason: ExitReason; detail: string };
+export type RequestOutcome =
+  | { type: 'reply'; msg: ChildMessage }
+  | { type: 'dead'; reason: ExitReason; detail: string };
 
 export interface ChildOptions {
   rssCapBytes: number;
@@ -38,8 +40,11 @@ export function workerCommand(): { script: string; execArgv: string[] } {
 export class ChildHandle {
   readonly pid: number;
   private readonly proc: ChildProcess;
-  private pending: { seq: number; resolve: (o: RequestOutcome) => void; timer: NodeJS.Timeout | undefined } | null =
-    null;
+  private pending: {
+    seq: number;
+    resolve: (o: RequestOutcome) => void;
+    timer: NodeJS.Timeout | undefined;
+  } | null = null;
   private killReason: ExitReason | null = null;
   private poll: NodeJS.Timeout | undefined;
   private stderrTail = '';
@@ -69,7 +74,9 @@ export class ChildHandle {
       this.stderrTail = (this.stderrTail + chunk).slice(-4000);
     });
     this.proc.on('message', (msg: ChildMessage) => this.onMessage(msg));
-    this.proc.on('error', (err) => this.logger.warn({ err: err.message, pid: this.pid }, 'sandbox process error'));
+    this.proc.on('error', (err) =>
+      this.logger.warn({ err: err.message, pid: this.pid }, 'sandbox process error'),
+    );
     this.exit = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
         this.exited = true;
@@ -123,7 +130,8 @@ export class ChildHandle {
    * the child died. Kills the child when no reply comes within `deadlineMs`.
    */
   request(msg: HostMessage, deadlineMs: number): Promise<RequestOutcome> {
-    if (this.exited) return Promise.resolve({ type: 'dead', reason: this.killReason ?? 'crash', detail: 'not running' });
+    if (this.done)
+      return Promise.resolve({ type: 'dead', reason: this.killReason ?? 'crash', detail: 'not running' });
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.kill('timeout'), deadlineMs);
       this.pending = { seq: msg.seq, resolve, timer };
@@ -131,6 +139,11 @@ export class ChildHandle {
         if (err) this.kill('crash');
       });
     });
+  }
+
+  /** True once the child was told to die or has died: it takes no new work. */
+  get done(): boolean {
+    return this.exited || this.killReason !== null;
   }
 
   /** SIGKILLs the child; the exit is reported with `reason`. Idempotent. */
@@ -154,7 +167,10 @@ export class ChildHandle {
   private noteRss(bytes: number): void {
     this.rss = bytes;
     if (bytes > this.opts.rssCapBytes) {
-      this.logger.warn({ pid: this.pid, rss: bytes, cap: this.opts.rssCapBytes }, 'sandbox process passed its memory cap');
+      this.logger.warn(
+        { pid: this.pid, rss: bytes, cap: this.opts.rssCapBytes },
+        'sandbox process passed its memory cap',
+      );
       this.kill('memory');
     }
   }

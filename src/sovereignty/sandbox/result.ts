@@ -17,7 +17,11 @@ export interface SandboxEventError {
  * undefined) and what it emitted, or the error that stopped it.
  */
 export type SandboxEventResult =
-  | { readonly ok: true; readonly event: Record<string, unknown> | null; readonly emitted: readonly EmittedEvent[] }
+  | {
+      readonly ok: true;
+      readonly event: Record<string, unknown> | null;
+      readonly emitted: readonly EmittedEvent[];
+    }
   | { readonly ok: false; readonly error: SandboxEventError };
 
 /** Checks an event a cartridge returned; answers a problem in words, or null when it is fine. */
@@ -28,7 +32,8 @@ export type EventValidator = (event: Record<string, unknown>) => string | null;
  * when present, an object `payload`. The node passes its envelope validator instead.
  */
 export const minimalEventValidator: EventValidator = (event) => {
-  if (typeof event.event !== 'string' || event.event.length === 0) return 'field "event" must be a non-empty string';
+  if (typeof event.event !== 'string' || event.event.length === 0)
+    return 'field "event" must be a non-empty string';
   if ('payload' in event && !isRecord(event.payload)) return 'field "payload" must be an object';
   return null;
 };
@@ -86,12 +91,16 @@ export function decodeOutcome(
   }
   if (!isRecord(value)) return failure(E.BAD_RESULT, 'the sandbox answered a value that is not an outcome');
   if ('x' in value) {
-    const code = typeof value.x === 'string' && KNOWN_CODES.has(value.x) ? (value.x as SandboxEventErrorCode) : E.BAD_RESULT;
+    const code =
+      typeof value.x === 'string' && KNOWN_CODES.has(value.x)
+        ? (value.x as SandboxEventErrorCode)
+        : E.BAD_RESULT;
     const message = typeof value.m === 'string' ? value.m : 'unknown failure';
     return failure(code, message);
   }
   const { r, e } = value;
-  if (r !== null && !isRecord(r)) return failure(E.BAD_RESULT, 'process returned something that is not an event object');
+  if (r !== null && !isRecord(r))
+    return failure(E.BAD_RESULT, 'process returned something that is not an event object');
   if (!Array.isArray(e)) return failure(E.BAD_RESULT, 'the sandbox answered no list of emitted events');
   if (r !== null) {
     const shape = checkJsonShape(r, maxDepth);
@@ -101,11 +110,16 @@ export function decodeOutcome(
   }
   const emitted: EmittedEvent[] = [];
   for (const item of e) {
-    if (!isRecord(item) || typeof item.type !== 'string') return failure(E.BAD_RESULT, 'an emitted event has no type');
+    if (!isRecord(item) || typeof item.type !== 'string')
+      return failure(E.BAD_RESULT, 'an emitted event has no type');
     if (!emits.has(item.type)) {
-      return failure(E.EMIT_UNDECLARED, `ctx.emit refused event type '${item.type.slice(0, 128)}': not declared in the manifest`);
+      return failure(
+        E.EMIT_UNDECLARED,
+        `ctx.emit refused event type '${item.type.slice(0, 128)}': not declared in the manifest`,
+      );
     }
-    if (!isRecord(item.payload)) return failure(E.BAD_RESULT, `payload emitted as '${item.type}' must be an object`);
+    if (!isRecord(item.payload))
+      return failure(E.BAD_RESULT, `payload emitted as '${item.type}' must be an object`);
     const shape = checkJsonShape(item.payload, maxDepth);
     if (shape) return failure(E.BAD_RESULT, `payload emitted as '${item.type}' ${shape}`);
     emitted.push({ type: item.type, payload: item.payload });

@@ -129,7 +129,11 @@ export interface Sandbox {
    * const [r] = await sandbox.process('tagger', [event]);
    * if (r?.ok) for (const e of r.emitted) emit(e.type, e.payload);
    */
-  process(name: string, events: readonly object[], options?: { signal?: AbortSignal }): Promise<SandboxEventResult[]>;
+  process(
+    name: string,
+    events: readonly object[],
+    options?: { signal?: AbortSignal },
+  ): Promise<SandboxEventResult[]>;
   /** Counters of one cartridge, or undefined when it is not loaded. */
   stats(name: string): CartridgeStats | undefined;
   /** Counters of every loaded cartridge. */
@@ -285,14 +289,23 @@ class SandboxRuntime implements Sandbox {
     const results = new Array<SandboxEventResult>(events.length);
     if (events.length === 0) return results;
     if (this.pendingEvents + events.length > this.o.maxPendingEvents) {
-      return results.fill(failure(E.OVERLOADED, `more than ${this.o.maxPendingEvents} events are waiting for the sandbox`));
+      return results.fill(
+        failure(E.OVERLOADED, `more than ${this.o.maxPendingEvents} events are waiting for the sandbox`),
+      );
     }
     const waits: Promise<void>[] = [];
     let texts: string[] = [];
     let slots: number[] = [];
     const flush = () => {
       if (texts.length === 0) return;
-      const job: Extract<Job, { kind: 'run' }> = { kind: 'run', name, texts, slots, results, resolve: () => undefined };
+      const job: Extract<Job, { kind: 'run' }> = {
+        kind: 'run',
+        name,
+        texts,
+        slots,
+        results,
+        resolve: () => undefined,
+      };
       waits.push(
         new Promise<void>((resolve) => {
           job.resolve = resolve;
@@ -336,7 +349,7 @@ class SandboxRuntime implements Sandbox {
   status(): SandboxStatus {
     if (this.state === 'stopped') return { type: 'stopped' };
     const child = this.child;
-    if (!child || child.exited) return { type: 'idle' };
+    if (!child || child.done) return { type: 'idle' };
     return { type: 'running', pid: child.pid, rss: child.rss };
   }
 
@@ -426,7 +439,7 @@ class SandboxRuntime implements Sandbox {
 
   private async tellChild(msg: { t: 'unload'; seq: number; name: string }): Promise<void> {
     const child = this.child;
-    if (child && !child.exited) await child.request(msg, this.o.killGraceMs);
+    if (child && !child.done) await child.request(msg, this.o.killGraceMs);
   }
 
   private async executeLoad(job: Extract<Job, { kind: 'load' }>): Promise<void> {
@@ -449,7 +462,10 @@ class SandboxRuntime implements Sandbox {
         inChild: true,
         stats: previous ? { ...previous.stats, consecutiveFailures: 0 } : noStats(),
       });
-      this.logger.info({ cartridge: name, version: job.pkg.manifest.version }, 'cartridge loaded into the sandbox');
+      this.logger.info(
+        { cartridge: name, version: job.pkg.manifest.version },
+        'cartridge loaded into the sandbox',
+      );
       job.resolve();
       return;
     }
@@ -480,9 +496,13 @@ class SandboxRuntime implements Sandbox {
 
   private async executeRun(job: Extract<Job, { kind: 'run' }>): Promise<void> {
     const entry = this.entries.get(job.name);
-    if (!entry) return this.fill(job, failure(E.NOT_LOADED, `cartridge '${job.name}' is not loaded in the sandbox`));
+    if (!entry)
+      return this.fill(job, failure(E.NOT_LOADED, `cartridge '${job.name}' is not loaded in the sandbox`));
     if (entry.suspended) {
-      return this.fill(job, failure(E.SUSPENDED, `cartridge '${job.name}' is suspended after repeated failures`));
+      return this.fill(
+        job,
+        failure(E.SUSPENDED, `cartridge '${job.name}' is suspended after repeated failures`),
+      );
     }
     let child: ChildHandle;
     try {
@@ -492,7 +512,10 @@ class SandboxRuntime implements Sandbox {
       return this.fill(job, failure(E.UNAVAILABLE, (err as Error).message));
     }
     if (entry.loadError) {
-      return this.fill(job, failure(E.NOT_LOADED, `cartridge '${job.name}' did not reload: ${entry.loadError}`));
+      return this.fill(
+        job,
+        failure(E.NOT_LOADED, `cartridge '${job.name}' did not reload: ${entry.loadError}`),
+      );
     }
     const n = job.texts.length;
     const outcome = await child.request(
@@ -571,15 +594,16 @@ class SandboxRuntime implements Sandbox {
   }
 
   private stopIfIdle(): void {
-    if (this.wanted().length === 0 && this.child && !this.child.exited) {
-      this.logger.debug({ pid: this.child.pid }, 'no cartridge left: sandbox process exits');
-      this.child.kill('idle');
+    const child = this.child;
+    if (this.wanted().length === 0 && child && !child.done) {
+      this.logger.debug({ pid: child.pid }, 'no cartridge left: sandbox process exits');
+      child.kill('idle');
     }
   }
 
   /** The running child, or a fresh one with every wanted cartridge (but `skip`) loaded again. */
   private async ensureChild(skip?: string): Promise<ChildHandle> {
-    if (this.child && !this.child.exited) return this.child;
+    if (this.child && !this.child.done) return this.child;
     let child: ChildHandle | undefined;
     try {
       child = await ChildHandle.spawn(
@@ -603,12 +627,16 @@ class SandboxRuntime implements Sandbox {
   }
 
   private async reload(child: ChildHandle, name: string, entry: Entry): Promise<void> {
-    const outcome = await child.request(this.loadMessage(entry.pkg), this.o.loadTimeoutMs + this.o.killGraceMs);
+    const outcome = await child.request(
+      this.loadMessage(entry.pkg),
+      this.o.loadTimeoutMs + this.o.killGraceMs,
+    );
     if (outcome.type === 'reply' && outcome.msg.t === 'loaded' && outcome.msg.error === undefined) {
       entry.inChild = true;
       return;
     }
-    entry.loadError = outcome.type === 'dead' ? outcome.detail : outcome.msg.t === 'loaded' ? (outcome.msg.error ?? '') : '?';
+    entry.loadError =
+      outcome.type === 'dead' ? outcome.detail : outcome.msg.t === 'loaded' ? (outcome.msg.error ?? '') : '?';
     this.logger.warn({ cartridge: name, err: entry.loadError }, 'cartridge did not reload into the sandbox');
     if (outcome.type === 'dead') throw new SandboxUnavailableError(outcome.detail);
   }
@@ -621,6 +649,9 @@ class SandboxRuntime implements Sandbox {
       for (const entry of this.entries.values()) entry.inChild = false;
     }
     if (reason === 'stop' || reason === 'idle') return;
-    this.logger.warn({ pid: child.pid, reason, detail }, 'sandbox process exited; a new one starts at the next request');
+    this.logger.warn(
+      { pid: child.pid, reason, detail },
+      'sandbox process exited; a new one starts at the next request',
+    );
   }
 }

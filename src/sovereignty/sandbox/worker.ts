@@ -86,9 +86,13 @@ function runOne(c: Cartridge, event: string, msg: Extract<HostMessage, { t: 'run
   }
   const isolate = c.isolate as ivm.Isolate;
   try {
-    const out = (c.run as NonNullable<Cartridge['run']>).applySync(undefined, [event, msg.maxResultChars, msg.maxEmits], {
-      timeout: msg.timeoutMs,
-    });
+    const out = (c.run as NonNullable<Cartridge['run']>).applySync(
+      undefined,
+      [event, msg.maxResultChars, msg.maxEmits],
+      {
+        timeout: msg.timeoutMs,
+      },
+    );
     if (typeof out !== 'string') return fail(E.BAD_RESULT, 'the cartridge runner answered no text');
     if (out.length > msg.maxResultChars + 1024) {
       return fail(E.RESULT_TOO_LARGE, `result exceeds ${msg.maxResultChars} characters`);
@@ -98,7 +102,10 @@ function runOne(c: Cartridge, event: string, msg: Extract<HostMessage, { t: 'run
     const message = errorMessage(err);
     if (isolate.isDisposed) {
       dispose(c);
-      return fail(E.MEMORY, `cartridge passed its memory limit of ${c.memoryLimitMb} MB; its engine was reset`);
+      return fail(
+        E.MEMORY,
+        `cartridge passed its memory limit of ${c.memoryLimitMb} MB; its engine was reset`,
+      );
     }
     if (/timed out/i.test(message)) {
       return fail(E.TIMEOUT, `cartridge ran longer than its budget of ${msg.timeoutMs} ms`);
