@@ -203,3 +203,24 @@ export async function writePackageDir(dir: string, pkg: CartridgePackage): Promi
     throw new PackageIoError(`cannot write cartridge package to ${dir}: ${(err as Error).message}`, err);
   }
 }
+
+/**
+ * True when a cartridge consumes events of `type`: a pattern matches segment by segment, where
+ * `*` matches any one segment, and a trailing `*` also matches any deeper segments
+ * (`build.*` matches `build.failed` and `build.step.failed`; `*` matches everything).
+ * The pipeline uses it to pick which events go to a cartridge; the sandbox runs what it is given.
+ * @example
+ * consumesEventType(manifest, 'build.failed'); // true for consumes: ['build.*']
+ */
+export function consumesEventType(manifest: Pick<CartridgeManifest, 'consumes'>, type: string): boolean {
+  const segments = type.split('.');
+  return manifest.consumes.some((pattern) => {
+    const parts = pattern.split('.');
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (part === '*' && i === parts.length - 1) return segments.length >= parts.length;
+      if (i >= segments.length || (part !== '*' && part !== segments[i])) return false;
+    }
+    return segments.length === parts.length;
+  });
+}

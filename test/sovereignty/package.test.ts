@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  consumesEventType,
   MAX_SOURCE_BYTES,
   ManifestError,
   PackageIoError,
@@ -127,5 +128,21 @@ describe('cartridge package directory', () => {
     } finally {
       cleanup();
     }
+  });
+});
+
+describe('consumed event types', () => {
+  it('should match exact types, one-segment wildcards and trailing wildcards', () => {
+    const m = { consumes: ['deploy.done', 'build.*', 'ci.*.failed'] };
+    assert.equal(consumesEventType(m, 'deploy.done'), true);
+    assert.equal(consumesEventType(m, 'deploy.done.late'), false);
+    assert.equal(consumesEventType(m, 'deploy'), false);
+    assert.equal(consumesEventType(m, 'build.failed'), true);
+    assert.equal(consumesEventType(m, 'build.step.failed'), true);
+    assert.equal(consumesEventType(m, 'build'), false);
+    assert.equal(consumesEventType(m, 'ci.lint.failed'), true);
+    assert.equal(consumesEventType(m, 'ci.lint.passed'), false);
+    assert.equal(consumesEventType({ consumes: ['*'] }, 'anything.at.all'), true);
+    assert.equal(consumesEventType({ consumes: [] }, 'build.failed'), false);
   });
 });
