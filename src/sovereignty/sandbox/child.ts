@@ -135,9 +135,14 @@ export class ChildHandle {
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.kill('timeout'), deadlineMs);
       this.pending = { seq: msg.seq, resolve, timer };
-      this.proc.send(msg, (err) => {
-        if (err) this.kill('crash');
-      });
+      try {
+        this.proc.send(msg, (err) => {
+          if (err) this.kill('crash');
+        });
+      } catch {
+        // The channel closed under us: the exit handler settles this request.
+        this.kill('crash');
+      }
     });
   }
 
