@@ -530,6 +530,10 @@ class SandboxRuntime implements Sandbox {
       },
       this.o.timeoutMs * n + this.o.killGraceMs,
     );
+    if (outcome.type === 'dead' && (outcome.reason === 'stop' || outcome.reason === 'idle')) {
+      // Stopped by the host on purpose: not the cartridge's failure.
+      return this.fill(job, failure(E.STOPPED, outcome.detail));
+    }
     const stats = entry.stats;
     stats.invocations += n;
     stats.lastInvokedAt = this.deps.clock.now();
