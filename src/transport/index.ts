@@ -32,3 +32,17 @@ export {
   peekFrame,
 } from './frame-codec.js';
 export { deriveLinkKey, generateLinkKeyPair, type LinkKeyPair, linkPrivateKeyFromDer } from './link-key.js';
+export { MemoryNetwork, type MemoryProviderInit, memoryProvider } from './memory.js';
+export { BoundedQueue } from './queue.js';
+export { inboxStream, type RedisProviderInit, redisProvider } from './redis.js';
+export { TelemetryBook } from './telemetry.js';
+export type {
+  InboundFrame,
+  PeerTelemetry,
+  Provider,
+  ProviderDeps,
+  ProviderEvent,
+  ProviderFactory,
+  RefusalCode,
+  TransportCap,
+} from './transport.js';

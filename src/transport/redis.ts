@@ -1,0 +1,419 @@
+/**
+ * The Redis provider: each node reads its inbox stream `messages:{computer}` through a
+ * consumer group; senders XADD to the peer's inbox. Entries are hashes of
+ * `type` (`mesh_event` for event frames, `mesh_frame` for others), `from` and `payload`
+ * (the frame bytes), so other Weft-speaking programs can read them.
+ *
+ * Delivery rules:
+ * - XACK happens only when the consumer calls `ack()` (after its local commit).
+ * - On start the reader first re-reads its own pending entries (a restart after a crash);
+ *   entries left pending by another consumer for `claimIdleMs` are taken over with XAUTOCLAIM.
+ * - `trim()` removes only entries below every group's oldest pending / last delivered id
+ *   (XTRIM MINID), never MAXLEN, which would drop unacknowledged entries.
+ * - When Redis comes back empty, the NOGROUP error recreates stream and group once, with
+ *   backoff, and reports `inbox.recreated`; senders re-send from their outboxes.
+ */
+import { Redis } from 'ioredis';
+import { TransportError } from './errors.js';
+import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
+import { frameTypeHint } from './frame-codec.js';
+import { BoundedQueue, sleep } from './queue.js';
+import { TelemetryBook } from './telemetry.js';
+import type {
+  InboundFrame,
+  PeerTelemetry,
+  Provider,
+  ProviderDeps,
+  ProviderEvent,
+  TransportCap,
+} from './transport.js';
+
+export interface RedisProviderInit {
+  /** `redis://host:port`. */
+  url: string;
+  /** This node's computer name; its inbox is `messages:{computer}`. */
+  computer: string;
+  /** Consumer group name (default `weft`). */
+  group?: string;
+  /** Consumer name inside the group (default: the computer name, so a restart finds its pending entries). */
+  consumer?: string;
+  /** Entries read per XREADGROUP (default 256). */
+  batch?: number;
+  /** XREADGROUP BLOCK time, ms (default 1000). */
+  blockMs?: number;
+  /** Frames handed out and not yet acknowledged, at most (default 1024). */
+  maxInflight?: number;
+  /** Reclaim entries another consumer left pending this long, ms (default 30 s). */
+  claimIdleMs?: number;
+  /** Run trim() this often, ms (default 60 s; 0 disables). */
+  trimEveryMs?: number;
+  /** Backoff bounds after errors, ms (default 100 .. 5000). */
+  backoff?: { minMs: number; maxMs: number };
+  maxFrameSize?: number;
+}
+
+/** The inbox stream name of a computer. */
+export function inboxStream(computer: string): string {
+  return `messages:${computer}`;
+}
+
+/**
+ * A Redis Streams provider.
+ * @example
+ * const p = redisProvider({ url: 'redis://127.0.0.1:6379', computer: 'mars' })({ logger, clock });
+ * await p.start();
+ */
+export function redisProvider(init: RedisProviderInit): (deps: ProviderDeps) => Provider {
+  return (deps) => new RedisProvider(init, deps);
+}
+
+type StreamEntry = [id: Buffer, fields: Buffer[] | null];
+
+function fieldsOf(fields: Buffer[] | null): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  if (!fields) return m;
+  for (let i = 0; i + 1 < fields.length; i += 2) m.set(fields[i]!.toString(), fields[i + 1]!);
+  return m;
+}
+
+/**
+ * Entries of a single-stream XREADGROUP reply: RESP2 gives [[key, entries]], RESP3 (ioredis 6
+ * default) a map that ioredis flattens to [key, entries].
+ */
+function readReplyEntries(reply: unknown): StreamEntry[] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  if (Array.isArray(reply[0])) return ((reply[0] as unknown[])[1] as StreamEntry[] | undefined) ?? [];
+  return (reply[1] as StreamEntry[] | undefined) ?? [];
+}
+
+function isNoGroup(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOGROUP');
+}
+
+/** Stream ids compare as (ms, seq) pairs. */
+function idLess(a: string, b: string): boolean {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const x = BigInt(am);
+  const y = BigInt(bm);
+  return x !== y ? x < y : BigInt(as) < BigInt(bs);
+}
+
+class RedisProvider implements Provider {
+  readonly name = 'redis';
+  readonly caps: ReadonlySet<TransportCap> = new Set([
+    'crc32c',
+    'deflate',
+    'aead',
+    'reliable',
+    'ordered',
+    'durable',
+  ]);
+  private readonly book: TelemetryBook;
+  private readonly stream: string;
+  private readonly group: string;
+  private readonly consumer: string;
+  private readonly opts: Required<Omit<RedisProviderInit, 'group' | 'consumer'>>;
+  private reader: Redis | undefined;
+  private writer: Redis | undefined;
+  private queue: BoundedQueue<InboundFrame> | undefined;
+  private state: 'idle' | 'started' | 'stopped' = 'idle';
+  private loop: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
+  private readonly inflight = new Set<string>();
+  private inflightWake: (() => void) | undefined;
+  private trimTimer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(
+    init: RedisProviderInit,
+    private readonly deps: ProviderDeps,
+  ) {
+    if (!init.url) throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.url');
+    if (!init.computer)
+      throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.computer');
+    if (!deps.clock || !deps.logger)
+      throw new TransportError(
+        'TRANSPORT_MISSING_DEPENDENCY',
+        'redisProvider needs deps.clock and deps.logger',
+      );
+    this.book = new TelemetryBook(deps.clock, deps.logger);
+    this.stream = inboxStream(init.computer);
+    this.group = init.group ?? 'weft';
+    this.consumer = init.consumer ?? init.computer;
+    this.opts = {
+      url: init.url,
+      computer: init.computer,
+      batch: init.batch ?? 256,
+      blockMs: init.blockMs ?? 1000,
+      maxInflight: init.maxInflight ?? 1024,
+      claimIdleMs: init.claimIdleMs ?? 30_000,
+      trimEveryMs: init.trimEveryMs ?? 60_000,
+      backoff: init.backoff ?? { minMs: 100, maxMs: 5000 },
+      maxFrameSize: init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    };
+  }
+
+  start(): Promise<void> {
+    if (this.starting) return this.starting;
+    this.starting = (async () => {
+      if (this.state !== 'idle') return;
+      const common = { maxRetriesPerRequest: null, lazyConnect: true, enableOfflineQueue: true } as const;
+      this.writer = new Redis(this.opts.url, { ...common, enableAutoPipelining: true });
+      this.reader = new Redis(this.opts.url, common);
+      // ioredis reconnects by itself; errors are reported through the loop, not as crashes.
+      this.writer.on('error', (err) =>
+        this.deps.logger.debug({ err: err.message }, 'redis writer connection error'),
+      );
+      this.reader.on('error', (err) =>
+        this.deps.logger.debug({ err: err.message }, 'redis reader connection error'),
+      );
+      await Promise.all([this.writer.connect(), this.reader.connect()]);
+      await this.ensureGroup(false);
+      this.queue = new BoundedQueue(this.opts.maxInflight);
+      this.state = 'started';
+      this.book.emit({ type: 'peer.connected', peer: this.opts.computer });
+      this.loop = this.run(this.queue);
+      if (this.opts.trimEveryMs > 0) {
+        this.trimTimer = setInterval(() => {
+          this.trim().catch((err) =>
+            this.deps.logger.debug({ err: (err as Error).message }, 'redis inbox trim failed'),
+          );
+        }, this.opts.trimEveryMs);
+        this.trimTimer.unref();
+      }
+    })();
+    return this.starting;
+  }
+
+  private async ensureGroup(recreated: boolean): Promise<void> {
+    try {
+      // '0': a new group also delivers what senders queued before this node ever started.
+      await this.writer!.call('XGROUP', 'CREATE', this.stream, this.group, '0', 'MKSTREAM');
+      if (recreated) {
+        this.deps.logger.warn(
+          { stream: this.stream },
+          'redis inbox was gone (Redis restarted empty); recreated stream and group',
+        );
+        this.book.emit({ type: 'inbox.recreated', stream: this.stream });
+      }
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
+    }
+  }
+
+  private async run(queue: BoundedQueue<InboundFrame>): Promise<void> {
+    let backoff = this.opts.backoff.minMs;
+    // Our own pending entries first: what we read but did not ack before a restart.
+    let pendingCursor: string | undefined = '0';
+    let lastClaim = Number.NEGATIVE_INFINITY;
+    while (this.state === 'started') {
+      try {
+        while (this.inflight.size >= this.opts.maxInflight && this.state === 'started') {
+          await new Promise<void>((r) => (this.inflightWake = r));
+        }
+        if (this.state !== 'started') break;
+        const now = this.deps.clock.now();
+        if (pendingCursor === undefined && now - lastClaim >= Math.min(this.opts.claimIdleMs, 5000)) {
+          lastClaim = now;
+          await this.claim(queue);
+        }
+        const args: (string | number)[] = ['GROUP', this.group, this.consumer, 'COUNT', this.opts.batch];
+        if (pendingCursor === undefined) args.push('BLOCK', this.opts.blockMs);
+        args.push('STREAMS', this.stream, pendingCursor ?? '>');
+        const entries = readReplyEntries(await this.reader!.callBuffer('XREADGROUP', ...args));
+        if (pendingCursor !== undefined) {
+          const last = entries[entries.length - 1];
+          pendingCursor = last ? last[0].toString() : undefined;
+        }
+        for (const e of entries) {
+          if (!(await this.deliver(queue, e, pendingCursor !== undefined ? 2 : 1))) return;
+        }
+        backoff = this.opts.backoff.minMs;
+      } catch (err) {
+        if (this.state !== 'started') break;
+        if (isNoGroup(err)) {
+          try {
+            await this.ensureGroup(true);
+            pendingCursor = undefined;
+            continue;
+          } catch (e2) {
+            this.deps.logger.warn({ err: (e2 as Error).message }, 'redis inbox recreate failed');
+          }
+        } else {
+          this.deps.logger.warn(
+            { err: (err as Error).message, backoffMs: backoff },
+            'redis inbox read failed; retrying',
+          );
+        }
+        try {
+          await sleep(backoff, this.abort.signal);
+        } catch {
+          break;
+        }
+        backoff = Math.min(backoff * 2, this.opts.backoff.maxMs);
+      }
+    }
+  }
+
+  private async claim(queue: BoundedQueue<InboundFrame>): Promise<void> {
+    let cursor = '0-0';
+    for (let round = 0; round < 16; round++) {
+      // On the reader: the loop runs claims and reads in turn, and the writer auto-pipelines.
+      const res = (await this.reader!.callBuffer(
+        'XAUTOCLAIM',
+        this.stream,
+        this.group,
+        this.consumer,
+        this.opts.claimIdleMs,
+        cursor,
+        'COUNT',
+        this.opts.batch,
+      )) as [Buffer, StreamEntry[], Buffer[]?];
+      cursor = res[0].toString();
+      for (const e of res[1]) {
+        // Entries we hold ourselves (slow consumer) are already on their way.
+        if (e[1] === null || this.inflight.has(e[0].toString())) continue;
+        if (!(await this.deliver(queue, e, 2))) return;
+      }
+      if (cursor === '0-0') return;
+    }
+  }
+
+  private async deliver(
+    queue: BoundedQueue<InboundFrame>,
+    [idBuf, raw]: StreamEntry,
+    deliveryCount: number,
+  ): Promise<boolean> {
+    const id = idBuf.toString();
+    const f = fieldsOf(raw);
+    const payload = f.get('payload');
+    if (!payload) {
+      // Not a frame (deleted entry or a foreign writer): nothing to deliver, do not keep it pending.
+      await this.writer!.call('XACK', this.stream, this.group, id).catch(() => undefined);
+      return true;
+    }
+    const from = f.get('from')?.toString();
+    this.inflight.add(id);
+    this.book.received(from ?? '?', payload.length);
+    let acked = false;
+    const frame: InboundFrame = {
+      from,
+      bytes: payload,
+      deliveryId: id,
+      deliveryCount,
+      ack: async () => {
+        if (acked) return;
+        acked = true;
+        try {
+          await this.writer!.call('XACK', this.stream, this.group, id);
+        } catch (err) {
+          this.deps.logger.warn(
+            { err: (err as Error).message, id },
+            'XACK failed; the entry will be redelivered',
+          );
+        } finally {
+          this.inflight.delete(id);
+          this.inflightWake?.();
+        }
+      },
+    };
+    return queue.push(frame);
+  }
+
+  /**
+   * Trims the inbox below the oldest entry any group still needs; returns entries removed.
+   * Pending (unacknowledged) entries are never removed.
+   */
+  async trim(): Promise<number> {
+    const w = this.writer;
+    if (!w || this.state !== 'started') return 0;
+    const groups = (await w.call('XINFO', 'GROUPS', this.stream)) as unknown[][];
+    let safe: string | undefined;
+    for (const g of groups) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < g.length; i += 2) info.set(String(g[i]), g[i + 1]);
+      const name = String(info.get('name'));
+      let floor = String(info.get('last-delivered-id'));
+      if (Number(info.get('pending')) > 0) {
+        const summary = (await w.call('XPENDING', this.stream, name)) as [
+          number,
+          string | null,
+          string | null,
+          unknown,
+        ];
+        if (summary[1]) floor = summary[1];
+      }
+      if (safe === undefined || idLess(floor, safe)) safe = floor;
+    }
+    if (safe === undefined || safe === '0-0') return 0;
+    return (await w.call('XTRIM', this.stream, 'MINID', safe)) as number;
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      await this.starting?.catch(() => undefined);
+      const wasStarted = this.state === 'started';
+      this.state = 'stopped';
+      this.abort.abort();
+      if (this.trimTimer) clearInterval(this.trimTimer);
+      this.queue?.close();
+      this.inflightWake?.();
+      // Interrupts a blocked XREADGROUP; unacked entries stay pending in Redis for the next start.
+      this.reader?.disconnect();
+      await this.loop;
+      if (this.writer) await this.writer.quit().catch(() => this.writer?.disconnect());
+      if (wasStarted)
+        this.book.emit({ type: 'peer.disconnected', peer: this.opts.computer, reason: 'stopped' });
+    })();
+    return this.stopping;
+  }
+
+  async send(peer: string, bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
+    if (opts?.signal?.aborted)
+      throw new TransportError('TRANSPORT_ABORTED', 'send aborted', { cause: opts.signal.reason });
+    if (this.state !== 'started') {
+      throw new TransportError(
+        this.state === 'idle' ? 'TRANSPORT_NOT_STARTED' : 'TRANSPORT_STOPPED',
+        `redis provider is ${this.state}`,
+      );
+    }
+    if (bytes.length > this.opts.maxFrameSize) {
+      throw new TransportError(
+        'TRANSPORT_FRAME_TOO_LARGE',
+        `frame of ${bytes.length} bytes exceeds ${this.opts.maxFrameSize}`,
+      );
+    }
+    const type = frameTypeHint(bytes) === 'events' ? 'mesh_event' : 'mesh_frame';
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    await this.writer!.call(
+      'XADD',
+      inboxStream(peer),
+      '*',
+      'type',
+      type,
+      'from',
+      this.opts.computer,
+      'payload',
+      buf,
+    );
+    this.book.sent(peer, bytes.length);
+  }
+
+  frames(): AsyncIterable<InboundFrame> {
+    if (!this.queue) throw new TransportError('TRANSPORT_NOT_STARTED', 'call start() before frames()');
+    return this.queue;
+  }
+
+  on(listener: (e: ProviderEvent) => void): () => void {
+    return this.book.on(listener);
+  }
+
+  telemetry(): PeerTelemetry[] {
+    return this.book.snapshot();
+  }
+
+  async waitForPeer(): Promise<void> {}
+}

@@ -1,0 +1,111 @@
+/** The Provider interface: one shape for every transport that moves frame bytes between nodes. */
+import type { NodeIdentity } from '../identity/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+
+/**
+ * What a provider can do. Serializer caps (`crc32c`, `deflate`, `aead`) say which frame
+ * features the link may use; the others describe delivery.
+ */
+export type TransportCap = 'crc32c' | 'deflate' | 'aead' | 'reliable' | 'ordered' | 'durable';
+
+/** One received frame. Call `ack()` only after its effects are committed locally. */
+export interface InboundFrame {
+  /** The peer the transport says sent it (a hint: the frame's signed sender is authoritative). */
+  readonly from: string | undefined;
+  readonly bytes: Uint8Array;
+  /** Transport-specific id of this delivery (a Redis stream id, a link counter, ...). */
+  readonly deliveryId: string;
+  /** 1 on first delivery; more when the transport redelivers an unacknowledged frame. */
+  readonly deliveryCount: number;
+  /**
+   * Releases the frame at the transport (XACK, credit back to the sender, ...). A failed ack
+   * is logged, not thrown: the frame comes back and the replay guard recognises it.
+   */
+  ack(): Promise<void>;
+}
+
+/** Why a connection was refused; reported so the node can audit it. */
+export type RefusalCode =
+  | 'PEER_UNKNOWN_KEY'
+  | 'PEER_KEY_MISMATCH'
+  | 'PEER_NO_CERTIFICATE'
+  | 'PEER_BAD_CERTIFICATE'
+  | 'PEER_PROTOCOL_TOO_OLD'
+  | 'PEER_HANDSHAKE_FAILED';
+
+/** What a provider reports about its links. */
+export type ProviderEvent =
+  | { type: 'peer.connected'; peer: string }
+  | { type: 'peer.disconnected'; peer: string; reason: string }
+  | {
+      type: 'peer.refused';
+      /** The pinned peer we dialled, or undefined for an inbound connection from an unknown key. */
+      peer: string | undefined;
+      remoteAddress: string | undefined;
+      code: RefusalCode;
+      reason: string;
+      /** Fingerprint of the key the other side presented, when it presented one. */
+      presentedFingerprint?: string;
+    }
+  | { type: 'backpressure'; peer: string; active: boolean }
+  | { type: 'fatal'; peer: string | undefined; message: string }
+  | { type: 'inbox.recreated'; stream: string };
+
+/** Per-peer counters (federation's /net/telemetry). */
+export interface PeerTelemetry {
+  readonly peer: string;
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Times the link became ready (connected, group created, ...). */
+  readyCount: number;
+  /** Times a send had to wait for the receiver. */
+  bpCount: number;
+  /** A send is waiting for the receiver right now. */
+  bpFlag: boolean;
+  fatalCount: number;
+  lastEvent: string | undefined;
+  lastEventAt: number | undefined;
+  /** Last measured round trip, ms. */
+  rttMs: number | undefined;
+}
+
+/** A transport. start/stop are idempotent; a second stop() returns the same promise. */
+export interface Provider {
+  readonly name: string;
+  readonly caps: ReadonlySet<TransportCap>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /**
+   * Hands frame bytes to the transport for `peer` (a computer name). Resolves when the
+   * transport took them (XADD done, written to the socket); waits while the peer is out of
+   * credit, so a slow receiver slows the sender instead of filling memory.
+   * @throws TransportError TRANSPORT_STOPPED, TRANSPORT_UNKNOWN_PEER, TRANSPORT_PEER_UNAVAILABLE,
+   *   TRANSPORT_FRAME_TOO_LARGE, TRANSPORT_ABORTED.
+   */
+  send(peer: string, bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Received frames, in arrival order. One consumer at a time; `break` ends the iteration
+   * (unacknowledged frames stay unacknowledged and come back per the provider's rules).
+   */
+  frames(): AsyncIterable<InboundFrame>;
+  /** Subscribes to provider events; returns the unsubscribe function. */
+  on(listener: (event: ProviderEvent) => void): () => void;
+  /** Counters per peer. */
+  telemetry(): PeerTelemetry[];
+  /** Resolves when frames to `peer` can flow (connected link); immediate for brokered providers. */
+  waitForPeer(peer: string, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+}
+
+/** What every provider receives from the node. */
+export interface ProviderDeps {
+  logger: Logger;
+  clock: Clock;
+  /** Required by providers that authenticate links (tls). */
+  identity?: NodeIdentity;
+}
+
+/** `xxxProvider(init)` returns this; the node calls it with its deps. */
+export type ProviderFactory = (deps: ProviderDeps) => Provider;

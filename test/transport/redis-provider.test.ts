@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { generateIdentity } from '../../src/identity/index.js';
+import { inboxStream, type Provider, type ProviderEvent, redisProvider } from '../../src/transport/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { TestRedis } from '../helpers/redis.js';
+import { eventsFrame, providerCompliance, take } from './provider-compliance.js';
+
+let redis: TestRedis;
+before(async () => {
+  redis = await TestRedis.start();
+});
+after(async () => {
+  await redis.stop();
+});
+
+const deps = { logger: silentLogger, clock: systemClock };
+const fast = { blockMs: 200, backoff: { minMs: 20, maxMs: 200 }, trimEveryMs: 0 };
+
+function provider(computer: string, extra: Record<string, unknown> = {}): Provider {
+  return redisProvider({ url: redis.url, computer, ...fast, ...extra })(deps);
+}
+
+providerCompliance('redis', async () => {
+  const run = randomUUID().slice(0, 8);
+  const a = provider(`a-${run}`);
+  let b = provider(`b-${run}`);
+  await a.start();
+  await b.start();
+  return {
+    a,
+    get b() {
+      return b;
+    },
+    aToB: `b-${run}`,
+    bToA: `a-${run}`,
+    idA: generateIdentity(),
+    idB: generateIdentity(),
+    restartB: async () => {
+      b = provider(`b-${run}`);
+      await b.start();
+      return b;
+    },
+    cleanup: async () => {
+      await a.stop();
+      await b.stop();
+    },
+  };
+});
+
+async function admin(): Promise<Redis> {
+  const c = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: null });
+  await c.connect();
+  return c;
+}
+
+test('redis: entries use the messages:{computer} format with type=mesh_event and are XACKed only on ack()', async () => {
+  const run = randomUUID().slice(0, 8);
+  const a = provider(`a-${run}`);
+  const b = provider(`b-${run}`);
+  await a.start();
+  await b.start();
+  const r = await admin();
+  try {
+    const id = generateIdentity();
+    const bytes = eventsFrame(id, 'x');
+    await a.send(`b-${run}`, bytes);
+    const entries = (await r.xrangeBuffer(inboxStream(`b-${run}`), '-', '+')) as [Buffer, Buffer[]][];
+    assert.equal(entries.length, 1);
+    const fields = entries[0]![1];
+    const m = new Map<string, Buffer>();
+    for (let i = 0; i < fields.length; i += 2) m.set(fields[i]!.toString(), fields[i + 1]!);
+    assert.equal(m.get('type')?.toString(), 'mesh_event');
+    assert.equal(m.get('from')?.toString(), `a-${run}`);
+    assert.deepEqual(m.get('payload'), Buffer.from(bytes));
+
+    const [f] = await take(b, 1, { ack: false });
+    const pendingBefore = (await r.xpending(inboxStream(`b-${run}`), 'weft')) as [number, ...unknown[]];
+    assert.equal(pendingBefore[0], 1, 'read but not acked: still pending');
+    await f!.ack();
+    const pendingAfter = (await r.xpending(inboxStream(`b-${run}`), 'weft')) as [number, ...unknown[]];
+    assert.equal(pendingAfter[0], 0);
+  } finally {
+    r.disconnect();
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test('redis: entries left pending by a crashed reader are reclaimed by another consumer', async () => {
+  const run = randomUUID().slice(0, 8);
+  const inbox = `b-${run}`;
+  const a = provider(`a-${run}`);
+  const crashed = provider(inbox, { consumer: 'b-old' });
+  await a.start();
+  await crashed.start();
+  const id = generateIdentity();
+  await a.send(inbox, eventsFrame(id, 'stuck'));
+  await take(crashed, 1, { ack: false });
+  await crashed.stop(); // never acked: the entry stays pending under b-old
+  const rescuer = provider(inbox, { consumer: 'b-new', claimIdleMs: 50 });
+  await new Promise((r) => setTimeout(r, 100));
+  await rescuer.start();
+  try {
+    const [f] = await take(rescuer, 1);
+    assert.ok(f);
+    assert.equal(f.deliveryCount, 2);
+    const r = await admin();
+    const pending = (await r.xpending(inboxStream(inbox), 'weft')) as [number, ...unknown[]];
+    assert.equal(pending[0], 0);
+    r.disconnect();
+  } finally {
+    await a.stop();
+    await rescuer.stop();
+  }
+});
+
+test('redis: trim never removes unacknowledged entries', async () => {
+  const run = randomUUID().slice(0, 8);
+  const inbox = `b-${run}`;
+  const a = provider(`a-${run}`);
+  const b = redisProvider({ url: redis.url, computer: inbox, ...fast })(deps) as Provider & {
+    trim(): Promise<number>;
+  };
+  await a.start();
+  await b.start();
+  const r = await admin();
+  try {
+    const id = generateIdentity();
+    for (let i = 0; i < 10; i++) await a.send(inbox, eventsFrame(id, `f${i}`));
+    const got = await take(b, 10, { ack: false });
+    for (const f of got.slice(0, 4)) await f.ack();
+    await got[6]!.ack(); // acked, but behind the unacked entry 4
+    const removed = await b.trim();
+    assert.equal(removed, 4);
+    const left = (await r.xrange(inboxStream(inbox), '-', '+')).map(([id]) => id);
+    assert.equal(left.length, 6);
+    assert.equal(left[0], got[4]!.deliveryId, 'the oldest unacked entry is kept');
+    for (const f of got.slice(4)) await f.ack();
+    assert.equal(await b.trim(), 5, 'everything below the last delivered entry goes once acked');
+  } finally {
+    r.disconnect();
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test('redis: after Redis restarts empty, the inbox and group come back once and frames flow again', async () => {
+  const run = randomUUID().slice(0, 8);
+  const a = provider(`a-${run}`);
+  const b = provider(`b-${run}`);
+  const events: ProviderEvent[] = [];
+  b.on((e) => events.push(e));
+  await a.start();
+  await b.start();
+  try {
+    const id = generateIdentity();
+    await a.send(`b-${run}`, eventsFrame(id, 'before'));
+    await take(b, 1);
+    await redis.restart();
+    // The sender re-sends from its outbox until the new inbox takes it.
+    for (let i = 0; ; i++) {
+      try {
+        await a.send(`b-${run}`, eventsFrame(id, 'after'));
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const [f] = await take(b, 1);
+    assert.ok(f);
+    // Wait for the reader to have noticed (it may have read 'after' before or after recreating).
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'inbox.recreated'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const recreated = events.filter((e) => e.type === 'inbox.recreated').length;
+    assert.ok(recreated >= 1 && recreated <= 2, `recreated ${recreated} times (no error loop)`);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
