@@ -46,3 +46,4 @@ export type {
   RefusalCode,
   TransportCap,
 } from './transport.js';
+export { type TlsPeer, type TlsProvider, type TlsProviderInit, tlsProvider } from './tls.js';

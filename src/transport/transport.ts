@@ -36,8 +36,8 @@ export type RefusalCode =
 
 /** What a provider reports about its links. */
 export type ProviderEvent =
-  | { type: 'peer.connected'; peer: string }
-  | { type: 'peer.disconnected'; peer: string; reason: string }
+  | { type: 'peer.connected'; peer: string; direction?: 'inbound' | 'outbound' }
+  | { type: 'peer.disconnected'; peer: string; reason: string; direction?: 'inbound' | 'outbound' }
   | {
       type: 'peer.refused';
       /** The pinned peer we dialled, or undefined for an inbound connection from an unknown key. */
