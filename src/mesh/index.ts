@@ -9,3 +9,12 @@ export {
   type ReplayHeader,
   type ReplayVerdict,
 } from './replay-guard.js';
+export {
+  type PeerInfo,
+  parseAddress,
+  RedisPeerRegistry,
+  type RedisPeerRegistryDeps,
+  type RedisPeerRegistryInit,
+  type StaticPeer,
+  validateStaticPeers,
+} from './discovery.js';

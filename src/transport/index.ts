@@ -47,3 +47,15 @@ export type {
   TransportCap,
 } from './transport.js';
 export { type TlsPeer, type TlsProvider, type TlsProviderInit, tlsProvider } from './tls.js';
+export {
+  type CapsOffer,
+  encodeOptionsFor,
+  intersectCaps,
+  type MountCaps,
+  type NegotiatedCaps,
+  type Negotiation,
+  type NegotiationEvent,
+  negotiateCaps,
+  SERIALIZER_CAPS,
+  type SerializerCap,
+} from './caps.js';

@@ -264,7 +264,7 @@ class TlsLinkProvider implements TlsProvider {
         reason: `peer negotiated ${socket.getProtocol()}, TLSv1.3 is required`,
       };
     const cert = socket.getPeerCertificate(true);
-    if (!cert || !cert.raw) return { code: 'PEER_NO_CERTIFICATE', reason: 'peer presented no certificate' };
+    if (!cert?.raw) return { code: 'PEER_NO_CERTIFICATE', reason: 'peer presented no certificate' };
     try {
       return { key: publicKeyFromCertificate(cert.raw) };
     } catch {

@@ -1,0 +1,176 @@
+/**
+ * Discovery: who the other nodes are. Static peers come from config; with Redis, each node
+ * heartbeats its PeerInfo into a registry whose entries expire, and `discoverPeers()` lists
+ * everyone else. (mDNS on the local link is not built yet.)
+ */
+import { Redis } from 'ioredis';
+import { isNodeId } from '../identity/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+
+/** What a node announces about itself. */
+export interface PeerInfo {
+  computer: string;
+  cluster?: string;
+  nodeId: string;
+  /** `host:port` addresses where its TLS provider listens (may be empty). */
+  addresses: string[];
+  /** Transport caps it speaks. */
+  caps: string[];
+  /** When the registry last heard from it, ms since the epoch (set by the registry). */
+  lastSeen?: number;
+}
+
+/** A peer written in the config file. */
+export interface StaticPeer {
+  computer: string;
+  nodeId: string;
+  cluster?: string;
+  /** `host:port` of its TLS listener. */
+  address?: string;
+}
+
+/** Splits `host:port` (IPv6 in brackets). Undefined when malformed. */
+export function parseAddress(address: string): { host: string; port: number } | undefined {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(address) ?? /^([^:[\]]+):(\d{1,5})$/.exec(address);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined;
+}
+
+/** Checks a static peer list from config; returns the problems (empty when fine). */
+export function validateStaticPeers(peers: readonly StaticPeer[]): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  peers.forEach((p, i) => {
+    if (!p.computer) problems.push(`peers[${i}]: computer is empty`);
+    if (seen.has(p.computer)) problems.push(`peers[${i}]: computer ${p.computer} is listed twice`);
+    seen.add(p.computer);
+    if (!isNodeId(p.nodeId)) problems.push(`peers[${i}] (${p.computer}): nodeId is not a weft:ed25519 id`);
+    if (p.address !== undefined && !parseAddress(p.address))
+      problems.push(`peers[${i}] (${p.computer}): address ${p.address} is not host:port`);
+  });
+  return problems;
+}
+
+function isPeerInfo(v: unknown): v is PeerInfo {
+  const p = v as PeerInfo;
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.computer === 'string' &&
+    isNodeId(p.nodeId) &&
+    (p.cluster === undefined || typeof p.cluster === 'string') &&
+    Array.isArray(p.addresses) &&
+    p.addresses.every((a) => typeof a === 'string') &&
+    Array.isArray(p.caps) &&
+    p.caps.every((c) => typeof c === 'string')
+  );
+}
+
+export interface RedisPeerRegistryInit {
+  url: string;
+  /** This node's entry. */
+  self: PeerInfo;
+  /** Entry lifetime, ms (default 30 s). */
+  ttlMs?: number;
+  /** Heartbeat period, ms (default ttl / 3). */
+  heartbeatMs?: number;
+  /** Key prefix (default `weft:peers:`). */
+  prefix?: string;
+}
+
+export interface RedisPeerRegistryDeps {
+  logger: Logger;
+  clock: Clock;
+}
+
+/**
+ * The Redis peer registry.
+ * @example
+ * const reg = new RedisPeerRegistry({ url, self: { computer: 'mars', nodeId, addresses: [], caps: [] } }, { logger, clock });
+ * await reg.start(); const peers = await reg.discoverPeers();
+ */
+export class RedisPeerRegistry {
+  private client: Redis | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly ttlMs: number;
+  private readonly heartbeatMs: number;
+  private readonly prefix: string;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly init: RedisPeerRegistryInit,
+    private readonly deps: RedisPeerRegistryDeps,
+  ) {
+    if (!isPeerInfo(init.self)) throw new Error('RedisPeerRegistry: init.self is not a valid PeerInfo');
+    this.ttlMs = init.ttlMs ?? 30_000;
+    this.heartbeatMs = init.heartbeatMs ?? Math.max(100, Math.floor(this.ttlMs / 3));
+    this.prefix = init.prefix ?? 'weft:peers:';
+  }
+
+  /** Connects, announces this node and keeps announcing it. Idempotent. */
+  async start(): Promise<void> {
+    if (this.client) return;
+    this.client = new Redis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.client.on('error', (err) =>
+      this.deps.logger.debug({ err: err.message }, 'peer registry connection error'),
+    );
+    await this.client.connect();
+    await this.heartbeat();
+    this.timer = setInterval(() => {
+      this.heartbeat().catch((err) =>
+        this.deps.logger.warn({ err: (err as Error).message }, 'peer registry heartbeat failed'),
+      );
+    }, this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Writes this node's entry with a fresh expiry. */
+  async heartbeat(): Promise<void> {
+    const entry: PeerInfo = { ...this.init.self, lastSeen: this.deps.clock.now() };
+    await this.client!.set(this.prefix + this.init.self.computer, JSON.stringify(entry), 'PX', this.ttlMs);
+  }
+
+  /** Every live peer but this node, sorted by computer name. Malformed entries are skipped. */
+  async discoverPeers(): Promise<PeerInfo[]> {
+    const c = this.client;
+    if (!c) throw new Error('RedisPeerRegistry: call start() first');
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await c.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 200);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    if (keys.length === 0) return [];
+    const values = await c.mget(...keys);
+    const peers: PeerInfo[] = [];
+    for (const v of values) {
+      if (!v) continue;
+      let p: unknown;
+      try {
+        p = JSON.parse(v);
+      } catch {
+        continue;
+      }
+      if (!isPeerInfo(p)) continue;
+      if (p.computer === this.init.self.computer || p.nodeId === this.init.self.nodeId) continue;
+      peers.push(p);
+    }
+    return peers.sort((a, b) => (a.computer < b.computer ? -1 : a.computer > b.computer ? 1 : 0));
+  }
+
+  /** Stops announcing and removes this node's entry (best effort). */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      if (this.timer) clearInterval(this.timer);
+      const c = this.client;
+      if (!c) return;
+      await c.del(this.prefix + this.init.self.computer).catch(() => undefined);
+      await c.quit().catch(() => c.disconnect());
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { generateIdentity } from '../../src/identity/index.js';
+import { parseAddress, type PeerInfo, RedisPeerRegistry, validateStaticPeers } from '../../src/mesh/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { TestRedis } from '../helpers/redis.js';
+
+let redis: TestRedis;
+before(async () => {
+  redis = await TestRedis.start();
+});
+after(async () => {
+  await redis.stop();
+});
+
+const deps = { logger: silentLogger, clock: systemClock };
+
+function info(computer: string, cluster?: string): PeerInfo {
+  return {
+    computer,
+    cluster,
+    nodeId: generateIdentity().nodeId,
+    addresses: ['127.0.0.1:7401'],
+    caps: ['crc32c'],
+  };
+}
+
+test('each node discovers the others, never itself', async () => {
+  const prefix = `t-${randomUUID()}:`;
+  const regs = ['mars', 'venus', 'saturn'].map(
+    (c) => new RedisPeerRegistry({ url: redis.url, self: info(c, 'home'), prefix }, deps),
+  );
+  await Promise.all(regs.map((r) => r.start()));
+  try {
+    const seenByMars = await regs[0]!.discoverPeers();
+    assert.deepEqual(
+      seenByMars.map((p) => p.computer),
+      ['saturn', 'venus'],
+    );
+    assert.equal(seenByMars[0]!.cluster, 'home');
+    assert.equal(typeof seenByMars[0]!.lastSeen, 'number');
+  } finally {
+    await Promise.all(regs.map((r) => r.stop()));
+  }
+});
+
+test('a node that stops heartbeating disappears when its entry expires; a stopped node leaves at once', async () => {
+  const prefix = `t-${randomUUID()}:`;
+  const me = new RedisPeerRegistry({ url: redis.url, self: info('mars'), prefix }, deps);
+  const leaver = new RedisPeerRegistry({ url: redis.url, self: info('venus'), prefix }, deps);
+  await me.start();
+  await leaver.start();
+  const c = new Redis(redis.url);
+  try {
+    // A crashed node: its entry was written once with a short expiry and never refreshed.
+    await c.set(`${prefix}ghost`, JSON.stringify({ ...info('ghost'), lastSeen: 1 }), 'PX', 150);
+    assert.deepEqual(
+      (await me.discoverPeers()).map((p) => p.computer),
+      ['ghost', 'venus'],
+    );
+    await leaver.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await me.discoverPeers(), []);
+    // Garbage under the prefix is ignored, not fatal.
+    await c.set(`${prefix}junk`, 'not json');
+    await c.set(`${prefix}bad`, JSON.stringify({ computer: 'x', nodeId: 'nope' }));
+    assert.deepEqual(await me.discoverPeers(), []);
+  } finally {
+    c.disconnect();
+    await me.stop();
+  }
+});
+
+test('static peers are checked: node ids, addresses, duplicates', () => {
+  const id = generateIdentity().nodeId;
+  assert.deepEqual(validateStaticPeers([{ computer: 'a', nodeId: id, address: '10.0.0.2:7401' }]), []);
+  const problems = validateStaticPeers([
+    { computer: 'a', nodeId: 'nope' },
+    { computer: 'b', nodeId: id, address: 'host' },
+    { computer: 'b', nodeId: id },
+  ]);
+  assert.equal(problems.length, 3);
+  assert.deepEqual(parseAddress('[::1]:7401'), { host: '::1', port: 7401 });
+  assert.deepEqual(parseAddress('mars.local:1'), { host: 'mars.local', port: 1 });
+  assert.equal(parseAddress('mars:0'), undefined);
+});
