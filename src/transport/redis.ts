@@ -307,12 +307,7 @@ class RedisProvider implements Provider {
         if (acked) return;
         acked = true;
         try {
-          await this.writer!.call('XACK', this.stream, this.group, id);
-        } catch (err) {
-          this.deps.logger.warn(
-            { err: (err as Error).message, id },
-            'XACK failed; the entry will be redelivered',
-          );
+          await this.xack(id);
         } finally {
           this.inflight.delete(id);
           this.inflightWake?.();
@@ -320,6 +315,30 @@ class RedisProvider implements Provider {
       },
     };
     return queue.push(frame);
+  }
+
+  private ackBatch: string[] = [];
+  private ackFlush: Promise<void> | undefined;
+
+  /** Acks issued in the same tick go out as one XACK. */
+  private xack(id: string): Promise<void> {
+    this.ackBatch.push(id);
+    this.ackFlush ??= new Promise<void>((resolve) => {
+      setImmediate(() => {
+        const ids = this.ackBatch;
+        this.ackBatch = [];
+        this.ackFlush = undefined;
+        this.writer!.call('XACK', this.stream, this.group, ...ids)
+          .catch((err: unknown) =>
+            this.deps.logger.warn(
+              { err: (err as Error).message, count: ids.length },
+              'XACK failed; the entries will be redelivered',
+            ),
+          )
+          .then(() => resolve());
+      });
+    });
+    return this.ackFlush;
   }
 
   /**

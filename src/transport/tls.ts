@@ -126,6 +126,7 @@ interface OutLink {
   nextPing: number;
   lastPong: number;
   closed: boolean;
+  drained: Promise<void> | undefined;
 }
 
 class TlsLinkProvider implements TlsProvider {
@@ -444,6 +445,7 @@ class TlsLinkProvider implements TlsProvider {
       nextPing: 1,
       lastPong: this.deps.clock.now(),
       closed: false,
+      drained: undefined,
     };
     this.outLinks.get(peer.computer)?.socket.destroy();
     this.outLinks.set(peer.computer, link);
@@ -555,11 +557,20 @@ class TlsLinkProvider implements TlsProvider {
     link.credits--;
     const ok = link.socket.write(record(K_DATA, bytes));
     this.book.sent(peer, bytes.length);
-    if (!ok)
-      await new Promise<void>((r) => {
-        link.socket.once('drain', r);
-        link.socket.once('close', r);
+    if (!ok) {
+      // One shared wait per link, so many concurrent senders do not pile up listeners.
+      link.drained ??= new Promise<void>((r) => {
+        const done = () => {
+          link.socket.off('drain', done);
+          link.socket.off('close', done);
+          link.drained = undefined;
+          r();
+        };
+        link.socket.on('drain', done);
+        link.socket.on('close', done);
       });
+      await link.drained;
+    }
   }
 
   frames(): AsyncIterable<InboundFrame> {
