@@ -1,3 +1,6 @@
 /** util: small shared pieces: the injected clock and logger types. */
 export * from './clock.js';
 export * from './logger.js';
+export * from './canonical-json.js';
+export * from './ids.js';
+export * from './mutex.js';

@@ -1,0 +1,30 @@
+/**
+ * `npm run bench`: runs every benchmark section, prints a table per section and writes
+ * bench/results.json. `npm run bench -- pipeline` runs only sections whose name matches.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { BenchModule } from './harness.js';
+
+const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
+  ['pipeline', () => import('./pipeline.js')],
+];
+
+const filter = process.argv.slice(2);
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cores: cpus().length,
+  cpu: cpus()[0]?.model,
+};
+for (const [name, load] of SECTIONS) {
+  if (filter.length > 0 && !filter.some((f) => name.includes(f))) continue;
+  process.stderr.write(`bench: ${name}...\n`);
+  const mod = await load();
+  const section = await mod.default();
+  console.log(`\n## ${section.title}`);
+  console.table(section.rows);
+  results[name] = section.results;
+}
+writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
+console.log('\nwrote bench/results.json');

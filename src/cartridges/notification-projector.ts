@@ -1,0 +1,39 @@
+import type { Cartridge } from '../pipeline/cartridge.js';
+import { groupKeyOf } from '../store/index.js';
+
+/** Fact key a classifier sets to keep an event out of notifications. */
+export const TREATMENT_FACT = 'treatment';
+export type Treatment = 'notify' | 'index' | 'signal';
+
+/**
+ * Projects events into notifications by their type's lifecycle: creates, updates the open
+ * notification of the group (a meaningful change makes it unseen again), or resolves it.
+ */
+export function notificationProjector(): Cartridge {
+  return {
+    name: 'notification-projection',
+    process(event, ctx) {
+      const entry = ctx.catalog.get(event.event);
+      const lc = entry?.lifecycle;
+      if (!entry || !lc) return event;
+      const treatment = ctx.facts.get(TREATMENT_FACT) as Treatment | undefined;
+      if (treatment !== undefined && treatment !== 'notify') return event;
+      const ns = ctx.store.notifications;
+      const group = groupKeyOf(entry, event.payload);
+      if (lc.resolves) {
+        const open = group ? ns.findOpenByGroup(group) : undefined;
+        if (open) ctx.notify(ns.resolveFromEvent(open.id, event, ctx.now));
+        return event;
+      }
+      if (lc.updates && group) {
+        const open = ns.findOpenByGroup(group);
+        if (open) {
+          ctx.notify(ns.updateFromEvent(open.id, open.payload, event, entry, ctx.now));
+          return event;
+        }
+      }
+      if (lc.creates || lc.updates) ctx.notify(ns.createFromEvent(event, entry, ctx.now));
+      return event;
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import { type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { DuplicateEventTypeError, UnknownEventTypeError, ValidationError } from '../errors/index.js';
+import { type ActionDescriptor, Envelope, LEVELS, type LevelName, type Visibility } from '../envelope/index.js';
+import { compile, type Validator } from '../envelope/validate.js';
+
+/** How an event type drives notifications. */
+export interface NotificationLifecycle {
+  /** A new notification (or, with the same idempotency key, the existing one is refreshed). */
+  creates?: boolean;
+  /** Updates the open notification of the same group; creates one if none is open. */
+  updates?: boolean;
+  /** Resolves the open notification of the same group. */
+  resolves?: boolean;
+  /** Payload field whose value groups events into one notification. */
+  groupKey?: string;
+  /** A change in one of these fields makes the notification unseen again. */
+  meaningfulFields?: string[];
+  /** Changes in these fields never make it unseen again (used when meaningfulFields is empty). */
+  silentFields?: string[];
+  /** Resolving by hand requires an agent to have claimed it first. */
+  requiresClaim?: boolean;
+}
+
+/** Privacy class of an event's data: raw never leaves its node. */
+export type DataClass = 'raw' | 'summarized' | 'aggregated';
+
+/** Everything the catalog knows about one event type. */
+export interface EventTypeDefinition {
+  type: string;
+  description: string;
+  domain: string;
+  /** TypeBox schema of the payload (an object schema). */
+  payload: TObject;
+  defaultLevel: LevelName | number;
+  defaultVisibility?: Visibility;
+  /** Payload fields whose values, with the type, make the idempotency key. */
+  idempotencyFields?: string[];
+  lifecycle?: NotificationLifecycle;
+  actionable?: boolean;
+  dataClass?: DataClass;
+  actions?: Record<string, ActionDescriptor>;
+  terminalWhen?: string;
+  /** Shape a resolution must have: field name → 'string' | 'number' | 'boolean' | 'object' | 'array'. */
+  resolutionShape?: Record<string, string>;
+  /** Current schema version of the payload. */
+  version?: number;
+}
+
+/** A registered type: the definition with defaults applied and its compiled payload validator. */
+export interface EventTypeEntry {
+  readonly type: string;
+  readonly description: string;
+  readonly domain: string;
+  readonly payload: TObject;
+  readonly level: number;
+  readonly visibility: Visibility;
+  readonly idempotencyFields: readonly string[];
+  readonly lifecycle: Readonly<NotificationLifecycle> | undefined;
+  readonly actionable: boolean;
+  readonly dataClass: DataClass;
+  readonly actions: Record<string, ActionDescriptor> | undefined;
+  readonly terminalWhen: string | undefined;
+  readonly resolutionShape: Record<string, string> | undefined;
+  readonly version: number;
+  readonly validator: Validator<Record<string, unknown>>;
+}
+
+const RESOLUTION_TYPES = new Set(['string', 'number', 'boolean', 'object', 'array']);
+
+/**
+ * The event-type registry.
+ * @example
+ * const catalog = new Catalog();
+ * catalog.register({ type: 'demo.thing.happened', description: 'x', domain: 'demo',
+ *   payload: Type.Object({ id: Type.String() }), defaultLevel: 'operational' });
+ */
+export class Catalog {
+  private readonly entries = new Map<string, EventTypeEntry>();
+
+  register(def: EventTypeDefinition): EventTypeEntry {
+    if (this.entries.has(def.type)) throw new DuplicateEventTypeError(def.type);
+    if (!/^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$/.test(def.type)) {
+      throw new ValidationError(`event type '${def.type}': name must be dotted lowercase words`, { field: 'type' });
+    }
+    const level = typeof def.defaultLevel === 'number' ? def.defaultLevel : LEVELS[def.defaultLevel];
+    if (!Number.isInteger(level) || level < 0 || level > 3) {
+      throw new ValidationError(`event type '${def.type}': defaultLevel must be 0..3`, { field: 'defaultLevel' });
+    }
+    const lc = def.lifecycle;
+    if (lc && (lc.updates || lc.resolves) && !lc.groupKey) {
+      throw new ValidationError(`event type '${def.type}': lifecycle updates/resolves needs a groupKey`, {
+        field: 'lifecycle.groupKey',
+      });
+    }
+    for (const [field, kind] of Object.entries(def.resolutionShape ?? {})) {
+      if (!RESOLUTION_TYPES.has(kind)) {
+        throw new ValidationError(
+          `event type '${def.type}': resolutionShape.${field} must be one of ${[...RESOLUTION_TYPES].join(', ')}`,
+          { field: `resolutionShape.${field}` },
+        );
+      }
+    }
+    const entry: EventTypeEntry = {
+      type: def.type,
+      description: def.description,
+      domain: def.domain,
+      payload: def.payload,
+      level,
+      visibility: def.defaultVisibility ?? 'local',
+      idempotencyFields: def.idempotencyFields ?? [],
+      lifecycle: lc,
+      actionable: def.actionable ?? false,
+      dataClass: def.dataClass ?? 'summarized',
+      actions: def.actions,
+      terminalWhen: def.terminalWhen,
+      resolutionShape: def.resolutionShape,
+      version: def.version ?? 1,
+      validator: compile<Record<string, unknown>>(def.payload),
+    };
+    this.entries.set(def.type, entry);
+    return entry;
+  }
+
+  has(type: string): boolean {
+    return this.entries.has(type);
+  }
+
+  get(type: string): EventTypeEntry | undefined {
+    return this.entries.get(type);
+  }
+
+  /** The entry, or an UnknownEventTypeError naming the type. */
+  require(type: string): EventTypeEntry {
+    const e = this.entries.get(type);
+    if (!e) throw new UnknownEventTypeError(type);
+    return e;
+  }
+
+  list(): EventTypeEntry[] {
+    return [...this.entries.values()].sort((a, b) => a.type.localeCompare(b.type));
+  }
+
+  /** Validates a payload against its type's schema, naming the type and the field on failure. */
+  validatePayload(type: string, payload: unknown): Record<string, unknown> {
+    return this.require(type).validator.assert(payload, `event '${type}' payload`);
+  }
+
+  /** type + the idempotency fields' values, or undefined when the type declares none. */
+  idempotencyKey(type: string, payload: Record<string, unknown>): string | undefined {
+    const e = this.require(type);
+    if (e.idempotencyFields.length === 0) return undefined;
+    let key = type;
+    for (const f of e.idempotencyFields) {
+      const v = payload[f];
+      key += ':' + (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    }
+    return key;
+  }
+
+  /**
+   * JSON Schema of every type, so other languages can produce events: one document with the
+   * envelope and, per type, its payload schema and metadata.
+   */
+  exportJsonSchema(): Record<string, unknown> {
+    const types: Record<string, unknown> = {};
+    for (const e of this.list()) {
+      types[e.type] = {
+        description: e.description,
+        domain: e.domain,
+        version: e.version,
+        defaultLevel: e.level,
+        defaultVisibility: e.visibility,
+        idempotencyFields: e.idempotencyFields,
+        lifecycle: e.lifecycle ?? null,
+        actionable: e.actionable,
+        dataClass: e.dataClass,
+        resolutionShape: e.resolutionShape ?? null,
+        payload: stripSymbols(e.payload),
+      };
+    }
+    return {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      title: 'Weft event catalog',
+      envelope: stripSymbols(Envelope),
+      types,
+    };
+  }
+}
+
+/** TypeBox schemas carry symbol keys; JSON.stringify drops them, this makes it explicit. */
+function stripSymbols(schema: TSchema): unknown {
+  return JSON.parse(JSON.stringify(schema));
+}
+
+export { Type };

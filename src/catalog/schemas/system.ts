@@ -1,0 +1,49 @@
+import { Type } from '@sinclair/typebox';
+import type { Catalog } from '../catalog.js';
+
+/** system.*: the node's own life. */
+export function registerSystemTypes(catalog: Catalog): void {
+  catalog.register({
+    type: 'system.daemon.restarted',
+    description: 'The node daemon started (after a stop, a crash or for the first time)',
+    domain: 'system',
+    defaultLevel: 'operational',
+    payload: Type.Object({
+      computer: Type.String(),
+      pid: Type.Integer(),
+      version: Type.String(),
+      startedAt: Type.String(),
+      previousStop: Type.Optional(Type.Union([Type.Literal('clean'), Type.Literal('unclean'), Type.Literal('first')])),
+    }),
+    idempotencyFields: ['computer', 'startedAt'],
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: 'system.worker.crashed',
+    description: 'A background worker of the node crashed and is being restarted',
+    domain: 'system',
+    defaultLevel: 'operational',
+    payload: Type.Object({
+      worker: Type.String(),
+      error: Type.String(),
+      restarts: Type.Integer({ minimum: 0 }),
+      backoffMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    }),
+    lifecycle: { creates: true, updates: true, groupKey: 'worker', meaningfulFields: ['error'] },
+  });
+  catalog.register({
+    type: 'system.cartridge.failed',
+    description: 'A cartridge threw or misbehaved on an event; the event went to the dead-letter table',
+    domain: 'system',
+    defaultLevel: 'operational',
+    payload: Type.Object({
+      cartridge: Type.String(),
+      eventId: Type.String(),
+      eventType: Type.String(),
+      error: Type.String(),
+      suspended: Type.Optional(Type.Boolean()),
+    }),
+    idempotencyFields: ['cartridge', 'eventId'],
+    lifecycle: { creates: true },
+  });
+}

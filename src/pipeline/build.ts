@@ -1,0 +1,53 @@
+import type { Catalog } from '../catalog/index.js';
+import { type EmitInput, type Envelope, emitInputValidator } from '../envelope/index.js';
+import type { Clock } from '../util/clock.js';
+import type { IdGenerator } from '../util/ids.js';
+
+export interface BuildDeps {
+  catalog: Catalog;
+  clock: Clock;
+  ids: IdGenerator;
+  /** Default `source` when the producer names none. */
+  defaultSource: string;
+  /** Provenance stamped on every local event. */
+  origin?: string;
+  computer?: string;
+}
+
+/**
+ * Turns a producer's input into a complete envelope: validates the input and the payload
+ * against the catalog (errors name the type and the field), gives it a time-ordered id, and
+ * fills defaults from the event type.
+ */
+export function buildEnvelope(input: unknown, deps: BuildDeps): Envelope {
+  const inp: EmitInput = emitInputValidator.assert(input, 'emit');
+  const entry = deps.catalog.require(inp.event);
+  const payload = entry.validator.assert(inp.payload ?? {}, `event '${inp.event}' payload`);
+  const now = deps.clock.now();
+  const env: Envelope = {
+    id: deps.ids.next(now),
+    event: inp.event,
+    version: inp.version ?? entry.version,
+    source: inp.source ?? deps.defaultSource,
+    timestamp: inp.timestamp ?? new Date(now).toISOString(),
+    level: inp.level ?? entry.level,
+    domain: inp.domain ?? entry.domain,
+    description: inp.description ?? entry.description,
+    visibility: inp.visibility ?? entry.visibility,
+    payload,
+  };
+  const key = inp.idempotencyKey ?? deps.catalog.idempotencyKey(inp.event, payload);
+  if (key !== undefined) env.idempotencyKey = key;
+  if (inp.entity !== undefined) env.entity = inp.entity;
+  const actions = inp.actions ?? entry.actions;
+  if (actions !== undefined) env.actions = actions;
+  const terminalWhen = inp.terminalWhen ?? entry.terminalWhen;
+  if (terminalWhen !== undefined) env.terminalWhen = terminalWhen;
+  const shape = inp.resolutionShape ?? entry.resolutionShape;
+  if (shape !== undefined) env.resolutionShape = shape;
+  if (inp.causationId !== undefined) env.causationId = inp.causationId;
+  if (inp.correlationId !== undefined) env.correlationId = inp.correlationId;
+  if (deps.origin !== undefined) env.origin = deps.origin;
+  if (deps.computer !== undefined) env.sourceComputer = deps.computer;
+  return env;
+}

@@ -1,0 +1,49 @@
+import type { Catalog } from '../catalog/index.js';
+import type { EmitInput, Envelope } from '../envelope/index.js';
+import type { NodeStore, NotificationChange } from '../store/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+
+/** Who this node is, as cartridges see it. */
+export interface NodeSelf {
+  computer: string;
+  cluster?: string;
+  /** `weft:ed25519:...` once the node has an identity. */
+  nodeId?: string;
+}
+
+/**
+ * What a cartridge receives besides the event. It runs inside the pipeline's batch
+ * transaction: its store writes commit or roll back with the batch, and events it emits are
+ * appended atomically with them.
+ */
+export interface CartridgeContext {
+  readonly catalog: Catalog;
+  readonly store: NodeStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly self: NodeSelf;
+  /** ISO time of the batch, from the injected clock. */
+  readonly now: string;
+  /**
+   * Emits a new event caused by the current one (causationId and correlationId are filled
+   * in). It is validated like any other and enters the log in the same transaction.
+   */
+  emit(input: EmitInput): Envelope;
+  /** Records a notification change to publish once the batch commits. */
+  notify(change: NotificationChange): void;
+  /** Facts shared by later cartridges about the event being processed (trust outcome, treatment). */
+  readonly facts: Map<string, unknown>;
+}
+
+/**
+ * One pipeline stage. Return the (possibly changed) event to pass it on, or null to stop it.
+ * A cartridge that throws does not stop the node: the event goes to the dead-letter table and
+ * `system.cartridge.failed` is emitted.
+ * @example
+ * const upper: Cartridge = { name: 'upper', process: (e) => ({ ...e, description: e.description.toUpperCase() }) };
+ */
+export interface Cartridge {
+  readonly name: string;
+  process(event: Envelope, ctx: CartridgeContext): Envelope | null | Promise<Envelope | null>;
+}

@@ -1,0 +1,126 @@
+import type { Statement } from 'better-sqlite3';
+import type { Envelope } from '../envelope/index.js';
+import { WeftError } from '../errors/index.js';
+import type { Db } from '../store/index.js';
+import type { Logger } from '../util/logger.js';
+import type { Cartridge, CartridgeContext } from './cartridge.js';
+
+/** What happened to one event in the pipeline. */
+export type RunOutcome =
+  | { kind: 'passed'; event: Envelope }
+  | { kind: 'dropped'; by: string }
+  | { kind: 'failed'; by: string; error: Error };
+
+/** Called when a cartridge throws, inside the batch transaction, after its partial writes were rolled back. */
+export type FailureHandler = (cartridge: string, event: Envelope, error: Error, ctx: CartridgeContext) => void;
+
+/**
+ * Runs cartridges in order. Each event runs inside a SAVEPOINT, so a cartridge that throws
+ * leaves no partial writes behind; the failure handler then records the dead letter and the
+ * `system.cartridge.failed` event. Invocations are counted in memory and flushed per batch.
+ */
+export class Pipeline {
+  readonly cartridges: readonly Cartridge[];
+  private readonly counts = new Map<string, number>();
+  private readonly totals = new Map<string, number>();
+  private readonly sp: { begin: Statement; release: Statement; rollback: Statement };
+
+  constructor(
+    cartridges: readonly Cartridge[],
+    db: Db,
+    private readonly onFailure: FailureHandler,
+    private readonly logger: Logger,
+  ) {
+    const names = new Set<string>();
+    for (const c of cartridges) {
+      if (names.has(c.name)) throw new WeftError('WEFT_PIPELINE', `cartridge '${c.name}' appears twice in the pipeline`);
+      names.add(c.name);
+    }
+    this.cartridges = cartridges;
+    this.sp = {
+      begin: db.prepare('SAVEPOINT weft_event'),
+      release: db.prepare('RELEASE weft_event'),
+      rollback: db.prepare('ROLLBACK TO weft_event'),
+    };
+  }
+
+  /** Names in order, for `weft pipeline show`. */
+  get order(): string[] {
+    return this.cartridges.map((c) => c.name);
+  }
+
+  /**
+   * Runs one event through every cartridge. Must be called inside a write transaction.
+   * Returns synchronously when every cartridge is synchronous.
+   */
+  run(event: Envelope, ctx: CartridgeContext): RunOutcome | Promise<RunOutcome> {
+    this.sp.begin.run();
+    return this.step(0, event, ctx);
+  }
+
+  private step(i: number, event: Envelope, ctx: CartridgeContext): RunOutcome | Promise<RunOutcome> {
+    let cur = event;
+    for (; i < this.cartridges.length; i++) {
+      const c = this.cartridges[i] as Cartridge;
+      let r: Envelope | null | Promise<Envelope | null>;
+      try {
+        r = c.process(cur, ctx);
+      } catch (err) {
+        return this.fail(c, cur, err, ctx);
+      }
+      if (r !== null && typeof (r as Promise<unknown>).then === 'function') {
+        const next = i + 1;
+        const seen = cur;
+        return (r as Promise<Envelope | null>).then(
+          (v) => {
+            this.count(c.name);
+            if (v === null) return this.drop(c.name);
+            return this.step(next, v, ctx);
+          },
+          (err) => this.fail(c, seen, err, ctx),
+        );
+      }
+      this.count(c.name);
+      if (r === null) return this.drop(c.name);
+      cur = r as Envelope;
+    }
+    this.sp.release.run();
+    return { kind: 'passed', event: cur };
+  }
+
+  private drop(by: string): RunOutcome {
+    this.sp.release.run();
+    return { kind: 'dropped', by };
+  }
+
+  private fail(c: Cartridge, event: Envelope, err: unknown, ctx: CartridgeContext): RunOutcome {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.sp.rollback.run();
+    this.sp.release.run();
+    this.logger.warn({ cartridge: c.name, eventId: event.id, event: event.event, err: error.message }, 'cartridge failed');
+    this.onFailure(c.name, event, error, ctx);
+    return { kind: 'failed', by: c.name, error };
+  }
+
+  private count(name: string): void {
+    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+  }
+
+  /** Invocations since the last call (for the batch's stats flush). */
+  takeCounts(): Map<string, number> {
+    const out = new Map(this.counts);
+    for (const [k, v] of out) this.totals.set(k, (this.totals.get(k) ?? 0) + v);
+    this.counts.clear();
+    return out;
+  }
+
+  /** Forgets uncommitted counts (the batch rolled back). */
+  discardCounts(): void {
+    this.counts.clear();
+  }
+
+  /** Invocations per cartridge since start (for metrics). */
+  get invocationTotals(): ReadonlyMap<string, number> {
+    return this.totals;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Schema migrations, applied in order by `PRAGMA user_version`. Append new steps; never edit a
+ * shipped one. Other modules (replay guard, audit, outbox, ...) add their tables here too.
+ */
+export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'core: local log, offsets, dedup, notifications, dead letters, quarantine, stats',
+    sql: `
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        event TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        source TEXT NOT NULL,
+        causation_id TEXT,
+        correlation_id TEXT,
+        body TEXT NOT NULL
+      );
+      CREATE INDEX events_causation ON events(causation_id) WHERE causation_id IS NOT NULL;
+      CREATE INDEX events_correlation ON events(correlation_id) WHERE correlation_id IS NOT NULL;
+
+      CREATE TABLE consumer_offsets (
+        name TEXT PRIMARY KEY,
+        position TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE dedup_keys (
+        key TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        domain TEXT NOT NULL,
+        visibility TEXT NOT NULL,
+        entity TEXT,
+        source TEXT NOT NULL,
+        source_computer TEXT,
+        description TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        group_key TEXT,
+        actionable INTEGER NOT NULL DEFAULT 0,
+        human_status TEXT NOT NULL DEFAULT 'unseen',
+        agent_status TEXT NOT NULL DEFAULT 'none',
+        agent_id TEXT,
+        resolution TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        seen_at TEXT,
+        claimed_at TEXT,
+        resolved_at TEXT
+      );
+      CREATE INDEX notifications_open_group ON notifications(group_key, id) WHERE group_key IS NOT NULL AND agent_status != 'resolved';
+      CREATE INDEX notifications_human ON notifications(human_status, id);
+      CREATE INDEX notifications_agent ON notifications(agent_status, id);
+
+      CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        cartridge TEXT NOT NULL,
+        error TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+
+      CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]',
+        body TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'held',
+        created_at TEXT NOT NULL,
+        decided_at TEXT
+      );
+      CREATE INDEX quarantine_status ON quarantine(status, id);
+
+      CREATE TABLE cartridge_stats (
+        cartridge_name TEXT PRIMARY KEY,
+        invocation_count INTEGER NOT NULL DEFAULT 0,
+        last_invoked_at TEXT
+      );
+
+      CREATE TABLE rejected_entries (
+        id INTEGER PRIMARY KEY,
+        origin TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+
+      CREATE TABLE emit_outbox (
+        seq INTEGER PRIMARY KEY,
+        body TEXT NOT NULL
+      );
+    `,
+  },
+];

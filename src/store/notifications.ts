@@ -1,0 +1,388 @@
+import type { Statement } from 'better-sqlite3';
+import type { EventTypeEntry } from '../catalog/index.js';
+import type { Envelope, Visibility } from '../envelope/index.js';
+import { IllegalTransitionError, NotFoundError, ValidationError } from '../errors/index.js';
+import type { Db, Store } from './store.js';
+
+export type HumanStatus = 'unseen' | 'seen';
+export type AgentStatus = 'none' | 'claimed' | 'in_progress' | 'resolved';
+export const HUMAN_STATUSES: readonly HumanStatus[] = ['unseen', 'seen'];
+export const AGENT_STATUSES: readonly AgentStatus[] = ['none', 'claimed', 'in_progress', 'resolved'];
+
+/** A notification: what humans see and agents claim and resolve. */
+export interface Notification {
+  id: number;
+  eventId: string;
+  eventType: string;
+  level: number;
+  domain: string;
+  visibility: Visibility;
+  entity: string | null;
+  source: string;
+  sourceComputer: string | null;
+  description: string;
+  payload: Record<string, unknown>;
+  idempotencyKey: string | null;
+  groupKey: string | null;
+  actionable: boolean;
+  humanStatus: HumanStatus;
+  agentStatus: AgentStatus;
+  agentId: string | null;
+  resolution: Record<string, unknown> | null;
+  createdAt: string;
+  updatedAt: string;
+  seenAt: string | null;
+  claimedAt: string | null;
+  resolvedAt: string | null;
+}
+
+/** What changed, published after the change commits. */
+export interface NotificationChange {
+  id: number;
+  kind: 'created' | 'updated' | 'resolved' | 'seen' | 'claimed' | 'in_progress';
+  /** True when the change made the notification unseen again (or it is new). */
+  meaningful: boolean;
+}
+
+export interface NotificationFilter {
+  minLevel?: number;
+  domain?: string;
+  humanStatus?: HumanStatus;
+  agentStatus?: AgentStatus;
+  visibility?: Visibility;
+  eventType?: string;
+  /** ISO time: only notifications created at or after it. */
+  since?: string;
+  /** Cursor: only ids below this one (pages go newest first). */
+  before?: number;
+  limit?: number;
+}
+
+interface Row {
+  id: number;
+  event_id: string;
+  event_type: string;
+  level: number;
+  domain: string;
+  visibility: Visibility;
+  entity: string | null;
+  source: string;
+  source_computer: string | null;
+  description: string;
+  payload: string;
+  idempotency_key: string | null;
+  group_key: string | null;
+  actionable: number;
+  human_status: HumanStatus;
+  agent_status: AgentStatus;
+  agent_id: string | null;
+  resolution: string | null;
+  created_at: string;
+  updated_at: string;
+  seen_at: string | null;
+  claimed_at: string | null;
+  resolved_at: string | null;
+}
+
+function toNotification(r: Row): Notification {
+  return {
+    id: r.id,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    level: r.level,
+    domain: r.domain,
+    visibility: r.visibility,
+    entity: r.entity,
+    source: r.source,
+    sourceComputer: r.source_computer,
+    description: r.description,
+    payload: JSON.parse(r.payload) as Record<string, unknown>,
+    idempotencyKey: r.idempotency_key,
+    groupKey: r.group_key,
+    actionable: r.actionable === 1,
+    humanStatus: r.human_status,
+    agentStatus: r.agent_status,
+    agentId: r.agent_id,
+    resolution: r.resolution === null ? null : (JSON.parse(r.resolution) as Record<string, unknown>),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    seenAt: r.seen_at,
+    claimedAt: r.claimed_at,
+    resolvedAt: r.resolved_at,
+  };
+}
+
+/** The group a notification belongs to: domain, group field and its value. */
+export function groupKeyOf(entry: EventTypeEntry, payload: Record<string, unknown>): string | null {
+  const field = entry.lifecycle?.groupKey;
+  if (!field) return null;
+  const v = payload[field];
+  if (v === undefined || v === null) return null;
+  return `${entry.domain}:${field}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`;
+}
+
+/**
+ * Notification rows and their state machine.
+ *   human: unseen → seen (a meaningful update makes it unseen again)
+ *   agent: none → claimed → in_progress → resolved; resolved is final
+ * Projection methods (`*FromEvent`) run inside the pipeline's batch transaction; the action
+ * methods (`markSeen`, `claim`, ...) take the store's write lock themselves.
+ */
+export class NotificationStore {
+  private readonly s: {
+    insert: Statement;
+    refreshByKey: Statement;
+    idByKey: Statement;
+    openByGroup: Statement;
+    update: Statement;
+    resolve: Statement;
+    get: Statement;
+    getReader: Statement;
+    setSeen: Statement;
+    setClaimed: Statement;
+    setInProgress: Statement;
+    setResolved: Statement;
+    countAll: Statement;
+  };
+
+  constructor(private readonly store: Store) {
+    const db: Db = store.db;
+    this.s = {
+      insert: db.prepare(
+        `INSERT OR IGNORE INTO notifications (event_id, event_type, level, domain, visibility, entity, source, source_computer,
+          description, payload, idempotency_key, group_key, actionable, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      refreshByKey: db.prepare(
+        'UPDATE notifications SET description = ?, payload = ?, event_id = ?, updated_at = ? WHERE idempotency_key = ?',
+      ),
+      idByKey: db.prepare('SELECT id FROM notifications WHERE idempotency_key = ?').pluck(),
+      openByGroup: db.prepare(
+        `SELECT id, payload FROM notifications WHERE group_key = ? AND agent_status != 'resolved' ORDER BY id DESC LIMIT 1`,
+      ),
+      update: db.prepare(
+        `UPDATE notifications SET description = @description, payload = @payload, event_id = @eventId, updated_at = @now,
+          human_status = CASE WHEN @meaningful = 1 THEN 'unseen' ELSE human_status END,
+          seen_at = CASE WHEN @meaningful = 1 THEN NULL ELSE seen_at END
+         WHERE id = @id`,
+      ),
+      resolve: db.prepare(
+        `UPDATE notifications SET agent_status = 'resolved', resolution = ?, resolved_at = ?, updated_at = ? WHERE id = ?`,
+      ),
+      get: db.prepare('SELECT * FROM notifications WHERE id = ?'),
+      getReader: store.reader.prepare('SELECT * FROM notifications WHERE id = ?'),
+      setSeen: db.prepare(`UPDATE notifications SET human_status = 'seen', seen_at = ?, updated_at = ? WHERE id = ?`),
+      setClaimed: db.prepare(
+        `UPDATE notifications SET agent_status = 'claimed', agent_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?`,
+      ),
+      setInProgress: db.prepare(
+        `UPDATE notifications SET agent_status = 'in_progress', updated_at = ? WHERE id = ?`,
+      ),
+      setResolved: db.prepare(
+        `UPDATE notifications SET agent_status = 'resolved', agent_id = COALESCE(?, agent_id), resolution = ?, resolved_at = ?, updated_at = ? WHERE id = ?`,
+      ),
+      countAll: store.reader.prepare('SELECT COUNT(*) FROM notifications').pluck(),
+    };
+  }
+
+  // ---- projection (inside the pipeline transaction) ----
+
+  /** Creates a notification for the event; with an existing idempotency key it refreshes that one. */
+  createFromEvent(env: Envelope, entry: EventTypeEntry, now: string): NotificationChange {
+    const payload = JSON.stringify(env.payload);
+    const key = env.idempotencyKey ?? null;
+    const r = this.s.insert.run(
+      env.id,
+      env.event,
+      env.level,
+      env.domain,
+      env.visibility,
+      env.entity ?? null,
+      env.source,
+      env.sourceComputer ?? null,
+      env.description,
+      payload,
+      key,
+      groupKeyOf(entry, env.payload),
+      entry.actionable ? 1 : 0,
+      now,
+      now,
+    );
+    if (r.changes === 1) return { id: Number(r.lastInsertRowid), kind: 'created', meaningful: true };
+    this.s.refreshByKey.run(env.description, payload, env.id, now, key);
+    return { id: this.s.idByKey.get(key) as number, kind: 'updated', meaningful: false };
+  }
+
+  /** The newest unresolved notification of a group. */
+  findOpenByGroup(groupKey: string): { id: number; payload: Record<string, unknown> } | undefined {
+    const r = this.s.openByGroup.get(groupKey) as { id: number; payload: string } | undefined;
+    return r ? { id: r.id, payload: JSON.parse(r.payload) as Record<string, unknown> } : undefined;
+  }
+
+  /**
+   * Merges the event's payload into the open notification. It becomes unseen again when a
+   * meaningful field changed value (or, without declared meaningful fields, any non-silent one).
+   */
+  updateFromEvent(
+    id: number,
+    current: Record<string, unknown>,
+    env: Envelope,
+    entry: EventTypeEntry,
+    now: string,
+  ): NotificationChange {
+    const lc = entry.lifecycle ?? {};
+    const merged = { ...current, ...env.payload };
+    const changed = Object.keys(env.payload).filter((k) => !sameJson(current[k], env.payload[k]));
+    const meaningful =
+      lc.meaningfulFields && lc.meaningfulFields.length > 0
+        ? changed.some((k) => lc.meaningfulFields?.includes(k))
+        : changed.some((k) => !(lc.silentFields ?? []).includes(k));
+    this.s.update.run({
+      id,
+      description: env.description,
+      payload: JSON.stringify(merged),
+      eventId: env.id,
+      now,
+      meaningful: meaningful ? 1 : 0,
+    });
+    return { id, kind: 'updated', meaningful };
+  }
+
+  /** Resolves by event: the lifecycle says this event ends the group's notification. */
+  resolveFromEvent(id: number, env: Envelope, now: string): NotificationChange {
+    this.s.resolve.run(JSON.stringify(env.payload), now, now, id);
+    return { id, kind: 'resolved', meaningful: true };
+  }
+
+  // ---- reads (committed data only) ----
+
+  get(id: number): Notification {
+    const r = this.s.getReader.get(id) as Row | undefined;
+    if (!r) throw new NotFoundError('notification', id);
+    return toNotification(r);
+  }
+
+  count(): number {
+    return this.s.countAll.get() as number;
+  }
+
+  /** Newest first; page with `before` = the last id of the previous page. */
+  list(filter: NotificationFilter = {}): { items: Notification[]; nextCursor: number | null } {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.minLevel !== undefined) where.push('level >= ?') && params.push(filter.minLevel);
+    if (filter.domain !== undefined) where.push('domain = ?') && params.push(filter.domain);
+    if (filter.humanStatus !== undefined) where.push('human_status = ?') && params.push(filter.humanStatus);
+    if (filter.agentStatus !== undefined) where.push('agent_status = ?') && params.push(filter.agentStatus);
+    if (filter.visibility !== undefined) where.push('visibility = ?') && params.push(filter.visibility);
+    if (filter.eventType !== undefined) where.push('event_type = ?') && params.push(filter.eventType);
+    if (filter.since !== undefined) where.push('created_at >= ?') && params.push(filter.since);
+    if (filter.before !== undefined) where.push('id < ?') && params.push(filter.before);
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
+    const sql = `SELECT * FROM notifications ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.store.reader.prepare(sql).all(...params, limit + 1) as Row[];
+    const more = rows.length > limit;
+    const items = (more ? rows.slice(0, limit) : rows).map(toNotification);
+    return { items, nextCursor: more ? (items[items.length - 1]?.id ?? null) : null };
+  }
+
+  // ---- actions (each its own transaction) ----
+
+  /** unseen → seen; seeing a seen notification again is a no-op. */
+  async markSeen(id: number): Promise<{ notification: Notification; change: NotificationChange | null }> {
+    return this.act(id, (row, now) => {
+      if (row.human_status === 'seen') return null;
+      this.s.setSeen.run(now, now, id);
+      return { id, kind: 'seen', meaningful: false };
+    });
+  }
+
+  /** none → claimed by an agent. Claiming again by the same agent is a no-op; by another is refused. */
+  async claim(id: number, agentId: string): Promise<{ notification: Notification; change: NotificationChange | null }> {
+    if (!agentId) throw new ValidationError('claim: agentId is required', { field: 'agentId' });
+    return this.act(id, (row, now) => {
+      if (row.agent_status === 'none') {
+        this.s.setClaimed.run(agentId, now, now, id);
+        return { id, kind: 'claimed', meaningful: false };
+      }
+      if (row.agent_status === 'claimed' && row.agent_id === agentId) return null;
+      throw illegal(row, `claim by '${agentId}'`);
+    });
+  }
+
+  /** claimed → in_progress, by the agent holding the claim. */
+  async setInProgress(id: number, agentId: string): Promise<{ notification: Notification; change: NotificationChange | null }> {
+    return this.act(id, (row, now) => {
+      if (row.agent_status === 'in_progress' && row.agent_id === agentId) return null;
+      if (row.agent_status !== 'claimed') throw illegal(row, 'start (in_progress)');
+      if (row.agent_id !== agentId) throw illegal(row, `start by '${agentId}' (claimed by '${row.agent_id}')`);
+      this.s.setInProgress.run(now, id);
+      return { id, kind: 'in_progress', meaningful: false };
+    });
+  }
+
+  /**
+   * → resolved, with a resolution matching the type's resolutionShape when it has one.
+   * From `none` only when the type does not require a claim; resolved is final.
+   */
+  async resolve(
+    id: number,
+    opts: { agentId?: string; resolution?: Record<string, unknown>; entry?: EventTypeEntry },
+  ): Promise<{ notification: Notification; change: NotificationChange | null }> {
+    const resolution = opts.resolution ?? {};
+    if (opts.entry?.resolutionShape) checkResolutionShape(opts.entry, resolution);
+    return this.act(id, (row, now) => {
+      if (row.agent_status === 'resolved') throw illegal(row, 'resolve');
+      if (row.agent_status === 'none' && opts.entry?.lifecycle?.requiresClaim) {
+        throw new IllegalTransitionError(
+          `notification ${id} (${row.event_type}) must be claimed before it is resolved`,
+          { id, from: row.agent_status, action: 'resolve' },
+        );
+      }
+      if (row.agent_status !== 'none' && opts.agentId && row.agent_id && row.agent_id !== opts.agentId) {
+        throw illegal(row, `resolve by '${opts.agentId}' (claimed by '${row.agent_id}')`);
+      }
+      this.s.setResolved.run(opts.agentId ?? null, JSON.stringify(resolution), now, now, id);
+      return { id, kind: 'resolved', meaningful: true };
+    });
+  }
+
+  private async act(
+    id: number,
+    fn: (row: Row, now: string) => NotificationChange | null,
+  ): Promise<{ notification: Notification; change: NotificationChange | null }> {
+    const change = await this.store.write(() => {
+      const row = this.s.get.get(id) as Row | undefined;
+      if (!row) throw new NotFoundError('notification', id);
+      return fn(row, this.store.nowIso());
+    });
+    return { notification: this.get(id), change };
+  }
+}
+
+function illegal(row: Row, action: string): IllegalTransitionError {
+  return new IllegalTransitionError(`notification ${row.id} is ${row.agent_status}: cannot ${action}`, {
+    id: row.id,
+    from: row.agent_status,
+    action,
+  });
+}
+
+function checkResolutionShape(entry: EventTypeEntry, resolution: Record<string, unknown>): void {
+  for (const [field, kind] of Object.entries(entry.resolutionShape ?? {})) {
+    const v = resolution[field];
+    const actual = Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v;
+    if (actual !== kind) {
+      throw new ValidationError(
+        `resolution for '${entry.type}': field '${field}' must be ${kind}${v === undefined ? ' (missing)' : `, got ${actual}`}`,
+        { field: `resolution.${field}` },
+      );
+    }
+  }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}

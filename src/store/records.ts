@@ -1,0 +1,243 @@
+import type { Statement } from 'better-sqlite3';
+import { type Envelope, parseEnvelope, serializeEnvelope } from '../envelope/index.js';
+import { IllegalTransitionError, NotFoundError } from '../errors/index.js';
+import type { Store } from './store.js';
+
+/** Consumer positions, written in the same transaction as the effects they cover. */
+export class Offsets {
+  private readonly getS: Statement;
+  private readonly setS: Statement;
+  constructor(store: Store) {
+    this.getS = store.db.prepare('SELECT position FROM consumer_offsets WHERE name = ?').pluck();
+    this.setS = store.db.prepare(
+      'INSERT INTO consumer_offsets (name, position, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at',
+    );
+    this.now = () => store.clock.now();
+  }
+  private readonly now: () => number;
+  get(name: string): string | undefined {
+    return this.getS.get(name) as string | undefined;
+  }
+  set(name: string, position: string): void {
+    this.setS.run(name, position, this.now());
+  }
+}
+
+/** Idempotency keys already processed, for the dedup cartridge. */
+export class DedupKeys {
+  private readonly insertS: Statement;
+  private readonly pruneS: Statement;
+  constructor(store: Store) {
+    this.insertS = store.db.prepare('INSERT OR IGNORE INTO dedup_keys (key, event_id, seen_at) VALUES (?, ?, ?)');
+    this.pruneS = store.db.prepare('DELETE FROM dedup_keys WHERE seen_at < ?');
+  }
+  /** Records the key; false when it was already there (a duplicate). */
+  claim(key: string, eventId: string, now: number): boolean {
+    return this.insertS.run(key, eventId, now).changes === 1;
+  }
+  prune(olderThan: number): number {
+    return this.pruneS.run(olderThan).changes;
+  }
+}
+
+export interface DeadLetter {
+  id: number;
+  eventId: string;
+  eventType: string;
+  cartridge: string;
+  error: string;
+  envelope: Envelope;
+  createdAt: string;
+}
+
+/** Events a cartridge failed on. */
+export class DeadLetters {
+  private readonly insertS: Statement;
+  constructor(private readonly store: Store) {
+    this.insertS = store.db.prepare(
+      'INSERT INTO dead_letters (event_id, event_type, cartridge, error, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+  }
+  add(env: Envelope, cartridge: string, error: string): number {
+    return Number(
+      this.insertS.run(env.id, env.event, cartridge, error, serializeEnvelope(env), this.store.nowIso()).lastInsertRowid,
+    );
+  }
+  list(limit = 50): DeadLetter[] {
+    const rows = this.store.reader
+      .prepare('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?')
+      .all(limit) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      id: r.id as number,
+      eventId: r.event_id as string,
+      eventType: r.event_type as string,
+      cartridge: r.cartridge as string,
+      error: r.error as string,
+      envelope: parseEnvelope(r.body as string),
+      createdAt: r.created_at as string,
+    }));
+  }
+  count(): number {
+    return this.store.reader.prepare('SELECT COUNT(*) FROM dead_letters').pluck().get() as number;
+  }
+}
+
+export type QuarantineStatus = 'held' | 'released' | 'dropped';
+
+export interface QuarantinedEvent {
+  id: number;
+  eventId: string;
+  eventType: string;
+  source: string;
+  reason: string;
+  flags: string[];
+  envelope: Envelope;
+  status: QuarantineStatus;
+  createdAt: string;
+  decidedAt: string | null;
+}
+
+/** Events the trust evaluator held back for a human to release or drop. */
+export class Quarantine {
+  private readonly insertS: Statement;
+  constructor(private readonly store: Store) {
+    this.insertS = store.db.prepare(
+      'INSERT INTO quarantine (event_id, event_type, source, reason, flags, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+  }
+  /** Inside the caller's transaction. */
+  add(env: Envelope, reason: string, flags: string[]): number {
+    return Number(
+      this.insertS.run(env.id, env.event, env.source, reason, JSON.stringify(flags), serializeEnvelope(env), this.store.nowIso())
+        .lastInsertRowid,
+    );
+  }
+  list(opts: { status?: QuarantineStatus; limit?: number } = {}): QuarantinedEvent[] {
+    const rows = this.store.reader
+      .prepare(`SELECT * FROM quarantine ${opts.status ? 'WHERE status = ?' : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...(opts.status ? [opts.status] : []), opts.limit ?? 50) as Array<Record<string, unknown>>;
+    return rows.map(toQuarantined);
+  }
+  get(id: number): QuarantinedEvent {
+    const r = this.store.reader.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    if (!r) throw new NotFoundError('quarantined event', id);
+    return toQuarantined(r);
+  }
+  /** held → released or dropped, inside the caller's transaction. */
+  decide(id: number, status: 'released' | 'dropped'): QuarantinedEvent {
+    const r = this.store.db.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    if (!r) throw new NotFoundError('quarantined event', id);
+    if (r.status !== 'held') {
+      throw new IllegalTransitionError(`quarantined event ${id} is already ${String(r.status)}`, { id, from: r.status });
+    }
+    this.store.db.prepare('UPDATE quarantine SET status = ?, decided_at = ? WHERE id = ?').run(status, this.store.nowIso(), id);
+    return { ...toQuarantined(r), status };
+  }
+  count(status: QuarantineStatus = 'held'): number {
+    return this.store.reader.prepare('SELECT COUNT(*) FROM quarantine WHERE status = ?').pluck().get(status) as number;
+  }
+}
+
+function toQuarantined(r: Record<string, unknown>): QuarantinedEvent {
+  return {
+    id: r.id as number,
+    eventId: r.event_id as string,
+    eventType: r.event_type as string,
+    source: r.source as string,
+    reason: r.reason as string,
+    flags: JSON.parse(r.flags as string) as string[],
+    envelope: parseEnvelope(r.body as string),
+    status: r.status as QuarantineStatus,
+    createdAt: r.created_at as string,
+    decidedAt: (r.decided_at as string | null) ?? null,
+  };
+}
+
+/** Per-cartridge invocation counters, flushed once per batch. */
+export class CartridgeStats {
+  private readonly addS: Statement;
+  constructor(private readonly store: Store) {
+    this.addS = store.db.prepare(
+      `INSERT INTO cartridge_stats (cartridge_name, invocation_count, last_invoked_at) VALUES (?, ?, ?)
+       ON CONFLICT(cartridge_name) DO UPDATE SET invocation_count = invocation_count + excluded.invocation_count,
+         last_invoked_at = excluded.last_invoked_at`,
+    );
+  }
+  /** Inside the caller's transaction. */
+  add(name: string, count: number, at: string): void {
+    this.addS.run(name, count, at);
+  }
+  list(): Array<{ cartridgeName: string; invocationCount: number; lastInvokedAt: string | null }> {
+    const rows = this.store.reader
+      .prepare('SELECT * FROM cartridge_stats ORDER BY cartridge_name')
+      .all() as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      cartridgeName: r.cartridge_name as string,
+      invocationCount: r.invocation_count as number,
+      lastInvokedAt: (r.last_invoked_at as string | null) ?? null,
+    }));
+  }
+}
+
+/** Events emitted by cartridges in Redis mode, kept until they are on the stream. */
+export class EmitOutbox {
+  private readonly insertS: Statement;
+  private readonly readS: Statement;
+  private readonly deleteS: Statement;
+  constructor(store: Store) {
+    this.insertS = store.db.prepare('INSERT INTO emit_outbox (body) VALUES (?)');
+    this.readS = store.db.prepare('SELECT seq, body FROM emit_outbox ORDER BY seq LIMIT ?');
+    this.deleteS = store.db.prepare('DELETE FROM emit_outbox WHERE seq <= ?');
+  }
+  add(env: Envelope): void {
+    this.insertS.run(serializeEnvelope(env));
+  }
+  peek(limit: number): Array<{ seq: number; envelope: Envelope }> {
+    return (this.readS.all(limit) as Array<{ seq: number; body: string }>).map((r) => ({
+      seq: r.seq,
+      envelope: parseEnvelope(r.body),
+    }));
+  }
+  removeThrough(seq: number): void {
+    this.deleteS.run(seq);
+  }
+}
+
+export interface RejectedEntry {
+  id: number;
+  origin: string;
+  ref: string;
+  reason: string;
+  raw: string;
+  createdAt: string;
+}
+
+/** Input that never became an event (malformed stream entries, refused frames): kept, never silent. */
+export class Rejections {
+  private readonly insertS: Statement;
+  constructor(private readonly store: Store) {
+    this.insertS = store.db.prepare(
+      'INSERT INTO rejected_entries (origin, ref, reason, raw, created_at) VALUES (?, ?, ?, ?, ?)',
+    );
+  }
+  /** Inside the caller's transaction. `raw` is truncated to 64 KiB. */
+  add(origin: string, ref: string, reason: string, raw: string): void {
+    this.insertS.run(origin, ref, reason, raw.slice(0, 65536), this.store.nowIso());
+  }
+  list(limit = 50): RejectedEntry[] {
+    const rows = this.store.reader
+      .prepare('SELECT * FROM rejected_entries ORDER BY id DESC LIMIT ?')
+      .all(limit) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      id: r.id as number,
+      origin: r.origin as string,
+      ref: r.ref as string,
+      reason: r.reason as string,
+      raw: r.raw as string,
+      createdAt: r.created_at as string,
+    }));
+  }
+  count(): number {
+    return this.store.reader.prepare('SELECT COUNT(*) FROM rejected_entries').pluck().get() as number;
+  }
+}

@@ -1,0 +1,163 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreError } from '../errors/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import { Mutex } from '../util/mutex.js';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+export interface StoreInit {
+  /** Path of the node's SQLite file. */
+  path: string;
+  /** Extra migrations from other modules, applied after the core ones (versions must continue the sequence). */
+  migrations?: ReadonlyArray<{ version: number; name: string; sql: string }>;
+}
+
+export interface StoreDeps {
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * The node's one SQLite file: WAL, synchronous=FULL (a commit acknowledged to a producer or a
+ * peer survives power loss), migrations by `user_version`. Every write goes through
+ * `write()`/`writeAsync()`, which serialize on one mutex and run one transaction each, so
+ * callers batch: one commit per batch, never one per row.
+ */
+export class Store {
+  readonly db: Db;
+  readonly path: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  private readonly lock = new Mutex();
+  private readerDb: Db | undefined;
+  private closed = false;
+
+  private constructor(db: Db, path: string, deps: StoreDeps) {
+    this.db = db;
+    this.path = path;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+  }
+
+  /**
+   * Opens (creating if needed) and migrates the file. A damaged or unreadable file fails with
+   * WEFT_STORE_CORRUPT and a message that says what to do, never a crash.
+   */
+  static open(init: StoreInit, deps: StoreDeps): Store {
+    if (init.path !== ':memory:') mkdirSync(dirname(init.path), { recursive: true });
+    let db: Db;
+    try {
+      db = new Database(init.path);
+    } catch (err) {
+      throw new StoreError('WEFT_STORE_CORRUPT', `cannot open database ${init.path}: ${(err as Error).message}`, err);
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
+      db.pragma('foreign_keys = ON');
+      // A larger page cache keeps the hot index pages of a busy node in memory.
+      db.pragma('cache_size = -65536');
+      db.pragma('temp_store = MEMORY');
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new Error(`integrity check: ${String(check)}`);
+      migrate(db, [...MIGRATIONS, ...(init.migrations ?? [])]);
+    } catch (err) {
+      db.close();
+      const msg = (err as Error).message;
+      throw new StoreError(
+        'WEFT_STORE_CORRUPT',
+        `database ${init.path} is damaged or unreadable (${msg}); run 'weft doctor --repair' to move it aside and salvage what can be read`,
+        err,
+      );
+    }
+    return new Store(db, init.path, deps);
+  }
+
+  /** Runs a synchronous function in one write transaction, after earlier writers. */
+  async write<T>(fn: () => T): Promise<T> {
+    const release = this.lock.tryAcquire() ?? (await this.lock.acquire());
+    try {
+      this.assertOpen();
+      return this.db.transaction(fn)();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Runs an asynchronous function inside one write transaction. Holds the write lock for its
+   * whole duration; on throw it rolls back.
+   */
+  async writeAsync<T>(fn: () => Promise<T> | T): Promise<T> {
+    const release = this.lock.tryAcquire() ?? (await this.lock.acquire());
+    try {
+      this.assertOpen();
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const r = await fn();
+        this.db.exec('COMMIT');
+        return r;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** A second, read-only connection: it sees only committed data and never waits for writers. */
+  get reader(): Db {
+    this.assertOpen();
+    if (!this.readerDb) {
+      if (this.path === ':memory:') return this.db;
+      this.readerDb = new Database(this.path, { readonly: true, fileMustExist: true });
+      this.readerDb.pragma('busy_timeout = 5000');
+    }
+    return this.readerDb;
+  }
+
+  /** ISO-8601 time from the injected clock. */
+  nowIso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Waits for the writer in flight, then closes both connections. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const release = await this.lock.acquire();
+    try {
+      if (this.closed) return;
+      this.closed = true;
+      this.readerDb?.close();
+      this.db.close();
+    } finally {
+      release();
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError('WEFT_STORE', `store ${this.path} is closed`);
+  }
+}
+
+function migrate(db: Db, steps: ReadonlyArray<{ version: number; name: string; sql: string }>): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const sorted = [...steps].sort((a, b) => a.version - b.version);
+  for (const step of sorted) {
+    if (step.version <= current) continue;
+    db.transaction(() => {
+      db.exec(step.sql);
+      db.pragma(`user_version = ${step.version}`);
+    })();
+  }
+}
