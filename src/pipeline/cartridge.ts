@@ -32,7 +32,11 @@ export interface CartridgeContext {
   emit(input: EmitInput): Envelope;
   /** Records a notification change to publish once the batch commits. */
   notify(change: NotificationChange): void;
-  /** Facts shared by later cartridges about the event being processed (trust outcome, treatment). */
+  /**
+   * Facts about the event being processed, shared with later cartridges. Set before the
+   * pipeline: `ingress` ({@link IngressFact}) for events a peer sent, `released` (true) for
+   * an event released from quarantine. Set by cartridges: `trust`, `treatment`, ...
+   */
   readonly facts: Map<string, unknown>;
 }
 
@@ -47,3 +51,14 @@ export interface Cartridge {
   readonly name: string;
   process(event: Envelope, ctx: CartridgeContext): Envelope | null | Promise<Envelope | null>;
 }
+
+/** Fact set by the mesh ingress on every event of a verified peer frame. */
+export interface IngressFact {
+  peerNodeId: string;
+  peerComputer: string;
+  /** The frame's Ed25519 signature verified against the peer's pinned key. */
+  signatureVerified: boolean;
+}
+
+export const INGRESS_FACT = 'ingress';
+export const RELEASED_FACT = 'released';

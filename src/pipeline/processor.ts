@@ -114,8 +114,13 @@ export class Processor {
     }
   }
 
-  /** Processes one batch of bus entries in one transaction. Exposed for tests and benchmarks. */
-  async processBatch(entries: readonly BusEntry[]): Promise<CommittedBatch> {
+  /**
+   * Processes one batch of entries in one transaction. The loop calls it for bus entries; the
+   * mesh ingress calls it directly for verified peer events (with `batchFacts.ingress`), and
+   * a quarantine release with `batchFacts.released`, so their acknowledgement follows the
+   * local commit. Every event of the batch starts with `batchFacts` in `ctx.facts`.
+   */
+  async processBatch(entries: readonly BusEntry[], batchFacts?: Readonly<Record<string, unknown>>): Promise<CommittedBatch> {
     const { ns, pipeline, bus } = this.deps;
     const t0 = performance.now();
     const changes: NotificationChange[] = [];
@@ -164,6 +169,7 @@ export class Processor {
         local.processed++;
         current = env;
         facts.clear();
+        if (batchFacts) for (const k in batchFacts) facts.set(k, batchFacts[k]);
         let r = pipeline.run(env, ctx);
         if (r instanceof Promise) r = await r;
         const out = r as RunOutcome;
@@ -191,7 +197,7 @@ export class Processor {
     s.rejected += local.rejected;
     s.duplicates += local.duplicates;
 
-    await bus.committed(entries);
+    if (!batchFacts) await bus.committed(entries);
     if (emitted.length > 0) await this.flushEmitted();
     const batch: CommittedBatch = {
       changes,
