@@ -162,7 +162,7 @@ export class Processor {
           continue;
         }
         const env = e.envelope;
-        if (!e.logged && ns.log.append(env) === 0) {
+        if (!e.logged && ns.log.append(env, batchFacts !== undefined) === 0) {
           local.duplicates++;
           continue;
         }
@@ -181,7 +181,7 @@ export class Processor {
       }
       current = undefined;
       const last = entries[entries.length - 1];
-      if (last) ns.offsets.set(this.consumer, last.position);
+      if (last && !batchFacts) ns.offsets.set(this.consumer, last.position);
       for (const [name, n] of pipeline.takeCounts()) ns.stats.add(name, n, ctx.now);
     }).catch((err) => {
       pipeline.discardCounts();

@@ -26,9 +26,9 @@ export class EventLog {
     const db = store.db;
     this.s = {
       insert: db.prepare(
-        'INSERT OR IGNORE INTO events (id, event, timestamp, source, causation_id, correlation_id, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO events (id, event, timestamp, source, causation_id, correlation_id, direct, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      after: db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+      after: db.prepare('SELECT seq, body FROM events WHERE seq > ? AND direct = 0 ORDER BY seq LIMIT ?'),
       byIdReader: store.reader.prepare('SELECT seq, body FROM events WHERE id = ?'),
       childrenReader: store.reader.prepare('SELECT seq, body FROM events WHERE causation_id = ? ORDER BY seq LIMIT 1000'),
       maxSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck(),
@@ -37,9 +37,10 @@ export class EventLog {
 
   /**
    * Appends inside the caller's transaction. Returns the new seq, or 0 when an event with
-   * this id is already logged (a redelivery).
+   * this id is already logged (a redelivery). `direct` marks an event applied in the same
+   * transaction (mesh ingress, quarantine release): the embedded bus does not deliver it again.
    */
-  append(env: Envelope): number {
+  append(env: Envelope, direct = false): number {
     const r = this.s.insert.run(
       env.id,
       env.event,
@@ -47,6 +48,7 @@ export class EventLog {
       env.source,
       env.causationId ?? null,
       env.correlationId ?? null,
+      direct ? 1 : 0,
       serializeEnvelope(env),
     );
     return r.changes === 1 ? Number(r.lastInsertRowid) : 0;

@@ -15,6 +15,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         source TEXT NOT NULL,
         causation_id TEXT,
         correlation_id TEXT,
+        direct INTEGER NOT NULL DEFAULT 0,
         body TEXT NOT NULL
       );
       CREATE INDEX events_causation ON events(causation_id) WHERE causation_id IS NOT NULL;
