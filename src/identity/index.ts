@@ -29,3 +29,4 @@ export {
   rotateIdentityFile,
   verifyRotationRecord,
 } from './rotation.js';
+export { PinnedKeys } from './pins.js';
