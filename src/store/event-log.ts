@@ -31,7 +31,7 @@ export class EventLog {
       after: db.prepare('SELECT seq, body FROM events WHERE seq > ? AND direct = 0 ORDER BY seq LIMIT ?'),
       byIdReader: store.reader.prepare('SELECT seq, body FROM events WHERE id = ?'),
       childrenReader: store.reader.prepare('SELECT seq, body FROM events WHERE causation_id = ? ORDER BY seq LIMIT 1000'),
-      maxSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck(),
+      maxSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events WHERE direct = 0').pluck(),
     };
   }
 
