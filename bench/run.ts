@@ -8,6 +8,7 @@ import type { BenchModule } from './harness.js';
 
 const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['pipeline', () => import('./pipeline.js')],
+  ['sandbox', () => import('./sandbox.js')],
 ];
 
 const filter = process.argv.slice(2);
