@@ -9,6 +9,7 @@ import type { BenchModule } from './harness.js';
 const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['pipeline', () => import('./pipeline.js')],
   ['sandbox', () => import('./sandbox.js')],
+  ['transport', () => import('./transport.js')],
 ];
 
 const filter = process.argv.slice(2);
