@@ -107,4 +107,27 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  {
+    version: 2,
+    name: 'delivery: outgoing notification deliveries per channel (telegram)',
+    sql: `
+      CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        notification_id INTEGER NOT NULL,
+        change_kind TEXT NOT NULL,
+        version TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        sent_at INTEGER,
+        UNIQUE (channel, notification_id, change_kind, version)
+      );
+      CREATE INDEX deliveries_due ON deliveries(channel, next_attempt_at, id) WHERE status = 'pending';
+    `,
+  },
 ];
