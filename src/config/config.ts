@@ -1,0 +1,219 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { ConfigError } from '../errors/index.js';
+
+type Kind = 'string' | 'integer' | 'enum' | 'boolean' | 'string[]';
+
+interface KeySpec {
+  kind: Kind;
+  default?: unknown;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  secret?: boolean;
+  help: string;
+}
+
+/**
+ * Every config key, its type, default and meaning. The TOML file, the environment
+ * (`api.port` → `WEFT_API_PORT`) and `weft config show` all derive from this table.
+ */
+export const CONFIG_KEYS = {
+  'computer.name': { kind: 'string', help: 'this computer\'s name in the mesh (default: hostname)' },
+  'computer.cluster': { kind: 'string', help: 'cluster this computer belongs to (cluster events go to its members)' },
+  data_dir: { kind: 'string', help: 'where the node keeps its SQLite file, keys, token and logs' },
+  'redis.url': { kind: 'string', secret: true, help: 'use Redis Streams for the local bus and mesh (e.g. redis://127.0.0.1:6379)' },
+  'redis.stream': { kind: 'string', default: 'weft:events', help: 'the local bus stream' },
+  'redis.group': { kind: 'string', default: 'weft-pipeline', help: 'consumer group of the pipeline' },
+  'api.host': { kind: 'string', default: '127.0.0.1', help: 'address the HTTP API binds to (loopback by default)' },
+  'api.port': { kind: 'integer', default: 9237, min: 0, max: 65535, help: 'HTTP API port (0 picks a free one)' },
+  'autonomy.cartridge_install': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L1', help: 'L1 human approves, L2 guardian decides, L3 autonomous' },
+  'autonomy.guardian_command': { kind: 'string', help: 'program that judges cartridges at L2 (JSON on stdin, {"approve":bool} out)' },
+  'autonomy.promotion_threshold': { kind: 'integer', default: 10, min: 1, max: 1_000_000, help: 'invocations before a promotion is suggested' },
+  'trust.strictness': { kind: 'enum', values: ['permissive', 'standard', 'strict'], default: 'standard', help: 'how the trust evaluator treats unknown or odd events' },
+  'telegram.bot_token': { kind: 'string', secret: true, help: 'Telegram bot token; delivery is off without it' },
+  'telegram.chat_id': { kind: 'string', help: 'chat to deliver notifications to' },
+  'telegram.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered (0..3)' },
+  'telegram.base_url': { kind: 'string', default: 'https://api.telegram.org', help: 'Bot API base URL' },
+  'log.level': { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
+  'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'memory'], default: 'none', help: 'how this node reaches peers' },
+  'mesh.tls_port': { kind: 'integer', default: 9238, min: 0, max: 65535, help: 'port of the direct TLS link' },
+  'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer@host:port#nodeId"' },
+} as const satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/** The effective configuration. */
+export interface WeftConfig {
+  computer: { name: string; cluster?: string };
+  data_dir: string;
+  redis: { url?: string; stream: string; group: string };
+  api: { host: string; port: number };
+  autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number };
+  trust: { strictness: 'permissive' | 'standard' | 'strict' };
+  telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
+  log: { level: string };
+  mesh: { provider: 'none' | 'tls' | 'redis' | 'memory'; tls_port: number; peers: string[] };
+  /** The file it was read from, if any. */
+  source?: string;
+}
+
+export function envNameOf(key: string): string {
+  return `WEFT_${key.replace(/\./g, '_').toUpperCase()}`;
+}
+
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WEFT_CONFIG ?? join(env.HOME ?? homedir(), '.weft', 'config.toml');
+}
+
+function describe(spec: KeySpec): string {
+  switch (spec.kind) {
+    case 'enum':
+      return `one of ${spec.values?.join(', ')}`;
+    case 'integer':
+      return `an integer ${spec.min}..${spec.max}`;
+    case 'boolean':
+      return 'true or false';
+    case 'string[]':
+      return 'a list of strings';
+    default:
+      return 'a string';
+  }
+}
+
+function coerce(key: string, spec: KeySpec, value: unknown, fromEnv: boolean): unknown {
+  const bad = () =>
+    new ConfigError(`config key ${key}: ${JSON.stringify(value)} is not allowed; expected ${describe(spec)}`, {
+      key,
+      value,
+      allowed: describe(spec),
+    });
+  switch (spec.kind) {
+    case 'string':
+      if (typeof value !== 'string' || value === '') throw bad();
+      return value;
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values?.includes(value)) throw bad();
+      return value;
+    case 'integer': {
+      const n = fromEnv && typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < (spec.min ?? -Infinity) || n > (spec.max ?? Infinity)) throw bad();
+      return n;
+    }
+    case 'boolean': {
+      const b = fromEnv ? (value === 'true' ? true : value === 'false' ? false : value) : value;
+      if (typeof b !== 'boolean') throw bad();
+      return b;
+    }
+    case 'string[]': {
+      const arr = fromEnv && typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
+      if (!Array.isArray(arr) || arr.some((x) => typeof x !== 'string')) throw bad();
+      return arr;
+    }
+  }
+}
+
+function flatten(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(key in CONFIG_KEYS)) out.push(...flatten(v as Record<string, unknown>, key));
+    else out.push([key, v]);
+  }
+  return out;
+}
+
+export interface LoadConfigOptions {
+  /** Path from --config; falls back to WEFT_CONFIG, then ~/.weft/config.toml (optional). */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values that win over everything (CLI flags), by key. */
+  overrides?: Partial<Record<ConfigKey, unknown>>;
+}
+
+/**
+ * Loads the effective config: defaults < TOML file < environment < overrides. Unknown keys,
+ * wrong types and bad values fail with an error naming the key, the value and what is allowed.
+ */
+export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
+  const env = opts.env ?? process.env;
+  const explicit = opts.path ?? env.WEFT_CONFIG;
+  const path = explicit ?? defaultConfigPath(env);
+  const values = new Map<string, unknown>();
+  let source: string | undefined;
+  if (existsSync(path)) {
+    let doc: Record<string, unknown>;
+    try {
+      doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${path}: ${(err as Error).message.split('\n')[0]}`, { path });
+    }
+    for (const [key, v] of flatten(doc)) {
+      const spec = (CONFIG_KEYS as Record<string, KeySpec>)[key];
+      if (!spec) {
+        throw new ConfigError(`config file ${path}: unknown key '${key}' (known: ${Object.keys(CONFIG_KEYS).join(', ')})`, { key });
+      }
+      values.set(key, coerce(key, spec, v, false));
+    }
+    source = path;
+  } else if (explicit) {
+    throw new ConfigError(`config file ${path} does not exist`, { path });
+  }
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
+    const ev = env[envNameOf(key)];
+    if (ev !== undefined && ev !== '') values.set(key, coerce(`${key} (${envNameOf(key)})`, spec, ev, true));
+  }
+  for (const [key, v] of Object.entries(opts.overrides ?? {})) {
+    const spec = (CONFIG_KEYS as Record<string, KeySpec>)[key];
+    if (spec && v !== undefined) values.set(key, coerce(key, spec, v, typeof v === 'string'));
+  }
+  const get = <T>(key: ConfigKey): T => (values.has(key) ? values.get(key) : (CONFIG_KEYS[key] as KeySpec).default) as T;
+  const home = env.HOME ?? homedir();
+  const cfg: WeftConfig = {
+    computer: { name: get<string | undefined>('computer.name') ?? hostname() },
+    data_dir: resolve(get<string | undefined>('data_dir') ?? join(home, '.weft', 'data')),
+    redis: { stream: get('redis.stream'), group: get('redis.group') },
+    api: { host: get('api.host'), port: get('api.port') },
+    autonomy: { cartridge_install: get('autonomy.cartridge_install'), promotion_threshold: get('autonomy.promotion_threshold') },
+    trust: { strictness: get('trust.strictness') },
+    telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
+    log: { level: get('log.level') },
+    mesh: { provider: get('mesh.provider'), tls_port: get('mesh.tls_port'), peers: get('mesh.peers') },
+  };
+  const cluster = get<string | undefined>('computer.cluster');
+  if (cluster) cfg.computer.cluster = cluster;
+  const url = get<string | undefined>('redis.url');
+  if (url) {
+    if (!/^rediss?:\/\//.test(url)) {
+      throw new ConfigError(`config key redis.url: ${JSON.stringify(url)} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
+    }
+    cfg.redis.url = url;
+  }
+  const gc = get<string | undefined>('autonomy.guardian_command');
+  if (gc) cfg.autonomy.guardian_command = gc;
+  const bt = get<string | undefined>('telegram.bot_token');
+  if (bt) cfg.telegram.bot_token = bt;
+  const chat = get<string | undefined>('telegram.chat_id');
+  if (chat) cfg.telegram.chat_id = chat;
+  if (source) cfg.source = source;
+  return cfg;
+}
+
+/** The config as flat key → value with secrets masked, for `weft config show`. */
+export function showConfig(cfg: WeftConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
+    let v: unknown = cfg;
+    for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
+    if (v === undefined) continue;
+    out[key] = spec.secret ? mask(String(v)) : v;
+  }
+  return out;
+}
+
+function mask(v: string): string {
+  if (/^rediss?:\/\//.test(v)) return v.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+  return v.length <= 4 ? '***' : `${v.slice(0, 2)}***${v.slice(-2)}`;
+}

@@ -1,0 +1,2 @@
+/** config: the TOML file, environment variables and their validation. */
+export * from './config.js';

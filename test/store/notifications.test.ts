@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/errors/index.js';
+import type { WeftNode } from '../../src/daemon/index.js';
+import { startTestNode } from '../helpers/node.js';
+
+const TODO = 'domain.software-development.planning.todo';
+
+async function make(node: WeftNode, slug: string, type: 'created' | 'dor_assessed' = 'created'): Promise<number> {
+  const payload = type === 'created' ? { slug, title: slug } : { slug, score: 5, verdict: 'needs_work' };
+  await node.emit({ event: `${TODO}.${type}`, payload });
+  await node.idle();
+  const n = node.ns.notifications.list({ eventType: `${TODO}.${type}` }).items.find((x) => x.payload.slug === slug);
+  assert.ok(n);
+  return n.id;
+}
+
+test('every legal and illegal notification transition', async () => {
+  const { node, close } = await startTestNode();
+  const ns = node.ns.notifications;
+  const entry = (t: string) => node.catalog.require(t);
+  try {
+    // human: unseen → seen, seen again is a no-op
+    const a = await make(node, 'a');
+    assert.equal((await ns.markSeen(a)).notification.humanStatus, 'seen');
+    assert.equal((await ns.markSeen(a)).change, null);
+
+    // agent: none → claimed → in_progress → resolved
+    assert.equal((await ns.claim(a, 'agent-1')).notification.agentStatus, 'claimed');
+    assert.equal((await ns.claim(a, 'agent-1')).change, null, 'same agent claiming again is a no-op');
+    await assert.rejects(ns.claim(a, 'agent-2'), IllegalTransitionError, 'another agent cannot take the claim');
+    await assert.rejects(ns.setInProgress(a, 'agent-2'), IllegalTransitionError, 'only the claimant starts work');
+    assert.equal((await ns.setInProgress(a, 'agent-1')).notification.agentStatus, 'in_progress');
+    await assert.rejects(ns.claim(a, 'agent-1'), IllegalTransitionError, 'in_progress cannot be claimed again');
+    await assert.rejects(ns.resolve(a, { agentId: 'agent-2' }), IllegalTransitionError, 'another agent cannot resolve');
+    const r = await ns.resolve(a, { agentId: 'agent-1', resolution: { done: true } });
+    assert.equal(r.notification.agentStatus, 'resolved');
+    assert.deepEqual(r.notification.resolution, { done: true });
+    // resolved is final
+    await assert.rejects(ns.claim(a, 'agent-1'), IllegalTransitionError);
+    await assert.rejects(ns.setInProgress(a, 'agent-1'), IllegalTransitionError);
+    await assert.rejects(ns.resolve(a, {}), IllegalTransitionError);
+
+    // none → in_progress is illegal; none → resolved is legal when no claim is required
+    const b = await make(node, 'b');
+    await assert.rejects(ns.setInProgress(b, 'agent-1'), IllegalTransitionError);
+    assert.equal((await ns.resolve(b, { entry: entry(`${TODO}.created`) })).notification.agentStatus, 'resolved');
+
+    // claimed → resolved directly is legal
+    const c = await make(node, 'c');
+    await ns.claim(c, 'x');
+    assert.equal((await ns.resolve(c, { agentId: 'x' })).notification.agentStatus, 'resolved');
+
+    // a type that requires a claim refuses resolving from none, and checks the resolution shape
+    const d = await make(node, 'd', 'dor_assessed');
+    const dor = entry(`${TODO}.dor_assessed`);
+    await assert.rejects(ns.resolve(d, { entry: dor, resolution: { outcome: 'ok' } }), /must be claimed before/);
+    await ns.claim(d, 'x');
+    await assert.rejects(ns.resolve(d, { agentId: 'x', entry: dor, resolution: { outcome: 3 } }), ValidationError);
+    await assert.rejects(ns.resolve(d, { agentId: 'x', entry: dor }), /field 'outcome' must be string \(missing\)/);
+    assert.equal((await ns.resolve(d, { agentId: 'x', entry: dor, resolution: { outcome: 'approved' } })).notification.agentStatus, 'resolved');
+
+    await assert.rejects(ns.markSeen(99999), NotFoundError);
+    await assert.rejects(ns.claim(b, ''), ValidationError);
+  } finally {
+    await close();
+  }
+});
+
+test('listing filters and pages newest first with a cursor', async () => {
+  const { node, close } = await startTestNode();
+  try {
+    await node.emitMany(Array.from({ length: 7 }, (_, i) => ({ event: `${TODO}.created`, payload: { slug: `p${i}`, title: 't' } })));
+    await node.emit({ event: 'system.worker.crashed', payload: { worker: 'w', error: 'e', restarts: 1 } });
+    await node.idle();
+    const ns = node.ns.notifications;
+    const p1 = ns.list({ limit: 3, domain: 'software-development' });
+    assert.equal(p1.items.length, 3);
+    assert.equal(p1.items[0]?.payload.slug, 'p6');
+    const p2 = ns.list({ limit: 3, domain: 'software-development', before: p1.nextCursor ?? 0 });
+    assert.deepEqual(p2.items.map((n) => n.payload.slug), ['p3', 'p2', 'p1']);
+    const p3 = ns.list({ limit: 3, domain: 'software-development', before: p2.nextCursor ?? 0 });
+    assert.deepEqual(p3.items.map((n) => n.payload.slug), ['p0']);
+    assert.equal(p3.nextCursor, null);
+    assert.equal(ns.list({ minLevel: 2 }).items.length, 7);
+    assert.equal(ns.list({ minLevel: 1 }).items.length, 8);
+    assert.equal(ns.list({ humanStatus: 'seen' }).items.length, 0);
+  } finally {
+    await close();
+  }
+});
