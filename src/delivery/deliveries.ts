@@ -1,0 +1,212 @@
+import type { Statement } from 'better-sqlite3';
+import type { NotificationChange, Store } from '../store/index.js';
+
+/** Where a delivery stands: waiting (first try or a retry), done, or given up. */
+export type DeliveryStatus = 'pending' | 'sent' | 'failed';
+
+/** One row of the `deliveries` table: one notification change to send on one channel. */
+export interface DeliveryRecord {
+  id: number;
+  notificationId: number;
+  changeKind: NotificationChange['kind'];
+  /** Which state of the notification this is (`updatedAt/eventId` when it was enqueued). */
+  version: string;
+  channel: string;
+  level: number;
+  /** The message, rendered when the change was enqueued. */
+  text: string;
+  status: DeliveryStatus;
+  attempts: number;
+  lastError: string | null;
+  /** Epoch ms of the next try (pending rows). */
+  nextAttemptAt: number;
+  createdAt: number;
+  sentAt: number | null;
+}
+
+/** What `enqueue` writes for one change. */
+export interface NewDelivery {
+  notificationId: number;
+  changeKind: NotificationChange['kind'];
+  version: string;
+  level: number;
+  text: string;
+}
+
+interface Row {
+  id: number;
+  notification_id: number;
+  change_kind: NotificationChange['kind'];
+  version: string;
+  channel: string;
+  level: number;
+  text: string;
+  status: DeliveryStatus;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: number;
+  created_at: number;
+  sent_at: number | null;
+}
+
+function toRecord(r: Row): DeliveryRecord {
+  return {
+    id: r.id,
+    notificationId: r.notification_id,
+    changeKind: r.change_kind,
+    version: r.version,
+    channel: r.channel,
+    level: r.level,
+    text: r.text,
+    status: r.status,
+    attempts: r.attempts,
+    lastError: r.last_error,
+    nextAttemptAt: r.next_attempt_at,
+    createdAt: r.created_at,
+    sentAt: r.sent_at,
+  };
+}
+
+/**
+ * The `deliveries` table of one channel. Writes go through the store's write lock, one
+ * transaction per call; reads use the reader connection (committed rows only). Statements are
+ * prepared on first use, so constructing it does no I/O.
+ * @example
+ * const table = new DeliveryTable(ns.store, 'telegram');
+ * const [id] = await table.insert([{ notificationId: 1, changeKind: 'created', version: 'v1', level: 2, text: 'hi' }], Date.now());
+ * table.due(Date.now(), 10); // [{ id, status: 'pending', text: 'hi', ... }]
+ */
+export class DeliveryTable {
+  private s:
+    | {
+        insert: Statement;
+        due: Statement;
+        nextDue: Statement;
+        pending: Statement;
+        get: Statement;
+        sent: Statement;
+        retry: Statement;
+        deferred: Statement;
+        failed: Statement;
+      }
+    | undefined;
+
+  constructor(
+    private readonly store: Store,
+    readonly channel: string,
+  ) {}
+
+  private get stmts(): NonNullable<DeliveryTable['s']> {
+    if (this.s) return this.s;
+    const db = this.store.db;
+    const reader = this.store.reader;
+    this.s = {
+      insert: db.prepare(
+        `INSERT OR IGNORE INTO deliveries (notification_id, change_kind, version, channel, level, text, next_attempt_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      ),
+      due: reader.prepare(
+        `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
+         ORDER BY next_attempt_at, id LIMIT ?`,
+      ),
+      nextDue: reader
+        .prepare(`SELECT MIN(next_attempt_at) FROM deliveries WHERE channel = ? AND status = 'pending'`)
+        .pluck(),
+      pending: reader
+        .prepare(`SELECT COUNT(*) FROM deliveries WHERE channel = ? AND status = 'pending'`)
+        .pluck(),
+      get: reader.prepare('SELECT * FROM deliveries WHERE id = ?'),
+      sent: db.prepare(
+        `UPDATE deliveries SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ? WHERE id = ?`,
+      ),
+      retry: db.prepare(
+        'UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?',
+      ),
+      deferred: db.prepare('UPDATE deliveries SET last_error = ?, next_attempt_at = ? WHERE id = ?'),
+      failed: db.prepare(
+        `UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?`,
+      ),
+    };
+    return this.s;
+  }
+
+  /**
+   * Writes pending rows in one transaction; a change already recorded (same notification,
+   * kind and version) is skipped. Resolves with the ids of the rows it added, in order.
+   */
+  insert(rows: readonly NewDelivery[], now: number): Promise<number[]> {
+    const s = this.stmts;
+    return this.store.write(() => {
+      const ids: number[] = [];
+      for (const r of rows) {
+        const got = s.insert.get(
+          r.notificationId,
+          r.changeKind,
+          r.version,
+          this.channel,
+          r.level,
+          r.text,
+          now,
+          now,
+        ) as { id: number } | undefined;
+        if (got) ids.push(got.id);
+      }
+      return ids;
+    });
+  }
+
+  /** Pending rows due at `now`, oldest first. */
+  due(now: number, limit: number): DeliveryRecord[] {
+    return (this.stmts.due.all(this.channel, now, limit) as Row[]).map(toRecord);
+  }
+
+  /** Epoch ms of the earliest pending row, or undefined when none is pending. */
+  nextDueAt(): number | undefined {
+    const v = this.stmts.nextDue.get(this.channel) as number | null;
+    return v ?? undefined;
+  }
+
+  /** Number of pending rows. */
+  pendingCount(): number {
+    return this.stmts.pending.get(this.channel) as number;
+  }
+
+  /** One row by id. */
+  get(id: number): DeliveryRecord | undefined {
+    const r = this.stmts.get.get(id) as Row | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  /** All rows of the channel, oldest first (for tests and `weft doctor`). */
+  list(limit = 1000): DeliveryRecord[] {
+    return (
+      this.store.reader
+        .prepare('SELECT * FROM deliveries WHERE channel = ? ORDER BY id LIMIT ?')
+        .all(this.channel, limit) as Row[]
+    ).map(toRecord);
+  }
+
+  /** The try succeeded. */
+  markSent(id: number, now: number): Promise<void> {
+    const s = this.stmts;
+    return this.store.write(() => void s.sent.run(now, id));
+  }
+
+  /** The try failed; try again at `at`. */
+  markRetry(id: number, error: string, at: number): Promise<void> {
+    const s = this.stmts;
+    return this.store.write(() => void s.retry.run(error, at, id));
+  }
+
+  /** Not tried (rate limited): try again at `at` without counting an attempt. */
+  markDeferred(id: number, reason: string, at: number): Promise<void> {
+    const s = this.stmts;
+    return this.store.write(() => void s.deferred.run(reason, at, id));
+  }
+
+  /** The try failed and the delivery is given up. */
+  markFailed(id: number, error: string): Promise<void> {
+    const s = this.stmts;
+    return this.store.write(() => void s.failed.run(error, id));
+  }
+}

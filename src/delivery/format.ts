@@ -1,0 +1,78 @@
+import { LEVEL_NAMES } from '../envelope/index.js';
+import type { Notification, NotificationChange } from '../store/index.js';
+
+/** Telegram's limit on the text of one message. */
+export const TELEGRAM_MAX_TEXT = 4096;
+
+const LEVEL_MARK = ['⚪', '🔵', '🟡', '🔴'] as const;
+const KIND_WORD: Record<NotificationChange['kind'], string> = {
+  created: 'new',
+  updated: 'updated',
+  resolved: 'resolved',
+  seen: 'seen',
+  claimed: 'claimed',
+  in_progress: 'in progress',
+};
+
+/** Options of {@link formatNotification}. */
+export interface FormatOptions {
+  /** `HTML` escapes the text for Telegram's HTML mode and bolds the headline; default plain text. */
+  parseMode?: 'HTML';
+  /** Payload fields shown, at most (default 8). */
+  maxFields?: number;
+  /** Characters of one field value, at most (default 200). */
+  maxValueLength?: number;
+}
+
+/**
+ * Renders a notification change as a readable chat message: level, type and what changed,
+ * the description, the first payload fields, and the notification id to act on it.
+ * @example
+ * formatNotification(n, 'created');
+ * // 🟡 workflow · new · ci.build.failed
+ * // Build 42 failed on main
+ * // branch: main
+ * // #17 · entity repo/weft · from laptop
+ */
+export function formatNotification(
+  n: Notification,
+  kind: NotificationChange['kind'],
+  opts: FormatOptions = {},
+): string {
+  const html = opts.parseMode === 'HTML';
+  const esc = (s: string): string => (html ? escapeHtml(s) : s);
+  const maxFields = opts.maxFields ?? 8;
+  const maxValue = opts.maxValueLength ?? 200;
+  const mark = LEVEL_MARK[n.level] ?? '•';
+  const levelName = LEVEL_NAMES[n.level] ?? `level ${n.level}`;
+  const head = `${mark} ${levelName} · ${KIND_WORD[kind]} · ${n.eventType}`;
+  const lines = [html ? `<b>${esc(head)}</b>` : head, esc(truncate(n.description, 1000))];
+
+  const fields = Object.entries(n.payload).filter(([, v]) => v !== undefined && v !== null);
+  for (const [k, v] of fields.slice(0, maxFields)) {
+    lines.push(`${esc(k)}: ${esc(truncate(typeof v === 'string' ? v : JSON.stringify(v), maxValue))}`);
+  }
+  if (fields.length > maxFields) lines.push(esc(`… ${fields.length - maxFields} more field(s)`));
+  if (kind === 'resolved' && n.resolution && Object.keys(n.resolution).length > 0) {
+    lines.push(`resolution: ${esc(truncate(JSON.stringify(n.resolution), maxValue))}`);
+  }
+
+  const tail = [`#${n.id}`];
+  if (n.entity) tail.push(`entity ${n.entity}`);
+  if (n.sourceComputer) tail.push(`from ${n.sourceComputer}`);
+  if (n.agentId && n.agentStatus !== 'none') tail.push(`${n.agentStatus.replace('_', ' ')} by ${n.agentId}`);
+  lines.push(esc(tail.join(' · ')));
+
+  const text = lines.join('\n');
+  // Cutting HTML could split a tag or an entity, so it is cut before escaping would matter:
+  // only the description and values can be long, and each is already bounded above.
+  return text.length <= TELEGRAM_MAX_TEXT ? text : `${text.slice(0, TELEGRAM_MAX_TEXT - 1)}…`;
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
