@@ -108,7 +108,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     `,
   },
   {
-    version: 2,
+    version: 3,
     name: 'delivery: outgoing notification deliveries per channel (telegram)',
     sql: `
       CREATE TABLE deliveries (
