@@ -121,7 +121,7 @@ export class WeftNode {
   async idle(timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const pos = Number(this.ns.offsets.get('pipeline') ?? '0');
+      const pos = Number(this.processor.committedPosition ?? '0');
       if (this.bus.kind === 'sqlite' && pos >= this.ns.log.maxSeq()) return true;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 5));

@@ -71,6 +71,10 @@ export class Processor {
   };
   private readonly consumer: string;
   private readonly batchSize: number;
+  /** Called when a whole batch fails (set by the daemon to report `system.worker.crashed`). */
+  onBatchErrorHook: ((err: Error, attempt: number) => void) | undefined;
+  /** Bus position of the last committed batch. */
+  committedPosition: string | undefined;
 
   constructor(
     private readonly deps: ProcessorDeps,
@@ -82,6 +86,7 @@ export class Processor {
 
   start(): void {
     if (this.running) return;
+    this.committedPosition = this.deps.ns.offsets.get(this.consumer);
     this.stopping = false;
     this.running = this.loop();
   }
@@ -108,6 +113,7 @@ export class Processor {
         const e = err instanceof Error ? err : new Error(String(err));
         this.deps.logger.error({ err: e.message, attempt }, 'pipeline batch failed; it will be retried');
         this.deps.onBatchError?.(e, attempt);
+        this.onBatchErrorHook?.(e, attempt);
         this.deps.bus.rewind(this.deps.ns.offsets.get(this.consumer));
         await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(attempt, 6), 5000)));
       }
@@ -188,6 +194,7 @@ export class Processor {
       throw err;
     });
 
+    if (!batchFacts && entries.length > 0) this.committedPosition = (entries[entries.length - 1] as BusEntry).position;
     const s = this.stats;
     s.batches++;
     s.processed += local.processed;

@@ -1,0 +1,271 @@
+#!/usr/bin/env node
+/** cli: the `weft` command (alias `telec`). Talks to the running daemon through its API. */
+import { createReadStream, existsSync, readFileSync, statSync, watchFile } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Command, CommanderError, Option } from 'commander';
+import { connect } from '../client/index.js';
+import { createDefaultCatalog } from '../catalog/index.js';
+import { loadConfig, showConfig, type WeftConfig } from '../config/index.js';
+import { startDaemon } from '../daemon/daemon.js';
+import { repairStore } from '../daemon/doctor.js';
+import { isWeftError, WeftError } from '../errors/index.js';
+import { VERSION } from '../version.js';
+import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
+
+interface Globals {
+  config?: string;
+  json?: boolean;
+  logLevel?: string;
+}
+
+const program = new Command();
+program
+  .name('weft')
+  .description('Weft: a sovereign event mesh. Emit events, see notifications, and run a node.')
+  .version(VERSION)
+  .option('-c, --config <path>', 'config file (default: $WEFT_CONFIG or ~/.weft/config.toml)')
+  .option('--json', 'machine-readable JSON output')
+  .addOption(new Option('--log-level <level>', 'daemon log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+  .showHelpAfterError()
+  .exitOverride();
+
+const g = (): Globals => program.opts<Globals>();
+const cfg = (): WeftConfig => loadConfig({ path: g().config, overrides: g().logLevel ? { 'log.level': g().logLevel } : {} });
+const client = () => connect({ path: g().config });
+const out = (human: string, json: unknown) => console.log(g().json ? JSON.stringify(json, null, 2) : human);
+
+function parseJsonArg(what: string, v: string): Record<string, unknown> {
+  const text = v.startsWith('@') ? readFileSync(v.slice(1), 'utf8') : v;
+  try {
+    const o = JSON.parse(text) as unknown;
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('not an object');
+    return o as Record<string, unknown>;
+  } catch (err) {
+    throw new WeftError('WEFT_VALIDATION', `${what}: not a JSON object (${(err as Error).message})`);
+  }
+}
+
+const int = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new WeftError('WEFT_VALIDATION', `${name} must be a whole number, got '${v}'`);
+  return Number(v);
+};
+
+program
+  .command('daemon')
+  .description('run this computer\'s node: store, bus, pipeline, API and delivery (Ctrl-C stops it cleanly)')
+  .action(async () => {
+    const config = cfg();
+    const d = await startDaemon(config, { stderrLogs: false });
+    console.log(`weft ${VERSION} node '${config.computer.name}' running`);
+    console.log(`  API:        ${d.info.url}  (bearer token in ${d.info.tokenFile})`);
+    console.log(`  bus:        ${d.node.bus.kind === 'redis' ? `redis stream ${config.redis.stream}` : 'embedded (SQLite)'}`);
+    console.log(`  data dir:   ${config.data_dir}`);
+    console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        console.log(`${sig}: draining and stopping...`);
+        d.stop().then(resolve, (err) => {
+          console.error(`stop failed: ${(err as Error).message}`);
+          process.exitCode = 1;
+          resolve();
+        });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    console.log('stopped');
+  });
+
+program
+  .command('emit <type>')
+  .description('emit an event to the running node')
+  .option('-p, --payload <json|@file>', 'payload as JSON, or @path to a JSON file', '{}')
+  .addOption(new Option('--visibility <v>', 'who may receive it').choices(['local', 'cluster', 'public']))
+  .option('--level <n>', 'level 0 infrastructure .. 3 business', int('--level'))
+  .option('--entity <id>', 'entity the event is about')
+  .option('--description <text>', 'human description')
+  .action(async (type: string, o: { payload: string; visibility?: string; level?: number; entity?: string; description?: string }) => {
+    const input: Record<string, unknown> = { event: type, payload: parseJsonArg('--payload', o.payload) };
+    if (o.visibility) input.visibility = o.visibility;
+    if (o.level !== undefined) input.level = o.level;
+    if (o.entity) input.entity = o.entity;
+    if (o.description) input.description = o.description;
+    const env = await (await client()).emit(input);
+    out(`emitted ${env.event} ${env.id}`, env);
+  });
+
+const events = program.command('events').description('the node\'s local event log');
+events
+  .command('list')
+  .description('list events, newest first')
+  .option('--type <type>', 'only this event type')
+  .option('--limit <n>', 'how many', int('--limit'), 20)
+  .option('--cursor <seq>', 'page after this position', int('--cursor'))
+  .action(async (o: { type?: string; limit: number; cursor?: number }) => {
+    const page = await (await client()).events.list(o);
+    out(
+      table(page.items.map((e) => ({ seq: e.seq, id: e.envelope.id, event: e.envelope.event, level: levelName(e.envelope.level), source: e.envelope.source, time: e.envelope.timestamp }))) +
+        (page.nextCursor ? `\nmore: --cursor ${page.nextCursor}` : ''),
+      page,
+    );
+  });
+events
+  .command('trace <id>')
+  .description('show an event\'s lineage: its causes and what it caused, as a tree')
+  .action(async (id: string) => {
+    const t = await (await client()).events.trace(id);
+    const toNode = (n: typeof t.root): TreeNode => ({ label: `${n.event} ${n.id} (${n.source})`, children: n.children.map(toNode) });
+    const lines = t.ancestors.map((a, i) => `${'  '.repeat(i)}↳ ${a.event} ${a.id}`);
+    out([...lines, tree(toNode(t.root))].join('\n'), t);
+  });
+
+const notifications = program.command('notifications').alias('n').description('notifications: what humans see and agents claim and resolve');
+notifications
+  .command('list')
+  .description('list notifications, newest first')
+  .option('--level <n>', 'minimum level', int('--level'))
+  .option('--domain <d>')
+  .addOption(new Option('--human <status>', 'human status').choices(['unseen', 'seen']))
+  .addOption(new Option('--agent <status>', 'agent status').choices(['none', 'claimed', 'in_progress', 'resolved']))
+  .addOption(new Option('--visibility <v>').choices(['local', 'cluster', 'public']))
+  .option('--type <type>', 'event type')
+  .option('--since <iso>', 'created at or after')
+  .option('--limit <n>', 'how many', int('--limit'), 20)
+  .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+  .action(async (o: { level?: number; domain?: string; human?: 'unseen' | 'seen'; agent?: 'none'; visibility?: 'local'; type?: string; since?: string; limit: number; cursor?: number }) => {
+    const page = await (await client()).notifications.list({
+      level: o.level, domain: o.domain, humanStatus: o.human, agentStatus: o.agent, visibility: o.visibility, type: o.type, since: o.since, limit: o.limit, cursor: o.cursor,
+    });
+    out(
+      table(page.items.map((n) => ({ id: n.id, level: levelName(n.level), type: n.eventType, human: n.humanStatus, agent: n.agentStatus, by: n.agentId, description: n.description }))) +
+        (page.nextCursor ? `\nmore: --cursor ${page.nextCursor}` : ''),
+      page,
+    );
+  });
+notifications
+  .command('show <id>')
+  .description('one notification in full')
+  .action(async (id: string) => {
+    const n = await (await client()).notifications.get(int('id')(id));
+    out(JSON.stringify(n, null, 2), n);
+  });
+notifications
+  .command('seen <id>')
+  .description('mark seen')
+  .action(async (id: string) => {
+    const n = await (await client()).notifications.seen(int('id')(id));
+    out(`notification ${n.id} is ${n.humanStatus}`, n);
+  });
+notifications
+  .command('claim <id>')
+  .description('claim for an agent')
+  .requiredOption('--agent <id>', 'agent id')
+  .action(async (id: string, o: { agent: string }) => {
+    const n = await (await client()).notifications.claim(int('id')(id), o.agent);
+    out(`notification ${n.id} is ${n.agentStatus} by ${n.agentId}`, n);
+  });
+notifications
+  .command('start <id>')
+  .description('mark in progress (by the claiming agent)')
+  .requiredOption('--agent <id>', 'agent id')
+  .action(async (id: string, o: { agent: string }) => {
+    const n = await (await client()).notifications.start(int('id')(id), o.agent);
+    out(`notification ${n.id} is ${n.agentStatus}`, n);
+  });
+notifications
+  .command('resolve <id>')
+  .description('resolve, optionally with a resolution; --approve/--reject answer an actionable request')
+  .option('--agent <id>', 'agent id')
+  .option('--resolution <json|@file>', 'resolution object')
+  .option('--approve', 'approve the request (e.g. a cartridge install)')
+  .option('--reject', 'reject the request')
+  .action(async (id: string, o: { agent?: string; resolution?: string; approve?: boolean; reject?: boolean }) => {
+    if (o.approve && o.reject) throw new WeftError('WEFT_VALIDATION', '--approve and --reject exclude each other');
+    const n = await (await client()).notifications.resolve(int('id')(id), {
+      agentId: o.agent,
+      resolution: o.resolution ? parseJsonArg('--resolution', o.resolution) : undefined,
+      approve: o.approve ? true : o.reject ? false : undefined,
+    });
+    out(`notification ${n.id} is ${n.agentStatus}`, n);
+  });
+
+const schemas = program.command('schemas').description('the event catalog');
+schemas
+  .command('list')
+  .description('list event types')
+  .action(() => {
+    const list = createDefaultCatalog().list();
+    out(
+      table(list.map((e) => ({ type: e.type, level: levelName(e.level), visibility: e.visibility, lifecycle: e.lifecycle ? Object.keys(e.lifecycle).filter((k) => (e.lifecycle as Record<string, unknown>)[k] === true).join('+') : '', actionable: e.actionable }))),
+      list.map((e) => ({ type: e.type, description: e.description, domain: e.domain, level: e.level, visibility: e.visibility, idempotencyFields: e.idempotencyFields, lifecycle: e.lifecycle ?? null, actionable: e.actionable })),
+    );
+  });
+schemas
+  .command('export')
+  .description('JSON Schema of the envelope and every event type (for producers in other languages)')
+  .action(() => console.log(JSON.stringify(createDefaultCatalog().exportJsonSchema(), null, 2)));
+
+program
+  .command('config')
+  .description('configuration')
+  .command('show')
+  .description('print the effective config (secrets masked)')
+  .action(() => {
+    const c = cfg();
+    const flat = showConfig(c);
+    out(`${c.source ? `# from ${c.source} and the environment` : '# defaults and the environment (no config file)'}\n${Object.entries(flat).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')}`, flat);
+  });
+
+program
+  .command('logs')
+  .description('show the daemon\'s logs, pretty-printed')
+  .option('-f, --follow', 'keep printing new lines')
+  .option('-n, --lines <n>', 'last N lines', int('--lines'), 50)
+  .action(async (o: { follow?: boolean; lines: number }) => {
+    const file = `${cfg().data_dir}/logs/weft.log`;
+    if (!existsSync(file)) throw new WeftError('WEFT_NOT_FOUND', `no log file at ${file} (has the daemon run with this config?)`);
+    const all = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    for (const l of all.slice(-o.lines)) console.log(g().json ? l : prettyLog(l));
+    if (!o.follow) return;
+    let pos = statSync(file).size;
+    await new Promise<void>(() => {
+      watchFile(file, { interval: 250 }, (cur) => {
+        if (cur.size < pos) pos = 0;
+        if (cur.size === pos) return;
+        const rl = createInterface({ input: createReadStream(file, { start: pos, end: cur.size - 1 }) });
+        pos = cur.size;
+        rl.on('line', (l) => console.log(g().json ? l : prettyLog(l)));
+      });
+    });
+  });
+
+program
+  .command('doctor')
+  .description('check the node\'s database; --repair moves a damaged one aside and salvages what can be read')
+  .option('--repair', 'repair a damaged database')
+  .action(async (o: { repair?: boolean }) => {
+    const r = await repairStore(cfg().data_dir, { repair: o.repair ?? false });
+    out(r.message, r);
+    if (!r.ok && !o.repair) process.exitCode = 1;
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isWeftError(err)) {
+      if (g().json) console.error(JSON.stringify({ error: err.toJSON() }));
+      else console.error(`weft: ${err.message}`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    console.error(`weft: ${(err as Error).message ?? String(err)}`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

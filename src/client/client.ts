@@ -1,0 +1,202 @@
+import { WebSocket } from 'ws';
+import type { Envelope } from '../envelope/index.js';
+import { ERROR_CODES, type ErrorCode, WeftError } from '../errors/index.js';
+import type { Notification, NotificationChange, NotificationFilter } from '../store/index.js';
+
+export interface ClientInit {
+  /** API base URL, e.g. http://127.0.0.1:9237 */
+  url: string;
+  token: string;
+}
+
+export interface ListQuery {
+  level?: number;
+  domain?: string;
+  humanStatus?: 'unseen' | 'seen';
+  agentStatus?: 'none' | 'claimed' | 'in_progress' | 'resolved';
+  visibility?: 'local' | 'cluster' | 'public';
+  type?: string;
+  since?: string;
+  cursor?: number;
+  limit?: number;
+}
+
+/** One pushed change. */
+export interface PushedChange {
+  change: NotificationChange;
+  notification: Notification;
+}
+
+/** A subscription: iterate it; `break` or close() ends it. */
+export interface Subscription extends AsyncIterable<PushedChange> {
+  close(): void;
+  /** Resolves when the server confirmed the subscription. */
+  ready: Promise<void>;
+  /** Why the server closed it, if it did. */
+  closedReason?: string;
+}
+
+/**
+ * A typed client for a node's API.
+ * @example
+ * const weft = new WeftClient({ url: 'http://127.0.0.1:9237', token });
+ * await weft.emit({ event: 'system.worker.crashed', payload: { worker: 'w', error: 'x', restarts: 0 } });
+ */
+export class WeftClient {
+  constructor(private readonly init: ClientInit) {}
+
+  get url(): string {
+    return this.init.url;
+  }
+
+  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.init.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.init.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new WeftError('WEFT_STOPPED', `no weft daemon answers at ${this.init.url} (start one with 'weft daemon')`, { cause: err });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const code = (e?.code && e.code in ERROR_CODES ? e.code : res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
+      throw new WeftError(code, e?.message ?? `HTTP ${res.status}`);
+    }
+    return json as T;
+  }
+
+  health(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/api/health');
+  }
+
+  /** Emits one event; resolves with its envelope once durable in the node's bus. */
+  async emit(input: Record<string, unknown>): Promise<Envelope> {
+    return (await this.request<{ envelope: Envelope }>('POST', '/api/events', input)).envelope;
+  }
+
+  /** Emits many events in one commit; resolves with their ids. */
+  async emitMany(inputs: Array<Record<string, unknown>>): Promise<string[]> {
+    return (await this.request<{ ids: string[] }>('POST', '/api/events', { events: inputs })).ids;
+  }
+
+  readonly notifications = {
+    list: (q: ListQuery = {}) =>
+      this.request<{ items: Notification[]; nextCursor: number | null }>('GET', `/api/notifications${qs(q as Record<string, unknown>)}`),
+    get: (id: number) => this.request<Notification>('GET', `/api/notifications/${id}`),
+    seen: (id: number) => this.request<Notification>('POST', `/api/notifications/${id}/seen`, {}),
+    claim: (id: number, agentId: string) => this.request<Notification>('POST', `/api/notifications/${id}/claim`, { agentId }),
+    start: (id: number, agentId: string) => this.request<Notification>('POST', `/api/notifications/${id}/in_progress`, { agentId }),
+    resolve: (id: number, opts: { agentId?: string; resolution?: Record<string, unknown>; approve?: boolean } = {}) =>
+      this.request<Notification>('POST', `/api/notifications/${id}/resolve`, opts),
+  };
+
+  readonly events = {
+    list: (q: { type?: string; cursor?: number; limit?: number } = {}) =>
+      this.request<{ items: Array<{ seq: number; envelope: Envelope }>; nextCursor: number | null }>('GET', `/api/events${qs(q)}`),
+    get: (id: string) => this.request<Envelope>('GET', `/api/events/${encodeURIComponent(id)}`),
+    trace: (id: string) => this.request<TraceResult>('GET', `/api/events/${encodeURIComponent(id)}/trace`),
+  };
+
+  readonly schemas = {
+    list: () => this.request<Array<Record<string, unknown>>>('GET', '/api/schemas'),
+    export: () => this.request<Record<string, unknown>>('GET', '/api/schemas/export'),
+  };
+
+  /** Subscribes to notification changes matching the filter, as they commit. */
+  subscribe(filter: NotificationFilter = {}): Subscription {
+    const ws = new WebSocket(`${this.init.url.replace(/^http/, 'ws')}/ws`, { headers: { authorization: `Bearer ${this.init.token}` } });
+    const queue: PushedChange[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    let failure: Error | undefined;
+    let readyResolve: () => void = () => undefined;
+    let readyReject: (e: Error) => void = () => undefined;
+    const ready = new Promise<void>((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
+    ready.catch(() => undefined);
+    const sub: Subscription = {
+      ready,
+      close: () => {
+        done = true;
+        ws.close();
+        wake?.();
+      },
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<PushedChange>> => {
+          for (;;) {
+            const item = queue.shift();
+            if (item) return { value: item, done: false };
+            if (failure) throw failure;
+            if (done) return { value: undefined, done: true };
+            await new Promise<void>((r) => {
+              wake = r;
+            });
+            wake = undefined;
+          }
+        },
+        return: async () => {
+          sub.close();
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', filter })));
+    ws.on('message', (data) => {
+      const msg = JSON.parse(String(data)) as { type: string } & PushedChange;
+      if (msg.type === 'subscribed') readyResolve();
+      else if (msg.type === 'notification') queue.push({ change: msg.change, notification: msg.notification });
+      wake?.();
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      failure = new WeftError(res.statusCode === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `subscribe refused: HTTP ${res.statusCode}`);
+      readyReject(failure);
+      done = true;
+      wake?.();
+    });
+    ws.on('error', (err) => {
+      failure ??= new WeftError('WEFT_STOPPED', `subscription failed: ${err.message}`);
+      readyReject(failure);
+      done = true;
+      wake?.();
+    });
+    ws.on('close', (code, reason) => {
+      if (!done && code !== 1000) sub.closedReason = `${code} ${String(reason)}`;
+      done = true;
+      readyReject(new WeftError('WEFT_STOPPED', 'subscription closed before it was confirmed'));
+      wake?.();
+    });
+    return sub;
+  }
+}
+
+export interface TraceResult {
+  root: TraceTree;
+  ancestors: Array<{ id: string; event: string }>;
+}
+export interface TraceTree {
+  id: string;
+  event: string;
+  source: string;
+  timestamp: string;
+  origin?: string;
+  children: TraceTree[];
+}
+
+function qs(q: Record<string, unknown>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}

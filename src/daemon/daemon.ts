@@ -1,0 +1,129 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../api/server.js';
+import type { WeftConfig } from '../config/index.js';
+import { WeftError } from '../errors/index.js';
+import type { Logger } from '../util/logger.js';
+import { VERSION } from '../version.js';
+import { acquireLock } from './lock.js';
+import { createDaemonLogger } from './logging.js';
+import { createNode, type WeftNode } from './node.js';
+import { loadOrCreateToken } from './secrets.js';
+
+export interface DaemonInfo {
+  pid: number;
+  url: string;
+  computer: string;
+  dataDir: string;
+  tokenFile: string;
+  logFile: string;
+  startedAt: string;
+}
+
+export interface RunningDaemon {
+  node: WeftNode;
+  app: FastifyInstance;
+  info: DaemonInfo;
+  logger: Logger;
+  /** Drains and stops everything; idempotent. */
+  stop(): Promise<void>;
+}
+
+export function daemonInfoPath(dataDir: string): string {
+  return join(dataDir, 'daemon.json');
+}
+
+/** Reads the running daemon's address, if one wrote it. */
+export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(daemonInfoPath(dataDir), 'utf8')) as DaemonInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts a node daemon: lock, store, bus, pipeline, API and delivery. Emits
+ * `system.daemon.restarted`. A batch that fails as a whole is retried with backoff and
+ * reported as `system.worker.crashed`.
+ */
+export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean } = {}): Promise<RunningDaemon> {
+  mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
+  const lock = acquireLock(cfg.data_dir);
+  const log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
+  const logger = log.logger;
+  const previous = readDaemonInfo(cfg.data_dir);
+  const previousStop: 'clean' | 'unclean' | 'first' = previous ? 'unclean' : existsSync(join(cfg.data_dir, 'weft.db')) ? 'clean' : 'first';
+  let node: WeftNode | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    node = await createNode(
+      {
+        dataDir: cfg.data_dir,
+        computer: cfg.computer.name,
+        ...(cfg.computer.cluster ? { cluster: cfg.computer.cluster } : {}),
+        ...(cfg.redis.url ? { redis: { url: cfg.redis.url, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
+      },
+      { logger },
+    );
+    const n = node;
+    let crashes = 0;
+    n.processor.onBatchErrorHook = (err, attempt) => {
+      crashes++;
+      void n
+        .emit({ event: 'system.worker.crashed', payload: { worker: 'pipeline', error: err.message.slice(0, 2000), restarts: crashes, backoffMs: Math.min(50 * 2 ** Math.min(attempt, 6), 5000) } })
+        .catch(() => undefined);
+    };
+    await n.start();
+    const { token, path: tokenFile } = loadOrCreateToken(cfg.data_dir);
+    const api = await buildApi({ token }, { node: n, logger: logger.child({ mod: 'api' }) });
+    app = api.app;
+    n.onCommitted((b) => api.hub.publish(b.changes));
+    const address = await app.listen({ host: cfg.api.host, port: cfg.api.port });
+    const info: DaemonInfo = {
+      pid: process.pid,
+      url: address.replace('[::1]', '127.0.0.1'),
+      computer: cfg.computer.name,
+      dataDir: cfg.data_dir,
+      tokenFile,
+      logFile: log.file,
+      startedAt: new Date().toISOString(),
+    };
+    writeFileSync(daemonInfoPath(cfg.data_dir), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    await n.emit({
+      event: 'system.daemon.restarted',
+      payload: { computer: cfg.computer.name, pid: process.pid, version: VERSION, startedAt: info.startedAt, previousStop },
+    });
+    logger.info({ url: info.url, dataDir: cfg.data_dir, bus: n.bus.kind }, 'weft daemon started');
+    let stopping: Promise<void> | undefined;
+    const a = app;
+    return {
+      node: n,
+      app: a,
+      info,
+      logger,
+      stop() {
+        stopping ??= (async () => {
+          logger.info('weft daemon stopping');
+          api.hub.closeAll();
+          await a.close();
+          await n.stop();
+          rmSync(daemonInfoPath(cfg.data_dir), { force: true });
+          log.close();
+          lock.release();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await node?.stop().catch(() => undefined);
+    log.close();
+    lock.release();
+    if (err instanceof WeftError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new WeftError('WEFT_CONFIG', `api.port ${cfg.api.port} on ${cfg.api.host} is already in use`);
+    throw err;
+  }
+}

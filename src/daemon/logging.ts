@@ -1,0 +1,49 @@
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { Logger } from '../util/logger.js';
+
+export interface DaemonLogger {
+  logger: Logger;
+  file: string;
+  close(): void;
+}
+
+/**
+ * Structured JSON logs to stderr and to `<dataDir>/logs/weft.log`, rotated at `maxBytes`
+ * (keeping `keep` old files: weft.log.1 ... weft.log.N).
+ */
+export function createDaemonLogger(dataDir: string, level: string, opts: { maxBytes?: number; keep?: number; stderr?: boolean } = {}): DaemonLogger {
+  const dir = join(dataDir, 'logs');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'weft.log');
+  const dest = pino.destination({ dest: file, append: true, sync: false, mkdir: true });
+  const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: dest }];
+  if (opts.stderr !== false) streams.push({ level: level as pino.Level, stream: pino.destination({ dest: 2, sync: false }) });
+  const logger = pino({ level, base: { pid: process.pid } }, pino.multistream(streams));
+  const maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
+  const keep = opts.keep ?? 3;
+  const timer = setInterval(() => {
+    try {
+      if (!existsSync(file) || statSync(file).size < maxBytes) return;
+      for (let i = keep - 1; i >= 1; i--) if (existsSync(`${file}.${i}`)) renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+      renameSync(file, `${file}.1`);
+      dest.reopen();
+    } catch {
+      // rotation is best effort; logging goes on in the current file
+    }
+  }, 5000);
+  timer.unref();
+  return {
+    logger: logger as unknown as Logger,
+    file,
+    close() {
+      clearInterval(timer);
+      try {
+        dest.flushSync();
+      } catch {
+        // not yet open
+      }
+    },
+  };
+}

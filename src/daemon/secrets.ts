@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../errors/index.js';
+
+export function tokenPath(dataDir: string): string {
+  return join(dataDir, 'api-token');
+}
+
+/** The API token: created on first start as a 0600 file; a looser mode is refused. */
+export function loadOrCreateToken(dataDir: string): { token: string; path: string; created: boolean } {
+  const path = tokenPath(dataDir);
+  if (!existsSync(path)) {
+    const token = randomBytes(32).toString('hex');
+    writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    return { token, path, created: true };
+  }
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(`token file ${path} has mode ${mode.toString(8)}; it must be 600 (run: chmod 600 ${path})`, { path });
+  }
+  return { token: readFileSync(path, 'utf8').trim(), path, created: false };
+}
+
+/** Reads the token for a client (the CLI). */
+export function readToken(dataDir: string): string | undefined {
+  try {
+    return readFileSync(tokenPath(dataDir), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
