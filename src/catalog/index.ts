@@ -1,15 +1,18 @@
 /** catalog: the event-type registry (payload schemas, defaults, idempotency, lifecycle). */
 import { Catalog } from './catalog.js';
+import { registerCorrelationTypes } from './schemas/correlation.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
 
 export * from './catalog.js';
-export { registerSoftwareDevelopmentTypes, registerSystemTypes };
+export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
+export { registerCorrelationTypes, registerSoftwareDevelopmentTypes, registerSystemTypes };
 
 /** A catalog with every built-in type registered. */
 export function createDefaultCatalog(): Catalog {
   const c = new Catalog();
   registerSystemTypes(c);
+  registerCorrelationTypes(c);
   registerSoftwareDevelopmentTypes(c);
   return c;
 }

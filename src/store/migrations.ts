@@ -130,4 +130,69 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX deliveries_due ON deliveries(channel, next_attempt_at, id) WHERE status = 'pending';
     `,
   },
+  {
+    version: 2,
+    name: 'system cartridges: peer trust scores, trust outcome counts, entity history, correlation windows',
+    sql: `
+      CREATE TABLE trust_scores (
+        peer TEXT PRIMARY KEY,
+        penalty REAL NOT NULL DEFAULT 0,
+        clean INTEGER NOT NULL DEFAULT 0,
+        offenses INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE trust_outcomes (
+        peer TEXT NOT NULL,
+        source TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (peer, source, outcome, reason)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE entity_history (
+        entity TEXT PRIMARY KEY,
+        events INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        successes INTEGER NOT NULL DEFAULT 0,
+        streak INTEGER NOT NULL DEFAULT 0,
+        first_seen_at TEXT NOT NULL,
+        last_event_at TEXT NOT NULL,
+        last_event_type TEXT NOT NULL,
+        last_failure_at TEXT,
+        last_success_at TEXT,
+        touched INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX entity_history_touched ON entity_history(touched);
+
+      CREATE TABLE correlation_counts (
+        key TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (key, bucket)
+      ) WITHOUT ROWID;
+      CREATE INDEX correlation_counts_bucket ON correlation_counts(bucket);
+
+      CREATE TABLE correlation_failures (
+        entity TEXT NOT NULL,
+        computer TEXT NOT NULL,
+        first_at INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (entity, computer)
+      ) WITHOUT ROWID;
+      CREATE INDEX correlation_failures_last ON correlation_failures(last_at);
+
+      CREATE TABLE correlation_fired (
+        pattern TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fired_at INTEGER NOT NULL,
+        quiet_until INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (pattern, key)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -1,0 +1,94 @@
+/**
+ * The one place that builds the system pipeline, in its fixed order:
+ * trust → dedup → enrichment → correlation → classification → notification projection.
+ * Stages that come later (mesh publisher, promotion tracker) are appended after projection;
+ * nothing can be inserted between system stages.
+ */
+import { WeftError } from '../errors/index.js';
+import type { Cartridge } from '../pipeline/index.js';
+import { type ClassificationInit, classification } from './classification.js';
+import { type CorrelationInit, correlation } from './correlation.js';
+import { dedupCartridge } from './dedup.js';
+import { type EnrichmentInit, enrichment } from './enrichment.js';
+import { notificationProjector } from './notification-projector.js';
+import {
+  type TrustEvaluator,
+  type TrustEvaluatorDeps,
+  type TrustEvaluatorInit,
+  trustEvaluator,
+} from './trust/index.js';
+
+/** The system stages by cartridge name, in the order they run. */
+export const SYSTEM_PIPELINE_ORDER = [
+  'trust',
+  'dedup',
+  'enrichment',
+  'correlation',
+  'classification',
+  'notification-projection',
+] as const;
+
+export type SystemStage = (typeof SYSTEM_PIPELINE_ORDER)[number];
+
+/** Options of every system stage. */
+export interface SystemPipelineInit {
+  trust?: TrustEvaluatorInit;
+  enrichment?: EnrichmentInit;
+  correlation?: CorrelationInit;
+  classification?: ClassificationInit;
+}
+
+/** Collaborators of the system stages, and the stages that run after them. */
+export interface SystemPipelineDeps extends TrustEvaluatorDeps {
+  /** Appended after notification projection, in this order (mesh publisher, promotion tracker, ...). */
+  after?: readonly Cartridge[];
+  /** Use this trust evaluator instead of building one (to read its stats). */
+  trust?: TrustEvaluator;
+}
+
+/**
+ * The ordered cartridge list for a node.
+ * @example
+ * const node = await createNode({ dataDir, computer: 'laptop',
+ *   cartridges: () => systemPipeline({ trust: { strictness: 'standard' } }, { peers }) });
+ */
+export function systemPipeline(init: SystemPipelineInit = {}, deps: SystemPipelineDeps = {}): Cartridge[] {
+  const stages: Record<SystemStage, Cartridge> = {
+    trust: deps.trust ?? trustEvaluator(init.trust, deps.peers ? { peers: deps.peers } : {}),
+    dedup: dedupCartridge(),
+    enrichment: enrichment(init.enrichment),
+    correlation: correlation(init.correlation),
+    classification: classification(init.classification),
+    'notification-projection': notificationProjector(),
+  };
+  const list = SYSTEM_PIPELINE_ORDER.map((name) => stages[name]);
+  for (const c of deps.after ?? []) {
+    if ((SYSTEM_PIPELINE_ORDER as readonly string[]).includes(c.name)) {
+      throw new WeftError(
+        'WEFT_PIPELINE',
+        `cartridge '${c.name}' is a system stage and cannot be appended again`,
+      );
+    }
+    list.push(c);
+  }
+  assertSystemOrder(list);
+  return list;
+}
+
+/**
+ * Throws WEFT_PIPELINE unless the list starts with the system stages in order. The daemon
+ * calls it on whatever list it was given, so a misconfigured pipeline fails at start.
+ * @example
+ * assertSystemOrder(node.pipeline.cartridges);
+ */
+export function assertSystemOrder(cartridges: readonly Pick<Cartridge, 'name'>[]): void {
+  SYSTEM_PIPELINE_ORDER.forEach((name, i) => {
+    const got = cartridges[i]?.name;
+    if (got !== name) {
+      throw new WeftError(
+        'WEFT_PIPELINE',
+        `system pipeline stage ${i + 1} must be '${name}', found '${got ?? 'nothing'}' (order: ${SYSTEM_PIPELINE_ORDER.join(' → ')})`,
+      );
+    }
+  });
+}
