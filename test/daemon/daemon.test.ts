@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WeftClient } from '../../src/client/index.js';
+import { readToken } from '../../src/daemon/secrets.js';
+import { freePort } from '../helpers/redis.js';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const TODO = 'domain.software-development.planning.todo';
+
+test('the daemon, driven only through the CLI and the HTTP API', async () => {
+  const t = tempDir('weft-daemon-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'testbox' };
+  try {
+    const d = await startDaemonProcess(env);
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const api = new WeftClient({ url: d.url, token });
+
+    // a WebSocket subscriber sees changes as they commit
+    const sub = api.subscribe({ eventType: `${TODO}.dor_assessed` });
+    await sub.ready;
+    const pushed: string[] = [];
+    const reading = (async () => {
+      for await (const p of sub) {
+        pushed.push(`${p.change.kind}:${p.notification.agentStatus}`);
+        if (pushed.length === 3) break;
+      }
+    })();
+
+    // emit → notification visible in `weft notifications list --json`
+    const e = weft(['emit', `${TODO}.dor_assessed`, '--payload', JSON.stringify({ slug: 'cli', score: 7, verdict: 'needs_work' })], env);
+    assert.equal(e.code, 0, e.stderr);
+    let list: { items: Array<{ id: number; eventType: string; humanStatus: string }> } = { items: [] };
+    for (let i = 0; i < 200; i++) {
+      const l = weft(['notifications', 'list', '--json', '--type', `${TODO}.dor_assessed`], env);
+      assert.equal(l.code, 0, l.stderr);
+      list = JSON.parse(l.stdout);
+      if (list.items.length > 0) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const n = list.items[0];
+    assert.ok(n, 'notification listed');
+    assert.equal(n.humanStatus, 'unseen');
+
+    // seen / claim / resolve through the CLI
+    assert.equal(weft(['notifications', 'seen', String(n.id)], env).code, 0);
+    assert.equal(weft(['notifications', 'claim', String(n.id), '--agent', 'agent-7'], env).code, 0);
+    const r = weft(['notifications', 'resolve', String(n.id), '--agent', 'agent-7', '--resolution', '{"outcome":"refined"}', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).agentStatus, 'resolved');
+    await reading;
+    assert.deepEqual(pushed, ['created:none', 'seen:none', 'claimed:claimed']);
+
+    // 409 on an illegal transition, with the JSON error shape; exit 1 from the CLI
+    const again = await fetch(`${d.url}/api/notifications/${n.id}/claim`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ agentId: 'x' }),
+    });
+    assert.equal(again.status, 409);
+    assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'WEFT_ILLEGAL_TRANSITION');
+    const cliAgain = weft(['notifications', 'claim', String(n.id), '--agent', 'x'], env);
+    assert.equal(cliAgain.code, 1);
+    assert.match(cliAgain.stderr, /^weft: notification \d+ is resolved: cannot claim/);
+
+    // 401 without or with a wrong token, on every kind of route
+    for (const path of ['/api/notifications', '/api/health', '/metrics', '/openapi.json']) {
+      assert.equal((await fetch(d.url + path)).status, 401, path);
+      assert.equal((await fetch(d.url + path, { headers: { authorization: 'Bearer nope' } })).status, 401, path);
+    }
+
+    // a second daemon on the same dir is refused
+    const second = weft(['daemon'], env);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /another weft daemon \(pid \d+\) is already running/);
+
+    // SIGTERM drains and exits 0
+    const before = (await api.notifications.list({ limit: 100 })).items.length;
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.output());
+    const down = weft(['notifications', 'list'], env);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /^weft: no weft daemon answers at http/);
+    assert.equal(down.stderr.trim().split('\n').length, 1, 'one clear line, not a stack trace');
+
+    // a restart keeps every notification (plus its own daemon.restarted)
+    const d2 = await startDaemonProcess(env);
+    const api2 = new WeftClient({ url: d2.url, token });
+    let after = 0;
+    for (let i = 0; i < 100 && after <= before; i++) {
+      after = (await api2.notifications.list({ limit: 100 })).items.length;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.equal(after, before + 1);
+    const kept = await api2.notifications.get(n.id);
+    assert.equal(kept.agentStatus, 'resolved');
+    d2.proc.kill('SIGTERM');
+    assert.equal(await d2.exited, 0);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('bad config fails fast with one clear line', async () => {
+  const t = tempDir('weft-badcfg-');
+  try {
+    const base = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0' };
+    const cfgFile = join(t.dir, 'config.toml');
+    writeFileSync(cfgFile, '[api]\nprot = 1\n');
+    let r = weft(['--config', cfgFile, 'config', 'show'], base);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^weft: config file .* unknown key 'api\.prot'/);
+    writeFileSync(cfgFile, '[api]\nport = "high"\n');
+    r = weft(['--config', cfgFile, 'daemon'], base);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^weft: config key api\.port: "high" is not allowed; expected an integer 0\.\.65535/);
+    r = weft(['daemon'], { ...base, WEFT_API_PORT: 'abc' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /config key api\.port \(WEFT_API_PORT\): "abc" is not allowed/);
+    r = weft(['daemon'], { ...base, WEFT_AUTONOMY_CARTRIDGE_INSTALL: 'L9' });
+    assert.match(r.stderr, /expected one of L1, L2, L3/);
+    const port = await freePort();
+    r = weft(['daemon'], { ...base, WEFT_REDIS_URL: `redis://127.0.0.1:${port}` });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^weft: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  } finally {
+    t.cleanup();
+  }
+});
