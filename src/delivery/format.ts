@@ -64,8 +64,8 @@ export function formatNotification(
   lines.push(esc(tail.join(' · ')));
 
   const text = lines.join('\n');
-  // Cutting HTML could split a tag or an entity, so it is cut before escaping would matter:
-  // only the description and values can be long, and each is already bounded above.
+  // Description and values are bounded above, so this cut is a safety net only (it could split
+  // an HTML entity, which Telegram then refuses as a 400).
   return text.length <= TELEGRAM_MAX_TEXT ? text : `${text.slice(0, TELEGRAM_MAX_TEXT - 1)}…`;
 }
 

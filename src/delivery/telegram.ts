@@ -251,6 +251,10 @@ class TelegramChannel implements DeliveryChannel {
   }
 
   enqueue(changes: readonly NotificationChange[]): Promise<number> {
+    if (this.deps.ns.store.isClosed) {
+      this.log.warn({ changes: changes.length }, 'store closed; changes not recorded for delivery');
+      return Promise.resolve(0);
+    }
     try {
       const rows = this.select(changes);
       if (rows.length === 0) return Promise.resolve(0);
@@ -403,6 +407,10 @@ class TelegramChannel implements DeliveryChannel {
   private async loop(): Promise<void> {
     const signal = this.stopper.signal;
     while (!signal.aborted) {
+      if (this.deps.ns.store.isClosed) {
+        this.log.warn('store closed before delivery stopped; pending rows wait for the next start');
+        return;
+      }
       const now = this.deps.clock.now();
       if (this.pausedUntil > now) {
         await this.wait(this.pausedUntil - now);
@@ -494,7 +502,11 @@ class TelegramChannel implements DeliveryChannel {
 
   private async send(text: string, stop: AbortSignal): Promise<Outcome> {
     if (stop.aborted) return { type: 'aborted' };
-    const body: Record<string, unknown> = { chat_id: this.cfg.chatId, text, disable_web_page_preview: true };
+    const body: Record<string, unknown> = {
+      chat_id: this.cfg.chatId,
+      text,
+      link_preview_options: { is_disabled: true },
+    };
     if (this.cfg.parseMode) body.parse_mode = this.cfg.parseMode;
     const timeout = AbortSignal.timeout(this.cfg.requestTimeoutMs);
     let res: Response;

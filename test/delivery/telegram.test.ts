@@ -11,10 +11,12 @@ import { createNode, type WeftNode } from '../../src/daemon/index.js';
 import {
   DeliveryTable,
   type DeliveryChannel,
+  formatNotification,
   type TelegramInit,
   telegramDelivery,
 } from '../../src/delivery/index.js';
 import { ConfigError } from '../../src/errors/index.js';
+import type { Notification } from '../../src/store/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -410,4 +412,46 @@ test('should refuse bad options with an error that names the key', () => {
     () => telegramDelivery({ botToken: TOKEN, chatId: 1, minLevel: 1, baseUrl: 'ftp://x' }, deps),
     (e: unknown) => e instanceof ConfigError && /telegram\.base_url/.test(e.message),
   );
+});
+
+test('should render a readable message, escaped in HTML mode', () => {
+  const n: Notification = {
+    id: 7,
+    eventId: 'e1',
+    eventType: 'ci.build.failed',
+    level: 3,
+    domain: 'ci',
+    visibility: 'local',
+    entity: 'repo/weft',
+    source: 'ci',
+    sourceComputer: 'laptop',
+    description: 'Build <42> failed & stopped',
+    payload: { branch: 'main', details: { step: 'test' }, skipped: null },
+    idempotencyKey: null,
+    groupKey: null,
+    actionable: true,
+    humanStatus: 'unseen',
+    agentStatus: 'none',
+    agentId: null,
+    resolution: null,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    seenAt: null,
+    claimedAt: null,
+    resolvedAt: null,
+  };
+  assert.equal(
+    formatNotification(n, 'created'),
+    [
+      '🔴 business · new · ci.build.failed',
+      'Build <42> failed & stopped',
+      'branch: main',
+      'details: {"step":"test"}',
+      '#7 · entity repo/weft · from laptop',
+    ].join('\n'),
+  );
+  const html = formatNotification(n, 'created', { parseMode: 'HTML' });
+  assert.match(html, /^<b>🔴 business · new · ci\.build\.failed<\/b>\n/);
+  assert.match(html, /Build &lt;42&gt; failed &amp; stopped/);
+  assert.ok(formatNotification({ ...n, description: 'x'.repeat(10_000) }, 'created').length <= 4096);
 });
