@@ -77,7 +77,7 @@ function statements(db: Db): Statements {
            touched = @touched`,
       ),
       prune: db.prepare(
-        'DELETE FROM entity_history WHERE rowid IN (SELECT rowid FROM entity_history WHERE touched < ? ORDER BY touched LIMIT 1000)',
+        'DELETE FROM entity_history WHERE entity IN (SELECT entity FROM entity_history WHERE touched < ? ORDER BY touched LIMIT 1000)',
       ),
     };
     prepared.set(db, s);

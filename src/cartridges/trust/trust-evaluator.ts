@@ -294,8 +294,14 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
 
   function recordOffense(ctx: CartridgeContext, peer: string, penalty: number, strictness: Strictness): void {
     let offense: TrustOutcome = 'accept';
-    for (const f of findings)
-      if (!CONSEQUENCE_FINDINGS.has(f)) offense = worse(offense, FINDING_OUTCOMES[f][strictness]);
+    let consequencesOnly = true;
+    for (const f of findings) {
+      if (CONSEQUENCE_FINDINGS.has(f)) continue;
+      consequencesOnly = false;
+      offense = worse(offense, FINDING_OUTCOMES[f][strictness]);
+    }
+    // Held or flagged only for its past record: the event itself is clean and earns trust back.
+    if (consequencesOnly) return recordClean(ctx, peer, penalty);
     if (offense === 'accept') return;
     const p = Math.min(score.maxPenalty, penalty + score.weights[offense]);
     trustStatements(ctx.store.store.db).putScore.run(peer, p, 0, 1, ctx.clock.now());
