@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { MetricsRegistry, nodeMetrics } from '../api/metrics.js';
 import { buildApi } from '../api/server.js';
+import { type DeliveryChannel, telegramDelivery } from '../delivery/index.js';
 import type { WeftConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import type { Logger } from '../util/logger.js';
@@ -76,8 +78,31 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         .catch(() => undefined);
     };
     await n.start();
+    let telegram: DeliveryChannel | undefined;
+    if (cfg.telegram.bot_token && cfg.telegram.chat_id) {
+      telegram = telegramDelivery(
+        { botToken: cfg.telegram.bot_token, chatId: cfg.telegram.chat_id, minLevel: cfg.telegram.min_level, baseUrl: cfg.telegram.base_url },
+        { ns: n.ns, clock: n.clock, logger: logger.child({ mod: 'telegram' }) },
+      );
+      const t = telegram;
+      n.onCommitted((b) => void t.enqueue(b.changes));
+      t.start();
+    }
+    const metrics = nodeMetrics(
+      new MetricsRegistry({ onCollectError: (e) => logger.warn({ err: e.message }, 'metrics collector failed') }),
+      n,
+      { deliveries: telegram ? [telegram] : [] },
+    );
     const { token, path: tokenFile } = loadOrCreateToken(cfg.data_dir);
-    const api = await buildApi({ token }, { node: n, logger: logger.child({ mod: 'api' }) });
+    const api = await buildApi(
+      { token },
+      {
+        node: n,
+        logger: logger.child({ mod: 'api' }),
+        metrics: () => metrics.render(),
+        health: () => ({ delivery: telegram ? telegram.stats() : null }),
+      },
+    );
     app = api.app;
     n.onCommitted((b) => api.hub.publish(b.changes));
     const address = await app.listen({ host: cfg.api.host, port: cfg.api.port });
@@ -108,6 +133,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
           logger.info('weft daemon stopping');
           api.hub.closeAll();
           await a.close();
+          await telegram?.stop();
+          metrics.close();
           await n.stop();
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
           log.close();

@@ -71,6 +71,13 @@ test('the daemon, driven only through the CLI and the HTTP API', async () => {
       assert.equal((await fetch(d.url + path, { headers: { authorization: 'Bearer nope' } })).status, 401, path);
     }
 
+    // metrics in Prometheus text format
+    const m = await fetch(`${d.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(m.status, 200);
+    const text = await m.text();
+    assert.match(text, /^# TYPE weft_pipeline_batches_total counter$/m);
+    assert.match(text, /^weft_notifications\{human_status="seen",agent_status="resolved"\} 1$/m);
+
     // a second daemon on the same dir is refused
     const second = weft(['daemon'], env);
     assert.equal(second.code, 1);
