@@ -2,53 +2,21 @@
 /** cli: the `weft` command (alias `telec`). Talks to the running daemon through its API. */
 import { createReadStream, existsSync, readFileSync, statSync, watchFile } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Command, CommanderError, Option } from 'commander';
-import { connect } from '../client/index.js';
+import { CommanderError, Option } from 'commander';
 import { createDefaultCatalog } from '../catalog/index.js';
-import { loadConfig, showConfig, type WeftConfig } from '../config/index.js';
+import { showConfig } from '../config/index.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { repairStore } from '../daemon/doctor.js';
 import { isWeftError, WeftError } from '../errors/index.js';
 import { VERSION } from '../version.js';
+import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
-interface Globals {
-  config?: string;
-  json?: boolean;
-  logLevel?: string;
-}
+/** Command modules of other concerns; each adds its own subcommands. */
+const MODULES: CommandModule[] = [];
 
-const program = new Command();
-program
-  .name('weft')
-  .description('Weft: a sovereign event mesh. Emit events, see notifications, and run a node.')
-  .version(VERSION)
-  .option('-c, --config <path>', 'config file (default: $WEFT_CONFIG or ~/.weft/config.toml)')
-  .option('--json', 'machine-readable JSON output')
-  .addOption(new Option('--log-level <level>', 'daemon log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
-  .showHelpAfterError()
-  .exitOverride();
-
-const g = (): Globals => program.opts<Globals>();
-const cfg = (): WeftConfig => loadConfig({ path: g().config, overrides: g().logLevel ? { 'log.level': g().logLevel } : {} });
-const client = () => connect({ path: g().config });
-const out = (human: string, json: unknown) => console.log(g().json ? JSON.stringify(json, null, 2) : human);
-
-function parseJsonArg(what: string, v: string): Record<string, unknown> {
-  const text = v.startsWith('@') ? readFileSync(v.slice(1), 'utf8') : v;
-  try {
-    const o = JSON.parse(text) as unknown;
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('not an object');
-    return o as Record<string, unknown>;
-  } catch (err) {
-    throw new WeftError('WEFT_VALIDATION', `${what}: not a JSON object (${(err as Error).message})`);
-  }
-}
-
-const int = (name: string) => (v: string) => {
-  if (!/^\d+$/.test(v)) throw new WeftError('WEFT_VALIDATION', `${name} must be a whole number, got '${v}'`);
-  return Number(v);
-};
+const ctx = createCliContext();
+const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
 
 program
   .command('daemon')
@@ -250,6 +218,7 @@ program
   });
 
 async function main(): Promise<void> {
+  for (const m of MODULES) m(ctx);
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

@@ -20,7 +20,7 @@ export type FailureHandler = (cartridge: string, event: Envelope, error: Error, 
  * `system.cartridge.failed` event. Invocations are counted in memory and flushed per batch.
  */
 export class Pipeline {
-  readonly cartridges: readonly Cartridge[];
+  private list: readonly Cartridge[];
   private readonly counts = new Map<string, number>();
   private readonly totals = new Map<string, number>();
   private readonly sp: { begin: Statement; release: Statement; rollback: Statement };
@@ -31,12 +31,7 @@ export class Pipeline {
     private readonly onFailure: FailureHandler,
     private readonly logger: Logger,
   ) {
-    const names = new Set<string>();
-    for (const c of cartridges) {
-      if (names.has(c.name)) throw new WeftError('WEFT_PIPELINE', `cartridge '${c.name}' appears twice in the pipeline`);
-      names.add(c.name);
-    }
-    this.cartridges = cartridges;
+    this.list = checkUnique(cartridges);
     this.sp = {
       begin: db.prepare('SAVEPOINT weft_event'),
       release: db.prepare('RELEASE weft_event'),
@@ -44,9 +39,22 @@ export class Pipeline {
     };
   }
 
+  /** The cartridges in order. */
+  get cartridges(): readonly Cartridge[] {
+    return this.list;
+  }
+
   /** Names in order, for `weft pipeline show`. */
   get order(): string[] {
-    return this.cartridges.map((c) => c.name);
+    return this.list.map((c) => c.name);
+  }
+
+  /**
+   * Replaces the cartridge list (a cartridge was activated or rejected). An event already
+   * running finishes with the list it started with.
+   */
+  replace(cartridges: readonly Cartridge[]): void {
+    this.list = checkUnique(cartridges);
   }
 
   /**
@@ -55,13 +63,13 @@ export class Pipeline {
    */
   run(event: Envelope, ctx: CartridgeContext): RunOutcome | Promise<RunOutcome> {
     this.sp.begin.run();
-    return this.step(0, event, ctx);
+    return this.step(this.list, 0, event, ctx);
   }
 
-  private step(i: number, event: Envelope, ctx: CartridgeContext): RunOutcome | Promise<RunOutcome> {
+  private step(list: readonly Cartridge[], i: number, event: Envelope, ctx: CartridgeContext): RunOutcome | Promise<RunOutcome> {
     let cur = event;
-    for (; i < this.cartridges.length; i++) {
-      const c = this.cartridges[i] as Cartridge;
+    for (; i < list.length; i++) {
+      const c = list[i] as Cartridge;
       let r: Envelope | null | Promise<Envelope | null>;
       try {
         r = c.process(cur, ctx);
@@ -75,7 +83,7 @@ export class Pipeline {
           (v) => {
             this.count(c.name);
             if (v === null) return this.drop(c.name);
-            return this.step(next, v, ctx);
+            return this.step(list, next, v, ctx);
           },
           (err) => this.fail(c, seen, err, ctx),
         );
@@ -123,4 +131,13 @@ export class Pipeline {
   get invocationTotals(): ReadonlyMap<string, number> {
     return this.totals;
   }
+}
+
+function checkUnique(cartridges: readonly Cartridge[]): readonly Cartridge[] {
+  const names = new Set<string>();
+  for (const c of cartridges) {
+    if (names.has(c.name)) throw new WeftError('WEFT_PIPELINE', `cartridge '${c.name}' appears twice in the pipeline`);
+    names.add(c.name);
+  }
+  return [...cartridges];
 }
