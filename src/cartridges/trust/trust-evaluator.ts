@@ -301,7 +301,10 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       offense = worse(offense, FINDING_OUTCOMES[f][strictness]);
     }
     // Held or flagged only for its past record: the event itself is clean and earns trust back.
-    if (consequencesOnly) return recordClean(ctx, peer, penalty);
+    if (consequencesOnly) {
+      recordClean(ctx, peer, penalty);
+      return;
+    }
     if (offense === 'accept') return;
     const p = Math.min(score.maxPenalty, penalty + score.weights[offense]);
     trustStatements(ctx.store.store.db).putScore.run(peer, p, 0, 1, ctx.clock.now());
