@@ -1,11 +1,13 @@
 /** catalog: the event-type registry (payload schemas, defaults, idempotency, lifecycle). */
 import { Catalog } from './catalog.js';
+import { CARTRIDGE_EVENTS, registerCartridgeTypes } from './schemas/cartridges.js';
 import { registerCorrelationTypes } from './schemas/correlation.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
 
 export * from './catalog.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
+export { CARTRIDGE_EVENTS, registerCartridgeTypes };
 export { registerCorrelationTypes, registerSoftwareDevelopmentTypes, registerSystemTypes };
 
 /** A catalog with every built-in type registered. */
@@ -14,5 +16,6 @@ export function createDefaultCatalog(): Catalog {
   registerSystemTypes(c);
   registerCorrelationTypes(c);
   registerSoftwareDevelopmentTypes(c);
+  registerCartridgeTypes(c);
   return c;
 }
