@@ -195,4 +195,45 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'mesh: per-peer outbox and sender state',
+    sql: `
+      CREATE TABLE mesh_outbox (
+        id INTEGER PRIMARY KEY,
+        peer TEXT NOT NULL,
+        envelope_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (peer, envelope_id)
+      );
+      CREATE INDEX mesh_outbox_peer ON mesh_outbox(peer, id);
+      CREATE TABLE mesh_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+    `,
+  },
+  {
+    version: 4,
+    name: 'sovereignty: installed cartridges (status, origin, manifest, source digest)',
+    sql: `
+      CREATE TABLE cartridges (
+        name TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        author TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending_activation', 'active', 'rejected', 'alpha', 'suspended')),
+        origin TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        source_bytes INTEGER NOT NULL,
+        status_reason TEXT,
+        installed_at TEXT NOT NULL,
+        activated_at TEXT,
+        updated_at TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX cartridges_status ON cartridges(status);
+    `,
+  },
 ];
