@@ -161,6 +161,24 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
   );
   // The previous bucket is closed: cache its count instead of reading it per event.
   const prevCache = new Map<string, { bucket: number; count: number }>();
+  // Quiet periods, read through from correlation_fired: once a pattern fires, every later event
+  // of the window would otherwise read it again. If a batch rolls back after a report, the
+  // cache errs on the side of not reporting twice.
+  const quiet = new Map<string, number>();
+  const quietUntil = (s: Statements, pattern: string, key: string): number => {
+    const k = `${pattern}|${key}`;
+    let q = quiet.get(k);
+    if (q === undefined) {
+      q = (s.getFired.get(pattern, key) as number | undefined) ?? Number.NEGATIVE_INFINITY;
+      if (quiet.size > 10_000) quiet.clear();
+      quiet.set(k, q);
+    }
+    return q;
+  };
+  const fired = (s: Statements, pattern: string, key: string, t: number, until: number, eventId: string) => {
+    s.putFired.run(pattern, key, t, until, eventId);
+    quiet.set(`${pattern}|${key}`, until);
+  };
   let sincePrune = 0;
 
   function detectBurst(event: Envelope, ctx: CartridgeContext, s: Statements, t: number): void {
@@ -178,8 +196,7 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
     // Sliding-window estimate: the previous bucket weighted by how much of it the window still covers.
     const estimate = cur + prev.count * (1 - (t - bucket) / w);
     if (estimate < cfg.threshold) return;
-    const quietUntil = s.getFired.get('burst', event.event) as number | undefined;
-    if (quietUntil !== undefined && t < quietUntil) return;
+    if (t < quietUntil(s, 'burst', event.event)) return;
     const emitted = ctx.emit({
       event: BURST_DETECTED,
       payload: {
@@ -191,7 +208,7 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
         detectedAt: new Date(t).toISOString(),
       },
     });
-    s.putFired.run('burst', event.event, t, t + w, emitted.id);
+    fired(s, 'burst', event.event, t, t + w, emitted.id);
   }
 
   function detectCascade(event: Envelope, ctx: CartridgeContext, s: Statements, t: number): void {
@@ -202,6 +219,7 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
       t,
       since,
     });
+    if (t < quietUntil(s, 'cascade', '*')) return;
     const w = s.window.get(since) as {
       entities: number;
       computers: number;
@@ -209,8 +227,6 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
       firstAt: number;
     };
     if (w.failures < minFailures || (w.entities < minEntities && w.computers < minComputers)) return;
-    const quietUntil = s.getFired.get('cascade', '*') as number | undefined;
-    if (quietUntil !== undefined && t < quietUntil) return;
     const emitted = ctx.emit({
       event: FAILURE_CASCADE,
       payload: {
@@ -225,7 +241,7 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
         triggerEventType: event.event,
       },
     });
-    s.putFired.run('cascade', '*', t, t + cascadeWindow, emitted.id);
+    fired(s, 'cascade', '*', t, t + cascadeWindow, emitted.id);
   }
 
   return {

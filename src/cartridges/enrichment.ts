@@ -9,7 +9,11 @@ import { groupKeyOf, type Db } from '../store/index.js';
 import type { Statement } from 'better-sqlite3';
 import { defaultEventKind, type EventKindOf } from './event-kind.js';
 
-/** What enrichment adds under `context.entity`. Counts are of the events before this one. */
+/**
+ * What enrichment adds under `context.entity`. Counts are of the tracked events before this one
+ * (failures and successes by default). Present on every failure or success, and on any other
+ * event whose entity has a history.
+ */
 export interface EntityContext {
   key: string;
   eventsBefore: number;
@@ -33,6 +37,14 @@ export interface EnrichmentInit {
   entityOf?: (event: Envelope, ctx: CartridgeContext) => string | undefined;
   /** Failure or success, from the event. Default: by the last segment of the type name. */
   kindOf?: EventKindOf;
+  /**
+   * Which events update the history: 'health' (default) only failures and successes, so a
+   * stream of routine events about ever-new entities costs one index lookup each; 'all' every
+   * event with an entity (then `eventsBefore` counts every event).
+   */
+  track?: 'health' | 'all';
+  /** Keep the set of entities with a history in memory up to this many (default 100,000). */
+  maxKnownEntities?: number;
   /** Entities untouched for this long are forgotten (default 30 days). */
   retentionMs?: number;
   /** How often (in enriched events) to prune forgotten entities (default every 1,000). */
@@ -55,6 +67,8 @@ interface Statements {
   get: Statement;
   put: Statement;
   prune: Statement;
+  keys: Statement;
+  count: Statement;
 }
 const prepared = new WeakMap<Db, Statements>();
 
@@ -69,13 +83,17 @@ function statements(db: Db): Statements {
       put: db.prepare(
         `INSERT INTO entity_history (entity, events, failures, successes, streak, first_seen_at, last_event_at,
            last_event_type, last_failure_at, last_success_at, touched)
-         VALUES (@entity, 1, @f, @s, @f, @at, @at, @type, @failAt, @okAt, @touched)
-         ON CONFLICT(entity) DO UPDATE SET events = events + 1, failures = failures + @f, successes = successes + @s,
-           streak = CASE WHEN @s = 1 THEN 0 ELSE streak + @f END,
-           last_event_at = @at, last_event_type = @type,
-           last_failure_at = COALESCE(@failAt, last_failure_at), last_success_at = COALESCE(@okAt, last_success_at),
-           touched = @touched`,
+         VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(entity) DO UPDATE SET events = events + 1, failures = failures + excluded.failures,
+           successes = successes + excluded.successes,
+           streak = CASE WHEN excluded.successes = 1 THEN 0 ELSE streak + excluded.failures END,
+           last_event_at = excluded.last_event_at, last_event_type = excluded.last_event_type,
+           last_failure_at = COALESCE(excluded.last_failure_at, last_failure_at),
+           last_success_at = COALESCE(excluded.last_success_at, last_success_at),
+           touched = excluded.touched`,
       ),
+      keys: db.prepare('SELECT entity FROM entity_history').pluck(),
+      count: db.prepare('SELECT COUNT(*) FROM entity_history').pluck(),
       prune: db.prepare(
         'DELETE FROM entity_history WHERE entity IN (SELECT entity FROM entity_history WHERE touched < ? ORDER BY touched LIMIT 1000)',
       ),
@@ -101,30 +119,50 @@ export function enrichment(init: EnrichmentInit = {}): Cartridge {
       const entry = ctx.catalog.get(event.event);
       return entry ? (groupKeyOf(entry, event.payload) ?? undefined) : undefined;
     });
+  const trackAll = init.track === 'all';
+  const maxKnown = init.maxKnownEntities ?? 100_000;
   let sincePrune = 0;
+  // Which entities may have a history: a superset (a rolled-back or pruned key only costs a
+  // lookup), loaded once per database, so routine events about new entities cost no SQL at all.
+  let known: Set<string> | undefined;
+  let knownDb: Db | undefined;
+  const mayHaveHistory = (db: Db, s: Statements, key: string): boolean => {
+    if (knownDb !== db) {
+      knownDb = db;
+      known = (s.count.get() as number) <= maxKnown ? new Set(s.keys.all() as string[]) : undefined;
+    }
+    return known === undefined || known.has(key);
+  };
+  const remember = (key: string) => {
+    if (!known) return;
+    if (known.size >= maxKnown) known = undefined;
+    else known.add(key);
+  };
 
   return {
     name: 'enrichment',
     process(event, ctx) {
       const key = entityOf(event, ctx);
       if (key === undefined) return event;
-      const s = statements(ctx.store.store.db);
-      const row = s.get.get(key) as Row | undefined;
+      const db = ctx.store.store.db;
+      const s = statements(db);
       const kind = kindOf(event);
-      const at = event.timestamp;
-      s.put.run({
-        entity: key,
-        f: kind === 'failure' ? 1 : 0,
-        s: kind === 'success' ? 1 : 0,
-        at,
-        type: event.event,
-        failAt: kind === 'failure' ? at : null,
-        okAt: kind === 'success' ? at : null,
-        touched: ctx.clock.now(),
-      });
-      if (++sincePrune >= pruneEvery) {
-        sincePrune = 0;
-        s.prune.run(ctx.clock.now() - retention);
+      const track = kind !== 'other' || trackAll;
+      if (!track && !mayHaveHistory(db, s, key)) return event;
+      const row = s.get.get(key) as Row | undefined;
+      if (track) {
+        remember(key);
+        const at = event.timestamp;
+        const f = kind === 'failure' ? 1 : 0;
+        const ok = kind === 'success' ? 1 : 0;
+        s.put.run(key, f, ok, f, at, at, event.event, f ? at : null, ok ? at : null, ctx.clock.now());
+        if (++sincePrune >= pruneEvery) {
+          sincePrune = 0;
+          s.prune.run(ctx.clock.now() - retention);
+        }
+      } else if (!row) {
+        // Nothing remembered and nothing to remember: pass the event on untouched.
+        return event;
       }
       const context: EntityContext = {
         key,
