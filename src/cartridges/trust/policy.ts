@@ -80,12 +80,20 @@ export const CONSEQUENCE_FINDINGS: ReadonlySet<TrustFinding> = new Set<TrustFind
 
 const SEVERITY: Readonly<Record<TrustOutcome, number>> = { accept: 0, flag: 1, quarantine: 2, reject: 3 };
 
-/** The more severe of two outcomes. */
+/**
+ * The more severe of two outcomes.
+ * @example
+ * worse('flag', 'quarantine'); // 'quarantine'
+ */
 export function worse(a: TrustOutcome, b: TrustOutcome): TrustOutcome {
   return SEVERITY[b] > SEVERITY[a] ? b : a;
 }
 
-/** Combines findings: the most severe outcome and the finding that decided it (the first one at that severity). */
+/**
+ * Combines findings: the most severe outcome and the finding that decided it (the first one at that severity).
+ * @example
+ * decide(['unknown_source', 'unsigned'], 'standard'); // { outcome: 'quarantine', reason: 'unsigned' }
+ */
 export function decide(
   findings: readonly TrustFinding[],
   strictness: Strictness,

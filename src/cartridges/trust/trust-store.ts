@@ -41,7 +41,11 @@ export function resolveScoreInit(init: ScoreInit = {}): ResolvedScoreInit {
   };
 }
 
-/** Score in (0, 1] from a penalty: 1 for a clean record, 0.5 at `scale`. */
+/**
+ * Score in (0, 1] from a penalty: 1 for a clean record, 0.5 at `scale`.
+ * @example
+ * scoreOf(5, 5); // 0.5
+ */
 export function scoreOf(penalty: number, scale: number): number {
   return 1 / (1 + penalty / scale);
 }
@@ -165,7 +169,11 @@ export function trustOutcomeCounts(
   return ns.store.reader.prepare(sql).all(...args) as TrustOutcomeCount[];
 }
 
-/** Totals per outcome (flag, quarantine, reject) across all sources. */
+/**
+ * Totals per outcome (flag, quarantine, reject) across all sources.
+ * @example
+ * const { quarantine } = trustOutcomeTotals(node.ns);
+ */
 export function trustOutcomeTotals(ns: NodeStore): Record<Exclude<TrustOutcome, 'accept'>, number> {
   const out = { flag: 0, quarantine: 0, reject: 0 };
   const rows = ns.store.reader
