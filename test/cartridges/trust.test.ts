@@ -6,6 +6,7 @@ import {
   peerTrustScores,
   staticPeerDirectory,
   TRUST_FACT,
+  TRUST_REASON_FACT,
   trustEvaluator,
   trustOutcomeCounts,
   trustOutcomeTotals,
@@ -56,6 +57,8 @@ describe('trust evaluator', () => {
     assert.equal(flagged.facts.get(TRUST_FACT), 'flag');
     const held = await h.run(strict, h.make(todo('d', { source: 'mystery' })));
     assert.equal(held.out, null);
+    assert.equal(held.facts.get(TRUST_FACT), 'quarantine', 'the processor reports why it stopped');
+    assert.equal(held.facts.get(TRUST_REASON_FACT), 'unknown_source');
     const q = h.ns.quarantine.list({ status: 'held' })[0];
     assert.equal(q?.source, 'mystery');
     assert.equal(q?.reason, 'unknown_source');

@@ -34,8 +34,13 @@ import {
   trustStatements,
 } from './trust-store.js';
 
-/** Fact key holding the trust outcome ('accept' or 'flag') for later cartridges. */
+/**
+ * Fact key holding the trust outcome. Later cartridges see 'accept' or 'flag'; for a stopped
+ * event the processor's `dropped` list sees 'quarantine' or 'reject'.
+ */
 export const TRUST_FACT = 'trust';
+/** Fact key holding the finding that decided a non-accept outcome (e.g. 'unsigned'), or 'override'. */
+export const TRUST_REASON_FACT = 'trust.reason';
 /** Batch fact naming the quarantine row a release comes from; trust marks it released in the same transaction. */
 export const QUARANTINE_ID_FACT = 'quarantineId';
 
@@ -239,6 +244,8 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     count(subject, outcome);
     const flags = findings.length > 0 && strictness !== undefined ? findings.map((f) => `trust:${f}`) : [];
     const why = reason ?? 'override';
+    ctx.facts.set(TRUST_FACT, outcome);
+    if (outcome !== 'accept') ctx.facts.set(TRUST_REASON_FACT, why);
     if (outcome !== 'accept')
       trustStatements(ctx.store.store.db).countOutcome.run(
         ingress?.peerNodeId ?? '',
@@ -256,7 +263,6 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       ctx.store.quarantine.add(event, why, flags);
       return null;
     }
-    ctx.facts.set(TRUST_FACT, outcome);
     if (outcome === 'flag' && flags.length > 0) return { ...event, flags: mergeFlags(event.flags, flags) };
     return event;
   }
