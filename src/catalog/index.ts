@@ -2,13 +2,14 @@
 import { Catalog } from './catalog.js';
 import { CARTRIDGE_EVENTS, registerCartridgeTypes } from './schemas/cartridges.js';
 import { registerCorrelationTypes } from './schemas/correlation.js';
+import { registerMeshTypes } from './schemas/mesh.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
 
 export * from './catalog.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
 export { CARTRIDGE_EVENTS, registerCartridgeTypes };
-export { registerCorrelationTypes, registerSoftwareDevelopmentTypes, registerSystemTypes };
+export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes };
 
 /** A catalog with every built-in type registered. */
 export function createDefaultCatalog(): Catalog {
@@ -17,5 +18,6 @@ export function createDefaultCatalog(): Catalog {
   registerCorrelationTypes(c);
   registerSoftwareDevelopmentTypes(c);
   registerCartridgeTypes(c);
+  registerMeshTypes(c);
   return c;
 }

@@ -2,8 +2,10 @@ import { join } from 'node:path';
 import { type Bus, RedisBus, SqliteBus } from '../bus/index.js';
 import { dedupCartridge, notificationProjector } from '../cartridges/index.js';
 import { type Catalog, createDefaultCatalog } from '../catalog/index.js';
-import type { Envelope } from '../envelope/index.js';
+import type { EmitInput, Envelope } from '../envelope/index.js';
 import {
+  type BuildDeps,
+  buildEnvelope,
   type Cartridge,
   type CartridgeContext,
   type CommittedBatch,
@@ -59,6 +61,7 @@ export class WeftNode {
   readonly clock: Clock;
   readonly logger: Logger;
   private started = false;
+  private readonly buildDeps: BuildDeps;
   private readonly listeners = new Set<(b: CommittedBatch) => void>();
   private stopping: Promise<void> | undefined;
 
@@ -74,13 +77,14 @@ export class WeftNode {
     const defaults = { dedup: dedupCartridge(), projection: notificationProjector() };
     const cartridges = init.cartridges ? init.cartridges(defaults) : [defaults.dedup, defaults.projection];
     this.pipeline = new Pipeline(cartridges, this.ns.store.db, (c, e, err, ctx) => this.onCartridgeFailure(c, e, err, ctx), this.logger);
-    const build = {
+    const build: BuildDeps = {
       catalog: this.catalog,
       clock: this.clock,
       ids: new IdGenerator(),
       defaultSource: init.source ?? `weft@${init.computer}`,
       computer: init.computer,
     };
+    this.buildDeps = build;
     this.emitter = new Emitter(this.bus, build);
     this.processor = new Processor(
       {
@@ -105,6 +109,17 @@ export class WeftNode {
     await this.bus.start();
     await this.processor.flushEmitted();
     this.processor.start();
+  }
+
+  /** Builds (validates, fills defaults, gives an id) an envelope without emitting it. */
+  build(input: EmitInput): Envelope {
+    return buildEnvelope(input, this.buildDeps);
+  }
+
+  /** Sets the node id once the identity is loaded: stamped as `origin` on local events. */
+  setNodeId(nodeId: string): void {
+    this.self.nodeId = nodeId;
+    this.buildDeps.origin = nodeId;
   }
 
   /** Emits one event; resolves with the envelope once it is durable in the bus. */

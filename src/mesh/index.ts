@@ -1,4 +1,4 @@
-/** mesh: cluster membership, discovery, routing and ingress checks (so far: the replay guard). */
+/** mesh: peers and discovery, the per-peer outbox, the publisher, ingress and the replay guard. */
 export {
   ensureReplayGuardSchema,
   type ReplayError,
@@ -18,3 +18,7 @@ export {
   type StaticPeer,
   validateStaticPeers,
 } from './discovery.js';
+export * from './mesh.js';
+export * from './outbox.js';
+export * from './peers.js';
+export * from './publisher.js';

@@ -15,6 +15,8 @@ export interface CommittedBatch {
   passed: Envelope[];
   /** Events emitted by cartridges during the batch. */
   emitted: Envelope[];
+  /** Events a cartridge stopped, with the trust outcome and reason when trust stopped them. */
+  dropped: Array<{ event: Envelope; by: string; trust?: unknown; reason?: unknown }>;
   /** Milliseconds the batch took, for the latency histogram. */
   durationMs: number;
   entries: number;
@@ -126,12 +128,18 @@ export class Processor {
    * a quarantine release with `batchFacts.released`, so their acknowledgement follows the
    * local commit. Every event of the batch starts with `batchFacts` in `ctx.facts`.
    */
-  async processBatch(entries: readonly BusEntry[], batchFacts?: Readonly<Record<string, unknown>>): Promise<CommittedBatch> {
+  async processBatch(
+    entries: readonly BusEntry[],
+    batchFacts?: Readonly<Record<string, unknown>>,
+    /** Runs inside the batch transaction, before the commit (e.g. the replay guard's record). */
+    inTransaction?: () => void,
+  ): Promise<CommittedBatch> {
     const { ns, pipeline, bus } = this.deps;
     const t0 = performance.now();
     const changes: NotificationChange[] = [];
     const passed: Envelope[] = [];
     const emitted: Envelope[] = [];
+    const dropped: CommittedBatch['dropped'] = [];
     const facts = new Map<string, unknown>();
     let current: Envelope | undefined;
     const redisMode = bus.kind === 'redis';
@@ -182,13 +190,17 @@ export class Processor {
         if (out.kind === 'passed') {
           local.passed++;
           passed.push(out.event);
-        } else if (out.kind === 'dropped') local.dropped++;
+        } else if (out.kind === 'dropped') {
+          local.dropped++;
+          dropped.push({ event: env, by: out.by, trust: facts.get('trust'), reason: facts.get('trust.reason') });
+        }
         else local.failed++;
       }
       current = undefined;
       const last = entries[entries.length - 1];
       if (last && !batchFacts) ns.offsets.set(this.consumer, last.position);
       for (const [name, n] of pipeline.takeCounts()) ns.stats.add(name, n, ctx.now);
+      inTransaction?.();
     }).catch((err) => {
       pipeline.discardCounts();
       throw err;
@@ -210,6 +222,7 @@ export class Processor {
       changes,
       passed,
       emitted,
+      dropped,
       durationMs: performance.now() - t0,
       entries: entries.length,
     };

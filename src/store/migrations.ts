@@ -200,7 +200,8 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     name: 'mesh: per-peer outbox and sender state',
     sql: `
       CREATE TABLE mesh_outbox (
-        id INTEGER PRIMARY KEY,
+        -- AUTOINCREMENT: ids are never reused, so a sender's cursor never skips a new row
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         peer TEXT NOT NULL,
         envelope_id TEXT NOT NULL,
         body TEXT NOT NULL,

@@ -1,0 +1,47 @@
+import { Type } from '@sinclair/typebox';
+import type { Catalog } from '../catalog.js';
+
+/** mesh.* and transport.*: what the mesh itself reports. */
+export function registerMeshTypes(catalog: Catalog): void {
+  catalog.register({
+    type: 'mesh.message.received',
+    description: 'A peer sent this node a message (weft mesh send)',
+    domain: 'mesh',
+    defaultLevel: 'operational',
+    payload: Type.Object({ from: Type.String(), text: Type.String({ maxLength: 4000 }), kind: Type.String() }),
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: 'mesh.test.ping',
+    description: 'A test event for checking that the mesh carries events (any visibility)',
+    domain: 'mesh',
+    defaultLevel: 'operational',
+    payload: Type.Object({ n: Type.Integer(), note: Type.Optional(Type.String({ maxLength: 1000 })) }),
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: 'transport.noprov',
+    description: 'No transport satisfies the caps a mount to a peer requires: the link is not made',
+    domain: 'transport',
+    defaultLevel: 'operational',
+    payload: Type.Object({ peer: Type.String(), required: Type.Array(Type.String()), reason: Type.String() }),
+    idempotencyFields: ['peer', 'reason'],
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: 'transport.flatneg',
+    description: 'A link to a peer runs without a preferred serializer cap (downgraded)',
+    domain: 'transport',
+    defaultLevel: 'infrastructure',
+    payload: Type.Object({ peer: Type.String(), missing: Type.Array(Type.String()) }),
+    idempotencyFields: ['peer'],
+  });
+  catalog.register({
+    type: 'telemetry.shell.command',
+    description: 'A shell command observed on this computer: raw data that never leaves it',
+    domain: 'privacy',
+    defaultLevel: 'infrastructure',
+    dataClass: 'raw',
+    payload: Type.Object({ command: Type.String({ maxLength: 10_000 }), cwd: Type.Optional(Type.String()), exitCode: Type.Optional(Type.Integer()) }),
+  });
+}

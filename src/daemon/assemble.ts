@@ -1,0 +1,142 @@
+import { join } from 'node:path';
+import { AuditLog, ensureAuditSchema } from '../audit/index.js';
+import { type SystemPipelineInit, systemPipeline } from '../cartridges/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { loadOrCreateIdentity, type NodeIdentity, PinnedKeys } from '../identity/index.js';
+import {
+  ensureReplayGuardSchema,
+  type KnownPeer,
+  MeshOutbox,
+  MeshService,
+  type MeshInit,
+  meshPublisher,
+  PeerBook,
+  RedisPeerRegistry,
+  ReplayGuard,
+} from '../mesh/index.js';
+import type { Cartridge } from '../pipeline/index.js';
+import type { ProviderFactory } from '../transport/index.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { type Logger, silentLogger } from '../util/logger.js';
+import { createNode, type WeftNode } from './node.js';
+
+export interface AssembleInit {
+  dataDir: string;
+  computer: string;
+  cluster?: string;
+  /** Local bus on Redis instead of the embedded log. */
+  redis?: { url: string; stream?: string; group?: string };
+  catalog?: Catalog;
+  system?: SystemPipelineInit;
+  /** Cartridges after the system pipeline and the mesh publisher. */
+  extraCartridges?: Cartridge[];
+  mesh?: {
+    provider: ProviderFactory;
+    /** Peers from the config. */
+    peers?: KnownPeer[];
+    /** Discovery through the Redis peer registry at this URL. */
+    registryUrl?: string;
+    /** Addresses to announce in the registry (the TLS listener). */
+    announce?: string[];
+    options?: MeshInit;
+  };
+}
+
+/** A node with its identity, audit log and (when configured) its mesh, not started yet. */
+export interface AssembledNode {
+  node: WeftNode;
+  identity: NodeIdentity;
+  identityCreated: boolean;
+  audit: AuditLog;
+  peers: PeerBook;
+  mesh: MeshService | undefined;
+  /** Starts the node, then the mesh. */
+  start(): Promise<void>;
+  /** Stops the mesh, then the node. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds a whole node: identity (`<dataDir>/identity.key`, 0600), the ordered system
+ * pipeline (trust → dedup → enrichment → correlation → classification → projection) with the
+ * mesh publisher after it, the audit log, and the mesh service when a provider is given.
+ * The daemon, the demo and the multi-node tests all assemble nodes this way.
+ */
+export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; logger?: Logger } = {}): Promise<AssembledNode> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? silentLogger;
+  const { identity, created } = loadOrCreateIdentity(join(init.dataDir, 'identity.key'));
+  const self = { computer: init.computer, nodeId: identity.nodeId, ...(init.cluster ? { cluster: init.cluster } : {}) };
+  const peers = new PeerBook(self, init.mesh?.peers ?? []);
+  let outbox: MeshOutbox | undefined;
+  const publisher = meshPublisher({
+    peers: init.mesh ? peers : undefined,
+    outbox: () => outbox,
+    self,
+    logger: logger.child({ mod: 'publisher' }),
+  });
+  const node = await createNode(
+    {
+      dataDir: init.dataDir,
+      computer: init.computer,
+      ...(init.cluster ? { cluster: init.cluster } : {}),
+      ...(init.redis ? { redis: init.redis } : {}),
+      ...(init.catalog ? { catalog: init.catalog } : {}),
+      cartridges: () => systemPipeline(init.system ?? {}, { peers, after: [publisher, ...(init.extraCartridges ?? [])] }),
+    },
+    { clock, logger },
+  );
+  node.setNodeId(identity.nodeId);
+  const db = node.ns.store.db;
+  ensureAuditSchema(db);
+  const audit = new AuditLog({ db, clock });
+  if (created) audit.record('identity.created', null, { nodeId: identity.nodeId, fingerprint: identity.fingerprint }, true);
+  let mesh: MeshService | undefined;
+  if (init.mesh) {
+    ensureReplayGuardSchema(db);
+    outbox = new MeshOutbox(node.ns.store);
+    const provider = init.mesh.provider({ logger: logger.child({ mod: 'transport' }), clock, identity });
+    const registry = init.mesh.registryUrl
+      ? new RedisPeerRegistry(
+          {
+            url: init.mesh.registryUrl,
+            self: { ...self, addresses: init.mesh.announce ?? [], caps: [...provider.caps] },
+          },
+          { logger: logger.child({ mod: 'registry' }), clock },
+        )
+      : undefined;
+    mesh = new MeshService(init.mesh.options ?? {}, {
+      node,
+      identity,
+      provider,
+      peers,
+      pins: new PinnedKeys(),
+      outbox,
+      guard: new ReplayGuard({}, { db, clock, logger }),
+      audit,
+      ...(registry ? { registry } : {}),
+      clock,
+      logger: logger.child({ mod: 'mesh' }),
+    });
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    node,
+    identity,
+    identityCreated: created,
+    audit,
+    peers,
+    mesh,
+    async start() {
+      await node.start();
+      await mesh?.start();
+    },
+    stop() {
+      stopping ??= (async () => {
+        await mesh?.stop();
+        await node.stop();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,511 @@
+import type { AuditLog } from '../audit/index.js';
+import type { BusEntry } from '../bus/index.js';
+import type { WeftNode } from '../daemon/node.js';
+import { type Envelope, envelopeValidator } from '../envelope/index.js';
+import { WeftError } from '../errors/index.js';
+import { fingerprintOfNodeId, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
+import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type InboundFrame,
+  type PeerTelemetry,
+  type Provider,
+  type ProviderEvent,
+  peekFrame,
+} from '../transport/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { RedisPeerRegistry } from './discovery.js';
+import type { MeshOutbox } from './outbox.js';
+import type { KnownPeer, PeerBook } from './peers.js';
+import type { ReplayGuard } from './replay-guard.js';
+
+export interface MeshInit {
+  /** Envelopes per events frame (default 256). */
+  maxFrameEnvelopes?: number;
+  /** Unacknowledged frames re-sent after this long, ms (default 5000). */
+  resendAfterMs?: number;
+  /** Frames a peer may have unacknowledged before we wait (default 8). */
+  maxInflightFrames?: number;
+  /** Events are never re-forwarded; an envelope claiming more hops is refused (default 8). */
+  maxHops?: number;
+  /** How often discovery is asked for peers, ms (default 2000). */
+  discoverEveryMs?: number;
+}
+
+export interface MeshDeps {
+  node: WeftNode;
+  identity: NodeIdentity;
+  provider: Provider;
+  peers: PeerBook;
+  pins: PinnedKeys;
+  outbox: MeshOutbox;
+  guard: ReplayGuard;
+  audit: AuditLog;
+  registry?: RedisPeerRegistry;
+  clock: Clock;
+  logger: Logger;
+}
+
+interface Inflight {
+  ids: string[];
+  sentAt: number;
+}
+
+/** One peer's sending side: reads its outbox, sends signed frames, forgets rows on ack. */
+class PeerSender {
+  private cursor = 0;
+  private readonly inflight = new Map<number, Inflight>();
+  private wakeUp: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  sentFrames = 0;
+  sentEnvelopes = 0;
+  resends = 0;
+  lastError: string | undefined;
+
+  constructor(
+    readonly peer: string,
+    private readonly mesh: MeshService,
+  ) {}
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.running;
+  }
+
+  get inflightFrames(): number {
+    return this.inflight.size;
+  }
+
+  onAck(sequences: readonly number[]): void {
+    for (const s of sequences) this.inflight.delete(s);
+    this.wake();
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wakeUp = resolve;
+      setTimeout(resolve, ms).unref();
+    });
+    this.wakeUp = undefined;
+  }
+
+  private async loop(): Promise<void> {
+    const m = this.mesh;
+    let backoff = 0;
+    while (!this.stopped) {
+      const now = m.clock.now();
+      for (const f of this.inflight.values()) {
+        if (now - f.sentAt > m.resendAfterMs) {
+          // No ack in time (peer down, frame lost, Redis restarted empty): send what is still queued again.
+          this.inflight.clear();
+          this.cursor = 0;
+          this.resends++;
+          break;
+        }
+      }
+      if (this.inflight.size >= m.maxInflightFrames) {
+        await this.sleep(100);
+        continue;
+      }
+      const rows = m.outbox.peek(this.peer, this.cursor, m.maxFrameEnvelopes);
+      if (rows.length === 0) {
+        await this.sleep(this.inflight.size > 0 ? 250 : 1000);
+        continue;
+      }
+      try {
+        const seq = await m.nextSequence();
+        const envelopes = rows.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+        const bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { identity: m.identity });
+        await m.provider.send(this.peer, bytes);
+        this.inflight.set(seq, { ids: rows.map((r) => r.envelopeId), sentAt: m.clock.now() });
+        this.cursor = (rows[rows.length - 1] as { id: number }).id;
+        this.sentFrames++;
+        this.sentEnvelopes += rows.length;
+        backoff = 0;
+        this.lastError = undefined;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        backoff = Math.min(Math.max(backoff * 2, 100), 5000);
+        m.logger.debug({ peer: this.peer, err: this.lastError }, 'send failed; the outbox keeps the events');
+        await this.sleep(backoff);
+      }
+    }
+  }
+}
+
+/** Counters the mesh keeps for `weft mesh status`. */
+export interface MeshCounters {
+  framesIn: number;
+  eventsIn: number;
+  acksIn: number;
+  messagesIn: number;
+  rejected: Record<string, number>;
+}
+
+/**
+ * A node's mesh: sends each peer's outbox as signed frames, and receives: decode (signature
+ * against the pinned key) → replay guard → ingress (stamped, trust-evaluated local pipeline,
+ * guard recorded in the same transaction) → transport ack → signed ack frame to the sender.
+ * Every refusal is audited, counted and raised as a `mesh.event.rejected` notification.
+ */
+export class MeshService {
+  readonly maxFrameEnvelopes: number;
+  readonly resendAfterMs: number;
+  readonly maxInflightFrames: number;
+  readonly maxHops: number;
+  readonly counters: MeshCounters = { framesIn: 0, eventsIn: 0, acksIn: 0, messagesIn: 0, rejected: {} };
+  private readonly senders = new Map<string, PeerSender>();
+  private seq = { next: 1, last: 0 };
+  private seqLock: Promise<void> | undefined;
+  private receiving: Promise<void> | undefined;
+  private discoverTimer: NodeJS.Timeout | undefined;
+  private unsubs: Array<() => void> = [];
+  private stopping: Promise<void> | undefined;
+  private readonly states = new Map<string, string>();
+  private readonly lastRejectNotice = new Map<string, number>();
+
+  constructor(
+    private readonly init: MeshInit,
+    private readonly deps: MeshDeps,
+  ) {
+    this.maxFrameEnvelopes = init.maxFrameEnvelopes ?? 256;
+    this.resendAfterMs = init.resendAfterMs ?? 5000;
+    this.maxInflightFrames = init.maxInflightFrames ?? 8;
+    this.maxHops = init.maxHops ?? 8;
+  }
+
+  get identity(): NodeIdentity {
+    return this.deps.identity;
+  }
+  get provider(): Provider {
+    return this.deps.provider;
+  }
+  get outbox(): MeshOutbox {
+    return this.deps.outbox;
+  }
+  get clock(): Clock {
+    return this.deps.clock;
+  }
+  get logger(): Logger {
+    return this.deps.logger;
+  }
+
+  async start(): Promise<void> {
+    const { provider, peers, pins, node } = this.deps;
+    for (const p of peers.getAllPeers()) pins.pin(p.computer, p.nodeId);
+    this.unsubs.push(peers.onAdded((p) => this.peerAdded(p)));
+    this.unsubs.push(provider.on((e) => this.onProviderEvent(e)));
+    await provider.start();
+    if (this.deps.registry) {
+      await this.deps.registry.start();
+      await this.discover();
+      this.discoverTimer = setInterval(() => void this.discover(), this.init.discoverEveryMs ?? 2000);
+      this.discoverTimer.unref();
+    }
+    for (const p of peers.getAllPeers()) this.sender(p.computer).start();
+    // Rows already queued (from before a restart) and new ones after each commit.
+    this.unsubs.push(node.onCommitted((b) => (b.passed.length > 0 ? this.wakeSenders() : undefined)));
+    this.receiving = this.receiveLoop();
+  }
+
+  /** Stops sending and receiving; the outbox keeps what was not acknowledged. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const u of this.unsubs) u();
+      if (this.discoverTimer) clearInterval(this.discoverTimer);
+      await Promise.all([...this.senders.values()].map((s) => s.stop()));
+      await this.deps.registry?.stop();
+      await this.deps.provider.stop();
+      await this.receiving;
+    })();
+    return this.stopping;
+  }
+
+  wakeSenders(): void {
+    for (const s of this.senders.values()) s.wake();
+  }
+
+  /** The next frame sequence: strictly increasing over this node's life, persisted in blocks. */
+  async nextSequence(): Promise<number> {
+    while (this.seq.next > this.seq.last) {
+      if (!this.seqLock) {
+        this.seqLock = this.deps.outbox.reserveSequences(1000).then((b) => {
+          this.seq = { next: b.first, last: b.last };
+          this.seqLock = undefined;
+        });
+      }
+      await this.seqLock;
+    }
+    return this.seq.next++;
+  }
+
+  /** Sends a short text to a peer; it shows there as a `mesh.message.received` notification. */
+  async sendText(computer: string, text: string): Promise<void> {
+    const peer = this.deps.peers.byName(computer);
+    if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft peers list')`);
+    const bytes = encodeFrame(
+      { type: 'message', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { kind: 'text', data: { text } } },
+      { identity: this.identity },
+    );
+    await this.deps.provider.send(computer, bytes);
+  }
+
+  status(): Record<string, unknown> {
+    const tel = new Map<string, PeerTelemetry>(this.deps.provider.telemetry().map((t) => [t.peer, t]));
+    const depths = this.deps.outbox.depths();
+    return {
+      self: {
+        computer: this.deps.node.self.computer,
+        cluster: this.deps.node.self.cluster ?? null,
+        nodeId: this.identity.nodeId,
+        fingerprint: this.identity.fingerprint,
+      },
+      provider: this.deps.provider.name,
+      caps: [...this.deps.provider.caps],
+      counters: this.counters,
+      peers: this.deps.peers.getAllPeers().map((p) => {
+        const t = tel.get(p.computer);
+        const s = this.senders.get(p.computer);
+        return {
+          computer: p.computer,
+          cluster: p.cluster ?? null,
+          nodeId: p.nodeId,
+          fingerprint: fingerprintOfNodeId(p.nodeId),
+          trustLevel: p.trustLevel,
+          origin: p.origin,
+          state: this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown'),
+          negotiatedCaps: [...this.deps.provider.caps].filter((c) => c === 'crc32c' || c === 'deflate' || c === 'aead'),
+          rttMs: t?.rttMs ?? null,
+          outbox: depths[p.computer] ?? 0,
+          inflightFrames: s?.inflightFrames ?? 0,
+          sent: { frames: s?.sentFrames ?? 0, envelopes: s?.sentEnvelopes ?? 0, resends: s?.resends ?? 0 },
+          telemetry: t ?? null,
+          lastError: s?.lastError ?? null,
+        };
+      }),
+    };
+  }
+
+  private sender(computer: string): PeerSender {
+    let s = this.senders.get(computer);
+    if (!s) {
+      s = new PeerSender(computer, this);
+      this.senders.set(computer, s);
+    }
+    return s;
+  }
+
+  private peerAdded(p: KnownPeer): void {
+    this.deps.pins.pin(p.computer, p.nodeId);
+    this.deps.audit.record('peer.discovered', p.computer, { nodeId: p.nodeId, cluster: p.cluster ?? null, origin: p.origin }, true);
+    if (!this.stopping) this.sender(p.computer).start();
+  }
+
+  private async discover(): Promise<void> {
+    try {
+      const infos = await (this.deps.registry as RedisPeerRegistry).discoverPeers();
+      this.deps.peers.discovered(infos);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'peer discovery failed; keeping the peers known so far');
+    }
+  }
+
+  private onProviderEvent(e: ProviderEvent): void {
+    const audit = this.deps.audit;
+    switch (e.type) {
+      case 'peer.connected':
+        this.states.set(e.peer, 'connected');
+        audit.record('peer.connected', e.peer, { direction: e.direction ?? null }, true);
+        this.sender(e.peer).wake();
+        break;
+      case 'peer.disconnected':
+        this.states.set(e.peer, 'disconnected');
+        audit.record('peer.disconnected', e.peer, { reason: e.reason, direction: e.direction ?? null }, true);
+        break;
+      case 'peer.refused':
+        audit.record('peer.refused', e.peer ?? null, { code: e.code, reason: e.reason, remoteAddress: e.remoteAddress ?? null, presentedFingerprint: e.presentedFingerprint ?? null }, false);
+        this.count(e.code);
+        break;
+      case 'backpressure':
+        if (e.active) this.states.set(e.peer, 'backpressure');
+        break;
+      case 'fatal':
+        if (e.peer) this.states.set(e.peer, 'fatal');
+        break;
+      case 'inbox.recreated':
+        this.logger.warn({ stream: e.stream }, 'mesh inbox recreated (Redis restarted?)');
+        break;
+    }
+  }
+
+  private count(code: string): void {
+    this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const f of this.deps.provider.frames()) {
+        try {
+          await this.handle(f);
+        } catch (err) {
+          // A bug or a full disk: do not ack; the transport redelivers and we try again.
+          this.logger.error({ err: (err as Error).message }, 'handling a mesh frame failed');
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        if (this.stopping) break;
+      }
+    } catch (err) {
+      if (!this.stopping) this.logger.error({ err: (err as Error).message }, 'mesh receive loop ended');
+    }
+  }
+
+  private async handle(f: InboundFrame): Promise<void> {
+    this.counters.framesIn++;
+    const r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+    if (!r.ok) {
+      const peek = peekFrame(f.bytes);
+      const sender = peek.ok ? peek.header.sender : undefined;
+      await this.reject(sender, f.from, r.error.code, r.error.message);
+      await f.ack();
+      return;
+    }
+    const frame = r.frame;
+    const verdict = this.deps.guard.check(frame.header);
+    if (!verdict.ok) {
+      await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message);
+      await f.ack();
+      return;
+    }
+    const computer = this.deps.pins.computerOf(frame.header.sender) ?? f.from ?? 'unknown';
+    switch (frame.type) {
+      case 'events':
+        await this.ingest(frame, computer, f);
+        return;
+      case 'ack': {
+        await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
+        this.counters.acksIn++;
+        const ids = frame.body.envelopeIds ?? [];
+        await this.deps.outbox.acknowledge(computer, ids);
+        this.sender(computer).onAck(frame.body.sequences);
+        await f.ack();
+        return;
+      }
+      case 'message': {
+        this.counters.messagesIn++;
+        const text = frame.body.kind === 'text' ? String((frame.body.data as { text?: unknown } | undefined)?.text ?? '') : '';
+        const env = this.deps.node.build({
+          event: 'mesh.message.received',
+          source: `weft@${computer}`,
+          payload: { from: computer, text: text.slice(0, 4000), kind: frame.body.kind },
+        });
+        env.origin = frame.header.sender;
+        env.sourceComputer = computer;
+        env.hops = 1;
+        await this.apply([env], frame, computer, f, false);
+        return;
+      }
+      case 'key-rotation': {
+        const check = this.deps.pins.applyRotation(frame.body.record);
+        await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
+        this.deps.audit.record('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+        if (check.ok) this.deps.peers.rekey(frame.body.record.oldNodeId, frame.body.record.newNodeId);
+        await f.ack();
+        return;
+      }
+      default:
+        await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
+        await f.ack();
+    }
+  }
+
+  private async ingest(frame: Extract<Frame, { type: 'events' }>, computer: string, f: InboundFrame): Promise<void> {
+    const accepted: Envelope[] = [];
+    for (const raw of frame.body.envelopes) {
+      const stamped: Record<string, unknown> = {
+        ...raw,
+        origin: frame.header.sender,
+        sourceComputer: computer,
+        hops: (typeof raw.hops === 'number' ? raw.hops : 0) + 1,
+      };
+      const bad = envelopeValidator.firstError(stamped);
+      if (bad) {
+        await this.reject(frame.header.sender, computer, 'ENVELOPE_INVALID', `envelope ${String(raw.id ?? '?')}: field '${bad.path}' ${bad.message}`);
+        continue;
+      }
+      const env = stamped as Envelope;
+      if ((env.hops ?? 0) > this.maxHops) {
+        await this.reject(frame.header.sender, computer, 'ENVELOPE_HOP_LIMIT', `envelope ${env.id} has travelled ${env.hops} hops`);
+        continue;
+      }
+      accepted.push(env);
+    }
+    this.counters.eventsIn += accepted.length;
+    await this.apply(accepted, frame, computer, f, true);
+  }
+
+  /** Applies envelopes through the local pipeline with the ingress fact, records the frame, acks. */
+  private async apply(envs: Envelope[], frame: Frame, computer: string, f: InboundFrame, ackToSender: boolean): Promise<void> {
+    const fact: IngressFact = { peerNodeId: frame.header.sender, peerComputer: computer, signatureVerified: true };
+    const entries: BusEntry[] = envs.map((e, i) => ({ position: `mesh:${computer}:${frame.header.sequence}:${i}`, envelope: e, logged: false }));
+    const guard = this.deps.guard;
+    if (entries.length > 0) {
+      await this.deps.node.processor.processBatch(entries, { [INGRESS_FACT]: fact }, () => guard.record(frame.header));
+    } else {
+      await this.deps.node.ns.store.write(() => guard.record(frame.header));
+    }
+    await f.ack();
+    if (!ackToSender) return;
+    try {
+      const ack = encodeFrame(
+        {
+          type: 'ack',
+          sequence: await this.nextSequence(),
+          timestamp: this.clock.now(),
+          body: { sequences: [frame.header.sequence], envelopeIds: (frame as Extract<Frame, { type: 'events' }>).body.envelopes.map((e) => String(e.id)) },
+        },
+        { identity: this.identity },
+      );
+      await this.deps.provider.send(computer, ack);
+    } catch (err) {
+      // The sender re-sends after its timeout; we apply nothing twice (ids) and ack again.
+      this.logger.debug({ peer: computer, err: (err as Error).message }, 'ack not sent');
+    }
+  }
+
+  private async reject(sender: string | undefined, from: string | undefined, code: string, message: string): Promise<void> {
+    this.count(code);
+    const computer = (sender && this.deps.pins.computerOf(sender)) ?? from ?? 'unknown';
+    this.logger.warn({ peer: computer, code, reason: message }, 'mesh input rejected');
+    try {
+      this.deps.audit.record('frame.rejected', computer, { code, reason: message.slice(0, 500), sender: sender ?? null }, false);
+      await this.deps.node.ns.store.write(() => this.deps.node.ns.rejections.add('mesh', `${computer}:${code}`, message, sender ?? ''));
+      // One notification per sender and cause per minute: a flood of garbage stays one line.
+      const key = `${sender ?? computer}|${code}`;
+      const now = this.clock.now();
+      if ((this.lastRejectNotice.get(key) ?? -Infinity) > now - 60_000) return;
+      this.lastRejectNotice.set(key, now);
+      if (this.lastRejectNotice.size > 10_000) this.lastRejectNotice.clear();
+      await this.deps.node.emit({
+        event: 'mesh.event.rejected',
+        payload: { sender: sender ?? computer, senderComputer: computer, code, reason: `${code}: ${message}`.slice(0, 2000) },
+      });
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'recording a mesh rejection failed');
+    }
+  }
+}
