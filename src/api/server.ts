@@ -33,6 +33,8 @@ export interface ApiDeps {
    * Runs after the resolution committed.
    */
   onApproved?: (notificationId: number, approve: boolean) => Promise<void> | void;
+  /** More routes from other concerns (mesh, cartridges, quarantine...), registered after auth. */
+  extraRoutes?: Array<(app: FastifyInstance) => void>;
 }
 
 type Q = Record<string, unknown>;
@@ -184,6 +186,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     return deps.metrics ? deps.metrics() : '';
   });
   app.get('/ws', { websocket: true }, (socket) => hub.add(socket));
+  for (const add of deps.extraRoutes ?? []) add(app);
 
   return { app, hub };
 }
