@@ -3,3 +3,5 @@ export * from './dag.js';
 export * from './errors.js';
 export * from './package.js';
 export * from './sandbox/index.js';
+export * from './registry.js';
+export * from './runtime.js';

@@ -1,0 +1,767 @@
+import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
+import { type EmitInput, type Envelope, envelopeValidator } from '../envelope/index.js';
+import { IllegalTransitionError, WeftError } from '../errors/index.js';
+import type { Cartridge, CartridgeContext, CommittedBatch } from '../pipeline/index.js';
+import type { NodeStore } from '../store/index.js';
+import type { Clock, Logger } from '../util/index.js';
+import { orderByDependencies } from './dag.js';
+import { SovereigntyError } from './errors.js';
+import { type CartridgeManifest, type CartridgePackage, consumesEventType, readPackageDir } from './package.js';
+import {
+  type CartridgeRegistry,
+  createCartridgeRegistry,
+  type InstalledCartridge,
+  type InstallResult,
+} from './registry.js';
+import {
+  type CartridgeSuspension,
+  createSandbox,
+  type EventValidator,
+  SANDBOX_EVENT_ERRORS as E,
+  type Sandbox,
+  type SandboxEventResult,
+  type SandboxInit,
+  type SandboxStatus,
+} from './sandbox/index.js';
+
+/** User options of the cartridge runtime. */
+export interface CartridgeRuntimeInit {
+  /** The node's data directory (cartridge files live under `<dataDir>/cartridges/`). */
+  dataDir: string;
+  /** Limits of the sandboxes (time budget, memory, suspension after N failures...). */
+  sandbox?: Omit<SandboxInit, 'validateEvent'>;
+  /**
+   * Names of the built-in stages an installed cartridge may declare as dependencies. They
+   * always run first; an installed cartridge may not take one of these names.
+   */
+  builtins?: readonly string[];
+  /** Events that may wait for one alpha cartridge; beyond it they are dropped and counted. Default 10,000. */
+  alphaQueueLimit?: number;
+  /** Events sent to an alpha cartridge per sandbox round trip. Default 256. */
+  alphaBatch?: number;
+}
+
+/** What the runtime needs of a node (a `WeftNode` fits). */
+export interface RuntimeNode {
+  readonly ns: NodeStore;
+  readonly catalog: Catalog;
+  emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
+  onCommitted(fn: (batch: CommittedBatch) => void): () => void;
+}
+
+/** Collaborators of the cartridge runtime. */
+export interface CartridgeRuntimeDeps {
+  node: RuntimeNode;
+  logger: Logger;
+  clock: Clock;
+  /**
+   * Called with the new approved stages (in dependency order) whenever the active set changes
+   * (activate, reject, promote, suspension), so the owner can call
+   * `pipeline.replace([...systemStages, ...stages])`.
+   */
+  onStagesChanged?: (stages: Cartridge[]) => void;
+  /** The registry to use; default: one over `node.ns.store` and `init.dataDir`. */
+  registry?: CartridgeRegistry;
+}
+
+/** Counters of the alpha side. */
+export interface AlphaQueueStats {
+  /** Events waiting for an alpha cartridge, all cartridges together. */
+  readonly queued: number;
+  /** Events dropped because a queue was full or the runtime stopped, since start. */
+  readonly dropped: number;
+  /** Alpha cartridges with a batch in the sandbox right now. */
+  readonly running: number;
+}
+
+/** What the runtime is doing. */
+export interface CartridgeRuntimeStatus {
+  readonly state: 'stopped' | 'started';
+  /** Approved (active) cartridges, in pipeline order. */
+  readonly active: readonly string[];
+  readonly alpha: readonly string[];
+  /** The sandbox of approved cartridges; `stopped` when it was never needed. */
+  readonly approvedSandbox: SandboxStatus;
+  /** The sandbox of alpha cartridges, a separate process so alpha work never delays approved work. */
+  readonly alphaSandbox: SandboxStatus;
+  readonly alphaQueue: AlphaQueueStats;
+}
+
+/** Installed cartridges at work: approved ones as pipeline stages, alpha ones beside the pipeline. */
+export interface CartridgeRuntime {
+  readonly registry: CartridgeRegistry;
+  /**
+   * Loads active and alpha cartridges. Active ones are ordered by their dependencies first.
+   * Idempotent.
+   * @throws {DependencyCycleError} naming the cycle; {@link MissingDependencyError} naming the
+   * cartridge and what it lacks. Nothing keeps running when it throws.
+   */
+  start(options?: { signal?: AbortSignal }): Promise<void>;
+  /** Drops queued alpha work (counted), waits for work in flight, kills the sandboxes. Idempotent. */
+  stop(): Promise<void>;
+  /** One pipeline stage per active cartridge, in dependency order. */
+  stages(): Cartridge[];
+  /** Every recorded cartridge with its invocation count. */
+  list(): InstalledCartridge[];
+  /**
+   * Installs a package as `pending_activation` (see `CartridgeRegistry.install`).
+   * @throws `WEFT_CONFLICT` when the name is a built-in stage's.
+   */
+  install(pkg: CartridgePackage, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult>;
+  /** Reads a package directory (`manifest.json` + `cartridge.js`) and installs it. */
+  installDir(dir: string, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult>;
+  /**
+   * Activates a pending (or suspended) cartridge: loads it into the sandbox, then records it;
+   * an active one joins the pipeline at once, an alpha one (`{ alpha: true }`) starts receiving
+   * copies of the pipeline's output.
+   * @throws {IllegalTransitionError} wrong status, a dependency that is not active, a cycle, or
+   * an emitted type this node's catalog does not know; {@link CartridgeLoadError} when it does
+   * not load. The cartridge's state is unchanged when it throws.
+   */
+  activate(name: string, options?: { alpha?: boolean }): Promise<InstalledCartridge>;
+  /**
+   * Rejects a cartridge in any state; it stops running and its files are deleted.
+   * @throws {IllegalTransitionError} when an active cartridge depends on it, or it is already rejected.
+   */
+  reject(name: string): Promise<InstalledCartridge>;
+  /** Alpha → active: it moves into the approved pipeline. */
+  promote(name: string): Promise<InstalledCartridge>;
+  status(): CartridgeRuntimeStatus;
+  /** Resolves once queued alpha work and pending bookkeeping are done (tests, shutdown). */
+  idle(): Promise<void>;
+}
+
+/** Source of events a cartridge emits (and of its `cartridge.invoked` events). */
+export function cartridgeSource(name: string): string {
+  return `cartridge:${name}`;
+}
+
+/** Pipeline stage name of an active cartridge; kept apart from the name so stage counters do not mix with runs. */
+export function cartridgeStageName(name: string): string {
+  return `cartridge:${name}`;
+}
+
+/** Per-event failures that are not the cartridge's doing: the event passes on, no dead letter. */
+const PASSIVE_FAILURES: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPENDED, E.NOT_LOADED, E.OVERLOADED]);
+
+/** Provenance a cartridge may not rewrite on the event it returns. */
+const PINNED_FIELDS = ['id', 'origin', 'sourceComputer', 'hops'] as const;
+
+const envelopeCheck: EventValidator = (event) => {
+  const e = envelopeValidator.firstError(event);
+  return e ? `${e.path}: ${e.message}` : null;
+};
+
+type Tier = 'approved' | 'alpha';
+
+interface Loaded {
+  readonly manifest: CartridgeManifest;
+  readonly tier: Tier;
+}
+
+interface AlphaLane {
+  queue: Envelope[];
+  running: boolean;
+}
+
+/**
+ * Creates the runtime of installed cartridges. Approved (active) cartridges become pipeline
+ * stages that run in a sandbox; alpha cartridges get copies of each committed batch's output
+ * in a second sandbox and may only add events. No sandbox process exists until a cartridge is
+ * loaded into it.
+ * @example
+ * const runtime = createCartridgeRuntime({ dataDir, builtins: node.pipeline.order }, {
+ *   node, logger, clock: node.clock,
+ *   onStagesChanged: (stages) => node.pipeline.replace([...system, ...stages]),
+ * });
+ * await runtime.start(); // throws on a dependency cycle
+ * node.pipeline.replace([...system, ...runtime.stages()]);
+ */
+export function createCartridgeRuntime(init: CartridgeRuntimeInit, deps: CartridgeRuntimeDeps): CartridgeRuntime {
+  return new Runtime(init, deps);
+}
+
+class Runtime implements CartridgeRuntime {
+  readonly registry: CartridgeRegistry;
+  private readonly logger: Logger;
+  private readonly node: RuntimeNode;
+  private readonly builtins: ReadonlySet<string>;
+  private readonly alphaQueueLimit: number;
+  private readonly alphaBatch: number;
+  private state: 'stopped' | 'started' = 'stopped';
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private readonly sandboxes: { approved: Sandbox | null; alpha: Sandbox | null } = { approved: null, alpha: null };
+  private readonly loaded = new Map<string, Loaded>();
+  /** Active cartridge names in dependency order. */
+  private order: string[] = [];
+  private stageList: Cartridge[] = [];
+  private readonly lanes = new Map<string, AlphaLane>();
+  private dropped = 0;
+  private readonly tasks = new Set<Promise<void>>();
+  /** The event a cartridge was last given, to name it when the cartridge is suspended. */
+  private readonly lastEvent = new Map<string, { id: string; type: string }>();
+  private unsubscribe: (() => void) | null = null;
+  /** Serialises activate / reject / promote / suspension so stage lists are rebuilt in order. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly init: CartridgeRuntimeInit,
+    private readonly deps: CartridgeRuntimeDeps,
+  ) {
+    this.node = deps.node;
+    this.logger = deps.logger.child({ module: 'cartridges' });
+    this.registry =
+      deps.registry ?? createCartridgeRegistry({ dataDir: init.dataDir }, { store: deps.node.ns.store });
+    this.builtins = new Set(init.builtins ?? []);
+    this.alphaQueueLimit = Math.max(1, init.alphaQueueLimit ?? 10_000);
+    this.alphaBatch = Math.max(1, init.alphaBatch ?? 256);
+  }
+
+  // ---- lifecycle ----
+
+  start(options?: { signal?: AbortSignal }): Promise<void> {
+    if (this.state === 'started') return Promise.resolve();
+    this.starting ??= this.doStart(options?.signal).finally(() => {
+      this.starting = null;
+    });
+    return this.starting;
+  }
+
+  private async doStart(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    if (this.stopping) await this.stopping;
+    this.stopping = null;
+    const active = this.registry.list({ status: 'active' });
+    const alpha = this.registry.list({ status: 'alpha' });
+    // Fail fast, before any process starts: the error names the cycle or the missing dependency.
+    this.orderActive(active.map((c) => c.manifest));
+    try {
+      for (const c of active) {
+        signal?.throwIfAborted();
+        await this.loadAtStart(c, 'approved');
+      }
+      // A cartridge that did not load is suspended: its dependents now lack it, and start fails.
+      this.order = this.orderActive(
+        active.filter((c) => this.loaded.has(c.name)).map((c) => c.manifest),
+      ).map((m) => m.name);
+      for (const c of alpha) {
+        signal?.throwIfAborted();
+        if (await this.loadAtStart(c, 'alpha')) this.lanes.set(c.name, { queue: [], running: false });
+      }
+    } catch (err) {
+      await this.killSandboxes();
+      this.loaded.clear();
+      this.lanes.clear();
+      this.order = [];
+      throw err;
+    }
+    this.rebuildStages();
+    this.unsubscribe = this.node.onCommitted((batch) => this.onCommitted(batch));
+    this.state = 'started';
+    this.logger.info({ active: this.order, alpha: [...this.lanes.keys()] }, 'cartridge runtime started');
+  }
+
+  /** Loads one installed cartridge; on failure suspends it (recorded) and answers false. */
+  private async loadAtStart(c: InstalledCartridge, tier: Tier): Promise<boolean> {
+    try {
+      const pkg = await this.registry.readPackage(c.name);
+      await this.sandbox(tier).load(pkg);
+      this.loaded.set(c.name, { manifest: pkg.manifest, tier });
+      return true;
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.logger.error({ cartridge: c.name, err: reason }, 'installed cartridge did not load; it is suspended');
+      await this.registry.suspend(c.name, reason).catch(() => undefined);
+      return false;
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    this.state = 'stopped';
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    for (const lane of this.lanes.values()) {
+      this.dropped += lane.queue.length;
+      lane.queue = [];
+    }
+    await this.chain.catch(() => undefined);
+    await this.idle();
+    await this.killSandboxes();
+    this.loaded.clear();
+    this.lanes.clear();
+    this.order = [];
+    this.stageList = [];
+  }
+
+  private async killSandboxes(): Promise<void> {
+    const { approved, alpha } = this.sandboxes;
+    this.sandboxes.approved = null;
+    this.sandboxes.alpha = null;
+    await Promise.all([approved?.stop(), alpha?.stop()]);
+  }
+
+  async idle(): Promise<void> {
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+  }
+
+  /** The sandbox of a tier, created (without a process) on first use. */
+  private sandbox(tier: Tier): Sandbox {
+    const existing = this.sandboxes[tier];
+    if (existing) return existing;
+    const sandbox = createSandbox(
+      // Alpha results are ignored (alpha cartridges only add events), so any returned object is fine.
+      { ...this.init.sandbox, validateEvent: tier === 'approved' ? envelopeCheck : () => null },
+      {
+        logger: this.logger.child({ tier }),
+        clock: this.deps.clock,
+        onSuspended: (s) => this.onSuspended(tier, s),
+      },
+    );
+    void sandbox.start();
+    this.sandboxes[tier] = sandbox;
+    return sandbox;
+  }
+
+  // ---- operations ----
+
+  stages(): Cartridge[] {
+    return [...this.stageList];
+  }
+
+  list(): InstalledCartridge[] {
+    return this.registry.list();
+  }
+
+  status(): CartridgeRuntimeStatus {
+    let queued = 0;
+    let running = 0;
+    for (const lane of this.lanes.values()) {
+      queued += lane.queue.length;
+      if (lane.running) running++;
+    }
+    return {
+      state: this.state,
+      active: [...this.order],
+      alpha: [...this.lanes.keys()],
+      approvedSandbox: this.sandboxes.approved?.status() ?? { type: 'stopped' },
+      alphaSandbox: this.sandboxes.alpha?.status() ?? { type: 'stopped' },
+      alphaQueue: { queued, dropped: this.dropped, running },
+    };
+  }
+
+  async install(
+    pkg: CartridgePackage,
+    options: { origin: string; signal?: AbortSignal },
+  ): Promise<InstallResult> {
+    const name = (pkg.manifest as { name?: unknown } | undefined)?.name;
+    if (typeof name === 'string' && this.builtins.has(name)) {
+      throw new WeftError('WEFT_CONFLICT', `'${name}' is the name of a built-in pipeline stage; rename the cartridge`, {
+        details: { name },
+      });
+    }
+    return this.registry.install(pkg, options);
+  }
+
+  async installDir(dir: string, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult> {
+    options.signal?.throwIfAborted();
+    return this.install(await readPackageDir(dir), options);
+  }
+
+  activate(name: string, options: { alpha?: boolean } = {}): Promise<InstalledCartridge> {
+    return this.serial(async () => {
+      this.assertStarted();
+      const c = this.registry.get(name);
+      if (c.status !== 'pending_activation' && c.status !== 'suspended') {
+        throw new IllegalTransitionError(`cannot activate cartridge '${name}': it is ${c.status}`, {
+          name,
+          from: c.status,
+          action: 'activate',
+        });
+      }
+      const tier: Tier = options.alpha ? 'alpha' : 'approved';
+      for (const type of c.manifest.emits) {
+        if (!this.node.catalog.has(type)) {
+          throw new IllegalTransitionError(
+            `cannot activate cartridge '${name}': it emits '${type}', which this node's event catalog does not know`,
+            { name, type },
+          );
+        }
+      }
+      if (tier === 'approved') this.checkOrder('activate', name, c.manifest);
+      const pkg = await this.registry.readPackage(name);
+      await this.unloadEverywhere(name);
+      await this.sandbox(tier).load(pkg);
+      let record: InstalledCartridge;
+      try {
+        record = await this.registry.activate(name, options);
+      } catch (err) {
+        await this.sandbox(tier).unload(name);
+        throw err;
+      }
+      this.loaded.set(name, { manifest: pkg.manifest, tier });
+      if (tier === 'approved') this.setActiveOrder([...this.order, name]);
+      else this.lanes.set(name, { queue: [], running: false });
+      this.logger.info({ cartridge: name, version: record.version, status: record.status }, 'cartridge activated');
+      return record;
+    });
+  }
+
+  reject(name: string): Promise<InstalledCartridge> {
+    return this.serial(async () => {
+      const c = this.registry.get(name);
+      if (c.status === 'active') {
+        const dependents = this.order.filter(
+          (n) => n !== name && this.loaded.get(n)?.manifest.dependencies.includes(name),
+        );
+        if (dependents.length > 0) {
+          throw new IllegalTransitionError(
+            `cannot reject cartridge '${name}': active cartridge(s) ${dependents.map((d) => `'${d}'`).join(', ')} depend on it; reject them first`,
+            { name, dependents },
+          );
+        }
+      }
+      const record = await this.registry.reject(name);
+      await this.forget(name);
+      this.logger.info({ cartridge: name }, 'cartridge rejected');
+      return record;
+    });
+  }
+
+  promote(name: string): Promise<InstalledCartridge> {
+    return this.serial(async () => {
+      this.assertStarted();
+      const c = this.registry.get(name);
+      if (c.status !== 'alpha') {
+        throw new IllegalTransitionError(`cannot promote cartridge '${name}': it is ${c.status}, not alpha`, {
+          name,
+          from: c.status,
+          action: 'promote',
+        });
+      }
+      this.checkOrder('promote', name, c.manifest);
+      const pkg = await this.registry.readPackage(name);
+      await this.sandbox('approved').load(pkg);
+      let record: InstalledCartridge;
+      try {
+        record = await this.registry.promote(name);
+      } catch (err) {
+        await this.sandbox('approved').unload(name);
+        throw err;
+      }
+      this.dropLane(name);
+      await this.sandboxes.alpha?.unload(name);
+      this.loaded.set(name, { manifest: pkg.manifest, tier: 'approved' });
+      this.setActiveOrder([...this.order, name]);
+      this.logger.info({ cartridge: name, version: record.version }, 'cartridge promoted to active');
+      return record;
+    });
+  }
+
+  // ---- ordering and stages ----
+
+  /**
+   * Orders active manifests. Built-in stage names and suspended cartridges count as present
+   * dependencies: a suspension must not keep the node from starting, only a cycle or a
+   * dependency that is not installed at all does.
+   */
+  private orderActive(manifests: readonly CartridgeManifest[]): CartridgeManifest[] {
+    const names = new Set(manifests.map((m) => m.name));
+    const present = new Set([
+      ...this.builtins,
+      ...this.registry.list({ status: 'suspended' }).map((c) => c.name),
+    ]);
+    const nodes = [
+      ...[...present].filter((n) => !names.has(n)).map((name) => ({ name, dependencies: [] as string[], builtin: true })),
+      ...manifests.map((m) => ({ name: m.name, dependencies: m.dependencies, builtin: false })),
+    ];
+    const byName = new Map(manifests.map((m) => [m.name, m]));
+    return orderByDependencies(nodes)
+      .filter((n) => !n.builtin)
+      .map((n) => byName.get(n.name) as CartridgeManifest);
+  }
+
+  /** Would the active set still order with this cartridge in it? Answers with a 409 naming why not. */
+  private checkOrder(action: string, name: string, manifest: CartridgeManifest): void {
+    const manifests = this.order.map((n) => (this.loaded.get(n) as Loaded).manifest);
+    try {
+      this.orderActive([...manifests, manifest]);
+    } catch (err) {
+      if (!(err instanceof SovereigntyError)) throw err;
+      throw new IllegalTransitionError(`cannot ${action} cartridge '${name}': ${err.message}`, {
+        name,
+        reason: err.reason,
+        ...err.details,
+      });
+    }
+  }
+
+  /** Sets the active order (re-sorted when possible) and tells the owner. */
+  private setActiveOrder(names: readonly string[]): void {
+    try {
+      this.order = this.orderActive(names.map((n) => (this.loaded.get(n) as Loaded).manifest)).map((m) => m.name);
+    } catch (err) {
+      // Removing a cartridge from a valid order keeps it valid; only log the surprise.
+      this.logger.warn({ err: (err as Error).message }, 'active cartridges kept in their previous order');
+      this.order = [...names];
+    }
+    this.rebuildStages();
+    try {
+      this.deps.onStagesChanged?.(this.stages());
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'onStagesChanged threw');
+    }
+  }
+
+  private rebuildStages(): void {
+    this.stageList = this.order.map((name) => this.stageOf(name, (this.loaded.get(name) as Loaded).manifest));
+  }
+
+  /** Whether `event` goes to cartridge `name`: its type is consumed, and it is not meta or the cartridge's own output. */
+  private wants(name: string, manifest: CartridgeManifest, event: Envelope): boolean {
+    return (
+      event.event !== CARTRIDGE_EVENTS.invoked &&
+      event.source !== cartridgeSource(name) &&
+      consumesEventType(manifest, event.event)
+    );
+  }
+
+  /** The pipeline stage of an active cartridge. */
+  private stageOf(name: string, manifest: CartridgeManifest): Cartridge {
+    const source = cartridgeSource(name);
+    return {
+      name: cartridgeStageName(name),
+      process: async (event: Envelope, ctx: CartridgeContext): Promise<Envelope | null> => {
+        if (!this.wants(name, manifest, event)) return event;
+        const sandbox = this.sandboxes.approved;
+        if (!sandbox || this.loaded.get(name)?.tier !== 'approved') return event;
+        this.lastEvent.set(name, { id: event.id, type: event.event });
+        let result: SandboxEventResult | undefined;
+        try {
+          [result] = await sandbox.process(name, [event]);
+        } catch (err) {
+          this.logger.warn({ cartridge: name, err: (err as Error).message }, 'sandbox unavailable; event passes unchanged');
+          return event;
+        }
+        if (!result) return event;
+        if (!result.ok) {
+          // Stopped for this event: the event passes on unchanged; the dead letter keeps the evidence.
+          if (!PASSIVE_FAILURES.has(result.error.code)) {
+            ctx.store.deadLetters.add(event, cartridgeStageName(name), `${result.error.code}: ${result.error.message}`);
+          }
+          return event;
+        }
+        let emitted = 0;
+        for (const e of result.emitted) {
+          try {
+            ctx.emit({ event: e.type, payload: e.payload, source });
+            emitted++;
+          } catch (err) {
+            this.logger.warn(
+              { cartridge: name, type: e.type, err: (err as Error).message },
+              'event emitted by a cartridge was refused',
+            );
+          }
+        }
+        ctx.emit(this.invokedInput(name, manifest.version, 'active', event, emitted));
+        ctx.store.stats.add(name, 1, ctx.now);
+        if (result.event === null) return null;
+        const out = { ...result.event } as Record<string, unknown>;
+        for (const field of PINNED_FIELDS) {
+          if (event[field] === undefined) delete out[field];
+          else out[field] = event[field];
+        }
+        return out as Envelope;
+      },
+    };
+  }
+
+  private invokedInput(
+    name: string,
+    version: string,
+    mode: 'active' | 'alpha',
+    event: Envelope,
+    emitted: number,
+  ): EmitInput {
+    return {
+      event: CARTRIDGE_EVENTS.invoked,
+      source: cartridgeSource(name),
+      visibility: 'local',
+      level: 0,
+      causationId: event.id,
+      correlationId: event.correlationId ?? event.id,
+      payload: { cartridge: name, version, mode, eventId: event.id, eventType: event.event, emitted },
+    };
+  }
+
+  // ---- alpha ----
+
+  private onCommitted(batch: CommittedBatch): void {
+    if (this.state !== 'started' || this.lanes.size === 0 || batch.passed.length === 0) return;
+    for (const [name, lane] of this.lanes) {
+      const loaded = this.loaded.get(name);
+      if (!loaded) continue;
+      for (const event of batch.passed) {
+        if (!this.wants(name, loaded.manifest, event)) continue;
+        if (lane.queue.length >= this.alphaQueueLimit) this.dropped++;
+        else lane.queue.push(event);
+      }
+      if (lane.queue.length > 0 && !lane.running) this.track(this.drainLane(name, lane));
+    }
+  }
+
+  private track(task: Promise<void>): void {
+    const t = task.catch((err) => {
+      this.logger.error({ err: (err as Error).message }, 'cartridge runtime task failed');
+    });
+    this.tasks.add(t);
+    void t.finally(() => this.tasks.delete(t));
+  }
+
+  /** Runs one alpha cartridge over its queue, a batch per round trip, never touching approved output. */
+  private async drainLane(name: string, lane: AlphaLane): Promise<void> {
+    lane.running = true;
+    try {
+      while (lane.queue.length > 0 && this.state === 'started' && this.lanes.get(name) === lane) {
+        const events = lane.queue.splice(0, this.alphaBatch);
+        const sandbox = this.sandboxes.alpha;
+        const loaded = this.loaded.get(name);
+        if (!sandbox || !loaded) {
+          this.dropped += events.length;
+          continue;
+        }
+        const first = events[0] as Envelope;
+        this.lastEvent.set(name, { id: first.id, type: first.event });
+        let results: SandboxEventResult[];
+        try {
+          results = await sandbox.process(name, events);
+        } catch (err) {
+          this.logger.warn({ cartridge: name, err: (err as Error).message }, 'alpha batch not run');
+          this.dropped += events.length;
+          continue;
+        }
+        const inputs: EmitInput[] = [];
+        let ok = 0;
+        results.forEach((r, i) => {
+          if (!r?.ok) return;
+          const event = events[i] as Envelope;
+          ok++;
+          for (const e of r.emitted) {
+            inputs.push({
+              event: e.type,
+              payload: e.payload,
+              source: cartridgeSource(name),
+              // Alpha output is unreviewed: it stays on this node.
+              visibility: 'local',
+              causationId: event.id,
+              correlationId: event.correlationId ?? event.id,
+            });
+          }
+          inputs.push(this.invokedInput(name, loaded.manifest.version, 'alpha', event, r.emitted.length));
+        });
+        if (ok === 0) continue;
+        await this.emitAll(name, inputs);
+        const ns = this.node.ns;
+        await ns.store.write(() => ns.stats.add(name, ok, ns.store.nowIso())).catch((err) => {
+          this.logger.warn({ cartridge: name, err: (err as Error).message }, 'alpha invocation counts not recorded');
+        });
+      }
+    } finally {
+      lane.running = false;
+    }
+  }
+
+  /** Emits in one commit; when one input is invalid, emits the others one by one. */
+  private async emitAll(name: string, inputs: readonly EmitInput[]): Promise<void> {
+    if (inputs.length === 0) return;
+    try {
+      await this.node.emitMany(inputs);
+      return;
+    } catch (err) {
+      if ((err as WeftError).code === 'WEFT_STOPPED') return;
+    }
+    for (const input of inputs) {
+      try {
+        await this.node.emitMany([input]);
+      } catch (err) {
+        this.logger.warn(
+          { cartridge: name, type: input.event, err: (err as Error).message },
+          'event emitted by an alpha cartridge was refused',
+        );
+      }
+    }
+  }
+
+  private dropLane(name: string): void {
+    const lane = this.lanes.get(name);
+    if (!lane) return;
+    this.dropped += lane.queue.length;
+    lane.queue = [];
+    this.lanes.delete(name);
+  }
+
+  // ---- suspension and removal ----
+
+  private onSuspended(tier: Tier, s: CartridgeSuspension): void {
+    if (this.loaded.get(s.name)?.tier !== tier) return;
+    const last = this.lastEvent.get(s.name);
+    const error = `${s.lastError.code}: ${s.lastError.message}`.slice(0, 2000);
+    this.track(
+      this.serial(async () => {
+        const c = this.registry.find(s.name);
+        if (c && (c.status === 'active' || c.status === 'alpha')) await this.registry.suspend(s.name, error);
+        await this.forget(s.name);
+      }),
+    );
+    this.track(
+      this.node
+        .emitMany([
+          {
+            event: 'system.cartridge.failed',
+            source: cartridgeSource(s.name),
+            payload: {
+              cartridge: s.name,
+              eventId: last?.id ?? '-',
+              eventType: last?.type ?? '-',
+              error,
+              suspended: true,
+            },
+          },
+        ])
+        .then(() => undefined),
+    );
+  }
+
+  /** Stops running a cartridge (rejected or suspended). */
+  private async forget(name: string): Promise<void> {
+    const loaded = this.loaded.get(name);
+    this.dropLane(name);
+    this.lastEvent.delete(name);
+    await this.unloadEverywhere(name);
+    if (loaded?.tier === 'approved') this.setActiveOrder(this.order.filter((n) => n !== name));
+  }
+
+  private async unloadEverywhere(name: string): Promise<void> {
+    const was = this.loaded.get(name);
+    this.loaded.delete(name);
+    if (was?.tier === 'approved') this.order = this.order.filter((n) => n !== name);
+    await Promise.all([this.sandboxes.approved?.unload(name), this.sandboxes.alpha?.unload(name)]);
+  }
+
+  private assertStarted(): void {
+    if (this.state !== 'started') throw new WeftError('WEFT_STOPPED', 'the cartridge runtime is not running');
+  }
+
+  /** Runs state changes one at a time. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { IllegalTransitionError, NotFoundError, WeftError } from '../../src/errors/index.js';
+import {
+  type CartridgeRegistry,
+  createCartridgeRegistry,
+  ManifestError,
+  PackageIoError,
+} from '../../src/sovereignty/index.js';
+import { type NodeStore, openNodeStore } from '../../src/store/index.js';
+import { ManualClock, silentLogger } from '../../src/util/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { cartridge } from './fixtures.js';
+
+const V1 = cartridge('tagger', 'function process(e) { return e; }', { version: '1.0.0' });
+const V2 = cartridge('tagger', 'function process(e) { return null; }', { version: '2.0.0' });
+
+describe('cartridge registry', () => {
+  let t: ReturnType<typeof tempDir>;
+  let ns: NodeStore;
+  let registry: CartridgeRegistry;
+
+  beforeEach(() => {
+    t = tempDir('weft-registry-');
+    ns = openNodeStore({ path: join(t.dir, 'weft.db') }, { clock: new ManualClock(1_700_000_000_000), logger: silentLogger });
+    registry = createCartridgeRegistry({ dataDir: t.dir }, { store: ns.store });
+  });
+  afterEach(async () => {
+    await ns.store.close();
+    t.cleanup();
+  });
+
+  const incoming = (f: string) => join(t.dir, 'cartridges', 'incoming', f);
+  const active = (f: string) => join(t.dir, 'cartridges', 'active', f);
+
+  it('should install a package as pending_activation with its files in incoming/', async () => {
+    const { cartridge: c, changed } = await registry.install(V1, { origin: 'local' });
+    assert.equal(changed, true);
+    assert.equal(c.status, 'pending_activation');
+    assert.equal(c.origin, 'local');
+    assert.equal(c.version, '1.0.0');
+    assert.equal(c.author, 'test');
+    assert.equal(c.invocationCount, 0);
+    assert.equal(c.lastInvokedAt, null);
+    assert.ok(existsSync(incoming('tagger.js')));
+    assert.ok(existsSync(incoming('tagger.manifest.json')));
+    assert.deepEqual(
+      registry.list().map((x) => [x.name, x.status]),
+      [['tagger', 'pending_activation']],
+    );
+  });
+
+  it('should treat a repeated install of the same version as a no-op and replace a pending one by a new version', async () => {
+    await registry.install(V1, { origin: 'weft:ed25519:peer' });
+    const again = await registry.install(V1, { origin: 'weft:ed25519:peer' });
+    assert.equal(again.changed, false);
+    const other = cartridge('tagger', 'function process(e) { return e; } // changed', { version: '1.0.0' });
+    await assert.rejects(registry.install(other, { origin: 'local' }), (e: WeftError) => e.code === 'WEFT_CONFLICT');
+    const v2 = await registry.install(V2, { origin: 'local' });
+    assert.equal(v2.changed, true);
+    assert.equal(v2.cartridge.version, '2.0.0');
+    assert.equal(v2.cartridge.status, 'pending_activation');
+    assert.equal((await registry.readPackage('tagger')).source, V2.source);
+  });
+
+  it('should refuse an invalid package, naming the field', async () => {
+    await assert.rejects(
+      registry.install(cartridge('tagger', 'x', { version: 'v1' }), { origin: 'local' }),
+      (e: Error) => e instanceof ManifestError && /version/.test(e.message),
+    );
+  });
+
+  it('should activate: files move to active/ and the status is active; a second activation is illegal', async () => {
+    await registry.install(V1, { origin: 'local' });
+    const c = await registry.activate('tagger');
+    assert.equal(c.status, 'active');
+    assert.ok(c.activatedAt);
+    assert.ok(existsSync(active('tagger.js')));
+    assert.ok(existsSync(active('tagger.manifest.json')));
+    assert.ok(!existsSync(incoming('tagger.js')));
+    await assert.rejects(registry.activate('tagger'), IllegalTransitionError);
+    await assert.rejects(registry.install(V2, { origin: 'local' }), IllegalTransitionError);
+  });
+
+  it('should activate as alpha and promote alpha to active, and refuse to promote anything else', async () => {
+    await registry.install(V1, { origin: 'local' });
+    await assert.rejects(registry.promote('tagger'), IllegalTransitionError);
+    assert.equal((await registry.activate('tagger', { alpha: true })).status, 'alpha');
+    assert.ok(existsSync(active('tagger.js')));
+    assert.equal((await registry.promote('tagger')).status, 'active');
+    await assert.rejects(registry.promote('tagger'), /it is active/);
+  });
+
+  it('should reject: files removed, record kept; reinstall afterwards starts pending again', async () => {
+    await registry.install(V1, { origin: 'local' });
+    await registry.activate('tagger');
+    const r = await registry.reject('tagger');
+    assert.equal(r.status, 'rejected');
+    assert.ok(!existsSync(active('tagger.js')));
+    assert.ok(!existsSync(incoming('tagger.js')));
+    await assert.rejects(registry.reject('tagger'), IllegalTransitionError);
+    await assert.rejects(registry.readPackage('tagger'), PackageIoError);
+    assert.equal((await registry.install(V2, { origin: 'local' })).cartridge.status, 'pending_activation');
+  });
+
+  it('should answer not found for an unknown name', async () => {
+    await assert.rejects(registry.activate('ghost'), NotFoundError);
+    await assert.rejects(registry.reject('ghost'), /cartridge ghost not found/);
+    await assert.rejects(registry.promote('ghost'), NotFoundError);
+  });
+
+  it('should suspend an active cartridge and let activate bring it back', async () => {
+    await registry.install(V1, { origin: 'local' });
+    await registry.activate('tagger');
+    const s = await registry.suspend('tagger', 'WEFT_SANDBOX_TIMEOUT: too slow');
+    assert.equal(s.status, 'suspended');
+    assert.equal(s.statusReason, 'WEFT_SANDBOX_TIMEOUT: too slow');
+    assert.equal((await registry.activate('tagger')).status, 'active');
+  });
+
+  it('should refuse a source changed on disk after installation', async () => {
+    await registry.install(V1, { origin: 'local' });
+    await registry.activate('tagger');
+    writeFileSync(active('tagger.js'), 'function process(e) { return null; }');
+    await assert.rejects(registry.readPackage('tagger'), /does not match the installed source/);
+  });
+
+  it('should list invocation counts from cartridge_stats', async () => {
+    await registry.install(V1, { origin: 'local' });
+    await ns.store.write(() => ns.stats.add('tagger', 3, '2026-01-01T00:00:00.000Z'));
+    const [c] = registry.list();
+    assert.equal(c?.invocationCount, 3);
+    assert.equal(c?.lastInvokedAt, '2026-01-01T00:00:00.000Z');
+  });
+});
