@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { IllegalTransitionError, NotFoundError, WeftError } from '../../src/errors/index.js';
+import { IllegalTransitionError, NotFoundError, type WeftError } from '../../src/errors/index.js';
 import {
   type CartridgeRegistry,
   createCartridgeRegistry,

@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { createDefaultCatalog, Type } from '../../src/catalog/index.js';
+import type { WeftNode } from '../../src/daemon/index.js';
+import type { Envelope } from '../../src/envelope/index.js';
+import { IllegalTransitionError } from '../../src/errors/index.js';
+import type { CommittedBatch } from '../../src/pipeline/index.js';
+import {
+  type CartridgeRuntime,
+  type CartridgeRuntimeInit,
+  createCartridgeRuntime,
+  DependencyCycleError,
+} from '../../src/sovereignty/index.js';
+import { silentLogger } from '../../src/util/index.js';
+import { startTestNode, waitFor } from '../helpers/node.js';
+import { cartridge } from './fixtures.js';
+
+const TODO = 'domain.software-development.planning.todo.created';
+const NOTE = 'test.cartridge.note';
+
+/** Prefixes the title of every todo it sees. */
+const TAGGER = cartridge(
+  'tagger',
+  `function process(e) { e.payload.title = 'tagged: ' + e.payload.title; e.description = 'changed'; return e; }`,
+  { consumes: [TODO] },
+);
+/** Emits a note per todo; tries to change and drop the event (which alpha cannot do). */
+const NOTER = cartridge(
+  'noter',
+  `function process(e, ctx) { ctx.emit('${NOTE}', { slug: e.payload.slug }); e.payload.title = 'hacked'; return null; }`,
+  { consumes: [TODO], emits: [NOTE] },
+);
+
+function testCatalog() {
+  const catalog = createDefaultCatalog();
+  catalog.register({
+    type: NOTE,
+    description: 'a note a test cartridge emits',
+    domain: 'test',
+    defaultLevel: 'operational',
+    defaultVisibility: 'cluster',
+    payload: Type.Object({ slug: Type.String() }),
+  });
+  return catalog;
+}
+
+interface Harness {
+  node: WeftNode;
+  dir: string;
+  runtime: CartridgeRuntime;
+  passed: Envelope[];
+  close(): Promise<void>;
+}
+
+const open: Harness[] = [];
+afterEach(async () => {
+  for (const h of open.splice(0)) await h.close();
+});
+
+async function harness(init: Partial<CartridgeRuntimeInit> = {}, start = true): Promise<Harness> {
+  const { node, dir, close } = await startTestNode({ catalog: testCatalog() });
+  const system = node.pipeline.cartridges;
+  const runtime = createCartridgeRuntime(
+    { dataDir: dir, builtins: node.pipeline.order, ...init },
+    {
+      node,
+      logger: silentLogger,
+      clock: node.clock,
+      onStagesChanged: (stages) => node.pipeline.replace([...system, ...stages]),
+    },
+  );
+  const passed: Envelope[] = [];
+  node.onCommitted((b: CommittedBatch) => passed.push(...b.passed));
+  const h: Harness = {
+    node,
+    dir,
+    runtime,
+    passed,
+    close: async () => {
+      await runtime.stop();
+      await close();
+    },
+  };
+  open.push(h);
+  if (start) {
+    await runtime.start();
+    node.pipeline.replace([...system, ...runtime.stages()]);
+  }
+  return h;
+}
+
+async function emitTodo(h: Harness, slug: string): Promise<Envelope> {
+  const env = await h.node.emit({ event: TODO, payload: { slug, title: slug } });
+  await waitFor(() => h.passed.some((e) => e.id === env.id), 10_000, `todo ${slug} processed`);
+  return h.passed.find((e) => e.id === env.id) as Envelope;
+}
+
+describe('cartridge runtime', () => {
+  it('should start no sandbox process when no cartridge is active or alpha', async () => {
+    const h = await harness();
+    await h.runtime.install(TAGGER, { origin: 'local' });
+    const s = h.runtime.status();
+    assert.equal(s.approvedSandbox.type, 'stopped');
+    assert.equal(s.alphaSandbox.type, 'stopped');
+    assert.deepEqual(h.runtime.stages(), []);
+    assert.equal(h.runtime.list()[0]?.status, 'pending_activation');
+    const out = await emitTodo(h, 'plain');
+    assert.equal(out.payload.title, 'plain');
+  });
+
+  it('should run an activated cartridge on the events it consumes and count its runs', async () => {
+    const h = await harness();
+    await h.runtime.install(TAGGER, { origin: 'local' });
+    const pending = await emitTodo(h, 'before');
+    assert.equal(pending.payload.title, 'before', 'a pending cartridge does not run');
+
+    const c = await h.runtime.activate('tagger');
+    assert.equal(c.status, 'active');
+    assert.deepEqual(h.node.pipeline.order.slice(-1), ['cartridge:tagger']);
+    const status = h.runtime.status();
+    assert.equal(status.approvedSandbox.type, 'running');
+    assert.equal(status.alphaSandbox.type, 'stopped');
+
+    const out = await emitTodo(h, 'one');
+    assert.equal(out.payload.title, 'tagged: one');
+    assert.equal(out.description, 'changed');
+    const other = await h.node.emit({
+      event: 'system.worker.crashed',
+      payload: { worker: 'w', error: 'x', restarts: 0 },
+    });
+    await waitFor(() => h.passed.some((e) => e.id === other.id));
+    assert.equal(h.passed.find((e) => e.id === other.id)?.description, other.description, 'not consumed: untouched');
+    await emitTodo(h, 'two');
+
+    await waitFor(() => (h.runtime.list()[0]?.invocationCount ?? 0) >= 2);
+    const listed = h.runtime.list()[0];
+    assert.equal(listed?.invocationCount, 2);
+    assert.ok(listed?.lastInvokedAt);
+
+    // one cartridge.invoked per run, local, infrastructure, and never a notification
+    await waitFor(() => h.node.ns.log.list({ type: 'cartridge.invoked' }).length >= 2);
+    const invoked = h.node.ns.log.list({ type: 'cartridge.invoked' });
+    assert.equal(invoked.length, 2);
+    for (const e of invoked) {
+      assert.equal(e.envelope.visibility, 'local');
+      assert.equal(e.envelope.level, 0);
+      assert.equal(e.envelope.payload.cartridge, 'tagger');
+    }
+    await h.node.idle();
+    assert.equal(h.node.ns.notifications.list({ eventType: 'cartridge.invoked' }).items.length, 0);
+  });
+
+  it('should give alpha cartridges copies: their events are added, approved output is untouched', async () => {
+    const h = await harness();
+    await h.runtime.install(NOTER, { origin: 'weft:ed25519:peer' });
+    const c = await h.runtime.activate('noter', { alpha: true });
+    assert.equal(c.status, 'alpha');
+    assert.deepEqual(h.runtime.stages(), [], 'alpha cartridges are not pipeline stages');
+
+    const out = await emitTodo(h, 'alpha-1');
+    assert.equal(out.payload.title, 'alpha-1', 'approved output unchanged');
+    await waitFor(() => h.node.ns.log.list({ type: NOTE }).length >= 1, 10_000, 'alpha note');
+    const [note] = h.node.ns.log.list({ type: NOTE });
+    assert.equal(note?.envelope.source, 'cartridge:noter');
+    assert.equal(note?.envelope.visibility, 'local', 'alpha output stays local');
+    assert.equal(note?.envelope.causationId, out.id);
+    const notification = h.node.ns.notifications.list({ eventType: TODO }).items[0];
+    assert.equal(notification?.payload.title, 'alpha-1');
+    await waitFor(() => (h.runtime.list()[0]?.invocationCount ?? 0) >= 1);
+    await h.runtime.idle();
+    assert.equal(h.runtime.status().alphaQueue.dropped, 0);
+  });
+
+  it('should promote an alpha cartridge into the approved pipeline', async () => {
+    const h = await harness();
+    await h.runtime.install(TAGGER, { origin: 'local' });
+    await h.runtime.activate('tagger', { alpha: true });
+    assert.equal((await emitTodo(h, 'a')).payload.title, 'a');
+    const p = await h.runtime.promote('tagger');
+    assert.equal(p.status, 'active');
+    assert.deepEqual(h.runtime.status().active, ['tagger']);
+    assert.deepEqual(h.runtime.status().alpha, []);
+    assert.equal((await emitTodo(h, 'b')).payload.title, 'tagged: b');
+    await assert.rejects(h.runtime.promote('tagger'), IllegalTransitionError);
+  });
+
+  it('should stop running a rejected cartridge and delete it', async () => {
+    const h = await harness();
+    await h.runtime.install(TAGGER, { origin: 'local' });
+    await h.runtime.activate('tagger');
+    assert.equal((await emitTodo(h, 'x')).payload.title, 'tagged: x');
+    const r = await h.runtime.reject('tagger');
+    assert.equal(r.status, 'rejected');
+    assert.deepEqual(h.runtime.stages(), []);
+    assert.ok(!h.node.pipeline.order.includes('cartridge:tagger'));
+    assert.equal((await emitTodo(h, 'y')).payload.title, 'y');
+    await waitFor(() => h.runtime.status().approvedSandbox.type !== 'running', 10_000, 'sandbox process exit');
+  });
+
+  it('should refuse to activate a cartridge whose dependency is not active', async () => {
+    const h = await harness();
+    await h.runtime.install(cartridge('needy', 'function process(e) { return e; }', { dependencies: ['ghost'] }), {
+      origin: 'local',
+    });
+    await assert.rejects(h.runtime.activate('needy'), (e: Error) => {
+      assert.ok(e instanceof IllegalTransitionError);
+      assert.match(e.message, /'needy' depends on 'ghost'/);
+      return true;
+    });
+    assert.equal(h.runtime.list()[0]?.status, 'pending_activation');
+    // a dependency on a built-in stage is satisfied
+    await h.runtime.install(cartridge('after-dedup', 'function process(e) { return e; }', { dependencies: ['dedup'] }), {
+      origin: 'local',
+    });
+    assert.equal((await h.runtime.activate('after-dedup')).status, 'active');
+  });
+
+  it('should refuse to start on a dependency cycle, naming it, with no sandbox process left', async () => {
+    const h = await harness({}, false);
+    const src = 'function process(e) { return e; }';
+    await h.runtime.registry.install(cartridge('a', src, { dependencies: ['b'] }), { origin: 'local' });
+    await h.runtime.registry.install(cartridge('b', src, { dependencies: ['a'] }), { origin: 'local' });
+    await h.runtime.registry.activate('a');
+    await h.runtime.registry.activate('b');
+    await assert.rejects(h.runtime.start(), (e: Error) => {
+      assert.ok(e instanceof DependencyCycleError);
+      assert.match(e.message, /a -> b -> a/);
+      return true;
+    });
+    const s = h.runtime.status();
+    assert.equal(s.state, 'stopped');
+    assert.notEqual(s.approvedSandbox.type, 'running');
+  });
+
+  it('should order active cartridges by their dependencies at start', async () => {
+    const h = await harness({}, false);
+    const src = 'function process(e) { return e; }';
+    await h.runtime.registry.install(cartridge('second', src, { dependencies: ['first'] }), { origin: 'local' });
+    await h.runtime.registry.install(cartridge('first', src), { origin: 'local' });
+    await h.runtime.registry.activate('second');
+    await h.runtime.registry.activate('first');
+    await h.runtime.start();
+    assert.deepEqual(
+      h.runtime.stages().map((s) => s.name),
+      ['cartridge:first', 'cartridge:second'],
+    );
+  });
+
+  it('should suspend a cartridge that keeps failing, report system.cartridge.failed, and keep serving', async () => {
+    const h = await harness({ sandbox: { suspendAfter: 2 } });
+    await h.runtime.install(cartridge('thrower', "function process() { throw new Error('boom'); }", { consumes: [TODO] }), {
+      origin: 'local',
+    });
+    await h.runtime.activate('thrower');
+    assert.equal((await emitTodo(h, 'f1')).payload.title, 'f1', 'a failing cartridge lets the event pass');
+    await emitTodo(h, 'f2');
+    await waitFor(() => h.runtime.list()[0]?.status === 'suspended', 10_000, 'suspension');
+    await h.runtime.idle();
+    assert.deepEqual(h.runtime.stages(), []);
+    await waitFor(() => h.node.ns.log.list({ type: 'system.cartridge.failed' }).length > 0);
+    const [failed] = h.node.ns.log.list({ type: 'system.cartridge.failed' });
+    assert.equal(failed?.envelope.payload.cartridge, 'thrower');
+    assert.equal(failed?.envelope.payload.suspended, true);
+    assert.match(String(failed?.envelope.payload.error), /boom/);
+    assert.ok(h.node.ns.deadLetters.count() >= 2);
+    assert.equal((await emitTodo(h, 'f3')).payload.title, 'f3');
+    // activate brings it back
+    assert.equal((await h.runtime.activate('thrower')).status, 'active');
+  });
+});
