@@ -9,11 +9,12 @@ import { startDaemon } from '../daemon/daemon.js';
 import { repairStore } from '../daemon/doctor.js';
 import { isWeftError, WeftError } from '../errors/index.js';
 import { VERSION } from '../version.js';
+import { registerNodeCommands } from './commands/node.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Command modules of other concerns; each adds its own subcommands. */
-const MODULES: CommandModule[] = [];
+const MODULES: CommandModule[] = [registerNodeCommands];
 
 const ctx = createCliContext();
 const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
@@ -27,6 +28,8 @@ program
     console.log(`weft ${VERSION} node '${config.computer.name}' running`);
     console.log(`  API:        ${d.info.url}  (bearer token in ${d.info.tokenFile})`);
     console.log(`  bus:        ${d.node.bus.kind === 'redis' ? `redis stream ${config.redis.stream}` : 'embedded (SQLite)'}`);
+    console.log(`  identity:   ${d.assembled.identity.fingerprint}  ${d.assembled.identity.nodeId}`);
+    console.log(`  mesh:       ${d.assembled.mesh ? `${d.assembled.mesh.provider.name}${config.mesh.provider === 'tls' ? ` on ${config.mesh.tls_host}:${config.mesh.tls_port}` : ''}, ${d.assembled.peers.getAllPeers().length} peers known` : 'off (set mesh.provider to share events)'}`);
     console.log(`  data dir:   ${config.data_dir}`);
     console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
     await new Promise<void>((resolve) => {

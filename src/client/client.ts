@@ -75,6 +75,15 @@ export class WeftClient {
     return json as T;
   }
 
+  /** GET returning the body as text (JSON lines, Prometheus text). */
+  async text(path: string): Promise<string> {
+    const res = await fetch(this.init.url + path, { headers: { authorization: `Bearer ${this.init.token}` } }).catch((err) => {
+      throw new WeftError('WEFT_STOPPED', `no weft daemon answers at ${this.init.url} (start one with 'weft daemon')`, { cause: err });
+    });
+    if (!res.ok) throw new WeftError(res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `HTTP ${res.status}`);
+    return res.text();
+  }
+
   health(): Promise<Record<string, unknown>> {
     return this.request('GET', '/api/health');
   }

@@ -39,8 +39,9 @@ export const CONFIG_KEYS = {
   'telegram.base_url': { kind: 'string', default: 'https://api.telegram.org', help: 'Bot API base URL' },
   'log.level': { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
   'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'memory'], default: 'none', help: 'how this node reaches peers' },
+  'mesh.tls_host': { kind: 'string', default: '127.0.0.1', help: 'address the TLS link listens on' },
   'mesh.tls_port': { kind: 'integer', default: 9238, min: 0, max: 65535, help: 'port of the direct TLS link' },
-  'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer@host:port#nodeId"' },
+  'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -55,7 +56,7 @@ export interface WeftConfig {
   trust: { strictness: 'permissive' | 'standard' | 'strict' };
   telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
   log: { level: string };
-  mesh: { provider: 'none' | 'tls' | 'redis' | 'memory'; tls_port: number; peers: string[] };
+  mesh: { provider: 'none' | 'tls' | 'redis' | 'memory'; tls_host: string; tls_port: number; peers: string[] };
   /** The file it was read from, if any. */
   source?: string;
 }
@@ -180,7 +181,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     trust: { strictness: get('trust.strictness') },
     telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
     log: { level: get('log.level') },
-    mesh: { provider: get('mesh.provider'), tls_port: get('mesh.tls_port'), peers: get('mesh.peers') },
+    mesh: { provider: get('mesh.provider'), tls_host: get('mesh.tls_host'), tls_port: get('mesh.tls_port'), peers: get('mesh.peers') },
   };
   const cluster = get<string | undefined>('computer.cluster');
   if (cluster) cfg.computer.cluster = cluster;

@@ -45,6 +45,7 @@ export interface AssembleInit {
 /** A node with its identity, audit log and (when configured) its mesh, not started yet. */
 export interface AssembledNode {
   node: WeftNode;
+  /** The current identity (replaced by a key rotation). */
   identity: NodeIdentity;
   identityCreated: boolean;
   audit: AuditLog;

@@ -4,13 +4,19 @@ import type { FastifyInstance } from 'fastify';
 import { MetricsRegistry, nodeMetrics } from '../api/metrics.js';
 import { buildApi } from '../api/server.js';
 import { type DeliveryChannel, telegramDelivery } from '../delivery/index.js';
+import { nodeRoutes } from '../api/node-routes.js';
+import { rotateIdentityFile } from '../identity/index.js';
+import { parsePeerSpec } from '../mesh/index.js';
+import { redisProvider, tlsProvider } from '../transport/index.js';
+import { ConfigError } from '../errors/index.js';
 import type { WeftConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
-import { createNode, type WeftNode } from './node.js';
+import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
+import type { WeftNode } from './node.js';
 import { loadOrCreateToken } from './secrets.js';
 
 export interface DaemonInfo {
@@ -25,6 +31,7 @@ export interface DaemonInfo {
 
 export interface RunningDaemon {
   node: WeftNode;
+  assembled: AssembledNode;
   app: FastifyInstance;
   info: DaemonInfo;
   logger: Logger;
@@ -57,19 +64,22 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
   const logger = log.logger;
   const previous = readDaemonInfo(cfg.data_dir);
   const previousStop: 'clean' | 'unclean' | 'first' = previous ? 'unclean' : existsSync(join(cfg.data_dir, 'weft.db')) ? 'clean' : 'first';
-  let node: WeftNode | undefined;
+  let assembled: AssembledNode | undefined;
   let app: FastifyInstance | undefined;
   try {
-    node = await createNode(
+    assembled = await assembleNode(
       {
         dataDir: cfg.data_dir,
         computer: cfg.computer.name,
         ...(cfg.computer.cluster ? { cluster: cfg.computer.cluster } : {}),
         ...(cfg.redis.url ? { redis: { url: cfg.redis.url, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
+        system: { trust: { strictness: cfg.trust.strictness } },
+        ...meshFromConfig(cfg),
       },
       { logger },
     );
-    const n = node;
+    const a0 = assembled;
+    const n = a0.node;
     let crashes = 0;
     n.processor.onBatchErrorHook = (err, attempt) => {
       crashes++;
@@ -77,7 +87,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         .emit({ event: 'system.worker.crashed', payload: { worker: 'pipeline', error: err.message.slice(0, 2000), restarts: crashes, backoffMs: Math.min(50 * 2 ** Math.min(attempt, 6), 5000) } })
         .catch(() => undefined);
     };
-    await n.start();
+    await a0.start();
     let telegram: DeliveryChannel | undefined;
     if (cfg.telegram.bot_token && cfg.telegram.chat_id) {
       telegram = telegramDelivery(
@@ -100,7 +110,24 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         node: n,
         logger: logger.child({ mod: 'api' }),
         metrics: () => metrics.render(),
-        health: () => ({ delivery: telegram ? telegram.stats() : null }),
+        health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
+        extraRoutes: [
+          nodeRoutes({
+            node: n,
+            identity: a0.identity,
+            audit: a0.audit,
+            peers: a0.peers,
+            mesh: a0.mesh,
+            rotate: async () => {
+              const r = rotateIdentityFile(join(cfg.data_dir, 'identity.key'), n.clock);
+              const sent = a0.mesh ? await a0.mesh.rotate(r.identity, r.record) : { announced: [], failed: [] };
+              if (!a0.mesh) a0.audit.record('key.rotated', null, { oldNodeId: r.record.oldNodeId, newNodeId: r.record.newNodeId }, true);
+              n.setNodeId(r.identity.nodeId);
+              a0.identity = r.identity;
+              return { previous: r.previous.nodeId, nodeId: r.identity.nodeId, fingerprint: r.identity.fingerprint, ...sent };
+            },
+          }),
+        ],
       },
     );
     app = api.app;
@@ -125,6 +152,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
     const a = app;
     return {
       node: n,
+      assembled: a0,
       app: a,
       info,
       logger,
@@ -135,7 +163,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
           await a.close();
           await telegram?.stop();
           metrics.close();
-          await n.stop();
+          await a0.stop();
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
           log.close();
           lock.release();
@@ -145,12 +173,43 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
-    await node?.stop().catch(() => undefined);
+    await assembled?.stop().catch(() => undefined);
     log.close();
     lock.release();
     if (err instanceof WeftError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new WeftError('WEFT_CONFIG', `api.port ${cfg.api.port} on ${cfg.api.host} is already in use`);
     throw err;
+  }
+}
+
+/** The mesh part of a node's assembly, from the config. */
+export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
+  const peers = cfg.mesh.peers.map(parsePeerSpec);
+  switch (cfg.mesh.provider) {
+    case 'none':
+      return {};
+    case 'redis': {
+      if (!cfg.redis.url) throw new ConfigError('config key mesh.provider: "redis" needs redis.url to be set', { key: 'mesh.provider' });
+      return { mesh: { provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name }), peers, registryUrl: cfg.redis.url } };
+    }
+    case 'tls': {
+      const tlsPeers = peers.flatMap((p) => {
+        if (!p.address) return [{ computer: p.computer, nodeId: p.nodeId }];
+        const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(p.address);
+        return m ? [{ computer: p.computer, nodeId: p.nodeId, host: m[1] as string, port: Number(m[2]) }] : [{ computer: p.computer, nodeId: p.nodeId }];
+      });
+      const host = cfg.mesh.tls_host;
+      return {
+        mesh: {
+          provider: tlsProvider({ computer: cfg.computer.name, host, port: cfg.mesh.tls_port, peers: tlsPeers }),
+          peers,
+          ...(cfg.redis.url ? { registryUrl: cfg.redis.url } : {}),
+          announce: [`${host}:${cfg.mesh.tls_port}`],
+        },
+      };
+    }
+    case 'memory':
+      throw new ConfigError('config key mesh.provider: "memory" only exists inside one process (weft demo, tests)', { key: 'mesh.provider' });
   }
 }

@@ -3,7 +3,7 @@ import type { BusEntry } from '../bus/index.js';
 import type { WeftNode } from '../daemon/node.js';
 import { type Envelope, envelopeValidator } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { fingerprintOfNodeId, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
+import { fingerprintOfNodeId, type KeyRotationRecord, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
 import {
   decodeFrame,
@@ -191,6 +191,30 @@ export class MeshService {
 
   get identity(): NodeIdentity {
     return this.deps.identity;
+  }
+
+  /**
+   * Announces a key rotation to every peer (signed with the old key, which they have pinned;
+   * the record is endorsed by it), then signs with the new key from now on.
+   */
+  async rotate(next: NodeIdentity, record: KeyRotationRecord): Promise<{ announced: string[]; failed: string[] }> {
+    const announced: string[] = [];
+    const failed: string[] = [];
+    for (const p of this.deps.peers.getAllPeers()) {
+      try {
+        const bytes = encodeFrame(
+          { type: 'key-rotation', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { record } },
+          { identity: this.deps.identity },
+        );
+        await this.deps.provider.send(p.computer, bytes);
+        announced.push(p.computer);
+      } catch {
+        failed.push(p.computer);
+      }
+    }
+    this.deps.identity = next;
+    this.deps.audit.record('key.rotated', null, { oldNodeId: record.oldNodeId, newNodeId: record.newNodeId, announced, failed }, true);
+    return { announced, failed };
   }
   get provider(): Provider {
     return this.deps.provider;

@@ -1,0 +1,89 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { AuditLog } from '../audit/index.js';
+import {
+  dropQuarantined,
+  listQuarantined,
+  peerTrustScores,
+  releaseQuarantined,
+  showQuarantined,
+  trustOutcomeTotals,
+} from '../cartridges/index.js';
+import type { WeftNode } from '../daemon/node.js';
+import { WeftError } from '../errors/index.js';
+import type { NodeIdentity } from '../identity/index.js';
+import type { MeshService, PeerBook } from '../mesh/index.js';
+import { IdParams } from './routes.js';
+
+export interface NodeRoutesDeps {
+  node: WeftNode;
+  identity: NodeIdentity;
+  audit: AuditLog;
+  peers: PeerBook;
+  mesh: MeshService | undefined;
+  /** Rotates the node key (daemon-level: it re-signs and announces). */
+  rotate?: () => Promise<Record<string, unknown>>;
+}
+
+const SendBody = Type.Object({ computer: Type.String({ minLength: 1 }), text: Type.String({ minLength: 1, maxLength: 4000 }) });
+const QuarantineQuery = Type.Object({
+  status: Type.Optional(Type.Union([Type.Literal('held'), Type.Literal('released'), Type.Literal('dropped'), Type.Literal('all')])),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+});
+
+/** Routes for the pipeline, quarantine, identity, peers, mesh and audit log. */
+export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void {
+  const { node } = deps;
+  return (app) => {
+    app.get('/api/pipeline', async () => ({
+      order: node.pipeline.order,
+      invocations: Object.fromEntries(node.pipeline.invocationTotals),
+      processor: node.processor.stats,
+    }));
+
+    app.get('/api/quarantine', { schema: { querystring: QuarantineQuery } }, async (req) => {
+      const q = req.query as { status?: 'held' | 'released' | 'dropped' | 'all'; limit?: number };
+      return { items: listQuarantined(node.ns, q), totals: trustOutcomeTotals(node.ns) };
+    });
+    app.get('/api/quarantine/:id', { schema: { params: IdParams } }, async (req) => showQuarantined(node.ns, (req.params as { id: number }).id));
+    app.post('/api/quarantine/:id/release', { schema: { params: IdParams } }, async (req) =>
+      releaseQuarantined({ ns: node.ns, processBatch: (e, f) => node.processor.processBatch(e, f) }, (req.params as { id: number }).id),
+    );
+    app.post('/api/quarantine/:id/drop', { schema: { params: IdParams } }, async (req) => dropQuarantined(node.ns, (req.params as { id: number }).id));
+
+    app.get('/api/identity', async () => ({
+      computer: node.self.computer,
+      cluster: node.self.cluster ?? null,
+      nodeId: deps.identity.nodeId,
+      fingerprint: deps.identity.fingerprint,
+    }));
+    app.post('/api/identity/rotate', async () => {
+      if (!deps.rotate) throw new WeftError('WEFT_CONFIG', 'key rotation is not available on this node');
+      return deps.rotate();
+    });
+
+    app.get('/api/peers', async () => {
+      const scores = new Map(peerTrustScores(node.ns, node.clock.now()).map((s) => [s.peer, s]));
+      return deps.peers.getAllPeers().map((p) => ({ ...p, trustScore: scores.get(p.nodeId)?.score ?? null }));
+    });
+
+    app.get('/api/mesh/status', async () => {
+      if (!deps.mesh) return { enabled: false, self: { computer: node.self.computer, nodeId: deps.identity.nodeId, fingerprint: deps.identity.fingerprint }, peers: [] };
+      return { enabled: true, ...deps.mesh.status() };
+    });
+    app.post('/api/mesh/send', { schema: { body: SendBody } }, async (req) => {
+      if (!deps.mesh) throw new WeftError('WEFT_CONFIG', 'the mesh is off on this node (set mesh.provider)');
+      const b = req.body as { computer: string; text: string };
+      await deps.mesh.sendText(b.computer, b.text);
+      return { sent: true, to: b.computer };
+    });
+
+    app.get('/api/audit/verify', async () => deps.audit.verify());
+    app.get('/api/audit/export', async (_req, reply) => {
+      reply.header('content-type', 'application/x-ndjson');
+      let out = '';
+      for (const line of deps.audit.exportJsonLines()) out += `${line}\n`;
+      return out;
+    });
+  };
+}
