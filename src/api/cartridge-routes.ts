@@ -1,0 +1,106 @@
+import { isAbsolute } from 'node:path';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { ValidationError } from '../errors/index.js';
+import { type CartridgeRuntime, type InstalledCartridge, LOCAL_ORIGIN } from '../sovereignty/index.js';
+
+/** Collaborators of the cartridge routes. */
+export interface CartridgeRoutesDeps {
+  runtime: CartridgeRuntime;
+}
+
+/** One cartridge as the API answers it (`GET /api/cartridges` items, and every action's answer). */
+export interface CartridgeView {
+  name: string;
+  version: string;
+  author: string;
+  description: string;
+  status: InstalledCartridge['status'];
+  origin: string;
+  invocationCount: number;
+  lastInvokedAt: string | null;
+  installedAt: string;
+  activatedAt: string | null;
+  statusReason: string | null;
+  dependencies: string[];
+  consumes: string[];
+  emits: string[];
+  sha256: string;
+}
+
+const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }) });
+const InstallBody = Type.Union([
+  Type.Object({ path: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false }),
+  Type.Object(
+    { manifest: Type.Record(Type.String(), Type.Unknown()), source: Type.String() },
+    { additionalProperties: false },
+  ),
+]);
+
+/** The API form of an installed cartridge. */
+export function cartridgeView(c: InstalledCartridge): CartridgeView {
+  return {
+    name: c.name,
+    version: c.version,
+    author: c.author,
+    description: c.description,
+    status: c.status,
+    origin: c.origin,
+    invocationCount: c.invocationCount,
+    lastInvokedAt: c.lastInvokedAt,
+    installedAt: c.installedAt,
+    activatedAt: c.activatedAt,
+    statusReason: c.statusReason,
+    dependencies: [...c.manifest.dependencies],
+    consumes: [...c.manifest.consumes],
+    emits: [...c.manifest.emits],
+    sha256: c.sha256,
+  };
+}
+
+/**
+ * Adds the cartridge routes to the node's API (the server's bearer-token hook covers them):
+ * `GET /api/cartridges`, `POST /api/cartridges/install` (`{path}` of a package directory on
+ * this computer, or `{manifest, source}`), and `POST /api/cartridges/:name/activate`
+ * (`{alpha?}`), `/reject`, `/promote`. Errors are `WeftError`s, answered `{error: {code, message}}`.
+ * @example
+ * const api = await buildApi({ token }, { node, logger, extraRoutes: [(app) => registerCartridgeRoutes(app, { runtime })] });
+ */
+export function registerCartridgeRoutes(app: FastifyInstance, deps: CartridgeRoutesDeps): void {
+  const { runtime } = deps;
+
+  app.get('/api/cartridges', async () => ({
+    items: runtime.list().map(cartridgeView),
+    runtime: runtime.status(),
+  }));
+
+  app.post('/api/cartridges/install', { schema: { body: InstallBody } }, async (req, reply) => {
+    const body = req.body as { path: string } | { manifest: Record<string, unknown>; source: string };
+    let result: Awaited<ReturnType<CartridgeRuntime['install']>>;
+    if ('path' in body) {
+      if (!isAbsolute(body.path)) {
+        throw new ValidationError(`body: path must be absolute (the daemon resolves it on its own computer), got '${body.path}'`);
+      }
+      result = await runtime.installDir(body.path, { origin: LOCAL_ORIGIN });
+    } else {
+      result = await runtime.install(
+        { manifest: body.manifest as never, source: body.source },
+        { origin: LOCAL_ORIGIN },
+      );
+    }
+    reply.status(result.changed ? 201 : 200);
+    return { cartridge: cartridgeView(result.cartridge), changed: result.changed };
+  });
+
+  app.post('/api/cartridges/:name/activate', { schema: { params: NameParams } }, async (req) => {
+    const alpha = (req.body as { alpha?: unknown } | undefined)?.alpha;
+    if (alpha !== undefined && typeof alpha !== 'boolean') throw new ValidationError('body: field \'/alpha\' must be a boolean');
+    return cartridgeView(await runtime.activate((req.params as { name: string }).name, { alpha: alpha === true }));
+  });
+  app.post('/api/cartridges/:name/reject', { schema: { params: NameParams } }, async (req) =>
+    cartridgeView(await runtime.reject((req.params as { name: string }).name)),
+  );
+  app.post('/api/cartridges/:name/promote', { schema: { params: NameParams } }, async (req) =>
+    cartridgeView(await runtime.promote((req.params as { name: string }).name)),
+  );
+}

@@ -1,0 +1,83 @@
+/** `weft cartridges`: installed cartridges and their lifecycle, through the daemon's API. */
+import { resolve } from 'node:path';
+import type { CartridgeView } from '../../api/cartridge-routes.js';
+import type { CommandModule } from '../context.js';
+import { table } from '../format.js';
+
+function row(c: CartridgeView): Record<string, unknown> {
+  return {
+    name: c.name,
+    version: c.version,
+    author: c.author,
+    status: c.status,
+    origin: c.origin,
+    invocations: c.invocationCount,
+    'last invoked': c.lastInvokedAt,
+  };
+}
+
+function describe(c: CartridgeView): string {
+  return `cartridge ${c.name} ${c.version} is ${c.status}`;
+}
+
+/**
+ * Adds `weft cartridges list | install <path> | activate <name> [--alpha] | reject <name> |
+ * promote <name>`.
+ * @example
+ * // weft cartridges install ./tagger && weft cartridges activate tagger
+ */
+export const cartridgesCommands: CommandModule = (ctx) => {
+  const cartridges = ctx.program
+    .command('cartridges')
+    .description('installed cartridges: install, activate (or run as alpha), reject, promote');
+  const name = (n: string) => encodeURIComponent(n);
+
+  cartridges
+    .command('list')
+    .description('installed cartridges with status, origin and invocation count')
+    .action(async () => {
+      const r = await (await ctx.client()).request<{ items: CartridgeView[] }>('GET', '/api/cartridges');
+      ctx.out(table(r.items.map(row)), r);
+    });
+  cartridges
+    .command('install <path>')
+    .description('install a cartridge package directory (manifest.json + cartridge.js); it stays pending until activated')
+    .action(async (path: string) => {
+      const r = await (await ctx.client()).request<{ cartridge: CartridgeView; changed: boolean }>(
+        'POST',
+        '/api/cartridges/install',
+        { path: resolve(path) },
+      );
+      const c = r.cartridge;
+      ctx.out(
+        r.changed
+          ? `installed ${c.name} ${c.version} (${c.status}); activate it with: weft cartridges activate ${c.name}`
+          : `${c.name} ${c.version} is already installed (${c.status})`,
+        r,
+      );
+    });
+  cartridges
+    .command('activate <name>')
+    .description('run a pending cartridge in the pipeline, or with --alpha beside it (it may only add events)')
+    .option('--alpha', 'run as alpha: after the approved pipeline, on copies of its output')
+    .action(async (n: string, o: { alpha?: boolean }) => {
+      const c = await (await ctx.client()).request<CartridgeView>('POST', `/api/cartridges/${name(n)}/activate`, {
+        alpha: o.alpha === true,
+      });
+      ctx.out(describe(c), c);
+    });
+  cartridges
+    .command('reject <name>')
+    .description('stop and remove a cartridge (its files are deleted; the record stays)')
+    .action(async (n: string) => {
+      const c = await (await ctx.client()).request<CartridgeView>('POST', `/api/cartridges/${name(n)}/reject`, {});
+      ctx.out(describe(c), c);
+    });
+  cartridges
+    .command('promote <name>')
+    .description('move an alpha cartridge into the approved pipeline')
+    .action(async (n: string) => {
+      const c = await (await ctx.client()).request<CartridgeView>('POST', `/api/cartridges/${name(n)}/promote`, {});
+      ctx.out(describe(c), c);
+    });
+};
