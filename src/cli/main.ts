@@ -9,12 +9,13 @@ import { startDaemon } from '../daemon/daemon.js';
 import { repairStore } from '../daemon/doctor.js';
 import { isWeftError, WeftError } from '../errors/index.js';
 import { VERSION } from '../version.js';
+import { cartridgesCommands } from './commands/cartridges.js';
 import { registerNodeCommands } from './commands/node.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Command modules of other concerns; each adds its own subcommands. */
-const MODULES: CommandModule[] = [registerNodeCommands];
+const MODULES: CommandModule[] = [registerNodeCommands, cartridgesCommands];
 
 const ctx = createCliContext();
 const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
