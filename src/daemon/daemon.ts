@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MetricsRegistry, nodeMetrics } from '../api/metrics.js';
 import { buildApi } from '../api/server.js';
+import { registerCartridgeRoutes } from '../api/cartridge-routes.js';
 import { type DeliveryChannel, telegramDelivery } from '../delivery/index.js';
 import { nodeRoutes } from '../api/node-routes.js';
 import { rotateIdentityFile } from '../identity/index.js';
@@ -11,6 +12,7 @@ import { redisProvider, tlsProvider } from '../transport/index.js';
 import { ConfigError } from '../errors/index.js';
 import type { WeftConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
+import { type CartridgeRuntime, createCartridgeRuntime } from '../sovereignty/index.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { acquireLock } from './lock.js';
@@ -66,6 +68,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
   const previousStop: 'clean' | 'unclean' | 'first' = previous ? 'unclean' : existsSync(join(cfg.data_dir, 'weft.db')) ? 'clean' : 'first';
   let assembled: AssembledNode | undefined;
   let app: FastifyInstance | undefined;
+  let cartridges: CartridgeRuntime | undefined;
   try {
     assembled = await assembleNode(
       {
@@ -87,6 +90,15 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         .emit({ event: 'system.worker.crashed', payload: { worker: 'pipeline', error: err.message.slice(0, 2000), restarts: crashes, backoffMs: Math.min(50 * 2 ** Math.min(attempt, 6), 5000) } })
         .catch(() => undefined);
     };
+    // Installed cartridges run after the system stages; a dependency cycle refuses the start.
+    const system = n.pipeline.cartridges;
+    const cr = createCartridgeRuntime(
+      { dataDir: cfg.data_dir, builtins: n.pipeline.order },
+      { node: n, logger: logger.child({ mod: 'cartridges' }), clock: n.clock, onStagesChanged: (stages) => n.pipeline.replace([...system, ...stages]) },
+    );
+    cartridges = cr;
+    await cr.start();
+    n.pipeline.replace([...system, ...cr.stages()]);
     await a0.start();
     let telegram: DeliveryChannel | undefined;
     if (cfg.telegram.bot_token && cfg.telegram.chat_id) {
@@ -131,6 +143,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
       },
     );
     app = api.app;
+    registerCartridgeRoutes(app, { runtime: cr });
     n.onCommitted((b) => api.hub.publish(b.changes));
     const address = await app.listen({ host: cfg.api.host, port: cfg.api.port });
     const info: DaemonInfo = {
@@ -164,6 +177,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
           await telegram?.stop();
           metrics.close();
           await a0.stop();
+          await cr.stop();
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
           log.close();
           lock.release();
@@ -173,6 +187,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await cartridges?.stop().catch(() => undefined);
     await assembled?.stop().catch(() => undefined);
     log.close();
     lock.release();
