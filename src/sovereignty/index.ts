@@ -5,3 +5,4 @@ export * from './package.js';
 export * from './sandbox/index.js';
 export * from './registry.js';
 export * from './runtime.js';
+export * from './published.js';

@@ -135,3 +135,17 @@ describe('cartridge registry', () => {
     assert.equal(c?.lastInvokedAt, '2026-01-01T00:00:00.000Z');
   });
 });
+
+describe('cartridge.published payloads', () => {
+  it('should carry a package to a peer and back unchanged, and refuse bad code', async () => {
+    const { createDefaultCatalog } = await import('../../src/catalog/index.js');
+    const { packageFromPublished, publishedPayload } = await import('../../src/sovereignty/index.js');
+    const pkg = cartridge('tagger', "function process(e) { return e; } // ünïcode", { consumes: ['build.*'] });
+    const payload = publishedPayload(pkg);
+    assert.equal(payload.event_type, 'build.*');
+    createDefaultCatalog().validatePayload('cartridge.published', payload);
+    assert.deepEqual(packageFromPublished(payload), pkg);
+    assert.throws(() => packageFromPublished({ ...payload, code: '!!!' }), /code must be base64/);
+    assert.throws(() => packageFromPublished({ ...payload, code: Buffer.from([0xff, 0xfe]).toString('base64') }), ManifestError);
+  });
+});

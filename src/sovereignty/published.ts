@@ -1,0 +1,72 @@
+import type { CartridgeManifest, CartridgePackage } from './package.js';
+import { ManifestError } from './errors.js';
+import { validatePackage } from './package.js';
+
+/** The payload of a `cartridge.published` event (snake_case, as the seed names it). */
+export interface PublishedCartridgePayload {
+  event_type: string;
+  version: string;
+  author: string;
+  /** The UTF-8 source, base64-encoded for the wire. */
+  code: string;
+  entry_point: string;
+  dependencies: string[];
+  description: string;
+  name?: string;
+  consumes?: string[];
+  emits?: string[];
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The `cartridge.published` payload of a package: `event_type` is the first type it consumes
+ * (or its name when it consumes none), and the source travels as base64.
+ * @example
+ * await node.emit({ event: 'cartridge.published', payload: publishedPayload(pkg) });
+ */
+export function publishedPayload(pkg: CartridgePackage): PublishedCartridgePayload {
+  const m = validatePackage(pkg).manifest;
+  return {
+    event_type: m.consumes[0] ?? m.name,
+    version: m.version,
+    author: m.author,
+    code: Buffer.from(pkg.source, 'utf8').toString('base64'),
+    entry_point: m.entryPoint,
+    dependencies: [...m.dependencies],
+    description: m.description,
+    name: m.name,
+    consumes: [...m.consumes],
+    emits: [...m.emits],
+  };
+}
+
+/**
+ * The package a `cartridge.published` payload carries, validated like any package: the
+ * sovereignty gate calls this, then `runtime.install(pkg, { origin: peerNodeId })`.
+ * A payload without `name` uses `event_type` when it is a valid cartridge name.
+ * @throws {ManifestError} naming the field (bad base64 or UTF-8 is reported as `code`).
+ * @example
+ * const pkg = packageFromPublished(event.payload as PublishedCartridgePayload);
+ */
+export function packageFromPublished(payload: PublishedCartridgePayload): CartridgePackage {
+  let source: string;
+  try {
+    const bytes = Buffer.from(payload.code, 'base64');
+    if (bytes.toString('base64').replace(/=+$/, '') !== payload.code.replace(/=+$/, '')) throw new Error('not base64');
+    source = utf8.decode(bytes);
+  } catch {
+    throw new ManifestError('cartridge.published: code must be base64 of UTF-8 JavaScript', { field: 'code' });
+  }
+  const manifest: CartridgeManifest = {
+    name: payload.name ?? payload.event_type,
+    version: payload.version,
+    author: payload.author,
+    description: payload.description,
+    entryPoint: payload.entry_point,
+    dependencies: payload.dependencies,
+    consumes: payload.consumes ?? [payload.event_type],
+    emits: payload.emits ?? [],
+  };
+  return validatePackage({ manifest, source });
+}
