@@ -48,6 +48,8 @@ export class RedisBus implements Bus {
   private acked = 0;
   private lastTrimAt = 0;
   private backoffMs = 0;
+  /** Called after the consumer group had to be recreated (Redis restarted empty). */
+  onRecreated: (() => void) | undefined;
 
   constructor(
     private readonly init: RedisBusInit,
@@ -131,6 +133,7 @@ export class RedisBus implements Bus {
           this.logger.warn({ stream: this.stream }, 'consumer group missing (Redis restarted?): recreating it');
           await this.ensureGroup().catch(() => undefined);
           this.readingPending = true;
+          this.onRecreated?.();
         } else {
           this.logger.warn({ err: msg }, 'reading the Redis bus failed; retrying');
         }

@@ -26,14 +26,8 @@ program
   .action(async () => {
     const config = cfg();
     const d = await startDaemon(config, { stderrLogs: false });
-    console.log(`weft ${VERSION} node '${config.computer.name}' running`);
-    console.log(`  API:        ${d.info.url}  (bearer token in ${d.info.tokenFile})`);
-    console.log(`  bus:        ${d.node.bus.kind === 'redis' ? `redis stream ${config.redis.stream}` : 'embedded (SQLite)'}`);
-    console.log(`  identity:   ${d.assembled.identity.fingerprint}  ${d.assembled.identity.nodeId}`);
-    console.log(`  mesh:       ${d.assembled.mesh ? `${d.assembled.mesh.provider.name}${config.mesh.provider === 'tls' ? ` on ${config.mesh.tls_host}:${config.mesh.tls_port}` : ''}, ${d.assembled.peers.getAllPeers().length} peers known` : 'off (set mesh.provider to share events)'}`);
-    console.log(`  data dir:   ${config.data_dir}`);
-    console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
-    await new Promise<void>((resolve) => {
+    // Signal handlers first: a supervisor may signal as soon as it sees the address.
+    const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         console.log(`${sig}: draining and stopping...`);
         d.stop().then(resolve, (err) => {
@@ -45,6 +39,14 @@ program
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    console.log(`weft ${VERSION} node '${config.computer.name}' running`);
+    console.log(`  API:        ${d.info.url}  (bearer token in ${d.info.tokenFile})`);
+    console.log(`  bus:        ${d.node.bus.kind === 'redis' ? `redis stream ${config.redis.stream}` : 'embedded (SQLite)'}`);
+    console.log(`  identity:   ${d.assembled.identity.fingerprint}  ${d.assembled.identity.nodeId}`);
+    console.log(`  mesh:       ${d.assembled.mesh ? `${d.assembled.mesh.provider.name}${config.mesh.provider === 'tls' ? ` on ${config.mesh.tls_host}:${config.mesh.tls_port}` : ''}, ${d.assembled.peers.getAllPeers().length} peers known` : 'off (set mesh.provider to share events)'}`);
+    console.log(`  data dir:   ${config.data_dir}`);
+    console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
+    await stopped;
     console.log('stopped');
   });
 

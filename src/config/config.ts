@@ -33,6 +33,8 @@ export const CONFIG_KEYS = {
   'autonomy.guardian_command': { kind: 'string', help: 'program that judges cartridges at L2 (JSON on stdin, {"approve":bool} out)' },
   'autonomy.promotion_threshold': { kind: 'integer', default: 10, min: 1, max: 1_000_000, help: 'invocations before a promotion is suggested' },
   'trust.strictness': { kind: 'enum', values: ['permissive', 'standard', 'strict'], default: 'standard', help: 'how the trust evaluator treats unknown or odd events' },
+  'trust.rate_per_second': { kind: 'integer', default: 2000, min: 1, max: 10_000_000, help: 'events per second one local source or unknown peer may send before it is throttled' },
+  'trust.rate_burst': { kind: 'integer', default: 10000, min: 1, max: 100_000_000, help: 'events such a source may send at once' },
   'telegram.bot_token': { kind: 'string', secret: true, help: 'Telegram bot token; delivery is off without it' },
   'telegram.chat_id': { kind: 'string', help: 'chat to deliver notifications to' },
   'telegram.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered (0..3)' },
@@ -53,7 +55,7 @@ export interface WeftConfig {
   redis: { url?: string; stream: string; group: string };
   api: { host: string; port: number };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number };
-  trust: { strictness: 'permissive' | 'standard' | 'strict' };
+  trust: { strictness: 'permissive' | 'standard' | 'strict'; rate_per_second: number; rate_burst: number };
   telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
   log: { level: string };
   mesh: { provider: 'none' | 'tls' | 'redis' | 'memory'; tls_host: string; tls_port: number; peers: string[] };
@@ -178,7 +180,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     redis: { stream: get('redis.stream'), group: get('redis.group') },
     api: { host: get('api.host'), port: get('api.port') },
     autonomy: { cartridge_install: get('autonomy.cartridge_install'), promotion_threshold: get('autonomy.promotion_threshold') },
-    trust: { strictness: get('trust.strictness') },
+    trust: { strictness: get('trust.strictness'), rate_per_second: get('trust.rate_per_second'), rate_burst: get('trust.rate_burst') },
     telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
     log: { level: get('log.level') },
     mesh: { provider: get('mesh.provider'), tls_host: get('mesh.tls_host'), tls_port: get('mesh.tls_port'), peers: get('mesh.peers') },

@@ -102,6 +102,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
           {
             url: init.mesh.registryUrl,
             self: { ...self, addresses: init.mesh.announce ?? [], caps: [...provider.caps] },
+            ttlMs: 15_000,
           },
           { logger: logger.child({ mod: 'registry' }), clock },
         )

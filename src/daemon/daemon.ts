@@ -76,7 +76,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         computer: cfg.computer.name,
         ...(cfg.computer.cluster ? { cluster: cfg.computer.cluster } : {}),
         ...(cfg.redis.url ? { redis: { url: cfg.redis.url, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
-        system: { trust: { strictness: cfg.trust.strictness } },
+        system: {
+          trust: { strictness: cfg.trust.strictness, rate: { perSecond: cfg.trust.rate_per_second, burst: cfg.trust.rate_burst } },
+        },
         ...meshFromConfig(cfg),
       },
       { logger },

@@ -61,6 +61,7 @@ export class WeftNode {
   readonly clock: Clock;
   readonly logger: Logger;
   private started = false;
+  private journalTimer: NodeJS.Timeout | undefined;
   private readonly buildDeps: BuildDeps;
   private readonly listeners = new Set<(b: CommittedBatch) => void>();
   private stopping: Promise<void> | undefined;
@@ -85,7 +86,25 @@ export class WeftNode {
       computer: init.computer,
     };
     this.buildDeps = build;
-    this.emitter = new Emitter(this.bus, build);
+    const ns = this.ns;
+    const clock = this.clock;
+    this.emitter = new Emitter(
+      this.bus,
+      build,
+      4096,
+      init.redis
+        ? {
+            write: (envs) =>
+              ns.store.write(() => {
+                const now = clock.now();
+                for (const e of envs) ns.emitOutbox.add(e, now);
+              }),
+            appendFailed: (err) =>
+              this.logger.warn({ err: (err as Error).message }, 'Redis did not take the events; they wait in the emit journal'),
+          }
+        : undefined,
+    );
+    if (this.bus instanceof RedisBus) this.bus.onRecreated = () => void this.processor.flushEmitted(0);
     this.processor = new Processor(
       {
         ns: this.ns,
@@ -107,8 +126,12 @@ export class WeftNode {
     if (this.started) return;
     this.started = true;
     await this.bus.start();
-    await this.processor.flushEmitted();
+    await this.processor.flushEmitted(0);
     this.processor.start();
+    if (this.bus.kind === 'redis') {
+      this.journalTimer = setInterval(() => void this.processor.flushEmitted(3000).catch(() => undefined), 2000);
+      this.journalTimer.unref();
+    }
   }
 
   /** Builds (validates, fills defaults, gives an id) an envelope without emitting it. */
@@ -147,6 +170,7 @@ export class WeftNode {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
+      if (this.journalTimer) clearInterval(this.journalTimer);
       await this.emitter.close();
       await this.processor.stop();
       await this.ns.store.close();

@@ -364,6 +364,7 @@ export class MeshService {
       case 'peer.refused':
         audit.record('peer.refused', e.peer ?? null, { code: e.code, reason: e.reason, remoteAddress: e.remoteAddress ?? null, presentedFingerprint: e.presentedFingerprint ?? null }, false);
         this.count(e.code);
+        void this.notice(e.presentedFingerprint ? `fingerprint ${e.presentedFingerprint}` : undefined, e.peer ?? e.remoteAddress ?? 'unknown', e.code, e.reason);
         break;
       case 'backpressure':
         if (e.active) this.states.set(e.peer, 'backpressure');
@@ -400,7 +401,12 @@ export class MeshService {
 
   private async handle(f: InboundFrame): Promise<void> {
     this.counters.framesIn++;
-    const r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+    let r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+    if (!r.ok && r.error.code === 'FRAME_UNKNOWN_SENDER' && this.deps.registry) {
+      // A peer that announced itself after our last look (or while Redis was restarting).
+      await this.discover();
+      r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+    }
     if (!r.ok) {
       const peek = peekFrame(f.bytes);
       const sender = peek.ok ? peek.header.sender : undefined;
@@ -488,7 +494,13 @@ export class MeshService {
     const entries: BusEntry[] = envs.map((e, i) => ({ position: `mesh:${computer}:${frame.header.sequence}:${i}`, envelope: e, logged: false }));
     const guard = this.deps.guard;
     if (entries.length > 0) {
-      await this.deps.node.processor.processBatch(entries, { [INGRESS_FACT]: fact }, () => guard.record(frame.header));
+      const batch = await this.deps.node.processor.processBatch(entries, { [INGRESS_FACT]: fact }, () => guard.record(frame.header));
+      for (const d of batch.dropped) {
+        if (d.by !== 'trust') continue;
+        const outcome = String(d.trust ?? 'reject');
+        const past = outcome === 'quarantine' ? 'quarantined' : outcome === 'reject' ? 'rejected' : outcome;
+        await this.notice(frame.header.sender, computer, `TRUST_${outcome.toUpperCase()}`, `event ${d.event.id} (${d.event.event}) ${past} by the trust evaluator: ${String(d.reason ?? 'policy')}`);
+      }
     } else {
       await this.deps.node.ns.store.write(() => guard.record(frame.header));
     }
@@ -518,6 +530,15 @@ export class MeshService {
     try {
       this.deps.audit.record('frame.rejected', computer, { code, reason: message.slice(0, 500), sender: sender ?? null }, false);
       await this.deps.node.ns.store.write(() => this.deps.node.ns.rejections.add('mesh', `${computer}:${code}`, message, sender ?? ''));
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'recording a mesh rejection failed');
+    }
+    await this.notice(sender, computer, code, message);
+  }
+
+  /** Raises `mesh.event.rejected`, at most once per sender and cause per minute. */
+  private async notice(sender: string | undefined, computer: string, code: string, message: string): Promise<void> {
+    try {
       // One notification per sender and cause per minute: a flood of garbage stays one line.
       const key = `${sender ?? computer}|${code}`;
       const now = this.clock.now();

@@ -161,7 +161,7 @@ export class Processor {
           ? { causationId: parent.id, correlationId: parent.correlationId ?? parent.id, ...input }
           : input;
         const env = buildEnvelope(withLineage, build);
-        if (redisMode) ns.emitOutbox.add(env);
+        if (redisMode) ns.emitOutbox.add(env, this.deps.clock.now());
         else ns.log.append(env);
         emitted.push(env);
         return env;
@@ -199,6 +199,11 @@ export class Processor {
       current = undefined;
       const last = entries[entries.length - 1];
       if (last && !batchFacts) ns.offsets.set(this.consumer, last.position);
+      if (redisMode && !batchFacts) {
+        const ids: string[] = [];
+        for (const e of entries) if ('envelope' in e) ids.push(e.envelope.id);
+        ns.emitOutbox.remove(ids);
+      }
       for (const [name, n] of pipeline.takeCounts()) ns.stats.add(name, n, ctx.now);
       inTransaction?.();
     }).catch((err) => {
@@ -217,7 +222,12 @@ export class Processor {
     s.duplicates += local.duplicates;
 
     if (!batchFacts) await bus.committed(entries);
-    if (emitted.length > 0) await this.flushEmitted();
+    if (emitted.length > 0) {
+      if (redisMode) {
+        // Journaled in the batch; on the stream now (or later by the journal's resend).
+        await bus.append(emitted).catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'cartridge events wait in the emit journal'));
+      } else (bus as { poke?: () => void }).poke?.();
+    }
     const batch: CommittedBatch = {
       changes,
       passed,
@@ -231,26 +241,33 @@ export class Processor {
   }
 
   /**
-   * Moves events emitted by cartridges onto the bus: in embedded mode they are already in the
-   * log (wake the reader); in Redis mode they wait in the emit outbox until XADD succeeds.
+   * Puts journaled events on the bus. Embedded mode: cartridge emits are already in the log
+   * (wake the reader). Redis mode: events the processor has not applied yet and that were last
+   * put on the stream more than `olderThanMs` ago go on it again (all of them with 0, after
+   * Redis restarted empty); a duplicate is skipped by its id.
    */
-  async flushEmitted(): Promise<void> {
-    const { bus, ns } = this.deps;
+  async flushEmitted(olderThanMs = 0): Promise<number> {
+    const { bus, ns, clock } = this.deps;
     if (bus.kind !== 'redis') {
       (bus as { poke?: () => void }).poke?.();
-      return;
+      return 0;
     }
+    let after = 0;
+    let sent = 0;
+    const cutoff = clock.now() - olderThanMs;
     for (;;) {
-      const rows = ns.emitOutbox.peek(1000);
-      if (rows.length === 0) return;
+      const rows = ns.emitOutbox.stale(cutoff, after, 1000);
+      if (rows.length === 0) return sent;
       try {
         await bus.append(rows.map((r) => r.envelope));
       } catch (err) {
-        this.deps.logger.warn({ err: (err as Error).message }, 'emit outbox flush failed; will retry on the next batch');
-        return;
+        this.deps.logger.warn({ err: (err as Error).message, pending: ns.emitOutbox.count() }, 'events wait in the emit journal until Redis takes them');
+        return sent;
       }
-      const lastSeq = (rows[rows.length - 1] as { seq: number }).seq;
-      await ns.store.write(() => ns.emitOutbox.removeThrough(lastSeq));
+      const first = (rows[0] as { seq: number }).seq;
+      after = (rows[rows.length - 1] as { seq: number }).seq;
+      await ns.store.write(() => ns.emitOutbox.touch(first, after, clock.now()));
+      sent += rows.length;
     }
   }
 }

@@ -101,9 +101,13 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         created_at TEXT NOT NULL
       );
 
+      -- Redis mode: every emitted event is journaled here until the processor has applied it,
+      -- so a Redis restart (which keeps nothing) cannot lose an accepted event.
       CREATE TABLE emit_outbox (
-        seq INTEGER PRIMARY KEY,
-        body TEXT NOT NULL
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        envelope_id TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL,
+        sent_at INTEGER NOT NULL
       );
     `,
   },

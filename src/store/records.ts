@@ -179,27 +179,46 @@ export class CartridgeStats {
   }
 }
 
-/** Events emitted by cartridges in Redis mode, kept until they are on the stream. */
+/**
+ * Redis mode's emit journal: every event emitted (by a producer or a cartridge) is kept here,
+ * committed before it is acknowledged, until the processor has applied it. Entries still
+ * here after a while (Redis was down, or restarted empty) are put on the stream again; the
+ * processor skips any it already applied, by envelope id.
+ */
 export class EmitOutbox {
   private readonly insertS: Statement;
-  private readonly readS: Statement;
-  private readonly deleteS: Statement;
+  private readonly staleS: Statement;
+  private readonly touchS: Statement;
+  private readonly removeS: Statement;
+  private readonly countS: Statement;
   constructor(store: Store) {
-    this.insertS = store.db.prepare('INSERT INTO emit_outbox (body) VALUES (?)');
-    this.readS = store.db.prepare('SELECT seq, body FROM emit_outbox ORDER BY seq LIMIT ?');
-    this.deleteS = store.db.prepare('DELETE FROM emit_outbox WHERE seq <= ?');
+    this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_outbox (envelope_id, body, sent_at) VALUES (?, ?, ?)');
+    this.staleS = store.db.prepare('SELECT seq, body FROM emit_outbox WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?');
+    this.touchS = store.db.prepare('UPDATE emit_outbox SET sent_at = ? WHERE seq >= ? AND seq <= ?');
+    this.removeS = store.db.prepare('DELETE FROM emit_outbox WHERE envelope_id IN (SELECT value FROM json_each(?))');
+    this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_outbox').pluck();
   }
-  add(env: Envelope): void {
-    this.insertS.run(serializeEnvelope(env));
+  /** Inside the caller's transaction. */
+  add(env: Envelope, now: number): void {
+    this.insertS.run(env.id, serializeEnvelope(env), now);
   }
-  peek(limit: number): Array<{ seq: number; envelope: Envelope }> {
-    return (this.readS.all(limit) as Array<{ seq: number; body: string }>).map((r) => ({
+  /** Entries last put on the stream at or before `cutoff`, oldest first, after `afterSeq`. */
+  stale(cutoff: number, afterSeq: number, limit: number): Array<{ seq: number; envelope: Envelope }> {
+    return (this.staleS.all(cutoff, afterSeq, limit) as Array<{ seq: number; body: string }>).map((r) => ({
       seq: r.seq,
       envelope: parseEnvelope(r.body),
     }));
   }
-  removeThrough(seq: number): void {
-    this.deleteS.run(seq);
+  /** Marks entries as just put on the stream. */
+  touch(fromSeq: number, toSeq: number, now: number): void {
+    this.touchS.run(now, fromSeq, toSeq);
+  }
+  /** The processor applied these events (inside its batch transaction). */
+  remove(envelopeIds: readonly string[]): void {
+    if (envelopeIds.length > 0) this.removeS.run(JSON.stringify(envelopeIds));
+  }
+  count(): number {
+    return this.countS.get() as number;
   }
 }
 

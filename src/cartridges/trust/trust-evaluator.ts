@@ -66,6 +66,12 @@ export interface TrustEvaluatorInit {
   overrides?: Readonly<Record<string, SourceOverride>>;
   /** Default rate per source (default 200/s sustained, bursts of 1,000). */
   rate?: RateLimit | false;
+  /**
+   * Rate for a peer by its trust level, when no override names it (default: `peer` and
+   * `supervisor` 20,000/s with bursts of 200,000, so a trusted peer's backlog after an outage is
+   * not mistaken for a flood; other levels use `rate`).
+   */
+  peerRate?: Partial<Record<'untrusted' | 'share_to' | 'query_from' | 'peer' | 'supervisor', RateLimit | false>>;
   /** Largest payload accepted without `trust:oversize`, in bytes of JSON (default 64 KiB). */
   maxPayloadBytes?: number;
   /** Peer score model. */
@@ -114,6 +120,8 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
   const peers = deps.peers ?? emptyPeerDirectory;
   const baseStrictness = init.strictness ?? 'standard';
   const baseRate: RateLimit | false = init.rate ?? { perSecond: 200, burst: 1000 };
+  const trustedRate: RateLimit = { perSecond: 20_000, burst: 200_000 };
+  const peerRate = { peer: trustedRate, supervisor: trustedRate, ...(init.peerRate ?? {}) };
   const maxPayload = init.maxPayloadBytes ?? 65_536;
   const score: ResolvedScoreInit = resolveScoreInit(init.score);
   const overrides = new Map(Object.entries(init.overrides ?? {}));
@@ -172,8 +180,10 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
 
     // Where it came from.
     let penalty = 0;
+    let levelRate: RateLimit | false | undefined;
     if (ingress) {
       const info = peers.get(ingress.peerNodeId);
+      if (info) levelRate = peerRate[info.trustLevel];
       if (!info) findings.push('unknown_source');
       else if (info.trustLevel === 'untrusted') findings.push('untrusted_peer');
       else if (info.trustLevel === 'share_to' || info.trustLevel === 'query_from')
@@ -212,7 +222,7 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     if (payloadTooLarge(event.payload, maxPayload)) findings.push('oversize');
 
     // How fast its source sends.
-    const rate = ov?.rate !== undefined ? ov.rate : baseRate;
+    const rate = ov?.rate !== undefined ? ov.rate : (levelRate ?? baseRate);
     if (rate !== false) {
       const verdict = limiter.take(subject, rate, Date.parse(event.timestamp), ctx.clock.now());
       if (verdict !== 'ok') {
