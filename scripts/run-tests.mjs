@@ -24,5 +24,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.WEFT_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+// A test that hangs fails after this long instead of hanging the whole run.
+const timeout = process.env.WEFT_TEST_TIMEOUT_MS ?? '240000';
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...files], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

@@ -20,14 +20,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/** Waits until a Redis answers PING on the port (not just anything listening there). */
+async function waitForRedis(port: number, timeoutMs: number, alive: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (!alive()) throw new Error(`redis-server on ${port} exited (port taken by another process?)`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.end();
-        resolve(true);
+      let buf = '';
+      s.setTimeout(1000, () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('connect', () => s.write('PING\r\n'));
+      s.on('data', (d) => {
+        buf += d.toString();
+        if (buf.includes('\r\n')) {
+          s.end();
+          resolve(buf.startsWith('+PONG'));
+        }
       });
       s.once('error', () => resolve(false));
     });
@@ -72,7 +83,7 @@ export class TestRedis {
       { stdio: 'ignore' },
     );
     this.proc.once('error', () => undefined);
-    await waitForPort(this.port, 5000);
+    await waitForRedis(this.port, 10_000, () => this.running);
   }
 
   /** kill -9: Redis disappears at once and loses everything. */
