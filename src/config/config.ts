@@ -43,6 +43,9 @@ export const CONFIG_KEYS = {
   'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'memory'], default: 'none', help: 'how this node reaches peers' },
   'mesh.tls_host': { kind: 'string', default: '127.0.0.1', help: 'address the TLS link listens on' },
   'mesh.tls_port': { kind: 'integer', default: 9238, min: 0, max: 65535, help: 'port of the direct TLS link' },
+  'mesh.caps_required': { kind: 'string[]', default: [], help: 'serializer caps a link must have (crc32c, deflate, aead); none: transport.noprov' },
+  'mesh.caps_preferred': { kind: 'string[]', default: ['crc32c'], help: 'caps a link should have; missing ones raise transport.flatneg' },
+  'mesh.warn_down': { kind: 'boolean', default: true, help: 'raise transport.flatneg when a preferred cap is dropped' },
   'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
 } as const satisfies Record<string, KeySpec>;
 
@@ -58,7 +61,15 @@ export interface WeftConfig {
   trust: { strictness: 'permissive' | 'standard' | 'strict'; rate_per_second: number; rate_burst: number };
   telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
   log: { level: string };
-  mesh: { provider: 'none' | 'tls' | 'redis' | 'memory'; tls_host: string; tls_port: number; peers: string[] };
+  mesh: {
+    provider: 'none' | 'tls' | 'redis' | 'memory';
+    tls_host: string;
+    tls_port: number;
+    peers: string[];
+    caps_required: string[];
+    caps_preferred: string[];
+    warn_down: boolean;
+  };
   /** The file it was read from, if any. */
   source?: string;
 }
@@ -183,7 +194,15 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     trust: { strictness: get('trust.strictness'), rate_per_second: get('trust.rate_per_second'), rate_burst: get('trust.rate_burst') },
     telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
     log: { level: get('log.level') },
-    mesh: { provider: get('mesh.provider'), tls_host: get('mesh.tls_host'), tls_port: get('mesh.tls_port'), peers: get('mesh.peers') },
+    mesh: {
+      provider: get('mesh.provider'),
+      tls_host: get('mesh.tls_host'),
+      tls_port: get('mesh.tls_port'),
+      peers: get('mesh.peers'),
+      caps_required: get('mesh.caps_required'),
+      caps_preferred: get('mesh.caps_preferred'),
+      warn_down: get('mesh.warn_down'),
+    },
   };
   const cluster = get<string | undefined>('computer.cluster');
   if (cluster) cfg.computer.cluster = cluster;

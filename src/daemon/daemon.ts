@@ -203,12 +203,24 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
 /** The mesh part of a node's assembly, from the config. */
 export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
   const peers = cfg.mesh.peers.map(parsePeerSpec);
+  const caps = (key: string, list: string[]) => {
+    const bad = list.filter((c) => !['crc32c', 'deflate', 'aead'].includes(c));
+    if (bad.length) throw new ConfigError(`config key ${key}: ${JSON.stringify(bad[0])} is not allowed; expected crc32c, deflate or aead`, { key });
+    return list as Array<'crc32c' | 'deflate' | 'aead'>;
+  };
+  const options = {
+    caps: {
+      required: caps('mesh.caps_required', cfg.mesh.caps_required),
+      preferred: caps('mesh.caps_preferred', cfg.mesh.caps_preferred),
+      warnDown: cfg.mesh.warn_down,
+    },
+  };
   switch (cfg.mesh.provider) {
     case 'none':
       return {};
     case 'redis': {
       if (!cfg.redis.url) throw new ConfigError('config key mesh.provider: "redis" needs redis.url to be set', { key: 'mesh.provider' });
-      return { mesh: { provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name }), peers, registryUrl: cfg.redis.url } };
+      return { mesh: { provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name }), peers, registryUrl: cfg.redis.url, options } };
     }
     case 'tls': {
       const tlsPeers = peers.flatMap((p) => {
@@ -223,6 +235,7 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
           peers,
           ...(cfg.redis.url ? { registryUrl: cfg.redis.url } : {}),
           announce: [`${host}:${cfg.mesh.tls_port}`],
+          options,
         },
       };
     }

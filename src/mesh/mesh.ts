@@ -12,8 +12,12 @@ import {
   type InboundFrame,
   type PeerTelemetry,
   type Provider,
+  type MountCaps,
+  type NegotiatedCaps,
+  negotiateCaps,
   type ProviderEvent,
   peekFrame,
+  type TransportCap,
 } from '../transport/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -23,6 +27,13 @@ import type { KnownPeer, PeerBook } from './peers.js';
 import type { ReplayGuard } from './replay-guard.js';
 
 export interface MeshInit {
+  /**
+   * Serializer caps a link to a peer needs (`required`: no link without them, raised as
+   * `transport.noprov`) and would like (`preferred`: dropped with `transport.flatneg` unless
+   * `warnDown` is false). Default: crc32c preferred. AEAD is not offered yet (TLS already
+   * encrypts; Redis links rely on signatures), so requiring it means no link.
+   */
+  caps?: MountCaps;
   /** Envelopes per events frame (default 256). */
   maxFrameEnvelopes?: number;
   /** Unacknowledged frames re-sent after this long, ms (default 5000). */
@@ -107,6 +118,9 @@ class PeerSender {
   private async loop(): Promise<void> {
     const m = this.mesh;
     let backoff = 0;
+    const caps = await m.negotiate(this.peer);
+    if (!caps) return; // no provider satisfies the required caps: the outbox keeps the events
+    const encodeOpts = { identity: m.identity, crc32c: caps.crc32c, deflate: caps.deflate ? { minBytes: 512 } : false };
     while (!this.stopped) {
       const now = m.clock.now();
       for (const f of this.inflight.values()) {
@@ -130,7 +144,7 @@ class PeerSender {
       try {
         const seq = await m.nextSequence();
         const envelopes = rows.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-        const bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { identity: m.identity });
+        const bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
         await m.provider.send(this.peer, bytes);
         this.inflight.set(seq, { ids: rows.map((r) => r.envelopeId), sentAt: m.clock.now() });
         this.cursor = (rows[rows.length - 1] as { id: number }).id;
@@ -178,6 +192,7 @@ export class MeshService {
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
   private readonly lastRejectNotice = new Map<string, number>();
+  private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
 
   constructor(
     private readonly init: MeshInit,
@@ -278,6 +293,33 @@ export class MeshService {
     return this.seq.next++;
   }
 
+  /**
+   * Negotiates a peer's link caps against what the provider (and the peer, when discovery
+   * told us) offer; raises `transport.noprov` / `transport.flatneg`. Undefined: no link.
+   */
+  async negotiate(computer: string): Promise<NegotiatedCaps | undefined> {
+    const mount: MountCaps = this.init.caps ?? { preferred: ['crc32c'] };
+    const peer = this.deps.peers.byName(computer);
+    let offered: TransportCap[] = [...this.deps.provider.caps].filter((c) => c !== 'aead');
+    if (peer?.caps) offered = offered.filter((c) => (peer.caps as string[]).includes(c));
+    const n = negotiateCaps(computer, mount, [{ provider: this.deps.provider.name, caps: offered }]);
+    if (!n.ok) {
+      this.negotiated.set(computer, 'noprov');
+      this.states.set(computer, 'noprov');
+      this.deps.audit.record('transport.noprov', computer, { missing: n.event.missing, message: n.event.message }, false);
+      await this.deps.node
+        .emit({ event: 'transport.noprov', payload: { peer: computer, required: n.event.missing, reason: n.event.message } })
+        .catch(() => undefined);
+      return undefined;
+    }
+    this.negotiated.set(computer, n.caps);
+    for (const e of n.events) {
+      if (e.type !== 'transport.flatneg') continue;
+      await this.deps.node.emit({ event: 'transport.flatneg', payload: { peer: computer, missing: e.dropped } }).catch(() => undefined);
+    }
+    return n.caps;
+  }
+
   /** Sends a short text to a peer; it shows there as a `mesh.message.received` notification. */
   async sendText(computer: string, text: string): Promise<void> {
     const peer = this.deps.peers.byName(computer);
@@ -313,7 +355,12 @@ export class MeshService {
           trustLevel: p.trustLevel,
           origin: p.origin,
           state: this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown'),
-          negotiatedCaps: [...this.deps.provider.caps].filter((c) => c === 'crc32c' || c === 'deflate' || c === 'aead'),
+          negotiatedCaps: ((): string[] | string => {
+            const c = this.negotiated.get(p.computer);
+            if (c === undefined) return 'pending';
+            if (c === 'noprov') return 'noprov';
+            return (['crc32c', 'deflate', 'aead'] as const).filter((k) => c[k]);
+          })(),
           rttMs: t?.rttMs ?? null,
           outbox: depths[p.computer] ?? 0,
           inflightFrames: s?.inflightFrames ?? 0,

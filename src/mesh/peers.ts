@@ -16,6 +16,8 @@ export interface KnownPeer {
   trustLevel: TrustLevel;
   origin: 'static' | 'discovered';
   lastSeen?: number;
+  /** Transport caps it announced (discovered peers). */
+  caps?: string[];
 }
 
 /**
@@ -90,6 +92,7 @@ export class PeerBook {
         ...(i.addresses[0] ? { address: i.addresses[0] } : {}),
         trustLevel: i.cluster !== undefined && i.cluster === this.self.cluster ? 'peer' : 'share_to',
         origin: 'discovered',
+        caps: i.caps,
         ...(i.lastSeen !== undefined ? { lastSeen: i.lastSeen } : {}),
       });
     }
