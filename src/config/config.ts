@@ -46,6 +46,8 @@ export const CONFIG_KEYS = {
   'mesh.caps_required': { kind: 'string[]', default: [], help: 'serializer caps a link must have (crc32c, deflate, aead); none: transport.noprov' },
   'mesh.caps_preferred': { kind: 'string[]', default: ['crc32c'], help: 'caps a link should have; missing ones raise transport.flatneg' },
   'mesh.warn_down': { kind: 'boolean', default: true, help: 'raise transport.flatneg when a preferred cap is dropped' },
+  'mesh.frame_envelopes': { kind: 'integer', default: 256, min: 1, max: 10_000, help: 'envelopes per signed frame' },
+  'mesh.max_inflight_frames': { kind: 'integer', default: 8, min: 1, max: 100_000, help: 'unacknowledged frames per peer before the sender waits' },
   'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
 } as const satisfies Record<string, KeySpec>;
 
@@ -69,6 +71,8 @@ export interface WeftConfig {
     caps_required: string[];
     caps_preferred: string[];
     warn_down: boolean;
+    frame_envelopes: number;
+    max_inflight_frames: number;
   };
   /** The file it was read from, if any. */
   source?: string;
@@ -202,6 +206,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       caps_required: get('mesh.caps_required'),
       caps_preferred: get('mesh.caps_preferred'),
       warn_down: get('mesh.warn_down'),
+      frame_envelopes: get('mesh.frame_envelopes'),
+      max_inflight_frames: get('mesh.max_inflight_frames'),
     },
   };
   const cluster = get<string | undefined>('computer.cluster');

@@ -209,6 +209,8 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
     return list as Array<'crc32c' | 'deflate' | 'aead'>;
   };
   const options = {
+    maxFrameEnvelopes: cfg.mesh.frame_envelopes,
+    maxInflightFrames: cfg.mesh.max_inflight_frames,
     caps: {
       required: caps('mesh.caps_required', cfg.mesh.caps_required),
       preferred: caps('mesh.caps_preferred', cfg.mesh.caps_preferred),
