@@ -1,0 +1,3 @@
+export async function runNetns(_o: { log: (s: string) => void }): Promise<{ ok: boolean }> {
+  return { ok: false };
+}
