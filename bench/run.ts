@@ -10,6 +10,8 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['pipeline', () => import('./pipeline.js')],
   ['sandbox', () => import('./sandbox.js')],
   ['transport', () => import('./transport.js')],
+  ['mesh', () => import('./mesh.js')],
+  ['cartridges', () => import('./cartridges.js')],
 ];
 
 const filter = process.argv.slice(2);

@@ -39,14 +39,26 @@ export class MeshOutbox {
     return this.s.peek.all(peer, afterId, limit) as Array<{ id: number; envelopeId: string; body: string }>;
   }
 
-  /** The peer acknowledged these envelopes. */
-  async acknowledge(peer: string, envelopeIds: readonly string[]): Promise<number> {
-    if (envelopeIds.length === 0) return 0;
-    return this.store.write(() => {
-      let n = 0;
-      for (const id of envelopeIds) n += this.s.del.run(peer, id).changes;
-      return n;
+  private pendingAcks: Array<[string, string]> = [];
+  private ackFlush: Promise<void> | undefined;
+
+  /**
+   * The peer acknowledged these envelopes. Deletions are batched (one transaction per few
+   * milliseconds of acks): losing one in a crash only means the rows are sent again, and the
+   * receiver recognises them by id.
+   */
+  acknowledge(peer: string, envelopeIds: readonly string[]): Promise<void> {
+    for (const id of envelopeIds) this.pendingAcks.push([peer, id]);
+    this.ackFlush ??= new Promise<void>((resolve) => setTimeout(resolve, 5)).then(async () => {
+      const batch = this.pendingAcks;
+      this.pendingAcks = [];
+      this.ackFlush = undefined;
+      if (this.store.isClosed) return;
+      await this.store.write(() => {
+        for (const [p, id] of batch) this.s.del.run(p, id);
+      });
     });
+    return this.ackFlush;
   }
 
   depth(peer: string): number {
