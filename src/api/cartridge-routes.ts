@@ -2,11 +2,21 @@ import { isAbsolute } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../errors/index.js';
-import { type CartridgeRuntime, type InstalledCartridge, LOCAL_ORIGIN } from '../sovereignty/index.js';
+import type { Envelope } from '../envelope/index.js';
+import {
+  type CartridgeRuntime,
+  type InstalledCartridge,
+  LOCAL_ORIGIN,
+  publishedPayload,
+  readPackageDir,
+  validatePackage,
+} from '../sovereignty/index.js';
 
 /** Collaborators of the cartridge routes. */
 export interface CartridgeRoutesDeps {
   runtime: CartridgeRuntime;
+  /** Emits events (the node's `emit`); enables `POST /api/cartridges/publish`. */
+  emit?: (input: unknown) => Promise<Envelope>;
 }
 
 /** One cartridge as the API answers it (`GET /api/cartridges` items, and every action's answer). */
@@ -61,7 +71,8 @@ export function cartridgeView(c: InstalledCartridge): CartridgeView {
 /**
  * Adds the cartridge routes to the node's API (the server's bearer-token hook covers them):
  * `GET /api/cartridges`, `POST /api/cartridges/install` (`{path}` of a package directory on
- * this computer, or `{manifest, source}`), and `POST /api/cartridges/:name/activate`
+ * this computer, or `{manifest, source}`), `POST /api/cartridges/publish` (same body; emits
+ * `cartridge.published` with visibility public), and `POST /api/cartridges/:name/activate`
  * (`{alpha?}`), `/reject`, `/promote`. Errors are `WeftError`s, answered `{error: {code, message}}`.
  * @example
  * const api = await buildApi({ token }, { node, logger, extraRoutes: [(app) => registerCartridgeRoutes(app, { runtime })] });
@@ -90,6 +101,25 @@ export function registerCartridgeRoutes(app: FastifyInstance, deps: CartridgeRou
     }
     reply.status(result.changed ? 201 : 200);
     return { cartridge: cartridgeView(result.cartridge), changed: result.changed };
+  });
+
+  // Publishing emits `cartridge.published` (visibility public): peers decide through their gate.
+  app.post('/api/cartridges/publish', { schema: { body: InstallBody } }, async (req, reply) => {
+    const emit = deps.emit;
+    if (!emit) throw new ValidationError('publishing is not available on this node');
+    const body = req.body as { path: string } | { manifest: Record<string, unknown>; source: string };
+    let pkg: Awaited<ReturnType<typeof readPackageDir>>;
+    if ('path' in body) {
+      if (!isAbsolute(body.path)) {
+        throw new ValidationError(`body: path must be absolute (the daemon resolves it on its own computer), got '${body.path}'`);
+      }
+      pkg = await readPackageDir(body.path);
+    } else {
+      pkg = validatePackage({ manifest: body.manifest, source: body.source });
+    }
+    const envelope = await emit({ event: 'cartridge.published', visibility: 'public', payload: publishedPayload(pkg) });
+    reply.status(201);
+    return { id: envelope.id, name: pkg.manifest.name, version: pkg.manifest.version, visibility: envelope.visibility };
   });
 
   app.post('/api/cartridges/:name/activate', { schema: { params: NameParams } }, async (req) => {

@@ -12,7 +12,7 @@ import { redisProvider, tlsProvider } from '../transport/index.js';
 import { ConfigError } from '../errors/index.js';
 import type { WeftConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
-import { type CartridgeRuntime, createCartridgeRuntime } from '../sovereignty/index.js';
+import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { acquireLock } from './lock.js';
@@ -68,7 +68,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
   const previousStop: 'clean' | 'unclean' | 'first' = previous ? 'unclean' : existsSync(join(cfg.data_dir, 'weft.db')) ? 'clean' : 'first';
   let assembled: AssembledNode | undefined;
   let app: FastifyInstance | undefined;
-  let cartridges: CartridgeRuntime | undefined;
+  let cartridges: Sovereignty | undefined;
   try {
     assembled = await assembleNode(
       {
@@ -92,16 +92,21 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         .emit({ event: 'system.worker.crashed', payload: { worker: 'pipeline', error: err.message.slice(0, 2000), restarts: crashes, backoffMs: Math.min(50 * 2 ** Math.min(attempt, 6), 5000) } })
         .catch(() => undefined);
     };
-    // Installed cartridges run after the system stages; a dependency cycle refuses the start.
-    const system = n.pipeline.cartridges;
-    const cr = createCartridgeRuntime(
-      { dataDir: cfg.data_dir, builtins: n.pipeline.order },
-      { node: n, logger: logger.child({ mod: 'cartridges' }), clock: n.clock, onStagesChanged: (stages) => n.pipeline.replace([...system, ...stages]) },
+    // Seed item 11: after projection → mesh publisher → promotion tracker → the gate's stage
+    // (installer, decided after each commit) → installed cartridges; a dependency cycle refuses the start.
+    const sov = await attachSovereignty(
+      {
+        dataDir: cfg.data_dir,
+        autonomy: cfg.autonomy.cartridge_install,
+        ...(cfg.autonomy.guardian_command ? { guardianCommand: cfg.autonomy.guardian_command } : {}),
+        promotionThreshold: cfg.autonomy.promotion_threshold,
+      },
+      { node: n, logger, clock: n.clock },
     );
-    cartridges = cr;
-    await cr.start();
-    n.pipeline.replace([...system, ...cr.stages()]);
+    const cr = sov.runtime;
+    cartridges = sov;
     await a0.start();
+    await sov.start();
     let telegram: DeliveryChannel | undefined;
     if (cfg.telegram.bot_token && cfg.telegram.chat_id) {
       telegram = telegramDelivery(
@@ -124,6 +129,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         node: n,
         logger: logger.child({ mod: 'api' }),
         metrics: () => metrics.render(),
+        onApproved: (id, approve) => sov.onApproved(id, approve),
         health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
         extraRoutes: [
           nodeRoutes({
@@ -145,7 +151,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
       },
     );
     app = api.app;
-    registerCartridgeRoutes(app, { runtime: cr });
+    registerCartridgeRoutes(app, { runtime: cr, emit: (input) => n.emit(input) });
     n.onCommitted((b) => api.hub.publish(b.changes));
     const address = await app.listen({ host: cfg.api.host, port: cfg.api.port });
     const info: DaemonInfo = {
@@ -178,8 +184,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
           await a.close();
           await telegram?.stop();
           metrics.close();
+          await sov.gate.stop();
           await a0.stop();
-          await cr.stop();
+          await sov.stop();
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
           log.close();
           lock.release();

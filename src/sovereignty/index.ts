@@ -1,4 +1,4 @@
-/** sovereignty: cartridge packages (manifest + source), dependency ordering, and the sandboxed cartridge runtime. */
+/** sovereignty: cartridge packages (manifest + source), dependency ordering, the sandboxed cartridge runtime, the sovereignty gate (L1/L2/L3) with its guardians, and promotion tracking. */
 export * from './dag.js';
 export * from './errors.js';
 export * from './package.js';
@@ -6,3 +6,6 @@ export * from './sandbox/index.js';
 export * from './registry.js';
 export * from './runtime.js';
 export * from './published.js';
+export * from './guardian.js';
+export * from './gate.js';
+export * from './promotion.js';

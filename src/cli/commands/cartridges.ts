@@ -21,7 +21,7 @@ function describe(c: CartridgeView): string {
 }
 
 /**
- * Adds `weft cartridges list | install <path> | activate <name> [--alpha] | reject <name> |
+ * Adds `weft cartridges list | install <path> | publish <path> | activate <name> [--alpha] | reject <name> |
  * promote <name>`.
  * @example
  * // weft cartridges install ./tagger && weft cartridges activate tagger
@@ -55,6 +55,17 @@ export const cartridgesCommands: CommandModule = (ctx) => {
           : `${c.name} ${c.version} is already installed (${c.status})`,
         r,
       );
+    });
+  cartridges
+    .command('publish <path>')
+    .description('publish a package directory to the mesh (cartridge.published, visibility public); peers decide through their sovereignty gate')
+    .action(async (path: string) => {
+      const r = await (await ctx.client()).request<{ id: string; name: string; version: string; visibility: string }>(
+        'POST',
+        '/api/cartridges/publish',
+        { path: resolve(path) },
+      );
+      ctx.out(`published ${r.name} ${r.version} (${r.visibility}) as event ${r.id}`, r);
     });
   cartridges
     .command('activate <name>')

@@ -1,0 +1,564 @@
+import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
+import type { EmitInput, Envelope } from '../envelope/index.js';
+import { NotFoundError } from '../errors/index.js';
+import { type Cartridge, type CommittedBatch, INGRESS_FACT, type IngressFact, type NodeSelf } from '../pipeline/index.js';
+import type { NodeStore } from '../store/index.js';
+import type { Clock, Logger } from '../util/index.js';
+import {
+  chainGuardians,
+  commandGuardian,
+  type Guardian,
+  type GuardianVerdict,
+  guardianRequest,
+  type RuleGuardianInit,
+  ruleGuardian,
+} from './guardian.js';
+import type { CartridgePackage } from './package.js';
+import { packageFromPublished, type PublishedCartridgePayload } from './published.js';
+import { sourceDigest } from './registry.js';
+import { ensurePromotionSchema, PROMOTION_STAGE, promotionTracker, resolvePromotion } from './promotion.js';
+import { type CartridgeRuntime, type CartridgeRuntimeInit, createCartridgeRuntime, type RuntimeNode } from './runtime.js';
+
+/** `autonomy.cartridge_install`: L1 human approves, L2 guardian decides and human is told, L3 autonomous. */
+export type AutonomyLevel = 'L1' | 'L2' | 'L3';
+
+/** Pipeline stage name of the gate. */
+export const GATE_STAGE = 'sovereignty-gate';
+/** Source of the events the gate emits. */
+export const GATE_SOURCE = 'sovereignty-gate';
+
+/**
+ * Where a publication is in the gate:
+ * - `queued`: recorded by the stage in the batch transaction, not decided yet;
+ * - `awaiting_human`: an actionable `cartridge.install_pending` notification waits (L1, or L2 refused);
+ * - `installed`: installed as `pending_activation` (activation stays a human step);
+ * - `rejected`: a human answered no;
+ * - `failed`: the package is invalid or could not be installed (reason recorded).
+ */
+export type GateState = 'queued' | 'awaiting_human' | 'installed' | 'rejected' | 'failed';
+
+/** One publication the gate handled, as `list()` answers it. */
+export interface GateEntry {
+  readonly publishedKey: string;
+  readonly eventId: string;
+  readonly origin: string;
+  readonly sourceComputer: string | null;
+  readonly name: string;
+  readonly version: string;
+  readonly state: GateState;
+  readonly autonomy: AutonomyLevel;
+  readonly reason: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** User options of the gate. */
+export interface SovereigntyGateInit {
+  /** Default L1. Read once per publication, when it is decided. */
+  autonomy?: AutonomyLevel;
+  /** `autonomy.guardian_command`: a program asked after the rules at L2. */
+  guardianCommand?: string;
+  /** Default 30,000 ms. */
+  guardianTimeoutMs?: number;
+  rules?: RuleGuardianInit;
+}
+
+/** What the gate needs of a node (a `WeftNode` fits). */
+export interface GateNode {
+  readonly ns: NodeStore;
+  readonly catalog: Catalog;
+  readonly self: NodeSelf;
+  emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
+  onCommitted(fn: (batch: CommittedBatch) => void): () => void;
+}
+
+/** Collaborators of the gate. */
+export interface SovereigntyGateDeps {
+  node: GateNode;
+  runtime: Pick<CartridgeRuntime, 'install' | 'registry'>;
+  logger: Logger;
+  /** Names of built-in stages a cartridge may depend on (for the rule guardian). */
+  builtins?: readonly string[];
+  /** Replaces the default guardian (rules, then the command when configured). */
+  guardian?: Guardian;
+}
+
+/** The sovereignty gate: decides what happens to cartridges peers publish. */
+export interface SovereigntyGate {
+  /** The pipeline stage; append it after the mesh publisher. */
+  readonly stage: Cartridge;
+  readonly guardian: Guardian;
+  /** Decides publications recorded before a crash, and approvals that were not applied. Idempotent. */
+  start(): Promise<void>;
+  /** Waits for the decision in flight; later commits are ignored. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * The human's answer to a `cartridge.install_pending` notification (the API's `onApproved`
+   * hook). Approve installs it (`pending_activation`) and emits `cartridge.installed`; reject
+   * installs nothing. Answers undefined for notifications of other types.
+   * @throws {NotFoundError} when the notification names a publication the gate never saw;
+   * install errors (e.g. another version is active) as they are.
+   */
+  resolve(notificationId: number, approve: boolean): Promise<GateEntry | undefined>;
+  /** Every handled publication, newest first. */
+  list(): GateEntry[];
+  /** Resolves once nothing is queued or being decided (tests, demo). */
+  idle(): Promise<void>;
+}
+
+interface Row {
+  published_key: string;
+  event_id: string;
+  origin: string;
+  source_computer: string | null;
+  name: string;
+  version: string;
+  payload: string;
+  state: GateState;
+  autonomy: AutonomyLevel;
+  reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * Creates the gate's table (once per node file). The gate's own bookkeeping: one row per
+ * publication, keyed by the publication's idempotency key (author + event_type + version),
+ * written in the pipeline's batch transaction.
+ */
+export function ensureGateSchema(db: NodeStore['store']['db']): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS sovereignty_gate (
+    published_key TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    origin TEXT NOT NULL,
+    source_computer TEXT,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    autonomy TEXT NOT NULL,
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  )`);
+}
+
+/**
+ * Creates the sovereignty gate. Its stage records every `cartridge.published` that a peer sent
+ * and that passed the system pipeline (trust, dedup...) in the batch's own transaction, so a
+ * publication is decided exactly once even across crashes; after the commit it is decided by
+ * `autonomy.cartridge_install`:
+ * - L1: an actionable `cartridge.install_pending` notification; `resolve(id, true)` installs;
+ * - L2: the guardian decides; approved → installed + `cartridge.installed` +
+ *   `cartridge.install_notified`; refused → `cartridge.install_pending` saying why (a human
+ *   may still approve);
+ * - L3: installed at once + `cartridge.installed`.
+ * A node's own publications are not installed on it: the author already has the package.
+ * @example
+ * const gate = createSovereigntyGate({ autonomy: 'L1' }, { node, runtime, logger });
+ * node.pipeline.replace([...node.pipeline.cartridges, gate.stage]);
+ * await gate.start();
+ */
+export function createSovereigntyGate(init: SovereigntyGateInit, deps: SovereigntyGateDeps): SovereigntyGate {
+  return new Gate(init, deps);
+}
+
+class Gate implements SovereigntyGate {
+  readonly stage: Cartridge;
+  readonly guardian: Guardian;
+  private readonly logger: Logger;
+  private readonly autonomy: AutonomyLevel;
+  private recorded = false;
+  private state: 'stopped' | 'started' = 'stopped';
+  private unsubscribe: (() => void) | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    init: SovereigntyGateInit,
+    private readonly deps: SovereigntyGateDeps,
+  ) {
+    this.logger = deps.logger.child({ module: 'sovereignty-gate' });
+    this.autonomy = init.autonomy ?? 'L1';
+    const builtins = new Set(deps.builtins ?? []);
+    const registry = deps.runtime.registry;
+    const rules = ruleGuardian(init.rules)({
+      hasDependency: (n) => builtins.has(n) || (registry.find(n)?.status ?? 'rejected') !== 'rejected',
+      knowsEventType: (t) => deps.node.catalog.has(t),
+    });
+    this.guardian =
+      deps.guardian ??
+      chainGuardians(
+        init.guardianCommand
+          ? [rules, commandGuardian({ command: init.guardianCommand, timeoutMs: init.guardianTimeoutMs })]
+          : [rules],
+      );
+    ensureGateSchema(deps.node.ns.store.db);
+    this.stage = { name: GATE_STAGE, process: (event, ctx) => this.record(event, ctx) };
+  }
+
+  // ---- the stage ----
+
+  private record(event: Envelope, ctx: Parameters<Cartridge['process']>[1]): Envelope {
+    if (event.event !== CARTRIDGE_EVENTS.published) return event;
+    const ingress = ctx.facts.get(INGRESS_FACT) as IngressFact | undefined;
+    const fromPeer = ingress ?? (event.sourceComputer && event.sourceComputer !== ctx.self.computer ? event : undefined);
+    if (!fromPeer) return event; // our own publication: nothing to install here
+    const origin = ingress?.peerNodeId ?? event.origin ?? (event.sourceComputer as string);
+    const sourceComputer = ingress?.peerComputer ?? event.sourceComputer ?? null;
+    const p = event.payload as Partial<PublishedCartridgePayload>;
+    ctx.store.store.db
+      .prepare(
+        `INSERT OR IGNORE INTO sovereignty_gate (published_key, event_id, origin, source_computer, name, version, payload,
+           state, autonomy, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, NULL, ?, ?)`,
+      )
+      .run(
+        event.idempotencyKey ?? `${CARTRIDGE_EVENTS.published}:${event.id}`,
+        event.id,
+        origin,
+        sourceComputer,
+        String(p.name ?? p.event_type ?? '?'),
+        String(p.version ?? '?'),
+        JSON.stringify(event.payload),
+        this.autonomy,
+        ctx.now,
+        ctx.now,
+      );
+    this.recorded = true;
+    return event;
+  }
+
+  // ---- lifecycle ----
+
+  async start(): Promise<void> {
+    if (this.state === 'started') return;
+    if (this.stopping) await this.stopping;
+    this.stopping = null;
+    this.state = 'started';
+    this.unsubscribe = this.deps.node.onCommitted(() => {
+      if (!this.recorded) return;
+      this.recorded = false;
+      this.kick();
+    });
+    await this.serial(() => this.reconcile());
+    this.kick();
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.state = 'stopped';
+      this.unsubscribe?.();
+      this.unsubscribe = null;
+      await this.chain.catch(() => undefined);
+    })();
+    return this.stopping;
+  }
+
+  async idle(): Promise<void> {
+    // Bounded: a publication that keeps failing (the node is stopping) stays queued for the next start.
+    for (let i = 0; i < 100; i++) {
+      const chain = this.chain;
+      await chain.catch(() => undefined);
+      if (chain === this.chain && (this.state !== 'started' || this.rows("state = 'queued'").length === 0)) return;
+      if (chain === this.chain) this.kick();
+    }
+  }
+
+  list(): GateEntry[] {
+    return this.rows('1 = 1 ORDER BY created_at DESC, event_id').map(toEntry);
+  }
+
+  // ---- decisions ----
+
+  private kick(): void {
+    if (this.state !== 'started') return;
+    void this.serial(() => this.drain()).catch((err) => {
+      this.logger.error({ err: (err as Error).message }, 'sovereignty gate: deciding publications failed; retried at the next publication or start');
+    });
+  }
+
+  private async drain(): Promise<void> {
+    for (;;) {
+      if (this.state !== 'started') return;
+      const row = this.rows("state = 'queued' ORDER BY created_at, event_id LIMIT 1")[0];
+      if (!row) return;
+      await this.decide(row);
+    }
+  }
+
+  private async decide(row: Row): Promise<void> {
+    let pkg: CartridgePackage;
+    try {
+      pkg = packageFromPublished(JSON.parse(row.payload) as PublishedCartridgePayload);
+    } catch (err) {
+      await this.fail(row, `the published package is invalid: ${(err as Error).message}`);
+      return;
+    }
+    const facts = this.facts(row, pkg);
+    const level = row.autonomy;
+    if (level === 'L1') {
+      await this.askHuman(row, facts, 'autonomy L1: a human decides (weft notifications resolve <id> --approve | --reject)');
+      return;
+    }
+    if (level === 'L2') {
+      const request = guardianRequest(pkg, { origin: row.origin, ...(row.source_computer ? { sourceComputer: row.source_computer } : {}) });
+      const verdict: GuardianVerdict = await this.guardian.judge(request).catch((err: Error) => ({
+        approve: false,
+        reason: `guardian failed: ${err.message}`,
+        guardian: this.guardian.name,
+      }));
+      this.logger.info({ cartridge: pkg.manifest.name, from: row.source_computer, ...verdict }, 'guardian verdict');
+      if (!verdict.approve) {
+        await this.askHuman(row, facts, `guardian (${verdict.guardian}) refused: ${verdict.reason}; nothing was installed (approve to install anyway)`);
+        return;
+      }
+      if (!(await this.install(row, pkg))) return;
+      await this.emit(row, [
+        { event: CARTRIDGE_EVENTS.installed, payload: { ...facts, autonomy: 'L2' } },
+        {
+          event: CARTRIDGE_EVENTS.installNotified,
+          payload: { ...facts, guardian: verdict.guardian.slice(0, 200), reason: verdict.reason.slice(0, 2000) },
+        },
+      ]);
+      await this.setState(row, 'installed', `guardian (${verdict.guardian}) approved: ${verdict.reason}`);
+      return;
+    }
+    if (!(await this.install(row, pkg))) return;
+    await this.emit(row, [{ event: CARTRIDGE_EVENTS.installed, payload: { ...facts, autonomy: 'L3' } }]);
+    await this.setState(row, 'installed', 'autonomy L3: installed without asking');
+  }
+
+  /** Installs as `pending_activation`; on an error records it, tells the human and answers false. */
+  private async install(row: Row, pkg: CartridgePackage): Promise<boolean> {
+    try {
+      const r = await this.deps.runtime.install(pkg, { origin: row.origin });
+      this.logger.info({ cartridge: pkg.manifest.name, version: pkg.manifest.version, from: row.source_computer, changed: r.changed }, 'cartridge installed from a peer; it waits for activation');
+      return true;
+    } catch (err) {
+      await this.fail(row, `cannot install: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  private async askHuman(row: Row, facts: Record<string, unknown>, reason: string): Promise<void> {
+    await this.emit(row, [{ event: CARTRIDGE_EVENTS.installPending, payload: { ...facts, reason: reason.slice(0, 2000) } }]);
+    await this.setState(row, 'awaiting_human', reason);
+  }
+
+  private async fail(row: Row, reason: string): Promise<void> {
+    this.logger.warn({ cartridge: row.name, from: row.source_computer, reason }, 'published cartridge not installed');
+    await this.emit(row, [
+      {
+        event: 'system.cartridge.failed',
+        payload: { cartridge: GATE_STAGE, eventId: row.event_id, eventType: CARTRIDGE_EVENTS.published, error: `${row.name} ${row.version} from ${row.source_computer ?? row.origin}: ${reason}`.slice(0, 2000) },
+      },
+    ]);
+    await this.setState(row, 'failed', reason);
+  }
+
+  private facts(row: Row, pkg: CartridgePackage): Record<string, unknown> {
+    const m = pkg.manifest;
+    return {
+      name: m.name,
+      version: m.version,
+      author: m.author,
+      description: m.description,
+      origin: row.origin,
+      ...(row.source_computer ? { sourceComputer: row.source_computer } : {}),
+      sha256: sourceDigest(pkg.source),
+      publishedEventId: row.event_id,
+    };
+  }
+
+  /**
+   * Emits the gate's events, caused by the publication. Their idempotency keys (origin + name +
+   * version) make a repeat after a crash a no-op.
+   */
+  private async emit(row: Row, inputs: Array<Pick<EmitInput, 'event' | 'payload'>>): Promise<void> {
+    await this.deps.node.emitMany(
+      inputs.map((i) => ({ ...i, source: GATE_SOURCE, visibility: 'local', causationId: row.event_id, correlationId: row.event_id })),
+    );
+  }
+
+  // ---- the human's answer ----
+
+  resolve(notificationId: number, approve: boolean): Promise<GateEntry | undefined> {
+    const n = this.deps.node.ns.notifications.get(notificationId);
+    if (n.eventType !== CARTRIDGE_EVENTS.installPending) return Promise.resolve(undefined);
+    const eventId = String(n.payload.publishedEventId ?? '');
+    return this.serial(async () => {
+      const row = this.rows('event_id = ?', eventId)[0];
+      if (!row) throw new NotFoundError('cartridge publication', eventId);
+      if (row.state === 'awaiting_human') await this.answer(row, approve);
+      return toEntry(this.rows('event_id = ?', eventId)[0] as Row);
+    });
+  }
+
+  private async answer(row: Row, approve: boolean): Promise<void> {
+    if (!approve) {
+      await this.setState(row, 'rejected', 'a human refused the installation');
+      this.logger.info({ cartridge: row.name, from: row.source_computer }, 'cartridge installation refused by a human');
+      return;
+    }
+    const pkg = packageFromPublished(JSON.parse(row.payload) as PublishedCartridgePayload);
+    try {
+      await this.deps.runtime.install(pkg, { origin: row.origin });
+    } catch (err) {
+      await this.setState(row, 'failed', `approved, but cannot install: ${(err as Error).message}`);
+      throw err;
+    }
+    await this.emit(row, [{ event: CARTRIDGE_EVENTS.installed, payload: { ...this.facts(row, pkg), autonomy: 'L1' } }]);
+    await this.setState(row, 'installed', 'approved by a human');
+  }
+
+  /** Answers approvals that were committed but not applied (a crash between the two). */
+  private async reconcile(): Promise<void> {
+    const waiting = this.rows("state = 'awaiting_human'");
+    if (waiting.length === 0) return;
+    const byEvent = new Map(waiting.map((r) => [r.event_id, r]));
+    const { items } = this.deps.node.ns.notifications.list({
+      eventType: CARTRIDGE_EVENTS.installPending,
+      agentStatus: 'resolved',
+      limit: 10_000,
+    });
+    for (const n of items) {
+      const row = byEvent.get(String(n.payload.publishedEventId ?? ''));
+      const approved = n.resolution?.approved;
+      if (!row || typeof approved !== 'boolean') continue;
+      await this.answer(row, approved).catch((err) => {
+        this.logger.warn({ cartridge: row.name, err: (err as Error).message }, 'approved cartridge could not be installed');
+      });
+    }
+  }
+
+  // ---- storage ----
+
+  private rows(where: string, ...params: unknown[]): Row[] {
+    return this.deps.node.ns.store.reader.prepare(`SELECT * FROM sovereignty_gate WHERE ${where}`).all(...params) as Row[];
+  }
+
+  private async setState(row: Row, state: GateState, reason: string): Promise<void> {
+    const store = this.deps.node.ns.store;
+    const now = store.nowIso();
+    await store.write(() =>
+      store.db
+        .prepare('UPDATE sovereignty_gate SET state = ?, reason = ?, updated_at = ? WHERE published_key = ?')
+        .run(state, reason.slice(0, 2000), now, row.published_key),
+    );
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function toEntry(r: Row): GateEntry {
+  return {
+    publishedKey: r.published_key,
+    eventId: r.event_id,
+    origin: r.origin,
+    sourceComputer: r.source_computer,
+    name: r.name,
+    version: r.version,
+    state: r.state,
+    autonomy: r.autonomy,
+    reason: r.reason,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** User options of a node's sovereignty: the config's `autonomy.*` keys and the data dir. */
+export interface SovereigntyInit {
+  dataDir: string;
+  /** `autonomy.cartridge_install`, default L1. */
+  autonomy?: AutonomyLevel;
+  /** `autonomy.guardian_command`. */
+  guardianCommand?: string;
+  guardianTimeoutMs?: number;
+  /** `autonomy.promotion_threshold`, default 10. */
+  promotionThreshold?: number;
+  sandbox?: CartridgeRuntimeInit['sandbox'];
+}
+
+/** A node whose pipeline can be extended (a `WeftNode` fits). */
+export interface SovereigntyNode extends GateNode, RuntimeNode {
+  readonly pipeline: { readonly cartridges: readonly Cartridge[]; replace(cartridges: readonly Cartridge[]): void };
+}
+
+/** Installed cartridges, the gate and the promotion tracker, wired into one node. */
+export interface Sovereignty {
+  readonly runtime: CartridgeRuntime;
+  readonly gate: SovereigntyGate;
+  /** Starts the gate (after the node started: it may emit). */
+  start(): Promise<void>;
+  /**
+   * The API's `onApproved` hook: an answered `cartridge.install_pending` goes to the gate, an
+   * answered `cartridge.promotion_suggested` promotes an alpha cartridge; others are ignored.
+   */
+  onApproved(notificationId: number, approve: boolean): Promise<void>;
+  /** Stops the gate, then the runtime. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires sovereignty into an assembled node, as the seed's daemon wiring says: after the
+ * pipeline it has (system stages, then the mesh publisher) come the promotion tracker and the
+ * gate's stage (the installer's commit-time half runs after each commit), then the installed
+ * cartridges, which the runtime starts here.
+ * @throws as `CartridgeRuntime.start` does (a dependency cycle refuses the start).
+ * @example
+ * const sov = await attachSovereignty({ dataDir, autonomy: 'L1' }, { node, logger, clock: node.clock });
+ * await assembled.start();
+ * await sov.start();
+ * // buildApi(..., { onApproved: (id, ok) => sov.onApproved(id, ok) })
+ */
+export async function attachSovereignty(
+  init: SovereigntyInit,
+  deps: { node: SovereigntyNode; logger: Logger; clock: Clock },
+): Promise<Sovereignty> {
+  const { node, logger } = deps;
+  ensurePromotionSchema(node.ns.store.db);
+  const base = [...node.pipeline.cartridges];
+  let system: Cartridge[] = base;
+  const builtins = [...base.map((c) => c.name), PROMOTION_STAGE, GATE_STAGE];
+  const runtime = createCartridgeRuntime(
+    { dataDir: init.dataDir, builtins, ...(init.sandbox ? { sandbox: init.sandbox } : {}) },
+    {
+      node,
+      logger: logger.child({ mod: 'cartridges' }),
+      clock: deps.clock,
+      onStagesChanged: (stages) => node.pipeline.replace([...system, ...stages]),
+    },
+  );
+  const gate = createSovereigntyGate(
+    {
+      autonomy: init.autonomy ?? 'L1',
+      ...(init.guardianCommand ? { guardianCommand: init.guardianCommand } : {}),
+      ...(init.guardianTimeoutMs ? { guardianTimeoutMs: init.guardianTimeoutMs } : {}),
+    },
+    { node, runtime, logger, builtins },
+  );
+  system = [...base, promotionTracker({ threshold: init.promotionThreshold ?? 10 }), gate.stage];
+  await runtime.start();
+  node.pipeline.replace([...system, ...runtime.stages()]);
+  let stopping: Promise<void> | undefined;
+  return {
+    runtime,
+    gate,
+    start: () => gate.start(),
+    async onApproved(notificationId, approve) {
+      if ((await gate.resolve(notificationId, approve)) !== undefined) return;
+      await resolvePromotion({ ns: node.ns, runtime }, notificationId, approve);
+    },
+    stop() {
+      stopping ??= (async () => {
+        await gate.stop();
+        await runtime.stop();
+      })();
+      return stopping;
+    },
+  };
+}
