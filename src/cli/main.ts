@@ -10,12 +10,13 @@ import { repairStore } from '../daemon/doctor.js';
 import { isWeftError, WeftError } from '../errors/index.js';
 import { VERSION } from '../version.js';
 import { cartridgesCommands } from './commands/cartridges.js';
+import { demoCommands } from './commands/demo.js';
 import { registerNodeCommands } from './commands/node.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Command modules of other concerns; each adds its own subcommands. */
-const MODULES: CommandModule[] = [registerNodeCommands, cartridgesCommands];
+const MODULES: CommandModule[] = [registerNodeCommands, cartridgesCommands, demoCommands];
 
 const ctx = createCliContext();
 const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
