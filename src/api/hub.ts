@@ -71,7 +71,7 @@ export class NotificationHub {
       }
       let text: string | undefined;
       for (const c of subscribed) {
-        if (!matches(n, c.filter as NotificationFilter)) continue;
+        if (!this.clients.has(c) || !matches(n, c.filter as NotificationFilter)) continue;
         if (c.socket.bufferedAmount > this.maxBuffered) {
           this.dropSlow(c);
           continue;

@@ -64,11 +64,14 @@ export class Store {
       db.pragma('cache_size = -65536');
       db.pragma('temp_store = MEMORY');
       const check = db.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new Error(`integrity check: ${String(check)}`);
+      if (check !== 'ok') {
+        const problems = String(check).split('\n').filter(Boolean);
+        throw new Error(`integrity check: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}`);
+      }
       migrate(db, [...MIGRATIONS, ...(init.migrations ?? [])]);
     } catch (err) {
       db.close();
-      const msg = (err as Error).message;
+      const msg = (err as Error).message.split('\n')[0];
       throw new StoreError(
         'WEFT_STORE_CORRUPT',
         `database ${init.path} is damaged or unreadable (${msg}); run 'weft doctor --repair' to move it aside and salvage what can be read`,

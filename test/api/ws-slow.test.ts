@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { WebSocket } from 'ws';
+import { buildApi } from '../../src/api/server.js';
+import type { NotificationHub } from '../../src/api/hub.js';
+import type { WeftNode } from '../../src/daemon/index.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { startTestNode } from '../helpers/node.js';
+
+const TOKEN = 'ws-test-token';
+let app: FastifyInstance;
+let hub: NotificationHub;
+let node: WeftNode;
+let close: () => Promise<void>;
+let url: string;
+
+before(async () => {
+  const t = await startTestNode();
+  node = t.node;
+  close = t.close;
+  const api = await buildApi({ token: TOKEN, wsMaxBufferedBytes: 64 * 1024 }, { node, logger: silentLogger });
+  app = api.app;
+  hub = api.hub;
+  node.onCommitted((b) => hub.publish(b.changes));
+  const addr = await app.listen({ host: '127.0.0.1', port: 0 });
+  url = addr.replace('http', 'ws');
+});
+after(async () => {
+  await app.close();
+  await close();
+});
+
+function connect(): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}/ws`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+test('a subscriber that stops reading is cut off with a reason; the pipeline and a reading subscriber go on', async () => {
+  const slow = await connect();
+  const fast = await connect();
+  let fastGot = 0;
+  let slowClosed: { code: number; reason: string } | undefined;
+  fast.on('message', (d) => {
+    if (JSON.parse(String(d)).type === 'notification') fastGot++;
+  });
+  slow.on('close', (code, reason) => (slowClosed = { code, reason: String(reason) }));
+  const subscribed = (ws: WebSocket) =>
+    new Promise<void>((r) => {
+      ws.once('message', () => r());
+      ws.send(JSON.stringify({ type: 'subscribe', filter: {} }));
+    });
+  await subscribed(slow);
+  await subscribed(fast);
+  // the slow client's socket stops reading: the server's send buffer for it grows
+  (slow as unknown as { _socket: { pause(): void } })._socket.pause();
+  const N = 3000;
+  const big = 'x'.repeat(2000);
+  for (let i = 0; i < N; i += 500) {
+    await node.emitMany(
+      Array.from({ length: 500 }, (_, k) => ({ event: 'system.cartridge.failed', payload: { cartridge: 'c', eventId: `e${i + k}`, eventType: 't.t', error: big } })),
+    );
+  }
+  for (let i = 0; i < 400 && (fastGot < N || hub.disconnectedSlow === 0); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(hub.disconnectedSlow, 1, 'the slow subscriber was disconnected');
+  assert.equal(fastGot, N, 'the reading subscriber got every change');
+  assert.equal(node.ns.notifications.count(), N, 'the pipeline committed everything');
+  (slow as unknown as { _socket: { resume(): void } })._socket.resume();
+  for (let i = 0; i < 200 && !slowClosed; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(slowClosed?.code, 4008);
+  assert.match(slowClosed?.reason ?? '', /slow consumer/);
+  fast.close();
+});
