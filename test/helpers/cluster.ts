@@ -12,6 +12,8 @@ import { freePort } from './redis.js';
 export interface NodeSpec {
   computer: string;
   cluster?: string;
+  /** Environment of this node only (after `extraEnv`), e.g. its autonomy level. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ClusterNode {
@@ -55,6 +57,7 @@ export async function startCluster(
       WEFT_LOG_LEVEL: 'warn',
       ...(p.cluster ? { WEFT_COMPUTER_CLUSTER: p.cluster } : {}),
       ...opts.extraEnv,
+      ...p.env,
     };
     if (opts.provider === 'redis') {
       env.WEFT_REDIS_URL = opts.redisUrl;
