@@ -1,0 +1,108 @@
+/** The gate in one process: two assembled nodes over the memory provider, real SQLite and sandbox. */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { type AssembledNode, assembleNode } from '../../src/daemon/assemble.js';
+import { loadOrCreateIdentity } from '../../src/identity/index.js';
+import { attachSovereignty, publishedPayload, type AutonomyLevel, type Sovereignty } from '../../src/sovereignty/index.js';
+import { MemoryNetwork, memoryProvider } from '../../src/transport/index.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { waitFor } from '../helpers/node.js';
+import { tempDir } from '../helpers/tmp.js';
+import { cartridge } from './fixtures.js';
+
+interface Side {
+  a: AssembledNode;
+  sov: Sovereignty;
+}
+
+async function pair(root: string, net: MemoryNetwork, autonomy: AutonomyLevel) {
+  const ids = Object.fromEntries(
+    ['one', 'two'].map((c) => {
+      mkdirSync(join(root, c), { recursive: true });
+      return [c, loadOrCreateIdentity(join(root, c, 'identity.key')).identity.nodeId];
+    }),
+  );
+  const open = async (c: 'one' | 'two'): Promise<Side> => {
+    const other = c === 'one' ? 'two' : 'one';
+    const a = await assembleNode({
+      dataDir: join(root, c),
+      computer: c,
+      cluster: 'pair',
+      mesh: {
+        provider: memoryProvider({ network: net, computer: c }),
+        peers: [{ computer: other, cluster: 'pair', nodeId: ids[other] as string, trustLevel: 'peer', origin: 'static' }],
+        options: { resendAfterMs: 300 },
+      },
+    });
+    const sov = await attachSovereignty({ dataDir: join(root, c), autonomy }, { node: a.node, logger: silentLogger, clock: a.node.clock });
+    await a.start();
+    await sov.start();
+    return { a, sov };
+  };
+  const close = async (s: Side) => {
+    await s.sov.gate.stop();
+    await s.a.stop();
+    await s.sov.stop();
+  };
+  return { open, close };
+}
+
+const pending = (s: Side) => s.a.node.ns.notifications.list({ eventType: 'cartridge.install_pending' }).items;
+const pkg = cartridge('tagger', 'function process(e) { return e; }', { consumes: ['mesh.test.ping'] });
+
+test('an approval committed before a crash is applied at the next start, and the publication is decided once', async () => {
+  const t = tempDir('weft-gate-');
+  const p = await pair(t.dir, new MemoryNetwork(), 'L1');
+  const one = await p.open('one');
+  let two = await p.open('two');
+  try {
+    await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(pkg) });
+    await waitFor(() => pending(two).length === 1, 10_000, 'install_pending');
+    assert.equal(two.sov.gate.list()[0]?.state, 'awaiting_human');
+    // the resolution commits, then the node dies before the hook runs
+    const n = pending(two)[0];
+    assert.ok(n);
+    await two.a.node.ns.notifications.resolve(n.id, { resolution: { approved: true } });
+    await p.close(two);
+    two = await p.open('two');
+    assert.equal(two.sov.runtime.registry.get('tagger').status, 'pending_activation');
+    assert.equal(two.sov.gate.list()[0]?.state, 'installed');
+    // a repeated publication after the restart is the same publication: nothing new
+    await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(pkg) });
+    await one.a.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'after' } });
+    await waitFor(() => two.a.node.ns.notifications.list({ eventType: 'mesh.test.ping' }).items.length === 1, 10_000, 'ping');
+    await two.sov.gate.idle();
+    assert.equal(pending(two).length, 1);
+    assert.equal(two.sov.gate.list().length, 1);
+    assert.equal(two.a.node.ns.notifications.list({ eventType: 'cartridge.installed' }).items.length, 1);
+    // the publisher does not install its own publication
+    assert.equal(one.sov.runtime.registry.find('tagger'), undefined);
+    assert.equal(one.sov.gate.list().length, 0);
+  } finally {
+    await p.close(one);
+    await p.close(two);
+    t.cleanup();
+  }
+});
+
+test('an invalid package from a peer is refused with a notification naming the field, and nothing is installed', async () => {
+  const t = tempDir('weft-gate-');
+  const p = await pair(t.dir, new MemoryNetwork(), 'L3');
+  const one = await p.open('one');
+  const two = await p.open('two');
+  try {
+    // the catalog accepts any version string; the package rules want a semantic version
+    await one.a.node.emit({ event: 'cartridge.published', payload: { ...publishedPayload(pkg), version: 'v1', name: 'broken' } });
+    await waitFor(() => two.sov.gate.list()[0]?.state === 'failed', 10_000, 'refused');
+    const failed = two.a.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items;
+    assert.equal(failed.length, 1);
+    assert.match(String(failed[0]?.payload.error), /broken v1 from one: the published package is invalid: manifest\.version/);
+    assert.equal(two.sov.runtime.registry.find('broken'), undefined);
+  } finally {
+    await p.close(one);
+    await p.close(two);
+    t.cleanup();
+  }
+});
