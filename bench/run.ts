@@ -11,6 +11,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['sandbox', () => import('./sandbox.js')],
   ['transport', () => import('./transport.js')],
   ['mesh', () => import('./mesh.js')],
+  ['api', () => import('./api.js')],
   ['cartridges', () => import('./cartridges.js')],
 ];
 

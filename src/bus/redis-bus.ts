@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from '../util/lazy.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import type { Logger } from '../util/logger.js';
@@ -64,8 +65,8 @@ export class RedisBus implements Bus {
     this.stopped = false;
     this.readingPending = true;
     const opts = { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: true } as const;
-    this.cmd = new Redis(this.init.url, opts);
-    this.reader = new Redis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.cmd = await newRedis(this.init.url, opts);
+    this.reader = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
     for (const c of [this.cmd, this.reader]) c.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'redis'));
     try {
       await Promise.all([this.cmd.connect(), this.reader.connect()]);

@@ -1,12 +1,22 @@
 /** A self-signed X.509 certificate for the node's Ed25519 key, presented in mutual TLS. */
-import 'reflect-metadata';
 import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { IdentityError } from './errors.js';
 import type { NodeIdentity } from './identity.js';
 import { rawFromPublicKeyObject } from './node-id.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let x509Module: Promise<typeof X509> | undefined;
+
+/** @peculiar/x509 (and the reflect polyfill it needs) is loaded only by nodes that use TLS. */
+function loadX509(): Promise<typeof X509> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    const x = await import('@peculiar/x509');
+    x.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x.cryptoProvider.set>[0]);
+    return x;
+  })();
+  return x509Module;
+}
 
 /** PEM certificate and PEM private key, ready for `tls.createServer` / `tls.connect`. */
 export interface NodeCertificate {
@@ -25,6 +35,7 @@ export async function createNodeCertificate(
   identity: NodeIdentity,
   opts: { now: number; validDays?: number },
 ): Promise<NodeCertificate> {
+  const x509 = await loadX509();
   const subtle = webcrypto.subtle;
   const alg = { name: 'Ed25519' };
   const pkcs8 = identity.privateKey.export({ format: 'der', type: 'pkcs8' });
@@ -36,7 +47,7 @@ export async function createNodeCertificate(
     name: `CN=weft-${identity.fingerprint}`,
     notBefore: new Date(opts.now - 60_000),
     notAfter: new Date(opts.now + days * 86_400_000),
-    keys: { privateKey, publicKey } as unknown as x509.X509CertificateCreateSelfSignedParams['keys'],
+    keys: { privateKey, publicKey } as unknown as X509.X509CertificateCreateSelfSignedParams['keys'],
     signingAlgorithm: alg,
     extensions: [new x509.BasicConstraintsExtension(false, undefined, true)],
   });

@@ -3,7 +3,8 @@
  * heartbeats its PeerInfo into a registry whose entries expire, and `discoverPeers()` lists
  * everyone else. (mDNS on the local link is not built yet.)
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from '../util/lazy.js';
 import { isNodeId } from '../identity/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -112,7 +113,7 @@ export class RedisPeerRegistry {
   /** Connects, announces this node and keeps announcing it. Idempotent. */
   async start(): Promise<void> {
     if (this.client) return;
-    this.client = new Redis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.client = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
     this.client.on('error', (err) =>
       this.deps.logger.debug({ err: err.message }, 'peer registry connection error'),
     );

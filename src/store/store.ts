@@ -61,7 +61,7 @@ export class Store {
       db.pragma('busy_timeout = 5000');
       db.pragma('foreign_keys = ON');
       // A larger page cache keeps the hot index pages of a busy node in memory.
-      db.pragma('cache_size = -65536');
+      db.pragma('cache_size = -16384');
       db.pragma('temp_store = MEMORY');
       const check = db.pragma('quick_check', { simple: true });
       if (check !== 'ok') {

@@ -13,7 +13,8 @@
  * - When Redis comes back empty, the NOGROUP error recreates stream and group once, with
  *   backoff, and reports `inbox.recreated`; senders re-send from their outboxes.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from '../util/lazy.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { frameTypeHint } from './frame-codec.js';
@@ -160,8 +161,8 @@ class RedisProvider implements Provider {
     this.starting = (async () => {
       if (this.state !== 'idle') return;
       const common = { maxRetriesPerRequest: null, lazyConnect: true, enableOfflineQueue: true } as const;
-      this.writer = new Redis(this.opts.url, { ...common, enableAutoPipelining: true });
-      this.reader = new Redis(this.opts.url, common);
+      this.writer = await newRedis(this.opts.url, { ...common, enableAutoPipelining: true });
+      this.reader = await newRedis(this.opts.url, common);
       // ioredis reconnects by itself; errors are reported through the loop, not as crashes.
       this.writer.on('error', (err) =>
         this.deps.logger.debug({ err: err.message }, 'redis writer connection error'),
