@@ -2,7 +2,13 @@ import type { Envelope } from '../envelope/index.js';
 
 /** One entry read from the bus: a valid envelope, or a rejection to record. */
 export type BusEntry =
-  | { position: string; envelope: Envelope; logged: boolean }
+  | {
+      position: string;
+      envelope: Envelope;
+      logged: boolean;
+      /** Facts for this entry only (e.g. which peer sent it), on top of the batch's facts. */
+      facts?: Readonly<Record<string, unknown>>;
+    }
   | { position: string; error: string; raw: string };
 
 /**

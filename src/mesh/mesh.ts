@@ -429,89 +429,123 @@ export class MeshService {
     this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
   }
 
+  /**
+   * Frames are pulled from the provider as they come and handled in batches: all the events of
+   * the frames waiting at that moment are applied in one transaction (one commit, one fsync),
+   * so a busy link costs a commit per batch, not per frame.
+   */
   private async receiveLoop(): Promise<void> {
-    try {
-      for await (const f of this.deps.provider.frames()) {
-        try {
-          await this.handle(f);
-        } catch (err) {
-          // A bug or a full disk: do not ack; the transport redelivers and we try again.
-          this.logger.error({ err: (err as Error).message }, 'handling a mesh frame failed');
-          await new Promise((r) => setTimeout(r, 200));
+    const buf: InboundFrame[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const pump = (async () => {
+      try {
+        for await (const f of this.deps.provider.frames()) {
+          buf.push(f);
+          const w = wake;
+          wake = undefined;
+          w?.();
+          if (this.stopping) break;
         }
-        if (this.stopping) break;
+      } catch (err) {
+        if (!this.stopping) this.logger.error({ err: (err as Error).message }, 'mesh receive loop ended');
+      } finally {
+        ended = true;
+        wake?.();
       }
-    } catch (err) {
-      if (!this.stopping) this.logger.error({ err: (err as Error).message }, 'mesh receive loop ended');
-    }
-  }
-
-  private async handle(f: InboundFrame): Promise<void> {
-    this.counters.framesIn++;
-    let r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
-    if (!r.ok && r.error.code === 'FRAME_UNKNOWN_SENDER' && this.deps.registry) {
-      // A peer that announced itself after our last look (or while Redis was restarting).
-      await this.discover();
-      r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
-    }
-    if (!r.ok) {
-      const peek = peekFrame(f.bytes);
-      const sender = peek.ok ? peek.header.sender : undefined;
-      await this.reject(sender, f.from, r.error.code, r.error.message);
-      await f.ack();
-      return;
-    }
-    const frame = r.frame;
-    const verdict = this.deps.guard.check(frame.header);
-    if (!verdict.ok) {
-      await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message);
-      await f.ack();
-      return;
-    }
-    const computer = this.deps.pins.computerOf(frame.header.sender) ?? f.from ?? 'unknown';
-    switch (frame.type) {
-      case 'events':
-        await this.ingest(frame, computer, f);
-        return;
-      case 'ack': {
-        await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
-        this.counters.acksIn++;
-        const ids = frame.body.envelopeIds ?? [];
-        await this.deps.outbox.acknowledge(computer, ids);
-        this.sender(computer).onAck(frame.body.sequences);
-        await f.ack();
-        return;
-      }
-      case 'message': {
-        this.counters.messagesIn++;
-        const text = frame.body.kind === 'text' ? String((frame.body.data as { text?: unknown } | undefined)?.text ?? '') : '';
-        const env = this.deps.node.build({
-          event: 'mesh.message.received',
-          source: `weft@${computer}`,
-          payload: { from: computer, text: text.slice(0, 4000), kind: frame.body.kind },
+    })();
+    while (!ended || buf.length > 0) {
+      if (buf.length === 0) {
+        await new Promise<void>((r) => {
+          wake = r;
         });
-        env.origin = frame.header.sender;
-        env.sourceComputer = computer;
-        env.hops = 1;
-        await this.apply([env], frame, computer, f, false);
-        return;
+        continue;
       }
-      case 'key-rotation': {
-        const check = this.deps.pins.applyRotation(frame.body.record);
-        await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
-        this.deps.audit.record('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
-        if (check.ok) this.deps.peers.rekey(frame.body.record.oldNodeId, frame.body.record.newNodeId);
-        await f.ack();
-        return;
+      const batch = buf.splice(0, 128);
+      try {
+        await this.handleBatch(batch);
+      } catch (err) {
+        // A bug or a full disk: nothing was acked; the transport redelivers and we try again.
+        this.logger.error({ err: (err as Error).message, frames: batch.length }, 'handling mesh frames failed');
+        await new Promise((r) => setTimeout(r, 200));
       }
-      default:
-        await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
-        await f.ack();
     }
+    await pump;
   }
 
-  private async ingest(frame: Extract<Frame, { type: 'events' }>, computer: string, f: InboundFrame): Promise<void> {
-    const accepted: Envelope[] = [];
+  private async handleBatch(frames: InboundFrame[]): Promise<void> {
+    const toApply: Array<{ f: InboundFrame; frame: Extract<Frame, { type: 'events' }>; computer: string; envs: Envelope[] }> = [];
+    const inBatch = new Set<string>();
+    for (const f of frames) {
+      this.counters.framesIn++;
+      let r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+      if (!r.ok && r.error.code === 'FRAME_UNKNOWN_SENDER' && this.deps.registry) {
+        // A peer that announced itself after our last look (or while Redis was restarting).
+        await this.discover();
+        r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+      }
+      if (!r.ok) {
+        const peek = peekFrame(f.bytes);
+        await this.reject(peek.ok ? peek.header.sender : undefined, f.from, r.error.code, r.error.message);
+        await f.ack();
+        continue;
+      }
+      const frame = r.frame;
+      const key = `${frame.header.sender}|${Buffer.from(frame.header.nonce).toString('hex')}|${frame.header.sequence}`;
+      const verdict = inBatch.has(key)
+        ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same frame twice in one delivery batch' } }
+        : this.deps.guard.check(frame.header);
+      if (!verdict.ok) {
+        await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message);
+        await f.ack();
+        continue;
+      }
+      inBatch.add(key);
+      const computer = this.deps.pins.computerOf(frame.header.sender) ?? f.from ?? 'unknown';
+      switch (frame.type) {
+        case 'events':
+          toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer) });
+          break;
+        case 'ack': {
+          // Not recorded by the guard: a replayed ack (still signed, still fresh) only repeats a deletion.
+          this.counters.acksIn++;
+          void this.deps.outbox.acknowledge(computer, frame.body.envelopeIds ?? []);
+          this.sender(computer).onAck(frame.body.sequences);
+          await f.ack();
+          break;
+        }
+        case 'message': {
+          this.counters.messagesIn++;
+          const text = frame.body.kind === 'text' ? String((frame.body.data as { text?: unknown } | undefined)?.text ?? '') : '';
+          const env = this.deps.node.build({
+            event: 'mesh.message.received',
+            source: `weft@${computer}`,
+            payload: { from: computer, text: text.slice(0, 4000), kind: frame.body.kind },
+          });
+          env.origin = frame.header.sender;
+          env.sourceComputer = computer;
+          env.hops = 1;
+          await this.applyFrames([{ f, frame, computer, envs: [env] }], false);
+          break;
+        }
+        case 'key-rotation': {
+          const check = this.deps.pins.applyRotation(frame.body.record);
+          await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
+          this.deps.audit.record('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+          if (check.ok) this.deps.peers.rekey(frame.body.record.oldNodeId, frame.body.record.newNodeId);
+          await f.ack();
+          break;
+        }
+        default:
+          await f.ack();
+      }
+    }
+    if (toApply.length > 0) await this.applyFrames(toApply, true);
+  }
+
+  /** Validates and stamps a frame's envelopes with the verified sender; refuses bad ones. */
+  private async stamp(frame: Extract<Frame, { type: 'events' }>, computer: string): Promise<Envelope[]> {
+    const out: Envelope[] = [];
     for (const raw of frame.body.envelopes) {
       const stamped: Record<string, unknown> = {
         ...raw,
@@ -529,44 +563,64 @@ export class MeshService {
         await this.reject(frame.header.sender, computer, 'ENVELOPE_HOP_LIMIT', `envelope ${env.id} has travelled ${env.hops} hops`);
         continue;
       }
-      accepted.push(env);
+      out.push(env);
     }
-    this.counters.eventsIn += accepted.length;
-    await this.apply(accepted, frame, computer, f, true);
+    this.counters.eventsIn += out.length;
+    return out;
   }
 
-  /** Applies envelopes through the local pipeline with the ingress fact, records the frame, acks. */
-  private async apply(envs: Envelope[], frame: Frame, computer: string, f: InboundFrame, ackToSender: boolean): Promise<void> {
-    const fact: IngressFact = { peerNodeId: frame.header.sender, peerComputer: computer, signatureVerified: true };
-    const entries: BusEntry[] = envs.map((e, i) => ({ position: `mesh:${computer}:${frame.header.sequence}:${i}`, envelope: e, logged: false }));
+  /**
+   * Applies the frames' envelopes through the local pipeline in one transaction (each with its
+   * sender's ingress fact), records every frame with the replay guard in the same transaction,
+   * then acks at the transport and sends each sender one signed ack frame.
+   */
+  private async applyFrames(
+    items: Array<{ f: InboundFrame; frame: Frame; computer: string; envs: Envelope[] }>,
+    ackToSender: boolean,
+  ): Promise<void> {
     const guard = this.deps.guard;
+    const entries: BusEntry[] = [];
+    for (const it of items) {
+      const fact: IngressFact = { peerNodeId: it.frame.header.sender, peerComputer: it.computer, signatureVerified: true };
+      const facts = { [INGRESS_FACT]: fact };
+      it.envs.forEach((e, i) =>
+        entries.push({ position: `mesh:${it.computer}:${it.frame.header.sequence}:${i}`, envelope: e, logged: false, facts }),
+      );
+    }
+    const recordAll = () => {
+      for (const it of items) guard.record(it.frame.header);
+    };
     if (entries.length > 0) {
-      const batch = await this.deps.node.processor.processBatch(entries, { [INGRESS_FACT]: fact }, () => guard.record(frame.header));
+      const batch = await this.deps.node.processor.processBatch(entries, {}, recordAll);
       for (const d of batch.dropped) {
         if (d.by !== 'trust') continue;
         const outcome = String(d.trust ?? 'reject');
         const past = outcome === 'quarantine' ? 'quarantined' : outcome === 'reject' ? 'rejected' : outcome;
-        await this.notice(frame.header.sender, computer, `TRUST_${outcome.toUpperCase()}`, `event ${d.event.id} (${d.event.event}) ${past} by the trust evaluator: ${String(d.reason ?? 'policy')}`);
+        await this.notice(d.event.origin, d.event.sourceComputer ?? 'unknown', `TRUST_${outcome.toUpperCase()}`, `event ${d.event.id} (${d.event.event}) ${past} by the trust evaluator: ${String(d.reason ?? 'policy')}`);
       }
     } else {
-      await this.deps.node.ns.store.write(() => guard.record(frame.header));
+      await this.deps.node.ns.store.write(recordAll);
     }
-    await f.ack();
+    for (const it of items) await it.f.ack();
     if (!ackToSender) return;
-    try {
-      const ack = encodeFrame(
-        {
-          type: 'ack',
-          sequence: await this.nextSequence(),
-          timestamp: this.clock.now(),
-          body: { sequences: [frame.header.sequence], envelopeIds: (frame as Extract<Frame, { type: 'events' }>).body.envelopes.map((e) => String(e.id)) },
-        },
-        { identity: this.identity },
-      );
-      await this.deps.provider.send(computer, ack);
-    } catch (err) {
-      // The sender re-sends after its timeout; we apply nothing twice (ids) and ack again.
-      this.logger.debug({ peer: computer, err: (err as Error).message }, 'ack not sent');
+    const bySender = new Map<string, { sequences: number[]; ids: string[] }>();
+    for (const it of items) {
+      const a = bySender.get(it.computer) ?? { sequences: [], ids: [] };
+      a.sequences.push(it.frame.header.sequence);
+      for (const e of (it.frame as Extract<Frame, { type: 'events' }>).body.envelopes) a.ids.push(String(e.id));
+      bySender.set(it.computer, a);
+    }
+    for (const [computer, a] of bySender) {
+      try {
+        const ack = encodeFrame(
+          { type: 'ack', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { sequences: a.sequences, envelopeIds: a.ids } },
+          { identity: this.identity },
+        );
+        await this.deps.provider.send(computer, ack);
+      } catch (err) {
+        // The sender re-sends after its timeout; we apply nothing twice (ids) and ack again.
+        this.logger.debug({ peer: computer, err: (err as Error).message }, 'ack not sent');
+      }
     }
   }
 

@@ -184,6 +184,7 @@ export class Processor {
         current = env;
         facts.clear();
         if (batchFacts) for (const k in batchFacts) facts.set(k, batchFacts[k]);
+        if (e.facts) for (const k in e.facts) facts.set(k, e.facts[k]);
         let r = pipeline.run(env, ctx);
         if (r instanceof Promise) r = await r;
         const out = r as RunOutcome;
