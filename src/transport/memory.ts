@@ -6,7 +6,7 @@
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { TransportError } from './errors.js';
 import { BoundedQueue } from './queue.js';
-import { TelemetryBook } from './telemetry.js';
+import { ProviderBase } from './provider-base.js';
 import type {
   InboundFrame,
   PeerTelemetry,
@@ -85,14 +85,12 @@ export function memoryProvider(init: MemoryProviderInit): (deps: ProviderDeps) =
   return (deps) => new MemoryProvider(init, deps);
 }
 
-class MemoryProvider implements Provider {
+class MemoryProvider extends ProviderBase implements Provider {
   readonly name = 'memory';
   readonly caps: ReadonlySet<TransportCap>;
-  private readonly book: TelemetryBook;
   private readonly inbox: Inbox;
   private readonly maxInflight: number;
   private readonly maxFrameSize: number;
-  private queue: BoundedQueue<InboundFrame> | undefined;
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   private pump: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -104,6 +102,7 @@ class MemoryProvider implements Provider {
     private readonly init: MemoryProviderInit,
     deps: ProviderDeps,
   ) {
+    super(deps);
     if (!init.network)
       throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'memoryProvider needs init.network');
     if (!deps.clock || !deps.logger)
@@ -112,7 +111,6 @@ class MemoryProvider implements Provider {
         'memoryProvider needs deps.clock and deps.logger',
       );
     this.caps = new Set(init.caps ?? ['crc32c', 'deflate', 'aead', 'reliable', 'ordered', 'durable']);
-    this.book = new TelemetryBook(deps.clock, deps.logger);
     this.inbox = init.network.inbox(init.computer);
     this.maxInflight = init.maxInflight ?? 256;
     this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
@@ -197,19 +195,6 @@ class MemoryProvider implements Provider {
     }
     this.init.network.inbox(peer).append(this.init.computer, Uint8Array.from(bytes));
     this.book.sent(peer, bytes.length);
-  }
-
-  frames(): AsyncIterable<InboundFrame> {
-    if (!this.queue) throw new TransportError('TRANSPORT_NOT_STARTED', 'call start() before frames()');
-    return this.queue;
-  }
-
-  on(listener: (e: ProviderEvent) => void): () => void {
-    return this.book.on(listener);
-  }
-
-  telemetry(): PeerTelemetry[] {
-    return this.book.snapshot();
   }
 
   async waitForPeer(): Promise<void> {}

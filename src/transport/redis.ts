@@ -19,7 +19,7 @@ import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { frameTypeHint } from './frame-codec.js';
 import { BoundedQueue, sleep } from './queue.js';
-import { TelemetryBook } from './telemetry.js';
+import { ProviderBase } from './provider-base.js';
 import type {
   InboundFrame,
   PeerTelemetry,
@@ -100,7 +100,7 @@ function idLess(a: string, b: string): boolean {
   return x !== y ? x < y : BigInt(as) < BigInt(bs);
 }
 
-class RedisProvider implements Provider {
+class RedisProvider extends ProviderBase implements Provider {
   readonly name = 'redis';
   readonly caps: ReadonlySet<TransportCap> = new Set([
     'crc32c',
@@ -110,14 +110,12 @@ class RedisProvider implements Provider {
     'ordered',
     'durable',
   ]);
-  private readonly book: TelemetryBook;
   private readonly stream: string;
   private readonly group: string;
   private readonly consumer: string;
   private readonly opts: Required<Omit<RedisProviderInit, 'group' | 'consumer'>>;
   private reader: Redis | undefined;
   private writer: Redis | undefined;
-  private queue: BoundedQueue<InboundFrame> | undefined;
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   private loop: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -131,6 +129,7 @@ class RedisProvider implements Provider {
     init: RedisProviderInit,
     private readonly deps: ProviderDeps,
   ) {
+    super(deps);
     if (!init.url) throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.url');
     if (!init.computer)
       throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.computer');
@@ -139,7 +138,6 @@ class RedisProvider implements Provider {
         'TRANSPORT_MISSING_DEPENDENCY',
         'redisProvider needs deps.clock and deps.logger',
       );
-    this.book = new TelemetryBook(deps.clock, deps.logger);
     this.stream = inboxStream(init.computer);
     this.group = init.group ?? 'weft';
     this.consumer = init.consumer ?? init.computer;
@@ -420,19 +418,6 @@ class RedisProvider implements Provider {
       buf,
     );
     this.book.sent(peer, bytes.length);
-  }
-
-  frames(): AsyncIterable<InboundFrame> {
-    if (!this.queue) throw new TransportError('TRANSPORT_NOT_STARTED', 'call start() before frames()');
-    return this.queue;
-  }
-
-  on(listener: (e: ProviderEvent) => void): () => void {
-    return this.book.on(listener);
-  }
-
-  telemetry(): PeerTelemetry[] {
-    return this.book.snapshot();
   }
 
   async waitForPeer(): Promise<void> {}

@@ -24,7 +24,7 @@ import { publicKeyFromCertificate } from '../identity/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';
-import { TelemetryBook } from './telemetry.js';
+import { ProviderBase } from './provider-base.js';
 import type {
   InboundFrame,
   PeerTelemetry,
@@ -129,10 +129,9 @@ interface OutLink {
   drained: Promise<void> | undefined;
 }
 
-class TlsLinkProvider implements TlsProvider {
+class TlsLinkProvider extends ProviderBase implements TlsProvider {
   readonly name = 'tls';
   readonly caps: ReadonlySet<TransportCap> = new Set(['crc32c', 'deflate', 'aead', 'reliable', 'ordered']);
-  private readonly book: TelemetryBook;
   private readonly peersByComputer = new Map<string, TlsPeer>();
   private readonly peersByKey = new Map<string, TlsPeer>();
   private readonly outLinks = new Map<string, OutLink>();
@@ -147,7 +146,6 @@ class TlsLinkProvider implements TlsProvider {
   private readonly handshakeTimeoutMs: number;
   private cert: NodeCertificate | undefined;
   private server: tls.Server | undefined;
-  private queue: BoundedQueue<InboundFrame> | undefined;
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -160,6 +158,7 @@ class TlsLinkProvider implements TlsProvider {
     private readonly init: TlsProviderInit,
     private readonly deps: ProviderDeps,
   ) {
+    super(deps);
     if (!deps.identity)
       throw new TransportError(
         'TRANSPORT_MISSING_DEPENDENCY',
@@ -180,7 +179,6 @@ class TlsLinkProvider implements TlsProvider {
       this.peersByComputer.set(p.computer, p);
       this.peersByKey.set(Buffer.from(key).toString('base64'), p);
     }
-    this.book = new TelemetryBook(deps.clock, deps.logger);
     this.credits = init.credits ?? 128;
     this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.heartbeatMs = init.heartbeatMs ?? 5000;
@@ -571,19 +569,6 @@ class TlsLinkProvider implements TlsProvider {
       });
       await link.drained;
     }
-  }
-
-  frames(): AsyncIterable<InboundFrame> {
-    if (!this.queue) throw new TransportError('TRANSPORT_NOT_STARTED', 'call start() before frames()');
-    return this.queue;
-  }
-
-  on(listener: (e: ProviderEvent) => void): () => void {
-    return this.book.on(listener);
-  }
-
-  telemetry(): PeerTelemetry[] {
-    return this.book.snapshot();
   }
 
   async waitForPeer(peer: string, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void> {

@@ -1,0 +1,29 @@
+/** What every provider shares: the inbound queue, the telemetry book and their accessors. */
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import { TransportError } from './errors.js';
+import type { BoundedQueue } from './queue.js';
+import { TelemetryBook } from './telemetry.js';
+import type { InboundFrame, PeerTelemetry, ProviderEvent } from './transport.js';
+
+export abstract class ProviderBase {
+  protected readonly book: TelemetryBook;
+  protected queue: BoundedQueue<InboundFrame> | undefined;
+
+  constructor(deps: { clock: Clock; logger: Logger }) {
+    this.book = new TelemetryBook(deps.clock, deps.logger);
+  }
+
+  frames(): AsyncIterable<InboundFrame> {
+    if (!this.queue) throw new TransportError('TRANSPORT_NOT_STARTED', 'call start() before frames()');
+    return this.queue;
+  }
+
+  on(listener: (e: ProviderEvent) => void): () => void {
+    return this.book.on(listener);
+  }
+
+  telemetry(): PeerTelemetry[] {
+    return this.book.snapshot();
+  }
+}
