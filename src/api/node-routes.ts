@@ -17,7 +17,8 @@ import { IdParams } from './routes.js';
 
 export interface NodeRoutesDeps {
   node: WeftNode;
-  identity: NodeIdentity;
+  /** The current identity (a rotation replaces it). */
+  identity: () => NodeIdentity;
   audit: AuditLog;
   peers: PeerBook;
   mesh: MeshService | undefined;
@@ -54,8 +55,8 @@ export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void
     app.get('/api/identity', async () => ({
       computer: node.self.computer,
       cluster: node.self.cluster ?? null,
-      nodeId: deps.identity.nodeId,
-      fingerprint: deps.identity.fingerprint,
+      nodeId: deps.identity().nodeId,
+      fingerprint: deps.identity().fingerprint,
     }));
     app.post('/api/identity/rotate', async () => {
       if (!deps.rotate) throw new WeftError('WEFT_CONFIG', 'key rotation is not available on this node');
@@ -68,7 +69,10 @@ export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void
     });
 
     app.get('/api/mesh/status', async () => {
-      if (!deps.mesh) return { enabled: false, self: { computer: node.self.computer, nodeId: deps.identity.nodeId, fingerprint: deps.identity.fingerprint }, peers: [] };
+      if (!deps.mesh) {
+        const id = deps.identity();
+        return { enabled: false, self: { computer: node.self.computer, nodeId: id.nodeId, fingerprint: id.fingerprint }, peers: [] };
+      }
       return { enabled: true, ...deps.mesh.status() };
     });
     app.post('/api/mesh/send', { schema: { body: SendBody } }, async (req) => {

@@ -134,7 +134,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         extraRoutes: [
           nodeRoutes({
             node: n,
-            identity: a0.identity,
+            identity: () => a0.identity,
             audit: a0.audit,
             peers: a0.peers,
             mesh: a0.mesh,
