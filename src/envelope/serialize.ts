@@ -3,7 +3,6 @@ import { ENVELOPE_FIELDS, type Envelope } from './envelope.js';
 import { envelopeValidator } from './validate.js';
 
 const SORTED_FIELDS = [...ENVELOPE_FIELDS].sort();
-const QUOTED = new Map(SORTED_FIELDS.map((k) => [k, `"${k}":`]));
 
 /**
  * The stable byte form of an envelope: JSON without whitespace, envelope fields in sorted
@@ -15,14 +14,12 @@ const QUOTED = new Map(SORTED_FIELDS.map((k) => [k, `"${k}":`]));
  */
 export function serializeEnvelope(env: Envelope): string {
   const e = env as unknown as Record<string, unknown>;
-  let s = '{';
+  const ordered: Record<string, unknown> = {};
   for (const k of SORTED_FIELDS) {
     const v = e[k];
-    if (v === undefined) continue;
-    if (s.length > 1) s += ',';
-    s += (QUOTED.get(k) as string) + JSON.stringify(v);
+    if (v !== undefined) ordered[k] = v;
   }
-  return s + '}';
+  return JSON.stringify(ordered);
 }
 
 /** Parses and validates stored or received bytes into an envelope. */
