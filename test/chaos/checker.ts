@@ -27,7 +27,9 @@ export interface Applied {
   /** `${origin}#${n}` → how many times it shows up. */
   notifications: Map<string, number>;
   log: Map<string, number>;
-  rejections: Array<{ code: string; senderComputer: string }>;
+  rejections: Array<{ code: string; senderComputer: string; reason?: string }>;
+  /** Events the trust evaluator holds in quarantine (not applied, releasable by a human). */
+  quarantined: number;
 }
 
 export const keyOf = (origin: string, n: number): string => `${origin}#${n}`;
@@ -67,7 +69,9 @@ export async function readApplied(api: WeftClient): Promise<Applied> {
     log.set(k, (log.get(k) ?? 0) + 1);
   }
   const rj = await pages((cursor) => api.notifications.list({ type: 'mesh.event.rejected', limit: 1000, ...(cursor ? { cursor } : {}) }));
-  return { notifications, log, rejections: rj.map((x) => x.payload as { code: string; senderComputer: string }) };
+  const q = await api.request<{ items?: unknown[] } | unknown[]>('GET', '/api/quarantine?limit=1000').catch(() => []);
+  const quarantined = Array.isArray(q) ? q.length : (q.items?.length ?? 0);
+  return { notifications, log, rejections: rj.map((x) => x.payload as { code: string; senderComputer: string; reason?: string }), quarantined };
 }
 
 export interface NodeVerdict {
@@ -78,6 +82,7 @@ export interface NodeVerdict {
   duplicated: string[];
   leaked: string[];
   rejectedCodes: Record<string, number>;
+  quarantined: number;
 }
 
 export interface CheckResult {
@@ -131,13 +136,15 @@ export function check(views: NodeView[], emitted: EmittedEvent[], applied: Map<s
     }
     const rejectedCodes: Record<string, number> = {};
     for (const r of got.rejections) rejectedCodes[r.code] = (rejectedCodes[r.code] ?? 0) + 1;
-    verdicts.push({ node: to, expected: expected.size, applied: got.notifications.size, missing, duplicated, leaked, rejectedCodes });
+    verdicts.push({ node: to, expected: expected.size, applied: got.notifications.size, missing, duplicated, leaked, rejectedCodes, quarantined: got.quarantined });
     if (!firstFailure) {
       const where = `${to.computer} (${to.mesh}, cluster ${to.cluster}${to.skewed ? ', skewed clock' : ''})`;
       const m = missing[0];
       const d = duplicated[0];
       const l = leaked[0];
-      if (m) firstFailure = `LOST: ${where} never applied ${why.get(m)} [${got.notifications.has(m) ? 'in notifications, not in the event log' : got.log.has(m) ? 'in the event log, no notification' : 'nowhere'}]`;
+      const trust = got.rejections.filter((r) => r.code.startsWith('TRUST_')).map((r) => r.reason);
+      if (m)
+        firstFailure = `LOST: ${where} never applied ${why.get(m)} [${got.notifications.has(m) ? 'in notifications, not in the event log' : got.log.has(m) ? 'in the event log, no notification' : 'nowhere'}]${got.quarantined ? `; ${got.quarantined} events held in its quarantine` : ''}${trust.length ? `; trust verdicts: ${trust.join(' | ')}` : ''}`;
       else if (d) firstFailure = `DUPLICATED: ${where} applied ${why.get(d) ?? d} ${Math.max(got.notifications.get(d) ?? 0, got.log.get(d) ?? 0)} times`;
       else if (l) firstFailure = `LEAKED: ${where} applied ${why.get(l) ?? `${l}, which no node emitted (garbage got through?)`}, which it is not entitled to`;
     }
@@ -152,7 +159,7 @@ export function converged(views: NodeView[], emitted: EmittedEvent[], applied: M
 }
 
 export function table(r: CheckResult): string {
-  const head = ['node', 'mesh', 'cluster', 'expected', 'applied', 'missing', 'dup', 'leaked', 'mesh.event.rejected codes'];
+  const head = ['node', 'mesh', 'cluster', 'expected', 'applied', 'missing', 'dup', 'leaked', 'quarantined', 'mesh.event.rejected codes'];
   const rows = r.verdicts.map((v) => [
     v.node.computer + (v.node.skewed ? ' (clock -6m)' : ''),
     v.node.mesh,
@@ -162,6 +169,7 @@ export function table(r: CheckResult): string {
     String(v.missing.length),
     String(v.duplicated.length),
     String(v.leaked.length),
+    String(v.quarantined),
     Object.entries(v.rejectedCodes)
       .map(([c, n]) => `${c}×${n}`)
       .join(' ') || '-',

@@ -33,6 +33,8 @@ export interface FleetNode extends FleetNodeSpec {
   pid: number | undefined;
   running: boolean;
   restarts: number;
+  /** Exits nobody asked for (the daemon died by itself), with the tail of its output. */
+  crashes: Array<{ code: number | null; signal: string | null; at: number; tail: string }>;
   start(): Promise<void>;
   stop(): Promise<number | null>;
   kill(): Promise<void>;
@@ -51,7 +53,14 @@ export interface Fleet {
 export async function startFleet(
   root: string,
   specs: FleetNodeSpec[],
-  opts: { extraEnv?: NodeJS.ProcessEnv; startTimeoutMs?: number } = {},
+  opts: {
+    extraEnv?: NodeJS.ProcessEnv;
+    /**
+     * Also declare every Redis peer in mesh.peers with trust level `peer` (discovery alone
+     * gives peers outside the own cluster `share_to`, which the trust evaluator penalises).
+     */
+    trustedRedisPeers?: boolean;
+  } = {},
 ): Promise<Fleet> {
   const redis = specs.some((s) => s.mesh === 'redis') ? await TestRedis.start() : undefined;
   const prepared = [];
@@ -87,6 +96,11 @@ export async function startFleet(
     if (p.mesh === 'redis') {
       env.WEFT_REDIS_URL = redis?.url;
       env.WEFT_REDIS_STREAM = `weft:events:${p.computer}`;
+      if (opts.trustedRedisPeers)
+        env.WEFT_MESH_PEERS = prepared
+          .filter((o) => o.mesh === 'redis' && o !== p)
+          .map((o) => `${o.computer}/${o.cluster}#${o.nodeId}!peer`)
+          .join(',');
     } else {
       env.WEFT_MESH_TLS_PORT = String(p.tlsPort);
       env.WEFT_MESH_PEERS = prepared
@@ -102,8 +116,15 @@ export async function startFleet(
       pid: undefined,
       running: false,
       restarts: -1,
+      crashes: [],
       async start() {
         proc = await startDaemonProcess(env);
+        const mine = proc;
+        mine.proc.once('exit', (code, signal) => {
+          if (!node.running || proc !== mine) return;
+          node.running = false;
+          node.crashes.push({ code, signal, at: Date.now(), tail: mine.output().slice(-4000) });
+        });
         node.pid = proc.proc.pid;
         node.api = new WeftClient({ url: proc.url, token: readToken(p.dataDir) as string });
         node.running = true;

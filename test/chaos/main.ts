@@ -6,6 +6,8 @@
  *   npm run chaos -- --nodes 7 --duration 120 --rate 30 --runs 1
  *   npm run chaos -- --fuzz [--count 1000000]   the fuzzed-ingress run (a million frames)
  *   npm run chaos -- --netns              partitions between network namespaces (root)
+ *   npm run chaos -- --trusted-peers      declare Redis peers `!peer` (works around the
+ *                                         share_to penalty, see docs/reliability.md)
  *
  * Exit code 0 only if every run passed; the first counter-example is printed on failure.
  */
@@ -40,6 +42,7 @@ for (const seed of seeds) {
     nodes: Number(arg('nodes') ?? 5),
     durationMs: Number(arg('duration') ?? 60) * 1000,
     rate: Number(arg('rate') ?? 20),
+    trustedRedisPeers: has('trusted-peers'),
     log,
   });
   console.log(`\n${table(r.result)}\n`);

@@ -24,6 +24,8 @@ export interface ChaosOptions {
   garbage?: number;
   /** How long to wait for convergence after the run, ms (default 180 s). */
   settleMs?: number;
+  /** Declare Redis peers with trust level `peer` instead of relying on discovery alone. */
+  trustedRedisPeers?: boolean;
   log?: (line: string) => void;
 }
 
@@ -80,8 +82,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     log(`  ${stamp()} ${s}`);
   };
   let fleet: Fleet | undefined;
+  let keep = false;
   try {
-    fleet = await startFleet(root, specs);
+    fleet = await startFleet(root, specs, { trustedRedisPeers: opts.trustedRedisPeers ?? false });
     const f = fleet;
     log(`  fleet: ${f.nodes.map((n) => `${n.computer}(${n.mesh}/${n.cluster}${n.clockOffsetMs ? ',clock-6m' : ''})`).join(' ')}`);
     // Redis discovery: wait until every Redis node knows the others, so the first events route.
@@ -167,16 +170,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     await Promise.all(emitters);
     for (const p of f.proxies.values()) p.heal();
     for (const n of f.nodes) if (!n.running) await n.start();
+    for (const n of f.nodes) for (const c of n.crashes) log(`  CRASH: ${n.computer} exited by itself at ${((c.at - t0) / 1000).toFixed(1)}s (code ${c.code}, signal ${c.signal}); output tail:\n${c.tail}`);
     const uncertain = emitted.filter((e) => e.status === 'uncertain').length;
     log(`  ${stamp()} streams stopped: ${emitted.length} events emitted (${uncertain} uncertain: request cut by a kill)`);
 
     const views: NodeView[] = f.nodes.map((n) => ({ computer: n.computer, cluster: n.cluster, mesh: n.mesh, skewed: Boolean(n.clockOffsetMs) }));
+    const reportCrashes = async () => {
+      for (const n of f.nodes) {
+        if (n.running) continue;
+        const c = n.crashes[n.crashes.length - 1];
+        log(`  CRASH: ${n.computer} exited by itself at ${c ? ((c.at - t0) / 1000).toFixed(1) : '?'}s (code ${c?.code}, signal ${c?.signal}); restarting it. Output tail:\n${c?.tail ?? ''}`);
+        await n.start();
+      }
+    };
     const read = async () => {
+      await reportCrashes();
       const m = new Map<string, Applied>();
       for (const n of f.nodes) m.set(n.computer, await readApplied(n.api));
       return m;
     };
-    let applied = await read();
+    let applied = new Map<string, Applied>();
     await waitFor(async () => {
       applied = await read();
       return converged(views, emitted, applied);
@@ -193,9 +206,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const s = await n.api.request<{ counters: { rejected: Record<string, number> } }>('GET', '/api/mesh/status').catch(() => undefined);
       if (s) log(`  ${n.computer}: rejected since last start ${JSON.stringify(s.counters.rejected)}`);
     }
-    return { seed: opts.seed, emitted: emitted.length, uncertain, faults, result, skewRefused, garbageRefused, ok: result.ok && skewRefused && garbageRefused };
+    const more = f.nodes.flatMap((n) => n.crashes.map((c) => ({ node: n.computer, ...c })));
+    if (more.length > 0 && result.ok) {
+      const c = more[0] as (typeof more)[number];
+      result.ok = false;
+      result.firstFailure = `CRASH: ${c.node} exited by itself (code ${c.code}, signal ${c.signal}); last output: ${c.tail.slice(-1500)}`;
+    }
+    const ok = result.ok && skewRefused && garbageRefused;
+    keep = !ok;
+    return { seed: opts.seed, emitted: emitted.length, uncertain, faults, result, skewRefused, garbageRefused, ok };
+  } catch (err) {
+    keep = true;
+    throw err;
   } finally {
     await fleet?.stop();
-    rmSync(root, { recursive: true, force: true });
+    if (keep || process.env.WEFT_CHAOS_KEEP) log(`  kept the nodes' data dirs (logs, SQLite) in ${root}`);
+    else rmSync(root, { recursive: true, force: true });
   }
 }

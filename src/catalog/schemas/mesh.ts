@@ -20,6 +20,14 @@ export function registerMeshTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    type: 'mesh.test.load',
+    description: 'A load-test event that carries its send time, for end-to-end latency (npm run load, bench compare)',
+    domain: 'mesh',
+    defaultLevel: 'operational',
+    payload: Type.Object({ n: Type.Integer(), sentAt: Type.Number(), note: Type.Optional(Type.String({ maxLength: 200 })) }),
+    lifecycle: { creates: true },
+  });
+  catalog.register({
     type: 'transport.noprov',
     description: 'No transport satisfies the caps a mount to a peer requires: the link is not made',
     domain: 'transport',
