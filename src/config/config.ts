@@ -47,7 +47,7 @@ export const CONFIG_KEYS = {
   'mesh.caps_preferred': { kind: 'string[]', default: ['crc32c'], help: 'caps a link should have; missing ones raise transport.flatneg' },
   'mesh.warn_down': { kind: 'boolean', default: true, help: 'raise transport.flatneg when a preferred cap is dropped' },
   'mesh.frame_envelopes': { kind: 'integer', default: 256, min: 1, max: 10_000, help: 'envelopes per signed frame' },
-  'mesh.max_inflight_frames': { kind: 'integer', default: 8, min: 1, max: 100_000, help: 'unacknowledged frames per peer before the sender waits' },
+  'mesh.max_inflight_frames': { kind: 'integer', default: 64, min: 1, max: 100_000, help: 'unacknowledged frames per peer before the sender waits' },
   'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
 } as const satisfies Record<string, KeySpec>;
 

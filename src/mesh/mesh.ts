@@ -38,7 +38,7 @@ export interface MeshInit {
   maxFrameEnvelopes?: number;
   /** Unacknowledged frames re-sent after this long, ms (default 5000). */
   resendAfterMs?: number;
-  /** Frames a peer may have unacknowledged before we wait (default 8). */
+  /** Frames a peer may have unacknowledged before we wait (default 64). */
   maxInflightFrames?: number;
   /** Events are never re-forwarded; an envelope claiming more hops is refused (default 8). */
   maxHops?: number;
@@ -200,7 +200,7 @@ export class MeshService {
   ) {
     this.maxFrameEnvelopes = init.maxFrameEnvelopes ?? 256;
     this.resendAfterMs = init.resendAfterMs ?? 5000;
-    this.maxInflightFrames = init.maxInflightFrames ?? 8;
+    this.maxInflightFrames = init.maxInflightFrames ?? 64;
     this.maxHops = init.maxHops ?? 8;
   }
 
@@ -475,6 +475,8 @@ export class MeshService {
 
   private async handleBatch(frames: InboundFrame[]): Promise<void> {
     const toApply: Array<{ f: InboundFrame; frame: Extract<Frame, { type: 'events' }>; computer: string; envs: Envelope[] }> = [];
+    // Frames that need nothing committed are released together at the end.
+    const release: InboundFrame[] = [];
     const inBatch = new Set<string>();
     for (const f of frames) {
       this.counters.framesIn++;
@@ -511,7 +513,7 @@ export class MeshService {
           this.counters.acksIn++;
           void this.deps.outbox.acknowledge(computer, frame.body.envelopeIds ?? []);
           this.sender(computer).onAck(frame.body.sequences);
-          await f.ack();
+          release.push(f);
           break;
         }
         case 'message': {
@@ -537,10 +539,11 @@ export class MeshService {
           break;
         }
         default:
-          await f.ack();
+          release.push(f);
       }
     }
     if (toApply.length > 0) await this.applyFrames(toApply, true);
+    await Promise.all(release.map((f) => f.ack()));
   }
 
   /** Validates and stamps a frame's envelopes with the verified sender; refuses bad ones. */
@@ -601,7 +604,8 @@ export class MeshService {
     } else {
       await this.deps.node.ns.store.write(recordAll);
     }
-    for (const it of items) await it.f.ack();
+    // Together: the provider sends the acks of one tick as one XACK.
+    await Promise.all(items.map((it) => it.f.ack()));
     if (!ackToSender) return;
     const bySender = new Map<string, { sequences: number[]; ids: string[] }>();
     for (const it of items) {
