@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemPipeline } from '../src/cartridges/index.js';
 import { createNode, type NodeInit } from '../src/daemon/index.js';
-import { type BenchSection, fmt } from './harness.js';
+import { type BenchSection, driveThroughput, fmt } from './harness.js';
 
 const TODO = 'domain.software-development.planning.todo.created';
 const N = Number(process.env.WEFT_BENCH_CARTRIDGE_EVENTS ?? process.env.WEFT_BENCH_EVENTS ?? 50_000);
@@ -37,30 +37,10 @@ async function throughput(cartridges: NodeInit['cartridges'], run: string): Prom
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-cart-'));
   const node = await createNode({ dataDir: dir, computer: 'bench', ...(cartridges ? { cartridges } : {}) });
   await node.start();
-  let done = 0;
-  let resolveDone: () => void = () => undefined;
-  const allDone = new Promise<void>((r) => {
-    resolveDone = r;
-  });
-  node.onCommitted((b) => {
-    done += b.entries;
-    if (done >= N) resolveDone();
-  });
-  const t0 = performance.now();
-  const chunk = 500;
-  const inflight: Promise<unknown>[] = [];
-  for (let i = 0; i < N; i += chunk) {
-    const batch = [];
-    for (let j = i; j < Math.min(N, i + chunk); j++) batch.push(input(j, run));
-    inflight.push(node.emitMany(batch));
-    if (inflight.length >= 8) await inflight.shift();
-  }
-  await Promise.all(inflight);
-  await allDone;
-  const secs = (performance.now() - t0) / 1000;
+  const rate = await driveThroughput(node, N, (j) => input(j, run), (b) => b.entries);
   await node.stop();
   rmSync(dir, { recursive: true, force: true });
-  return N / secs;
+  return rate;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;

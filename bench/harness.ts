@@ -18,3 +18,36 @@ export function percentile(sorted: number[], p: number): number {
 export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
+
+/**
+ * Emits `n` events in chunks of 500 (8 chunks in flight) and resolves with events/s once
+ * `done()` reports that all of them were processed.
+ */
+export async function driveThroughput(
+  node: { emitMany(inputs: readonly unknown[]): Promise<unknown>; onCommitted(fn: (b: { entries: number; changes: unknown[] }) => void): () => void },
+  n: number,
+  input: (i: number) => unknown,
+  count: (b: { entries: number; changes: unknown[] }) => number,
+): Promise<number> {
+  let done = 0;
+  let resolveDone: () => void = () => undefined;
+  const allDone = new Promise<void>((r) => {
+    resolveDone = r;
+  });
+  const off = node.onCommitted((b) => {
+    done += count(b);
+    if (done >= n) resolveDone();
+  });
+  const t0 = performance.now();
+  const inflight: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i += 500) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 500); j++) batch.push(input(j));
+    inflight.push(node.emitMany(batch));
+    if (inflight.length >= 8) await inflight.shift();
+  }
+  await Promise.all(inflight);
+  await allDone;
+  off();
+  return n / ((performance.now() - t0) / 1000);
+}

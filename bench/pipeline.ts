@@ -12,7 +12,7 @@ import { openNodeStore } from '../src/store/index.js';
 import { systemClock } from '../src/util/clock.js';
 import { silentLogger } from '../src/util/logger.js';
 import { TestRedis } from '../test/helpers/redis.js';
-import { type BenchSection, fmt, percentile } from './harness.js';
+import { type BenchSection, driveThroughput, fmt, percentile } from './harness.js';
 
 const TYPE = 'domain.software-development.planning.todo.created';
 const N = Number(process.env.WEFT_BENCH_EVENTS ?? 100_000);
@@ -25,30 +25,10 @@ async function throughput(init: Omit<NodeInit, 'dataDir' | 'computer'>, run: str
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const node = await createNode({ dataDir: dir, computer: 'bench', ...init });
   await node.start();
-  let done = 0;
-  let resolveDone: () => void = () => undefined;
-  const allDone = new Promise<void>((r) => {
-    resolveDone = r;
-  });
-  node.onCommitted((b) => {
-    done += b.changes.length;
-    if (done >= N) resolveDone();
-  });
-  const t0 = performance.now();
-  const chunk = 500;
-  const inflight: Promise<unknown>[] = [];
-  for (let i = 0; i < N; i += chunk) {
-    const batch = [];
-    for (let j = i; j < Math.min(N, i + chunk); j++) batch.push(input(j, run));
-    inflight.push(node.emitMany(batch));
-    if (inflight.length >= 8) await inflight.shift();
-  }
-  await Promise.all(inflight);
-  await allDone;
-  const secs = (performance.now() - t0) / 1000;
+  const rate = await driveThroughput(node, N, (j) => input(j, run), (b) => b.changes.length);
   await node.stop();
   rmSync(dir, { recursive: true, force: true });
-  return N / secs;
+  return rate;
 }
 
 /** The ceiling: the same notification rows, inserted raw in batches of 512 per transaction. */

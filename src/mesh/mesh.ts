@@ -586,9 +586,9 @@ export class MeshService {
     for (const it of items) {
       const fact: IngressFact = { peerNodeId: it.frame.header.sender, peerComputer: it.computer, signatureVerified: true };
       const facts = { [INGRESS_FACT]: fact };
-      it.envs.forEach((e, i) =>
-        entries.push({ position: `mesh:${it.computer}:${it.frame.header.sequence}:${i}`, envelope: e, logged: false, facts }),
-      );
+      for (const [i, e] of it.envs.entries()) {
+        entries.push({ position: `mesh:${it.computer}:${it.frame.header.sequence}:${i}`, envelope: e, logged: false, facts });
+      }
     }
     const recordAll = () => {
       for (const it of items) guard.record(it.frame.header);

@@ -9,10 +9,8 @@ import { BoundedQueue } from './queue.js';
 import { ProviderBase } from './provider-base.js';
 import type {
   InboundFrame,
-  PeerTelemetry,
   Provider,
   ProviderDeps,
-  ProviderEvent,
   TransportCap,
 } from './transport.js';
 

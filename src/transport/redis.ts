@@ -22,10 +22,8 @@ import { BoundedQueue, sleep } from './queue.js';
 import { ProviderBase } from './provider-base.js';
 import type {
   InboundFrame,
-  PeerTelemetry,
   Provider,
   ProviderDeps,
-  ProviderEvent,
   TransportCap,
 } from './transport.js';
 

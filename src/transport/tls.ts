@@ -26,8 +26,6 @@ import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';
 import { ProviderBase } from './provider-base.js';
 import type {
-  InboundFrame,
-  PeerTelemetry,
   Provider,
   ProviderDeps,
   ProviderEvent,

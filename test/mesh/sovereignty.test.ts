@@ -79,7 +79,8 @@ for (const provider of ['tls', 'redis'] as const)
         },
         source: 'function process(event) { return event; }',
       });
-      const c = await startCluster(
+      if (provider === 'redis') redis = await TestRedis.start();
+    const c = await startCluster(
         t.dir,
         [
           { computer: 'pub', cluster: 'home' },
@@ -111,7 +112,7 @@ for (const provider of ['tls', 'redis'] as const)
             env: { WEFT_AUTONOMY_CARTRIDGE_INSTALL: 'L3', WEFT_AUTONOMY_PROMOTION_THRESHOLD: '3' },
           },
         ],
-        provider === 'redis' ? { provider, redisUrl: (redis = await TestRedis.start()).url } : { provider },
+        provider === 'redis' ? { provider, redisUrl: (redis as TestRedis).url } : { provider },
       );
       nodes = c.nodes;
       stopAll = c.stopAll;
