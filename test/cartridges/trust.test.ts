@@ -77,6 +77,18 @@ describe('trust evaluator', () => {
     assert.equal(q?.envelope.origin, STRANGER);
   });
 
+  it('flags a limited (share_to) peer without wearing its score down: 1,000 clean events, none held', async () => {
+    const std = trustEvaluator({ rate: false }, { peers });
+    const outcomes = new Set<unknown>();
+    for (let i = 0; i < 1000; i++) {
+      const r = await h.run(std, peerEvent(h, `lim-${i}`, 'weft:ed25519:share-to'), fromPeer('weft:ed25519:share-to'));
+      outcomes.add(r.facts.get(TRUST_FACT));
+    }
+    assert.deepEqual([...outcomes], ['flag']);
+    const score = peerTrustScores(h.ns, h.clock.now()).find((s) => s.peer === 'weft:ed25519:share-to');
+    assert.ok(!score || score.score > 0.9, `score stays high: ${score?.score}`);
+  });
+
   it('accepts a known signed peer and weighs signature and trust level', async () => {
     const std = trustEvaluator({}, { peers });
     const strict = trustEvaluator({ strictness: 'strict' }, { peers });

@@ -76,6 +76,11 @@ export const FINDING_OUTCOMES: Readonly<Record<TrustFinding, Row>> = {
 export const CONSEQUENCE_FINDINGS: ReadonlySet<TrustFinding> = new Set<TrustFinding>([
   'low_score',
   'distrusted',
+  // What the peer is (its configured or discovered trust level) decides the outcome, but is no
+  // misbehaviour of the event: it must not wear the peer's score down event by event (a
+  // cross-cluster peer found by discovery was quarantined after ~200 clean events).
+  'limited_peer',
+  'untrusted_peer',
 ]);
 
 const SEVERITY: Readonly<Record<TrustOutcome, number>> = { accept: 0, flag: 1, quarantine: 2, reject: 3 };
