@@ -12,6 +12,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['transport', () => import('./transport.js')],
   ['mesh', () => import('./mesh.js')],
   ['api', () => import('./api.js')],
+  ['compare', () => import('./compare.js')],
   ['cartridges', () => import('./cartridges.js')],
 ];
 
