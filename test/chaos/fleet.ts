@@ -27,7 +27,6 @@ export interface FleetNode extends FleetNodeSpec {
   dataDir: string;
   nodeId: string;
   tlsPort: number;
-  apiPort: number;
   env: NodeJS.ProcessEnv;
   api: WeftClient;
   pid: number | undefined;
@@ -68,7 +67,7 @@ export async function startFleet(
     const dataDir = join(root, s.computer);
     mkdirSync(dataDir, { recursive: true });
     const { identity } = loadOrCreateIdentity(join(dataDir, 'identity.key'));
-    prepared.push({ ...s, dataDir, nodeId: identity.nodeId, tlsPort: await freePort(), apiPort: await freePort() });
+    prepared.push({ ...s, dataDir, nodeId: identity.nodeId, tlsPort: await freePort() });
   }
   const proxies = new Map<string, LinkProxy>();
   for (const a of prepared) {
@@ -85,7 +84,7 @@ export async function startFleet(
     const env: NodeJS.ProcessEnv = {
       HOME: p.dataDir,
       WEFT_DATA_DIR: p.dataDir,
-      WEFT_API_PORT: String(p.apiPort),
+      WEFT_API_PORT: '0', // the OS picks; each start reads the address the daemon prints
       WEFT_COMPUTER_NAME: p.computer,
       WEFT_COMPUTER_CLUSTER: p.cluster,
       WEFT_MESH_PROVIDER: p.mesh,

@@ -43,7 +43,7 @@ export async function startCluster(
       const dataDir = join(root, s.computer);
       mkdirSync(dataDir, { recursive: true });
       const { identity } = loadOrCreateIdentity(join(dataDir, 'identity.key'));
-      return { ...s, dataDir, nodeId: identity.nodeId, tlsPort: await freePort(), apiPort: await freePort() };
+      return { ...s, dataDir, nodeId: identity.nodeId, tlsPort: await freePort() };
     }),
   );
   const nodes: Record<string, ClusterNode> = {};
@@ -51,7 +51,7 @@ export async function startCluster(
     const env: NodeJS.ProcessEnv = {
       HOME: p.dataDir,
       WEFT_DATA_DIR: p.dataDir,
-      WEFT_API_PORT: String(p.apiPort),
+      WEFT_API_PORT: '0', // the OS picks; each start reads the address the daemon prints
       WEFT_COMPUTER_NAME: p.computer,
       WEFT_MESH_PROVIDER: opts.provider,
       WEFT_LOG_LEVEL: 'warn',
