@@ -76,6 +76,7 @@ class PeerSender {
   sentEnvelopes = 0;
   resends = 0;
   lastError: string | undefined;
+  private sendFailed = false;
 
   constructor(
     readonly peer: string,
@@ -141,23 +142,43 @@ class PeerSender {
         await this.sleep(this.inflight.size > 0 ? 250 : 1000);
         continue;
       }
-      try {
-        const seq = await m.nextSequence();
-        const envelopes = rows.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-        const bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
-        await m.provider.send(this.peer, bytes);
-        this.inflight.set(seq, { ids: rows.map((r) => r.envelopeId), sentAt: m.clock.now() });
-        this.cursor = (rows[rows.length - 1] as { id: number }).id;
-        this.sentFrames++;
-        this.sentEnvelopes += rows.length;
-        backoff = 0;
-        this.lastError = undefined;
-      } catch (err) {
-        this.lastError = (err as Error).message;
+      if (this.sendFailed) {
+        // The last send failed: everything not acknowledged goes again, after a pause.
+        this.sendFailed = false;
+        this.inflight.clear();
+        this.cursor = 0;
         backoff = Math.min(Math.max(backoff * 2, 100), 5000);
         m.logger.debug({ peer: this.peer, err: this.lastError }, 'send failed; the outbox keeps the events');
         await this.sleep(backoff);
+        continue;
       }
+      let seq: number;
+      let bytes: Uint8Array;
+      try {
+        seq = await m.nextSequence();
+        const envelopes = rows.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+        bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        this.sendFailed = true;
+        continue;
+      }
+      // Not awaited: the next frame is prepared while this one travels (the window bounds them).
+      this.inflight.set(seq, { ids: rows.map((r) => r.envelopeId), sentAt: m.clock.now() });
+      this.cursor = (rows[rows.length - 1] as { id: number }).id;
+      this.sentFrames++;
+      this.sentEnvelopes += rows.length;
+      m.provider.send(this.peer, bytes).then(
+        () => {
+          backoff = 0;
+          this.lastError = undefined;
+        },
+        (err: Error) => {
+          this.lastError = err.message;
+          this.sendFailed = true;
+          this.wake();
+        },
+      );
     }
   }
 }
