@@ -177,20 +177,7 @@ class MemoryProvider extends ProviderBase implements Provider {
   }
 
   async send(peer: string, bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
-    if (opts?.signal?.aborted)
-      throw new TransportError('TRANSPORT_ABORTED', 'send aborted', { cause: opts.signal.reason });
-    if (this.state !== 'started') {
-      throw new TransportError(
-        this.state === 'idle' ? 'TRANSPORT_NOT_STARTED' : 'TRANSPORT_STOPPED',
-        `memory provider is ${this.state}`,
-      );
-    }
-    if (bytes.length > this.maxFrameSize) {
-      throw new TransportError(
-        'TRANSPORT_FRAME_TOO_LARGE',
-        `frame of ${bytes.length} bytes exceeds ${this.maxFrameSize}`,
-      );
-    }
+    this.assertCanSend('memory', this.state, bytes, this.maxFrameSize, opts?.signal);
     this.init.network.inbox(peer).append(this.init.computer, Uint8Array.from(bytes));
     this.book.sent(peer, bytes.length);
   }

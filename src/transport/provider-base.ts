@@ -26,4 +26,21 @@ export abstract class ProviderBase {
   telemetry(): PeerTelemetry[] {
     return this.book.snapshot();
   }
+
+  /** The checks every send() starts with: not aborted, started, not oversized. */
+  protected assertCanSend(
+    name: string,
+    state: string,
+    bytes: Uint8Array,
+    maxFrameSize: number,
+    signal: AbortSignal | undefined,
+  ): void {
+    if (signal?.aborted) throw new TransportError('TRANSPORT_ABORTED', 'send aborted', { cause: signal.reason });
+    if (state !== 'started') {
+      throw new TransportError(state === 'idle' ? 'TRANSPORT_NOT_STARTED' : 'TRANSPORT_STOPPED', `${name} provider is ${state}`);
+    }
+    if (bytes.length > maxFrameSize) {
+      throw new TransportError('TRANSPORT_FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxFrameSize}`);
+    }
+  }
 }

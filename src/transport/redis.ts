@@ -388,20 +388,7 @@ class RedisProvider extends ProviderBase implements Provider {
   }
 
   async send(peer: string, bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
-    if (opts?.signal?.aborted)
-      throw new TransportError('TRANSPORT_ABORTED', 'send aborted', { cause: opts.signal.reason });
-    if (this.state !== 'started') {
-      throw new TransportError(
-        this.state === 'idle' ? 'TRANSPORT_NOT_STARTED' : 'TRANSPORT_STOPPED',
-        `redis provider is ${this.state}`,
-      );
-    }
-    if (bytes.length > this.opts.maxFrameSize) {
-      throw new TransportError(
-        'TRANSPORT_FRAME_TOO_LARGE',
-        `frame of ${bytes.length} bytes exceeds ${this.opts.maxFrameSize}`,
-      );
-    }
+    this.assertCanSend('redis', this.state, bytes, this.opts.maxFrameSize, opts?.signal);
     const type = frameTypeHint(bytes) === 'events' ? 'mesh_event' : 'mesh_frame';
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
     await this.writer!.call(

@@ -517,22 +517,9 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
 
   async send(peer: string, bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
     const signal = opts?.signal;
-    if (signal?.aborted)
-      throw new TransportError('TRANSPORT_ABORTED', 'send aborted', { cause: signal.reason });
-    if (this.state !== 'started') {
-      throw new TransportError(
-        this.state === 'idle' ? 'TRANSPORT_NOT_STARTED' : 'TRANSPORT_STOPPED',
-        `tls provider is ${this.state}`,
-      );
-    }
+    this.assertCanSend('tls', this.state, bytes, this.maxFrameSize, signal);
     if (!this.peersByComputer.has(peer))
       throw new TransportError('TRANSPORT_UNKNOWN_PEER', `no pinned TLS peer named ${peer}`);
-    if (bytes.length > this.maxFrameSize) {
-      throw new TransportError(
-        'TRANSPORT_FRAME_TOO_LARGE',
-        `frame of ${bytes.length} bytes exceeds ${this.maxFrameSize}`,
-      );
-    }
     const link = this.outLinks.get(peer);
     if (!link) throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', `no link to ${peer} right now`);
     if (link.credits <= 0) {
