@@ -32,7 +32,14 @@ const QuarantineQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
 });
 
-/** Routes for the pipeline, quarantine, identity, peers, mesh and audit log. */
+const RejectionsQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  cursor: Type.Optional(Type.Integer({ minimum: 1 })),
+  origin: Type.Optional(Type.String({ maxLength: 300 })),
+  code: Type.Optional(Type.String({ maxLength: 100 })),
+});
+
+/** Routes for the pipeline, quarantine, rejections, identity, peers, mesh and audit log. */
 export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void {
   const { node } = deps;
   return (app) => {
@@ -51,6 +58,15 @@ export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void
       releaseQuarantined({ ns: node.ns, processBatch: (e, f) => node.processor.processBatch(e, f) }, (req.params as { id: number }).id),
     );
     app.post('/api/quarantine/:id/drop', { schema: { params: IdParams } }, async (req) => dropQuarantined(node.ns, (req.params as { id: number }).id));
+
+    app.get('/api/rejections', { schema: { querystring: RejectionsQuery } }, async (req) => {
+      const q = req.query as { limit?: number; cursor?: number; origin?: string; code?: string };
+      const limit = q.limit ?? 50;
+      const items = node.ns.rejections.list({ ...q, limit }).map(({ raw, ...r }) => ({ ...r, rawBytes: raw.length }));
+      const last = items[items.length - 1];
+      return { items, nextCursor: items.length === limit && last ? last.id : null, total: node.ns.rejections.count() };
+    });
+    app.get('/api/rejections/:id', { schema: { params: IdParams } }, async (req) => node.ns.rejections.get((req.params as { id: number }).id));
 
     app.get('/api/identity', async () => ({
       computer: node.self.computer,

@@ -9,26 +9,56 @@ export type BusEntry =
       /** Facts for this entry only (e.g. which peer sent it), on top of the batch's facts. */
       facts?: Readonly<Record<string, unknown>>;
     }
-  | { position: string; error: string; raw: string };
+  | {
+      position: string;
+      error: string;
+      raw: string;
+      /** Path of the field that failed, when one did (`/payload/score`). */
+      field?: string;
+    };
 
 /**
  * The local bus: where emit() appends and the processor consumes, at least once.
  * `sqlite` is the embedded default (the `events` table); `redis` is a stream with a consumer
- * group. The processor commits its effects, then calls `committed()` (Redis: XACK).
+ * group, fed from a durable journal in SQLite so an emit never waits for Redis.
+ *
+ * Inside a batch the processor calls `stage()` for the events cartridges emit and
+ * `consumed()` for what it applied, both in the batch's transaction; after the commit it
+ * calls `committed()` (Redis: XACK) and `flush()` with the staged events.
  */
 export interface Bus {
   readonly kind: 'sqlite' | 'redis';
+  /** What to print about it: `embedded (SQLite)` or `redis stream weft:events:laptop`. */
+  readonly description: string;
   start(): Promise<void>;
-  /** Stops reading; wakes a pending `next()`, which then returns []. */
+  /** Stops reading and sending; wakes a pending `next()`, which then returns []. Bounded in time. */
   stop(): Promise<void>;
-  /** Appends envelopes; resolves when they are durable in the bus. */
+  /** Appends envelopes; resolves once they are durable on this node (a SQLite commit). */
   append(envs: readonly Envelope[]): Promise<void>;
+  /** Adds an envelope inside the caller's write transaction; durable with it. */
+  stage(env: Envelope): void;
+  /** After the transaction that staged them committed: deliver them. */
+  flush(staged: readonly Envelope[]): void;
   /** Waits for entries after the consumer's position (at most `max`), or [] on stop. */
   next(max: number): Promise<BusEntry[]>;
+  /** Inside the batch transaction: these entries are applied. */
+  consumed(entries: readonly BusEntry[]): void;
   /** The batch rolled back: deliver its entries again (from the last committed position). */
   rewind(committedPosition: string | undefined): void;
   /** Called after the batch containing these entries committed. */
   committed(entries: readonly BusEntry[]): Promise<void>;
-  /** Counters for metrics. */
-  stats(): { appended: number; depth?: number };
+  /** Counters for metrics and status. */
+  stats(): BusStats;
+}
+
+export interface BusStats {
+  appended: number;
+  /** Entries waiting in memory for the consumer (embedded) or for Redis (journal). */
+  depth?: number;
+  /** Redis: events in the journal not yet applied by the pipeline. */
+  journal?: number;
+  /** Redis: entries on the stream that are not Weft's and were left alone. */
+  foreign?: number;
+  /** Redis: what the last failed write said, while Redis refuses them. */
+  lastError?: string;
 }

@@ -1,22 +1,42 @@
 import type { Redis } from 'ioredis';
-import { newRedis } from '../util/lazy.js';
+import { WEFT_ENTRY_MARK } from '../config/redis-keys.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
+import { quitWithin, redactUrl, type TrimCursor, trimOwnEntries } from '../redis/index.js';
+import type { EmitJournal, Store } from '../store/index.js';
+import type { Clock } from '../util/clock.js';
+import { newRedis } from '../util/lazy.js';
 import type { Logger } from '../util/logger.js';
-import type { Bus, BusEntry } from './bus.js';
+import type { Bus, BusEntry, BusStats } from './bus.js';
 
 export interface RedisBusInit {
   url: string;
-  /** Stream name (default `weft:events`). */
-  stream?: string;
-  /** Consumer group (default `weft-pipeline`). */
-  group?: string;
+  /** Stream name (the daemon's default is `{prefix}events:{computer}`). */
+  stream: string;
+  /** Consumer group (the daemon's default is `{prefix}pipeline:{computer}`). */
+  group: string;
   /** Consumer name inside the group (the computer name). */
   consumer: string;
-  /** How long append() waits for Redis before failing (ms, default 10000). */
-  appendTimeoutMs?: number;
-  /** Trim acknowledged entries from the stream (default true). */
+  /**
+   * Whether Weft may delete its own acknowledged entries from this stream (default true).
+   * The daemon turns it off for streams outside its prefix (e.g. `teleclaude:events`).
+   */
   trim?: boolean;
+  /** How long one XADD batch may take before it counts as failed and is retried (ms, default 5000). */
+  appendTimeoutMs?: number;
+  /** Journal entries not applied this long after they went on the stream are put on it again (ms, default 10 s). */
+  resendAfterMs?: number;
+  /** Committed events waiting in memory for Redis, at most (default 50,000; beyond, the journal is read back). */
+  maxQueued?: number;
+  /** How often own acknowledged entries are deleted (ms, default 60 s; 0: never). */
+  trimEveryMs?: number;
+}
+
+export interface RedisBusDeps {
+  store: Store;
+  journal: EmitJournal;
+  clock: Clock;
+  logger: Logger;
 }
 
 type StreamEntries = Array<[string, string[] | null]>;
@@ -31,43 +51,66 @@ export function streamEntries(reply: unknown): StreamEntries {
   return ((reply[0] as [string, StreamEntries])[1] as StreamEntries | undefined) ?? [];
 }
 
+/** A scan cutoff that takes every journal row. */
+const ALL = Number.MAX_SAFE_INTEGER;
+
+/** Ids of entries this bus left alone (unparseable, not Weft's), remembered so they are counted once. */
+const MAX_REMEMBERED_FOREIGN = 10_000;
+
 /**
- * The Redis bus: emit() XADDs one flat entry per envelope (pipelined); the processor reads
- * with a consumer group, first its own pending entries (left by a crash), then new ones, and
- * XACKs only after the batch committed. When Redis restarts empty, the group is recreated.
- * Trimming only removes entries below the group's oldest pending one.
+ * The Redis bus. An append is durable once its journal commit (SQLite) is: the producer is
+ * answered then, whatever Redis is doing, and a background pump puts the journal on the
+ * stream (pipelined XADD; retried with backoff while Redis is down; everything again after
+ * Redis restarted empty). The processor reads with a consumer group, its own pending
+ * entries first (left by a crash), and XACKs after its batch committed; the journal row
+ * goes in the same transaction as the event's effects.
+ *
+ * Entries that are not envelopes are recorded as rejections once and left pending,
+ * unacknowledged; trimming deletes only entries this bus wrote (they carry the Weft mark)
+ * that every group on the stream has acknowledged, so other programs' data is never lost.
  */
 export class RedisBus implements Bus {
   readonly kind = 'redis' as const;
   readonly stream: string;
   readonly group: string;
+  readonly description: string;
   private cmd: Redis | undefined;
   private reader: Redis | undefined;
   private stopped = true;
-  private readingPending = true;
+  /** Where re-reading this consumer's pending entries continues; undefined: read new ones. */
+  private pendingCursor: string | undefined = '0';
   private appended = 0;
-  private acked = 0;
-  private lastTrimAt = 0;
-  private backoffMs = 0;
-  /** Called after the consumer group had to be recreated (Redis restarted empty). */
-  onRecreated: (() => void) | undefined;
+  private readBackoffMs = 0;
+  private readonly foreign = new Set<string>();
+  private foreignCount = 0;
+  private readonly trimCursor: TrimCursor = { next: '-' };
+  private trimTimer: NodeJS.Timeout | undefined;
+  private resendTimer: NodeJS.Timeout | undefined;
+  // The pump: committed events on their way to the stream.
+  private queue: Envelope[] = [];
+  /** Read the journal back from the start (after a failure, at start, after Redis lost the stream). */
+  private scan: { cutoff: number; afterSeq: number } | undefined;
+  private pumping: Promise<void> | undefined;
+  private pumpSleep: { wake: () => void } | undefined;
+  private lastError: string | undefined;
 
   constructor(
     private readonly init: RedisBusInit,
-    private readonly logger: Logger,
+    private readonly deps: RedisBusDeps,
   ) {
-    this.stream = init.stream ?? 'weft:events';
-    this.group = init.group ?? 'weft-pipeline';
+    this.stream = init.stream;
+    this.group = init.group;
+    this.description = `redis stream ${init.stream}`;
   }
 
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
-    this.readingPending = true;
-    const opts = { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: true } as const;
-    this.cmd = await newRedis(this.init.url, opts);
+    this.pendingCursor = '0';
+    // Commands fail at once while Redis is away (the pump retries them) instead of piling up.
+    this.cmd = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false, enableAutoPipelining: true });
     this.reader = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
-    for (const c of [this.cmd, this.reader]) c.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'redis'));
+    for (const c of [this.cmd, this.reader]) c.on('error', (err: Error) => this.deps.logger.debug({ err: err.message }, 'redis'));
     try {
       await Promise.all([this.cmd.connect(), this.reader.connect()]);
       await this.ensureGroup();
@@ -79,110 +122,243 @@ export class RedisBus implements Bus {
         cause: err,
       });
     }
+    // Whatever the journal holds from before this start goes on the stream again.
+    this.scan = { cutoff: ALL, afterSeq: 0 };
+    this.kick();
+    const resendAfter = this.init.resendAfterMs ?? 10_000;
+    this.resendTimer = setInterval(() => {
+      if (this.scan) return;
+      this.scan = { cutoff: this.deps.clock.now() - resendAfter, afterSeq: 0 };
+      this.kick();
+    }, Math.max(50, Math.floor(resendAfter / 2)));
+    this.resendTimer.unref();
+    const trimEvery = this.init.trimEveryMs ?? 60_000;
+    if (this.init.trim !== false && trimEvery > 0) {
+      this.trimTimer = setInterval(() => void this.trim(), trimEvery);
+      this.trimTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.resendTimer) clearInterval(this.resendTimer);
+    if (this.trimTimer) clearInterval(this.trimTimer);
+    this.pumpSleep?.wake();
     this.reader?.disconnect();
-    await this.cmd?.quit().catch(() => undefined);
+    // An XADD in flight is abandoned after its own timeout: its events stay in the journal.
+    await this.pumping;
+    await quitWithin(this.cmd);
   }
 
   async append(envs: readonly Envelope[]): Promise<void> {
     if (envs.length === 0) return;
-    const cmd = this.cmd;
-    if (!cmd || this.stopped) throw new WeftError('WEFT_STOPPED', 'bus is stopped');
+    if (this.stopped) throw new WeftError('WEFT_STOPPED', 'bus is stopped');
+    const { store, journal, clock } = this.deps;
+    await store.write(() => {
+      const now = clock.now();
+      for (const e of envs) journal.add(e, now);
+    });
+    this.appended += envs.length;
+    this.flush(envs);
+  }
+
+  stage(env: Envelope): void {
+    this.deps.journal.add(env, this.deps.clock.now());
+  }
+
+  flush(staged: readonly Envelope[]): void {
+    if (staged.length === 0 || this.stopped) return;
+    if (this.scan || this.queue.length + staged.length > (this.init.maxQueued ?? 50_000)) {
+      // The journal has them; the scan (now or after the failure that started it) sends them.
+      this.scan ??= { cutoff: ALL, afterSeq: 0 };
+    } else {
+      for (const e of staged) this.queue.push(e);
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.pumping || this.stopped) return;
+    this.pumping = this.pump().finally(() => {
+      this.pumping = undefined;
+      if (!this.stopped && (this.queue.length > 0 || this.scan)) this.kick();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    const { journal, store, clock, logger } = this.deps;
+    let backoff = 0;
+    while (!this.stopped) {
+      const scan = this.scan;
+      let batch: Envelope[];
+      let rows: Array<{ seq: number; envelope: Envelope }> = [];
+      if (scan) {
+        rows = journal.stale(scan.cutoff, scan.afterSeq, 1000);
+        if (rows.length === 0) {
+          this.scan = undefined;
+          continue;
+        }
+        batch = rows.map((r) => r.envelope);
+      } else {
+        if (this.queue.length === 0) return;
+        batch = this.queue.splice(0, 1000);
+      }
+      try {
+        await this.xadd(batch);
+        backoff = 0;
+        if (this.lastError) {
+          logger.info({ stream: this.stream }, 'Redis takes events again; the journal is being put on the stream');
+          this.lastError = undefined;
+        }
+        if (scan && rows.length > 0) {
+          const first = (rows[0] as { seq: number }).seq;
+          const last = (rows[rows.length - 1] as { seq: number }).seq;
+          scan.afterSeq = last;
+          await store.write(() => journal.touch(first, last, clock.now()));
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        const msg = (err as Error).message;
+        if (this.lastError === undefined) {
+          logger.warn({ err: msg, journal: journal.count() }, 'Redis does not take events; they wait in the emit journal (emits are still accepted)');
+        }
+        this.lastError = msg;
+        // Everything committed so far is in the journal: read it back once Redis answers.
+        this.queue = [];
+        this.scan = { cutoff: ALL, afterSeq: 0 };
+        backoff = Math.min(Math.max(backoff * 2, 50), 2000);
+        await this.sleep(backoff);
+      }
+    }
+  }
+
+  private async xadd(envs: readonly Envelope[]): Promise<void> {
+    const cmd = this.cmd as Redis;
     const p = cmd.pipeline();
-    for (const env of envs) p.xadd(this.stream, '*', ...toStreamFields(env));
-    const timeoutMs = this.init.appendTimeoutMs ?? 10_000;
+    for (const env of envs) p.xadd(this.stream, '*', WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value, ...toStreamFields(env));
+    const timeoutMs = this.init.appendTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
     const res = await Promise.race([
       p.exec(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new WeftError('WEFT_BUS', `Redis did not accept the events within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
+        timer = setTimeout(() => reject(new WeftError('WEFT_BUS', `Redis did not accept the events within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
     for (const [err] of res ?? []) {
       if (err) throw new WeftError('WEFT_BUS', `XADD to ${this.stream} failed: ${err.message}`, { cause: err });
     }
-    this.appended += envs.length;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.pumpSleep = { wake: done };
+    }).finally(() => {
+      this.pumpSleep = undefined;
+    });
   }
 
   async next(max: number): Promise<BusEntry[]> {
     while (!this.stopped) {
       const reader = this.reader as Redis;
       try {
-        const id = this.readingPending ? '0' : '>';
+        const pending = this.pendingCursor;
         const args: Array<string | number> = ['GROUP', this.group, this.init.consumer, 'COUNT', max];
-        if (!this.readingPending) args.push('BLOCK', 1000);
-        args.push('STREAMS', this.stream, id);
+        if (pending === undefined) args.push('BLOCK', 1000);
+        args.push('STREAMS', this.stream, pending ?? '>');
         const entries = streamEntries(await reader.call('XREADGROUP', ...args));
-        this.backoffMs = 0;
-        if (this.readingPending && entries.length === 0) {
-          this.readingPending = false;
-          continue;
+        this.readBackoffMs = 0;
+        if (pending !== undefined) {
+          // Pending entries come back in id order; continue after the last one (some stay
+          // pending for good: entries that are not Weft's are never acknowledged).
+          const last = entries[entries.length - 1];
+          this.pendingCursor = last ? last[0] : undefined;
         }
-        if (entries.length === 0) continue;
-        return entries.map(([entryId, arr]) => this.toEntry(entryId, arr));
+        const out: BusEntry[] = [];
+        for (const [entryId, arr] of entries) {
+          if (this.foreign.has(entryId)) continue;
+          out.push(this.toEntry(entryId, arr));
+        }
+        if (out.length > 0) return out;
       } catch (err) {
         if (this.stopped) return [];
         const msg = (err as Error).message ?? String(err);
         if (msg.includes('NOGROUP')) {
-          this.logger.warn({ stream: this.stream }, 'consumer group missing (Redis restarted?): recreating it');
+          this.deps.logger.warn({ stream: this.stream }, 'consumer group missing (Redis restarted empty?): recreating it and putting the journal on the stream again');
           await this.ensureGroup().catch(() => undefined);
-          this.readingPending = true;
-          this.onRecreated?.();
+          this.pendingCursor = '0';
+          this.scan = { cutoff: ALL, afterSeq: 0 };
+          this.kick();
         } else {
-          this.logger.warn({ err: msg }, 'reading the Redis bus failed; retrying');
+          this.deps.logger.warn({ err: msg }, 'reading the Redis bus failed; retrying');
         }
-        this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 2000);
-        await new Promise((r) => setTimeout(r, this.backoffMs));
+        this.readBackoffMs = Math.min(Math.max(this.readBackoffMs * 2, 50), 2000);
+        await new Promise((r) => setTimeout(r, this.readBackoffMs));
       }
     }
     return [];
   }
 
   private toEntry(entryId: string, arr: string[] | null): BusEntry {
-    // A pending entry deleted by a trim comes back with null fields.
+    // A pending entry deleted by someone else comes back with null fields.
     if (!arr) return { position: entryId, error: 'entry was deleted from the stream', raw: '' };
     const fields = fieldsFromArray(arr);
     try {
       return { position: entryId, envelope: fromStreamFields(fields, entryId), logged: false };
     } catch (err) {
-      return { position: entryId, error: (err as Error).message, raw: JSON.stringify(fields) };
+      const field = (err as WeftError).details?.field;
+      return { position: entryId, error: (err as Error).message, raw: JSON.stringify(fields), ...(typeof field === 'string' ? { field } : {}) };
     }
   }
 
+  consumed(entries: readonly BusEntry[]): void {
+    const ids: string[] = [];
+    for (const e of entries) if ('envelope' in e) ids.push(e.envelope.id);
+    this.deps.journal.remove(ids);
+  }
+
   rewind(): void {
-    this.readingPending = true;
+    this.pendingCursor = '0';
   }
 
   async committed(entries: readonly BusEntry[]): Promise<void> {
     if (entries.length === 0 || !this.cmd) return;
-    const ids = entries.map((e) => e.position);
+    const ids: string[] = [];
+    for (const e of entries) {
+      if ('envelope' in e) ids.push(e.position);
+      else this.rememberForeign(e.position);
+    }
+    if (ids.length === 0) return;
     try {
       await this.cmd.xack(this.stream, this.group, ...ids);
-      this.acked += ids.length;
-      if (this.init.trim !== false && this.acked - this.lastTrimAt >= 10_000) {
-        this.lastTrimAt = this.acked;
-        await this.trim(ids[ids.length - 1] as string);
-      }
     } catch (err) {
       // Not fatal: the entries come back as pending and the log's id check skips them.
-      this.logger.warn({ err: (err as Error).message }, 'XACK failed; entries will be redelivered and skipped');
+      this.deps.logger.warn({ err: (err as Error).message }, 'XACK failed; entries will be redelivered and skipped');
     }
   }
 
-  /** Removes entries below both the oldest pending entry and the last acknowledged one. */
-  private async trim(lastAcked: string): Promise<void> {
-    const cmd = this.cmd as Redis;
-    const summary = (await cmd.xpending(this.stream, this.group)) as [number, string | null, string | null, unknown];
-    const minPending = summary[0] > 0 ? summary[1] : null;
-    const floor = minPending && compareIds(minPending, lastAcked) < 0 ? minPending : lastAcked;
-    await cmd.xtrim(this.stream, 'MINID', floor);
+  private rememberForeign(id: string): void {
+    if (this.foreign.has(id)) return;
+    this.foreignCount++;
+    if (this.foreign.size >= MAX_REMEMBERED_FOREIGN) this.foreign.delete(this.foreign.values().next().value as string);
+    this.foreign.add(id);
+  }
+
+  /** Deletes this bus's own entries that every group has acknowledged; returns how many. */
+  async trim(): Promise<number> {
+    const cmd = this.cmd;
+    if (!cmd || this.stopped || cmd.status !== 'ready') return 0;
+    try {
+      return await trimOwnEntries(cmd, this.stream, this.trimCursor);
+    } catch (err) {
+      this.deps.logger.debug({ err: (err as Error).message }, 'trimming the bus stream failed');
+      return 0;
+    }
   }
 
   private async ensureGroup(): Promise<void> {
@@ -193,8 +369,14 @@ export class RedisBus implements Bus {
     }
   }
 
-  stats(): { appended: number } {
-    return { appended: this.appended };
+  stats(): BusStats {
+    return {
+      appended: this.appended,
+      depth: this.queue.length,
+      journal: this.deps.journal.count(),
+      foreign: this.foreignCount,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 }
 
@@ -203,9 +385,4 @@ export function compareIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number) as [number, number];
   const [bm, bs] = b.split('-').map(Number) as [number, number];
   return am !== bm ? am - bm : as - bs;
-}
-
-/** Hides a password in a Redis URL for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 }

@@ -1,6 +1,6 @@
 import type { Envelope } from '../envelope/index.js';
 import type { NodeStore } from '../store/index.js';
-import type { Bus, BusEntry } from './bus.js';
+import type { Bus, BusEntry, BusStats } from './bus.js';
 
 export interface SqliteBusInit {
   /** Consumer name whose position is kept in consumer_offsets. */
@@ -14,6 +14,7 @@ export interface SqliteBusInit {
  */
 export class SqliteBus implements Bus {
   readonly kind = 'sqlite' as const;
+  readonly description = 'embedded (SQLite)';
   private position = 0;
   private handoff: Array<{ seq: number; envelope: Envelope }> = [];
   private waiter: (() => void) | undefined;
@@ -50,10 +51,18 @@ export class SqliteBus implements Bus {
     this.wake();
   }
 
-  /** Wakes the consumer after appends made inside another transaction (cartridge emits). */
-  poke(): void {
-    this.wake();
+  /** In the caller's transaction: the event goes into the log like an append. */
+  stage(env: Envelope): void {
+    this.ns.log.append(env);
   }
+
+  /** The staged events are in the log: wake the consumer. */
+  flush(staged: readonly Envelope[]): void {
+    if (staged.length > 0) this.wake();
+  }
+
+  /** The processor's position is the embedded bus's only record of consumption. */
+  consumed(): void {}
 
   async next(max: number): Promise<BusEntry[]> {
     for (;;) {
@@ -102,7 +111,7 @@ export class SqliteBus implements Bus {
 
   async committed(): Promise<void> {}
 
-  stats(): { appended: number; depth: number } {
+  stats(): BusStats {
     return { appended: this.appended, depth: this.handoff.length };
   }
 

@@ -42,13 +42,15 @@ program
     });
     console.log(`weft ${VERSION} node '${config.computer.name}' running`);
     console.log(`  API:        ${d.info.url}  (bearer token in ${d.info.tokenFile})`);
-    console.log(`  bus:        ${d.node.bus.kind === 'redis' ? `redis stream ${config.redis.stream}` : 'embedded (SQLite)'}`);
+    console.log(`  bus:        ${d.node.bus.description}`);
     console.log(`  identity:   ${d.assembled.identity.fingerprint}  ${d.assembled.identity.nodeId}`);
     console.log(`  mesh:       ${d.assembled.mesh ? `${d.assembled.mesh.provider.name}${config.mesh.provider === 'tls' ? ` on ${config.mesh.tls_host}:${config.mesh.tls_port}` : ''}, ${d.assembled.peers.getAllPeers().length} peers known` : 'off (set mesh.provider to share events)'}`);
     console.log(`  data dir:   ${config.data_dir}`);
     console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
     await stopped;
     console.log('stopped');
+    // A stop that timed out may leave sockets open: do not wait for them.
+    process.exit(process.exitCode ?? 0);
   });
 
 program

@@ -3,6 +3,7 @@ import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors/index.js';
+import { redisKeys } from './redis-keys.js';
 
 type Kind = 'string' | 'integer' | 'enum' | 'boolean' | 'string[]';
 
@@ -25,8 +26,10 @@ export const CONFIG_KEYS = {
   'computer.cluster': { kind: 'string', help: 'cluster this computer belongs to (cluster events go to its members)' },
   data_dir: { kind: 'string', help: 'where the node keeps its SQLite file, keys, token and logs' },
   'redis.url': { kind: 'string', secret: true, help: 'use Redis Streams for the local bus and mesh (e.g. redis://127.0.0.1:6379)' },
-  'redis.stream': { kind: 'string', default: 'weft:events', help: 'the local bus stream' },
-  'redis.group': { kind: 'string', default: 'weft-pipeline', help: 'consumer group of the pipeline' },
+  'redis.prefix': { kind: 'string', default: 'weft:', help: 'prefix of every key Weft writes on Redis (streams, groups, registry, claims)' },
+  'redis.stream': { kind: 'string', help: 'the local bus stream (default {prefix}events:{computer}; "teleclaude:events" reads TeleClaude\'s producers)' },
+  'redis.group': { kind: 'string', help: 'consumer group of the pipeline (default {prefix}pipeline:{computer})' },
+  'daemon.stop_timeout': { kind: 'integer', default: 10, min: 1, max: 600, help: 'seconds a stop may take; what is not sent yet stays durable in the journal and outboxes' },
   'api.host': { kind: 'string', default: '127.0.0.1', help: 'address the HTTP API binds to (loopback by default)' },
   'api.port': { kind: 'integer', default: 9237, min: 0, max: 65535, help: 'HTTP API port (0 picks a free one)' },
   'autonomy.cartridge_install': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L1', help: 'L1 human approves, L2 guardian decides, L3 autonomous' },
@@ -57,7 +60,8 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 export interface WeftConfig {
   computer: { name: string; cluster?: string };
   data_dir: string;
-  redis: { url?: string; stream: string; group: string };
+  redis: { url?: string; prefix: string; stream: string; group: string };
+  daemon: { stop_timeout: number };
   api: { host: string; port: number };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number };
   trust: { strictness: 'permissive' | 'standard' | 'strict'; rate_per_second: number; rate_burst: number };
@@ -189,10 +193,23 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   }
   const get = <T>(key: ConfigKey): T => (values.has(key) ? values.get(key) : (CONFIG_KEYS[key] as KeySpec).default) as T;
   const home = env.HOME ?? homedir();
+  const computer = get<string | undefined>('computer.name') ?? hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(computer)) {
+    throw new ConfigError(
+      `config key computer.name: ${JSON.stringify(computer)} is not allowed; expected letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`,
+      { key: 'computer.name' },
+    );
+  }
+  const prefix = get<string>('redis.prefix');
   const cfg: WeftConfig = {
-    computer: { name: get<string | undefined>('computer.name') ?? hostname() },
+    computer: { name: computer },
     data_dir: resolve(get<string | undefined>('data_dir') ?? join(home, '.weft', 'data')),
-    redis: { stream: get('redis.stream'), group: get('redis.group') },
+    redis: {
+      prefix,
+      stream: get<string | undefined>('redis.stream') ?? redisKeys(prefix, computer).busStream,
+      group: get<string | undefined>('redis.group') ?? redisKeys(prefix, computer).busGroup,
+    },
+    daemon: { stop_timeout: get('daemon.stop_timeout') },
     api: { host: get('api.host'), port: get('api.port') },
     autonomy: { cartridge_install: get('autonomy.cartridge_install'), promotion_threshold: get('autonomy.promotion_threshold') },
     trust: { strictness: get('trust.strictness'), rate_per_second: get('trust.rate_per_second'), rate_burst: get('trust.rate_burst') },

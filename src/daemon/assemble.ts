@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { AuditLog, ensureAuditSchema } from '../audit/index.js';
 import { type SystemPipelineInit, systemPipeline } from '../cartridges/index.js';
 import type { Catalog } from '../catalog/index.js';
+import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys } from '../config/index.js';
+import { RedisClaims } from '../redis/index.js';
 import { loadOrCreateIdentity, type NodeIdentity, PinnedKeys } from '../identity/index.js';
 import {
   ensureReplayGuardSchema,
@@ -18,14 +20,16 @@ import type { Cartridge } from '../pipeline/index.js';
 import type { ProviderFactory } from '../transport/index.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { type Logger, silentLogger } from '../util/logger.js';
-import { createNode, type WeftNode } from './node.js';
+import { createNode, type RedisBusOptions, type WeftNode } from './node.js';
 
 export interface AssembleInit {
   dataDir: string;
   computer: string;
   cluster?: string;
   /** Local bus on Redis instead of the embedded log. */
-  redis?: { url: string; stream?: string; group?: string };
+  redis?: RedisBusOptions;
+  /** Prefix of every Weft key on Redis (default `weft:`): registry entries, claims, streams. */
+  redisPrefix?: string;
   catalog?: Catalog;
   system?: SystemPipelineInit;
   /** Cartridges after the system pipeline and the mesh publisher. */
@@ -55,6 +59,24 @@ export interface AssembledNode {
   start(): Promise<void>;
   /** Stops the mesh, then the node. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** The names this node holds on a shared Redis: its computer name and its bus stream. */
+function claimsFor(init: AssembleInit, keys: RedisKeys, nodeId: string, logger: Logger): RedisClaims | undefined {
+  const url = init.redis?.url ?? init.mesh?.registryUrl;
+  if (!url) return undefined;
+  const list = [
+    {
+      key: keys.claimComputer(init.computer),
+      what: `computer name '${init.computer}'`,
+      hint: 'give this node its own computer.name (WEFT_COMPUTER_NAME)',
+    },
+  ];
+  if (init.redis) {
+    const stream = init.redis.stream ?? keys.busStream;
+    list.push({ key: keys.claimStream(stream), what: `bus stream '${stream}'`, hint: 'give this node its own redis.stream (WEFT_REDIS_STREAM) or leave it unset' });
+  }
+  return new RedisClaims({ url, nodeId, claims: list }, logger.child({ mod: 'claims' }));
 }
 
 /**
@@ -92,6 +114,8 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   ensureAuditSchema(db);
   const audit = new AuditLog({ db, clock });
   if (created) audit.record('identity.created', null, { nodeId: identity.nodeId, fingerprint: identity.fingerprint }, true);
+  const keys = redisKeys(init.redisPrefix ?? DEFAULT_REDIS_PREFIX, init.computer);
+  const claims = claimsFor(init, keys, identity.nodeId, logger);
   let mesh: MeshService | undefined;
   if (init.mesh) {
     ensureReplayGuardSchema(db);
@@ -103,6 +127,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
             url: init.mesh.registryUrl,
             self: { ...self, addresses: init.mesh.announce ?? [], caps: [...provider.caps] },
             ttlMs: 15_000,
+            prefix: keys.peersPrefix,
           },
           { logger: logger.child({ mod: 'registry' }), clock },
         )
@@ -130,6 +155,8 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     peers,
     mesh,
     async start() {
+      // Before anything is read or written on a shared Redis: refuse if another node has these names.
+      await claims?.start();
       await node.start();
       await mesh?.start();
     },
@@ -137,6 +164,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       stopping ??= (async () => {
         await mesh?.stop();
         await node.stop();
+        await claims?.stop();
       })();
       return stopping;
     },

@@ -75,7 +75,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         dataDir: cfg.data_dir,
         computer: cfg.computer.name,
         ...(cfg.computer.cluster ? { cluster: cfg.computer.cluster } : {}),
-        ...(cfg.redis.url ? { redis: { url: cfg.redis.url, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
+        ...(cfg.redis.url ? { redis: { url: cfg.redis.url, prefix: cfg.redis.prefix, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
+        redisPrefix: cfg.redis.prefix,
         system: {
           trust: { strictness: cfg.trust.strictness, rate: { perSecond: cfg.trust.rate_per_second, burst: cfg.trust.rate_burst } },
         },
@@ -178,7 +179,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
       info,
       logger,
       stop() {
-        stopping ??= (async () => {
+        stopping ??= boundedStop(cfg.daemon.stop_timeout * 1000, logger, async () => {
           logger.info('weft daemon stopping');
           api.hub.closeAll();
           await a.close();
@@ -190,7 +191,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
           log.close();
           lock.release();
-        })();
+        });
         return stopping;
       },
     };
@@ -204,6 +205,25 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new WeftError('WEFT_CONFIG', `api.port ${cfg.api.port} on ${cfg.api.host} is already in use`);
     throw err;
+  }
+}
+
+/**
+ * Runs the stop within `ms`: a stop that cannot finish (a peer or Redis that does not answer)
+ * is abandoned with one error line; everything accepted is already durable (journal, outboxes,
+ * SQLite commits), so the next start resumes it. Throws WEFT_STOPPED when it timed out.
+ */
+async function boundedStop(ms: number, logger: Logger, stop: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+    timer.unref();
+  });
+  const r = await Promise.race([stop().then(() => 'done' as const), timedOut]);
+  clearTimeout(timer);
+  if (r === 'timeout') {
+    logger.error({ stopTimeoutMs: ms }, 'stop did not finish in time; exiting anyway (what was not sent stays in the journal and outboxes)');
+    throw new WeftError('WEFT_STOPPED', `stop did not finish within ${ms / 1000} s (daemon.stop_timeout); what was not sent yet stays durable and is sent after the next start`);
   }
 }
 
@@ -229,7 +249,7 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
       return {};
     case 'redis': {
       if (!cfg.redis.url) throw new ConfigError('config key mesh.provider: "redis" needs redis.url to be set', { key: 'mesh.provider' });
-      return { mesh: { provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name }), peers, registryUrl: cfg.redis.url, options } };
+      return { mesh: { provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name, prefix: cfg.redis.prefix }), peers, registryUrl: cfg.redis.url, options } };
     }
     case 'tls': {
       const tlsPeers = peers.flatMap((p) => {

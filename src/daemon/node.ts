@@ -1,7 +1,15 @@
 import { join } from 'node:path';
-import { type Bus, RedisBus, SqliteBus } from '../bus/index.js';
+import { type Bus, RedisBus, type RedisBusInit, SqliteBus } from '../bus/index.js';
+
+/**
+ * The Redis bus's options a node takes. Stream and group default to this computer's own
+ * (`{prefix}events:{computer}`, `{prefix}pipeline:{computer}`); trimming defaults to on only
+ * for streams under the prefix (Weft never trims another program's stream).
+ */
+export type RedisBusOptions = Omit<RedisBusInit, 'consumer' | 'stream' | 'group'> & { stream?: string; group?: string; prefix?: string };
 import { dedupCartridge, notificationProjector } from '../cartridges/index.js';
 import { type Catalog, createDefaultCatalog } from '../catalog/index.js';
+import { DEFAULT_REDIS_PREFIX, redisKeys } from '../config/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import {
   type BuildDeps,
@@ -13,8 +21,9 @@ import {
   type NodeSelf,
   Pipeline,
   Processor,
+  RefusalNotices,
 } from '../pipeline/index.js';
-import { type NodeStore, openNodeStore } from '../store/index.js';
+import { type NodeStore, openNodeStore, type RejectionInput } from '../store/index.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { IdGenerator } from '../util/ids.js';
 import { type Logger, silentLogger } from '../util/logger.js';
@@ -25,12 +34,9 @@ export interface NodeInit {
   computer: string;
   cluster?: string;
   /** Set to use Redis Streams as the local bus instead of the embedded log. */
-  redis?: { url: string; stream?: string; group?: string };
+  redis?: RedisBusOptions;
   catalog?: Catalog;
-  /**
-   * Builds the ordered cartridge list from the defaults (dedup, notification projection).
-   * Later issues insert the trust, enrichment, correlation, classification and mesh stages.
-   */
+  /** Builds the ordered cartridge list from the defaults (dedup, notification projection). */
   cartridges?: (defaults: { dedup: Cartridge; projection: Cartridge }) => Cartridge[];
   batchSize?: number;
   /** Default `source` of locally emitted events (default: `weft@<computer>`). */
@@ -61,10 +67,11 @@ export class WeftNode {
   readonly clock: Clock;
   readonly logger: Logger;
   private started = false;
-  private journalTimer: NodeJS.Timeout | undefined;
   private readonly buildDeps: BuildDeps;
   private readonly listeners = new Set<(b: CommittedBatch) => void>();
   private stopping: Promise<void> | undefined;
+  /** Rate-limited notifications about refused input (bus entries here; the mesh has its own). */
+  readonly refusals: RefusalNotices;
 
   constructor(init: NodeInit, deps: NodeDeps = {}) {
     this.clock = deps.clock ?? systemClock;
@@ -73,7 +80,10 @@ export class WeftNode {
     this.self = { computer: init.computer, ...(init.cluster ? { cluster: init.cluster } : {}) };
     this.ns = openNodeStore({ path: join(init.dataDir, 'weft.db') }, { clock: this.clock, logger: this.logger });
     this.bus = init.redis
-      ? new RedisBus({ ...init.redis, consumer: init.computer }, this.logger.child({ mod: 'bus' }))
+      ? new RedisBus(
+          redisBusInit(init.redis, init.computer),
+          { store: this.ns.store, journal: this.ns.emitJournal, clock: this.clock, logger: this.logger.child({ mod: 'bus' }) },
+        )
       : new SqliteBus(this.ns, { consumer: 'pipeline' });
     const defaults = { dedup: dedupCartridge(), projection: notificationProjector() };
     const cartridges = init.cartridges ? init.cartridges(defaults) : [defaults.dedup, defaults.projection];
@@ -86,25 +96,26 @@ export class WeftNode {
       computer: init.computer,
     };
     this.buildDeps = build;
-    const ns = this.ns;
-    const clock = this.clock;
-    this.emitter = new Emitter(
-      this.bus,
-      build,
-      4096,
-      init.redis
-        ? {
-            write: (envs) =>
-              ns.store.write(() => {
-                const now = clock.now();
-                for (const e of envs) ns.emitOutbox.add(e, now);
-              }),
-            appendFailed: (err) =>
-              this.logger.warn({ err: (err as Error).message }, 'Redis did not take the events; they wait in the emit journal'),
-          }
-        : undefined,
+    this.refusals = new RefusalNotices(
+      {},
+      {
+        clock: this.clock,
+        logger: this.logger,
+        raise: (_key, d, count) =>
+          this.emit({
+            event: 'system.entry.rejected',
+            payload: {
+              origin: d.origin ?? 'bus',
+              entryId: d.entryId ?? '',
+              code: d.code ?? 'ENTRY_INVALID',
+              reason: (d.reason ?? '').slice(0, 2000),
+              ...(d.field ? { field: d.field } : {}),
+              count,
+            },
+          }),
+      },
     );
-    if (this.bus instanceof RedisBus) this.bus.onRecreated = () => void this.processor.flushEmitted(0);
+    this.emitter = new Emitter(this.bus, build, 4096);
     this.processor = new Processor(
       {
         ns: this.ns,
@@ -116,6 +127,7 @@ export class WeftNode {
         self: this.self,
         build,
         onCommitted: (b) => this.publish(b),
+        onRejected: (list) => this.onRejected(list),
       },
       { batchSize: init.batchSize ?? 1024 },
     );
@@ -126,12 +138,7 @@ export class WeftNode {
     if (this.started) return;
     this.started = true;
     await this.bus.start();
-    await this.processor.flushEmitted(0);
     this.processor.start();
-    if (this.bus.kind === 'redis') {
-      this.journalTimer = setInterval(() => void this.processor.flushEmitted(3000).catch(() => undefined), 2000);
-      this.journalTimer.unref();
-    }
   }
 
   /** Builds (validates, fills defaults, gives an id) an envelope without emitting it. */
@@ -145,7 +152,7 @@ export class WeftNode {
     this.buildDeps.origin = nodeId;
   }
 
-  /** Emits one event; resolves with the envelope once it is durable in the bus. */
+  /** Emits one event; resolves with the envelope once it is durable on this node. */
   emit(input: unknown): Promise<Envelope> {
     return this.emitter.emit(input);
   }
@@ -170,7 +177,7 @@ export class WeftNode {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
-      if (this.journalTimer) clearInterval(this.journalTimer);
+      this.refusals.close();
       await this.emitter.close();
       await this.processor.stop();
       await this.ns.store.close();
@@ -194,6 +201,14 @@ export class WeftNode {
     }
   }
 
+  /** Bus entries refused: each logged with its reason and field, bursts raised as one notification per source and reason per minute. */
+  private onRejected(list: RejectionInput[]): void {
+    for (const r of list) {
+      this.logger.warn({ origin: r.origin, entry: r.ref, code: r.code, field: r.field ?? null, reason: r.reason }, 'bus entry refused (left on the stream, unacknowledged)');
+      this.refusals.note(`${r.origin}|${r.code}|${r.field ?? ''}`, { origin: r.origin, code: r.code, field: r.field, entryId: r.ref, reason: r.reason });
+    }
+  }
+
   private onCartridgeFailure(cartridge: string, event: Envelope, error: Error, ctx: CartridgeContext): void {
     this.ns.deadLetters.add(event, cartridge, error.message);
     if (event.event === 'system.cartridge.failed') return;
@@ -202,6 +217,13 @@ export class WeftNode {
       payload: { cartridge, eventId: event.id, eventType: event.event, error: error.message.slice(0, 2000) },
     });
   }
+}
+
+function redisBusInit(o: RedisBusOptions, computer: string): RedisBusInit {
+  const { prefix = DEFAULT_REDIS_PREFIX, ...rest } = o;
+  const keys = redisKeys(prefix, computer);
+  const stream = o.stream ?? keys.busStream;
+  return { ...rest, stream, group: o.group ?? keys.busGroup, consumer: computer, trim: o.trim ?? stream.startsWith(prefix) };
 }
 
 /** Creates a node (opens its store); call `start()` to run it. */

@@ -4,6 +4,7 @@
  * everyone else. (mDNS on the local link is not built yet.)
  */
 import type { Redis } from 'ioredis';
+import { quitWithin } from '../redis/index.js';
 import { newRedis } from '../util/lazy.js';
 import { isNodeId } from '../identity/index.js';
 import type { Clock } from '../util/clock.js';
@@ -77,7 +78,7 @@ export interface RedisPeerRegistryInit {
   ttlMs?: number;
   /** Heartbeat period, ms (default ttl / 3). */
   heartbeatMs?: number;
-  /** Key prefix (default `weft:peers:`). */
+  /** Key prefix of the entries (default `weft:peers:`, i.e. `{redis.prefix}peers:`). */
   prefix?: string;
 }
 
@@ -113,15 +114,25 @@ export class RedisPeerRegistry {
   /** Connects, announces this node and keeps announcing it. Idempotent. */
   async start(): Promise<void> {
     if (this.client) return;
-    this.client = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    // No offline queue: while Redis is away a heartbeat fails at once (the next one retries)
+    // instead of queueing, and stop() never waits for Redis.
+    this.client = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false });
     this.client.on('error', (err) =>
       this.deps.logger.debug({ err: err.message }, 'peer registry connection error'),
     );
     await this.client.connect();
     await this.heartbeat();
+    let failing = false;
     this.timer = setInterval(() => {
-      this.heartbeat().catch((err) =>
-        this.deps.logger.warn({ err: (err as Error).message }, 'peer registry heartbeat failed'),
+      this.heartbeat().then(
+        () => {
+          failing = false;
+        },
+        (err) => {
+          // Once per outage at warn; the next heartbeat retries.
+          this.deps.logger[failing ? 'debug' : 'warn']({ err: (err as Error).message }, 'peer registry heartbeat failed');
+          failing = true;
+        },
       );
     }, this.heartbeatMs);
     this.timer.unref();
@@ -169,8 +180,10 @@ export class RedisPeerRegistry {
       if (this.timer) clearInterval(this.timer);
       const c = this.client;
       if (!c) return;
-      await c.del(this.prefix + this.init.self.computer).catch(() => undefined);
-      await c.quit().catch(() => c.disconnect());
+      if (c.status === 'ready') {
+        await Promise.race([c.del(this.prefix + this.init.self.computer).catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+      }
+      await quitWithin(c);
     })();
     return this.stopping;
   }

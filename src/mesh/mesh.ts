@@ -4,7 +4,7 @@ import type { WeftNode } from '../daemon/node.js';
 import { type Envelope, envelopeValidator } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import { fingerprintOfNodeId, type KeyRotationRecord, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
-import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
+import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
 import {
   decodeFrame,
   encodeFrame,
@@ -212,7 +212,7 @@ export class MeshService {
   private unsubs: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
-  private readonly lastRejectNotice = new Map<string, number>();
+  private readonly refusals: RefusalNotices;
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
 
   constructor(
@@ -223,6 +223,25 @@ export class MeshService {
     this.resendAfterMs = init.resendAfterMs ?? 5000;
     this.maxInflightFrames = init.maxInflightFrames ?? 64;
     this.maxHops = init.maxHops ?? 8;
+    this.refusals = new RefusalNotices(
+      {},
+      {
+        clock: deps.clock,
+        logger: deps.logger,
+        raise: (_key, d, count) =>
+          deps.node.emit({
+            event: 'mesh.event.rejected',
+            payload: {
+              sender: d.sender ?? 'unknown',
+              senderComputer: d.computer ?? 'unknown',
+              code: d.code ?? 'unknown',
+              reason: (d.reason ?? '').slice(0, 2000),
+              count,
+              windowStart: new Date(deps.clock.now()).toISOString(),
+            },
+          }),
+      },
+    );
   }
 
   get identity(): NodeIdentity {
@@ -288,6 +307,7 @@ export class MeshService {
     this.stopping ??= (async () => {
       for (const u of this.unsubs) u();
       if (this.discoverTimer) clearInterval(this.discoverTimer);
+      this.refusals.close();
       await Promise.all([...this.senders.values()].map((s) => s.stop()));
       await this.deps.registry?.stop();
       await this.deps.provider.stop();
@@ -364,7 +384,7 @@ export class MeshService {
       },
       provider: this.deps.provider.name,
       caps: [...this.deps.provider.caps],
-      counters: this.counters,
+      counters: { ...this.counters, ...(this.deps.provider.foreignEntries !== undefined ? { foreignEntries: this.deps.provider.foreignEntries } : {}) },
       peers: this.deps.peers.getAllPeers().map((p) => {
         const t = tel.get(p.computer);
         const s = this.senders.get(p.computer);
@@ -509,7 +529,7 @@ export class MeshService {
       }
       if (!r.ok) {
         const peek = peekFrame(f.bytes);
-        await this.reject(peek.ok ? peek.header.sender : undefined, f.from, r.error.code, r.error.message);
+        await this.reject(peek.ok ? peek.header.sender : undefined, f.from, r.error.code, r.error.message, { ref: f.deliveryId, raw: f.bytes });
         await f.ack();
         continue;
       }
@@ -519,7 +539,7 @@ export class MeshService {
         ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same frame twice in one delivery batch' } }
         : this.deps.guard.check(frame.header);
       if (!verdict.ok) {
-        await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message);
+        await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message, { ref: f.deliveryId, raw: f.bytes });
         await f.ack();
         continue;
       }
@@ -527,7 +547,7 @@ export class MeshService {
       const computer = this.deps.pins.computerOf(frame.header.sender) ?? f.from ?? 'unknown';
       switch (frame.type) {
         case 'events':
-          toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer) });
+          toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer, f.deliveryId) });
           break;
         case 'ack': {
           // Not recorded by the guard: a replayed ack (still signed, still fresh) only repeats a deletion.
@@ -568,7 +588,7 @@ export class MeshService {
   }
 
   /** Validates and stamps a frame's envelopes with the verified sender; refuses bad ones. */
-  private async stamp(frame: Extract<Frame, { type: 'events' }>, computer: string): Promise<Envelope[]> {
+  private async stamp(frame: Extract<Frame, { type: 'events' }>, computer: string, deliveryId: string): Promise<Envelope[]> {
     const out: Envelope[] = [];
     for (const raw of frame.body.envelopes) {
       const stamped: Record<string, unknown> = {
@@ -579,12 +599,20 @@ export class MeshService {
       };
       const bad = envelopeValidator.firstError(stamped);
       if (bad) {
-        await this.reject(frame.header.sender, computer, 'ENVELOPE_INVALID', `envelope ${String(raw.id ?? '?')}: field '${bad.path}' ${bad.message}`);
+        await this.reject(frame.header.sender, computer, 'ENVELOPE_INVALID', `envelope ${String(raw.id ?? '?')}: field '${bad.path}' ${bad.message}`, {
+          ref: `${deliveryId}:${String(raw.id ?? '?')}`,
+          field: bad.path,
+          raw: JSON.stringify(raw),
+        });
         continue;
       }
       const env = stamped as Envelope;
       if ((env.hops ?? 0) > this.maxHops) {
-        await this.reject(frame.header.sender, computer, 'ENVELOPE_HOP_LIMIT', `envelope ${env.id} has travelled ${env.hops} hops`);
+        await this.reject(frame.header.sender, computer, 'ENVELOPE_HOP_LIMIT', `envelope ${env.id} has travelled ${env.hops} hops`, {
+          ref: `${deliveryId}:${env.id}`,
+          field: '/hops',
+          raw: JSON.stringify(raw),
+        });
         continue;
       }
       out.push(env);
@@ -649,34 +677,31 @@ export class MeshService {
     }
   }
 
-  private async reject(sender: string | undefined, from: string | undefined, code: string, message: string): Promise<void> {
+  private async reject(
+    sender: string | undefined,
+    from: string | undefined,
+    code: string,
+    message: string,
+    input: { ref: string; field?: string; raw: Uint8Array | string },
+  ): Promise<void> {
     this.count(code);
     const computer = (sender && this.deps.pins.computerOf(sender)) ?? from ?? 'unknown';
-    this.logger.warn({ peer: computer, code, reason: message }, 'mesh input rejected');
+    this.logger.warn({ peer: computer, code, reason: message, ...(input.field ? { field: input.field } : {}) }, 'mesh input rejected');
     try {
       this.deps.audit.record('frame.rejected', computer, { code, reason: message.slice(0, 500), sender: sender ?? null }, false);
-      await this.deps.node.ns.store.write(() => this.deps.node.ns.rejections.add('mesh', `${computer}:${code}`, message, sender ?? ''));
+      // Frames are kept as base64 (at most 48 KiB of them), envelopes as their JSON.
+      const raw = typeof input.raw === 'string' ? input.raw : Buffer.from(input.raw.subarray(0, 49152)).toString('base64');
+      await this.deps.node.ns.store.write(() =>
+        this.deps.node.ns.rejections.add({ origin: `mesh:${computer}`, ref: input.ref, code, reason: message, field: input.field, raw }),
+      );
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'recording a mesh rejection failed');
     }
     await this.notice(sender, computer, code, message);
   }
 
-  /** Raises `mesh.event.rejected`, at most once per sender and cause per minute. */
+  /** Raises `mesh.event.rejected`: at most one per sender and cause per minute, with the count of the rest. */
   private async notice(sender: string | undefined, computer: string, code: string, message: string): Promise<void> {
-    try {
-      // One notification per sender and cause per minute: a flood of garbage stays one line.
-      const key = `${sender ?? computer}|${code}`;
-      const now = this.clock.now();
-      if ((this.lastRejectNotice.get(key) ?? -Infinity) > now - 60_000) return;
-      this.lastRejectNotice.set(key, now);
-      if (this.lastRejectNotice.size > 10_000) this.lastRejectNotice.clear();
-      await this.deps.node.emit({
-        event: 'mesh.event.rejected',
-        payload: { sender: sender ?? computer, senderComputer: computer, code, reason: `${code}: ${message}`.slice(0, 2000) },
-      });
-    } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'recording a mesh rejection failed');
-    }
+    this.refusals.note(`${sender ?? computer}|${code}`, { sender: sender ?? computer, computer, code, reason: `${code}: ${message}` });
   }
 }

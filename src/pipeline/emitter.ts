@@ -12,7 +12,8 @@ interface Pending {
 /**
  * emit(): validates and builds envelopes at once (errors are thrown to the producer), then
  * group-commits: every emit made while a write is in flight joins the next single append.
- * The promise resolves when the events are durable in the bus.
+ * The promise resolves when the events are durable on this node (the bus's SQLite commit:
+ * the log, or Redis mode's journal), whatever a Redis server is doing.
  */
 export class Emitter {
   private queue: Pending[] = [];
@@ -20,15 +21,10 @@ export class Emitter {
   private closed = false;
   private emittedCount = 0;
 
-  /**
-   * @param journal when set (Redis mode), events are committed here first; the emit is then
-   *   acknowledged even if the XADD fails, and the journal puts them on the stream later.
-   */
   constructor(
     private readonly bus: Bus,
     private readonly build: BuildDeps,
     private readonly maxBatch = 4096,
-    private readonly journal?: { write(envs: readonly Envelope[]): Promise<void>; appendFailed(err: unknown): void },
   ) {}
 
   /** Emits one event. */
@@ -78,16 +74,7 @@ export class Emitter {
       this.queue = i === q.length ? [] : q.slice(i);
       const all = batch.length === 1 ? (batch[0] as Pending).envs : batch.flatMap((p) => p.envs);
       try {
-        if (this.journal) {
-          await this.journal.write(all);
-          try {
-            await this.bus.append(all);
-          } catch (err) {
-            this.journal.appendFailed(err);
-          }
-        } else {
-          await this.bus.append(all);
-        }
+        await this.bus.append(all);
         this.emittedCount += all.length;
         for (const p of batch) p.resolve(p.envs);
       } catch (err) {

@@ -4,3 +4,4 @@ export * from './cartridge.js';
 export * from './emitter.js';
 export * from './processor.js';
 export * from './runtime.js';
+export * from './refusals.js';

@@ -1,7 +1,7 @@
 import type { Bus, BusEntry } from '../bus/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
-import type { NodeStore, NotificationChange } from '../store/index.js';
+import type { NodeStore, NotificationChange, RejectionInput } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
@@ -38,6 +38,8 @@ export interface ProcessorDeps {
   self: NodeSelf;
   build: BuildDeps;
   onCommitted?: (batch: CommittedBatch) => void;
+  /** Called after the commit with the bus entries refused in the batch for the first time. */
+  onRejected?: (rejected: RejectionInput[]) => void;
   /** Called when a batch fails as a whole (a bug or a full disk): the processor retries it with backoff. */
   onBatchError?: (err: Error, attempt: number) => void;
 }
@@ -140,9 +142,9 @@ export class Processor {
     const passed: Envelope[] = [];
     const emitted: Envelope[] = [];
     const dropped: CommittedBatch['dropped'] = [];
+    const rejected: RejectionInput[] = [];
     const facts = new Map<string, unknown>();
     let current: Envelope | undefined;
-    const redisMode = bus.kind === 'redis';
     const build = this.deps.build;
     const local = { processed: 0, passed: 0, dropped: 0, failed: 0, rejected: 0, duplicates: 0 };
 
@@ -161,8 +163,7 @@ export class Processor {
           ? { causationId: parent.id, correlationId: parent.correlationId ?? parent.id, ...input }
           : input;
         const env = buildEnvelope(withLineage, build);
-        if (redisMode) ns.emitOutbox.add(env, this.deps.clock.now());
-        else ns.log.append(env);
+        bus.stage(env);
         emitted.push(env);
         return env;
       },
@@ -171,7 +172,8 @@ export class Processor {
     await ns.store.writeAsync(async () => {
       for (const e of entries) {
         if ('error' in e) {
-          ns.rejections.add(`bus:${bus.kind}`, e.position, e.error, e.raw);
+          const r: RejectionInput = { origin: `bus:${bus.kind}`, ref: e.position, code: 'ENTRY_INVALID', reason: e.error, field: e.field, raw: e.raw };
+          if (ns.rejections.add(r)) rejected.push(r);
           local.rejected++;
           continue;
         }
@@ -200,11 +202,7 @@ export class Processor {
       current = undefined;
       const last = entries[entries.length - 1];
       if (last && !batchFacts) ns.offsets.set(this.consumer, last.position);
-      if (redisMode && !batchFacts) {
-        const ids: string[] = [];
-        for (const e of entries) if ('envelope' in e) ids.push(e.envelope.id);
-        ns.emitOutbox.remove(ids);
-      }
+      if (!batchFacts) bus.consumed(entries);
       for (const [name, n] of pipeline.takeCounts()) ns.stats.add(name, n, ctx.now);
       inTransaction?.();
     }).catch((err) => {
@@ -223,12 +221,8 @@ export class Processor {
     s.duplicates += local.duplicates;
 
     if (!batchFacts) await bus.committed(entries);
-    if (emitted.length > 0) {
-      if (redisMode) {
-        // Journaled in the batch; on the stream now (or later by the journal's resend).
-        await bus.append(emitted).catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'cartridge events wait in the emit journal'));
-      } else (bus as { poke?: () => void }).poke?.();
-    }
+    bus.flush(emitted);
+    if (rejected.length > 0) this.deps.onRejected?.(rejected);
     const batch: CommittedBatch = {
       changes,
       passed,
@@ -239,36 +233,5 @@ export class Processor {
     };
     this.deps.onCommitted?.(batch);
     return batch;
-  }
-
-  /**
-   * Puts journaled events on the bus. Embedded mode: cartridge emits are already in the log
-   * (wake the reader). Redis mode: events the processor has not applied yet and that were last
-   * put on the stream more than `olderThanMs` ago go on it again (all of them with 0, after
-   * Redis restarted empty); a duplicate is skipped by its id.
-   */
-  async flushEmitted(olderThanMs = 0): Promise<number> {
-    const { bus, ns, clock } = this.deps;
-    if (bus.kind !== 'redis') {
-      (bus as { poke?: () => void }).poke?.();
-      return 0;
-    }
-    let after = 0;
-    let sent = 0;
-    const cutoff = clock.now() - olderThanMs;
-    for (;;) {
-      const rows = ns.emitOutbox.stale(cutoff, after, 1000);
-      if (rows.length === 0) return sent;
-      try {
-        await bus.append(rows.map((r) => r.envelope));
-      } catch (err) {
-        this.deps.logger.warn({ err: (err as Error).message, pending: ns.emitOutbox.count() }, 'events wait in the emit journal until Redis takes them');
-        return sent;
-      }
-      const first = (rows[0] as { seq: number }).seq;
-      after = (rows[rows.length - 1] as { seq: number }).seq;
-      await ns.store.write(() => ns.emitOutbox.touch(first, after, clock.now()));
-      sent += rows.length;
-    }
   }
 }

@@ -1,7 +1,7 @@
 /** store: the node's SQLite file: local log, notifications, dead letters, quarantine, stats. */
 import { EventLog } from './event-log.js';
 import { NotificationStore } from './notifications.js';
-import { CartridgeStats, DeadLetters, DedupKeys, EmitOutbox, Offsets, Quarantine, Rejections } from './records.js';
+import { CartridgeStats, DeadLetters, DedupKeys, EmitJournal, Offsets, Quarantine, Rejections } from './records.js';
 import { Store, type StoreDeps, type StoreInit } from './store.js';
 
 export * from './event-log.js';
@@ -20,7 +20,7 @@ export interface NodeStore {
   deadLetters: DeadLetters;
   quarantine: Quarantine;
   stats: CartridgeStats;
-  emitOutbox: EmitOutbox;
+  emitJournal: EmitJournal;
   rejections: Rejections;
 }
 
@@ -36,7 +36,7 @@ export function openNodeStore(init: StoreInit, deps: StoreDeps): NodeStore {
     deadLetters: new DeadLetters(store),
     quarantine: new Quarantine(store),
     stats: new CartridgeStats(store),
-    emitOutbox: new EmitOutbox(store),
+    emitJournal: new EmitJournal(store),
     rejections: new Rejections(store),
   };
 }

@@ -241,4 +241,20 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX cartridges_status ON cartridges(status);
     `,
   },
+  {
+    version: 6,
+    name: 'one name per concept: the Redis-mode emit journal; refusals name their field, count repeats and are listed',
+    sql: `
+      ALTER TABLE emit_outbox RENAME TO emit_journal;
+
+      ALTER TABLE rejected_entries ADD COLUMN field TEXT;
+      ALTER TABLE rejected_entries ADD COLUMN code TEXT NOT NULL DEFAULT 'ENTRY_INVALID';
+      ALTER TABLE rejected_entries ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE rejected_entries ADD COLUMN last_at TEXT;
+      -- The same input seen again (a pending entry re-read after a restart) counts, not repeats.
+      UPDATE rejected_entries SET ref = ref || '#' || id
+        WHERE id NOT IN (SELECT MIN(id) FROM rejected_entries GROUP BY origin, ref);
+      CREATE UNIQUE INDEX rejected_entries_origin_ref ON rejected_entries (origin, ref);
+    `,
+  },
 ];

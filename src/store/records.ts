@@ -185,18 +185,18 @@ export class CartridgeStats {
  * here after a while (Redis was down, or restarted empty) are put on the stream again; the
  * processor skips any it already applied, by envelope id.
  */
-export class EmitOutbox {
+export class EmitJournal {
   private readonly insertS: Statement;
   private readonly staleS: Statement;
   private readonly touchS: Statement;
   private readonly removeS: Statement;
   private readonly countS: Statement;
   constructor(store: Store) {
-    this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_outbox (envelope_id, body, sent_at) VALUES (?, ?, ?)');
-    this.staleS = store.db.prepare('SELECT seq, body FROM emit_outbox WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?');
-    this.touchS = store.db.prepare('UPDATE emit_outbox SET sent_at = ? WHERE seq >= ? AND seq <= ?');
-    this.removeS = store.db.prepare('DELETE FROM emit_outbox WHERE envelope_id IN (SELECT value FROM json_each(?))');
-    this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_outbox').pluck();
+    this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at) VALUES (?, ?, ?)');
+    this.staleS = store.db.prepare('SELECT seq, body FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?');
+    this.touchS = store.db.prepare('UPDATE emit_journal SET sent_at = ? WHERE seq >= ? AND seq <= ?');
+    this.removeS = store.db.prepare('DELETE FROM emit_journal WHERE envelope_id IN (SELECT value FROM json_each(?))');
+    this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_journal').pluck();
   }
   /** Inside the caller's transaction. */
   add(env: Envelope, now: number): void {
@@ -224,39 +224,88 @@ export class EmitOutbox {
 
 export interface RejectedEntry {
   id: number;
+  /** Where it came from: `bus:redis`, `mesh`, `mesh:teleclaude`, ... */
   origin: string;
+  /** Which input: a stream entry id, `<peer>:<frame sequence>`, ... */
   ref: string;
+  /** Stable code: ENTRY_INVALID, FRAME_*, REPLAY_*, ENVELOPE_*, ... */
+  code: string;
   reason: string;
+  /** Path of the field that failed, when one did. */
+  field: string | null;
   raw: string;
+  /** Times this same input was refused (a pending entry read again after a restart). */
+  count: number;
   createdAt: string;
+  lastAt: string;
 }
 
-/** Input that never became an event (malformed stream entries, refused frames): kept, never silent. */
+export interface RejectionInput {
+  origin: string;
+  ref: string;
+  code: string;
+  reason: string;
+  field?: string | undefined;
+  raw: string;
+}
+
+/** Input that never became an event (malformed stream entries, refused frames): kept, listed, never silent. */
 export class Rejections {
   private readonly insertS: Statement;
   constructor(private readonly store: Store) {
     this.insertS = store.db.prepare(
-      'INSERT INTO rejected_entries (origin, ref, reason, raw, created_at) VALUES (?, ?, ?, ?, ?)',
+      `INSERT INTO rejected_entries (origin, ref, code, reason, field, raw, created_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(origin, ref) DO UPDATE SET count = count + 1, last_at = excluded.last_at RETURNING count`,
     );
   }
-  /** Inside the caller's transaction. `raw` is truncated to 64 KiB. */
-  add(origin: string, ref: string, reason: string, raw: string): void {
-    this.insertS.run(origin, ref, reason, raw.slice(0, 65536), this.store.nowIso());
+  /** Inside the caller's transaction. `raw` is truncated to 64 KiB. True when it is the first time. */
+  add(r: RejectionInput): boolean {
+    const now = this.store.nowIso();
+    const row = this.insertS.get(r.origin, r.ref, r.code, r.reason.slice(0, 4000), r.field ?? null, r.raw.slice(0, 65536), now, now) as { count: number };
+    return row.count === 1;
   }
-  list(limit = 50): RejectedEntry[] {
+  /** Newest first; `cursor` is the id to continue below. */
+  list(opts: { limit?: number; cursor?: number; origin?: string; code?: string } = {}): RejectedEntry[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.cursor !== undefined) {
+      where.push('id < ?');
+      args.push(opts.cursor);
+    }
+    if (opts.origin) {
+      where.push('origin = ?');
+      args.push(opts.origin);
+    }
+    if (opts.code) {
+      where.push('code = ?');
+      args.push(opts.code);
+    }
     const rows = this.store.reader
-      .prepare('SELECT * FROM rejected_entries ORDER BY id DESC LIMIT ?')
-      .all(limit) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      id: r.id as number,
-      origin: r.origin as string,
-      ref: r.ref as string,
-      reason: r.reason as string,
-      raw: r.raw as string,
-      createdAt: r.created_at as string,
-    }));
+      .prepare(`SELECT * FROM rejected_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...args, opts.limit ?? 50) as Array<Record<string, unknown>>;
+    return rows.map(toRejected);
+  }
+  get(id: number): RejectedEntry {
+    const r = this.store.reader.prepare('SELECT * FROM rejected_entries WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    if (!r) throw new NotFoundError('rejected entry', id);
+    return toRejected(r);
   }
   count(): number {
     return this.store.reader.prepare('SELECT COUNT(*) FROM rejected_entries').pluck().get() as number;
   }
+}
+
+function toRejected(r: Record<string, unknown>): RejectedEntry {
+  return {
+    id: r.id as number,
+    origin: r.origin as string,
+    ref: r.ref as string,
+    code: r.code as string,
+    reason: r.reason as string,
+    field: (r.field as string | null) ?? null,
+    raw: r.raw as string,
+    count: r.count as number,
+    createdAt: r.created_at as string,
+    lastAt: (r.last_at as string | null) ?? (r.created_at as string),
+  };
 }

@@ -1,19 +1,23 @@
 /**
- * The Redis provider: each node reads its inbox stream `messages:{computer}` through a
- * consumer group; senders XADD to the peer's inbox. Entries are hashes of
- * `type` (`mesh_event` for event frames, `mesh_frame` for others), `from` and `payload`
- * (the frame bytes), so other Weft-speaking programs can read them.
+ * The Redis provider: each node reads its inbox stream `{prefix}messages:{computer}` (default
+ * `weft:messages:{computer}`) through a consumer group; senders XADD to the peer's inbox.
+ * Entries are hashes of `weft` (the mark: `1`), `type` (`mesh_event` for event frames,
+ * `mesh_frame` for others), `from` and `payload` (the frame bytes); `weft mesh decode` prints one.
  *
  * Delivery rules:
  * - XACK happens only when the consumer calls `ack()` (after its local commit).
  * - On start the reader first re-reads its own pending entries (a restart after a crash);
  *   entries left pending by another consumer for `claimIdleMs` are taken over with XAUTOCLAIM.
- * - `trim()` removes only entries below every group's oldest pending / last delivered id
- *   (XTRIM MINID), never MAXLEN, which would drop unacknowledged entries.
- * - When Redis comes back empty, the NOGROUP error recreates stream and group once, with
- *   backoff, and reports `inbox.recreated`; senders re-send from their outboxes.
+ * - Entries without the mark are another program's: never delivered, never acknowledged,
+ *   never deleted; they are counted (`foreignEntries` in telemetry).
+ * - `trim()` deletes only marked entries every group on the inbox has acknowledged.
+ * - When Redis comes back empty, the NOGROUP error recreates stream and group (from the
+ *   stream's start, so a frame a sender wrote before the group existed is still delivered),
+ *   with backoff, and reports `inbox.recreated`; senders re-send from their outboxes.
  */
 import type { Redis } from 'ioredis';
+import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
+import { quitWithin, type TrimCursor, trimOwnEntries } from '../redis/index.js';
 import { newRedis } from '../util/lazy.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
@@ -30,9 +34,11 @@ import type {
 export interface RedisProviderInit {
   /** `redis://host:port`. */
   url: string;
-  /** This node's computer name; its inbox is `messages:{computer}`. */
+  /** This node's computer name; its inbox is `{prefix}messages:{computer}`. */
   computer: string;
-  /** Consumer group name (default `weft`). */
+  /** Prefix of every key (default `weft:`). */
+  prefix?: string;
+  /** Consumer group name (default `{prefix}mesh`). */
   group?: string;
   /** Consumer name inside the group (default: the computer name, so a restart finds its pending entries). */
   consumer?: string;
@@ -52,9 +58,12 @@ export interface RedisProviderInit {
 }
 
 /** The inbox stream name of a computer. */
-export function inboxStream(computer: string): string {
-  return `messages:${computer}`;
+export function inboxStream(computer: string, prefix = DEFAULT_REDIS_PREFIX): string {
+  return redisKeys(prefix, computer).inbox(computer);
 }
+
+/** Ids of foreign entries remembered so they are counted once and never re-claimed. */
+const MAX_REMEMBERED_FOREIGN = 10_000;
 
 /**
  * A Redis Streams provider.
@@ -89,15 +98,6 @@ function isNoGroup(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('NOGROUP');
 }
 
-/** Stream ids compare as (ms, seq) pairs. */
-function idLess(a: string, b: string): boolean {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  const x = BigInt(am);
-  const y = BigInt(bm);
-  return x !== y ? x < y : BigInt(as) < BigInt(bs);
-}
-
 class RedisProvider extends ProviderBase implements Provider {
   readonly name = 'redis';
   readonly caps: ReadonlySet<TransportCap> = new Set([
@@ -112,6 +112,9 @@ class RedisProvider extends ProviderBase implements Provider {
   private readonly group: string;
   private readonly consumer: string;
   private readonly opts: Required<Omit<RedisProviderInit, 'group' | 'consumer'>>;
+  private readonly foreign = new Set<string>();
+  private foreignCount = 0;
+  private readonly trimCursor: TrimCursor = { next: '-' };
   private reader: Redis | undefined;
   private writer: Redis | undefined;
   private state: 'idle' | 'started' | 'stopped' = 'idle';
@@ -136,12 +139,14 @@ class RedisProvider extends ProviderBase implements Provider {
         'TRANSPORT_MISSING_DEPENDENCY',
         'redisProvider needs deps.clock and deps.logger',
       );
-    this.stream = inboxStream(init.computer);
-    this.group = init.group ?? 'weft';
+    const keys = redisKeys(init.prefix ?? DEFAULT_REDIS_PREFIX, init.computer);
+    this.stream = keys.inbox(init.computer);
+    this.group = init.group ?? keys.inboxGroup;
     this.consumer = init.consumer ?? init.computer;
     this.opts = {
       url: init.url,
       computer: init.computer,
+      prefix: init.prefix ?? DEFAULT_REDIS_PREFIX,
       batch: init.batch ?? 256,
       blockMs: init.blockMs ?? 1000,
       maxInflight: init.maxInflight ?? 1024,
@@ -186,7 +191,8 @@ class RedisProvider extends ProviderBase implements Provider {
 
   private async ensureGroup(recreated: boolean): Promise<void> {
     try {
-      // '0': a new group also delivers what senders queued before this node ever started.
+      // '0': a new group also delivers what senders queued before this node ever started, or
+      // wrote after Redis restarted empty and before this reader recreated its group.
       await this.writer!.call('XGROUP', 'CREATE', this.stream, this.group, '0', 'MKSTREAM');
       if (recreated) {
         this.deps.logger.warn(
@@ -271,7 +277,7 @@ class RedisProvider extends ProviderBase implements Provider {
       cursor = res[0].toString();
       for (const e of res[1]) {
         // Entries we hold ourselves (slow consumer) are already on their way.
-        if (e[1] === null || this.inflight.has(e[0].toString())) continue;
+        if (e[1] === null || this.inflight.has(e[0].toString()) || this.foreign.has(e[0].toString())) continue;
         if (!(await this.deliver(queue, e, 2))) return;
       }
       if (cursor === '0-0') return;
@@ -284,11 +290,15 @@ class RedisProvider extends ProviderBase implements Provider {
     deliveryCount: number,
   ): Promise<boolean> {
     const id = idBuf.toString();
+    if (this.foreign.has(id)) return true;
     const f = fieldsOf(raw);
     const payload = f.get('payload');
-    if (!payload) {
-      // Not a frame (deleted entry or a foreign writer): nothing to deliver, do not keep it pending.
-      await this.writer!.call('XACK', this.stream, this.group, id).catch(() => undefined);
+    if (f.get(WEFT_ENTRY_MARK.field)?.toString() !== WEFT_ENTRY_MARK.value || !payload) {
+      // Another program's entry (or one deleted by it): not ours to deliver, acknowledge or delete.
+      this.foreignCount++;
+      if (this.foreign.size >= MAX_REMEMBERED_FOREIGN) this.foreign.delete(this.foreign.values().next().value as string);
+      this.foreign.add(id);
+      this.deps.logger.debug({ stream: this.stream, id }, 'left a foreign entry alone');
       return true;
     }
     const from = f.get('from')?.toString();
@@ -339,32 +349,18 @@ class RedisProvider extends ProviderBase implements Provider {
   }
 
   /**
-   * Trims the inbox below the oldest entry any group still needs; returns entries removed.
-   * Pending (unacknowledged) entries are never removed.
+   * Deletes the inbox's Weft entries that every group has acknowledged; returns how many.
+   * Pending entries and other programs' entries are never removed.
    */
   async trim(): Promise<number> {
     const w = this.writer;
     if (!w || this.state !== 'started') return 0;
-    const groups = (await w.call('XINFO', 'GROUPS', this.stream)) as unknown[][];
-    let safe: string | undefined;
-    for (const g of groups) {
-      const info = new Map<string, unknown>();
-      for (let i = 0; i + 1 < g.length; i += 2) info.set(String(g[i]), g[i + 1]);
-      const name = String(info.get('name'));
-      let floor = String(info.get('last-delivered-id'));
-      if (Number(info.get('pending')) > 0) {
-        const summary = (await w.call('XPENDING', this.stream, name)) as [
-          number,
-          string | null,
-          string | null,
-          unknown,
-        ];
-        if (summary[1]) floor = summary[1];
-      }
-      if (safe === undefined || idLess(floor, safe)) safe = floor;
-    }
-    if (safe === undefined || safe === '0-0') return 0;
-    return (await w.call('XTRIM', this.stream, 'MINID', safe)) as number;
+    return trimOwnEntries(w, this.stream, this.trimCursor);
+  }
+
+  /** Entries on the inbox that were not Weft's and were left alone. */
+  get foreignEntries(): number {
+    return this.foreignCount;
   }
 
   stop(): Promise<void> {
@@ -380,7 +376,7 @@ class RedisProvider extends ProviderBase implements Provider {
       // Interrupts a blocked XREADGROUP; unacked entries stay pending in Redis for the next start.
       this.reader?.disconnect();
       await this.loop;
-      if (this.writer) await this.writer.quit().catch(() => this.writer?.disconnect());
+      await quitWithin(this.writer);
       if (wasStarted)
         this.book.emit({ type: 'peer.disconnected', peer: this.opts.computer, reason: 'stopped' });
     })();
@@ -393,8 +389,10 @@ class RedisProvider extends ProviderBase implements Provider {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
     await this.writer!.call(
       'XADD',
-      inboxStream(peer),
+      inboxStream(peer, this.opts.prefix),
       '*',
+      WEFT_ENTRY_MARK.field,
+      WEFT_ENTRY_MARK.value,
       'type',
       type,
       'from',

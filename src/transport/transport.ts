@@ -95,6 +95,8 @@ export interface Provider {
   on(listener: (event: ProviderEvent) => void): () => void;
   /** Counters per peer. */
   telemetry(): PeerTelemetry[];
+  /** Brokered providers: entries on this node's inbox that belong to another program and were left alone. */
+  readonly foreignEntries?: number;
   /** Resolves when frames to `peer` can flow (connected link); immediate for brokered providers. */
   waitForPeer(peer: string, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
 }

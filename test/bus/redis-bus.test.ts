@@ -25,15 +25,23 @@ test('a program that XADDs the seed format without our library is a producer', a
     // malformed: bad JSON payload, and an unknown level: both recorded as rejections, never a crash
     await r.xadd(stream, '*', 'event', 'x.y', 'source', 's', 'timestamp', '2026-11-25T08:00:00Z', 'level', '1', 'payload', '{oops');
     await r.xadd(stream, '*', 'event', 'x.y', 'source', 's', 'timestamp', '2026-11-25T08:00:00Z', 'level', '7', 'payload', '{}');
-    await waitFor(() => node.ns.notifications.count() === 1 && node.processor.stats.rejected === 2, 10_000, 'foreign entry processed');
-    const n = node.ns.notifications.list().items[0];
+    const todo = 'domain.software-development.planning.todo.created';
+    await waitFor(() => node.ns.notifications.list({ eventType: todo }).items.length === 1 && node.processor.stats.rejected === 2, 10_000, 'foreign entry processed');
+    const n = node.ns.notifications.list({ eventType: todo }).items[0];
     assert.equal(n?.source, 'python-producer');
     assert.equal(n?.description, 'from redis-cli');
     assert.equal(node.ns.rejections.count(), 2);
     assert.match(node.ns.rejections.list()[1]?.reason ?? '', /field 'payload' is not valid JSON/);
-    // everything acknowledged after the commit
-    const pending = (await r.xpending(stream, 'weft-pipeline')) as [number];
-    assert.equal(pending[0], 0);
+    assert.equal(node.ns.rejections.list()[1]?.field, 'payload');
+    // the refusal is visible: a notification naming the field
+    await waitFor(() => node.ns.notifications.list({ eventType: 'system.entry.rejected' }).items.length >= 1, 10_000, 'refusal notification');
+    const refusal = node.ns.notifications.list({ eventType: 'system.entry.rejected' }).items.at(-1);
+    assert.equal(refusal?.payload.field, 'payload');
+    // the event is acknowledged after the commit; the refused entries stay, unacknowledged
+    const pending = (await r.xpending(stream, 'weft:pipeline:test')) as [number];
+    assert.equal(pending[0], 2);
+    const left = (await r.xrange(stream, '-', '+')).filter(([, f]) => !f.includes('weft')).length;
+    assert.equal(left, 3, 'what the other program wrote is all still on the stream');
   } finally {
     r.disconnect();
     await close();

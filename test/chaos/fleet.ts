@@ -94,7 +94,6 @@ export async function startFleet(
     };
     if (p.mesh === 'redis') {
       env.WEFT_REDIS_URL = redis?.url;
-      env.WEFT_REDIS_STREAM = `weft:events:${p.computer}`;
       if (opts.trustedRedisPeers)
         env.WEFT_MESH_PEERS = prepared
           .filter((o) => o.mesh === 'redis' && o !== p)

@@ -167,7 +167,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
       return ['mallory', 'friend'].every((c) => peers.some((p) => p.computer === c));
     }, 30_000);
     if (!known) throw new Error('victim never discovered mallory and friend');
-    log(`fuzz: seed ${o.seed}, ${runs} property runs × ${B} inputs into messages:victim (replay: npm run chaos -- --fuzz --seed ${o.seed} --count ${o.count})`);
+    log(`fuzz: seed ${o.seed}, ${runs} property runs × ${B} inputs into weft:messages:victim (replay: npm run chaos -- --fuzz --seed ${o.seed} --count ${o.count})`);
     friendLoop = (async () => {
       while (friendOn) {
         try {
@@ -205,7 +205,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
         const p = redis?.pipeline();
         for (const r of batch) {
           byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
-          p?.xadd('messages:victim', '*', 'type', 'mesh_event', 'from', r.kind === 'random' || r.kind === 'stranger' ? 'stranger' : 'mallory', 'payload', materialize(r));
+          p?.xadd('weft:messages:victim', '*', 'weft', '1', 'type', 'mesh_event', 'from', r.kind === 'random' || r.kind === 'stranger' ? 'stranger' : 'mallory', 'payload', materialize(r));
         }
         await p?.exec();
         sent += batch.length;

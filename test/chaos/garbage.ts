@@ -1,7 +1,7 @@
 /**
  * Hostile input for a node's mesh ingress: random bytes, and frames signed by a stranger
  * (an identity no node has pinned) that are then truncated, bit-flipped or spliced. Sent
- * into a node's Redis inbox (`messages:<computer>`, the same fields a real peer writes) or
+ * into a node's Redis inbox (`weft:messages:<computer>`, the same fields a real peer writes) or
  * straight at its TLS port.
  */
 import { connect } from 'node:net';
@@ -59,7 +59,7 @@ export async function garbageToRedis(url: string, computer: string, count: numbe
       const bytes = rng.next() < 0.3 ? rng.bytes(rng.int(0, 300)) : mutate(strangerFrame(stranger, rng, claimOrigin), rng);
       // Unmutated stranger frames too: signed, well formed, from an unknown key.
       const payload = rng.next() < 0.1 ? Buffer.from(strangerFrame(stranger, rng, claimOrigin)) : bytes;
-      p.xadd(`messages:${computer}`, '*', 'type', 'mesh_event', 'from', rng.pick(['stranger', claimOrigin]), 'payload', payload);
+      p.xadd(`weft:messages:${computer}`, '*', 'weft', '1', 'type', 'mesh_event', 'from', rng.pick(['stranger', claimOrigin]), 'payload', payload);
     }
     await p.exec();
     return count;

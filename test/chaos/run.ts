@@ -156,7 +156,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       for (const target of honest) {
         if (target.mesh === 'redis' && f.redis) {
           const c = await garbageToRedis(f.redis.url, target.computer, opts.garbage ?? 500, g, faultRng.pick(honest).computer).catch(() => 0);
-          fault(`garbage: ${c} mutated/random entries into messages:${target.computer}`);
+          fault(`garbage: ${c} mutated/random entries into weft:messages:${target.computer}`);
         } else if (target.mesh === 'tls') {
           const c = await garbageToTcp(target.tlsPort, 20, g);
           fault(`garbage: ${c} random-byte connections to ${target.computer}'s TLS port`);

@@ -61,7 +61,6 @@ export async function startCluster(
     };
     if (opts.provider === 'redis') {
       env.WEFT_REDIS_URL = opts.redisUrl;
-      env.WEFT_REDIS_STREAM = `weft:events:${p.computer}`;
     } else {
       env.WEFT_MESH_TLS_PORT = String(p.tlsPort);
       env.WEFT_MESH_PEERS = prepared

@@ -87,7 +87,7 @@ for (const provider of ['redis', 'tls'] as const) {
           { type: 'events', sequence: 1, timestamp: Date.now(), body: { envelopes: [{ id: 'x', event: 'mesh.test.ping' }] } },
           { identity: stranger },
         );
-        await r.xadd('messages:beta', '*', 'type', 'mesh_event', 'from', 'stranger', 'payload', Buffer.from(frame));
+        await r.xadd('weft:messages:beta', '*', 'weft', '1', 'type', 'mesh_event', 'from', 'stranger', 'payload', Buffer.from(frame));
         r.disconnect();
         await eventually(async () => (await rejections(b.api)).some((x) => x.code === 'FRAME_UNKNOWN_SENDER'), 20_000, 'rejection');
       } else {

@@ -24,13 +24,38 @@ export interface Pair {
 export type PairSetup = () => Promise<Pair>;
 
 /** Takes `n` frames from a provider (the iterator is released afterwards). */
-export async function take(p: Provider, n: number, opts: { ack?: boolean } = {}): Promise<InboundFrame[]> {
+/**
+ * Takes `n` frames, acking each unless told not to. Fails within `timeoutMs` (default 20 s)
+ * with a message naming what it waited for, never by the runner's timeout.
+ */
+export async function take(
+  p: Provider,
+  n: number,
+  opts: { ack?: boolean; timeoutMs?: number; what?: string } = {},
+): Promise<InboundFrame[]> {
   const out: InboundFrame[] = [];
   if (n === 0) return out;
-  for await (const f of p.frames()) {
-    out.push(f);
-    if (opts.ack !== false) await f.ack();
-    if (out.length >= n) break;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const it = p.frames()[Symbol.asyncIterator]();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (out.length < n) {
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        it.next(),
+        new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()));
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (r === 'timeout') {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${n} frame(s)${opts.what ? ` (${opts.what})` : ''} from ${p.name}: got ${out.length}`);
+      }
+      if (r.done) throw new Error(`${p.name} ended its frames after ${out.length} of ${n}${opts.what ? ` (${opts.what})` : ''}`);
+      out.push(r.value);
+      if (opts.ack !== false) await r.value.ack();
+    }
+  } finally {
+    void it.return?.();
   }
   return out;
 }

@@ -7,7 +7,13 @@ import { inboxStream, type Provider, type ProviderEvent, redisProvider } from '.
 import { systemClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TestRedis } from '../helpers/redis.js';
+import { decodeFrame } from '../../src/transport/index.js';
 import { eventsFrame, providerCompliance, take } from './provider-compliance.js';
+
+function labelOfFrame(bytes: Uint8Array, id: ReturnType<typeof generateIdentity>): string {
+  const r = decodeFrame(bytes, { lookupKey: () => id.publicKey });
+  return r.ok && r.frame.type === 'events' ? String(r.frame.body.envelopes[0]?.id) : '?';
+}
 
 let redis: TestRedis;
 before(async () => {
@@ -57,7 +63,7 @@ async function admin(): Promise<Redis> {
   return c;
 }
 
-test('redis: entries use the messages:{computer} format with type=mesh_event and are XACKed only on ack()', async () => {
+test('redis: entries use the weft:messages:{computer} format (mark, type=mesh_event, from, payload) and are XACKed only on ack()', async () => {
   const run = randomUUID().slice(0, 8);
   const a = provider(`a-${run}`);
   const b = provider(`b-${run}`);
@@ -73,15 +79,17 @@ test('redis: entries use the messages:{computer} format with type=mesh_event and
     const fields = entries[0]![1];
     const m = new Map<string, Buffer>();
     for (let i = 0; i < fields.length; i += 2) m.set(fields[i]!.toString(), fields[i + 1]!);
+    assert.equal(inboxStream(`b-${run}`), `weft:messages:b-${run}`, 'the inbox is under the Weft prefix');
+    assert.equal(m.get('weft')?.toString(), '1', 'the mark that says Weft wrote it');
     assert.equal(m.get('type')?.toString(), 'mesh_event');
     assert.equal(m.get('from')?.toString(), `a-${run}`);
     assert.deepEqual(m.get('payload'), Buffer.from(bytes));
 
     const [f] = await take(b, 1, { ack: false });
-    const pendingBefore = (await r.xpending(inboxStream(`b-${run}`), 'weft')) as [number, ...unknown[]];
+    const pendingBefore = (await r.xpending(inboxStream(`b-${run}`), 'weft:mesh')) as [number, ...unknown[]];
     assert.equal(pendingBefore[0], 1, 'read but not acked: still pending');
     await f!.ack();
-    const pendingAfter = (await r.xpending(inboxStream(`b-${run}`), 'weft')) as [number, ...unknown[]];
+    const pendingAfter = (await r.xpending(inboxStream(`b-${run}`), 'weft:mesh')) as [number, ...unknown[]];
     assert.equal(pendingAfter[0], 0);
   } finally {
     r.disconnect();
@@ -109,7 +117,7 @@ test('redis: entries left pending by a crashed reader are reclaimed by another c
     assert.ok(f);
     assert.equal(f.deliveryCount, 2);
     const r = await admin();
-    const pending = (await r.xpending(inboxStream(inbox), 'weft')) as [number, ...unknown[]];
+    const pending = (await r.xpending(inboxStream(inbox), 'weft:mesh')) as [number, ...unknown[]];
     assert.equal(pending[0], 0);
     r.disconnect();
   } finally {
@@ -118,7 +126,7 @@ test('redis: entries left pending by a crashed reader are reclaimed by another c
   }
 });
 
-test('redis: trim never removes unacknowledged entries', async () => {
+test('redis: trim deletes only acknowledged Weft entries, never unacknowledged ones', async () => {
   const run = randomUUID().slice(0, 8);
   const inbox = `b-${run}`;
   const a = provider(`a-${run}`);
@@ -133,14 +141,48 @@ test('redis: trim never removes unacknowledged entries', async () => {
     for (let i = 0; i < 10; i++) await a.send(inbox, eventsFrame(id, `f${i}`));
     const got = await take(b, 10, { ack: false });
     for (const f of got.slice(0, 4)) await f.ack();
-    await got[6]!.ack(); // acked, but behind the unacked entry 4
-    const removed = await b.trim();
-    assert.equal(removed, 4);
+    await got[6]!.ack(); // acked, behind the unacked entries 4 and 5
+    assert.equal(await b.trim(), 5);
     const left = (await r.xrange(inboxStream(inbox), '-', '+')).map(([id]) => id);
-    assert.equal(left.length, 6);
-    assert.equal(left[0], got[4]!.deliveryId, 'the oldest unacked entry is kept');
+    assert.deepEqual(left, [4, 5, 7, 8, 9].map((i) => got[i]!.deliveryId), 'every unacknowledged entry is kept');
     for (const f of got.slice(4)) await f.ack();
-    assert.equal(await b.trim(), 5, 'everything below the last delivered entry goes once acked');
+    await b.trim(); // the scan continues where it stopped, then starts over
+    await b.trim();
+    assert.equal((await r.xlen(inboxStream(inbox))), 0, 'everything goes once acknowledged');
+  } finally {
+    r.disconnect();
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test('redis: entries another program wrote to the inbox are never delivered, acknowledged or deleted', async () => {
+  const run = randomUUID().slice(0, 8);
+  const inbox = `b-${run}`;
+  const a = provider(`a-${run}`);
+  const b = redisProvider({ url: redis.url, computer: inbox, ...fast, claimIdleMs: 50 })(deps) as Provider & { trim(): Promise<number> };
+  await a.start();
+  await b.start();
+  const r = await admin();
+  try {
+    // TeleClaude's send_system_command and send_request shapes, and a frame-like entry without the mark.
+    const foreign = [
+      await r.xadd(inboxStream(inbox), '*', 'type', 'system', 'command', 'health_check', 'timestamp', '1736944200.1', 'from_computer', 'mozart', 'origin', 'redis'),
+      await r.xadd(inboxStream(inbox), '*', 'command', 'list_sessions', 'timestamp', '1736944200.2', 'initiator', 'mozart', 'origin', 'redis'),
+      await r.xadd(inboxStream(inbox), '*', 'type', 'mesh_event', 'from', 'mozart', 'payload', '{"event":"x"}'),
+    ];
+    const id = generateIdentity();
+    await a.send(inbox, eventsFrame(id, 'ours'));
+    const [f] = await take(b, 1, { what: 'the one Weft frame' });
+    assert.equal(labelOfFrame(f!.bytes, id), 'ours');
+    await new Promise((res) => setTimeout(res, 300)); // claims run: foreign entries are not re-delivered
+    assert.equal(await b.trim(), 1, 'only our acknowledged frame is deleted');
+    assert.equal(await b.trim(), 0);
+    const left = (await r.xrange(inboxStream(inbox), '-', '+')).map(([i]) => i);
+    assert.deepEqual(left, foreign, 'the foreign entries are all still there');
+    const pending = (await r.xpending(inboxStream(inbox), 'weft:mesh')) as [number, ...unknown[]];
+    assert.equal(pending[0], 3, 'and none was acknowledged');
+    assert.equal(b.foreignEntries, 3);
   } finally {
     r.disconnect();
     await a.stop();
@@ -159,7 +201,7 @@ test('redis: after Redis restarts empty, the inbox and group come back once and 
   try {
     const id = generateIdentity();
     await a.send(`b-${run}`, eventsFrame(id, 'before'));
-    await take(b, 1);
+    await take(b, 1, { what: 'the frame sent before the restart' });
     await redis.restart();
     // The sender re-sends from its outbox until the new inbox takes it.
     for (let i = 0; ; i++) {
@@ -171,7 +213,7 @@ test('redis: after Redis restarts empty, the inbox and group come back once and 
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    const [f] = await take(b, 1);
+    const [f] = await take(b, 1, { what: 'the frame sent after Redis restarted empty' });
     assert.ok(f);
     // Wait for the reader to have noticed (it may have read 'after' before or after recreating).
     for (let i = 0; i < 100 && !events.some((e) => e.type === 'inbox.recreated'); i++)

@@ -163,10 +163,13 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
 
   // Reused per event: the pipeline runs one event at a time and trust is synchronous.
   const findings: TrustFinding[] = [];
+  /** What exactly was wrong with the payload, for the quarantine and rejection records. */
+  let payloadProblem: string | undefined;
 
   function process(event: Envelope, ctx: CartridgeContext): Envelope | null {
     const facts = ctx.facts;
     findings.length = 0;
+    payloadProblem = undefined;
     if (facts.get(RELEASED_FACT) === true) return released(event, ctx);
 
     const ingress = facts.get(INGRESS_FACT) as IngressFact | undefined;
@@ -215,7 +218,11 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     const entry = ctx.catalog.get(event.event);
     if (!entry) findings.push('unknown_type');
     else {
-      if (!entry.validator.check(event.payload)) findings.push('invalid_payload');
+      if (!entry.validator.check(event.payload)) {
+        findings.push('invalid_payload');
+        const e = entry.validator.firstError(event.payload);
+        if (e) payloadProblem = `field '/payload${e.path === '/' ? '' : e.path}' ${e.message.toLowerCase()}`;
+      }
       if (event.domain !== entry.domain) findings.push('domain_mismatch');
       if (event.level > entry.level + LEVEL_SLACK[strictness]) findings.push('level_escalation');
     }
@@ -254,8 +261,10 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     count(subject, outcome);
     const flags = findings.length > 0 && strictness !== undefined ? findings.map((f) => `trust:${f}`) : [];
     const why = reason ?? 'override';
+    // Counted by the bare reason; recorded with the field that failed.
+    const detailed = why === 'invalid_payload' && payloadProblem ? `invalid_payload: ${payloadProblem}` : why;
     ctx.facts.set(TRUST_FACT, outcome);
-    if (outcome !== 'accept') ctx.facts.set(TRUST_REASON_FACT, why);
+    if (outcome !== 'accept') ctx.facts.set(TRUST_REASON_FACT, detailed);
     if (outcome !== 'accept')
       trustStatements(ctx.store.store.db).countOutcome.run(
         ingress?.peerNodeId ?? '',
@@ -266,11 +275,18 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       );
     if (ingress && strictness !== undefined) recordOffense(ctx, ingress.peerNodeId, penalty, strictness);
     if (outcome === 'reject') {
-      ctx.store.rejections.add(`trust:${subject}`, event.id, why, serializeEnvelope(event));
+      ctx.store.rejections.add({
+        origin: `trust:${subject}`,
+        ref: event.id,
+        code: `TRUST_REJECT`,
+        reason: detailed,
+        field: why === 'invalid_payload' ? payloadProblem?.match(/^field '([^']*)'/)?.[1] : undefined,
+        raw: serializeEnvelope(event),
+      });
       return null;
     }
     if (outcome === 'quarantine') {
-      ctx.store.quarantine.add(event, why, flags);
+      ctx.store.quarantine.add(event, detailed, flags);
       return null;
     }
     if (outcome === 'flag' && flags.length > 0) return { ...event, flags: mergeFlags(event.flags, flags) };

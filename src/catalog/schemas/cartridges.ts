@@ -149,8 +149,10 @@ export function registerCartridgeTypes(catalog: Catalog): void {
       eventId: Type.Optional(Type.String({ maxLength: 64 })),
       eventType: Type.Optional(Type.String({ maxLength: 200 })),
       outcome: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('quarantine'), Type.Literal('flag')])),
+      count: Type.Optional(Type.Integer({ minimum: 1, description: 'refusals of this sender and cause this notification stands for' })),
+      windowStart: Type.Optional(Type.String({ maxLength: 40 })),
     }),
-    idempotencyFields: ['sender', 'eventId', 'reason'],
+    idempotencyFields: ['sender', 'eventId', 'reason', 'windowStart'],
     lifecycle: { creates: true },
   });
 }

@@ -46,4 +46,19 @@ export function registerSystemTypes(catalog: Catalog): void {
     idempotencyFields: ['cartridge', 'eventId'],
     lifecycle: { creates: true },
   });
+  catalog.register({
+    type: 'system.entry.rejected',
+    description: 'Entries on the bus stream were refused (not an event, or an invalid one) and left there unacknowledged; weft rejections list shows them',
+    domain: 'system',
+    defaultLevel: 'operational',
+    payload: Type.Object({
+      origin: Type.String({ maxLength: 300, description: 'where they were read: bus:redis, ...' }),
+      entryId: Type.String({ maxLength: 200, description: 'the first refused entry of this burst' }),
+      code: Type.String({ maxLength: 100 }),
+      reason: Type.String({ maxLength: 2000 }),
+      field: Type.Optional(Type.String({ maxLength: 500, description: 'path of the field that failed' })),
+      count: Type.Integer({ minimum: 1, description: 'refusals this notification stands for' }),
+    }),
+    lifecycle: { creates: true },
+  });
 }

@@ -47,6 +47,33 @@ export function registerNodeCommands(ctx: CliContext): void {
       out(`dropped quarantined event ${id}`, r);
     });
 
+  const rej = program.command('rejections').description('input that never became an event: malformed stream entries, refused frames, rejected envelopes');
+  rej
+    .command('list')
+    .description('refusals, newest first, with their code, reason and the field that failed')
+    .option('--origin <o>', 'only from here (bus:redis, mesh:<peer>, trust:<source>, ...)')
+    .option('--code <c>', 'only this code (ENTRY_INVALID, FRAME_BAD_SIGNATURE, ...)')
+    .option('--limit <n>', 'how many', int('--limit'), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .action(async (o: { origin?: string; code?: string; limit: number; cursor?: number }) => {
+      const qs = new URLSearchParams({ limit: String(o.limit) });
+      if (o.origin) qs.set('origin', o.origin);
+      if (o.code) qs.set('code', o.code);
+      if (o.cursor) qs.set('cursor', String(o.cursor));
+      const r = await get<{ items: Row[]; nextCursor: number | null; total: number }>(`/api/rejections?${qs}`);
+      out(
+        `${table(r.items.map((i) => ({ id: i.id, origin: i.origin, ref: i.ref, code: i.code, field: i.field ?? '-', seen: i.count, reason: String(i.reason).slice(0, 80), at: i.lastAt })))}\n${r.total} in all${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}`,
+        r,
+      );
+    });
+  rej
+    .command('show <id>')
+    .description('one refusal with the raw input (frames as base64: decode with weft mesh decode --base64)')
+    .action(async (id: string) => {
+      const r = await get<Row>(`/api/rejections/${int('id')(id)}`);
+      out(JSON.stringify(r, null, 2), r);
+    });
+
   const identity = program.command('identity').description('this node\'s Ed25519 identity');
   identity
     .command('show')

@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { WEFT_ENTRY_MARK } from '../config/redis-keys.js';
+
+/** The Lua scripts beside this file, by name (`trim-own-1.lua` → 'trim-own'), read once. */
+const cache = new Map<string, string>();
+function source(name: string, keys: number): string {
+  const file = `${name}-${keys}.lua`;
+  let s = cache.get(file);
+  if (s === undefined) {
+    s = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
+    cache.set(file, s);
+  }
+  return s;
+}
+
+/** Runs one of Weft's Lua scripts (the file's header states its KEYS, ARGV and replies). */
+export function runScript(client: Redis, name: 'trim-own' | 'claim' | 'release', keys: string[], args: Array<string | number>): Promise<unknown> {
+  return client.eval(source(name, keys.length), keys.length, ...keys, ...args);
+}
+
+/** Where a stream's trim scan continues; keep one per stream. */
+export interface TrimCursor {
+  next: string;
+}
+
+/**
+ * Deletes entries Weft wrote (they carry WEFT_ENTRY_MARK) that every consumer group on the
+ * stream has acknowledged; other programs' entries stay, whatever their age. Scans at most
+ * `scan` entries per call and continues where the last call stopped.
+ */
+export async function trimOwnEntries(client: Redis, stream: string, cursor: TrimCursor, scan = 5000): Promise<number> {
+  const [deleted, next] = (await runScript(client, 'trim-own', [stream], [cursor.next, scan, WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value])) as [number, string];
+  cursor.next = next === '' ? '-' : next;
+  return Number(deleted);
+}
+
+/**
+ * Closes a client politely within `ms`: QUIT when Redis answers, a plain disconnect when it
+ * does not (Redis down), so a stop never waits for Redis to come back.
+ */
+export async function quitWithin(client: Redis | undefined, ms = 1000): Promise<void> {
+  if (!client) return;
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.quit().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  client.disconnect();
+}
+
+/** Hides a password in a Redis URL for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
