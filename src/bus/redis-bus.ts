@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { WEFT_ENTRY_MARK } from '../config/redis-keys.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { quitWithin, redactUrl, type TrimCursor, trimOwnEntries } from '../redis/index.js';
+import { quitWithin, redactUrl, type TrimCursor, trimOwnEntries, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { newRedis } from '../util/lazy.js';
@@ -93,6 +93,8 @@ export class RedisBus implements Bus {
   private pumping: Promise<void> | undefined;
   private pumpSleep: { wake: () => void } | undefined;
   private lastError: string | undefined;
+  /** Aborted by stop(): wakes a read that waits on a Redis that is not there. */
+  private abort = new AbortController();
 
   constructor(
     private readonly init: RedisBusInit,
@@ -106,6 +108,7 @@ export class RedisBus implements Bus {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    this.abort = new AbortController();
     this.pendingCursor = '0';
     // Commands fail at once while Redis is away (the pump retries them) instead of piling up.
     this.cmd = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false, enableAutoPipelining: true });
@@ -145,6 +148,7 @@ export class RedisBus implements Bus {
     if (this.resendTimer) clearInterval(this.resendTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
     this.pumpSleep?.wake();
+    this.abort.abort(new WeftError('WEFT_STOPPED', 'bus is stopping'));
     this.reader?.disconnect();
     // An XADD in flight is abandoned after its own timeout: its events stay in the journal.
     await this.pumping;
@@ -271,7 +275,7 @@ export class RedisBus implements Bus {
         const args: Array<string | number> = ['GROUP', this.group, this.init.consumer, 'COUNT', max];
         if (pending === undefined) args.push('BLOCK', 1000);
         args.push('STREAMS', this.stream, pending ?? '>');
-        const entries = streamEntries(await reader.call('XREADGROUP', ...args));
+        const entries = streamEntries(await unlessAborted(reader.call('XREADGROUP', ...args), this.abort.signal));
         this.readBackoffMs = 0;
         if (pending !== undefined) {
           // Pending entries come back in id order; continue after the last one (some stay
@@ -298,7 +302,14 @@ export class RedisBus implements Bus {
           this.deps.logger.warn({ err: msg }, 'reading the Redis bus failed; retrying');
         }
         this.readBackoffMs = Math.min(Math.max(this.readBackoffMs * 2, 50), 2000);
-        await new Promise((r) => setTimeout(r, this.readBackoffMs));
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(t);
+            resolve();
+          };
+          const t = setTimeout(done, this.readBackoffMs);
+          this.abort.signal.addEventListener('abort', done, { once: true });
+        });
       }
     }
     return [];

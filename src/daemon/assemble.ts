@@ -13,6 +13,7 @@ import {
   type MeshInit,
   meshPublisher,
   PeerBook,
+  PeerMemory,
   RedisPeerRegistry,
   ReplayGuard,
 } from '../mesh/index.js';
@@ -120,6 +121,9 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   if (init.mesh) {
     ensureReplayGuardSchema(db);
     outbox = new MeshOutbox(node.ns.store);
+    const memory = new PeerMemory(node.ns.store);
+    // Peers found before a restart keep being routed to while the registry is empty.
+    if (init.mesh.registryUrl) for (const p of memory.load(clock.now())) peers.upsert(p);
     const provider = init.mesh.provider({ logger: logger.child({ mod: 'transport' }), clock, identity });
     const registry = init.mesh.registryUrl
       ? new RedisPeerRegistry(
@@ -141,7 +145,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       outbox,
       guard: new ReplayGuard({}, { db, clock, logger }),
       audit,
-      ...(registry ? { registry } : {}),
+      ...(registry ? { registry, memory } : {}),
       clock,
       logger: logger.child({ mod: 'mesh' }),
     });

@@ -20,5 +20,6 @@ export {
 } from './discovery.js';
 export * from './mesh.js';
 export * from './outbox.js';
+export * from './peer-memory.js';
 export * from './peers.js';
 export * from './publisher.js';

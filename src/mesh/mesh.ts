@@ -23,6 +23,7 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { RedisPeerRegistry } from './discovery.js';
 import type { MeshOutbox } from './outbox.js';
+import type { PeerMemory } from './peer-memory.js';
 import type { KnownPeer, PeerBook } from './peers.js';
 import type { ReplayGuard } from './replay-guard.js';
 
@@ -56,6 +57,8 @@ export interface MeshDeps {
   guard: ReplayGuard;
   audit: AuditLog;
   registry?: RedisPeerRegistry;
+  /** Remembers discovered peers across restarts. */
+  memory?: PeerMemory;
   clock: Clock;
   logger: Logger;
 }
@@ -432,6 +435,7 @@ export class MeshService {
     try {
       const infos = await (this.deps.registry as RedisPeerRegistry).discoverPeers();
       this.deps.peers.discovered(infos);
+      await this.deps.memory?.remember(this.deps.peers.getAllPeers(), this.clock.now());
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'peer discovery failed; keeping the peers known so far');
     }

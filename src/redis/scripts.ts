@@ -61,3 +61,29 @@ export async function quitWithin(client: Redis | undefined, ms = 1000): Promise<
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 }
+
+/**
+ * A Redis reply, or a rejection as soon as `signal` aborts. ioredis does not always reject a
+ * command queued while it reconnects when the client is disconnected, so a reader that stops
+ * while Redis is down must not wait on the reply alone.
+ */
+export function unlessAborted<T>(reply: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    reply.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    reply.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

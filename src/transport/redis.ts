@@ -17,7 +17,7 @@
  */
 import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
-import { quitWithin, type TrimCursor, trimOwnEntries } from '../redis/index.js';
+import { quitWithin, type TrimCursor, trimOwnEntries, unlessAborted } from '../redis/index.js';
 import { newRedis } from '../util/lazy.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
@@ -162,7 +162,9 @@ class RedisProvider extends ProviderBase implements Provider {
     this.starting = (async () => {
       if (this.state !== 'idle') return;
       const common = { maxRetriesPerRequest: null, lazyConnect: true, enableOfflineQueue: true } as const;
-      this.writer = await newRedis(this.opts.url, { ...common, enableAutoPipelining: true });
+      // The writer fails at once while Redis is away (senders keep frames in their outbox and
+      // retry) instead of queueing sends, acks and trims without bound.
+      this.writer = await newRedis(this.opts.url, { ...common, enableOfflineQueue: false, enableAutoPipelining: true });
       this.reader = await newRedis(this.opts.url, common);
       // ioredis reconnects by itself; errors are reported through the loop, not as crashes.
       this.writer.on('error', (err) =>
@@ -225,7 +227,7 @@ class RedisProvider extends ProviderBase implements Provider {
         const args: (string | number)[] = ['GROUP', this.group, this.consumer, 'COUNT', this.opts.batch];
         if (pendingCursor === undefined) args.push('BLOCK', this.opts.blockMs);
         args.push('STREAMS', this.stream, pendingCursor ?? '>');
-        const entries = readReplyEntries(await this.reader!.callBuffer('XREADGROUP', ...args));
+        const entries = readReplyEntries(await unlessAborted(this.reader!.callBuffer('XREADGROUP', ...args), this.abort.signal));
         if (pendingCursor !== undefined) {
           const last = entries[entries.length - 1];
           pendingCursor = last ? last[0].toString() : undefined;
@@ -264,15 +266,9 @@ class RedisProvider extends ProviderBase implements Provider {
     let cursor = '0-0';
     for (let round = 0; round < 16; round++) {
       // On the reader: the loop runs claims and reads in turn, and the writer auto-pipelines.
-      const res = (await this.reader!.callBuffer(
-        'XAUTOCLAIM',
-        this.stream,
-        this.group,
-        this.consumer,
-        this.opts.claimIdleMs,
-        cursor,
-        'COUNT',
-        this.opts.batch,
+      const res = (await unlessAborted(
+        this.reader!.callBuffer('XAUTOCLAIM', this.stream, this.group, this.consumer, this.opts.claimIdleMs, cursor, 'COUNT', this.opts.batch),
+        this.abort.signal,
       )) as [Buffer, StreamEntry[], Buffer[]?];
       cursor = res[0].toString();
       for (const e of res[1]) {
