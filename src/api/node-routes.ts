@@ -12,7 +12,7 @@ import {
 import type { WeftNode } from '../daemon/node.js';
 import { WeftError } from '../errors/index.js';
 import type { NodeIdentity } from '../identity/index.js';
-import type { MeshService, PeerBook } from '../mesh/index.js';
+import { fromTeleClaudeJson, type MeshService, type PeerBook } from '../mesh/index.js';
 import { IdParams } from './routes.js';
 
 export interface NodeRoutesDeps {
@@ -32,12 +32,27 @@ const QuarantineQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
 });
 
+const DecodeBody = Type.Object({
+  base64: Type.Optional(Type.String({ maxLength: 12_000_000, description: 'a Weft frame (the payload field of an inbox entry)' })),
+  teleclaude: Type.Optional(Type.String({ maxLength: 8_000_000, description: 'a TeleClaude mesh_event payload (envelope JSON)' })),
+});
+
 const RejectionsQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   cursor: Type.Optional(Type.Integer({ minimum: 1 })),
   origin: Type.Optional(Type.String({ maxLength: 300 })),
   code: Type.Optional(Type.String({ maxLength: 100 })),
 });
+
+/** A TeleClaude mesh_event payload read as the TeleClaude wire reads it. */
+function describeTeleClaude(json: string): Record<string, unknown> {
+  try {
+    const envelope = fromTeleClaudeJson(json, '0-0');
+    return { kind: 'teleclaude-mesh-event', verdict: { ok: true, signature: 'none (TeleClaude signs nothing: accepted only from a configured peer of this cluster)' }, envelope };
+  } catch (err) {
+    return { kind: 'teleclaude-mesh-event', verdict: { ok: false, code: 'LEGACY_ENTRY_INVALID', reason: (err as Error).message } };
+  }
+}
 
 /** Routes for the pipeline, quarantine, rejections, identity, peers, mesh and audit log. */
 export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void {
@@ -90,6 +105,13 @@ export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void
         return { enabled: false, self: { computer: node.self.computer, nodeId: id.nodeId, fingerprint: id.fingerprint }, peers: [] };
       }
       return { enabled: true, ...deps.mesh.status() };
+    });
+    app.post('/api/mesh/decode', { schema: { body: DecodeBody } }, async (req) => {
+      const b = req.body as { base64?: string; teleclaude?: string };
+      if (b.teleclaude !== undefined) return describeTeleClaude(b.teleclaude);
+      if (b.base64 === undefined) throw new WeftError('WEFT_VALIDATION', 'give base64 (a Weft frame) or teleclaude (a mesh_event payload)');
+      if (!deps.mesh) throw new WeftError('WEFT_CONFIG', 'the mesh is off on this node (set mesh.provider): no keys to check a frame against');
+      return deps.mesh.describeFrame(Buffer.from(b.base64, 'base64'));
     });
     app.post('/api/mesh/send', { schema: { body: SendBody } }, async (req) => {
       if (!deps.mesh) throw new WeftError('WEFT_CONFIG', 'the mesh is off on this node (set mesh.provider)');

@@ -68,6 +68,35 @@ export interface EventTypeEntry {
 const RESOLUTION_TYPES = new Set(['string', 'number', 'boolean', 'object', 'array']);
 
 /**
+ * Another producer family's name or payload shape for one of our types (TeleClaude's
+ * `domain.software-development.planning.dor_assessed` for our `…planning.todo.dor_assessed`).
+ * Events arriving under the alias are rewritten to our type and shape before validation,
+ * at emit, on the bus and at mesh ingress.
+ */
+export interface EventTypeAlias {
+  /** The name the other producers use (may equal `type` when only the payload differs). */
+  name: string;
+  /** Our registered type it stands for. */
+  type: string;
+  /** Which producer family speaks it, for docs and `weft schemas list`. */
+  from: string;
+  /** Applies only to payloads of this shape (default: every payload under `name`). */
+  matches?: (payload: Record<string, unknown>) => boolean;
+  /** Rewrites their payload to ours; `at` is the event's timestamp. */
+  payload?: (payload: Record<string, unknown>, at: { timestamp: string; source: string }) => Record<string, unknown>;
+}
+
+/** The fields of an event `normalize()` looks at and may rewrite. */
+export interface Normalizable {
+  event: string;
+  payload?: Record<string, unknown>;
+  description?: string;
+  domain?: string;
+  timestamp?: string;
+  source?: string;
+}
+
+/**
  * The event-type registry.
  * @example
  * const catalog = new Catalog();
@@ -76,6 +105,49 @@ const RESOLUTION_TYPES = new Set(['string', 'number', 'boolean', 'object', 'arra
  */
 export class Catalog {
   private readonly entries = new Map<string, EventTypeEntry>();
+  private readonly aliases = new Map<string, EventTypeAlias[]>();
+
+  /** Registers another producer family's name or payload shape for one of our types. */
+  alias(a: EventTypeAlias): void {
+    if (!this.entries.has(a.type)) throw new UnknownEventTypeError(a.type);
+    if (a.name !== a.type && this.entries.has(a.name)) {
+      throw new ValidationError(`alias '${a.name}' is a registered type itself; give it a payload matcher instead`, { field: 'name' });
+    }
+    const list = this.aliases.get(a.name) ?? [];
+    list.push(a);
+    this.aliases.set(a.name, list);
+  }
+
+  /** Every alias, for `weft schemas list` and the docs. */
+  listAliases(): EventTypeAlias[] {
+    return [...this.aliases.values()].flat();
+  }
+
+  /**
+   * The event under our name and in our payload shape, with an empty description or domain
+   * filled from the catalog (producers such as TeleClaude write '' for "the default").
+   * Returns the input itself when nothing changes.
+   */
+  normalize<T extends Normalizable>(e: T): T {
+    let out = e;
+    const list = this.aliases.get(e.event);
+    if (list) {
+      const payload = (e.payload ?? {}) as Record<string, unknown>;
+      const a = list.find((x) => x.matches === undefined || x.matches(payload));
+      if (a) {
+        out = {
+          ...e,
+          event: a.type,
+          payload: a.payload ? a.payload(payload, { timestamp: e.timestamp ?? '', source: e.source ?? '' }) : payload,
+        };
+      }
+    }
+    const entry = this.entries.get(out.event);
+    if (entry && (out.description === '' || out.domain === '')) {
+      out = { ...out, ...(out.description === '' ? { description: entry.description } : {}), ...(out.domain === '' ? { domain: entry.domain } : {}) };
+    }
+    return out;
+  }
 
   register(def: EventTypeDefinition): EventTypeEntry {
     if (this.entries.has(def.type)) throw new DuplicateEventTypeError(def.type);

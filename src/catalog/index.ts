@@ -5,13 +5,14 @@ import { registerCorrelationTypes } from './schemas/correlation.js';
 import { registerMeshTypes } from './schemas/mesh.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
+import { registerTeleClaudeAliases } from './schemas/teleclaude.js';
 
 export * from './catalog.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
 export { CARTRIDGE_EVENTS, registerCartridgeTypes };
-export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes };
+export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes, registerTeleClaudeAliases };
 
-/** A catalog with every built-in type registered. */
+/** A catalog with every built-in type registered, and the aliases TeleClaude's producers use. */
 export function createDefaultCatalog(): Catalog {
   const c = new Catalog();
   registerSystemTypes(c);
@@ -19,5 +20,6 @@ export function createDefaultCatalog(): Catalog {
   registerSoftwareDevelopmentTypes(c);
   registerCartridgeTypes(c);
   registerMeshTypes(c);
+  registerTeleClaudeAliases(c);
   return c;
 }

@@ -52,6 +52,7 @@ export const CONFIG_KEYS = {
   'mesh.frame_envelopes': { kind: 'integer', default: 256, min: 1, max: 10_000, help: 'envelopes per signed frame' },
   'mesh.max_inflight_frames': { kind: 'integer', default: 64, min: 1, max: 100_000, help: 'unacknowledged frames per peer before the sender waits' },
   'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
+  'mesh.teleclaude_peers': { kind: 'string[]', default: [], help: 'TeleClaude nodes reached over the seed\'s plain JSON wire on Redis: "computer[/cluster]" (unsigned: accepted only from this cluster)' },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -72,6 +73,7 @@ export interface WeftConfig {
     tls_host: string;
     tls_port: number;
     peers: string[];
+    teleclaude_peers: string[];
     caps_required: string[];
     caps_preferred: string[];
     warn_down: boolean;
@@ -220,6 +222,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       tls_host: get('mesh.tls_host'),
       tls_port: get('mesh.tls_port'),
       peers: get('mesh.peers'),
+      teleclaude_peers: get('mesh.teleclaude_peers'),
       caps_required: get('mesh.caps_required'),
       caps_preferred: get('mesh.caps_preferred'),
       warn_down: get('mesh.warn_down'),

@@ -16,6 +16,8 @@ import {
   PeerMemory,
   RedisPeerRegistry,
   ReplayGuard,
+  TeleClaudeWire,
+  teleclaudeNodeId,
 } from '../mesh/index.js';
 import type { Cartridge } from '../pipeline/index.js';
 import type { ProviderFactory } from '../transport/index.js';
@@ -44,6 +46,8 @@ export interface AssembleInit {
     /** Addresses to announce in the registry (the TLS listener). */
     announce?: string[];
     options?: MeshInit;
+    /** TeleClaude nodes on the same Redis, reached over the seed's plain JSON wire. */
+    teleclaude?: { url: string; peers: Array<{ computer: string; cluster?: string }> };
   };
 }
 
@@ -118,10 +122,23 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   const keys = redisKeys(init.redisPrefix ?? DEFAULT_REDIS_PREFIX, init.computer);
   const claims = claimsFor(init, keys, identity.nodeId, logger);
   let mesh: MeshService | undefined;
+  // The TeleClaude wire reports refusals through the mesh made after it.
+  const meshRef: { m?: MeshService } = {};
   if (init.mesh) {
     ensureReplayGuardSchema(db);
     outbox = new MeshOutbox(node.ns.store);
     const memory = new PeerMemory(node.ns.store);
+    const tc = init.mesh.teleclaude;
+    for (const p of tc?.peers ?? []) {
+      peers.upsert({
+        computer: p.computer,
+        nodeId: teleclaudeNodeId(p.computer),
+        ...(p.cluster ? { cluster: p.cluster } : {}),
+        trustLevel: p.cluster !== undefined && p.cluster === init.cluster ? 'peer' : 'share_to',
+        origin: 'static',
+        wire: 'teleclaude',
+      });
+    }
     // Peers found before a restart keep being routed to while the registry is empty.
     if (init.mesh.registryUrl) for (const p of memory.load(clock.now())) peers.upsert(p);
     const provider = init.mesh.provider({ logger: logger.child({ mod: 'transport' }), clock, identity });
@@ -136,6 +153,20 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
           { logger: logger.child({ mod: 'registry' }), clock },
         )
       : undefined;
+    const teleclaude =
+      tc && tc.peers.length > 0
+        ? new TeleClaudeWire(
+            { url: tc.url, self, peers: tc.peers },
+            {
+              store: node.ns.store,
+              outbox,
+              apply: (entries, inTx) => node.processor.processBatch(entries, {}, inTx),
+              refuse: (computer, code, message, input) => (meshRef.m as MeshService).reject(undefined, computer, code, message, input),
+              clock,
+              logger: logger.child({ mod: 'teleclaude' }),
+            },
+          )
+        : undefined;
     mesh = new MeshService(init.mesh.options ?? {}, {
       node,
       identity,
@@ -146,11 +177,13 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       guard: new ReplayGuard({}, { db, clock, logger }),
       audit,
       ...(registry ? { registry, memory } : {}),
+      ...(teleclaude ? { teleclaude } : {}),
       clock,
       logger: logger.child({ mod: 'mesh' }),
     });
   }
   let stopping: Promise<void> | undefined;
+  if (mesh) meshRef.m = mesh;
   return {
     node,
     identity,

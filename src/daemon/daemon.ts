@@ -230,6 +230,14 @@ async function boundedStop(ms: number, logger: Logger, stop: () => Promise<void>
 /** The mesh part of a node's assembly, from the config. */
 export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
   const peers = cfg.mesh.peers.map(parsePeerSpec);
+  const teleclaude = cfg.mesh.teleclaude_peers.map((spec) => {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\/([A-Za-z0-9._-]+))?$/.exec(spec.trim());
+    if (!m) throw new ConfigError(`config key mesh.teleclaude_peers: ${JSON.stringify(spec)} is not allowed; expected "computer[/cluster]"`, { key: 'mesh.teleclaude_peers' });
+    return { computer: m[1] as string, ...(m[2] ? { cluster: m[2] } : {}) };
+  });
+  if (teleclaude.length > 0 && cfg.mesh.provider !== 'redis') {
+    throw new ConfigError('config key mesh.teleclaude_peers: TeleClaude peers are reached through Redis; set mesh.provider = "redis" (and redis.url)', { key: 'mesh.teleclaude_peers' });
+  }
   const caps = (key: string, list: string[]) => {
     const bad = list.filter((c) => !['crc32c', 'deflate', 'aead'].includes(c));
     if (bad.length) throw new ConfigError(`config key ${key}: ${JSON.stringify(bad[0])} is not allowed; expected crc32c, deflate or aead`, { key });
@@ -249,7 +257,15 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
       return {};
     case 'redis': {
       if (!cfg.redis.url) throw new ConfigError('config key mesh.provider: "redis" needs redis.url to be set', { key: 'mesh.provider' });
-      return { mesh: { provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name, prefix: cfg.redis.prefix }), peers, registryUrl: cfg.redis.url, options } };
+      return {
+        mesh: {
+          provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name, prefix: cfg.redis.prefix }),
+          peers,
+          registryUrl: cfg.redis.url,
+          options,
+          ...(teleclaude.length ? { teleclaude: { url: cfg.redis.url, peers: teleclaude } } : {}),
+        },
+      };
     }
     case 'tls': {
       const tlsPeers = peers.flatMap((p) => {

@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors/index.js';
-import type { Envelope } from './envelope.js';
+import type { ActionDescriptor, Envelope } from './envelope.js';
 import { envelopeValidator } from './validate.js';
 
 /**
@@ -50,7 +50,37 @@ export function toStreamFields(env: Envelope): string[] {
   }
   for (const [k, f] of JSON_FIELDS) {
     const v = e[k];
-    if (v !== undefined) out.push(f, JSON.stringify(v));
+    if (v === undefined) continue;
+    out.push(f, JSON.stringify(k === 'actions' ? actionsToWire(v as Record<string, ActionDescriptor>) : v));
+  }
+  return out;
+}
+
+/** Actions on the wire are snake_case, as TeleClaude's `ActionDescriptor.model_dump()` writes them. */
+function actionsToWire(actions: Record<string, ActionDescriptor>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, a] of Object.entries(actions)) {
+    const { outcomeShape, ...rest } = a;
+    out[name] = outcomeShape === undefined ? rest : { ...rest, outcome_shape: outcomeShape };
+  }
+  return out;
+}
+
+/**
+ * Actions from the wire: `outcome_shape` (or our `outcomeShape`), a `null` shape meaning none.
+ * Anything that is not an object of objects is left for the envelope validator to refuse.
+ */
+export function actionsFromWire(v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [name, a] of Object.entries(v as Record<string, unknown>)) {
+    if (a === null || typeof a !== 'object' || Array.isArray(a)) {
+      out[name] = a;
+      continue;
+    }
+    const { outcome_shape, outcomeShape, ...rest } = a as Record<string, unknown>;
+    const shape = outcomeShape ?? outcome_shape;
+    out[name] = shape === null || shape === undefined ? rest : { ...rest, outcomeShape: shape };
   }
   return out;
 }
@@ -60,7 +90,12 @@ export function toStreamFields(env: Envelope): string[] {
  * fields: `id` then derives from the entry id (stable across redeliveries) and the version
  * defaults to 1.
  */
-export function fromStreamFields(fields: Record<string, string>, entryId: string): Envelope {
+export function fromStreamFields(
+  fields: Record<string, string>,
+  entryId: string,
+  /** The id of an entry written without one (default `redis-<entry id>`). */
+  idOf: (entryId: string) => string = streamEntryToId,
+): Envelope {
   const e: Record<string, unknown> = {};
   for (const [k, f] of STRING_FIELDS) {
     const v = fields[f];
@@ -78,7 +113,7 @@ export function fromStreamFields(fields: Record<string, string>, entryId: string
     const v = fields[f];
     if (v !== undefined && v !== '') {
       try {
-        e[k] = JSON.parse(v);
+        e[k] = k === 'actions' ? actionsFromWire(JSON.parse(v)) : JSON.parse(v);
       } catch {
         throw new ValidationError(`stream entry ${entryId}: field '${f}' is not valid JSON`, { field: f });
       }
@@ -89,7 +124,7 @@ export function fromStreamFields(fields: Record<string, string>, entryId: string
   if (e.description === undefined) e.description = '';
   if (e.visibility === undefined) e.visibility = 'local';
   if (e.payload === undefined) e.payload = {};
-  if (e.id === undefined) e.id = streamEntryToId(entryId);
+  if (e.id === undefined) e.id = idOf(entryId);
   return envelopeValidator.assert(e, `stream entry ${entryId}`);
 }
 

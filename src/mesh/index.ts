@@ -23,3 +23,4 @@ export * from './outbox.js';
 export * from './peer-memory.js';
 export * from './peers.js';
 export * from './publisher.js';
+export * from './teleclaude-wire.js';

@@ -24,6 +24,7 @@ import type { Logger } from '../util/logger.js';
 import type { RedisPeerRegistry } from './discovery.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerMemory } from './peer-memory.js';
+import type { TeleClaudeWire } from './teleclaude-wire.js';
 import type { KnownPeer, PeerBook } from './peers.js';
 import type { ReplayGuard } from './replay-guard.js';
 
@@ -59,6 +60,8 @@ export interface MeshDeps {
   registry?: RedisPeerRegistry;
   /** Remembers discovered peers across restarts. */
   memory?: PeerMemory;
+  /** The plain JSON wire to TeleClaude peers, when some are configured. */
+  teleclaude?: TeleClaudeWire;
   clock: Clock;
   logger: Logger;
 }
@@ -258,7 +261,7 @@ export class MeshService {
   async rotate(next: NodeIdentity, record: KeyRotationRecord): Promise<{ announced: string[]; failed: string[] }> {
     const announced: string[] = [];
     const failed: string[] = [];
-    for (const p of this.deps.peers.getAllPeers()) {
+    for (const p of this.weftPeers()) {
       try {
         const bytes = encodeFrame(
           { type: 'key-rotation', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { record } },
@@ -289,7 +292,7 @@ export class MeshService {
 
   async start(): Promise<void> {
     const { provider, peers, pins, node } = this.deps;
-    for (const p of peers.getAllPeers()) pins.pin(p.computer, p.nodeId);
+    for (const p of this.weftPeers()) pins.pin(p.computer, p.nodeId);
     this.unsubs.push(peers.onAdded((p) => this.peerAdded(p)));
     this.unsubs.push(provider.on((e) => this.onProviderEvent(e)));
     await provider.start();
@@ -299,10 +302,11 @@ export class MeshService {
       this.discoverTimer = setInterval(() => void this.discover(), this.init.discoverEveryMs ?? 2000);
       this.discoverTimer.unref();
     }
-    for (const p of peers.getAllPeers()) this.sender(p.computer).start();
+    for (const p of this.weftPeers()) this.sender(p.computer).start();
     // Rows already queued (from before a restart) and new ones after each commit.
     this.unsubs.push(node.onCommitted((b) => (b.passed.length > 0 ? this.wakeSenders() : undefined)));
     this.receiving = this.receiveLoop();
+    await this.deps.teleclaude?.start();
   }
 
   /** Stops sending and receiving; the outbox keeps what was not acknowledged. Idempotent. */
@@ -312,6 +316,7 @@ export class MeshService {
       if (this.discoverTimer) clearInterval(this.discoverTimer);
       this.refusals.close();
       await Promise.all([...this.senders.values()].map((s) => s.stop()));
+      await this.deps.teleclaude?.stop();
       await this.deps.registry?.stop();
       await this.deps.provider.stop();
       await this.receiving;
@@ -321,6 +326,7 @@ export class MeshService {
 
   wakeSenders(): void {
     for (const s of this.senders.values()) s.wake();
+    this.deps.teleclaude?.wake();
   }
 
   /** The next frame sequence: strictly increasing over this node's life, persisted in blocks. */
@@ -387,6 +393,7 @@ export class MeshService {
       },
       provider: this.deps.provider.name,
       caps: [...this.deps.provider.caps],
+      teleclaude: this.deps.teleclaude?.status() ?? null,
       counters: { ...this.counters, ...(this.deps.provider.foreignEntries !== undefined ? { foreignEntries: this.deps.provider.foreignEntries } : {}) },
       peers: this.deps.peers.getAllPeers().map((p) => {
         const t = tel.get(p.computer);
@@ -398,7 +405,8 @@ export class MeshService {
           fingerprint: fingerprintOfNodeId(p.nodeId),
           trustLevel: p.trustLevel,
           origin: p.origin,
-          state: this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown'),
+          wire: p.wire ?? 'weft',
+          state: p.wire === 'teleclaude' ? (this.deps.teleclaude?.lastError ? 'stalled' : 'teleclaude') : (this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown')),
           negotiatedCaps: ((): string[] | string => {
             const c = this.negotiated.get(p.computer);
             if (c === undefined) return 'pending';
@@ -416,6 +424,35 @@ export class MeshService {
     };
   }
 
+  /**
+   * What a frame is and whether this node would take it, without taking it: the header, the
+   * verdict of signature (against the pinned keys) and replay checks, and the decoded body
+   * when it verifies. For `weft mesh decode`.
+   */
+  describeFrame(bytes: Uint8Array): Record<string, unknown> {
+    const peek = peekFrame(bytes);
+    if (!peek.ok) return { kind: 'weft-frame', bytes: bytes.length, verdict: { ok: false, code: peek.error.code, reason: peek.error.message } };
+    const h = peek.header;
+    const header = {
+      type: h.type,
+      sender: h.sender,
+      senderComputer: this.deps.pins.computerOf(h.sender) ?? null,
+      sequence: h.sequence,
+      timestamp: new Date(h.timestamp).toISOString(),
+      nonce: Buffer.from(h.nonce).toString('hex'),
+    };
+    const r = decodeFrame(bytes, { lookupKey: this.deps.pins.lookupKey });
+    if (!r.ok) return { kind: 'weft-frame', bytes: bytes.length, header, verdict: { ok: false, code: r.error.code, reason: r.error.message } };
+    const replay = this.deps.guard.check(r.frame.header);
+    return {
+      kind: 'weft-frame',
+      bytes: bytes.length,
+      header,
+      verdict: replay.ok ? { ok: true, signature: 'verified' } : { ok: false, signature: 'verified', code: replay.error.code, reason: replay.error.message },
+      body: r.frame.body,
+    };
+  }
+
   private sender(computer: string): PeerSender {
     let s = this.senders.get(computer);
     if (!s) {
@@ -425,7 +462,13 @@ export class MeshService {
     return s;
   }
 
+  /** Peers that speak signed Weft frames (TeleClaude peers have their own wire). */
+  private weftPeers(): KnownPeer[] {
+    return this.deps.peers.getAllPeers().filter((p) => p.wire !== 'teleclaude');
+  }
+
   private peerAdded(p: KnownPeer): void {
+    if (p.wire === 'teleclaude') return;
     this.deps.pins.pin(p.computer, p.nodeId);
     this.deps.audit.record('peer.discovered', p.computer, { nodeId: p.nodeId, cluster: p.cluster ?? null, origin: p.origin }, true);
     if (!this.stopping) this.sender(p.computer).start();
@@ -681,7 +724,8 @@ export class MeshService {
     }
   }
 
-  private async reject(
+  /** Records and raises a refusal of mesh input (audit, rejections, rate-limited mesh.event.rejected). */
+  async reject(
     sender: string | undefined,
     from: string | undefined,
     code: string,

@@ -18,6 +18,8 @@ export interface KnownPeer {
   lastSeen?: number;
   /** Transport caps it announced (discovered peers). */
   caps?: string[];
+  /** `teleclaude`: a TeleClaude node reached over the seed's plain JSON wire (mesh.teleclaude_peers). */
+  wire?: 'teleclaude';
 }
 
 /**

@@ -15,12 +15,13 @@ export interface BuildDeps {
 }
 
 /**
- * Turns a producer's input into a complete envelope: validates the input and the payload
+ * Turns a producer's input into a complete envelope: maps aliases, validates the input and the payload
  * against the catalog (errors name the type and the field), gives it a time-ordered id, and
  * fills defaults from the event type.
  */
 export function buildEnvelope(input: unknown, deps: BuildDeps): Envelope {
-  const inp: EmitInput = emitInputValidator.assert(input, 'emit');
+  // Another producer family's type name or payload shape becomes ours first (catalog aliases).
+  const inp: EmitInput = deps.catalog.normalize(emitInputValidator.assert(input, 'emit'));
   const entry = deps.catalog.require(inp.event);
   const payload = entry.validator.assert(inp.payload ?? {}, `event '${inp.event}' payload`);
   const now = deps.clock.now();

@@ -58,6 +58,8 @@ export interface IngressFact {
   peerComputer: string;
   /** The frame's Ed25519 signature verified against the peer's pinned key. */
   signatureVerified: boolean;
+  /** `teleclaude`: the seed's unsigned JSON wire, admitted by the cluster-peer rule (default: signed Weft frames). */
+  wire?: 'teleclaude';
 }
 
 export const INGRESS_FACT = 'ingress';

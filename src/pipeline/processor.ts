@@ -177,7 +177,8 @@ export class Processor {
           local.rejected++;
           continue;
         }
-        const env = e.envelope;
+        // Entries that did not come through emit() (the Redis stream, a peer) get our names and shapes.
+        const env = e.logged ? e.envelope : this.deps.catalog.normalize(e.envelope);
         if (!e.logged && ns.log.append(env, batchFacts !== undefined) === 0) {
           local.duplicates++;
           continue;

@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import type { WeftClient } from '../../src/client/index.js';
+import { generateIdentity, loadOrCreateIdentity } from '../../src/identity/index.js';
+import { encodeFrame } from '../../src/transport/index.js';
 import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -93,6 +96,36 @@ describe('three nodes on one Redis with the defaults', () => {
       assert.ok(restarts.length >= 1);
       for (const e of restarts) assert.equal(e.envelope.payload.computer, n.computer, `${n.computer} logged only its own restart`);
     }
+  });
+
+  test('weft mesh decode prints a frame with its verdict, from an inbox entry or stdin', async () => {
+    const b = nodes.b as ClusterNode;
+    const a = nodes.a as ClusterNode;
+    const { identity: aKey } = loadOrCreateIdentity(join(a.dataDir, 'identity.key'));
+    const frame = encodeFrame(
+      { type: 'events', sequence: 999_999, timestamp: Date.now(), body: { envelopes: [{ id: 'decode-me', event: 'mesh.test.ping' }] } },
+      { identity: aKey },
+    );
+    let r = weft(['--json', 'mesh', 'decode', '-'], b.env, Buffer.from(frame).toString('base64'));
+    assert.equal(r.code, 0, r.stderr);
+    let d = JSON.parse(r.stdout) as { header: { senderComputer: string; sequence: number }; verdict: { ok: boolean; signature?: string }; body: { envelopes: Array<{ id: string }> } };
+    assert.equal(d.header.senderComputer, 'a');
+    assert.equal(d.verdict.signature, 'verified');
+    assert.equal(d.body.envelopes[0]?.id, 'decode-me');
+    // A frame from a key b does not know, written to b's inbox as a peer would: refused, and said why.
+    const stranger = generateIdentity();
+    const bad = encodeFrame({ type: 'events', sequence: 1, timestamp: Date.now(), body: { envelopes: [] } }, { identity: stranger });
+    const admin = new Redis(redis.url);
+    const id = await admin.xadd('weft:messages:b', '*', 'weft', '1', 'type', 'mesh_event', 'from', 'stranger', 'payload', Buffer.from(bad));
+    const foreign = await admin.xadd('weft:messages:b', '*', 'type', 'system', 'command', 'health_check', 'from_computer', 'mozart');
+    admin.disconnect();
+    r = weft(['--json', 'mesh', 'decode', String(id)], b.env);
+    assert.equal(r.code, 1);
+    d = JSON.parse(r.stdout);
+    assert.deepEqual((d as unknown as { verdict: { code: string } }).verdict.code, 'FRAME_UNKNOWN_SENDER');
+    r = weft(['--json', 'mesh', 'decode', String(foreign)], b.env);
+    assert.equal(r.code, 1);
+    assert.equal((JSON.parse(r.stdout) as { verdict: { code: string } }).verdict.code, 'FOREIGN_ENTRY');
   });
 
   test('a fourth node with a computer name or bus stream already in use is refused with one line', async () => {

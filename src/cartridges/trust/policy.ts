@@ -17,6 +17,8 @@ export type TrustFinding =
   | 'unknown_source'
   /** A peer event whose frame signature was not verified. */
   | 'unsigned'
+  /** An unsigned event from a configured TeleClaude peer of this cluster (mesh.teleclaude_peers). */
+  | 'legacy_wire'
   /** A local event (no ingress) that claims another node as its origin or computer. */
   | 'spoofed_origin'
   /** A peer event claiming a different origin without any relay hop. */
@@ -53,6 +55,7 @@ const row = (permissive: TrustOutcome, standard: TrustOutcome, strict: TrustOutc
 export const FINDING_OUTCOMES: Readonly<Record<TrustFinding, Row>> = {
   unknown_source: row('flag', 'flag', 'quarantine'),
   unsigned: row('flag', 'quarantine', 'reject'),
+  legacy_wire: row('accept', 'flag', 'quarantine'),
   spoofed_origin: row('flag', 'quarantine', 'reject'),
   origin_mismatch: row('accept', 'flag', 'quarantine'),
   untrusted_peer: row('flag', 'quarantine', 'reject'),

@@ -191,7 +191,9 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       else if (info.trustLevel === 'untrusted') findings.push('untrusted_peer');
       else if (info.trustLevel === 'share_to' || info.trustLevel === 'query_from')
         findings.push('limited_peer');
-      if (!ingress.signatureVerified) findings.push('unsigned');
+      // A TeleClaude peer signs nothing; the operator opted in per peer, so it is seen, not held.
+      if (ingress.wire === 'teleclaude') findings.push('legacy_wire');
+      else if (!ingress.signatureVerified) findings.push('unsigned');
       if (
         event.origin !== undefined &&
         event.origin !== ingress.peerNodeId &&

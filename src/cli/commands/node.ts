@@ -1,4 +1,7 @@
 /** CLI: pipeline, quarantine, identity, peers, mesh and audit commands. */
+import { redisKeys, WEFT_ENTRY_MARK } from '../../config/index.js';
+import { WeftError } from '../../errors/index.js';
+import { newRedis } from '../../util/lazy.js';
 import type { CliContext } from '../context.js';
 import { table } from '../format.js';
 
@@ -120,7 +123,7 @@ export function registerNodeCommands(ctx: CliContext): void {
           peer: p.computer,
           cluster: p.cluster,
           state: p.state,
-          caps: (p.negotiatedCaps as string[]).join(','),
+          caps: Array.isArray(p.negotiatedCaps) ? p.negotiatedCaps.join(',') : String(p.negotiatedCaps),
           rtt: p.rttMs === null ? '-' : `${Number(p.rttMs).toFixed(1)}ms`,
           outbox: p.outbox,
           sent: sent.envelopes,
@@ -138,6 +141,24 @@ export function registerNodeCommands(ctx: CliContext): void {
       out(`sent to ${computer}`, r);
     });
 
+  mesh
+    .command('decode [entry-id]')
+    .description(
+      'print a mesh frame as JSON with its verdict (signature, replay): a stream entry by id (from this node\'s inbox, or --stream), or stdin (raw bytes, base64, or a TeleClaude mesh_event payload)',
+    )
+    .option('--stream <name>', 'the stream the entry is on (default: this node\'s inbox, {prefix}messages:{computer})')
+    .action(async (entryId: string | undefined, o: { stream?: string }) => {
+      const body = entryId && entryId !== '-' ? await entryToDecode(ctx, entryId, o.stream) : await stdinToDecode();
+      if ('foreign' in body) {
+        out(JSON.stringify(body.foreign, null, 2), body.foreign);
+        process.exitCode = 1;
+        return;
+      }
+      const r = await post<{ verdict: { ok: boolean } }>('/api/mesh/decode', body);
+      out(JSON.stringify(r, null, 2), r);
+      if (!r.verdict.ok) process.exitCode = 1;
+    });
+
   const audit = program.command('audit').description('the hash-chained audit log');
   audit
     .command('verify')
@@ -153,4 +174,52 @@ export function registerNodeCommands(ctx: CliContext): void {
     .action(async () => {
       process.stdout.write(await (await client()).text('/api/audit/export'));
     });
+}
+
+type DecodeRequest = { base64: string } | { teleclaude: string } | { foreign: Record<string, unknown> };
+
+/** Reads one entry from Redis and says what to decode: a Weft frame, a TeleClaude event, or neither. */
+async function entryToDecode(ctx: CliContext, entryId: string, stream?: string): Promise<DecodeRequest> {
+  const cfg = ctx.cfg();
+  if (!cfg.redis.url) throw new WeftError('WEFT_CONFIG', 'reading a stream entry needs redis.url (or pipe the frame on stdin: weft mesh decode -)');
+  const name = stream ?? redisKeys(cfg.redis.prefix, cfg.computer.name).inbox(cfg.computer.name);
+  const client = await newRedis(cfg.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  try {
+    await client.connect();
+    const rows = (await client.xrangeBuffer(name, entryId, entryId)) as Array<[Buffer, Buffer[]]>;
+    const row = rows[0];
+    if (!row) throw new WeftError('WEFT_NOT_FOUND', `no entry ${entryId} on ${name}`);
+    const f = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < row[1].length; i += 2) f.set((row[1][i] as Buffer).toString(), row[1][i + 1] as Buffer);
+    const payload = f.get('payload');
+    if (f.get(WEFT_ENTRY_MARK.field)?.toString() === WEFT_ENTRY_MARK.value && payload) return { base64: payload.toString('base64') };
+    if (f.get('type')?.toString() === 'mesh_event' && payload) return { teleclaude: payload.toString('utf8') };
+    return {
+      foreign: {
+        kind: 'foreign-entry',
+        stream: name,
+        id: entryId,
+        fields: Object.fromEntries([...f].map(([k, v]) => [k, v.toString('utf8').slice(0, 2000)])),
+        verdict: { ok: false, code: 'FOREIGN_ENTRY', reason: 'not a Weft frame nor a TeleClaude mesh_event: another program\'s entry, which Weft leaves alone' },
+      },
+    };
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** stdin: a TeleClaude payload (JSON), base64 text, or the raw frame bytes. */
+async function stdinToDecode(): Promise<DecodeRequest> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > 8 * 1024 * 1024) throw new WeftError('WEFT_TOO_LARGE', 'stdin holds more than 8 MiB: no frame is that large');
+    chunks.push(c as Buffer);
+  }
+  const buf = Buffer.concat(chunks);
+  const text = buf.toString('utf8').trim();
+  if (text.startsWith('{')) return { teleclaude: text };
+  if (/^[A-Za-z0-9+/=\s]+$/.test(text) && text.length > 0) return { base64: text.replace(/\s+/g, '') };
+  return { base64: buf.toString('base64') };
 }
