@@ -1,16 +1,58 @@
+import { Type } from '@sinclair/typebox';
 import type { WebSocket } from 'ws';
+import { compile } from '../envelope/validate.js';
+import { Visibility } from '../envelope/index.js';
 import type { Notification, NotificationChange, NotificationFilter, NotificationStore } from '../store/index.js';
 import type { Logger } from '../util/logger.js';
 
 export interface HubInit {
   /** Bytes a client may have unsent before it is disconnected as a slow consumer (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** Subscribers at most (default 256); one more is refused with close code 1013. */
+  maxClients?: number;
+  /** Messages a client may send per second (default 20, bursts of 50); beyond, it is closed with 1008. */
+  messagesPerSecond?: number;
+  /** Invalid messages a client may send before it is closed with 1008 (default 20). */
+  maxInvalid?: number;
 }
 
 interface Client {
   socket: WebSocket;
   filter: NotificationFilter | undefined;
+  tokens: number;
+  refilledAt: number;
+  invalid: number;
 }
+
+const Level = Type.Integer({ minimum: 0, maximum: 3 });
+const Name = Type.String({ maxLength: 200 });
+/** What a WebSocket client may send, by `type`. Anything else is answered with an error naming the field. */
+const MESSAGES = {
+  subscribe: compile<{ type: 'subscribe'; filter?: NotificationFilter }>(
+    Type.Object(
+      {
+        type: Type.Literal('subscribe'),
+        filter: Type.Optional(
+          Type.Object(
+            {
+              minLevel: Type.Optional(Level),
+              domain: Type.Optional(Name),
+              humanStatus: Type.Optional(Type.Union([Type.Literal('unseen'), Type.Literal('seen')])),
+              agentStatus: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('claimed'), Type.Literal('in_progress'), Type.Literal('resolved')])),
+              visibility: Type.Optional(Visibility),
+              eventType: Type.Optional(Name),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
+  unsubscribe: compile<{ type: 'unsubscribe' }>(Type.Object({ type: Type.Literal('unsubscribe') }, { additionalProperties: false })),
+  ping: compile<{ type: 'ping' }>(Type.Object({ type: Type.Literal('ping') }, { additionalProperties: false })),
+} as const;
+type ClientMessage = { type: 'subscribe'; filter?: NotificationFilter } | { type: 'unsubscribe' } | { type: 'ping' };
 
 /**
  * Fans committed notification changes out to WebSocket subscribers. A client whose unsent
@@ -20,7 +62,12 @@ interface Client {
 export class NotificationHub {
   private readonly clients = new Set<Client>();
   private readonly maxBuffered: number;
+  private readonly maxClients: number;
+  private readonly rate: number;
+  private readonly maxInvalid: number;
   disconnectedSlow = 0;
+  /** Clients closed for bad input (too many invalid messages, too fast) or refused (too many clients). */
+  refused = 0;
   sent = 0;
 
   constructor(
@@ -29,6 +76,9 @@ export class NotificationHub {
     init: HubInit = {},
   ) {
     this.maxBuffered = init.maxBufferedBytes ?? 1024 * 1024;
+    this.maxClients = init.maxClients ?? 256;
+    this.rate = init.messagesPerSecond ?? 20;
+    this.maxInvalid = init.maxInvalid ?? 20;
   }
 
   get size(): number {
@@ -36,25 +86,90 @@ export class NotificationHub {
   }
 
   add(socket: WebSocket): void {
-    const client: Client = { socket, filter: undefined };
+    if (this.clients.size >= this.maxClients) {
+      this.refused++;
+      this.logger.warn({ clients: this.clients.size }, 'refusing a WebSocket subscriber: too many');
+      socket.close(1013, `too many subscribers (at most ${this.maxClients})`);
+      return;
+    }
+    const client: Client = { socket, filter: undefined, tokens: this.rate * 2.5, refilledAt: Date.now(), invalid: 0 };
     this.clients.add(client);
     socket.on('close', () => this.clients.delete(client));
     socket.on('error', () => this.clients.delete(client));
-    socket.on('message', (data) => {
-      let msg: { type?: string; filter?: NotificationFilter };
+    socket.on('message', (data, isBinary) => {
+      // Whatever a client sends, nothing it does may throw out of this handler.
       try {
-        msg = JSON.parse(String(data)) as typeof msg;
-      } catch {
-        socket.send(JSON.stringify({ type: 'error', error: { code: 'WEFT_VALIDATION', message: 'messages must be JSON' } }));
-        return;
-      }
-      if (msg.type === 'subscribe') {
-        client.filter = msg.filter ?? {};
-        socket.send(JSON.stringify({ type: 'subscribed', filter: client.filter }));
-      } else {
-        socket.send(JSON.stringify({ type: 'error', error: { code: 'WEFT_VALIDATION', message: `unknown message type '${String(msg.type)}'` } }));
+        this.onMessage(client, data as Buffer, isBinary);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'WebSocket message handling failed');
+        this.close(client, 1011, 'internal error');
       }
     });
+  }
+
+  private onMessage(client: Client, data: Buffer, isBinary: boolean): void {
+    const now = Date.now();
+    client.tokens = Math.min(this.rate * 2.5, client.tokens + ((now - client.refilledAt) / 1000) * this.rate);
+    client.refilledAt = now;
+    if (client.tokens < 1) {
+      this.refused++;
+      this.close(client, 1008, `too many messages (at most ${this.rate} per second)`);
+      return;
+    }
+    client.tokens--;
+    let msg: unknown;
+    try {
+      if (isBinary) throw new Error('binary');
+      msg = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.invalid(client, 'messages must be JSON text, e.g. {"type":"subscribe","filter":{"minLevel":2}}');
+      return;
+    }
+    const type = msg !== null && typeof msg === 'object' && !Array.isArray(msg) ? (msg as { type?: unknown }).type : undefined;
+    const validator = typeof type === 'string' && Object.hasOwn(MESSAGES, type) ? MESSAGES[type as keyof typeof MESSAGES] : undefined;
+    if (!validator) {
+      this.invalid(client, `unknown message ${(JSON.stringify(type ?? msg) ?? String(msg)).slice(0, 100)}: send {"type":"subscribe"|"unsubscribe"|"ping"}`);
+      return;
+    }
+    const bad = validator.firstError(msg);
+    if (bad) {
+      this.invalid(client, `field '${bad.path}' ${bad.message.toLowerCase()}`);
+      return;
+    }
+    const m = msg as ClientMessage;
+    if (m.type === 'subscribe') {
+      client.filter = m.filter ?? {};
+      this.send(client, { type: 'subscribed', filter: client.filter });
+    } else if (m.type === 'unsubscribe') {
+      client.filter = undefined;
+      this.send(client, { type: 'unsubscribed' });
+    } else {
+      this.send(client, { type: 'pong' });
+    }
+  }
+
+  private invalid(client: Client, message: string): void {
+    client.invalid++;
+    if (client.invalid > this.maxInvalid) {
+      this.refused++;
+      this.close(client, 1008, `more than ${this.maxInvalid} invalid messages`);
+      return;
+    }
+    this.send(client, { type: 'error', error: { code: 'WEFT_VALIDATION', message } });
+  }
+
+  private send(client: Client, value: unknown): void {
+    if (client.socket.readyState === client.socket.OPEN) client.socket.send(JSON.stringify(value));
+  }
+
+  private close(client: Client, code: number, reason: string): void {
+    this.clients.delete(client);
+    try {
+      client.socket.close(code, reason.slice(0, 120));
+    } catch {
+      client.socket.terminate();
+    }
+    setTimeout(() => client.socket.terminate(), 1000).unref();
   }
 
   /** Publishes changes that have committed. */

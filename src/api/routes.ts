@@ -39,7 +39,9 @@ export const NotificationQuery = Type.Object({
   ),
   visibility: Type.Optional(Visibility),
   type: Type.Optional(Type.String()),
-  since: Type.Optional(Type.String({ description: 'ISO time' })),
+  since: Type.Optional(
+    Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2})?)?$', description: 'ISO time, e.g. 2026-12-01 or 2026-12-01T08:00:00Z' }),
+  ),
   cursor: Type.Optional(Type.Integer({ minimum: 1, description: 'nextCursor of the previous page' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
 });
@@ -66,55 +68,88 @@ export const EventsPage = Type.Object({
 });
 export const EmitBody = Type.Union([EmitInput, Type.Object({ events: Type.Array(EmitInput, { minItems: 1, maxItems: 10_000 }) })]);
 
+/** What a registered route says about itself in the OpenAPI document. */
 export interface RouteDoc {
-  method: 'GET' | 'POST';
-  url: string;
   summary: string;
-  params?: TSchema;
-  query?: TSchema;
-  body?: TSchema;
   response?: TSchema;
   status?: number;
 }
 
-/** The route table: registered by the server and rendered as OpenAPI. */
-export const ROUTES: RouteDoc[] = [
-  { method: 'GET', url: '/api/health', summary: 'Node health and counters' },
-  { method: 'GET', url: '/api/notifications', summary: 'List notifications, newest first', query: NotificationQuery, response: NotificationPage },
-  { method: 'GET', url: '/api/notifications/{id}', summary: 'One notification', params: IdParams, response: NotificationSchema },
-  { method: 'POST', url: '/api/notifications/{id}/seen', summary: 'Mark seen (unseen → seen)', params: IdParams, response: NotificationSchema },
-  { method: 'POST', url: '/api/notifications/{id}/claim', summary: 'Claim for an agent (none → claimed)', params: IdParams, body: AgentBody, response: NotificationSchema },
-  { method: 'POST', url: '/api/notifications/{id}/in_progress', summary: 'Start work (claimed → in_progress)', params: IdParams, body: AgentBody, response: NotificationSchema },
-  { method: 'POST', url: '/api/notifications/{id}/resolve', summary: 'Resolve, with a resolution matching the type’s resolutionShape', params: IdParams, body: ResolveBody, response: NotificationSchema },
-  { method: 'POST', url: '/api/events', summary: 'Emit one event, or {events:[...]}', body: EmitBody, status: 201 },
-  { method: 'GET', url: '/api/events', summary: 'List events of the local log, newest first', query: EventsQuery, response: EventsPage },
-  { method: 'GET', url: '/api/events/{id}', summary: 'One event', response: Envelope },
-  { method: 'GET', url: '/api/events/{id}/trace', summary: 'Lineage of an event: its causes and what it caused' },
-  { method: 'GET', url: '/api/schemas', summary: 'Event types of the catalog' },
-  { method: 'GET', url: '/api/schemas/export', summary: 'JSON Schema of the envelope and every event type' },
-  { method: 'GET', url: '/metrics', summary: 'Prometheus metrics' },
-  { method: 'GET', url: '/ws', summary: 'WebSocket: send {"type":"subscribe","filter":{...}}, receive notification changes' },
-];
+/**
+ * Summaries and response shapes by `METHOD /path` (Fastify's `:param` form). The document
+ * lists the routes the server actually registered (with the schemas they validate with); a
+ * route missing here is listed as undocumented and fails the API test.
+ */
+export const ROUTE_DOCS: Record<string, RouteDoc> = {
+  'GET /api/health': { summary: 'Node health and counters' },
+  'GET /api/notifications': { summary: 'List notifications, newest first', response: NotificationPage },
+  'GET /api/notifications/:id': { summary: 'One notification', response: NotificationSchema },
+  'POST /api/notifications/:id/seen': { summary: 'Mark seen (unseen → seen)', response: NotificationSchema },
+  'POST /api/notifications/:id/claim': { summary: 'Claim for an agent (none → claimed)', response: NotificationSchema },
+  'POST /api/notifications/:id/in_progress': { summary: 'Start work (claimed → in_progress)', response: NotificationSchema },
+  'POST /api/notifications/:id/resolve': { summary: 'Resolve, with a resolution matching the type’s resolutionShape', response: NotificationSchema },
+  'POST /api/events': { summary: 'Emit one event, or {events:[...]}', status: 201 },
+  'GET /api/events': { summary: 'List events of the local log, newest first', response: EventsPage },
+  'GET /api/events/:id': { summary: 'One event', response: Envelope },
+  'GET /api/events/:id/trace': { summary: 'Lineage of an event: its causes and what it caused' },
+  'GET /api/schemas': { summary: 'Event types of the catalog' },
+  'GET /api/schemas/export': { summary: 'JSON Schema of the envelope and every event type' },
+  'GET /api/pipeline': { summary: 'Cartridges in order, invocation counts, processor counters' },
+  'GET /api/quarantine': { summary: 'Events the trust evaluator held back, with outcome totals' },
+  'GET /api/quarantine/:id': { summary: 'One quarantined event with its envelope' },
+  'POST /api/quarantine/:id/release': { summary: 'Let a quarantined event into the pipeline (after the trust stage)' },
+  'POST /api/quarantine/:id/drop': { summary: 'Discard a quarantined event' },
+  'GET /api/rejections': { summary: 'Refused input (malformed entries, bad frames, rejected envelopes), newest first' },
+  'GET /api/rejections/:id': { summary: 'One refusal with the raw input' },
+  'GET /api/identity': { summary: 'This node’s computer, cluster, node id and fingerprint' },
+  'POST /api/identity/rotate': { summary: 'Rotate the node key (endorsed by the old one) and announce it' },
+  'GET /api/peers': { summary: 'Known peers with trust level and score' },
+  'GET /api/mesh/status': { summary: 'Mesh provider, per-peer state, caps, rtt, outbox and counters' },
+  'POST /api/mesh/send': { summary: 'Send a text to a peer (a notification there)' },
+  'POST /api/mesh/decode': { summary: 'Decode a frame (base64) or a TeleClaude mesh_event payload with this node’s verdict' },
+  'GET /api/audit/verify': { summary: 'Check the hash chain of the audit log' },
+  'GET /api/audit/export': { summary: 'The audit log as JSON lines' },
+  'GET /api/cartridges': { summary: 'Installed cartridges with status and invocation counts' },
+  'POST /api/cartridges/install': { summary: 'Install a cartridge package (pending activation)' },
+  'POST /api/cartridges/publish': { summary: 'Publish a cartridge to every peer (cartridge.published)' },
+  'POST /api/cartridges/:name/activate': { summary: 'Activate a pending cartridge (add alpha: true to run it add-only after the pipeline)' },
+  'POST /api/cartridges/:name/reject': { summary: 'Reject a cartridge' },
+  'POST /api/cartridges/:name/promote': { summary: 'Promote an alpha cartridge into the approved pipeline' },
+  'GET /metrics': { summary: 'Prometheus metrics' },
+  'GET /openapi.json': { summary: 'This document' },
+  'GET /ws': { summary: 'WebSocket: send {"type":"subscribe","filter":{...}}, receive notification changes' },
+};
 
-/** OpenAPI 3.1 document built from the same schemas the routes validate with. */
-export function openApiDocument(version: string): Record<string, unknown> {
+/** A route as the server registered it. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  schema?: { params?: TSchema; querystring?: TSchema; body?: TSchema };
+}
+
+/** OpenAPI 3.1 document of the routes the server registered, with the schemas they validate with. */
+export function openApiDocument(version: string, routes: readonly RegisteredRoute[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of ROUTES) {
-    const op: Record<string, unknown> = { summary: r.summary, security: [{ bearer: [] }] };
+  for (const r of routes) {
+    const doc = ROUTE_DOCS[`${r.method} ${r.url}`];
+    const url = r.url.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const op: Record<string, unknown> = { summary: doc?.summary ?? '(undocumented)', security: [{ bearer: [] }] };
     const parameters: unknown[] = [];
-    for (const [where, schema] of [['path', r.params], ['query', r.query]] as const) {
+    for (const [where, schema] of [['path', r.schema?.params], ['query', r.schema?.querystring]] as const) {
       const props = (schema as { properties?: Record<string, TSchema> } | undefined)?.properties ?? {};
       const required = (schema as { required?: string[] } | undefined)?.required ?? [];
       for (const [name, s] of Object.entries(props)) parameters.push({ name, in: where, required: where === 'path' || required.includes(name), schema: plain(s) });
     }
-    if (r.url.includes('{id}') && !r.params) parameters.push({ name: 'id', in: 'path', required: true, schema: { type: 'string' } });
+    for (const m of url.matchAll(/\{([A-Za-z_]+)\}/g)) {
+      if (!parameters.some((p) => (p as { name: string }).name === m[1])) parameters.push({ name: m[1], in: 'path', required: true, schema: { type: 'string' } });
+    }
     if (parameters.length) op.parameters = parameters;
-    if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: plain(r.body) } } };
+    if (r.schema?.body) op.requestBody = { required: true, content: { 'application/json': { schema: plain(r.schema.body) } } };
     op.responses = {
-      [String(r.status ?? 200)]: { description: 'ok', ...(r.response ? { content: { 'application/json': { schema: plain(r.response) } } } : {}) },
+      [String(doc?.status ?? 200)]: { description: 'ok', ...(doc?.response ? { content: { 'application/json': { schema: plain(doc.response) } } } : {}) },
       '4XX': { description: 'error', content: { 'application/json': { schema: plain(ErrorBody) } } },
     };
-    paths[r.url] = { ...(paths[r.url] ?? {}), [r.method.toLowerCase()]: op };
+    paths[url] = { ...(paths[url] ?? {}), [r.method.toLowerCase()]: op };
   }
   return {
     openapi: '3.1.0',

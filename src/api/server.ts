@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { WeftNode } from '../daemon/node.js';
 import type { Envelope } from '../envelope/index.js';
@@ -11,10 +10,12 @@ import type { LoggedEvent, NotificationChange, NotificationFilter } from '../sto
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { NotificationHub } from './hub.js';
-import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument } from './routes.js';
+import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
 
 export interface ApiInit {
   token: string;
+  /** The address the API binds to: loopback (the default) means WebSocket upgrades must name a loopback host. */
+  host?: string;
   /** Bytes a WebSocket client may leave unsent before it is dropped (default 1 MiB). */
   wsMaxBufferedBytes?: number;
   /** Largest request body (default 8 MiB). */
@@ -53,7 +54,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     const check = TypeCompiler.Compile(schema as TSchema);
     const coerce = httpPart === 'querystring' || httpPart === 'params';
     return (data: unknown) => {
-      const value = coerce ? Value.Convert(schema as TSchema, data) : data;
+      const value = coerce ? coerceStrings(schema as TSchema, data) : data;
       if (check.Check(value)) return { value };
       const e = check.Errors(value).First();
       const where = httpPart === 'body' ? 'body' : httpPart;
@@ -61,25 +62,80 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     };
   });
 
-  app.setErrorHandler((err, _req, reply) => {
+  // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with
+  // the limit, never a stack overflow.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.length === 0) return done(null, undefined);
+    const depth = jsonDepth(text, MAX_BODY_DEPTH);
+    if (depth > MAX_BODY_DEPTH) {
+      return done(new ValidationError(`body: nested deeper than ${MAX_BODY_DEPTH} levels (the limit for any JSON sent to Weft)`), undefined);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new ValidationError(`body: not valid JSON (${(err as Error).message})`), undefined);
+    }
+  });
+
+  let incident = 0;
+  app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
-    if (isWeftError(e)) return reply.status(e.status).send({ error: { code: e.code, message: e.message } });
+    const w = isWeftError(err) ? err : undefined;
+    if (w && w.status < 500) return reply.status(w.status).send({ error: { code: w.code, message: w.message } });
     if (e.validation || e.code === 'FST_ERR_VALIDATION') {
       return reply.status(400).send({ error: { code: 'WEFT_VALIDATION', message: e.message } });
     }
-    const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-    if (status === 500) deps.logger.error({ err: e.message }, 'API error');
-    return reply.status(status).send({ error: { code: status === 500 ? 'WEFT_INTERNAL' : (e.code ?? 'WEFT_VALIDATION'), message: e.message } });
+    if (!w && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply.status(e.statusCode).send({ error: { code: e.code ?? 'WEFT_VALIDATION', message: e.message } });
+    }
+    // Internal errors are logged, not echoed: the client gets a reference to find them in the log.
+    const ref = `${Date.now().toString(36)}-${++incident}`;
+    deps.logger.error({ err: e.message, stack: e.stack, ref, route: `${req.method} ${req.url.split('?')[0]}` }, 'API error');
+    return reply
+      .status(w ? w.status : 500)
+      .send({ error: { code: w ? w.code : 'WEFT_INTERNAL', message: `${w ? w.message : 'internal error'} (ref ${ref} in the node's log: weft logs)` } });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send({ error: { code: 'WEFT_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
+    reply.status(404).send({ error: { code: 'WEFT_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]} (GET /openapi.json lists them)` } }),
   );
 
+  // Every route registered from here on (extra routes of other concerns included) is documented.
+  const registered: RegisteredRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of Array.isArray(r.method) ? r.method : [r.method]) {
+      if (method !== 'HEAD') registered.push({ method, url: r.url, ...(r.schema ? { schema: r.schema as RegisteredRoute['schema'] } : {}) });
+    }
+  });
+
+  const tokenDigest = createHash('sha256').update(init.token).digest();
+  const loopbackOnly = isLoopbackHost(init.host ?? '127.0.0.1');
   app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0];
+    const upgrade = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    if (upgrade) {
+      // A refused upgrade must not leave its socket open (it would hold a descriptor, and a stop).
+      reply.header('connection', 'close');
+      reply.raw.once('finish', () => {
+        if (reply.statusCode >= 400) req.raw.socket?.destroy();
+      });
+      // A web page elsewhere (or a rebinding DNS name) must not reach the socket with a user's token.
+      const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
+      const origin = req.headers.origin;
+      const badHost = loopbackOnly && !isLoopbackHost(host);
+      const badOrigin = origin !== undefined && !isLoopbackOrigin(origin);
+      if (badHost || badOrigin) {
+        return reply.status(403).send({
+          error: { code: 'WEFT_FORBIDDEN', message: badHost ? `WebSocket upgrade for host '${host}' refused: the API answers loopback names only` : `WebSocket upgrade from origin '${origin}' refused` },
+        });
+      }
+    }
     const header = req.headers.authorization;
     let given = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
-    if (given === undefined && req.url.startsWith('/ws')) given = new URL(req.url, 'http://x').searchParams.get('token') ?? undefined;
-    const ok = given !== undefined && given.length === token.length && timingSafeEqual(Buffer.from(given), token);
+    // Only the WebSocket path takes the token from the query (a browser cannot set headers there).
+    if (given === undefined && upgrade && path === '/ws') given = new URL(req.url, 'http://x').searchParams.get('token') ?? undefined;
+    // Digests have one length whatever was sent, so the comparison never depends on it.
+    const ok = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), tokenDigest);
     if (!ok) {
       return reply
         .status(401)
@@ -180,7 +236,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     })),
   );
   app.get('/api/schemas/export', async () => node.catalog.exportJsonSchema());
-  app.get('/openapi.json', async () => openApiDocument(VERSION));
+  app.get('/openapi.json', async () => openApiDocument(VERSION, registered));
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
     return deps.metrics ? deps.metrics() : '';
@@ -189,6 +245,65 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   for (const add of deps.extraRoutes ?? []) add(app);
 
   return { app, hub };
+}
+
+/** Depth any JSON body may have; the envelope's own payload limit is checked at emit. */
+export const MAX_BODY_DEPTH = 64;
+
+/** Nesting depth of a JSON text, counted without recursion; stops counting past `stopAt`. */
+export function jsonDepth(text: string, stopAt = Number.POSITIVE_INFINITY): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      depth++;
+      if (depth > max) {
+        max = depth;
+        if (max > stopAt) return max;
+      }
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
+/**
+ * Query strings and path params arrive as strings: convert only those that are exactly a
+ * number, an integer or a boolean where the schema asks for one (`1.5` is not an id, `12abc`
+ * is not a limit), so the validator names the field instead of a silent rounding.
+ */
+function coerceStrings(schema: TSchema, data: unknown): unknown {
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (!props || data === null || typeof data !== 'object') return data;
+  const out: Record<string, unknown> = { ...(data as Record<string, unknown>) };
+  for (const [k, s] of Object.entries(props)) {
+    const v = out[k];
+    if (typeof v !== 'string') continue;
+    const type = (s as { type?: string }).type;
+    if (type === 'integer' && /^-?\d{1,15}$/.test(v)) out[k] = Number(v);
+    else if (type === 'number' && /^-?\d+(\.\d+)?$/.test(v)) out[k] = Number(v);
+    else if (type === 'boolean' && (v === 'true' || v === 'false')) out[k] = v === 'true';
+  }
+  return out;
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  try {
+    const u = new URL(origin);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && isLoopbackHost(u.hostname);
+  } catch {
+    return false;
+  }
 }
 
 /** The lineage of an event: its chain of causes up to the root, and the tree of what it caused. */

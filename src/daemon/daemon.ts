@@ -125,7 +125,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
     );
     const { token, path: tokenFile } = loadOrCreateToken(cfg.data_dir);
     const api = await buildApi(
-      { token },
+      { token, host: cfg.api.host },
       {
         node: n,
         logger: logger.child({ mod: 'api' }),

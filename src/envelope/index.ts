@@ -3,3 +3,4 @@ export * from './envelope.js';
 export * from './serialize.js';
 export * from './stream.js';
 export * from './validate.js';
+export * from './limits.js';

@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors/index.js';
 import type { ActionDescriptor, Envelope } from './envelope.js';
+import { assertPayloadLimits } from './limits.js';
 import { envelopeValidator } from './validate.js';
 
 /**
@@ -119,6 +120,7 @@ export function fromStreamFields(
       }
     }
   }
+  if (e.payload !== undefined) assertPayloadLimits(e.payload, `stream entry ${entryId}`);
   if (e.version === undefined) e.version = 1;
   if (e.domain === undefined) e.domain = '';
   if (e.description === undefined) e.description = '';

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   WEFT_ILLEGAL_TRANSITION: { status: 409, exit: 1 },
   WEFT_CONFLICT: { status: 409, exit: 1 },
   WEFT_UNAUTHORIZED: { status: 401, exit: 1 },
+  WEFT_FORBIDDEN: { status: 403, exit: 1 },
   WEFT_CONFIG: { status: 500, exit: 2 },
   WEFT_STORE: { status: 500, exit: 1 },
   WEFT_STORE_CORRUPT: { status: 500, exit: 1 },

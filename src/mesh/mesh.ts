@@ -1,7 +1,7 @@
 import type { AuditLog } from '../audit/index.js';
 import type { BusEntry } from '../bus/index.js';
 import type { WeftNode } from '../daemon/node.js';
-import { type Envelope, envelopeValidator } from '../envelope/index.js';
+import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import { fingerprintOfNodeId, type KeyRotationRecord, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
@@ -219,6 +219,8 @@ export class MeshService {
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
   private readonly refusals: RefusalNotices;
+  /** Refused connections, aggregated per peer or remote address and code: audit row + notice per minute. */
+  private readonly refusedLinks: RefusalNotices;
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
 
   constructor(
@@ -234,8 +236,10 @@ export class MeshService {
       {
         clock: deps.clock,
         logger: deps.logger,
-        raise: (_key, d, count) =>
-          deps.node.emit({
+        raise: (_key, d, count) => {
+          // One audit entry per sender and cause per minute, with the count: refusals cannot flood the chain.
+          if (d.frame === 'yes') deps.audit.record('frame.rejected', d.computer ?? null, { code: d.code ?? null, reason: (d.reason ?? '').slice(0, 500), sender: d.sender ?? null, count }, false);
+          return deps.node.emit({
             event: 'mesh.event.rejected',
             payload: {
               sender: d.sender ?? 'unknown',
@@ -245,9 +249,35 @@ export class MeshService {
               count,
               windowStart: new Date(deps.clock.now()).toISOString(),
             },
-          }),
+          });
+        },
       },
     );
+    this.refusedLinks = new RefusalNotices({}, { clock: deps.clock, logger: deps.logger, raise: (_key, d, count) => this.refusedLink(d, count) });
+  }
+
+  private refusedLink(d: Record<string, string | undefined>, count: number): Promise<void> {
+    const who = d.peer ?? d.address ?? 'unknown';
+    this.deps.audit.record(
+      'peer.refused',
+      d.peer ?? null,
+      { code: d.code ?? null, reason: d.reason ?? null, remoteAddress: d.address ?? null, presentedFingerprint: d.fingerprint ?? null, count },
+      false,
+    );
+    const reason = count > 1 ? `${count} connections refused in the last minute: ${d.reason ?? ''}` : (d.reason ?? '');
+    return this.deps.node
+      .emit({
+        event: 'mesh.event.rejected',
+        payload: {
+          sender: d.fingerprint && count === 1 ? `fingerprint ${d.fingerprint}` : who,
+          senderComputer: who,
+          code: d.code ?? 'unknown',
+          reason: `${d.code}: ${reason}`.slice(0, 2000),
+          count,
+          windowStart: new Date(this.clock.now()).toISOString(),
+        },
+      })
+      .then(() => undefined);
   }
 
   get identity(): NodeIdentity {
@@ -315,6 +345,7 @@ export class MeshService {
       for (const u of this.unsubs) u();
       if (this.discoverTimer) clearInterval(this.discoverTimer);
       this.refusals.close();
+      this.refusedLinks.close();
       await Promise.all([...this.senders.values()].map((s) => s.stop()));
       await this.deps.teleclaude?.stop();
       await this.deps.registry?.stop();
@@ -496,11 +527,15 @@ export class MeshService {
         this.states.set(e.peer, 'disconnected');
         audit.record('peer.disconnected', e.peer, { reason: e.reason, direction: e.direction ?? null }, true);
         break;
-      case 'peer.refused':
-        audit.record('peer.refused', e.peer ?? null, { code: e.code, reason: e.reason, remoteAddress: e.remoteAddress ?? null, presentedFingerprint: e.presentedFingerprint ?? null }, false);
+      case 'peer.refused': {
         this.count(e.code);
-        void this.notice(e.presentedFingerprint ? `fingerprint ${e.presentedFingerprint}` : undefined, e.peer ?? e.remoteAddress ?? 'unknown', e.code, e.reason);
+        // Keyed on what the refused side cannot choose: the pinned peer we dialled, or the remote
+        // address. A flood of fresh keys from one address is one audit entry and one notice a minute.
+        const who = e.peer ?? e.remoteAddress ?? 'unknown';
+        const detail = { peer: e.peer, address: e.remoteAddress, code: e.code, reason: e.reason, fingerprint: e.presentedFingerprint };
+        this.refusedLinks.note(`${who}|${e.code}`, detail);
         break;
+      }
       case 'backpressure':
         if (e.active) this.states.set(e.peer, 'backpressure');
         break;
@@ -654,6 +689,15 @@ export class MeshService {
         continue;
       }
       const env = stamped as Envelope;
+      const tooBig = payloadProblem(env.payload);
+      if (tooBig) {
+        await this.reject(frame.header.sender, computer, `ENVELOPE_${tooBig.code}`, `envelope ${env.id}: ${tooBig.message}`, {
+          ref: `${deliveryId}:${env.id}`,
+          field: '/payload',
+          raw: JSON.stringify(raw).slice(0, 4096),
+        });
+        continue;
+      }
       if ((env.hops ?? 0) > this.maxHops) {
         await this.reject(frame.header.sender, computer, 'ENVELOPE_HOP_LIMIT', `envelope ${env.id} has travelled ${env.hops} hops`, {
           ref: `${deliveryId}:${env.id}`,
@@ -736,7 +780,6 @@ export class MeshService {
     const computer = (sender && this.deps.pins.computerOf(sender)) ?? from ?? 'unknown';
     this.logger.warn({ peer: computer, code, reason: message, ...(input.field ? { field: input.field } : {}) }, 'mesh input rejected');
     try {
-      this.deps.audit.record('frame.rejected', computer, { code, reason: message.slice(0, 500), sender: sender ?? null }, false);
       // Frames are kept as base64 (at most 48 KiB of them), envelopes as their JSON.
       const raw = typeof input.raw === 'string' ? input.raw : Buffer.from(input.raw.subarray(0, 49152)).toString('base64');
       await this.deps.node.ns.store.write(() =>
@@ -745,11 +788,11 @@ export class MeshService {
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'recording a mesh rejection failed');
     }
-    await this.notice(sender, computer, code, message);
+    await this.notice(sender, computer, code, message, true);
   }
 
   /** Raises `mesh.event.rejected`: at most one per sender and cause per minute, with the count of the rest. */
-  private async notice(sender: string | undefined, computer: string, code: string, message: string): Promise<void> {
-    this.refusals.note(`${sender ?? computer}|${code}`, { sender: sender ?? computer, computer, code, reason: `${code}: ${message}` });
+  private async notice(sender: string | undefined, computer: string, code: string, message: string, frame = false): Promise<void> {
+    this.refusals.note(`${sender ?? computer}|${code}`, { sender: sender ?? computer, computer, code, reason: `${code}: ${message}`, frame: frame ? 'yes' : 'no' });
   }
 }

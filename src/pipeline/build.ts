@@ -1,5 +1,5 @@
 import type { Catalog } from '../catalog/index.js';
-import { type EmitInput, type Envelope, emitInputValidator } from '../envelope/index.js';
+import { assertPayloadLimits, type EmitInput, type Envelope, emitInputValidator } from '../envelope/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGenerator } from '../util/ids.js';
 
@@ -23,6 +23,7 @@ export function buildEnvelope(input: unknown, deps: BuildDeps): Envelope {
   // Another producer family's type name or payload shape becomes ours first (catalog aliases).
   const inp: EmitInput = deps.catalog.normalize(emitInputValidator.assert(input, 'emit'));
   const entry = deps.catalog.require(inp.event);
+  assertPayloadLimits(inp.payload ?? {}, `event '${inp.event}'`);
   const payload = entry.validator.assert(inp.payload ?? {}, `event '${inp.event}' payload`);
   const now = deps.clock.now();
   const env: Envelope = {

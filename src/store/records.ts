@@ -249,10 +249,16 @@ export interface RejectionInput {
   raw: string;
 }
 
+/** Refusals kept at most; older ones are pruned (their notifications and audit entries stay). */
+export const MAX_KEPT_REJECTIONS = 100_000;
+
 /** Input that never became an event (malformed stream entries, refused frames): kept, listed, never silent. */
 export class Rejections {
   private readonly insertS: Statement;
+  private readonly pruneS: Statement;
+  private inserted = 0;
   constructor(private readonly store: Store) {
+    this.pruneS = store.db.prepare('DELETE FROM rejected_entries WHERE id <= (SELECT MAX(id) FROM rejected_entries) - ?');
     this.insertS = store.db.prepare(
       `INSERT INTO rejected_entries (origin, ref, code, reason, field, raw, created_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(origin, ref) DO UPDATE SET count = count + 1, last_at = excluded.last_at RETURNING count`,
@@ -262,6 +268,8 @@ export class Rejections {
   add(r: RejectionInput): boolean {
     const now = this.store.nowIso();
     const row = this.insertS.get(r.origin, r.ref, r.code, r.reason.slice(0, 4000), r.field ?? null, r.raw.slice(0, 65536), now, now) as { count: number };
+    // A flood of garbage keeps the table bounded: the newest MAX_KEPT_REJECTIONS stay.
+    if (++this.inserted % 1000 === 0) this.pruneS.run(MAX_KEPT_REJECTIONS);
     return row.count === 1;
   }
   /** Newest first; `cursor` is the id to continue below. */

@@ -12,7 +12,7 @@
  * holds at most `credits` frames of the sender's in memory; a sender out of credit waits.
  * A link that misses pongs for `deadAfterMs` is dropped and redialled with backoff.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import {
   createNodeCertificate,
@@ -59,6 +59,10 @@ export interface TlsProviderInit {
   /** Redial backoff bounds, ms (default 100 .. 10000). */
   reconnect?: { minMs: number; maxMs: number };
   handshakeTimeoutMs?: number;
+  /** Inbound connections at most, handshaking or linked (default 256); more are closed at once. */
+  maxConnections?: number;
+  /** Inbound connections from one remote address at most (default 64: nodes on one machine share 127.0.0.1). */
+  maxConnectionsPerAddress?: number;
 }
 
 /** A TLS provider also tells where it listens. */
@@ -142,6 +146,13 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   private readonly deadAfterMs: number;
   private readonly reconnect: { minMs: number; maxMs: number };
   private readonly handshakeTimeoutMs: number;
+  private readonly maxConnections: number;
+  private readonly maxPerAddress: number;
+  /** Every inbound TCP connection, from accept to close: counted, capped, destroyed on stop. */
+  private readonly rawInbound = new Set<Socket>();
+  private readonly perAddress = new Map<string, number>();
+  /** Inbound connections closed because a cap was reached. */
+  refusedOverCap = 0;
   private cert: NodeCertificate | undefined;
   private server: tls.Server | undefined;
   private state: 'idle' | 'started' | 'stopped' = 'idle';
@@ -183,6 +194,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
     this.deadAfterMs = init.deadAfterMs ?? this.heartbeatMs * 3;
     this.reconnect = init.reconnect ?? { minMs: 100, maxMs: 10_000 };
     this.handshakeTimeoutMs = init.handshakeTimeoutMs ?? 10_000;
+    this.maxConnections = init.maxConnections ?? 256;
+    this.maxPerAddress = init.maxConnectionsPerAddress ?? 64;
   }
 
   address(): { host: string; port: number } | undefined {
@@ -223,6 +236,29 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       handshakeTimeout: this.handshakeTimeoutMs,
     });
     this.server = server;
+    server.maxConnections = this.maxConnections + 1;
+    // Before TLS: count and cap by address, so idle or half-open sockets cannot exhaust descriptors.
+    server.on('connection', (raw: Socket) => {
+      const addr = raw.remoteAddress ?? '?';
+      const n = this.perAddress.get(addr) ?? 0;
+      if (this.state !== 'started' || this.rawInbound.size >= this.maxConnections || n >= this.maxPerAddress) {
+        this.refusedOverCap++;
+        if (this.state === 'started') {
+          const why = this.rawInbound.size >= this.maxConnections ? `${this.maxConnections} inbound connections` : `${this.maxPerAddress} inbound connections from ${addr}`;
+          this.refuse(undefined, addr, 'PEER_HANDSHAKE_FAILED', `connection refused: at most ${why}`);
+        }
+        raw.destroy();
+        return;
+      }
+      this.rawInbound.add(raw);
+      this.perAddress.set(addr, n + 1);
+      raw.once('close', () => {
+        this.rawInbound.delete(raw);
+        const left = (this.perAddress.get(addr) ?? 1) - 1;
+        if (left <= 0) this.perAddress.delete(addr);
+        else this.perAddress.set(addr, left);
+      });
+    });
     server.on('secureConnection', (socket) => this.onInbound(socket));
     server.on('tlsClientError', (err, socket) => {
       const msg = err.message;
@@ -230,6 +266,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
         ? 'PEER_PROTOCOL_TOO_OLD'
         : 'PEER_HANDSHAKE_FAILED';
       this.refuse(undefined, socket.remoteAddress, code, `TLS handshake failed: ${msg}`);
+      // A failed or timed-out handshake leaves nothing open.
+      socket.destroy();
     });
     server.on('error', (err) => this.deps.logger.warn({ err: err.message }, 'tls server error'));
     return new Promise((resolve, reject) => {
@@ -599,6 +637,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
         for (const w of l.waiters.splice(0)) w();
       }
       for (const s of this.allSockets) s.destroy();
+      // Half-open and handshaking connections too: server.close() would wait for them.
+      for (const s of this.rawInbound) s.destroy();
       this.queue?.close();
       if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
       await Promise.all(this.dialLoops);

@@ -17,14 +17,14 @@ test('a program that XADDs the seed format without our library is a producer', a
   const { node, close } = await startTestNode({ redis: { url: redis.url, stream } });
   const r = new Redis(redis.url);
   try {
-    await r.xadd(stream, '*',
+    const good = await r.xadd(stream, '*',
       'event', 'domain.software-development.planning.todo.created', 'version', '1', 'source', 'python-producer',
       'timestamp', '2026-11-25T08:00:00.123456+00:00', 'idempotency_key', '', 'level', '2', 'domain', 'software-development',
       'entity', '', 'description', 'from redis-cli', 'visibility', 'local',
       'payload', JSON.stringify({ slug: 'py-1', title: 'From Python' }), 'actions', '', 'terminal_when', '', 'resolution_shape', '');
     // malformed: bad JSON payload, and an unknown level: both recorded as rejections, never a crash
-    await r.xadd(stream, '*', 'event', 'x.y', 'source', 's', 'timestamp', '2026-11-25T08:00:00Z', 'level', '1', 'payload', '{oops');
-    await r.xadd(stream, '*', 'event', 'x.y', 'source', 's', 'timestamp', '2026-11-25T08:00:00Z', 'level', '7', 'payload', '{}');
+    const badJson = await r.xadd(stream, '*', 'event', 'x.y', 'source', 's', 'timestamp', '2026-11-25T08:00:00Z', 'level', '1', 'payload', '{oops');
+    const badLevel = await r.xadd(stream, '*', 'event', 'x.y', 'source', 's', 'timestamp', '2026-11-25T08:00:00Z', 'level', '7', 'payload', '{}');
     const todo = 'domain.software-development.planning.todo.created';
     await waitFor(() => node.ns.notifications.list({ eventType: todo }).items.length === 1 && node.processor.stats.rejected === 2, 10_000, 'foreign entry processed');
     const n = node.ns.notifications.list({ eventType: todo }).items[0];
@@ -38,8 +38,10 @@ test('a program that XADDs the seed format without our library is a producer', a
     const refusal = node.ns.notifications.list({ eventType: 'system.entry.rejected' }).items.at(-1);
     assert.equal(refusal?.payload.field, 'payload');
     // the event is acknowledged after the commit; the refused entries stay, unacknowledged
-    const pending = (await r.xpending(stream, 'weft:pipeline:test')) as [number];
-    assert.equal(pending[0], 2);
+    const pendingOf = async (id: string | null) => ((await r.call('XPENDING', stream, 'weft:pipeline:test', id as string, id as string, 1)) as unknown[]).length;
+    assert.equal(await pendingOf(good), 0, 'the event is acknowledged');
+    assert.equal(await pendingOf(badJson), 1, 'a refused entry is not');
+    assert.equal(await pendingOf(badLevel), 1);
     const left = (await r.xrange(stream, '-', '+')).filter(([, f]) => !f.includes('weft')).length;
     assert.equal(left, 3, 'what the other program wrote is all still on the stream');
   } finally {

@@ -15,6 +15,7 @@ import { decodeFrame, encodeFrame, type Provider, redisProvider } from '../../sr
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TestRedis } from '../helpers/redis.js';
+import { take } from '../transport/provider-compliance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let redis: TestRedis;
@@ -83,12 +84,7 @@ class Receiver {
 }
 
 async function drain(p: Provider, rx: Receiver, n: number): Promise<void> {
-  let i = 0;
-  if (n === 0) return;
-  for await (const f of p.frames()) {
-    await rx.handle(f.bytes, f.from, f.ack);
-    if (++i >= n) break;
-  }
+  for (const f of await take(p, n, { ack: false, what: 'frames for the receiver' })) await rx.handle(f.bytes, f.from, f.ack);
 }
 
 test('bad frames are each refused with their own code while a good peer keeps being served', {

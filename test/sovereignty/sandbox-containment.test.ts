@@ -325,4 +325,41 @@ describe('sandbox containment', () => {
     await sandbox.unload('counted');
     assert.equal(sandbox.stats('counted'), undefined);
   });
+
+  it('should never let one input emit more than the limit, even through an Array.prototype accessor', async () => {
+    const results = await runHostile(
+      'accessor',
+      `function handle(event, ctx) {
+         var captured = null;
+         Object.defineProperty(Array.prototype, '0', {
+           configurable: true,
+           get: function () { return undefined; },
+           set: function (v) { captured = this; Object.defineProperty(this, '0', { value: v, writable: true, enumerable: true, configurable: true }); },
+         });
+         Object.defineProperty(Object.prototype, '0', {
+           configurable: true,
+           set: function (v) { captured = this; Object.defineProperty(this, '0', { value: v, writable: true, enumerable: true, configurable: true }); },
+         });
+         ctx.emit('build.seen', { i: 0 });
+         for (var i = 1; i < 5000; i++) captured.push ? captured.push(JSON.stringify({ type: 'build.seen', payload: { i: i } })) : (captured[i] = JSON.stringify({ type: 'build.seen', payload: { i: i } }));
+         return event;
+       }`,
+    );
+    const r = results[0];
+    assert.ok(r);
+    if (r.ok) assert.ok(r.emitted.length <= 64, `emitted ${r.emitted.length} events for one input`);
+    else assert.ok([E.THREW, E.RESULT_TOO_LARGE].includes(r.error.code as never), JSON.stringify(r.error));
+  });
+
+  it('should refuse an input too deep to hand to a cartridge without counting it against the cartridge', async () => {
+    await sandbox.load(cartridge('innocent', 'function process(e) { return e; }'));
+    let deep: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 70; i++) deep = { d: deep };
+    const results = await sandbox.process('innocent', Array.from({ length: 6 }, (_, i) => envelope(i, { deep })));
+    for (const r of results) assert.equal(errorOf(r).code, E.BAD_INPUT);
+    assert.equal(sandbox.stats('innocent')?.consecutiveFailures, 0, 'not the cartridge\'s failure');
+    const [ok] = await sandbox.process('innocent', [envelope(7)]);
+    assert.ok(ok?.ok, 'and it is not suspended');
+    await sandbox.unload('innocent');
+  });
 });

@@ -51,7 +51,10 @@ export const PRELUDE = `(function () {
     return function run(eventJson, maxChars, maxEmits) {
       try {
         var event = parse(eventJson);
-        var emitted = [];
+        // A null-prototype store and our own counter: a cartridge that defines accessors on
+        // Array.prototype (or Object.prototype) cannot make an element vanish from the count.
+        var emitted = create(null);
+        var count = 0;
         var size = 0;
         var problem = null;
         var ctx = freeze({
@@ -61,7 +64,7 @@ export const PRELUDE = `(function () {
               if (problem === null) problem = fail('WEFT_CARTRIDGE_EMIT_UNDECLARED', 'ctx.emit refused event type ' + shown + ': not declared in the manifest');
               throw new TypeErrorC('ctx.emit: event type ' + shown + ' is not declared in the manifest');
             }
-            if (emitted.length >= maxEmits) {
+            if (count >= maxEmits) {
               if (problem === null) problem = fail('WEFT_CARTRIDGE_RESULT_TOO_LARGE', 'more than ' + maxEmits + ' events emitted for one event');
               throw new RangeErrorC('ctx.emit: more than ' + maxEmits + ' events');
             }
@@ -77,7 +80,8 @@ export const PRELUDE = `(function () {
               if (problem === null) problem = fail('WEFT_CARTRIDGE_RESULT_TOO_LARGE', 'emitted events exceed ' + maxChars + ' characters');
               throw new RangeErrorC('ctx.emit: emitted events too large');
             }
-            emitted[emitted.length] = text;
+            emitted[count] = text;
+            count++;
           },
         });
         var result;
@@ -106,7 +110,7 @@ export const PRELUDE = `(function () {
           }
         }
         var e = '';
-        for (var j = 0; j < emitted.length; j++) e += (j === 0 ? '' : ',') + emitted[j];
+        for (var j = 0; j < count; j++) e += (j === 0 ? '' : ',') + emitted[j];
         return '{"r":' + out + ',"e":[' + e + ']}';
       } catch (err) {
         return fail('WEFT_CARTRIDGE_THREW', describe(err));

@@ -81,6 +81,8 @@ export function decodeOutcome(
   emits: ReadonlySet<string>,
   validateEvent: EventValidator,
   maxDepth: number,
+  /** Events one input may emit; counted here, on the host, whatever the engine's prelude counted. */
+  maxEmits = 64,
 ): SandboxEventResult {
   if (typeof text !== 'string') return failure(E.BAD_RESULT, 'the sandbox answered no text for this event');
   let value: unknown;
@@ -102,6 +104,9 @@ export function decodeOutcome(
   if (r !== null && !isRecord(r))
     return failure(E.BAD_RESULT, 'process returned something that is not an event object');
   if (!Array.isArray(e)) return failure(E.BAD_RESULT, 'the sandbox answered no list of emitted events');
+  if (e.length > maxEmits) {
+    return failure(E.RESULT_TOO_LARGE, `the cartridge emitted ${e.length} events for one input; at most ${maxEmits} are allowed`);
+  }
   if (r !== null) {
     const shape = checkJsonShape(r, maxDepth);
     if (shape) return failure(E.BAD_RESULT, `returned event ${shape}`);

@@ -1,4 +1,5 @@
 import type { Clock, Logger } from '../../util/index.js';
+import { valueDepth } from '../../envelope/index.js';
 import { CartridgeLoadError, SandboxStoppedError, SandboxUnavailableError } from '../errors.js';
 import { type CartridgePackage, validatePackage } from '../package.js';
 import { ChildHandle, type ExitReason } from './child.js';
@@ -13,6 +14,9 @@ import {
 } from './result.js';
 
 /** User options of the sandbox. Every field has a default. */
+/** Levels of nesting a cartridge may add to its input before its result passes `maxDepth`. */
+const INPUT_DEPTH_MARGIN = 16;
+
 export interface SandboxInit {
   /** Time budget of one event, in ms, enforced inside the engine. Default 100. */
   timeoutMs?: number;
@@ -328,6 +332,13 @@ class SandboxRuntime implements Sandbox {
         results[i] = failure(E.BAD_INPUT, 'event has no JSON form');
         continue;
       }
+      // An input this deep could push a cartridge that passes it on past the result limit: the
+      // failure would be the input's, so it is refused here and never counts against the cartridge.
+      const depth = valueDepth(events[i], this.o.maxDepth);
+      if (depth > this.o.maxDepth - INPUT_DEPTH_MARGIN) {
+        results[i] = failure(E.BAD_INPUT, `event is nested ${depth} levels deep; cartridges take at most ${this.o.maxDepth - INPUT_DEPTH_MARGIN}`);
+        continue;
+      }
       texts.push(text);
       slots.push(i);
       if (texts.length >= this.o.maxBatch) flush();
@@ -550,7 +561,12 @@ class SandboxRuntime implements Sandbox {
     }
     const texts = outcome.msg.t === 'ran' ? outcome.msg.results : [];
     for (let i = 0; i < n; i++) {
-      const result = decodeOutcome(texts[i], entry.emits, this.o.validateEvent, this.o.maxDepth);
+      const text = texts[i];
+      // Sized here as well: the child's own bound is only as good as the engine it runs.
+      const result =
+        typeof text === 'string' && text.length > this.o.maxResultChars
+          ? failure(E.RESULT_TOO_LARGE, `the cartridge's result and emits are ${text.length} characters; at most ${this.o.maxResultChars}`)
+          : decodeOutcome(text, entry.emits, this.o.validateEvent, this.o.maxDepth, this.o.maxEmitsPerEvent);
       job.results[job.slots[i] as number] = result;
       if (result.ok) {
         stats.successes += 1;

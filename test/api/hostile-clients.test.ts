@@ -1,0 +1,208 @@
+/**
+ * What a token holder (or anyone who can reach the port) can send the API, and what it gets.
+ * Each case was a defect: a WebSocket `null` stopped the daemon, a same-length non-ASCII token
+ * gave a 500, deep JSON overflowed the stack, `1.5` was read as the id 1.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { WebSocket } from 'ws';
+import { buildApi } from '../../src/api/server.js';
+import { readToken } from '../../src/daemon/secrets.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { startDaemonProcess } from '../helpers/cli.js';
+import { startTestNode } from '../helpers/node.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const TOKEN = 'test-token-0123456789';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+/** Opens a socket and collects what it receives; resolves once open. */
+async function socket(url: string, headers: Record<string, string> = auth): Promise<{ ws: WebSocket; got: unknown[]; closed: Promise<{ code: number; reason: string }> }> {
+  const ws = new WebSocket(url, { headers });
+  const got: unknown[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, got, closed };
+}
+
+async function until(fn: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('the API with hostile input, in-process', () => {
+  let app: FastifyInstance;
+  let base: string;
+  let close: () => Promise<void>;
+  before(async () => {
+    const t = await startTestNode();
+    close = t.close;
+    app = (await buildApi({ token: TOKEN }, { node: t.node, logger: silentLogger })).app;
+    base = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('http', 'ws');
+  });
+  after(async () => {
+    await app.close();
+    await close();
+  });
+
+  test('every WebSocket message that is not a valid request is answered with an error naming the problem', async () => {
+    const { ws, got } = await socket(`${base}/ws`);
+    const cases: Array<[string, RegExp]> = [
+      ['null', /unknown message null/],
+      ['42', /unknown message 42/],
+      ['"subscribe"', /unknown message "subscribe"/],
+      ['[]', /unknown message \[\]/],
+      ['{oops', /must be JSON/],
+      ['{"type":"subscribe","filter":{"minLevel":"x"}}', /field '\/filter\/minLevel'/],
+      ['{"type":"subscribe","filter":{"nope":1}}', /field '\/filter\/nope'/],
+      ['{"type":"subscribe","filter":null}', /field '\/filter'/],
+    ];
+    for (const [text] of cases) ws.send(text);
+    ws.send(Buffer.from([0, 1, 2]), { binary: true });
+    ws.send('{"type":"subscribe","filter":{"minLevel":2}}');
+    await until(() => got.length === cases.length + 2, 'all replies');
+    for (const [i, [, re]] of cases.entries()) {
+      const m = got[i] as { type: string; error: { code: string; message: string } };
+      assert.equal(m.type, 'error');
+      assert.equal(m.error.code, 'WEFT_VALIDATION');
+      assert.match(m.error.message, re);
+    }
+    assert.match((got[cases.length] as { error: { message: string } }).error.message, /must be JSON text/);
+    assert.deepEqual(got[cases.length + 1], { type: 'subscribed', filter: { minLevel: 2 } });
+    ws.close();
+  });
+
+  test('a client that floods or keeps sending garbage is closed with 1008; the others are served', async () => {
+    const good = await socket(`${base}/ws`);
+    const flood = await socket(`${base}/ws`);
+    for (let i = 0; i < 200; i++) flood.ws.send('{"type":"ping"}');
+    assert.deepEqual(await flood.closed, { code: 1008, reason: 'too many messages (at most 20 per second)' });
+    const junk = await socket(`${base}/ws`);
+    for (let i = 0; i < 25; i++) {
+      junk.ws.send('null');
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    assert.equal((await junk.closed).code, 1008);
+    good.ws.send('{"type":"ping"}');
+    await until(() => good.got.some((m) => (m as { type: string }).type === 'pong'), 'pong');
+    good.ws.close();
+  });
+
+  test('fuzzed WebSocket input never throws out of the handler: 20,000 random messages', async () => {
+    // Many sockets, each under the rate limit, so every message reaches the validator.
+    const texts = fc.sample(
+      fc.oneof(
+        fc.json({ maxDepth: 6 }),
+        fc.string({ maxLength: 200 }),
+        fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify({ type: 'subscribe', filter: v })),
+        fc.record({ type: fc.constantFrom('subscribe', 'unsubscribe', 'ping', 'x', ''), filter: fc.anything({ maxDepth: 3 }) }).map((v) => {
+          try {
+            return JSON.stringify(v) ?? 'null';
+          } catch {
+            return '{}';
+          }
+        }),
+      ),
+      { numRuns: 20_000, seed: 4242 },
+    );
+    const PER_SOCKET = 19;
+    let answered = 0;
+    for (let i = 0; i < texts.length; i += PER_SOCKET * 16) {
+      const batch = await Promise.all(
+        Array.from({ length: 16 }, async (_, k) => {
+          const slice = texts.slice(i + k * PER_SOCKET, i + (k + 1) * PER_SOCKET);
+          if (slice.length === 0) return 0;
+          const s = await socket(`${base}/ws`);
+          for (const t of slice) s.ws.send(t);
+          s.ws.send('{"type":"ping"}');
+          await until(() => s.got.some((m) => (m as { type?: string }).type === 'pong') || s.ws.readyState !== s.ws.OPEN, 'the pong after the batch', 20_000);
+          s.ws.close();
+          return s.got.length;
+        }),
+      );
+      answered += batch.reduce((a, b) => a + b, 0);
+    }
+    assert.ok(answered >= texts.length * 0.5, `answers: ${answered} for ${texts.length} inputs`);
+    const h = await app.inject({ method: 'GET', url: '/api/health', headers: auth });
+    assert.equal(h.statusCode, 200, 'the node still answers');
+  });
+
+  test('tokens are compared as digests: a same-length non-ASCII token is a 401, not a 500', async () => {
+    const same = 'é'.repeat(TOKEN.length);
+    const r = await app.inject({ method: 'GET', url: '/api/health', headers: { authorization: `Bearer ${same}` } });
+    assert.equal(r.statusCode, 401);
+    assert.equal((r.json() as { error: { code: string } }).error.code, 'WEFT_UNAUTHORIZED');
+  });
+
+  test('?token= is accepted only on the WebSocket path itself, and only from a loopback origin', async () => {
+    for (const url of [`/api/health?token=${TOKEN}`, `/wsx?token=${TOKEN}`, `/ws/../api/health?token=${TOKEN}`]) {
+      const r = await app.inject({ method: 'GET', url });
+      assert.equal(r.statusCode, 401, url);
+    }
+    const ok = await socket(`${base}/ws?token=${TOKEN}`, {});
+    ok.ws.close();
+    await assert.rejects(socket(`${base}/ws`, { ...auth, origin: 'https://evil.example' }), /403/);
+    await assert.rejects(socket(`${base}/ws`, { ...auth, host: 'evil.example' }), /403/);
+  });
+
+  test('deep JSON, bad numbers and bad dates are 400s that name the limit or the field', async () => {
+    let deep = '1';
+    for (let i = 0; i < 5000; i++) deep = `[${deep}]`;
+    let r = await app.inject({ method: 'POST', url: '/api/events', headers: { ...auth, 'content-type': 'application/json' }, payload: `{"event":"mesh.test.ping","payload":{"n":1,"x":${deep}}}` });
+    assert.equal(r.statusCode, 400);
+    assert.match((r.json() as { error: { message: string } }).error.message, /nested deeper than 64 levels/);
+    let p: unknown = { leaf: 1 };
+    for (let i = 0; i < 40; i++) p = { d: p };
+    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'mesh.test.ping', payload: { n: 1, deep: p } } });
+    assert.equal(r.statusCode, 400);
+    assert.match((r.json() as { error: { message: string } }).error.message, /nested deeper than 32 levels \(the limit\)/);
+    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'mesh.test.ping', payload: { n: 1, note: 'x'.repeat(900), big: 'y'.repeat(70_000) } } });
+    assert.equal(r.statusCode, 400);
+    assert.match((r.json() as { error: { message: string } }).error.message, /the limit is 65536/);
+    r = await app.inject({ method: 'GET', url: '/api/notifications/1.5', headers: auth });
+    assert.equal(r.statusCode, 400);
+    assert.match((r.json() as { error: { message: string } }).error.message, /params: field '\/id'/);
+    r = await app.inject({ method: 'GET', url: '/api/notifications?since=notadate', headers: auth });
+    assert.equal(r.statusCode, 400);
+    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/since'/);
+    r = await app.inject({ method: 'GET', url: '/api/notifications?limit=12abc', headers: auth });
+    assert.equal(r.statusCode, 400);
+  });
+
+  test('/openapi.json documents every route the server registered', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json() as { paths: Record<string, Record<string, { summary: string }>> };
+    const ops = Object.entries(doc.paths).flatMap(([path, m]) => Object.entries(m).map(([method, op]) => ({ path, method, summary: op.summary })));
+    assert.deepEqual(ops.filter((o) => o.summary === '(undocumented)'), []);
+    for (const path of ['/api/notifications/{id}', '/api/events', '/api/schemas', '/openapi.json', '/ws', '/metrics']) assert.ok(doc.paths[path], path);
+  });
+});
+
+test('a WebSocket client that sends `null` to a real daemon does not stop it', async () => {
+  const t = tempDir('weft-wsnull-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'wsnull' };
+  const d = await startDaemonProcess(env);
+  try {
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const s = await socket(`${d.url.replace('http', 'ws')}/ws`, { authorization: `Bearer ${token}` });
+    s.ws.send('null');
+    await until(() => s.got.length === 1, 'the error reply');
+    s.ws.close();
+    const h = await fetch(`${d.url}/api/health`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(h.status, 200, d.output());
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0);
+  } finally {
+    d.proc.kill('SIGKILL');
+    t.cleanup();
+  }
+});
