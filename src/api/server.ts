@@ -48,7 +48,6 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   const { node } = deps;
   const app = Fastify({ logger: false, bodyLimit: init.bodyLimit ?? 8 * 1024 * 1024 });
   const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
-  const token = Buffer.from(init.token);
 
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const check = TypeCompiler.Compile(schema as TSchema);
