@@ -1,10 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { WeftNode } from '../daemon/node.js';
-import type { Envelope } from '../envelope/index.js';
+import { compile, type Envelope } from '../envelope/index.js';
 import { ValidationError, WeftError, isWeftError } from '../errors/index.js';
 import type { LoggedEvent, NotificationChange, NotificationFilter } from '../store/index.js';
 import type { Logger } from '../util/logger.js';
@@ -50,14 +49,14 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
 
   app.setValidatorCompiler(({ schema, httpPart }) => {
-    const check = TypeCompiler.Compile(schema as TSchema);
+    const v = compile(schema as TSchema);
     const coerce = httpPart === 'querystring' || httpPart === 'params';
     return (data: unknown) => {
       const value = coerce ? coerceStrings(schema as TSchema, data) : data;
-      if (check.Check(value)) return { value };
-      const e = check.Errors(value).First();
+      if (v.check(value)) return { value };
+      const e = v.firstError(value) ?? { path: '/', message: 'is invalid' };
       const where = httpPart === 'body' ? 'body' : httpPart;
-      return { error: new ValidationError(`${where}: field '${e?.path || '/'}' ${e?.message.toLowerCase() ?? 'invalid'}`) };
+      return { error: new ValidationError(`${where}: field '${e.path}' ${e.message}`) };
     };
   });
 

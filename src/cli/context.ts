@@ -51,7 +51,15 @@ export function createCliContext(): CliContext {
     client: () => connect({ path: g().config }),
     out: (human, json) => console.log(g().json ? JSON.stringify(json, null, 2) : human),
     parseJsonArg(what, v) {
-      const text = v.startsWith('@') ? readFileSync(v.slice(1), 'utf8') : v;
+      let text = v;
+      if (v.startsWith('@')) {
+        try {
+          text = readFileSync(v.slice(1), 'utf8');
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new WeftError('WEFT_VALIDATION', `${what}: cannot read ${v.slice(1)} (${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)})`);
+        }
+      }
       try {
         const o = JSON.parse(text) as unknown;
         if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('not an object');

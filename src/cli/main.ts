@@ -218,12 +218,14 @@ program
 
 program
   .command('doctor')
-  .description('check the node\'s database; --repair moves a damaged one aside and salvages what can be read')
-  .option('--repair', 'repair a damaged database')
+  .description(
+    'check the node\'s database (read-only while the daemon runs); --repair (daemon stopped) moves a damaged file aside, keeps it, and salvages every row it can read into a fresh one, reporting per table what was recovered and lost',
+  )
+  .option('--repair', 'repair a damaged database (exit 1 when anything was lost)')
   .action(async (o: { repair?: boolean }) => {
     const r = await repairStore(cfg().data_dir, { repair: o.repair ?? false });
     out(r.message, r);
-    if (!r.ok && !o.repair) process.exitCode = 1;
+    if (!r.ok) process.exitCode = 1;
   });
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MetricsRegistry, nodeMetrics } from '../api/metrics.js';
@@ -15,6 +15,7 @@ import { WeftError } from '../errors/index.js';
 import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
+import { commitMarkPath } from './doctor.js';
 import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
@@ -60,7 +61,9 @@ export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
  * reported as `system.worker.crashed`.
  */
 export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean } = {}): Promise<RunningDaemon> {
-  mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
+  // Events are private data: everything this process creates is its user's alone.
+  process.umask(0o077);
+  securePrivateDir(cfg.data_dir);
   const lock = acquireLock(cfg.data_dir);
   const log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
   const logger = log.logger;
@@ -169,6 +172,33 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
       event: 'system.daemon.restarted',
       payload: { computer: cfg.computer.name, pid: process.pid, version: VERSION, startedAt: info.startedAt, previousStop },
     });
+    // The last committed log position, kept outside the database: a file that comes back
+    // shorter (a lost -wal after a kill -9) is noticed and said, not silently accepted.
+    const markPath = commitMarkPath(cfg.data_dir);
+    // The reader sees committed rows only (the writer may be inside a batch that rolls back).
+    const committedSeq = n.ns.store.reader.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck();
+    const startSeq = committedSeq.get() as number;
+    try {
+      const mark = JSON.parse(readFileSync(markPath, 'utf8')) as { seq?: number };
+      if (typeof mark.seq === 'number' && mark.seq > startSeq) {
+        logger.error({ recorded: mark.seq, found: startSeq }, 'the database is behind its last recorded commit: acknowledged events were rolled back');
+        await n.emit({ event: 'system.store.rolled_back', payload: { recordedSeq: mark.seq, foundSeq: startSeq, lost: mark.seq - startSeq } });
+      }
+    } catch {
+      // first start, or no mark yet
+    }
+    let markedSeq = -1;
+    const markTimer = setInterval(() => {
+      try {
+        const seq = committedSeq.get() as number;
+        if (seq === markedSeq) return;
+        writeFileSync(markPath, `${JSON.stringify({ seq, at: new Date().toISOString() })}\n`, { mode: 0o600 });
+        markedSeq = seq;
+      } catch (err) {
+        logger.debug({ err: (err as Error).message }, 'writing the commit mark failed');
+      }
+    }, 1000);
+    markTimer.unref();
     logger.info({ url: info.url, dataDir: cfg.data_dir, bus: n.bus.kind }, 'weft daemon started');
     let stopping: Promise<void> | undefined;
     const a = app;
@@ -181,6 +211,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
       stop() {
         stopping ??= boundedStop(cfg.daemon.stop_timeout * 1000, logger, async () => {
           logger.info('weft daemon stopping');
+          clearInterval(markTimer);
           api.hub.closeAll();
           await a.close();
           await telegram?.stop();
@@ -203,8 +234,61 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
     lock.release();
     if (err instanceof WeftError) throw err;
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') throw new WeftError('WEFT_CONFIG', `api.port ${cfg.api.port} on ${cfg.api.host} is already in use`);
+    if (e.code === 'EADDRINUSE') {
+      const port = (e as { port?: number }).port;
+      if (cfg.mesh.provider === 'tls' && port === cfg.mesh.tls_port && port !== cfg.api.port) {
+        throw new WeftError('WEFT_CONFIG', `mesh.tls_port ${port} on ${cfg.mesh.tls_host} is already in use (another node? set mesh.tls_port)`);
+      }
+      throw new WeftError('WEFT_CONFIG', `api.port ${cfg.api.port} on ${cfg.api.host} is already in use (another node? set api.port, or 0 to pick a free one)`);
+    }
     throw err;
+  }
+}
+
+/**
+ * Makes the data dir (0700) or checks it: a path that is a file, or a directory other users can
+ * read that this user cannot tighten, stops the start with one line and the fix. Files already
+ * in it (database, WAL, logs, keys) are tightened to 0600.
+ */
+export function securePrivateDir(dir: string): void {
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(dir);
+  } catch {
+    st = undefined;
+  }
+  if (st && !st.isDirectory()) {
+    throw new ConfigError(`config key data_dir: ${dir} is a file, not a directory; point data_dir at a directory (it is created if missing)`, { key: 'data_dir' });
+  }
+  if (!st) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new ConfigError(`config key data_dir: cannot create ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { key: 'data_dir' });
+    }
+    return;
+  }
+  if ((st.mode & 0o077) !== 0) {
+    try {
+      chmodSync(dir, 0o700);
+    } catch {
+      throw new ConfigError(`data dir ${dir} can be read by other users (mode ${(st.mode & 0o777).toString(8)}) and cannot be changed by this user; run: chmod 700 ${dir}`, { key: 'data_dir' });
+    }
+  }
+  for (const rel of ['weft.db', 'weft.db-wal', 'weft.db-shm', 'identity.key', 'api-token', 'daemon.json', 'last-commit.json', 'logs']) {
+    const p = join(dir, rel);
+    try {
+      const f = statSync(p);
+      if (f.isDirectory()) {
+        if ((f.mode & 0o077) !== 0) chmodSync(p, 0o700);
+        for (const name of readdirSync(p)) {
+          const q = join(p, name);
+          if ((statSync(q).mode & 0o077) !== 0) chmodSync(q, 0o600);
+        }
+      } else if ((f.mode & 0o077) !== 0) chmodSync(p, 0o600);
+    } catch {
+      // missing, or not ours to change: the key's own check refuses a loose key
+    }
   }
 }
 

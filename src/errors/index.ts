@@ -68,7 +68,7 @@ export class ValidationError extends WeftError {
 
 export class UnknownEventTypeError extends WeftError {
   constructor(type: string) {
-    super('WEFT_UNKNOWN_EVENT_TYPE', `unknown event type '${type}': register it in the catalog first`, {
+    super('WEFT_UNKNOWN_EVENT_TYPE', `unknown event type '${type}': 'weft schemas list' shows the known types; a new one is registered in the catalog (docs/events.md, "The catalog")`, {
       details: { type },
     });
   }

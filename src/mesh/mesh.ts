@@ -6,6 +6,7 @@ import { WeftError } from '../errors/index.js';
 import { fingerprintOfNodeId, type KeyRotationRecord, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
 import {
+  DEFAULT_MAX_FRAME_SIZE,
   decodeFrame,
   encodeFrame,
   type Frame,
@@ -46,6 +47,24 @@ export interface MeshInit {
   maxHops?: number;
   /** How often discovery is asked for peers, ms (default 2000). */
   discoverEveryMs?: number;
+  /** Largest frame the sender builds, bytes (default the codec's 4 MiB); frames are cut to fit. */
+  maxFrameBytes?: number;
+  /** A link whose sends fail this long with nothing getting through shows as `stalled`, ms (default 30 s). */
+  stallAfterMs?: number;
+}
+
+/** Outbox rows from the first, as many as fit a frame of `maxBytes` by their JSON size (at least one). */
+function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: number): T[] {
+  // msgpack of an envelope is a little smaller than its JSON; leave room for the header and signature.
+  const budget = maxBytes * 0.9 - 1024;
+  let total = 0;
+  let n = 0;
+  while (n < rows.length) {
+    total += (rows[n] as T).body.length;
+    if (n > 0 && total > budget) break;
+    n++;
+  }
+  return rows.slice(0, Math.max(1, n));
 }
 
 export interface MeshDeps {
@@ -82,6 +101,10 @@ class PeerSender {
   sentEnvelopes = 0;
   resends = 0;
   lastError: string | undefined;
+  /** When sends started failing without a success since (a link that cannot progress). */
+  failingSince: number | undefined;
+  /** Since when frames have been out with no acknowledgement at all. */
+  private waitingSince: number | undefined;
   private sendFailed = false;
 
   constructor(
@@ -109,8 +132,25 @@ class PeerSender {
     return this.inflight.size;
   }
 
+  private noteFailure(message: string): void {
+    this.lastError = message;
+    this.failingSince ??= this.mesh.clock.now();
+  }
+
+  /** Stalled: nothing got through for `stallAfterMs` while there is something to send. */
+  stalled(now: number): string | undefined {
+    const after = this.mesh.stallAfterMs;
+    if (this.failingSince !== undefined && now - this.failingSince >= after) return this.lastError ?? 'sends fail';
+    if (this.waitingSince !== undefined && now - this.waitingSince >= after) {
+      return `no acknowledgement from the peer for ${Math.round((now - this.waitingSince) / 1000)} s (frames are re-sent; the outbox keeps them)`;
+    }
+    return undefined;
+  }
+
   onAck(sequences: readonly number[]): void {
+    this.failingSince = undefined;
     for (const s of sequences) this.inflight.delete(s);
+    this.waitingSince = this.inflight.size > 0 ? this.mesh.clock.now() : undefined;
     this.wake();
   }
 
@@ -160,27 +200,42 @@ class PeerSender {
       }
       let seq: number;
       let bytes: Uint8Array;
+      let take = cutByBytes(rows, m.maxFrameBytes);
       try {
         seq = await m.nextSequence();
-        const envelopes = rows.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-        bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
+        for (;;) {
+          const envelopes = take.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+          bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
+          if (bytes.length <= m.maxFrameBytes || take.length === 1) break;
+          take = take.slice(0, Math.ceil(take.length / 2));
+        }
       } catch (err) {
-        this.lastError = (err as Error).message;
+        this.noteFailure((err as Error).message);
         this.sendFailed = true;
         continue;
       }
+      if (bytes.length > m.maxFrameBytes) {
+        // No frame can carry it: it would stop the link for good. Dead-lettered, raised, skipped.
+        const row = take[0] as { id: number; envelopeId: string; body: string };
+        await m.undeliverable(this.peer, row, bytes.length);
+        this.cursor = row.id;
+        continue;
+      }
+      const rowsSent = take;
       // Not awaited: the next frame is prepared while this one travels (the window bounds them).
-      this.inflight.set(seq, { ids: rows.map((r) => r.envelopeId), sentAt: m.clock.now() });
-      this.cursor = (rows[rows.length - 1] as { id: number }).id;
+      if (this.inflight.size === 0) this.waitingSince ??= m.clock.now();
+      this.inflight.set(seq, { ids: rowsSent.map((r) => r.envelopeId), sentAt: m.clock.now() });
+      this.cursor = (rowsSent[rowsSent.length - 1] as { id: number }).id;
       this.sentFrames++;
-      this.sentEnvelopes += rows.length;
+      this.sentEnvelopes += rowsSent.length;
       m.provider.send(this.peer, bytes).then(
         () => {
           backoff = 0;
           this.lastError = undefined;
+          this.failingSince = undefined;
         },
         (err: Error) => {
-          this.lastError = err.message;
+          this.noteFailure(err.message);
           this.sendFailed = true;
           this.wake();
         },
@@ -209,6 +264,8 @@ export class MeshService {
   readonly resendAfterMs: number;
   readonly maxInflightFrames: number;
   readonly maxHops: number;
+  readonly maxFrameBytes: number;
+  readonly stallAfterMs: number;
   readonly counters: MeshCounters = { framesIn: 0, eventsIn: 0, acksIn: 0, messagesIn: 0, rejected: {} };
   private readonly senders = new Map<string, PeerSender>();
   private seq = { next: 1, last: 0 };
@@ -231,6 +288,8 @@ export class MeshService {
     this.resendAfterMs = init.resendAfterMs ?? 5000;
     this.maxInflightFrames = init.maxInflightFrames ?? 64;
     this.maxHops = init.maxHops ?? 8;
+    this.maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_SIZE;
+    this.stallAfterMs = init.stallAfterMs ?? 30_000;
     this.refusals = new RefusalNotices(
       {},
       {
@@ -437,7 +496,15 @@ export class MeshService {
           trustLevel: p.trustLevel,
           origin: p.origin,
           wire: p.wire ?? 'weft',
-          state: p.wire === 'teleclaude' ? (this.deps.teleclaude?.lastError ? 'stalled' : 'teleclaude') : (this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown')),
+          state:
+            p.wire === 'teleclaude'
+              ? this.deps.teleclaude?.lastError
+                ? 'stalled'
+                : 'teleclaude'
+              : s?.stalled(this.clock.now())
+                ? 'stalled'
+                : (this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown')),
+          stalledReason: p.wire === 'teleclaude' ? (this.deps.teleclaude?.lastError ?? null) : (s?.stalled(this.clock.now()) ?? null),
           negotiatedCaps: ((): string[] | string => {
             const c = this.negotiated.get(p.computer);
             if (c === undefined) return 'pending';
@@ -482,6 +549,24 @@ export class MeshService {
       verdict: replay.ok ? { ok: true, signature: 'verified' } : { ok: false, signature: 'verified', code: replay.error.code, reason: replay.error.message },
       body: r.frame.body,
     };
+  }
+
+  /** An envelope too big for any frame to this peer: to the dead letters, raised, out of the outbox. */
+  async undeliverable(peer: string, row: { envelopeId: string; body: string }, bytes: number): Promise<void> {
+    const { node, outbox } = this.deps;
+    this.count('ENVELOPE_TOO_LARGE_FOR_FRAME');
+    this.logger.error({ peer, eventId: row.envelopeId, bytes, limit: this.maxFrameBytes }, 'an envelope is too large for any frame: dead-lettered');
+    try {
+      const env = JSON.parse(row.body) as Envelope;
+      await node.ns.store.write(() => node.ns.deadLetters.add(env, `mesh-sender:${peer}`, `${bytes} bytes as a frame; at most ${this.maxFrameBytes}`));
+      await outbox.acknowledge(peer, [row.envelopeId]);
+      await node.emit({
+        event: 'mesh.event.undeliverable',
+        payload: { peer, eventId: env.id, eventType: env.event, bytes, limit: this.maxFrameBytes },
+      });
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'dead-lettering an undeliverable envelope failed');
+    }
   }
 
   private sender(computer: string): PeerSender {

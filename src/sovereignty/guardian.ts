@@ -179,7 +179,9 @@ export function commandGuardian(init: CommandGuardianInit): Guardian {
           shell: true,
           detached: process.platform !== 'win32',
           stdio: ['pipe', 'pipe', 'pipe'],
-          env: { ...process.env, ...init.env },
+          // Not the daemon's environment (it may hold secrets such as the Telegram token): the
+          // minimum a program needs to run, plus what the config gives it.
+          env: { ...minimalEnv(), ...init.env },
         });
         let out = '';
         let err = '';
@@ -296,4 +298,11 @@ export function chainGuardians(guardians: readonly Guardian[]): Guardian {
       return { approve: true, reason: reasons.join('; '), guardian: guardians.map((g) => g.name).join('+') };
     },
   };
+}
+
+/** The variables a guardian program gets from the daemon: enough to find programs and speak UTF-8. */
+export function minimalEnv(): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const k of ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR']) if (process.env[k] !== undefined) out[k] = process.env[k];
+  return out;
 }

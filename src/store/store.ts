@@ -72,6 +72,14 @@ export class Store {
     } catch (err) {
       db.close();
       const msg = (err as Error).message.split('\n')[0];
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
+        throw new StoreError(
+          'WEFT_STORE',
+          `database ${init.path} cannot be written by this user (${msg}); check the owner and mode of the file and of its directory (both should be yours, 0600 / 0700)`,
+          err,
+        );
+      }
       throw new StoreError(
         'WEFT_STORE_CORRUPT',
         `database ${init.path} is damaged or unreadable (${msg}); run 'weft doctor --repair' to move it aside and salvage what can be read`,

@@ -119,7 +119,7 @@ describe('trust evaluator', () => {
     assert.deepEqual((await h.run(trust, unknownType, fromPeer(KNOWN))).out?.flags, ['trust:unknown_type']);
     const badPayload = { ...peerEvent(h, 'm'), payload: { slug: 42 } };
     assert.equal((await h.run(trust, badPayload, fromPeer(KNOWN))).out, null);
-    assert.equal(h.ns.quarantine.list()[0]?.reason, "invalid_payload: field '/payload/title' expected required property", 'the reason names the field');
+    assert.equal(h.ns.quarantine.list()[0]?.reason, "invalid_payload: field '/payload/title' is missing (required)", 'the reason names the field');
     const wrongDomain = h.make(todo('n'), { domain: 'finance' });
     assert.deepEqual((await h.run(trust, wrongDomain)).out?.flags, ['trust:domain_mismatch']);
     // A crash (operational, 1) claiming business level (3) is an escalation; workflow → business is not.

@@ -73,6 +73,20 @@ describe('command guardian', () => {
     assert.deepEqual(v, { approve: true, reason: 'read tagger from beta', guardian: 'command' });
   });
 
+  test("gets a minimal environment, not the daemon's (which may hold secrets)", async () => {
+    process.env.WEFT_TELEGRAM_BOT_TOKEN = 'secret-123';
+    try {
+      const g = commandGuardian({
+        command: script('env.cjs', `${readStdin} console.log(JSON.stringify({ approve: true, reason: Object.keys(process.env).sort().join(',') })); });`),
+      });
+      const v = await g.judge(req());
+      assert.doesNotMatch(v.reason, /WEFT_TELEGRAM_BOT_TOKEN/);
+      assert.match(v.reason, /PATH/);
+    } finally {
+      delete process.env.WEFT_TELEGRAM_BOT_TOKEN;
+    }
+  });
+
   test('refuses with its reason', async () => {
     const g = commandGuardian({ command: script('refuse.cjs', `${readStdin} console.log(JSON.stringify({ approve: false, reason: 'no network code' })); });`) });
     assert.deepEqual(await g.judge(req()), { approve: false, reason: 'no network code', guardian: 'command' });

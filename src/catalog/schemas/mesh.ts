@@ -28,6 +28,21 @@ export function registerMeshTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    type: 'mesh.event.undeliverable',
+    description: 'An event is too large for any frame to a peer: it went to the dead letters instead of stopping the link',
+    domain: 'mesh',
+    defaultLevel: 'operational',
+    payload: Type.Object({
+      peer: Type.String({ maxLength: 200 }),
+      eventId: Type.String({ maxLength: 200 }),
+      eventType: Type.String({ maxLength: 200 }),
+      bytes: Type.Integer({ minimum: 0, description: 'its size as a frame' }),
+      limit: Type.Integer({ minimum: 0, description: 'the largest frame' }),
+    }),
+    idempotencyFields: ['peer', 'eventId'],
+    lifecycle: { creates: true },
+  });
+  catalog.register({
     type: 'transport.noprov',
     description: 'No transport satisfies the caps a mount to a peer requires: the link is not made',
     domain: 'transport',

@@ -61,4 +61,13 @@ export function registerSystemTypes(catalog: Catalog): void {
     }),
     lifecycle: { creates: true },
   });
+  catalog.register({
+    type: 'system.store.rolled_back',
+    description: "The node's database is behind the last commit it recorded: acknowledged events were lost (a lost -wal file?); see weft doctor",
+    domain: 'system',
+    defaultLevel: 'business',
+    payload: Type.Object({ recordedSeq: Type.Integer(), foundSeq: Type.Integer(), lost: Type.Integer({ minimum: 1 }) }),
+    idempotencyFields: ['recordedSeq', 'foundSeq'],
+    lifecycle: { creates: true },
+  });
 }
