@@ -6,7 +6,11 @@ import { type Bus, RedisBus, type RedisBusInit, SqliteBus } from '../bus/index.j
  * (`{prefix}events:{computer}`, `{prefix}pipeline:{computer}`); trimming defaults to on only
  * for streams under the prefix (Weft never trims another program's stream).
  */
-export type RedisBusOptions = Omit<RedisBusInit, 'consumer' | 'stream' | 'group'> & { stream?: string; group?: string; prefix?: string };
+export type RedisBusOptions = Omit<RedisBusInit, 'consumer' | 'stream' | 'group'> & {
+  stream?: string;
+  group?: string;
+  prefix?: string;
+};
 import { dedupCartridge, notificationProjector } from '../cartridges/index.js';
 import { type Catalog, createDefaultCatalog } from '../catalog/index.js';
 import { DEFAULT_REDIS_PREFIX, redisKeys } from '../config/index.js';
@@ -78,16 +82,26 @@ export class WeftNode {
     this.logger = deps.logger ?? silentLogger;
     this.catalog = init.catalog ?? createDefaultCatalog();
     this.self = { computer: init.computer, ...(init.cluster ? { cluster: init.cluster } : {}) };
-    this.ns = openNodeStore({ path: join(init.dataDir, 'weft.db') }, { clock: this.clock, logger: this.logger });
+    this.ns = openNodeStore(
+      { path: join(init.dataDir, 'weft.db') },
+      { clock: this.clock, logger: this.logger },
+    );
     this.bus = init.redis
-      ? new RedisBus(
-          redisBusInit(init.redis, init.computer),
-          { store: this.ns.store, journal: this.ns.emitJournal, clock: this.clock, logger: this.logger.child({ mod: 'bus' }) },
-        )
+      ? new RedisBus(redisBusInit(init.redis, init.computer), {
+          store: this.ns.store,
+          journal: this.ns.emitJournal,
+          clock: this.clock,
+          logger: this.logger.child({ mod: 'bus' }),
+        })
       : new SqliteBus(this.ns, { consumer: 'pipeline' });
     const defaults = { dedup: dedupCartridge(), projection: notificationProjector() };
     const cartridges = init.cartridges ? init.cartridges(defaults) : [defaults.dedup, defaults.projection];
-    this.pipeline = new Pipeline(cartridges, this.ns.store.db, (c, e, err, ctx) => this.onCartridgeFailure(c, e, err, ctx), this.logger);
+    this.pipeline = new Pipeline(
+      cartridges,
+      this.ns.store.db,
+      (c, e, err, ctx) => this.onCartridgeFailure(c, e, err, ctx),
+      this.logger,
+    );
     const build: BuildDeps = {
       catalog: this.catalog,
       clock: this.clock,
@@ -101,18 +115,30 @@ export class WeftNode {
       {
         clock: this.clock,
         logger: this.logger,
-        raise: (_key, d, count) =>
-          this.emit({
-            event: 'system.entry.rejected',
-            payload: {
-              origin: d.origin ?? 'bus',
-              entryId: d.entryId ?? '',
-              code: d.code ?? 'ENTRY_INVALID',
-              reason: (d.reason ?? '').slice(0, 2000),
-              ...(d.field ? { field: d.field } : {}),
-              count,
-            },
-          }),
+        raise: (key, d, count) =>
+          this.emit(
+            key.startsWith('limit|')
+              ? {
+                  event: 'system.cartridge.limited',
+                  payload: {
+                    cartridge: d.entryId ?? '?',
+                    code: d.code ?? 'LIMIT',
+                    reason: (d.reason ?? '').slice(0, 2000),
+                    count,
+                  },
+                }
+              : {
+                  event: 'system.entry.rejected',
+                  payload: {
+                    origin: d.origin ?? 'bus',
+                    entryId: d.entryId ?? '',
+                    code: d.code ?? 'ENTRY_INVALID',
+                    reason: (d.reason ?? '').slice(0, 2000),
+                    ...(d.field ? { field: d.field } : {}),
+                    count,
+                  },
+                },
+          ),
       },
     );
     this.emitter = new Emitter(this.bus, build, 4096);
@@ -128,6 +154,15 @@ export class WeftNode {
         build,
         onCommitted: (b) => this.publish(b),
         onRejected: (list) => this.onRejected(list),
+        onLimited: (cartridge, code, reason) => {
+          this.logger.warn({ cartridge, code, reason }, 'a cartridge emit was refused by a limit');
+          this.refusals.note(`limit|${cartridge}|${code}`, {
+            origin: `cartridge:${cartridge}`,
+            code,
+            reason,
+            entryId: cartridge,
+          });
+        },
       },
       { batchSize: init.batchSize ?? 1024 },
     );
@@ -204,18 +239,37 @@ export class WeftNode {
   /** Bus entries refused: each logged with its reason and field, bursts raised as one notification per source and reason per minute. */
   private onRejected(list: RejectionInput[]): void {
     for (const r of list) {
-      this.logger.warn({ origin: r.origin, entry: r.ref, code: r.code, field: r.field ?? null, reason: r.reason }, 'bus entry refused (left on the stream, unacknowledged)');
-      this.refusals.note(`${r.origin}|${r.code}|${r.field ?? ''}`, { origin: r.origin, code: r.code, field: r.field, entryId: r.ref, reason: r.reason });
+      this.logger.warn(
+        { origin: r.origin, entry: r.ref, code: r.code, field: r.field ?? null, reason: r.reason },
+        'bus entry refused (left on the stream, unacknowledged)',
+      );
+      this.refusals.note(`${r.origin}|${r.code}|${r.field ?? ''}`, {
+        origin: r.origin,
+        code: r.code,
+        field: r.field,
+        entryId: r.ref,
+        reason: r.reason,
+      });
     }
   }
 
   private onCartridgeFailure(cartridge: string, event: Envelope, error: Error, ctx: CartridgeContext): void {
     this.ns.deadLetters.add(event, cartridge, error.message);
     if (event.event === 'system.cartridge.failed') return;
-    ctx.emit({
-      event: 'system.cartridge.failed',
-      payload: { cartridge, eventId: event.id, eventType: event.event, error: error.message.slice(0, 2000) },
-    });
+    try {
+      ctx.emit({
+        event: 'system.cartridge.failed',
+        payload: {
+          cartridge,
+          eventId: event.id,
+          eventType: event.event,
+          error: error.message.slice(0, 2000),
+        },
+      });
+    } catch (err) {
+      // A limit (causation depth, emit rate) said no: the dead letter above keeps the evidence.
+      this.logger.warn({ cartridge, err: (err as Error).message }, 'system.cartridge.failed not emitted');
+    }
   }
 }
 
@@ -223,7 +277,13 @@ function redisBusInit(o: RedisBusOptions, computer: string): RedisBusInit {
   const { prefix = DEFAULT_REDIS_PREFIX, ...rest } = o;
   const keys = redisKeys(prefix, computer);
   const stream = o.stream ?? keys.busStream;
-  return { ...rest, stream, group: o.group ?? keys.busGroup, consumer: computer, trim: o.trim ?? stream.startsWith(prefix) };
+  return {
+    ...rest,
+    stream,
+    group: o.group ?? keys.busGroup,
+    consumer: computer,
+    trim: o.trim ?? stream.startsWith(prefix),
+  };
 }
 
 /** Creates a node (opens its store); call `start()` to run it. */

@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   WEFT_BUS: { status: 503, exit: 1 },
   WEFT_STOPPED: { status: 503, exit: 1 },
   WEFT_TOO_LARGE: { status: 413, exit: 1 },
+  WEFT_LIMIT: { status: 429, exit: 1 },
   WEFT_CARTRIDGE: { status: 500, exit: 1 },
   WEFT_PIPELINE: { status: 500, exit: 1 },
   WEFT_INTERNAL: { status: 500, exit: 1 },

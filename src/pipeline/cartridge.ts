@@ -32,6 +32,8 @@ export interface CartridgeContext {
   emit(input: EmitInput): Envelope;
   /** Records a notification change to publish once the batch commits. */
   notify(change: NotificationChange): void;
+  /** The cartridge running now (set by the pipeline): what `emit` counts against. */
+  cartridge?: string;
   /**
    * Facts about the event being processed, shared with later cartridges. Set before the
    * pipeline: `ingress` ({@link IngressFact}) for events a peer sent, `released` (true) for

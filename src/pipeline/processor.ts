@@ -1,4 +1,5 @@
 import type { Bus, BusEntry } from '../bus/index.js';
+import { WeftError } from '../errors/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { NodeStore, NotificationChange, RejectionInput } from '../store/index.js';
@@ -26,7 +27,20 @@ export interface ProcessorInit {
   /** Consumer name for the position (default 'pipeline'). */
   consumer?: string;
   batchSize?: number;
+  /** Events caused by events caused by ... at most this deep (default 16): two cartridges feeding each other stop there. */
+  maxCausationDepth?: number;
+  /** Events one cartridge may emit per second (default 1,000, bursts of 5,000). */
+  emitRate?: { perSecond: number; burst: number };
 }
+
+/** The emits of one cartridge, as a token bucket. */
+interface EmitBucket {
+  tokens: number;
+  at: number;
+}
+
+/** How deep a known event sits in its causation chain; bounded, oldest forgotten first. */
+const MAX_TRACKED_DEPTHS = 100_000;
 
 export interface ProcessorDeps {
   ns: NodeStore;
@@ -38,6 +52,8 @@ export interface ProcessorDeps {
   self: NodeSelf;
   build: BuildDeps;
   onCommitted?: (batch: CommittedBatch) => void;
+  /** A cartridge's emit was refused by a limit (causation depth, emit rate); called inside the batch. */
+  onLimited?: (cartridge: string, code: 'CAUSATION_DEPTH' | 'EMIT_RATE', reason: string) => void;
   /** Called after the commit with the bus entries refused in the batch for the first time. */
   onRejected?: (rejected: RejectionInput[]) => void;
   /** Called when a batch fails as a whole (a bug or a full disk): the processor retries it with backoff. */
@@ -75,6 +91,10 @@ export class Processor {
   };
   private readonly consumer: string;
   private readonly batchSize: number;
+  private readonly maxDepth: number;
+  private readonly rate: { perSecond: number; burst: number };
+  private readonly buckets = new Map<string, EmitBucket>();
+  private readonly depths = new Map<string, number>();
   /** Called when a whole batch fails (set by the daemon to report `system.worker.crashed`). */
   onBatchErrorHook: ((err: Error, attempt: number) => void) | undefined;
   /** Bus position of the last committed batch. */
@@ -86,6 +106,34 @@ export class Processor {
   ) {
     this.consumer = init.consumer ?? 'pipeline';
     this.batchSize = init.batchSize ?? 512;
+    this.maxDepth = init.maxCausationDepth ?? 16;
+    this.rate = init.emitRate ?? { perSecond: 1000, burst: 5000 };
+  }
+
+  /** Refuses an emit that would go too deep or too fast; records the new event's depth. */
+  private admitEmit(cartridge: string, parent: Envelope | undefined, child: Envelope): void {
+    const depth = parent ? (this.depths.get(parent.id) ?? 0) + 1 : 0;
+    if (depth > this.maxDepth) {
+      const reason = `event ${parent?.id} (${parent?.event}) is ${depth - 1} causes deep; events may cause chains at most ${this.maxDepth} deep (two cartridges feeding each other?)`;
+      this.deps.onLimited?.(cartridge, 'CAUSATION_DEPTH', reason);
+      throw new WeftError('WEFT_LIMIT', `ctx.emit refused: ${reason}`);
+    }
+    const now = this.deps.clock.now();
+    const b = this.buckets.get(cartridge) ?? { tokens: this.rate.burst, at: now };
+    b.tokens = Math.min(this.rate.burst, b.tokens + ((now - b.at) / 1000) * this.rate.perSecond);
+    b.at = now;
+    if (b.tokens < 1) {
+      const reason = `cartridge '${cartridge}' emits more than ${this.rate.perSecond} events per second (bursts of ${this.rate.burst})`;
+      this.deps.onLimited?.(cartridge, 'EMIT_RATE', reason);
+      throw new WeftError('WEFT_LIMIT', `ctx.emit refused: ${reason}`);
+    }
+    b.tokens--;
+    this.buckets.set(cartridge, b);
+    if (this.buckets.size > 10_000) this.buckets.delete(this.buckets.keys().next().value as string);
+    if (depth > 0) {
+      this.depths.set(child.id, depth);
+      if (this.depths.size > MAX_TRACKED_DEPTHS) this.depths.delete(this.depths.keys().next().value as string);
+    }
   }
 
   start(): void {
@@ -163,6 +211,7 @@ export class Processor {
           ? { causationId: parent.id, correlationId: parent.correlationId ?? parent.id, ...input }
           : input;
         const env = buildEnvelope(withLineage, build);
+        this.admitEmit(ctx.cartridge ?? 'pipeline', parent, env);
         bus.stage(env);
         emitted.push(env);
         return env;

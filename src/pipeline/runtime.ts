@@ -71,6 +71,7 @@ export class Pipeline {
     for (; i < list.length; i++) {
       const c = list[i] as Cartridge;
       let r: Envelope | null | Promise<Envelope | null>;
+      ctx.cartridge = c.name;
       try {
         r = c.process(cur, ctx);
       } catch (err) {

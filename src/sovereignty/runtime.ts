@@ -39,7 +39,16 @@ export interface CartridgeRuntimeInit {
   alphaQueueLimit?: number;
   /** Events sent to an alpha cartridge per sandbox round trip. Default 256. */
   alphaBatch?: number;
+  /**
+   * Time an approved cartridge may take per event, on average over its last `window` events
+   * (default 25 ms over 50, judged after 20): it runs inside the pipeline, so a slower one
+   * holds up every event behind it, and is suspended instead.
+   */
+  timeBudget?: { meanMs: number; window: number; minSamples: number };
 }
+
+/** Resident memory a sandbox process needs before any cartridge is loaded, MB. */
+const SANDBOX_BASE_MB = 64;
 
 /** What the runtime needs of a node (a `WeftNode` fits). */
 export interface RuntimeNode {
@@ -395,6 +404,18 @@ class Runtime implements CartridgeRuntime {
         }
       }
       if (tier === 'approved') this.checkOrder('activate', name, c.manifest);
+      // Each loaded cartridge may use its whole engine heap: they must all fit under the process cap.
+      const heapMb = Math.max(8, this.init.sandbox?.memoryLimitMb ?? 32);
+      const capMb = this.init.sandbox?.rssCapMb ?? 384;
+      const fit = Math.max(1, Math.floor((capMb - SANDBOX_BASE_MB) / heapMb));
+      const inTier = [...this.loaded.entries()].filter(([n, l]) => l.tier === tier && n !== name).length;
+      if (inTier + 1 > fit) {
+        throw new WeftError(
+          'WEFT_CONFLICT',
+          `cannot activate cartridge '${name}': ${inTier + 1} ${tier} cartridges of up to ${heapMb} MB each would not fit the sandbox's ${capMb} MB cap (at most ${fit}); reject or suspend one first, or raise the sandbox's rssCapMb`,
+          { details: { name, fit, heapMb, capMb } },
+        );
+      }
       const pkg = await this.registry.readPackage(name);
       await this.unloadEverywhere(name);
       await this.sandbox(tier).load(pkg);
@@ -543,8 +564,10 @@ class Runtime implements CartridgeRuntime {
         if (!sandbox || this.loaded.get(name)?.tier !== 'approved') return event;
         this.lastEvent.set(name, { id: event.id, type: event.event });
         let result: SandboxEventResult | undefined;
+        const t0 = performance.now();
         try {
           [result] = await sandbox.process(name, [event]);
+          this.timed(name, performance.now() - t0);
         } catch (err) {
           this.logger.warn({ cartridge: name, err: (err as Error).message }, 'sandbox unavailable; event passes unchanged');
           return event;
@@ -569,7 +592,11 @@ class Runtime implements CartridgeRuntime {
             );
           }
         }
-        ctx.emit(this.invokedInput(name, manifest.version, 'active', event, emitted));
+        try {
+          ctx.emit(this.invokedInput(name, manifest.version, 'active', event, emitted));
+        } catch (err) {
+          this.logger.debug({ cartridge: name, err: (err as Error).message }, 'cartridge.invoked not emitted');
+        }
         ctx.store.stats.add(name, 1, ctx.now);
         if (result.event === null) return null;
         const out = { ...result.event } as Record<string, unknown>;
@@ -708,10 +735,33 @@ class Runtime implements CartridgeRuntime {
 
   // ---- suspension and removal ----
 
+  private readonly timings = new Map<string, number[]>();
+
+  /** Records how long an approved cartridge took for one event; suspends it when over its budget. */
+  private timed(name: string, ms: number): void {
+    const b = this.init.timeBudget ?? { meanMs: 25, window: 50, minSamples: 20 };
+    const list = this.timings.get(name) ?? [];
+    list.push(ms);
+    if (list.length > b.window) list.shift();
+    this.timings.set(name, list);
+    if (list.length < b.minSamples) return;
+    const mean = list.reduce((a, x) => a + x, 0) / list.length;
+    if (mean <= b.meanMs) return;
+    this.timings.delete(name);
+    this.logger.warn({ cartridge: name, meanMs: Math.round(mean), budgetMs: b.meanMs }, 'cartridge over its time budget: suspended');
+    this.suspendCartridge('approved', name, `WEFT_CARTRIDGE_OVER_BUDGET: ${Math.round(mean)} ms per event on average over its last ${list.length} events; the budget is ${b.meanMs} ms (it holds up every event behind it)`);
+  }
+
   private onSuspended(tier: Tier, s: CartridgeSuspension): void {
+    this.suspendCartridge(tier, s.name, `${s.lastError.code}: ${s.lastError.message}`);
+  }
+
+  /** Suspends a running cartridge (recorded), takes it out of the pipeline, and raises system.cartridge.failed. */
+  private suspendCartridge(tier: Tier, name: string, reason: string): void {
+    const s = { name };
     if (this.loaded.get(s.name)?.tier !== tier) return;
     const last = this.lastEvent.get(s.name);
-    const error = `${s.lastError.code}: ${s.lastError.message}`.slice(0, 2000);
+    const error = reason.slice(0, 2000);
     this.track(
       this.serial(async () => {
         const c = this.registry.find(s.name);

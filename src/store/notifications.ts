@@ -330,9 +330,10 @@ export class NotificationStore {
     opts: { agentId?: string; resolution?: Record<string, unknown>; entry?: EventTypeEntry },
   ): Promise<{ notification: Notification; change: NotificationChange | null }> {
     const resolution = opts.resolution ?? {};
-    if (opts.entry?.resolutionShape) checkResolutionShape(opts.entry, resolution);
     return this.act(id, (row, now) => {
+      // The state first: resolving a resolved notification is a conflict whatever the body says.
       if (row.agent_status === 'resolved') throw illegal(row, 'resolve');
+      if (opts.entry?.resolutionShape) checkResolutionShape(opts.entry, resolution);
       if (row.agent_status === 'none' && opts.entry?.lifecycle?.requiresClaim) {
         throw new IllegalTransitionError(
           `notification ${id} (${row.event_type}) must be claimed before it is resolved`,

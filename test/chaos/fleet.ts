@@ -21,6 +21,8 @@ export interface FleetNodeSpec {
   mesh: SubMesh;
   /** Clock offset in ms (WEFT_TEST_CLOCK_OFFSET_MS); 0 for an honest node. */
   clockOffsetMs?: number;
+  /** More entries for this node's mesh.peers (e.g. a test-process peer it must pin). */
+  extraPeers?: string[];
 }
 
 export interface FleetNode extends FleetNodeSpec {
@@ -104,6 +106,7 @@ export async function startFleet(
       env.WEFT_MESH_PEERS = prepared
         .filter((o) => o.mesh === 'tls' && o !== p)
         .map((o) => `${o.computer}/${o.cluster}@127.0.0.1:${proxies.get(`${p.computer}->${o.computer}`)?.port}#${o.nodeId}`)
+        .concat(p.extraPeers ?? [])
         .join(',');
     }
     let proc: Awaited<ReturnType<typeof startDaemonProcess>> | undefined;

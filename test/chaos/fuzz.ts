@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 import { envelopeValidator } from '../../src/envelope/index.js';
 import { generateIdentity, type NodeIdentity } from '../../src/identity/index.js';
 import { RedisPeerRegistry } from '../../src/mesh/index.js';
-import { encodeFrame } from '../../src/transport/index.js';
+import { encodeFrame, type Provider, tlsProvider } from '../../src/transport/index.js';
 import { systemClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { readApplied } from './checker.js';
@@ -31,6 +31,8 @@ import { type Fleet, type FleetNode, startFleet, waitFor } from './fleet.js';
 export interface FuzzOptions {
   count: number;
   seed: number;
+  /** Which ingress: the Redis inbox (default) or a pinned peer's TLS link. */
+  via?: 'redis' | 'tls';
   /** Inputs per property run (default 2000). */
   batch?: number;
   log?: (s: string) => void;
@@ -144,30 +146,44 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
   let fleet: Fleet | undefined;
   let registry: RedisPeerRegistry | undefined;
   let redis: Redis | undefined;
+  let link: Provider | undefined;
   const byKind: Record<string, number> = {};
   let sent = 0;
   let friendEvents = 0;
   let friendOn = true;
   let friendLoop: Promise<void> | undefined;
   try {
+    const via = o.via ?? 'redis';
+    const mallory: NodeIdentity = generateIdentity();
+    const stranger: NodeIdentity = generateIdentity();
     fleet = await startFleet(root, [
-      { computer: 'victim', cluster: 'home', mesh: 'redis' },
-      { computer: 'friend', cluster: 'home', mesh: 'redis' },
+      // Over TLS, mallory is a peer the victim pinned (dialling in, no address of its own).
+      { computer: 'victim', cluster: 'home', mesh: via, ...(via === 'tls' ? { extraPeers: [`mallory/home#${mallory.nodeId}`] } : {}) },
+      { computer: 'friend', cluster: 'home', mesh: via },
     ]);
     const f = fleet;
     const victim = f.byName('victim');
     const friend = f.byName('friend');
-    const url = f.redis?.url as string;
-    const mallory: NodeIdentity = generateIdentity();
-    const stranger: NodeIdentity = generateIdentity();
-    registry = new RedisPeerRegistry({ url, self: { computer: 'mallory', cluster: 'home', nodeId: mallory.nodeId, addresses: [], caps: [] }, ttlMs: 15_000 }, { logger: silentLogger, clock: systemClock });
-    await registry.start();
+    if (via === 'redis') {
+      const url = f.redis?.url as string;
+      registry = new RedisPeerRegistry({ url, self: { computer: 'mallory', cluster: 'home', nodeId: mallory.nodeId, addresses: [], caps: [] }, ttlMs: 15_000 }, { logger: silentLogger, clock: systemClock });
+      await registry.start();
+      redis = new Redis(url);
+    } else {
+      link = tlsProvider({ computer: 'mallory', peers: [{ computer: 'victim', nodeId: victim.nodeId, host: '127.0.0.1', port: victim.tlsPort }] })({
+        logger: silentLogger,
+        clock: systemClock,
+        identity: mallory,
+      });
+      await link.start();
+      await link.waitForPeer('victim', { timeoutMs: 20_000 });
+    }
     const known = await waitFor(async () => {
       const peers = await victim.api.request<Array<{ computer: string }>>('GET', '/api/peers');
       return ['mallory', 'friend'].every((c) => peers.some((p) => p.computer === c));
     }, 30_000);
     if (!known) throw new Error('victim never discovered mallory and friend');
-    log(`fuzz: seed ${o.seed}, ${runs} property runs × ${B} inputs into weft:messages:victim (replay: npm run chaos -- --fuzz --seed ${o.seed} --count ${o.count})`);
+    log(`fuzz: seed ${o.seed}, ${runs} property runs × ${B} inputs into ${via === 'redis' ? 'weft:messages:victim' : "mallory's TLS link to the victim"} (replay: npm run chaos -- --fuzz --seed ${o.seed} --count ${o.count}${via === 'tls' ? ' --via tls' : ''})`);
     friendLoop = (async () => {
       while (friendOn) {
         try {
@@ -179,7 +195,6 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
-    redis = new Redis(url);
     let seq = 1;
     let strangerSeq = 1;
     const strangerBase = () =>
@@ -202,12 +217,20 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
       fc.asyncProperty(fc.array(recipeArb, { minLength: B, maxLength: B }), async (batch) => {
         run++;
         const before = await status(victim.api);
-        const p = redis?.pipeline();
-        for (const r of batch) {
-          byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
-          p?.xadd('weft:messages:victim', '*', 'weft', '1', 'type', 'mesh_event', 'from', r.kind === 'random' || r.kind === 'stranger' ? 'stranger' : 'mallory', 'payload', materialize(r));
+        if (redis) {
+          const p = redis.pipeline();
+          for (const r of batch) {
+            byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
+            p.xadd('weft:messages:victim', '*', 'weft', '1', 'type', 'mesh_event', 'from', r.kind === 'random' || r.kind === 'stranger' ? 'stranger' : 'mallory', 'payload', materialize(r));
+          }
+          await p.exec();
+        } else {
+          // In order on one link; send() waits when the victim has not granted credit yet.
+          for (const r of batch) {
+            byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
+            await (link as Provider).send('victim', materialize(r));
+          }
         }
-        await p?.exec();
         sent += batch.length;
         let after = before;
         const done = await waitFor(async () => {
@@ -264,6 +287,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     friendOn = false;
     await friendLoop;
     redis?.disconnect();
+    await link?.stop().catch(() => undefined);
     await registry?.stop().catch(() => undefined);
     await fleet?.stop();
     rmSync(root, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  *   npm run chaos                         three runs, three fresh seeds, 5 nodes, 60 s each
  *   npm run chaos -- --seed 1234          replay one run
  *   npm run chaos -- --nodes 7 --duration 120 --rate 30 --runs 1
- *   npm run chaos -- --fuzz [--count 1000000]   the fuzzed-ingress run (a million frames)
+ *   npm run chaos -- --fuzz [--count 1000000] [--via redis|tls]   the fuzzed-ingress run (a million frames)
  *   npm run chaos -- --netns              partitions between network namespaces (root)
  *   npm run chaos -- --trusted-peers      declare Redis peers `!peer` (works around the
  *                                         share_to penalty, see docs/reliability.md)
@@ -24,7 +24,8 @@ const log = (s: string) => console.log(s);
 
 if (has('fuzz')) {
   const { runFuzz } = await import('./fuzz.js');
-  const r = await runFuzz({ count: Number(arg('count') ?? 1_000_000), seed: Number(arg('seed') ?? randomSeed()), log });
+  const via = arg('via') === 'tls' ? 'tls' : 'redis';
+  const r = await runFuzz({ via, count: Number(arg('count') ?? 1_000_000), seed: Number(arg('seed') ?? randomSeed()), log });
   process.exit(r.ok ? 0 : 1);
 }
 if (has('netns')) {

@@ -23,3 +23,14 @@ test('test redis restarts empty on the same port', async () => {
   assert.equal(await c2.get('k'), null);
   c2.disconnect();
 });
+
+test('a missing redis-server is named, with how to install it', async () => {
+  const before = process.env.REDIS_SERVER;
+  process.env.REDIS_SERVER = '/nonexistent/redis-server';
+  try {
+    await assert.rejects(TestRedis.start(), /\/nonexistent\/redis-server is not installed .*apt-get install redis-server/);
+  } finally {
+    if (before === undefined) delete process.env.REDIS_SERVER;
+    else process.env.REDIS_SERVER = before;
+  }
+});

@@ -3,10 +3,10 @@
  * restart. It keeps nothing on disk, like the machines' own Redis: a restart comes back empty.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -48,6 +48,12 @@ async function waitForRedis(port: number, timeoutMs: number, alive: () => boolea
   }
 }
 
+/** Whether a program can be run: an absolute path that exists, or a name found on PATH. */
+function onPath(bin: string): boolean {
+  if (bin.includes('/')) return existsSync(bin);
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, bin)));
+}
+
 export class TestRedis {
   readonly port: number;
   private readonly dir: string;
@@ -77,6 +83,11 @@ export class TestRedis {
   async restart(): Promise<void> {
     if (this.running) await this.kill();
     const bin = process.env.REDIS_SERVER ?? 'redis-server';
+    if (!onPath(bin)) {
+      throw new Error(
+        `${bin} is not installed (the tests start their own Redis): install it with 'sudo apt-get install redis-server' (Debian/Ubuntu) or 'brew install redis' (macOS), or set REDIS_SERVER to its path`,
+      );
+    }
     this.proc = spawn(
       bin,
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],

@@ -267,4 +267,45 @@ describe('cartridge runtime', () => {
     // activate brings it back
     assert.equal((await h.runtime.activate('thrower')).status, 'active');
   });
+
+  it('should suspend a cartridge that takes more than its time budget per event, with the defaults', async () => {
+    const h = await harness();
+    const slow = cartridge('slow', `function process(e) { var t = Date.now(); while (Date.now() - t < 90) {} return e; }`, { consumes: [TODO] });
+    await h.runtime.install(slow, { origin: 'local' });
+    await h.runtime.activate('slow');
+    for (let i = 0; i < 25 && h.runtime.list()[0]?.status === 'active'; i++) await emitTodo(h, `slow-${i}`);
+    await waitFor(() => h.runtime.list()[0]?.status === 'suspended', 10_000, 'the slow cartridge suspended');
+    await waitFor(() => !h.node.pipeline.order.includes('cartridge:slow'), 10_000, 'the slow cartridge out of the pipeline');
+    await waitFor(() => h.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items.some((n) => /OVER_BUDGET/.test(String(n.payload.error))), 10_000, 'the failure raised');
+    const after = await emitTodo(h, 'after');
+    assert.equal(after.payload.title, 'after', 'events flow without it');
+  });
+
+  it('should stop two cartridges feeding each other at the causation depth limit and say so', async () => {
+    const h = await harness();
+    const ping = cartridge('pinger', `function process(e, ctx) { ctx.emit('${NOTE}', { slug: 'p' }); return e; }`, { consumes: [TODO, 'test.cartridge.echo'], emits: [NOTE] });
+    const pong = cartridge('ponger', `function process(e, ctx) { ctx.emit('test.cartridge.echo', { slug: 'q' }); return e; }`, { consumes: [NOTE], emits: ['test.cartridge.echo'] });
+    h.node.catalog.register({ type: 'test.cartridge.echo', description: 'echo', domain: 'test', defaultLevel: 'infrastructure', payload: Type.Object({ slug: Type.String() }) });
+    for (const c of [ping, pong]) {
+      await h.runtime.install(c, { origin: 'local' });
+      await h.runtime.activate(c.manifest.name);
+    }
+    await h.node.emit({ event: TODO, payload: { slug: 'loop', title: 'loop' } });
+    await waitFor(() => h.node.ns.notifications.list({ eventType: 'system.cartridge.limited' }).items.length > 0, 20_000, 'the limit notification');
+    const limited = h.node.ns.notifications.list({ eventType: 'system.cartridge.limited' }).items[0];
+    assert.equal(limited?.payload.code, 'CAUSATION_DEPTH');
+    await new Promise((r) => setTimeout(r, 500));
+    const total = (h.node.ns.store.reader.prepare(`SELECT COUNT(*) FROM events WHERE event IN ('${NOTE}', 'test.cartridge.echo')`).pluck().get() as number);
+    assert.ok(total <= 17, `the loop stopped: ${total} events (not tens of thousands)`);
+  });
+
+  it('should refuse an activation that would not fit the sandbox memory cap', async () => {
+    const h = await harness({ sandbox: { memoryLimitMb: 32, rssCapMb: 160 } });
+    const names = ['m1', 'm2', 'm3', 'm4'];
+    for (const n of names) await h.runtime.install(cartridge(n, 'function process(e) { return e; }', { consumes: [TODO] }), { origin: 'local' });
+    await h.runtime.activate('m1');
+    await h.runtime.activate('m2');
+    await h.runtime.activate('m3');
+    await assert.rejects(h.runtime.activate('m4'), /4 approved cartridges of up to 32 MB each would not fit the sandbox's 160 MB cap \(at most 3\)/);
+  });
 });

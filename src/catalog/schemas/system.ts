@@ -70,4 +70,17 @@ export function registerSystemTypes(catalog: Catalog): void {
     idempotencyFields: ['recordedSeq', 'foundSeq'],
     lifecycle: { creates: true },
   });
+  catalog.register({
+    type: 'system.cartridge.limited',
+    description: 'A cartridge emitted past a limit (causation depth, emit rate); those emits were refused',
+    domain: 'system',
+    defaultLevel: 'operational',
+    payload: Type.Object({
+      cartridge: Type.String({ maxLength: 200 }),
+      code: Type.String({ maxLength: 100 }),
+      reason: Type.String({ maxLength: 2000 }),
+      count: Type.Integer({ minimum: 1 }),
+    }),
+    lifecycle: { creates: true },
+  });
 }
