@@ -5,10 +5,9 @@ import { createInterface } from 'node:readline';
 import { CommanderError, Option } from 'commander';
 import { createDefaultCatalog } from '../catalog/index.js';
 import { showConfig } from '../config/index.js';
-import { startDaemon } from '../daemon/daemon.js';
+import { runDaemon } from '../daemon/run.js';
 import { repairStore } from '../daemon/doctor.js';
 import { isWeftError, WeftError } from '../errors/index.js';
-import { VERSION } from '../version.js';
 import { cartridgesCommands } from './commands/cartridges.js';
 import { demoCommands } from './commands/demo.js';
 import { registerNodeCommands } from './commands/node.js';
@@ -25,32 +24,7 @@ program
   .command('daemon')
   .description('run this computer\'s node: store, bus, pipeline, API and delivery (Ctrl-C stops it cleanly)')
   .action(async () => {
-    const config = cfg();
-    const d = await startDaemon(config, { stderrLogs: false });
-    // Signal handlers first: a supervisor may signal as soon as it sees the address.
-    const stopped = new Promise<void>((resolve) => {
-      const stop = (sig: string) => {
-        console.log(`${sig}: draining and stopping...`);
-        d.stop().then(resolve, (err) => {
-          console.error(`stop failed: ${(err as Error).message}`);
-          process.exitCode = 1;
-          resolve();
-        });
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
-    console.log(`weft ${VERSION} node '${config.computer.name}' running`);
-    console.log(`  API:        ${d.info.url}  (bearer token in ${d.info.tokenFile})`);
-    console.log(`  bus:        ${d.node.bus.description}`);
-    console.log(`  identity:   ${d.assembled.identity.fingerprint}  ${d.assembled.identity.nodeId}`);
-    console.log(`  mesh:       ${d.assembled.mesh ? `${d.assembled.mesh.provider.name}${config.mesh.provider === 'tls' ? ` on ${config.mesh.tls_host}:${config.mesh.tls_port}` : ''}, ${d.assembled.peers.getAllPeers().length} peers known` : 'off (set mesh.provider to share events)'}`);
-    console.log(`  data dir:   ${config.data_dir}`);
-    console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
-    await stopped;
-    console.log('stopped');
-    // A stop that timed out may leave sockets open: do not wait for them.
-    process.exit(process.exitCode ?? 0);
+    await runDaemon(cfg());
   });
 
 program

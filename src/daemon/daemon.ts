@@ -13,6 +13,7 @@ import { ConfigError } from '../errors/index.js';
 import type { WeftConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
+import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { commitMarkPath } from './doctor.js';
@@ -60,7 +61,7 @@ export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
  * `system.daemon.restarted`. A batch that fails as a whole is retried with backoff and
  * reported as `system.worker.crashed`.
  */
-export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean } = {}): Promise<RunningDaemon> {
+export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean; clock?: Clock } = {}): Promise<RunningDaemon> {
   // Events are private data: everything this process creates is its user's alone.
   process.umask(0o077);
   securePrivateDir(cfg.data_dir);
@@ -85,7 +86,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean 
         },
         ...meshFromConfig(cfg),
       },
-      { logger },
+      { logger, ...(opts.clock ? { clock: opts.clock } : {}) },
     );
     const a0 = assembled;
     const n = a0.node;

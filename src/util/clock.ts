@@ -8,14 +8,12 @@ export interface Clock {
   now(): number;
 }
 
-/**
- * TESTS ONLY: `WEFT_TEST_CLOCK_OFFSET_MS` shifts this process's clock, so the chaos suite can
- * run a real daemon whose clock is minutes off (its frames must be refused by the replay guard).
- */
-const TEST_CLOCK_OFFSET_MS = Number(process.env.WEFT_TEST_CLOCK_OFFSET_MS ?? 0) || 0;
+export const systemClock: Clock = { now: () => Date.now() };
 
-export const systemClock: Clock =
-  TEST_CLOCK_OFFSET_MS === 0 ? { now: () => Date.now() } : { now: () => Date.now() + TEST_CLOCK_OFFSET_MS };
+/** The system clock shifted by `offsetMs` (a node whose clock is wrong, for the replay tests). */
+export function offsetClock(offsetMs: number): Clock {
+  return { now: () => Date.now() + offsetMs };
+}
 
 /** A clock that only moves when told to. */
 export class ManualClock implements Clock {

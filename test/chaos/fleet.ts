@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { WeftClient } from '../../src/client/index.js';
 import { readToken } from '../../src/daemon/secrets.js';
 import { loadOrCreateIdentity } from '../../src/identity/index.js';
-import { startDaemonProcess } from '../helpers/cli.js';
+import { SKEWED_DAEMON, startDaemonProcess } from '../helpers/cli.js';
 import { freePort, TestRedis } from '../helpers/redis.js';
 import { LinkProxy } from './proxy.js';
 
@@ -19,7 +19,7 @@ export interface FleetNodeSpec {
   computer: string;
   cluster: string;
   mesh: SubMesh;
-  /** Clock offset in ms (WEFT_TEST_CLOCK_OFFSET_MS); 0 for an honest node. */
+  /** Clock offset in ms (runs test/fixtures/skewed-daemon.ts); 0 for an honest node. */
   clockOffsetMs?: number;
   /** More entries for this node's mesh.peers (e.g. a test-process peer it must pin). */
   extraPeers?: string[];
@@ -119,7 +119,7 @@ export async function startFleet(
       restarts: -1,
       crashes: [],
       async start() {
-        proc = await startDaemonProcess(env);
+        proc = await startDaemonProcess(env, p.clockOffsetMs ? [SKEWED_DAEMON] : undefined);
         const mine = proc;
         mine.proc.once('exit', (code, signal) => {
           if (!node.running || proc !== mine) return;

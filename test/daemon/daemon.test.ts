@@ -137,3 +137,29 @@ test('bad config fails fast with one clear line', async () => {
     t.cleanup();
   }
 });
+
+test('the default trust rate: a local source sending 30,000 events at once gets its burst through and the excess quarantined, with one notice', async () => {
+  const t = tempDir('weft-rate-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'ratebox' };
+  const d = await startDaemonProcess(env);
+  try {
+    const api = new WeftClient({ url: d.url, token: readToken(env.WEFT_DATA_DIR) as string });
+    for (let i = 0; i < 30_000; i += 5000) {
+      await api.emitMany(Array.from({ length: 5000 }, (_, k) => ({ event: 'mesh.test.ping', source: 'flooder', payload: { n: i + k } })));
+    }
+    let q = { items: [] as unknown[], totals: { quarantine: 0 } };
+    for (let i = 0; i < 400 && q.totals.quarantine === 0; i++) {
+      q = await api.request('GET', '/api/quarantine?limit=1');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(q.totals.quarantine > 0, 'the excess over the default burst (10,000) is quarantined');
+    const passed = (await api.notifications.list({ type: 'mesh.test.ping', limit: 1 })).items.length;
+    assert.ok(passed > 0, 'the burst got through');
+    const throttled = await api.notifications.list({ type: 'system.trust.throttled' });
+    assert.ok(throttled.items.length >= 1 && throttled.items.length <= 3, `${throttled.items.length} throttle notices`);
+  } finally {
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    t.cleanup();
+  }
+});

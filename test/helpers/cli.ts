@@ -9,9 +9,15 @@ export function weft(args: string[], env: NodeJS.ProcessEnv, input?: string | Bu
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Starts `weft daemon` and resolves once it printed its API address. */
-export async function startDaemonProcess(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const proc = spawn(process.execPath, [CLI, 'daemon'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** The skewed-clock daemon of the chaos suite (test/fixtures/skewed-daemon.ts). */
+export const SKEWED_DAEMON = fileURLToPath(new URL('../fixtures/skewed-daemon.js', import.meta.url));
+
+/** Starts `weft daemon` (or another daemon entry point) and resolves once it printed its API address. */
+export async function startDaemonProcess(
+  env: NodeJS.ProcessEnv,
+  entry: string[] = [CLI, 'daemon'],
+): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, entry, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));

@@ -110,7 +110,9 @@ test('a link that cannot progress shows as stalled, with the reason', async () =
   try {
     await a.start();
     await a.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1 } });
-    const peer = () => (a.mesh?.status().peers as Array<{ computer: string; state: string; stalledReason: string | null }>).find((p) => p.computer === 'ghost');
+    const mesh = a.mesh;
+    assert.ok(mesh);
+    const peer = () => (mesh.status().peers as Array<{ computer: string; state: string; stalledReason: string | null }>).find((p) => p.computer === 'ghost');
     await waitFor(() => peer()?.state === 'stalled', 15_000, 'the ghost link to show stalled');
     assert.ok(peer()?.stalledReason, 'with a reason');
   } finally {

@@ -64,7 +64,7 @@ export interface TrustEvaluatorInit {
   knownSources?: readonly string[];
   /** Per-source settings, keyed by peer node id or source name (the node id wins). */
   overrides?: Readonly<Record<string, SourceOverride>>;
-  /** Default rate per source (default 200/s sustained, bursts of 1,000). */
+  /** Default rate per source (default 2,000/s sustained, bursts of 10,000: the config's trust.rate_per_second and trust.rate_burst). */
   rate?: RateLimit | false;
   /**
    * Rate for a peer by its trust level, when no override names it (default: `peer` and
@@ -119,7 +119,7 @@ const MAX_SUBJECTS = 10_000;
 export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluatorDeps = {}): TrustEvaluator {
   const peers = deps.peers ?? emptyPeerDirectory;
   const baseStrictness = init.strictness ?? 'standard';
-  const baseRate: RateLimit | false = init.rate ?? { perSecond: 200, burst: 1000 };
+  const baseRate: RateLimit | false = init.rate ?? { perSecond: 2000, burst: 10_000 };
   const trustedRate: RateLimit = { perSecond: 20_000, burst: 200_000 };
   const peerRate = { peer: trustedRate, supervisor: trustedRate, ...(init.peerRate ?? {}) };
   const maxPayload = init.maxPayloadBytes ?? 65_536;
