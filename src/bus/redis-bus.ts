@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { WEFT_ENTRY_MARK } from '../config/redis-keys.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { quitWithin, redactUrl, type TrimCursor, trimOwnEntries, unlessAborted } from '../redis/index.js';
+import { quitWithin, redactUrl, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { newRedis } from '../util/lazy.js';
@@ -365,7 +365,7 @@ export class RedisBus implements Bus {
     const cmd = this.cmd;
     if (!cmd || this.stopped || cmd.status !== 'ready') return 0;
     try {
-      return await trimOwnEntries(cmd, this.stream, this.trimCursor);
+      return await trimOwnStream(cmd, this.stream, this.trimCursor);
     } catch (err) {
       this.deps.logger.debug({ err: (err as Error).message }, 'trimming the bus stream failed');
       return 0;

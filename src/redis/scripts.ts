@@ -27,12 +27,25 @@ export interface TrimCursor {
 /**
  * Deletes entries Weft wrote (they carry WEFT_ENTRY_MARK) that every consumer group on the
  * stream has acknowledged; other programs' entries stay, whatever their age. Scans at most
- * `scan` entries per call and continues where the last call stopped.
+ * `scan` entries per call (a few ms of Redis time) and continues where the last call stopped.
  */
-export async function trimOwnEntries(client: Redis, stream: string, cursor: TrimCursor, scan = 5000): Promise<number> {
+export async function trimOwnEntries(client: Redis, stream: string, cursor: TrimCursor, scan = 1000): Promise<number> {
   const [deleted, next] = (await runScript(client, 'trim-own', [stream], [cursor.next, scan, WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value])) as [number, string];
   cursor.next = next === '' ? '-' : next;
   return Number(deleted);
+}
+
+/**
+ * Trims a stream's own acknowledged entries in rounds of `scan` (each a short Redis command,
+ * so other clients are served in between) until the scan went round once, or `maxRounds`.
+ */
+export async function trimOwnStream(client: Redis, stream: string, cursor: TrimCursor, maxRounds = 1000): Promise<number> {
+  let deleted = 0;
+  for (let i = 0; i < maxRounds; i++) {
+    deleted += await trimOwnEntries(client, stream, cursor);
+    if (cursor.next === '-') break;
+  }
+  return deleted;
 }
 
 /**

@@ -40,23 +40,28 @@ end
 local start = ARGV[1]
 if start ~= '-' then start = '(' .. start end
 local entries = redis.call('XRANGE', KEYS[1], start, floor, 'COUNT', tonumber(ARGV[2]))
-local deleted = 0
+if #entries == 0 then return { 0, '' } end
+-- What is still pending in the scanned range, once per group (not one lookup per entry).
+local pending = {}
+local first, last = entries[1][1], entries[#entries][1]
+for _, name in ipairs(names) do
+  for _, p in ipairs(redis.call('XPENDING', KEYS[1], name, first, last, #entries)) do pending[p[1]] = true end
+end
+local doomed = {}
 for _, e in ipairs(entries) do
   local id, fields = e[1], e[2]
-  local mine = false
-  for i = 1, #fields, 2 do
-    if fields[i] == ARGV[3] and fields[i + 1] == ARGV[4] then mine = true end
-  end
-  if mine then
-    local pending = false
-    for _, name in ipairs(names) do
-      if #redis.call('XPENDING', KEYS[1], name, id, id, 1) > 0 then pending = true end
-    end
-    if not pending then
-      redis.call('XDEL', KEYS[1], id)
-      deleted = deleted + 1
+  if not pending[id] then
+    for i = 1, #fields, 2 do
+      if fields[i] == ARGV[3] and fields[i + 1] == ARGV[4] then
+        doomed[#doomed + 1] = id
+        break
+      end
     end
   end
+end
+local deleted = 0
+for i = 1, #doomed, 500 do
+  deleted = deleted + redis.call('XDEL', KEYS[1], unpack(doomed, i, math.min(i + 499, #doomed)))
 end
 if #entries < tonumber(ARGV[2]) then return { deleted, '' } end
 return { deleted, entries[#entries][1] }

@@ -17,7 +17,7 @@
  */
 import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
-import { quitWithin, type TrimCursor, trimOwnEntries, unlessAborted } from '../redis/index.js';
+import { quitWithin, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import { newRedis } from '../util/lazy.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
@@ -351,7 +351,7 @@ class RedisProvider extends ProviderBase implements Provider {
   async trim(): Promise<number> {
     const w = this.writer;
     if (!w || this.state !== 'started') return 0;
-    return trimOwnEntries(w, this.stream, this.trimCursor);
+    return trimOwnStream(w, this.stream, this.trimCursor);
   }
 
   /** Entries on the inbox that were not Weft's and were left alone. */

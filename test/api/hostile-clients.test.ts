@@ -179,6 +179,35 @@ describe('the API with hostile input, in-process', () => {
     assert.equal(r.statusCode, 400);
   });
 
+  test('validation errors name every missing field, give ranges in words and pick the variant meant', async () => {
+    let r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'domain.software-development.planning.todo.dor_assessed', payload: { slug: 'x' } } });
+    assert.equal(r.statusCode, 400);
+    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/score' is missing \(required; missing fields: score, verdict\)/);
+    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'mesh.test.ping', level: 9, payload: { n: 1 } } });
+    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/level' must be an integer from 0 to 3 \(got 9\)/);
+    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { events: [{ event: 'mesh.test.ping', visibility: 'everyone', payload: { n: 1 } }] } });
+    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/events\/0\/visibility' must be one of local, cluster, public/);
+    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'no.such.type' } });
+    assert.match((r.json() as { error: { message: string } }).error.message, /weft schemas list/);
+  });
+
+  test('an internal error is logged with a reference, not echoed', async () => {
+    // A route of the same API that fails unexpectedly: the client sees a reference, not the message.
+    const t2 = await startTestNode();
+    const { app: a2 } = await buildApi({ token: TOKEN }, { node: t2.node, logger: silentLogger, extraRoutes: [(x) => x.get('/api/boom', async () => { throw new Error('secret internal detail /etc/passwd'); })] });
+    try {
+      const r = await a2.inject({ method: 'GET', url: '/api/boom', headers: auth });
+      assert.equal(r.statusCode, 500);
+      const msg = (r.json() as { error: { code: string; message: string } }).error;
+      assert.equal(msg.code, 'WEFT_INTERNAL');
+      assert.doesNotMatch(msg.message, /secret|passwd/);
+      assert.match(msg.message, /ref [a-z0-9]+-\d+ in the node's log/);
+    } finally {
+      await a2.close();
+      await t2.close();
+    }
+  });
+
   test('/openapi.json documents every route the server registered', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json() as { paths: Record<string, Record<string, { summary: string }>> };
     const ops = Object.entries(doc.paths).flatMap(([path, m]) => Object.entries(m).map(([method, op]) => ({ path, method, summary: op.summary })));
