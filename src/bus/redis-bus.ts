@@ -173,10 +173,12 @@ export class RedisBus implements Bus {
 
   flush(staged: readonly Envelope[]): void {
     if (staged.length === 0 || this.stopped) return;
-    if (this.scan || this.queue.length + staged.length > (this.init.maxQueued ?? 50_000)) {
-      // The journal has them; the scan (now or after the failure that started it) sends them.
-      this.scan ??= { cutoff: ALL, afterSeq: 0 };
-    } else {
+    if (this.queue.length + staged.length > (this.init.maxQueued ?? 50_000)) {
+      // Too many waiting in memory: the journal has them, a full scan sends them.
+      if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
+    } else if (this.scan?.cutoff !== ALL) {
+      // (A full scan, after a failure or at start, reaches these rows by itself; a periodic
+      // resend scan only takes rows older than resendAfterMs, so new ones are queued.)
       for (const e of staged) this.queue.push(e);
     }
     this.kick();

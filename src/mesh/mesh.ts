@@ -298,24 +298,14 @@ export class MeshService {
         raise: (_key, d, count) => {
           // One audit entry per sender and cause per minute, with the count: refusals cannot flood the chain.
           if (d.frame === 'yes') deps.audit.record('frame.rejected', d.computer ?? null, { code: d.code ?? null, reason: (d.reason ?? '').slice(0, 500), sender: d.sender ?? null, count }, false);
-          return deps.node.emit({
-            event: 'mesh.event.rejected',
-            payload: {
-              sender: d.sender ?? 'unknown',
-              senderComputer: d.computer ?? 'unknown',
-              code: d.code ?? 'unknown',
-              reason: (d.reason ?? '').slice(0, 2000),
-              count,
-              windowStart: new Date(deps.clock.now()).toISOString(),
-            },
-          });
+          return this.raiseRejected(d.sender ?? 'unknown', d.computer ?? 'unknown', d.code, d.reason ?? '', count);
         },
       },
     );
     this.refusedLinks = new RefusalNotices({}, { clock: deps.clock, logger: deps.logger, raise: (_key, d, count) => this.refusedLink(d, count) });
   }
 
-  private refusedLink(d: Record<string, string | undefined>, count: number): Promise<void> {
+  private refusedLink(d: Record<string, string | undefined>, count: number): Promise<unknown> {
     const who = d.peer ?? d.address ?? 'unknown';
     this.deps.audit.record(
       'peer.refused',
@@ -324,19 +314,15 @@ export class MeshService {
       false,
     );
     const reason = count > 1 ? `${count} connections refused in the last minute: ${d.reason ?? ''}` : (d.reason ?? '');
-    return this.deps.node
-      .emit({
-        event: 'mesh.event.rejected',
-        payload: {
-          sender: d.fingerprint && count === 1 ? `fingerprint ${d.fingerprint}` : who,
-          senderComputer: who,
-          code: d.code ?? 'unknown',
-          reason: `${d.code}: ${reason}`.slice(0, 2000),
-          count,
-          windowStart: new Date(this.clock.now()).toISOString(),
-        },
-      })
-      .then(() => undefined);
+    return this.raiseRejected(d.fingerprint && count === 1 ? `fingerprint ${d.fingerprint}` : who, who, d.code, `${d.code}: ${reason}`, count);
+  }
+
+  /** One `mesh.event.rejected` standing for `count` refusals of a sender and cause. */
+  private raiseRejected(sender: string, computer: string, code: string | undefined, reason: string, count: number): Promise<unknown> {
+    return this.deps.node.emit({
+      event: 'mesh.event.rejected',
+      payload: { sender, senderComputer: computer, code: code ?? 'unknown', reason: reason.slice(0, 2000), count, windowStart: new Date(this.clock.now()).toISOString() },
+    });
   }
 
   get identity(): NodeIdentity {
