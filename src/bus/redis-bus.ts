@@ -6,6 +6,7 @@ import { quitWithin, redactUrl, type TrimCursor, trimOwnStream, unlessAborted } 
 import type { EmitJournal, Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { newRedis } from '../util/lazy.js';
+import { pause } from '../util/pause.js';
 import type { Logger } from '../util/logger.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
 
@@ -91,7 +92,6 @@ export class RedisBus implements Bus {
   /** Read the journal back from the start (after a failure, at start, after Redis lost the stream). */
   private scan: { cutoff: number; afterSeq: number } | undefined;
   private pumping: Promise<void> | undefined;
-  private pumpSleep: { wake: () => void } | undefined;
   private lastError: string | undefined;
   /** Aborted by stop(): wakes a read that waits on a Redis that is not there. */
   private abort = new AbortController();
@@ -147,7 +147,6 @@ export class RedisBus implements Bus {
     this.stopped = true;
     if (this.resendTimer) clearInterval(this.resendTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
-    this.pumpSleep?.wake();
     this.abort.abort(new WeftError('WEFT_STOPPED', 'bus is stopping'));
     this.reader?.disconnect();
     // An XADD in flight is abandoned after its own timeout: its events stay in the journal.
@@ -234,7 +233,7 @@ export class RedisBus implements Bus {
         this.queue = [];
         this.scan = { cutoff: ALL, afterSeq: 0 };
         backoff = Math.min(Math.max(backoff * 2, 50), 2000);
-        await this.sleep(backoff);
+        await pause(backoff, this.abort.signal);
       }
     }
   }
@@ -254,19 +253,6 @@ export class RedisBus implements Bus {
     for (const [err] of res ?? []) {
       if (err) throw new WeftError('WEFT_BUS', `XADD to ${this.stream} failed: ${err.message}`, { cause: err });
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.pumpSleep = { wake: done };
-    }).finally(() => {
-      this.pumpSleep = undefined;
-    });
   }
 
   async next(max: number): Promise<BusEntry[]> {
@@ -304,14 +290,7 @@ export class RedisBus implements Bus {
           this.deps.logger.warn({ err: msg }, 'reading the Redis bus failed; retrying');
         }
         this.readBackoffMs = Math.min(Math.max(this.readBackoffMs * 2, 50), 2000);
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(t);
-            resolve();
-          };
-          const t = setTimeout(done, this.readBackoffMs);
-          this.abort.signal.addEventListener('abort', done, { once: true });
-        });
+        await pause(this.readBackoffMs, this.abort.signal);
       }
     }
     return [];

@@ -21,6 +21,7 @@ import { quitWithin, unlessAborted } from '../redis/index.js';
 import type { Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { newRedis } from '../util/lazy.js';
+import { pause } from '../util/pause.js';
 import type { Logger } from '../util/logger.js';
 import type { MeshOutbox } from './outbox.js';
 
@@ -207,7 +208,7 @@ export class TeleClaudeWire {
         this.lastError = (err as Error).message;
         backoff = Math.min(Math.max(backoff * 2, 100), 5000);
         this.deps.logger.warn({ err: this.lastError, backoffMs: backoff }, 'reading the TeleClaude inbox failed; retrying');
-        await new Promise((r) => setTimeout(r, backoff));
+        await pause(backoff, this.abort.signal);
       }
     }
   }

@@ -4,3 +4,4 @@ export * from './logger.js';
 export * from './canonical-json.js';
 export * from './ids.js';
 export * from './mutex.js';
+export * from './pause.js';
