@@ -25,6 +25,7 @@ import {
   type NodeSelf,
   Pipeline,
   Processor,
+  type RefusalDetail,
   RefusalNotices,
 } from '../pipeline/index.js';
 import { type NodeStore, openNodeStore, type RejectionInput } from '../store/index.js';
@@ -76,6 +77,8 @@ export class WeftNode {
   private stopping: Promise<void> | undefined;
   /** Rate-limited notifications about refused input (bus entries here; the mesh has its own). */
   readonly refusals: RefusalNotices;
+  /** And about cartridge emits refused by a limit. */
+  private readonly limits: RefusalNotices;
 
   constructor(init: NodeInit, deps: NodeDeps = {}) {
     this.clock = deps.clock ?? systemClock;
@@ -110,36 +113,34 @@ export class WeftNode {
       computer: init.computer,
     };
     this.buildDeps = build;
-    this.refusals = new RefusalNotices(
-      {},
-      {
-        clock: this.clock,
-        logger: this.logger,
-        raise: (key, d, count) =>
-          this.emit(
-            key.startsWith('limit|')
-              ? {
-                  event: 'system.cartridge.limited',
-                  payload: {
-                    cartridge: d.entryId ?? '?',
-                    code: d.code ?? 'LIMIT',
-                    reason: (d.reason ?? '').slice(0, 2000),
-                    count,
-                  },
-                }
-              : {
-                  event: 'system.entry.rejected',
-                  payload: {
-                    origin: d.origin ?? 'bus',
-                    entryId: d.entryId ?? '',
-                    code: d.code ?? 'ENTRY_INVALID',
-                    reason: (d.reason ?? '').slice(0, 2000),
-                    ...(d.field ? { field: d.field } : {}),
-                    count,
-                  },
-                },
-          ),
-      },
+    const notices = (raise: (d: RefusalDetail, count: number) => Promise<unknown>) =>
+      new RefusalNotices(
+        {},
+        { clock: this.clock, logger: this.logger, raise: (_key, d, count) => raise(d, count) },
+      );
+    this.refusals = notices((d, count) =>
+      this.emit({
+        event: 'system.entry.rejected',
+        payload: {
+          origin: d.origin ?? 'bus',
+          entryId: d.entryId ?? '',
+          code: d.code ?? 'ENTRY_INVALID',
+          reason: (d.reason ?? '').slice(0, 2000),
+          ...(d.field ? { field: d.field } : {}),
+          count,
+        },
+      }),
+    );
+    this.limits = notices((d, count) =>
+      this.emit({
+        event: 'system.cartridge.limited',
+        payload: {
+          cartridge: d.cartridge ?? '?',
+          code: d.code ?? 'LIMIT',
+          reason: (d.reason ?? '').slice(0, 2000),
+          count,
+        },
+      }),
     );
     this.emitter = new Emitter(this.bus, build, 4096);
     this.processor = new Processor(
@@ -156,12 +157,7 @@ export class WeftNode {
         onRejected: (list) => this.onRejected(list),
         onLimited: (cartridge, code, reason) => {
           this.logger.warn({ cartridge, code, reason }, 'a cartridge emit was refused by a limit');
-          this.refusals.note(`limit|${cartridge}|${code}`, {
-            origin: `cartridge:${cartridge}`,
-            code,
-            reason,
-            entryId: cartridge,
-          });
+          this.limits.note(`${cartridge}|${code}`, { cartridge, code, reason });
         },
       },
       { batchSize: init.batchSize ?? 1024 },
@@ -213,6 +209,7 @@ export class WeftNode {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       this.refusals.close();
+      this.limits.close();
       await this.emitter.close();
       await this.processor.stop();
       await this.ns.store.close();
