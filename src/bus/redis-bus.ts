@@ -31,7 +31,15 @@ export interface RedisBusInit {
   maxQueued?: number;
   /** How often own acknowledged entries are deleted (ms, default 60 s; 0: never). */
   trimEveryMs?: number;
+  /**
+   * Events that must not be written to Redis at all (raw-class data: a shared Redis is another
+   * machine's memory). They go from the journal to the pipeline on this node's own lane.
+   */
+  keepLocal?: (env: Envelope) => boolean;
 }
+
+/** Position of an entry on the local lane (it has no stream id and is never acknowledged in Redis). */
+const LOCAL = 'local';
 
 export interface RedisBusDeps {
   store: Store;
@@ -93,6 +101,12 @@ export class RedisBus implements Bus {
   private scan: { cutoff: number; afterSeq: number } | undefined;
   private pumping: Promise<void> | undefined;
   private lastError: string | undefined;
+  /** Raw-class events on their way to the pipeline without touching Redis. */
+  private local: Envelope[] = [];
+  private localHandedOut: Envelope[] = [];
+  private localWake: (() => void) | undefined;
+  /** A stream read still running when the local lane had something first. */
+  private inflightRead: Promise<StreamEntries> | undefined;
   /** Aborted by stop(): wakes a read that waits on a Redis that is not there. */
   private abort = new AbortController();
 
@@ -148,6 +162,7 @@ export class RedisBus implements Bus {
     if (this.resendTimer) clearInterval(this.resendTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
     this.abort.abort(new WeftError('WEFT_STOPPED', 'bus is stopping'));
+    this.wakeLocal();
     this.reader?.disconnect();
     // An XADD in flight is abandoned after its own timeout: its events stay in the journal.
     await this.pumping;
@@ -170,8 +185,25 @@ export class RedisBus implements Bus {
     this.deps.journal.add(env, this.deps.clock.now());
   }
 
-  flush(staged: readonly Envelope[]): void {
-    if (staged.length === 0 || this.stopped) return;
+  flush(all: readonly Envelope[]): void {
+    if (all.length === 0 || this.stopped) return;
+    const keep = this.init.keepLocal;
+    let staged: readonly Envelope[] = all;
+    if (keep) {
+      const remote: Envelope[] = [];
+      staged = remote;
+      for (const e of all) {
+        if (!keep(e)) remote.push(e);
+        else if (this.local.length < (this.init.maxQueued ?? 50_000)) this.local.push(e);
+        // else: the journal keeps it and the next full scan hands it over
+        else if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
+      }
+      if (staged.length < all.length) this.wakeLocal();
+      if (staged.length === 0) {
+        this.kick();
+        return;
+      }
+    }
     if (this.queue.length + staged.length > (this.init.maxQueued ?? 50_000)) {
       // Too many waiting in memory: the journal has them, a full scan sends them.
       if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
@@ -204,7 +236,17 @@ export class RedisBus implements Bus {
           this.scan = undefined;
           continue;
         }
-        batch = rows.map((r) => r.envelope);
+        batch = [];
+        for (const r of rows) {
+          if (this.init.keepLocal?.(r.envelope)) {
+            if (this.local.length < (this.init.maxQueued ?? 50_000)) this.local.push(r.envelope);
+          } else batch.push(r.envelope);
+        }
+        this.wakeLocal();
+        if (batch.length === 0) {
+          scan.afterSeq = (rows[rows.length - 1] as { seq: number }).seq;
+          continue;
+        }
       } else {
         if (this.queue.length === 0) return;
         batch = this.queue.splice(0, 1000);
@@ -255,15 +297,44 @@ export class RedisBus implements Bus {
     }
   }
 
+  private wakeLocal(): void {
+    const w = this.localWake;
+    this.localWake = undefined;
+    w?.();
+  }
+
+  /** Up to `max` events of the local lane, remembered until committed (a rewind hands them out again). */
+  private takeLocal(max: number): BusEntry[] {
+    const out = this.local.splice(0, max);
+    this.localHandedOut.push(...out);
+    return out.map((envelope) => ({ position: LOCAL, envelope, logged: false }));
+  }
+
   async next(max: number): Promise<BusEntry[]> {
     while (!this.stopped) {
+      if (this.local.length > 0) return this.takeLocal(max);
       const reader = this.reader as Redis;
       try {
         const pending = this.pendingCursor;
-        const args: Array<string | number> = ['GROUP', this.group, this.init.consumer, 'COUNT', max];
-        if (pending === undefined) args.push('BLOCK', 1000);
-        args.push('STREAMS', this.stream, pending ?? '>');
-        const entries = streamEntries(await unlessAborted(reader.call('XREADGROUP', ...args), this.abort.signal));
+        let read = this.inflightRead;
+        if (!read) {
+          const args: Array<string | number> = ['GROUP', this.group, this.init.consumer, 'COUNT', max];
+          if (pending === undefined) args.push('BLOCK', 1000);
+          args.push('STREAMS', this.stream, pending ?? '>');
+          read = unlessAborted(reader.call('XREADGROUP', ...args), this.abort.signal).then(streamEntries);
+          // It may be left running when the local lane wins (and then rejected by a stop).
+          read.catch(() => undefined);
+          this.inflightRead = read;
+        }
+        // A local event does not wait for the blocked read; the read's reply is taken next time.
+        const localReady = new Promise<'local'>((resolve) => {
+          this.localWake = () => resolve('local');
+        });
+        const first = await Promise.race([read, localReady]);
+        if (first === 'local') continue;
+        this.localWake = undefined;
+        this.inflightRead = undefined;
+        const entries = first;
         this.readBackoffMs = 0;
         if (pending !== undefined) {
           // Pending entries come back in id order; continue after the last one (some stay
@@ -278,6 +349,8 @@ export class RedisBus implements Bus {
         }
         if (out.length > 0) return out;
       } catch (err) {
+        this.inflightRead = undefined;
+        this.localWake = undefined;
         if (this.stopped) return [];
         const msg = (err as Error).message ?? String(err);
         if (msg.includes('NOGROUP')) {
@@ -316,15 +389,24 @@ export class RedisBus implements Bus {
 
   rewind(): void {
     this.pendingCursor = '0';
+    // Local events of the batch that rolled back go first again.
+    this.local = [...this.localHandedOut, ...this.local];
+    this.localHandedOut = [];
   }
 
   async committed(entries: readonly BusEntry[]): Promise<void> {
     if (entries.length === 0 || !this.cmd) return;
+    if (entries.every((e) => e.position === LOCAL)) {
+      this.localHandedOut = [];
+      return;
+    }
     const ids: string[] = [];
     for (const e of entries) {
+      if (e.position === LOCAL) continue;
       if ('envelope' in e) ids.push(e.position);
       else this.rememberForeign(e.position);
     }
+    this.localHandedOut = [];
     if (ids.length === 0) return;
     try {
       await this.cmd.xack(this.stream, this.group, ...ids);

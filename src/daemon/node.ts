@@ -90,12 +90,19 @@ export class WeftNode {
       { clock: this.clock, logger: this.logger },
     );
     this.bus = init.redis
-      ? new RedisBus(redisBusInit(init.redis, init.computer), {
-          store: this.ns.store,
-          journal: this.ns.emitJournal,
-          clock: this.clock,
-          logger: this.logger.child({ mod: 'bus' }),
-        })
+      ? new RedisBus(
+          {
+            ...redisBusInit(init.redis, init.computer),
+            // Raw-class data never goes to Redis, not even this node's own stream on a shared server.
+            keepLocal: (e) => this.catalog.get(e.event)?.dataClass === 'raw',
+          },
+          {
+            store: this.ns.store,
+            journal: this.ns.emitJournal,
+            clock: this.clock,
+            logger: this.logger.child({ mod: 'bus' }),
+          },
+        )
       : new SqliteBus(this.ns, { consumer: 'pipeline' });
     const defaults = { dedup: dedupCartridge(), projection: notificationProjector() };
     const cartridges = init.cartridges ? init.cartridges(defaults) : [defaults.dedup, defaults.projection];
