@@ -69,7 +69,8 @@ export async function readApplied(api: WeftClient): Promise<Applied> {
     log.set(k, (log.get(k) ?? 0) + 1);
   }
   const rj = await pages((cursor) => api.notifications.list({ type: 'mesh.event.rejected', limit: 1000, ...(cursor ? { cursor } : {}) }));
-  const q = await api.request<{ items?: unknown[] } | unknown[]>('GET', '/api/quarantine?limit=1000').catch(() => []);
+  // A read that fails fails the check: it must not pass as "nothing quarantined".
+  const q = await api.request<{ items?: unknown[] } | unknown[]>('GET', '/api/quarantine?limit=1000');
   const quarantined = Array.isArray(q) ? q.length : (q.items?.length ?? 0);
   return { notifications, log, rejections: rj.map((x) => x.payload as { code: string; senderComputer: string; reason?: string }), quarantined };
 }

@@ -129,6 +129,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       await victim.start();
       fault(`restarted ${victim.computer} (pid ${victim.pid})`);
     };
+    const injectionErrors: string[] = [];
     let garbageTargets: FleetNode[] = [];
     const schedule = (async () => {
       await killOne(0.08, 0.18);
@@ -155,10 +156,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       garbageTargets = honest;
       for (const target of honest) {
         if (target.mesh === 'redis' && f.redis) {
-          const c = await garbageToRedis(f.redis.url, target.computer, opts.garbage ?? 500, g, faultRng.pick(honest).computer).catch(() => 0);
+          // An injection that fails is a failed run, not "0 sent".
+          const c = await garbageToRedis(f.redis.url, target.computer, opts.garbage ?? 500, g, faultRng.pick(honest).computer).catch((err: Error) => {
+            injectionErrors.push(`garbage into weft:messages:${target.computer}: ${err.message}`);
+            return 0;
+          });
           fault(`garbage: ${c} mutated/random entries into weft:messages:${target.computer}`);
         } else if (target.mesh === 'tls') {
           const c = await garbageToTcp(target.tlsPort, 20, g);
+          if (c === 0) injectionErrors.push(`garbage to ${target.computer}'s TLS port: no connection got its bytes written`);
           fault(`garbage: ${c} random-byte connections to ${target.computer}'s TLS port`);
         }
       }
@@ -201,7 +207,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const result = check(views, emitted, applied);
     const rejectedBy = (n: FleetNode) => applied.get(n.computer)?.rejections ?? [];
     const skewRefused = tlsHonest.every((n) => rejectedBy(n).some((r) => r.senderComputer === 'skew' && r.code.startsWith('REPLAY_TOO')));
-    const garbageRefused = garbageTargets.filter((n) => n.mesh === 'redis').every((n) => rejectedBy(n).some((r) => r.code.startsWith('FRAME_')));
+    // Redis garbage is refused frame by frame (FRAME_*), TLS garbage at the handshake (PEER_*).
+    const garbageRefused =
+      injectionErrors.length === 0 &&
+      garbageTargets.every((n) => rejectedBy(n).some((r) => r.code.startsWith(n.mesh === 'redis' ? 'FRAME_' : 'PEER_')));
+    if (injectionErrors.length > 0) log(`  injection failed: ${injectionErrors.join('; ')}`);
     for (const n of f.nodes) {
       const s = await n.api.request<{ counters: { rejected: Record<string, number> } }>('GET', '/api/mesh/status').catch(() => undefined);
       if (s) log(`  ${n.computer}: rejected since last start ${JSON.stringify(s.counters.rejected)}`);
