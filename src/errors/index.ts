@@ -31,6 +31,20 @@ export const ERROR_CODES = {
   WEFT_CARTRIDGE: { status: 500, exit: 1 },
   WEFT_PIPELINE: { status: 500, exit: 1 },
   WEFT_INTERNAL: { status: 500, exit: 1 },
+  // transport/
+  TRANSPORT_NOT_STARTED: { status: 503, exit: 1 },
+  TRANSPORT_STOPPED: { status: 503, exit: 1 },
+  TRANSPORT_UNKNOWN_PEER: { status: 404, exit: 1 },
+  TRANSPORT_PEER_UNAVAILABLE: { status: 503, exit: 1 },
+  TRANSPORT_FRAME_TOO_LARGE: { status: 413, exit: 1 },
+  TRANSPORT_ABORTED: { status: 503, exit: 1 },
+  TRANSPORT_MISSING_DEPENDENCY: { status: 500, exit: 1 },
+  TRANSPORT_ENCODE: { status: 500, exit: 1 },
+  // identity/
+  IDENTITY_KEY_MODE: { status: 500, exit: 1 },
+  IDENTITY_KEY_INVALID: { status: 500, exit: 1 },
+  IDENTITY_BAD_NODE_ID: { status: 400, exit: 2 },
+  IDENTITY_ROTATION_INVALID: { status: 400, exit: 1 },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,23 +1,12 @@
 /** Named identity errors with stable codes (never change a code once shipped). */
+import { type ErrorCode, WeftError } from '../errors/index.js';
 
-export type IdentityErrorCode =
-  | 'IDENTITY_KEY_MODE'
-  | 'IDENTITY_KEY_INVALID'
-  | 'IDENTITY_BAD_NODE_ID'
-  | 'IDENTITY_ROTATION_INVALID';
+export type IdentityErrorCode = Extract<ErrorCode, `IDENTITY_${string}`>;
 
 /** An identity problem: a key file with a loose mode, an unreadable key, a malformed node id. */
-export class IdentityError extends Error {
-  readonly code: IdentityErrorCode;
-  readonly details: Record<string, unknown> | undefined;
-  constructor(
-    code: IdentityErrorCode,
-    message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'IdentityError';
-    this.code = code;
-    this.details = options?.details;
+export class IdentityError extends WeftError {
+  declare readonly code: IdentityErrorCode;
+  constructor(code: IdentityErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(code, message, options);
   }
 }

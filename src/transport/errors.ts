@@ -1,3 +1,5 @@
+import { type ErrorCode, WeftError } from '../errors/index.js';
+
 /** Transport and frame error codes. Codes are stable: they appear in audit records and the API. */
 
 /** Every reason `decodeFrame` can refuse a byte string. */
@@ -45,28 +47,12 @@ export interface FrameError {
   readonly message: string;
 }
 
-export type TransportErrorCode =
-  | 'TRANSPORT_NOT_STARTED'
-  | 'TRANSPORT_STOPPED'
-  | 'TRANSPORT_UNKNOWN_PEER'
-  | 'TRANSPORT_PEER_UNAVAILABLE'
-  | 'TRANSPORT_FRAME_TOO_LARGE'
-  | 'TRANSPORT_ABORTED'
-  | 'TRANSPORT_MISSING_DEPENDENCY'
-  | 'TRANSPORT_ENCODE';
+export type TransportErrorCode = Extract<ErrorCode, `TRANSPORT_${string}`>;
 
 /** A transport operation failed (send to an unknown peer, send after stop, ...). */
-export class TransportError extends Error {
-  readonly code: TransportErrorCode;
-  readonly details: Record<string, unknown> | undefined;
-  constructor(
-    code: TransportErrorCode,
-    message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'TransportError';
-    this.code = code;
-    this.details = options?.details;
+export class TransportError extends WeftError {
+  declare readonly code: TransportErrorCode;
+  constructor(code: TransportErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(code, message, options);
   }
 }

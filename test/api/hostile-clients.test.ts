@@ -10,6 +10,8 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
 import { buildApi } from '../../src/api/server.js';
+import { IdentityError } from '../../src/identity/index.js';
+import { TransportError } from '../../src/transport/index.js';
 import { readToken } from '../../src/daemon/secrets.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startDaemonProcess } from '../helpers/cli.js';
@@ -20,11 +22,16 @@ const TOKEN = 'test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 /** Opens a socket and collects what it receives; resolves once open. */
-async function socket(url: string, headers: Record<string, string> = auth): Promise<{ ws: WebSocket; got: unknown[]; closed: Promise<{ code: number; reason: string }> }> {
+async function socket(
+  url: string,
+  headers: Record<string, string> = auth,
+): Promise<{ ws: WebSocket; got: unknown[]; closed: Promise<{ code: number; reason: string }> }> {
   const ws = new WebSocket(url, { headers });
   const got: unknown[] = [];
   ws.on('message', (d) => got.push(JSON.parse(String(d))));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
@@ -105,13 +112,18 @@ describe('the API with hostile input, in-process', () => {
         fc.json({ maxDepth: 6 }),
         fc.string({ maxLength: 200 }),
         fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify({ type: 'subscribe', filter: v })),
-        fc.record({ type: fc.constantFrom('subscribe', 'unsubscribe', 'ping', 'x', ''), filter: fc.anything({ maxDepth: 3 }) }).map((v) => {
-          try {
-            return JSON.stringify(v) ?? 'null';
-          } catch {
-            return '{}';
-          }
-        }),
+        fc
+          .record({
+            type: fc.constantFrom('subscribe', 'unsubscribe', 'ping', 'x', ''),
+            filter: fc.anything({ maxDepth: 3 }),
+          })
+          .map((v) => {
+            try {
+              return JSON.stringify(v) ?? 'null';
+            } catch {
+              return '{}';
+            }
+          }),
       ),
       { numRuns: 20_000, seed: 4242 },
     );
@@ -125,7 +137,12 @@ describe('the API with hostile input, in-process', () => {
           const s = await socket(`${base}/ws`);
           for (const t of slice) s.ws.send(t);
           s.ws.send('{"type":"ping"}');
-          await until(() => s.got.some((m) => (m as { type?: string }).type === 'pong') || s.ws.readyState !== s.ws.OPEN, 'the pong after the batch', 20_000);
+          await until(
+            () =>
+              s.got.some((m) => (m as { type?: string }).type === 'pong') || s.ws.readyState !== s.ws.OPEN,
+            'the pong after the batch',
+            20_000,
+          );
           s.ws.close();
           return s.got.length;
         }),
@@ -139,13 +156,21 @@ describe('the API with hostile input, in-process', () => {
 
   test('tokens are compared as digests: a same-length non-ASCII token is a 401, not a 500', async () => {
     const same = 'é'.repeat(TOKEN.length);
-    const r = await app.inject({ method: 'GET', url: '/api/health', headers: { authorization: `Bearer ${same}` } });
+    const r = await app.inject({
+      method: 'GET',
+      url: '/api/health',
+      headers: { authorization: `Bearer ${same}` },
+    });
     assert.equal(r.statusCode, 401);
     assert.equal((r.json() as { error: { code: string } }).error.code, 'WEFT_UNAUTHORIZED');
   });
 
   test('?token= is accepted only on the WebSocket path itself, and only from a loopback origin', async () => {
-    for (const url of [`/api/health?token=${TOKEN}`, `/wsx?token=${TOKEN}`, `/ws/../api/health?token=${TOKEN}`]) {
+    for (const url of [
+      `/api/health?token=${TOKEN}`,
+      `/wsx?token=${TOKEN}`,
+      `/ws/../api/health?token=${TOKEN}`,
+    ]) {
       const r = await app.inject({ method: 'GET', url });
       assert.equal(r.statusCode, 401, url);
     }
@@ -158,15 +183,33 @@ describe('the API with hostile input, in-process', () => {
   test('deep JSON, bad numbers and bad dates are 400s that name the limit or the field', async () => {
     let deep = '1';
     for (let i = 0; i < 5000; i++) deep = `[${deep}]`;
-    let r = await app.inject({ method: 'POST', url: '/api/events', headers: { ...auth, 'content-type': 'application/json' }, payload: `{"event":"mesh.test.ping","payload":{"n":1,"x":${deep}}}` });
+    let r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: `{"event":"mesh.test.ping","payload":{"n":1,"x":${deep}}}`,
+    });
     assert.equal(r.statusCode, 400);
     assert.match((r.json() as { error: { message: string } }).error.message, /nested deeper than 64 levels/);
     let p: unknown = { leaf: 1 };
     for (let i = 0; i < 40; i++) p = { d: p };
-    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'mesh.test.ping', payload: { n: 1, deep: p } } });
+    r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: auth,
+      payload: { event: 'mesh.test.ping', payload: { n: 1, deep: p } },
+    });
     assert.equal(r.statusCode, 400);
-    assert.match((r.json() as { error: { message: string } }).error.message, /nested deeper than 32 levels \(the limit\)/);
-    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'mesh.test.ping', payload: { n: 1, note: 'x'.repeat(900), big: 'y'.repeat(70_000) } } });
+    assert.match(
+      (r.json() as { error: { message: string } }).error.message,
+      /nested deeper than 32 levels \(the limit\)/,
+    );
+    r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: auth,
+      payload: { event: 'mesh.test.ping', payload: { n: 1, note: 'x'.repeat(900), big: 'y'.repeat(70_000) } },
+    });
     assert.equal(r.statusCode, 400);
     assert.match((r.json() as { error: { message: string } }).error.message, /the limit is 65536/);
     r = await app.inject({ method: 'GET', url: '/api/notifications/1.5', headers: auth });
@@ -180,21 +223,62 @@ describe('the API with hostile input, in-process', () => {
   });
 
   test('validation errors name every missing field, give ranges in words and pick the variant meant', async () => {
-    let r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'domain.software-development.planning.todo.dor_assessed', payload: { slug: 'x' } } });
+    let r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: auth,
+      payload: { event: 'domain.software-development.planning.todo.dor_assessed', payload: { slug: 'x' } },
+    });
     assert.equal(r.statusCode, 400);
-    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/score' is missing \(required; missing fields: score, verdict\)/);
-    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'mesh.test.ping', level: 9, payload: { n: 1 } } });
-    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/level' must be an integer from 0 to 3 \(got 9\)/);
-    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { events: [{ event: 'mesh.test.ping', visibility: 'everyone', payload: { n: 1 } }] } });
-    assert.match((r.json() as { error: { message: string } }).error.message, /field '\/events\/0\/visibility' must be one of local, cluster, public/);
-    r = await app.inject({ method: 'POST', url: '/api/events', headers: auth, payload: { event: 'no.such.type' } });
+    assert.match(
+      (r.json() as { error: { message: string } }).error.message,
+      /field '\/score' is missing \(required; missing fields: score, verdict\)/,
+    );
+    r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: auth,
+      payload: { event: 'mesh.test.ping', level: 9, payload: { n: 1 } },
+    });
+    assert.match(
+      (r.json() as { error: { message: string } }).error.message,
+      /field '\/level' must be an integer from 0 to 3 \(got 9\)/,
+    );
+    r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: auth,
+      payload: { events: [{ event: 'mesh.test.ping', visibility: 'everyone', payload: { n: 1 } }] },
+    });
+    assert.match(
+      (r.json() as { error: { message: string } }).error.message,
+      /field '\/events\/0\/visibility' must be one of local, cluster, public/,
+    );
+    r = await app.inject({
+      method: 'POST',
+      url: '/api/events',
+      headers: auth,
+      payload: { event: 'no.such.type' },
+    });
     assert.match((r.json() as { error: { message: string } }).error.message, /weft schemas list/);
   });
 
   test('an internal error is logged with a reference, not echoed', async () => {
     // A route of the same API that fails unexpectedly: the client sees a reference, not the message.
     const t2 = await startTestNode();
-    const { app: a2 } = await buildApi({ token: TOKEN }, { node: t2.node, logger: silentLogger, extraRoutes: [(x) => x.get('/api/boom', async () => { throw new Error('secret internal detail /etc/passwd'); })] });
+    const { app: a2 } = await buildApi(
+      { token: TOKEN },
+      {
+        node: t2.node,
+        logger: silentLogger,
+        extraRoutes: [
+          (x) =>
+            x.get('/api/boom', async () => {
+              throw new Error('secret internal detail /etc/passwd');
+            }),
+        ],
+      },
+    );
     try {
       const r = await a2.inject({ method: 'GET', url: '/api/boom', headers: auth });
       assert.equal(r.statusCode, 500);
@@ -208,17 +292,71 @@ describe('the API with hostile input, in-process', () => {
     }
   });
 
+  test('a transport or identity error answers with its own code and status, not a 500', async () => {
+    const t2 = await startTestNode();
+    const { app: a2 } = await buildApi(
+      { token: TOKEN },
+      {
+        node: t2.node,
+        logger: silentLogger,
+        extraRoutes: [
+          (x) =>
+            x.get('/api/t', async () => {
+              throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', 'no link to desktop');
+            }),
+          (x) =>
+            x.get('/api/i', async () => {
+              throw new IdentityError('IDENTITY_BAD_NODE_ID', 'not a weft:ed25519 id');
+            }),
+        ],
+      },
+    );
+    try {
+      let r = await a2.inject({ method: 'GET', url: '/api/t', headers: auth });
+      assert.equal(r.statusCode, 503);
+      assert.equal((r.json() as { error: { code: string } }).error.code, 'TRANSPORT_PEER_UNAVAILABLE');
+      r = await a2.inject({ method: 'GET', url: '/api/i', headers: auth });
+      assert.equal(r.statusCode, 400);
+      assert.deepEqual(r.json(), {
+        error: { code: 'IDENTITY_BAD_NODE_ID', message: 'not a weft:ed25519 id' },
+      });
+    } finally {
+      await a2.close();
+      await t2.close();
+    }
+  });
+
   test('/openapi.json documents every route the server registered', async () => {
-    const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json() as { paths: Record<string, Record<string, { summary: string }>> };
-    const ops = Object.entries(doc.paths).flatMap(([path, m]) => Object.entries(m).map(([method, op]) => ({ path, method, summary: op.summary })));
-    assert.deepEqual(ops.filter((o) => o.summary === '(undocumented)'), []);
-    for (const path of ['/api/notifications/{id}', '/api/events', '/api/schemas', '/openapi.json', '/ws', '/metrics']) assert.ok(doc.paths[path], path);
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json() as {
+      paths: Record<string, Record<string, { summary: string }>>;
+    };
+    const ops = Object.entries(doc.paths).flatMap(([path, m]) =>
+      Object.entries(m).map(([method, op]) => ({ path, method, summary: op.summary })),
+    );
+    assert.deepEqual(
+      ops.filter((o) => o.summary === '(undocumented)'),
+      [],
+    );
+    for (const path of [
+      '/api/notifications/{id}',
+      '/api/events',
+      '/api/schemas',
+      '/openapi.json',
+      '/ws',
+      '/metrics',
+    ])
+      assert.ok(doc.paths[path], path);
   });
 });
 
 test('a WebSocket client that sends `null` to a real daemon does not stop it', async () => {
   const t = tempDir('weft-wsnull-');
-  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'wsnull' };
+  const env = {
+    HOME: t.dir,
+    WEFT_DATA_DIR: join(t.dir, 'data'),
+    WEFT_API_PORT: '0',
+    WEFT_COMPUTER_NAME: 'wsnull',
+  };
   const d = await startDaemonProcess(env);
   try {
     const token = readToken(env.WEFT_DATA_DIR) as string;
