@@ -5,13 +5,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  type DeliveryStatsSource,
   MetricsRegistry,
   nodeMetrics,
   PROMETHEUS_CONTENT_TYPE,
 } from '../../src/api/metrics.js';
 import { createNode } from '../../src/daemon/index.js';
 import { ValidationError } from '../../src/errors/index.js';
+import { telegramDelivery } from '../../src/delivery/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { FakeBotApi } from '../helpers/fake-bot-api.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const HELP = /^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*$/;
@@ -170,22 +173,16 @@ test('should keep rendering when one collector throws', () => {
 test("should export a node's stages, batch latency, notifications by status and delivery failures", async () => {
   const t = tempDir('weft-metrics-');
   const node = await createNode({ dataDir: t.dir, computer: 'test' });
-  const delivery: DeliveryStatsSource = {
-    stats: () => ({
-      channel: 'telegram',
-      enqueued: 5,
-      sent: 3,
-      failed: 2,
-      retries: 4,
-      rateLimited: 1,
-      queued: 0,
-      pending: 0,
-      lastError: 'Bot API error: 500',
-    }),
-  };
+  // A real Telegram channel against a fake Bot API that refuses the first message for good.
+  const bot = new FakeBotApi(systemClock);
+  await bot.start();
+  bot.script = ['400'];
+  const delivery = telegramDelivery({ botToken: '123456:TEST', chatId: 42, minLevel: 0, baseUrl: bot.url }, { ns: node.ns, clock: systemClock, logger: silentLogger });
   const metrics = nodeMetrics(new MetricsRegistry(), node, { deliveries: [delivery] });
   try {
     await node.start();
+    node.onCommitted((b) => void delivery.enqueue(b.changes));
+    delivery.start();
     await node.emitMany([
       { event: 'system.worker.crashed', payload: { worker: 'a', error: 'x', restarts: 1 } },
       { event: 'system.worker.crashed', payload: { worker: 'b', error: 'y', restarts: 1 } },
@@ -197,6 +194,7 @@ test("should export a node's stages, batch latency, notifications by status and 
     await node.ns.notifications.markSeen(first.id);
     await node.ns.notifications.claim(first.id, 'agent-1');
 
+    for (let i = 0; i < 400 && delivery.stats().sent + delivery.stats().failed < 3; i++) await new Promise((r) => setTimeout(r, 25));
     const text = metrics.render();
     assertExposition(text);
     assert.equal(metrics.contentType, PROMETHEUS_CONTENT_TYPE);
@@ -217,11 +215,15 @@ test("should export a node's stages, batch latency, notifications by status and 
     assert.equal(sample(text, 'weft_notifications{human_status="seen",agent_status="claimed"}'), 1);
     assert.equal(sample(text, 'weft_notifications{human_status="seen",agent_status="resolved"}'), 0);
 
-    assert.equal(sample(text, 'weft_delivery_failures_total{channel="telegram"}'), 2);
-    assert.equal(sample(text, 'weft_delivery_sent_total{channel="telegram"}'), 3);
+    const st = delivery.stats();
+    assert.ok(st.failed >= 1 && st.sent >= 1, JSON.stringify(st));
+    assert.equal(sample(text, 'weft_delivery_failures_total{channel="telegram"}'), st.failed);
+    assert.equal(sample(text, 'weft_delivery_sent_total{channel="telegram"}'), st.sent);
     assert.ok(sample(text, 'weft_bus_appended_total') !== undefined);
     assert.ok(sample(text, 'weft_bus_queue_depth') !== undefined);
   } finally {
+    await delivery.stop();
+    await bot.stop();
     await node.stop();
     // After the store closed a scrape still answers (notifications keep their last counts).
     assertExposition(metrics.render());

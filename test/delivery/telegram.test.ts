@@ -4,8 +4,6 @@
  * Time is a ManualClock that the injected sleep advances: no real waiting, no timing assertions.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { createNode, type WeftNode } from '../../src/daemon/index.js';
 import {
@@ -19,87 +17,10 @@ import { ConfigError } from '../../src/errors/index.js';
 import type { Notification } from '../../src/store/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { FakeBotApi } from '../helpers/fake-bot-api.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TOKEN = '123456:TEST-token';
-
-interface Received {
-  /** The ManualClock's time when the request arrived. */
-  at: number;
-  path: string;
-  body: { chat_id: string | number; text: string; parse_mode?: string };
-}
-
-type Answer = 'ok' | '429' | '500' | '400' | 'hang';
-
-/** A fake Bot API: answers each request with the next scripted answer (then `fallback`). */
-class FakeBotApi {
-  readonly received: Received[] = [];
-  script: Answer[] = [];
-  fallback: Answer = 'ok';
-  private readonly hung: ServerResponse[] = [];
-  private server: Server | undefined;
-  url = '';
-
-  constructor(private readonly clock: ManualClock) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const res of this.hung) res.destroy();
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
-  }
-
-  /** Texts received, in order. */
-  get texts(): string[] {
-    return this.received.map((r) => r.body.text);
-  }
-
-  /** How many received messages name notification `#id`. */
-  countFor(id: number): number {
-    return this.texts.filter((t) => t.includes(`#${id}`)).length;
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received['body'];
-      this.received.push({ at: this.clock.now(), path: req.url ?? '', body });
-      const answer = this.script.shift() ?? this.fallback;
-      const send = (status: number, json: unknown) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(json));
-      };
-      switch (answer) {
-        case 'ok':
-          return send(200, {
-            ok: true,
-            result: { message_id: this.received.length, chat: { id: body.chat_id }, text: body.text },
-          });
-        case '429':
-          return send(429, {
-            ok: false,
-            error_code: 429,
-            description: 'Too Many Requests: retry after 1',
-            parameters: { retry_after: 1 },
-          });
-        case '500':
-          return send(500, { ok: false, error_code: 500, description: 'Internal Server Error' });
-        case '400':
-          return send(400, { ok: false, error_code: 400, description: 'Bad Request: chat not found' });
-        case 'hang':
-          this.hung.push(res);
-          return;
-      }
-    });
-  }
-}
 
 /** Polls until `fn` holds (a liveness bound for the test, not a timing assertion). */
 async function waitFor(fn: () => boolean, what: string, ms = 10_000): Promise<void> {
