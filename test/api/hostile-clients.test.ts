@@ -263,67 +263,48 @@ describe('the API with hostile input, in-process', () => {
     assert.match((r.json() as { error: { message: string } }).error.message, /weft schemas list/);
   });
 
-  test('an internal error is logged with a reference, not echoed', async () => {
-    // A route of the same API that fails unexpectedly: the client sees a reference, not the message.
+  /** An API whose extra GET routes throw the given errors, for the error handler's tests. */
+  async function withThrowing(routes: Record<string, Error>, fn: (app: FastifyInstance) => Promise<void>): Promise<void> {
     const t2 = await startTestNode();
-    const { app: a2 } = await buildApi(
-      { token: TOKEN },
-      {
-        node: t2.node,
-        logger: silentLogger,
-        extraRoutes: [
-          (x) =>
-            x.get('/api/boom', async () => {
-              throw new Error('secret internal detail /etc/passwd');
-            }),
-        ],
-      },
-    );
+    const extraRoutes = Object.entries(routes).map(([url, err]) => (x: FastifyInstance) => {
+      x.get(url, async () => {
+        throw err;
+      });
+    });
+    const { app: a2 } = await buildApi({ token: TOKEN }, { node: t2.node, logger: silentLogger, extraRoutes });
     try {
+      await fn(a2);
+    } finally {
+      await a2.close();
+      await t2.close();
+    }
+  }
+
+  test('an internal error is logged with a reference, not echoed', async () => {
+    // A route that fails unexpectedly: the client sees a reference, not the message.
+    await withThrowing({ '/api/boom': new Error('secret internal detail /etc/passwd') }, async (a2) => {
       const r = await a2.inject({ method: 'GET', url: '/api/boom', headers: auth });
       assert.equal(r.statusCode, 500);
       const msg = (r.json() as { error: { code: string; message: string } }).error;
       assert.equal(msg.code, 'WEFT_INTERNAL');
       assert.doesNotMatch(msg.message, /secret|passwd/);
       assert.match(msg.message, /ref [a-z0-9]+-\d+ in the node's log/);
-    } finally {
-      await a2.close();
-      await t2.close();
-    }
+    });
   });
 
   test('a transport or identity error answers with its own code and status, not a 500', async () => {
-    const t2 = await startTestNode();
-    const { app: a2 } = await buildApi(
-      { token: TOKEN },
-      {
-        node: t2.node,
-        logger: silentLogger,
-        extraRoutes: [
-          (x) =>
-            x.get('/api/t', async () => {
-              throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', 'no link to desktop');
-            }),
-          (x) =>
-            x.get('/api/i', async () => {
-              throw new IdentityError('IDENTITY_BAD_NODE_ID', 'not a weft:ed25519 id');
-            }),
-        ],
-      },
-    );
-    try {
+    const routes = {
+      '/api/t': new TransportError('TRANSPORT_PEER_UNAVAILABLE', 'no link to desktop'),
+      '/api/i': new IdentityError('IDENTITY_BAD_NODE_ID', 'not a weft:ed25519 id'),
+    };
+    await withThrowing(routes, async (a2) => {
       let r = await a2.inject({ method: 'GET', url: '/api/t', headers: auth });
       assert.equal(r.statusCode, 503);
       assert.equal((r.json() as { error: { code: string } }).error.code, 'TRANSPORT_PEER_UNAVAILABLE');
       r = await a2.inject({ method: 'GET', url: '/api/i', headers: auth });
       assert.equal(r.statusCode, 400);
-      assert.deepEqual(r.json(), {
-        error: { code: 'IDENTITY_BAD_NODE_ID', message: 'not a weft:ed25519 id' },
-      });
-    } finally {
-      await a2.close();
-      await t2.close();
-    }
+      assert.deepEqual(r.json(), { error: { code: 'IDENTITY_BAD_NODE_ID', message: 'not a weft:ed25519 id' } });
+    });
   });
 
   test('/openapi.json documents every route the server registered', async () => {
