@@ -203,13 +203,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     );
   }
   const prefix = get<string>('redis.prefix');
+  const keys = redisKeys(prefix, computer);
   const cfg: WeftConfig = {
     computer: { name: computer },
     data_dir: resolve(get<string | undefined>('data_dir') ?? join(home, '.weft', 'data')),
     redis: {
       prefix,
-      stream: get<string | undefined>('redis.stream') ?? redisKeys(prefix, computer).busStream,
-      group: get<string | undefined>('redis.group') ?? redisKeys(prefix, computer).busGroup,
+      stream: get<string | undefined>('redis.stream') ?? keys.busStream,
+      group: get<string | undefined>('redis.group') ?? keys.busGroup,
     },
     daemon: { stop_timeout: get('daemon.stop_timeout') },
     api: { host: get('api.host'), port: get('api.port') },

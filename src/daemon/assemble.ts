@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { AuditLog, ensureAuditSchema } from '../audit/index.js';
 import { type SystemPipelineInit, systemPipeline } from '../cartridges/index.js';
+import { RedisBus } from '../bus/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys } from '../config/index.js';
 import { RedisClaims } from '../redis/index.js';
@@ -67,7 +68,7 @@ export interface AssembledNode {
 }
 
 /** The names this node holds on a shared Redis: its computer name and its bus stream. */
-function claimsFor(init: AssembleInit, keys: RedisKeys, nodeId: string, logger: Logger): RedisClaims | undefined {
+function claimsFor(init: AssembleInit, keys: RedisKeys, busStream: string | undefined, nodeId: string, logger: Logger): RedisClaims | undefined {
   const url = init.redis?.url ?? init.mesh?.registryUrl;
   if (!url) return undefined;
   const list = [
@@ -77,9 +78,8 @@ function claimsFor(init: AssembleInit, keys: RedisKeys, nodeId: string, logger: 
       hint: 'give this node its own computer.name (WEFT_COMPUTER_NAME)',
     },
   ];
-  if (init.redis) {
-    const stream = init.redis.stream ?? keys.busStream;
-    list.push({ key: keys.claimStream(stream), what: `bus stream '${stream}'`, hint: 'give this node its own redis.stream (WEFT_REDIS_STREAM) or leave it unset' });
+  if (busStream) {
+    list.push({ key: keys.claimStream(busStream), what: `bus stream '${busStream}'`, hint: 'give this node its own redis.stream (WEFT_REDIS_STREAM) or leave it unset' });
   }
   return new RedisClaims({ url, nodeId, claims: list }, logger.child({ mod: 'claims' }));
 }
@@ -120,7 +120,8 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   const audit = new AuditLog({ db, clock });
   if (created) audit.record('identity.created', null, { nodeId: identity.nodeId, fingerprint: identity.fingerprint }, true);
   const keys = redisKeys(init.redisPrefix ?? DEFAULT_REDIS_PREFIX, init.computer);
-  const claims = claimsFor(init, keys, identity.nodeId, logger);
+  // The stream the node's bus actually reads (its default is derived in one place, the node).
+  const claims = claimsFor(init, keys, node.bus instanceof RedisBus ? node.bus.stream : undefined, identity.nodeId, logger);
   let mesh: MeshService | undefined;
   // The TeleClaude wire reports refusals through the mesh made after it.
   const meshRef: { m?: MeshService } = {};
