@@ -52,7 +52,7 @@ async function pair(root: string, net: MemoryNetwork, autonomy: AutonomyLevel) {
 const pending = (s: Side) => s.a.node.ns.notifications.list({ eventType: 'cartridge.install_pending' }).items;
 const pkg = cartridge('tagger', 'function process(e) { return e; }', { consumes: ['mesh.test.ping'] });
 
-test('an approval committed before a crash is applied at the next start, and the publication is decided once', async () => {
+test('an approval committed before the node stopped (its hook not run yet) is applied at the next start, and the publication is decided once', async () => {
   const t = tempDir('weft-gate-');
   const p = await pair(t.dir, new MemoryNetwork(), 'L1');
   const one = await p.open('one');
@@ -61,7 +61,7 @@ test('an approval committed before a crash is applied at the next start, and the
     await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(pkg) });
     await waitFor(() => pending(two).length === 1, 10_000, 'install_pending');
     assert.equal(two.sov.gate.list()[0]?.state, 'awaiting_human');
-    // the resolution commits, then the node dies before the hook runs
+    // the resolution commits, then the node stops before the hook runs (a kill -9: test/mesh/gate-crash.test.ts)
     const n = pending(two)[0];
     assert.ok(n);
     await two.a.node.ns.notifications.resolve(n.id, { resolution: { approved: true } });
