@@ -4,7 +4,7 @@
  */
 import { blake3 } from '@noble/hashes/blake3.js';
 import type { Database } from 'better-sqlite3';
-import type { Clock } from '../util/clock.js';
+import type { Store } from '../store/index.js';
 
 /** What happened. Known kinds are listed; any other dotted name is allowed. */
 export type AuditKind =
@@ -113,21 +113,27 @@ function toEntry(r: Row): AuditEntry {
 }
 
 export interface AuditLogDeps {
-  db: Database;
-  clock: Clock;
+  /** The node's store: every entry is written through it (its one writer), never beside it. */
+  store: Store;
 }
 
-/** The hash-chained audit log over one SQLite database. */
+/**
+ * The hash-chained audit log over the node's store. Entries are written only through the
+ * store's writer: `recordIn` inside a write the caller already has open (the entry commits or
+ * rolls back with it), `record` on its own, queued behind whatever batch is in flight (so a
+ * failing batch never takes another concern's entry with it) and coalesced with the other
+ * entries of the same tick into one commit.
+ */
 export class AuditLog {
+  private readonly store: Store;
   private readonly db: Database;
-  private readonly clock: Clock;
   private readonly stmts;
+  private queued: Array<{ args: [AuditKind, string | null, Record<string, unknown>, boolean]; done: (e: AuditEntry) => void; fail: (err: unknown) => void }> = [];
 
   constructor(deps: AuditLogDeps) {
-    if (!deps.db) throw new Error('AuditLog needs deps.db (a better-sqlite3 Database)');
-    if (!deps.clock) throw new Error('AuditLog needs deps.clock');
-    this.db = deps.db;
-    this.clock = deps.clock;
+    if (!deps.store) throw new Error('AuditLog needs deps.store (the node\'s Store)');
+    this.store = deps.store;
+    this.db = deps.store.db;
     ensureAuditSchema(this.db);
     this.stmts = {
       last: this.db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
@@ -141,39 +147,48 @@ export class AuditLog {
   }
 
   /**
-   * Appends an entry and returns it.
+   * Appends an entry in its own write (after any write in flight) and resolves once it is
+   * committed. Entries recorded in the same tick share one commit.
    * @example
-   * audit.record('peer.refused', 'saturn', { reason: 'key mismatch', fingerprint }, false);
+   * await audit.record('peer.refused', 'saturn', { reason: 'key mismatch', fingerprint }, false);
    */
-  record(
-    kind: AuditKind,
-    peer: string | null,
-    details: Record<string, unknown>,
-    success: boolean,
-  ): AuditEntry {
-    return this.db
-      .transaction((): AuditEntry => {
-        const last = this.stmts.last.get() as { seq: number; hash: string } | undefined;
-        const counter = (this.stmts.nextSeq.get() as number | undefined) ?? 0;
-        const seq = Math.max(last?.seq ?? 0, counter) + 1;
-        const prev = last?.hash ?? AUDIT_GENESIS_HASH;
-        const at = this.clock.now();
-        const det = JSON.stringify(details ?? {});
-        const s = success ? 1 : 0;
-        const hash = entryHash(seq, at, kind, peer, det, s, prev);
-        this.stmts.insert.run(seq, at, kind, peer, det, s, prev, hash);
-        return {
-          seq,
-          at,
-          kind,
-          peer,
-          details: JSON.parse(det) as Record<string, unknown>,
-          success,
-          prevHash: prev,
-          hash,
-        };
-      })
-      .immediate();
+  record(kind: AuditKind, peer: string | null, details: Record<string, unknown>, success: boolean): Promise<AuditEntry> {
+    return new Promise<AuditEntry>((done, fail) => {
+      this.queued.push({ args: [kind, peer, details, success], done, fail });
+      if (this.queued.length > 1) return;
+      queueMicrotask(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const items = this.queued;
+    this.queued = [];
+    try {
+      const entries = await this.store.write(() => items.map((it) => this.recordIn(...it.args)));
+      for (const [i, it] of items.entries()) it.done(entries[i] as AuditEntry);
+    } catch (err) {
+      for (const it of items) it.fail(err);
+    }
+  }
+
+  /**
+   * Appends an entry inside the caller's open write (`store.write(() => …)`): it commits, or
+   * rolls back, with the rest of that write.
+   * @example
+   * await store.write(() => { guard.record(header); audit.recordIn('key.rotated', peer, details, true); });
+   */
+  recordIn(kind: AuditKind, peer: string | null, details: Record<string, unknown>, success: boolean): AuditEntry {
+    if (!this.db.inTransaction) throw new Error('AuditLog.recordIn must run inside a store write');
+    const last = this.stmts.last.get() as { seq: number; hash: string } | undefined;
+    const counter = (this.stmts.nextSeq.get() as number | undefined) ?? 0;
+    const seq = Math.max(last?.seq ?? 0, counter) + 1;
+    const prev = last?.hash ?? AUDIT_GENESIS_HASH;
+    const at = this.store.clock.now();
+    const det = JSON.stringify(details ?? {});
+    const s = success ? 1 : 0;
+    const hash = entryHash(seq, at, kind, peer, det, s, prev);
+    this.stmts.insert.run(seq, at, kind, peer, det, s, prev, hash);
+    return { seq, at, kind, peer, details: JSON.parse(det) as Record<string, unknown>, success, prevHash: prev, hash };
   }
 
   /** Entries after `afterSeq`, oldest first. */

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { AuditLog, ensureAuditSchema } from '../audit/index.js';
+import { AuditLog } from '../audit/index.js';
 import { type SystemPipelineInit, systemPipeline } from '../cartridges/index.js';
 import { RedisBus } from '../bus/index.js';
 import type { Catalog } from '../catalog/index.js';
@@ -7,7 +7,6 @@ import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys } from '../config/index
 import { RedisClaims } from '../redis/index.js';
 import { loadOrCreateIdentity, type NodeIdentity, PinnedKeys } from '../identity/index.js';
 import {
-  ensureReplayGuardSchema,
   type KnownPeer,
   MeshOutbox,
   MeshService,
@@ -115,10 +114,8 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     { clock, logger },
   );
   node.setNodeId(identity.nodeId);
-  const db = node.ns.store.db;
-  ensureAuditSchema(db);
-  const audit = new AuditLog({ db, clock });
-  if (created) audit.record('identity.created', null, { nodeId: identity.nodeId, fingerprint: identity.fingerprint }, true);
+  const audit = new AuditLog({ store: node.ns.store });
+  if (created) await audit.record('identity.created', null, { nodeId: identity.nodeId, fingerprint: identity.fingerprint }, true);
   const keys = redisKeys(init.redisPrefix ?? DEFAULT_REDIS_PREFIX, init.computer);
   // The stream the node's bus actually reads (its default is derived in one place, the node).
   const claims = claimsFor(init, keys, node.bus instanceof RedisBus ? node.bus.stream : undefined, identity.nodeId, logger);
@@ -126,7 +123,6 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   // The TeleClaude wire reports refusals through the mesh made after it.
   const meshRef: { m?: MeshService } = {};
   if (init.mesh) {
-    ensureReplayGuardSchema(db);
     outbox = new MeshOutbox(node.ns.store);
     const memory = new PeerMemory(node.ns.store);
     const tc = init.mesh.teleclaude;
@@ -175,7 +171,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       peers,
       pins: new PinnedKeys(),
       outbox,
-      guard: new ReplayGuard({}, { db, clock, logger }),
+      guard: new ReplayGuard({}, { store: node.ns.store, logger }),
       audit,
       ...(registry ? { registry, memory } : {}),
       ...(teleclaude ? { teleclaude } : {}),

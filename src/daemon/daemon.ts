@@ -146,7 +146,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
             rotate: async () => {
               const r = rotateIdentityFile(join(cfg.data_dir, 'identity.key'), n.clock);
               const sent = a0.mesh ? await a0.mesh.rotate(r.identity, r.record) : { announced: [], failed: [] };
-              if (!a0.mesh) a0.audit.record('key.rotated', null, { oldNodeId: r.record.oldNodeId, newNodeId: r.record.newNodeId }, true);
+              if (!a0.mesh) await a0.audit.record('key.rotated', null, { oldNodeId: r.record.oldNodeId, newNodeId: r.record.newNodeId }, true);
               n.setNodeId(r.identity.nodeId);
               a0.identity = r.identity;
               return { previous: r.previous.nodeId, nodeId: r.identity.nodeId, fingerprint: r.identity.fingerprint, ...sent };

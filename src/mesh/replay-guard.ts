@@ -17,6 +17,7 @@
  * the high-water mark are accepted if not seen before; older ones are refused as stale.
  */
 import type { Database } from 'better-sqlite3';
+import type { Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 
@@ -56,8 +57,8 @@ export interface ReplayGuardInit {
 }
 
 export interface ReplayGuardDeps {
-  db: Database;
-  clock: Clock;
+  /** The node's store: the guard writes only through it (inside the caller's write, or its own). */
+  store: Store;
   logger?: Logger;
 }
 
@@ -88,6 +89,7 @@ export function ensureReplayGuardSchema(db: Database): void {
 
 /** The replay guard; see the module comment for how it meets at-least-once delivery. */
 export class ReplayGuard {
+  private readonly store: Store;
   private readonly db: Database;
   private readonly clock: Clock;
   private readonly logger: Logger | undefined;
@@ -99,10 +101,10 @@ export class ReplayGuard {
   private readonly stmts;
 
   constructor(init: ReplayGuardInit, deps: ReplayGuardDeps) {
-    if (!deps.db) throw new Error('ReplayGuard needs deps.db (a better-sqlite3 Database)');
-    if (!deps.clock) throw new Error('ReplayGuard needs deps.clock');
-    this.db = deps.db;
-    this.clock = deps.clock;
+    if (!deps.store) throw new Error('ReplayGuard needs deps.store (the node\'s Store)');
+    this.store = deps.store;
+    this.db = deps.store.db;
+    this.clock = deps.store.clock;
     this.logger = deps.logger;
     this.maxAgeMs = init.maxAgeMs ?? 5 * 60_000;
     this.maxFutureMs = init.maxFutureMs ?? 5 * 60_000;
@@ -190,36 +192,39 @@ export class ReplayGuard {
   }
 
   /**
-   * Remembers an accepted frame. Call it inside the transaction that commits the frame's
+   * Remembers an accepted frame. Call it inside the store write that commits the frame's
    * effects, after `check()` said ok.
    */
   record(h: ReplayHeader): void {
+    if (!this.db.inTransaction) throw new Error('ReplayGuard.record must run inside a store write');
     const now = this.clock.now();
     // Keep the nonce until no clock reading could accept the frame again: its timestamp
     // plus the age limit, plus the future allowance as margin for our own clock stepping back.
     const expires = Math.max(h.timestamp, now) + this.maxAgeMs + this.maxFutureMs;
     this.stmts.insertNonce.run(h.sender, Buffer.from(h.nonce), h.sequence, h.timestamp, expires);
     this.stmts.upsertHwm.run(h.sender, h.sequence, now);
-    if (now - this.lastPrune >= this.pruneEveryMs) this.prune();
+    if (now - this.lastPrune >= this.pruneEveryMs) this.pruneIn();
   }
 
   /**
-   * check() and record() in one transaction: for receivers with nothing else to commit.
+   * check() and record() in one store write: for receivers with nothing else to commit.
    * @example
-   * const v = guard.accept(frame.header);
+   * const v = await guard.accept(frame.header);
    */
-  accept(h: ReplayHeader): ReplayVerdict {
-    return this.db
-      .transaction((): ReplayVerdict => {
-        const v = this.check(h);
-        if (v.ok) this.record(h);
-        return v;
-      })
-      .immediate();
+  accept(h: ReplayHeader): Promise<ReplayVerdict> {
+    return this.store.write((): ReplayVerdict => {
+      const v = this.check(h);
+      if (v.ok) this.record(h);
+      return v;
+    });
   }
 
-  /** Deletes nonces no frame could legitimately repeat any more; returns how many. */
-  prune(): number {
+  /** Deletes nonces no frame could legitimately repeat any more, in its own store write; returns how many. */
+  prune(): Promise<number> {
+    return this.store.write(() => this.pruneIn());
+  }
+
+  private pruneIn(): number {
     const now = this.clock.now();
     this.lastPrune = now;
     const n = this.stmts.prune.run(now).changes;
@@ -236,10 +241,10 @@ export class ReplayGuard {
    * Forgets a sender (an operator reset after the sender lost its state and restarted its
    * sequence at 1). Its frames are still subject to the time window.
    */
-  forgetSender(sender: string): void {
-    this.db.transaction(() => {
+  forgetSender(sender: string): Promise<void> {
+    return this.store.write(() => {
       this.stmts.forgetNonces.run(sender);
       this.stmts.forgetSender.run(sender);
-    })();
+    });
   }
 }
