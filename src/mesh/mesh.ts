@@ -250,6 +250,8 @@ export interface MeshCounters {
   eventsIn: number;
   acksIn: number;
   messagesIn: number;
+  /** Frames the transport delivered again after we had committed them (a restart or crash before the ack). */
+  redelivered: number;
   rejected: Record<string, number>;
 }
 
@@ -266,11 +268,12 @@ export class MeshService {
   readonly maxHops: number;
   readonly maxFrameBytes: number;
   readonly stallAfterMs: number;
-  readonly counters: MeshCounters = { framesIn: 0, eventsIn: 0, acksIn: 0, messagesIn: 0, rejected: {} };
+  readonly counters: MeshCounters = { framesIn: 0, eventsIn: 0, acksIn: 0, messagesIn: 0, redelivered: 0, rejected: {} };
   private readonly senders = new Map<string, PeerSender>();
   private seq = { next: 1, last: 0 };
   private seqLock: Promise<void> | undefined;
   private receiving: Promise<void> | undefined;
+  private handling: Promise<void> | undefined;
   private discoverTimer: NodeJS.Timeout | undefined;
   private unsubs: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
@@ -297,7 +300,7 @@ export class MeshService {
         logger: deps.logger,
         raise: (_key, d, count) => {
           // One audit entry per sender and cause per minute, with the count: refusals cannot flood the chain.
-          if (d.frame === 'yes') deps.audit.record('frame.rejected', d.computer ?? null, { code: d.code ?? null, reason: (d.reason ?? '').slice(0, 500), sender: d.sender ?? null, count }, false);
+          if (d.frame === 'yes') void this.audited('frame.rejected', d.computer ?? null, { code: d.code ?? null, reason: (d.reason ?? '').slice(0, 500), sender: d.sender ?? null, count }, false);
           return this.raiseRejected(d.sender ?? 'unknown', d.computer ?? 'unknown', d.code, d.reason ?? '', count);
         },
       },
@@ -307,7 +310,7 @@ export class MeshService {
 
   private refusedLink(d: Record<string, string | undefined>, count: number): Promise<unknown> {
     const who = d.peer ?? d.address ?? 'unknown';
-    this.deps.audit.record(
+    void this.audited(
       'peer.refused',
       d.peer ?? null,
       { code: d.code ?? null, reason: d.reason ?? null, remoteAddress: d.address ?? null, presentedFingerprint: d.fingerprint ?? null, count },
@@ -349,7 +352,7 @@ export class MeshService {
       }
     }
     this.deps.identity = next;
-    this.deps.audit.record('key.rotated', null, { oldNodeId: record.oldNodeId, newNodeId: record.newNodeId, announced, failed }, true);
+    await this.audited('key.rotated', null, { oldNodeId: record.oldNodeId, newNodeId: record.newNodeId, announced, failed }, true);
     return { announced, failed };
   }
   get provider(): Provider {
@@ -392,6 +395,8 @@ export class MeshService {
       this.refusals.close();
       this.refusedLinks.close();
       await Promise.all([...this.senders.values()].map((s) => s.stop()));
+      // The batch in flight commits and acks while the provider can still ack; no new one starts.
+      await this.handling;
       await this.deps.teleclaude?.stop();
       await this.deps.registry?.stop();
       await this.deps.provider.stop();
@@ -432,7 +437,7 @@ export class MeshService {
     if (!n.ok) {
       this.negotiated.set(computer, 'noprov');
       this.states.set(computer, 'noprov');
-      this.deps.audit.record('transport.noprov', computer, { missing: n.event.missing, message: n.event.message }, false);
+      await this.audited('transport.noprov', computer, { missing: n.event.missing, message: n.event.message }, false);
       await this.deps.node
         .emit({ event: 'transport.noprov', payload: { peer: computer, required: n.event.missing, reason: n.event.message } })
         .catch(() => undefined);
@@ -572,7 +577,7 @@ export class MeshService {
   private peerAdded(p: KnownPeer): void {
     if (p.wire === 'teleclaude') return;
     this.deps.pins.pin(p.computer, p.nodeId);
-    this.deps.audit.record('peer.discovered', p.computer, { nodeId: p.nodeId, cluster: p.cluster ?? null, origin: p.origin }, true);
+    void this.audited('peer.discovered', p.computer, { nodeId: p.nodeId, cluster: p.cluster ?? null, origin: p.origin }, true);
     if (!this.stopping) this.sender(p.computer).start();
   }
 
@@ -587,16 +592,15 @@ export class MeshService {
   }
 
   private onProviderEvent(e: ProviderEvent): void {
-    const audit = this.deps.audit;
     switch (e.type) {
       case 'peer.connected':
         this.states.set(e.peer, 'connected');
-        audit.record('peer.connected', e.peer, { direction: e.direction ?? null }, true);
+        void this.audited('peer.connected', e.peer, { direction: e.direction ?? null }, true);
         this.sender(e.peer).wake();
         break;
       case 'peer.disconnected':
         this.states.set(e.peer, 'disconnected');
-        audit.record('peer.disconnected', e.peer, { reason: e.reason, direction: e.direction ?? null }, true);
+        void this.audited('peer.disconnected', e.peer, { reason: e.reason, direction: e.direction ?? null }, true);
         break;
       case 'peer.refused': {
         this.count(e.code);
@@ -617,6 +621,14 @@ export class MeshService {
         this.logger.warn({ stream: e.stream }, 'mesh inbox recreated (Redis restarted?)');
         break;
     }
+  }
+
+  /** An audit entry nobody waits on: a failure (the store closing under it) is logged, never thrown. */
+  private audited(kind: string, peer: string | null, details: Record<string, unknown>, success: boolean): Promise<void> {
+    return this.deps.audit.record(kind, peer, details, success).then(
+      () => undefined,
+      (err: Error) => this.logger.warn({ kind, err: err.message }, 'audit entry not written'),
+    );
   }
 
   private count(code: string): void {
@@ -648,7 +660,7 @@ export class MeshService {
         wake?.();
       }
     })();
-    while (!ended || buf.length > 0) {
+    while ((!ended || buf.length > 0) && !this.stopping) {
       if (buf.length === 0) {
         await new Promise<void>((r) => {
           wake = r;
@@ -657,7 +669,10 @@ export class MeshService {
       }
       const batch = buf.splice(0, 128);
       try {
-        await this.handleBatch(batch);
+        this.handling = this.handleBatch(batch).finally(() => {
+          this.handling = undefined;
+        });
+        await this.handling;
       } catch (err) {
         // A bug or a full disk: nothing was acked; the transport redelivers and we try again.
         this.logger.error({ err: (err as Error).message, frames: batch.length }, 'handling mesh frames failed');
@@ -691,6 +706,12 @@ export class MeshService {
       const verdict = inBatch.has(key)
         ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same frame twice in one delivery batch' } }
         : this.deps.guard.check(frame.header);
+      if (!verdict.ok && verdict.error.code === 'REPLAY_NONCE_SEEN' && f.deliveryCount > 1 && !inBatch.has(key)) {
+        // The transport delivering again what we committed before a crash or restart: expected, not an attack.
+        this.counters.redelivered++;
+        release.push(f);
+        continue;
+      }
       if (!verdict.ok) {
         await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message, { ref: f.deliveryId, raw: f.bytes });
         await f.ack();
@@ -726,8 +747,11 @@ export class MeshService {
         }
         case 'key-rotation': {
           const check = this.deps.pins.applyRotation(frame.body.record);
-          await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
-          this.deps.audit.record('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+          // The guard's record and the audit entry commit together.
+          await this.deps.node.ns.store.write(() => {
+            this.deps.guard.record(frame.header);
+            this.deps.audit.recordIn('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+          });
           if (check.ok) this.deps.peers.rekey(frame.body.record.oldNodeId, frame.body.record.newNodeId);
           await f.ack();
           break;

@@ -372,6 +372,8 @@ class RedisProvider extends ProviderBase implements Provider {
       // Interrupts a blocked XREADGROUP; unacked entries stay pending in Redis for the next start.
       this.reader?.disconnect();
       await this.loop;
+      // Acks already issued go out before the writer closes (else they come back as redeliveries).
+      await this.ackFlush;
       await quitWithin(this.writer);
       if (wasStarted)
         this.book.emit({ type: 'peer.disconnected', peer: this.opts.computer, reason: 'stopped' });
