@@ -96,6 +96,9 @@ describe('system pipeline in a node', () => {
       },
       { clock },
     );
+  // The ingress fact as the node's two ingresses give it: a verified Weft frame (true; the real
+  // path over Redis and TLS is test/mesh/ingress.test.ts) or the TeleClaude JSON wire, which is
+  // unsigned (false; test/compat/teleclaude-wire.test.ts). Here it feeds the pipeline's scenario.
   const fromPeer = (peerNodeId: string, computer: string, input: EmitInput, signatureVerified = true) => {
     const env = buildEnvelope(input, {
       catalog: node.catalog,

@@ -3,9 +3,8 @@ import { test } from 'node:test';
 import { type AssembledNode, assembleNode } from '../../src/daemon/assemble.js';
 import { createRotationRecord, generateIdentity, loadOrCreateIdentity } from '../../src/identity/index.js';
 import type { KnownPeer } from '../../src/mesh/index.js';
-import { encodeFrame, MemoryNetwork, type MountCaps, memoryProvider, type TransportCap } from '../../src/transport/index.js';
-import { systemClock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { decodeFrame, encodeFrame, MemoryNetwork, memoryProvider } from '../../src/transport/index.js';
+import { meshPair, TRANSPORTS } from '../helpers/mesh-pair.js';
 import { waitFor } from '../helpers/node.js';
 import { tempDir } from '../helpers/tmp.js';
 import { join } from 'node:path';
@@ -89,106 +88,90 @@ test('visibility routes events: local stays, cluster reaches the cluster, public
   }
 });
 
-async function pair(opts: { aCaps?: MountCaps; providerCaps?: TransportCap[] } = {}) {
-  const t = tempDir('weft-pair-');
-  const net = new MemoryNetwork();
-  const spec = ['one', 'two'];
-  const ids = Object.fromEntries(
-    spec.map((c) => {
-      mkdirSync(join(t.dir, c), { recursive: true });
-      return [c, loadOrCreateIdentity(join(t.dir, c, 'identity.key')).identity.nodeId];
-    }),
-  );
-  const nodes: Record<string, AssembledNode> = {};
-  for (const c of spec) {
-    const other = spec.find((x) => x !== c) as string;
-    nodes[c] = await assembleNode({
-      dataDir: join(t.dir, c),
-      computer: c,
-      cluster: 'pair',
-      mesh: {
-        provider: memoryProvider({ network: net, computer: c, ...(opts.providerCaps ? { caps: opts.providerCaps } : {}) }),
-        peers: [{ computer: other, cluster: 'pair', nodeId: ids[other] as string, trustLevel: 'peer', origin: 'static' }],
-        options: { resendAfterMs: 300, ...(c === 'one' && opts.aCaps ? { caps: opts.aCaps } : {}) },
-      },
-    });
-  }
-  for (const n of Object.values(nodes)) await n.start();
-  return {
-    one: nodes.one as AssembledNode,
-    two: nodes.two as AssembledNode,
-    net,
-    cleanup: async () => {
-      for (const n of Object.values(nodes)) await n.stop();
-      t.cleanup();
-    },
-  };
-}
+const pingsOn = (n: AssembledNode) => n.node.ns.notifications.list({ eventType: 'mesh.test.ping', limit: 1000 }).items;
 
-test('a required cap no provider offers means no link (transport.noprov) and the outbox keeps the events', async () => {
-  const p = await pair({ aCaps: { required: ['deflate'] }, providerCaps: ['crc32c', 'reliable', 'ordered'] });
-  try {
-    await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'caps' } });
-    await waitFor(() => p.one.node.ns.notifications.list({ eventType: 'transport.noprov' }).items.length === 1, 10_000, 'noprov');
-    const st = p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown; outbox: number }> };
-    assert.equal(st.peers[0]?.negotiatedCaps, 'noprov');
-    await waitFor(() => (p.one.mesh?.outbox.depth('two') ?? 0) === 1, 5_000, 'outbox keeps it');
-    assert.equal(p.two.node.ns.notifications.list({ eventType: 'mesh.test.ping' }).items.length, 0);
-  } finally {
-    await p.cleanup();
-  }
-});
+for (const transport of TRANSPORTS) {
+  test(`${transport}: a required cap no provider offers means no link (transport.noprov) and the outbox keeps the events`, async () => {
+    // AEAD is not offered by any provider yet (see MeshInit.caps), so requiring it leaves no provider.
+    const p = await meshPair(transport, { oneMesh: { caps: { required: ['aead'] } } });
+    try {
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'caps' } });
+      await waitFor(() => p.one.node.ns.notifications.list({ eventType: 'transport.noprov' }).items.length === 1, 10_000, 'noprov');
+      const st = p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown; outbox: number }> };
+      assert.equal(st.peers[0]?.negotiatedCaps, 'noprov');
+      await waitFor(() => (p.one.mesh?.outbox.depth('two') ?? 0) === 1, 5_000, 'outbox keeps it');
+      assert.equal(pingsOn(p.two).length, 0);
+    } finally {
+      await p.cleanup();
+    }
+  });
 
-test('a missing preferred cap downgrades with transport.flatneg, and the link works', async () => {
-  const p = await pair({ aCaps: { preferred: ['crc32c', 'deflate'] }, providerCaps: ['crc32c', 'reliable', 'ordered'] });
-  try {
-    await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'flat' } });
-    await waitFor(() => p.two.node.ns.notifications.list({ eventType: 'mesh.test.ping' }).items.length === 1, 10_000, 'delivery');
-    const ev = p.one.node.ns.log.list({ type: 'transport.flatneg' });
-    assert.equal(ev.length, 1);
-    assert.deepEqual(ev[0]?.envelope.payload, { peer: 'two', missing: ['deflate'] });
-    const st = p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown }> };
-    assert.deepEqual(st.peers[0]?.negotiatedCaps, ['crc32c']);
-  } finally {
-    await p.cleanup();
-  }
-});
+  test(`${transport}: a missing preferred cap downgrades with transport.flatneg, and the link works`, async () => {
+    const p = await meshPair(transport, { oneMesh: { caps: { preferred: ['crc32c', 'aead'] } } });
+    try {
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'flat' } });
+      await waitFor(() => pingsOn(p.two).length === 1, 20_000, 'delivery');
+      const ev = p.one.node.ns.log.list({ type: 'transport.flatneg' });
+      assert.equal(ev.length, 1);
+      assert.deepEqual(ev[0]?.envelope.payload, { peer: 'two', missing: ['aead'] });
+      const st = p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown }> };
+      assert.deepEqual(st.peers[0]?.negotiatedCaps, ['crc32c']);
+    } finally {
+      await p.cleanup();
+    }
+  });
 
-test('key rotation: the peer accepts the new key only with the old key\'s endorsement, then refuses the old key', async () => {
-  const p = await pair();
-  try {
-    const before = p.one.identity;
-    await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'old-key' } });
-    await waitFor(() => p.two.node.ns.notifications.list({ eventType: 'mesh.test.ping' }).items.length === 1, 10_000, 'first');
-    const next = generateIdentity();
-    const record = createRotationRecord(before, next, Date.now());
-    await p.one.mesh?.rotate(next, record);
-    p.one.node.setNodeId(next.nodeId);
-    await waitFor(() => p.two.peers.byName('one')?.nodeId === next.nodeId, 10_000, 'rotation applied');
-    await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 2, note: 'new-key' } });
-    await waitFor(() => p.two.node.ns.notifications.list({ eventType: 'mesh.test.ping' }).items.length === 2, 10_000, 'second');
-    // a frame still signed by the old key is refused now
-    const stale = encodeFrame(
-      { type: 'events', sequence: 999_999, timestamp: Date.now(), body: { envelopes: [] } },
-      { identity: before },
-    );
-    await memorySend(p.net, 'one', 'two', stale);
-    await waitFor(() => (p.two.mesh?.counters.rejected.FRAME_UNKNOWN_SENDER ?? 0) === 1, 10_000, 'old key refused');
-    // a rotation record not endorsed by the pinned key changes nothing
-    const forged = createRotationRecord(generateIdentity(), generateIdentity(), Date.now());
-    const bad = encodeFrame({ type: 'key-rotation', sequence: 1_000_000, timestamp: Date.now(), body: { record: forged } }, { identity: next });
-    await memorySend(p.net, 'one', 'two', bad);
-    await waitFor(() => [...p.two.audit.exportJsonLines()].some((l) => l.includes('"kind":"key.rotated"') && l.includes('"success":false')), 10_000, 'forged rotation audited');
-    assert.equal(p.two.peers.byName('one')?.nodeId, next.nodeId);
-  } finally {
-    await p.cleanup();
-  }
-});
+  test(`${transport}: key rotation: the peer accepts the new key only with the old key's endorsement, then refuses the old key`, async () => {
+    const p = await meshPair(transport);
+    try {
+      const before = p.one.identity;
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'old-key' } });
+      await waitFor(() => pingsOn(p.two).length === 1, 20_000, 'first');
+      const next = generateIdentity();
+      const record = createRotationRecord(before, next, Date.now());
+      await p.one.mesh?.rotate(next, record);
+      p.one.node.setNodeId(next.nodeId);
+      await waitFor(() => p.two.peers.byName('one')?.nodeId === next.nodeId, 10_000, 'rotation applied');
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 2, note: 'new-key' } });
+      await waitFor(() => pingsOn(p.two).length === 2, 20_000, 'second');
+      // A raw link as one (over TLS it presents the key the link was pinned with, the old one).
+      const link = await p.rawLink('one', before);
+      // a frame still signed by the old key is refused now
+      const stale = encodeFrame({ type: 'events', sequence: 999_999, timestamp: Date.now(), body: { envelopes: [] } }, { identity: before });
+      await link.send('two', stale);
+      await waitFor(() => (p.two.mesh?.counters.rejected.FRAME_UNKNOWN_SENDER ?? 0) === 1, 10_000, 'old key refused');
+      // a rotation record not endorsed by the pinned key changes nothing
+      const forged = createRotationRecord(generateIdentity(), generateIdentity(), Date.now());
+      const bad = encodeFrame({ type: 'key-rotation', sequence: 1_000_000, timestamp: Date.now(), body: { record: forged } }, { identity: next });
+      await link.send('two', bad);
+      await waitFor(() => [...p.two.audit.exportJsonLines()].some((l) => l.includes('"kind":"key.rotated"') && l.includes('"success":false')), 10_000, 'forged rotation audited');
+      assert.equal(p.two.peers.byName('one')?.nodeId, next.nodeId);
+    } finally {
+      await p.cleanup();
+    }
+  });
 
-/** Puts raw bytes into a node's memory inbox, as a peer (or an attacker on the link) would. */
-async function memorySend(net: MemoryNetwork, from: string, to: string, bytes: Uint8Array): Promise<void> {
-  const prov = memoryProvider({ network: net, computer: `${from}-raw` })({ logger: silentLogger, clock: systemClock });
-  await prov.start();
-  await prov.send(to, bytes);
-  await prov.stop();
+  test(`${transport}: a raw-class event marked public never crosses, in any frame the sender handed to the transport`, async () => {
+    const p = await meshPair(transport);
+    try {
+      const SECRET = 'rm -rf /home/me/secret-7f3a9c';
+      await p.one.node.emit({ event: 'telemetry.shell.command', visibility: 'public', payload: { command: SECRET, cwd: '/home/me' } });
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'public', payload: { n: 1, note: 'after-raw' } });
+      await waitFor(() => pingsOn(p.two).some((n) => n.payload.note === 'after-raw'), 20_000, 'the marker on two');
+      await waitFor(() => Object.keys(p.one.mesh?.outbox.depths() ?? { x: 1 }).length === 0, 20_000, "one's outbox drained");
+      // Before TLS encrypts them (and whatever the frame's compression): each frame decoded, body scanned.
+      let frames = 0;
+      for (const bytes of p.sent.one) {
+        assert.equal(Buffer.from(bytes).includes(Buffer.from('secret-7f3a9c')), false);
+        const d = decodeFrame(bytes, { lookupKey: () => p.ids.one.publicKey });
+        assert.ok(d.ok, 'one sends only frames that decode');
+        frames++;
+        assert.doesNotMatch(JSON.stringify(d.frame.body), /secret-7f3a9c/);
+      }
+      assert.ok(frames >= 1);
+      assert.equal(p.two.node.ns.store.reader.prepare(`SELECT COUNT(*) FROM events WHERE event = 'telemetry.shell.command'`).pluck().get(), 0);
+    } finally {
+      await p.cleanup();
+    }
+  });
 }
