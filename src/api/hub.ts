@@ -208,7 +208,8 @@ export class NotificationHub {
     this.disconnectedSlow++;
     this.logger.warn({ buffered: c.socket.bufferedAmount }, 'disconnecting a slow WebSocket subscriber');
     c.socket.close(4008, `slow consumer: more than ${this.maxBuffered} bytes unsent`);
-    setTimeout(() => c.socket.terminate(), 1000).unref();
+    // Time to read what is queued and the close frame with its reason; then the socket goes.
+    setTimeout(() => c.socket.terminate(), 5000).unref();
   }
 }
 
