@@ -257,17 +257,32 @@ async function natsWorker(server: string, name: string, n: number): Promise<void
   const seen = new Set<string>();
   let done = 0;
   process.stdout.write('ready\n');
+  // One stdout line per batch of deliveries, as the Redis worker writes (a line per message
+  // would cost this side more than the other).
+  let lines: Array<[number, number]> = [];
+  const flush = () => {
+    if (lines.length > 0) process.stdout.write(`${JSON.stringify(lines)}\n`);
+    lines = [];
+  };
+  let flushing: NodeJS.Immediate | undefined;
   const msgs = await c.consume({ max_messages: 500 });
   for await (const m of msgs) {
     const e = JSON.parse(new TextDecoder().decode(m.data)) as { id: string; sentAt: number };
     if (!seen.has(e.id)) {
       seen.add(e.id);
       done++;
-      process.stdout.write(`${JSON.stringify([[e.sentAt, Date.now()]])}\n`);
+      lines.push([e.sentAt, Date.now()]);
+      if (lines.length >= 500) flush();
+      flushing ??= setImmediate(() => {
+        flushing = undefined;
+        flush();
+      });
     }
     m.ack();
     if (done >= n) break;
   }
+  if (flushing) clearImmediate(flushing);
+  flush();
   await nc.close();
 }
 
