@@ -173,7 +173,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       outbox,
       guard: new ReplayGuard({}, { store: node.ns.store, logger }),
       audit,
-      ...(registry ? { registry, memory } : {}),
+      ...(registry ? { discovery: registry, memory } : {}),
       ...(teleclaude ? { teleclaude } : {}),
       clock,
       logger: logger.child({ mod: 'mesh' }),

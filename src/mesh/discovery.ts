@@ -88,12 +88,25 @@ export interface RedisPeerRegistryDeps {
 }
 
 /**
+ * Where a mesh finds peers beyond the configured ones. The Redis registry is one; mDNS and
+ * others implement the same three calls.
+ */
+export interface PeerDiscovery {
+  /** Connects and announces this node (and keeps announcing it). Idempotent. */
+  start(): Promise<void>;
+  /** The peers announced right now (not this node). */
+  discoverPeers(): Promise<PeerInfo[]>;
+  /** Stops announcing. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
  * The Redis peer registry.
  * @example
  * const reg = new RedisPeerRegistry({ url, self: { computer: 'mars', nodeId, addresses: [], caps: [] } }, { logger, clock });
  * await reg.start(); const peers = await reg.discoverPeers();
  */
-export class RedisPeerRegistry {
+export class RedisPeerRegistry implements PeerDiscovery {
   private client: Redis | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly ttlMs: number;

@@ -10,6 +10,7 @@ export {
   type ReplayVerdict,
 } from './replay-guard.js';
 export {
+  type PeerDiscovery,
   type PeerInfo,
   parseAddress,
   RedisPeerRegistry,
@@ -18,7 +19,20 @@ export {
   type StaticPeer,
   validateStaticPeers,
 } from './discovery.js';
+export {
+  auditQuietly,
+  type EnvelopeRefusalCode,
+  type IngressDeps,
+  type IngressInit,
+  type LinkRefusalCode,
+  MeshIngress,
+  type MeshRefusalCode,
+  type TrustRefusalCode,
+} from './ingress.js';
 export * from './mesh.js';
+export type { MeshNode } from './ports.js';
+export { PeerSender, type SenderLimits, type SenderLink } from './sender.js';
+export { FrameSequence } from './sequence.js';
 export * from './outbox.js';
 export * from './peer-memory.js';
 export * from './peers.js';

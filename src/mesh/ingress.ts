@@ -1,0 +1,456 @@
+/**
+ * The receiving side of the mesh. Frames are taken from the provider in batches and each goes
+ * decode (signature against the pinned key) → replay guard → stamping with the verified sender
+ * → validation and limits → the local pipeline with trust (one transaction per batch, the
+ * guard's records in it) → transport ack → one signed ack frame per sender. Every refusal is
+ * counted, stored as a rejection, audited and raised as `mesh.event.rejected` (at most one per
+ * sender and cause a minute, with the count).
+ */
+import type { AuditLog } from '../audit/index.js';
+import type { BusEntry } from '../bus/index.js';
+import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/index.js';
+import type { NodeIdentity, PinnedKeys } from '../identity/index.js';
+import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
+import { decodeFrame, encodeFrame, type Frame, type FrameErrorCode, type InboundFrame, peekFrame, type Provider } from '../transport/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { MeshOutbox } from './outbox.js';
+import type { PeerBook } from './peers.js';
+import type { MeshNode } from './ports.js';
+import type { ReplayErrorCode, ReplayGuard } from './replay-guard.js';
+import type { FrameSequence } from './sequence.js';
+
+/** Why the mesh refused an envelope that a verified frame carried. */
+export type EnvelopeRefusalCode = 'ENVELOPE_INVALID' | 'ENVELOPE_TOO_DEEP' | 'ENVELOPE_TOO_LARGE' | 'ENVELOPE_HOP_LIMIT' | 'ENVELOPE_TOO_LARGE_FOR_FRAME';
+/** Why the trust evaluator kept a peer's event out of the pipeline. */
+export type TrustRefusalCode = 'TRUST_QUARANTINE' | 'TRUST_REJECT';
+/** Why a link was refused (TLS handshake and pinning; see the TLS provider). */
+export type LinkRefusalCode = 'PEER_UNKNOWN_KEY' | 'PEER_KEY_MISMATCH' | 'PEER_NO_CERTIFICATE' | 'PEER_BAD_CERTIFICATE' | 'PEER_HANDSHAKE_FAILED' | 'PEER_PROTOCOL_TOO_OLD' | (string & {});
+/** Every code a mesh refusal carries: the frame codec's, the replay guard's, and the mesh's own. */
+export type MeshRefusalCode = FrameErrorCode | ReplayErrorCode | EnvelopeRefusalCode | TrustRefusalCode | 'WIRE_INVALID' | (string & {});
+
+/** Counters the mesh keeps for `weft mesh status`. */
+export interface MeshCounters {
+  framesIn: number;
+  eventsIn: number;
+  acksIn: number;
+  messagesIn: number;
+  /** Frames the transport delivered again after we had committed them (a restart or crash before the ack). */
+  redelivered: number;
+  rejected: Record<string, number>;
+}
+
+export function emptyCounters(): MeshCounters {
+  return { framesIn: 0, eventsIn: 0, acksIn: 0, messagesIn: 0, redelivered: 0, rejected: {} };
+}
+
+export interface IngressInit {
+  /** Events are never re-forwarded; an envelope claiming more hops is refused (default 8). */
+  maxHops?: number;
+  /** Frames taken from the provider and not handled yet, at most (default 1024). */
+  maxBuffered?: number;
+}
+
+export interface IngressDeps {
+  node: MeshNode;
+  /** The current identity (acks are signed with it). */
+  identity: () => NodeIdentity;
+  provider: Provider;
+  pins: PinnedKeys;
+  guard: ReplayGuard;
+  audit: AuditLog;
+  outbox: MeshOutbox;
+  peers: PeerBook;
+  sequence: FrameSequence;
+  counters: MeshCounters;
+  /** Asked once when a frame's sender is unknown (a peer that announced itself since the last look). */
+  rediscover?: () => Promise<void>;
+  /** A peer acknowledged our frames. */
+  onAck(computer: string, sequences: readonly number[]): void;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** An audit write nobody waits on: a failure (the store closing under it) is logged, never thrown. */
+export function auditQuietly(audit: AuditLog, logger: Logger) {
+  return (kind: string, peer: string | null, details: Record<string, unknown>, success: boolean): Promise<void> =>
+    audit.record(kind, peer, details, success).then(
+      () => undefined,
+      (err: Error) => logger.warn({ kind, err: err.message }, 'audit entry not written'),
+    );
+}
+
+/** The mesh's receiving side; see the module comment. */
+export class MeshIngress {
+  readonly maxHops: number;
+  private readonly maxBuffered: number;
+  private readonly refusals: RefusalNotices;
+  /** Refused connections, aggregated per peer or remote address and code: audit row + notice per minute. */
+  private readonly refusedLinks: RefusalNotices;
+  private readonly audited: ReturnType<typeof auditQuietly>;
+  private handling: Promise<void> | undefined;
+  private roomMade: (() => void) | undefined;
+  private stopping = false;
+
+  constructor(
+    init: IngressInit,
+    private readonly deps: IngressDeps,
+  ) {
+    this.maxHops = init.maxHops ?? 8;
+    this.maxBuffered = init.maxBuffered ?? 1024;
+    this.audited = auditQuietly(deps.audit, deps.logger);
+    this.refusals = new RefusalNotices(
+      {},
+      {
+        clock: deps.clock,
+        logger: deps.logger,
+        raise: (_key, d, count) => {
+          // One audit entry per sender and cause per minute, with the count: refusals cannot flood the chain.
+          if (d.frame === 'yes') void this.audited('frame.rejected', d.computer ?? null, { code: d.code ?? null, reason: (d.reason ?? '').slice(0, 500), sender: d.sender ?? null, count }, false);
+          return this.raiseRejected(d.sender ?? 'unknown', d.computer ?? 'unknown', d.code, d.reason ?? '', count);
+        },
+      },
+    );
+    this.refusedLinks = new RefusalNotices({}, { clock: deps.clock, logger: deps.logger, raise: (_key, d, count) => this.raiseRefusedLink(d, count) });
+  }
+
+  /** Stops taking batches; the one in flight commits and acks. Then the provider may stop. */
+  async drain(): Promise<void> {
+    this.stopping = true;
+    this.roomMade?.();
+    await this.handling;
+  }
+
+  close(): void {
+    this.refusals.close();
+    this.refusedLinks.close();
+  }
+
+  /** A refused connection (TLS pinning, handshake): one audit entry and notice per peer or address and cause a minute. */
+  refusedLink(e: { peer?: string; remoteAddress?: string; code: LinkRefusalCode; reason: string; presentedFingerprint?: string }): void {
+    this.count(e.code);
+    // Keyed on what the refused side cannot choose: the pinned peer we dialled, or the remote
+    // address. A flood of fresh keys from one address is one audit entry and one notice a minute.
+    const who = e.peer ?? e.remoteAddress ?? 'unknown';
+    this.refusedLinks.note(`${who}|${e.code}`, { peer: e.peer, address: e.remoteAddress, code: e.code, reason: e.reason, fingerprint: e.presentedFingerprint });
+  }
+
+  private raiseRefusedLink(d: Record<string, string | undefined>, count: number): Promise<unknown> {
+    const who = d.peer ?? d.address ?? 'unknown';
+    void this.audited(
+      'peer.refused',
+      d.peer ?? null,
+      { code: d.code ?? null, reason: d.reason ?? null, remoteAddress: d.address ?? null, presentedFingerprint: d.fingerprint ?? null, count },
+      false,
+    );
+    const reason = count > 1 ? `${count} connections refused in the last minute: ${d.reason ?? ''}` : (d.reason ?? '');
+    return this.raiseRejected(d.fingerprint && count === 1 ? `fingerprint ${d.fingerprint}` : who, who, d.code, `${d.code}: ${reason}`, count);
+  }
+
+  /** One `mesh.event.rejected` standing for `count` refusals of a sender and cause. */
+  private raiseRejected(sender: string, computer: string, code: string | undefined, reason: string, count: number): Promise<unknown> {
+    return this.deps.node.emit({
+      event: 'mesh.event.rejected',
+      payload: { sender, senderComputer: computer, code: code ?? 'unknown', reason: reason.slice(0, 2000), count, windowStart: new Date(this.deps.clock.now()).toISOString() },
+    });
+  }
+
+  count(code: MeshRefusalCode): void {
+    this.deps.counters.rejected[code] = (this.deps.counters.rejected[code] ?? 0) + 1;
+  }
+
+  /**
+   * What a frame is and whether this node would take it, without taking it: the header, the
+   * verdict of signature (against the pinned keys) and replay checks, and the decoded body
+   * when it verifies. For `weft mesh decode`.
+   */
+  describeFrame(bytes: Uint8Array): Record<string, unknown> {
+    const peek = peekFrame(bytes);
+    if (!peek.ok) return { kind: 'weft-frame', bytes: bytes.length, verdict: { ok: false, code: peek.error.code, reason: peek.error.message } };
+    const h = peek.header;
+    const header = {
+      type: h.type,
+      sender: h.sender,
+      senderComputer: this.deps.pins.computerOf(h.sender) ?? null,
+      sequence: h.sequence,
+      timestamp: new Date(h.timestamp).toISOString(),
+      nonce: Buffer.from(h.nonce).toString('hex'),
+    };
+    const r = decodeFrame(bytes, { lookupKey: this.deps.pins.lookupKey });
+    if (!r.ok) return { kind: 'weft-frame', bytes: bytes.length, header, verdict: { ok: false, code: r.error.code, reason: r.error.message } };
+    const replay = this.deps.guard.check(r.frame.header);
+    return {
+      kind: 'weft-frame',
+      bytes: bytes.length,
+      header,
+      verdict: replay.ok ? { ok: true, signature: 'verified' } : { ok: false, signature: 'verified', code: replay.error.code, reason: replay.error.message },
+      body: r.frame.body,
+    };
+  }
+
+
+  /**
+   * Frames are pulled from the provider as they come and handled in batches: all the events of
+   * the frames waiting at that moment are applied in one transaction (one commit, one fsync),
+   * so a busy link costs a commit per batch, not per frame.
+   */
+  async run(): Promise<void> {
+    const buf: InboundFrame[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const pump = (async () => {
+      try {
+        for await (const f of this.deps.provider.frames()) {
+          // Bounded: while the batches behind are not handled, the provider's own queue fills and it stops reading.
+          while (buf.length >= this.maxBuffered && !this.stopping) await new Promise<void>((r) => (this.roomMade = r));
+          buf.push(f);
+          const w = wake;
+          wake = undefined;
+          w?.();
+          if (this.stopping) break;
+        }
+      } catch (err) {
+        if (!this.stopping) this.deps.logger.error({ err: (err as Error).message }, 'mesh receive loop ended');
+      } finally {
+        ended = true;
+        wake?.();
+      }
+    })();
+    while ((!ended || buf.length > 0) && !this.stopping) {
+      if (buf.length === 0) {
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      const batch = buf.splice(0, 128);
+      const room = this.roomMade;
+      this.roomMade = undefined;
+      room?.();
+      try {
+        this.handling = this.handleBatch(batch).finally(() => {
+          this.handling = undefined;
+        });
+        await this.handling;
+      } catch (err) {
+        // A bug or a full disk: nothing was acked; the transport redelivers and we try again.
+        this.deps.logger.error({ err: (err as Error).message, frames: batch.length }, 'handling mesh frames failed');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    await pump;
+  }
+
+  private async handleBatch(frames: InboundFrame[]): Promise<void> {
+    const toApply: Array<{ f: InboundFrame; frame: Extract<Frame, { type: 'events' }>; computer: string; envs: Envelope[] }> = [];
+    // Frames that need nothing committed are released together at the end.
+    const release: InboundFrame[] = [];
+    const inBatch = new Set<string>();
+    for (const f of frames) {
+      this.deps.counters.framesIn++;
+      let r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+      if (!r.ok && r.error.code === 'FRAME_UNKNOWN_SENDER' && this.deps.rediscover) {
+        // A peer that announced itself after our last look (or while Redis was restarting).
+        await this.deps.rediscover();
+        r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+      }
+      if (!r.ok) {
+        const peek = peekFrame(f.bytes);
+        await this.reject(peek.ok ? peek.header.sender : undefined, f.from, r.error.code, r.error.message, { ref: f.deliveryId, raw: f.bytes });
+        await f.ack();
+        continue;
+      }
+      const frame = r.frame;
+      const key = `${frame.header.sender}|${Buffer.from(frame.header.nonce).toString('hex')}|${frame.header.sequence}`;
+      const verdict = inBatch.has(key)
+        ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same frame twice in one delivery batch' } }
+        : this.deps.guard.check(frame.header);
+      if (!verdict.ok && verdict.error.code === 'REPLAY_NONCE_SEEN' && f.deliveryCount > 1 && !inBatch.has(key)) {
+        // The transport delivering again what we committed before a crash or restart: expected, not an attack.
+        this.deps.counters.redelivered++;
+        release.push(f);
+        continue;
+      }
+      if (!verdict.ok) {
+        await this.reject(frame.header.sender, f.from, verdict.error.code, verdict.error.message, { ref: f.deliveryId, raw: f.bytes });
+        await f.ack();
+        continue;
+      }
+      inBatch.add(key);
+      const computer = this.deps.pins.computerOf(frame.header.sender) ?? f.from ?? 'unknown';
+      switch (frame.type) {
+        case 'events':
+          toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer, f.deliveryId) });
+          break;
+        case 'ack': {
+          // Not recorded by the guard: a replayed ack (still signed, still fresh) only repeats a deletion.
+          this.deps.counters.acksIn++;
+          void this.deps.outbox.acknowledge(computer, frame.body.envelopeIds ?? []);
+          this.deps.onAck(computer, frame.body.sequences);
+          release.push(f);
+          break;
+        }
+        case 'message': {
+          this.deps.counters.messagesIn++;
+          const text = frame.body.kind === 'text' ? String((frame.body.data as { text?: unknown } | undefined)?.text ?? '') : '';
+          const env = this.deps.node.build({
+            event: 'mesh.message.received',
+            source: `weft@${computer}`,
+            payload: { from: computer, text: text.slice(0, 4000), kind: frame.body.kind },
+          });
+          env.origin = frame.header.sender;
+          env.sourceComputer = computer;
+          env.hops = 1;
+          await this.applyFrames([{ f, frame, computer, envs: [env] }], false);
+          break;
+        }
+        case 'key-rotation': {
+          const check = this.deps.pins.applyRotation(frame.body.record);
+          // The guard's record and the audit entry commit together.
+          await this.deps.node.ns.store.write(() => {
+            this.deps.guard.record(frame.header);
+            this.deps.audit.recordIn('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+          });
+          if (check.ok) this.deps.peers.rekey(frame.body.record.oldNodeId, frame.body.record.newNodeId);
+          await f.ack();
+          break;
+        }
+        default:
+          release.push(f);
+      }
+    }
+    if (toApply.length > 0) await this.applyFrames(toApply, true);
+    await Promise.all(release.map((f) => f.ack()));
+  }
+
+  /** Validates and stamps a frame's envelopes with the verified sender; refuses bad ones. */
+  private async stamp(frame: Extract<Frame, { type: 'events' }>, computer: string, deliveryId: string): Promise<Envelope[]> {
+    const out: Envelope[] = [];
+    for (const raw of frame.body.envelopes) {
+      const stamped: Record<string, unknown> = {
+        ...raw,
+        origin: frame.header.sender,
+        sourceComputer: computer,
+        hops: (typeof raw.hops === 'number' ? raw.hops : 0) + 1,
+      };
+      const bad = envelopeValidator.firstError(stamped);
+      if (bad) {
+        await this.reject(frame.header.sender, computer, 'ENVELOPE_INVALID', `envelope ${String(raw.id ?? '?')}: field '${bad.path}' ${bad.message}`, {
+          ref: `${deliveryId}:${String(raw.id ?? '?')}`,
+          field: bad.path,
+          raw: JSON.stringify(raw),
+        });
+        continue;
+      }
+      const env = stamped as Envelope;
+      const tooBig = payloadProblem(env.payload);
+      if (tooBig) {
+        await this.reject(frame.header.sender, computer, tooBig.code === 'PAYLOAD_TOO_DEEP' ? 'ENVELOPE_TOO_DEEP' : 'ENVELOPE_TOO_LARGE', `envelope ${env.id}: ${tooBig.message}`, {
+          ref: `${deliveryId}:${env.id}`,
+          field: '/payload',
+          raw: JSON.stringify(raw).slice(0, 4096),
+        });
+        continue;
+      }
+      if ((env.hops ?? 0) > this.maxHops) {
+        await this.reject(frame.header.sender, computer, 'ENVELOPE_HOP_LIMIT', `envelope ${env.id} has travelled ${env.hops} hops`, {
+          ref: `${deliveryId}:${env.id}`,
+          field: '/hops',
+          raw: JSON.stringify(raw),
+        });
+        continue;
+      }
+      out.push(env);
+    }
+    this.deps.counters.eventsIn += out.length;
+    return out;
+  }
+
+  /**
+   * Applies the frames' envelopes through the local pipeline in one transaction (each with its
+   * sender's ingress fact), records every frame with the replay guard in the same transaction,
+   * then acks at the transport and sends each sender one signed ack frame.
+   */
+  private async applyFrames(
+    items: Array<{ f: InboundFrame; frame: Frame; computer: string; envs: Envelope[] }>,
+    ackToSender: boolean,
+  ): Promise<void> {
+    const guard = this.deps.guard;
+    const entries: BusEntry[] = [];
+    for (const it of items) {
+      const fact: IngressFact = { peerNodeId: it.frame.header.sender, peerComputer: it.computer, signatureVerified: true };
+      const facts = { [INGRESS_FACT]: fact };
+      for (const [i, e] of it.envs.entries()) {
+        entries.push({ position: `mesh:${it.computer}:${it.frame.header.sequence}:${i}`, envelope: e, logged: false, facts });
+      }
+    }
+    const recordAll = () => {
+      for (const it of items) guard.record(it.frame.header);
+    };
+    if (entries.length > 0) {
+      const batch = await this.deps.node.processor.processBatch(entries, {}, recordAll);
+      for (const d of batch.dropped) {
+        if (d.by !== 'trust') continue;
+        const held = d.trust === 'quarantine';
+        await this.notice(
+          d.event.origin,
+          d.event.sourceComputer ?? 'unknown',
+          held ? 'TRUST_QUARANTINE' : 'TRUST_REJECT',
+          `event ${d.event.id} (${d.event.event}) ${held ? 'quarantined' : 'rejected'} by the trust evaluator: ${String(d.reason ?? 'policy')}`,
+        );
+      }
+    } else {
+      await this.deps.node.ns.store.write(recordAll);
+    }
+    // Together: the provider sends the acks of one tick as one XACK.
+    await Promise.all(items.map((it) => it.f.ack()));
+    if (!ackToSender) return;
+    const bySender = new Map<string, { sequences: number[]; ids: string[] }>();
+    for (const it of items) {
+      const a = bySender.get(it.computer) ?? { sequences: [], ids: [] };
+      a.sequences.push(it.frame.header.sequence);
+      for (const e of (it.frame as Extract<Frame, { type: 'events' }>).body.envelopes) a.ids.push(String(e.id));
+      bySender.set(it.computer, a);
+    }
+    for (const [computer, a] of bySender) {
+      try {
+        const ack = encodeFrame(
+          { type: 'ack', sequence: await this.deps.sequence.take(), timestamp: this.deps.clock.now(), body: { sequences: a.sequences, envelopeIds: a.ids } },
+          { identity: this.deps.identity() },
+        );
+        await this.deps.provider.send(computer, ack);
+      } catch (err) {
+        // The sender re-sends after its timeout; we apply nothing twice (ids) and ack again.
+        this.deps.logger.debug({ peer: computer, err: (err as Error).message }, 'ack not sent');
+      }
+    }
+  }
+
+  /** Records and raises a refusal of mesh input (audit, rejections, rate-limited mesh.event.rejected). */
+  async reject(
+    sender: string | undefined,
+    from: string | undefined,
+    code: MeshRefusalCode,
+    message: string,
+    input: { ref: string; field?: string; raw: Uint8Array | string },
+  ): Promise<void> {
+    this.count(code);
+    const computer = (sender && this.deps.pins.computerOf(sender)) ?? from ?? 'unknown';
+    this.deps.logger.warn({ peer: computer, code, reason: message, ...(input.field ? { field: input.field } : {}) }, 'mesh input rejected');
+    try {
+      // Frames are kept as base64 (at most 48 KiB of them), envelopes as their JSON.
+      const raw = typeof input.raw === 'string' ? input.raw : Buffer.from(input.raw.subarray(0, 49152)).toString('base64');
+      await this.deps.node.ns.store.write(() =>
+        this.deps.node.ns.rejections.add({ origin: `mesh:${computer}`, ref: input.ref, code, reason: message, field: input.field, raw }),
+      );
+    } catch (err) {
+      this.deps.logger.error({ err: (err as Error).message }, 'recording a mesh rejection failed');
+    }
+    await this.notice(sender, computer, code, message, true);
+  }
+
+  /** Raises `mesh.event.rejected`: at most one per sender and cause per minute, with the count of the rest. */
+  private async notice(sender: string | undefined, computer: string, code: MeshRefusalCode, message: string, frame = false): Promise<void> {
+    this.refusals.note(`${sender ?? computer}|${code}`, { sender: sender ?? computer, computer, code, reason: `${code}: ${message}`, frame: frame ? 'yes' : 'no' });
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The sending side of the mesh: one `PeerSender` per peer reads that peer's outbox, cuts it
+ * into signed frames that fit the byte limit, keeps at most `maxInflightFrames` unacknowledged,
+ * re-sends what was not acknowledged in time, and forgets rows when the peer's ack arrives.
+ */
+import type { NodeIdentity } from '../identity/index.js';
+import { encodeFrame, type NegotiatedCaps, type Provider } from '../transport/index.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { MeshOutbox } from './outbox.js';
+
+/** The sender's limits, from `MeshInit` with their defaults applied. */
+export interface SenderLimits {
+  readonly maxFrameEnvelopes: number;
+  readonly resendAfterMs: number;
+  readonly maxInflightFrames: number;
+  readonly maxFrameBytes: number;
+  readonly stallAfterMs: number;
+}
+
+/** What a peer's sender needs from the mesh it belongs to. */
+export interface SenderLink {
+  readonly limits: SenderLimits;
+  /** The current identity (a key rotation replaces it). */
+  readonly identity: NodeIdentity;
+  readonly provider: Provider;
+  readonly outbox: MeshOutbox;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The link's caps, or undefined when no provider satisfies the required ones. */
+  negotiate(peer: string): Promise<NegotiatedCaps | undefined>;
+  nextSequence(): Promise<number>;
+  /** An envelope no frame can carry: dead-lettered, raised, out of the outbox. */
+  undeliverable(peer: string, row: { envelopeId: string; body: string }, bytes: number): Promise<void>;
+}
+
+/** Outbox rows from the first, as many as fit a frame of `maxBytes` by their JSON size (at least one). */
+function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: number): T[] {
+  // msgpack of an envelope is a little smaller than its JSON; leave room for the header and signature.
+  const budget = maxBytes * 0.9 - 1024;
+  let total = 0;
+  let n = 0;
+  while (n < rows.length) {
+    total += (rows[n] as T).body.length;
+    if (n > 0 && total > budget) break;
+    n++;
+  }
+  return rows.slice(0, Math.max(1, n));
+}
+
+interface Inflight {
+  ids: string[];
+  sentAt: number;
+}
+
+/** One peer's sending side: reads its outbox, sends signed frames, forgets rows on ack. */
+export class PeerSender {
+  private cursor = 0;
+  private readonly inflight = new Map<number, Inflight>();
+  private wakeUp: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  sentFrames = 0;
+  sentEnvelopes = 0;
+  resends = 0;
+  lastError: string | undefined;
+  /** When sends started failing without a success since (a link that cannot progress). */
+  failingSince: number | undefined;
+  /** Since when frames have been out with no acknowledgement at all. */
+  private waitingSince: number | undefined;
+  private sendFailed = false;
+
+  constructor(
+    readonly peer: string,
+    private readonly mesh: SenderLink,
+  ) {}
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.running;
+  }
+
+  get inflightFrames(): number {
+    return this.inflight.size;
+  }
+
+  private noteFailure(message: string): void {
+    this.lastError = message;
+    this.failingSince ??= this.mesh.clock.now();
+  }
+
+  /** Stalled: nothing got through for `stallAfterMs` while there is something to send. */
+  stalled(now: number): string | undefined {
+    const after = this.mesh.limits.stallAfterMs;
+    if (this.failingSince !== undefined && now - this.failingSince >= after) return this.lastError ?? 'sends fail';
+    if (this.waitingSince !== undefined && now - this.waitingSince >= after) {
+      return `no acknowledgement from the peer for ${Math.round((now - this.waitingSince) / 1000)} s (frames are re-sent; the outbox keeps them)`;
+    }
+    return undefined;
+  }
+
+  onAck(sequences: readonly number[]): void {
+    this.failingSince = undefined;
+    for (const s of sequences) this.inflight.delete(s);
+    this.waitingSince = this.inflight.size > 0 ? this.mesh.clock.now() : undefined;
+    this.wake();
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wakeUp = resolve;
+      setTimeout(resolve, ms).unref();
+    });
+    this.wakeUp = undefined;
+  }
+
+  private async loop(): Promise<void> {
+    const m = this.mesh;
+    let backoff = 0;
+    const caps = await m.negotiate(this.peer);
+    if (!caps) return; // no provider satisfies the required caps: the outbox keeps the events
+    const encodeOpts = { identity: m.identity, crc32c: caps.crc32c, deflate: caps.deflate ? { minBytes: 512 } : false };
+    while (!this.stopped) {
+      const now = m.clock.now();
+      for (const f of this.inflight.values()) {
+        if (now - f.sentAt > m.limits.resendAfterMs) {
+          // No ack in time (peer down, frame lost, Redis restarted empty): send what is still queued again.
+          this.inflight.clear();
+          this.cursor = 0;
+          this.resends++;
+          break;
+        }
+      }
+      if (this.inflight.size >= m.limits.maxInflightFrames) {
+        await this.sleep(100);
+        continue;
+      }
+      const rows = m.outbox.peek(this.peer, this.cursor, m.limits.maxFrameEnvelopes);
+      if (rows.length === 0) {
+        await this.sleep(this.inflight.size > 0 ? 250 : 1000);
+        continue;
+      }
+      if (this.sendFailed) {
+        // The last send failed: everything not acknowledged goes again, after a pause.
+        this.sendFailed = false;
+        this.inflight.clear();
+        this.cursor = 0;
+        backoff = Math.min(Math.max(backoff * 2, 100), 5000);
+        m.logger.debug({ peer: this.peer, err: this.lastError }, 'send failed; the outbox keeps the events');
+        await this.sleep(backoff);
+        continue;
+      }
+      let seq: number;
+      let bytes: Uint8Array;
+      let take = cutByBytes(rows, m.limits.maxFrameBytes);
+      try {
+        seq = await m.nextSequence();
+        for (;;) {
+          const envelopes = take.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+          bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
+          if (bytes.length <= m.limits.maxFrameBytes || take.length === 1) break;
+          take = take.slice(0, Math.ceil(take.length / 2));
+        }
+      } catch (err) {
+        this.noteFailure((err as Error).message);
+        this.sendFailed = true;
+        continue;
+      }
+      if (bytes.length > m.limits.maxFrameBytes) {
+        // No frame can carry it: it would stop the link for good. Dead-lettered, raised, skipped.
+        const row = take[0] as { id: number; envelopeId: string; body: string };
+        await m.undeliverable(this.peer, row, bytes.length);
+        this.cursor = row.id;
+        continue;
+      }
+      const rowsSent = take;
+      // Not awaited: the next frame is prepared while this one travels (the window bounds them).
+      if (this.inflight.size === 0) this.waitingSince ??= m.clock.now();
+      this.inflight.set(seq, { ids: rowsSent.map((r) => r.envelopeId), sentAt: m.clock.now() });
+      this.cursor = (rowsSent[rowsSent.length - 1] as { id: number }).id;
+      this.sentFrames++;
+      this.sentEnvelopes += rowsSent.length;
+      m.provider.send(this.peer, bytes).then(
+        () => {
+          backoff = 0;
+          this.lastError = undefined;
+          this.failingSince = undefined;
+        },
+        (err: Error) => {
+          this.noteFailure(err.message);
+          this.sendFailed = true;
+          this.wake();
+        },
+      );
+    }
+  }
+}
