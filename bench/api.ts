@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createNode } from '../src/daemon/index.js';
+import { createNode } from '../src/node/index.js';
 import { freePort } from '../test/helpers/redis.js';
 import { type BenchSection, fmt, percentile } from './harness.js';
 

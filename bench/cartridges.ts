@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemPipeline } from '../src/cartridges/index.js';
-import { createNode, type NodeInit } from '../src/daemon/index.js';
+import { createNode, type NodeInit } from '../src/node/index.js';
 import { type BenchSection, driveThroughput, fmt } from './harness.js';
 
 const TODO = 'domain.software-development.planning.todo.created';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDefaultCatalog } from '../src/catalog/index.js';
-import { createNode, type NodeInit } from '../src/daemon/index.js';
+import { createNode, type NodeInit } from '../src/node/index.js';
 import { openNodeStore } from '../src/store/index.js';
 import { systemClock } from '../src/util/clock.js';
 import { silentLogger } from '../src/util/logger.js';

@@ -5,6 +5,7 @@ export * from './catalog/index.js';
 export * from './client/index.js';
 export * from './config/index.js';
 export * from './daemon/index.js';
+export * from './node/index.js';
 export * from './envelope/index.js';
 export * from './delivery/index.js';
 export * from './errors/index.js';

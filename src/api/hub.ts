@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { WebSocket } from 'ws';
-import { compile } from '../envelope/validate.js';
-import { Visibility } from '../envelope/index.js';
+import { compile, Visibility } from '../envelope/index.js';
 import type { Notification, NotificationChange, NotificationFilter, NotificationStore } from '../store/index.js';
-import type { Logger } from '../util/logger.js';
+import type { Logger } from '../util/index.js';
 
 export interface HubInit {
   /** Bytes a client may have unsent before it is disconnected as a slow consumer (default 1 MiB). */

@@ -2,7 +2,7 @@
  * Prometheus text exposition (format 0.0.4) without a dependency: a registry of counters,
  * gauges and fixed-bucket histograms with labels, and the node's own metrics on top of it.
  */
-import type { WeftNode } from '../daemon/index.js';
+import type { WeftNode } from '../node/index.js';
 import type { DeliveryStats } from '../delivery/index.js';
 import { ValidationError } from '../errors/index.js';
 import { AGENT_STATUSES, HUMAN_STATUSES } from '../store/index.js';

@@ -9,7 +9,7 @@ import {
   showQuarantined,
   trustOutcomeTotals,
 } from '../cartridges/index.js';
-import type { WeftNode } from '../daemon/node.js';
+import type { WeftNode } from '../node/index.js';
 import { WeftError } from '../errors/index.js';
 import type { NodeIdentity } from '../identity/index.js';
 import { fromTeleClaudeJson, type MeshService, type PeerBook } from '../mesh/index.js';

@@ -1,13 +1,10 @@
 import type { Redis } from 'ioredis';
-import { WEFT_ENTRY_MARK } from '../config/redis-keys.js';
+import { WEFT_ENTRY_MARK } from '../config/index.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import { quitWithin, redactUrl, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
-import type { Clock } from '../util/clock.js';
-import { newRedis } from '../util/lazy.js';
-import { pause } from '../util/pause.js';
-import type { Logger } from '../util/logger.js';
+import { type Clock, type Logger, newRedis, pause } from '../util/index.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
 
 export interface RedisBusInit {

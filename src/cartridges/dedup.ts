@@ -1,4 +1,4 @@
-import type { Cartridge } from '../pipeline/cartridge.js';
+import type { Cartridge } from '../pipeline/index.js';
 
 /**
  * Drops an event whose idempotency key was already processed. The key is recorded in the

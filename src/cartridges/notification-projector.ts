@@ -1,4 +1,4 @@
-import type { Cartridge } from '../pipeline/cartridge.js';
+import type { Cartridge } from '../pipeline/index.js';
 import { groupKeyOf } from '../store/index.js';
 
 /** Fact key a classifier sets to keep an event out of notifications. */

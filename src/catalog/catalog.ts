@@ -1,7 +1,6 @@
 import { type TObject, type TSchema, Type } from '@sinclair/typebox';
 import { DuplicateEventTypeError, UnknownEventTypeError, ValidationError } from '../errors/index.js';
-import { type ActionDescriptor, Envelope, LEVELS, type LevelName, type Visibility } from '../envelope/index.js';
-import { compile, type Validator } from '../envelope/validate.js';
+import { type ActionDescriptor, compile, Envelope, type LevelName, LEVELS, type Validator, type Visibility } from '../envelope/index.js';
 
 /** How an event type drives notifications. */
 export interface NotificationLifecycle {

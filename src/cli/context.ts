@@ -1,9 +1,8 @@
 /** The shared context every CLI command module receives. */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { connect } from '../client/index.js';
+import { connect, type WeftClient } from '../client/index.js';
 import { loadConfig, type WeftConfig } from '../config/index.js';
-import type { WeftClient } from '../client/index.js';
 import { WeftError } from '../errors/index.js';
 import { VERSION } from '../version.js';
 

@@ -1,7 +1,5 @@
 /** client: a typed client for a node's API, used by the CLI and by any TypeScript producer. */
-import { type LoadConfigOptions, loadConfig } from '../config/index.js';
-import { readDaemonInfo } from '../daemon/daemon.js';
-import { readToken } from '../daemon/secrets.js';
+import { loadConfig, type LoadConfigOptions, readDaemonInfo, readToken } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import { WeftClient } from './client.js';
 

@@ -1,3 +1,4 @@
 /** config: the TOML file, environment variables and their validation. */
 export * from './config.js';
 export * from './redis-keys.js';
+export * from './data-dir.js';

@@ -21,9 +21,8 @@ import {
 } from '../mesh/index.js';
 import type { Cartridge } from '../pipeline/index.js';
 import type { ProviderFactory } from '../transport/index.js';
-import { type Clock, systemClock } from '../util/clock.js';
-import { type Logger, silentLogger } from '../util/logger.js';
-import { createNode, type RedisBusOptions, type WeftNode } from './node.js';
+import { type Clock, type Logger, silentLogger, systemClock } from '../util/index.js';
+import { createNode, type RedisBusOptions, type WeftNode } from '../node/index.js';
 
 export interface AssembleInit {
   dataDir: string;

@@ -1,37 +1,21 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { MetricsRegistry, nodeMetrics } from '../api/metrics.js';
-import { buildApi } from '../api/server.js';
-import { registerCartridgeRoutes } from '../api/cartridge-routes.js';
+import { buildApi, MetricsRegistry, nodeMetrics, nodeRoutes, registerCartridgeRoutes } from '../api/index.js';
 import { type DeliveryChannel, telegramDelivery } from '../delivery/index.js';
-import { nodeRoutes } from '../api/node-routes.js';
 import { rotateIdentityFile } from '../identity/index.js';
 import { parsePeerSpec } from '../mesh/index.js';
 import { redisProvider, tlsProvider } from '../transport/index.js';
-import { ConfigError } from '../errors/index.js';
-import type { WeftConfig } from '../config/index.js';
-import { WeftError } from '../errors/index.js';
+import { ConfigError, WeftError } from '../errors/index.js';
+import { type DaemonInfo, daemonInfoPath, loadOrCreateToken, readDaemonInfo, type WeftConfig } from '../config/index.js';
 import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
 import { commitMarkPath } from './doctor.js';
 import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
-import type { WeftNode } from './node.js';
-import { loadOrCreateToken } from './secrets.js';
-
-export interface DaemonInfo {
-  pid: number;
-  url: string;
-  computer: string;
-  dataDir: string;
-  tokenFile: string;
-  logFile: string;
-  startedAt: string;
-}
+import type { WeftNode } from '../node/index.js';
 
 export interface RunningDaemon {
   node: WeftNode;
@@ -41,19 +25,6 @@ export interface RunningDaemon {
   logger: Logger;
   /** Drains and stops everything; idempotent. */
   stop(): Promise<void>;
-}
-
-export function daemonInfoPath(dataDir: string): string {
-  return join(dataDir, 'daemon.json');
-}
-
-/** Reads the running daemon's address, if one wrote it. */
-export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
-  try {
-    return JSON.parse(readFileSync(daemonInfoPath(dataDir), 'utf8')) as DaemonInfo;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

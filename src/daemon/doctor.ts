@@ -6,8 +6,7 @@ import { isWeftError } from '../errors/index.js';
 import { ensureReplayGuardSchema } from '../mesh/index.js';
 import { ensureGateSchema, ensurePromotionSchema } from '../sovereignty/index.js';
 import { type Db, Store } from '../store/index.js';
-import { systemClock } from '../util/clock.js';
-import { silentLogger } from '../util/logger.js';
+import { silentLogger, systemClock } from '../util/index.js';
 import { acquireLock } from './lock.js';
 
 /** What the repair found and recovered of one table. */

@@ -1,2 +1,5 @@
-/** daemon: wiring of a node's parts and their lifecycle. */
-export * from './node.js';
+/** daemon: the process around a node: its config, files, lock, identity, mesh assembly and lifecycle. */
+export * from './assemble.js';
+export * from './daemon.js';
+export * from './doctor.js';
+export * from './run.js';

@@ -1,5 +1,5 @@
 import type { WeftConfig } from '../config/index.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '../util/index.js';
 import { VERSION } from '../version.js';
 import { startDaemon } from './daemon.js';
 

@@ -1,8 +1,7 @@
 import { LEVELS, type LevelName } from '../envelope/index.js';
 import { ConfigError, WeftError } from '../errors/index.js';
 import type { NodeStore, NotificationChange } from '../store/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import { DeliveryTable, type NewDelivery } from './deliveries.js';
 import { formatNotification } from './format.js';
 

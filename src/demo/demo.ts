@@ -7,13 +7,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CARTRIDGE_EVENTS } from '../catalog/index.js';
-import { type AssembledNode, assembleNode } from '../daemon/assemble.js';
+import { type AssembledNode, assembleNode } from '../daemon/index.js';
 import { generateIdentity, loadOrCreateIdentity, type NodeIdentity } from '../identity/index.js';
 import type { KnownPeer } from '../mesh/index.js';
 import { attachSovereignty, type CartridgePackage, publishedPayload, type Sovereignty } from '../sovereignty/index.js';
 import { encodeFrame, MemoryNetwork, memoryProvider } from '../transport/index.js';
-import { systemClock } from '../util/clock.js';
-import { silentLogger } from '../util/logger.js';
+import { silentLogger, systemClock } from '../util/index.js';
 
 /** User options of the demo. */
 export interface DemoInit {

@@ -3,7 +3,7 @@
  * the new key only with a valid endorsement, then stops accepting the old key.
  */
 import { existsSync, renameSync } from 'node:fs';
-import type { Clock } from '../util/clock.js';
+import type { Clock } from '../util/index.js';
 import { IdentityError } from './errors.js';
 import {
   generateIdentity,

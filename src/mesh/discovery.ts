@@ -5,10 +5,8 @@
  */
 import type { Redis } from 'ioredis';
 import { quitWithin } from '../redis/index.js';
-import { newRedis } from '../util/lazy.js';
+import { type Clock, type Logger, newRedis } from '../util/index.js';
 import { isNodeId } from '../identity/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
 
 /** What a node announces about itself. */
 export interface PeerInfo {

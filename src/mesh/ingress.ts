@@ -12,8 +12,7 @@ import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/in
 import type { NodeIdentity, PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
 import { decodeFrame, encodeFrame, type Frame, type FrameErrorCode, type InboundFrame, peekFrame, type Provider } from '../transport/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerBook } from './peers.js';
 import type { MeshNode } from './ports.js';

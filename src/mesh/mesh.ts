@@ -13,8 +13,7 @@ import {
   type ProviderEvent,
   type TransportCap,
 } from '../transport/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
 import { auditQuietly, emptyCounters, type MeshCounters, MeshIngress, type MeshRefusalCode } from './ingress.js';
 import type { MeshOutbox } from './outbox.js';

@@ -1,6 +1,6 @@
 import { type Envelope, serializeEnvelope } from '../envelope/index.js';
 import { type Cartridge, INGRESS_FACT } from '../pipeline/index.js';
-import type { Logger } from '../util/logger.js';
+import type { Logger } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 import type { KnownPeer } from './peers.js';
 

@@ -18,8 +18,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import type { Store } from '../store/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 
 export type ReplayErrorCode =
   | 'REPLAY_TOO_OLD'

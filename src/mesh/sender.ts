@@ -5,8 +5,7 @@
  */
 import type { NodeIdentity } from '../identity/index.js';
 import { encodeFrame, type NegotiatedCaps, type Provider } from '../transport/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 
 /** The sender's limits, from `MeshInit` with their defaults applied. */

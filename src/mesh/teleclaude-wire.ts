@@ -19,10 +19,7 @@ import { type Envelope, fromStreamFields } from '../envelope/index.js';
 import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
 import { quitWithin, unlessAborted } from '../redis/index.js';
 import type { Store } from '../store/index.js';
-import type { Clock } from '../util/clock.js';
-import { newRedis } from '../util/lazy.js';
-import { pause } from '../util/pause.js';
-import type { Logger } from '../util/logger.js';
+import { type Clock, type Logger, newRedis, pause } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 
 /** TeleClaude's inbox of a computer (its RedisTransport's `messages:{computer}`). */

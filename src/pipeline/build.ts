@@ -1,7 +1,6 @@
 import type { Catalog } from '../catalog/index.js';
 import { assertPayloadLimits, type EmitInput, type Envelope, emitInputValidator } from '../envelope/index.js';
-import type { Clock } from '../util/clock.js';
-import type { IdGenerator } from '../util/ids.js';
+import type { Clock, IdGenerator } from '../util/index.js';
 
 export interface BuildDeps {
   catalog: Catalog;

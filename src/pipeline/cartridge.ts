@@ -1,8 +1,7 @@
 import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { NodeStore, NotificationChange } from '../store/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 
 /** Who this node is, as cartridges see it. */
 export interface NodeSelf {

@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import type { Envelope } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import type { Db } from '../store/index.js';
-import type { Logger } from '../util/logger.js';
+import type { Logger } from '../util/index.js';
 import type { Cartridge, CartridgeContext } from './cartridge.js';
 
 /** What happened to one event in the pipeline. */

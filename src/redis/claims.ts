@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import { WeftError } from '../errors/index.js';
-import type { Logger } from '../util/logger.js';
-import { newRedis } from '../util/lazy.js';
+import { type Logger, newRedis } from '../util/index.js';
 import { redactUrl, runScript } from './scripts.js';
 
 export interface RedisClaimsInit {

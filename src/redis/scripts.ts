@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { WEFT_ENTRY_MARK } from '../config/redis-keys.js';
+import { WEFT_ENTRY_MARK } from '../config/index.js';
 
 /** The Lua scripts beside this file, by name (`trim-own-1.lua` → 'trim-own'), read once. */
 const cache = new Map<string, string>();

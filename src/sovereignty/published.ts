@@ -1,6 +1,5 @@
-import type { CartridgeManifest, CartridgePackage } from './package.js';
+import { type CartridgeManifest, type CartridgePackage, validatePackage } from './package.js';
 import { ManifestError } from './errors.js';
-import { validatePackage } from './package.js';
 
 /** The payload of a `cartridge.published` event (snake_case, as the seed names it). */
 export interface PublishedCartridgePayload {

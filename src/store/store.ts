@@ -2,9 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
-import { Mutex } from '../util/mutex.js';
+import { type Clock, type Logger, Mutex } from '../util/index.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;

@@ -1,6 +1,5 @@
 /** What every provider shares: the inbound queue, the telemetry book and their accessors. */
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import { TransportError } from './errors.js';
 import type { BoundedQueue } from './queue.js';
 import { TelemetryBook } from './telemetry.js';

@@ -18,7 +18,7 @@
 import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
 import { quitWithin, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
-import { newRedis } from '../util/lazy.js';
+import { newRedis } from '../util/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { frameTypeHint } from './frame-codec.js';

@@ -1,6 +1,5 @@
 /** Per-peer telemetry counters and the provider event fan-out, shared by all providers. */
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 import type { PeerTelemetry, ProviderEvent } from './transport.js';
 
 /** Holds counters per peer and delivers events to listeners. */

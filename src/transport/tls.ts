@@ -14,13 +14,7 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import {
-  createNodeCertificate,
-  fingerprint,
-  type NodeCertificate,
-  publicKeyFromNodeId,
-} from '../identity/index.js';
-import { publicKeyFromCertificate } from '../identity/index.js';
+import { createNodeCertificate, fingerprint, type NodeCertificate, publicKeyFromCertificate, publicKeyFromNodeId } from '../identity/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';

@@ -1,7 +1,6 @@
 /** The Provider interface: one shape for every transport that moves frame bytes between nodes. */
 import type { NodeIdentity } from '../identity/index.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../util/logger.js';
+import type { Clock, Logger } from '../util/index.js';
 
 /**
  * What a provider can do. Serializer caps (`crc32c`, `deflate`, `aead`) say which frame

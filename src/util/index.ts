@@ -5,3 +5,4 @@ export * from './canonical-json.js';
 export * from './ids.js';
 export * from './mutex.js';
 export * from './pause.js';
+export * from './lazy.js';

@@ -12,7 +12,7 @@ import { WebSocket } from 'ws';
 import { buildApi } from '../../src/api/server.js';
 import { IdentityError } from '../../src/identity/index.js';
 import { TransportError } from '../../src/transport/index.js';
-import { readToken } from '../../src/daemon/secrets.js';
+import { readToken } from '../../src/config/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startDaemonProcess } from '../helpers/cli.js';
 import { startTestNode } from '../helpers/node.js';

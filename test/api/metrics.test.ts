@@ -9,7 +9,7 @@ import {
   nodeMetrics,
   PROMETHEUS_CONTENT_TYPE,
 } from '../../src/api/metrics.js';
-import { createNode } from '../../src/daemon/index.js';
+import { createNode } from '../../src/node/index.js';
 import { ValidationError } from '../../src/errors/index.js';
 import { telegramDelivery } from '../../src/delivery/index.js';
 import { systemClock } from '../../src/util/clock.js';

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
 import { buildApi } from '../../src/api/server.js';
 import type { NotificationHub } from '../../src/api/hub.js';
-import type { WeftNode } from '../../src/daemon/index.js';
+import type { WeftNode } from '../../src/node/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startTestNode } from '../helpers/node.js';
 

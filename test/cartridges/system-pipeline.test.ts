@@ -26,7 +26,7 @@ import {
   FAILURE_CASCADE,
   TRUST_THROTTLED,
 } from '../../src/catalog/index.js';
-import { createNode, type WeftNode } from '../../src/daemon/index.js';
+import { createNode, type WeftNode } from '../../src/node/index.js';
 import type { EmitInput, Envelope } from '../../src/envelope/index.js';
 import { buildEnvelope, type Cartridge, INGRESS_FACT } from '../../src/pipeline/index.js';
 import { ManualClock } from '../../src/util/clock.js';

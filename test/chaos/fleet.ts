@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftClient } from '../../src/client/index.js';
-import { readToken } from '../../src/daemon/secrets.js';
+import { readToken } from '../../src/config/index.js';
 import { loadOrCreateIdentity } from '../../src/identity/index.js';
 import { SKEWED_DAEMON, startDaemonProcess } from '../helpers/cli.js';
 import { freePort, TestRedis } from '../helpers/redis.js';

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WeftClient } from '../../src/client/index.js';
-import { readToken } from '../../src/daemon/secrets.js';
+import { readToken } from '../../src/config/index.js';
 import { loadOrCreateIdentity } from '../../src/identity/index.js';
 import { CLI } from '../helpers/cli.js';
 import { readApplied } from './checker.js';

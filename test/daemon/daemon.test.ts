@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WeftClient } from '../../src/client/index.js';
-import { readToken } from '../../src/daemon/secrets.js';
+import { readToken } from '../../src/config/index.js';
 import { freePort } from '../helpers/redis.js';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -3,8 +3,8 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, sta
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WeftClient } from '../../src/client/index.js';
-import { createNode } from '../../src/daemon/index.js';
-import { readToken } from '../../src/daemon/secrets.js';
+import { createNode } from '../../src/node/index.js';
+import { readToken } from '../../src/config/index.js';
 import { eventually } from '../helpers/cluster.js';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createNode, type WeftNode } from '../../src/daemon/index.js';
+import { createNode, type WeftNode } from '../../src/node/index.js';
 import {
   DeliveryTable,
   type DeliveryChannel,

@@ -1,4 +1,4 @@
-import { createNode, type NodeInit, type WeftNode } from '../../src/daemon/index.js';
+import { createNode, type NodeInit, type WeftNode } from '../../src/node/index.js';
 import { tempDir } from './tmp.js';
 
 /** A started embedded node on a temp dir, and its cleanup. */

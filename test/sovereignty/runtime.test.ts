@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { createDefaultCatalog, Type } from '../../src/catalog/index.js';
-import type { WeftNode } from '../../src/daemon/index.js';
+import type { WeftNode } from '../../src/node/index.js';
 import type { Envelope } from '../../src/envelope/index.js';
 import { IllegalTransitionError } from '../../src/errors/index.js';
 import type { CommittedBatch } from '../../src/pipeline/index.js';

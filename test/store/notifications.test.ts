@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/errors/index.js';
-import type { WeftNode } from '../../src/daemon/index.js';
+import type { WeftNode } from '../../src/node/index.js';
 import { startTestNode } from '../helpers/node.js';
 
 const TODO = 'domain.software-development.planning.todo';

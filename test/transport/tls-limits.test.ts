@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import tls from 'node:tls';
 import { WeftClient } from '../../src/client/index.js';
-import { readToken } from '../../src/daemon/secrets.js';
+import { readToken } from '../../src/config/index.js';
 import { createNodeCertificate, generateIdentity } from '../../src/identity/index.js';
 import { type TlsProvider, tlsProvider } from '../../src/transport/index.js';
 import { systemClock } from '../../src/util/clock.js';

@@ -1,6 +1,6 @@
 /** `weft cartridges`: installed cartridges and their lifecycle, through the daemon's API. */
 import { resolve } from 'node:path';
-import type { CartridgeView } from '../../api/cartridge-routes.js';
+import type { CartridgeView } from '../../api/index.js';
 import type { CommandModule } from '../context.js';
 import { table } from '../format.js';
 

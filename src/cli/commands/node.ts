@@ -1,7 +1,7 @@
 /** CLI: pipeline, quarantine, identity, peers, mesh and audit commands. */
 import { redisKeys, WEFT_ENTRY_MARK } from '../../config/index.js';
 import { WeftError } from '../../errors/index.js';
-import { newRedis } from '../../util/lazy.js';
+import { newRedis } from '../../util/index.js';
 import type { CliContext } from '../context.js';
 import { table } from '../format.js';
 

@@ -6,8 +6,7 @@
  */
 import ivm from 'isolated-vm';
 import { PRELUDE } from './prelude.js';
-import type { ChildMessage, HostMessage } from './protocol.js';
-import { SANDBOX_EVENT_ERRORS as E } from './protocol.js';
+import { type ChildMessage, type HostMessage, SANDBOX_EVENT_ERRORS as E } from './protocol.js';
 
 interface Cartridge {
   readonly name: string;

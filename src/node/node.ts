@@ -29,9 +29,7 @@ import {
   RefusalNotices,
 } from '../pipeline/index.js';
 import { type NodeStore, openNodeStore, type RejectionInput } from '../store/index.js';
-import { type Clock, systemClock } from '../util/clock.js';
-import { IdGenerator } from '../util/ids.js';
-import { type Logger, silentLogger } from '../util/logger.js';
+import { type Clock, IdGenerator, type Logger, silentLogger, systemClock } from '../util/index.js';
 
 export interface NodeInit {
   /** Directory holding the node's SQLite file (and later keys, cartridges, logs). */

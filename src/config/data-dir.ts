@@ -1,7 +1,36 @@
+/**
+ * The files a node keeps in its data dir that clients read too: the API token (0600) and the
+ * running daemon's address (`daemon.json`).
+ */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors/index.js';
+
+/** What a running daemon writes to `<data_dir>/daemon.json` so clients find it. */
+export interface DaemonInfo {
+  pid: number;
+  url: string;
+  computer: string;
+  dataDir: string;
+  tokenFile: string;
+  logFile: string;
+  startedAt: string;
+}
+
+export function daemonInfoPath(dataDir: string): string {
+  return join(dataDir, 'daemon.json');
+}
+
+/** Reads the running daemon's address, if one wrote it. */
+export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(daemonInfoPath(dataDir), 'utf8')) as DaemonInfo;
+  } catch {
+    return undefined;
+  }
+}
+
 
 export function tokenPath(dataDir: string): string {
   return join(dataDir, 'api-token');

@@ -1,0 +1,7 @@
+/** api: the HTTP API and WebSocket hub a daemon serves on loopback, its routes and its metrics. */
+export * from './cartridge-routes.js';
+export * from './hub.js';
+export * from './metrics.js';
+export * from './node-routes.js';
+export * from './routes.js';
+export * from './server.js';
