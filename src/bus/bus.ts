@@ -59,6 +59,8 @@ export interface BusStats {
   journal?: number;
   /** Redis: entries on the stream that are not Weft's and were left alone. */
   foreign?: number;
+  /** Redis: copies of events already applied (the journal put them on the stream again), acknowledged and skipped. */
+  skippedCopies?: number;
   /** Redis: what the last failed write said, while Redis refuses them. */
   lastError?: string;
 }

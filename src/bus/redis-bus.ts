@@ -51,6 +51,13 @@ type StreamEntries = Array<[string, string[] | null]>;
  * Entries of the first stream in an XREAD/XREADGROUP reply, whichever protocol the client
  * speaks: RESP2 answers `[[key, entries]]`, RESP3 a map that arrives as `[key, entries]`.
  */
+/** Whether a stream entry carries the Weft mark (this bus wrote it). */
+function isMarked(arr: string[] | null): boolean {
+  if (!arr) return false;
+  for (let i = 0; i + 1 < arr.length; i += 2) if (arr[i] === WEFT_ENTRY_MARK.field) return arr[i + 1] === WEFT_ENTRY_MARK.value;
+  return false;
+}
+
 export function streamEntries(reply: unknown): StreamEntries {
   if (!Array.isArray(reply) || reply.length === 0) return [];
   if (typeof reply[0] === 'string') return (reply[1] as StreamEntries | undefined) ?? [];
@@ -89,6 +96,8 @@ export class RedisBus implements Bus {
   private readBackoffMs = 0;
   private readonly foreign = new Set<string>();
   private foreignCount = 0;
+  /** Copies of already-applied events skipped on reading (the journal re-sends at a restart or after a timeout). */
+  private skippedCopies = 0;
   private readonly trimCursor: TrimCursor = { next: '-' };
   private trimTimer: NodeJS.Timeout | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
@@ -340,11 +349,14 @@ export class RedisBus implements Bus {
           this.pendingCursor = last ? last[0] : undefined;
         }
         const out: BusEntry[] = [];
+        const own = new Set<string>();
         for (const [entryId, arr] of entries) {
           if (this.foreign.has(entryId)) continue;
+          if (isMarked(arr)) own.add(entryId);
           out.push(this.toEntry(entryId, arr));
         }
-        if (out.length > 0) return out;
+        const fresh = this.withoutApplied(out, own);
+        if (fresh.length > 0) return fresh;
       } catch (err) {
         this.inflightRead = undefined;
         this.localWake = undefined;
@@ -364,6 +376,22 @@ export class RedisBus implements Bus {
       }
     }
     return [];
+  }
+
+  /**
+   * Drops (and acknowledges) entries this bus wrote whose event is no longer in its journal: it
+   * was applied already, and this is a copy the journal put on the stream again (at a restart,
+   * or after `resendAfterMs`). Entries other producers wrote are never in the journal and pass.
+   */
+  private withoutApplied(entries: BusEntry[], own: ReadonlySet<string>): BusEntry[] {
+    const ours = entries.filter((e): e is Extract<BusEntry, { envelope: Envelope }> => 'envelope' in e && own.has(e.position));
+    if (ours.length === 0) return entries;
+    const waiting = this.deps.journal.present(ours.map((e) => e.envelope.id));
+    const applied = new Set(ours.filter((e) => !waiting.has(e.envelope.id)).map((e) => e.position));
+    if (applied.size === 0) return entries;
+    this.skippedCopies += applied.size;
+    void this.cmd?.xack(this.stream, this.group, ...applied).catch((err: Error) => this.deps.logger.debug({ err: err.message }, 'XACK of applied copies failed; they come back and are skipped again'));
+    return entries.filter((e) => !applied.has(e.position));
   }
 
   private toEntry(entryId: string, arr: string[] | null): BusEntry {
@@ -446,6 +474,7 @@ export class RedisBus implements Bus {
       depth: this.queue.length,
       journal: this.deps.journal.count(),
       foreign: this.foreignCount,
+      skippedCopies: this.skippedCopies,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
   }

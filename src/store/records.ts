@@ -191,12 +191,18 @@ export class EmitJournal {
   private readonly touchS: Statement;
   private readonly removeS: Statement;
   private readonly countS: Statement;
+  private readonly presentS: Statement;
   constructor(store: Store) {
     this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at) VALUES (?, ?, ?)');
     this.staleS = store.db.prepare('SELECT seq, body FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?');
     this.touchS = store.db.prepare('UPDATE emit_journal SET sent_at = ? WHERE seq >= ? AND seq <= ?');
     this.removeS = store.db.prepare('DELETE FROM emit_journal WHERE envelope_id IN (SELECT value FROM json_each(?))');
     this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_journal').pluck();
+    this.presentS = store.db.prepare('SELECT envelope_id FROM emit_journal WHERE envelope_id IN (SELECT value FROM json_each(?))').pluck();
+  }
+  /** Which of these events are still waiting to be applied (the rest were, or were never journaled here). */
+  present(envelopeIds: readonly string[]): Set<string> {
+    return new Set(envelopeIds.length > 0 ? (this.presentS.all(JSON.stringify(envelopeIds)) as string[]) : []);
   }
   /** Inside the caller's transaction. */
   add(env: Envelope, now: number): void {
