@@ -4,6 +4,7 @@
  */
 import { blake3 } from '@noble/hashes/blake3.js';
 import type { Database } from 'better-sqlite3';
+import { requireDeps, requireState } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 
 /** What happened. Known kinds are listed; any other dotted name is allowed. */
@@ -131,7 +132,7 @@ export class AuditLog {
   private queued: Array<{ args: [AuditKind, string | null, Record<string, unknown>, boolean]; done: (e: AuditEntry) => void; fail: (err: unknown) => void }> = [];
 
   constructor(deps: AuditLogDeps) {
-    if (!deps.store) throw new Error('AuditLog needs deps.store (the node\'s Store)');
+    requireDeps('AuditLog', deps, { store: "the node's Store" });
     this.store = deps.store;
     this.db = deps.store.db;
     ensureAuditSchema(this.db);
@@ -178,7 +179,7 @@ export class AuditLog {
    * await store.write(() => { guard.record(header); audit.recordIn('key.rotated', peer, details, true); });
    */
   recordIn(kind: AuditKind, peer: string | null, details: Record<string, unknown>, success: boolean): AuditEntry {
-    if (!this.db.inTransaction) throw new Error('AuditLog.recordIn must run inside a store write');
+    requireState(this.db.inTransaction, 'AuditLog.recordIn must run inside a store write');
     const last = this.stmts.last.get() as { seq: number; hash: string } | undefined;
     const counter = (this.stmts.nextSeq.get() as number | undefined) ?? 0;
     const seq = Math.max(last?.seq ?? 0, counter) + 1;

@@ -119,6 +119,30 @@ export class StoreError extends WeftError {
   }
 }
 
+/**
+ * A programming error in how a part was wired: a collaborator it needs was not given, or a
+ * call came in the wrong state. One helper for every such check, so they read alike.
+ * @example
+ * requireDeps('AuditLog', deps, { store: "the node's Store" });
+ */
+export function requireDeps<T extends object>(
+  owner: string,
+  deps: T,
+  needs: { [K in keyof T]?: string },
+  opts: { code?: ErrorCode; of?: 'deps' | 'init' } = {},
+): void {
+  for (const [key, what] of Object.entries(needs) as Array<[keyof T & string, string]>) {
+    if (deps[key] === undefined || deps[key] === null || deps[key] === '') {
+      throw new WeftError(opts.code ?? 'WEFT_INTERNAL', `${owner} needs ${opts.of ?? 'deps'}.${key} (${what})`);
+    }
+  }
+}
+
+/** The same for a call made in the wrong state (`requireState(db.inTransaction, 'AuditLog.recordIn must run inside a store write')`). */
+export function requireState(ok: boolean, message: string): asserts ok {
+  if (!ok) throw new WeftError('WEFT_INTERNAL', message);
+}
+
 /** True for any error this package raised on purpose. */
 export function isWeftError(err: unknown): err is WeftError {
   return err instanceof WeftError;

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { quitWithin } from '../redis/index.js';
 import { type Clock, type Logger, newRedis } from '../util/index.js';
 import { isNodeId } from '../identity/index.js';
+import { requireState } from '../errors/index.js';
 
 /** What a node announces about itself. */
 export interface PeerInfo {
@@ -116,7 +117,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
     private readonly init: RedisPeerRegistryInit,
     private readonly deps: RedisPeerRegistryDeps,
   ) {
-    if (!isPeerInfo(init.self)) throw new Error('RedisPeerRegistry: init.self is not a valid PeerInfo');
+    requireState(isPeerInfo(init.self), 'RedisPeerRegistry: init.self is not a valid PeerInfo');
     this.ttlMs = init.ttlMs ?? 30_000;
     this.heartbeatMs = init.heartbeatMs ?? Math.max(100, Math.floor(this.ttlMs / 3));
     this.prefix = init.prefix ?? 'weft:peers:';
@@ -158,7 +159,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
   /** Every live peer but this node, sorted by computer name. Malformed entries are skipped. */
   async discoverPeers(): Promise<PeerInfo[]> {
     const c = this.client;
-    if (!c) throw new Error('RedisPeerRegistry: call start() first');
+    requireState(c !== undefined, 'RedisPeerRegistry: call start() first');
     const keys: string[] = [];
     let cursor = '0';
     do {

@@ -17,6 +17,7 @@
  * the high-water mark are accepted if not seen before; older ones are refused as stale.
  */
 import type { Database } from 'better-sqlite3';
+import { requireDeps, requireState } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
 
@@ -100,7 +101,7 @@ export class ReplayGuard {
   private readonly stmts;
 
   constructor(init: ReplayGuardInit, deps: ReplayGuardDeps) {
-    if (!deps.store) throw new Error('ReplayGuard needs deps.store (the node\'s Store)');
+    requireDeps('ReplayGuard', deps, { store: "the node's Store" });
     this.store = deps.store;
     this.db = deps.store.db;
     this.clock = deps.store.clock;
@@ -195,7 +196,7 @@ export class ReplayGuard {
    * effects, after `check()` said ok.
    */
   record(h: ReplayHeader): void {
-    if (!this.db.inTransaction) throw new Error('ReplayGuard.record must run inside a store write');
+    requireState(this.db.inTransaction, 'ReplayGuard.record must run inside a store write');
     const now = this.clock.now();
     // Keep the nonce until no clock reading could accept the frame again: its timestamp
     // plus the age limit, plus the future allowance as margin for our own clock stepping back.

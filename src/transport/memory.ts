@@ -4,7 +4,7 @@
  * after a restart). For tests and the demo.
  */
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
-import { TransportError } from './errors.js';
+import { requireDeps } from '../errors/index.js';
 import { BoundedQueue } from './queue.js';
 import { ProviderBase } from './provider-base.js';
 import type {
@@ -100,14 +100,8 @@ class MemoryProvider extends ProviderBase implements Provider {
     private readonly init: MemoryProviderInit,
     deps: ProviderDeps,
   ) {
-    super(deps);
-    if (!init.network)
-      throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'memoryProvider needs init.network');
-    if (!deps.clock || !deps.logger)
-      throw new TransportError(
-        'TRANSPORT_MISSING_DEPENDENCY',
-        'memoryProvider needs deps.clock and deps.logger',
-      );
+    super('memoryProvider', deps);
+    requireDeps('memoryProvider', init, { network: 'the MemoryNetwork' }, { code: 'TRANSPORT_MISSING_DEPENDENCY', of: 'init' });
     this.caps = new Set(init.caps ?? ['crc32c', 'deflate', 'aead', 'reliable', 'ordered', 'durable']);
     this.inbox = init.network.inbox(init.computer);
     this.maxInflight = init.maxInflight ?? 256;

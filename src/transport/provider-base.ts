@@ -1,5 +1,6 @@
 /** What every provider shares: the inbound queue, the telemetry book and their accessors. */
 import type { Clock, Logger } from '../util/index.js';
+import { requireDeps } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import type { BoundedQueue } from './queue.js';
 import { TelemetryBook } from './telemetry.js';
@@ -9,7 +10,8 @@ export abstract class ProviderBase {
   protected readonly book: TelemetryBook;
   protected queue: BoundedQueue<InboundFrame> | undefined;
 
-  constructor(deps: { clock: Clock; logger: Logger }) {
+  constructor(owner: string, deps: { clock: Clock; logger: Logger }) {
+    requireDeps(owner, deps, { clock: 'the injected clock', logger: 'the logger' }, { code: 'TRANSPORT_MISSING_DEPENDENCY' });
     this.book = new TelemetryBook(deps.clock, deps.logger);
   }
 

@@ -19,6 +19,7 @@ import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
 import { quitWithin, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import { newRedis } from '../util/index.js';
+import { requireDeps } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { frameTypeHint } from './frame-codec.js';
@@ -130,15 +131,9 @@ class RedisProvider extends ProviderBase implements Provider {
     init: RedisProviderInit,
     private readonly deps: ProviderDeps,
   ) {
-    super(deps);
+    super('redisProvider', deps);
     if (!init.url) throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.url');
-    if (!init.computer)
-      throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.computer');
-    if (!deps.clock || !deps.logger)
-      throw new TransportError(
-        'TRANSPORT_MISSING_DEPENDENCY',
-        'redisProvider needs deps.clock and deps.logger',
-      );
+    requireDeps('redisProvider', init, { computer: "this node's computer name" }, { code: 'TRANSPORT_MISSING_DEPENDENCY', of: 'init' });
     const keys = redisKeys(init.prefix ?? DEFAULT_REDIS_PREFIX, init.computer);
     this.stream = keys.inbox(init.computer);
     this.group = init.group ?? keys.inboxGroup;

@@ -15,6 +15,7 @@
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import { createNodeCertificate, fingerprint, type NodeCertificate, publicKeyFromCertificate, publicKeyFromNodeId } from '../identity/index.js';
+import { requireDeps } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';
@@ -161,17 +162,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
     private readonly init: TlsProviderInit,
     private readonly deps: ProviderDeps,
   ) {
-    super(deps);
-    if (!deps.identity)
-      throw new TransportError(
-        'TRANSPORT_MISSING_DEPENDENCY',
-        'tlsProvider needs deps.identity (the node key pair)',
-      );
-    if (!deps.clock || !deps.logger)
-      throw new TransportError(
-        'TRANSPORT_MISSING_DEPENDENCY',
-        'tlsProvider needs deps.clock and deps.logger',
-      );
+    super('tlsProvider', deps);
+    requireDeps('tlsProvider', deps, { identity: 'the node key pair' }, { code: 'TRANSPORT_MISSING_DEPENDENCY' });
     for (const p of init.peers) {
       const key = publicKeyFromNodeId(p.nodeId);
       if (!key)
