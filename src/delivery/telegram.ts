@@ -1,6 +1,7 @@
 import { LEVELS, type LevelName } from '../envelope/index.js';
 import { ConfigError, WeftError } from '../errors/index.js';
 import type { NodeStore, NotificationChange } from '../store/index.js';
+import type { DeliveryChannel, DeliveryStats } from './channel.js';
 import type { Clock, Logger } from '../util/index.js';
 import { DeliveryTable, type NewDelivery } from './deliveries.js';
 import { formatNotification } from './format.js';
@@ -50,39 +51,6 @@ export interface TelegramDeps {
 }
 
 /** Counters of a delivery channel, for metrics. Counters run from `start`; `pending` is read from the table. */
-export interface DeliveryStats {
-  channel: string;
-  /** Rows written by `enqueue`. */
-  enqueued: number;
-  sent: number;
-  /** Deliveries given up (permanent error or attempts exhausted). */
-  failed: number;
-  /** Tries that failed and will be retried. */
-  retries: number;
-  /** 429 answers. */
-  rateLimited: number;
-  /** Deliveries held in memory. */
-  queued: number;
-  /** Pending rows in the table (the durable backlog), or -1 when the store is closed. */
-  pending: number;
-  lastError: string | null;
-}
-
-/** A delivery channel's handle: the daemon starts it, feeds it from onCommitted, stops it. */
-export interface DeliveryChannel {
-  readonly channel: string;
-  /** Starts the delivery loop; pending rows in the table are sent first. Idempotent. */
-  start(): void;
-  /** Aborts the request in flight (its row stays pending), waits for enqueues in flight and the loop. Idempotent. */
-  stop(): Promise<void>;
-  /**
-   * Records the changes worth sending as pending rows (one transaction) and wakes the loop.
-   * Never touches the network and never rejects; resolves with the number of rows added.
-   */
-  enqueue(changes: readonly NotificationChange[]): Promise<number>;
-  stats(): DeliveryStats;
-}
-
 type Outcome =
   | { type: 'sent' }
   | { type: 'retry'; error: string; retryAfterMs?: number }

@@ -3,5 +3,5 @@ export * from './build.js';
 export * from './cartridge.js';
 export * from './emitter.js';
 export * from './processor.js';
-export * from './runtime.js';
+export * from './pipeline.js';
 export * from './refusals.js';

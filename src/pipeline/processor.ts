@@ -6,7 +6,7 @@ import type { NodeStore, NotificationChange, RejectionInput } from '../store/ind
 import type { Clock, Logger } from '../util/index.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
 import type { CartridgeContext, NodeSelf } from './cartridge.js';
-import type { Pipeline, RunOutcome } from './runtime.js';
+import type { Pipeline, RunOutcome } from './pipeline.js';
 
 /** Published after each batch commits. */
 export interface CommittedBatch {

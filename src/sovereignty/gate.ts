@@ -4,15 +4,9 @@ import { NotFoundError } from '../errors/index.js';
 import { type Cartridge, type CommittedBatch, INGRESS_FACT, type IngressFact, type NodeSelf } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
-import {
-  chainGuardians,
-  commandGuardian,
-  type Guardian,
-  type GuardianVerdict,
-  guardianRequest,
-  type RuleGuardianInit,
-  ruleGuardian,
-} from './guardian.js';
+import { commandGuardian } from './command-guardian.js';
+import { chainGuardians, type Guardian, type GuardianVerdict, guardianRequest } from './guardian.js';
+import { type RuleGuardianInit, ruleGuardian } from './rule-guardian.js';
 import type { CartridgePackage } from './package.js';
 import { packageFromPublished, type PublishedCartridgePayload } from './published.js';
 import { sourceDigest } from './registry.js';

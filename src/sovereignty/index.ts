@@ -7,5 +7,7 @@ export * from './registry.js';
 export * from './runtime.js';
 export * from './published.js';
 export * from './guardian.js';
+export * from './rule-guardian.js';
+export * from './command-guardian.js';
 export * from './gate.js';
 export * from './promotion.js';

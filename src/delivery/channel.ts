@@ -1,0 +1,38 @@
+/**
+ * What the daemon needs from a delivery channel (a way notifications leave the node for a
+ * person: Telegram today). Implementations live beside this file.
+ */
+import type { NotificationChange } from '../store/index.js';
+
+export interface DeliveryStats {
+  channel: string;
+  /** Rows written by `enqueue`. */
+  enqueued: number;
+  sent: number;
+  /** Deliveries given up (permanent error or attempts exhausted). */
+  failed: number;
+  /** Tries that failed and will be retried. */
+  retries: number;
+  /** 429 answers. */
+  rateLimited: number;
+  /** Deliveries held in memory. */
+  queued: number;
+  /** Pending rows in the table (the durable backlog), or -1 when the store is closed. */
+  pending: number;
+  lastError: string | null;
+}
+
+/** A delivery channel's handle: the daemon starts it, feeds it from onCommitted, stops it. */
+export interface DeliveryChannel {
+  readonly channel: string;
+  /** Starts the delivery loop; pending rows in the table are sent first. Idempotent. */
+  start(): void;
+  /** Aborts the request in flight (its row stays pending), waits for enqueues in flight and the loop. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * Records the changes worth sending as pending rows (one transaction) and wakes the loop.
+   * Never touches the network and never rejects; resolves with the number of rows added.
+   */
+  enqueue(changes: readonly NotificationChange[]): Promise<number>;
+  stats(): DeliveryStats;
+}
