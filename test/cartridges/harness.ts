@@ -38,6 +38,8 @@ export interface Harness {
     envs: readonly Envelope[],
     facts?: Record<string, unknown>,
   ): Promise<Array<Envelope | null>>;
+  /** A fresh context for one event, as the pipeline gives it (for running a cartridge by hand inside a write). */
+  context(env: Envelope, facts?: Record<string, unknown>): CartridgeContext;
   /** Reopens the store on the same file (a restart). */
   reopen(): Promise<void>;
   close(): Promise<void>;
@@ -72,6 +74,7 @@ export async function harness(opts: { computer?: string; dir?: string } = {}): P
         return outs;
       });
     },
+    context: (env, facts) => context(env, new Map(Object.entries(facts ?? {}))),
     async reopen() {
       await h.ns.store.close();
       h.ns = open();
