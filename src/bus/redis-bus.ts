@@ -4,7 +4,7 @@ import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from
 import { WeftError } from '../errors/index.js';
 import { quitWithin, redactUrl, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
-import { type Clock, type Logger, newRedis, pause } from '../util/index.js';
+import { type Clock, every, type Logger, newRedis, pause } from '../util/index.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
 
 export interface RedisBusInit {
@@ -99,8 +99,8 @@ export class RedisBus implements Bus {
   /** Copies of already-applied events skipped on reading (the journal re-sends at a restart or after a timeout). */
   private skippedCopies = 0;
   private readonly trimCursor: TrimCursor = { next: '-' };
-  private trimTimer: NodeJS.Timeout | undefined;
-  private resendTimer: NodeJS.Timeout | undefined;
+  private stopTrimming: (() => void) | undefined;
+  private stopResending: (() => void) | undefined;
   // The pump: committed events on their way to the stream.
   private queue: Envelope[] = [];
   /** Read the journal back from the start (after a failure, at start, after Redis lost the stream). */
@@ -149,24 +149,27 @@ export class RedisBus implements Bus {
     this.scan = { cutoff: ALL, afterSeq: 0 };
     this.kick();
     const resendAfter = this.init.resendAfterMs ?? 10_000;
-    this.resendTimer = setInterval(() => {
-      if (this.scan) return;
-      this.scan = { cutoff: this.deps.clock.now() - resendAfter, afterSeq: 0 };
-      this.kick();
-    }, Math.max(50, Math.floor(resendAfter / 2)));
-    this.resendTimer.unref();
+    this.stopResending = every(
+      this.deps.clock,
+      Math.max(50, Math.floor(resendAfter / 2)),
+      () => {
+        if (this.scan) return;
+        this.scan = { cutoff: this.deps.clock.now() - resendAfter, afterSeq: 0 };
+        this.kick();
+      },
+      { unref: true },
+    );
     const trimEvery = this.init.trimEveryMs ?? 60_000;
     if (this.init.trim !== false && trimEvery > 0) {
-      this.trimTimer = setInterval(() => void this.trim(), trimEvery);
-      this.trimTimer.unref();
+      this.stopTrimming = every(this.deps.clock, trimEvery, () => void this.trim(), { unref: true });
     }
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.resendTimer) clearInterval(this.resendTimer);
-    if (this.trimTimer) clearInterval(this.trimTimer);
+    this.stopResending?.();
+    this.stopTrimming?.();
     this.abort.abort(new WeftError('WEFT_STOPPED', 'bus is stopping'));
     this.wakeLocal();
     this.reader?.disconnect();
@@ -281,7 +284,7 @@ export class RedisBus implements Bus {
         this.queue = [];
         this.scan = { cutoff: ALL, afterSeq: 0 };
         backoff = Math.min(Math.max(backoff * 2, 50), 2000);
-        await pause(backoff, this.abort.signal);
+        await pause(backoff, this.abort.signal, this.deps.clock);
       }
     }
   }
@@ -372,7 +375,7 @@ export class RedisBus implements Bus {
           this.deps.logger.warn({ err: msg }, 'reading the Redis bus failed; retrying');
         }
         this.readBackoffMs = Math.min(Math.max(this.readBackoffMs * 2, 50), 2000);
-        await pause(this.readBackoffMs, this.abort.signal);
+        await pause(this.readBackoffMs, this.abort.signal, this.deps.clock);
       }
     }
     return [];

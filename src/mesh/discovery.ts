@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { quitWithin } from '../redis/index.js';
-import { type Clock, type Logger, newRedis } from '../util/index.js';
+import { type Clock, every, type Logger, newRedis } from '../util/index.js';
 import { isNodeId } from '../identity/index.js';
 import { requireState } from '../errors/index.js';
 
@@ -107,7 +107,7 @@ export interface PeerDiscovery {
  */
 export class RedisPeerRegistry implements PeerDiscovery {
   private client: Redis | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private stopBeating: (() => void) | undefined;
   private readonly ttlMs: number;
   private readonly heartbeatMs: number;
   private readonly prefix: string;
@@ -135,7 +135,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
     await this.client.connect();
     await this.heartbeat();
     let failing = false;
-    this.timer = setInterval(() => {
+    this.stopBeating = every(this.deps.clock, this.heartbeatMs, () => {
       this.heartbeat().then(
         () => {
           failing = false;
@@ -146,8 +146,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
           failing = true;
         },
       );
-    }, this.heartbeatMs);
-    this.timer.unref();
+    }, { unref: true });
   }
 
   /** Writes this node's entry with a fresh expiry. */
@@ -189,7 +188,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
-      if (this.timer) clearInterval(this.timer);
+      this.stopBeating?.();
       const c = this.client;
       if (!c) return;
       if (c.status === 'ready') {

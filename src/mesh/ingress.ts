@@ -12,7 +12,7 @@ import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/in
 import type { NodeIdentity, PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
 import { decodeFrame, encodeFrame, type Frame, type FrameErrorCode, type InboundFrame, peekFrame, type Provider } from '../transport/index.js';
-import type { Clock, Logger } from '../util/index.js';
+import { type Clock, type Logger, sleep } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerBook } from './peers.js';
 import type { MeshNode } from './ports.js';
@@ -234,7 +234,7 @@ export class MeshIngress {
       } catch (err) {
         // A bug or a full disk: nothing was acked; the transport redelivers and we try again.
         this.deps.logger.error({ err: (err as Error).message, frames: batch.length }, 'handling mesh frames failed');
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(this.deps.clock, 200);
       }
     }
     await pump;

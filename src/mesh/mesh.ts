@@ -13,7 +13,7 @@ import {
   type ProviderEvent,
   type TransportCap,
 } from '../transport/index.js';
-import type { Clock, Logger } from '../util/index.js';
+import { type Clock, every, type Logger } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
 import { auditQuietly, emptyCounters, type MeshCounters, MeshIngress, type MeshRefusalCode } from './ingress.js';
 import type { MeshOutbox } from './outbox.js';
@@ -83,7 +83,7 @@ export class MeshService implements SenderLink {
   private readonly audited: ReturnType<typeof auditQuietly>;
   private readonly senders = new Map<string, PeerSender>();
   private receiving: Promise<void> | undefined;
-  private discoverTimer: NodeJS.Timeout | undefined;
+  private stopDiscovering: (() => void) | undefined;
   private unsubs: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
@@ -173,8 +173,7 @@ export class MeshService implements SenderLink {
     if (this.deps.discovery) {
       await this.deps.discovery.start();
       await this.discover();
-      this.discoverTimer = setInterval(() => void this.discover(), this.init.discoverEveryMs ?? 2000);
-      this.discoverTimer.unref();
+      this.stopDiscovering = every(this.clock, this.init.discoverEveryMs ?? 2000, () => void this.discover(), { unref: true });
     }
     for (const p of this.weftPeers()) this.sender(p.computer).start();
     // Rows already queued (from before a restart) and new ones after each commit.
@@ -187,7 +186,7 @@ export class MeshService implements SenderLink {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const u of this.unsubs) u();
-      if (this.discoverTimer) clearInterval(this.discoverTimer);
+      this.stopDiscovering?.();
       this.ingress.close();
       await Promise.all([...this.senders.values()].map((s) => s.stop()));
       // The batch in flight commits and acks while the provider can still ack; no new one starts.

@@ -5,7 +5,7 @@
  */
 import type { NodeIdentity } from '../identity/index.js';
 import { encodeFrame, type NegotiatedCaps, type Provider } from '../transport/index.js';
-import type { Clock, Logger } from '../util/index.js';
+import { after, type Clock, type Logger } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 
 /** The sender's limits, from `MeshInit` with their defaults applied. */
@@ -117,10 +117,12 @@ export class PeerSender {
   }
 
   private async sleep(ms: number): Promise<void> {
+    let cancel: (() => void) | undefined;
     await new Promise<void>((resolve) => {
       this.wakeUp = resolve;
-      setTimeout(resolve, ms).unref();
+      cancel = after(this.mesh.clock, ms, resolve, { unref: true });
     });
+    cancel?.();
     this.wakeUp = undefined;
   }
 

@@ -205,7 +205,7 @@ export class TeleClaudeWire {
         this.lastError = (err as Error).message;
         backoff = Math.min(Math.max(backoff * 2, 100), 5000);
         this.deps.logger.warn({ err: this.lastError, backoffMs: backoff }, 'reading the TeleClaude inbox failed; retrying');
-        await pause(backoff, this.abort.signal);
+        await pause(backoff, this.abort.signal, this.deps.clock);
       }
     }
   }

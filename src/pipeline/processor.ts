@@ -3,7 +3,7 @@ import { WeftError } from '../errors/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { NodeStore, NotificationChange, RejectionInput } from '../store/index.js';
-import type { Clock, Logger } from '../util/index.js';
+import { type Clock, type Logger, sleep } from '../util/index.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
 import type { CartridgeContext, NodeSelf } from './cartridge.js';
 import type { Pipeline, RunOutcome } from './pipeline.js';
@@ -166,7 +166,7 @@ export class Processor {
         this.deps.onBatchError?.(e, attempt);
         this.onBatchErrorHook?.(e, attempt);
         this.deps.bus.rewind(this.deps.ns.offsets.get(this.consumer));
-        await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(attempt, 6), 5000)));
+        await sleep(this.deps.clock, Math.min(50 * 2 ** Math.min(attempt, 6), 5000));
       }
     }
   }

@@ -1,4 +1,4 @@
-import type { Clock, Logger } from '../util/index.js';
+import { type Clock, every, type Logger } from '../util/index.js';
 
 export interface RefusalNoticesInit {
   /** One notification per key per window (ms, default 60 s). */
@@ -34,7 +34,8 @@ export class RefusalNotices {
   private readonly windows = new Map<string, Window>();
   private readonly windowMs: number;
   private readonly maxKeys: number;
-  private timer: NodeJS.Timeout | undefined;
+  /** Cancels the flush timer while one runs. */
+  private timer: (() => void) | undefined;
 
   constructor(
     init: RefusalNoticesInit,
@@ -75,14 +76,14 @@ export class RefusalNotices {
       }
     }
     if (this.windows.size === 0 && this.timer) {
-      clearInterval(this.timer);
+      this.timer();
       this.timer = undefined;
     }
   }
 
   /** Raises every folded count now and stops the timer. */
   close(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.();
     this.timer = undefined;
     for (const [key, w] of this.windows) this.flush(key, w);
     this.windows.clear();
@@ -99,7 +100,6 @@ export class RefusalNotices {
 
   private schedule(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.flushAll(), Math.max(10, Math.floor(this.windowMs / 2)));
-    this.timer.unref();
+    this.timer = every(this.deps.clock, Math.max(10, Math.floor(this.windowMs / 2)), () => this.flushAll(), { unref: true });
   }
 }

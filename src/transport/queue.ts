@@ -1,4 +1,5 @@
 /** A bounded async queue consumed as an AsyncIterable: producers wait when it is full. */
+import { after, type Clock, systemClock } from '../util/index.js';
 
 export class BoundedQueue<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
@@ -55,16 +56,16 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
   }
 }
 
-/** Resolves after `ms`, or rejects early when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Resolves after `ms` on `clock`'s time, or rejects early when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
+    const cancel = after(clock, ms, () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    });
     const onAbort = () => {
-      clearTimeout(t);
+      cancel();
       reject(signal?.reason);
     };
     signal?.addEventListener('abort', onAbort, { once: true });

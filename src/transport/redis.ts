@@ -18,7 +18,7 @@
 import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
 import { quitWithin, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
-import { newRedis } from '../util/index.js';
+import { every, newRedis } from '../util/index.js';
 import { requireDeps } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
@@ -124,7 +124,7 @@ class RedisProvider extends ProviderBase implements Provider {
   private starting: Promise<void> | undefined;
   private readonly inflight = new Set<string>();
   private inflightWake: (() => void) | undefined;
-  private trimTimer: NodeJS.Timeout | undefined;
+  private stopTrimming: (() => void) | undefined;
   private readonly abort = new AbortController();
 
   constructor(
@@ -175,12 +175,12 @@ class RedisProvider extends ProviderBase implements Provider {
       this.book.emit({ type: 'peer.connected', peer: this.opts.computer });
       this.loop = this.run(this.queue);
       if (this.opts.trimEveryMs > 0) {
-        this.trimTimer = setInterval(() => {
-          this.trim().catch((err) =>
-            this.deps.logger.debug({ err: (err as Error).message }, 'redis inbox trim failed'),
-          );
-        }, this.opts.trimEveryMs);
-        this.trimTimer.unref();
+        this.stopTrimming = every(
+          this.deps.clock,
+          this.opts.trimEveryMs,
+          () => void this.trim().catch((err) => this.deps.logger.debug({ err: (err as Error).message }, 'redis inbox trim failed')),
+          { unref: true },
+        );
       }
     })();
     return this.starting;
@@ -248,7 +248,7 @@ class RedisProvider extends ProviderBase implements Provider {
           );
         }
         try {
-          await sleep(backoff, this.abort.signal);
+          await sleep(backoff, this.abort.signal, this.deps.clock);
         } catch {
           break;
         }
@@ -361,7 +361,7 @@ class RedisProvider extends ProviderBase implements Provider {
       const wasStarted = this.state === 'started';
       this.state = 'stopped';
       this.abort.abort();
-      if (this.trimTimer) clearInterval(this.trimTimer);
+      this.stopTrimming?.();
       this.queue?.close();
       this.inflightWake?.();
       // Interrupts a blocked XREADGROUP; unacked entries stay pending in Redis for the next start.

@@ -16,6 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import { createNodeCertificate, fingerprint, type NodeCertificate, publicKeyFromCertificate, publicKeyFromNodeId } from '../identity/index.js';
 import { requireDeps } from '../errors/index.js';
+import { every } from '../util/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';
@@ -155,7 +156,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   private stopping: Promise<void> | undefined;
   private readonly abort = new AbortController();
   private dialLoops: Promise<void>[] = [];
-  private heartbeat: NodeJS.Timeout | undefined;
+  private stopHeartbeat: (() => void) | undefined;
   private deliveries = 0;
 
   constructor(
@@ -199,8 +200,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       for (const p of this.peersByComputer.values()) {
         if (p.host !== undefined && p.port !== undefined) this.dialLoops.push(this.dialLoop(p));
       }
-      this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
-      this.heartbeat.unref();
+      this.stopHeartbeat = every(this.deps.clock, this.heartbeatMs, () => this.beat(), { unref: true });
     })();
     return this.starting;
   }
@@ -398,7 +398,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       }
       if (this.state !== 'started') return;
       try {
-        await sleep(backoff + Math.floor(Math.random() * backoff * 0.2), this.abort.signal);
+        await sleep(backoff + Math.floor(Math.random() * backoff * 0.2), this.abort.signal, this.deps.clock);
       } catch {
         return;
       }
@@ -617,7 +617,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       await this.starting?.catch(() => undefined);
       this.state = 'stopped';
       this.abort.abort();
-      if (this.heartbeat) clearInterval(this.heartbeat);
+      this.stopHeartbeat?.();
       for (const l of this.outLinks.values()) {
         l.closed = true;
         for (const w of l.waiters.splice(0)) w();
