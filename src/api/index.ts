@@ -2,6 +2,7 @@
 export * from './cartridge-routes.js';
 export * from './hub.js';
 export * from './metrics.js';
+export * from './prometheus.js';
 export * from './node-routes.js';
 export * from './routes.js';
 export * from './server.js';

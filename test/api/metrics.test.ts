@@ -8,7 +8,7 @@ import {
   MetricsRegistry,
   nodeMetrics,
   PROMETHEUS_CONTENT_TYPE,
-} from '../../src/api/metrics.js';
+} from '../../src/api/index.js';
 import { createNode } from '../../src/node/index.js';
 import { ValidationError } from '../../src/errors/index.js';
 import { telegramDelivery } from '../../src/delivery/index.js';

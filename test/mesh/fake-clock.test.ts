@@ -15,7 +15,7 @@ import { ManualClock, silentLogger } from '../../src/util/index.js';
 import { waitFor } from '../helpers/node.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const sent = (n: AssembledNode) => (n.mesh?.status() as { peers: Array<{ sent: { frames: number; resends: number } }> }).peers[0]?.sent;
+const sent = (n: AssembledNode) => (n.mesh?.status() as { peers: Array<{ sent: { frames: number; resends: number } }> } | undefined)?.peers[0]?.sent;
 
 test('a frame nobody acknowledges is resent when the fake clock passes the resend delay, not before', { timeout: 30_000 }, async () => {
   const t = tempDir('weft-fake-clock-');

@@ -121,10 +121,12 @@ describe('sandbox containment', () => {
   });
 
   it('should contain a string flood and rebuild the engine for the next event', async () => {
+    // 16 MiB a step: the 32 MB cap comes within two or three steps, well inside the time limit even on
+    // a loaded machine (1 MiB steps sometimes ran past the 1.5 s limit there, hiding the memory cap).
     const results = await runHostile(
       'str-flood',
       `function handle(e) {
-         if (e.payload.flood) { const keep = []; for (let i = 0; ; i++) keep.push('x'.repeat(1 << 20) + i); }
+         if (e.payload.flood) { const keep = []; for (let i = 0; ; i++) keep.push('x'.repeat(1 << 24) + i); }
          return e;
        }`,
       [envelope(1, { flood: true }), envelope(2)],
