@@ -4,6 +4,7 @@
  *   - A → B events/s over memory, Redis and TLS
  *   - emit on A → notification committed on B at a steady 1,000 events/s, p50/p99, Redis and TLS
  *   - fan-out of public events to 1, 4 and 16 peers over TLS
+ * Nodes run with the shipped defaults (trust rate limits, frame sizes, in-flight window).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
@@ -42,8 +43,8 @@ async function mesh(kind: Kind, receivers: number, redisUrl: string | undefined)
         dataDir: join(root, me.n),
         computer: me.n,
         cluster: 'bench',
-        system: { trust: { rate: false } },
-        mesh: { provider, peers, options: { maxInflightFrames: 32 } },
+        // The shipped defaults: trust rate limits on, 64 frames in flight, 256 envelopes a frame.
+        mesh: { provider, peers },
       }),
     );
   }
