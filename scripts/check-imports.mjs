@@ -2,23 +2,14 @@
 // Checks that no module reaches into another's internals: code in src/<module>/ imports another
 // module only through its index (`../<other>/index.js`). Imports inside a module are free.
 // Runs in `npm run lint`; prints each offending import and exits 1.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative, sep } from 'node:path';
-
-function walk(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
+import { walk } from './files.mjs';
 
 const moduleOf = (file) => relative('src', file).split(sep)[0];
 const bad = [];
 let cross = 0;
-for (const file of walk('src')) {
+for (const file of walk('src', '.ts')) {
   const mod = moduleOf(file);
   const text = readFileSync(file, 'utf8');
   for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g)) {

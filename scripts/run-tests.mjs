@@ -1,24 +1,14 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/test with node's test runner.
 // Usage: node scripts/run-tests.mjs [substring filter...]
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-
-function walk(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (name.endsWith('.test.js')) out.push(p);
-  }
-  return out;
-}
+import { walk } from './files.mjs';
 
 const filters = process.argv.slice(2);
 // Only tests that still have a source: a test deleted or renamed in test/ leaves its old
 // compiled file in dist/ (tsc does not clean), and that must not run.
-const compiled = walk('dist/test');
+const compiled = walk('dist/test', '.test.js');
 const stale = compiled.filter((f) => !existsSync(f.replace(/^dist\//, '').replace(/\.js$/, '.ts')));
 if (stale.length > 0) console.error(`skipping ${stale.length} compiled test file(s) whose source is gone: ${stale.join(', ')}`);
 const files = compiled
