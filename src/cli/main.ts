@@ -3,9 +3,7 @@
 import { createReadStream, existsSync, readFileSync, statSync, watchFile } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CommanderError, Option } from 'commander';
-import { createDefaultCatalog } from '../catalog/index.js';
 import { showConfig } from '../config/index.js';
-import { repairStore, runDaemon } from '../daemon/index.js';
 import { isWeftError, WeftError } from '../errors/index.js';
 import { cartridgesCommands } from './commands/cartridges.js';
 import { demoCommands } from './commands/demo.js';
@@ -23,6 +21,8 @@ program
   .command('daemon')
   .description('run this computer\'s node: store, bus, pipeline, API and delivery (Ctrl-C stops it cleanly)')
   .action(async () => {
+    // Loaded when used: `weft --version` or `weft emit` never pay for the daemon's modules.
+    const { runDaemon } = await import('../daemon/index.js');
     await runDaemon(cfg());
   });
 
@@ -143,7 +143,8 @@ const schemas = program.command('schemas').description('the event catalog');
 schemas
   .command('list')
   .description('list event types')
-  .action(() => {
+  .action(async () => {
+    const { createDefaultCatalog } = await import('../catalog/index.js');
     const list = createDefaultCatalog().list();
     out(
       table(list.map((e) => ({ type: e.type, level: levelName(e.level), visibility: e.visibility, lifecycle: e.lifecycle ? Object.keys(e.lifecycle).filter((k) => (e.lifecycle as Record<string, unknown>)[k] === true).join('+') : '', actionable: e.actionable }))),
@@ -153,7 +154,10 @@ schemas
 schemas
   .command('export')
   .description('JSON Schema of the envelope and every event type (for producers in other languages)')
-  .action(() => console.log(JSON.stringify(createDefaultCatalog().exportJsonSchema(), null, 2)));
+  .action(async () => {
+    const { createDefaultCatalog } = await import('../catalog/index.js');
+    console.log(JSON.stringify(createDefaultCatalog().exportJsonSchema(), null, 2));
+  });
 
 program
   .command('config')
@@ -196,6 +200,7 @@ program
   )
   .option('--repair', 'repair a damaged database (exit 1 when anything was lost)')
   .action(async (o: { repair?: boolean }) => {
+    const { repairStore } = await import('../daemon/index.js');
     const r = await repairStore(cfg().data_dir, { repair: o.repair ?? false });
     out(r.message, r);
     if (!r.ok) process.exitCode = 1;

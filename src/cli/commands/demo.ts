@@ -1,5 +1,4 @@
 /** `weft demo`: three nodes in one process, no daemon and no config needed. */
-import { runDemo } from '../../demo/index.js';
 import type { CommandModule } from '../context.js';
 
 /**
@@ -12,6 +11,7 @@ export const demoCommands: CommandModule = (ctx) => {
     .command('demo')
     .description('run three nodes in this process (two in cluster home, one in work) and show routing, a forged event refused and a cartridge through the sovereignty gate')
     .action(async () => {
+      const { runDemo } = await import('../../demo/index.js');
       await runDemo((line) => console.log(line));
     });
 };
