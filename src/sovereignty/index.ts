@@ -10,4 +10,5 @@ export * from './guardian.js';
 export * from './rule-guardian.js';
 export * from './command-guardian.js';
 export * from './gate.js';
+export * from './attach.js';
 export * from './promotion.js';

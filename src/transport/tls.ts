@@ -20,6 +20,7 @@ import { every } from '../util/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';
+import { K_CREDIT, K_DATA, K_PING, K_PONG, RecordReader, record, u32 } from './tls-records.js';
 import { ProviderBase } from './provider-base.js';
 import type {
   Provider,
@@ -73,46 +74,6 @@ export interface TlsProvider extends Provider {
  */
 export function tlsProvider(init: TlsProviderInit): (deps: ProviderDeps) => TlsProvider {
   return (deps) => new TlsLinkProvider(init, deps);
-}
-
-const K_DATA = 1;
-const K_CREDIT = 2;
-const K_PING = 3;
-const K_PONG = 4;
-
-function record(kind: number, payload: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(5 + payload.length);
-  b.writeUInt32BE(1 + payload.length, 0);
-  b.writeUInt8(kind, 4);
-  b.set(payload, 5);
-  return b;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32BE(n >>> 0, 0);
-  return b;
-}
-
-/** Splits a socket's byte stream into records; refuses records larger than the limit. */
-class RecordReader {
-  private buf: Buffer = Buffer.alloc(0);
-  constructor(private readonly maxRecord: number) {}
-
-  /** Returns complete records, or an error string on a protocol violation. */
-  push(chunk: Buffer): Array<{ kind: number; payload: Buffer }> | string {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    const out: Array<{ kind: number; payload: Buffer }> = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32BE(0);
-      if (len < 1 || len > this.maxRecord)
-        return `record of ${len} bytes exceeds the limit of ${this.maxRecord}`;
-      if (this.buf.length < 4 + len) break;
-      out.push({ kind: this.buf.readUInt8(4), payload: this.buf.subarray(5, 4 + len) });
-      this.buf = this.buf.subarray(4 + len);
-    }
-    return out;
-  }
 }
 
 interface OutLink {
