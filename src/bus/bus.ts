@@ -47,6 +47,8 @@ export interface Bus {
   rewind(committedPosition: string | undefined): void;
   /** Called after the batch containing these entries committed. */
   committed(entries: readonly BusEntry[]): Promise<void>;
+  /** Events appended on this node that the pipeline has not applied yet (0: caught up). */
+  pending(): number;
   /** Counters for metrics and status. */
   stats(): BusStats;
 }

@@ -471,6 +471,11 @@ export class RedisBus implements Bus {
     }
   }
 
+  /** Journaled events not yet applied (the journal row goes in the batch that applies it), as committed. */
+  pending(): number {
+    return this.deps.journal.count({ committed: true });
+  }
+
   stats(): BusStats {
     return {
       appended: this.appended,

@@ -16,6 +16,7 @@ export class SqliteBus implements Bus {
   readonly kind = 'sqlite' as const;
   readonly description = 'embedded (SQLite)';
   private position = 0;
+  private committedPosition = 0;
   private handoff: Array<{ seq: number; envelope: Envelope }> = [];
   private waiter: (() => void) | undefined;
   private stopped = false;
@@ -26,9 +27,15 @@ export class SqliteBus implements Bus {
     private readonly init: SqliteBusInit,
   ) {}
 
+  /** Against the last committed batch (a batch in flight has not applied anything yet). */
+  pending(): number {
+    return Math.max(0, this.ns.log.maxSeq() - this.committedPosition);
+  }
+
   async start(): Promise<void> {
     this.stopped = false;
     this.position = Number(this.ns.offsets.get(this.init.consumer) ?? '0');
+    this.committedPosition = this.position;
   }
 
   async stop(): Promise<void> {
@@ -109,7 +116,10 @@ export class SqliteBus implements Bus {
     this.position = Number(committedPosition ?? '0');
   }
 
-  async committed(): Promise<void> {}
+  async committed(entries: readonly BusEntry[]): Promise<void> {
+    const last = entries[entries.length - 1];
+    if (last) this.committedPosition = Math.max(this.committedPosition, Number(last.position));
+  }
 
   stats(): BusStats {
     return { appended: this.appended, depth: this.handoff.length };

@@ -198,12 +198,11 @@ export class WeftNode {
     return this.emitter.emitMany(inputs);
   }
 
-  /** Waits until the processor has consumed everything emitted so far (embedded mode), or `timeoutMs`. */
+  /** Waits until the pipeline has applied everything emitted on this node so far, or `timeoutMs`. */
   async idle(timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const pos = Number(this.processor.committedPosition ?? '0');
-      if (this.bus.kind === 'sqlite' && pos >= this.ns.log.maxSeq()) return true;
+      if (this.bus.pending() === 0) return true;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 5));
     }

@@ -192,7 +192,8 @@ export class EmitJournal {
   private readonly removeS: Statement;
   private readonly countS: Statement;
   private readonly presentS: Statement;
-  constructor(store: Store) {
+  private committedCountS: Statement | undefined;
+  constructor(private readonly store: Store) {
     this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at) VALUES (?, ?, ?)');
     this.staleS = store.db.prepare('SELECT seq, body FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?');
     this.touchS = store.db.prepare('UPDATE emit_journal SET sent_at = ? WHERE seq >= ? AND seq <= ?');
@@ -223,8 +224,11 @@ export class EmitJournal {
   remove(envelopeIds: readonly string[]): void {
     if (envelopeIds.length > 0) this.removeS.run(JSON.stringify(envelopeIds));
   }
-  count(): number {
-    return this.countS.get() as number;
+  /** Rows in the journal; `committed`: as the last commit left them (not a write in flight). */
+  count(opts: { committed?: boolean } = {}): number {
+    if (!opts.committed) return this.countS.get() as number;
+    this.committedCountS ??= this.store.reader.prepare('SELECT COUNT(*) FROM emit_journal').pluck();
+    return this.committedCountS.get() as number;
   }
 }
 

@@ -2,7 +2,8 @@
  * What every local bus must do, run on each implementation (the embedded SQLite bus and the
  * Redis bus on a real redis-server): appended envelopes come out in order, once; what a batch
  * did not commit comes again; what it committed never does, also after a restart; events a
- * batch staged are delivered only if that batch committed; stop() wakes a waiting reader.
+ * batch staged are delivered only if that batch committed; pending() counts what was appended
+ * and not applied; stop() wakes a waiting reader.
  * The harness drives the bus as the processor does (offset and consumed() inside the batch's
  * write, committed() and flush() after it).
  */
@@ -104,8 +105,10 @@ export function busCompliance(name: string, open: OpenBus): void {
       await b.bus.append([ping(4)]);
       const got = await read(b.bus, 4, 'four appended envelopes');
       assert.deepEqual(notes(got), ['n1', 'n2', 'n3', 'n4']);
+      assert.equal(b.bus.pending(), 4, 'read but not applied: still pending');
       assert.ok(got.every((e) => 'envelope' in e && e.envelope.event === 'mesh.test.ping'));
       await apply(b.ns, b.bus, got);
+      assert.equal(b.bus.pending(), 0, 'applied: nothing pending');
       const more = await Promise.race([b.bus.next(10), new Promise<BusEntry[]>((r) => setTimeout(() => r([]), 700))]);
       assert.deepEqual(more, [], 'nothing comes twice');
       assert.equal(b.bus.stats().appended, 4);
