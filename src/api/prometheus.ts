@@ -111,13 +111,27 @@ abstract class Metric<S> {
   protected abstract renderSeries(out: string[]): void;
 }
 
+/** A metric whose series each hold one number (counters and gauges). */
+abstract class NumberMetric extends Metric<number> {
+  /** The current value of one series (0 when it was never touched). */
+  get(labels?: Labels): number {
+    return this.find(labels) ?? 0;
+  }
+
+  protected renderSeries(out: string[]): void {
+    if (this.series.size === 0 && this.labelNames.length === 0) out.push(`${this.name} 0`);
+    for (const s of this.series.values())
+      out.push(`${this.name}${this.labelText(s.labels)} ${formatValue(s.value)}`);
+  }
+}
+
 /**
  * A value that only goes up.
  * @example
  * const c = registry.counter({ name: 'weft_sent_total', help: 'Messages sent', labelNames: ['channel'] });
  * c.inc(1, { channel: 'telegram' });
  */
-export class Counter extends Metric<number> {
+export class Counter extends NumberMetric {
   constructor(init: MetricInit) {
     super('counter', init);
   }
@@ -134,16 +148,6 @@ export class Counter extends Metric<number> {
     this.entry(labels, () => 0).value = total;
   }
 
-  /** The current value of one series (0 when it was never touched). */
-  get(labels?: Labels): number {
-    return this.find(labels) ?? 0;
-  }
-
-  protected renderSeries(out: string[]): void {
-    if (this.series.size === 0 && this.labelNames.length === 0) out.push(`${this.name} 0`);
-    for (const s of this.series.values())
-      out.push(`${this.name}${this.labelText(s.labels)} ${formatValue(s.value)}`);
-  }
 }
 
 /**
@@ -152,7 +156,7 @@ export class Counter extends Metric<number> {
  * const g = registry.gauge({ name: 'weft_queue_depth', help: 'Entries waiting' });
  * g.set(12);
  */
-export class Gauge extends Metric<number> {
+export class Gauge extends NumberMetric {
   constructor(init: MetricInit) {
     super('gauge', init);
   }
@@ -169,16 +173,6 @@ export class Gauge extends Metric<number> {
     this.entry(labels, () => 0).value -= by;
   }
 
-  /** The current value of one series (0 when it was never touched). */
-  get(labels?: Labels): number {
-    return this.find(labels) ?? 0;
-  }
-
-  protected renderSeries(out: string[]): void {
-    if (this.series.size === 0 && this.labelNames.length === 0) out.push(`${this.name} 0`);
-    for (const s of this.series.values())
-      out.push(`${this.name}${this.labelText(s.labels)} ${formatValue(s.value)}`);
-  }
 }
 
 interface HistogramState {
