@@ -48,8 +48,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 export default async function cartridgesBench(): Promise<BenchSection> {
   // The bench is one producer at full speed: give it a rate it cannot hit, so the limiter
   // still runs on every event but throttles nothing.
-  const full: NodeInit['cartridges'] = () =>
-    systemPipeline({ trust: { rate: { perSecond: 1e9, burst: 1e9 } } });
+  const full: NodeInit['cartridges'] = (_defaults, stores) =>
+    systemPipeline({ trust: { rate: { perSecond: 1e9, burst: 1e9 } } })(stores);
   const two: number[] = [];
   const six: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {

@@ -5,7 +5,7 @@
  * decision goes into `ctx.facts` (TREATMENT_FACT); the notification projection honours it.
  */
 import type { Envelope } from '../envelope/index.js';
-import type { Cartridge, CartridgeContext } from '../pipeline/index.js';
+import type { CartridgeContext, CartridgeFactory } from '../pipeline/index.js';
 import { TREATMENT_FACT, type Treatment } from './notification-projector.js';
 
 /** Options of the classification cartridge. */
@@ -28,7 +28,7 @@ export interface ClassificationInit {
  * @example
  * const classify = classification({ minNotifyLevel: 1, overrides: { 'metrics.*': 'signal' } });
  */
-export function classification(init: ClassificationInit = {}): Cartridge {
+export function classification(init: ClassificationInit = {}): CartridgeFactory<object> {
   const minNotify = init.minNotifyLevel ?? 0;
   const minIndex = init.minIndexLevel ?? 1;
   const unknown = init.unknownType ?? 'index';
@@ -48,7 +48,7 @@ export function classification(init: ClassificationInit = {}): Cartridge {
     return event.level >= minIndex ? 'index' : 'signal';
   };
 
-  return {
+  return () => ({
     name: 'classification',
     process(event, ctx) {
       const key = `${event.level}|${event.event}`;
@@ -60,5 +60,5 @@ export function classification(init: ClassificationInit = {}): Cartridge {
       ctx.facts.set(TREATMENT_FACT, t);
       return event;
     },
-  };
+  });
 }

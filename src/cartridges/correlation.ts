@@ -9,7 +9,7 @@
 import type { Statement } from 'better-sqlite3';
 import { BURST_DETECTED, FAILURE_CASCADE } from '../catalog/index.js';
 import type { Envelope } from '../envelope/index.js';
-import type { Cartridge, CartridgeContext } from '../pipeline/index.js';
+import type { CartridgeContext, CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
 import { type Db, groupKeyOf } from '../store/index.js';
 import { defaultEventKind, type EventKindOf } from './event-kind.js';
 
@@ -120,7 +120,7 @@ const ALWAYS_EXCLUDED = [BURST_DETECTED, FAILURE_CASCADE];
  * @example
  * const corr = correlation({ burst: { windowMs: 10_000, threshold: 500 }, cascade: { minEntities: 4 } });
  */
-export function correlation(init: CorrelationInit = {}): Cartridge {
+export function correlation(init: CorrelationInit = {}): CartridgeFactory<Pick<CartridgeStores, 'store'>> {
   const burst = init.burst === false ? undefined : (init.burst ?? {});
   const burstWindow = burst?.windowMs ?? 60_000;
   const burstThreshold = burst?.threshold ?? 100;
@@ -244,7 +244,7 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
     fired(s, 'cascade', '*', t, t + cascadeWindow, emitted.id);
   }
 
-  return {
+  return ({ store }) => ({
     name: 'correlation',
     process(event, ctx) {
       if (excluded.has(event.event)) return event;
@@ -253,7 +253,7 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
       const ts = Date.parse(event.timestamp);
       const t = Number.isFinite(ts) && ts < now ? ts : now;
       if (t < now - 2 * maxWindow) return event;
-      const s = statements(ctx.store.store.db);
+      const s = statements(store.db);
       if (burst) detectBurst(event, ctx, s, t);
       if (cascade && kindOf(event) === 'failure') detectCascade(event, ctx, s, t);
       if (++sincePrune >= pruneEvery) {
@@ -264,5 +264,5 @@ export function correlation(init: CorrelationInit = {}): Cartridge {
       }
       return event;
     },
-  };
+  });
 }

@@ -4,7 +4,7 @@
  * running counters per entity, read and updated by primary key: never a scan of the log.
  */
 import type { Envelope } from '../envelope/index.js';
-import type { Cartridge, CartridgeContext } from '../pipeline/index.js';
+import type { CartridgeContext, CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
 import { groupKeyOf, type Db } from '../store/index.js';
 import type { Statement } from 'better-sqlite3';
 import { defaultEventKind, type EventKindOf } from './event-kind.js';
@@ -108,7 +108,7 @@ function statements(db: Db): Statements {
  * @example
  * const enrich = enrichment({ entityOf: (e) => e.entity ?? (e.payload.host as string | undefined) });
  */
-export function enrichment(init: EnrichmentInit = {}): Cartridge {
+export function enrichment(init: EnrichmentInit = {}): CartridgeFactory<Pick<CartridgeStores, 'store'>> {
   const kindOf = init.kindOf ?? defaultEventKind;
   const retention = init.retentionMs ?? 30 * 86_400_000;
   const pruneEvery = init.pruneEvery ?? 1000;
@@ -139,12 +139,12 @@ export function enrichment(init: EnrichmentInit = {}): Cartridge {
     else known.add(key);
   };
 
-  return {
+  return ({ store }) => ({
     name: 'enrichment',
     process(event, ctx) {
       const key = entityOf(event, ctx);
       if (key === undefined) return event;
-      const db = ctx.store.store.db;
+      const db = store.db;
       const s = statements(db);
       const kind = kindOf(event);
       const track = kind !== 'other' || trackAll;
@@ -178,5 +178,5 @@ export function enrichment(init: EnrichmentInit = {}): Cartridge {
       };
       return { ...event, context: { ...event.context, entity: context } };
     },
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import type { Cartridge } from '../pipeline/index.js';
+import type { CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
 import { groupKeyOf } from '../store/index.js';
 
 /** Fact key a classifier sets to keep an event out of notifications. */
@@ -9,8 +9,8 @@ export type Treatment = 'notify' | 'index' | 'signal';
  * Projects events into notifications by their type's lifecycle: creates, updates the open
  * notification of the group (a meaningful change makes it unseen again), or resolves it.
  */
-export function notificationProjector(): Cartridge {
-  return {
+export function notificationProjector(): CartridgeFactory<Pick<CartridgeStores, 'notifications'>> {
+  return (deps) => ({
     name: 'notification-projection',
     process(event, ctx) {
       const entry = ctx.catalog.get(event.event);
@@ -18,7 +18,7 @@ export function notificationProjector(): Cartridge {
       if (!entry || !lc) return event;
       const treatment = ctx.facts.get(TREATMENT_FACT) as Treatment | undefined;
       if (treatment !== undefined && treatment !== 'notify') return event;
-      const ns = ctx.store.notifications;
+      const ns = deps.notifications;
       const group = groupKeyOf(entry, event.payload);
       if (lc.resolves) {
         const open = group ? ns.findOpenByGroup(group) : undefined;
@@ -35,5 +35,5 @@ export function notificationProjector(): Cartridge {
       if (lc.creates || lc.updates) ctx.notify(ns.createFromEvent(event, entry, ctx.now));
       return event;
     },
-  };
+  });
 }

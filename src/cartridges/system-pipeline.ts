@@ -5,7 +5,7 @@
  * nothing can be inserted between system stages.
  */
 import { WeftError } from '../errors/index.js';
-import type { Cartridge } from '../pipeline/index.js';
+import type { Cartridge, CartridgeStores } from '../pipeline/index.js';
 import { type ClassificationInit, classification } from './classification.js';
 import { type CorrelationInit, correlation } from './correlation.js';
 import { dedupCartridge } from './dedup.js';
@@ -47,32 +47,42 @@ export interface SystemPipelineDeps extends TrustEvaluatorDeps {
 }
 
 /**
- * The ordered cartridge list for a node.
+ * The ordered cartridge list for a node, as a factory the node calls with its stores (the
+ * stages are built once, each given only the stores it writes).
  * @example
  * const node = await createNode({ dataDir, computer: 'laptop',
- *   cartridges: () => systemPipeline({ trust: { strictness: 'standard' } }, { peers }) });
+ *   cartridges: (_defaults, stores) => systemPipeline({ trust: { strictness: 'standard' } }, { peers })(stores) });
  */
-export function systemPipeline(init: SystemPipelineInit = {}, deps: SystemPipelineDeps = {}): Cartridge[] {
-  const stages: Record<SystemStage, Cartridge> = {
-    trust: deps.trust ?? trustEvaluator(init.trust, deps.peers ? { peers: deps.peers } : {}),
+export function systemPipeline(init: SystemPipelineInit = {}, deps: SystemPipelineDeps = {}): (stores: CartridgeStores) => Cartridge[] {
+  const after = deps.after ?? [];
+  // Checked here, before any node is built: a list that would repeat a system stage is refused at once.
+  for (const c of after) {
+    if ((SYSTEM_PIPELINE_ORDER as readonly string[]).includes(c.name)) {
+      throw new WeftError('WEFT_PIPELINE', `cartridge '${c.name}' is a system stage and cannot be appended again`);
+    }
+  }
+  const trust = deps.trust ?? trustEvaluator(init.trust, deps.peers ? { peers: deps.peers } : {});
+  const factories = {
+    trust,
     dedup: dedupCartridge(),
     enrichment: enrichment(init.enrichment),
     correlation: correlation(init.correlation),
     classification: classification(init.classification),
     'notification-projection': notificationProjector(),
   };
-  const list = SYSTEM_PIPELINE_ORDER.map((name) => stages[name]);
-  for (const c of deps.after ?? []) {
-    if ((SYSTEM_PIPELINE_ORDER as readonly string[]).includes(c.name)) {
-      throw new WeftError(
-        'WEFT_PIPELINE',
-        `cartridge '${c.name}' is a system stage and cannot be appended again`,
-      );
-    }
-    list.push(c);
-  }
-  assertSystemOrder(list);
-  return list;
+  return (stores) => {
+    const stages: Record<SystemStage, Cartridge> = {
+      trust: factories.trust(stores),
+      dedup: factories.dedup(stores),
+      enrichment: factories.enrichment(stores),
+      correlation: factories.correlation(stores),
+      classification: factories.classification(stores),
+      'notification-projection': factories['notification-projection'](stores),
+    };
+    const list = [...SYSTEM_PIPELINE_ORDER.map((name) => stages[name]), ...after];
+    assertSystemOrder(list);
+    return list;
+  };
 }
 
 /**

@@ -108,7 +108,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       ...(init.cluster ? { cluster: init.cluster } : {}),
       ...(init.redis ? { redis: init.redis } : {}),
       ...(init.catalog ? { catalog: init.catalog } : {}),
-      cartridges: () => systemPipeline(init.system ?? {}, { peers, after: [publisher, ...(init.extraCartridges ?? [])] }),
+      cartridges: (_defaults, stores) => systemPipeline(init.system ?? {}, { peers, after: [publisher, ...(init.extraCartridges ?? [])] })(stores),
     },
     { clock, logger },
   );

@@ -19,6 +19,7 @@ import {
   type BuildDeps,
   buildEnvelope,
   type Cartridge,
+  type CartridgeStores,
   type CartridgeContext,
   type CommittedBatch,
   Emitter,
@@ -39,8 +40,11 @@ export interface NodeInit {
   /** Set to use Redis Streams as the local bus instead of the embedded log. */
   redis?: RedisBusOptions;
   catalog?: Catalog;
-  /** Builds the ordered cartridge list from the defaults (dedup, notification projection). */
-  cartridges?: (defaults: { dedup: Cartridge; projection: Cartridge }) => Cartridge[];
+  /**
+   * Builds the ordered cartridge list from the defaults (dedup, notification projection, bound
+   * to this node's stores) and the stores, for cartridge factories (`x(init)(stores)`).
+   */
+  cartridges?: (defaults: { dedup: Cartridge; projection: Cartridge }, stores: CartridgeStores) => Cartridge[];
   batchSize?: number;
   /** Default `source` of locally emitted events (default: `weft@<computer>`). */
   source?: string;
@@ -102,8 +106,8 @@ export class WeftNode {
           },
         )
       : new SqliteBus(this.ns, { consumer: 'pipeline' });
-    const defaults = { dedup: dedupCartridge(), projection: notificationProjector() };
-    const cartridges = init.cartridges ? init.cartridges(defaults) : [defaults.dedup, defaults.projection];
+    const defaults = { dedup: dedupCartridge()(this.ns), projection: notificationProjector()(this.ns) };
+    const cartridges = init.cartridges ? init.cartridges(defaults, this.ns) : [defaults.dedup, defaults.projection];
     this.pipeline = new Pipeline(
       cartridges,
       this.ns.store.db,

@@ -13,12 +13,11 @@ export interface NodeSelf {
 
 /**
  * What a cartridge receives besides the event. It runs inside the pipeline's batch
- * transaction: its store writes commit or roll back with the batch, and events it emits are
- * appended atomically with them.
+ * transaction: writes to the stores it was given (its factory's deps) commit or roll back with
+ * the batch, and events it emits are appended atomically with them.
  */
 export interface CartridgeContext {
   readonly catalog: Catalog;
-  readonly store: NodeStore;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly self: NodeSelf;
@@ -52,6 +51,17 @@ export interface Cartridge {
   readonly name: string;
   process(event: Envelope, ctx: CartridgeContext): Envelope | null | Promise<Envelope | null>;
 }
+
+/** The parts of the node's store a cartridge may be given; each factory names the ones it uses. */
+export type CartridgeStores = Pick<NodeStore, 'store' | 'dedup' | 'notifications' | 'quarantine' | 'rejections' | 'deadLetters' | 'stats'>;
+
+/**
+ * The one shape of a cartridge that keeps state: `x(init)` returns a factory, which the node
+ * calls with the stores it may write (`x(init)(deps)`), so a cartridge's reach is explicit.
+ * @example
+ * const dedup = dedupCartridge()(node.ns); // writes only node.ns.dedup
+ */
+export type CartridgeFactory<D = CartridgeStores> = (deps: D) => Cartridge;
 
 /** Fact set by the mesh ingress on every event of a verified peer frame. */
 export interface IngressFact {

@@ -197,7 +197,6 @@ export class Processor {
 
     const ctx: CartridgeContext = {
       catalog: this.deps.catalog,
-      store: ns,
       clock: this.deps.clock,
       logger: this.deps.logger,
       self: this.deps.self,

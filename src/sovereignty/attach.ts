@@ -79,7 +79,7 @@ export async function attachSovereignty(
     },
     { node, runtime, logger, builtins },
   );
-  system = [...base, promotionTracker({ threshold: init.promotionThreshold ?? 10 }), gate.stage];
+  system = [...base, promotionTracker({ threshold: init.promotionThreshold ?? 10 })(deps.node.ns), gate.stage];
   await runtime.start();
   node.pipeline.replace([...system, ...runtime.stages()]);
   let stopping: Promise<void> | undefined;

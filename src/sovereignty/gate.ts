@@ -200,7 +200,7 @@ class Gate implements SovereigntyGate {
     const origin = ingress?.peerNodeId ?? event.origin ?? (event.sourceComputer as string);
     const sourceComputer = ingress?.peerComputer ?? event.sourceComputer ?? null;
     const p = event.payload as Partial<PublishedCartridgePayload>;
-    ctx.store.store.db
+    this.deps.node.ns.store.db
       .prepare(
         `INSERT OR IGNORE INTO sovereignty_gate (published_key, event_id, origin, source_computer, name, version, payload,
            state, autonomy, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, NULL, ?, ?)`,

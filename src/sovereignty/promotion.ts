@@ -1,6 +1,6 @@
 import { CARTRIDGE_EVENTS } from '../catalog/index.js';
 import type { Envelope } from '../envelope/index.js';
-import type { Cartridge, CartridgeContext } from '../pipeline/index.js';
+import type { CartridgeContext, CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { CartridgeRuntime } from './runtime.js';
 
@@ -34,17 +34,17 @@ export function ensurePromotionSchema(db: NodeStore['store']['db']): void {
  * repeated the invocation events are.
  * @example
  * ensurePromotionSchema(node.ns.store.db);
- * node.pipeline.replace([...node.pipeline.cartridges, promotionTracker({ threshold: 10 })]);
+ * node.pipeline.replace([...node.pipeline.cartridges, promotionTracker({ threshold: 10 })(node.ns)]);
  */
-export function promotionTracker(init: PromotionTrackerInit = {}): Cartridge {
+export function promotionTracker(init: PromotionTrackerInit = {}): CartridgeFactory<Pick<CartridgeStores, 'store'>> {
   const threshold = Math.max(1, init.threshold ?? 10);
-  return {
+  return ({ store }) => ({
     name: PROMOTION_STAGE,
     process(event: Envelope, ctx: CartridgeContext): Envelope {
       if (event.event !== CARTRIDGE_EVENTS.invoked) return event;
       const p = event.payload as { cartridge?: unknown; version?: unknown };
       if (typeof p.cartridge !== 'string' || typeof p.version !== 'string') return event;
-      const db = ctx.store.store.db;
+      const db = store.db;
       const count =
         (db.prepare('SELECT invocation_count FROM cartridge_stats WHERE cartridge_name = ?').pluck().get(p.cartridge) as
           | number
@@ -68,7 +68,7 @@ export function promotionTracker(init: PromotionTrackerInit = {}): Cartridge {
       ).run(p.cartridge, p.version, count, suggestion.id, ctx.now);
       return event;
     },
-  };
+  });
 }
 
 /**

@@ -576,7 +576,7 @@ class Runtime implements CartridgeRuntime {
         if (!result.ok) {
           // Stopped for this event: the event passes on unchanged; the dead letter keeps the evidence.
           if (!PASSIVE_FAILURES.has(result.error.code)) {
-            ctx.store.deadLetters.add(event, cartridgeStageName(name), `${result.error.code}: ${result.error.message}`);
+            this.node.ns.deadLetters.add(event, cartridgeStageName(name), `${result.error.code}: ${result.error.message}`);
           }
           return event;
         }
@@ -597,7 +597,7 @@ class Runtime implements CartridgeRuntime {
         } catch (err) {
           this.logger.debug({ cartridge: name, err: (err as Error).message }, 'cartridge.invoked not emitted');
         }
-        ctx.store.stats.add(name, 1, ctx.now);
+        this.node.ns.stats.add(name, 1, ctx.now);
         if (result.event === null) return null;
         const out = { ...result.event } as Record<string, unknown>;
         for (const field of PINNED_FIELDS) {

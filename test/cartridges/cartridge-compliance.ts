@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { envelopeValidator, type Envelope } from '../../src/envelope/index.js';
 import type { Cartridge } from '../../src/pipeline/index.js';
-import { CRASH, type Harness, harness, TODO } from './harness.js';
+import { CRASH, type Harness, harness, TODO, type UnderTest } from './harness.js';
 
 /** Row counts of every table of the node's file. */
 function tableCounts(h: Harness): Record<string, number> {
@@ -27,11 +27,11 @@ const samples = (h: Harness): Envelope[] => [
 ];
 
 /** Runs the suite for one cartridge; `make` builds it on the case's harness (fresh for each case). */
-export function cartridgeCompliance(name: string, make: (h: Harness) => Promise<Cartridge> | Cartridge): void {
+export function cartridgeCompliance(name: string, make: (h: Harness) => Promise<UnderTest> | UnderTest): void {
   const withHarness = async (fn: (h: Harness, c: Cartridge) => Promise<void>) => {
     const h = await harness();
     try {
-      await fn(h, await make(h));
+      await fn(h, h.bind(await make(h)));
     } finally {
       await h.close();
     }

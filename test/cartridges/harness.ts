@@ -9,8 +9,13 @@ import {
   buildEnvelope,
   type Cartridge,
   type CartridgeContext,
+  type CartridgeFactory,
+  type CartridgeStores,
   type NodeSelf,
 } from '../../src/pipeline/index.js';
+
+/** A cartridge, or a factory the harness binds to its store (each run: a reopened store is the current one). */
+export type UnderTest = Cartridge | CartridgeFactory<never>;
 import { type NodeStore, type NotificationChange, openNodeStore } from '../../src/store/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { IdGenerator } from '../../src/util/ids.js';
@@ -28,18 +33,20 @@ export interface Harness {
   make(input: EmitInput, extra?: Partial<Envelope>): Envelope;
   /** Runs the cartridge on one event in its own transaction; returns what it returned and the facts. */
   run(
-    c: Cartridge,
+    c: UnderTest,
     env: Envelope,
     facts?: Record<string, unknown>,
   ): Promise<{ out: Envelope | null; facts: Map<string, unknown> }>;
   /** Runs many events in one transaction (a batch), each with fresh facts; returns the outputs. */
   runMany(
-    c: Cartridge,
+    c: UnderTest,
     envs: readonly Envelope[],
     facts?: Record<string, unknown>,
   ): Promise<Array<Envelope | null>>;
   /** A fresh context for one event, as the pipeline gives it (for running a cartridge by hand inside a write). */
   context(env: Envelope, facts?: Record<string, unknown>): CartridgeContext;
+  /** The cartridge itself, or the factory bound to the current store. */
+  bind(c: UnderTest): Cartridge;
   /** Reopens the store on the same file (a restart). */
   reopen(): Promise<void>;
   close(): Promise<void>;
@@ -63,17 +70,20 @@ export async function harness(opts: { computer?: string; dir?: string } = {}): P
     make: (input, extra) => ({ ...buildEnvelope(input, build), ...extra }),
     async run(c, env, facts) {
       const map = new Map<string, unknown>(Object.entries(facts ?? {}));
-      const out = await h.ns.store.writeAsync(() => c.process(env, context(env, map)));
+      const bound = h.bind(c);
+      const out = await h.ns.store.writeAsync(() => bound.process(env, context(env, map)));
       return { out, facts: map };
     },
     async runMany(c, envs, facts) {
+      const bound = h.bind(c);
       return h.ns.store.writeAsync(async () => {
         const outs: Array<Envelope | null> = [];
         for (const env of envs)
-          outs.push(await c.process(env, context(env, new Map(Object.entries(facts ?? {})))));
+          outs.push(await bound.process(env, context(env, new Map(Object.entries(facts ?? {})))));
         return outs;
       });
     },
+    bind: (c) => (typeof c === 'function' ? (c as CartridgeFactory<CartridgeStores>)(h.ns) : c),
     context: (env, facts) => context(env, new Map(Object.entries(facts ?? {}))),
     async reopen() {
       await h.ns.store.close();
@@ -87,7 +97,6 @@ export async function harness(opts: { computer?: string; dir?: string } = {}): P
   function context(env: Envelope, map: Map<string, unknown>): CartridgeContext {
     return {
       catalog,
-      store: h.ns,
       clock,
       logger: silentLogger,
       self,

@@ -92,7 +92,7 @@ describe('system pipeline in a node', () => {
         dataDir: tmp.dir,
         computer: 'laptop',
         catalog: catalog(),
-        cartridges: () => systemPipeline(init, { peers, trust: t, after: extra }),
+        cartridges: (_d, stores) => systemPipeline(init, { peers, trust: t, after: extra })(stores),
       },
       { clock },
     );

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Cartridge } from '../../src/pipeline/index.js';
+import type { Cartridge, CartridgeFactory, CartridgeStores } from '../../src/pipeline/index.js';
 import { startTestNode } from '../helpers/node.js';
 
 const TODO = 'domain.software-development.planning.todo';
@@ -63,17 +63,18 @@ test('lifecycle: created, updated by group (meaningful change resets unseen), re
 });
 
 test('a cartridge that throws dead-letters the event, emits system.cartridge.failed, and the next events flow', async () => {
-  const boom: Cartridge = {
+  // A factory given the node's stores, as a stateful cartridge is.
+  const boom: CartridgeFactory<Pick<CartridgeStores, 'notifications'>> = ({ notifications }) => ({
     name: 'boom',
     process(e, ctx) {
       if (e.payload.slug === 'bad') {
-        ctx.store.notifications.createFromEvent(e, ctx.catalog.require(e.event), ctx.now); // partial write, must roll back
+        notifications.createFromEvent(e, ctx.catalog.require(e.event), ctx.now); // partial write, must roll back
         throw new Error('kaboom');
       }
       return e;
     },
-  };
-  const { node, close } = await startTestNode({ cartridges: (d) => [d.dedup, boom, d.projection] });
+  });
+  const { node, close } = await startTestNode({ cartridges: (d, stores) => [d.dedup, boom(stores), d.projection] });
   try {
     await node.emit({ event: `${TODO}.created`, payload: { slug: 'bad', title: 'Bad' } });
     await node.emit({ event: `${TODO}.created`, payload: { slug: 'good', title: 'Good' } });

@@ -10,6 +10,8 @@ import { type Envelope, serializeEnvelope } from '../../envelope/index.js';
 import {
   type Cartridge,
   type CartridgeContext,
+  type CartridgeFactory,
+  type CartridgeStores,
   INGRESS_FACT,
   type IngressFact,
   RELEASED_FACT,
@@ -94,7 +96,11 @@ export interface SubjectStats {
 }
 
 /** The cartridge, plus what it counted since start. */
-export interface TrustEvaluator extends Cartridge {
+/** The stores the trust evaluator writes: its scores and outcome counts, rejections, the quarantine. */
+export type TrustStores = Pick<CartridgeStores, 'store' | 'rejections' | 'quarantine'>;
+
+/** A trust evaluator: the factory of its pipeline stage, and what it has seen since start. */
+export interface TrustEvaluator extends CartridgeFactory<TrustStores> {
   /** Counts per subject (peer node id, or `local:<source>`) since start. */
   stats(): ReadonlyMap<string, Readonly<SubjectStats>>;
   /** Totals per outcome since start. */
@@ -114,7 +120,7 @@ const MAX_SUBJECTS = 10_000;
  * Builds the trust evaluator.
  * @example
  * const trust = trustEvaluator({ strictness: 'strict', overrides: { importer: { rate: false } } }, { peers });
- * const node = await createNode({ dataDir, computer: 'laptop', cartridges: (d) => [trust, d.dedup, d.projection] });
+ * const node = await createNode({ dataDir, computer: 'laptop', cartridges: (d, stores) => [trust(stores), d.dedup, d.projection] });
  */
 export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluatorDeps = {}): TrustEvaluator {
   const peers = deps.peers ?? emptyPeerDirectory;
@@ -166,11 +172,11 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
   /** What exactly was wrong with the payload, for the quarantine and rejection records. */
   let payloadProblem: string | undefined;
 
-  function process(event: Envelope, ctx: CartridgeContext): Envelope | null {
+  function process(event: Envelope, ctx: CartridgeContext, stores: TrustStores): Envelope | null {
     const facts = ctx.facts;
     findings.length = 0;
     payloadProblem = undefined;
-    if (facts.get(RELEASED_FACT) === true) return released(event, ctx);
+    if (facts.get(RELEASED_FACT) === true) return released(event, ctx, stores);
 
     const ingress = facts.get(INGRESS_FACT) as IngressFact | undefined;
     const subject = ingress ? ingress.peerNodeId : `local:${event.source}`;
@@ -178,7 +184,7 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       overrides.size === 0
         ? undefined
         : ((ingress ? overrides.get(ingress.peerNodeId) : undefined) ?? overrides.get(event.source));
-    if (ov?.outcome !== undefined) return apply(event, ctx, ov.outcome, undefined, subject, ingress, 0);
+    if (ov?.outcome !== undefined) return apply(event, ctx, stores, ov.outcome, undefined, subject, ingress, 0);
     const strictness = ov?.strictness ?? baseStrictness;
 
     // Where it came from.
@@ -201,7 +207,7 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       ) {
         findings.push('origin_mismatch');
       }
-      penalty = currentPenalty(ctx, ingress.peerNodeId);
+      penalty = currentPenalty(ctx, stores, ingress.peerNodeId);
       const s = scoreOf(penalty, score.scale);
       if (s < score.quarantineBelow) findings.push('distrusted');
       else if (s < score.flagBelow) findings.push('low_score');
@@ -241,18 +247,19 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     }
 
     if (findings.length === 0) {
-      if (ingress) recordClean(ctx, ingress.peerNodeId, penalty);
+      if (ingress) recordClean(ctx, stores, ingress.peerNodeId, penalty);
       count(subject, 'accept');
       facts.set(TRUST_FACT, 'accept');
       return event;
     }
     const { outcome, reason } = decide(findings, strictness);
-    return apply(event, ctx, outcome, reason, subject, ingress, penalty, strictness);
+    return apply(event, ctx, stores, outcome, reason, subject, ingress, penalty, strictness);
   }
 
   function apply(
     event: Envelope,
     ctx: CartridgeContext,
+    stores: TrustStores,
     outcome: TrustOutcome,
     reason: TrustFinding | undefined,
     subject: string,
@@ -268,16 +275,16 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     ctx.facts.set(TRUST_FACT, outcome);
     if (outcome !== 'accept') ctx.facts.set(TRUST_REASON_FACT, detailed);
     if (outcome !== 'accept')
-      trustStatements(ctx.store.store.db).countOutcome.run(
+      trustStatements(stores.store.db).countOutcome.run(
         ingress?.peerNodeId ?? '',
         event.source,
         outcome,
         why,
         ctx.clock.now(),
       );
-    if (ingress && strictness !== undefined) recordOffense(ctx, ingress.peerNodeId, penalty, strictness);
+    if (ingress && strictness !== undefined) recordOffense(ctx, stores, ingress.peerNodeId, penalty, strictness);
     if (outcome === 'reject') {
-      ctx.store.rejections.add({
+      stores.rejections.add({
         origin: `trust:${subject}`,
         ref: event.id,
         code: `TRUST_REJECT`,
@@ -288,17 +295,17 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       return null;
     }
     if (outcome === 'quarantine') {
-      ctx.store.quarantine.add(event, detailed, flags);
+      stores.quarantine.add(event, detailed, flags);
       return null;
     }
     if (outcome === 'flag' && flags.length > 0) return { ...event, flags: mergeFlags(event.flags, flags) };
     return event;
   }
 
-  function released(event: Envelope, ctx: CartridgeContext): Envelope | null {
+  function released(event: Envelope, ctx: CartridgeContext, stores: TrustStores): Envelope | null {
     const qid = ctx.facts.get(QUARANTINE_ID_FACT);
     if (typeof qid === 'number') {
-      const row = ctx.store.quarantine.get(qid);
+      const row = stores.quarantine.get(qid);
       if (row.status !== 'held') {
         ctx.logger.warn(
           { quarantineId: qid, status: row.status },
@@ -306,27 +313,27 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
         );
         return null;
       }
-      ctx.store.quarantine.decide(qid, 'released');
+      stores.quarantine.decide(qid, 'released');
     }
     ctx.facts.set(TRUST_FACT, 'accept');
     return { ...event, flags: mergeFlags(event.flags, ['trust:released']) };
   }
 
-  function currentPenalty(ctx: CartridgeContext, peer: string): number {
-    const row = trustStatements(ctx.store.store.db).getScore.get(peer) as
+  function currentPenalty(ctx: CartridgeContext, stores: TrustStores, peer: string): number {
+    const row = trustStatements(stores.store.db).getScore.get(peer) as
       | { penalty: number; updated_at: number }
       | undefined;
     return row ? decayed(row.penalty, ctx.clock.now() - row.updated_at, score.halfLifeMs) : 0;
   }
 
-  function recordClean(ctx: CartridgeContext, peer: string, penalty: number): void {
+  function recordClean(ctx: CartridgeContext, stores: TrustStores, peer: string, penalty: number): void {
     // A spotless peer costs no write; one with a record earns it back slowly.
     if (penalty <= 0) return;
     const p = penalty * score.cleanDecay;
-    trustStatements(ctx.store.store.db).putScore.run(peer, p < 1e-4 ? 0 : p, 1, 0, ctx.clock.now());
+    trustStatements(stores.store.db).putScore.run(peer, p < 1e-4 ? 0 : p, 1, 0, ctx.clock.now());
   }
 
-  function recordOffense(ctx: CartridgeContext, peer: string, penalty: number, strictness: Strictness): void {
+  function recordOffense(ctx: CartridgeContext, stores: TrustStores, peer: string, penalty: number, strictness: Strictness): void {
     let offense: TrustOutcome = 'accept';
     let consequencesOnly = true;
     for (const f of findings) {
@@ -336,12 +343,12 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     }
     // Held or flagged only for its past record: the event itself is clean and earns trust back.
     if (consequencesOnly) {
-      recordClean(ctx, peer, penalty);
+      recordClean(ctx, stores, peer, penalty);
       return;
     }
     if (offense === 'accept') return;
     const p = Math.min(score.maxPenalty, penalty + score.weights[offense]);
-    trustStatements(ctx.store.store.db).putScore.run(peer, p, 0, 1, ctx.clock.now());
+    trustStatements(stores.store.db).putScore.run(peer, p, 0, 1, ctx.clock.now());
   }
 
   function throttleNotice(
@@ -364,13 +371,12 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     });
   }
 
-  return {
-    name: 'trust',
-    process,
+  const bind = (stores: TrustStores): Cartridge => ({ name: 'trust', process: (event, ctx) => process(event, ctx, stores) });
+  return Object.assign(bind, {
     stats: () => perSubject,
     totals: () => total,
     throttled: () => limiter.throttled(),
-  };
+  });
 }
 
 function mergeFlags(existing: readonly string[] | undefined, add: readonly string[]): string[] {
