@@ -4,6 +4,24 @@ import type { WeftNode } from '../node/index.js';
 import { AGENT_STATUSES, HUMAN_STATUSES } from '../store/index.js';
 import { DEFAULT_SECONDS_BUCKETS, type MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 
+/** The node's single-valued metrics: one row each, with what it reads from the node. */
+const SCALAR_METRICS: ReadonlyArray<{ name: string; help: string; type: 'counter' | 'gauge'; read: (n: MetricsNode) => number | undefined }> = [
+  { name: 'weft_pipeline_batches_total', help: 'Committed pipeline batches', type: 'counter', read: (n) => n.processor.stats.batches },
+  { name: 'weft_pipeline_batch_errors_total', help: 'Pipeline batches that failed as a whole and were retried', type: 'counter', read: (n) => n.processor.stats.batchErrors },
+  { name: 'weft_bus_appended_total', help: 'Events appended to the local bus by this process', type: 'counter', read: (n) => n.bus.stats().appended },
+  { name: 'weft_bus_queue_depth', help: 'Bus entries read and waiting for the pipeline (embedded bus)', type: 'gauge', read: (n) => n.bus.stats().depth },
+  { name: 'weft_process_resident_memory_bytes', help: 'Resident set size of the node process', type: 'gauge', read: () => process.memoryUsage.rss() },
+];
+
+/** A delivery channel's metrics (label `channel`): one row each, with the stats field it reads (-1: not known). */
+const DELIVERY_METRICS: ReadonlyArray<{ name: string; help: string; type: 'counter' | 'gauge'; read: (s: DeliveryStats) => number }> = [
+  { name: 'weft_delivery_sent_total', help: 'Notification deliveries sent, by channel', type: 'counter', read: (s) => s.sent },
+  { name: 'weft_delivery_failures_total', help: 'Notification deliveries given up (refused, or attempts exhausted), by channel', type: 'counter', read: (s) => s.failed },
+  { name: 'weft_delivery_retries_total', help: 'Delivery attempts that failed and will be retried, by channel', type: 'counter', read: (s) => s.retries },
+  { name: 'weft_delivery_rate_limited_total', help: 'Delivery attempts the channel answered with a rate limit (429), by channel', type: 'counter', read: (s) => s.rateLimited },
+  { name: 'weft_delivery_pending', help: 'Deliveries waiting to be sent (durable backlog), by channel', type: 'gauge', read: (s) => s.pending },
+];
+
 /** What the node metrics read from a node: a WeftNode satisfies it. */
 export type MetricsNode = Pick<WeftNode, 'ns' | 'bus' | 'pipeline' | 'processor' | 'onCommitted'>;
 
@@ -66,14 +84,6 @@ export function nodeMetrics(
     help: 'Events the pipeline processed, by outcome',
     labelNames: ['outcome'],
   });
-  const batches = registry.counter({
-    name: 'weft_pipeline_batches_total',
-    help: 'Committed pipeline batches',
-  });
-  const batchErrors = registry.counter({
-    name: 'weft_pipeline_batch_errors_total',
-    help: 'Pipeline batches that failed as a whole and were retried',
-  });
   const latency = registry.histogram({
     name: 'weft_pipeline_batch_duration_seconds',
     help: 'Time from the start of a pipeline batch to its commit',
@@ -84,48 +94,16 @@ export function nodeMetrics(
     help: 'Bus entries per committed pipeline batch',
     buckets: [1, 4, 16, 64, 256, 1024, 4096],
   });
-  const busAppended = registry.counter({
-    name: 'weft_bus_appended_total',
-    help: 'Events appended to the local bus by this process',
-  });
-  const busDepth = registry.gauge({
-    name: 'weft_bus_queue_depth',
-    help: 'Bus entries read and waiting for the pipeline (embedded bus)',
-  });
   const notifications = registry.gauge({
     name: 'weft_notifications',
     help: 'Stored notifications by human and agent status',
     labelNames: ['human_status', 'agent_status'],
   });
-  const delivered = registry.counter({
-    name: 'weft_delivery_sent_total',
-    help: 'Notification deliveries sent, by channel',
-    labelNames: ['channel'],
-  });
-  const deliveryFailures = registry.counter({
-    name: 'weft_delivery_failures_total',
-    help: 'Notification deliveries given up (refused, or attempts exhausted), by channel',
-    labelNames: ['channel'],
-  });
-  const deliveryRetries = registry.counter({
-    name: 'weft_delivery_retries_total',
-    help: 'Delivery attempts that failed and will be retried, by channel',
-    labelNames: ['channel'],
-  });
-  const deliveryRateLimited = registry.counter({
-    name: 'weft_delivery_rate_limited_total',
-    help: 'Delivery attempts the channel answered with a rate limit (429), by channel',
-    labelNames: ['channel'],
-  });
-  const deliveryPending = registry.gauge({
-    name: 'weft_delivery_pending',
-    help: 'Deliveries waiting to be sent (durable backlog), by channel',
-    labelNames: ['channel'],
-  });
-  const rss = registry.gauge({
-    name: 'weft_process_resident_memory_bytes',
-    help: 'Resident set size of the node process',
-  });
+
+  const define = (m: { name: string; help: string; type: 'counter' | 'gauge' }, labelNames: string[] = []) =>
+    m.type === 'counter' ? registry.counter({ name: m.name, help: m.help, labelNames }) : registry.gauge({ name: m.name, help: m.help, labelNames });
+  const scalars = SCALAR_METRICS.map((m) => ({ m, metric: define(m) }));
+  const perChannel = DELIVERY_METRICS.map((m) => ({ m, metric: define(m, ['channel']) }));
 
   const unsubscribe = node.onCommitted((b) => {
     latency.observe(b.durationMs / 1000);
@@ -148,14 +126,12 @@ export function nodeMetrics(
       for (const k of ['processed', 'passed', 'dropped', 'failed', 'rejected', 'duplicates'] as const) {
         outcomes.set(stats[k], { outcome: k });
       }
-      batches.set(stats.batches);
-      batchErrors.set(stats.batchErrors);
     }),
     registry.collect(() => {
-      const s = node.bus.stats();
-      busAppended.set(s.appended);
-      if (s.depth !== undefined) busDepth.set(s.depth);
-      rss.set(process.memoryUsage.rss());
+      for (const { m, metric } of scalars) {
+        const v = m.read(node);
+        if (v !== undefined) metric.set(v);
+      }
     }),
     registry.collect(() => {
       if (node.ns.store.isClosed) return;
@@ -174,12 +150,10 @@ export function nodeMetrics(
     registry.collect(() => {
       for (const d of deliveries) {
         const s = d.stats();
-        const channel = { channel: s.channel };
-        delivered.set(s.sent, channel);
-        deliveryFailures.set(s.failed, channel);
-        deliveryRetries.set(s.retries, channel);
-        deliveryRateLimited.set(s.rateLimited, channel);
-        if (s.pending >= 0) deliveryPending.set(s.pending, channel);
+        for (const { m, metric } of perChannel) {
+          const v = m.read(s);
+          if (v >= 0) metric.set(v, { channel: s.channel });
+        }
       }
     }),
   ];
