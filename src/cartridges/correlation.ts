@@ -64,53 +64,45 @@ interface Statements {
   pruneFailures: Statement;
   pruneFired: Statement;
 }
-const prepared = new WeakMap<Db, Statements>();
-
+/** The cartridge's statements, prepared once when it is given its store. */
 function statements(db: Db): Statements {
-  let s = prepared.get(db);
-  if (!s) {
-    s = {
-      bump: db
-        .prepare(
-          `INSERT INTO correlation_counts (key, bucket, count) VALUES (?, ?, 1)
-           ON CONFLICT(key, bucket) DO UPDATE SET count = count + 1 RETURNING count`,
-        )
-        .pluck(),
-      count: db.prepare('SELECT count FROM correlation_counts WHERE key = ? AND bucket = ?').pluck(),
-      getFired: db.prepare('SELECT quiet_until FROM correlation_fired WHERE pattern = ? AND key = ?').pluck(),
-      putFired: db.prepare(
-        `INSERT INTO correlation_fired (pattern, key, fired_at, quiet_until, event_id) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(pattern, key) DO UPDATE SET fired_at = excluded.fired_at, quiet_until = excluded.quiet_until,
-           event_id = excluded.event_id`,
-      ),
-      failure: db.prepare(
-        `INSERT INTO correlation_failures (entity, computer, first_at, last_at, count) VALUES (@entity, @computer, @t, @t, 1)
-         ON CONFLICT(entity, computer) DO UPDATE SET
-           first_at = CASE WHEN last_at < @since THEN @t ELSE first_at END,
-           count = CASE WHEN last_at < @since THEN 1 ELSE count + 1 END,
-           last_at = MAX(last_at, @t)`,
-      ),
-      window: db.prepare(
-        `SELECT COUNT(DISTINCT entity) AS entities, COUNT(DISTINCT computer) AS computers, SUM(count) AS failures,
-           MIN(first_at) AS firstAt FROM correlation_failures WHERE last_at >= ?`,
-      ),
-      entities: db
-        .prepare(
-          'SELECT DISTINCT entity FROM correlation_failures WHERE last_at >= ? ORDER BY entity LIMIT 50',
-        )
-        .pluck(),
-      computers: db
-        .prepare(
-          'SELECT DISTINCT computer FROM correlation_failures WHERE last_at >= ? ORDER BY computer LIMIT 50',
-        )
-        .pluck(),
-      pruneCounts: db.prepare('DELETE FROM correlation_counts WHERE bucket < ?'),
-      pruneFailures: db.prepare('DELETE FROM correlation_failures WHERE last_at < ?'),
-      pruneFired: db.prepare('DELETE FROM correlation_fired WHERE quiet_until < ?'),
-    };
-    prepared.set(db, s);
-  }
-  return s;
+  return {
+    bump: db
+      .prepare(
+        `INSERT INTO correlation_counts (key, bucket, count) VALUES (?, ?, 1)
+         ON CONFLICT(key, bucket) DO UPDATE SET count = count + 1 RETURNING count`,
+      )
+      .pluck(),
+    count: db.prepare('SELECT count FROM correlation_counts WHERE key = ? AND bucket = ?').pluck(),
+    getFired: db.prepare('SELECT quiet_until FROM correlation_fired WHERE pattern = ? AND key = ?').pluck(),
+    putFired: db.prepare(
+      `INSERT INTO correlation_fired (pattern, key, fired_at, quiet_until, event_id) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(pattern, key) DO UPDATE SET fired_at = excluded.fired_at, quiet_until = excluded.quiet_until,
+         event_id = excluded.event_id`,
+    ),
+    failure: db.prepare(
+      `INSERT INTO correlation_failures (entity, computer, first_at, last_at, count) VALUES (@entity, @computer, @t, @t, 1)
+       ON CONFLICT(entity, computer) DO UPDATE SET
+         first_at = CASE WHEN last_at < @since THEN @t ELSE first_at END,
+         count = CASE WHEN last_at < @since THEN 1 ELSE count + 1 END,
+         last_at = MAX(last_at, @t)`,
+    ),
+    window: db.prepare(
+      `SELECT COUNT(DISTINCT entity) AS entities, COUNT(DISTINCT computer) AS computers, SUM(count) AS failures,
+         MIN(first_at) AS firstAt FROM correlation_failures WHERE last_at >= ?`,
+    ),
+    entities: db
+      .prepare('SELECT DISTINCT entity FROM correlation_failures WHERE last_at >= ? ORDER BY entity LIMIT 50')
+      .pluck(),
+    computers: db
+      .prepare(
+        'SELECT DISTINCT computer FROM correlation_failures WHERE last_at >= ? ORDER BY computer LIMIT 50',
+      )
+      .pluck(),
+    pruneCounts: db.prepare('DELETE FROM correlation_counts WHERE bucket < ?'),
+    pruneFailures: db.prepare('DELETE FROM correlation_failures WHERE last_at < ?'),
+    pruneFired: db.prepare('DELETE FROM correlation_fired WHERE quiet_until < ?'),
+  };
 }
 
 const ALWAYS_EXCLUDED = [BURST_DETECTED, FAILURE_CASCADE];
@@ -244,25 +236,27 @@ export function correlation(init: CorrelationInit = {}): CartridgeFactory<Pick<C
     fired(s, 'cascade', '*', t, t + cascadeWindow, emitted.id);
   }
 
-  return ({ store }) => ({
-    name: 'correlation',
-    process(event, ctx) {
-      if (excluded.has(event.event)) return event;
-      const now = ctx.clock.now();
-      // Event time, but never ahead of this node's clock; events older than any window are ignored.
-      const ts = Date.parse(event.timestamp);
-      const t = Number.isFinite(ts) && ts < now ? ts : now;
-      if (t < now - 2 * maxWindow) return event;
-      const s = statements(store.db);
-      if (burst) detectBurst(event, ctx, s, t);
-      if (cascade && kindOf(event) === 'failure') detectCascade(event, ctx, s, t);
-      if (++sincePrune >= pruneEvery) {
-        sincePrune = 0;
-        s.pruneCounts.run(now - 2 * maxWindow);
-        s.pruneFailures.run(now - cascadeWindow);
-        s.pruneFired.run(now - maxWindow);
-      }
-      return event;
-    },
-  });
+  return ({ store }) => {
+    const s = statements(store.db);
+    return {
+      name: 'correlation',
+      process(event, ctx) {
+        if (excluded.has(event.event)) return event;
+        const now = ctx.clock.now();
+        // Event time, but never ahead of this node's clock; events older than any window are ignored.
+        const ts = Date.parse(event.timestamp);
+        const t = Number.isFinite(ts) && ts < now ? ts : now;
+        if (t < now - 2 * maxWindow) return event;
+        if (burst) detectBurst(event, ctx, s, t);
+        if (cascade && kindOf(event) === 'failure') detectCascade(event, ctx, s, t);
+        if (++sincePrune >= pruneEvery) {
+          sincePrune = 0;
+          s.pruneCounts.run(now - 2 * maxWindow);
+          s.pruneFailures.run(now - cascadeWindow);
+          s.pruneFired.run(now - maxWindow);
+        }
+        return event;
+      },
+    };
+  };
 }

@@ -70,37 +70,31 @@ interface Statements {
   keys: Statement;
   count: Statement;
 }
-const prepared = new WeakMap<Db, Statements>();
-
+/** The cartridge's statements, prepared once when it is given its store. */
 function statements(db: Db): Statements {
-  let s = prepared.get(db);
-  if (!s) {
-    s = {
-      get: db.prepare(
-        `SELECT events, failures, successes, streak, first_seen_at, last_event_at, last_event_type, last_failure_at,
-           last_success_at FROM entity_history WHERE entity = ?`,
-      ),
-      put: db.prepare(
-        `INSERT INTO entity_history (entity, events, failures, successes, streak, first_seen_at, last_event_at,
-           last_event_type, last_failure_at, last_success_at, touched)
-         VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(entity) DO UPDATE SET events = events + 1, failures = failures + excluded.failures,
-           successes = successes + excluded.successes,
-           streak = CASE WHEN excluded.successes = 1 THEN 0 ELSE streak + excluded.failures END,
-           last_event_at = excluded.last_event_at, last_event_type = excluded.last_event_type,
-           last_failure_at = COALESCE(excluded.last_failure_at, last_failure_at),
-           last_success_at = COALESCE(excluded.last_success_at, last_success_at),
-           touched = excluded.touched`,
-      ),
-      keys: db.prepare('SELECT entity FROM entity_history').pluck(),
-      count: db.prepare('SELECT COUNT(*) FROM entity_history').pluck(),
-      prune: db.prepare(
-        'DELETE FROM entity_history WHERE entity IN (SELECT entity FROM entity_history WHERE touched < ? ORDER BY touched LIMIT 1000)',
-      ),
-    };
-    prepared.set(db, s);
-  }
-  return s;
+  return {
+    get: db.prepare(
+      `SELECT events, failures, successes, streak, first_seen_at, last_event_at, last_event_type, last_failure_at,
+         last_success_at FROM entity_history WHERE entity = ?`,
+    ),
+    put: db.prepare(
+      `INSERT INTO entity_history (entity, events, failures, successes, streak, first_seen_at, last_event_at,
+         last_event_type, last_failure_at, last_success_at, touched)
+       VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(entity) DO UPDATE SET events = events + 1, failures = failures + excluded.failures,
+         successes = successes + excluded.successes,
+         streak = CASE WHEN excluded.successes = 1 THEN 0 ELSE streak + excluded.failures END,
+         last_event_at = excluded.last_event_at, last_event_type = excluded.last_event_type,
+         last_failure_at = COALESCE(excluded.last_failure_at, last_failure_at),
+         last_success_at = COALESCE(excluded.last_success_at, last_success_at),
+         touched = excluded.touched`,
+    ),
+    keys: db.prepare('SELECT entity FROM entity_history').pluck(),
+    count: db.prepare('SELECT COUNT(*) FROM entity_history').pluck(),
+    prune: db.prepare(
+      'DELETE FROM entity_history WHERE entity IN (SELECT entity FROM entity_history WHERE touched < ? ORDER BY touched LIMIT 1000)',
+    ),
+  };
 }
 
 /**
@@ -139,44 +133,46 @@ export function enrichment(init: EnrichmentInit = {}): CartridgeFactory<Pick<Car
     else known.add(key);
   };
 
-  return ({ store }) => ({
-    name: 'enrichment',
-    process(event, ctx) {
-      const key = entityOf(event, ctx);
-      if (key === undefined) return event;
-      const db = store.db;
-      const s = statements(db);
-      const kind = kindOf(event);
-      const track = kind !== 'other' || trackAll;
-      if (!track && !mayHaveHistory(db, s, key)) return event;
-      const row = s.get.get(key) as Row | undefined;
-      if (track) {
-        remember(key);
-        const at = event.timestamp;
-        const f = kind === 'failure' ? 1 : 0;
-        const ok = kind === 'success' ? 1 : 0;
-        s.put.run(key, f, ok, f, at, at, event.event, f ? at : null, ok ? at : null, ctx.clock.now());
-        if (++sincePrune >= pruneEvery) {
-          sincePrune = 0;
-          s.prune.run(ctx.clock.now() - retention);
+  return ({ store }) => {
+    const db = store.db;
+    const s = statements(db);
+    return {
+      name: 'enrichment',
+      process(event, ctx) {
+        const key = entityOf(event, ctx);
+        if (key === undefined) return event;
+        const kind = kindOf(event);
+        const track = kind !== 'other' || trackAll;
+        if (!track && !mayHaveHistory(db, s, key)) return event;
+        const row = s.get.get(key) as Row | undefined;
+        if (track) {
+          remember(key);
+          const at = event.timestamp;
+          const f = kind === 'failure' ? 1 : 0;
+          const ok = kind === 'success' ? 1 : 0;
+          s.put.run(key, f, ok, f, at, at, event.event, f ? at : null, ok ? at : null, ctx.clock.now());
+          if (++sincePrune >= pruneEvery) {
+            sincePrune = 0;
+            s.prune.run(ctx.clock.now() - retention);
+          }
+        } else if (!row) {
+          // Nothing remembered and nothing to remember: pass the event on untouched.
+          return event;
         }
-      } else if (!row) {
-        // Nothing remembered and nothing to remember: pass the event on untouched.
-        return event;
-      }
-      const context: EntityContext = {
-        key,
-        eventsBefore: row?.events ?? 0,
-        failuresBefore: row?.failures ?? 0,
-        successesBefore: row?.successes ?? 0,
-        consecutiveFailures: row?.streak ?? 0,
-        firstSeenAt: row?.first_seen_at ?? null,
-        lastEventAt: row?.last_event_at ?? null,
-        lastEventType: row?.last_event_type ?? null,
-        lastFailureAt: row?.last_failure_at ?? null,
-        lastSuccessAt: row?.last_success_at ?? null,
-      };
-      return { ...event, context: { ...event.context, entity: context } };
-    },
-  });
+        const context: EntityContext = {
+          key,
+          eventsBefore: row?.events ?? 0,
+          failuresBefore: row?.failures ?? 0,
+          successesBefore: row?.successes ?? 0,
+          consecutiveFailures: row?.streak ?? 0,
+          firstSeenAt: row?.first_seen_at ?? null,
+          lastEventAt: row?.last_event_at ?? null,
+          lastEventType: row?.last_event_type ?? null,
+          lastFailureAt: row?.last_failure_at ?? null,
+          lastSuccessAt: row?.last_success_at ?? null,
+        };
+        return { ...event, context: { ...event.context, entity: context } };
+      },
+    };
+  };
 }
