@@ -1,14 +1,13 @@
 import type { AuditLog } from '../audit/index.js';
 import type { Envelope } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { fingerprintOfNodeId, type KeyRotationRecord, type NodeIdentity, type PinnedKeys } from '../identity/index.js';
+import type { KeyRotationRecord, NodeIdentity, PinnedKeys } from '../identity/index.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   type MountCaps,
   type NegotiatedCaps,
   negotiateCaps,
-  type PeerTelemetry,
   type Provider,
   type ProviderEvent,
   type TransportCap,
@@ -23,6 +22,7 @@ import type { MeshNode } from './ports.js';
 import type { ReplayGuard } from './replay-guard.js';
 import { PeerSender, type SenderLimits, type SenderLink } from './sender.js';
 import { FrameSequence } from './sequence.js';
+import { meshStatus } from './status.js';
 import type { TeleClaudeWire } from './teleclaude-wire.js';
 
 export interface MeshInit {
@@ -247,55 +247,21 @@ export class MeshService implements SenderLink {
     await this.deps.provider.send(computer, bytes);
   }
 
+  /** What `weft mesh status` shows: this node, the provider, the counters, and each peer's link. */
   status(): Record<string, unknown> {
-    const tel = new Map<string, PeerTelemetry>(this.deps.provider.telemetry().map((t) => [t.peer, t]));
-    const depths = this.deps.outbox.depths();
-    return {
-      self: {
-        computer: this.deps.node.self.computer,
-        cluster: this.deps.node.self.cluster ?? null,
-        nodeId: this.identity.nodeId,
-        fingerprint: this.identity.fingerprint,
-      },
-      provider: this.deps.provider.name,
-      caps: [...this.deps.provider.caps],
-      teleclaude: this.deps.teleclaude?.status() ?? null,
-      counters: { ...this.counters, ...(this.deps.provider.foreignEntries !== undefined ? { foreignEntries: this.deps.provider.foreignEntries } : {}) },
-      peers: this.deps.peers.getAllPeers().map((p) => {
-        const t = tel.get(p.computer);
-        const s = this.senders.get(p.computer);
-        return {
-          computer: p.computer,
-          cluster: p.cluster ?? null,
-          nodeId: p.nodeId,
-          fingerprint: fingerprintOfNodeId(p.nodeId),
-          trustLevel: p.trustLevel,
-          origin: p.origin,
-          wire: p.wire ?? 'weft',
-          state:
-            p.wire === 'teleclaude'
-              ? this.deps.teleclaude?.lastError
-                ? 'stalled'
-                : 'teleclaude'
-              : s?.stalled(this.clock.now())
-                ? 'stalled'
-                : (this.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown')),
-          stalledReason: p.wire === 'teleclaude' ? (this.deps.teleclaude?.lastError ?? null) : (s?.stalled(this.clock.now()) ?? null),
-          negotiatedCaps: ((): string[] | string => {
-            const c = this.negotiated.get(p.computer);
-            if (c === undefined) return 'pending';
-            if (c === 'noprov') return 'noprov';
-            return (['crc32c', 'deflate', 'aead'] as const).filter((k) => c[k]);
-          })(),
-          rttMs: t?.rttMs ?? null,
-          outbox: depths[p.computer] ?? 0,
-          inflightFrames: s?.inflightFrames ?? 0,
-          sent: { frames: s?.sentFrames ?? 0, envelopes: s?.sentEnvelopes ?? 0, resends: s?.resends ?? 0 },
-          telemetry: t ?? null,
-          lastError: s?.lastError ?? null,
-        };
-      }),
-    };
+    return meshStatus({
+      self: this.deps.node.self,
+      identity: this.identity,
+      provider: this.deps.provider,
+      outbox: this.deps.outbox,
+      peers: this.deps.peers,
+      teleclaude: this.deps.teleclaude,
+      counters: this.counters,
+      senders: this.senders,
+      states: this.states,
+      negotiated: this.negotiated,
+      now: this.clock.now(),
+    });
   }
 
   /**
