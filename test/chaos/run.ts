@@ -131,6 +131,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     };
     const injectionErrors: string[] = [];
     let garbageTargets: FleetNode[] = [];
+    /** Targets seen to record a refusal of the garbage with the expected code class. */
+    const garbageSeen = new Set<string>();
     const schedule = (async () => {
       await killOne(0.08, 0.18);
       if (f.redis) {
@@ -168,6 +170,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           fault(`garbage: ${c} random-byte connections to ${target.computer}'s TLS port`);
         }
       }
+      // Each target has recorded its refusal before the next kill: a kill -9 right after the
+      // garbage may otherwise take the refusal's notification (not yet committed) with it.
+      const refusedCode = (n: FleetNode) => (n.mesh === 'redis' ? 'FRAME_' : 'PEER_');
+      await waitFor(async () => {
+        for (const n of garbageTargets) {
+          if (garbageSeen.has(n.computer) || !n.running) continue;
+          if ((await readApplied(n.api)).rejections.some((r) => r.code.startsWith(refusedCode(n)))) garbageSeen.add(n.computer);
+        }
+        return garbageTargets.every((n) => garbageSeen.has(n.computer));
+      }, 15_000);
       await killOne(0.7, 0.8);
     })();
     await schedule;
@@ -210,7 +222,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // Redis garbage is refused frame by frame (FRAME_*), TLS garbage at the handshake (PEER_*).
     const garbageRefused =
       injectionErrors.length === 0 &&
-      garbageTargets.every((n) => rejectedBy(n).some((r) => r.code.startsWith(n.mesh === 'redis' ? 'FRAME_' : 'PEER_')));
+      garbageTargets.every((n) => garbageSeen.has(n.computer) || rejectedBy(n).some((r) => r.code.startsWith(n.mesh === 'redis' ? 'FRAME_' : 'PEER_')));
     if (injectionErrors.length > 0) log(`  injection failed: ${injectionErrors.join('; ')}`);
     for (const n of f.nodes) {
       const s = await n.api.request<{ counters: { rejected: Record<string, number> } }>('GET', '/api/mesh/status').catch(() => undefined);
