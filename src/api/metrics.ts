@@ -69,21 +69,14 @@ export function nodeMetrics(
 ): NodeMetrics {
   const deliveries = new Set<DeliveryStatsSource>(opts.deliveries ?? []);
 
-  const stageIn = registry.counter({
-    name: 'weft_pipeline_stage_events_in_total',
-    help: 'Events each pipeline stage (cartridge) received, in committed batches',
-    labelNames: ['stage'],
-  });
-  const stageOut = registry.counter({
-    name: 'weft_pipeline_stage_events_out_total',
-    help: 'Events each pipeline stage passed on (neither dropped nor failed), in committed batches',
-    labelNames: ['stage'],
-  });
-  const outcomes = registry.counter({
-    name: 'weft_pipeline_events_total',
-    help: 'Events the pipeline processed, by outcome',
-    labelNames: ['outcome'],
-  });
+  const counter = (name: string, help: string, label: string) => registry.counter({ name, help, labelNames: [label] });
+  const stageIn = counter('weft_pipeline_stage_events_in_total', 'Events each pipeline stage (cartridge) received, in committed batches', 'stage');
+  const stageOut = counter(
+    'weft_pipeline_stage_events_out_total',
+    'Events each pipeline stage passed on (neither dropped nor failed), in committed batches',
+    'stage',
+  );
+  const outcomes = counter('weft_pipeline_events_total', 'Events the pipeline processed, by outcome', 'outcome');
   const latency = registry.histogram({
     name: 'weft_pipeline_batch_duration_seconds',
     help: 'Time from the start of a pipeline batch to its commit',

@@ -5,7 +5,7 @@
 import { blake3 } from '@noble/hashes/blake3.js';
 import type { Database } from 'better-sqlite3';
 import { requireDeps, requireState } from '../errors/index.js';
-import type { Store } from '../store/index.js';
+import { camelRow, type Store } from '../store/index.js';
 
 /** What happened. Known kinds are listed; any other dotted name is allowed. */
 export type AuditKind =
@@ -101,16 +101,7 @@ function toEntry(r: Row): AuditEntry {
   } catch {
     details = { unparsable: r.details };
   }
-  return {
-    seq: r.seq,
-    at: r.at,
-    kind: r.kind,
-    peer: r.peer,
-    details,
-    success: r.success === 1,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
+  return { ...camelRow(r), details, success: r.success === 1 };
 }
 
 export interface AuditLogDeps {

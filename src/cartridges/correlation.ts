@@ -6,7 +6,6 @@
  * SQLite with the counters, so a restart neither forgets a burst nor reports it twice. It never
  * counts the events it synthesizes.
  */
-import type { Statement } from 'better-sqlite3';
 import { BURST_DETECTED, FAILURE_CASCADE } from '../catalog/index.js';
 import type { Envelope } from '../envelope/index.js';
 import type { CartridgeContext, CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
@@ -51,21 +50,10 @@ export interface CorrelationInit {
   pruneEvery?: number;
 }
 
-interface Statements {
-  bump: Statement;
-  count: Statement;
-  getFired: Statement;
-  putFired: Statement;
-  failure: Statement;
-  window: Statement;
-  entities: Statement;
-  computers: Statement;
-  pruneCounts: Statement;
-  pruneFailures: Statement;
-  pruneFired: Statement;
-}
+type Statements = ReturnType<typeof statements>;
+
 /** The cartridge's statements, prepared once when it is given its store. */
-function statements(db: Db): Statements {
+function statements(db: Db) {
   return {
     bump: db
       .prepare(

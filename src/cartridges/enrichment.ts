@@ -6,7 +6,6 @@
 import type { Envelope } from '../envelope/index.js';
 import type { CartridgeContext, CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
 import { groupKeyOf, type Db } from '../store/index.js';
-import type { Statement } from 'better-sqlite3';
 import { defaultEventKind, type EventKindOf } from './event-kind.js';
 
 /**
@@ -63,15 +62,10 @@ interface Row {
   last_success_at: string | null;
 }
 
-interface Statements {
-  get: Statement;
-  put: Statement;
-  prune: Statement;
-  keys: Statement;
-  count: Statement;
-}
+type Statements = ReturnType<typeof statements>;
+
 /** The cartridge's statements, prepared once when it is given its store. */
-function statements(db: Db): Statements {
+function statements(db: Db) {
   return {
     get: db.prepare(
       `SELECT events, failures, successes, streak, first_seen_at, last_event_at, last_event_type, last_failure_at,

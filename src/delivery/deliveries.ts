@@ -1,5 +1,4 @@
-import type { Statement } from 'better-sqlite3';
-import type { NotificationChange, Store } from '../store/index.js';
+import { camelRow, type NotificationChange, type Store } from '../store/index.js';
 
 /** Where a delivery stands: waiting (first try or a retry), done, or given up. */
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
@@ -33,16 +32,10 @@ export interface NewDelivery {
   text: string;
 }
 
-interface Row {
-  id: number;
+/** The columns as SQLite names them; those named alike in both come from the record. */
+interface Row extends Pick<DeliveryRecord, 'id' | 'version' | 'channel' | 'level' | 'text' | 'status' | 'attempts'> {
   notification_id: number;
   change_kind: NotificationChange['kind'];
-  version: string;
-  channel: string;
-  level: number;
-  text: string;
-  status: DeliveryStatus;
-  attempts: number;
   last_error: string | null;
   next_attempt_at: number;
   created_at: number;
@@ -50,20 +43,39 @@ interface Row {
 }
 
 function toRecord(r: Row): DeliveryRecord {
+  return camelRow(r);
+}
+
+/** The table's statements for one store; writes on the writer connection, reads on the reader. */
+function statements(store: Store) {
+  const db = store.db;
+  const reader = store.reader;
   return {
-    id: r.id,
-    notificationId: r.notification_id,
-    changeKind: r.change_kind,
-    version: r.version,
-    channel: r.channel,
-    level: r.level,
-    text: r.text,
-    status: r.status,
-    attempts: r.attempts,
-    lastError: r.last_error,
-    nextAttemptAt: r.next_attempt_at,
-    createdAt: r.created_at,
-    sentAt: r.sent_at,
+    insert: db.prepare(
+      `INSERT OR IGNORE INTO deliveries (notification_id, change_kind, version, channel, level, text, next_attempt_at, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    ),
+    due: reader.prepare(
+      `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, id LIMIT ?`,
+    ),
+    nextDue: reader
+      .prepare(`SELECT MIN(next_attempt_at) FROM deliveries WHERE channel = ? AND status = 'pending'`)
+      .pluck(),
+    pending: reader
+      .prepare(`SELECT COUNT(*) FROM deliveries WHERE channel = ? AND status = 'pending'`)
+      .pluck(),
+    get: reader.prepare('SELECT * FROM deliveries WHERE id = ?'),
+    sent: db.prepare(
+      `UPDATE deliveries SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ? WHERE id = ?`,
+    ),
+    retry: db.prepare(
+      'UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?',
+    ),
+    deferred: db.prepare('UPDATE deliveries SET last_error = ?, next_attempt_at = ? WHERE id = ?'),
+    failed: db.prepare(
+      `UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?`,
+    ),
   };
 }
 
@@ -77,56 +89,15 @@ function toRecord(r: Row): DeliveryRecord {
  * table.due(Date.now(), 10); // [{ id, status: 'pending', text: 'hi', ... }]
  */
 export class DeliveryTable {
-  private s:
-    | {
-        insert: Statement;
-        due: Statement;
-        nextDue: Statement;
-        pending: Statement;
-        get: Statement;
-        sent: Statement;
-        retry: Statement;
-        deferred: Statement;
-        failed: Statement;
-      }
-    | undefined;
+  private s: ReturnType<typeof statements> | undefined;
 
   constructor(
     private readonly store: Store,
     readonly channel: string,
   ) {}
 
-  private get stmts(): NonNullable<DeliveryTable['s']> {
-    if (this.s) return this.s;
-    const db = this.store.db;
-    const reader = this.store.reader;
-    this.s = {
-      insert: db.prepare(
-        `INSERT OR IGNORE INTO deliveries (notification_id, change_kind, version, channel, level, text, next_attempt_at, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-      ),
-      due: reader.prepare(
-        `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
-         ORDER BY next_attempt_at, id LIMIT ?`,
-      ),
-      nextDue: reader
-        .prepare(`SELECT MIN(next_attempt_at) FROM deliveries WHERE channel = ? AND status = 'pending'`)
-        .pluck(),
-      pending: reader
-        .prepare(`SELECT COUNT(*) FROM deliveries WHERE channel = ? AND status = 'pending'`)
-        .pluck(),
-      get: reader.prepare('SELECT * FROM deliveries WHERE id = ?'),
-      sent: db.prepare(
-        `UPDATE deliveries SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ? WHERE id = ?`,
-      ),
-      retry: db.prepare(
-        'UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?',
-      ),
-      deferred: db.prepare('UPDATE deliveries SET last_error = ?, next_attempt_at = ? WHERE id = ?'),
-      failed: db.prepare(
-        `UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?`,
-      ),
-    };
+  private get stmts(): ReturnType<typeof statements> {
+    this.s ??= statements(this.store);
     return this.s;
   }
 

@@ -1,4 +1,3 @@
-import type { Statement } from 'better-sqlite3';
 import type { Store } from '../store/index.js';
 
 /**
@@ -6,15 +5,7 @@ import type { Store } from '../store/index.js';
  * leaves only when the peer acknowledged the envelope in a signed ack frame.
  */
 export class MeshOutbox {
-  private readonly s: {
-    add: Statement;
-    peek: Statement;
-    del: Statement;
-    depth: Statement;
-    depthAll: Statement;
-    getState: Statement;
-    setState: Statement;
-  };
+  private readonly s;
 
   constructor(private readonly store: Store) {
     const db = store.db;

@@ -2,14 +2,13 @@ import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import { NotFoundError } from '../errors/index.js';
 import { type Cartridge, type CommittedBatch, INGRESS_FACT, type IngressFact, type NodeSelf } from '../pipeline/index.js';
-import type { NodeStore } from '../store/index.js';
+import { camelRow, type NodeStore } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { commandGuardian } from './command-guardian.js';
 import { chainGuardians, type Guardian, type GuardianVerdict, guardianRequest } from './guardian.js';
 import { type RuleGuardianInit, ruleGuardian } from './rule-guardian.js';
 import type { CartridgePackage } from './package.js';
 import { packageFromPublished, type PublishedCartridgePayload } from './published.js';
-import { sourceDigest } from './registry.js';
 import type { CartridgeRuntime } from './runtime.js';
 
 /** `autonomy.cartridge_install`: L1 human approves, L2 guardian decides and human is told, L3 autonomous. */
@@ -349,18 +348,11 @@ class Gate implements SovereigntyGate {
     await this.setState(row, 'failed', reason);
   }
 
+  /** What the gate's events and the human's question say about the package. */
   private facts(row: Row, pkg: CartridgePackage): Record<string, unknown> {
-    const m = pkg.manifest;
-    return {
-      name: m.name,
-      version: m.version,
-      author: m.author,
-      description: m.description,
-      origin: row.origin,
-      ...(row.source_computer ? { sourceComputer: row.source_computer } : {}),
-      sha256: sourceDigest(pkg.source),
-      publishedEventId: row.event_id,
-    };
+    const req = guardianRequest(pkg, { origin: row.origin, ...(row.source_computer ? { sourceComputer: row.source_computer } : {}) });
+    const { name, version, author, description, origin, sourceComputer, sha256 } = req;
+    return { name, version, author, description, origin, ...(sourceComputer ? { sourceComputer } : {}), sha256, publishedEventId: row.event_id };
   }
 
   /**
@@ -448,17 +440,7 @@ class Gate implements SovereigntyGate {
 }
 
 function toEntry(r: Row): GateEntry {
-  return {
-    publishedKey: r.published_key,
-    eventId: r.event_id,
-    origin: r.origin,
-    sourceComputer: r.source_computer,
-    name: r.name,
-    version: r.version,
-    state: r.state,
-    autonomy: r.autonomy,
-    reason: r.reason,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
+  // The published payload (the cartridge's whole source) stays in the table: entries are listed.
+  const { payload: _payload, ...entry } = camelRow(r);
+  return entry;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IllegalTransitionError, NotFoundError, WeftError } from '../errors/index.js';
-import type { Store } from '../store/index.js';
+import { camelRow, type Store } from '../store/index.js';
 import { Mutex } from '../util/index.js';
 import { PackageIoError } from './errors.js';
 import { type CartridgeManifest, type CartridgePackage, validateManifest, validatePackage } from './package.js';
@@ -379,20 +379,11 @@ async function atomicWrite(path: string, text: string): Promise<void> {
 }
 
 function toInstalled(r: Row): InstalledCartridge {
+  const { sourceSha256, ...rest } = camelRow(r);
   return {
-    name: r.name,
-    version: r.version,
-    author: r.author,
-    description: r.description,
-    status: r.status,
-    origin: r.origin,
+    ...rest,
     manifest: validateManifest(JSON.parse(r.manifest)),
-    sha256: r.source_sha256,
-    sourceBytes: r.source_bytes,
-    statusReason: r.status_reason,
-    installedAt: r.installed_at,
-    activatedAt: r.activated_at,
-    updatedAt: r.updated_at,
+    sha256: sourceSha256,
     invocationCount: r.invocation_count ?? 0,
     lastInvokedAt: r.last_invoked_at ?? null,
   };

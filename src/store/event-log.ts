@@ -1,4 +1,3 @@
-import type { Statement } from 'better-sqlite3';
 import { type Envelope, parseEnvelope, serializeEnvelope } from '../envelope/index.js';
 import type { Store } from './store.js';
 
@@ -14,13 +13,7 @@ export interface LoggedEvent {
  * batch transaction, which makes the envelope id the receiver's exactly-once key.
  */
 export class EventLog {
-  private readonly s: {
-    insert: Statement;
-    after: Statement;
-    byIdReader: Statement;
-    childrenReader: Statement;
-    maxSeq: Statement;
-  };
+  private readonly s;
 
   constructor(private readonly store: Store) {
     const db = store.db;

@@ -8,6 +8,7 @@ export * from './event-log.js';
 export * from './migrations.js';
 export * from './notifications.js';
 export * from './records.js';
+export * from './rows.js';
 export * from './store.js';
 
 /** The store with every table's accessor. */

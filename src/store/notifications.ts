@@ -1,7 +1,7 @@
-import type { Statement } from 'better-sqlite3';
 import type { EventTypeEntry } from '../catalog/index.js';
 import type { Envelope, Visibility } from '../envelope/index.js';
 import { IllegalTransitionError, NotFoundError, ValidationError } from '../errors/index.js';
+import { camelRow } from './rows.js';
 import type { Db, Store } from './store.js';
 
 export type HumanStatus = 'unseen' | 'seen';
@@ -86,29 +86,10 @@ interface Row {
 
 function toNotification(r: Row): Notification {
   return {
-    id: r.id,
-    eventId: r.event_id,
-    eventType: r.event_type,
-    level: r.level,
-    domain: r.domain,
-    visibility: r.visibility,
-    entity: r.entity,
-    source: r.source,
-    sourceComputer: r.source_computer,
-    description: r.description,
+    ...camelRow(r),
     payload: JSON.parse(r.payload) as Record<string, unknown>,
-    idempotencyKey: r.idempotency_key,
-    groupKey: r.group_key,
     actionable: r.actionable === 1,
-    humanStatus: r.human_status,
-    agentStatus: r.agent_status,
-    agentId: r.agent_id,
     resolution: r.resolution === null ? null : (JSON.parse(r.resolution) as Record<string, unknown>),
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    seenAt: r.seen_at,
-    claimedAt: r.claimed_at,
-    resolvedAt: r.resolved_at,
   };
 }
 
@@ -129,21 +110,7 @@ export function groupKeyOf(entry: EventTypeEntry, payload: Record<string, unknow
  * methods (`markSeen`, `claim`, ...) take the store's write lock themselves.
  */
 export class NotificationStore {
-  private readonly s: {
-    insert: Statement;
-    refreshByKey: Statement;
-    idByKey: Statement;
-    openByGroup: Statement;
-    update: Statement;
-    resolve: Statement;
-    get: Statement;
-    getReader: Statement;
-    setSeen: Statement;
-    setClaimed: Statement;
-    setInProgress: Statement;
-    setResolved: Statement;
-    countAll: Statement;
-  };
+  private readonly s;
 
   constructor(private readonly store: Store) {
     const db: Db = store.db;

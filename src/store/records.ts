@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { type Envelope, parseEnvelope, serializeEnvelope } from '../envelope/index.js';
 import { IllegalTransitionError, NotFoundError } from '../errors/index.js';
+import { camelRow } from './rows.js';
 import type { Store } from './store.js';
 
 /** Consumer positions, written in the same transaction as the effects they cover. */
@@ -65,17 +66,9 @@ export class DeadLetters {
   }
   list(limit = 50): DeadLetter[] {
     const rows = this.store.reader
-      .prepare('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?')
-      .all(limit) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      id: r.id as number,
-      eventId: r.event_id as string,
-      eventType: r.event_type as string,
-      cartridge: r.cartridge as string,
-      error: r.error as string,
-      envelope: parseEnvelope(r.body as string),
-      createdAt: r.created_at as string,
-    }));
+      .prepare('SELECT id, event_id, event_type, cartridge, error, body, created_at FROM dead_letters ORDER BY id DESC LIMIT ?')
+      .all(limit) as Array<{ id: number; event_id: string; event_type: string; cartridge: string; error: string; body: string; created_at: string }>;
+    return rows.map(({ body, ...r }) => ({ ...camelRow(r), envelope: parseEnvelope(body) }));
   }
   count(): number {
     return this.store.reader.prepare('SELECT COUNT(*) FROM dead_letters').pluck().get() as number;
@@ -115,17 +108,17 @@ export class Quarantine {
   list(opts: { status?: QuarantineStatus; limit?: number } = {}): QuarantinedEvent[] {
     const rows = this.store.reader
       .prepare(`SELECT * FROM quarantine ${opts.status ? 'WHERE status = ?' : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...(opts.status ? [opts.status] : []), opts.limit ?? 50) as Array<Record<string, unknown>>;
+      .all(...(opts.status ? [opts.status] : []), opts.limit ?? 50) as QuarantineRow[];
     return rows.map(toQuarantined);
   }
   get(id: number): QuarantinedEvent {
-    const r = this.store.reader.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = this.store.reader.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as QuarantineRow | undefined;
     if (!r) throw new NotFoundError('quarantined event', id);
     return toQuarantined(r);
   }
   /** held → released or dropped, inside the caller's transaction. */
   decide(id: number, status: 'released' | 'dropped'): QuarantinedEvent {
-    const r = this.store.db.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = this.store.db.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as QuarantineRow | undefined;
     if (!r) throw new NotFoundError('quarantined event', id);
     if (r.status !== 'held') {
       throw new IllegalTransitionError(`quarantined event ${id} is already ${String(r.status)}`, { id, from: r.status });
@@ -138,19 +131,22 @@ export class Quarantine {
   }
 }
 
-function toQuarantined(r: Record<string, unknown>): QuarantinedEvent {
-  return {
-    id: r.id as number,
-    eventId: r.event_id as string,
-    eventType: r.event_type as string,
-    source: r.source as string,
-    reason: r.reason as string,
-    flags: JSON.parse(r.flags as string) as string[],
-    envelope: parseEnvelope(r.body as string),
-    status: r.status as QuarantineStatus,
-    createdAt: r.created_at as string,
-    decidedAt: (r.decided_at as string | null) ?? null,
-  };
+interface QuarantineRow {
+  id: number;
+  event_id: string;
+  event_type: string;
+  source: string;
+  reason: string;
+  flags: string;
+  body: string;
+  status: QuarantineStatus;
+  created_at: string;
+  decided_at: string | null;
+}
+
+function toQuarantined(r: QuarantineRow): QuarantinedEvent {
+  const { body: _body, ...rest } = camelRow(r);
+  return { ...rest, flags: JSON.parse(r.flags) as string[], envelope: parseEnvelope(r.body) };
 }
 
 /** Per-cartridge invocation counters, flushed once per batch. */
@@ -169,13 +165,9 @@ export class CartridgeStats {
   }
   list(): Array<{ cartridgeName: string; invocationCount: number; lastInvokedAt: string | null }> {
     const rows = this.store.reader
-      .prepare('SELECT * FROM cartridge_stats ORDER BY cartridge_name')
-      .all() as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      cartridgeName: r.cartridge_name as string,
-      invocationCount: r.invocation_count as number,
-      lastInvokedAt: (r.last_invoked_at as string | null) ?? null,
-    }));
+      .prepare('SELECT cartridge_name, invocation_count, last_invoked_at FROM cartridge_stats ORDER BY cartridge_name')
+      .all() as Array<{ cartridge_name: string; invocation_count: number; last_invoked_at: string | null }>;
+    return rows.map(camelRow);
   }
 }
 
@@ -300,11 +292,11 @@ export class Rejections {
     }
     const rows = this.store.reader
       .prepare(`SELECT * FROM rejected_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, opts.limit ?? 50) as Array<Record<string, unknown>>;
+      .all(...args, opts.limit ?? 50) as RejectedRow[];
     return rows.map(toRejected);
   }
   get(id: number): RejectedEntry {
-    const r = this.store.reader.prepare('SELECT * FROM rejected_entries WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = this.store.reader.prepare('SELECT * FROM rejected_entries WHERE id = ?').get(id) as RejectedRow | undefined;
     if (!r) throw new NotFoundError('rejected entry', id);
     return toRejected(r);
   }
@@ -313,17 +305,11 @@ export class Rejections {
   }
 }
 
-function toRejected(r: Record<string, unknown>): RejectedEntry {
-  return {
-    id: r.id as number,
-    origin: r.origin as string,
-    ref: r.ref as string,
-    code: r.code as string,
-    reason: r.reason as string,
-    field: (r.field as string | null) ?? null,
-    raw: r.raw as string,
-    count: r.count as number,
-    createdAt: r.created_at as string,
-    lastAt: (r.last_at as string | null) ?? (r.created_at as string),
-  };
+interface RejectedRow extends Pick<RejectedEntry, 'id' | 'origin' | 'ref' | 'code' | 'reason' | 'field' | 'raw' | 'count'> {
+  created_at: string;
+  last_at: string | null;
+}
+
+function toRejected(r: RejectedRow): RejectedEntry {
+  return { ...camelRow(r), lastAt: r.last_at ?? r.created_at };
 }

@@ -7,20 +7,7 @@ export {
   TransportError,
   type TransportErrorCode,
 } from './errors.js';
-export {
-  type AeadAlgorithm,
-  DEFAULT_MAX_FRAME_SIZE,
-  FRAME_MAGIC,
-  FRAME_TYPE_CODES,
-  FRAME_TYPES,
-  type Frame,
-  type FrameBodies,
-  type FrameHeader,
-  type FrameType,
-  type OutgoingFrame,
-  PROTOCOL_VERSION,
-  type WireEnvelope,
-} from './frame.js';
+export * from './frame.js';
 export {
   type DecodeOptions,
   type DecodeResult,
