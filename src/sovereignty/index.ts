@@ -4,6 +4,8 @@ export * from './errors.js';
 export * from './package.js';
 export * from './sandbox/index.js';
 export * from './registry.js';
+export * from './alpha-lanes.js';
+export * from './cartridge-stage.js';
 export * from './runtime.js';
 export * from './published.js';
 export * from './guardian.js';

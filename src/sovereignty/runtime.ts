@@ -1,28 +1,21 @@
-import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
-import { type EmitInput, type Envelope, envelopeValidator } from '../envelope/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Envelope } from '../envelope/index.js';
 import { IllegalTransitionError, WeftError } from '../errors/index.js';
-import type { Cartridge, CartridgeContext, CommittedBatch } from '../pipeline/index.js';
+import type { Cartridge, CommittedBatch } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
+import { type AlphaQueueStats, AlphaLanes } from './alpha-lanes.js';
+import { cartridgeSource, cartridgeStage, envelopeCheck, TimeBudget, type TimeBudgetInit } from './cartridge-stage.js';
 import { orderByDependencies } from './dag.js';
 import { SovereigntyError } from './errors.js';
-import { type CartridgeManifest, type CartridgePackage, consumesEventType, readPackageDir } from './package.js';
+import { type CartridgeManifest, type CartridgePackage, readPackageDir } from './package.js';
 import {
   type CartridgeRegistry,
   createCartridgeRegistry,
   type InstalledCartridge,
   type InstallResult,
 } from './registry.js';
-import {
-  type CartridgeSuspension,
-  createSandbox,
-  type EventValidator,
-  SANDBOX_EVENT_ERRORS as E,
-  type Sandbox,
-  type SandboxEventResult,
-  type SandboxInit,
-  type SandboxStatus,
-} from './sandbox/index.js';
+import { type CartridgeSuspension, createSandbox, type Sandbox, type SandboxInit, type SandboxStatus } from './sandbox/index.js';
 
 /** User options of the cartridge runtime. */
 export interface CartridgeRuntimeInit {
@@ -44,7 +37,7 @@ export interface CartridgeRuntimeInit {
    * (default 25 ms over 50, judged after 20): it runs inside the pipeline, so a slower one
    * holds up every event behind it, and is suspended instead.
    */
-  timeBudget?: { meanMs: number; window: number; minSamples: number };
+  timeBudget?: TimeBudgetInit;
 }
 
 /** Resident memory a sandbox process needs before any cartridge is loaded, MB. */
@@ -71,16 +64,6 @@ export interface CartridgeRuntimeDeps {
   onStagesChanged?: (stages: Cartridge[]) => void;
   /** The registry to use; default: one over `node.ns.store` and `init.dataDir`. */
   registry?: CartridgeRegistry;
-}
-
-/** Counters of the alpha side. */
-export interface AlphaQueueStats {
-  /** Events waiting for an alpha cartridge, all cartridges together. */
-  readonly queued: number;
-  /** Events dropped because a queue was full or the runtime stopped, since start. */
-  readonly dropped: number;
-  /** Alpha cartridges with a batch in the sandbox right now. */
-  readonly running: number;
 }
 
 /** What the runtime is doing. */
@@ -140,37 +123,11 @@ export interface CartridgeRuntime {
   idle(): Promise<void>;
 }
 
-/** Source of events a cartridge emits (and of its `cartridge.invoked` events). */
-export function cartridgeSource(name: string): string {
-  return `cartridge:${name}`;
-}
-
-/** Pipeline stage name of an active cartridge; kept apart from the name so stage counters do not mix with runs. */
-export function cartridgeStageName(name: string): string {
-  return `cartridge:${name}`;
-}
-
-/** Per-event failures that are not the cartridge's doing: the event passes on, no dead letter. */
-const PASSIVE_FAILURES: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPENDED, E.NOT_LOADED, E.OVERLOADED]);
-
-/** Provenance a cartridge may not rewrite on the event it returns. */
-const PINNED_FIELDS = ['id', 'origin', 'sourceComputer', 'hops'] as const;
-
-const envelopeCheck: EventValidator = (event) => {
-  const e = envelopeValidator.firstError(event);
-  return e ? `${e.path}: ${e.message}` : null;
-};
-
 type Tier = 'approved' | 'alpha';
 
 interface Loaded {
   readonly manifest: CartridgeManifest;
   readonly tier: Tier;
-}
-
-interface AlphaLane {
-  queue: Envelope[];
-  running: boolean;
 }
 
 /**
@@ -195,8 +152,6 @@ class Runtime implements CartridgeRuntime {
   private readonly logger: Logger;
   private readonly node: RuntimeNode;
   private readonly builtins: ReadonlySet<string>;
-  private readonly alphaQueueLimit: number;
-  private readonly alphaBatch: number;
   private state: 'stopped' | 'started' = 'stopped';
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
@@ -205,8 +160,8 @@ class Runtime implements CartridgeRuntime {
   /** Active cartridge names in dependency order. */
   private order: string[] = [];
   private stageList: Cartridge[] = [];
-  private readonly lanes = new Map<string, AlphaLane>();
-  private dropped = 0;
+  private readonly alpha: AlphaLanes;
+  private readonly budget: TimeBudget;
   private readonly tasks = new Set<Promise<void>>();
   /** The event a cartridge was last given, to name it when the cartridge is suspended. */
   private readonly lastEvent = new Map<string, { id: string; type: string }>();
@@ -223,8 +178,19 @@ class Runtime implements CartridgeRuntime {
     this.registry =
       deps.registry ?? createCartridgeRegistry({ dataDir: init.dataDir }, { store: deps.node.ns.store });
     this.builtins = new Set(init.builtins ?? []);
-    this.alphaQueueLimit = Math.max(1, init.alphaQueueLimit ?? 10_000);
-    this.alphaBatch = Math.max(1, init.alphaBatch ?? 256);
+    this.budget = new TimeBudget(init.timeBudget);
+    this.alpha = new AlphaLanes(
+      { queueLimit: Math.max(1, init.alphaQueueLimit ?? 10_000), batch: Math.max(1, init.alphaBatch ?? 256) },
+      {
+        node: this.node,
+        logger: this.logger,
+        sandbox: () => this.sandboxes.alpha,
+        manifest: (name) => this.loaded.get(name)?.manifest,
+        running: () => this.state === 'started',
+        onRun: (name, event) => this.lastEvent.set(name, { id: event.id, type: event.event }),
+        track: (task) => this.track(task),
+      },
+    );
   }
 
   // ---- lifecycle ----
@@ -256,19 +222,19 @@ class Runtime implements CartridgeRuntime {
       ).map((m) => m.name);
       for (const c of alpha) {
         signal?.throwIfAborted();
-        if (await this.loadAtStart(c, 'alpha')) this.lanes.set(c.name, { queue: [], running: false });
+        if (await this.loadAtStart(c, 'alpha')) this.alpha.open(c.name);
       }
     } catch (err) {
       await this.killSandboxes();
       this.loaded.clear();
-      this.lanes.clear();
+      this.alpha.clear();
       this.order = [];
       throw err;
     }
     this.rebuildStages();
-    this.unsubscribe = this.node.onCommitted((batch) => this.onCommitted(batch));
+    this.unsubscribe = this.node.onCommitted((batch) => this.alpha.offer(batch));
     this.state = 'started';
-    this.logger.info({ active: this.order, alpha: [...this.lanes.keys()] }, 'cartridge runtime started');
+    this.logger.info({ active: this.order, alpha: this.alpha.names() }, 'cartridge runtime started');
   }
 
   /** Loads one installed cartridge; on failure suspends it (recorded) and answers false. */
@@ -296,15 +262,12 @@ class Runtime implements CartridgeRuntime {
     this.state = 'stopped';
     this.unsubscribe?.();
     this.unsubscribe = null;
-    for (const lane of this.lanes.values()) {
-      this.dropped += lane.queue.length;
-      lane.queue = [];
-    }
+    this.alpha.drain();
     await this.chain.catch(() => undefined);
     await this.idle();
     await this.killSandboxes();
     this.loaded.clear();
-    this.lanes.clear();
+    this.alpha.clear();
     this.order = [];
     this.stageList = [];
   }
@@ -349,19 +312,13 @@ class Runtime implements CartridgeRuntime {
   }
 
   status(): CartridgeRuntimeStatus {
-    let queued = 0;
-    let running = 0;
-    for (const lane of this.lanes.values()) {
-      queued += lane.queue.length;
-      if (lane.running) running++;
-    }
     return {
       state: this.state,
       active: [...this.order],
-      alpha: [...this.lanes.keys()],
+      alpha: this.alpha.names(),
       approvedSandbox: this.sandboxes.approved?.status() ?? { type: 'stopped' },
       alphaSandbox: this.sandboxes.alpha?.status() ?? { type: 'stopped' },
-      alphaQueue: { queued, dropped: this.dropped, running },
+      alphaQueue: this.alpha.stats(),
     };
   }
 
@@ -428,7 +385,7 @@ class Runtime implements CartridgeRuntime {
       }
       this.loaded.set(name, { manifest: pkg.manifest, tier });
       if (tier === 'approved') this.setActiveOrder([...this.order, name]);
-      else this.lanes.set(name, { queue: [], running: false });
+      else this.alpha.open(name);
       this.logger.info({ cartridge: name, version: record.version, status: record.status }, 'cartridge activated');
       return record;
     });
@@ -476,7 +433,7 @@ class Runtime implements CartridgeRuntime {
         await this.sandbox('approved').unload(name);
         throw err;
       }
-      this.dropLane(name);
+      this.alpha.close(name);
       await this.sandboxes.alpha?.unload(name);
       this.loaded.set(name, { manifest: pkg.manifest, tier: 'approved' });
       this.setActiveOrder([...this.order, name]);
@@ -541,106 +498,15 @@ class Runtime implements CartridgeRuntime {
   }
 
   private rebuildStages(): void {
-    this.stageList = this.order.map((name) => this.stageOf(name, (this.loaded.get(name) as Loaded).manifest));
-  }
-
-  /** Whether `event` goes to cartridge `name`: its type is consumed, and it is not meta or the cartridge's own output. */
-  private wants(name: string, manifest: CartridgeManifest, event: Envelope): boolean {
-    return (
-      event.event !== CARTRIDGE_EVENTS.invoked &&
-      event.source !== cartridgeSource(name) &&
-      consumesEventType(manifest, event.event)
+    this.stageList = this.order.map((name) =>
+      cartridgeStage(name, (this.loaded.get(name) as Loaded).manifest, {
+        sandbox: () => (this.loaded.get(name)?.tier === 'approved' ? this.sandboxes.approved : null),
+        ns: this.node.ns,
+        logger: this.logger,
+        onRun: (event) => this.lastEvent.set(name, { id: event.id, type: event.event }),
+        onTimed: (ms) => this.timed(name, ms),
+      }),
     );
-  }
-
-  /** The pipeline stage of an active cartridge. */
-  private stageOf(name: string, manifest: CartridgeManifest): Cartridge {
-    const source = cartridgeSource(name);
-    return {
-      name: cartridgeStageName(name),
-      process: async (event: Envelope, ctx: CartridgeContext): Promise<Envelope | null> => {
-        if (!this.wants(name, manifest, event)) return event;
-        const sandbox = this.sandboxes.approved;
-        if (!sandbox || this.loaded.get(name)?.tier !== 'approved') return event;
-        this.lastEvent.set(name, { id: event.id, type: event.event });
-        let result: SandboxEventResult | undefined;
-        const t0 = performance.now();
-        try {
-          [result] = await sandbox.process(name, [event]);
-          this.timed(name, performance.now() - t0);
-        } catch (err) {
-          this.logger.warn({ cartridge: name, err: (err as Error).message }, 'sandbox unavailable; event passes unchanged');
-          return event;
-        }
-        if (!result) return event;
-        if (!result.ok) {
-          // Stopped for this event: the event passes on unchanged; the dead letter keeps the evidence.
-          if (!PASSIVE_FAILURES.has(result.error.code)) {
-            this.node.ns.deadLetters.add(event, cartridgeStageName(name), `${result.error.code}: ${result.error.message}`);
-          }
-          return event;
-        }
-        let emitted = 0;
-        for (const e of result.emitted) {
-          try {
-            ctx.emit({ event: e.type, payload: e.payload, source });
-            emitted++;
-          } catch (err) {
-            this.logger.warn(
-              { cartridge: name, type: e.type, err: (err as Error).message },
-              'event emitted by a cartridge was refused',
-            );
-          }
-        }
-        try {
-          ctx.emit(this.invokedInput(name, manifest.version, 'active', event, emitted));
-        } catch (err) {
-          this.logger.debug({ cartridge: name, err: (err as Error).message }, 'cartridge.invoked not emitted');
-        }
-        this.node.ns.stats.add(name, 1, ctx.now);
-        if (result.event === null) return null;
-        const out = { ...result.event } as Record<string, unknown>;
-        for (const field of PINNED_FIELDS) {
-          if (event[field] === undefined) delete out[field];
-          else out[field] = event[field];
-        }
-        return out as Envelope;
-      },
-    };
-  }
-
-  private invokedInput(
-    name: string,
-    version: string,
-    mode: 'active' | 'alpha',
-    event: Envelope,
-    emitted: number,
-  ): EmitInput {
-    return {
-      event: CARTRIDGE_EVENTS.invoked,
-      source: cartridgeSource(name),
-      visibility: 'local',
-      level: 0,
-      causationId: event.id,
-      correlationId: event.correlationId ?? event.id,
-      payload: { cartridge: name, version, mode, eventId: event.id, eventType: event.event, emitted },
-    };
-  }
-
-  // ---- alpha ----
-
-  private onCommitted(batch: CommittedBatch): void {
-    if (this.state !== 'started' || this.lanes.size === 0 || batch.passed.length === 0) return;
-    for (const [name, lane] of this.lanes) {
-      const loaded = this.loaded.get(name);
-      if (!loaded) continue;
-      for (const event of batch.passed) {
-        if (!this.wants(name, loaded.manifest, event)) continue;
-        if (lane.queue.length >= this.alphaQueueLimit) this.dropped++;
-        else lane.queue.push(event);
-      }
-      if (lane.queue.length > 0 && !lane.running) this.track(this.drainLane(name, lane));
-    }
   }
 
   private track(task: Promise<void>): void {
@@ -651,105 +517,16 @@ class Runtime implements CartridgeRuntime {
     void t.finally(() => this.tasks.delete(t));
   }
 
-  /** Runs one alpha cartridge over its queue, a batch per round trip, never touching approved output. */
-  private async drainLane(name: string, lane: AlphaLane): Promise<void> {
-    lane.running = true;
-    try {
-      while (lane.queue.length > 0 && this.state === 'started' && this.lanes.get(name) === lane) {
-        const events = lane.queue.splice(0, this.alphaBatch);
-        const sandbox = this.sandboxes.alpha;
-        const loaded = this.loaded.get(name);
-        if (!sandbox || !loaded) {
-          this.dropped += events.length;
-          continue;
-        }
-        const first = events[0] as Envelope;
-        this.lastEvent.set(name, { id: first.id, type: first.event });
-        let results: SandboxEventResult[];
-        try {
-          results = await sandbox.process(name, events);
-        } catch (err) {
-          this.logger.warn({ cartridge: name, err: (err as Error).message }, 'alpha batch not run');
-          this.dropped += events.length;
-          continue;
-        }
-        const inputs: EmitInput[] = [];
-        let ok = 0;
-        results.forEach((r, i) => {
-          if (!r?.ok) return;
-          const event = events[i] as Envelope;
-          ok++;
-          for (const e of r.emitted) {
-            inputs.push({
-              event: e.type,
-              payload: e.payload,
-              source: cartridgeSource(name),
-              // Alpha output is unreviewed: it stays on this node.
-              visibility: 'local',
-              causationId: event.id,
-              correlationId: event.correlationId ?? event.id,
-            });
-          }
-          inputs.push(this.invokedInput(name, loaded.manifest.version, 'alpha', event, r.emitted.length));
-        });
-        if (ok === 0) continue;
-        await this.emitAll(name, inputs);
-        const ns = this.node.ns;
-        await ns.store.write(() => ns.stats.add(name, ok, ns.store.nowIso())).catch((err) => {
-          this.logger.warn({ cartridge: name, err: (err as Error).message }, 'alpha invocation counts not recorded');
-        });
-      }
-    } finally {
-      lane.running = false;
-    }
-  }
-
-  /** Emits in one commit; when one input is invalid, emits the others one by one. */
-  private async emitAll(name: string, inputs: readonly EmitInput[]): Promise<void> {
-    if (inputs.length === 0) return;
-    try {
-      await this.node.emitMany(inputs);
-      return;
-    } catch (err) {
-      if ((err as WeftError).code === 'WEFT_STOPPED') return;
-    }
-    for (const input of inputs) {
-      try {
-        await this.node.emitMany([input]);
-      } catch (err) {
-        this.logger.warn(
-          { cartridge: name, type: input.event, err: (err as Error).message },
-          'event emitted by an alpha cartridge was refused',
-        );
-      }
-    }
-  }
-
-  private dropLane(name: string): void {
-    const lane = this.lanes.get(name);
-    if (!lane) return;
-    this.dropped += lane.queue.length;
-    lane.queue = [];
-    this.lanes.delete(name);
-  }
-
   // ---- suspension and removal ----
 
-  private readonly timings = new Map<string, number[]>();
-
-  /** Records how long an approved cartridge took for one event; suspends it when over its budget. */
+  /** Suspends an approved cartridge whose recent events took longer than its budget on average. */
   private timed(name: string, ms: number): void {
-    const b = this.init.timeBudget ?? { meanMs: 25, window: 50, minSamples: 20 };
-    const list = this.timings.get(name) ?? [];
-    list.push(ms);
-    if (list.length > b.window) list.shift();
-    this.timings.set(name, list);
-    if (list.length < b.minSamples) return;
-    const mean = list.reduce((a, x) => a + x, 0) / list.length;
-    if (mean <= b.meanMs) return;
-    this.timings.delete(name);
-    this.logger.warn({ cartridge: name, meanMs: Math.round(mean), budgetMs: b.meanMs }, 'cartridge over its time budget: suspended');
-    this.suspendCartridge('approved', name, `WEFT_CARTRIDGE_OVER_BUDGET: ${Math.round(mean)} ms per event on average over its last ${list.length} events; the budget is ${b.meanMs} ms (it holds up every event behind it)`);
+    const over = this.budget.record(name, ms);
+    if (!over) return;
+    const { meanMs } = this.budget.limit;
+    const mean = Math.round(over.meanMs);
+    this.logger.warn({ cartridge: name, meanMs: mean, budgetMs: meanMs }, 'cartridge over its time budget: suspended');
+    this.suspendCartridge('approved', name, `WEFT_CARTRIDGE_OVER_BUDGET: ${mean} ms per event on average over its last ${over.samples} events; the budget is ${meanMs} ms (it holds up every event behind it)`);
   }
 
   private onSuspended(tier: Tier, s: CartridgeSuspension): void {
@@ -791,8 +568,9 @@ class Runtime implements CartridgeRuntime {
   /** Stops running a cartridge (rejected or suspended). */
   private async forget(name: string): Promise<void> {
     const loaded = this.loaded.get(name);
-    this.dropLane(name);
+    this.alpha.close(name);
     this.lastEvent.delete(name);
+    this.budget.forget(name);
     await this.unloadEverywhere(name);
     if (loaded?.tier === 'approved') this.setActiveOrder(this.order.filter((n) => n !== name));
   }
