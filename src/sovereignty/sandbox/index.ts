@@ -1,13 +1,6 @@
 /** sandbox: runs untrusted (alpha) cartridges in isolated-vm engines inside a child process the host kills and restarts. */
-export {
-  type CartridgeStats,
-  type CartridgeSuspension,
-  createSandbox,
-  type Sandbox,
-  type SandboxDeps,
-  type SandboxInit,
-  type SandboxStatus,
-} from './sandbox.js';
+export { createSandbox } from './sandbox.js';
+export type { CartridgeStats, CartridgeSuspension, Sandbox, SandboxDeps, SandboxInit, SandboxStatus } from './types.js';
 export { SANDBOX_EVENT_ERRORS, type SandboxEventErrorCode } from './protocol.js';
 export {
   type EmittedEvent,
