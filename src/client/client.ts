@@ -1,7 +1,43 @@
-import { WebSocket } from 'ws';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createRequire } from 'node:module';
+import type WsModule from 'ws';
 import type { Envelope } from '../envelope/index.js';
 import { ERROR_CODES, type ErrorCode, WeftError } from '../errors/index.js';
 import type { Notification, NotificationChange, NotificationFilter } from '../store/index.js';
+
+/** Largest answer the client reads, bytes (a page of events or notifications is far smaller). */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * One HTTP exchange on node:http (fetch would load undici and web streams, ~35 ms of a CLI
+ * call's start-up). No keep-alive: a CLI call makes one or two requests and exits.
+ */
+function exchange(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_ANSWER_BYTES) {
+          req.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** `ws` costs ~30 ms to load: only a subscription loads it (a CLI `emit` never does). */
+const requireCjs = createRequire(import.meta.url);
+const loadWebSocket = (): typeof WsModule => requireCjs('ws') as typeof WsModule;
 
 export interface ClientInit {
   /** API base URL, e.g. http://127.0.0.1:9237 */
@@ -50,24 +86,16 @@ export class WeftClient {
   }
 
   async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(this.init.url + path, {
-        method,
-        headers: { authorization: `Bearer ${this.init.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new WeftError('WEFT_STOPPED', `no weft daemon answers at ${this.init.url} (start one with 'weft daemon')`, { cause: err });
-    }
-    const text = await res.text();
+    const headers: Record<string, string> = { authorization: `Bearer ${this.init.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.exchange(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
     let json: unknown;
     try {
-      json = text ? JSON.parse(text) : undefined;
+      json = res.text ? JSON.parse(res.text) : undefined;
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status >= 300) {
       const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       const code = (e?.code && e.code in ERROR_CODES ? e.code : res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
       throw new WeftError(code, e?.message ?? `HTTP ${res.status}`);
@@ -77,11 +105,17 @@ export class WeftClient {
 
   /** GET returning the body as text (JSON lines, Prometheus text). */
   async text(path: string): Promise<string> {
-    const res = await fetch(this.init.url + path, { headers: { authorization: `Bearer ${this.init.token}` } }).catch((err) => {
+    const res = await this.exchange('GET', path, { authorization: `Bearer ${this.init.token}` });
+    if (res.status < 200 || res.status >= 300) throw new WeftError(res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `HTTP ${res.status}`);
+    return res.text;
+  }
+
+  private async exchange(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+    try {
+      return await exchange(this.init.url + path, method, headers, body);
+    } catch (err) {
       throw new WeftError('WEFT_STOPPED', `no weft daemon answers at ${this.init.url} (start one with 'weft daemon')`, { cause: err });
-    });
-    if (!res.ok) throw new WeftError(res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `HTTP ${res.status}`);
-    return res.text();
+    }
   }
 
   health(): Promise<Record<string, unknown>> {
@@ -123,6 +157,7 @@ export class WeftClient {
 
   /** Subscribes to notification changes matching the filter, as they commit. */
   subscribe(filter: NotificationFilter = {}): Subscription {
+    const WebSocket = loadWebSocket();
     const ws = new WebSocket(`${this.init.url.replace(/^http/, 'ws')}/ws`, { headers: { authorization: `Bearer ${this.init.token}` } });
     const queue: PushedChange[] = [];
     let wake: (() => void) | undefined;

@@ -1,9 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
+import { createRequire } from 'node:module';
+import type { parse as ParseToml } from 'smol-toml';
 import { ConfigError } from '../errors/index.js';
 import { redisKeys } from './redis-keys.js';
+
+/** The TOML parser, loaded only when a config file exists (a CLI call without one never pays for it). */
+const parseToml = (text: string): Record<string, unknown> => (createRequire(import.meta.url)('smol-toml') as { parse: typeof ParseToml }).parse(text);
 
 type Kind = 'string' | 'integer' | 'enum' | 'boolean' | 'string[]';
 
