@@ -14,6 +14,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['api', () => import('./api.js')],
   ['compare', () => import('./compare.js')],
   ['cartridges', () => import('./cartridges.js')],
+  ['startup', () => import('./startup.js')],
 ];
 
 const filter = process.argv.slice(2);
