@@ -297,8 +297,16 @@ const DURABILITY: Record<string, string> = {
 
 export default async function compare(): Promise<BenchSection> {
   const results: SystemResult[] = [];
-  for (const run of [jetstream, redisStreams, () => weft('redis'), () => weft('tls')]) {
-    const r = await run().catch((err: Error) => ({ system: `${run.name || 'system'} (failed)`, skipped: err.message }) as SystemResult);
+  // WEFT_COMPARE_ONLY=weft-tls,jetstream runs only those (for profiling one system).
+  const only = (process.env.WEFT_COMPARE_ONLY ?? '').split(',').filter(Boolean);
+  const systems: Array<[string, () => Promise<SystemResult>]> = [
+    ['jetstream', jetstream],
+    ['redis-streams', redisStreams],
+    ['weft-redis', () => weft('redis')],
+    ['weft-tls', () => weft('tls')],
+  ];
+  for (const [key, run] of systems.filter(([k]) => only.length === 0 || only.includes(k))) {
+    const r = await run().catch((err: Error) => ({ system: `${key} (failed)`, skipped: err.message }) as SystemResult);
     process.stderr.write(`compare: ${r.system} ${r.skipped ? `skipped: ${r.skipped}` : 'done'}\n`);
     results.push(r);
   }

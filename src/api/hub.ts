@@ -176,13 +176,16 @@ export class NotificationHub {
     if (this.clients.size === 0 || changes.length === 0) return;
     const subscribed = [...this.clients].filter((c) => c.filter !== undefined);
     if (subscribed.length === 0) return;
+    let read: Map<number, Notification>;
+    try {
+      read = this.notifications.getMany([...new Set(changes.map((c) => c.id))]);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'changed notifications not read; this batch is not pushed');
+      return;
+    }
     for (const change of changes) {
-      let n: Notification;
-      try {
-        n = this.notifications.get(change.id);
-      } catch {
-        continue;
-      }
+      const n = read.get(change.id);
+      if (!n) continue;
       let text: string | undefined;
       for (const c of subscribed) {
         if (!this.clients.has(c) || !matches(n, c.filter as NotificationFilter)) continue;

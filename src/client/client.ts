@@ -1,5 +1,5 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import type WsModule from 'ws';
 import type { Envelope } from '../envelope/index.js';
@@ -11,12 +11,17 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /**
  * One HTTP exchange on node:http (fetch would load undici and web streams, ~35 ms of a CLI
- * call's start-up). No keep-alive: a CLI call makes one or two requests and exits.
+ * call's start-up). Connections are kept alive for producers that send many requests; an idle
+ * kept socket does not hold a process open, so a CLI call still exits at once.
  */
+const agents: { http?: HttpAgent; https?: HttpsAgent } = {};
+
 function exchange(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
-    const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: false }, (res) => {
+    const tls = url.startsWith('https:');
+    const send = tls ? httpsRequest : httpRequest;
+    const agent = tls ? (agents.https ??= new HttpsAgent({ keepAlive: true })) : (agents.http ??= new HttpAgent({ keepAlive: true }));
+    const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

@@ -30,26 +30,16 @@ export class MeshOutbox {
     return this.s.peek.all(peer, afterId, limit) as Array<{ id: number; envelopeId: string; body: string }>;
   }
 
-  private pendingAcks: Array<[string, string]> = [];
-  private ackFlush: Promise<void> | undefined;
-
   /**
-   * The peer acknowledged these envelopes. Deletions are batched (one transaction per few
-   * milliseconds of acks): losing one in a crash only means the rows are sent again, and the
-   * receiver recognises them by id.
+   * The peer acknowledged these envelopes. The deletions ride in the store's next transaction
+   * (or their own after a few milliseconds): losing one in a crash only means the rows are sent
+   * again, and the receiver recognises them by id.
    */
   acknowledge(peer: string, envelopeIds: readonly string[]): Promise<void> {
-    for (const id of envelopeIds) this.pendingAcks.push([peer, id]);
-    this.ackFlush ??= new Promise<void>((resolve) => setTimeout(resolve, 5)).then(async () => {
-      const batch = this.pendingAcks;
-      this.pendingAcks = [];
-      this.ackFlush = undefined;
-      if (this.store.isClosed) return;
-      await this.store.write(() => {
-        for (const [p, id] of batch) this.s.del.run(p, id);
-      });
+    if (this.store.isClosed) return Promise.resolve();
+    return this.store.writeSoon(() => {
+      for (const id of envelopeIds) this.s.del.run(peer, id);
     });
-    return this.ackFlush;
   }
 
   depth(peer: string): number {

@@ -138,6 +138,7 @@ export class NotificationStore {
       ),
       get: db.prepare('SELECT * FROM notifications WHERE id = ?'),
       getReader: store.reader.prepare('SELECT * FROM notifications WHERE id = ?'),
+      getManyReader: store.reader.prepare('SELECT * FROM notifications WHERE id IN (SELECT value FROM json_each(?))'),
       setSeen: db.prepare(`UPDATE notifications SET human_status = 'seen', seen_at = ?, updated_at = ? WHERE id = ?`),
       setClaimed: db.prepare(
         `UPDATE notifications SET agent_status = 'claimed', agent_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?`,
@@ -227,6 +228,18 @@ export class NotificationStore {
     const r = this.s.getReader.get(id) as Row | undefined;
     if (!r) throw new NotFoundError('notification', id);
     return toNotification(r);
+  }
+
+  /**
+   * Committed notifications by id, one query for the lot (the WebSocket hub reads every
+   * changed notification of a batch); ids not found are left out.
+   */
+  getMany(ids: readonly number[]): Map<number, Notification> {
+    const out = new Map<number, Notification>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      for (const r of this.s.getManyReader.all(JSON.stringify(ids.slice(i, i + 1000))) as Row[]) out.set(r.id, toNotification(r));
+    }
+    return out;
   }
 
   count(): number {

@@ -33,6 +33,9 @@ export class Store {
   private readonly lock = new Mutex();
   private readerDb: Db | undefined;
   private closed = false;
+  /** Writes that ride along with the next transaction (`writeSoon`). */
+  private soon: Array<{ fn: () => void; done: () => void }> = [];
+  private soonTimer: (() => void) | undefined;
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -92,7 +95,19 @@ export class Store {
     const release = this.lock.tryAcquire() ?? (await this.lock.acquire());
     try {
       this.assertOpen();
-      return this.db.transaction(fn)();
+      const riders = this.takeSoon();
+      let r: T;
+      try {
+        r = this.db.transaction(() => {
+          this.runRiders(riders);
+          return fn();
+        })();
+      } catch (err) {
+        this.requeue(riders);
+        throw err;
+      }
+      for (const x of riders) x.done();
+      return r;
     } finally {
       release();
     }
@@ -107,17 +122,86 @@ export class Store {
     try {
       this.assertOpen();
       this.db.exec('BEGIN IMMEDIATE');
+      const riders = this.takeSoon();
       try {
+        this.runRiders(riders);
         const r = await fn();
         this.db.exec('COMMIT');
+        for (const x of riders) x.done();
         return r;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        this.requeue(riders);
         throw err;
       }
     } finally {
       release();
     }
+  }
+
+  /**
+   * A write that may wait: it runs inside the next transaction anyone opens (sparing a commit
+   * and its fsync of its own), or in its own after `maxDelayMs` when nobody writes. For work
+   * whose loss in a crash is harmless (deleting outbox rows a peer acknowledged: they would only
+   * be sent again). `fn` must not throw; a failure is logged and the others still commit. If
+   * the transaction it rode in rolls back, it rides in the next. Resolves once committed.
+   * @example
+   * await store.writeSoon(() => del.run(peer, id));
+   */
+  writeSoon(fn: () => void, maxDelayMs = 5): Promise<void> {
+    return new Promise<void>((done) => {
+      this.soon.push({ fn, done });
+      this.armSoon(maxDelayMs);
+    });
+  }
+
+  /** A real timer on purpose: it bounds how long a write waits, not the node's logic. */
+  private armSoon(ms: number): void {
+    if (this.soonTimer) return;
+    const t = setTimeout(() => {
+      this.soonTimer = undefined;
+      if (this.soon.length === 0) return;
+      if (this.closed) {
+        this.dropSoon();
+        return;
+      }
+      this.write(() => undefined).catch((err) => {
+        this.logger.warn({ err: (err as Error).message }, 'deferred writes not committed');
+        this.dropSoon();
+      });
+    }, ms);
+    this.soonTimer = () => clearTimeout(t);
+  }
+
+  private takeSoon(): Array<{ fn: () => void; done: () => void }> {
+    if (this.soon.length === 0) return [];
+    const riders = this.soon;
+    this.soon = [];
+    this.soonTimer?.();
+    this.soonTimer = undefined;
+    return riders;
+  }
+
+  private runRiders(riders: ReadonlyArray<{ fn: () => void }>): void {
+    for (const r of riders) {
+      try {
+        r.fn();
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'a deferred write failed');
+      }
+    }
+  }
+
+  private requeue(riders: Array<{ fn: () => void; done: () => void }>): void {
+    if (riders.length === 0) return;
+    this.soon = [...riders, ...this.soon];
+    if (!this.closed) this.armSoon(5);
+  }
+
+  /** The store closed with deferred writes pending: they are given up (each was allowed to be lost). */
+  private dropSoon(): void {
+    const riders = this.takeSoon();
+    for (const x of riders) x.done();
   }
 
   /** A second, read-only connection: it sees only committed data and never waits for writers. */
@@ -146,6 +230,16 @@ export class Store {
     const release = await this.lock.acquire();
     try {
       if (this.closed) return;
+      // Deferred writes still waiting get their transaction before the file closes.
+      const riders = this.takeSoon();
+      if (riders.length > 0) {
+        try {
+          this.db.transaction(() => this.runRiders(riders))();
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, 'deferred writes not committed at close');
+        }
+        for (const x of riders) x.done();
+      }
       this.closed = true;
       this.readerDb?.close();
       this.db.close();

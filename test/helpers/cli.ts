@@ -17,7 +17,9 @@ export async function startDaemonProcess(
   env: NodeJS.ProcessEnv,
   entry: string[] = [CLI, 'daemon'],
 ): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const proc = spawn(process.execPath, entry, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // WEFT_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles each daemon (flags NODE_OPTIONS refuses).
+  const nodeArgs = (process.env.WEFT_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, ...entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));

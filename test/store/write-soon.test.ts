@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Store } from '../../src/store/index.js';
+import { ManualClock, silentLogger } from '../../src/util/index.js';
+
+/** A real file (WAL, a reader connection), with a table the test writes to. */
+function open(): { store: Store; rows: () => number[]; insert: (n: number) => void; done: () => Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-soon-'));
+  const store = Store.open({ path: join(dir, 'weft.db') }, { clock: new ManualClock(0), logger: silentLogger });
+  store.db.exec('CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)');
+  const ins = store.db.prepare('INSERT OR IGNORE INTO t (n) VALUES (?)');
+  return {
+    store,
+    // Committed rows only: the reader sees nothing of an open transaction.
+    rows: () => (store.reader.prepare('SELECT n FROM t ORDER BY n').pluck().all() as number[]),
+    insert: (n) => ins.run(n),
+    done: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('a deferred write commits with the next transaction anyone opens, not in one of its own', async () => {
+  const s = open();
+  try {
+    const soon = s.store.writeSoon(() => s.insert(1), 60_000);
+    assert.deepEqual(s.rows(), [], 'nothing is written until a transaction carries it');
+    await s.store.write(() => s.insert(2));
+    await soon;
+    assert.deepEqual(s.rows(), [1, 2], 'it rode in the other write');
+    const viaAsync = s.store.writeSoon(() => s.insert(3), 60_000);
+    await s.store.writeAsync(async () => s.insert(4));
+    await viaAsync;
+    assert.deepEqual(s.rows(), [1, 2, 3, 4]);
+  } finally {
+    await s.done();
+  }
+});
+
+test('a deferred write commits on its own after its delay when nobody else writes', async () => {
+  const s = open();
+  try {
+    await s.store.writeSoon(() => s.insert(7), 5);
+    assert.deepEqual(s.rows(), [7]);
+  } finally {
+    await s.done();
+  }
+});
+
+test('a deferred write that rode in a transaction that rolled back rides in the next one', async () => {
+  const s = open();
+  try {
+    const soon = s.store.writeSoon(() => s.insert(1), 60_000);
+    await assert.rejects(
+      s.store.write(() => {
+        s.insert(2);
+        throw new Error('the batch fails');
+      }),
+      /the batch fails/,
+    );
+    assert.deepEqual(s.rows(), [], 'the failed batch took the rider with it');
+    await s.store.write(() => s.insert(3));
+    await soon;
+    assert.deepEqual(s.rows(), [1, 3], 'the rider is not lost with the failed batch');
+  } finally {
+    await s.done();
+  }
+});
+
+test('closing the store commits the deferred writes still waiting', async () => {
+  const s = open();
+  const soon = s.store.writeSoon(() => s.insert(9), 60_000);
+  const path = s.store.path;
+  await s.store.close();
+  await soon;
+  const again = Store.open({ path }, { clock: new ManualClock(0), logger: silentLogger });
+  try {
+    assert.deepEqual(again.db.prepare('SELECT n FROM t').pluck().all(), [9]);
+  } finally {
+    await again.close();
+  }
+});
