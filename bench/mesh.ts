@@ -127,7 +127,10 @@ async function latency(kind: Kind, redisUrl?: string, count = 3000): Promise<{ p
 export default async function meshBench(): Promise<BenchSection> {
   const redis = await TestRedis.start();
   try {
-    const n = Number(process.env.WEFT_BENCH_MESH_EVENTS ?? 20_000);
+    // 8,000: one producer's burst stays inside the shipped per-source allowance (bursts of
+    // 10,000, then 2,000/s); a bigger burst from one source is throttled by the trust stage by
+    // design, and the figure would measure that instead of the mesh.
+    const n = Number(process.env.WEFT_BENCH_MESH_EVENTS ?? 8_000);
     const tp: Record<Kind, number> = {
       memory: await throughput('memory', 1, n),
       redis: await throughput('redis', 1, n, redis.url),

@@ -95,7 +95,7 @@ export default async function startup(): Promise<BenchSection> {
 
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-startup-'));
   const port = await freePort();
-  const env = { ...process.env, WEFT_DATA_DIR: dir, WEFT_API_PORT: String(port), WEFT_CONFIG: join(dir, 'none.toml') };
+  const env = { ...process.env, WEFT_DATA_DIR: dir, WEFT_API_PORT: String(port), HOME: dir };
   const daemon = spawn(process.execPath, [CLI, 'daemon'], { env, stdio: 'ignore' });
   let emit = Number.NaN;
   let list = Number.NaN;
@@ -119,7 +119,7 @@ export default async function startup(): Promise<BenchSection> {
   rmSync(dir, { recursive: true, force: true });
 
   const idleDir = mkdtempSync(join(tmpdir(), 'weft-bench-idle-'));
-  const idleEnv = { ...process.env, WEFT_DATA_DIR: idleDir, WEFT_API_PORT: String(await freePort()), WEFT_CONFIG: join(idleDir, 'none.toml') };
+  const idleEnv = { ...process.env, WEFT_DATA_DIR: idleDir, WEFT_API_PORT: String(await freePort()), HOME: idleDir };
   const [daemonRss, bareRss] = await Promise.all([
     idleRss([CLI, 'daemon'], idleEnv, () => existsSync(join(idleDir, 'daemon.json')), IDLE_MS),
     idleRss(['-e', 'setInterval(() => {}, 1000)'], process.env, () => true, IDLE_MS),

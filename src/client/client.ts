@@ -32,8 +32,16 @@ function exchange(url: string, method: string, headers: Record<string, string>, 
         }
         chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      let ended = false;
+      res.on('end', () => {
+        ended = true;
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+      });
       res.on('error', reject);
+      // The daemon went away mid-answer: say so rather than wait for an end that never comes.
+      res.on('close', () => {
+        if (!ended) reject(new Error('the connection closed before the answer was complete'));
+      });
     });
     req.on('error', reject);
     req.end(body);
