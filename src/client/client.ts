@@ -20,7 +20,9 @@ function exchange(url: string, method: string, headers: Record<string, string>, 
   return new Promise((resolve, reject) => {
     const tls = url.startsWith('https:');
     const send = tls ? httpsRequest : httpRequest;
-    const agent = tls ? (agents.https ??= new HttpsAgent({ keepAlive: true })) : (agents.http ??= new HttpAgent({ keepAlive: true }));
+    if (tls) agents.https ??= new HttpsAgent({ keepAlive: true });
+    else agents.http ??= new HttpAgent({ keepAlive: true });
+    const agent = tls ? agents.https : agents.http;
     const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
