@@ -6,30 +6,37 @@ import type { Envelope } from '../envelope/index.js';
 import { ERROR_CODES, type ErrorCode, WeftError } from '../errors/index.js';
 import type { Notification, NotificationChange, NotificationFilter } from '../store/index.js';
 
-/** Largest answer the client reads, bytes (a page of events or notifications is far smaller). */
+/** Largest JSON answer the client reads, bytes (a page of events or notifications is far smaller). */
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+/** Largest text answer (`text()`: the audit export, Prometheus text), bytes; near a JS string's limit. */
+const MAX_TEXT_BYTES = 512 * 1024 * 1024;
+
+/** Kept-alive connections for producers that send many requests; an idle one does not hold a process open. */
+const agents: { http?: HttpAgent; https?: HttpsAgent } = {};
+
+/** The daemon answered, but the answer could not be read whole (too large, cut off). */
+class AnswerError extends Error {}
 
 /**
  * One HTTP exchange on node:http (fetch would load undici and web streams, ~35 ms of a CLI
- * call's start-up). Connections are kept alive for producers that send many requests; an idle
- * kept socket does not hold a process open, so a CLI call still exits at once.
+ * call's start-up).
  */
-const agents: { http?: HttpAgent; https?: HttpsAgent } = {};
-
-function exchange(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+function exchange(url: string, method: string, headers: Record<string, string>, body: string | undefined, maxBytes: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const tls = url.startsWith('https:');
     const send = tls ? httpsRequest : httpRequest;
     if (tls) agents.https ??= new HttpsAgent({ keepAlive: true });
     else agents.http ??= new HttpAgent({ keepAlive: true });
     const agent = tls ? agents.https : agents.http;
+    let answered = false;
     const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_ANSWER_BYTES) {
-          req.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+        if (size > maxBytes) {
+          req.destroy(new AnswerError(`the answer is larger than ${maxBytes} bytes`));
           return;
         }
         chunks.push(c);
@@ -39,13 +46,13 @@ function exchange(url: string, method: string, headers: Record<string, string>, 
         ended = true;
         resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
       });
-      res.on('error', reject);
+      res.on('error', (err) => reject(err instanceof AnswerError ? err : new AnswerError('the connection closed before the answer was complete')));
       // The daemon went away mid-answer: say so rather than wait for an end that never comes.
       res.on('close', () => {
-        if (!ended) reject(new Error('the connection closed before the answer was complete'));
+        if (!ended) reject(new AnswerError('the connection closed before the answer was complete'));
       });
     });
-    req.on('error', reject);
+    req.on('error', (err) => reject(answered && !(err instanceof AnswerError) ? new AnswerError('the connection closed before the answer was complete') : err));
     req.end(body);
   });
 }
@@ -103,7 +110,7 @@ export class WeftClient {
   async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.init.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await this.exchange(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+    const res = await this.exchange(method, path, headers, body === undefined ? undefined : JSON.stringify(body), MAX_ANSWER_BYTES);
     let json: unknown;
     try {
       json = res.text ? JSON.parse(res.text) : undefined;
@@ -120,15 +127,22 @@ export class WeftClient {
 
   /** GET returning the body as text (JSON lines, Prometheus text). */
   async text(path: string): Promise<string> {
-    const res = await this.exchange('GET', path, { authorization: `Bearer ${this.init.token}` });
+    const res = await this.exchange('GET', path, { authorization: `Bearer ${this.init.token}` }, undefined, MAX_TEXT_BYTES);
     if (res.status < 200 || res.status >= 300) throw new WeftError(res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `HTTP ${res.status}`);
     return res.text;
   }
 
-  private async exchange(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  private async exchange(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    maxBytes: number,
+  ): Promise<{ status: number; text: string }> {
     try {
-      return await exchange(this.init.url + path, method, headers, body);
+      return await exchange(this.init.url + path, method, headers, body, maxBytes);
     } catch (err) {
+      if (err instanceof AnswerError) throw new WeftError('WEFT_INTERNAL', `${method} ${path}: ${err.message}`, { cause: err });
       throw new WeftError('WEFT_STOPPED', `no weft daemon answers at ${this.init.url} (start one with 'weft daemon')`, { cause: err });
     }
   }

@@ -19,6 +19,9 @@ export interface StoreDeps {
   logger: Logger;
 }
 
+/** Deferred writes (`writeSoon`) waiting at most; beyond it the oldest are given up. */
+const MAX_DEFERRED_WRITES = 65_536;
+
 /**
  * The node's one SQLite file: WAL, synchronous=FULL (a commit acknowledged to a producer or a
  * peer survives power loss), migrations by `user_version`. Every write goes through
@@ -36,6 +39,7 @@ export class Store {
   /** Writes that ride along with the next transaction (`writeSoon`). */
   private soon: Array<{ fn: () => void; done: () => void }> = [];
   private soonTimer: (() => void) | undefined;
+  private droppedSoon = 0;
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -153,6 +157,14 @@ export class Store {
    */
   writeSoon(fn: () => void, maxDelayMs = 5): Promise<void> {
     return new Promise<void>((done) => {
+      if (this.soon.length >= MAX_DEFERRED_WRITES) {
+        // Writes keep failing (a full disk): give up the oldest, each was allowed to be lost.
+        this.soon.shift()?.done();
+        this.droppedSoon++;
+        if (this.droppedSoon === 1 || this.droppedSoon % 10_000 === 0) {
+          this.logger.warn({ dropped: this.droppedSoon, limit: MAX_DEFERRED_WRITES }, 'deferred writes over their limit: the oldest are given up');
+        }
+      }
       this.soon.push({ fn, done });
       this.armSoon(maxDelayMs);
     });
