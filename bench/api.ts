@@ -9,14 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createNode } from '../src/node/index.js';
 import { freePort } from '../test/helpers/redis.js';
-import { type BenchSection, fmt, percentile } from './harness.js';
+import { type BenchSection, fmt, percentile, rssMiB } from './harness.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
 
 async function seed(dir: string, n: number): Promise<void> {
   const node = await createNode({ dataDir: dir, computer: 'bench' });

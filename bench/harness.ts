@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /** What every benchmark module returns; bench/run.ts prints the rows and saves `results`. */
 export interface BenchSection {
   title: string;
@@ -8,6 +9,12 @@ export interface BenchSection {
 }
 
 export type BenchModule = () => Promise<BenchSection>;
+
+/** Resident memory of a running process, MiB (from /proc). */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;

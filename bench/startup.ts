@@ -7,12 +7,12 @@
  * `weft notifications list` < 150 ms, idle daemon < 50 MB.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/redis.js';
-import { type BenchSection, fmt } from './harness.js';
+import { type BenchSection, fmt, percentile, rssMiB } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -31,13 +31,7 @@ function medianWallMs(args: string[], env: NodeJS.ProcessEnv = process.env): num
     if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${String(r.stderr).slice(0, 400)}`);
     if (i > 0) times.push(ms);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)] as number;
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
+  return percentile(times.sort((a, b) => a - b), 50);
 }
 
 /** RSS of a process that has been idle for `ms`. */
@@ -50,7 +44,7 @@ async function idleRss(args: string[], env: NodeJS.ProcessEnv, ready: () => bool
       await sleep(50);
     }
     await sleep(ms);
-    return rssMb(child.pid as number);
+    return rssMiB(child.pid as number);
   } finally {
     child.kill('SIGINT');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));

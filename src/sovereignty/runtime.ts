@@ -187,7 +187,7 @@ class Runtime implements CartridgeRuntime {
         sandbox: () => this.sandboxes.alpha,
         manifest: (name) => this.loaded.get(name)?.manifest,
         running: () => this.state === 'started',
-        onRun: (name, event) => this.lastEvent.set(name, { id: event.id, type: event.event }),
+        onRun: (name, event) => this.noteRun(name, event),
         track: (task) => this.track(task),
       },
     );
@@ -503,10 +503,15 @@ class Runtime implements CartridgeRuntime {
         sandbox: () => (this.loaded.get(name)?.tier === 'approved' ? this.sandboxes.approved : null),
         ns: this.node.ns,
         logger: this.logger,
-        onRun: (event) => this.lastEvent.set(name, { id: event.id, type: event.event }),
+        onRun: (event) => this.noteRun(name, event),
         onTimed: (ms) => this.timed(name, ms),
       }),
     );
+  }
+
+  /** The event a cartridge was last given, to name it if the cartridge is suspended. */
+  private noteRun(name: string, event: Envelope): void {
+    this.lastEvent.set(name, { id: event.id, type: event.event });
   }
 
   private track(task: Promise<void>): void {

@@ -213,7 +213,7 @@ export class Store {
     if (!this.closed) this.armSoon(5);
   }
 
-  /** The store closed with deferred writes pending: they are given up (each was allowed to be lost). */
+  /** Deferred writes that cannot commit (the store closed, or their own flush failed) are given up: each was allowed to be lost. */
   private dropSoon(): void {
     const riders = this.takeSoon();
     for (const x of riders) x.done();
