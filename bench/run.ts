@@ -15,6 +15,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['compare', () => import('./compare.js')],
   ['cartridges', () => import('./cartridges.js')],
   ['startup', () => import('./startup.js')],
+  ['privacy', () => import('./privacy.js')],
 ];
 
 const filter = process.argv.slice(2);

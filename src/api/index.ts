@@ -4,5 +4,6 @@ export * from './hub.js';
 export * from './metrics.js';
 export * from './prometheus.js';
 export * from './node-routes.js';
+export * from './privacy-routes.js';
 export * from './routes.js';
 export * from './server.js';

@@ -104,6 +104,20 @@ export interface Normalizable {
  */
 export class Catalog {
   private readonly entries = new Map<string, EventTypeEntry>();
+  /** Named schemas of records that are not events (Caro's NodeSummary, MeshQuery, ...), exported with the types. */
+  private readonly records: Record<string, TSchema> = {};
+
+  /**
+   * Registers named record schemas for `weft schemas export` (a name registered twice fails).
+   * @example
+   * catalog.registerRecords({ NodeSummary });
+   */
+  registerRecords(schemas: Readonly<Record<string, TSchema>>): void {
+    for (const [name, schema] of Object.entries(schemas)) {
+      if (name in this.records) throw new DuplicateEventTypeError(`record ${name}`);
+      this.records[name] = schema;
+    }
+  }
   private readonly aliases = new Map<string, EventTypeAlias[]>();
 
   /** Registers another producer family's name or payload shape for one of our types. */
@@ -254,6 +268,7 @@ export class Catalog {
       title: 'Weft event catalog',
       envelope: stripSymbols(Envelope),
       types,
+      records: Object.fromEntries(Object.entries(this.records).map(([k, v]) => [k, stripSymbols(v)])),
     };
   }
 }

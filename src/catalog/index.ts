@@ -3,11 +3,13 @@ import { Catalog } from './catalog.js';
 import { CARTRIDGE_EVENTS, registerCartridgeTypes } from './schemas/cartridges.js';
 import { registerCorrelationTypes } from './schemas/correlation.js';
 import { registerMeshTypes } from './schemas/mesh.js';
+import { registerPrivacyTypes } from './schemas/privacy.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
 import { registerTeleClaudeAliases } from './schemas/teleclaude.js';
 
 export * from './catalog.js';
+export * from './schemas/privacy.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
 export { CARTRIDGE_EVENTS, registerCartridgeTypes };
 export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes, registerTeleClaudeAliases };
@@ -20,6 +22,7 @@ export function createDefaultCatalog(): Catalog {
   registerSoftwareDevelopmentTypes(c);
   registerCartridgeTypes(c);
   registerMeshTypes(c);
+  registerPrivacyTypes(c);
   registerTeleClaudeAliases(c);
   return c;
 }

@@ -9,7 +9,7 @@ import { redisKeys } from './redis-keys.js';
 /** The TOML parser, loaded only when a config file exists (a CLI call without one never pays for it). */
 const parseToml = (text: string): Record<string, unknown> => (createRequire(import.meta.url)('smol-toml') as { parse: typeof ParseToml }).parse(text);
 
-type Kind = 'string' | 'integer' | 'enum' | 'boolean' | 'string[]';
+type Kind = 'string' | 'integer' | 'enum' | 'boolean' | 'string[]' | 'map' | 'table[]';
 
 interface KeySpec {
   kind: Kind;
@@ -57,6 +57,20 @@ export const CONFIG_KEYS = {
   'mesh.max_inflight_frames': { kind: 'integer', default: 64, min: 1, max: 100_000, help: 'unacknowledged frames per peer before the sender waits' },
   'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
   'mesh.teleclaude_peers': { kind: 'string[]', default: [], help: 'TeleClaude nodes reached over the seed\'s plain JSON wire on Redis: "computer[/cluster]" (unsigned: accepted only from this cluster)' },
+  'observe.enabled': { kind: 'boolean', default: true, help: 'read the shell hooks\' spool into terminal.command events (weft observe install adds a hook)' },
+  'observe.spool_dir': { kind: 'string', help: 'where shell hooks leave commands (default $XDG_RUNTIME_DIR/weft-spool, else /dev/shm/weft-spool-<uid>: RAM, never disk)' },
+  'observe.exclude': { kind: 'string[]', default: [], help: 'regular expressions: matching commands are never recorded' },
+  'observe.rules': { kind: 'table[]', default: [], help: 'extra classification rules: [[observe.rules]] name, pattern (regex), category, risk, final' },
+  'observe.secret_patterns': { kind: 'table[]', default: [], help: 'extra secrets to redact: [[observe.secret_patterns]] name, pattern (regex)' },
+  'privacy.max_level': { kind: 'enum', values: ['summarized', 'aggregated'], default: 'summarized', help: 'the most detailed class shared: summarized (summaries + aggregates) or aggregated (query answers only); raw never leaves' },
+  'privacy.default_trust': { kind: 'enum', values: ['untrusted', 'share_to', 'query_from', 'peer', 'supervisor'], default: 'share_to', help: 'trust of a discovered node outside this cluster that no rule names' },
+  'privacy.node_trust': { kind: 'map', default: {}, help: 'trust by computer name, node id or fingerprint: { laptop = "peer" }' },
+  'privacy.subnet_trust': { kind: 'map', default: {}, help: 'trust by the peer address\'s subnet: { "10.0.1.0/24" = "query_from" }' },
+  'privacy.allowed_categories': { kind: 'string[]', default: [], help: 'command categories that may appear in summaries and answers (empty: all)' },
+  'privacy.denied_categories': { kind: 'string[]', default: [], help: 'command categories never shared (deny wins)' },
+  'privacy.min_contributors': { kind: 'integer', default: 3, min: 1, max: 1000, help: 'an aggregate built from fewer nodes is suppressed' },
+  'privacy.share_summaries': { kind: 'boolean', default: false, help: 'push hourly/daily/weekly summaries to peers trusted share_to or peer (preview: weft summaries show)' },
+  'privacy.query_timeout': { kind: 'integer', default: 3000, min: 50, max: 600_000, help: 'ms a mesh query waits for answers' },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -84,6 +98,24 @@ export interface WeftConfig {
     frame_envelopes: number;
     max_inflight_frames: number;
   };
+  observe: {
+    enabled: boolean;
+    spool_dir?: string;
+    exclude: string[];
+    rules: Array<Record<string, unknown>>;
+    secret_patterns: Array<Record<string, unknown>>;
+  };
+  privacy: {
+    max_level: 'summarized' | 'aggregated';
+    default_trust: 'untrusted' | 'share_to' | 'query_from' | 'peer' | 'supervisor';
+    node_trust: Record<string, string>;
+    subnet_trust: Record<string, string>;
+    allowed_categories: string[];
+    denied_categories: string[];
+    min_contributors: number;
+    share_summaries: boolean;
+    query_timeout: number;
+  };
   /** The file it was read from, if any. */
   source?: string;
 }
@@ -106,6 +138,10 @@ function describe(spec: KeySpec): string {
       return 'true or false';
     case 'string[]':
       return 'a list of strings';
+    case 'map':
+      return 'a table of name = "value" (env: name=value,name=value)';
+    case 'table[]':
+      return 'a list of tables (env: JSON)';
     default:
       return 'a string';
   }
@@ -138,6 +174,36 @@ function coerce(key: string, spec: KeySpec, value: unknown, fromEnv: boolean): u
     case 'string[]': {
       const arr = fromEnv && typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
       if (!Array.isArray(arr) || arr.some((x) => typeof x !== 'string')) throw bad();
+      return arr;
+    }
+    case 'map': {
+      const obj =
+        fromEnv && typeof value === 'string'
+          ? Object.fromEntries(
+              value
+                .split(',')
+                .map((p) => p.trim())
+                .filter(Boolean)
+                .map((p) => {
+                  const i = p.lastIndexOf('=');
+                  if (i <= 0) throw bad();
+                  return [p.slice(0, i).trim(), p.slice(i + 1).trim()];
+                }),
+            )
+          : value;
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj) || Object.values(obj).some((x) => typeof x !== 'string')) throw bad();
+      return obj;
+    }
+    case 'table[]': {
+      let arr = value;
+      if (fromEnv && typeof value === 'string') {
+        try {
+          arr = JSON.parse(value);
+        } catch {
+          throw bad();
+        }
+      }
+      if (!Array.isArray(arr) || arr.some((x) => x === null || typeof x !== 'object' || Array.isArray(x))) throw bad();
       return arr;
     }
   }
@@ -234,7 +300,26 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       frame_envelopes: get('mesh.frame_envelopes'),
       max_inflight_frames: get('mesh.max_inflight_frames'),
     },
+    observe: {
+      enabled: get('observe.enabled'),
+      exclude: get('observe.exclude'),
+      rules: get('observe.rules'),
+      secret_patterns: get('observe.secret_patterns'),
+    },
+    privacy: {
+      max_level: get('privacy.max_level'),
+      default_trust: get('privacy.default_trust'),
+      node_trust: get('privacy.node_trust'),
+      subnet_trust: get('privacy.subnet_trust'),
+      allowed_categories: get('privacy.allowed_categories'),
+      denied_categories: get('privacy.denied_categories'),
+      min_contributors: get('privacy.min_contributors'),
+      share_summaries: get('privacy.share_summaries'),
+      query_timeout: get('privacy.query_timeout'),
+    },
   };
+  const spool = get<string | undefined>('observe.spool_dir');
+  if (spool) cfg.observe.spool_dir = resolve(spool);
   const cluster = get<string | undefined>('computer.cluster');
   if (cluster) cfg.computer.cluster = cluster;
   const url = get<string | undefined>('redis.url');

@@ -23,6 +23,7 @@ import type { Cartridge } from '../pipeline/index.js';
 import type { ProviderFactory } from '../transport/index.js';
 import { type Clock, type Logger, silentLogger, systemClock } from '../util/index.js';
 import { createNode, type RedisBusOptions, type WeftNode } from '../node/index.js';
+import { type PrivacyInit, PrivacyPolicy, privacyProjection, PrivacyService } from '../privacy/index.js';
 
 export interface AssembleInit {
   dataDir: string;
@@ -36,6 +37,8 @@ export interface AssembleInit {
   system?: SystemPipelineInit;
   /** Cartridges after the system pipeline and the mesh publisher. */
   extraCartridges?: Cartridge[];
+  /** Shell observation, sharing policy, summaries and queries (default: the default policy, no observation). */
+  privacy?: PrivacyInit;
   mesh?: {
     provider: ProviderFactory;
     /** Peers from the config. */
@@ -59,7 +62,8 @@ export interface AssembledNode {
   audit: AuditLog;
   peers: PeerBook;
   mesh: MeshService | undefined;
-  /** Starts the node, then the mesh. */
+  privacy: PrivacyService;
+  /** Starts the node, then the mesh, then the privacy layer. */
   start(): Promise<void>;
   /** Stops the mesh, then the node. Idempotent. */
   stop(): Promise<void>;
@@ -95,11 +99,18 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   const self = { computer: init.computer, nodeId: identity.nodeId, ...(init.cluster ? { cluster: init.cluster } : {}) };
   const peers = new PeerBook(self, init.mesh?.peers ?? []);
   let outbox: MeshOutbox | undefined;
+  // The privacy layer is made after the node; the stages that report to it are made before.
+  const privacyRef: { s?: PrivacyService } = {};
   const publisher = meshPublisher({
     peers: init.mesh ? peers : undefined,
     outbox: () => outbox,
     self,
     logger: logger.child({ mod: 'publisher' }),
+    allow: (e, p) => privacyRef.s?.allowsEgress(e, p) ?? p.trustLevel !== 'untrusted',
+  });
+  const projection = privacyProjection({
+    onPeerSummary: () => privacyRef.s?.onPeerSummary(),
+    onRefusedSummary: (peer, reason) => privacyRef.s?.onRefusedSummary(peer, reason),
   });
   const node = await createNode(
     {
@@ -108,7 +119,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       ...(init.cluster ? { cluster: init.cluster } : {}),
       ...(init.redis ? { redis: init.redis } : {}),
       ...(init.catalog ? { catalog: init.catalog } : {}),
-      cartridges: (_defaults, stores) => systemPipeline(init.system ?? {}, { peers, after: [publisher, ...(init.extraCartridges ?? [])] })(stores),
+      cartridges: (_defaults, stores) => systemPipeline(init.system ?? {}, { peers, after: [publisher, projection(stores), ...(init.extraCartridges ?? [])] })(stores),
     },
     { clock, logger },
   );
@@ -180,21 +191,34 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   }
   let stopping: Promise<void> | undefined;
   if (mesh) meshRef.m = mesh;
-  return {
+  const privacy = new PrivacyService(init.privacy ?? { policy: new PrivacyPolicy() }, {
+    node,
+    identity: () => assembled.identity,
+    peers,
+    mesh,
+    audit,
+    clock,
+    logger: logger.child({ mod: 'privacy' }),
+  });
+  privacyRef.s = privacy;
+  const assembled: AssembledNode = {
     node,
     identity,
     identityCreated: created,
     audit,
     peers,
     mesh,
+    privacy,
     async start() {
       // Before anything is read or written on a shared Redis: refuse if another node has these names.
       await claims?.start();
       await node.start();
       await mesh?.start();
+      await privacy.start();
     },
     stop() {
       stopping ??= (async () => {
+        await privacy.stop();
         await mesh?.stop();
         await node.stop();
         await claims?.stop();
@@ -202,4 +226,5 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       return stopping;
     },
   };
+  return assembled;
 }

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApi, MetricsRegistry, nodeMetrics, nodeRoutes, registerCartridgeRoutes } from '../api/index.js';
+import { buildApi, MetricsRegistry, nodeMetrics, nodeRoutes, privacyRoutes, registerCartridgeRoutes } from '../api/index.js';
 import { type DeliveryChannel, telegramDelivery } from '../delivery/index.js';
 import { rotateIdentityFile } from '../identity/index.js';
 import { parsePeerSpec } from '../mesh/index.js';
@@ -15,6 +15,8 @@ import { commitMarkPath } from './doctor.js';
 import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
+import { privacyFromConfig } from './privacy-config.js';
+import { OBSERVER_SOURCE } from '../privacy/index.js';
 import type { WeftNode } from '../node/index.js';
 
 export interface RunningDaemon {
@@ -53,9 +55,15 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         ...(cfg.redis.url ? { redis: { url: cfg.redis.url, prefix: cfg.redis.prefix, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
         redisPrefix: cfg.redis.prefix,
         system: {
-          trust: { strictness: cfg.trust.strictness, rate: { perSecond: cfg.trust.rate_per_second, burst: cfg.trust.rate_burst } },
+          trust: {
+            strictness: cfg.trust.strictness,
+            rate: { perSecond: cfg.trust.rate_per_second, burst: cfg.trust.rate_burst },
+            // The spool after a day with the daemon down is a backlog, not a flood: it is this node's own shells.
+            overrides: { [OBSERVER_SOURCE]: { rate: { perSecond: 50_000, burst: 1_000_000 } } },
+          },
         },
         ...meshFromConfig(cfg),
+        privacy: privacyFromConfig(cfg),
       },
       { logger, ...(opts.clock ? { clock: opts.clock } : {}) },
     );
@@ -123,6 +131,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
               return { previous: r.previous.nodeId, nodeId: r.identity.nodeId, fingerprint: r.identity.fingerprint, ...sent };
             },
           }),
+          privacyRoutes({ privacy: a0.privacy, now: () => n.clock.now() }),
         ],
       },
     );

@@ -3,3 +3,4 @@ export * from './assemble.js';
 export * from './daemon.js';
 export * from './doctor.js';
 export * from './run.js';
+export * from './privacy-config.js';

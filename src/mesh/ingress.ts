@@ -43,11 +43,25 @@ export function emptyCounters(): MeshCounters {
   return { framesIn: 0, eventsIn: 0, acksIn: 0, messagesIn: 0, redelivered: 0, rejected: {} };
 }
 
+/** What a message handler is given: the verified sender and the message's data. */
+export interface InboundMessage {
+  /** The sender's computer name (from its pinned key). */
+  computer: string;
+  /** The sender's node id, verified by the frame signature. */
+  nodeId: string;
+  kind: string;
+  data: unknown;
+}
+
+export type MessageHandler = (m: InboundMessage) => Promise<void> | void;
+
 export interface IngressInit {
   /** Events are never re-forwarded; an envelope claiming more hops is refused (default 8). */
   maxHops?: number;
   /** Frames taken from the provider and not handled yet, at most (default 1024). */
   maxBuffered?: number;
+  /** Messages being handled at once, at most (default 64); more are refused as MESSAGE_BUSY. */
+  maxHandling?: number;
 }
 
 export interface IngressDeps {
@@ -66,6 +80,12 @@ export interface IngressDeps {
   rediscover?: () => Promise<void>;
   /** A peer acknowledged our frames. */
   onAck(computer: string, sequences: readonly number[]): void;
+  /**
+   * Handlers of message kinds other than text (e.g. `privacy.query`), by kind. A message for a
+   * handler is not an event: its replay record commits, then the handler runs beside the
+   * receive loop (bounded: `maxHandling` at once; more are refused as MESSAGE_BUSY).
+   */
+  messageHandlers?: ReadonlyMap<string, MessageHandler>;
   clock: Clock;
   logger: Logger;
 }
@@ -83,6 +103,8 @@ export function auditQuietly(audit: AuditLog, logger: Logger) {
 export class MeshIngress {
   readonly maxHops: number;
   private readonly maxBuffered: number;
+  private readonly maxHandling: number;
+  private handlingMessages = 0;
   private readonly refusals: RefusalNotices;
   /** Refused connections, aggregated per peer or remote address and code: audit row + notice per minute. */
   private readonly refusedLinks: RefusalNotices;
@@ -97,6 +119,7 @@ export class MeshIngress {
   ) {
     this.maxHops = init.maxHops ?? 8;
     this.maxBuffered = init.maxBuffered ?? 1024;
+    this.maxHandling = init.maxHandling ?? 64;
     this.audited = auditQuietly(deps.audit, deps.logger);
     this.refusals = new RefusalNotices(
       {},
@@ -291,6 +314,11 @@ export class MeshIngress {
         }
         case 'message': {
           this.deps.counters.messagesIn++;
+          const handler = this.deps.messageHandlers?.get(frame.body.kind);
+          if (handler) {
+            await this.handleMessage(handler, { computer, nodeId: frame.header.sender, kind: frame.body.kind, data: frame.body.data }, frame.header, f);
+            break;
+          }
           const text = frame.body.kind === 'text' ? String((frame.body.data as { text?: unknown } | undefined)?.text ?? '') : '';
           const env = this.deps.node.build({
             event: 'mesh.message.received',
@@ -320,6 +348,30 @@ export class MeshIngress {
     }
     if (toApply.length > 0) await this.applyFrames(toApply, true);
     await Promise.all(release.map((f) => f.ack()));
+  }
+
+  /**
+   * A message for a handler: its replay record commits first (so the same frame is never
+   * handled twice), then the handler runs without holding up the frames behind it.
+   */
+  private async handleMessage(handler: MessageHandler, m: InboundMessage, header: Frame['header'], f: InboundFrame): Promise<void> {
+    if (this.handlingMessages >= this.maxHandling) {
+      await this.reject(m.nodeId, m.computer, 'MESSAGE_BUSY', `${this.maxHandling} messages are being handled already; '${m.kind}' refused`, { ref: f.deliveryId, raw: f.bytes });
+      await f.ack();
+      return;
+    }
+    await this.deps.node.ns.store.write(() => this.deps.guard.record(header));
+    await f.ack();
+    this.handlingMessages++;
+    void (async () => {
+      try {
+        await handler(m);
+      } catch (err) {
+        this.deps.logger.warn({ peer: m.computer, kind: m.kind, err: (err as Error).message }, 'a message handler failed');
+      } finally {
+        this.handlingMessages--;
+      }
+    })();
   }
 
   /** Validates and stamps a frame's envelopes with the verified sender; refuses bad ones. */

@@ -14,7 +14,7 @@ import {
 } from '../transport/index.js';
 import { type Clock, every, type Logger } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
-import { auditQuietly, emptyCounters, type MeshCounters, MeshIngress, type MeshRefusalCode } from './ingress.js';
+import { auditQuietly, emptyCounters, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerMemory } from './peer-memory.js';
 import type { KnownPeer, PeerBook } from './peers.js';
@@ -88,6 +88,7 @@ export class MeshService implements SenderLink {
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
+  private readonly handlers = new Map<string, MessageHandler>();
 
   constructor(
     private readonly init: MeshInit,
@@ -117,6 +118,7 @@ export class MeshService implements SenderLink {
         counters: this.counters,
         ...(deps.discovery ? { rediscover: () => this.discover() } : {}),
         onAck: (computer, sequences) => this.sender(computer).onAck(sequences),
+        messageHandlers: this.handlers,
         clock: deps.clock,
         logger: deps.logger,
       },
@@ -237,14 +239,30 @@ export class MeshService implements SenderLink {
   }
 
   /** Sends a short text to a peer; it shows there as a `mesh.message.received` notification. */
-  async sendText(computer: string, text: string): Promise<void> {
+  sendText(computer: string, text: string): Promise<void> {
+    return this.sendMessage(computer, 'text', { text });
+  }
+
+  /**
+   * Sends a signed message frame straight to a peer: not queued in the outbox, so it is for
+   * what is worthless late (queries and their answers) and fails at once when the peer
+   * cannot be reached.
+   */
+  async sendMessage(computer: string, kind: string, data: unknown): Promise<void> {
     const peer = this.deps.peers.byName(computer);
     if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft peers list')`);
     const bytes = encodeFrame(
-      { type: 'message', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { kind: 'text', data: { text } } },
+      { type: 'message', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { kind, data } },
       { identity: this.identity },
     );
     await this.deps.provider.send(computer, bytes);
+  }
+
+  /** Handles messages of one kind from verified peers (one handler per kind; `text` is the mesh's own). */
+  onMessage(kind: string, handler: MessageHandler): () => void {
+    if (kind === 'text' || this.handlers.has(kind)) throw new WeftError('WEFT_CONFLICT', `message kind '${kind}' already has a handler`);
+    this.handlers.set(kind, handler);
+    return () => this.handlers.delete(kind);
   }
 
   /** What `weft mesh status` shows: this node, the provider, the counters, and each peer's link. */

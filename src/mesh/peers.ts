@@ -14,6 +14,8 @@ export interface KnownPeer {
   /** `host:port` of its TLS listener, when it has one. */
   address?: string;
   trustLevel: TrustLevel;
+  /** The level was written in the config (`!trust` in mesh.peers), not a default. */
+  trustSet?: boolean;
   origin: 'static' | 'discovered';
   lastSeen?: number;
   /** Transport caps it announced (discovered peers). */
@@ -47,6 +49,7 @@ export function parsePeerSpec(spec: string): KnownPeer {
     ...(cluster ? { cluster } : {}),
     ...(address ? { address } : {}),
     trustLevel: (trust as TrustLevel | undefined) ?? 'peer',
+    ...(trust !== undefined ? { trustSet: true } : {}),
     origin: 'static',
   };
 }
@@ -60,6 +63,9 @@ export class PeerBook {
   private readonly byComputer = new Map<string, KnownPeer>();
   private readonly byNode = new Map<string, KnownPeer>();
   private readonly listeners = new Set<(p: KnownPeer) => void>();
+  private trustOf: ((p: KnownPeer) => TrustLevel | undefined) | undefined;
+  /** The level each peer had before a policy rule set it (what the config or discovery gave). */
+  private readonly given = new Map<string, TrustLevel>();
 
   constructor(
     private readonly self: { computer: string; cluster?: string; nodeId: string },
@@ -77,6 +83,9 @@ export class PeerBook {
       return false; // the config wins over what the registry says
     }
     if (old) this.byNode.delete(old.nodeId);
+    this.given.set(p.computer, p.trustLevel);
+    const t = this.trustOf?.(p);
+    if (t) p.trustLevel = t;
     this.byComputer.set(p.computer, p);
     this.byNode.set(p.nodeId, p);
     const changed = !old || old.nodeId !== p.nodeId;
@@ -107,6 +116,23 @@ export class PeerBook {
     this.byNode.delete(oldNodeId);
     p.nodeId = newNodeId;
     this.byNode.set(newNodeId, p);
+  }
+
+  /**
+   * Sets the rule that decides peers' trust levels (the privacy policy) and applies it to every
+   * peer now; `retrust()` applies it again after the rule changed. A peer the rule does not
+   * name keeps the level the config or discovery gave it.
+   */
+  setTrustResolver(fn: (p: KnownPeer) => TrustLevel | undefined): void {
+    this.trustOf = fn;
+    this.retrust();
+  }
+
+  retrust(): void {
+    for (const p of this.byComputer.values()) {
+      const given = this.given.get(p.computer) ?? p.trustLevel;
+      p.trustLevel = this.trustOf?.({ ...p, trustLevel: given }) ?? given;
+    }
   }
 
   onAdded(fn: (p: KnownPeer) => void): () => void {

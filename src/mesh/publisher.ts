@@ -10,12 +10,19 @@ export interface PublisherDeps {
   outbox: () => MeshOutbox | undefined;
   self: { computer: string; nodeId?: string };
   logger: Logger;
+  /**
+   * The sharing policy's say per event and peer (the privacy layer: nothing to an untrusted
+   * peer, summaries only where they may go). Default: every peer the visibility names.
+   */
+  allow?: (e: Envelope, peer: KnownPeer) => boolean;
 }
 
 export interface PublisherStats {
   queued: number;
   skippedRaw: number;
   skippedNoPeers: number;
+  /** Copies the sharing policy kept from a peer. */
+  skippedPolicy: number;
 }
 
 /**
@@ -26,7 +33,7 @@ export interface PublisherStats {
  * transaction; sending happens after the commit, so the pipeline never waits on a peer.
  */
 export function meshPublisher(deps: PublisherDeps): Cartridge & { stats: PublisherStats } {
-  const stats: PublisherStats = { queued: 0, skippedRaw: 0, skippedNoPeers: 0 };
+  const stats: PublisherStats = { queued: 0, skippedRaw: 0, skippedNoPeers: 0, skippedPolicy: 0 };
   const warned = new Set<string>();
   const warnOnce = (cause: string, msg: string) => {
     if (warned.has(cause)) return;
@@ -61,6 +68,10 @@ export function meshPublisher(deps: PublisherDeps): Cartridge & { stats: Publish
       const now = ctx.clock.now();
       for (const t of targets) {
         if (t.computer === deps.self.computer) continue;
+        if (deps.allow && !deps.allow(e, t)) {
+          stats.skippedPolicy++;
+          continue;
+        }
         outbox.add(t.computer, e.id, body, now);
         stats.queued++;
       }

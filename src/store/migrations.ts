@@ -257,4 +257,61 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE UNIQUE INDEX rejected_entries_origin_ref ON rejected_entries (origin, ref);
     `,
   },
+  {
+    version: 7,
+    name: 'privacy: observed commands (no command text), spool read positions, summaries, peers\' summaries, trust set at run time',
+    sql: `
+      -- What summaries and queries need of each observed command; the (redacted) text stays in the event log only.
+      CREATE TABLE terminal_commands (
+        event_id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        shell TEXT NOT NULL,
+        category TEXT NOT NULL,
+        risk_level TEXT NOT NULL,
+        exit_code INTEGER,
+        duration_ms INTEGER,
+        pattern TEXT NOT NULL,
+        caro_generated INTEGER NOT NULL DEFAULT 0,
+        user_confirmed INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+      CREATE INDEX terminal_commands_ts ON terminal_commands(ts);
+
+      CREATE TABLE spool_positions (
+        file TEXT PRIMARY KEY,
+        ino INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        records INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE summaries (
+        id TEXT PRIMARY KEY,
+        granularity TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        period_end TEXT NOT NULL,
+        body TEXT NOT NULL,
+        generated_at INTEGER NOT NULL,
+        shared_at INTEGER,
+        UNIQUE (granularity, period_start)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE peer_summaries (
+        id TEXT PRIMARY KEY,
+        peer TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        granularity TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        body TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX peer_summaries_peer ON peer_summaries(peer, period_start);
+
+      CREATE TABLE trust_settings (
+        peer TEXT PRIMARY KEY,
+        level TEXT NOT NULL,
+        set_at INTEGER NOT NULL,
+        reason TEXT
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

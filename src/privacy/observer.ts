@@ -1,0 +1,230 @@
+/**
+ * The observer: takes what the shell hooks left in the spool, drops what must never be
+ * recorded (a leading space, `observe.exclude`), redacts secrets, classifies, and emits one
+ * `terminal.command` per record. Exactly once: each record's idempotency key is its file and
+ * byte offset, so a crash between the emit's commit and the read position's commit only
+ * replays records the dedup stage then drops. Positions and removals happen after the emit.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import type { EmitInput, Envelope } from '../envelope/index.js';
+import type { Store } from '../store/index.js';
+import { type Clock, every, type Logger } from '../util/index.js';
+import { type ClassifyRule, classifyCommand } from './classify.js';
+import { PrivacyStore } from './privacy-store.js';
+import { redactSecrets, type SecretPattern } from './secrets.js';
+import { ensureSpoolDir, listSpoolFiles, readSpoolChunk, removeIfDone, type SpoolPosition } from './spool.js';
+
+/** The source name of observed commands (the trust evaluator gives it its own rate). */
+export const OBSERVER_SOURCE = 'weft-observe';
+/** The longest command kept; the rest is cut (and said so in the stored text). */
+export const MAX_COMMAND_CHARS = 10_000;
+const MAX_CWD_CHARS = 4096;
+
+export interface ObserverInit {
+  /** Where the hooks write (the first is created if missing). */
+  spoolDirs: readonly string[];
+  /** Commands matching any of these are dropped before anything is stored. */
+  exclude?: readonly RegExp[];
+  rules?: readonly ClassifyRule[];
+  secretPatterns?: readonly SecretPattern[];
+  /** A full scan this often, ms (default 1000); file-system notifications wake it sooner. */
+  scanEveryMs?: number;
+  /** Records per emit (default 2048). */
+  batch?: number;
+}
+
+/** What the observer needs of the node. */
+export interface ObserverNode {
+  emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
+  readonly ns: { readonly store: Store };
+}
+
+export interface ObserverDeps {
+  node: ObserverNode;
+  clock: Clock;
+  logger: Logger;
+  /** A record that could not be read: recorded as a refusal (no command text is passed on). */
+  refuse(file: string, offset: number, reason: string): void;
+}
+
+export interface ObserverStats {
+  ingested: number;
+  excluded: number;
+  leadingSpace: number;
+  redacted: number;
+  refused: number;
+  filesRemoved: number;
+  lastScanAt: number | null;
+  spoolDirs: string[];
+}
+
+/** Reads the spool into the node; see the module comment. */
+export class Observer {
+  readonly stats: ObserverStats;
+  private readonly ps: PrivacyStore;
+  private positions: Map<string, SpoolPosition> | undefined;
+  private stopTimer: (() => void) | undefined;
+  private watchers: FSWatcher[] = [];
+  private scanning: Promise<number> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly init: ObserverInit,
+    private readonly deps: ObserverDeps,
+  ) {
+    this.ps = new PrivacyStore(deps.node.ns.store);
+    this.stats = { ingested: 0, excluded: 0, leadingSpace: 0, redacted: 0, refused: 0, filesRemoved: 0, lastScanAt: null, spoolDirs: [...init.spoolDirs] };
+  }
+
+  /** Creates the spool directory, reads what waited while the daemon was down, then watches. */
+  async start(): Promise<void> {
+    const [first] = this.init.spoolDirs;
+    if (first) ensureSpoolDir(first);
+    await this.scan();
+    for (const dir of this.init.spoolDirs) {
+      try {
+        const w = watch(dir, { persistent: false }, () => this.wake());
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch (err) {
+        this.deps.logger.debug({ dir, err: (err as Error).message }, 'spool directory not watched (scanned on a timer)');
+      }
+    }
+    this.stopTimer = every(this.deps.clock, this.init.scanEveryMs ?? 1000, () => this.wake(), { unref: true });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopTimer?.();
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    await this.scanning;
+  }
+
+  /** Scans soon; a scan asked for while one runs runs once more after it. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.scanning) {
+      this.again = true;
+      return;
+    }
+    this.scanning = this.scanLoop();
+  }
+
+  /** Reads every spool file to its end; resolves with the records ingested. */
+  async scan(): Promise<number> {
+    if (this.scanning) {
+      this.again = true;
+      await this.scanning;
+    }
+    this.scanning = this.scanLoop();
+    return this.scanning;
+  }
+
+  private async scanLoop(): Promise<number> {
+    let n = 0;
+    try {
+      do {
+        this.again = false;
+        n += await this.scanOnce();
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.deps.logger.warn({ err: (err as Error).message }, 'reading the spool failed; retrying on the next scan');
+    } finally {
+      this.scanning = undefined;
+    }
+    return n;
+  }
+
+  private async scanOnce(): Promise<number> {
+    this.positions ??= this.ps.positions();
+    let n = 0;
+    for (const dir of this.init.spoolDirs) {
+      for (const file of listSpoolFiles(dir)) {
+        const key = `${dir}/${file}`;
+        for (;;) {
+          const chunk = readSpoolChunk(dir, file, this.positions.get(key));
+          if (!chunk) break;
+          let early = false;
+          if (chunk.records.length > 0 || this.positions.get(key)?.ino !== chunk.ino) {
+            const r = await this.ingest(key, chunk);
+            n += r.ingested;
+            early = r.early;
+          }
+          if ((!chunk.more && !early) || this.stopped) break;
+        }
+        const pos = this.positions.get(key);
+        if (pos && removeIfDone(dir, file, pos)) {
+          this.stats.filesRemoved++;
+          this.positions.delete(key);
+          await this.deps.node.ns.store.write(() => this.ps.forgetPosition(key));
+        }
+      }
+    }
+    this.stats.lastScanAt = this.deps.clock.now();
+    return n;
+  }
+
+  private async ingest(key: string, chunk: NonNullable<ReturnType<typeof readSpoolChunk>>): Promise<{ ingested: number; early: boolean }> {
+    const inputs: EmitInput[] = [];
+    const max = this.init.batch ?? 2048;
+    let records = 0;
+    let next = chunk.next;
+    let early = false;
+    for (const r of chunk.records) {
+      if (inputs.length >= max) {
+        next = r.offset;
+        early = true;
+        break;
+      }
+      records++;
+      if (!r.parsed.ok) {
+        this.stats.refused++;
+        this.deps.refuse(key, r.offset, r.parsed.reason);
+        continue;
+      }
+      const rec = r.parsed.record;
+      if (rec.command.startsWith(' ')) {
+        this.stats.leadingSpace++;
+        continue;
+      }
+      if (rec.command.trim() === '' || this.init.exclude?.some((x) => x.test(rec.command))) {
+        this.stats.excluded++;
+        continue;
+      }
+      const cmd = redactSecrets(rec.command, this.init.secretPatterns);
+      const cwd = redactSecrets(rec.cwd, this.init.secretPatterns);
+      this.stats.redacted += cmd.redacted + cwd.redacted;
+      const c = classifyCommand(cmd.text, this.init.rules);
+      inputs.push({
+        event: 'terminal.command',
+        source: OBSERVER_SOURCE,
+        timestamp: new Date(rec.ts).toISOString(),
+        idempotencyKey: `observe:${key}:${chunk.ino}:${r.offset}`,
+        payload: {
+          shell: rec.shell,
+          command: cut(cmd.text, MAX_COMMAND_CHARS),
+          cwd: cut(cwd.text, MAX_CWD_CHARS),
+          exit_code: rec.exitCode,
+          duration_ms: rec.durationMs,
+          caro_generated: false,
+          category: c.category,
+          risk_level: c.riskLevel,
+          user_confirmed: false,
+          ...(cmd.redacted + cwd.redacted > 0 ? { redacted: cmd.redacted + cwd.redacted } : {}),
+        },
+      });
+    }
+    if (inputs.length > 0) await this.deps.node.emitMany(inputs);
+    this.stats.ingested += inputs.length;
+    const pos = { ino: chunk.ino, position: next };
+    await this.deps.node.ns.store.write(() => this.ps.setPosition(key, pos, records, this.deps.clock.now()));
+    (this.positions as Map<string, SpoolPosition>).set(key, pos);
+    return { ingested: inputs.length, early };
+  }
+}
+
+function cut(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 20)}… [${s.length - max + 20} cut]`;
+}

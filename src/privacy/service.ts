@@ -1,0 +1,535 @@
+/**
+ * A node's privacy layer, wired: the observer (spool → `terminal.command`), the sharing
+ * policy and trust levels, summaries (generated per hour, day and week; pushed only when
+ * `privacy.share_summaries` is on and only to peers whose trust allows it), and aggregate
+ * queries over the mesh (signed, answered per policy by each node, merged with a k-threshold).
+ * Every decision that crosses the node's edge is audited: QueryReceived, ResponseSent,
+ * PolicyViolation, TrustChanged, SummaryGenerated, SummaryShared.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AuditLog } from '../audit/index.js';
+import {
+  type Granularity,
+  GRANULARITIES,
+  type MeshQuery,
+  type MeshResponse,
+  meshQueryValidator,
+  meshResponseValidator,
+  type NodeSummary,
+  type QueryFilter,
+  type QueryType,
+  type ResponseData,
+  type SharingPolicy,
+} from '../catalog/index.js';
+import type { Envelope } from '../envelope/index.js';
+import { WeftError } from '../errors/index.js';
+import { fingerprintOfNodeId, type NodeIdentity } from '../identity/index.js';
+import type { InboundMessage, KnownPeer, PeerBook, TrustLevel } from '../mesh/index.js';
+import { TRUST_LEVELS } from '../mesh/index.js';
+import type { Store } from '../store/index.js';
+import { type Clock, every, type Logger } from '../util/index.js';
+import { Observer, type ObserverInit, type ObserverStats } from './observer.js';
+import { GRANTS, type PrivacyPolicy } from './policy.js';
+import { PrivacyStore, type StoredSummary } from './privacy-store.js';
+import { answerLocally, mergeAnswers, type NodeAnswer, rangeMs } from './query.js';
+import { previousPeriod, periodAt, signContent, signSummary, summarize, type UnsignedSummary, verifyContent } from './summaries.js';
+
+/** The wire protocol version of queries and answers (NodeHealthStatus.protocol_version). */
+export const PRIVACY_PROTOCOL_VERSION = 1;
+export const QUERY_MESSAGE = 'privacy.query';
+export const ANSWER_MESSAGE = 'privacy.answer';
+
+export interface PrivacyInit {
+  policy: PrivacyPolicy;
+  /** Shell observation; off when undefined. */
+  observe?: ObserverInit;
+  /** Summaries of finished periods are generated this often, ms (default 60 s). 0: never by itself. */
+  summarizeEveryMs?: number;
+  /** How long a query waits for answers by default, ms (default 3000). */
+  queryTimeoutMs?: number;
+  /** Queries one peer may send us per minute before they are refused (default 120). */
+  queriesPerPeerPerMinute?: number;
+  /** Queries this node may have waiting for answers at once (default 32). */
+  maxPendingQueries?: number;
+  /** `mesh.peers` as written, for the policy's `static_peers`. */
+  staticPeers?: readonly string[];
+}
+
+/** What the privacy layer needs of the node. */
+export interface PrivacyNode {
+  readonly ns: { readonly store: Store; readonly rejections: { add(r: { origin: string; ref: string; code: string; reason: string; field?: string; raw: string }): void } };
+  readonly self: { computer: string; cluster?: string };
+  emit(input: unknown): Promise<Envelope>;
+  emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
+}
+
+/** What the privacy layer needs of the mesh (absent: queries reach no peer). */
+export interface PrivacyMesh {
+  sendMessage(computer: string, kind: string, data: unknown): Promise<void>;
+  onMessage(kind: string, handler: (m: InboundMessage) => Promise<void> | void): () => void;
+}
+
+export interface PrivacyDeps {
+  node: PrivacyNode;
+  identity: () => NodeIdentity;
+  peers: PeerBook;
+  mesh: PrivacyMesh | undefined;
+  audit: AuditLog;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** A merged query result, as `weft query` prints it. */
+export interface QueryResult {
+  query_id: string;
+  query_type: QueryType;
+  time_range: { start: string; end: string };
+  filters: QueryFilter[];
+  /** complete: every node asked answered; partial: some did not (the data is still a result). */
+  status: 'complete' | 'partial';
+  data: unknown;
+  /** Fingerprints of the nodes whose data is in `data` (this node included). */
+  contributors: string[];
+  /** Nodes that answered but had nothing in the range. */
+  no_data: string[];
+  /** Nodes whose policy refused us: ACCESS_DENIED. */
+  denied: Array<{ computer: string; fingerprint: string; reason: string }>;
+  /** Nodes that did not answer in time or could not be reached. */
+  missing: Array<{ computer: string; fingerprint: string; reason: string }>;
+  /** Nodes that answered with an error or NOT_SUPPORTED. */
+  failed: Array<{ computer: string; fingerprint: string; status: string; reason: string }>;
+  asked: number;
+  answered: number;
+  /** Percent of the nodes asked (this one included) that answered. */
+  coverage: number;
+  min_contributors: number;
+  /** Buckets withheld because fewer than min_contributors nodes made them. */
+  suppressed: string[];
+  elapsed_ms: number;
+}
+
+interface Pending {
+  asked: Map<string, { computer: string; fingerprint: string }>;
+  responses: Map<string, MeshResponse>;
+  done: () => void;
+}
+
+/** The privacy layer of one node; see the module comment. */
+export class PrivacyService {
+  readonly observer: Observer | undefined;
+  readonly store: PrivacyStore;
+  readonly policy: PrivacyPolicy;
+  private readonly pending = new Map<string, Pending>();
+  private readonly queryRate = new Map<string, { windowStart: number; n: number }>();
+  private readonly unsubs: Array<() => void> = [];
+  private stopTimer: (() => void) | undefined;
+  private startedAt = 0;
+  private stopping: Promise<void> | undefined;
+  readonly counters = { queriesSent: 0, queriesAnswered: 0, queriesDenied: 0, summariesGenerated: 0, summariesShared: 0, peerSummaries: 0, peerSummariesRefused: 0 };
+
+  constructor(
+    private readonly init: PrivacyInit,
+    private readonly deps: PrivacyDeps,
+  ) {
+    this.policy = init.policy;
+    this.store = new PrivacyStore(deps.node.ns.store);
+    this.observer = init.observe
+      ? new Observer(init.observe, {
+          node: deps.node,
+          clock: deps.clock,
+          logger: deps.logger.child({ mod: 'observer' }),
+          refuse: (file, offset, reason) => this.refuseRecord(file, offset, reason),
+        })
+      : undefined;
+  }
+
+  /** Applies the trust levels set at run time, starts observing, summarizing and answering. */
+  async start(): Promise<void> {
+    this.startedAt = this.deps.clock.now();
+    for (const t of this.store.trustSettings()) this.policy.setRuntime(t.peer, t.level);
+    this.deps.peers.setTrustResolver((p) => this.policy.resolve(p, this.deps.node.self.cluster).level);
+    if (this.deps.mesh) {
+      this.unsubs.push(this.deps.mesh.onMessage(QUERY_MESSAGE, (m) => this.onQuery(m)));
+      this.unsubs.push(this.deps.mesh.onMessage(ANSWER_MESSAGE, (m) => this.onAnswer(m)));
+    }
+    await this.observer?.start();
+    const every_ = this.init.summarizeEveryMs ?? 60_000;
+    if (every_ > 0) this.stopTimer = every(this.deps.clock, every_, () => void this.summarizeDue().catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'summaries not generated')), { unref: true });
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopTimer?.();
+      for (const u of this.unsubs) u();
+      for (const p of this.pending.values()) p.done();
+      await this.observer?.stop();
+    })();
+    return this.stopping;
+  }
+
+  get observerStats(): ObserverStats | undefined {
+    return this.observer?.stats;
+  }
+
+  /** Whether the mesh lets a peer (by computer name) have what: its level, the rule that set it, and the grants. */
+  trustOf(p: KnownPeer): { computer: string; fingerprint: string; level: TrustLevel; rule: string; receivesSummaries: boolean; mayQuery: boolean } {
+    const r = this.policy.resolve(p, this.deps.node.self.cluster);
+    return {
+      computer: p.computer,
+      fingerprint: fingerprintOfNodeId(p.nodeId) ?? '?',
+      level: p.trustLevel,
+      rule: r.rule,
+      receivesSummaries: this.policy.pushesSummariesTo(p.trustLevel),
+      mayQuery: GRANTS[p.trustLevel].mayQuery,
+    };
+  }
+
+  trustList(): Array<ReturnType<PrivacyService['trustOf']>> {
+    return this.deps.peers.getAllPeers().map((p) => this.trustOf(p));
+  }
+
+  /**
+   * Sets a peer's trust level at run time (stored; it outlives restarts and wins over the
+   * config), or with `undefined` goes back to what the config says. Audited as TrustChanged.
+   */
+  async setTrust(computer: string, level: TrustLevel | undefined, reason?: string): Promise<{ computer: string; from: TrustLevel; to: TrustLevel; rule: string }> {
+    if (level !== undefined && !TRUST_LEVELS.includes(level)) throw new WeftError('WEFT_VALIDATION', `trust level '${level}' is not one of ${TRUST_LEVELS.join(', ')}`);
+    const peer = this.deps.peers.byName(computer);
+    if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft trust list' or 'weft peers list')`);
+    const from = peer.trustLevel;
+    const now = this.deps.clock.now();
+    this.policy.setRuntime(computer, level);
+    this.deps.peers.retrust();
+    const to = peer.trustLevel;
+    const rule = this.policy.resolve(peer, this.deps.node.self.cluster).rule;
+    await this.deps.node.ns.store.write(() => {
+      this.store.setTrust(computer, level, now, reason);
+      this.deps.audit.recordIn('trust.changed', computer, { from, to, rule, ...(reason ? { reason } : {}) }, true);
+    });
+    return { computer, from, to, rule };
+  }
+
+  describePolicy(): SharingPolicy {
+    return this.policy.describe(this.init.staticPeers ?? []);
+  }
+
+  /**
+   * What this node would share for the period containing `at` (default: the one in progress):
+   * the summary exactly as it would be signed and sent, and to whom.
+   */
+  preview(granularity: Granularity, at?: number): { summary: UnsignedSummary; signer: string; recipients: string[]; sharing: boolean; withheld: string[]; note: string } {
+    const now = this.deps.clock.now();
+    const p = periodAt(granularity, at ?? now);
+    const summary = this.summarizePeriod(granularity, p.start, p.end, now);
+    const recipients = this.deps.peers.getAllPeers().filter((x) => x.wire !== 'teleclaude' && this.policy.pushesSummariesTo(x.trustLevel)).map((x) => x.computer);
+    const withheld = [...new Set([...this.policy.denied])].sort();
+    const sharing = this.policy.shareSummaries && this.policy.maxLevel === 'summarized';
+    const note = !sharing
+      ? this.policy.maxLevel === 'aggregated'
+        ? 'privacy.max_level is aggregated: no summary leaves this node; queries get aggregates only'
+        : 'privacy.share_summaries is off: nothing is pushed; set it to true to share summaries like this one'
+      : recipients.length === 0
+        ? 'sharing is on, but no peer is trusted to receive summaries (share_to or peer)'
+        : `shared at the end of each period with ${recipients.join(', ')}`;
+    return { summary, signer: this.deps.identity().fingerprint, recipients: sharing ? recipients : [], sharing, withheld, note };
+  }
+
+  private summarizePeriod(granularity: Granularity, start: number, end: number, now: number): UnsignedSummary {
+    return summarize(this.deps.node.ns.store.reader, {
+      nodeId: this.deps.identity().nodeId,
+      granularity,
+      start,
+      end,
+      now,
+      shares: (c) => this.policy.shares(c),
+    });
+  }
+
+  /**
+   * Generates (signs and stores) the summary of each granularity's last finished period if it
+   * has commands and none exists yet, and shares it when the policy says so.
+   */
+  async summarizeDue(now = this.deps.clock.now()): Promise<StoredSummary[]> {
+    const made: StoredSummary[] = [];
+    for (const g of GRANULARITIES) {
+      const p = previousPeriod(g, now);
+      if (this.store.summary(g, new Date(p.start).toISOString())) continue;
+      const s = this.summarizePeriod(g, p.start, p.end, now);
+      if (s.total_commands === 0) continue;
+      const stored = await this.storeSummary(signSummary(s, this.deps.identity(), now), now);
+      if (stored) made.push(stored);
+    }
+    return made;
+  }
+
+  /** Signs, stores and (policy permitting) shares the summary of one period, now; for `weft summaries generate`. */
+  async generate(granularity: Granularity, at: number): Promise<StoredSummary | undefined> {
+    const now = this.deps.clock.now();
+    const p = periodAt(granularity, at);
+    const existing = this.store.summary(granularity, new Date(p.start).toISOString());
+    if (existing) return existing;
+    return this.storeSummary(signSummary(this.summarizePeriod(granularity, p.start, p.end, now), this.deps.identity(), now), now);
+  }
+
+  private async storeSummary(s: NodeSummary, now: number): Promise<StoredSummary | undefined> {
+    const added = await this.deps.node.ns.store.write(() => {
+      const ok = this.store.addSummary(s, now);
+      if (ok) this.deps.audit.recordIn('summary.generated', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, total_commands: s.total_commands }, true);
+      return ok;
+    });
+    if (!added) return this.store.summary(s.period.granularity, s.period.start);
+    this.counters.summariesGenerated++;
+    const recipients = this.deps.peers.getAllPeers().filter((x) => x.wire !== 'teleclaude' && this.policy.pushesSummariesTo(x.trustLevel));
+    if (recipients.length > 0) {
+      // The publisher sends it to exactly these peers (its egress check asks the same policy).
+      await this.deps.node.emit({ event: 'privacy.summary.shared', payload: s, visibility: 'public' });
+      await this.deps.node.ns.store.write(() => {
+        this.store.markSummaryShared(s.id, now);
+        this.deps.audit.recordIn('summary.shared', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, recipients: recipients.map((r) => r.computer) }, true);
+      });
+      this.counters.summariesShared++;
+    }
+    return this.store.summary(s.period.granularity, s.period.start);
+  }
+
+  /** The publisher's egress rule for privacy data: a summary goes only where the policy pushes summaries. */
+  allowsEgress(e: Envelope, peer: KnownPeer): boolean {
+    if (peer.trustLevel === 'untrusted') return false;
+    if (e.event === 'privacy.summary.shared') return this.policy.pushesSummariesTo(peer.trustLevel);
+    return true;
+  }
+
+  /** A peer's summary arrived and was kept. */
+  onPeerSummary(): void {
+    this.counters.peerSummaries++;
+  }
+
+  onRefusedSummary(peer: string, reason: string): void {
+    this.counters.peerSummariesRefused++;
+    this.deps.logger.warn({ peer, reason }, 'a summary from a peer was refused');
+    void this.deps.audit.record('policy.violation', peer, { what: 'summary', reason }, false).catch(() => undefined);
+  }
+
+  private refuseRecord(file: string, offset: number, reason: string): void {
+    this.deps.logger.warn({ file, offset, reason }, 'spool record refused');
+    void this.deps.node.ns.store
+      .write(() => this.deps.node.ns.rejections.add({ origin: 'observe', ref: `${file}@${offset}`, code: 'SPOOL_RECORD_INVALID', reason, raw: '' }))
+      .catch(() => undefined);
+  }
+
+  /**
+   * Runs an aggregate query: this node's own answer, plus one signed query to every peer,
+   * answers collected until all came or `timeoutMs` passed, merged with the k-threshold.
+   */
+  async query(o: { type: QueryType; range: { start: string; end: string }; filters?: QueryFilter[]; timeoutMs?: number }): Promise<QueryResult> {
+    const t0 = performance.now();
+    const range = rangeMs(o.range);
+    const filters = o.filters ?? [];
+    if (this.pending.size >= (this.init.maxPendingQueries ?? 32)) throw new WeftError('WEFT_LIMIT', `${this.pending.size} queries are waiting for answers already; try again shortly`);
+    const identity = this.deps.identity();
+    const now = this.deps.clock.now();
+    const timeoutMs = Math.max(1, Math.min(o.timeoutMs ?? this.init.queryTimeoutMs ?? 3000, 600_000));
+    const content: Omit<MeshQuery, 'signature'> = {
+      query_id: randomUUID(),
+      requester: identity.nodeId,
+      query_type: o.type,
+      time_range: { start: new Date(range.start).toISOString(), end: new Date(range.end).toISOString() },
+      filters,
+      deadline_ms: timeoutMs,
+    };
+    const q: MeshQuery = { ...content, signature: signContent(content, identity, now) };
+    const targets = this.deps.mesh ? this.deps.peers.getAllPeers().filter((p) => p.wire !== 'teleclaude') : [];
+    const missing: QueryResult['missing'] = [];
+    const pending: Pending = { asked: new Map(), responses: new Map(), done: () => undefined };
+    const settled = new Promise<void>((resolve) => {
+      pending.done = resolve;
+    });
+    this.pending.set(q.query_id, pending);
+    const mesh = this.deps.mesh;
+    try {
+      await Promise.all(
+        targets.map(async (p) => {
+          const who = { computer: p.computer, fingerprint: fingerprintOfNodeId(p.nodeId) ?? '?' };
+          pending.asked.set(p.nodeId, who);
+          try {
+            await (mesh as PrivacyMesh).sendMessage(p.computer, QUERY_MESSAGE, q);
+          } catch (err) {
+            pending.asked.delete(p.nodeId);
+            missing.push({ ...who, reason: `not reachable: ${(err as Error).message.slice(0, 200)}` });
+          }
+        }),
+      );
+      this.counters.queriesSent++;
+      void this.deps.audit.record('query.sent', null, { query_id: q.query_id, query_type: q.query_type, asked: [...pending.asked.values()].map((a) => a.computer) }, true).catch(() => undefined);
+      const own = this.answer(q, identity);
+      if (pending.asked.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+        clearTimeout(timer);
+      }
+      return this.assemble(q, own, pending, missing, 1 + targets.length, identity, performance.now() - t0);
+    } finally {
+      this.pending.delete(q.query_id);
+    }
+  }
+
+  private assemble(q: MeshQuery, own: MeshResponse, pending: Pending, missing: QueryResult['missing'], asked: number, identity: NodeIdentity, elapsed: number): QueryResult {
+    const answers: NodeAnswer[] = [];
+    const noData: string[] = [];
+    const denied: QueryResult['denied'] = [];
+    const failed: QueryResult['failed'] = [];
+    const take = (r: MeshResponse, who: { computer: string; fingerprint: string }) => {
+      if (r.status === 'SUCCESS' && r.data) answers.push({ fingerprint: who.fingerprint, data: r.data });
+      else if (r.status === 'SUCCESS' || r.status === 'NO_DATA') noData.push(who.fingerprint);
+      else if (r.status === 'ACCESS_DENIED') denied.push({ ...who, reason: r.reason ?? 'refused by its sharing policy' });
+      else failed.push({ ...who, status: r.status, reason: r.reason ?? '' });
+    };
+    take(own, { computer: this.deps.node.self.computer, fingerprint: identity.fingerprint });
+    for (const [nodeId, who] of pending.asked) {
+      const r = pending.responses.get(nodeId);
+      if (r) take(r, who);
+      else missing.push({ ...who, reason: `no answer within ${q.deadline_ms} ms` });
+    }
+    const k = this.policy.minContributors;
+    const merged = mergeAnswers(q.query_type, answers, k, q.time_range);
+    const answered = 1 + pending.responses.size;
+    return {
+      query_id: q.query_id,
+      query_type: q.query_type,
+      time_range: q.time_range,
+      filters: q.filters,
+      status: missing.length > 0 ? 'partial' : 'complete',
+      data: merged.data,
+      contributors: answers.map((a) => a.fingerprint),
+      no_data: noData,
+      denied,
+      missing,
+      failed,
+      asked,
+      answered,
+      coverage: Math.round((answered / asked) * 1000) / 10,
+      min_contributors: k,
+      suppressed: merged.suppressed,
+      elapsed_ms: Math.round(elapsed * 10) / 10,
+    };
+  }
+
+  /** This node's signed answer to a query it is allowed to answer. */
+  private answer(q: MeshQuery, identity: NodeIdentity): MeshResponse {
+    const now = this.deps.clock.now();
+    let status: MeshResponse['status'] = 'SUCCESS';
+    let data: ResponseData | null = null;
+    let reason: string | undefined;
+    try {
+      data = answerLocally(
+        { type: q.query_type, range: rangeMs(q.time_range), filters: q.filters },
+        {
+          db: this.deps.node.ns.store.reader,
+          fingerprint: identity.fingerprint,
+          now,
+          shares: (c) => this.policy.shares(c),
+          health: { fingerprint: identity.fingerprint, startedAt: this.startedAt, protocolVersion: PRIVACY_PROTOCOL_VERSION },
+        },
+      );
+      if (data === null) status = 'NO_DATA';
+    } catch (err) {
+      status = err instanceof WeftError && err.code === 'WEFT_VALIDATION' ? 'NOT_SUPPORTED' : 'ERROR';
+      reason = (err as Error).message.slice(0, 300);
+      if (status === 'ERROR') this.deps.logger.warn({ err: (err as Error).message }, 'answering a query failed');
+    }
+    return this.signed(q.query_id, status, data, reason, identity, now);
+  }
+
+  private signed(queryId: string, status: MeshResponse['status'], data: ResponseData | null, reason: string | undefined, identity: NodeIdentity, now: number): MeshResponse {
+    const content: Omit<MeshResponse, 'signature'> = {
+      query_id: queryId,
+      responder: identity.nodeId,
+      status,
+      data,
+      contributors: status === 'SUCCESS' && data ? [identity.fingerprint] : [],
+      timestamp: new Date(now).toISOString(),
+      ...(reason ? { reason } : {}),
+    };
+    return { ...content, signature: signContent(content, identity, now) };
+  }
+
+  /** A peer's query: checked, audited, answered per policy (ACCESS_DENIED when its trust does not allow it). */
+  private async onQuery(m: InboundMessage): Promise<void> {
+    const identity = this.deps.identity();
+    const peer = this.deps.peers.get(m.nodeId);
+    const reply = (r: MeshResponse) =>
+      (this.deps.mesh as PrivacyMesh).sendMessage(m.computer, ANSWER_MESSAGE, r).catch((err: Error) => this.deps.logger.info({ peer: m.computer, err: err.message }, 'query answer not sent'));
+    if (!meshQueryValidator.check(m.data)) {
+      const e = meshQueryValidator.firstError(m.data);
+      await this.deps.audit.record('policy.violation', m.computer, { what: 'query', reason: `malformed query: field '${e?.path}' ${e?.message}` }, false);
+      return;
+    }
+    const q = m.data;
+    const { signature, ...content } = q;
+    const refuse = async (status: MeshResponse['status'], reason: string, violation: boolean) => {
+      const now = this.deps.clock.now();
+      await this.deps.node.ns.store.write(() => {
+        if (violation) this.deps.audit.recordIn('policy.violation', m.computer, { what: 'query', query_id: q.query_id, query_type: q.query_type, reason }, false);
+        this.deps.audit.recordIn('response.sent', m.computer, { query_id: q.query_id, status, reason }, false);
+      });
+      if (status === 'ACCESS_DENIED') this.counters.queriesDenied++;
+      await reply(this.signed(q.query_id, status, null, reason, identity, now));
+    };
+    await this.deps.audit.record('query.received', m.computer, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: q.filters.length, trust: peer?.trustLevel ?? 'unknown' }, true);
+    if (q.requester !== m.nodeId || !verifyContent(content, signature, q.requester)) {
+      await refuse('ACCESS_DENIED', 'the query is not signed by the node that sent it', true);
+      return;
+    }
+    if (!peer || !GRANTS[peer.trustLevel].mayQuery) {
+      await refuse('ACCESS_DENIED', `trust level ${peer?.trustLevel ?? 'unknown'} may not query this node`, true);
+      return;
+    }
+    if (!this.takeQueryToken(m.computer)) {
+      await refuse('ERROR', `more than ${this.init.queriesPerPeerPerMinute ?? 120} queries a minute from this peer`, true);
+      return;
+    }
+    const age = this.deps.clock.now() - Date.parse(signature.timestamp);
+    if (q.deadline_ms !== undefined && age > q.deadline_ms + 30_000) {
+      await this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: 'skipped', reason: `query is ${age} ms old, past its ${q.deadline_ms} ms deadline` }, false);
+      return;
+    }
+    const r = this.answer(q, identity);
+    await this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: r.status, contributors: r.contributors.length }, true);
+    this.counters.queriesAnswered++;
+    await reply(r);
+  }
+
+  private takeQueryToken(computer: string): boolean {
+    const now = this.deps.clock.now();
+    const limit = this.init.queriesPerPeerPerMinute ?? 120;
+    let s = this.queryRate.get(computer);
+    if (!s || now - s.windowStart >= 60_000) {
+      if (this.queryRate.size >= 10_000) this.queryRate.clear();
+      s = { windowStart: now, n: 0 };
+      this.queryRate.set(computer, s);
+    }
+    s.n++;
+    return s.n <= limit;
+  }
+
+  /** An answer to one of our queries: kept if it is well formed, signed by its sender, and expected. */
+  private async onAnswer(m: InboundMessage): Promise<void> {
+    if (!meshResponseValidator.check(m.data)) {
+      this.deps.logger.warn({ peer: m.computer }, 'a malformed query answer was dropped');
+      return;
+    }
+    const r = m.data;
+    const p = this.pending.get(r.query_id);
+    if (!p?.asked.has(m.nodeId) || p.responses.has(m.nodeId)) return;
+    const { signature, ...content } = r;
+    if (r.responder !== m.nodeId || !verifyContent(content, signature, m.nodeId)) {
+      this.deps.logger.warn({ peer: m.computer }, 'a query answer not signed by its sender was dropped');
+      return;
+    }
+    p.responses.set(m.nodeId, r);
+    if (r.status === 'ACCESS_DENIED') {
+      void this.deps.audit.record('policy.violation', m.computer, { what: 'our query', query_id: r.query_id, status: r.status, reason: r.reason ?? '' }, false).catch(() => undefined);
+    }
+    if (p.responses.size === p.asked.size) p.done();
+  }
+}
