@@ -105,6 +105,8 @@ export class MeshIngress {
   private readonly maxBuffered: number;
   private readonly maxHandling: number;
   private handlingMessages = 0;
+  /** Message frames handled whose replay record has not committed yet (see handleMessage). */
+  private readonly unrecorded = new Set<string>();
   private readonly refusals: RefusalNotices;
   /** Refused connections, aggregated per peer or remote address and code: audit row + notice per minute. */
   private readonly refusedLinks: RefusalNotices;
@@ -286,7 +288,9 @@ export class MeshIngress {
       const key = `${frame.header.sender}|${Buffer.from(frame.header.nonce).toString('hex')}|${frame.header.sequence}`;
       const verdict = inBatch.has(key)
         ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same frame twice in one delivery batch' } }
-        : this.deps.guard.check(frame.header);
+        : this.unrecorded.has(key)
+          ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same message frame again before its replay record committed' } }
+          : this.deps.guard.check(frame.header);
       if (!verdict.ok && verdict.error.code === 'REPLAY_NONCE_SEEN' && f.deliveryCount > 1 && !inBatch.has(key)) {
         // The transport delivering again what we committed before a crash or restart: expected, not an attack.
         this.deps.counters.redelivered++;
@@ -316,7 +320,7 @@ export class MeshIngress {
           this.deps.counters.messagesIn++;
           const handler = this.deps.messageHandlers?.get(frame.body.kind);
           if (handler) {
-            await this.handleMessage(handler, { computer, nodeId: frame.header.sender, kind: frame.body.kind, data: frame.body.data }, frame.header, f);
+            await this.handleMessage(handler, { computer, nodeId: frame.header.sender, kind: frame.body.kind, data: frame.body.data }, frame.header, key, f);
             break;
           }
           const text = frame.body.kind === 'text' ? String((frame.body.data as { text?: unknown } | undefined)?.text ?? '') : '';
@@ -351,16 +355,20 @@ export class MeshIngress {
   }
 
   /**
-   * A message for a handler: its replay record commits first (so the same frame is never
-   * handled twice), then the handler runs without holding up the frames behind it.
+   * A message for a handler (a query, an answer) is worthless late, so it is handled at once:
+   * its replay record rides in the store's next transaction (no commit of its own on the way)
+   * and, until that commits, the same frame is refused from memory. A crash in those few
+   * milliseconds forgets the record: a replay of that frame after the restart is handled once
+   * more (queries are read-only and audited, answers go to the node that asked).
    */
-  private async handleMessage(handler: MessageHandler, m: InboundMessage, header: Frame['header'], f: InboundFrame): Promise<void> {
+  private async handleMessage(handler: MessageHandler, m: InboundMessage, header: Frame['header'], key: string, f: InboundFrame): Promise<void> {
     if (this.handlingMessages >= this.maxHandling) {
       await this.reject(m.nodeId, m.computer, 'MESSAGE_BUSY', `${this.maxHandling} messages are being handled already; '${m.kind}' refused`, { ref: f.deliveryId, raw: f.bytes });
       await f.ack();
       return;
     }
-    await this.deps.node.ns.store.write(() => this.deps.guard.record(header));
+    this.unrecorded.add(key);
+    void this.deps.node.ns.store.writeSoon(() => this.deps.guard.record(header)).finally(() => this.unrecorded.delete(key));
     await f.ack();
     this.handlingMessages++;
     void (async () => {

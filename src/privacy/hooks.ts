@@ -9,7 +9,19 @@
  * `1 US ts US shell US exit US duration_ms US cwd US command RS LF` (US = \x1f, RS = \x1e). Files whose
  * name starts with a dot are the hooks' scratch files, not spool.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export type ObservedShell = 'bash' | 'zsh' | 'fish' | 'sh';
@@ -52,7 +64,7 @@ _weft_observe_bash_init() {
   if [[ -z \${_weft_file-} ]]; then
     _weft_file=$dir/bash-$$-$EPOCHSECONDS.spool _weft_tmp=$dir/.bash-$$.tmp
     _weft_hc=$'\\001' _weft_hi=$'\\001'
-    # Scratch files left by shells that are gone (they are empty: see _weft_bash_precmd).
+    # Scratch files left by shells that are gone.
     mapfile -t files < <(compgen -G "$dir/.bash-*.tmp")
     for f in "\${files[@]}"; do
       pid=\${f##*/.bash-} pid=\${pid%.tmp}
@@ -125,9 +137,11 @@ _weft_bash_precmd() {
     _weft_bash_histctl
   fi
   [[ \${PS0-} == *"$_weft_ps0"* ]] || PS0=\${PS0-}$_weft_ps0
-  # Emptied right after reading, so no command text lingers in the scratch file.
-  { HISTTIMEFORMAT= builtin history 1 >| "$_weft_tmp"; } 2>/dev/null
-  { IFS= builtin read -r -d '' cur < "$_weft_tmp"; : >| "$_weft_tmp"; } 2>/dev/null
+  # The scratch file is overwritten in place, never truncated (truncating a file that holds data costs
+  # ~0.2 ms on ext4, more than all the rest), and ends with a NUL: \`read -d ''\` stops there, and no
+  # bash string can hold one. Redirections are ordered so a failing one is silenced too.
+  { HISTTIMEFORMAT= builtin history 1; builtin printf '\\0'; } 2>/dev/null 1<> "$_weft_tmp"
+  IFS= builtin read -r -d '' cur 2>/dev/null < "$_weft_tmp"
   if [[ -z $_weft_primed ]]; then
     # The first prompt: history now holds HISTFILE (bash loads it after the rc files), no command ran.
     _weft_primed=1 _weft_prev=$cur
@@ -145,6 +159,8 @@ _weft_bash_precmd() {
       del=1
     fi
     if [[ -n $del ]]; then builtin history -d -1; else _weft_prev=$cur; fi
+    # Text that must not be kept is blanked in the scratch file too (4 bytes per character covers UTF-8).
+    [[ -z $text ]] && builtin printf '%*s' $(( \${#cur} * 4 )) '' 2>/dev/null 1<> "$_weft_tmp"
   elif [[ -n $_weft_erase && -o history && $prev != ' '* ]]; then
     # Unchanged history under erasedups/ignoredups: the line repeated the previous one.
     text=$prev
@@ -153,8 +169,8 @@ _weft_bash_precmd() {
   if [[ -n $cwd && -n $text ]]; then
     [[ -n $t0 && -n $t1 ]] && ms=$(( (10#\${t1//[!0-9]/} - 10#\${t0//[!0-9]/}) / 1000 ))
     # EPOCHREALTIME uses the locale's decimal point; the spool wants '.'.
-    { builtin printf '1\\037%s\\037bash\\037%s\\037%s\\037%s\\037%s\\036\\n' \\
-        "\${t0/[!0-9]/.}" "$s" "$ms" "$cwd" "$text" >> "$_weft_file"; } 2>/dev/null
+    builtin printf '1\\037%s\\037bash\\037%s\\037%s\\037%s\\037%s\\036\\n' \\
+      "\${t0/[!0-9]/.}" "$s" "$ms" "$cwd" "$text" 2>/dev/null >> "$_weft_file"
   fi
   return $s
 }
@@ -226,9 +242,9 @@ and begin
     # seconds and hides the running command while it is pending. /proc/uptime can be read with the \`read\`
     # builtin (no fork) and has 10 ms steps, so the offset from it to the wall clock is measured once,
     # here, with one \`date\` call: ts = offset + uptime, within about 10 ms. If the wall clock is stepped
-    # later the offset goes stale; the postexec handler compares it with the spool file's mtime and, when
-    # they disagree by more than 2 s, re-anchors on that mtime (then within 0.5 s). Without /proc, or
-    # with a \`date\` that has no %N, ts is a scratch file's mtime: whole seconds.
+    # later the offset goes stale; every 32nd command the postexec handler compares it with the spool
+    # file's mtime and, if they disagree by more than 2 s, re-anchors on that mtime (then within 0.5 s).
+    # Without /proc, or with a \`date\` that has no %N, ts is a scratch file's mtime: whole seconds.
     set -g __weft_dir $__weft_spool_dir
     set -g __weft_off
     set -l start
@@ -246,6 +262,7 @@ and begin
     set -g __weft_clock $__weft_dir/.fish-$fish_pid.clock
     set -g __weft_t0
     set -g __weft_cwd
+    set -g __weft_tick
 
     # -- per-command: shell builtins only (fish runs a builtin in ( ) without forking) --
     # fish saves and restores $status around event handlers, so the prompt and other handlers keep it.
@@ -275,7 +292,10 @@ and begin
         begin
             builtin printf '1\\x1f%s\\x1ffish\\x1f%s\\x1f%s\\x1f%s\\x1f%s\\x1e\\n' "$ts" "$s" "$ms" "$cwd" "$argv[1]" >>$__weft_file
         end 2>/dev/null
-        if test -n "$__weft_off"
+        # The wall-clock check costs two ( ), ~0.1 ms: done every 32nd command, counted without math.
+        set -a __weft_tick 1
+        if test -n "$__weft_off"; and set -q __weft_tick[32]
+            set -g __weft_tick
             builtin read -l up _ </proc/uptime
             set -l wall (builtin path mtime -- $__weft_file 2>/dev/null)
             if test -n "$wall"; and test (builtin math -s0 "abs($__weft_off + $up - $wall)") -gt 2
@@ -332,7 +352,7 @@ $_weft_line"
       if [ -n "$_weft_last" ] && [ -n "$_weft_n" ] && [ "$_weft_n" != "$_weft_last" ]; then
         case $_weft_text in
         ' '* | '') ;;
-        *) printf '1\\037%s\\037sh\\037%s\\037\\037%s\\037%s\\036\\n' "$_weft_pt" "$_weft_s" "$_weft_pwd" "$_weft_text" >>"$_weft_file" ;;
+        *) printf '1\\037%s\\037sh\\037%s\\037\\037%s\\037%s\\036\\n' "$_weft_pt" "$_weft_s" "$_weft_pwd" "$_weft_text" 2>/dev/null >>"$_weft_file" ;;
         esac
       fi
       printf '%s\\n%s\\n%s\\n' "\${_weft_n:-0}" "$_weft_now" "$PWD" >|"$_weft_state"
@@ -373,8 +393,7 @@ function quoteFish(s: string): string {
 }
 
 /**
- * The block that makes `shell` record its commands into `spoolDir`, markers included: what
- * `weft observe install --shell X` prints, and exactly what {@link installHook} writes.
+ * The self-contained block, markers included, that makes `shell` record into `spoolDir` (what installHook writes).
  *
  * @example
  * process.stdout.write(hookScript('bash', { spoolDir: '/home/me/.local/state/weft/spool' }));
@@ -395,7 +414,7 @@ export function hookScript(shell: ObservedShell, opts: { spoolDir: string }): st
 }
 
 /**
- * The file a shell's hook is installed into: its interactive rc file, or for fish a conf.d file of its own.
+ * The file a shell's hook goes into: its interactive rc file, or for fish a conf.d file of its own.
  *
  * @example
  * rcFileFor('fish', '/home/me'); // '/home/me/.config/fish/conf.d/weft-observe.fish'
@@ -413,6 +432,7 @@ export function rcFileFor(shell: ObservedShell, home: string): string {
   }
 }
 
+/** What an install or uninstall did to one rc file. */
 export interface HookChange {
   shell: ObservedShell;
   rcFile: string;
@@ -477,8 +497,7 @@ function writeAtomically(file: string, text: string): void {
 }
 
 /**
- * Installs (or refreshes) the hook block in the shell's rc file; idempotent, and every byte outside the
- * block is kept. A block already there is replaced in place; otherwise the block is appended.
+ * Installs or refreshes the block in the rc file, in place if present, else appended; every other byte is kept.
  *
  * @example
  * installHook('zsh', { spoolDir: '/home/me/.local/state/weft/spool', home: '/home/me' });
@@ -514,8 +533,7 @@ export function installHook(
 }
 
 /**
- * Removes the hook block(s) from the shell's rc file, leaving every other byte as it was; fish's conf.d
- * file, which holds nothing else, is deleted once empty.
+ * Removes the block(s) from the rc file, every other byte kept; fish's own conf.d file goes once empty.
  *
  * @example
  * uninstallHook('bash', { home: '/home/me' }); // { ..., changed: true, action: 'removed' }
@@ -537,6 +555,7 @@ export function uninstallHook(shell: ObservedShell, opts: { home: string; rcFile
   return { shell, rcFile, changed: true, action: 'removed' };
 }
 
+/** Whether one shell's rc file has the block, what it writes, and what that shell's hook cannot record. */
 export interface HookStatus {
   shell: ObservedShell;
   rcFile: string;
@@ -547,8 +566,7 @@ export interface HookStatus {
 }
 
 /**
- * Whether each shell's rc file under `home` has the hook block, which spool dir and format it writes,
- * and what that shell's hook cannot record.
+ * For each shell: is the block in its rc file under `home`, with which spool dir and format, and its limits.
  *
  * @example
  * for (const s of hookStatus({ home: '/home/me' })) console.log(s.shell, s.installed, s.spoolDir ?? '-');

@@ -468,14 +468,16 @@ export class PrivacyService {
     const { signature, ...content } = q;
     const refuse = async (status: MeshResponse['status'], reason: string, violation: boolean) => {
       const now = this.deps.clock.now();
-      await this.deps.node.ns.store.write(() => {
-        if (violation) this.deps.audit.recordIn('policy.violation', m.computer, { what: 'query', query_id: q.query_id, query_type: q.query_type, reason }, false);
-        this.deps.audit.recordIn('response.sent', m.computer, { query_id: q.query_id, status, reason }, false);
-      });
+      const audited = Promise.all([
+        received,
+        violation ? this.deps.audit.record('policy.violation', m.computer, { what: 'query', query_id: q.query_id, query_type: q.query_type, reason }, false) : undefined,
+        this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status, reason }, false),
+      ]);
       if (status === 'ACCESS_DENIED') this.counters.queriesDenied++;
       await reply(this.signed(q.query_id, status, null, reason, identity, now));
+      await audited;
     };
-    await this.deps.audit.record('query.received', m.computer, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: q.filters.length, trust: peer?.trustLevel ?? 'unknown' }, true);
+    const received = this.deps.audit.record('query.received', m.computer, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: q.filters.length, trust: peer?.trustLevel ?? 'unknown' }, true);
     if (q.requester !== m.nodeId || !verifyContent(content, signature, q.requester)) {
       await refuse('ACCESS_DENIED', 'the query is not signed by the node that sent it', true);
       return;
@@ -490,13 +492,15 @@ export class PrivacyService {
     }
     const age = this.deps.clock.now() - Date.parse(signature.timestamp);
     if (q.deadline_ms !== undefined && age > q.deadline_ms + 30_000) {
-      await this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: 'skipped', reason: `query is ${age} ms old, past its ${q.deadline_ms} ms deadline` }, false);
+      await Promise.all([received, this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: 'skipped', reason: `query is ${age} ms old, past its ${q.deadline_ms} ms deadline` }, false)]);
       return;
     }
     const r = this.answer(q, identity);
-    await this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: r.status, contributors: r.contributors.length }, true);
+    // Recorded while the answer travels: the decision is made, and the audit's commit is not on the requester's clock.
+    const audited = Promise.all([received, this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: r.status, contributors: r.contributors.length }, true)]);
     this.counters.queriesAnswered++;
     await reply(r);
+    await audited;
   }
 
   private takeQueryToken(computer: string): boolean {
