@@ -181,3 +181,18 @@ test('with a node stopped, a query is a partial result naming it', async () => {
   assert.equal(r.coverage, 75);
   assert.notEqual(r.data, null, 'a partial result is still a result');
 });
+
+test('finished periods are summarized once, on the timer\'s schedule, and shared when the policy says so', async () => {
+  const b = m.byName('b');
+  const hourEnd = (Math.floor(T0 / 3_600_000) + 1) * 3_600_000;
+  const made = await b.node.privacy.summarizeDue(hourEnd + 1000);
+  const hourly = made.find((s) => s.granularity === 'hourly');
+  assert.ok(hourly, 'the hour that just ended is summarized');
+  assert.equal(hourly.periodStart, new Date(hourEnd - 3_600_000).toISOString());
+  assert.ok(hourly.sharedAt, 'and shared (share_summaries is on, peers are trusted)');
+  assert.deepEqual(
+    (await b.node.privacy.summarizeDue(hourEnd + 2000)).map((s) => s.granularity),
+    [],
+    'a period already summarized is not summarized again',
+  );
+});

@@ -118,7 +118,7 @@ export function privacyCommands(ctx: CliContext): void {
       const r = await get<{ summary: Row; signer: string; recipients: string[]; sharing: boolean; withheld: string[]; note: string }>(
         `/api/privacy/summaries/preview?period=${o.period}${o.at ? `&at=${encodeURIComponent(o.at)}` : ''}`,
       );
-      out(`${JSON.stringify(r.summary, null, 2)}\nsigned by ${r.signer}; ${r.note}${r.withheld.length ? `\nwithheld categories: ${r.withheld.join(', ')}` : ''}`, r);
+      out(`${formatSummary(r.summary)}\nsigned by ${r.signer}; ${r.note}${r.withheld.length ? `\nwithheld categories: ${r.withheld.join(', ')}` : ''}\n(--json prints it exactly as it would be sent)`, r);
     });
   summaries
     .command('list')
@@ -176,6 +176,21 @@ export function privacyCommands(ctx: CliContext): void {
     });
 }
 
+/** A summary for people: every field of it, arrays on one line. */
+function formatSummary(x: Row): string {
+  const period = x.period as Row;
+  const stats = x.category_stats as Row[];
+  const safety = x.safety_stats as Row;
+  return [
+    `summary ${x.id} of ${period.granularity} ${period.start} .. ${period.end} (node ${x.node_id})`,
+    stats.length === 0 ? '(no commands)' : table(stats.map((c) => ({ category: c.category, commands: c.count, 'avg ms': c.avg_duration_ms, 'failure rate': c.failure_rate }))),
+    `hourly (UTC 0..23): ${(x.hourly_activity as number[]).join(' ')}`,
+    `daily (Mon..Sun):   ${(x.daily_activity as number[]).join(' ')}`,
+    `risk: ${Object.entries(safety.by_risk as Row).map(([k, v]) => `${k} ${v}`).join(', ')}; blocked ${safety.blocked_count}, confirmed risky ${safety.user_confirmed_risky}, assistant-generated ${safety.caro_generated} (executed ${safety.caro_executed})`,
+    `total ${x.total_commands} commands, ${x.unique_patterns} distinct command shapes`,
+  ].join('\n');
+}
+
 /** A query result for people: the data, then who answered and what was left out. */
 function formatQuery(r: Row): string {
   const lines: string[] = [];
@@ -191,6 +206,14 @@ function formatQuery(r: Row): string {
     lines.push(list.length === 0 ? 'no anomalies' : table(list.map((a) => ({ node: a.node_fingerprint, type: a.anomaly_type, severity: a.severity, what: a.description }))));
   } else if (type === 'node_health') {
     lines.push(table((data as Row[]).map((h) => ({ node: h.fingerprint, online: h.online ? 'yes' : 'no', uptime: `${h.uptime_seconds}s`, 'commands 24h': h.event_count_24h, protocol: h.protocol_version }))));
+  } else if (type === 'safety_posture') {
+    const d = data as Row;
+    lines.push(`risk: ${Object.entries(d.risk_distribution as Row).map(([k, v]) => `${k} ${v}%`).join(', ')}; blocked ${d.blocked_count}, confirmed risky ${d.confirmed_risky}; coverage ${d.coverage}%`);
+  } else if (type === 'activity_patterns') {
+    const d = data as Row;
+    lines.push(`peak hours (UTC): ${(d.peak_hours as number[]).join(', ') || '-'}; active nodes ${d.active_nodes}`);
+    lines.push(`hourly (UTC 0..23, 1 = busiest): ${(d.hourly_pattern as number[]).map((v) => v.toFixed(2)).join(' ')}`);
+    lines.push(`daily (Mon..Sun):                ${(d.daily_pattern as number[]).map((v) => v.toFixed(2)).join(' ')}`);
   } else lines.push(JSON.stringify(data, null, 2));
   const who = (list: unknown) => (list as Row[]).map((x) => `${x.computer} (${x.fingerprint}): ${x.reason}`).join('; ');
   lines.push(`${r.status}: ${r.answered} of ${r.asked} nodes answered (coverage ${r.coverage}%), ${(r.contributors as string[]).length} contributed; min_contributors ${r.min_contributors}`);

@@ -1,0 +1,101 @@
+/**
+ * The sharing policy as a user configures it: which rule sets a peer's trust level (most
+ * specific wins), subnets by CIDR, categories (deny wins), what each level is granted, and a
+ * broken setting refused with the key named. Also the contract: every schema and enum value
+ * of Caro's plan is in the catalog's export.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  ANOMALY_TYPES,
+  AUDIT_EVENT_TYPES,
+  AUDIT_KIND_OF,
+  COMMAND_CATEGORY_VALUES,
+  createDefaultCatalog,
+  FILTER_OPERATORS,
+  QUERY_TYPES,
+  RESPONSE_STATUSES,
+  RISK_LEVEL_VALUES,
+  TRUST_LEVEL_VALUES,
+} from '../../src/catalog/index.js';
+import { generateIdentity } from '../../src/identity/index.js';
+import type { KnownPeer } from '../../src/mesh/index.js';
+import { COMMAND_CATEGORIES, GRANTS, parseCidr, PrivacyPolicy, RISK_LEVELS } from '../../src/privacy/index.js';
+
+const peer = (over: Partial<KnownPeer>): KnownPeer => ({ computer: 'p', nodeId: generateIdentity().nodeId, trustLevel: 'peer', origin: 'static', ...over });
+
+test('the most specific rule sets a peer\'s trust: weft trust set > node_trust > !trust > subnet > default', () => {
+  const id = generateIdentity();
+  const pol = new PrivacyPolicy({
+    defaultTrust: 'untrusted',
+    nodeTrust: { laptop: 'supervisor', [id.fingerprint]: 'query_from' },
+    subnetTrust: { '10.0.0.0/8': 'share_to', '10.1.2.0/24': 'peer' },
+  });
+  assert.deepEqual(pol.resolve(peer({ computer: 'laptop', address: '10.1.2.3:9238' }), 'home'), { level: 'supervisor', rule: 'privacy.node_trust.laptop' });
+  assert.equal(pol.resolve(peer({ computer: 'x', nodeId: id.nodeId }), 'home').level, 'query_from', 'by fingerprint');
+  assert.deepEqual(pol.resolve(peer({ computer: 'y', address: '10.1.2.9:9238', trustSet: true }), 'home').level, undefined, 'an explicit !trust beats a subnet');
+  assert.deepEqual(pol.resolve(peer({ computer: 'y', address: '10.1.2.9:9238' }), 'home'), { level: 'peer', rule: 'privacy.subnet_trust.10.1.2.0/24' }, 'the longest prefix wins');
+  assert.equal(pol.resolve(peer({ computer: 'y', address: '10.9.9.9:9238' }), 'home').level, 'share_to');
+  assert.deepEqual(pol.resolve(peer({ computer: 'z', origin: 'discovered', cluster: 'other' }), 'home'), { level: 'untrusted', rule: 'privacy.default_trust' });
+  assert.equal(pol.resolve(peer({ computer: 'z', origin: 'discovered', cluster: 'home' }), 'home').level, undefined, 'a cluster mate keeps what the mesh gave it');
+  pol.setRuntime('laptop', 'untrusted');
+  assert.deepEqual(pol.resolve(peer({ computer: 'laptop' }), 'home'), { level: 'untrusted', rule: 'weft trust set' });
+});
+
+test('subnets match IPv4 and IPv6 addresses, and a bad CIDR names the key', () => {
+  const pol = new PrivacyPolicy({ subnetTrust: { 'fd00::/8': 'peer', '192.168.1.0/24': 'query_from' } });
+  assert.equal(pol.resolve(peer({ computer: 'a', address: '[fd12::5]:9238' }), undefined).level, 'peer');
+  assert.equal(pol.resolve(peer({ computer: 'b', address: '192.168.1.77:9238' }), undefined).level, 'query_from');
+  assert.equal(pol.resolve(peer({ computer: 'c', address: '192.168.2.1:9238' }), undefined).level, undefined);
+  assert.equal(parseCidr('0.0.0.0/0').bits, 0);
+  assert.throws(() => parseCidr('10.0.0.0/33'), /privacy\.subnet_trust: '10\.0\.0\.0\/33' is not a CIDR/);
+  assert.throws(() => new PrivacyPolicy({ nodeTrust: { x: 'friend' as never } }), /privacy\.node_trust: 'x' = 'friend' is not one of untrusted, share_to/);
+  assert.throws(() => new PrivacyPolicy({ maxLevel: 'raw' as never }), /raw data never leaves its node/);
+});
+
+test('a denied category is never shared, even when also allowed; an empty allow list allows all', () => {
+  const pol = new PrivacyPolicy({ allowedCategories: ['git', 'docker'], deniedCategories: ['docker'] });
+  assert.equal(pol.shares('git'), true);
+  assert.equal(pol.shares('docker'), false);
+  assert.equal(pol.shares('network'), false);
+  const open = new PrivacyPolicy({ deniedCategories: ['network'] });
+  assert.deepEqual(COMMAND_CATEGORIES.filter((c) => open.shares(c)), COMMAND_CATEGORIES.filter((c) => c !== 'network'));
+});
+
+test('grants: untrusted nothing, share_to summaries, query_from queries, peer both, supervisor queries but never summaries', () => {
+  assert.deepEqual(GRANTS.untrusted, { receivesSummaries: false, mayQuery: false });
+  assert.deepEqual(GRANTS.share_to, { receivesSummaries: true, mayQuery: false });
+  assert.deepEqual(GRANTS.query_from, { receivesSummaries: false, mayQuery: true });
+  assert.deepEqual(GRANTS.peer, { receivesSummaries: true, mayQuery: true });
+  assert.deepEqual(GRANTS.supervisor, { receivesSummaries: false, mayQuery: true });
+  const off = new PrivacyPolicy();
+  assert.equal(off.pushesSummariesTo('peer'), false, 'nothing is pushed until share_summaries is on');
+  const on = new PrivacyPolicy({ shareSummaries: true });
+  assert.equal(on.pushesSummariesTo('peer'), true);
+  assert.equal(on.pushesSummariesTo('supervisor'), false);
+  assert.equal(new PrivacyPolicy({ shareSummaries: true, maxLevel: 'aggregated' }).pushesSummariesTo('peer'), false, 'max_level aggregated keeps summaries home');
+});
+
+test('every schema and enum value of the seed\'s contract is in weft schemas export', () => {
+  const doc = createDefaultCatalog().exportJsonSchema() as { records: Record<string, { anyOf?: Array<{ const: string }> }>; types: Record<string, { dataClass: string }> };
+  for (const name of ['TerminalEvent', 'NodeSummary', 'MeshQuery', 'MeshResponse', 'TrustLevel', 'SharingPolicy', 'AuditEventType', 'QueryType', 'AnomalyType', 'AnomalySignal', 'NodeHealthStatus', 'DataLevel', 'FilterOperator', 'ResponseStatus', 'CategoryStat', 'SafetyStats', 'TimeRange', 'QueryFilter', 'AggregatedToolUsage', 'AggregatedSafetyPosture', 'AggregatedActivityPatterns', 'Signature', 'SummaryPeriod', 'Granularity', 'ShellType', 'AuditEvent']) {
+    assert.ok(doc.records[name], `record ${name}`);
+  }
+  const values = (name: string) => (doc.records[name]?.anyOf ?? []).map((v) => v.const);
+  assert.deepEqual(values('QueryType'), [...QUERY_TYPES]);
+  assert.deepEqual(values('QueryType'), ['tool_usage', 'safety_posture', 'activity_patterns', 'anomalies', 'node_health']);
+  assert.deepEqual(values('AnomalyType'), [...ANOMALY_TYPES]);
+  assert.equal(ANOMALY_TYPES.length, 5);
+  assert.deepEqual(values('TrustLevel'), [...TRUST_LEVEL_VALUES]);
+  assert.deepEqual(values('AuditEventType'), [...AUDIT_EVENT_TYPES]);
+  assert.equal(AUDIT_EVENT_TYPES.length, 10);
+  assert.deepEqual(values('FilterOperator'), [...FILTER_OPERATORS]);
+  assert.deepEqual(values('ResponseStatus'), [...RESPONSE_STATUSES]);
+  assert.deepEqual(values('CommandCategory'), [...COMMAND_CATEGORY_VALUES]);
+  assert.deepEqual([...COMMAND_CATEGORY_VALUES], [...COMMAND_CATEGORIES], 'the classifier and the schema name the same categories');
+  assert.deepEqual(values('RiskLevel'), [...RISK_LEVEL_VALUES]);
+  assert.deepEqual([...RISK_LEVEL_VALUES], [...RISK_LEVELS]);
+  for (const t of AUDIT_EVENT_TYPES) assert.match(AUDIT_KIND_OF[t], /^[a-z]+\.[a-z]+$/);
+  assert.equal(doc.types['terminal.command']?.dataClass, 'raw');
+  assert.equal(doc.types['privacy.summary.shared']?.dataClass, 'summarized');
+});
