@@ -12,7 +12,7 @@ import { type Clock, every, type Logger } from '../util/index.js';
 import { type ClassifyRule, classifyCommand } from './classify.js';
 import { PrivacyStore } from './privacy-store.js';
 import { redactSecrets, type SecretPattern } from './secrets.js';
-import { ensureSpoolDir, listSpoolFiles, readSpoolChunk, removeIfDone, type SpoolPosition } from './spool.js';
+import { checkSpoolDir, ensureSpoolDir, listSpoolFiles, readSpoolChunk, removeIfDone, type SpoolPosition } from './spool.js';
 
 /** The source name of observed commands (the trust evaluator gives it its own rate). */
 export const OBSERVER_SOURCE = 'weft-observe';
@@ -56,6 +56,8 @@ export interface ObserverStats {
   filesRemoved: number;
   lastScanAt: number | null;
   spoolDirs: string[];
+  /** Why a spool directory is not read (unsafe ownership or mode). */
+  problems: string[];
 }
 
 /** Reads the spool into the node; see the module comment. */
@@ -74,14 +76,26 @@ export class Observer {
     private readonly deps: ObserverDeps,
   ) {
     this.ps = new PrivacyStore(deps.node.ns.store);
-    this.stats = { ingested: 0, excluded: 0, leadingSpace: 0, redacted: 0, refused: 0, filesRemoved: 0, lastScanAt: null, spoolDirs: [...init.spoolDirs] };
+    this.stats = { ingested: 0, excluded: 0, leadingSpace: 0, redacted: 0, refused: 0, filesRemoved: 0, lastScanAt: null, spoolDirs: [...init.spoolDirs], problems: [] };
   }
 
-  /** Creates the spool directory, reads what waited while the daemon was down, then watches. */
+  /**
+   * Creates the spool directory, starts reading what waited while the daemon was down (in the
+   * background: a day's backlog does not hold up the daemon's start), then watches. A spool
+   * directory that is not safe to read (a link, someone else's, open to others) is reported in
+   * `stats.problems` and the log, and left alone; the node runs on.
+   */
   async start(): Promise<void> {
     const [first] = this.init.spoolDirs;
-    if (first) ensureSpoolDir(first);
-    await this.scan();
+    if (first) {
+      try {
+        ensureSpoolDir(first);
+      } catch (err) {
+        this.stats.problems.push((err as Error).message);
+        this.deps.logger.error({ dir: first, err: (err as Error).message }, 'the spool directory is not safe to use: shell observation reads nothing from it');
+      }
+    }
+    this.wake();
     for (const dir of this.init.spoolDirs) {
       try {
         const w = watch(dir, { persistent: false }, () => this.wake());
@@ -141,6 +155,7 @@ export class Observer {
     this.positions ??= this.ps.positions();
     let n = 0;
     for (const dir of this.init.spoolDirs) {
+      if (!safeDir(dir)) continue;
       for (const file of listSpoolFiles(dir)) {
         const key = `${dir}/${file}`;
         for (;;) {
@@ -222,6 +237,16 @@ export class Observer {
     await this.deps.node.ns.store.write(() => this.ps.setPosition(key, pos, records, this.deps.clock.now()));
     (this.positions as Map<string, SpoolPosition>).set(key, pos);
     return { ingested: inputs.length, early };
+  }
+}
+
+/** Reads only from a directory that is this user's own and closed to others (checked at every scan). */
+function safeDir(dir: string): boolean {
+  try {
+    checkSpoolDir(dir);
+    return true;
+  } catch {
+    return false;
   }
 }
 

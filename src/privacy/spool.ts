@@ -87,6 +87,11 @@ export function defaultSpoolDir(env: NodeJS.ProcessEnv, dataDir: string): string
  */
 export function ensureSpoolDir(dir: string): void {
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkSpoolDir(dir);
+}
+
+/** Throws (ConfigError) unless `dir` is a directory of this user's, closed to others; see ensureSpoolDir. */
+export function checkSpoolDir(dir: string): void {
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new ConfigError(`spool directory ${dir} is not a directory (a link or a file is in its place): remove it or set observe.spool_dir`, { path: dir });
   const uid = process.getuid?.();
@@ -154,7 +159,10 @@ export function readSpoolChunk(dir: string, file: string, from: SpoolPosition | 
     for (;;) {
       const end = text.indexOf(RECORD_END, at, 'latin1');
       if (end < 0) break;
-      records.push({ offset: start + at, parsed: parseSpoolRecord(text.subarray(at, end).toString('utf8')) });
+      records.push({
+        offset: start + at,
+        parsed: end - at > MAX_RECORD_BYTES ? { ok: false, reason: `record longer than ${MAX_RECORD_BYTES} bytes` } : parseSpoolRecord(text.subarray(at, end).toString('utf8')),
+      });
       at = end + RECORD_END.length;
     }
     if (records.length === 0 && n >= MAX_RECORD_BYTES) {

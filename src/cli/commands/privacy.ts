@@ -76,6 +76,7 @@ export function privacyCommands(ctx: CliContext): void {
       else {
         const s = daemon.stats as Row;
         d = `daemon: reading ${(s.spoolDirs as string[]).join(', ')}\n  ingested ${s.ingested}, excluded ${s.excluded}, leading space ${s.leadingSpace}, secrets redacted ${s.redacted}, refused ${s.refused}`;
+        for (const p of (s.problems as string[] | undefined) ?? []) d += `\n  problem: ${p}`;
       }
       out(`${table(rows)}\n${d}`, { hooks, daemon });
     });
