@@ -125,7 +125,7 @@ export class PrivacyService {
   private stopTimer: (() => void) | undefined;
   private startedAt = 0;
   private stopping: Promise<void> | undefined;
-  readonly counters = { queriesSent: 0, queriesAnswered: 0, queriesDenied: 0, summariesGenerated: 0, summariesShared: 0, peerSummaries: 0, peerSummariesRefused: 0 };
+  readonly counters = { queriesSent: 0, queriesAnswered: 0, queriesDenied: 0, queriesDropped: 0, summariesGenerated: 0, summariesShared: 0, peerSummaries: 0, peerSummariesRefused: 0 };
 
   constructor(
     private readonly init: PrivacyInit,
@@ -459,6 +459,15 @@ export class PrivacyService {
     const peer = this.deps.peers.get(m.nodeId);
     const reply = (r: MeshResponse) =>
       (this.deps.mesh as PrivacyMesh).sendMessage(m.computer, ANSWER_MESSAGE, r).catch((err: Error) => this.deps.logger.info({ peer: m.computer, err: err.message }, 'query answer not sent'));
+    // First, before anything is written: a peer flooding us costs one audit entry a minute, not one per query.
+    const rate = this.takeQueryToken(m.computer);
+    if (rate !== 'ok') {
+      this.counters.queriesDropped++;
+      if (rate === 'first-over') {
+        await this.deps.audit.record('policy.violation', m.computer, { what: 'query', reason: `more than ${this.init.queriesPerPeerPerMinute ?? 120} queries a minute: the rest of this minute's are dropped unanswered` }, false);
+      }
+      return;
+    }
     if (!meshQueryValidator.check(m.data)) {
       const e = meshQueryValidator.firstError(m.data);
       await this.deps.audit.record('policy.violation', m.computer, { what: 'query', reason: `malformed query: field '${e?.path}' ${e?.message}` }, false);
@@ -486,10 +495,6 @@ export class PrivacyService {
       await refuse('ACCESS_DENIED', `trust level ${peer?.trustLevel ?? 'unknown'} may not query this node`, true);
       return;
     }
-    if (!this.takeQueryToken(m.computer)) {
-      await refuse('ERROR', `more than ${this.init.queriesPerPeerPerMinute ?? 120} queries a minute from this peer`, true);
-      return;
-    }
     const age = this.deps.clock.now() - Date.parse(signature.timestamp);
     if (q.deadline_ms !== undefined && age > q.deadline_ms + 30_000) {
       await Promise.all([received, this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: 'skipped', reason: `query is ${age} ms old, past its ${q.deadline_ms} ms deadline` }, false)]);
@@ -503,7 +508,8 @@ export class PrivacyService {
     await audited;
   }
 
-  private takeQueryToken(computer: string): boolean {
+  /** A fixed one-minute window per peer: 'first-over' once when it is exceeded, 'over' after. */
+  private takeQueryToken(computer: string): 'ok' | 'first-over' | 'over' {
     const now = this.deps.clock.now();
     const limit = this.init.queriesPerPeerPerMinute ?? 120;
     let s = this.queryRate.get(computer);
@@ -513,7 +519,7 @@ export class PrivacyService {
       this.queryRate.set(computer, s);
     }
     s.n++;
-    return s.n <= limit;
+    return s.n <= limit ? 'ok' : s.n === limit + 1 ? 'first-over' : 'over';
   }
 
   /** An answer to one of our queries: kept if it is well formed, signed by its sender, and expected. */

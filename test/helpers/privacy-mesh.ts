@@ -45,6 +45,8 @@ export interface PrivacyMeshOptions {
   policy?: (name: string) => PolicyInit;
   /** Trust each node gives each other node in `mesh.peers` (default peer). */
   trust?: (self: string, other: string) => TrustLevel;
+  /** Queries one peer may send a node per minute (default the shipped 120). */
+  queriesPerPeerPerMinute?: number;
 }
 
 /** Writes spool records for `commands` as shell `shell` (pid) would, with ts in ms. */
@@ -119,6 +121,7 @@ export async function privacyMesh(transport: Transport, names: readonly string[]
         observe: { spoolDirs: [spoolDir], scanEveryMs: 200 },
         summarizeEveryMs: 0,
         queryTimeoutMs: 3000,
+        ...(opts.queriesPerPeerPerMinute ? { queriesPerPeerPerMinute: opts.queriesPerPeerPerMinute } : {}),
       },
     });
     await node.start();

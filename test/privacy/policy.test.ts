@@ -99,3 +99,20 @@ test('every schema and enum value of the seed\'s contract is in weft schemas exp
   assert.equal(doc.types['terminal.command']?.dataClass, 'raw');
   assert.equal(doc.types['privacy.summary.shared']?.dataClass, 'summarized');
 });
+
+test('a peer sending more queries a minute than allowed is answered up to the limit, then dropped with one audit entry', async () => {
+  const { privacyMesh } = await import('../helpers/privacy-mesh.js');
+  const m = await privacyMesh('memory', ['x', 'y'], { queriesPerPeerPerMinute: 5 });
+  try {
+    const range = { start: new Date(Date.now() - 3_600_000).toISOString(), end: new Date().toISOString() };
+    const results = [];
+    for (let i = 0; i < 12; i++) results.push(await m.byName('y').node.privacy.query({ type: 'node_health', range, timeoutMs: 300 }));
+    assert.deepEqual(results.map((r) => r.answered), [2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1]);
+    assert.equal(m.byName('x').node.privacy.counters.queriesDropped, 7);
+    const kinds = [...m.byName('x').node.audit.exportJsonLines()].map((l) => JSON.parse(l) as { kind: string; details: { reason?: string } });
+    assert.equal(kinds.filter((k) => k.kind === 'query.received').length, 5);
+    assert.equal(kinds.filter((k) => k.kind === 'policy.violation' && /queries a minute/.test(k.details.reason ?? '')).length, 1);
+  } finally {
+    await m.cleanup();
+  }
+});
