@@ -9,6 +9,9 @@ import type { TrustLevel } from '../mesh/index.js';
 import type { Store } from '../store/index.js';
 import type { SpoolPosition } from './spool.js';
 
+/** Summaries kept per peer: a year of daily and weekly ones, and the last two months of hourly. */
+export const MAX_PEER_SUMMARIES = 2000;
+
 /** One observed command as summaries need it. */
 export interface CommandRow {
   eventId: string;
@@ -40,6 +43,7 @@ export class PrivacyStore {
   private readonly insSummary: Statement;
   private readonly markShared: Statement;
   private readonly insPeerSummary: Statement;
+  private readonly trimPeerSummaries: Statement;
   private readonly upTrust: Statement;
   private readonly delTrust: Statement;
 
@@ -60,6 +64,9 @@ export class PrivacyStore {
     this.markShared = db.prepare('UPDATE summaries SET shared_at = ? WHERE id = ? AND shared_at IS NULL');
     this.insPeerSummary = db.prepare(
       'INSERT OR IGNORE INTO peer_summaries (id, peer, node_id, granularity, period_start, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.trimPeerSummaries = db.prepare(
+      'DELETE FROM peer_summaries WHERE peer = ? AND id NOT IN (SELECT id FROM peer_summaries WHERE peer = ? ORDER BY period_start DESC LIMIT ?)',
     );
     this.upTrust = db.prepare(
       'INSERT INTO trust_settings (peer, level, set_at, reason) VALUES (?, ?, ?, ?) ON CONFLICT(peer) DO UPDATE SET level = excluded.level, set_at = excluded.set_at, reason = excluded.reason',
@@ -113,9 +120,15 @@ export class PrivacyStore {
     return rows.map(toStored);
   }
 
-  /** Inside a write: a summary a peer shared (signature already checked). */
+  /**
+   * Inside a write: a summary a peer shared (signature already checked). At most
+   * MAX_PEER_SUMMARIES are kept per peer, the newest periods; a peer cannot grow the table
+   * without end by inventing periods.
+   */
   addPeerSummary(peer: string, s: NodeSummary, now: number): void {
-    this.insPeerSummary.run(s.id, peer, s.node_id, s.period.granularity, s.period.start, JSON.stringify(s), now);
+    if (this.insPeerSummary.run(s.id, peer, s.node_id, s.period.granularity, s.period.start, JSON.stringify(s), now).changes === 1) {
+      this.trimPeerSummaries.run(peer, peer, MAX_PEER_SUMMARIES);
+    }
   }
 
   peerSummaries(opts: { peer?: string; limit: number }): Array<{ peer: string; receivedAt: number; summary: NodeSummary }> {

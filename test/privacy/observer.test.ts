@@ -96,3 +96,27 @@ test('a backlog larger than one emit is read whole, and a read file is removed o
     t.cleanup();
   }
 });
+
+test('a peer cannot grow the table of shared summaries without end: the newest 2,000 per peer are kept', async () => {
+  const { MAX_PEER_SUMMARIES, PrivacyStore } = await import('../../src/privacy/index.js');
+  const t = tempDir('weft-observer-');
+  const n = await node(join(t.dir, 'data'), join(t.dir, 'spool'));
+  try {
+    const ps = new PrivacyStore(n.node.ns.store);
+    const base = Date.parse('2026-01-01T00:00:00Z');
+    await n.node.ns.store.write(() => {
+      for (let i = 0; i < MAX_PEER_SUMMARIES + 10; i++) {
+        const start = new Date(base + i * 3_600_000).toISOString();
+        ps.addPeerSummary('mallory', { id: `s${i}`, node_id: 'x', period: { start, end: start, granularity: 'hourly' } } as never, 0);
+      }
+      ps.addPeerSummary('alice', { id: 'a0', node_id: 'y', period: { start: new Date(base).toISOString(), end: '', granularity: 'hourly' } } as never, 0);
+    });
+    const kept = ps.peerSummaries({ peer: 'mallory', limit: 5000 });
+    assert.equal(kept.length, MAX_PEER_SUMMARIES);
+    assert.equal(kept.at(-1)?.summary.id, 's10', 'the oldest periods went');
+    assert.equal(ps.peerSummaries({ peer: 'alice', limit: 10 }).length, 1, 'other peers are untouched');
+  } finally {
+    await n.stop();
+    t.cleanup();
+  }
+});
