@@ -29,7 +29,12 @@ test('ten daemons answer every query type; a stopped one makes a partial result 
       writeSpool(
         join(n.dataDir, 'spool'),
         `bash-${1000 + i}-1.spool`,
-        Array.from({ length: 200 }, (_, k) => ({ command: k % 4 === 0 ? `docker ps -a ${k}` : `git status ${k}`, ts: now - 7_200_000 + k * 10_000, exit: k % 9 === 0 ? 2 : 0 })),
+        Array.from({ length: 200 }, (_, k) => ({
+          command: k % 4 === 0 ? `docker ps -a cnry${n.computer}z ${k}` : `git status cnry${n.computer}z ${k}`,
+          cwd: `/srv/cnry${n.computer}z`,
+          ts: now - 7_200_000 + k * 10_000,
+          exit: k % 9 === 0 ? 2 : 0,
+        })),
       );
     }
     for (const n of nodes) {
@@ -65,6 +70,18 @@ test('ten daemons answer every query type; a stopped one makes a partial result 
       assert.equal(r.coverage, 100, type);
       assert.notEqual(r.data, null, type);
     }
+    // No node's commands in what the others answer: every query result, every summary, every API answer.
+    const texts: string[] = QUERY_TYPES.map((type) => JSON.stringify(query(type)));
+    for (const n of nodes) {
+      await n.api.request('POST', '/api/privacy/summaries/generate', { period: 'day' });
+      for (const path of ['/api/events?limit=1000', '/api/notifications?limit=1000', '/api/privacy/summaries', '/api/privacy/peer-summaries', '/api/privacy/summaries/preview?period=day', '/api/mesh/status', '/api/rejections?limit=1000']) {
+        const body = JSON.stringify(await n.api.request('GET', path));
+        texts.push(path.startsWith('/api/events') ? body.replaceAll(`cnry${n.computer}z`, '(own)') : body);
+      }
+      texts.push(await n.api.text('/api/audit/export'));
+    }
+    const leaks = NAMES.filter((name) => texts.some((t) => t.includes(`cnry${name}z`)));
+    assert.deepEqual(leaks, [], "no node's commands appear anywhere but in its own log");
     const usage = query('tool_usage').data as { by_category: Record<string, { count: number; node_count: number }>; total_commands: number };
     assert.equal(usage.total_commands, 2000);
     assert.deepEqual([usage.by_category.docker?.node_count, usage.by_category.git?.node_count], [10, 10]);
