@@ -16,6 +16,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['cartridges', () => import('./cartridges.js')],
   ['startup', () => import('./startup.js')],
   ['privacy', () => import('./privacy.js')],
+  ['dashboard', () => import('./dashboard.js')],
 ];
 
 const filter = process.argv.slice(2);

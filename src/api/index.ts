@@ -1,5 +1,7 @@
 /** api: the HTTP API and WebSocket hub a daemon serves on loopback, its routes and its metrics. */
 export * from './cartridge-routes.js';
+export * from './dashboard-auth.js';
+export * from './dashboard-routes.js';
 export * from './hub.js';
 export * from './metrics.js';
 export * from './prometheus.js';

@@ -8,6 +8,7 @@ import { ValidationError, WeftError, isWeftError } from '../errors/index.js';
 import type { LoggedEvent, NotificationChange, NotificationFilter } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
+import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
 import { NotificationHub } from './hub.js';
 import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
 
@@ -35,6 +36,18 @@ export interface ApiDeps {
   onApproved?: (notificationId: number, approve: boolean) => Promise<void> | void;
   /** More routes from other concerns (mesh, cartridges, quarantine...), registered after auth. */
   extraRoutes?: Array<(app: FastifyInstance) => void>;
+  /** Dashboard sessions: when given, a session cookie also authenticates (see dashboard-auth.ts). */
+  dashboard?: DashboardAuth;
+}
+
+/** Paths anyone on loopback may fetch: the dashboard's shell and assets (no data in them) and the login link. */
+export function isPublicPath(path: string): boolean {
+  return path === '/' || path === '/login' || path.startsWith('/assets/');
+}
+
+/** The dashboard session a request was authenticated with (undefined: the bearer token). */
+export function sessionOfRequest(req: unknown): DashboardSession | undefined {
+  return (req as { weftSession?: DashboardSession }).weftSession;
 }
 
 type Q = Record<string, unknown>;
@@ -109,7 +122,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   const tokenDigest = createHash('sha256').update(init.token).digest();
   const loopbackOnly = isLoopbackHost(init.host ?? '127.0.0.1');
   app.addHook('onRequest', async (req, reply) => {
-    const path = req.url.split('?')[0];
+    const path = req.url.split('?')[0] ?? '';
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
     if (upgrade) {
       // A refused upgrade must not leave its socket open (it would hold a descriptor, and a stop).
@@ -128,7 +141,34 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
         });
       }
     }
+    const hostName = String(req.headers.host ?? '').replace(/:\d+$/, '');
+    if (isPublicPath(path)) {
+      // A rebinding DNS name must not get even the dashboard's shell: its script would run as this origin.
+      if (loopbackOnly && !isLoopbackHost(hostName)) {
+        return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `host '${hostName}' refused: the dashboard answers loopback names only` } });
+      }
+      return;
+    }
     const header = req.headers.authorization;
+    if (header === undefined && deps.dashboard) {
+      const session = deps.dashboard.sessionOf(req.headers.cookie);
+      if (session) {
+        const origin = req.headers.origin;
+        const own = `http://${String(req.headers.host ?? '')}`;
+        if ((loopbackOnly && !isLoopbackHost(hostName)) || (origin !== undefined && origin !== own)) {
+          return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `request from origin '${origin ?? '-'}' to host '${hostName}' refused: not this node's own page` } });
+        }
+        const writes = req.method !== 'GET' && req.method !== 'HEAD' && !upgrade;
+        if (writes && session.role !== 'admin') {
+          return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: 'this dashboard login is read-only: run `weft dashboard --role admin` to act' } });
+        }
+        if (writes && !deps.dashboard.csrfOk(session, req.headers[CSRF_HEADER])) {
+          return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `missing or wrong ${CSRF_HEADER} header` } });
+        }
+        (req as unknown as { weftSession: DashboardSession }).weftSession = session;
+        return;
+      }
+    }
     let given = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
     // Only the WebSocket path takes the token from the query (a browser cannot set headers there).
     if (given === undefined && upgrade && path === '/ws') given = new URL(req.url, 'http://x').searchParams.get('token') ?? undefined;

@@ -7,12 +7,14 @@ import { isWeftError, WeftError } from '../errors/index.js';
 import { cartridgesCommands } from './commands/cartridges.js';
 import { demoCommands } from './commands/demo.js';
 import { registerNodeCommands } from './commands/node.js';
+import { dashboardCommands } from './commands/dashboard.js';
 import { privacyCommands } from './commands/privacy.js';
+import { serviceCommands } from './commands/service.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Command modules of other concerns; each adds its own subcommands. */
-const MODULES: CommandModule[] = [registerNodeCommands, cartridgesCommands, privacyCommands, demoCommands];
+const MODULES: CommandModule[] = [registerNodeCommands, cartridgesCommands, privacyCommands, dashboardCommands, serviceCommands, demoCommands];
 
 const ctx = createCliContext();
 const { program, g, cfg, client, out, parseJsonArg, int } = ctx;

@@ -36,6 +36,7 @@ export const CONFIG_KEYS = {
   'daemon.stop_timeout': { kind: 'integer', default: 10, min: 1, max: 600, help: 'seconds a stop may take; what is not sent yet stays durable in the journal and outboxes' },
   'api.host': { kind: 'string', default: '127.0.0.1', help: 'address the HTTP API binds to (loopback by default)' },
   'api.port': { kind: 'integer', default: 9237, min: 0, max: 65535, help: 'HTTP API port (0 picks a free one)' },
+  'api.dashboard': { kind: 'boolean', default: true, help: 'serve the web dashboard at / (weft dashboard opens it with a one-time login link)' },
   'autonomy.cartridge_install': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L1', help: 'L1 human approves, L2 guardian decides, L3 autonomous' },
   'autonomy.guardian_command': { kind: 'string', help: 'program that judges cartridges at L2 (JSON on stdin, {"approve":bool} out)' },
   'autonomy.promotion_threshold': { kind: 'integer', default: 10, min: 1, max: 1_000_000, help: 'invocations before a promotion is suggested' },
@@ -46,6 +47,22 @@ export const CONFIG_KEYS = {
   'telegram.chat_id': { kind: 'string', help: 'chat to deliver notifications to' },
   'telegram.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered (0..3)' },
   'telegram.base_url': { kind: 'string', default: 'https://api.telegram.org', help: 'Bot API base URL' },
+  'discord.webhook_url': { kind: 'string', secret: true, help: 'Discord incoming webhook URL (https://discord.com/api/webhooks/{id}/{token}); Discord delivery is on with it, or with a bot token and channel id' },
+  'discord.username': { kind: 'string', help: 'name the Discord webhook posts as (webhook only)' },
+  'discord.bot_token': { kind: 'string', secret: true, help: 'Discord bot token, instead of a webhook (needs discord.channel_id)' },
+  'discord.channel_id': { kind: 'string', help: 'Discord channel the bot posts to (its id, quoted)' },
+  'discord.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered to Discord (0..3)' },
+  'discord.base_url': { kind: 'string', default: 'https://discord.com', help: 'Discord API base URL for the bot' },
+  'whatsapp.token': { kind: 'string', secret: true, help: 'WhatsApp Cloud API access token; delivery is on with it, whatsapp.phone_number_id and whatsapp.to' },
+  'whatsapp.phone_number_id': { kind: 'string', help: 'id of the sending number in the Cloud API (quoted), not the number itself' },
+  'whatsapp.to': { kind: 'string', help: 'number to deliver to, international format (e.g. "31612345678")' },
+  'whatsapp.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered to WhatsApp (0..3)' },
+  'whatsapp.base_url': { kind: 'string', default: 'https://graph.facebook.com', help: 'Graph API base URL' },
+  'whatsapp.api_version': { kind: 'string', default: 'v21.0', help: 'Graph API version' },
+  'webhook.url': { kind: 'string', secret: true, help: 'URL notifications are POSTed to (an ntfy topic URL or any endpoint); webhook delivery is on with it' },
+  'webhook.token': { kind: 'string', secret: true, help: 'sent as Authorization: Bearer <token> to the webhook' },
+  'webhook.format': { kind: 'enum', values: ['ntfy', 'json'], default: 'ntfy', help: 'ntfy: the message as the body with Title/Priority/Tags headers; json: the notification as JSON' },
+  'webhook.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered to the webhook (0..3)' },
   'log.level': { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
   'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'memory'], default: 'none', help: 'how this node reaches peers' },
   'mesh.tls_host': { kind: 'string', default: '127.0.0.1', help: 'address the TLS link listens on' },
@@ -81,10 +98,13 @@ export interface WeftConfig {
   data_dir: string;
   redis: { url?: string; prefix: string; stream: string; group: string };
   daemon: { stop_timeout: number };
-  api: { host: string; port: number };
+  api: { host: string; port: number; dashboard: boolean };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number };
   trust: { strictness: 'permissive' | 'standard' | 'strict'; rate_per_second: number; rate_burst: number };
   telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
+  discord: { webhook_url?: string; username?: string; bot_token?: string; channel_id?: string; min_level: number; base_url: string };
+  whatsapp: { token?: string; phone_number_id?: string; to?: string; min_level: number; base_url: string; api_version: string };
+  webhook: { url?: string; token?: string; format: 'ntfy' | 'json'; min_level: number };
   log: { level: string };
   mesh: {
     provider: 'none' | 'tls' | 'redis' | 'memory';
@@ -283,10 +303,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       group: get<string | undefined>('redis.group') ?? keys.busGroup,
     },
     daemon: { stop_timeout: get('daemon.stop_timeout') },
-    api: { host: get('api.host'), port: get('api.port') },
+    api: { host: get('api.host'), port: get('api.port'), dashboard: get('api.dashboard') },
     autonomy: { cartridge_install: get('autonomy.cartridge_install'), promotion_threshold: get('autonomy.promotion_threshold') },
     trust: { strictness: get('trust.strictness'), rate_per_second: get('trust.rate_per_second'), rate_burst: get('trust.rate_burst') },
     telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
+    discord: { min_level: get('discord.min_level'), base_url: get('discord.base_url') },
+    whatsapp: { min_level: get('whatsapp.min_level'), base_url: get('whatsapp.base_url'), api_version: get('whatsapp.api_version') },
+    webhook: { format: get('webhook.format'), min_level: get('webhook.min_level') },
     log: { level: get('log.level') },
     mesh: {
       provider: get('mesh.provider'),
@@ -335,6 +358,16 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   if (bt) cfg.telegram.bot_token = bt;
   const chat = get<string | undefined>('telegram.chat_id');
   if (chat) cfg.telegram.chat_id = chat;
+  // Delivery channels: a key left unset stays absent, so "is the channel on" is a presence test.
+  const optional = <S extends 'discord' | 'whatsapp' | 'webhook'>(section: S, names: ReadonlyArray<keyof WeftConfig[S] & string>) => {
+    for (const name of names) {
+      const v = get<string | undefined>(`${section}.${name}` as ConfigKey);
+      if (v !== undefined) (cfg[section] as Record<string, unknown>)[name] = v;
+    }
+  };
+  optional('discord', ['webhook_url', 'username', 'bot_token', 'channel_id']);
+  optional('whatsapp', ['token', 'phone_number_id', 'to']);
+  optional('webhook', ['url', 'token']);
   if (source) cfg.source = source;
   return cfg;
 }

@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApi, MetricsRegistry, nodeMetrics, nodeRoutes, privacyRoutes, registerCartridgeRoutes } from '../api/index.js';
-import { type DeliveryChannel, telegramDelivery } from '../delivery/index.js';
+import { buildApi, DashboardAuth, dashboardRoutes, MetricsRegistry, nodeMetrics, nodeRoutes, privacyRoutes, registerCartridgeRoutes } from '../api/index.js';
+import { type DeliveryChannel, deliveryChannels } from '../delivery/index.js';
 import { rotateIdentityFile } from '../identity/index.js';
 import { parsePeerSpec } from '../mesh/index.js';
 import { redisProvider, tlsProvider } from '../transport/index.js';
@@ -40,6 +40,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   securePrivateDir(cfg.data_dir);
   const lock = acquireLock(cfg.data_dir);
   const log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
+  // A stop right after the start (a supervisor's SIGTERM) must find the log file open.
+  await log.ready;
   const logger = log.logger;
   const previous = readDaemonInfo(cfg.data_dir);
   const previousStop: 'clean' | 'unclean' | 'first' = previous ? 'unclean' : existsSync(join(cfg.data_dir, 'weft.db')) ? 'clean' : 'first';
@@ -91,22 +93,20 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     cartridges = sov;
     await a0.start();
     await sov.start();
-    let telegram: DeliveryChannel | undefined;
-    if (cfg.telegram.bot_token && cfg.telegram.chat_id) {
-      telegram = telegramDelivery(
-        { botToken: cfg.telegram.bot_token, chatId: cfg.telegram.chat_id, minLevel: cfg.telegram.min_level, baseUrl: cfg.telegram.base_url },
-        { ns: n.ns, clock: n.clock, logger: logger.child({ mod: 'telegram' }) },
-      );
-      const t = telegram;
-      n.onCommitted((b) => void t.enqueue(b.changes));
-      t.start();
+    // Telegram, Discord, WhatsApp, the webhook: each on when its keys are set, each with its own rows and loop.
+    const deliveries: DeliveryChannel[] = deliveryChannels(cfg, { ns: n.ns, clock: n.clock, logger });
+    for (const d of deliveries) {
+      n.onCommitted((b) => void d.enqueue(b.changes));
+      d.start();
     }
+    const telegram = deliveries.find((d) => d.channel === 'telegram');
     const metrics = nodeMetrics(
       new MetricsRegistry({ onCollectError: (e) => logger.warn({ err: e.message }, 'metrics collector failed') }),
       n,
-      { deliveries: telegram ? [telegram] : [] },
+      { deliveries },
     );
     const { token, path: tokenFile } = loadOrCreateToken(cfg.data_dir);
+    const dashboard = cfg.api.dashboard ? new DashboardAuth() : undefined;
     const api = await buildApi(
       { token, host: cfg.api.host },
       {
@@ -132,7 +132,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
             },
           }),
           privacyRoutes({ privacy: a0.privacy, now: () => n.clock.now() }),
+          ...(dashboard ? [dashboardRoutes({ auth: dashboard, computer: cfg.computer.name, sample: () => dashboardSample(n, a0) })] : []),
         ],
+        ...(dashboard ? { dashboard } : {}),
       },
     );
     app = api.app;
@@ -195,7 +197,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           clearInterval(markTimer);
           api.hub.closeAll();
           await a.close();
-          await telegram?.stop();
+          await Promise.all(deliveries.map((d) => d.stop()));
           metrics.close();
           await sov.gate.stop();
           await a0.stop();
@@ -352,4 +354,18 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
     case 'memory':
       throw new ConfigError('config key mesh.provider: "memory" only exists inside one process (weft demo, tests)', { key: 'mesh.provider' });
   }
+}
+
+/** What the mesh page charts: events processed so far, outbox depth, mean RTT to peers, peers connected. */
+function dashboardSample(n: WeftNode, a: AssembledNode): Record<string, number> {
+  const out: Record<string, number> = { processed: n.processor.stats.processed };
+  if (a.mesh) {
+    const st = a.mesh.status() as { peers: Array<{ outbox: number; rttMs: number | null; state: string }>; counters: { framesIn: number } };
+    const rtts = st.peers.map((p) => p.rttMs).filter((r): r is number => typeof r === 'number');
+    out.outbox = st.peers.reduce((x, p) => x + p.outbox, 0);
+    out.rttMs = rtts.length ? rtts.reduce((x, r) => x + r, 0) / rtts.length : 0;
+    out.connected = st.peers.filter((p) => p.state === 'connected' || p.state === 'active').length;
+    out.framesIn = st.counters.framesIn;
+  }
+  return out;
 }

@@ -6,6 +6,8 @@ import type { Logger } from '../util/index.js';
 export interface DaemonLogger {
   logger: Logger;
   file: string;
+  /** Resolves once the log file is open (a stop before that would fail pino's flush at exit). */
+  ready: Promise<void>;
   close(): void;
 }
 
@@ -34,9 +36,19 @@ export function createDaemonLogger(dataDir: string, level: string, opts: { maxBy
     }
   }, 5000);
   timer.unref();
+  const fd = (dest as unknown as { fd: number }).fd;
+  const ready =
+    typeof fd === 'number' && fd >= 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          dest.once('ready', () => resolve());
+          // An open that fails is reported by pino itself; the daemon must not wait for it forever.
+          dest.once('error', () => resolve());
+        });
   return {
     logger: logger as unknown as Logger,
     file,
+    ready,
     close() {
       clearInterval(timer);
       try {

@@ -1,6 +1,7 @@
 /**
  * What the daemon needs from a delivery channel (a way notifications leave the node for a
- * person: Telegram today). Implementations live beside this file.
+ * person: Telegram, Discord, WhatsApp, a webhook). Every one is the durable engine
+ * (`engine.ts`) around one API's sender (`sender.ts`).
  */
 import type { NotificationChange } from '../store/index.js';
 

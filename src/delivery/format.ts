@@ -22,6 +22,8 @@ export interface FormatOptions {
   maxFields?: number;
   /** Characters of one field value, at most (default 200). */
   maxValueLength?: number;
+  /** Characters of the whole message, at most (default {@link TELEGRAM_MAX_TEXT}; Discord takes 2000). */
+  maxLength?: number;
 }
 
 /**
@@ -46,15 +48,15 @@ export function formatNotification(
   const mark = LEVEL_MARK[n.level] ?? '•';
   const levelName = LEVEL_NAMES[n.level] ?? `level ${n.level}`;
   const head = `${mark} ${levelName} · ${KIND_WORD[kind]} · ${n.eventType}`;
-  const lines = [html ? `<b>${esc(head)}</b>` : head, esc(truncate(n.description, 1000))];
+  const lines = [html ? `<b>${esc(head)}</b>` : head, esc(cutText(n.description, 1000))];
 
   const fields = Object.entries(n.payload).filter(([, v]) => v !== undefined && v !== null);
   for (const [k, v] of fields.slice(0, maxFields)) {
-    lines.push(`${esc(k)}: ${esc(truncate(typeof v === 'string' ? v : JSON.stringify(v), maxValue))}`);
+    lines.push(`${esc(k)}: ${esc(cutText(typeof v === 'string' ? v : JSON.stringify(v), maxValue))}`);
   }
   if (fields.length > maxFields) lines.push(esc(`… ${fields.length - maxFields} more field(s)`));
   if (kind === 'resolved' && n.resolution && Object.keys(n.resolution).length > 0) {
-    lines.push(`resolution: ${esc(truncate(JSON.stringify(n.resolution), maxValue))}`);
+    lines.push(`resolution: ${esc(cutText(JSON.stringify(n.resolution), maxValue))}`);
   }
 
   const tail = [`#${n.id}`];
@@ -63,14 +65,23 @@ export function formatNotification(
   if (n.agentId && n.agentStatus !== 'none') tail.push(`${n.agentStatus.replace('_', ' ')} by ${n.agentId}`);
   lines.push(esc(tail.join(' · ')));
 
-  const text = lines.join('\n');
-  // Description and values are bounded above, so this cut is a safety net only (it could split
-  // an HTML entity, which Telegram then refuses as a 400).
-  return text.length <= TELEGRAM_MAX_TEXT ? text : `${text.slice(0, TELEGRAM_MAX_TEXT - 1)}…`;
+  // For Telegram the description and values are bounded above, so this cut is a safety net only
+  // (it could split an HTML entity, which Telegram then refuses as a 400); Discord's 2000 can cut.
+  return cutText(lines.join('\n'), opts.maxLength ?? TELEGRAM_MAX_TEXT);
 }
 
-function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+/**
+ * Cuts `text` to at most `max` UTF-16 units, ending in `…` when cut, without splitting a
+ * surrogate pair (an emoji cut in half is invalid text that some APIs refuse).
+ * @example
+ * cutText('abcdef', 4); // 'abc…'
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = Math.max(0, max - 1);
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
 }
 
 function escapeHtml(s: string): string {

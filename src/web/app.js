@@ -1,0 +1,543 @@
+// The Weft dashboard: plain ES modules, no build, no framework, no network beyond this node.
+// Everything a peer or a producer wrote is put on the page as text (textContent), never as HTML.
+
+const main = document.getElementById('main');
+let session = { role: 'read', csrf: null, computer: '' };
+let current = '';
+let keys = () => undefined;
+
+/** Builds an element: h('td', { class: 'x', onclick }, 'text', child). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs ?? {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== undefined && c !== null && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+function toast(text, bad = false) {
+  const t = document.getElementById('toast');
+  t.textContent = text;
+  t.className = `show${bad ? ' bad' : ''}`;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.className = ''), 3000);
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && session.csrf) headers['x-weft-csrf'] = session.csrf;
+  const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = text;
+  }
+  if (!res.ok) {
+    const err = new Error(json?.error?.message ?? `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return json;
+}
+
+/** Runs an action, telling the user how it went. */
+async function act(what, fn) {
+  try {
+    await fn();
+    toast(what);
+  } catch (err) {
+    toast(`${what} failed: ${err.message}`, true);
+  }
+}
+
+const admin = () => session.role === 'admin';
+const LEVELS = ['infra', 'oper', 'workflow', 'business'];
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
+
+// ---------- Inbox ----------
+const inbox = { items: [], sel: 0, filter: { level: '', domain: '', status: 'open' }, envelope: null };
+
+function inboxQuery() {
+  const q = new URLSearchParams({ limit: '100' });
+  const f = inbox.filter;
+  if (f.level) q.set('level', f.level);
+  if (f.domain) q.set('domain', f.domain);
+  if (f.status === 'unseen') q.set('humanStatus', 'unseen');
+  if (['claimed', 'in_progress', 'resolved'].includes(f.status)) q.set('agentStatus', f.status);
+  return q;
+}
+
+function matchesFilter(n) {
+  const f = inbox.filter;
+  if (f.level && n.level < Number(f.level)) return false;
+  if (f.domain && n.domain !== f.domain) return false;
+  if (f.status === 'open' && n.agentStatus === 'resolved') return false;
+  if (f.status === 'unseen' && n.humanStatus !== 'unseen') return false;
+  if (['claimed', 'in_progress', 'resolved'].includes(f.status) && n.agentStatus !== f.status) return false;
+  return true;
+}
+
+async function loadInbox() {
+  const page = await api('GET', `/api/notifications?${inboxQuery()}`);
+  inbox.items = page.items.filter(matchesFilter);
+  inbox.sel = Math.min(inbox.sel, Math.max(0, inbox.items.length - 1));
+}
+
+function renderInbox() {
+  const f = inbox.filter;
+  const filters = h(
+    'div',
+    { class: 'filters' },
+    h('label', {}, 'level ≥ ', h('select', { id: 'f-level', onchange: (e) => setFilter('level', e.target.value) }, ...['', '0', '1', '2', '3'].map((v) => h('option', { value: v, selected: f.level === v }, v === '' ? 'any' : LEVELS[Number(v)])))),
+    h('label', {}, 'domain ', h('input', { id: 'f-domain', value: f.domain, placeholder: 'any', size: 18, onchange: (e) => setFilter('domain', e.target.value.trim()) })),
+    h('label', {}, 'status ', h('select', { id: 'f-status', onchange: (e) => setFilter('status', e.target.value) }, ...['open', 'unseen', 'claimed', 'in_progress', 'resolved', 'all'].map((v) => h('option', { value: v, selected: f.status === v }, v)))),
+    h('span', { class: 'muted' }, 'keys: j/k move · s seen · c claim · r resolve · / filter'),
+  );
+  const rows = inbox.items.map((n, i) =>
+    h(
+      'tr',
+      { class: `${i === inbox.sel ? 'sel' : ''} ${n.humanStatus === 'unseen' ? 'unseen' : ''}`, 'data-id': n.id, onclick: () => select(i) },
+      h('td', {}, String(n.id)),
+      h('td', {}, h('span', { class: `chip lvl${n.level}` }, LEVELS[n.level] ?? n.level)),
+      h('td', {}, n.eventType),
+      h('td', {}, n.description),
+      h('td', {}, n.humanStatus),
+      h('td', {}, n.agentStatus + (n.agentId ? ` (${n.agentId})` : '')),
+      h('td', { class: 'muted' }, when(n.createdAt)),
+    ),
+  );
+  const list = h('table', { id: 'inbox-list' }, h('thead', {}, h('tr', {}, ...['#', 'level', 'type', 'description', 'human', 'agent', 'created'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows));
+  const empty = inbox.items.length === 0 ? h('p', { class: 'muted' }, 'Nothing here. New notifications appear without a reload.') : null;
+  main.replaceChildren(h('h2', {}, 'Inbox'), filters, h('div', { class: 'split' }, h('div', {}, list, empty), detail()));
+}
+
+async function setFilter(k, v) {
+  inbox.filter[k] = v;
+  inbox.sel = 0;
+  await loadInbox();
+  await loadEnvelope();
+  renderInbox();
+}
+
+async function select(i) {
+  inbox.sel = i;
+  await loadEnvelope();
+  renderInbox();
+}
+
+async function loadEnvelope() {
+  const n = inbox.items[inbox.sel];
+  inbox.envelope = null;
+  if (!n) return;
+  try {
+    inbox.envelope = await api('GET', `/api/events/${encodeURIComponent(n.eventId)}`);
+  } catch {
+    inbox.envelope = null;
+  }
+}
+
+function detail() {
+  const n = inbox.items[inbox.sel];
+  if (!n) return h('div', { class: 'panel muted' }, 'Select a notification.');
+  const env = inbox.envelope;
+  const shape = env?.resolutionShape ?? {};
+  const agent = `dashboard@${session.computer || 'node'}`;
+  const resolved = n.agentStatus === 'resolved';
+  const form = h(
+    'form',
+    {
+      class: 'resolve',
+      id: 'resolve-form',
+      onsubmit: (e) => {
+        e.preventDefault();
+        const resolution = {};
+        for (const [field, type] of Object.entries(shape)) {
+          const el = e.target.elements[field];
+          if (type === 'boolean') resolution[field] = el.checked;
+          else if (type === 'number') resolution[field] = Number(el.value);
+          else if (type === 'object' || type === 'array') resolution[field] = JSON.parse(el.value || (type === 'array' ? '[]' : '{}'));
+          else resolution[field] = el.value;
+        }
+        void act(`notification ${n.id} resolved`, async () => {
+          await api('POST', `/api/notifications/${n.id}/resolve`, { agentId: agent, ...(Object.keys(shape).length ? { resolution } : {}) });
+          await refreshInbox();
+        });
+      },
+    },
+    ...Object.entries(shape).map(([field, type]) =>
+      h('label', {}, `${field} (${type})`, type === 'boolean' ? h('input', { type: 'checkbox', name: field }) : type === 'object' || type === 'array' ? h('textarea', { name: field, rows: 3 }) : h('input', { name: field, type: type === 'number' ? 'number' : 'text', required: true })),
+    ),
+    h('button', { type: 'submit', id: 'btn-resolve', disabled: !admin() || resolved }, 'Resolve'),
+  );
+  const actions = env?.actions
+    ? h('div', {}, h('h3', {}, 'Actions this event offers'), h('ul', {}, ...Object.entries(env.actions).map(([name, a]) => h('li', {}, h('b', {}, name), ` — ${a.description} (emits ${a.produces})`))))
+    : null;
+  return h(
+    'div',
+    { class: 'panel', id: 'detail' },
+    h('h3', {}, `#${n.id} ${n.eventType}`),
+    h('p', {}, n.description),
+    h('p', { class: 'muted' }, `from ${n.source}${n.sourceComputer ? ` on ${n.sourceComputer}` : ''} · ${n.domain} · ${n.visibility} · ${when(n.createdAt)}`),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { class: 'secondary', id: 'btn-seen', disabled: !admin() || n.humanStatus === 'seen', onclick: () => act(`notification ${n.id} seen`, async () => { await api('POST', `/api/notifications/${n.id}/seen`); await refreshInbox(); }) }, 'Mark seen'),
+      h('button', { class: 'secondary', id: 'btn-claim', disabled: !admin() || n.agentStatus !== 'none', onclick: () => act(`notification ${n.id} claimed`, async () => { await api('POST', `/api/notifications/${n.id}/claim`, { agentId: agent }); await refreshInbox(); }) }, 'Claim'),
+    ),
+    admin() ? form : h('p', { class: 'muted' }, 'Read-only login: resolving needs an admin login.'),
+    actions,
+    h('h3', {}, 'Payload'),
+    h('pre', {}, JSON.stringify(n.payload, null, 2)),
+    n.resolution ? h('div', {}, h('h3', {}, 'Resolution'), h('pre', {}, JSON.stringify(n.resolution, null, 2))) : null,
+  );
+}
+
+async function refreshInbox() {
+  await loadInbox();
+  await loadEnvelope();
+  if (current === 'inbox') renderInbox();
+}
+
+async function pageInbox() {
+  await loadInbox();
+  await loadEnvelope();
+  renderInbox();
+  keys = (e) => {
+    const n = inbox.items[inbox.sel];
+    if (e.key === 'j' && inbox.sel < inbox.items.length - 1) void select(inbox.sel + 1);
+    else if (e.key === 'k' && inbox.sel > 0) void select(inbox.sel - 1);
+    else if (e.key === 's' && n) document.getElementById('btn-seen')?.click();
+    else if (e.key === 'c' && n) document.getElementById('btn-claim')?.click();
+    else if (e.key === 'r' && n) (document.querySelector('#resolve-form input, #resolve-form textarea') ?? document.getElementById('btn-resolve'))?.focus();
+    else if (e.key === '/') {
+      e.preventDefault();
+      document.getElementById('f-domain')?.focus();
+    } else return;
+  };
+}
+
+// ---------- Approvals ----------
+function highlight(code) {
+  const pre = h('pre', { class: 'code' });
+  const re = /(\/\/[^\n]*|\/\*[\s\S]*?\*\/)|("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`(?:\\.|[^`\\])*`)|\b(const|let|var|function|return|if|else|for|while|of|in|new|class|export|import|from|async|await|try|catch|throw|null|undefined|true|false|this)\b|\b(\d+(?:\.\d+)?)\b/g;
+  let at = 0;
+  for (const m of code.matchAll(re)) {
+    pre.append(code.slice(at, m.index));
+    pre.append(h('span', { class: m[1] ? 'com' : m[2] ? 'str' : m[3] ? 'kw' : 'num' }, m[0]));
+    at = m.index + m[0].length;
+  }
+  pre.append(code.slice(at));
+  return pre;
+}
+
+function decode64(b64) {
+  try {
+    return new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+  } catch {
+    return '(source not readable)';
+  }
+}
+
+async function pageApprovals() {
+  const [pending, carts, quarantine] = await Promise.all([
+    api('GET', '/api/notifications?type=cartridge.install_pending&limit=100'),
+    api('GET', '/api/cartridges').catch(() => ({ items: [] })),
+    api('GET', '/api/quarantine?status=held&limit=100'),
+  ]);
+  const open = pending.items.filter((n) => n.agentStatus !== 'resolved');
+  const cards = await Promise.all(
+    open.map(async (n) => {
+      let published = null;
+      if (n.payload.publishedEventId) published = await api('GET', `/api/events/${encodeURIComponent(n.payload.publishedEventId)}`).catch(() => null);
+      const p = published?.payload ?? {};
+      const manifest = { name: n.payload.name, version: n.payload.version, author: n.payload.author, event_type: p.event_type, entry_point: p.entry_point, consumes: p.consumes, emits: p.emits, dependencies: p.dependencies };
+      const decide = (approve) =>
+        act(`${n.payload.name} ${approve ? 'approved' : 'rejected'}`, async () => {
+          await api('POST', `/api/notifications/${n.id}/resolve`, { agentId: `dashboard@${session.computer}`, approve });
+          await pageApprovals();
+        });
+      return h(
+        'div',
+        { class: 'panel approval', 'data-cartridge': n.payload.name },
+        h('h3', {}, `${n.payload.name} ${n.payload.version} by ${n.payload.author}`),
+        h('p', { class: 'muted' }, `from ${n.payload.sourceComputer ?? n.payload.origin} · ${when(n.createdAt)}${n.payload.sha256 ? ` · sha256 ${n.payload.sha256.slice(0, 16)}…` : ''}`),
+        h('p', {}, `Guardian: ${n.payload.reason ?? 'a human decides (L1)'}`),
+        h('h3', {}, 'Manifest'),
+        h('pre', {}, JSON.stringify(manifest, null, 2)),
+        h('h3', {}, 'Source (read only)'),
+        p.code ? highlight(decode64(p.code)) : h('p', { class: 'muted' }, 'source not in the log'),
+        h('div', { class: 'actions' }, h('button', { class: 'approve', disabled: !admin(), onclick: () => decide(true) }, 'Approve'), h('button', { class: 'danger', disabled: !admin(), onclick: () => decide(false) }, 'Reject')),
+      );
+    }),
+  );
+  const installed = h(
+    'table',
+    { id: 'cartridges' },
+    h('thead', {}, h('tr', {}, ...['name', 'version', 'status', 'origin', 'invocations', ''].map((c) => h('th', {}, c)))),
+    h(
+      'tbody',
+      {},
+      ...carts.items.map((c) =>
+        h(
+          'tr',
+          { 'data-cartridge': c.name },
+          h('td', {}, c.name),
+          h('td', {}, c.version),
+          h('td', {}, h('span', { class: 'chip status' }, c.status)),
+          h('td', {}, c.origin),
+          h('td', {}, String(c.invocationCount)),
+          h('td', {}, c.status === 'pending_activation' ? h('button', { class: 'secondary', disabled: !admin(), onclick: () => act(`${c.name} activated`, async () => { await api('POST', `/api/cartridges/${encodeURIComponent(c.name)}/activate`); await pageApprovals(); }) }, 'Activate') : ''),
+        ),
+      ),
+    ),
+  );
+  const q = h(
+    'table',
+    {},
+    h('thead', {}, h('tr', {}, ...['#', 'type', 'source', 'reason', ''].map((c) => h('th', {}, c)))),
+    h(
+      'tbody',
+      {},
+      ...quarantine.items.map((x) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, String(x.id)),
+          h('td', {}, x.eventType),
+          h('td', {}, x.source),
+          h('td', {}, x.reason),
+          h(
+            'td',
+            {},
+            h('button', { class: 'secondary', disabled: !admin(), onclick: () => act(`quarantined event ${x.id} released`, async () => { await api('POST', `/api/quarantine/${x.id}/release`); await pageApprovals(); }) }, 'Release'),
+            ' ',
+            h('button', { class: 'danger', disabled: !admin(), onclick: () => act(`quarantined event ${x.id} dropped`, async () => { await api('POST', `/api/quarantine/${x.id}/drop`); await pageApprovals(); }) }, 'Drop'),
+          ),
+        ),
+      ),
+    ),
+  );
+  main.replaceChildren(
+    h('h2', {}, 'Approvals'),
+    open.length ? h('div', {}, ...cards) : h('p', { class: 'muted', id: 'no-pending' }, 'No cartridge waits for approval.'),
+    h('h3', {}, 'Installed cartridges'),
+    installed,
+    h('h3', {}, `Quarantine (${quarantine.items.length} held)`),
+    q,
+  );
+}
+
+// ---------- Mesh ----------
+function spark(values, label) {
+  const w = 300;
+  const ht = 60;
+  const max = Math.max(1, ...values);
+  const pts = values.map((v, i) => `${values.length < 2 ? 0 : (i / (values.length - 1)) * w},${ht - (v / max) * (ht - 4) - 2}`).join(' ');
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', `0 0 ${w} ${ht}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  line.setAttribute('points', pts);
+  svg.append(line);
+  const last = values.length ? values[values.length - 1] : 0;
+  if (values.length < 2) return h('div', { class: 'panel chart' }, h('div', {}, h('b', {}, label)), h('p', { class: 'muted' }, 'collecting: one sample every 10 s, the last hour is kept'));
+  return h('div', { class: 'panel chart' }, h('div', {}, h('b', {}, label), ` now ${Math.round(last * 10) / 10}, max ${Math.round(max * 10) / 10}`), svg);
+}
+
+async function pageMesh() {
+  const [status, peers, series] = await Promise.all([api('GET', '/api/mesh/status'), api('GET', '/api/peers'), api('GET', '/api/dashboard/series')]);
+  const score = new Map(peers.map((p) => [p.computer, p.trustScore]));
+  const s = series.samples;
+  const rate = s.slice(1).map((x, i) => Math.max(0, (x.processed - s[i].processed) / ((x.at - s[i].at) / 1000 || 1)));
+  const rows = (status.peers ?? []).map((p) =>
+    h(
+      'tr',
+      { 'data-peer': p.computer },
+      h('td', {}, p.computer),
+      h('td', {}, h('span', { class: `chip state state-${p.state}` }, p.state)),
+      h('td', {}, p.cluster ?? ''),
+      h('td', {}, p.trustLevel),
+      h('td', {}, score.get(p.computer) == null ? '—' : String(Math.round(score.get(p.computer) * 100) / 100)),
+      h('td', {}, Array.isArray(p.negotiatedCaps) ? p.negotiatedCaps.join(' ') : p.negotiatedCaps),
+      h('td', {}, p.rttMs == null ? '' : `${p.rttMs} ms`),
+      h('td', {}, String(p.outbox)),
+      h('td', {}, `${p.telemetry?.framesReceived ?? 0} / ${p.sent.frames}`),
+      h('td', {}, String(p.sent.resends)),
+    ),
+  );
+  const rejected = Object.entries(status.counters?.rejected ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const audit = h('span', { id: 'audit-result', class: 'muted' });
+  main.replaceChildren(
+    h('h2', {}, status.enabled === false ? 'Mesh (off on this node: set mesh.provider)' : `Mesh — ${status.provider} · ${status.self?.computer} ${status.self?.fingerprint}`),
+    h('table', { id: 'peers' }, h('thead', {}, h('tr', {}, ...['peer', 'state', 'cluster', 'trust', 'score', 'caps', 'rtt', 'outbox', 'frames in/out', 'resends'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows)),
+    h('p', { class: 'muted' }, `rejected since start: ${rejected}`),
+    h('div', { class: 'charts' }, spark(rate, 'events/s'), spark(s.map((x) => x.rttMs ?? 0), 'mean RTT ms'), spark(s.map((x) => x.outbox ?? 0), 'outbox depth')),
+    h('h3', {}, 'Audit chain'),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { class: 'secondary', id: 'btn-verify', onclick: async () => { const v = await api('GET', '/api/audit/verify'); audit.textContent = v.ok ? `intact: ${v.entries} entries, head ${v.headHash.slice(0, 16)}…` : `BROKEN at ${v.firstBadSeq}: ${v.message}`; } }, 'Verify'),
+      h('button', { class: 'secondary', onclick: async () => { const r = await fetch('/api/audit/export', { credentials: 'same-origin' }); const url = URL.createObjectURL(new Blob([await r.text()], { type: 'application/x-ndjson' })); h('a', { href: url, download: `weft-audit-${session.computer}.ndjson` }).click(); } }, 'Export'),
+      audit,
+    ),
+  );
+}
+
+// ---------- Privacy ----------
+async function pagePrivacy() {
+  const preview = await api('GET', '/api/privacy/summaries/preview?period=day');
+  const s = preview.summary;
+  const max = Math.max(1, ...s.hourly_activity);
+  const mine = h(
+    'div',
+    { class: 'panel' },
+    h('h3', {}, `My day (${s.total_commands} commands, ${s.unique_patterns} command shapes)`),
+    h('table', {}, h('thead', {}, h('tr', {}, ...['category', 'commands', 'avg ms', 'failure rate'].map((c) => h('th', {}, c)))), h('tbody', {}, ...s.category_stats.map((c) => h('tr', {}, h('td', {}, c.category), h('td', {}, String(c.count)), h('td', {}, String(c.avg_duration_ms)), h('td', {}, `${Math.round(c.failure_rate * 1000) / 10}%`))))),
+    h('h3', {}, 'Hours (UTC)'),
+    h(
+      'div',
+      { class: 'bars' },
+      ...s.hourly_activity.map((n, i) => {
+        // Through the CSSOM: the page's policy allows no inline style attributes.
+        const bar = h('div', { title: `${i}:00 — ${n}` });
+        bar.style.height = `${Math.round((n / max) * 100)}%`;
+        return bar;
+      }),
+    ),
+    h('h3', {}, 'Risk'),
+    h('p', {}, Object.entries(s.safety_stats.by_risk).map(([k, v]) => `${k} ${v}`).join(' · ')),
+  );
+  const shares = h('div', { class: 'panel' }, h('h3', {}, 'What this node shares'), h('p', {}, preview.note), preview.withheld.length ? h('p', { class: 'muted' }, `withheld categories: ${preview.withheld.join(', ')}`) : null, h('p', { class: 'muted' }, `signed by ${preview.signer}`));
+  const team = h('div', { class: 'panel', id: 'team' }, h('h3', {}, 'Team and security views'));
+  main.replaceChildren(h('h2', {}, 'Privacy'), h('div', { class: 'split' }, mine, h('div', {}, shares, team)));
+  if (!admin()) {
+    team.append(h('p', { class: 'muted' }, 'Aggregate queries over the mesh are for admin logins.'));
+    return;
+  }
+  for (const type of ['tool-usage', 'safety-posture']) {
+    const r = await api('POST', '/api/privacy/query', { type, range: '7d' }).catch((e) => ({ error: e.message }));
+    if (r.error) {
+      team.append(h('p', { class: 'muted' }, `${type}: ${r.error}`));
+      continue;
+    }
+    team.append(h('h3', {}, `${type}, 7 days: ${r.answered} of ${r.asked} nodes (coverage ${r.coverage}%)`));
+    if (r.data === null) team.append(h('p', { class: 'muted' }, `suppressed: fewer than ${r.min_contributors} nodes contributed`));
+    else if (type === 'tool-usage') team.append(h('table', {}, h('tbody', {}, ...Object.entries(r.data.by_category).map(([c, a]) => h('tr', {}, h('td', {}, c), h('td', {}, `${a.count} commands on ${a.node_count} nodes`))))));
+    else team.append(h('p', {}, Object.entries(r.data.risk_distribution).map(([k, v]) => `${k} ${v}%`).join(' · ')));
+    if (r.suppressed.length) team.append(h('p', { class: 'muted' }, `suppressed: ${r.suppressed.join('; ')}`));
+    if (r.missing.length) team.append(h('p', { class: 'muted' }, `missing: ${r.missing.map((m) => m.computer).join(', ')}`));
+  }
+}
+
+// ---------- Events ----------
+const events = { type: '', text: '', cursor: null };
+
+async function pageEvents() {
+  const q = new URLSearchParams({ limit: '100' });
+  if (events.type) q.set('type', events.type);
+  const page = await api('GET', `/api/events?${q}`);
+  const items = page.items.filter((e) => !events.text || JSON.stringify(e.envelope).toLowerCase().includes(events.text.toLowerCase()));
+  const tree = h('div', { class: 'panel', id: 'trace' }, h('p', { class: 'muted' }, 'Select an event to see its causation tree.'));
+  const rows = items.map((e) =>
+    h(
+      'tr',
+      { onclick: () => showTrace(e.envelope.id, tree) },
+      h('td', {}, String(e.seq)),
+      h('td', {}, e.envelope.event),
+      h('td', {}, h('span', { class: `chip lvl${e.envelope.level}` }, LEVELS[e.envelope.level])),
+      h('td', {}, e.envelope.source),
+      h('td', { class: 'muted' }, when(e.envelope.timestamp)),
+    ),
+  );
+  main.replaceChildren(
+    h('h2', {}, 'Events'),
+    h(
+      'div',
+      { class: 'filters' },
+      h('label', {}, 'type ', h('input', { value: events.type, placeholder: 'e.g. mesh.test.ping', onchange: (e) => { events.type = e.target.value.trim(); void pageEvents(); } })),
+      h('label', {}, 'search ', h('input', { id: 'f-search', value: events.text, placeholder: 'text in the event', onchange: (e) => { events.text = e.target.value; void pageEvents(); } })),
+    ),
+    h('div', { class: 'split' }, h('table', { id: 'events' }, h('thead', {}, h('tr', {}, ...['seq', 'type', 'level', 'source', 'time'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows)), tree),
+  );
+}
+
+async function showTrace(id, panel) {
+  const t = await api('GET', `/api/events/${encodeURIComponent(id)}/trace`);
+  const node = (n) => h('li', {}, h('b', {}, n.event), ` ${n.source} · ${when(n.timestamp)}`, n.children?.length ? h('ul', { class: 'tree' }, ...n.children.map(node)) : null);
+  panel.replaceChildren(
+    h('h3', {}, 'Causation tree'),
+    t.ancestors.length ? h('p', { class: 'muted' }, `caused by: ${t.ancestors.map((a) => a.event).join(' → ')}`) : null,
+    h('ul', { class: 'tree' }, node(t.root)),
+  );
+}
+
+// ---------- Shell ----------
+const PAGES = { inbox: pageInbox, approvals: pageApprovals, mesh: pageMesh, privacy: pagePrivacy, events: pageEvents };
+
+async function route() {
+  const name = (location.hash.replace(/^#\//, '') || 'inbox').split('?')[0];
+  current = PAGES[name] ? name : 'inbox';
+  keys = () => undefined;
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === current);
+  try {
+    await PAGES[current]();
+    document.body.dataset.page = current;
+  } catch (err) {
+    main.replaceChildren(h('p', {}, `Could not load ${current}: ${err.message}`));
+  }
+}
+
+function live() {
+  const ws = new WebSocket(`ws://${location.host}/ws`);
+  ws.onopen = () => {
+    ws.send(JSON.stringify({ type: 'subscribe', filter: {} }));
+    document.body.dataset.live = 'yes';
+  };
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.type !== 'notification') return;
+    const n = msg.notification;
+    if (msg.change.kind === 'created') toast(`new: ${n.eventType}`);
+    if (current === 'inbox') {
+      const i = inbox.items.findIndex((x) => x.id === n.id);
+      if (i >= 0) inbox.items[i] = n;
+      else if (matchesFilter(n)) inbox.items.unshift(n);
+      inbox.items = inbox.items.filter(matchesFilter);
+      renderInbox();
+    } else if (current === 'approvals' && n.eventType === 'cartridge.install_pending') void pageApprovals();
+  };
+  ws.onclose = () => {
+    document.body.dataset.live = 'no';
+    setTimeout(live, 2000);
+  };
+}
+
+document.addEventListener('keydown', (e) => {
+  if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLSelectElement) return;
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const page = { 1: 'inbox', 2: 'approvals', 3: 'mesh', 4: 'privacy', 5: 'events' }[e.key];
+  if (page) location.hash = `#/${page}`;
+  else keys(e);
+});
+
+async function boot() {
+  try {
+    session = await api('GET', '/api/session');
+  } catch (err) {
+    main.replaceChildren(h('h2', {}, 'Not logged in'), h('p', {}, 'Open the dashboard with '), h('pre', {}, 'weft dashboard'), h('p', { class: 'muted' }, `(${err.message}) The command prints a one-time login link and opens it; the API token never reaches the browser.`));
+    return;
+  }
+  document.getElementById('who').textContent = `${session.computer} · ${session.role === 'admin' ? 'admin' : 'read-only'}`;
+  window.addEventListener('hashchange', route);
+  await route();
+  live();
+}
+
+void boot();

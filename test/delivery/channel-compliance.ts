@@ -1,0 +1,231 @@
+/**
+ * The behaviour every durable delivery channel owes its user, run against each one with its
+ * own fake API: the level filter, exactly-once across a restart in the middle of a retry, rate
+ * limits honoured for the time the API named (and for the whole channel), and a permanent
+ * refusal that fails one row without stopping the rest.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  type DeliveryChannel,
+  type DeliveryDeps,
+  DeliveryTable,
+  type DurableInit,
+} from '../../src/delivery/index.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { tempDir } from '../helpers/tmp.js';
+import type { FakeApi } from './fake-apis.js';
+import { crashed, heldSleep, notificationId, rig, waitFor } from './rig.js';
+
+export interface ComplianceTarget {
+  /** Test names start with it: 'discord (webhook)'. */
+  name: string;
+  /** The `deliveries.channel` of its rows. */
+  channel: string;
+  /** A fake API for it, not started yet. */
+  fake(clock: ManualClock): FakeApi;
+  /** The channel, pointed at the started `fake`, with these engine options. */
+  create(fake: FakeApi, init: DurableInit, deps: DeliveryDeps): DeliveryChannel;
+  /** Fake answers that rate-limit and name a time (each fake records it as `retryAt`). */
+  rateLimits: readonly string[];
+  /** Values that must never be written to the table. */
+  secrets: readonly string[];
+}
+
+const BASE: DurableInit = { minLevel: 2, backoffBaseMs: 1000 };
+
+/** Registers the compliance tests for one channel. */
+export function channelCompliance(target: ComplianceTarget): void {
+  const name = target.name;
+
+  /** A started fake and a rig on it; `done` stops both and checks the API saw no malformed request. */
+  async function setup(
+    opts: {
+      dir?: string;
+      clock?: ManualClock;
+      fake?: FakeApi;
+      sleep?: (ms: number, s: AbortSignal) => Promise<void>;
+      start?: boolean;
+    } = {},
+  ) {
+    const clock = opts.clock ?? new ManualClock();
+    const fake = opts.fake ?? target.fake(clock);
+    if (!opts.fake) await fake.start();
+    const r = await rig((deps) => target.create(fake, BASE, deps), {
+      clock,
+      ...(opts.dir ? { dir: opts.dir } : {}),
+      ...(opts.sleep ? { sleep: opts.sleep } : {}),
+      ...(opts.start === false ? { start: false } : {}),
+    });
+    return {
+      r,
+      fake,
+      table: () => new DeliveryTable(r.node.ns.store, target.channel).list(),
+      async done() {
+        await r.close();
+        if (!opts.fake) await fake.stop();
+        assert.deepEqual(fake.violations, [], 'every request had the shape the real API takes');
+      },
+    };
+  }
+
+  test(`${name}: should send a level-2 notification once and not a level-1 one below min_level 2`, async () => {
+    const { r, fake, table, done } = await setup();
+    try {
+      await r.emit([crashed('low', 1), crashed('high', 2)]);
+      await waitFor(() => r.delivery.stats().sent === 1, 'the level-2 one sent');
+      // Something later goes through too, so the level-1 one had every chance to be sent first.
+      await r.emit([crashed('later', 3)]);
+      await waitFor(() => r.delivery.stats().sent === 2, 'the later one sent');
+      const [low, high, later] = ['low', 'high', 'later'].map((w) => notificationId(r, w)) as [
+        number,
+        number,
+        number,
+      ];
+      assert.equal(fake.received.length, 2);
+      assert.equal(fake.deliveredFor(high), 1);
+      assert.equal(fake.deliveredFor(later), 1);
+      assert.equal(fake.countFor(low), 0);
+      assert.match(fake.texts[0] ?? '', /worker: high/);
+      assert.deepEqual(
+        table().map((x) => [x.notificationId, x.status, x.attempts]),
+        [
+          [high, 'sent', 1],
+          [later, 'sent', 1],
+        ],
+      );
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${name}: should deliver once, not twice, when the node restarts while a retry is pending`, async () => {
+    const t = tempDir('weft-delivery-restart-');
+    const clock = new ManualClock();
+    const fake = target.fake(clock);
+    await fake.start();
+    try {
+      fake.script = ['500', '500'];
+      const held = heldSleep();
+      const first = await setup({ dir: t.dir, clock, fake, sleep: held.sleep });
+      let id: number;
+      let dueAt: number;
+      try {
+        await first.r.emit([crashed('flaky', 2)]);
+        id = notificationId(first.r, 'flaky');
+        // The first try got a 500 and the loop waits for the retry's time: stop right there.
+        await waitFor(
+          () => fake.received.length === 1 && held.waits.some((ms) => ms >= 1000),
+          'a retry pending',
+        );
+        const [row] = first.table();
+        assert.equal(row?.status, 'pending');
+        assert.equal(row?.attempts, 1);
+        dueAt = row?.nextAttemptAt ?? 0;
+        assert.ok(dueAt >= fake.received[0]!.at + 1000, 'the retry waits for the backoff');
+      } finally {
+        await first.done();
+      }
+
+      const second = await setup({ dir: t.dir, clock, fake });
+      try {
+        await waitFor(() => second.r.delivery.stats().sent === 1, 'sent after the restart');
+        await second.r.emit([crashed('after', 2)]);
+        await waitFor(
+          () => second.r.delivery.stats().sent === 2,
+          'a later one sent, so nothing else is on its way',
+        );
+        assert.equal(fake.countFor(id), 3, 'a 500 before the stop, a 500 and an ok after it');
+        assert.equal(fake.deliveredFor(id), 1, 'delivered exactly once');
+        assert.ok(fake.received[1]!.at >= dueAt, 'the retry after the restart still waited for its time');
+        const rows = second.table();
+        assert.deepEqual(
+          rows.map((x) => [x.notificationId, x.status, x.attempts]),
+          [
+            [id, 'sent', 3],
+            [notificationId(second.r, 'after'), 'sent', 1],
+          ],
+        );
+      } finally {
+        await second.done();
+      }
+    } finally {
+      await fake.stop();
+      t.cleanup();
+    }
+  });
+
+  for (const answer of target.rateLimits) {
+    test(`${name}: should not try again before the time a rate limit (${answer}) named, for the whole channel`, async () => {
+      const { r, fake, table, done } = await setup({ start: false });
+      try {
+        fake.script = [answer];
+        await r.emit([crashed('first', 2), crashed('second', 2)]);
+        r.delivery.start();
+        await waitFor(() => r.delivery.stats().sent === 2, 'both sent after the rate limit');
+        const [limited, retried, next] = fake.received;
+        assert.ok(limited && retried && next);
+        assert.equal(fake.received.length, 3);
+        assert.equal(limited.answer, answer);
+        assert.ok(limited.retryAt !== undefined && limited.retryAt > limited.at, 'the fake named a time');
+        assert.ok(
+          retried.at >= limited.retryAt,
+          `retried ${retried.at - limited.at} ms after, named ${limited.retryAt - limited.at}`,
+        );
+        assert.ok(next.at >= limited.retryAt, 'the next row waited too: the whole channel paused');
+        const [a, b] = ['first', 'second'].map((w) => notificationId(r, w)) as [number, number];
+        // Order kept: the limited row goes first once the pause ends.
+        assert.match(retried.text, new RegExp(`#${a}\\b`));
+        assert.match(next.text, new RegExp(`#${b}\\b`));
+        assert.equal(
+          [retried, next].every((x) => x.answer === 'ok'),
+          true,
+        );
+        assert.equal(fake.deliveredFor(b), 1);
+        const stats = r.delivery.stats();
+        assert.equal(stats.rateLimited, 1);
+        assert.equal(stats.failed, 0);
+        assert.deepEqual(
+          table().map((x) => [x.status, x.attempts]),
+          [
+            ['sent', 1],
+            ['sent', 1],
+          ],
+          'a rate-limited try is not counted as an attempt',
+        );
+      } finally {
+        await done();
+      }
+    });
+  }
+
+  test(`${name}: should mark a row failed on a permanent 4xx and go on with the next one`, async () => {
+    const { r, fake, table, done } = await setup();
+    try {
+      fake.script = ['400'];
+      await r.emit([crashed('refused', 2), crashed('fine', 2)]);
+      await waitFor(
+        () => r.delivery.stats().failed === 1 && r.delivery.stats().sent === 1,
+        'one failed, one sent',
+      );
+      const refused = notificationId(r, 'refused');
+      const fine = notificationId(r, 'fine');
+      assert.equal(fake.countFor(refused), 1, 'a permanent refusal is not retried');
+      assert.equal(fake.deliveredFor(fine), 1);
+      const rows = table();
+      assert.deepEqual(
+        rows.map((x) => [x.notificationId, x.status, x.attempts]),
+        [
+          [refused, 'failed', 1],
+          [fine, 'sent', 1],
+        ],
+      );
+      assert.match(rows[0]?.lastError ?? '', /\b4\d\d\b/);
+      for (const row of rows)
+        for (const s of target.secrets) assert.ok(!(row.lastError ?? '').includes(s), 'no secret recorded');
+      assert.equal(r.delivery.stats().retries, 0);
+    } finally {
+      await done();
+    }
+  });
+}

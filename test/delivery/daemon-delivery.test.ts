@@ -1,0 +1,120 @@
+/**
+ * The daemon wires every configured channel: a real `weft daemon` process, configured through
+ * the environment to four fake APIs on loopback, delivers one notification to each exactly once
+ * across a SIGTERM while every channel's retry is pending, and exports each channel's counters.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WeftClient } from '../../src/client/index.js';
+import { readToken } from '../../src/config/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { startDaemonProcess } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { type FakeApi, FakeDiscord, FakeNtfy, FakeTelegram, FakeWhatsApp } from './fake-apis.js';
+import { waitFor } from './rig.js';
+
+test('daemon: should deliver to every configured channel once across a restart with retries pending', async () => {
+  const t = tempDir('weft-daemon-delivery-');
+  const wa = { token: 'EAAG-daemon-token', phoneNumberId: '1055', to: '31612345678', version: 'v21.0' };
+  const fakes = {
+    telegram: new FakeTelegram(systemClock, '42:daemon-token', 4242),
+    discord: new FakeDiscord(systemClock, { webhook: { id: '77', token: 'daemon-hook-token' } }),
+    whatsapp: new FakeWhatsApp(systemClock, wa),
+    webhook: new FakeNtfy(systemClock, 'weft-daemon', 'ntfy-daemon-token'),
+  };
+  const all: FakeApi[] = Object.values(fakes);
+  for (const f of all) await f.start();
+  const env = {
+    HOME: t.dir,
+    WEFT_DATA_DIR: join(t.dir, 'data'),
+    WEFT_API_PORT: '0',
+    WEFT_COMPUTER_NAME: 'deliverybox',
+    WEFT_TELEGRAM_BOT_TOKEN: '42:daemon-token',
+    WEFT_TELEGRAM_CHAT_ID: '4242',
+    WEFT_TELEGRAM_BASE_URL: fakes.telegram.url,
+    WEFT_DISCORD_WEBHOOK_URL: `${fakes.discord.url}/api/webhooks/77/daemon-hook-token`,
+    WEFT_WHATSAPP_TOKEN: wa.token,
+    WEFT_WHATSAPP_PHONE_NUMBER_ID: wa.phoneNumberId,
+    WEFT_WHATSAPP_TO: wa.to,
+    WEFT_WHATSAPP_BASE_URL: fakes.whatsapp.url,
+    WEFT_WEBHOOK_URL: `${fakes.webhook.url}/weft-daemon`,
+    WEFT_WEBHOOK_TOKEN: 'ntfy-daemon-token',
+  };
+  try {
+    // Every API fails until the restart, so each channel has a retry pending when the daemon stops.
+    for (const f of all) f.fallback = '500';
+    const d = await startDaemonProcess(env);
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const api = new WeftClient({ url: d.url, token });
+    const idOf = async (client: WeftClient, worker: string): Promise<number> => {
+      const n = (await client.notifications.list({ limit: 100 })).items.find(
+        (x) => x.payload.worker === worker,
+      );
+      assert.ok(n, `notification for ${worker}`);
+      return n.id;
+    };
+    let id: number;
+    try {
+      await api.emit({
+        event: 'system.worker.crashed',
+        level: 2,
+        payload: { worker: 'mesh-link', error: 'down', restarts: 1 },
+      });
+      id = await idOf(api, 'mesh-link');
+      await waitFor(() => all.every((f) => f.countFor(id) >= 1), 'a failed try on every channel');
+      // Level 1 is below every channel's min_level 2: never sent anywhere.
+      await api.emit({
+        event: 'system.worker.crashed',
+        level: 1,
+        payload: { worker: 'quiet', error: 'x', restarts: 1 },
+      });
+    } finally {
+      d.proc.kill('SIGTERM');
+      await d.exited;
+    }
+    assert.equal(await d.exited, 0, d.output());
+    for (const [name, f] of Object.entries(fakes))
+      assert.equal(f.deliveredFor(id), 0, `${name}: nothing delivered yet`);
+
+    for (const f of all) f.fallback = 'ok';
+    const d2 = await startDaemonProcess(env);
+    try {
+      await waitFor(
+        () => all.every((f) => f.deliveredFor(id) === 1),
+        'delivered on every channel after the restart',
+      );
+      const api2 = new WeftClient({ url: d2.url, token });
+      await api2.emit({
+        event: 'system.worker.crashed',
+        level: 3,
+        payload: { worker: 'later', error: 'y', restarts: 1 },
+      });
+      const later = await idOf(api2, 'later');
+      await waitFor(() => all.every((f) => f.deliveredFor(later) === 1), 'a later one delivered everywhere');
+      const quiet = await idOf(api2, 'quiet');
+      for (const [name, f] of Object.entries(fakes)) {
+        assert.equal(f.deliveredFor(id), 1, `${name}: once, not twice`);
+        assert.equal(f.countFor(quiet), 0, `${name}: nothing below min_level`);
+        assert.deepEqual(f.violations, [], `${name}: every request well-formed`);
+      }
+      const metrics = await (
+        await fetch(`${d2.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+      ).text();
+      for (const channel of Object.keys(fakes)) {
+        assert.match(
+          metrics,
+          new RegExp(`weft_delivery_sent_total\\{channel="${channel}"\\} [1-9]`),
+          channel,
+        );
+      }
+    } finally {
+      d2.proc.kill('SIGTERM');
+      await d2.exited;
+    }
+    assert.equal(await d2.exited, 0, d2.output());
+  } finally {
+    for (const f of all) await f.stop();
+    t.cleanup();
+  }
+});

@@ -1,0 +1,110 @@
+/**
+ * The generic webhook channel against a local ntfy-compatible server (text body with Title,
+ * Priority and Tags headers, bearer auth, Retry-After in seconds or as an HTTP date) and a plain
+ * JSON receiver. Time is a ManualClock that the injected sleep advances.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { webhookDelivery, webhookSender, type WebhookDocument } from '../../src/delivery/index.js';
+import { ConfigError } from '../../src/errors/index.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { channelCompliance } from './channel-compliance.js';
+import { FakeJsonHook, FakeNtfy } from './fake-apis.js';
+import { crashed, notificationId, rig, waitFor } from './rig.js';
+
+const TOKEN = 'tk_SECRETntfytoken';
+const TOPIC = 'weft-alerts-x7q';
+
+channelCompliance({
+  name: 'webhook (ntfy)',
+  channel: 'webhook',
+  fake: (clock) => new FakeNtfy(clock, TOPIC, TOKEN),
+  create: (fake, init, deps) => webhookDelivery({ ...init, url: `${fake.url}/${TOPIC}`, token: TOKEN }, deps),
+  rateLimits: ['429', '429-date'],
+  secrets: [TOKEN],
+});
+
+channelCompliance({
+  name: 'webhook (json)',
+  channel: 'webhook',
+  fake: (clock) => new FakeJsonHook(clock),
+  create: (fake, init, deps) =>
+    webhookDelivery({ ...init, url: `${fake.url}/hooks/weft`, format: 'json' }, deps),
+  rateLimits: ['429'],
+  secrets: [],
+});
+
+test('webhook: should send ntfy headers: a title, a priority from the level and tags', async () => {
+  const clock = new ManualClock();
+  const fake = new FakeNtfy(clock, TOPIC, TOKEN);
+  await fake.start();
+  const r = await rig(
+    (deps) => webhookDelivery({ url: `${fake.url}/${TOPIC}`, token: TOKEN, minLevel: 0 }, deps),
+    {
+      clock,
+    },
+  );
+  try {
+    await r.emit([crashed('l0', 0), crashed('l1', 1), crashed('l2', 2), crashed('l3', 3)]);
+    await waitFor(() => r.delivery.stats().sent === 4, 'four sent');
+    const got = fake.received.map((x) => [x.headers.title, x.headers.priority, x.headers.tags]);
+    assert.deepEqual(got, [
+      ['infrastructure: new system.worker.crashed', '1', 'information_source,infrastructure,created'],
+      ['operational: new system.worker.crashed', '3', 'large_blue_circle,operational,created'],
+      ['workflow: new system.worker.crashed', '4', 'warning,workflow,created'],
+      ['business: new system.worker.crashed', '5', 'rotating_light,business,created'],
+    ]);
+    const first = fake.received[0];
+    assert.equal(first?.headers.authorization, `Bearer ${TOKEN}`);
+    assert.match(String(first?.headers['content-type']), /^text\/plain/);
+    // The headline is the title; the body starts with the description and names the notification.
+    assert.ok(
+      !/system\.worker\.crashed/.test(first?.raw.split('\n')[0] ?? ''),
+      'headline not repeated in the body',
+    );
+    assert.match(first?.raw ?? '', new RegExp(`worker: l0[\\s\\S]*#${notificationId(r, 'l0')}\\b`));
+  } finally {
+    await r.close();
+    await fake.stop();
+    assert.deepEqual(fake.violations, []);
+  }
+});
+
+test('webhook: should post the notification as JSON with format json', async () => {
+  const clock = new ManualClock();
+  const fake = new FakeJsonHook(clock);
+  await fake.start();
+  const r = await rig(
+    (deps) =>
+      webhookDelivery({ url: `${fake.url}/hooks/weft`, token: TOKEN, format: 'json', minLevel: 2 }, deps),
+    { clock },
+  );
+  try {
+    await r.emit([crashed('j', 3, 'disk full')]);
+    await waitFor(() => r.delivery.stats().sent === 1, 'sent');
+    const [got] = fake.received;
+    assert.equal(got?.headers.authorization, `Bearer ${TOKEN}`);
+    const doc = got?.json as WebhookDocument;
+    assert.equal(doc.level, 3);
+    assert.equal(doc.levelName, 'business');
+    assert.equal(doc.kind, 'created');
+    assert.equal(doc.priority, 5);
+    assert.equal(doc.title, 'business: new system.worker.crashed');
+    assert.equal(doc.notification.id, notificationId(r, 'j'));
+    assert.equal(doc.notification.eventType, 'system.worker.crashed');
+    assert.deepEqual(doc.notification.payload, { worker: 'j', error: 'disk full', restarts: 1 });
+  } finally {
+    await r.close();
+    await fake.stop();
+    assert.deepEqual(fake.violations, []);
+  }
+});
+
+test('webhook: should refuse options that cannot work, naming the key', () => {
+  const named = (key: string) => (e: unknown) =>
+    e instanceof ConfigError && e.message.startsWith(`webhook.${key}:`);
+  assert.throws(() => webhookSender({ url: 'ntfy.sh/alerts' }), named('url'));
+  assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', token: 'two words' }), named('token'));
+  assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', format: 'xml' as never }), named('format'));
+  assert.deepEqual(webhookSender({ url: 'https://u:p%40ss@example.com/h' }).secrets, ['p%40ss', 'p@ss']);
+});
