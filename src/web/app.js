@@ -509,7 +509,8 @@ function live() {
       const i = inbox.items.findIndex((x) => x.id === n.id);
       if (i >= 0) inbox.items[i] = n;
       else if (matchesFilter(n)) inbox.items.unshift(n);
-      inbox.items = inbox.items.filter(matchesFilter);
+      // Bounded: a page left open for days shows the newest 500, not every notification since.
+      inbox.items = inbox.items.filter(matchesFilter).slice(0, 500);
       renderInbox();
     } else if (current === 'approvals' && n.eventType === 'cartridge.install_pending') void pageApprovals();
   };
