@@ -60,8 +60,10 @@ export interface IngressInit {
   maxHops?: number;
   /** Frames taken from the provider and not handled yet, at most (default 1024). */
   maxBuffered?: number;
-  /** Messages being handled at once, at most (default 64); more are refused as MESSAGE_BUSY. */
+  /** Messages being handled at once, at most (default 64); more are dropped as MESSAGE_BUSY. */
   maxHandling?: number;
+  /** Of which one peer may hold at most (default 8). */
+  maxHandlingPerPeer?: number;
 }
 
 export interface IngressDeps {
@@ -105,6 +107,9 @@ export class MeshIngress {
   private readonly maxBuffered: number;
   private readonly maxHandling: number;
   private handlingMessages = 0;
+  /** Messages being handled per peer: one peer may hold at most maxHandlingPerPeer of the slots. */
+  private readonly handlingBy = new Map<string, number>();
+  private readonly maxHandlingPerPeer: number;
   /** Message frames handled whose replay record has not committed yet (see handleMessage). */
   private readonly unrecorded = new Set<string>();
   private readonly refusals: RefusalNotices;
@@ -122,6 +127,7 @@ export class MeshIngress {
     this.maxHops = init.maxHops ?? 8;
     this.maxBuffered = init.maxBuffered ?? 1024;
     this.maxHandling = init.maxHandling ?? 64;
+    this.maxHandlingPerPeer = init.maxHandlingPerPeer ?? 8;
     this.audited = auditQuietly(deps.audit, deps.logger);
     this.refusals = new RefusalNotices(
       {},
@@ -362,8 +368,17 @@ export class MeshIngress {
    * more (queries are read-only and audited, answers go to the node that asked).
    */
   private async handleMessage(handler: MessageHandler, m: InboundMessage, header: Frame['header'], key: string, f: InboundFrame): Promise<void> {
-    if (this.handlingMessages >= this.maxHandling) {
-      await this.reject(m.nodeId, m.computer, 'MESSAGE_BUSY', `${this.maxHandling} messages are being handled already; '${m.kind}' refused`, { ref: f.deliveryId, raw: f.bytes });
+    const mine = this.handlingBy.get(m.computer) ?? 0;
+    if (this.handlingMessages >= this.maxHandling || mine >= this.maxHandlingPerPeer) {
+      // Counted, and recorded once a minute per peer: a flood must not cost a write per frame.
+      this.deps.counters.rejected.MESSAGE_BUSY = (this.deps.counters.rejected.MESSAGE_BUSY ?? 0) + 1;
+      this.refusals.note(`${m.nodeId}|MESSAGE_BUSY`, {
+        sender: m.nodeId,
+        computer: m.computer,
+        code: 'MESSAGE_BUSY',
+        reason: `MESSAGE_BUSY: ${mine >= this.maxHandlingPerPeer ? `${mine} of this peer's` : `${this.handlingMessages}`} messages are being handled already; '${m.kind}' dropped`,
+        frame: 'yes',
+      });
       await f.ack();
       return;
     }
@@ -371,6 +386,7 @@ export class MeshIngress {
     void this.deps.node.ns.store.writeSoon(() => this.deps.guard.record(header)).finally(() => this.unrecorded.delete(key));
     await f.ack();
     this.handlingMessages++;
+    this.handlingBy.set(m.computer, mine + 1);
     void (async () => {
       try {
         await handler(m);
@@ -378,6 +394,9 @@ export class MeshIngress {
         this.deps.logger.warn({ peer: m.computer, kind: m.kind, err: (err as Error).message }, 'a message handler failed');
       } finally {
         this.handlingMessages--;
+        const left = (this.handlingBy.get(m.computer) ?? 1) - 1;
+        if (left <= 0) this.handlingBy.delete(m.computer);
+        else this.handlingBy.set(m.computer, left);
       }
     })();
   }

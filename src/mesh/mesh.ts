@@ -248,14 +248,15 @@ export class MeshService implements SenderLink {
    * what is worthless late (queries and their answers) and fails at once when the peer
    * cannot be reached.
    */
-  async sendMessage(computer: string, kind: string, data: unknown): Promise<void> {
+  async sendMessage(computer: string, kind: string, data: unknown, opts: { timeoutMs?: number } = {}): Promise<void> {
     const peer = this.deps.peers.byName(computer);
     if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft peers list')`);
     const bytes = encodeFrame(
       { type: 'message', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { kind, data } },
       { identity: this.identity },
     );
-    await this.deps.provider.send(computer, bytes);
+    // Bounded: a link that takes no frames (no credit, a stalled peer) must not hold the caller.
+    await this.deps.provider.send(computer, bytes, { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
   }
 
   /** Handles messages of one kind from verified peers (one handler per kind; `text` is the mesh's own). */

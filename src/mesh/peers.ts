@@ -63,6 +63,7 @@ export class PeerBook {
   private readonly byComputer = new Map<string, KnownPeer>();
   private readonly byNode = new Map<string, KnownPeer>();
   private readonly listeners = new Set<(p: KnownPeer) => void>();
+  private readonly rekeyListeners = new Set<(p: KnownPeer, oldNodeId: string) => void>();
   private trustOf: ((p: KnownPeer) => TrustLevel | undefined) | undefined;
   /** The level each peer had before a policy rule set it (what the config or discovery gave). */
   private readonly given = new Map<string, TrustLevel>();
@@ -116,6 +117,13 @@ export class PeerBook {
     this.byNode.delete(oldNodeId);
     p.nodeId = newNodeId;
     this.byNode.set(newNodeId, p);
+    for (const l of this.rekeyListeners) l(p, oldNodeId);
+  }
+
+  /** Calls `fn` after an endorsed key rotation (what was bound to the old key moves to the new one). */
+  onRekeyed(fn: (p: KnownPeer, oldNodeId: string) => void): () => void {
+    this.rekeyListeners.add(fn);
+    return () => this.rekeyListeners.delete(fn);
   }
 
   /**

@@ -43,8 +43,8 @@ export interface ObserverDeps {
   node: ObserverNode;
   clock: Clock;
   logger: Logger;
-  /** A record that could not be read: recorded as a refusal (no command text is passed on). */
-  refuse(file: string, offset: number, reason: string): void;
+  /** Records that could not be read, from one pass over a file: recorded as refusals (no command text is passed on). */
+  refuse(list: ReadonlyArray<{ file: string; offset: number; reason: string }>): void;
 }
 
 export interface ObserverStats {
@@ -183,6 +183,7 @@ export class Observer {
 
   private async ingest(key: string, chunk: NonNullable<ReturnType<typeof readSpoolChunk>>): Promise<{ ingested: number; early: boolean }> {
     const inputs: EmitInput[] = [];
+    const refused: Array<{ file: string; offset: number; reason: string }> = [];
     const max = this.init.batch ?? 2048;
     let records = 0;
     let next = chunk.next;
@@ -196,7 +197,7 @@ export class Observer {
       records++;
       if (!r.parsed.ok) {
         this.stats.refused++;
-        this.deps.refuse(key, r.offset, r.parsed.reason);
+        refused.push({ file: key, offset: r.offset, reason: r.parsed.reason });
         continue;
       }
       const rec = r.parsed.record;
@@ -231,6 +232,7 @@ export class Observer {
         },
       });
     }
+    if (refused.length > 0) this.deps.refuse(refused);
     if (inputs.length > 0) await this.deps.node.emitMany(inputs);
     this.stats.ingested += inputs.length;
     const pos = { ino: chunk.ino, position: next };

@@ -116,8 +116,8 @@ export class PrivacyPolicy {
   readonly denied: ReadonlySet<CommandCategory>;
   readonly minContributors: number;
   readonly shareSummaries: boolean;
-  /** Levels set at run time (`weft trust set`), by computer name: the most specific of all. */
-  private readonly runtime = new Map<string, TrustLevel>();
+  /** Levels set at run time (`weft trust set`), by computer name and the key they were set for: the most specific of all. */
+  private readonly runtime = new Map<string, { level: TrustLevel; nodeId?: string }>();
 
   constructor(init: PolicyInit = {}) {
     if ((init.maxLevel as string | undefined) === 'raw') {
@@ -135,14 +135,14 @@ export class PrivacyPolicy {
     this.shareSummaries = init.shareSummaries ?? false;
   }
 
-  /** Loads the levels set at run time (from the store at start). */
-  setRuntime(computer: string, level: TrustLevel | undefined): void {
+  /**
+   * A level set at run time for a peer, bound to the key it has now: a node that later shows up
+   * under the same name with another key (a name anyone can announce on a shared registry)
+   * does not inherit it.
+   */
+  setRuntime(computer: string, level: TrustLevel | undefined, nodeId?: string): void {
     if (level === undefined) this.runtime.delete(computer);
-    else this.runtime.set(computer, level);
-  }
-
-  runtimeLevels(): ReadonlyMap<string, TrustLevel> {
-    return this.runtime;
+    else this.runtime.set(computer, { level, ...(nodeId ? { nodeId } : {}) });
   }
 
   /**
@@ -151,13 +151,15 @@ export class PrivacyPolicy {
    */
   resolve(p: Pick<KnownPeer, 'computer' | 'nodeId' | 'address' | 'origin' | 'cluster' | 'trustSet'>, selfCluster: string | undefined): { level: TrustLevel | undefined; rule: string } {
     const rt = this.runtime.get(p.computer);
-    if (rt) return { level: rt, rule: 'weft trust set' };
-    for (const key of [p.computer, p.nodeId, fingerprintOfNodeId(p.nodeId)]) {
+    if (rt && (rt.nodeId === undefined || rt.nodeId === p.nodeId)) return { level: rt.level, rule: 'weft trust set' };
+    // A discovered node chose its own name and address: only its key (node id, fingerprint) can name it.
+    const claimed = p.origin === 'discovered';
+    for (const key of [claimed ? undefined : p.computer, p.nodeId, fingerprintOfNodeId(p.nodeId)]) {
       const v = key ? this.nodeTrust.get(key) : undefined;
       if (v) return { level: v, rule: `privacy.node_trust.${key}` };
     }
     if (p.trustSet) return { level: undefined, rule: `mesh.peers (!trust)` };
-    const host = p.address ? hostOf(p.address) : undefined;
+    const host = p.address && !claimed ? hostOf(p.address) : undefined;
     const ip = host ? ipToBigInt(host) : undefined;
     if (ip) {
       for (const s of this.subnets) if (inCidr(s.cidr, ip)) return { level: s.level, rule: `privacy.subnet_trust.${s.cidr.text}` };
@@ -166,6 +168,14 @@ export class PrivacyPolicy {
       return { level: this.defaultTrust, rule: 'privacy.default_trust' };
     }
     return { level: undefined, rule: p.origin === 'static' ? 'mesh.peers' : 'same cluster' };
+  }
+
+  /** A peer's endorsed key rotation: a level set for its old key follows it. Returns whether one did. */
+  rekey(computer: string, oldNodeId: string, newNodeId: string): boolean {
+    const rt = this.runtime.get(computer);
+    if (!rt || rt.nodeId !== oldNodeId) return false;
+    this.runtime.set(computer, { level: rt.level, nodeId: newNodeId });
+    return true;
   }
 
   /** Whether a category may appear in anything shared (deny wins; an empty allow list allows all). */
@@ -184,7 +194,7 @@ export class PrivacyPolicy {
     return {
       max_level: this.maxLevel,
       default_trust: this.defaultTrust,
-      node_trust: Object.fromEntries([...this.nodeTrust, ...this.runtime]),
+      node_trust: Object.fromEntries([...this.nodeTrust, ...[...this.runtime].map(([k, v]) => [k, v.level] as const)]),
       subnet_trust: Object.fromEntries(this.subnets.map((s) => [s.cidr.text, s.level])),
       allowed_categories: [...this.allowed],
       denied_categories: [...this.denied],

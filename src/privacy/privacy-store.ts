@@ -59,17 +59,20 @@ export class PrivacyStore {
     );
     this.insSummary = db.prepare(
       `INSERT INTO summaries (id, granularity, period_start, period_end, body, generated_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT(granularity, period_start) DO NOTHING`,
+       ON CONFLICT(granularity, period_start) DO UPDATE SET body = excluded.body, generated_at = excluded.generated_at, shared_at = NULL`,
     );
-    this.markShared = db.prepare('UPDATE summaries SET shared_at = ? WHERE id = ? AND shared_at IS NULL');
+    this.markShared = db.prepare('UPDATE summaries SET shared_at = ? WHERE id = ?');
+    // A later summary of the same period (made once the period ended) replaces the earlier one.
     this.insPeerSummary = db.prepare(
-      'INSERT OR IGNORE INTO peer_summaries (id, peer, node_id, granularity, period_start, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      `INSERT INTO peer_summaries (id, peer, node_id, granularity, period_start, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET body = excluded.body, received_at = excluded.received_at
+       WHERE json_extract(excluded.body, '$.generated_at') > json_extract(peer_summaries.body, '$.generated_at')`,
     );
     this.trimPeerSummaries = db.prepare(
       'DELETE FROM peer_summaries WHERE peer = ? AND id NOT IN (SELECT id FROM peer_summaries WHERE peer = ? ORDER BY period_start DESC LIMIT ?)',
     );
     this.upTrust = db.prepare(
-      'INSERT INTO trust_settings (peer, level, set_at, reason) VALUES (?, ?, ?, ?) ON CONFLICT(peer) DO UPDATE SET level = excluded.level, set_at = excluded.set_at, reason = excluded.reason',
+      'INSERT INTO trust_settings (peer, level, set_at, reason, node_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT(peer) DO UPDATE SET level = excluded.level, set_at = excluded.set_at, reason = excluded.reason, node_id = excluded.node_id',
     );
     this.delTrust = db.prepare('DELETE FROM trust_settings WHERE peer = ?');
   }
@@ -93,9 +96,17 @@ export class PrivacyStore {
     this.store.db.prepare('DELETE FROM spool_positions WHERE file = ?').run(file);
   }
 
-  /** Inside a write: stores a summary unless one for that period exists; false if it did. */
-  addSummary(s: NodeSummary, now: number): boolean {
-    return this.insSummary.run(s.id, s.period.granularity, s.period.start, s.period.end, JSON.stringify(s), now).changes === 1;
+  /** Inside a write: stores a period's summary, replacing an earlier one of the same period (made while it ran). */
+  putSummary(s: NodeSummary, now: number): void {
+    this.insSummary.run(s.id, s.period.granularity, s.period.start, s.period.end, JSON.stringify(s), now);
+  }
+
+  /** Summaries never sent whose period started after `since`, oldest first. */
+  unshared(since: number): StoredSummary[] {
+    const rows = this.store.reader
+      .prepare('SELECT id, granularity, period_start, period_end, body, generated_at, shared_at FROM summaries WHERE shared_at IS NULL AND period_start >= ? ORDER BY period_start')
+      .all(new Date(since).toISOString()) as SummaryRow[];
+    return rows.map(toStored);
   }
 
   markSummaryShared(id: string, now: number): void {
@@ -139,14 +150,15 @@ export class PrivacyStore {
   }
 
   /** Inside a write: a trust level set at run time (undefined: back to the config's). */
-  setTrust(peer: string, level: TrustLevel | undefined, now: number, reason?: string): void {
+  setTrust(peer: string, level: TrustLevel | undefined, now: number, reason?: string, nodeId?: string): void {
     if (level === undefined) this.delTrust.run(peer);
-    else this.upTrust.run(peer, level, now, reason ?? null);
+    else this.upTrust.run(peer, level, now, reason ?? null, nodeId ?? null);
   }
 
-  trustSettings(): Array<{ peer: string; level: TrustLevel; setAt: number }> {
-    const rows = this.store.db.prepare('SELECT peer, level, set_at FROM trust_settings ORDER BY peer').all() as Array<{ peer: string; level: TrustLevel; set_at: number }>;
-    return rows.map((r) => ({ peer: r.peer, level: r.level, setAt: r.set_at }));
+  /** Levels set at run time, each with the key it was set for (null: set before keys were kept). */
+  trustSettings(): Array<{ peer: string; level: TrustLevel; setAt: number; nodeId: string | null }> {
+    const rows = this.store.db.prepare('SELECT peer, level, set_at, node_id FROM trust_settings ORDER BY peer').all() as Array<{ peer: string; level: TrustLevel; set_at: number; node_id: string | null }>;
+    return rows.map((r) => ({ peer: r.peer, level: r.level, setAt: r.set_at, nodeId: r.node_id }));
   }
 }
 

@@ -131,14 +131,24 @@ export interface QuerySpec {
 }
 
 /** Reads a TimeRange into milliseconds; a bad or reversed one throws. */
-export function rangeMs(r: TimeRange): { start: number; end: number } {
+export function rangeMs(r: TimeRange, type?: QueryType): { start: number; end: number } {
   const start = Date.parse(r.start);
   const end = Date.parse(r.end);
   if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start) {
     throw new WeftError('WEFT_VALIDATION', `time range ${r.start} .. ${r.end} is not a range (start before end, ISO-8601)`);
   }
+  // Bounded work per answer: anomalies also read the four windows before the range.
+  const max = type === 'anomalies' ? MAX_ANOMALY_RANGE_MS : MAX_RANGE_MS;
+  if (end - start > max) {
+    throw new WeftError('WEFT_VALIDATION', `time range of ${Math.round((end - start) / DAY)} days is longer than ${max / DAY} days${type === 'anomalies' ? ' (anomalies)' : ''}`);
+  }
   return { start, end };
 }
+
+/** The longest range a query may cover. */
+export const MAX_RANGE_MS = 366 * DAY;
+/** The longest range an anomalies query may cover (it also reads four windows before it). */
+export const MAX_ANOMALY_RANGE_MS = 31 * DAY;
 
 /**
  * This node's answer to a query, or null when it has nothing in the range (NO_DATA).
@@ -147,7 +157,8 @@ export function rangeMs(r: TimeRange): { start: number; end: number } {
  */
 export function answerLocally(q: QuerySpec, ctx: AnswerContext): ResponseData | null {
   if (q.type === 'node_health') {
-    const n = (ctx.db.prepare('SELECT COUNT(*) AS n FROM terminal_commands WHERE ts >= ?').get(ctx.now - DAY) as { n: number }).n;
+    const w24 = whereOf({ start: ctx.now - DAY, end: ctx.now + 1 }, [], ctx.shares);
+    const n = (ctx.db.prepare(`SELECT COUNT(*) AS n FROM terminal_commands WHERE ${w24.sql}`).get(...w24.args) as { n: number }).n;
     return {
       type: 'node_health',
       value: {
@@ -293,10 +304,12 @@ export function mergeAnswers(type: QueryType, answers: readonly NodeAnswer[], k:
     case 'tool_usage': {
       const list = of('tool_usage');
       if (list.length < k) return { data: null, suppressed: [`all: ${list.length} of at least ${k} nodes answered`] };
-      const by: Record<string, CategoryAggregate> = {};
-      const durSum: Record<string, number> = {};
+      // Only known category names, in a map without a prototype: a peer picks these keys.
+      const by: Record<string, CategoryAggregate> = Object.create(null) as Record<string, CategoryAggregate>;
+      const durSum: Record<string, number> = Object.create(null) as Record<string, number>;
       for (const d of list) {
         for (const [cat, a] of Object.entries(d.value.by_category)) {
+          if (!(COMMAND_CATEGORY_VALUES as readonly string[]).includes(cat) || a.count <= 0) continue;
           const cur = by[cat] ?? { count: 0, node_count: 0, avg_duration_ms: 0 };
           cur.count += a.count;
           cur.node_count += 1;
@@ -315,31 +328,43 @@ export function mergeAnswers(type: QueryType, answers: readonly NodeAnswer[], k:
         a.avg_duration_ms = a.count === 0 ? 0 : Math.round((durSum[cat] ?? 0) / a.count);
         total += a.count;
       }
-      return { data: { by_category: by, total_commands: total, time_range: range }, suppressed };
+      return { data: { by_category: { ...by }, total_commands: total, time_range: range }, suppressed };
     }
     case 'safety_posture': {
       const list = of('safety_posture');
       if (list.length < k) return { data: null, suppressed: [`all: ${list.length} of at least ${k} nodes answered`] };
       const counts = { safe: 0, moderate: 0, high: 0, critical: 0 };
-      let total = 0;
-      let confirmed = 0;
-      for (const d of list) {
-        for (const r of RISK_LEVEL_VALUES) counts[r] += d.risk_counts[r];
-        total += d.total_commands;
-        confirmed += d.value.confirmed_risky;
+      const suppressed: string[] = [];
+      // Per bucket: a risk level seen on fewer than k nodes would tell on those nodes.
+      for (const r of RISK_LEVEL_VALUES) {
+        const nodes = list.filter((d) => d.risk_counts[r] > 0).length;
+        if (nodes > 0 && nodes < k) suppressed.push(`risk ${r}: ${nodes} node(s)`);
+        else for (const d of list) counts[r] += d.risk_counts[r];
       }
-      return { data: { risk_distribution: shares(counts, total), blocked_count: 0, confirmed_risky: confirmed, coverage: 100 }, suppressed: [] };
+      const total = RISK_LEVEL_VALUES.reduce((a, r) => a + counts[r], 0);
+      const confirmedNodes = list.filter((d) => d.value.confirmed_risky > 0).length;
+      let confirmed = 0;
+      if (confirmedNodes > 0 && confirmedNodes < k) suppressed.push(`confirmed risky: ${confirmedNodes} node(s)`);
+      else confirmed = list.reduce((a, d) => a + d.value.confirmed_risky, 0);
+      return { data: { risk_distribution: shares(counts, total), blocked_count: 0, confirmed_risky: confirmed, coverage: 100 }, suppressed };
     }
     case 'activity_patterns': {
       const list = of('activity_patterns');
       if (list.length < k) return { data: null, suppressed: [`all: ${list.length} of at least ${k} nodes answered`] };
-      const hourly = new Array<number>(24).fill(0);
-      const daily = new Array<number>(7).fill(0);
-      for (const d of list) {
-        for (const [i, n] of d.hourly_counts.entries()) hourly[i] = (hourly[i] ?? 0) + n;
-        for (const [i, n] of d.daily_counts.entries()) daily[i] = (daily[i] ?? 0) + n;
-      }
-      return { data: patternsOf(hourly, daily, list.length), suppressed: [] };
+      const suppressed: string[] = [];
+      // Per bucket: an hour (or a day) only a node or two worked in would tell on them.
+      const sumBuckets = (n: number, of: (d: (typeof list)[number]) => number[], name: string): number[] =>
+        Array.from({ length: n }, (_, i) => {
+          const nodes = list.filter((d) => (of(d)[i] ?? 0) > 0).length;
+          if (nodes > 0 && nodes < k) {
+            suppressed.push(`${name} ${i}: ${nodes} node(s)`);
+            return 0;
+          }
+          return list.reduce((a, d) => a + (of(d)[i] ?? 0), 0);
+        });
+      const hourly = sumBuckets(24, (d) => d.hourly_counts, 'hour');
+      const daily = sumBuckets(7, (d) => d.daily_counts, 'day');
+      return { data: patternsOf(hourly, daily, list.length), suppressed };
     }
   }
 }

@@ -65,7 +65,7 @@ export interface PrivacyNode {
 
 /** What the privacy layer needs of the mesh (absent: queries reach no peer). */
 export interface PrivacyMesh {
-  sendMessage(computer: string, kind: string, data: unknown): Promise<void>;
+  sendMessage(computer: string, kind: string, data: unknown, opts?: { timeoutMs?: number }): Promise<void>;
   onMessage(kind: string, handler: (m: InboundMessage) => Promise<void> | void): () => void;
 }
 
@@ -138,7 +138,7 @@ export class PrivacyService {
           node: deps.node,
           clock: deps.clock,
           logger: deps.logger.child({ mod: 'observer' }),
-          refuse: (file, offset, reason) => this.refuseRecord(file, offset, reason),
+          refuse: (list) => this.refuseRecords(list),
         })
       : undefined;
   }
@@ -146,8 +146,18 @@ export class PrivacyService {
   /** Applies the trust levels set at run time, starts observing, summarizing and answering. */
   async start(): Promise<void> {
     this.startedAt = this.deps.clock.now();
-    for (const t of this.store.trustSettings()) this.policy.setRuntime(t.peer, t.level);
+    for (const t of this.store.trustSettings()) this.policy.setRuntime(t.peer, t.level, t.nodeId ?? undefined);
     this.deps.peers.setTrustResolver((p) => this.policy.resolve(p, this.deps.node.self.cluster).level);
+    this.unsubs.push(
+      this.deps.peers.onRekeyed((p, oldNodeId) => {
+        if (!this.policy.rekey(p.computer, oldNodeId, p.nodeId)) return;
+        const level = this.policy.resolve(p, this.deps.node.self.cluster).level;
+        void this.deps.node.ns.store
+          .write(() => this.store.setTrust(p.computer, level, this.deps.clock.now(), 'key rotated', p.nodeId))
+          .catch((err: Error) => this.deps.logger.warn({ peer: p.computer, err: err.message }, 'trust setting not moved to the new key'));
+        this.deps.peers.retrust();
+      }),
+    );
     if (this.deps.mesh) {
       this.unsubs.push(this.deps.mesh.onMessage(QUERY_MESSAGE, (m) => this.onQuery(m)));
       this.unsubs.push(this.deps.mesh.onMessage(ANSWER_MESSAGE, (m) => this.onAnswer(m)));
@@ -198,12 +208,12 @@ export class PrivacyService {
     if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft trust list' or 'weft peers list')`);
     const from = peer.trustLevel;
     const now = this.deps.clock.now();
-    this.policy.setRuntime(computer, level);
+    this.policy.setRuntime(computer, level, peer.nodeId);
     this.deps.peers.retrust();
     const to = peer.trustLevel;
     const rule = this.policy.resolve(peer, this.deps.node.self.cluster).rule;
     await this.deps.node.ns.store.write(() => {
-      this.store.setTrust(computer, level, now, reason);
+      this.store.setTrust(computer, level, now, reason, peer.nodeId);
       this.deps.audit.recordIn('trust.changed', computer, { from, to, rule, ...(reason ? { reason } : {}) }, true);
     });
     return { computer, from, to, rule };
@@ -246,50 +256,62 @@ export class PrivacyService {
   }
 
   /**
-   * Generates (signs and stores) the summary of each granularity's last finished period if it
-   * has commands and none exists yet, and shares it when the policy says so.
+   * For each granularity's last finished period: signs and stores its summary if there is none
+   * yet or the one stored was made before the period ended (`weft summaries generate` during
+   * it), and shares it when the policy says so. Also shares, once, a summary of the last week
+   * that was stored but never sent (a crash between the two, or sharing turned on since).
    */
   async summarizeDue(now = this.deps.clock.now()): Promise<StoredSummary[]> {
     const made: StoredSummary[] = [];
     for (const g of GRANULARITIES) {
       const p = previousPeriod(g, now);
-      if (this.store.summary(g, new Date(p.start).toISOString())) continue;
+      const existing = this.store.summary(g, new Date(p.start).toISOString());
+      if (existing && Date.parse(existing.summary.generated_at) >= p.end) continue;
       const s = this.summarizePeriod(g, p.start, p.end, now);
-      if (s.total_commands === 0) continue;
+      if (s.total_commands === 0 && !existing) continue;
       const stored = await this.storeSummary(signSummary(s, this.deps.identity(), now), now);
       if (stored) made.push(stored);
+    }
+    for (const old of this.store.unshared(now - 7 * 86_400_000)) {
+      if (Date.parse(old.periodEnd) <= now) await this.share(old.summary, now);
     }
     return made;
   }
 
-  /** Signs, stores and (policy permitting) shares the summary of one period, now; for `weft summaries generate`. */
+  /**
+   * Signs, stores and (policy permitting) shares the summary of the period containing `at`, now
+   * (`weft summaries generate`). A period still running is summarized as it stands and made
+   * again, complete, once it has ended.
+   */
   async generate(granularity: Granularity, at: number): Promise<StoredSummary | undefined> {
     const now = this.deps.clock.now();
     const p = periodAt(granularity, at);
     const existing = this.store.summary(granularity, new Date(p.start).toISOString());
-    if (existing) return existing;
+    if (existing && Date.parse(existing.summary.generated_at) >= p.end) return existing;
     return this.storeSummary(signSummary(this.summarizePeriod(granularity, p.start, p.end, now), this.deps.identity(), now), now);
   }
 
   private async storeSummary(s: NodeSummary, now: number): Promise<StoredSummary | undefined> {
-    const added = await this.deps.node.ns.store.write(() => {
-      const ok = this.store.addSummary(s, now);
-      if (ok) this.deps.audit.recordIn('summary.generated', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, total_commands: s.total_commands }, true);
-      return ok;
+    await this.deps.node.ns.store.write(() => {
+      this.store.putSummary(s, now);
+      this.deps.audit.recordIn('summary.generated', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, total_commands: s.total_commands }, true);
     });
-    if (!added) return this.store.summary(s.period.granularity, s.period.start);
     this.counters.summariesGenerated++;
-    const recipients = this.deps.peers.getAllPeers().filter((x) => x.wire !== 'teleclaude' && this.policy.pushesSummariesTo(x.trustLevel));
-    if (recipients.length > 0) {
-      // The publisher sends it to exactly these peers (its egress check asks the same policy).
-      await this.deps.node.emit({ event: 'privacy.summary.shared', payload: s, visibility: 'public' });
-      await this.deps.node.ns.store.write(() => {
-        this.store.markSummaryShared(s.id, now);
-        this.deps.audit.recordIn('summary.shared', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, recipients: recipients.map((r) => r.computer) }, true);
-      });
-      this.counters.summariesShared++;
-    }
+    await this.share(s, now);
     return this.store.summary(s.period.granularity, s.period.start);
+  }
+
+  /** Sends a stored summary to the peers the policy pushes summaries to, if any, and marks it shared. */
+  private async share(s: NodeSummary, now: number): Promise<void> {
+    const recipients = this.deps.peers.getAllPeers().filter((x) => x.wire !== 'teleclaude' && this.policy.pushesSummariesTo(x.trustLevel));
+    if (recipients.length === 0) return;
+    // The publisher sends it to exactly these peers (its egress check asks the same policy).
+    await this.deps.node.emit({ event: 'privacy.summary.shared', payload: s, visibility: 'public' });
+    await this.deps.node.ns.store.write(() => {
+      this.store.markSummaryShared(s.id, now);
+      this.deps.audit.recordIn('summary.shared', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, recipients: recipients.map((r) => r.computer) }, true);
+    });
+    this.counters.summariesShared++;
   }
 
   /** The publisher's egress rule for privacy data: a summary goes only where the policy pushes summaries. */
@@ -310,12 +332,23 @@ export class PrivacyService {
     void this.deps.audit.record('policy.violation', peer, { what: 'summary', reason }, false).catch(() => undefined);
   }
 
-  private refuseRecord(file: string, offset: number, reason: string): void {
-    this.deps.logger.warn({ file, offset, reason }, 'spool record refused');
+  /**
+   * Spool records that could not be read: the first 100 of a pass are stored as refusals in one
+   * write, and one log line says how many there were (a file of garbage costs one write, not one
+   * per record).
+   */
+  private refuseRecords(list: ReadonlyArray<{ file: string; offset: number; reason: string }>): void {
+    const [first] = list;
+    if (!first) return;
+    this.deps.logger.warn({ file: first.file, refused: list.length, first: first.reason }, 'spool records refused');
+    const kept = list.slice(0, 100);
     void this.deps.node.ns.store
-      .write(() => this.deps.node.ns.rejections.add({ origin: 'observe', ref: `${file}@${offset}`, code: 'SPOOL_RECORD_INVALID', reason, raw: '' }))
+      .write(() => {
+        for (const r of kept) this.deps.node.ns.rejections.add({ origin: 'observe', ref: `${r.file}@${r.offset}`, code: 'SPOOL_RECORD_INVALID', reason: r.reason, raw: '' });
+      })
       .catch(() => undefined);
   }
+
 
   /**
    * Runs an aggregate query: this node's own answer, plus one signed query to every peer,
@@ -323,7 +356,7 @@ export class PrivacyService {
    */
   async query(o: { type: QueryType; range: { start: string; end: string }; filters?: QueryFilter[]; timeoutMs?: number }): Promise<QueryResult> {
     const t0 = performance.now();
-    const range = rangeMs(o.range);
+    const range = rangeMs(o.range, o.type);
     const filters = o.filters ?? [];
     if (this.pending.size >= (this.init.maxPendingQueries ?? 32)) throw new WeftError('WEFT_LIMIT', `${this.pending.size} queries are waiting for answers already; try again shortly`);
     const identity = this.deps.identity();
@@ -338,7 +371,9 @@ export class PrivacyService {
       deadline_ms: timeoutMs,
     };
     const q: MeshQuery = { ...content, signature: signContent(content, identity, now) };
-    const targets = this.deps.mesh ? this.deps.peers.getAllPeers().filter((p) => p.wire !== 'teleclaude') : [];
+    // An untrusted peer is not asked: it gets nothing from this node, not even our questions.
+    const targets = this.deps.mesh ? this.deps.peers.getAllPeers().filter((p) => p.wire !== 'teleclaude' && p.trustLevel !== 'untrusted') : [];
+    const deadline = performance.now() + timeoutMs;
     const missing: QueryResult['missing'] = [];
     const pending: Pending = { asked: new Map(), responses: new Map(), done: () => undefined };
     const settled = new Promise<void>((resolve) => {
@@ -352,7 +387,7 @@ export class PrivacyService {
           const who = { computer: p.computer, fingerprint: fingerprintOfNodeId(p.nodeId) ?? '?' };
           pending.asked.set(p.nodeId, who);
           try {
-            await (mesh as PrivacyMesh).sendMessage(p.computer, QUERY_MESSAGE, q);
+            await (mesh as PrivacyMesh).sendMessage(p.computer, QUERY_MESSAGE, q, { timeoutMs });
           } catch (err) {
             pending.asked.delete(p.nodeId);
             missing.push({ ...who, reason: `not reachable: ${(err as Error).message.slice(0, 200)}` });
@@ -362,9 +397,10 @@ export class PrivacyService {
       this.counters.queriesSent++;
       void this.deps.audit.record('query.sent', null, { query_id: q.query_id, query_type: q.query_type, asked: [...pending.asked.values()].map((a) => a.computer) }, true).catch(() => undefined);
       const own = this.answer(q, identity);
-      if (pending.asked.size > 0) {
+      const left = deadline - performance.now();
+      if (pending.asked.size > pending.responses.size && left > 0) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+        await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
         clearTimeout(timer);
       }
       return this.assemble(q, own, pending, missing, 1 + targets.length, identity, performance.now() - t0);
@@ -422,7 +458,7 @@ export class PrivacyService {
     let reason: string | undefined;
     try {
       data = answerLocally(
-        { type: q.query_type, range: rangeMs(q.time_range), filters: q.filters },
+        { type: q.query_type, range: rangeMs(q.time_range, q.query_type), filters: q.filters },
         {
           db: this.deps.node.ns.store.reader,
           fingerprint: identity.fingerprint,
@@ -458,7 +494,9 @@ export class PrivacyService {
     const identity = this.deps.identity();
     const peer = this.deps.peers.get(m.nodeId);
     const reply = (r: MeshResponse) =>
-      (this.deps.mesh as PrivacyMesh).sendMessage(m.computer, ANSWER_MESSAGE, r).catch((err: Error) => this.deps.logger.info({ peer: m.computer, err: err.message }, 'query answer not sent'));
+      (this.deps.mesh as PrivacyMesh)
+        .sendMessage(m.computer, ANSWER_MESSAGE, r, { timeoutMs: 5000 })
+        .catch((err: Error) => this.deps.logger.info({ peer: m.computer, err: err.message }, 'query answer not sent'));
     // First, before anything is written: a peer flooding us costs one audit entry a minute, not one per query.
     const rate = this.takeQueryToken(m.computer);
     if (rate !== 'ok') {

@@ -145,9 +145,13 @@ export function verifyContent(content: unknown, signature: Signature, nodeId: st
   }
 }
 
-/** A summary that is well formed and signed by the node it names. */
+/**
+ * A summary that is well formed, signed by the node it names, and carries the id of that node
+ * and period (so one node cannot take another's ids and crowd its summaries out).
+ */
 export function verifySummary(s: unknown): s is NodeSummary {
   if (!nodeSummaryValidator.check(s)) return false;
+  if (s.id !== summaryId(s.node_id, s.period.granularity, s.period.start)) return false;
   const { signature, ...content } = s;
   return verifyContent(content, signature, s.node_id);
 }

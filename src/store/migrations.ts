@@ -314,4 +314,11 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 8,
+    name: 'privacy: a trust level set at run time names the key it was set for',
+    sql: `
+      ALTER TABLE trust_settings ADD COLUMN node_id TEXT;
+    `,
+  },
 ];

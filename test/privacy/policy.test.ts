@@ -116,3 +116,66 @@ test('a peer sending more queries a minute than allowed is answered up to the li
     await m.cleanup();
   }
 });
+
+test('a discovered node cannot take a name or an address to inherit trust; a level set at run time stays with the key it was set for', () => {
+  const id = generateIdentity();
+  const pol = new PrivacyPolicy({ nodeTrust: { 'ci-box': 'peer' }, subnetTrust: { '10.0.1.0/24': 'peer' }, defaultTrust: 'share_to' });
+  const impostor = peer({ computer: 'ci-box', origin: 'discovered', address: '10.0.1.9:7000', cluster: 'elsewhere' });
+  assert.deepEqual(pol.resolve(impostor, 'home'), { level: 'share_to', rule: 'privacy.default_trust' }, 'neither its chosen name nor its announced address counts');
+  assert.equal(pol.resolve(peer({ computer: 'ci-box' }), 'home').level, 'peer', 'a configured peer of that name does');
+  pol.setRuntime('laptop', 'supervisor', id.nodeId);
+  assert.equal(pol.resolve(peer({ computer: 'laptop', nodeId: id.nodeId }), 'home').level, 'supervisor');
+  assert.equal(pol.resolve(peer({ computer: 'laptop' }), 'home').level, undefined, 'the same name with another key gets nothing of it');
+  const next = generateIdentity();
+  assert.equal(pol.rekey('laptop', id.nodeId, next.nodeId), true, 'an endorsed rotation moves it');
+  assert.equal(pol.resolve(peer({ computer: 'laptop', nodeId: next.nodeId }), 'home').level, 'supervisor');
+});
+
+test('the merge suppresses each bucket made by fewer than min_contributors nodes, not only whole answers', async () => {
+  const { mergeAnswers } = await import('../../src/privacy/index.js');
+  const range = { start: '2026-12-01T00:00:00.000Z', end: '2026-12-02T00:00:00.000Z' };
+  const posture = (critical: number, confirmed: number) => ({
+    fingerprint: 'f',
+    data: { type: 'safety_posture' as const, value: { risk_distribution: { safe: 0, moderate: 0, high: 0, critical: 0 }, blocked_count: 0, confirmed_risky: confirmed, coverage: 100 }, risk_counts: { safe: 10, moderate: 0, high: 0, critical }, total_commands: 10 + critical },
+  });
+  const m = mergeAnswers('safety_posture', [posture(5, 1), posture(0, 0), posture(0, 0)], 3, range);
+  const d = m.data as { risk_distribution: Record<string, number>; confirmed_risky: number };
+  assert.equal(d.risk_distribution.critical, 0, "one node's critical commands are not shown");
+  assert.equal(d.risk_distribution.safe, 100);
+  assert.equal(d.confirmed_risky, 0);
+  assert.deepEqual(m.suppressed, ['risk critical: 1 node(s)', 'confirmed risky: 1 node(s)']);
+  const hours = (h: number) => {
+    const hourly = new Array<number>(24).fill(0);
+    hourly[12] = 5;
+    hourly[h] = (hourly[h] ?? 0) + 1;
+    return { fingerprint: 'f', data: { type: 'activity_patterns' as const, value: { hourly_pattern: [], daily_pattern: [], peak_hours: [], active_nodes: 1 }, hourly_counts: hourly, daily_counts: [1, 0, 0, 0, 0, 0, 0] } };
+  };
+  const a = mergeAnswers('activity_patterns', [hours(3), hours(12), hours(12)], 3, range);
+  assert.ok(a.suppressed.includes('hour 3: 1 node(s)'), 'a 3 a.m. bucket from one node is withheld');
+  assert.deepEqual((a.data as { peak_hours: number[] }).peak_hours, [12]);
+  const usage = mergeAnswers('tool_usage', [1, 2, 3].map(() => ({ fingerprint: 'f', data: { type: 'tool_usage' as const, value: { by_category: { git: { count: 2, node_count: 1, avg_duration_ms: 1 }, constructor: { count: 9, node_count: 1, avg_duration_ms: 1 } }, total_commands: 11, time_range: range } } })), 3, range);
+  assert.deepEqual(Object.keys((usage.data as { by_category: object }).by_category), ['git'], 'a made-up category from a peer is ignored');
+});
+
+test('a summary carrying another node\'s id does not verify, and a query range is bounded', async () => {
+  const { signSummary, summaryId, verifySummary, rangeMs } = await import('../../src/privacy/index.js');
+  const a = generateIdentity();
+  const b = generateIdentity();
+  const start = '2026-12-01T00:00:00.000Z';
+  const content = {
+    id: summaryId(a.nodeId, 'daily', start),
+    node_id: b.nodeId,
+    period: { start, end: '2026-12-02T00:00:00.000Z', granularity: 'daily' as const },
+    category_stats: [],
+    hourly_activity: new Array<number>(24).fill(0),
+    daily_activity: new Array<number>(7).fill(0),
+    safety_stats: { by_risk: { safe: 0, moderate: 0, high: 0, critical: 0 }, blocked_count: 0, user_confirmed_risky: 0, caro_generated: 0, caro_executed: 0 },
+    total_commands: 0,
+    unique_patterns: 0,
+    generated_at: start,
+  };
+  assert.equal(verifySummary(signSummary(content, b, Date.now())), false, "b signed it, but the id is a's");
+  assert.equal(verifySummary(signSummary({ ...content, id: summaryId(b.nodeId, 'daily', start) }, b, Date.now())), true);
+  assert.throws(() => rangeMs({ start: '2020-01-01T00:00:00Z', end: '2026-01-01T00:00:00Z' }, 'tool_usage'), /longer than 366 days/);
+  assert.throws(() => rangeMs({ start: '2026-01-01T00:00:00Z', end: '2026-03-01T00:00:00Z' }, 'anomalies'), /longer than 31 days \(anomalies\)/);
+});

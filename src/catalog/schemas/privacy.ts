@@ -406,6 +406,8 @@ export function registerPrivacyTypes(catalog: Catalog): void {
     defaultVisibility: 'public',
     dataClass: 'summarized',
     payload: NodeSummary,
-    idempotencyFields: ['id'],
+    // No idempotency key: the dedup stage runs before the signature is checked, so a key taken
+    // from the payload would let a peer claim another node's summary ids. The store keeps each
+    // verified summary once by its id instead.
   });
 }
