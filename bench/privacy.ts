@@ -128,7 +128,12 @@ export default async function privacyBench(): Promise<BenchSection> {
 
     // Query round trip over 10 real daemons.
     const names = Array.from({ length: 10 }, (_, i) => `b${i + 1}`);
-    const c = await startCluster(join(t.dir, 'fleet'), names.map((computer) => ({ computer, cluster: 'bench', env: { WEFT_OBSERVE_SPOOL_DIR: join(t.dir, 'fleet', computer, 'spool') } })), { provider: 'tls' });
+    // 210 queries in well under a minute: above the shipped 120 per peer per minute, so the bench raises it (said in the row).
+    const c = await startCluster(
+      join(t.dir, 'fleet'),
+      names.map((computer) => ({ computer, cluster: 'bench', env: { WEFT_OBSERVE_SPOOL_DIR: join(t.dir, 'fleet', computer, 'spool'), WEFT_PRIVACY_QUERIES_PER_MINUTE: '10000' } })),
+      { provider: 'tls' },
+    );
     try {
       const nodes = names.map((n) => c.nodes[n] as ClusterNode);
       for (const [i, n] of nodes.entries()) {
@@ -151,7 +156,7 @@ export default async function privacyBench(): Promise<BenchSection> {
       }
       rtt.sort((a, b) => a - b);
       inner.sort((a, b) => a - b);
-      rows.push({ measure: `query over 10 daemons (TLS), HTTP round trip p50 (${QUERIES} queries)`, value: `${fmt(percentile(rtt, 50), 1)} ms`, goal: '', verdict: '' });
+      rows.push({ measure: `query over 10 daemons (TLS), HTTP round trip p50 (${QUERIES} queries back to back; privacy.queries_per_minute raised from 120)`, value: `${fmt(percentile(rtt, 50), 1)} ms`, goal: '', verdict: '' });
       rows.push({ measure: 'query over 10 daemons, HTTP round trip p99', value: `${fmt(percentile(rtt, 99), 1)} ms`, goal: '< 50 ms', verdict: verdict(percentile(rtt, 99) < 50) });
       rows.push({ measure: 'query over 10 daemons, fan-out + merge inside the node p99', value: `${fmt(percentile(inner, 99), 1)} ms`, goal: '', verdict: '' });
       results.query = { nodes: 10, queries: QUERIES, p50Ms: percentile(rtt, 50), p99Ms: percentile(rtt, 99), innerP50Ms: percentile(inner, 50), innerP99Ms: percentile(inner, 99) };

@@ -88,6 +88,7 @@ export const CONFIG_KEYS = {
   'privacy.min_contributors': { kind: 'integer', default: 3, min: 1, max: 1000, help: 'an aggregate built from fewer nodes is suppressed' },
   'privacy.share_summaries': { kind: 'boolean', default: false, help: 'push hourly/daily/weekly summaries to peers trusted share_to or peer (preview: weft summaries show)' },
   'privacy.query_timeout': { kind: 'integer', default: 3000, min: 50, max: 600_000, help: 'ms a mesh query waits for answers' },
+  'privacy.queries_per_minute': { kind: 'integer', default: 120, min: 1, max: 1_000_000, help: 'queries one peer may send this node per minute; the rest are dropped (one audit entry a minute)' },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -135,6 +136,7 @@ export interface WeftConfig {
     min_contributors: number;
     share_summaries: boolean;
     query_timeout: number;
+    queries_per_minute: number;
   };
   /** The file it was read from, if any. */
   source?: string;
@@ -339,6 +341,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       min_contributors: get('privacy.min_contributors'),
       share_summaries: get('privacy.share_summaries'),
       query_timeout: get('privacy.query_timeout'),
+      queries_per_minute: get('privacy.queries_per_minute'),
     },
   };
   const spool = get<string | undefined>('observe.spool_dir');

@@ -67,6 +67,7 @@ export function privacyFromConfig(cfg: WeftConfig, env: NodeJS.ProcessEnv = proc
     policy,
     ...(o.enabled ? { observe: { spoolDirs, exclude, rules, secretPatterns } } : {}),
     queryTimeoutMs: p.query_timeout,
+    queriesPerPeerPerMinute: p.queries_per_minute,
     staticPeers: cfg.mesh.peers,
   };
 }
