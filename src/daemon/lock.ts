@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError } from '../errors/index.js';
+import { processAlive } from '../util/index.js';
 
 /**
  * One daemon per data dir: `<dataDir>/weft.lock` holds the owner's pid. A lock left by a dead
@@ -25,7 +26,7 @@ export function acquireLock(dataDir: string): { release(): void } {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(path, 'utf8'));
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new StoreError('WEFT_LOCKED', `another weft daemon (pid ${pid}) is already running on ${dataDir}`);
       }
       rmSync(path, { force: true });
@@ -34,11 +35,3 @@ export function acquireLock(dataDir: string): { release(): void } {
   throw new StoreError('WEFT_LOCKED', `cannot take the lock ${path}`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

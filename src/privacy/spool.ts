@@ -9,6 +9,7 @@
 import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors/index.js';
+import { processAlive } from '../util/index.js';
 import type { ShellType } from '../catalog/index.js';
 
 export const RECORD_END = '\x1e\n';
@@ -184,15 +185,6 @@ export function spoolPid(file: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, it is someone else's.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Removes a spool file that was read to its end once its shell has exited: only then can no
@@ -200,7 +192,7 @@ function alive(pid: number): boolean {
  */
 export function removeIfDone(dir: string, file: string, position: SpoolPosition): boolean {
   const pid = spoolPid(file);
-  if (pid === undefined || alive(pid)) return false;
+  if (pid === undefined || processAlive(pid)) return false;
   const path = join(dir, file);
   try {
     const st = statSync(path);
