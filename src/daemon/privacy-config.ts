@@ -1,10 +1,9 @@
 /**
  * The config's `observe.*` and `privacy.*` keys as the privacy layer's options: regexes and
  * rules compiled (a bad one fails the start naming its key), categories and levels checked,
- * and the spool directories — the configured or default one, plus any a `weft observe install`
- * wrote into a hook from another environment (recorded in `<data_dir>/observe-spools.json`).
+ * and the spool directories: `observe.spool_dir` when set, and every one a `weft observe
+ * install` for this data dir wrote into a hook (recorded in `<data_dir>/observe-spools.json`).
  */
-import { existsSync } from 'node:fs';
 import { COMMAND_CATEGORY_VALUES } from '../catalog/index.js';
 import type { WeftConfig } from '../config/index.js';
 import { ConfigError } from '../errors/index.js';
@@ -14,16 +13,10 @@ import {
   type CommandCategory,
   compileRules,
   compileSecretPatterns,
-  defaultSpoolDir,
   knownSpoolDirs,
   type PrivacyInit,
   PrivacyPolicy,
 } from '../privacy/index.js';
-
-/** The spool directory hooks installed from this config write to. */
-export function spoolDirOf(cfg: WeftConfig, env: NodeJS.ProcessEnv = process.env): string {
-  return cfg.observe.spool_dir ?? defaultSpoolDir(env, cfg.data_dir);
-}
 
 function categories(key: string, list: string[]): CommandCategory[] {
   for (const c of list) {
@@ -39,7 +32,7 @@ function categories(key: string, list: string[]): CommandCategory[] {
  * @example
  * const privacy = privacyFromConfig(loadConfig());
  */
-export function privacyFromConfig(cfg: WeftConfig, env: NodeJS.ProcessEnv = process.env): PrivacyInit {
+export function privacyFromConfig(cfg: WeftConfig): PrivacyInit {
   const o = cfg.observe;
   const p = cfg.privacy;
   const exclude = o.exclude.map((x) => {
@@ -61,11 +54,13 @@ export function privacyFromConfig(cfg: WeftConfig, env: NodeJS.ProcessEnv = proc
     minContributors: p.min_contributors,
     shareSummaries: p.share_summaries,
   });
-  const primary = spoolDirOf(cfg, env);
-  const spoolDirs = [primary, ...knownSpoolDirs(cfg.data_dir).filter((d) => d !== primary && existsSync(d))];
+  // Only spools meant for this node: the one configured, and those `weft observe install` wrote
+  // into a hook for this data dir. Another daemon of the same user (a test, a demo) never reads
+  // a spool that was not set up for it.
+  const spoolDirs = o.spool_dir ? [o.spool_dir] : [];
   return {
     policy,
-    ...(o.enabled ? { observe: { spoolDirs, exclude, rules, secretPatterns } } : {}),
+    ...(o.enabled ? { observe: { spoolDirs, moreSpoolDirs: () => knownSpoolDirs(cfg.data_dir), exclude, rules, secretPatterns } } : {}),
     queryTimeoutMs: p.query_timeout,
     queriesPerPeerPerMinute: p.queries_per_minute,
     staticPeers: cfg.mesh.peers,

@@ -5,7 +5,7 @@
  * byte offset, so a crash between the emit's commit and the read position's commit only
  * replays records the dedup stage then drops. Positions and removals happen after the emit.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, type FSWatcher, watch } from 'node:fs';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { Store } from '../store/index.js';
 import { type Clock, every, type Logger } from '../util/index.js';
@@ -23,6 +23,11 @@ const MAX_CWD_CHARS = 4096;
 export interface ObserverInit {
   /** Where the hooks write (the first is created if missing). */
   spoolDirs: readonly string[];
+  /**
+   * More directories, asked at every scan: those `weft observe install` wrote into a hook for
+   * this node (a hook installed while the daemon runs is read without a restart).
+   */
+  moreSpoolDirs?: () => readonly string[];
   /** Commands matching any of these are dropped before anything is stored. */
   exclude?: readonly RegExp[];
   rules?: readonly ClassifyRule[];
@@ -96,16 +101,30 @@ export class Observer {
       }
     }
     this.wake();
-    for (const dir of this.init.spoolDirs) {
-      try {
-        const w = watch(dir, { persistent: false }, () => this.wake());
-        w.on('error', () => undefined);
-        this.watchers.push(w);
-      } catch (err) {
-        this.deps.logger.debug({ dir, err: (err as Error).message }, 'spool directory not watched (scanned on a timer)');
-      }
-    }
+    for (const dir of this.dirs()) this.watchDir(dir);
     this.stopTimer = every(this.deps.clock, this.init.scanEveryMs ?? 1000, () => this.wake(), { unref: true });
+  }
+
+  /** Every spool directory read now: the configured ones, then those hooks were installed with. */
+  private dirs(): string[] {
+    const all = [...this.init.spoolDirs];
+    for (const d of this.init.moreSpoolDirs?.() ?? []) if (!all.includes(d)) all.push(d);
+    this.stats.spoolDirs = all;
+    return all;
+  }
+
+  private readonly watched = new Set<string>();
+
+  private watchDir(dir: string): void {
+    if (this.watched.has(dir) || this.stopped) return;
+    try {
+      const w = watch(dir, { persistent: false }, () => this.wake());
+      w.on('error', () => undefined);
+      this.watchers.push(w);
+      this.watched.add(dir);
+    } catch (err) {
+      this.deps.logger.debug({ dir, err: (err as Error).message }, 'spool directory not watched (scanned on a timer)');
+    }
   }
 
   async stop(): Promise<void> {
@@ -154,8 +173,9 @@ export class Observer {
   private async scanOnce(): Promise<number> {
     this.positions ??= this.ps.positions();
     let n = 0;
-    for (const dir of this.init.spoolDirs) {
-      if (!safeDir(dir)) continue;
+    for (const dir of this.dirs()) {
+      if (!existsSync(dir) || !safeDir(dir)) continue;
+      this.watchDir(dir);
       for (const file of listSpoolFiles(dir)) {
         const key = `${dir}/${file}`;
         for (;;) {

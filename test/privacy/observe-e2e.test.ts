@@ -126,3 +126,28 @@ for (const shell of ['bash', 'zsh', 'fish'] as const) {
     }
   });
 }
+
+test('a daemon reads only the spools set up for it: not the default one until `weft observe install` names it for this node', async () => {
+  const { writeSpool } = await import('../helpers/privacy-mesh.js');
+  const t = tempDir('weft-observe-only-');
+  const runtime = join(t.dir, 'run');
+  mkdirSync(runtime, { recursive: true, mode: 0o700 });
+  const env = { HOME: t.dir, XDG_RUNTIME_DIR: runtime, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'only', WEFT_LOG_LEVEL: 'warn' };
+  // Another node's hook (or the user's real shell) writes to the default spool.
+  writeSpool(join(runtime, 'weft-spool'), 'bash-1-1.spool', [{ command: 'echo not for this node' }]);
+  const daemon = await startDaemonProcess(env);
+  try {
+    const api = new WeftClient({ url: daemon.url, token: readToken(join(t.dir, '.weft', 'data')) as string });
+    await api.request('POST', '/api/privacy/observe/scan');
+    assert.equal((await allCommands(api)).length, 0, 'nothing is read from a spool no hook of this node writes to');
+    const printed = weft(['observe', 'install', '--shell', 'bash'], env);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.match(printed.stdout, /# >>> weft observe >>>/);
+    await api.request('POST', '/api/privacy/observe/scan');
+    assert.deepEqual((await allCommands(api)).map((c) => c.command), ['echo not for this node'], 'once a hook for this node names it, it is read, without a restart');
+  } finally {
+    daemon.proc.kill('SIGTERM');
+    await daemon.exited;
+    t.cleanup();
+  }
+});

@@ -35,12 +35,13 @@ export function privacyCommands(ctx: CliContext): void {
     .action(async (o: { shell: (typeof SHELLS)[number]; write?: boolean; rcFile?: string }) => {
       const p = await privacyModule();
       const { dir, dataDir } = await spoolDir();
+      // Printed or written, this hook writes there: the node reads that spool from now on.
+      p.rememberSpoolDir(dataDir, dir);
       if (!o.write) {
         out(p.hookScript(o.shell, { spoolDir: dir }), { shell: o.shell, spoolDir: dir, hook: p.hookScript(o.shell, { spoolDir: dir }) });
         return;
       }
       const r = p.installHook(o.shell, { spoolDir: dir, home: home(), ...(o.rcFile ? { rcFile: o.rcFile } : {}) });
-      p.rememberSpoolDir(dataDir, dir);
       const next = o.shell === 'fish' ? 'open a new fish' : `open a new ${o.shell} or run: source ${r.rcFile}`;
       out(
         `${r.action}: the weft observe hook in ${r.rcFile}\n  commands go to ${dir} (RAM; the daemon redacts secrets before anything is stored)\n  ${next}; commands starting with a space are never recorded`,
@@ -75,7 +76,8 @@ export function privacyCommands(ctx: CliContext): void {
       else if (!daemon.enabled) d = 'daemon: observation is off (observe.enabled = false)';
       else {
         const s = daemon.stats as Row;
-        d = `daemon: reading ${(s.spoolDirs as string[]).join(', ')}\n  ingested ${s.ingested}, excluded ${s.excluded}, leading space ${s.leadingSpace}, secrets redacted ${s.redacted}, refused ${s.refused}`;
+        const dirs = s.spoolDirs as string[];
+        d = `daemon: ${dirs.length ? `reading ${dirs.join(', ')}` : "reads no spool yet: no hook was installed for this node ('weft observe install --shell bash --write')"}\n  ingested ${s.ingested}, excluded ${s.excluded}, leading space ${s.leadingSpace}, secrets redacted ${s.redacted}, refused ${s.refused}`;
         for (const p of (s.problems as string[] | undefined) ?? []) d += `\n  problem: ${p}`;
       }
       out(`${table(rows)}\n${d}`, { hooks, daemon });
