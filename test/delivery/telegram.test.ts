@@ -5,10 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createNode, type WeftNode } from '../../src/node/index.js';
 import {
   DeliveryTable,
-  type DeliveryChannel,
   formatNotification,
   type TelegramInit,
   telegramDelivery,
@@ -19,37 +17,15 @@ import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeBotApi } from '../helpers/fake-bot-api.js';
 import { tempDir } from '../helpers/tmp.js';
+import { type Rig as BaseRig, rig as baseRig, waitFor } from './rig.js';
 
 const TOKEN = '123456:TEST-token';
 
-/** Polls until `fn` holds (a liveness bound for the test, not a timing assertion). */
-async function waitFor(fn: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** A sleep that moves the ManualClock instead of waiting. */
-function fakeSleep(clock: ManualClock): (ms: number, signal: AbortSignal) => Promise<void> {
-  return (ms, signal) => {
-    if (!signal.aborted) clock.advance(ms);
-    return new Promise((r) => setImmediate(r));
-  };
-}
-
-interface Rig {
-  node: WeftNode;
-  clock: ManualClock;
+interface Rig extends BaseRig {
   api: FakeBotApi;
-  delivery: DeliveryChannel;
-  dir: string;
-  /** Emits events and waits until the delivery recorded their changes. */
-  emit(inputs: unknown[]): Promise<void>;
-  close(): Promise<void>;
 }
 
+/** The shared delivery rig (rig.ts) with a Telegram channel pointed at a fake Bot API. */
 async function rig(
   opts: {
     init?: Partial<TelegramInit>;
@@ -60,44 +36,20 @@ async function rig(
     start?: boolean;
   } = {},
 ): Promise<Rig> {
-  const t = opts.dir ? undefined : tempDir('weft-telegram-');
-  const dir = opts.dir ?? (t as { dir: string }).dir;
   const clock = opts.clock ?? new ManualClock();
   const api = opts.api ?? new FakeBotApi(clock);
   if (!opts.api) await api.start();
-  const node = await createNode({ dataDir: dir, computer: 'test' });
-  const delivery = telegramDelivery(
-    { botToken: TOKEN, chatId: 4242, minLevel: 'workflow', baseUrl: api.url, ...opts.init },
-    {
-      ns: node.ns,
-      clock,
-      logger: silentLogger,
-      random: () => 0.5,
-      ...(opts.realSleep ? {} : { sleep: fakeSleep(clock) }),
-    },
+  const base = await baseRig(
+    // realSleep: the channel's own sleep on the clock, not the rig's clock-advancing one.
+    (deps) => telegramDelivery({ botToken: TOKEN, chatId: 4242, minLevel: 'workflow', baseUrl: api.url, ...opts.init }, opts.realSleep ? { ...deps, sleep: undefined } : deps),
+    { clock, ...(opts.dir ? { dir: opts.dir } : {}), ...(opts.start === false ? { start: false } : {}) },
   );
-  const enqueues: Promise<number>[] = [];
-  node.onCommitted((b) => {
-    enqueues.push(delivery.enqueue(b.changes));
-  });
-  await node.start();
-  if (opts.start !== false) delivery.start();
   return {
-    node,
-    clock,
+    ...base,
     api,
-    delivery,
-    dir,
-    async emit(inputs) {
-      await node.emitMany(inputs);
-      assert.ok(await node.idle(), 'pipeline idle');
-      await Promise.all(enqueues);
-    },
     async close() {
-      await delivery.stop();
-      await node.stop();
+      await base.close();
       if (!opts.api) await api.stop();
-      t?.cleanup();
     },
   };
 }
