@@ -1,10 +1,10 @@
 /** launchd's per-user GUI domain, driven with `launchctl`. */
 import {
   type CommandLog,
-  firstWords,
   type InstallKind,
   type ManagerState,
   type Reachability,
+  reachability,
   type ServiceManager,
 } from './manager.js';
 import { LAUNCHD_LABEL } from './paths.js';
@@ -36,12 +36,7 @@ export function launchdManager(deps: { runner: ServiceRunner; uid: number; plist
   };
   const loaded = async () => (await query(['print', target])).code === 0;
   const probe = async (opts: { signal?: AbortSignal } = {}): Promise<Reachability> => {
-    const r = await query(['print', domain], opts.signal);
-    if (r.code === 0) return { reachable: true };
-    return {
-      reachable: false,
-      reason: r.missing ? 'launchctl is not installed' : firstWords(r) || `launchctl exited with ${r.code}`,
-    };
+    return reachability(await query(['print', domain], opts.signal), 'launchctl');
   };
   return {
     name: 'launchctl',

@@ -105,3 +105,13 @@ export function firstWords(r: ExecResult): string {
   const text = (r.stderr.trim() || r.stdout.trim()).replace(/\s*\n\s*/g, '; ');
   return text.length > 400 ? `${text.slice(0, 400)}...` : text;
 }
+
+/**
+ * Whether a manager answered a probe, from the probe's result; `tool` names it in the reason.
+ * @example
+ * reachability({ code: 1, stdout: '', stderr: 'Failed to connect to bus\n', missing: false }, 'systemctl'); // { reachable: false, reason: 'Failed to connect to bus' }
+ */
+export function reachability(r: ExecResult, tool: string): Reachability {
+  if (r.code === 0) return { reachable: true };
+  return { reachable: false, reason: r.missing ? `${tool} is not installed` : firstWords(r) || `${tool} exited with ${r.code}` };
+}

@@ -1,10 +1,10 @@
 /** systemd's user manager, driven with `systemctl --user`. */
 import {
   type CommandLog,
-  firstWords,
   type InstallKind,
   type ManagerState,
   type Reachability,
+  reachability,
   type ServiceManager,
 } from './manager.js';
 import { SYSTEMD_UNIT } from './paths.js';
@@ -47,12 +47,7 @@ export function systemdManager(deps: { runner: ServiceRunner }): ServiceManager 
         : [[...SC, 'enable', '--now', SYSTEMD_UNIT]];
   const probe = async (opts: { signal?: AbortSignal } = {}): Promise<Reachability> => {
     // Manager properties answer only over the user bus: the cheapest question that needs it.
-    const r = await query(['show', '--property=Version'], opts.signal);
-    if (r.code === 0) return { reachable: true };
-    return {
-      reachable: false,
-      reason: r.missing ? 'systemctl is not installed' : firstWords(r) || `systemctl exited with ${r.code}`,
-    };
+    return reachability(await query(['show', '--property=Version'], opts.signal), 'systemctl');
   };
   return {
     name: 'systemctl --user',
