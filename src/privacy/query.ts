@@ -17,7 +17,7 @@ import {
   type TimeRange,
 } from '../catalog/index.js';
 import { WeftError } from '../errors/index.js';
-import type { CategoryFilter } from './summaries.js';
+import { activityCounts, type CategoryFilter, riskCounts, withheldClause } from './summaries.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -58,13 +58,9 @@ export function parseFilter(text: string): QueryFilter {
 
 /** SQL for a query's filters and the withheld categories; a bad filter throws (answered as NOT_SUPPORTED). */
 function whereOf(range: { start: number; end: number }, filters: readonly QueryFilter[], shares: CategoryFilter | undefined): { sql: string; args: unknown[] } {
-  let sql = 'ts >= ? AND ts < ?';
-  const args: unknown[] = [range.start, range.end];
-  const withheld = COMMAND_CATEGORY_VALUES.filter((c) => shares && !shares(c));
-  if (withheld.length > 0) {
-    sql += ` AND category NOT IN (${withheld.map(() => '?').join(',')})`;
-    args.push(...withheld);
-  }
+  const withheld = withheldClause(shares);
+  let sql = `ts >= ? AND ts < ?${withheld.sql}`;
+  const args: unknown[] = [range.start, range.end, ...withheld.args];
   for (const f of filters) {
     const spec = FILTER_FIELDS[f.field];
     if (!spec) throw new WeftError('WEFT_VALIDATION', `filter field '${f.field}' is not supported`);
@@ -186,10 +182,7 @@ export function answerLocally(q: QuerySpec, ctx: AnswerContext): ResponseData | 
       return { type: 'tool_usage', value: { by_category: by, total_commands: total, time_range: timeRange } };
     }
     case 'safety_posture': {
-      const counts = { safe: 0, moderate: 0, high: 0, critical: 0 };
-      for (const r of ctx.db.prepare(`SELECT risk_level AS risk, COUNT(*) AS n FROM terminal_commands WHERE ${w.sql} GROUP BY risk_level`).all(...w.args) as Array<{ risk: string; n: number }>) {
-        if ((RISK_LEVEL_VALUES as readonly string[]).includes(r.risk)) counts[r.risk as keyof typeof counts] = r.n;
-      }
+      const counts = riskCounts(ctx.db, w.sql, w.args);
       const confirmed = (ctx.db.prepare(`SELECT COUNT(*) AS n FROM terminal_commands WHERE ${w.sql} AND user_confirmed = 1 AND risk_level IN ('high', 'critical')`).get(...w.args) as { n: number }).n;
       return {
         type: 'safety_posture',
@@ -199,10 +192,7 @@ export function answerLocally(q: QuerySpec, ctx: AnswerContext): ResponseData | 
       };
     }
     case 'activity_patterns': {
-      const hourly = new Array<number>(24).fill(0);
-      for (const r of ctx.db.prepare(`SELECT (ts / ${HOUR}) % 24 AS h, COUNT(*) AS n FROM terminal_commands WHERE ${w.sql} GROUP BY h`).all(...w.args) as Array<{ h: number; n: number }>) hourly[r.h] = r.n;
-      const daily = new Array<number>(7).fill(0);
-      for (const r of ctx.db.prepare(`SELECT ((ts / ${DAY}) + 3) % 7 AS d, COUNT(*) AS n FROM terminal_commands WHERE ${w.sql} GROUP BY d`).all(...w.args) as Array<{ d: number; n: number }>) daily[r.d] = r.n;
+      const { hourly, daily } = activityCounts(ctx.db, w.sql, w.args);
       return { type: 'activity_patterns', value: patternsOf(hourly, daily, 1), hourly_counts: hourly, daily_counts: daily };
     }
   }
@@ -259,8 +249,7 @@ function detectAnomalies(ctx: AnswerContext, q: QuerySpec, total: number): Anoma
   if (weight >= 3) signal('repeated_risky', 2 + weight / 2, `${risky.high ?? 0} high-risk and ${risky.critical ?? 0} critical commands`);
   if (baseTotal >= 20 && total >= 10) {
     const baseHours = new Set((ctx.db.prepare(`SELECT DISTINCT (ts / ${HOUR}) % 24 AS h FROM terminal_commands WHERE ${bw.sql}`).all(...bw.args) as Array<{ h: number }>).map((r) => r.h));
-    const odd = ctx.db.prepare(`SELECT (ts / ${HOUR}) % 24 AS h, COUNT(*) AS n FROM terminal_commands WHERE ${w.sql} GROUP BY h`).all(...w.args) as Array<{ h: number; n: number }>;
-    const offHours = odd.filter((r) => !baseHours.has(r.h)).reduce((a, r) => a + r.n, 0);
+    const offHours = activityCounts(ctx.db, w.sql, w.args).hourly.reduce((a, n, h) => (baseHours.has(h) ? a : a + n), 0);
     if (offHours / total >= 0.25) signal('unusual_timing', 3 + (offHours / total) * 7, `${Math.round((offHours / total) * 100)}% of commands at hours without activity in the baseline`);
     const basePatterns = (ctx.db.prepare(`SELECT COUNT(DISTINCT pattern) AS n FROM terminal_commands WHERE ${bw.sql}`).get(...bw.args) as { n: number }).n;
     const rangePatterns = (ctx.db.prepare(`SELECT COUNT(DISTINCT pattern) AS n FROM terminal_commands WHERE ${w.sql}`).get(...w.args) as { n: number }).n;

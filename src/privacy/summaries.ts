@@ -42,7 +42,8 @@ export function previousPeriod(granularity: Granularity, t: number): { start: nu
 /** Categories the policy keeps out of anything shared. */
 export type CategoryFilter = (c: CommandCategory) => boolean;
 
-function withheldClause(filter: CategoryFilter | undefined): { sql: string; args: string[] } {
+/** The SQL that leaves out the categories a policy withholds (appended to a WHERE clause). */
+export function withheldClause(filter: CategoryFilter | undefined): { sql: string; args: string[] } {
   const withheld = COMMAND_CATEGORY_VALUES.filter((c) => filter && !filter(c));
   if (withheld.length === 0) return { sql: '', args: [] };
   return { sql: ` AND category NOT IN (${withheld.map(() => '?').join(',')})`, args: [...withheld] };
@@ -71,18 +72,8 @@ export function summarize(
        FROM terminal_commands WHERE ${where} GROUP BY category ORDER BY category`,
     )
     .all(...args) as Array<{ category: CommandCategory; n: number; avg_ms: number | null; failed: number; known: number }>;
-  const hourly = new Array<number>(24).fill(0);
-  for (const r of db.prepare(`SELECT (ts / ${HOUR}) % 24 AS h, COUNT(*) AS n FROM terminal_commands WHERE ${where} GROUP BY h`).all(...args) as Array<{ h: number; n: number }>) {
-    hourly[r.h] = r.n;
-  }
-  const daily = new Array<number>(7).fill(0);
-  for (const r of db.prepare(`SELECT ((ts / ${DAY}) + 3) % 7 AS d, COUNT(*) AS n FROM terminal_commands WHERE ${where} GROUP BY d`).all(...args) as Array<{ d: number; n: number }>) {
-    daily[r.d] = r.n;
-  }
-  const byRisk = { safe: 0, moderate: 0, high: 0, critical: 0 };
-  for (const r of db.prepare(`SELECT risk_level AS risk, COUNT(*) AS n FROM terminal_commands WHERE ${where} GROUP BY risk_level`).all(...args) as Array<{ risk: string; n: number }>) {
-    if ((RISK_LEVEL_VALUES as readonly string[]).includes(r.risk)) byRisk[r.risk as keyof typeof byRisk] = r.n;
-  }
+  const { hourly, daily } = activityCounts(db, where, args);
+  const byRisk = riskCounts(db, where, args);
   const t = db
     .prepare(
       `SELECT COUNT(*) AS total, COUNT(DISTINCT pattern) AS patterns,
@@ -116,6 +107,36 @@ export function summarize(
     unique_patterns: t.patterns,
     generated_at: new Date(o.now).toISOString(),
   };
+}
+
+/** Commands per risk level. */
+export type RiskCounts = { safe: number; moderate: number; high: number; critical: number };
+
+/**
+ * Counts per risk level of the observed commands a WHERE clause selects (summaries and answers share it).
+ * @example
+ * riskCounts(db, 'ts >= ? AND ts < ?', [start, end]) // { safe: 90, moderate: 8, high: 2, critical: 0 }
+ */
+export function riskCounts(db: Database, where: string, args: readonly unknown[]): RiskCounts {
+  const counts: RiskCounts = { safe: 0, moderate: 0, high: 0, critical: 0 };
+  for (const r of db.prepare(`SELECT risk_level AS risk, COUNT(*) AS n FROM terminal_commands WHERE ${where} GROUP BY risk_level`).all(...args) as Array<{ risk: string; n: number }>) {
+    if ((RISK_LEVEL_VALUES as readonly string[]).includes(r.risk)) counts[r.risk as keyof RiskCounts] = r.n;
+  }
+  return counts;
+}
+
+/**
+ * Counts per UTC hour (24) and weekday (7, Monday = 0) of the observed commands a WHERE clause selects.
+ * @example
+ * activityCounts(db, 'ts >= ? AND ts < ?', [start, end]).hourly[9]
+ */
+export function activityCounts(db: Database, where: string, args: readonly unknown[]): { hourly: number[]; daily: number[] } {
+  const hourly = new Array<number>(24).fill(0);
+  for (const r of db.prepare(`SELECT (ts / ${HOUR}) % 24 AS h, COUNT(*) AS n FROM terminal_commands WHERE ${where} GROUP BY h`).all(...args) as Array<{ h: number; n: number }>) hourly[r.h] = r.n;
+  // 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) % 7.
+  const daily = new Array<number>(7).fill(0);
+  for (const r of db.prepare(`SELECT ((ts / ${DAY}) + 3) % 7 AS d, COUNT(*) AS n FROM terminal_commands WHERE ${where} GROUP BY d`).all(...args) as Array<{ d: number; n: number }>) daily[r.d] = r.n;
+  return { hourly, daily };
 }
 
 /** A stable id per node and period, so the same period summarized twice is one record. */
