@@ -124,27 +124,26 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0] ?? '';
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    // A web page elsewhere (or a rebinding DNS name) must not reach the node: its Host must be a loopback name.
+    const hostName = String(req.headers.host ?? '').replace(/:\d+$/, '');
+    const foreignHost = loopbackOnly && !isLoopbackHost(hostName);
     if (upgrade) {
       // A refused upgrade must not leave its socket open (it would hold a descriptor, and a stop).
       reply.header('connection', 'close');
       reply.raw.once('finish', () => {
         if (reply.statusCode >= 400) req.raw.socket?.destroy();
       });
-      // A web page elsewhere (or a rebinding DNS name) must not reach the socket with a user's token.
-      const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
       const origin = req.headers.origin;
-      const badHost = loopbackOnly && !isLoopbackHost(host);
       const badOrigin = origin !== undefined && !isLoopbackOrigin(origin);
-      if (badHost || badOrigin) {
+      if (foreignHost || badOrigin) {
         return reply.status(403).send({
-          error: { code: 'WEFT_FORBIDDEN', message: badHost ? `WebSocket upgrade for host '${host}' refused: the API answers loopback names only` : `WebSocket upgrade from origin '${origin}' refused` },
+          error: { code: 'WEFT_FORBIDDEN', message: foreignHost ? `WebSocket upgrade for host '${hostName}' refused: the API answers loopback names only` : `WebSocket upgrade from origin '${origin}' refused` },
         });
       }
     }
-    const hostName = String(req.headers.host ?? '').replace(/:\d+$/, '');
     if (isPublicPath(path)) {
-      // A rebinding DNS name must not get even the dashboard's shell: its script would run as this origin.
-      if (loopbackOnly && !isLoopbackHost(hostName)) {
+      // Not even the dashboard's shell: its script would run as this origin.
+      if (foreignHost) {
         return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `host '${hostName}' refused: the dashboard answers loopback names only` } });
       }
       return;
@@ -155,7 +154,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       if (session) {
         const origin = req.headers.origin;
         const own = `http://${String(req.headers.host ?? '')}`;
-        if ((loopbackOnly && !isLoopbackHost(hostName)) || (origin !== undefined && origin !== own)) {
+        if (foreignHost || (origin !== undefined && origin !== own)) {
           return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `request from origin '${origin ?? '-'}' to host '${hostName}' refused: not this node's own page` } });
         }
         const writes = req.method !== 'GET' && req.method !== 'HEAD' && !upgrade;
