@@ -41,7 +41,9 @@ export interface ObserverInit {
 /** What the observer needs of the node. */
 export interface ObserverNode {
   emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
-  readonly ns: { readonly store: Store };
+  /** Resolves once the pipeline applied everything in the log (or the bound passed). */
+  idle(timeoutMs?: number): Promise<boolean>;
+  readonly ns: { readonly store: Store; readonly dedup: { has(key: string): boolean } };
 }
 
 export interface ObserverDeps {
@@ -58,6 +60,8 @@ export interface ObserverStats {
   leadingSpace: number;
   redacted: number;
   refused: number;
+  /** Records read a second time (their position was lost) and found already recorded. */
+  replayed: number;
   filesRemoved: number;
   lastScanAt: number | null;
   spoolDirs: string[];
@@ -81,7 +85,7 @@ export class Observer {
     private readonly deps: ObserverDeps,
   ) {
     this.ps = new PrivacyStore(deps.node.ns.store);
-    this.stats = { ingested: 0, excluded: 0, leadingSpace: 0, redacted: 0, refused: 0, filesRemoved: 0, lastScanAt: null, spoolDirs: [...init.spoolDirs], problems: [] };
+    this.stats = { ingested: 0, excluded: 0, leadingSpace: 0, redacted: 0, refused: 0, replayed: 0, filesRemoved: 0, lastScanAt: null, spoolDirs: [...init.spoolDirs], problems: [] };
   }
 
   /**
@@ -171,7 +175,11 @@ export class Observer {
   }
 
   private async scanOnce(): Promise<number> {
-    this.positions ??= this.ps.positions();
+    if (!this.positions) {
+      // Events appended before a crash are applied (their keys claimed) before any record is read again.
+      await this.deps.node.idle(60_000);
+      this.positions = this.ps.positions();
+    }
     let n = 0;
     for (const dir of this.dirs()) {
       if (!existsSync(dir) || !safeDir(dir)) continue;
@@ -229,6 +237,12 @@ export class Observer {
         this.stats.excluded++;
         continue;
       }
+      const idempotencyKey = `observe:${key}:${chunk.ino}:${r.offset}`;
+      // Read again after a lost position (a crash between the two commits): already in the log once.
+      if (this.deps.node.ns.dedup.has(idempotencyKey)) {
+        this.stats.replayed++;
+        continue;
+      }
       const cmd = redactSecrets(rec.command, this.init.secretPatterns);
       const cwd = redactSecrets(rec.cwd, this.init.secretPatterns);
       this.stats.redacted += cmd.redacted + cwd.redacted;
@@ -237,7 +251,7 @@ export class Observer {
         event: 'terminal.command',
         source: OBSERVER_SOURCE,
         timestamp: new Date(rec.ts).toISOString(),
-        idempotencyKey: `observe:${key}:${chunk.ino}:${r.offset}`,
+        idempotencyKey,
         payload: {
           shell: rec.shell,
           command: cut(cmd.text, MAX_COMMAND_CHARS),

@@ -57,7 +57,12 @@ export interface PrivacyInit {
 
 /** What the privacy layer needs of the node. */
 export interface PrivacyNode {
-  readonly ns: { readonly store: Store; readonly rejections: { add(r: { origin: string; ref: string; code: string; reason: string; field?: string; raw: string }): void } };
+  readonly ns: {
+    readonly store: Store;
+    readonly dedup: { has(key: string): boolean };
+    readonly rejections: { add(r: { origin: string; ref: string; code: string; reason: string; field?: string; raw: string }): void };
+  };
+  idle(timeoutMs?: number): Promise<boolean>;
   readonly self: { computer: string; cluster?: string };
   emit(input: unknown): Promise<Envelope>;
   emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;

@@ -186,17 +186,21 @@ export function spoolPid(file: string): number | undefined {
 }
 
 
+/** A file is removed only when nothing was written to it for this long (a write still landing must not be cut off). */
+export const SPOOL_REAP_IDLE_MS = 60_000;
+
 /**
- * Removes a spool file that was read to its end once its shell has exited: only then can no
- * append race the removal (a live shell reopens the file by name for every command).
+ * Removes a spool file that was read to its end once its shell has exited and nothing was
+ * written to it for SPOOL_REAP_IDLE_MS: a live shell reopens the file by name for every command,
+ * and a size read while the last write is still landing must not pass for the end.
  */
-export function removeIfDone(dir: string, file: string, position: SpoolPosition): boolean {
+export function removeIfDone(dir: string, file: string, position: SpoolPosition, now = Date.now()): boolean {
   const pid = spoolPid(file);
   if (pid === undefined || processAlive(pid)) return false;
   const path = join(dir, file);
   try {
     const st = statSync(path);
-    if (st.ino !== position.ino || st.size !== position.position) return false;
+    if (st.ino !== position.ino || st.size !== position.position || now - st.mtimeMs < SPOOL_REAP_IDLE_MS) return false;
     unlinkSync(path);
     return true;
   } catch {

@@ -28,7 +28,8 @@ export class Offsets {
 export class DedupKeys {
   private readonly insertS: Statement;
   private readonly pruneS: Statement;
-  constructor(store: Store) {
+  private hasS: Statement | undefined;
+  constructor(private readonly store: Store) {
     this.insertS = store.db.prepare('INSERT OR IGNORE INTO dedup_keys (key, event_id, seen_at) VALUES (?, ?, ?)');
     this.pruneS = store.db.prepare('DELETE FROM dedup_keys WHERE seen_at < ?');
   }
@@ -38,6 +39,11 @@ export class DedupKeys {
   }
   prune(olderThan: number): number {
     return this.pruneS.run(olderThan).changes;
+  }
+  /** Whether a committed batch already claimed the key (on the reader: what is committed, never a batch in flight). */
+  has(key: string): boolean {
+    this.hasS ??= this.store.reader.prepare('SELECT 1 FROM dedup_keys WHERE key = ?');
+    return this.hasS.get(key) !== undefined;
   }
 }
 

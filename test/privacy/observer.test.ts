@@ -5,7 +5,7 @@
  * whole; a file is removed once read and its shell has exited, never while the shell lives.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type AssembledNode, assembleNode } from '../../src/daemon/assemble.js';
@@ -85,6 +85,11 @@ test('a backlog larger than one emit is read whole, and a read file is removed o
     await n.privacy.observer?.scan();
     assert.ok(await n.node.idle(30_000));
     assert.equal(commands(n), 5001);
+    assert.equal(existsSync(join(spool, 'zsh-4194305-1.spool')), true, 'a file written just now stays, even with its shell gone (its last write may still be landing)');
+    const old = new Date(Date.now() - 2 * 60_000);
+    utimesSync(join(spool, 'zsh-4194305-1.spool'), old, old);
+    utimesSync(join(spool, `bash-${process.pid}-1.spool`), old, old);
+    await n.privacy.observer?.scan();
     assert.equal(existsSync(join(spool, 'zsh-4194305-1.spool')), false, "a finished shell's file is removed");
     assert.equal(existsSync(join(spool, `bash-${process.pid}-1.spool`)), true, "a live shell's file stays");
     writeSpool(spool, `bash-${process.pid}-1.spool`, [{ command: 'typed later' }]);
