@@ -8,7 +8,9 @@ import { ValidationError, WeftError, isWeftError } from '../errors/index.js';
 import type { LoggedEvent, NotificationChange, NotificationFilter } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
+import type { MemberPrincipal } from '../domains/index.js';
 import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
+import { assertMemberMayReach, attachMemberPrincipal } from './member-auth.js';
 import { NotificationHub } from './hub.js';
 import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
 
@@ -38,6 +40,11 @@ export interface ApiDeps {
   extraRoutes?: Array<(app: FastifyInstance) => void>;
   /** Dashboard sessions: when given, a session cookie also authenticates (see dashboard-auth.ts). */
   dashboard?: DashboardAuth;
+  /**
+   * Member tokens (a `MemberDirectory`): when given, a bearer that is not the node's token is
+   * looked up here; a member reaches only its domains' routes (member-auth.ts).
+   */
+  members?: { authenticate(token: string): MemberPrincipal | undefined };
 }
 
 /** Paths anyone on loopback may fetch: the dashboard's shell and assets (no data in them) and the login link. */
@@ -174,9 +181,16 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     // Digests have one length whatever was sent, so the comparison never depends on it.
     const ok = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), tokenDigest);
     if (!ok) {
-      return reply
-        .status(401)
-        .send({ error: { code: 'WEFT_UNAUTHORIZED', message: given === undefined ? 'missing bearer token' : 'wrong bearer token' } });
+      // Only a bearer that is not the node's token costs a member lookup.
+      const member = given !== undefined && deps.members ? deps.members.authenticate(given) : undefined;
+      if (!member) {
+        return reply
+          .status(401)
+          .send({ error: { code: 'WEFT_UNAUTHORIZED', message: given === undefined ? 'missing bearer token' : 'wrong bearer token' } });
+      }
+      attachMemberPrincipal(req, member);
+      // Default deny: throws 403 (or 404 for an unknown notification) for what the member may not reach.
+      assertMemberMayReach(req, member, (id) => node.ns.notifications.get(id));
     }
   });
 

@@ -2,6 +2,7 @@
 import { Catalog } from './catalog.js';
 import { CARTRIDGE_EVENTS, registerCartridgeTypes } from './schemas/cartridges.js';
 import { registerCorrelationTypes } from './schemas/correlation.js';
+import { DOMAIN_EVENTS, registerDomainTypes } from './schemas/domains.js';
 import { registerMeshTypes } from './schemas/mesh.js';
 import { registerPrivacyTypes } from './schemas/privacy.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
@@ -11,7 +12,7 @@ import { registerTeleClaudeAliases } from './schemas/teleclaude.js';
 export * from './catalog.js';
 export * from './schemas/privacy.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
-export { CARTRIDGE_EVENTS, registerCartridgeTypes };
+export { CARTRIDGE_EVENTS, DOMAIN_EVENTS, registerCartridgeTypes, registerDomainTypes };
 export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes, registerTeleClaudeAliases };
 
 /** A catalog with every built-in type registered, and the aliases TeleClaude's producers use. */
@@ -23,6 +24,7 @@ export function createDefaultCatalog(): Catalog {
   registerCartridgeTypes(c);
   registerMeshTypes(c);
   registerPrivacyTypes(c);
+  registerDomainTypes(c);
   registerTeleClaudeAliases(c);
   return c;
 }

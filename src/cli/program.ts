@@ -10,11 +10,25 @@ import { registerNodeCommands } from './commands/node.js';
 import { dashboardCommands } from './commands/dashboard.js';
 import { privacyCommands } from './commands/privacy.js';
 import { serviceCommands } from './commands/service.js';
+import { membersCommands } from './commands/members.js';
+import { autonomyCommands } from './commands/autonomy.js';
+import { domainsCommands } from './commands/domains.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Command modules of other concerns; each adds its own subcommands. */
-const MODULES: CommandModule[] = [registerNodeCommands, cartridgesCommands, privacyCommands, dashboardCommands, serviceCommands, demoCommands];
+const MODULES: CommandModule[] = [
+  registerNodeCommands,
+  cartridgesCommands,
+  privacyCommands,
+  dashboardCommands,
+  serviceCommands,
+  demoCommands,
+  membersCommands,
+  domainsCommands,
+  // Adds `weft config autonomy ...` under the `config` command defined below (modules run in main()).
+  autonomyCommands,
+];
 
 const ctx = createCliContext();
 const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
@@ -36,8 +50,10 @@ program
   .option('--level <n>', 'level 0 infrastructure .. 3 business', int('--level'))
   .option('--entity <id>', 'entity the event is about')
   .option('--description <text>', 'human description')
-  .action(async (type: string, o: { payload: string; visibility?: string; level?: number; entity?: string; description?: string }) => {
+  .option('--domain <name>', "the event's domain (default: its type's); domains subscribed to it receive it")
+  .action(async (type: string, o: { payload: string; visibility?: string; level?: number; entity?: string; description?: string; domain?: string }) => {
     const input: Record<string, unknown> = { event: type, payload: parseJsonArg('--payload', o.payload) };
+    if (o.domain) input.domain = o.domain;
     if (o.visibility) input.visibility = o.visibility;
     if (o.level !== undefined) input.level = o.level;
     if (o.entity) input.entity = o.entity;
@@ -161,9 +177,8 @@ schemas
     console.log(JSON.stringify(createDefaultCatalog().exportJsonSchema(), null, 2));
   });
 
-program
-  .command('config')
-  .description('configuration')
+const config = program.command('config').description('configuration');
+config
   .command('show')
   .description('print the effective config (secrets masked)')
   .action(() => {

@@ -107,7 +107,7 @@ export class WeftClient {
     return this.init.url;
   }
 
-  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.init.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await this.exchange(method, path, headers, body === undefined ? undefined : JSON.stringify(body), MAX_ANSWER_BYTES);

@@ -15,8 +15,9 @@ export * from './client.js';
  */
 export async function connect(opts: { url?: string; token?: string } & LoadConfigOptions = {}): Promise<WeftClient> {
   const env = opts.env ?? process.env;
-  let url = opts.url ?? env.WEFT_URL;
-  let token = opts.token ?? env.WEFT_TOKEN;
+  // An empty variable (`WEFT_TOKEN=`) counts as unset.
+  let url = opts.url ?? (env.WEFT_URL || undefined);
+  let token = opts.token ?? (env.WEFT_TOKEN || undefined);
   if (!url || !token) {
     const cfg = loadConfig(opts);
     const info = readDaemonInfo(cfg.data_dir);

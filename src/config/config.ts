@@ -40,6 +40,10 @@ export const CONFIG_KEYS = {
   'autonomy.cartridge_install': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L1', help: 'L1 human approves, L2 guardian decides, L3 autonomous' },
   'autonomy.guardian_command': { kind: 'string', help: 'program that judges cartridges at L2 (JSON on stdin, {"approve":bool} out)' },
   'autonomy.promotion_threshold': { kind: 'integer', default: 10, min: 1, max: 1_000_000, help: 'invocations before a promotion is suggested' },
+  'autonomy.domain_default': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L3', help: 'level of a domain cartridge\'s actions when no rule is more specific: L1 held for a human, L2 done and the domain\'s admins told, L3 done (weft config autonomy)' },
+  'domains.enabled': { kind: 'boolean', default: true, help: 'run the domain and personal pipelines found under <data_dir>/company and <data_dir>/personal' },
+  'domains.inbox_limit': { kind: 'integer', default: 100_000, min: 100, max: 100_000_000, help: 'events waiting for the domain pipelines; past it new events skip the domains (counted, domain.inbox.overflow)' },
+  'domains.batch': { kind: 'integer', default: 64, min: 1, max: 4096, help: 'events a domain sends its cartridges per sandbox round trip' },
   'trust.strictness': { kind: 'enum', values: ['permissive', 'standard', 'strict'], default: 'standard', help: 'how the trust evaluator treats unknown or odd events' },
   'trust.rate_per_second': { kind: 'integer', default: 2000, min: 1, max: 10_000_000, help: 'events per second one local source or unknown peer may send before it is throttled' },
   'trust.rate_burst': { kind: 'integer', default: 10000, min: 1, max: 100_000_000, help: 'events such a source may send at once' },
@@ -100,7 +104,8 @@ export interface WeftConfig {
   redis: { url?: string; prefix: string; stream: string; group: string };
   daemon: { stop_timeout: number };
   api: { host: string; port: number; dashboard: boolean };
-  autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number };
+  autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number; domain_default: 'L1' | 'L2' | 'L3' };
+  domains: { enabled: boolean; inbox_limit: number; batch: number };
   trust: { strictness: 'permissive' | 'standard' | 'strict'; rate_per_second: number; rate_burst: number };
   telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
   discord: { webhook_url?: string; username?: string; bot_token?: string; channel_id?: string; min_level: number; base_url: string };
@@ -306,7 +311,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     },
     daemon: { stop_timeout: get('daemon.stop_timeout') },
     api: { host: get('api.host'), port: get('api.port'), dashboard: get('api.dashboard') },
-    autonomy: { cartridge_install: get('autonomy.cartridge_install'), promotion_threshold: get('autonomy.promotion_threshold') },
+    autonomy: {
+      cartridge_install: get('autonomy.cartridge_install'),
+      promotion_threshold: get('autonomy.promotion_threshold'),
+      domain_default: get('autonomy.domain_default'),
+    },
+    domains: { enabled: get('domains.enabled'), inbox_limit: get('domains.inbox_limit'), batch: get('domains.batch') },
     trust: { strictness: get('trust.strictness'), rate_per_second: get('trust.rate_per_second'), rate_burst: get('trust.rate_burst') },
     telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
     discord: { min_level: get('discord.min_level'), base_url: get('discord.base_url') },

@@ -1,7 +1,21 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApi, DashboardAuth, dashboardRoutes, MetricsRegistry, nodeMetrics, nodeRoutes, privacyRoutes, registerCartridgeRoutes } from '../api/index.js';
+import {
+  autonomyRoutes,
+  buildApi,
+  DashboardAuth,
+  dashboardRoutes,
+  domainRoutes,
+  MetricsRegistry,
+  memberRoutes,
+  nodeMetrics,
+  nodeRoutes,
+  privacyRoutes,
+  registerCartridgeRoutes,
+} from '../api/index.js';
+import { DOMAIN_EVENTS } from '../catalog/index.js';
+import { AutonomyMatrix, createDomainRunner, type DomainRunner, DomainLifecycle, ensureLayout, MemberDirectory } from '../domains/index.js';
 import { type DeliveryChannel, deliveryChannels } from '../delivery/index.js';
 import { rotateIdentityFile } from '../identity/index.js';
 import { parsePeerSpec } from '../mesh/index.js';
@@ -48,6 +62,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   let assembled: AssembledNode | undefined;
   let app: FastifyInstance | undefined;
   let cartridges: Sovereignty | undefined;
+  let domains: DomainRunner | undefined;
   try {
     assembled = await assembleNode(
       {
@@ -78,8 +93,18 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         .emit({ event: 'system.worker.crashed', payload: { worker: 'pipeline', error: err.message.slice(0, 2000), restarts: crashes, backoffMs: Math.min(50 * 2 ** Math.min(attempt, 6), 5000) } })
         .catch(() => undefined);
     };
+    // Members and the autonomy matrix; the domain runner's router is the last system stage.
+    await ensureLayout(cfg.data_dir);
+    const members = new MemberDirectory({ store: n.ns.store, audit: a0.audit });
+    const rolesOf = (name: string) => members.find(name)?.roles;
+    const matrix = new AutonomyMatrix(n.ns.store, { globalDefault: cfg.autonomy.domain_default });
+    const runner = createDomainRunner(
+      { dataDir: cfg.data_dir, inboxLimit: cfg.domains.inbox_limit, batch: cfg.domains.batch },
+      { node: n, logger: logger.child({ mod: 'domains' }), clock: n.clock, autonomy: matrix, rolesOf },
+    );
     // Seed item 11: after projection → mesh publisher → promotion tracker → the gate's stage
-    // (installer, decided after each commit) → installed cartridges; a dependency cycle refuses the start.
+    // (installer, decided after each commit) → installed cartridges → the domain router; a
+    // dependency cycle (platform or domain) refuses the start.
     const sov = await attachSovereignty(
       {
         dataDir: cfg.data_dir,
@@ -87,12 +112,29 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         ...(cfg.autonomy.guardian_command ? { guardianCommand: cfg.autonomy.guardian_command } : {}),
         promotionThreshold: cfg.autonomy.promotion_threshold,
       },
-      { node: n, logger, clock: n.clock },
+      { node: n, logger, clock: n.clock, tail: cfg.domains.enabled ? [runner.stage] : [] },
     );
     const cr = sov.runtime;
     cartridges = sov;
     await a0.start();
     await sov.start();
+    if (cfg.domains.enabled) {
+      await runner.start();
+      domains = runner;
+    }
+    const lifecycle = new DomainLifecycle({
+      dataDir: cfg.data_dir,
+      runner,
+      emitMany: (inputs) => n.emitMany(inputs),
+      knowsEventType: (t) => n.catalog.has(t),
+      autonomy: (q) => {
+        const d = matrix.resolve(q);
+        return { level: d.level, reason: d.reason, ruled: d.rule !== null };
+      },
+      installDefault: cfg.autonomy.cartridge_install,
+      audit: (kind, details, ok) => a0.audit.record(kind, null, details, ok),
+      platform: sov.runtime,
+    });
     // Telegram, Discord, WhatsApp, the webhook: each on when its keys are set, each with its own rows and loop.
     const deliveries: DeliveryChannel[] = deliveryChannels(cfg, { ns: n.ns, clock: n.clock, logger });
     for (const d of deliveries) {
@@ -113,7 +155,14 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         node: n,
         logger: logger.child({ mod: 'api' }),
         metrics: () => metrics.render(),
-        onApproved: (id, approve) => sov.onApproved(id, approve),
+        // The hook already checked who may answer (a domain's admins for its submissions and held actions).
+        onApproved: async (id, approve) => {
+          const answered = n.ns.notifications.get(id);
+          if (answered.eventType === DOMAIN_EVENTS.actionPending) await runner.resolveAction(id, approve);
+          else if (answered.eventType === DOMAIN_EVENTS.cartridgeSubmitted) await lifecycle.answerSubmission(answered.payload, approve, { kind: 'node' });
+          else await sov.onApproved(id, approve);
+        },
+        members,
         health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
         extraRoutes: [
           nodeRoutes({
@@ -132,6 +181,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
             },
           }),
           privacyRoutes({ privacy: a0.privacy, now: () => n.clock.now() }),
+          memberRoutes({ members }),
+          autonomyRoutes({ matrix }),
+          domainRoutes({ dataDir: cfg.data_dir, runner, lifecycle, validation: { knowsEventType: (t) => n.catalog.has(t), rolesOf } }),
           ...(dashboard ? [dashboardRoutes({ auth: dashboard, computer: cfg.computer.name, sample: () => dashboardSample(n, a0) })] : []),
         ],
         ...(dashboard ? { dashboard } : {}),
@@ -200,6 +252,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           await Promise.all(deliveries.map((d) => d.stop()));
           metrics.close();
           await sov.gate.stop();
+          await runner.stop();
           await a0.stop();
           await sov.stop();
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
@@ -211,6 +264,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await domains?.stop().catch(() => undefined);
     await cartridges?.stop().catch(() => undefined);
     await assembled?.stop().catch(() => undefined);
     log.close();

@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   WEFT_LIMIT: { status: 429, exit: 1 },
   WEFT_CARTRIDGE: { status: 500, exit: 1 },
   WEFT_PIPELINE: { status: 500, exit: 1 },
+  /** A domain or personal pipeline that does not validate (cycle, missing dependency, scope, conflict). */
+  WEFT_PIPELINE_INVALID: { status: 409, exit: 1 },
   WEFT_INTERNAL: { status: 500, exit: 1 },
   // transport/
   TRANSPORT_NOT_STARTED: { status: 503, exit: 1 },

@@ -55,20 +55,27 @@ export interface Sovereignty {
  */
 export async function attachSovereignty(
   init: SovereigntyInit,
-  deps: { node: SovereigntyNode; logger: Logger; clock: Clock },
+  deps: {
+    node: SovereigntyNode;
+    logger: Logger;
+    clock: Clock;
+    /** Stages that always run last, after the installed cartridges (the domain router). */
+    tail?: readonly Cartridge[];
+  },
 ): Promise<Sovereignty> {
   const { node, logger } = deps;
+  const tail = deps.tail ?? [];
   ensurePromotionSchema(node.ns.store.db);
   const base = [...node.pipeline.cartridges];
   let system: Cartridge[] = base;
-  const builtins = [...base.map((c) => c.name), PROMOTION_STAGE, GATE_STAGE];
+  const builtins = [...base.map((c) => c.name), PROMOTION_STAGE, GATE_STAGE, ...tail.map((c) => c.name)];
   const runtime = createCartridgeRuntime(
     { dataDir: init.dataDir, builtins, ...(init.sandbox ? { sandbox: init.sandbox } : {}) },
     {
       node,
       logger: logger.child({ mod: 'cartridges' }),
       clock: deps.clock,
-      onStagesChanged: (stages) => node.pipeline.replace([...system, ...stages]),
+      onStagesChanged: (stages) => node.pipeline.replace([...system, ...stages, ...tail]),
     },
   );
   const gate = createSovereigntyGate(
@@ -81,7 +88,7 @@ export async function attachSovereignty(
   );
   system = [...base, promotionTracker({ threshold: init.promotionThreshold ?? 10 })(deps.node.ns), gate.stage];
   await runtime.start();
-  node.pipeline.replace([...system, ...runtime.stages()]);
+  node.pipeline.replace([...system, ...runtime.stages(), ...tail]);
   let stopping: Promise<void> | undefined;
   return {
     runtime,

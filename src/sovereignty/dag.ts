@@ -56,7 +56,7 @@ export function orderByDependencies<T extends DependencyNode>(nodes: readonly T[
 }
 
 /** Depth-first search with colours; returns the first cycle found as `[a, b, ..., a]`. */
-function findCycle<T extends DependencyNode>(nodes: readonly T[], byName: Map<string, T>): string[] | null {
+export function findCycle<T extends DependencyNode>(nodes: readonly T[], byName: ReadonlyMap<string, T>): string[] | null {
   const state = new Map<string, 'visiting' | 'done'>();
   const stack: string[] = [];
   const visit = (name: string): string[] | null => {

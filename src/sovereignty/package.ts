@@ -32,6 +32,13 @@ export const CartridgeManifestSchema = Type.Object(
       uniqueItems: true,
       maxItems: 256,
     }),
+    /**
+     * Payload fields of the event this cartridge writes for the cartridges after it (domain
+     * pipelines). Optional; two cartridges of one pipeline may not claim the same field.
+     */
+    outputs: Type.Optional(
+      Type.Array(Type.String({ pattern: IDENTIFIER }), { uniqueItems: true, maxItems: 64 }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -62,7 +69,11 @@ const FIELD_RULES: Record<string, string> = {
   dependencies: 'a list of distinct cartridge names',
   consumes: 'a list of distinct event types, where a segment may be "*" (for example "build.*")',
   emits: 'a list of distinct event types (for example "build.tagged")',
+  outputs: 'a list of distinct payload field names (identifiers) this cartridge writes',
 };
+
+/** Fields a manifest may leave out. */
+const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['outputs']);
 
 function fieldLabel(path: string): { field: string; label: string } {
   const parts = path.split('/').filter((p) => p.length > 0);
@@ -88,7 +99,7 @@ export function validateManifest(value: unknown): CartridgeManifest {
     }
   }
   for (const key of Object.keys(CartridgeManifestSchema.properties)) {
-    if (!(key in record))
+    if (!(key in record) && !OPTIONAL_FIELDS.has(key))
       throw new ManifestError(`manifest.${key} is missing: it must be ${FIELD_RULES[key]}`, { field: key });
   }
   if (!manifestCheck.Check(value)) {
@@ -214,13 +225,20 @@ export async function writePackageDir(dir: string, pkg: CartridgePackage): Promi
  */
 export function consumesEventType(manifest: Pick<CartridgeManifest, 'consumes'>, type: string): boolean {
   const segments = type.split('.');
-  return manifest.consumes.some((pattern) => {
-    const parts = pattern.split('.');
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (part === '*' && i === parts.length - 1) return segments.length >= parts.length;
-      if (i >= segments.length || (part !== '*' && part !== segments[i])) return false;
-    }
-    return segments.length === parts.length;
-  });
+  return manifest.consumes.some((pattern) => patternPartsMatch(pattern.split('.'), segments));
+}
+
+/**
+ * The matching rule of {@link consumesEventType} on a pattern and a type already split at '.'
+ * (for callers that split once and match often).
+ * @example
+ * patternPartsMatch(['build', '*'], ['build', 'step', 'failed']); // true
+ */
+export function patternPartsMatch(parts: readonly string[], segments: readonly string[]): boolean {
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
+    if (part === '*' && i === parts.length - 1) return segments.length >= parts.length;
+    if (i >= segments.length || (part !== '*' && part !== segments[i])) return false;
+  }
+  return segments.length === parts.length;
 }

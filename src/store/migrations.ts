@@ -321,4 +321,51 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       ALTER TABLE trust_settings ADD COLUMN node_id TEXT;
     `,
   },
+  {
+    version: 9,
+    name: 'domains: the inbox of the domain pipelines, members with roles and tokens, the autonomy matrix',
+    sql: `
+      CREATE TABLE domain_inbox (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE members (
+        name TEXT PRIMARY KEY,
+        display_name TEXT,
+        created_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE member_roles (
+        member TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        granted_at INTEGER NOT NULL,
+        PRIMARY KEY (member, domain)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE member_tokens (
+        digest TEXT PRIMARY KEY,
+        member TEXT NOT NULL,
+        label TEXT,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX member_tokens_member ON member_tokens(member);
+
+      CREATE TABLE autonomy_rules (
+        domain TEXT NOT NULL DEFAULT '*',
+        cartridge TEXT NOT NULL DEFAULT '*',
+        event_type TEXT NOT NULL DEFAULT '*',
+        level TEXT NOT NULL CHECK (level IN ('L1', 'L2', 'L3')),
+        set_at INTEGER NOT NULL,
+        set_by TEXT,
+        PRIMARY KEY (domain, cartridge, event_type)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

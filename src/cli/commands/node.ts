@@ -4,6 +4,7 @@ import { WeftError } from '../../errors/index.js';
 import { newRedis } from '../../util/index.js';
 import type { CliContext } from '../context.js';
 import { table } from '../format.js';
+import { showDomainPipeline } from './domains.js';
 
 type Row = Record<string, unknown>;
 
@@ -16,8 +17,10 @@ export function registerNodeCommands(ctx: CliContext): void {
     .command('pipeline')
     .description('the pipeline')
     .command('show')
-    .description('cartridges in the order they run, with invocation counts')
-    .action(async () => {
+    .description('cartridges in the order they run, with invocation counts (--domain: a domain\'s dependency DAG)')
+    .option('--domain <domain>', "print this domain's dependency DAG by level instead of the system pipeline")
+    .action(async (o: { domain?: string }) => {
+      if (o.domain !== undefined) return showDomainPipeline(ctx, o.domain);
       const p = await get<{ order: string[]; invocations: Record<string, number> }>('/api/pipeline');
       out(p.order.map((name, i) => `${String(i + 1).padStart(2)}. ${name.padEnd(28)} ${p.invocations[name] ?? 0} invocations`).join('\n'), p);
     });

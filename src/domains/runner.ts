@@ -1,0 +1,800 @@
+/**
+ * The domain and personal pipelines at work. A router stage at the end of the system pipeline
+ * writes each event a domain (or a member) subscribes to into the inbox, in the batch's own
+ * transaction; one lane per pipeline reads its events from there, after the commit, and runs
+ * them through its cartridges level by level — the cartridges of one level at once, each level
+ * in its own sandbox processes — so a slow or failing domain never delays another, nor the
+ * system pipeline. What the cartridges emit enters the node like any event, at the autonomy
+ * level the matrix resolves. A lane's position commits after its outputs: a crash replays the
+ * batch, and the outputs' idempotency keys drop the repeats.
+ */
+import { DOMAIN_EVENTS } from '../catalog/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { EmitInput, Envelope } from '../envelope/index.js';
+import type { WeftError } from '../errors/index.js';
+import type { Cartridge, CartridgeContext, CommittedBatch } from '../pipeline/index.js';
+import {
+  type AutonomyLevel,
+  type CartridgeManifest,
+  createSandbox,
+  envelopeCheck,
+  SANDBOX_EVENT_ERRORS as E,
+  type Sandbox,
+  type SandboxInit,
+  type SandboxStatus,
+} from '../sovereignty/index.js';
+import type { NodeStore } from '../store/index.js';
+import { type Clock, type Logger, Mutex } from '../util/index.js';
+import { loadPipelineSet, type PipelineDef, type PipelineSet, type PipelineSetDeps } from './loader.js';
+import { patternMatcher } from './scope.js';
+import { PipelineValidationError } from './validate.js';
+
+/** Pipeline stage name of the router (the last system stage). */
+export const DOMAIN_ROUTER_STAGE = 'domain-router';
+
+/** Source of what a domain cartridge emits: `domain:marketing/digest`, `domain:personal:alice/ping`. */
+export function domainSource(scope: string, cartridge: string): string {
+  return `domain:${scope}/${cartridge}`;
+}
+
+/** The scope an event came from, when a domain or personal cartridge emitted it. */
+function scopeOfSource(source: string): string | undefined {
+  if (!source.startsWith('domain:')) return undefined;
+  const slash = source.lastIndexOf('/');
+  return slash > 7 ? source.slice(7, slash) : undefined;
+}
+
+/** Per-event failures that are not the cartridge's doing: no dead letter. */
+const PASSIVE: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPENDED, E.NOT_LOADED, E.OVERLOADED]);
+
+/** User options of the runner. */
+export interface DomainRunnerInit {
+  dataDir: string;
+  /** `domains.inbox_limit`: events waiting in the inbox before new ones skip the domains. Default 100,000. */
+  inboxLimit?: number;
+  /** `domains.batch`: events per sandbox round trip. Default 64. */
+  batch?: number;
+  /** Domain outputs causing domain outputs at most this deep (two domains feeding each other stop there). Default 8. */
+  maxChain?: number;
+  /** Sandbox limits; `timeoutMs` comes from each pipeline's `timeout_ms`. */
+  sandbox?: Omit<SandboxInit, 'timeoutMs' | 'validateEvent'>;
+}
+
+/** What the runner needs of the node. */
+export interface DomainRunnerNode {
+  readonly ns: NodeStore;
+  readonly catalog: Catalog;
+  emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
+  onCommitted(fn: (batch: CommittedBatch) => void): () => void;
+}
+
+/** The autonomy matrix as the runner uses it. */
+export interface AutonomyResolver {
+  resolve(query: { domain: string; cartridge: string; eventType: string }): { level: AutonomyLevel; reason: string };
+  /** A domain's `[autonomy]` table from its domain.toml. */
+  setFileRules?(domain: string, overrides: { level?: AutonomyLevel; cartridges?: Record<string, AutonomyLevel>; events?: Record<string, AutonomyLevel> }): void;
+  clearFileRules?(domain: string): void;
+}
+
+/** Collaborators of the runner. */
+export interface DomainRunnerDeps {
+  node: DomainRunnerNode;
+  logger: Logger;
+  clock: Clock;
+  autonomy: AutonomyResolver;
+  /** A member's roles by domain, or undefined when there is no such member. */
+  rolesOf: PipelineSetDeps['rolesOf'];
+}
+
+/** One lane as `weft domains status` shows it. */
+export interface LaneStatus {
+  readonly scope: string;
+  readonly kind: 'domain' | 'personal';
+  readonly cartridges: readonly string[];
+  readonly levels: readonly (readonly string[])[];
+  /** Inbox position of the last event it finished. */
+  readonly position: number;
+  /** Events routed to it and not finished yet. */
+  readonly backlog: number;
+  readonly processed: number;
+  readonly failures: number;
+  readonly emitted: number;
+  readonly held: number;
+  readonly lastError: string | null;
+  readonly sandboxes: readonly SandboxStatus[];
+}
+
+interface Row {
+  seq: number;
+  body: string;
+}
+
+interface Output {
+  cartridge: string;
+  source: Envelope;
+  type: string;
+  payload: Record<string, unknown>;
+  index: number;
+}
+
+interface Failure {
+  cartridge: string;
+  event: Envelope;
+  error: string;
+}
+
+/** Creates the runner; `start()` loads and validates every pipeline (and throws when one does not). */
+export function createDomainRunner(init: DomainRunnerInit, deps: DomainRunnerDeps): DomainRunner {
+  return new DomainRunner(init, deps);
+}
+
+/** The domain and personal pipelines of one node. */
+export class DomainRunner {
+  /** The router: the last stage of the system pipeline. */
+  readonly stage: Cartridge;
+  private lanes = new Map<string, Lane>();
+  private set: PipelineSet = { domains: [], personal: [] };
+  private readonly limit: number;
+  private readonly batch: number;
+  private readonly maxChain: number;
+  private readonly lock = new Mutex();
+  private readonly insert;
+  private readonly count;
+  private readonly maxSeq;
+  private inboxCount = 0;
+  private skipped = 0;
+  private lastOverflowAt = Number.NEGATIVE_INFINITY;
+  private routedSinceWake = false;
+  private unsubscribe: (() => void) | undefined;
+  private running = false;
+  private gcTimer: NodeJS.Timeout | undefined;
+  /** How many domain outputs deep an event is (bounded, oldest forgotten first). */
+  readonly chain = new Map<string, number>();
+
+  constructor(
+    private readonly init: DomainRunnerInit,
+    private readonly deps: DomainRunnerDeps,
+  ) {
+    this.limit = Math.max(1, init.inboxLimit ?? 100_000);
+    this.batch = Math.max(1, init.batch ?? 64);
+    this.maxChain = Math.max(1, init.maxChain ?? 8);
+    const db = deps.node.ns.store.db;
+    this.insert = db.prepare('INSERT INTO domain_inbox (event_id, event_type, targets, body, created_at) VALUES (?, ?, ?, ?, ?)');
+    this.count = db.prepare('SELECT COUNT(*) FROM domain_inbox').pluck();
+    this.maxSeq = db.prepare('SELECT COALESCE(MAX(seq), 0) FROM domain_inbox').pluck();
+    this.stage = { name: DOMAIN_ROUTER_STAGE, process: (event, ctx) => this.route(event, ctx) };
+  }
+
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.lock.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /** The loaded pipelines. */
+  get pipelines(): PipelineSet {
+    return this.set;
+  }
+
+  /**
+   * Loads, validates and starts every pipeline.
+   * @throws {PipelineValidationError} naming the pipeline and the cartridges: nothing runs then.
+   */
+  async start(): Promise<void> {
+    await this.locked(async () => {
+      const set = await this.load();
+      this.inboxCount = this.count.get() as number;
+      await this.apply(set);
+      this.running = true;
+      this.unsubscribe = this.deps.node.onCommitted(() => {
+        if (!this.routedSinceWake) return;
+        this.routedSinceWake = false;
+        for (const lane of this.lanes.values()) lane.wake();
+      });
+      this.gcTimer = setInterval(() => void this.gc(), 1000);
+      this.gcTimer.unref();
+    });
+  }
+
+  /**
+   * Reads the folders again and swaps in what changed. A change that does not validate is
+   * refused (`domains.pipeline.refused`) and the running pipelines stay as they are.
+   * @throws {PipelineValidationError} for the refused change.
+   */
+  async reload(): Promise<PipelineSet> {
+    return this.locked(async () => {
+      let set: PipelineSet;
+      try {
+        set = await this.load();
+      } catch (err) {
+        const e = err as Error;
+        const v = err instanceof PipelineValidationError ? err : undefined;
+        await this.deps.node
+          .emitMany([
+            {
+              event: DOMAIN_EVENTS.pipelineRefused,
+              source: DOMAIN_ROUTER_STAGE,
+              payload: { scope: v?.scope ?? 'domains', code: (e as WeftError).code ?? 'WEFT_PIPELINE', reason: e.message.slice(0, 4000), cartridges: [...(v?.cartridges ?? [])].slice(0, 64) },
+            },
+          ])
+          .catch(() => undefined);
+        throw err;
+      }
+      await this.apply(set);
+      return set;
+    });
+  }
+
+  private async load(): Promise<PipelineSet> {
+    return loadPipelineSet(this.init.dataDir, {
+      knowsEventType: (t) => this.deps.node.catalog.has(t),
+      rolesOf: this.deps.rolesOf,
+    });
+  }
+
+  /** Starts lanes that are new or changed, stops those that are gone; unchanged lanes keep running. */
+  private async apply(set: PipelineSet): Promise<void> {
+    const wanted = new Map<string, PipelineDef>();
+    for (const p of [...set.domains, ...set.personal]) if (p.cartridges.length > 0 && (p.domain?.enabled ?? true)) wanted.set(p.scope, p);
+    const started: Lane[] = [];
+    try {
+      for (const [scope, def] of wanted) {
+        const old = this.lanes.get(scope);
+        if (old && old.fingerprint === fingerprint(def)) continue;
+        const lane = new Lane(def, this, this.deps, this.init.sandbox ?? {}, this.batch);
+        await lane.load();
+        started.push(lane);
+      }
+    } catch (err) {
+      await Promise.all(started.map((l) => l.stop()));
+      throw err;
+    }
+    for (const [scope, lane] of this.lanes) {
+      const next = wanted.get(scope);
+      if (!next || lane.fingerprint !== fingerprint(next)) {
+        await lane.stop();
+        this.lanes.delete(scope);
+      }
+    }
+    for (const lane of started) {
+      this.lanes.set(lane.def.scope, lane);
+      lane.begin(this.position(lane.def.scope));
+    }
+    for (const d of set.domains) {
+      if (!d.domain) continue;
+      const a = d.domain.autonomy;
+      this.deps.autonomy.setFileRules?.(d.name, { ...(a.level ? { level: a.level } : {}), cartridges: { ...a.cartridges }, events: { ...a.events } });
+    }
+    for (const d of this.set.domains) if (!set.domains.some((x) => x.name === d.name)) this.deps.autonomy.clearFileRules?.(d.name);
+    this.set = set;
+    await this.deps.node
+      .emitMany([
+        {
+          event: DOMAIN_EVENTS.pipelineLoaded,
+          source: DOMAIN_ROUTER_STAGE,
+          payload: { pipelines: [...set.domains, ...set.personal].slice(0, 1000).map((p) => ({ scope: p.scope, cartridges: p.cartridges.length, levels: p.levels.length })) },
+        },
+      ])
+      .catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'domains.pipeline.loaded not emitted'));
+  }
+
+  /** A lane's committed position; a new lane starts at the inbox's end (it never saw the older events). */
+  private position(scope: string): number {
+    const ns = this.deps.node.ns;
+    const got = ns.offsets.get(laneOffset(scope));
+    return got === undefined ? (this.maxSeq.get() as number) : Number(got);
+  }
+
+  /** Commits a lane's position. */
+  commitPosition(scope: string, seq: number, stats: ReadonlyMap<string, number>): Promise<void> {
+    const ns = this.deps.node.ns;
+    return ns.store.write(() => {
+      ns.offsets.set(laneOffset(scope), String(seq));
+      const now = ns.store.nowIso();
+      for (const [name, n] of stats) ns.stats.add(name, n, now);
+    });
+  }
+
+  /** Lets member lanes move on once the domains before them did. */
+  advanced(): void {
+    for (const lane of this.lanes.values()) if (lane.def.kind === 'personal') lane.wake();
+  }
+
+  /** The highest inbox position a lane may read: a member's lane waits for the domains it reaches. */
+  ceiling(def: PipelineDef): number {
+    if (def.kind === 'domain') return Number.MAX_SAFE_INTEGER;
+    let min = Number.MAX_SAFE_INTEGER;
+    for (const d of def.member?.reach ?? []) {
+      const lane = this.lanes.get(d);
+      if (lane) min = Math.min(min, lane.position);
+    }
+    return min;
+  }
+
+  // ---- the router ----
+
+  private route(event: Envelope, ctx: CartridgeContext): Envelope {
+    if (!this.running || this.lanes.size === 0) return event;
+    const from = scopeOfSource(event.source);
+    let targets = '';
+    const domains: string[] = [];
+    for (const lane of this.lanes.values()) {
+      if (lane.def.kind !== 'domain' || lane.def.scope === from || !lane.receives(event)) continue;
+      targets += `,${lane.def.scope}`;
+      domains.push(lane.def.scope);
+    }
+    if (domains.length > 0) {
+      for (const lane of this.lanes.values()) {
+        if (lane.def.kind !== 'personal' || lane.def.scope === from) continue;
+        const reach = lane.def.member?.reach ?? [];
+        if (domains.some((d) => reach.includes(d)) && lane.receives(event)) targets += `,${lane.def.scope}`;
+      }
+    }
+    if (targets === '') return event;
+    if (this.inboxCount >= this.limit) {
+      this.skipped++;
+      const now = this.deps.clock.now();
+      if (now - this.lastOverflowAt >= 60_000) {
+        this.lastOverflowAt = now;
+        this.deps.logger.warn({ limit: this.limit, skipped: this.skipped }, 'domain inbox full: new events skip the domains');
+        try {
+          ctx.emit({ event: DOMAIN_EVENTS.inboxOverflow, source: DOMAIN_ROUTER_STAGE, payload: { limit: this.limit, skipped: this.skipped } });
+        } catch (err) {
+          this.deps.logger.debug({ err: (err as Error).message }, 'domains.inbox.overflow not emitted');
+        }
+      }
+      return event;
+    }
+    this.insert.run(event.id, event.event, `${targets},`, JSON.stringify(event), this.deps.clock.now());
+    this.inboxCount++;
+    this.routedSinceWake = true;
+    return event;
+  }
+
+  /** Deletes inbox rows every lane has finished. */
+  private async gc(): Promise<void> {
+    if (!this.running) return;
+    const ns = this.deps.node.ns;
+    let min = this.lanes.size === 0 ? (this.maxSeq.get() as number) : Number.MAX_SAFE_INTEGER;
+    for (const lane of this.lanes.values()) min = Math.min(min, lane.position);
+    try {
+      await ns.store.write(() => {
+        ns.store.db.prepare('DELETE FROM domain_inbox WHERE seq <= ?').run(min);
+        this.inboxCount = this.count.get() as number;
+      });
+    } catch (err) {
+      this.deps.logger.warn({ err: (err as Error).message }, 'domain inbox clean-up failed; it is retried');
+    }
+  }
+
+  /** Reads a lane's next events. */
+  read(scope: string, after: number, ceiling: number, limit: number): Row[] {
+    return this.deps.node.ns.store.reader
+      .prepare('SELECT seq, body FROM domain_inbox WHERE seq > ? AND seq <= ? AND instr(targets, ?) > 0 ORDER BY seq LIMIT ?')
+      .all(after, ceiling, `,${scope},`, limit) as Row[];
+  }
+
+  /** Events routed to a lane that it has not finished. */
+  backlog(scope: string, after: number): number {
+    return this.deps.node.ns.store.reader
+      .prepare('SELECT COUNT(*) FROM domain_inbox WHERE seq > ? AND instr(targets, ?) > 0')
+      .pluck()
+      .get(after, `,${scope},`) as number;
+  }
+
+  /** Depth of a new output in chains of domain outputs; remembered for its own outputs. */
+  chainDepth(source: Envelope): number {
+    return (this.chain.get(source.id) ?? 0) + 1;
+  }
+
+  noteChain(id: string, depth: number): void {
+    this.chain.set(id, depth);
+    if (this.chain.size > 100_000) this.chain.delete(this.chain.keys().next().value as string);
+  }
+
+  get maxChainDepth(): number {
+    return this.maxChain;
+  }
+
+  /** Every lane's state. */
+  status(): LaneStatus[] {
+    return [...this.lanes.values()].map((l) => l.status());
+  }
+
+  /** Events waiting in the inbox, and events that skipped the domains because it was full. */
+  inbox(): { waiting: number; limit: number; skipped: number } {
+    return { waiting: this.inboxCount, limit: this.limit, skipped: this.skipped };
+  }
+
+  /**
+   * The answer to a `domains.action.pending` notification: approving emits the held event.
+   * Answers what it did, or undefined for notifications of other types.
+   */
+  async resolveAction(notificationId: number, approve: boolean): Promise<'emitted' | 'dropped' | undefined> {
+    const n = this.deps.node.ns.notifications.get(notificationId);
+    if (n.eventType !== DOMAIN_EVENTS.actionPending) return undefined;
+    if (!approve) return 'dropped';
+    const p = n.payload as { domain: string; cartridge: string; sourceEventId: string; proposed: { event: string; payload: Record<string, unknown>; description?: string } };
+    await this.deps.node.emitMany([
+      {
+        event: p.proposed.event,
+        payload: p.proposed.payload,
+        source: domainSource(p.domain, p.cartridge),
+        causationId: p.sourceEventId,
+        idempotencyKey: `domains:approved:${notificationId}`,
+        ...(p.proposed.description ? { description: p.proposed.description } : {}),
+        ...(p.domain.startsWith('personal:') ? {} : { domain: p.domain }),
+      },
+    ]);
+    return 'emitted';
+  }
+
+  /** Waits until every lane has finished what was routed to it (tests, benchmarks). */
+  async idle(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const busy = [...this.lanes.values()].some((l) => l.busy || this.backlog(l.def.scope, l.position) > 0);
+      if (!busy) return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Stops every lane (the batch in flight finishes) and kills their sandboxes. Idempotent. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    await this.locked(async () => {
+      await Promise.all([...this.lanes.values()].map((l) => l.stop()));
+      this.lanes.clear();
+    });
+  }
+}
+
+function laneOffset(scope: string): string {
+  return `domains:${scope}`;
+}
+
+/** Changes when anything that shapes a lane changes: its settings, its cartridges' code. */
+function fingerprint(def: PipelineDef): string {
+  return JSON.stringify([def.domain ?? def.member, def.cartridges.map((c) => [c.pkg.manifest, c.sha256])]);
+}
+
+/** The payload fields a cartridge declared as its outputs, taken from what it returned. */
+function withOutputs(input: Envelope, returned: Record<string, unknown>, outputs: readonly string[] | undefined): Envelope {
+  if (!outputs || outputs.length === 0) return input;
+  const got = (returned.payload ?? {}) as Record<string, unknown>;
+  const payload = { ...input.payload };
+  for (const f of outputs) if (f in got) payload[f] = got[f];
+  return { ...input, payload };
+}
+
+/** One pipeline's reader, its sandboxes and its loop. */
+class Lane {
+  readonly fingerprint: string;
+  position = 0;
+  busy = false;
+  private readonly manifests = new Map<string, CartridgeManifest>();
+  private readonly slotOf = new Map<string, number>();
+  private readonly sandboxes: Sandbox[] = [];
+  private readonly consumes: (type: string) => boolean;
+  private readonly subscribed: (event: Envelope) => boolean;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private wakeUp: (() => void) | undefined;
+  private pendingWake = false;
+  private readonly counters = { processed: 0, failures: 0, emitted: 0, held: 0 };
+  private lastError: string | null = null;
+  private readonly logger: Logger;
+
+  constructor(
+    readonly def: PipelineDef,
+    private readonly runner: DomainRunner,
+    private readonly deps: DomainRunnerDeps,
+    private readonly sandboxInit: Omit<SandboxInit, 'timeoutMs' | 'validateEvent'>,
+    private readonly batch: number,
+  ) {
+    this.fingerprint = fingerprint(def);
+    this.logger = deps.logger.child({ pipeline: def.scope });
+    for (const c of def.cartridges) this.manifests.set(c.pkg.manifest.name, c.pkg.manifest);
+    this.consumes = patternMatcher(def.cartridges.flatMap((c) => c.pkg.manifest.consumes));
+    if (def.kind === 'domain' && def.domain) {
+      const byDomain = new Set(def.domain.subscribeDomains);
+      const byType = patternMatcher(def.domain.subscribeEvents);
+      this.subscribed = (e) => byDomain.has(e.domain) || byType(e.event);
+    } else {
+      const events = def.member?.events ?? [];
+      const byType = events.length > 0 ? patternMatcher(events) : () => true;
+      this.subscribed = (e) => byType(e.event);
+    }
+    // Cartridges of one level go to different sandboxes (processes), up to max_parallel.
+    const slots = Math.max(1, Math.min(def.maxParallel, Math.max(1, ...def.levels.map((l) => l.length))));
+    for (const level of def.levels) {
+      for (let i = 0; i < level.length; i++) this.slotOf.set(level[i] as string, i % slots);
+    }
+    for (let i = 0; i < slots; i++) {
+      this.sandboxes.push(
+        createSandbox(
+          { ...this.sandboxInit, timeoutMs: def.timeoutMs, validateEvent: envelopeCheck },
+          {
+            logger: this.logger,
+            clock: deps.clock,
+            onSuspended: (s) => this.suspended(s.name, `${s.lastError.code}: ${s.lastError.message}`),
+          },
+        ),
+      );
+    }
+  }
+
+  /** Whether the router should give this lane an event. */
+  receives(event: Envelope): boolean {
+    return this.subscribed(event) && this.consumes(event.event);
+  }
+
+  /** Loads every cartridge into its sandbox. @throws {PipelineValidationError} ('load') naming the one that did not load. */
+  async load(): Promise<void> {
+    for (const s of this.sandboxes) await s.start();
+    for (const c of this.def.cartridges) {
+      const name = c.pkg.manifest.name;
+      try {
+        await (this.sandboxes[this.slotOf.get(name) ?? 0] as Sandbox).load(c.pkg);
+      } catch (err) {
+        await this.stop();
+        throw new PipelineValidationError('load', this.def.kind === 'domain' ? `domain '${this.def.name}'` : `personal pipeline of '${this.def.name}'`, [name], `cartridge '${name}' does not load: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  begin(position: number): void {
+    this.position = position;
+    this.loop = this.run();
+  }
+
+  wake(): void {
+    this.pendingWake = true;
+    this.wakeUp?.();
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping) {
+      const rows = this.runner.read(this.def.scope, this.position, this.runner.ceiling(this.def), this.batch);
+      if (rows.length === 0) {
+        if (this.pendingWake) {
+          this.pendingWake = false;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          this.wakeUp = resolve;
+          // A member's lane also waits for its domains; a timer covers a wake-up lost to a race.
+          setTimeout(resolve, 250).unref();
+        });
+        this.wakeUp = undefined;
+        continue;
+      }
+      this.busy = true;
+      try {
+        await this.process(rows);
+        attempt = 0;
+      } catch (err) {
+        attempt++;
+        this.lastError = (err as Error).message;
+        this.logger.error({ err: this.lastError, attempt }, 'domain batch failed; it is retried');
+        await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(attempt, 6), 5000)));
+      } finally {
+        this.busy = false;
+      }
+    }
+  }
+
+  /** Runs a batch through the levels, emits what came out, then commits the position. */
+  private async process(rows: readonly Row[]): Promise<void> {
+    const events = rows.map((r) => JSON.parse(r.body) as Envelope);
+    // results[i].get(c): the event as cartridge c passed it on, or null (stopped, failed or skipped by a dependency).
+    const results = events.map(() => new Map<string, Envelope | null>());
+    const outputs: Output[] = [];
+    const failures: Failure[] = [];
+    const runs = new Map<string, number>();
+    const scope = this.def.scope;
+    for (const level of this.def.levels) {
+      await Promise.all(
+        level.map(async (name) => {
+          const m = this.manifests.get(name) as CartridgeManifest;
+          const own = domainSource(scope, name);
+          const inputs: Array<{ i: number; event: Envelope }> = [];
+          for (let i = 0; i < events.length; i++) {
+            const event = events[i] as Envelope;
+            const r = results[i] as Map<string, Envelope | null>;
+            let input: Envelope | null = event;
+            for (const dep of m.dependencies) {
+              const got = r.get(dep);
+              if (got === null || got === undefined) {
+                input = null;
+                break;
+              }
+              if (got !== event) input = { ...(input as Envelope), payload: { ...(input as Envelope).payload, ...got.payload } };
+            }
+            if (input === null) r.set(name, null);
+            // Not for this cartridge (type, or its own output): passed on unchanged.
+            else if (input.source === own || !this.consumesType(m, input.event)) r.set(name, input);
+            else inputs.push({ i, event: input });
+          }
+          if (inputs.length === 0) return;
+          const sandbox = this.sandboxes[this.slotOf.get(name) ?? 0] as Sandbox;
+          const res = await sandbox.process(name, inputs.map((x) => x.event));
+          let ok = 0;
+          for (let k = 0; k < inputs.length; k++) {
+            const { i, event } = inputs[k] as { i: number; event: Envelope };
+            const r = results[i] as Map<string, Envelope | null>;
+            const got = res[k];
+            const source = events[i] as Envelope;
+            if (!got?.ok) {
+              r.set(name, null);
+              const error = got ? `${got.error.code}: ${got.error.message}` : 'no result';
+              if (!got || !PASSIVE.has(got.error.code)) failures.push({ cartridge: name, event: source, error });
+              continue;
+            }
+            ok++;
+            r.set(name, got.event === null ? null : withOutputs(event, got.event, m.outputs));
+            got.emitted.forEach((e, index) => {
+              outputs.push({ cartridge: name, source, type: e.type, payload: e.payload as Record<string, unknown>, index });
+            });
+          }
+          if (ok > 0) runs.set(domainSource(scope, name), ok);
+        }),
+      );
+    }
+    await this.emitOutputs(outputs, failures);
+    await this.recordFailures(failures);
+    const last = rows[rows.length - 1] as Row;
+    await this.runner.commitPosition(scope, last.seq, runs);
+    this.position = last.seq;
+    this.counters.processed += rows.length;
+    if (this.def.kind === 'domain') this.runner.advanced();
+  }
+
+  private consumesType(m: CartridgeManifest, type: string): boolean {
+    return patternMatcherCache(m)(type);
+  }
+
+  /** Emits the outputs at their autonomy levels: L3 as they are, L2 and a note to the admins, L1 held. */
+  private async emitOutputs(outputs: readonly Output[], failures: Failure[]): Promise<void> {
+    if (outputs.length === 0) return;
+    const scope = this.def.scope;
+    const personal = this.def.kind === 'personal';
+    const inputs: EmitInput[] = [];
+    const notify = new Map<string, number[]>();
+    const depths: number[] = [];
+    for (const o of outputs) {
+      const depth = this.runner.chainDepth(o.source);
+      if (depth > this.runner.maxChainDepth) {
+        failures.push({ cartridge: o.cartridge, event: o.source, error: `WEFT_LIMIT: '${o.type}' refused: domain outputs causing domain outputs may go ${this.runner.maxChainDepth} deep (two domains feeding each other?)` });
+        continue;
+      }
+      const decision: { level: AutonomyLevel; reason: string } = personal
+        ? { level: 'L3', reason: 'personal pipelines act for their member' }
+        : this.deps.autonomy.resolve({ domain: scope, cartridge: o.cartridge, eventType: o.type });
+      const lineage = { causationId: o.source.id, correlationId: o.source.correlationId ?? o.source.id };
+      const key = `domains:${scope}:${o.cartridge}:${o.source.id}:${o.index}`;
+      if (decision.level === 'L1') {
+        inputs.push({
+          event: DOMAIN_EVENTS.actionPending,
+          source: domainSource(scope, o.cartridge),
+          ...lineage,
+          ...(personal ? {} : { domain: scope }),
+          idempotencyKey: key,
+          description: `${scope}/${o.cartridge} wants to emit ${o.type} (held at L1: ${decision.reason})`,
+          payload: { domain: scope, cartridge: o.cartridge, sourceEventId: o.source.id, rule: decision.reason.slice(0, 500), proposed: { event: o.type, payload: o.payload } },
+        });
+        depths.push(0);
+        this.counters.held++;
+        continue;
+      }
+      inputs.push({
+        event: o.type,
+        payload: o.payload,
+        source: domainSource(scope, o.cartridge),
+        ...lineage,
+        ...(personal ? {} : { domain: scope }),
+        idempotencyKey: this.deps.node.catalog.idempotencyKey(o.type, o.payload) ?? key,
+      });
+      depths.push(depth);
+      if (decision.level === 'L2') notify.set(o.cartridge, [...(notify.get(o.cartridge) ?? []), inputs.length - 1]);
+    }
+    if (inputs.length === 0) return;
+    const emitted = await this.deps.node.emitMany(inputs);
+    emitted.forEach((e, i) => {
+      const d = depths[i] ?? 0;
+      if (d > 0) this.runner.noteChain(e.id, d);
+    });
+    this.counters.emitted += emitted.length;
+    if (notify.size === 0) return;
+    const notes: EmitInput[] = [];
+    for (const [cartridge, idx] of notify) {
+      const list = idx.map((i) => emitted[i] as Envelope);
+      notes.push({
+        event: DOMAIN_EVENTS.actionTaken,
+        source: domainSource(scope, cartridge),
+        domain: scope,
+        idempotencyKey: `domains:taken:${scope}:${cartridge}:${(list[0] as Envelope).id}`,
+        description: `${scope}/${cartridge} emitted ${list.length} event(s) at L2: ${[...new Set(list.map((e) => e.event))].slice(0, 5).join(', ')}`,
+        payload: {
+          domain: scope,
+          cartridge,
+          count: list.length,
+          types: [...new Set(list.map((e) => e.event))].slice(0, 64),
+          eventIds: list.slice(0, 64).map((e) => e.id),
+        },
+      });
+    }
+    await this.deps.node.emitMany(notes);
+  }
+
+  /** A failure that is the cartridge's own: a dead letter and `system.cartridge.failed`. */
+  private async recordFailures(failures: readonly Failure[]): Promise<void> {
+    if (failures.length === 0) return;
+    const ns = this.deps.node.ns;
+    this.counters.failures += failures.length;
+    this.lastError = failures[failures.length - 1]?.error ?? null;
+    await ns.store.write(() => {
+      for (const f of failures) ns.deadLetters.add(f.event, domainSource(this.def.scope, f.cartridge), f.error.slice(0, 2000));
+    });
+    await this.deps.node.emitMany(
+      failures.map((f) => ({
+        event: 'system.cartridge.failed',
+        source: domainSource(this.def.scope, f.cartridge),
+        payload: { cartridge: domainSource(this.def.scope, f.cartridge), eventId: f.event.id, eventType: f.event.event, error: f.error.slice(0, 2000) },
+      })),
+    );
+  }
+
+  /** The sandbox suspended a cartridge after repeated failures: say so once. */
+  private suspended(name: string, reason: string): void {
+    this.logger.warn({ cartridge: name, reason }, 'domain cartridge suspended after repeated failures; weft domains reload brings it back');
+    void this.deps.node
+      .emitMany([
+        {
+          event: 'system.cartridge.failed',
+          source: domainSource(this.def.scope, name),
+          payload: { cartridge: domainSource(this.def.scope, name), eventId: '-', eventType: '-', error: reason.slice(0, 2000), suspended: true },
+        },
+      ])
+      .catch(() => undefined);
+  }
+
+  status(): LaneStatus {
+    return {
+      scope: this.def.scope,
+      kind: this.def.kind,
+      cartridges: this.def.cartridges.map((c) => c.pkg.manifest.name),
+      levels: this.def.levels,
+      position: this.position,
+      backlog: this.runner.backlog(this.def.scope, this.position),
+      ...this.counters,
+      lastError: this.lastError,
+      sandboxes: this.sandboxes.map((s) => s.status()),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeUp?.();
+    await this.loop;
+    await Promise.all(this.sandboxes.map((s) => s.stop()));
+  }
+}
+
+const matchers = new WeakMap<CartridgeManifest, (type: string) => boolean>();
+function patternMatcherCache(m: CartridgeManifest): (type: string) => boolean {
+  let f = matchers.get(m);
+  if (!f) {
+    f = patternMatcher(m.consumes);
+    matchers.set(m, f);
+  }
+  return f;
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { alerting, writeCartridge } from './fixtures.js';
+
+/** A cartridge package directory outside the data dir, as a user would have it. */
+function packageDir(root: string, name: string, source: string, emits = ['domains.alert'], dependencies: string[] = []): string {
+  const dir = join(root, 'src', name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'manifest.json'),
+    JSON.stringify({ name, version: '1.0.0', author: 'test', description: name, entryPoint: 'process', dependencies, consumes: ['*'], emits }),
+  );
+  writeFileSync(join(dir, 'cartridge.js'), source);
+  return dir;
+}
+
+async function http(url: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+}
+
+describe('domains in a daemon started as a newcomer would', () => {
+  const t = tempDir('weft-domains-daemon-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
+  const stops: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const s of stops) await s();
+    t.cleanup();
+  });
+
+  it('init, domains, members and their tokens, installs through the gate, and refusals', async () => {
+    const init = weft(['init'], env);
+    assert.equal(init.code, 0, init.stderr);
+    assert.match(init.stdout, /company\/domains\/<domain>/);
+    for (const d of ['company/domains', 'personal', 'helpdesk']) assert.ok(existsSync(join(env.WEFT_DATA_DIR, d, 'README.md')), d);
+    for (const d of ['marketing', 'sales']) assert.equal(weft(['domains', 'create', d], env).code, 0);
+    assert.equal(weft(['domains', 'create', 'sales'], env).code, 1, 'a domain is created once');
+
+    const daemon = await startDaemonProcess(env);
+    stops.push(async () => {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    });
+    const add = (args: string[]) => {
+      const r = weft(['members', ...args], env);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    add(['add', 'ada', '--role', 'marketing:admin']);
+    add(['add', 'bob', '--role', 'sales:member']);
+    const tokenOf = (m: string) => (JSON.parse(weft(['--json', 'members', 'token', m], env).stdout) as { token: string }).token;
+    const ada = tokenOf('ada');
+    const bob = tokenOf('bob');
+
+    // An admin's install at the default level (L1) is the approval itself.
+    const pkg = packageDir(t.dir, 'digest', alerting('marketing digest'));
+    const asAda = { ...env, WEFT_TOKEN: ada };
+    const installed = weft(['--json', 'domains', 'install', 'marketing', pkg], asAda);
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.equal((JSON.parse(installed.stdout) as { state: string }).state, 'installed');
+
+    // A member's submission waits for an admin; the member cannot approve it, the node can.
+    const asBob = { ...env, WEFT_TOKEN: bob };
+    const submitted = weft(['--json', 'domains', 'install', 'sales', packageDir(t.dir, 'lead', alerting('sales lead'))], asBob);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    assert.equal((JSON.parse(submitted.stdout) as { state: string }).state, 'submitted');
+    const token = readFileSync(join(env.WEFT_DATA_DIR, 'api-token'), 'utf8').trim();
+    let pending: Array<{ id: number; eventType: string }> = [];
+    for (let i = 0; i < 200 && pending.length === 0; i++) {
+      pending = ((await http(daemon.url, bob, 'GET', '/api/notifications?domain=sales')).json.items as typeof pending).filter((n) => n.eventType === 'domains.cartridge.submitted');
+      if (pending.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    const id = pending[0]?.id as number;
+    assert.ok(id, 'bob sees the submission in his domain');
+    const refused = await http(daemon.url, bob, 'POST', `/api/notifications/${id}/resolve`, { agentId: 'bob', approve: true });
+    assert.equal(refused.status, 403, 'a member does not approve submissions');
+    const approved = await http(daemon.url, token, 'POST', `/api/notifications/${id}/resolve`, { agentId: 'owner', approve: true });
+    assert.equal(approved.status, 200, JSON.stringify(approved.json));
+
+    // A member token is refused on another domain's routes, served on its own.
+    assert.equal((await http(daemon.url, bob, 'GET', '/api/domains/marketing')).status, 403);
+    assert.equal((await http(daemon.url, bob, 'GET', '/api/notifications?domain=marketing')).status, 403);
+    assert.equal((await http(daemon.url, bob, 'POST', '/api/domains/marketing/cartridges', { manifest: {}, source: 'x' })).status, 403);
+    assert.equal((await http(daemon.url, bob, 'DELETE', '/api/domains/marketing/cartridges/digest')).status, 403);
+    assert.equal((await http(daemon.url, bob, 'GET', '/api/events')).status, 403);
+    for (let i = 0; i < 200; i++) {
+      const sales = await http(daemon.url, bob, 'GET', '/api/domains/sales');
+      if ((sales.json.cartridges as unknown[] | undefined)?.length === 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sales = await http(daemon.url, bob, 'GET', '/api/domains/sales');
+    assert.equal(sales.status, 200);
+    assert.deepEqual(sales.json.levels, [['lead']]);
+
+    // Events of a domain reach its pipeline; its admin reads the outcome.
+    assert.equal(weft(['emit', 'domain.software-development.planning.todo.created', '--domain', 'marketing', '--payload', '{"slug":"m1","title":"launch"}'], env).code, 0);
+    let alerts: Array<{ payload: { title: string } }> = [];
+    for (let i = 0; i < 200 && alerts.length === 0; i++) {
+      alerts = ((await http(daemon.url, ada, 'GET', '/api/notifications?domain=marketing&type=domains.alert')).json.items ?? []) as typeof alerts;
+      if (alerts.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(alerts[0]?.payload.title, 'marketing digest');
+
+    const show = weft(['pipeline', 'show', '--domain', 'marketing'], env);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /level 0:\n\s+digest 1\.0\.0/);
+    const valid = weft(['pipeline', 'validate'], env);
+    assert.equal(valid.code, 0, valid.stdout + valid.stderr);
+    assert.match(valid.stdout, /valid: 2 domain\(s\)/);
+
+    // A live change that does not validate is refused and named; validate says so too.
+    writeCartridge(join(env.WEFT_DATA_DIR, 'company', 'domains', 'sales'), 'orphan', alerting('x'), { dependencies: ['missing'], consumes: ['*'] });
+    const bad = weft(['pipeline', 'validate'], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /cartridge 'orphan' depends on 'missing'/);
+    const reload = weft(['domains', 'reload'], env);
+    assert.notEqual(reload.code, 0);
+    assert.match(reload.stderr, /orphan/);
+
+    daemon.proc.kill('SIGTERM');
+    assert.equal(await daemon.exited, 0);
+    stops.pop();
+  });
+
+  it('refuses to start on a dependency cycle in a domain, naming the cartridges', async () => {
+    const sales = join(env.WEFT_DATA_DIR, 'company', 'domains', 'sales');
+    writeCartridge(sales, 'orphan', alerting('x'), { dependencies: ['lead'], consumes: ['*'] });
+    writeCartridge(sales, 'lead', alerting('y'), { dependencies: ['orphan'], consumes: ['*'] });
+    await assert.rejects(startDaemonProcess(env), (err: Error) => {
+      assert.match(err.message, /exited with [1-9]/);
+      assert.match(err.message, /domain 'sales': dependency cycle (lead -> orphan -> lead|orphan -> lead -> orphan)/);
+      return true;
+    });
+  });
+});

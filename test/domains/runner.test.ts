@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { type AutonomyResolver, createDomainRunner, type DomainRunner, PipelineValidationError } from '../../src/domains/index.js';
+import type { WeftNode } from '../../src/node/index.js';
+import type { AutonomyLevel } from '../../src/sovereignty/index.js';
+import { silentLogger, systemClock } from '../../src/util/index.js';
+import { startTestNode, waitFor } from '../helpers/node.js';
+import { alerting, busy, todo, writeCartridge, writeDomain } from './fixtures.js';
+
+const SUBSCRIBE_TODOS = `[subscribe]\ndomains = []\nevents = ["domain.software-development.*"]\n`;
+
+/** Levels by cartridge; L3 otherwise (a plain table, as domain.toml's [autonomy.cartridges] gives). */
+function levels(byCartridge: Record<string, AutonomyLevel> = {}): AutonomyResolver {
+  return { resolve: (q) => ({ level: byCartridge[q.cartridge] ?? 'L3', reason: byCartridge[q.cartridge] ? `cartridge rule ${q.cartridge}` : 'global default' }) };
+}
+
+async function withRunner(
+  setup: (dataDir: string) => void,
+  opts: { autonomy?: AutonomyResolver; roles?: Record<string, Record<string, string>> } = {},
+): Promise<{ node: WeftNode; runner: DomainRunner; dir: string; close: () => Promise<void> }> {
+  const t = await startTestNode();
+  setup(t.dir);
+  const runner = createDomainRunner(
+    { dataDir: t.dir },
+    { node: t.node, logger: silentLogger, clock: systemClock, autonomy: opts.autonomy ?? levels(), rolesOf: (m) => opts.roles?.[m] },
+  );
+  t.node.pipeline.replace([...t.node.pipeline.cartridges, runner.stage]);
+  try {
+    await runner.start();
+  } catch (err) {
+    await t.close();
+    throw err;
+  }
+  return {
+    node: t.node,
+    runner,
+    dir: t.dir,
+    close: async () => {
+      await runner.stop();
+      await t.close();
+    },
+  };
+}
+
+function alerts(node: WeftNode, domain?: string) {
+  return node.ns.notifications.list({ eventType: 'domains.alert', limit: 500, ...(domain ? { domain } : {}) }).items;
+}
+
+describe('domain pipelines', () => {
+  const open: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of open) await c();
+  });
+
+  it('a slow domain and a failing one delay neither another domain nor the system pipeline', async () => {
+    const t = await withRunner((dir) => {
+      writeCartridge(writeDomain(dir, 'slow', `timeout_ms = 5000\n${SUBSCRIBE_TODOS}`), 'sleeper', busy('slow done', 2000));
+      writeCartridge(writeDomain(dir, 'broken', SUBSCRIBE_TODOS), 'boom', `function process() { throw new Error('kaboom'); }`);
+      writeCartridge(writeDomain(dir, 'fast', SUBSCRIBE_TODOS), 'quick', alerting('fast saw it'));
+    });
+    open.push(t.close);
+    const t0 = performance.now();
+    const [e] = await t.node.emitMany([todo('t1')]);
+    await waitFor(() => alerts(t.node, 'fast').length === 1, 10_000, 'the fast domain to alert');
+    const fastMs = performance.now() - t0;
+    // The system pipeline projected the todo itself, and the slow domain is still at work.
+    assert.equal(t.node.ns.notifications.list({ eventType: 'domain.software-development.planning.todo.created' }).items.length, 1);
+    assert.equal(alerts(t.node, 'slow').length, 0, 'the slow domain finished before the fast one was projected');
+    console.log(`# fast domain projected ${fastMs.toFixed(1)} ms after the emit, while the slow one still ran`);
+    await waitFor(() => alerts(t.node, 'slow').length === 1, 15_000, 'the slow domain to finish');
+    const failed = t.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items;
+    assert.ok(failed.some((n) => n.payload.cartridge === 'domain:broken/boom' && n.payload.eventId === e?.id && String(n.payload.error).includes('kaboom')), 'system.cartridge.failed names the domain cartridge and the event');
+    assert.ok(t.node.ns.deadLetters.list().some((d) => d.cartridge === 'domain:broken/boom' && d.eventId === e?.id), 'the failure left a dead letter');
+    // The fast domain's output carries the domain and the lineage.
+    const out = t.node.ns.log.children(e?.id as string).map((x) => x.envelope).find((x) => x.source === 'domain:fast/quick');
+    assert.equal(out?.domain, 'fast');
+    assert.equal(out?.event, 'domains.alert');
+  });
+
+  it('runs independent cartridges of one DAG level at the same time, and dependents after both', async () => {
+    const t = await withRunner((dir) => {
+      const d = writeDomain(dir, 'par', `timeout_ms = 2000\n${SUBSCRIBE_TODOS}`);
+      writeCartridge(d, 'left', busy('left', 200));
+      writeCartridge(d, 'right', busy('right', 200));
+      writeCartridge(d, 'join', busy('join', 1), { dependencies: ['left', 'right'] });
+    });
+    open.push(t.close);
+    assert.deepEqual(t.runner.pipelines.domains[0]?.levels, [['left', 'right'], ['join']]);
+    await t.node.emitMany([todo('p1')]);
+    await waitFor(() => alerts(t.node, 'par').length === 3, 10_000, 'three alerts');
+    const span = (title: string) => {
+      const n = alerts(t.node, 'par').find((x) => x.payload.title === title);
+      return JSON.parse(String(n?.payload.body)) as { start: number; end: number };
+    };
+    const [l, r, j] = [span('left'), span('right'), span('join')];
+    assert.ok(l.start < r.end && r.start < l.end, `left ${JSON.stringify(l)} and right ${JSON.stringify(r)} overlap`);
+    assert.ok(j.start >= Math.max(l.end, r.end), 'join starts after both of its dependencies ended');
+    console.log(`# level of two 200 ms cartridges took ${Math.max(l.end, r.end) - Math.min(l.start, r.start)} ms`);
+  });
+
+  it('refuses to start on a cycle, a missing dependency, a scope violation and an output conflict, naming the cartridges', async () => {
+    const cases: Array<[string, (dir: string) => void, RegExp, string[]]> = [
+      [
+        'cycle',
+        (dir) => {
+          const d = writeDomain(dir, 'loop');
+          writeCartridge(d, 'a', alerting('a'), { dependencies: ['b'] });
+          writeCartridge(d, 'b', alerting('b'), { dependencies: ['a'] });
+        },
+        /domain 'loop': dependency cycle a -> b -> a/,
+        ['a', 'b'],
+      ],
+      [
+        'missing_dependency',
+        (dir) => writeCartridge(writeDomain(dir, 'lonely'), 'needy', alerting('x'), { dependencies: ['ghost'] }),
+        /cartridge 'needy' depends on 'ghost', which is not in this pipeline/,
+        ['needy', 'ghost'],
+      ],
+      [
+        'scope',
+        (dir) => writeCartridge(writeDomain(dir, 'narrow'), 'wide', alerting('x'), { emits: ['domains.alert', 'system.worker.crashed'] }),
+        /cartridge 'wide' emits 'system.worker.crashed', outside what this pipeline may emit/,
+        ['wide'],
+      ],
+      [
+        'conflict',
+        (dir) => {
+          const d = writeDomain(dir, 'both');
+          writeCartridge(d, 'one', alerting('1'), { outputs: ['score'] });
+          writeCartridge(d, 'two', alerting('2'), { outputs: ['score'] });
+        },
+        /cartridges 'one' and 'two' both claim the output 'score'/,
+        ['one', 'two'],
+      ],
+    ];
+    for (const [problem, setup, message, names] of cases) {
+      await assert.rejects(withRunner(setup), (err: unknown) => {
+        assert.ok(err instanceof PipelineValidationError, `${problem}: ${String(err)}`);
+        assert.equal(err.problem, problem);
+        assert.match(err.message, message);
+        assert.deepEqual([...err.cartridges].sort(), [...names].sort());
+        assert.equal(err.code, 'WEFT_PIPELINE_INVALID');
+        return true;
+      });
+    }
+  });
+
+  it('holds an L1 action for a human, emits it on approval; L2 acts and tells the admins', async () => {
+    const t = await withRunner(
+      (dir) => {
+        const d = writeDomain(dir, 'ops', SUBSCRIBE_TODOS);
+        writeCartridge(d, 'careful', alerting('careful'));
+        writeCartridge(d, 'bold', alerting('bold'));
+      },
+      { autonomy: levels({ careful: 'L1', bold: 'L2' }) },
+    );
+    open.push(t.close);
+    await t.node.emitMany([todo('a1')]);
+    await waitFor(() => t.node.ns.notifications.list({ eventType: 'domains.action.pending' }).items.length === 1, 10_000, 'the held action');
+    await waitFor(() => t.node.ns.notifications.list({ eventType: 'domains.action.taken' }).items.length === 1, 10_000, 'the L2 note');
+    assert.deepEqual(alerts(t.node).map((n) => n.payload.title), ['bold']);
+    const held = t.node.ns.notifications.list({ eventType: 'domains.action.pending' }).items[0];
+    assert.equal(held?.payload.cartridge, 'careful');
+    assert.equal((held?.payload.proposed as { event: string } | undefined)?.event, 'domains.alert');
+    assert.equal(await t.runner.resolveAction(held?.id as number, true), 'emitted');
+    await waitFor(() => alerts(t.node).length === 2, 10_000, 'the approved alert');
+    assert.ok(alerts(t.node).some((n) => n.payload.title === 'careful' && n.domain === 'ops'));
+  });
+
+  it("runs a member's personal cartridges after their domains, on their subscribed domains only", async () => {
+    const t = await withRunner(
+      (dir) => {
+        writeCartridge(writeDomain(dir, 'eng', `[subscribe]\ndomains = []\nevents = ["domain.software-development.planning.todo.created"]\n`), 'triage', alerting('triage'), { consumes: ['domain.software-development.planning.todo.created'] });
+        writeCartridge(writeDomain(dir, 'sales', `[subscribe]\ndomains = []\nevents = ["domain.software-development.planning.todo.closed"]\n`), 'deal', alerting('deal'), { consumes: ['domain.software-development.planning.todo.closed'] });
+        const me = join(dir, 'personal', 'alice');
+        mkdirSync(me, { recursive: true });
+        writeFileSync(join(me, 'subscriptions.toml'), 'events = ["domain.software-development.*"]\n');
+        writeCartridge(me, 'ping', alerting('for alice'));
+      },
+      { roles: { alice: { eng: 'member' } } },
+    );
+    open.push(t.close);
+    assert.deepEqual(t.runner.pipelines.personal[0]?.member?.reach, ['eng']);
+    await t.node.emitMany([todo('x1'), { event: 'domain.software-development.planning.todo.closed', payload: { slug: 'x1', reason: 'delivered' } }]);
+    await waitFor(() => alerts(t.node).length === 3, 10_000, 'three alerts');
+    await t.runner.idle();
+    const mine = alerts(t.node).filter((n) => n.payload.title === 'for alice');
+    assert.equal(mine.length, 1, 'alice saw the todo her domain eng received, not the closed one only sales receives');
+    assert.equal(mine[0]?.payload.body, 'x1');
+    const lanes = t.runner.status();
+    assert.deepEqual(lanes.map((l) => l.scope).sort(), ['eng', 'personal:alice', 'sales']);
+  });
+
+  it('refuses a personal pipeline for a domain the member holds no role in', async () => {
+    await assert.rejects(
+      withRunner(
+        (dir) => {
+          writeDomain(dir, 'eng');
+          const me = join(dir, 'personal', 'bob');
+          mkdirSync(me, { recursive: true });
+          writeFileSync(join(me, 'subscriptions.toml'), 'domains = ["eng"]\n');
+          writeCartridge(me, 'peek', alerting('peek'));
+        },
+        { roles: { bob: {} } },
+      ),
+      /personal pipeline of 'bob': subscribes to 'eng', where 'bob' holds no role/,
+    );
+  });
+
+  it('refuses a live change that does not validate, keeps the running pipeline, and says so', async () => {
+    const t = await withRunner((dir) => writeCartridge(writeDomain(dir, 'live', SUBSCRIBE_TODOS), 'first', alerting('first')));
+    open.push(t.close);
+    writeCartridge(join(t.dir, 'company', 'domains', 'live'), 'second', alerting('second'), { dependencies: ['nobody'] });
+    await assert.rejects(t.runner.reload(), /cartridge 'second' depends on 'nobody'/);
+    await waitFor(() => t.node.ns.notifications.list({ eventType: 'domains.pipeline.refused' }).items.length === 1, 10_000, 'the refusal');
+    await t.node.emitMany([todo('still')]);
+    await waitFor(() => alerts(t.node, 'live').length === 1, 10_000, 'the old pipeline to keep running');
+    assert.equal(alerts(t.node, 'live')[0]?.payload.title, 'first');
+  });
+});
