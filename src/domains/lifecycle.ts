@@ -24,11 +24,12 @@ import {
   validatePackage,
   writePackageDir,
 } from '../sovereignty/index.js';
-import type { DomainGuardianConfig } from './domain-config.js';
+import type { DomainConfig, DomainGuardianConfig } from './domain-config.js';
 import { domainDir, memberDir, SCOPE_NAME } from './layout.js';
 import { personalScope, type PipelineDef } from './loader.js';
 import type { Principal } from './members.js';
 import type { DomainRunner } from './runner.js';
+import { validatePipeline } from './validate.js';
 
 /** Who asks: the node's own token, or a member with their roles. */
 export type Requester = Principal;
@@ -112,7 +113,24 @@ export class DomainLifecycle {
     const pkg = validatePackage(raw);
     const def = this.domain(domain);
     const name = pkg.manifest.name;
-    const verdict = await this.guardian(def.domain?.guardian as DomainGuardianConfig, def).judge(guardianRequest(pkg, { origin: `member:${by(requester)}` }));
+    const same = def.cartridges.find((c) => c.pkg.manifest.name === name);
+    if (same && same.pkg.manifest.version === pkg.manifest.version && same.sha256 === sourceDigest(pkg.source)) {
+      return { state: 'installed', scope: domain, cartridge: name, version: pkg.manifest.version, message: `${name} ${pkg.manifest.version} is already installed in domain ${domain} (same source): nothing changed` };
+    }
+    // The composition first: a submission that would not validate with its pipeline is refused before anyone judges it.
+    const others = def.cartridges.filter((c) => c.pkg.manifest.name !== name).map((c) => c.pkg.manifest);
+    const cfg = def.domain as DomainConfig;
+    const levels = validatePipeline(
+      { label: `domain '${domain}'`, receives: cfg.subscribeDomains.length > 0 ? null : cfg.subscribeEvents, emits: cfg.emits },
+      [...others, pkg.manifest],
+    );
+    // A guardian command also sees the domain and the composition it would join (to judge the whole, not the part).
+    const request = {
+      ...guardianRequest(pkg, { origin: `member:${by(requester)}` }),
+      domain,
+      composition: { levels, cartridges: [...others, pkg.manifest].map((m) => ({ name: m.name, version: m.version, dependencies: m.dependencies, consumes: m.consumes, emits: m.emits, outputs: m.outputs ?? [] })) },
+    };
+    const verdict = await this.guardian(cfg.guardian, def).judge(request);
     const base = { domain, cartridge: name, version: pkg.manifest.version, by: by(requester), sha256: sourceDigest(pkg.source) };
     if (!verdict.approve) {
       await this.deps.audit('domain.cartridge.refused', { ...base, guardian: verdict.reason }, false);

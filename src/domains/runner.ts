@@ -698,6 +698,8 @@ class Lane {
       inputs.push({
         event: o.type,
         payload: o.payload,
+        // An alert's title says more than its type's description.
+        ...(typeof o.payload.title === 'string' && o.payload.title.length > 0 ? { description: o.payload.title.slice(0, 500) } : {}),
         source: domainSource(scope, o.cartridge),
         ...lineage,
         ...(personal ? {} : { domain: scope }),

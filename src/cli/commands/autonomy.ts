@@ -21,6 +21,10 @@ specific rule that matches it:
 
   event type  >  cartridge  >  domain  >  global (config key autonomy.domain_default)
 
+When no rule names an install (cartridge.install), the install's global level is the config
+key autonomy.cartridge_install (default L1: an admin's own install is the approval; a member's
+waits for an admin), not autonomy.domain_default.
+
 An event-type rule beats any cartridge rule, a cartridge rule beats any domain rule. Between
 event types an exact one beats a pattern (build.*), a pattern with more literal segments beats
 one with fewer. At equal specificity a rule set here beats one from the domain's domain.toml.
