@@ -102,6 +102,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       { dataDir: cfg.data_dir, inboxLimit: cfg.domains.inbox_limit, batch: cfg.domains.batch },
       { node: n, logger: logger.child({ mod: 'domains' }), clock: n.clock, autonomy: matrix, rolesOf },
     );
+    // A revoked role narrows a personal pipeline's reach at once.
+    members.onRolesChanged(() => runner.rolesChanged());
     // Seed item 11: after projection → mesh publisher → promotion tracker → the gate's stage
     // (installer, decided after each commit) → installed cartridges → the domain router; a
     // dependency cycle (platform or domain) refuses the start.

@@ -131,6 +131,7 @@ interface AuthRow {
 export class MemberDirectory {
   private readonly store: Store;
   private readonly audit: AuditLog;
+  private readonly listeners = new Set<(member: string) => void>();
   /** Statements on the writer, run inside `store.write`. */
   private readonly w;
   /** Statements on the reader (committed rows only), prepared on first use. */
@@ -240,6 +241,7 @@ export class MemberDirectory {
         true,
       );
     });
+    this.rolesChanged(name);
     return this.get(name);
   }
 
@@ -251,7 +253,7 @@ export class MemberDirectory {
    */
   async remove(name: string): Promise<Member> {
     checkName('member', name);
-    return this.store.write(() => {
+    const removed = await this.store.write(() => {
       const before = this.memberIn(name);
       this.w.deleteTokens.run(name);
       this.w.deleteRoles.run(name);
@@ -264,6 +266,8 @@ export class MemberDirectory {
       );
       return before;
     });
+    this.rolesChanged(name);
+    return removed;
   }
 
   /**
@@ -291,6 +295,7 @@ export class MemberDirectory {
       this.w.upsertRole.run(name, domain, role, this.store.clock.now());
       this.audit.recordIn('member.role.granted', null, { member: name, domain, role, previous }, true);
     });
+    this.rolesChanged(name);
     return this.get(name);
   }
 
@@ -313,7 +318,21 @@ export class MemberDirectory {
       this.w.deleteRole.run(name, domain);
       this.audit.recordIn('member.role.revoked', null, { member: name, domain, role }, true);
     });
+    this.rolesChanged(name);
     return this.get(name);
+  }
+
+  /**
+   * Calls `fn` after each committed change of a member's existence or roles (not tokens), so
+   * what depends on roles (the personal pipelines' reach) follows at once. Answers the unsubscribe.
+   */
+  onRolesChanged(fn: (member: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private rolesChanged(member: string): void {
+    for (const fn of this.listeners) fn(member);
   }
 
   /** Every member with roles and tokens, by name. */

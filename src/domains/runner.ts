@@ -148,6 +148,10 @@ export class DomainRunner {
   private unsubscribe: (() => void) | undefined;
   private running = false;
   private gcTimer: NodeJS.Timeout | undefined;
+  /** Every enabled domain's subscription test, for the router. */
+  private routes: Array<{ name: string; subscribed: (event: Envelope) => boolean }> = [];
+  /** Members' roles, read once per change of roles (`rolesChanged`). */
+  private readonly roles = new Map<string, Readonly<Record<string, string>> | undefined>();
   /** How many domain outputs deep an event is (bounded, oldest forgotten first). */
   readonly chain = new Map<string, number>();
 
@@ -269,6 +273,8 @@ export class DomainRunner {
       this.deps.autonomy.setFileRules?.(d.name, { ...(a.level ? { level: a.level } : {}), cartridges: { ...a.cartridges }, events: { ...a.events } });
     }
     for (const d of this.set.domains) if (!set.domains.some((x) => x.name === d.name)) this.deps.autonomy.clearFileRules?.(d.name);
+    this.routes = set.domains.filter((d) => d.domain?.enabled).map((d) => ({ name: d.name, subscribed: subscriptionOf(d) }));
+    this.roles.clear();
     this.set = set;
     await this.deps.node
       .emitMany([
@@ -303,11 +309,28 @@ export class DomainRunner {
     for (const lane of this.lanes.values()) if (lane.def.kind === 'personal') lane.wake();
   }
 
+  /** A member's roles changed: their personal pipeline's reach follows at once. */
+  rolesChanged(): void {
+    this.roles.clear();
+  }
+
+  /**
+   * The domains a personal pipeline reaches now: those its subscriptions name (or all) where
+   * the member still holds a role. Losing a role narrows it at once, without a reload.
+   */
+  reachOf(def: PipelineDef): readonly string[] {
+    const member = def.member;
+    if (!member) return [];
+    if (!this.roles.has(member.member)) this.roles.set(member.member, this.deps.rolesOf(member.member));
+    const roles = this.roles.get(member.member) ?? {};
+    return member.domains.length > 0 ? member.domains.filter((d) => roles[d] !== undefined) : Object.keys(roles);
+  }
+
   /** The highest inbox position a lane may read: a member's lane waits for the domains it reaches. */
   ceiling(def: PipelineDef): number {
     if (def.kind === 'domain') return Number.MAX_SAFE_INTEGER;
     let min = Number.MAX_SAFE_INTEGER;
-    for (const d of def.member?.reach ?? []) {
+    for (const d of this.reachOf(def)) {
       const lane = this.lanes.get(d);
       if (lane) min = Math.min(min, lane.position);
     }
@@ -319,18 +342,19 @@ export class DomainRunner {
   private route(event: Envelope, ctx: CartridgeContext): Envelope {
     if (!this.running || this.lanes.size === 0) return event;
     const from = scopeOfSource(event.source);
-    let targets = '';
-    const domains: string[] = [];
-    for (const lane of this.lanes.values()) {
-      if (lane.def.kind !== 'domain' || lane.def.scope === from || !lane.receives(event)) continue;
-      targets += `,${lane.def.scope}`;
-      domains.push(lane.def.scope);
+    // The domains that subscribe to it (with cartridges or not: a member's reach counts them
+    // all). A domain's own outputs never go back to it (the lane check below), but do reach the
+    // personal pipelines of its members.
+    let subscribed: string[] | undefined;
+    for (const r of this.routes) {
+      if (r.subscribed(event)) (subscribed ??= []).push(r.name);
     }
-    if (domains.length > 0) {
-      for (const lane of this.lanes.values()) {
-        if (lane.def.kind !== 'personal' || lane.def.scope === from) continue;
-        const reach = lane.def.member?.reach ?? [];
-        if (domains.some((d) => reach.includes(d)) && lane.receives(event)) targets += `,${lane.def.scope}`;
+    if (subscribed === undefined) return event;
+    let targets = '';
+    for (const lane of this.lanes.values()) {
+      if (lane.def.scope === from || !lane.consumesEvent(event)) continue;
+      if (lane.def.kind === 'domain' ? subscribed.includes(lane.def.name) : lane.memberWants(event) && this.reachOf(lane.def).some((d) => subscribed.includes(d))) {
+        targets += `,${lane.def.scope}`;
       }
     }
     if (targets === '') return event;
@@ -460,6 +484,13 @@ function laneOffset(scope: string): string {
   return `domains:${scope}`;
 }
 
+/** Whether a domain subscribes to an event: its envelope domain is listed, or its type matches. */
+function subscriptionOf(def: PipelineDef): (event: Envelope) => boolean {
+  const byDomain = new Set(def.domain?.subscribeDomains ?? []);
+  const byType = patternMatcher(def.domain?.subscribeEvents ?? []);
+  return (e) => byDomain.has(e.domain) || byType(e.event);
+}
+
 /** Changes when anything that shapes a lane changes: its settings, its cartridges' code. */
 function fingerprint(def: PipelineDef): string {
   return JSON.stringify([def.domain ?? def.member, def.cartridges.map((c) => [c.pkg.manifest, c.sha256])]);
@@ -483,7 +514,7 @@ class Lane {
   private readonly slotOf = new Map<string, number>();
   private readonly sandboxes: Sandbox[] = [];
   private readonly consumes: (type: string) => boolean;
-  private readonly subscribed: (event: Envelope) => boolean;
+  private readonly memberTypes: (type: string) => boolean;
   private loop: Promise<void> | undefined;
   private stopping = false;
   private wakeUp: (() => void) | undefined;
@@ -503,15 +534,8 @@ class Lane {
     this.logger = deps.logger.child({ pipeline: def.scope });
     for (const c of def.cartridges) this.manifests.set(c.pkg.manifest.name, c.pkg.manifest);
     this.consumes = patternMatcher(def.cartridges.flatMap((c) => c.pkg.manifest.consumes));
-    if (def.kind === 'domain' && def.domain) {
-      const byDomain = new Set(def.domain.subscribeDomains);
-      const byType = patternMatcher(def.domain.subscribeEvents);
-      this.subscribed = (e) => byDomain.has(e.domain) || byType(e.event);
-    } else {
-      const events = def.member?.events ?? [];
-      const byType = events.length > 0 ? patternMatcher(events) : () => true;
-      this.subscribed = (e) => byType(e.event);
-    }
+    const events = def.member?.events ?? [];
+    this.memberTypes = events.length > 0 ? patternMatcher(events) : () => true;
     // Cartridges of one level go to different sandboxes (processes), up to max_parallel.
     const slots = Math.max(1, Math.min(def.maxParallel, Math.max(1, ...def.levels.map((l) => l.length))));
     for (const level of def.levels) {
@@ -531,9 +555,14 @@ class Lane {
     }
   }
 
-  /** Whether the router should give this lane an event. */
-  receives(event: Envelope): boolean {
-    return this.subscribed(event) && this.consumes(event.event);
+  /** Whether one of its cartridges consumes the event's type. */
+  consumesEvent(event: Envelope): boolean {
+    return this.consumes(event.event);
+  }
+
+  /** Personal lanes: whether the member's subscriptions take the event's type. */
+  memberWants(event: Envelope): boolean {
+    return this.memberTypes(event.event);
   }
 
   /** Loads every cartridge into its sandbox. @throws {PipelineValidationError} ('load') naming the one that did not load. */

@@ -170,6 +170,7 @@ describe('domain pipelines', () => {
   });
 
   it("runs a member's personal cartridges after their domains, on their subscribed domains only", async () => {
+    const roles: Record<string, Record<string, string>> = { alice: { eng: 'member' } };
     const t = await withRunner(
       (dir) => {
         writeCartridge(writeDomain(dir, 'eng', `[subscribe]\ndomains = []\nevents = ["domain.software-development.planning.todo.created"]\n`), 'triage', alerting('triage'), { consumes: ['domain.software-development.planning.todo.created'] });
@@ -179,10 +180,10 @@ describe('domain pipelines', () => {
         writeFileSync(join(me, 'subscriptions.toml'), 'events = ["domain.software-development.*"]\n');
         writeCartridge(me, 'ping', alerting('for alice'));
       },
-      { roles: { alice: { eng: 'member' } } },
+      { roles },
     );
     open.push(t.close);
-    assert.deepEqual(t.runner.pipelines.personal[0]?.member?.reach, ['eng']);
+    assert.deepEqual(t.runner.reachOf(t.runner.pipelines.personal[0] as never), ['eng']);
     await t.node.emitMany([todo('x1'), { event: 'domain.software-development.planning.todo.closed', payload: { slug: 'x1', reason: 'delivered' } }]);
     await waitFor(() => alerts(t.node).length === 3, 10_000, 'three alerts');
     await t.runner.idle();
@@ -191,6 +192,13 @@ describe('domain pipelines', () => {
     assert.equal(mine[0]?.payload.body, 'x1');
     const lanes = t.runner.status();
     assert.deepEqual(lanes.map((l) => l.scope).sort(), ['eng', 'personal:alice', 'sales']);
+    // Once her role in eng is revoked, her cartridges see nothing of eng, without a reload.
+    roles.alice = {};
+    t.runner.rolesChanged();
+    await t.node.emitMany([todo('x2')]);
+    await waitFor(() => alerts(t.node).filter((n) => n.payload.title === 'triage').length === 2, 10_000, 'eng to see x2');
+    await t.runner.idle();
+    assert.equal(alerts(t.node).filter((n) => n.payload.title === 'for alice').length, 1, 'a revoked member sees nothing more');
   });
 
   it('refuses a personal pipeline for a domain the member holds no role in', async () => {
