@@ -345,11 +345,9 @@ export class DomainRunner {
     // The domains that subscribe to it (with cartridges or not: a member's reach counts them
     // all). A domain's own outputs never go back to it (the lane check below), but do reach the
     // personal pipelines of its members.
-    let subscribed: string[] | undefined;
-    for (const r of this.routes) {
-      if (r.subscribed(event)) (subscribed ??= []).push(r.name);
-    }
-    if (subscribed === undefined) return event;
+    const subscribed: string[] = [];
+    for (const r of this.routes) if (r.subscribed(event)) subscribed.push(r.name);
+    if (subscribed.length === 0) return event;
     let targets = '';
     for (const lane of this.lanes.values()) {
       if (lane.def.scope === from || !lane.consumesEvent(event)) continue;
