@@ -17,6 +17,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['startup', () => import('./startup.js')],
   ['privacy', () => import('./privacy.js')],
   ['dashboard', () => import('./dashboard.js')],
+  ['domains', () => import('./domains.js')],
 ];
 
 const filter = process.argv.slice(2);

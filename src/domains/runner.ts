@@ -12,7 +12,7 @@ import { DOMAIN_EVENTS } from '../catalog/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { WeftError } from '../errors/index.js';
-import type { Cartridge, CartridgeContext, CommittedBatch } from '../pipeline/index.js';
+import { type Cartridge, type CartridgeContext, type CommittedBatch, LOGGED_FACT } from '../pipeline/index.js';
 import {
   type AutonomyLevel,
   type CartridgeManifest,
@@ -23,6 +23,7 @@ import {
   type SandboxInit,
   type SandboxStatus,
 } from '../sovereignty/index.js';
+import type { Statement } from 'better-sqlite3';
 import type { NodeStore } from '../store/index.js';
 import { type Clock, type Logger, Mutex } from '../util/index.js';
 import { loadPipelineSet, type PipelineDef, type PipelineSet, type PipelineSetDeps } from './loader.js';
@@ -106,7 +107,8 @@ export interface LaneStatus {
 
 interface Row {
   seq: number;
-  body: string;
+  /** Null only if the logged event it points to is gone (never deleted today): the row is skipped. */
+  body: string | null;
 }
 
 interface Output {
@@ -148,8 +150,11 @@ export class DomainRunner {
   private unsubscribe: (() => void) | undefined;
   private running = false;
   private gcTimer: NodeJS.Timeout | undefined;
+  private readStmt: Statement<[number, number, string, number]> | undefined;
   /** Every enabled domain's subscription test, for the router. */
   private routes: Array<{ name: string; subscribed: (event: Envelope) => boolean }> = [];
+  /** The router's answer (its targets, '' for none) by source scope, envelope domain and type; cleared when pipelines or roles change. */
+  private readonly targetsOf = new Map<string, string>();
   /** Members' roles, read once per change of roles (`rolesChanged`). */
   private readonly roles = new Map<string, Readonly<Record<string, string>> | undefined>();
   /** How many domain outputs deep an event is (bounded, oldest forgotten first). */
@@ -261,6 +266,7 @@ export class DomainRunner {
       if (!next || lane.fingerprint !== fingerprint(next)) {
         await lane.stop();
         this.lanes.delete(scope);
+        this.targetsOf.clear();
       }
     }
     for (const lane of started) {
@@ -275,6 +281,7 @@ export class DomainRunner {
     for (const d of this.set.domains) if (!set.domains.some((x) => x.name === d.name)) this.deps.autonomy.clearFileRules?.(d.name);
     this.routes = set.domains.filter((d) => d.domain?.enabled).map((d) => ({ name: d.name, subscribed: subscriptionOf(d) }));
     this.roles.clear();
+    this.targetsOf.clear();
     this.set = set;
     await this.deps.node
       .emitMany([
@@ -312,6 +319,7 @@ export class DomainRunner {
   /** A member's roles changed: their personal pipeline's reach follows at once. */
   rolesChanged(): void {
     this.roles.clear();
+    this.targetsOf.clear();
   }
 
   /**
@@ -342,18 +350,13 @@ export class DomainRunner {
   private route(event: Envelope, ctx: CartridgeContext): Envelope {
     if (!this.running || this.lanes.size === 0) return event;
     const from = scopeOfSource(event.source);
-    // The domains that subscribe to it (with cartridges or not: a member's reach counts them
-    // all). A domain's own outputs never go back to it (the lane check below), but do reach the
-    // personal pipelines of its members.
-    const subscribed: string[] = [];
-    for (const r of this.routes) if (r.subscribed(event)) subscribed.push(r.name);
-    if (subscribed.length === 0) return event;
-    let targets = '';
-    for (const lane of this.lanes.values()) {
-      if (lane.def.scope === from || !lane.consumesEvent(event)) continue;
-      if (lane.def.kind === 'domain' ? subscribed.includes(lane.def.name) : lane.memberWants(event) && this.reachOf(lane.def).some((d) => subscribed.includes(d))) {
-        targets += `,${lane.def.scope}`;
-      }
+    // The answer depends only on these three: computed once per combination, not per event.
+    const key = `${from ?? ''}\n${event.domain ?? ''}\n${event.event}`;
+    let targets = this.targetsOf.get(key);
+    if (targets === undefined) {
+      targets = this.targetsFor(event, from);
+      if (this.targetsOf.size >= 10_000) this.targetsOf.clear();
+      this.targetsOf.set(key, targets);
     }
     if (targets === '') return event;
     if (this.inboxCount >= this.limit) {
@@ -370,10 +373,31 @@ export class DomainRunner {
       }
       return event;
     }
-    this.insert.run(event.id, event.event, `${targets},`, JSON.stringify(event), this.deps.clock.now());
+    // The event log already holds the envelope: copy it only when a stage changed it (trust
+    // flags, enrichment context, an installed cartridge), else the lane reads the log's copy.
+    const body = ctx.facts.get(LOGGED_FACT) === event ? '' : JSON.stringify(event);
+    this.insert.run(event.id, event.event, `${targets},`, body, this.deps.clock.now());
     this.inboxCount++;
     this.routedSinceWake = true;
     return event;
+  }
+
+  /** The lanes an event goes to, as `,a,b` ('' for none). */
+  private targetsFor(event: Envelope, from: string | undefined): string {
+    // The domains that subscribe to it (with cartridges or not: a member's reach counts them
+    // all). A domain's own outputs never go back to it (the lane check below), but do reach the
+    // personal pipelines of its members.
+    const subscribed: string[] = [];
+    for (const r of this.routes) if (r.subscribed(event)) subscribed.push(r.name);
+    if (subscribed.length === 0) return '';
+    let targets = '';
+    for (const lane of this.lanes.values()) {
+      if (lane.def.scope === from || !lane.consumesEvent(event)) continue;
+      if (lane.def.kind === 'domain' ? subscribed.includes(lane.def.name) : lane.memberWants(event) && this.reachOf(lane.def).some((d) => subscribed.includes(d))) {
+        targets += `,${lane.def.scope}`;
+      }
+    }
+    return targets;
   }
 
   /** Deletes inbox rows every lane has finished. */
@@ -394,9 +418,11 @@ export class DomainRunner {
 
   /** Reads a lane's next events. */
   read(scope: string, after: number, ceiling: number, limit: number): Row[] {
-    return this.deps.node.ns.store.reader
-      .prepare('SELECT seq, body FROM domain_inbox WHERE seq > ? AND seq <= ? AND instr(targets, ?) > 0 ORDER BY seq LIMIT ?')
-      .all(after, ceiling, `,${scope},`, limit) as Row[];
+    // Prepared once, on the reader: lanes read while the writer commits.
+    this.readStmt ??= this.deps.node.ns.store.reader.prepare<[number, number, string, number]>(
+      "SELECT i.seq, CASE WHEN i.body = '' THEN e.body ELSE i.body END AS body FROM domain_inbox i LEFT JOIN events e ON e.id = i.event_id AND i.body = '' WHERE i.seq > ? AND i.seq <= ? AND instr(i.targets, ?) > 0 ORDER BY i.seq LIMIT ?",
+    );
+    return this.readStmt.all(after, ceiling, `,${scope},`, limit) as Row[];
   }
 
   /** Events routed to a lane that it has not finished. */
@@ -621,7 +647,11 @@ class Lane {
 
   /** Runs a batch through the levels, emits what came out, then commits the position. */
   private async process(rows: readonly Row[]): Promise<void> {
-    const events = rows.map((r) => JSON.parse(r.body) as Envelope);
+    const events: Envelope[] = [];
+    for (const r of rows) {
+      if (r.body === null) this.logger.warn({ seq: r.seq }, 'domain inbox row without its event: skipped');
+      else events.push(JSON.parse(r.body) as Envelope);
+    }
     // results[i].get(c): the event as cartridge c passed it on, or null (stopped, failed or skipped by a dependency).
     const results = events.map(() => new Map<string, Envelope | null>());
     const outputs: Output[] = [];

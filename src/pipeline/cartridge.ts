@@ -75,3 +75,5 @@ export interface IngressFact {
 
 export const INGRESS_FACT = 'ingress';
 export const RELEASED_FACT = 'released';
+/** Set by the processor on every event: the envelope exactly as the event log holds it (a stage that changes the event returns another object). */
+export const LOGGED_FACT = 'logged';

@@ -5,7 +5,7 @@ import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { NodeStore, NotificationChange, RejectionInput } from '../store/index.js';
 import { type Clock, type Logger, sleep } from '../util/index.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
-import type { CartridgeContext, NodeSelf } from './cartridge.js';
+import { type CartridgeContext, LOGGED_FACT, type NodeSelf } from './cartridge.js';
 import type { Pipeline, RunOutcome } from './pipeline.js';
 
 /** Published after each batch commits. */
@@ -235,6 +235,7 @@ export class Processor {
         facts.clear();
         if (batchFacts) for (const k in batchFacts) facts.set(k, batchFacts[k]);
         if (e.facts) for (const k in e.facts) facts.set(k, e.facts[k]);
+        facts.set(LOGGED_FACT, env);
         let r = pipeline.run(env, ctx);
         if (r instanceof Promise) r = await r;
         const out = r as RunOutcome;
