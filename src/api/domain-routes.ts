@@ -144,7 +144,7 @@ export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => 
       requireNode(req, 'validating the pipelines');
       try {
         const set = await loadPipelineSet(deps.dataDir, deps.validation);
-        return { ok: true, domains: set.domains.map(pipelineView), personal: set.personal.map(pipelineView) };
+        return { ok: set.refused.length === 0, domains: set.domains.map(pipelineView), personal: set.personal.map(pipelineView), refused: set.refused };
       } catch (err) {
         const problem = describeProblem(err);
         if (!problem) throw err;

@@ -99,7 +99,7 @@ export function assertMemberMayReach(
 
   if (route === '/api/notifications' && method === 'GET') {
     const domain = (req.query as Record<string, unknown> | undefined)?.domain;
-    if (typeof domain === 'string' && roleIn(p, domain) !== undefined) return;
+    if (typeof domain === 'string' && notificationRole(p, domain) !== undefined) return;
     throw new WeftError(
       'WEFT_FORBIDDEN',
       typeof domain === 'string'
@@ -120,7 +120,7 @@ export function assertMemberMayReach(
     }
     const id = Number(raw);
     const { domain, eventType } = notificationOf(id);
-    const role = roleIn(p, domain);
+    const role = notificationRole(p, domain);
     // Answering what only a domain's admins decide (a submitted cartridge, a held action) needs the admin role.
     if (role === 'member' && method === 'POST' && ADMIN_ANSWERED.has(eventType)) {
       throw new WeftError('WEFT_FORBIDDEN', `notification ${id} (${eventType}) is answered by an admin of domain '${domain}'; member '${p.name}' is a member there`, {
@@ -155,6 +155,11 @@ export function assertMemberMayReach(
   }
 
   throw new WeftError('WEFT_FORBIDDEN', FORBIDDEN);
+}
+
+/** A member's role for notifications: their domains', and their own personal pipeline's (`personal:<name>`). */
+function notificationRole(p: MemberPrincipal, domain: string): MemberRole | undefined {
+  return domain === `personal:${p.name}` ? 'member' : roleIn(p, domain);
 }
 
 /** Notification types only a domain's admins answer. */

@@ -128,7 +128,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /': { summary: 'The dashboard (open it with `weft dashboard`)' },
   'GET /assets/:file': { summary: 'The dashboard’s scripts and styles' },
   'GET /api/domains': { summary: 'Domain and personal pipelines: settings, DAG levels, lane state, the inbox' },
-  'GET /api/domains/:domain': { summary: 'One domain: its settings, cartridges, DAG levels and lane state (its members too)' },
+  'GET /api/domains/:domain': { summary: 'One domain: its settings, cartridges, DAG levels and lane state (its members may read it)' },
   'POST /api/domains/:domain/cartridges': { summary: 'Submit a cartridge to a domain: guardian, then the autonomy level of cartridge.install', status: 201 },
   'DELETE /api/domains/:domain/cartridges/:name': { summary: 'Remove a cartridge from a domain (its admins)' },
   'POST /api/domains/:domain/cartridges/:name/promote': { summary: 'Promote a domain cartridge to the platform (pending activation; node token)' },

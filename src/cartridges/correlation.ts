@@ -117,7 +117,7 @@ export function correlation(init: CorrelationInit = {}): CartridgeFactory<Pick<C
     ((event: Envelope, ctx: CartridgeContext) => {
       if (event.entity) return event.entity;
       const entry = ctx.catalog.get(event.event);
-      return (entry && groupKeyOf(entry, event.payload)) || event.event;
+      return (entry && groupKeyOf(entry, event.payload, event.domain)) || event.event;
     });
   const perType = Object.entries(burst?.perType ?? {});
   const typeSettings = new Map<string, { windowMs: number; threshold: number } | false>();

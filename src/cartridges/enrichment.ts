@@ -105,7 +105,7 @@ export function enrichment(init: EnrichmentInit = {}): CartridgeFactory<Pick<Car
     ((event: Envelope, ctx: CartridgeContext) => {
       if (event.entity !== undefined && event.entity !== '') return event.entity;
       const entry = ctx.catalog.get(event.event);
-      return entry ? (groupKeyOf(entry, event.payload) ?? undefined) : undefined;
+      return entry ? (groupKeyOf(entry, event.payload, event.domain) ?? undefined) : undefined;
     });
   const trackAll = init.track === 'all';
   const maxKnown = init.maxKnownEntities ?? 100_000;

@@ -19,7 +19,7 @@ export function notificationProjector(): CartridgeFactory<Pick<CartridgeStores, 
       const treatment = ctx.facts.get(TREATMENT_FACT) as Treatment | undefined;
       if (treatment !== undefined && treatment !== 'notify') return event;
       const ns = deps.notifications;
-      const group = groupKeyOf(entry, event.payload);
+      const group = groupKeyOf(entry, event.payload, event.domain);
       if (lc.resolves) {
         const open = group ? ns.findOpenByGroup(group) : undefined;
         if (open) ctx.notify(ns.resolveFromEvent(open.id, event, ctx.now));

@@ -42,7 +42,7 @@ export const CONFIG_KEYS = {
   'autonomy.promotion_threshold': { kind: 'integer', default: 10, min: 1, max: 1_000_000, help: 'invocations before a promotion is suggested' },
   'autonomy.domain_default': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L3', help: 'level of a domain cartridge\'s actions when no rule is more specific: L1 held for a human, L2 done and the domain\'s admins told, L3 done (weft config autonomy)' },
   'domains.enabled': { kind: 'boolean', default: true, help: 'run the domain and personal pipelines found under <data_dir>/company and <data_dir>/personal' },
-  'domains.inbox_limit': { kind: 'integer', default: 100_000, min: 100, max: 100_000_000, help: 'events waiting for the domain pipelines; past it new events skip the domains (counted, domain.inbox.overflow)' },
+  'domains.inbox_limit': { kind: 'integer', default: 100_000, min: 100, max: 100_000_000, help: 'events waiting for one domain or personal lane; past it new events skip that lane only (counted, domains.inbox.overflow)' },
   'domains.batch': { kind: 'integer', default: 64, min: 1, max: 4096, help: 'events a domain sends its cartridges per sandbox round trip' },
   'trust.strictness': { kind: 'enum', values: ['permissive', 'standard', 'strict'], default: 'standard', help: 'how the trust evaluator treats unknown or odd events' },
   'trust.rate_per_second': { kind: 'integer', default: 2000, min: 1, max: 10_000_000, help: 'events per second one local source or unknown peer may send before it is throttled' },
@@ -83,6 +83,18 @@ export const CONFIG_KEYS = {
   'observe.exclude': { kind: 'string[]', default: [], help: 'regular expressions: matching commands are never recorded' },
   'observe.rules': { kind: 'table[]', default: [], help: 'extra classification rules: [[observe.rules]] name, pattern (regex), category, risk, final' },
   'observe.secret_patterns': { kind: 'table[]', default: [], help: 'extra secrets to redact: [[observe.secret_patterns]] name, pattern (regex)' },
+  'signals.enabled': { kind: 'boolean', default: true, help: 'poll the sources in signals.sources into signal.ingest.received, cluster and synthesise them' },
+  'signals.sources': { kind: 'table[]', default: [], help: 'feeds: [[signals.sources]] type = "rss"|"atom"|"json"|"youtube"|"x"|"opml"|"csv", url (or path for opml/csv; a channel id for youtube, a handle for x), label, tags' },
+  'signals.x_feed_template': { kind: 'string', help: 'feed URL of an X account, {handle} replaced (X has no public feed: e.g. a self-hosted RSS bridge)' },
+  'signals.min_interval': { kind: 'integer', default: 300, min: 10, max: 86_400, help: 'seconds: the shortest time between two polls of one feed' },
+  'signals.max_interval': { kind: 'integer', default: 21_600, min: 60, max: 604_800, help: 'seconds: the longest time between two polls of one feed (quiet feeds drift towards it)' },
+  'signals.per_host': { kind: 'integer', default: 1, min: 1, max: 16, help: 'requests at once to one host' },
+  'signals.max_body_bytes': { kind: 'integer', default: 5_242_880, min: 1024, max: 104_857_600, help: 'largest feed read; past it the poll is refused' },
+  'signals.timeout': { kind: 'integer', default: 15_000, min: 100, max: 600_000, help: 'ms one poll may take in all' },
+  'signals.max_parse_errors': { kind: 'integer', default: 5, min: 1, max: 1000, help: 'parse failures in a row before a source is given up on (signal.source.disabled)' },
+  'signals.cluster_interval': { kind: 'integer', default: 900, min: 5, max: 86_400, help: 'seconds between clustering passes' },
+  'signals.summarizer_command': { kind: 'string', help: 'program that writes a synthesis: the cluster as JSON on stdin, {summary, key_points, sources, confidence} out (default: the built-in extractive summariser)' },
+  'signals.retention_days': { kind: 'integer', default: 30, min: 1, max: 3650, help: 'days ingested items and clusters are kept for clustering (the events stay in the log)' },
   'privacy.max_level': { kind: 'enum', values: ['summarized', 'aggregated'], default: 'summarized', help: 'the most detailed class shared: summarized (summaries + aggregates) or aggregated (query answers only); raw never leaves' },
   'privacy.default_trust': { kind: 'enum', values: ['untrusted', 'share_to', 'query_from', 'peer', 'supervisor'], default: 'share_to', help: 'trust of a discovered node outside this cluster that no rule names' },
   'privacy.node_trust': { kind: 'map', default: {}, help: 'trust by computer name, node id or fingerprint: { laptop = "peer" }' },
@@ -106,6 +118,20 @@ export interface WeftConfig {
   api: { host: string; port: number; dashboard: boolean };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number; domain_default: 'L1' | 'L2' | 'L3' };
   domains: { enabled: boolean; inbox_limit: number; batch: number };
+  signals: {
+    enabled: boolean;
+    sources: Array<Record<string, unknown>>;
+    x_feed_template?: string;
+    min_interval: number;
+    max_interval: number;
+    per_host: number;
+    max_body_bytes: number;
+    timeout: number;
+    max_parse_errors: number;
+    cluster_interval: number;
+    summarizer_command?: string;
+    retention_days: number;
+  };
   trust: { strictness: 'permissive' | 'standard' | 'strict'; rate_per_second: number; rate_burst: number };
   telegram: { bot_token?: string; chat_id?: string; min_level: number; base_url: string };
   discord: { webhook_url?: string; username?: string; bot_token?: string; channel_id?: string; min_level: number; base_url: string };
@@ -317,6 +343,18 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       domain_default: get('autonomy.domain_default'),
     },
     domains: { enabled: get('domains.enabled'), inbox_limit: get('domains.inbox_limit'), batch: get('domains.batch') },
+    signals: {
+      enabled: get('signals.enabled'),
+      sources: get('signals.sources'),
+      min_interval: get('signals.min_interval'),
+      max_interval: get('signals.max_interval'),
+      per_host: get('signals.per_host'),
+      max_body_bytes: get('signals.max_body_bytes'),
+      timeout: get('signals.timeout'),
+      max_parse_errors: get('signals.max_parse_errors'),
+      cluster_interval: get('signals.cluster_interval'),
+      retention_days: get('signals.retention_days'),
+    },
     trust: { strictness: get('trust.strictness'), rate_per_second: get('trust.rate_per_second'), rate_burst: get('trust.rate_burst') },
     telegram: { min_level: get('telegram.min_level'), base_url: get('telegram.base_url') },
     discord: { min_level: get('discord.min_level'), base_url: get('discord.base_url') },
@@ -365,6 +403,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     }
     cfg.redis.url = url;
   }
+  const xt = get<string | undefined>('signals.x_feed_template');
+  if (xt) cfg.signals.x_feed_template = xt;
+  const sc = get<string | undefined>('signals.summarizer_command');
+  if (sc) cfg.signals.summarizer_command = sc;
   const gc = get<string | undefined>('autonomy.guardian_command');
   if (gc) cfg.autonomy.guardian_command = gc;
   const bt = get<string | undefined>('telegram.bot_token');

@@ -121,18 +121,16 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     await a0.start();
     await sov.start();
     if (cfg.domains.enabled) {
-      await runner.start();
+      // Assigned first: a start that fails part-way is stopped by the catch below.
       domains = runner;
+      await runner.start();
     }
     const lifecycle = new DomainLifecycle({
       dataDir: cfg.data_dir,
       runner,
       emitMany: (inputs) => n.emitMany(inputs),
       knowsEventType: (t) => n.catalog.has(t),
-      autonomy: (q) => {
-        const d = matrix.resolve(q);
-        return { level: d.level, reason: d.reason, ruled: d.rule !== null };
-      },
+      autonomy: (q) => matrix.resolve(q),
       installDefault: cfg.autonomy.cartridge_install,
       audit: (kind, details, ok) => a0.audit.record(kind, null, details, ok),
       platform: sov.runtime,

@@ -10,6 +10,8 @@ import type { AutonomyLevel } from '../sovereignty/index.js';
 import { SCOPE_NAME } from './layout.js';
 
 const PATTERN = /^(\*|[A-Za-z0-9_-]+(\.([A-Za-z0-9_-]+|\*))*)$/;
+/** An event type or a pattern that names its first segment (what the autonomy matrix takes: `*` alone is the domain's `level`). */
+const RULE_PATTERN = /^[A-Za-z0-9_-]+(\.([A-Za-z0-9_-]+|\*))*$/;
 const LEVELS: readonly AutonomyLevel[] = ['L1', 'L2', 'L3'];
 
 /** Who judges what is submitted to a domain. */
@@ -157,7 +159,9 @@ async function readToml(file: string): Promise<Record<string, unknown> | undefin
   try {
     return parseToml(text) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`${file} is not valid TOML: ${(err as Error).message.split('\n')[0]}`, { file });
+    // smol-toml says where: keep its position lines, not its code frame.
+    const lines = (err as Error).message.split('\n').filter((l) => l.trim() !== '' && !/^\s*\d*\s*[|│]/.test(l));
+    throw new ConfigError(`${file} is not valid TOML: ${lines.slice(0, 2).join(' ')}`, { file });
   }
 }
 
@@ -195,7 +199,7 @@ export async function readDomainConfig(dir: string, name: string): Promise<Domai
     autonomy: {
       ...(level === undefined ? {} : { level: a.level('level', level) }),
       cartridges: a.levels('cartridges', SCOPE_NAME, 'cartridge names'),
-      events: a.levels('events', PATTERN, 'event types or patterns'),
+      events: a.levels('events', RULE_PATTERN, 'event types or patterns such as "build.*" (the whole domain is `level`)'),
     },
   };
 }

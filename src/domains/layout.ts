@@ -15,6 +15,12 @@ import { join } from 'node:path';
 /** A domain, member or cartridge name: file-name safe. */
 export const SCOPE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
+/**
+ * Names no domain (folder or role) may take: the node's own event domains. A role in `system`
+ * or `cartridges` would hand a member the node's own notifications and approvals.
+ */
+export const RESERVED_DOMAINS: ReadonlySet<string> = new Set(['system', 'cartridges', 'domains', 'mesh', 'privacy', 'signal', 'sovereign', 'transport', 'terminal', 'telemetry', 'personal', 'platform']);
+
 /** The folders of one data directory. */
 export interface DomainLayout {
   readonly company: string;

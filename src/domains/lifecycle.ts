@@ -52,8 +52,8 @@ export interface DomainLifecycleDeps {
   /** The node's emit of many events. */
   emitMany(inputs: readonly EmitInput[]): Promise<unknown>;
   knowsEventType(type: string): boolean;
-  /** The level of a decision in a domain (the autonomy matrix) and whether a rule decided it. */
-  autonomy(query: { domain: string; cartridge: string; eventType: string }): { level: AutonomyLevel; reason: string; ruled: boolean };
+  /** The level of a decision in a domain and the rule that decided it (the autonomy matrix's `resolve`). */
+  autonomy(query: { domain: string; cartridge: string; eventType: string }): { level: AutonomyLevel; reason: string; rule: { eventType?: string } | null };
   /** `autonomy.cartridge_install`: the level when no rule of the matrix names the install. */
   installDefault: AutonomyLevel;
   /** The audit log's `record`. */
@@ -136,8 +136,10 @@ export class DomainLifecycle {
       await this.deps.audit('domain.cartridge.refused', { ...base, guardian: verdict.reason }, false);
       throw new WeftError('WEFT_CARTRIDGE', `domain '${domain}' guardian (${verdict.guardian}) refused '${name}': ${verdict.reason}`, { details: { domain, cartridge: name, guardian: verdict.guardian } });
     }
+    // Only a rule that names the install decides it: a domain or cartridge rule about actions
+    // does not open installs to members.
     const decision = this.deps.autonomy({ domain, cartridge: name, eventType: INSTALL_DECISION });
-    const level = decision.ruled ? decision.level : this.deps.installDefault;
+    const level = decision.rule?.eventType !== undefined ? decision.level : this.deps.installDefault;
     if (level === 'L1' && role === 'member') {
       const incoming = join(domainDir(this.deps.dataDir, domain), 'incoming', name);
       await rm(incoming, { recursive: true, force: true });
@@ -162,14 +164,19 @@ export class DomainLifecycle {
     const role = roleIn(requester, domain);
     if (role !== 'admin' && role !== 'node') throw forbidden(`only an admin of domain '${domain}' may answer a submission to it`);
     const incoming = join(domainDir(this.deps.dataDir, domain), 'incoming', name);
-    if (!existsSync(incoming)) throw new WeftError('WEFT_NOT_FOUND', `nothing of '${name}' waits in domain '${domain}' (answered already?)`, { details: { domain, cartridge: name } });
+    if (!SCOPE_NAME.test(name) || !existsSync(incoming)) throw new WeftError('WEFT_NOT_FOUND', `nothing of '${name}' waits in domain '${domain}' (answered already?)`, { details: { domain, cartridge: name } });
     const base = { domain, cartridge: name, by: by(requester) };
+    // The answer is about the package the notification named: a newer submission of the same
+    // name waits for its own answer.
+    const pkg = await readPackageDir(incoming);
+    if (typeof payload.sha256 === 'string' && sourceDigest(pkg.source) !== payload.sha256) {
+      throw new WeftError('WEFT_CONFLICT', `'${name}' in domain '${domain}' was submitted again since this notification; answer the newer one`, { details: { domain, cartridge: name } });
+    }
     if (!approve) {
       await rm(incoming, { recursive: true, force: true });
       await this.deps.audit('domain.cartridge.rejected', base, true);
       return undefined;
     }
-    const pkg = await readPackageDir(incoming);
     await this.place(domainDir(this.deps.dataDir, domain), pkg);
     await rm(incoming, { recursive: true, force: true });
     const payloadOut = { ...base, version: pkg.manifest.version, sha256: sourceDigest(pkg.source), autonomy: 'L1' as const };

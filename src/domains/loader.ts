@@ -3,12 +3,12 @@
  * Nothing runs here: the runner starts what this answers.
  */
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isWeftError } from '../errors/index.js';
 import { type CartridgePackage, readPackageDir, sourceDigest } from '../sovereignty/index.js';
 import { type DomainConfig, type MemberSubscriptions, readDomainConfig, readMemberSubscriptions } from './domain-config.js';
-import { domainDir, layoutOf, memberDir, SCOPE_NAME } from './layout.js';
+import { domainDir, layoutOf, memberDir, RESERVED_DOMAINS, SCOPE_NAME } from './layout.js';
 import { PipelineValidationError, validatePipeline } from './validate.js';
 
 /** Most domains one node runs. */
@@ -44,10 +44,25 @@ export interface PipelineDef {
   readonly member?: MemberSubscriptions & { readonly reach: readonly string[] };
 }
 
+/** A personal pipeline that does not run, and why. */
+export interface RefusedPipeline {
+  readonly scope: string;
+  readonly code: string;
+  readonly problem?: string;
+  readonly cartridges: readonly string[];
+  readonly message: string;
+}
+
 /** Every pipeline of a data directory. */
 export interface PipelineSet {
   readonly domains: readonly PipelineDef[];
   readonly personal: readonly PipelineDef[];
+  /**
+   * Personal pipelines that do not validate (the member was removed, lost a role their
+   * subscriptions name, a cartridge is not a leaf...): each is left out on its own, so one
+   * member's folder never stops the domains or the node.
+   */
+  readonly refused: readonly RefusedPipeline[];
 }
 
 /** What loading needs to know about the node. */
@@ -63,10 +78,16 @@ export function personalScope(member: string): string {
   return `personal:${member}`;
 }
 
+/** Folder names in `dir` (a link to a folder counts; names starting with '.' are Weft's own staging). */
 async function subdirs(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
   const entries = await readdir(dir, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isDirectory() || (e.isSymbolicLink() && (await stat(join(dir, e.name)).then((s) => s.isDirectory(), () => false)))) out.push(e.name);
+  }
+  return out.sort();
 }
 
 async function readCartridges(dir: string, label: string): Promise<FolderCartridge[]> {
@@ -108,6 +129,9 @@ export async function loadDomain(dataDir: string, name: string, deps: PipelineSe
   const label = `domain '${name}'`;
   if (!SCOPE_NAME.test(name)) {
     throw new PipelineValidationError('load', label, [], `folder name '${name}' is not a domain name (lowercase letters, digits, '.', '_', '-'; at most 64)`);
+  }
+  if (RESERVED_DOMAINS.has(name)) {
+    throw new PipelineValidationError('load', label, [], `'${name}' is one of the node's own event domains; name the folder otherwise (reserved: ${[...RESERVED_DOMAINS].join(', ')})`);
   }
   const dir = domainDir(dataDir, name);
   const config = await readDomainConfig(dir, name);
@@ -173,16 +197,24 @@ export async function loadPipelineSet(dataDir: string, deps: PipelineSetDeps): P
   const domains: PipelineDef[] = [];
   for (const name of domainNames) domains.push(await loadDomain(dataDir, name, deps));
   const personal: PipelineDef[] = [];
+  const refused: RefusedPipeline[] = [];
   const members = await subdirs(layout.personal);
   for (const member of members) {
     // A member folder without cartridges is only settings: nothing runs for it.
     if ((await subdirs(join(layout.personal, member, 'cartridges'))).length === 0) continue;
-    if (personal.length >= MAX_PERSONAL_PIPELINES) {
-      throw new PipelineValidationError('load', 'personal', [], `more than ${MAX_PERSONAL_PIPELINES} members have cartridges`);
+    if (personal.length + refused.length >= MAX_PERSONAL_PIPELINES) {
+      refused.push({ scope: personalScope(member), code: 'WEFT_LIMIT', cartridges: [], message: `more than ${MAX_PERSONAL_PIPELINES} members have cartridges: '${member}' is left out` });
+      continue;
     }
-    personal.push(await loadPersonal(dataDir, member, deps));
+    try {
+      personal.push(await loadPersonal(dataDir, member, deps));
+    } catch (err) {
+      if (!isWeftError(err)) throw err;
+      const v = err instanceof PipelineValidationError ? err : undefined;
+      refused.push({ scope: personalScope(member), code: err.code, ...(v ? { problem: v.problem } : {}), cartridges: [...(v?.cartridges ?? [])], message: err.message });
+    }
   }
-  return { domains, personal };
+  return { domains, personal, refused };
 }
 
 /** A validation problem as an answer (for `weft pipeline validate`), or undefined for other errors. */

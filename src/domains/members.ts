@@ -11,7 +11,7 @@ import type { Statement } from 'better-sqlite3';
 import type { AuditLog } from '../audit/index.js';
 import { NotFoundError, requireDeps, ValidationError, WeftError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import { SCOPE_NAME } from './layout.js';
+import { RESERVED_DOMAINS, SCOPE_NAME } from './layout.js';
 
 /** What a member may do in one domain: `admin` also changes the domain (installs, approvals). */
 export type MemberRole = 'admin' | 'member';
@@ -499,6 +499,9 @@ function checkName(what: 'member' | 'domain', v: unknown): asserts v is string {
       `${what} name ${shown(v)} is not valid: use 1 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit`,
       { field: what },
     );
+  }
+  if (what === 'domain' && RESERVED_DOMAINS.has(v)) {
+    throw new ValidationError(`'${v}' is one of the node's own event domains, not a domain a member can hold a role in (${[...RESERVED_DOMAINS].join(', ')})`, { field: what });
   }
 }
 

@@ -51,7 +51,7 @@ const PASSIVE: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPENDED, E.NOT_LOAD
 /** User options of the runner. */
 export interface DomainRunnerInit {
   dataDir: string;
-  /** `domains.inbox_limit`: events waiting in the inbox before new ones skip the domains. Default 100,000. */
+  /** `domains.inbox_limit`: events waiting for one lane before new ones skip that lane. Default 100,000. */
   inboxLimit?: number;
   /** `domains.batch`: events per sandbox round trip. Default 64. */
   batch?: number;
@@ -135,7 +135,7 @@ export class DomainRunner {
   /** The router: the last stage of the system pipeline. */
   readonly stage: Cartridge;
   private lanes = new Map<string, Lane>();
-  private set: PipelineSet = { domains: [], personal: [] };
+  private set: PipelineSet = { domains: [], personal: [], refused: [] };
   private readonly limit: number;
   private readonly batch: number;
   private readonly maxChain: number;
@@ -143,18 +143,18 @@ export class DomainRunner {
   private readonly insert;
   private readonly count;
   private readonly maxSeq;
+  private readonly topSeq;
   private inboxCount = 0;
-  private skipped = 0;
-  private lastOverflowAt = Number.NEGATIVE_INFINITY;
   private routedSinceWake = false;
+  private gcTicks = 0;
   private unsubscribe: (() => void) | undefined;
   private running = false;
   private gcTimer: NodeJS.Timeout | undefined;
   private readStmt: Statement<[number, number, string, number]> | undefined;
   /** Every enabled domain's subscription test, for the router. */
   private routes: Array<{ name: string; subscribed: (event: Envelope) => boolean }> = [];
-  /** The router's answer (its targets, '' for none) by source scope, envelope domain and type; cleared when pipelines or roles change. */
-  private readonly targetsOf = new Map<string, string>();
+  /** The router's answer (the lanes an event goes to) by source scope, envelope domain and type; cleared when pipelines or roles change. */
+  private readonly targetsOf = new Map<string, readonly Lane[]>();
   /** Members' roles, read once per change of roles (`rolesChanged`). */
   private readonly roles = new Map<string, Readonly<Record<string, string>> | undefined>();
   /** How many domain outputs deep an event is (bounded, oldest forgotten first). */
@@ -171,6 +171,8 @@ export class DomainRunner {
     this.insert = db.prepare('INSERT INTO domain_inbox (event_id, event_type, targets, body, created_at) VALUES (?, ?, ?, ?, ?)');
     this.count = db.prepare('SELECT COUNT(*) FROM domain_inbox').pluck();
     this.maxSeq = db.prepare('SELECT COALESCE(MAX(seq), 0) FROM domain_inbox').pluck();
+    // What readers can see: committed rows only.
+    this.topSeq = deps.node.ns.store.reader.prepare('SELECT COALESCE(MAX(seq), 0) FROM domain_inbox').pluck();
     this.stage = { name: DOMAIN_ROUTER_STAGE, process: (event, ctx) => this.route(event, ctx) };
   }
 
@@ -196,7 +198,13 @@ export class DomainRunner {
     await this.locked(async () => {
       const set = await this.load();
       this.inboxCount = this.count.get() as number;
-      await this.apply(set);
+      try {
+        await this.apply(set);
+      } catch (err) {
+        await Promise.all([...this.lanes.values()].map((l) => l.stop()));
+        this.lanes.clear();
+        throw err;
+      }
       this.running = true;
       this.unsubscribe = this.deps.node.onCommitted(() => {
         if (!this.routedSinceWake) return;
@@ -232,7 +240,9 @@ export class DomainRunner {
           .catch(() => undefined);
         throw err;
       }
-      await this.apply(set);
+      // Not running (domains.enabled = false, or stopped): the change is checked, nothing starts.
+      if (this.running) await this.apply(set);
+      else this.set = set;
       return set;
     });
   }
@@ -261,28 +271,46 @@ export class DomainRunner {
       await Promise.all(started.map((l) => l.stop()));
       throw err;
     }
-    for (const [scope, lane] of this.lanes) {
-      const next = wanted.get(scope);
-      if (!next || lane.fingerprint !== fingerprint(next)) {
-        await lane.stop();
-        this.lanes.delete(scope);
-        this.targetsOf.clear();
-      }
-    }
+    // A changed lane is replaced in place: the router keeps routing to its scope while the old
+    // one finishes its batch, and the new one starts at the position the old one committed.
     for (const lane of started) {
+      const old = this.lanes.get(lane.def.scope);
+      if (old) await old.stop();
       this.lanes.set(lane.def.scope, lane);
       lane.begin(this.position(lane.def.scope));
     }
+    for (const [scope, lane] of this.lanes) {
+      if (wanted.has(scope)) continue;
+      await lane.stop();
+      this.lanes.delete(scope);
+    }
+    // `weft domains reload` brings suspended cartridges of unchanged lanes back.
+    for (const lane of this.lanes.values()) if (!started.includes(lane)) lane.resumeAll();
     for (const d of set.domains) {
       if (!d.domain) continue;
       const a = d.domain.autonomy;
-      this.deps.autonomy.setFileRules?.(d.name, { ...(a.level ? { level: a.level } : {}), cartridges: { ...a.cartridges }, events: { ...a.events } });
+      try {
+        this.deps.autonomy.setFileRules?.(d.name, { ...(a.level ? { level: a.level } : {}), cartridges: { ...a.cartridges }, events: { ...a.events } });
+      } catch (err) {
+        // domain.toml's reader refuses what the matrix would; this is a guard, not a path.
+        this.deps.logger.error({ domain: d.name, err: (err as Error).message }, "domain.toml's [autonomy] was not applied");
+      }
     }
     for (const d of this.set.domains) if (!set.domains.some((x) => x.name === d.name)) this.deps.autonomy.clearFileRules?.(d.name);
     this.routes = set.domains.filter((d) => d.domain?.enabled).map((d) => ({ name: d.name, subscribed: subscriptionOf(d) }));
     this.roles.clear();
     this.targetsOf.clear();
     this.set = set;
+    // A member's pipeline left out is said (once per reason: the type's idempotency fields).
+    const refusals = set.refused.map((r) => ({
+      event: DOMAIN_EVENTS.pipelineRefused,
+      source: DOMAIN_ROUTER_STAGE,
+      payload: { scope: r.scope, code: r.code, reason: r.message.slice(0, 4000), cartridges: [...r.cartridges].slice(0, 64) },
+    }));
+    if (refusals.length > 0) {
+      this.deps.logger.warn({ refused: set.refused.map((r) => r.message) }, 'personal pipelines left out');
+      await this.deps.node.emitMany(refusals).catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'domains.pipeline.refused not emitted'));
+    }
     await this.deps.node
       .emitMany([
         {
@@ -340,9 +368,14 @@ export class DomainRunner {
     let min = Number.MAX_SAFE_INTEGER;
     for (const d of this.reachOf(def)) {
       const lane = this.lanes.get(d);
-      if (lane) min = Math.min(min, lane.position);
+      if (lane) min = Math.min(min, lane.horizon);
     }
     return min;
+  }
+
+  /** The last inbox position readers can see. */
+  top(): number {
+    return this.topSeq.get() as number;
   }
 
   // ---- the router ----
@@ -352,27 +385,23 @@ export class DomainRunner {
     const from = scopeOfSource(event.source);
     // The answer depends only on these three: computed once per combination, not per event.
     const key = `${from ?? ''}\n${event.domain ?? ''}\n${event.event}`;
-    let targets = this.targetsOf.get(key);
-    if (targets === undefined) {
-      targets = this.targetsFor(event, from);
+    let lanes = this.targetsOf.get(key);
+    if (lanes === undefined) {
+      lanes = this.targetsFor(event, from);
       if (this.targetsOf.size >= 10_000) this.targetsOf.clear();
-      this.targetsOf.set(key, targets);
+      this.targetsOf.set(key, lanes);
+    }
+    if (lanes.length === 0) return event;
+    // Each lane has its own limit: a slow or stuck lane skips events, the others do not.
+    let targets = '';
+    for (const lane of lanes) {
+      if (lane.pending >= this.limit) lane.overflow(ctx, this.limit);
+      else {
+        targets += `,${lane.def.scope}`;
+        lane.pending++;
+      }
     }
     if (targets === '') return event;
-    if (this.inboxCount >= this.limit) {
-      this.skipped++;
-      const now = this.deps.clock.now();
-      if (now - this.lastOverflowAt >= 60_000) {
-        this.lastOverflowAt = now;
-        this.deps.logger.warn({ limit: this.limit, skipped: this.skipped }, 'domain inbox full: new events skip the domains');
-        try {
-          ctx.emit({ event: DOMAIN_EVENTS.inboxOverflow, source: DOMAIN_ROUTER_STAGE, payload: { limit: this.limit, skipped: this.skipped } });
-        } catch (err) {
-          this.deps.logger.debug({ err: (err as Error).message }, 'domains.inbox.overflow not emitted');
-        }
-      }
-      return event;
-    }
     // The event log already holds the envelope: copy it only when a stage changed it (trust
     // flags, enrichment context, an installed cartridge), else the lane reads the log's copy.
     const body = ctx.facts.get(LOGGED_FACT) === event ? '' : JSON.stringify(event);
@@ -382,38 +411,51 @@ export class DomainRunner {
     return event;
   }
 
-  /** The lanes an event goes to, as `,a,b` ('' for none). */
-  private targetsFor(event: Envelope, from: string | undefined): string {
+  /** The lanes an event goes to. */
+  private targetsFor(event: Envelope, from: string | undefined): Lane[] {
     // The domains that subscribe to it (with cartridges or not: a member's reach counts them
     // all). A domain's own outputs never go back to it (the lane check below), but do reach the
-    // personal pipelines of its members.
+    // personal pipelines of its members; personal outputs go nowhere else.
     const subscribed: string[] = [];
     for (const r of this.routes) if (r.subscribed(event)) subscribed.push(r.name);
-    if (subscribed.length === 0) return '';
-    let targets = '';
+    const personalFrom = from?.startsWith('personal:') === true;
+    const out: Lane[] = [];
     for (const lane of this.lanes.values()) {
       if (lane.def.scope === from || !lane.consumesEvent(event)) continue;
-      if (lane.def.kind === 'domain' ? subscribed.includes(lane.def.name) : lane.memberWants(event) && this.reachOf(lane.def).some((d) => subscribed.includes(d))) {
-        targets += `,${lane.def.scope}`;
+      if (lane.def.kind === 'domain') {
+        if (subscribed.includes(lane.def.name)) out.push(lane);
+      } else if (!personalFrom && lane.memberWants(event) && this.reachOf(lane.def).some((d) => subscribed.includes(d))) {
+        out.push(lane);
       }
     }
-    return targets;
+    return out;
   }
 
-  /** Deletes inbox rows every lane has finished. */
+  /**
+   * Deletes the inbox rows no lane still needs (a row is done once every lane it names has
+   * passed it; lanes that no longer exist need nothing), and every 10th time recounts each
+   * lane's backlog (a batch that rolled back counted rows that were never written). Runs under
+   * the runner's lock, so never while lanes are being replaced.
+   */
   private async gc(): Promise<void> {
-    if (!this.running) return;
-    const ns = this.deps.node.ns;
-    let min = this.lanes.size === 0 ? (this.maxSeq.get() as number) : Number.MAX_SAFE_INTEGER;
-    for (const lane of this.lanes.values()) min = Math.min(min, lane.position);
-    try {
-      await ns.store.write(() => {
-        ns.store.db.prepare('DELETE FROM domain_inbox WHERE seq <= ?').run(min);
-        this.inboxCount = this.count.get() as number;
-      });
-    } catch (err) {
-      this.deps.logger.warn({ err: (err as Error).message }, 'domain inbox clean-up failed; it is retried');
-    }
+    if (!this.running || this.lock.isLocked) return;
+    await this.locked(async () => {
+      const ns = this.deps.node.ns;
+      const lanes = [...this.lanes.values()];
+      const needed = lanes.map(() => '(instr(targets, ?) > 0 AND seq > ?)').join(' OR ');
+      const params: Array<string | number> = [this.maxSeq.get() as number];
+      for (const l of lanes) params.push(`,${l.def.scope},`, l.position);
+      const recount = ++this.gcTicks % 10 === 0;
+      try {
+        await ns.store.write(() => {
+          ns.store.db.prepare(`DELETE FROM domain_inbox WHERE seq <= ?${needed ? ` AND NOT (${needed})` : ''}`).run(...params);
+          this.inboxCount = this.count.get() as number;
+        });
+        if (recount) for (const l of lanes) l.pending = this.backlog(l.def.scope, l.position);
+      } catch (err) {
+        this.deps.logger.warn({ err: (err as Error).message }, 'domain inbox clean-up failed; it is retried');
+      }
+    });
   }
 
   /** Reads a lane's next events. */
@@ -452,9 +494,11 @@ export class DomainRunner {
     return [...this.lanes.values()].map((l) => l.status());
   }
 
-  /** Events waiting in the inbox, and events that skipped the domains because it was full. */
+  /** Rows in the inbox, the per-lane limit, and events lanes skipped because they were full. */
   inbox(): { waiting: number; limit: number; skipped: number } {
-    return { waiting: this.inboxCount, limit: this.limit, skipped: this.skipped };
+    let skipped = 0;
+    for (const l of this.lanes.values()) skipped += l.skipped;
+    return { waiting: this.inboxCount, limit: this.limit, skipped };
   }
 
   /**
@@ -474,7 +518,7 @@ export class DomainRunner {
         causationId: p.sourceEventId,
         idempotencyKey: `domains:approved:${notificationId}`,
         ...(p.proposed.description ? { description: p.proposed.description } : {}),
-        ...(p.domain.startsWith('personal:') ? {} : { domain: p.domain }),
+        domain: p.domain,
       },
     ]);
     return 'emitted';
@@ -508,6 +552,12 @@ function laneOffset(scope: string): string {
   return `domains:${scope}`;
 }
 
+/** An emit refused because of what was given (validation, size, unknown type), not because of the node's state. */
+function isInputRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'WEFT_VALIDATION' || code === 'WEFT_UNKNOWN_EVENT_TYPE' || code === 'WEFT_TOO_LARGE';
+}
+
 /** Whether a domain subscribes to an event: its envelope domain is listed, or its type matches. */
 function subscriptionOf(def: PipelineDef): (event: Envelope) => boolean {
   const byDomain = new Set(def.domain?.subscribeDomains ?? []);
@@ -530,10 +580,21 @@ function withOutputs(input: Envelope, returned: Record<string, unknown>, outputs
 }
 
 /** One pipeline's reader, its sandboxes and its loop. */
+/** Times a batch is tried before its events are dead-lettered and the lane moves on. */
+const MAX_BATCH_ATTEMPTS = 8;
+
 class Lane {
   readonly fingerprint: string;
+  /** Inbox position of the last event it finished (committed). */
   position = 0;
+  /** Everything routed to it up to here is finished: its position, or the inbox's end when it is idle. */
+  horizon = 0;
+  /** Routed to it and not finished (counted by the router, recounted by the clean-up). */
+  pending = 0;
+  /** Events it skipped because `pending` was at the limit. */
+  skipped = 0;
   busy = false;
+  private lastOverflowAt = Number.NEGATIVE_INFINITY;
   private readonly manifests = new Map<string, CartridgeManifest>();
   private readonly slotOf = new Map<string, number>();
   private readonly sandboxes: Sandbox[] = [];
@@ -591,21 +652,43 @@ class Lane {
 
   /** Loads every cartridge into its sandbox. @throws {PipelineValidationError} ('load') naming the one that did not load. */
   async load(): Promise<void> {
-    for (const s of this.sandboxes) await s.start();
-    for (const c of this.def.cartridges) {
-      const name = c.pkg.manifest.name;
-      try {
+    let name = '';
+    try {
+      for (const s of this.sandboxes) await s.start();
+      for (const c of this.def.cartridges) {
+        name = c.pkg.manifest.name;
         await (this.sandboxes[this.slotOf.get(name) ?? 0] as Sandbox).load(c.pkg);
-      } catch (err) {
-        await this.stop();
-        throw new PipelineValidationError('load', this.def.kind === 'domain' ? `domain '${this.def.name}'` : `personal pipeline of '${this.def.name}'`, [name], `cartridge '${name}' does not load: ${(err as Error).message}`);
       }
+    } catch (err) {
+      await this.stop();
+      throw new PipelineValidationError('load', this.def.kind === 'domain' ? `domain '${this.def.name}'` : `personal pipeline of '${this.def.name}'`, name ? [name] : [], `${name ? `cartridge '${name}' does not load` : 'its sandbox does not start'}: ${(err as Error).message}`);
     }
   }
 
   begin(position: number): void {
     this.position = position;
+    this.horizon = position;
+    this.pending = this.runner.backlog(this.def.scope, position);
     this.loop = this.run();
+  }
+
+  /** Clears the suspension of every cartridge (a reload). */
+  resumeAll(): void {
+    for (const c of this.def.cartridges) this.sandboxes[this.slotOf.get(c.pkg.manifest.name) ?? 0]?.resume(c.pkg.manifest.name);
+  }
+
+  /** The router found it full: the event skips this lane; said once a minute. */
+  overflow(ctx: CartridgeContext, limit: number): void {
+    this.skipped++;
+    const now = this.deps.clock.now();
+    if (now - this.lastOverflowAt < 60_000) return;
+    this.lastOverflowAt = now;
+    this.logger.warn({ limit, skipped: this.skipped }, 'domain lane full: new events skip it');
+    try {
+      ctx.emit({ event: DOMAIN_EVENTS.inboxOverflow, source: DOMAIN_ROUTER_STAGE, payload: { scope: this.def.scope, limit, skipped: this.skipped } });
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'domains.inbox.overflow not emitted');
+    }
   }
 
   wake(): void {
@@ -616,8 +699,15 @@ class Lane {
   private async run(): Promise<void> {
     let attempt = 0;
     while (!this.stopping) {
+      // What readers could see before this read: if it comes back short, everything routed to
+      // this lane up to there is finished once the batch is (a member's lane waits on that).
+      const top = this.runner.top();
       const rows = this.runner.read(this.def.scope, this.position, this.runner.ceiling(this.def), this.batch);
       if (rows.length === 0) {
+        if (top > this.horizon && this.def.kind === 'domain') {
+          this.horizon = top;
+          this.runner.advanced();
+        }
         if (this.pendingWake) {
           this.pendingWake = false;
           continue;
@@ -632,12 +722,14 @@ class Lane {
       }
       this.busy = true;
       try {
-        await this.process(rows);
+        await this.process(rows, attempt >= MAX_BATCH_ATTEMPTS ? this.lastError : null);
         attempt = 0;
+        this.horizon = rows.length < this.batch ? Math.max(top, this.position) : this.position;
+        if (this.def.kind === 'domain') this.runner.advanced();
       } catch (err) {
         attempt++;
         this.lastError = (err as Error).message;
-        this.logger.error({ err: this.lastError, attempt }, 'domain batch failed; it is retried');
+        this.logger.error({ err: this.lastError, attempt, of: MAX_BATCH_ATTEMPTS }, 'domain batch failed; it is retried');
         await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(attempt, 6), 5000)));
       } finally {
         this.busy = false;
@@ -645,12 +737,25 @@ class Lane {
     }
   }
 
-  /** Runs a batch through the levels, emits what came out, then commits the position. */
-  private async process(rows: readonly Row[]): Promise<void> {
+  /**
+   * Runs a batch through the levels, emits what came out, then commits the position. A batch
+   * that failed as a whole `MAX_BATCH_ATTEMPTS` times (`giveUp`: its last error) is not run
+   * again: its events go to the dead letters and the lane moves on.
+   */
+  private async process(rows: readonly Row[], giveUp: string | null): Promise<void> {
     const events: Envelope[] = [];
     for (const r of rows) {
       if (r.body === null) this.logger.warn({ seq: r.seq }, 'domain inbox row without its event: skipped');
       else events.push(JSON.parse(r.body) as Envelope);
+    }
+    const last = rows[rows.length - 1] as Row;
+    if (giveUp !== null) {
+      this.logger.error({ events: events.length, err: giveUp }, 'domain batch given up after repeated failures: its events are dead letters');
+      await this.recordFailures(events.map((event) => ({ cartridge: '(batch)', event, error: `WEFT_PIPELINE: given up after ${MAX_BATCH_ATTEMPTS} attempts: ${giveUp}` })));
+      await this.runner.commitPosition(this.def.scope, last.seq, new Map());
+      this.position = last.seq;
+      this.pending = Math.max(0, this.pending - rows.length);
+      return;
     }
     // results[i].get(c): the event as cartridge c passed it on, or null (stopped, failed or skipped by a dependency).
     const results = events.map(() => new Map<string, Envelope | null>());
@@ -708,11 +813,10 @@ class Lane {
     }
     await this.emitOutputs(outputs, failures);
     await this.recordFailures(failures);
-    const last = rows[rows.length - 1] as Row;
     await this.runner.commitPosition(scope, last.seq, runs);
     this.position = last.seq;
+    this.pending = Math.max(0, this.pending - rows.length);
     this.counters.processed += rows.length;
-    if (this.def.kind === 'domain') this.runner.advanced();
   }
 
   private consumesType(m: CartridgeManifest, type: string): boolean {
@@ -725,6 +829,7 @@ class Lane {
     const scope = this.def.scope;
     const personal = this.def.kind === 'personal';
     const inputs: EmitInput[] = [];
+    const origins: Output[] = [];
     const notify = new Map<string, number[]>();
     const depths: number[] = [];
     for (const o of outputs) {
@@ -743,12 +848,13 @@ class Lane {
           event: DOMAIN_EVENTS.actionPending,
           source: domainSource(scope, o.cartridge),
           ...lineage,
-          ...(personal ? {} : { domain: scope }),
+          domain: scope,
           idempotencyKey: key,
           description: `${scope}/${o.cartridge} wants to emit ${o.type} (held at L1: ${decision.reason})`,
           payload: { domain: scope, cartridge: o.cartridge, sourceEventId: o.source.id, rule: decision.reason.slice(0, 500), proposed: { event: o.type, payload: o.payload } },
         });
         depths.push(0);
+        origins.push(o);
         this.counters.held++;
         continue;
       }
@@ -759,23 +865,27 @@ class Lane {
         ...(typeof o.payload.title === 'string' && o.payload.title.length > 0 ? { description: o.payload.title.slice(0, 500) } : {}),
         source: domainSource(scope, o.cartridge),
         ...lineage,
-        ...(personal ? {} : { domain: scope }),
-        idempotencyKey: this.deps.node.catalog.idempotencyKey(o.type, o.payload) ?? key,
+        // The envelope domain is the pipeline's (`personal:<member>` for a member's): its
+        // notifications are its people's, and group only with its own.
+        domain: scope,
+        idempotencyKey: key,
       });
       depths.push(depth);
+      origins.push(o);
       if (decision.level === 'L2') notify.set(o.cartridge, [...(notify.get(o.cartridge) ?? []), inputs.length - 1]);
     }
     if (inputs.length === 0) return;
-    const emitted = await this.deps.node.emitMany(inputs);
+    const emitted = await this.emitEach(inputs, origins, failures);
     emitted.forEach((e, i) => {
       const d = depths[i] ?? 0;
-      if (d > 0) this.runner.noteChain(e.id, d);
+      if (e && d > 0) this.runner.noteChain(e.id, d);
     });
-    this.counters.emitted += emitted.length;
+    this.counters.emitted += emitted.filter((e) => e !== undefined).length;
     if (notify.size === 0) return;
     const notes: EmitInput[] = [];
     for (const [cartridge, idx] of notify) {
-      const list = idx.map((i) => emitted[i] as Envelope);
+      const list = idx.map((i) => emitted[i]).filter((e): e is Envelope => e !== undefined);
+      if (list.length === 0) continue;
       notes.push({
         event: DOMAIN_EVENTS.actionTaken,
         source: domainSource(scope, cartridge),
@@ -791,7 +901,34 @@ class Lane {
         },
       });
     }
-    await this.deps.node.emitMany(notes);
+    if (notes.length > 0) await this.deps.node.emitMany(notes);
+  }
+
+  /**
+   * Emits the outputs in one call; when that is refused (an output a cartridge got wrong: a
+   * payload its type's schema refuses, an oversized one), one by one, so the bad one becomes
+   * a recorded failure of its cartridge and the others go out. A refusal that is not about the
+   * input (the node stopping) is thrown: the batch is tried again.
+   */
+  private async emitEach(inputs: readonly EmitInput[], origins: readonly Output[], failures: Failure[]): Promise<Array<Envelope | undefined>> {
+    try {
+      return await this.deps.node.emitMany(inputs);
+    } catch (err) {
+      if (!isInputRefusal(err)) throw err;
+    }
+    const out: Array<Envelope | undefined> = [];
+    for (let i = 0; i < inputs.length; i++) {
+      try {
+        const [e] = await this.deps.node.emitMany([inputs[i] as EmitInput]);
+        out.push(e);
+      } catch (err) {
+        if (!isInputRefusal(err)) throw err;
+        const o = origins[i] as Output;
+        failures.push({ cartridge: o.cartridge, event: o.source, error: `WEFT_CARTRIDGE_BAD_OUTPUT: '${o.type}' refused: ${(err as Error).message}` });
+        out.push(undefined);
+      }
+    }
+    return out;
   }
 
   /** A failure that is the cartridge's own: a dead letter and `system.cartridge.failed`. */

@@ -23,6 +23,16 @@ export class PipelineValidationError extends WeftError {
   }
 }
 
+/** First segments of the types the node emits itself: approvals, failures, transport, privacy. */
+const NODE_OWNED = new Set(['system', 'cartridge', 'cartridges', 'mesh', 'transport', 'privacy', 'terminal', 'telemetry', 'sovereign']);
+
+/** Whether an emitted type (or pattern) reaches the node's own types; `domains.alert` is the cartridges' to emit. */
+function isRunnerOwned(pattern: string): boolean {
+  const first = pattern.split('.')[0] ?? '';
+  if (first === '*' || NODE_OWNED.has(first)) return true;
+  return first === 'domains' && pattern !== 'domains.alert';
+}
+
 /** What a pipeline may touch. */
 export interface PipelineScope {
   /** `domain 'marketing'` or `personal pipeline of 'alice'`: how errors name it. */
@@ -63,6 +73,10 @@ export function validatePipeline(scope: PipelineScope, manifests: readonly Cartr
   const cycle = findCycle(manifests, byName);
   if (cycle) throw new PipelineValidationError('cycle', label, [...new Set(cycle)], `dependency cycle ${cycle.join(' -> ')}`);
   for (const m of manifests) {
+    const owned = m.emits.filter(isRunnerOwned);
+    if (owned.length > 0) {
+      throw new PipelineValidationError('scope', label, [m.name], `cartridge '${m.name}' emits ${owned.map((t) => `'${t}'`).join(', ')}: the node's own types (system.*, cartridge.*, mesh.*, domains.* but domains.alert, ...) are not a cartridge's to emit`);
+    }
     const outside = m.emits.filter((t) => !withinAny(t, scope.emits));
     if (outside.length > 0) {
       throw new PipelineValidationError('scope', label, [m.name], `cartridge '${m.name}' emits ${outside.map((t) => `'${t}'`).join(', ')}, outside what this pipeline may emit (${scope.emits.join(', ') || 'nothing'})`);

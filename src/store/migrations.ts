@@ -326,7 +326,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     name: 'domains: the inbox of the domain pipelines, members with roles and tokens, the autonomy matrix',
     sql: `
       CREATE TABLE domain_inbox (
-        seq INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         event_id TEXT NOT NULL,
         event_type TEXT NOT NULL,
         targets TEXT NOT NULL,
@@ -366,6 +366,70 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         set_by TEXT,
         PRIMARY KEY (domain, cartridge, event_type)
       ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 10,
+    name: 'signals: sources with their polling state, ingested items with their dedup keys, clusters',
+    sql: `
+      CREATE TABLE signal_sources (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        origin TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        interval_s INTEGER NOT NULL,
+        next_poll_at INTEGER NOT NULL,
+        retry_after_until INTEGER,
+        parse_errors INTEGER NOT NULL DEFAULT 0,
+        fetch_errors INTEGER NOT NULL DEFAULT 0,
+        disabled_reason TEXT,
+        last_polled_at INTEGER,
+        last_status TEXT,
+        last_new_items INTEGER NOT NULL DEFAULT 0,
+        items_seen INTEGER NOT NULL DEFAULT 0,
+        baseline_per_hour REAL,
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE signal_items (
+        id INTEGER PRIMARY KEY,
+        source_id TEXT NOT NULL,
+        guid_key TEXT UNIQUE,
+        url_key TEXT UNIQUE,
+        content_hash TEXT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        simhash TEXT NOT NULL,
+        published_at INTEGER,
+        fetched_at INTEGER NOT NULL,
+        cluster_id TEXT
+      );
+      CREATE INDEX signal_items_unclustered ON signal_items(fetched_at) WHERE cluster_id IS NULL;
+      CREATE INDEX signal_items_source ON signal_items(source_id, fetched_at);
+      CREATE INDEX signal_items_cluster ON signal_items(cluster_id) WHERE cluster_id IS NOT NULL;
+
+      CREATE TABLE signal_clusters (
+        id TEXT PRIMARY KEY,
+        formed_at INTEGER NOT NULL,
+        item_count INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        burst INTEGER NOT NULL,
+        novelty INTEGER NOT NULL,
+        quality REAL NOT NULL,
+        event_id TEXT,
+        synthesized_at INTEGER,
+        synthesis_event_id TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX signal_clusters_formed ON signal_clusters(formed_at);
     `,
   },
 ];

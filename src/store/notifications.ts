@@ -94,12 +94,13 @@ function toNotification(r: Row): Notification {
 }
 
 /** The group a notification belongs to: domain, group field and its value. */
-export function groupKeyOf(entry: EventTypeEntry, payload: Record<string, unknown>): string | null {
+export function groupKeyOf(entry: EventTypeEntry, payload: Record<string, unknown>, domain: string = entry.domain): string | null {
   const field = entry.lifecycle?.groupKey;
   if (!field) return null;
   const v = payload[field];
   if (v === undefined || v === null) return null;
-  return `${entry.domain}:${field}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`;
+  // The event's own domain (its type's by default): one key in two domains is two groups.
+  return `${domain}:${field}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`;
 }
 
 /**
@@ -171,7 +172,7 @@ export class NotificationStore {
       env.description,
       payload,
       key,
-      groupKeyOf(entry, env.payload),
+      groupKeyOf(entry, env.payload, env.domain),
       entry.actionable ? 1 : 0,
       now,
       now,

@@ -91,6 +91,9 @@ describe('domains in a daemon started as a newcomer would', () => {
     assert.equal((await http(daemon.url, bob, 'POST', '/api/domains/marketing/cartridges', { manifest: {}, source: 'x' })).status, 403);
     assert.equal((await http(daemon.url, bob, 'DELETE', '/api/domains/marketing/cartridges/digest')).status, 403);
     assert.equal((await http(daemon.url, bob, 'GET', '/api/events')).status, 403);
+    assert.equal((await http(daemon.url, bob, 'GET', '/api/notifications?domain=personal:bob')).status, 200, "a member reads their own pipeline's notifications");
+    assert.equal((await http(daemon.url, bob, 'GET', '/api/notifications?domain=personal:ada')).status, 403, "and nobody else's");
+    assert.equal((await http(daemon.url, token, 'PUT', '/api/members/bob/roles/system', { role: 'member' })).status, 400, "the node's own domains are no one's role");
     for (let i = 0; i < 200; i++) {
       const sales = await http(daemon.url, bob, 'GET', '/api/domains/sales');
       if ((sales.json.cartridges as unknown[] | undefined)?.length === 1) break;

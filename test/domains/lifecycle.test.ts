@@ -48,10 +48,7 @@ async function rig(setup: (dir: string) => void): Promise<Rig & { close: () => P
     runner,
     emitMany: (inputs) => t.node.emitMany(inputs),
     knowsEventType: (type) => t.node.catalog.has(type),
-    autonomy: (q) => {
-      const d = matrix.resolve(q);
-      return { level: d.level, reason: d.reason, ruled: d.rule !== null };
-    },
+    autonomy: (q) => matrix.resolve(q),
     installDefault: 'L1',
     audit: (kind, details, ok) => audit.record(kind, null, details, ok),
     platform,
@@ -96,6 +93,13 @@ describe('domain cartridge lifecycle', () => {
     const done = await r.lifecycle.answerSubmission({ domain: 'ops', cartridge: 'bobs' }, true, r.ada);
     assert.equal(done?.state, 'installed');
     assert.deepEqual(r.runner.pipelines.domains[0]?.levels, [['bobs']]);
+    // An answer is about the package its notification named: a newer submission is not installed by it.
+    await r.lifecycle.submitToDomain('ops', pkg('again', alerting('v1'), { consumes: ['domain.software-development.*'] }), r.bob);
+    await r.lifecycle.submitToDomain('ops', pkg('again', alerting('v2 with other code'), { consumes: ['domain.software-development.*'], version: '1.0.1' }), r.bob);
+    const submittedAgain = () => r.node.ns.notifications.list({ eventType: 'domains.cartridge.submitted', limit: 50 }).items.find((n) => n.payload.cartridge === 'again' && n.payload.version === '1.0.0');
+    await waitFor(() => submittedAgain() !== undefined, 10_000, 'the first submission of again');
+    const first = submittedAgain();
+    await assert.rejects(r.lifecycle.answerSubmission(first?.payload ?? {}, true, r.ada), { code: 'WEFT_CONFLICT' });
     const own = await r.lifecycle.submitToDomain('ops', pkg('adas', alerting('from ada'), { consumes: ['domain.software-development.*'] }), r.ada);
     assert.equal(own.state, 'installed', "an admin's submission is its own approval");
     await r.node.emitMany([todo('l1')]);
@@ -109,9 +113,14 @@ describe('domain cartridge lifecycle', () => {
     await assert.rejects(r.lifecycle.submitToDomain('ops', pkg('eves', alerting('x')), { kind: 'member', name: 'eve', roles: {} }), { code: 'WEFT_FORBIDDEN' });
   });
 
-  it('installs a member submission at once when the matrix says L3 for cartridge.install in the domain', async () => {
+  it('installs a member submission at once when the matrix says L3 for cartridge.install in the domain, not for a rule about actions', async () => {
     const r = await rig((dir) => writeDomain(dir, 'ops', SUB));
     open.push(r.close);
+    // A domain rule (and a cartridge rule) set the level of what cartridges emit, not of installs.
+    await r.matrix.set({ domain: 'ops', level: 'L3' });
+    await r.matrix.set({ domain: 'ops', cartridge: 'quick', level: 'L3' });
+    const held = await r.lifecycle.submitToDomain('ops', pkg('quick', alerting('q'), { consumes: ['domain.software-development.*'] }), r.bob);
+    assert.equal(held.state, 'submitted', 'a domain-level L3 does not let a member install');
     await r.matrix.set({ domain: 'ops', eventType: 'cartridge.install', level: 'L3' });
     const res = await r.lifecycle.submitToDomain('ops', pkg('quick', alerting('q'), { consumes: ['domain.software-development.*'] }), r.bob);
     assert.equal(res.state, 'installed');

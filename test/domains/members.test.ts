@@ -16,6 +16,7 @@ const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 /** Domains of two catalog types: a notification of each is made in `before`. */
 const DEV = 'software-development';
 const SYS = 'system';
+const OPS = 'ops';
 
 type ErrorAnswer = { error: { code: string; message: string } };
 
@@ -165,8 +166,8 @@ describe('the member directory', () => {
       name: 'dir-dee',
       roles: { [DEV]: 'member' },
     });
-    await members.grant('dir-dee', SYS, 'admin');
-    assert.deepEqual(members.authenticate(token)?.roles, { [DEV]: 'member', [SYS]: 'admin' });
+    await members.grant('dir-dee', OPS, 'admin');
+    assert.deepEqual(members.authenticate(token)?.roles, { [DEV]: 'member', [OPS]: 'admin' });
     assert.equal(members.authenticate(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`), undefined);
     assert.equal(members.authenticate(TOKEN), undefined);
     assert.equal(members.authenticate(''), undefined);
@@ -221,8 +222,8 @@ describe('the member directory', () => {
   test('should record every change in the audit log, without the token', async () => {
     const from = audit.entries({ limit: 100_000 }).at(-1)?.seq ?? 0;
     await members.add('dir-gus', { roles: { [DEV]: 'member' } });
-    await members.grant('dir-gus', SYS, 'admin');
-    await members.revoke('dir-gus', SYS);
+    await members.grant('dir-gus', OPS, 'admin');
+    await members.revoke('dir-gus', OPS);
     const { token, id } = await members.createToken('dir-gus', 'phone');
     await members.revokeTokens('dir-gus');
     await members.remove('dir-gus');
@@ -239,7 +240,7 @@ describe('the member directory', () => {
       ],
     );
     assert.deepEqual(got[0]?.details, { member: 'dir-gus', displayName: null, roles: { [DEV]: 'member' } });
-    assert.deepEqual(got[1]?.details, { member: 'dir-gus', domain: SYS, role: 'admin', previous: null });
+    assert.deepEqual(got[1]?.details, { member: 'dir-gus', domain: OPS, role: 'admin', previous: null });
     assert.deepEqual(got[3]?.details, { member: 'dir-gus', tokenId: id, label: 'phone' });
     assert.deepEqual(got[4]?.details, { member: 'dir-gus', count: 1 });
     assert.ok(!JSON.stringify(got).includes(token));
@@ -399,10 +400,10 @@ describe('the member routes', () => {
       method: 'POST',
       url: '/api/members',
       headers: asNode,
-      payload: { name: 'api-zed', displayName: 'Zed', roles: { [SYS]: 'member' } },
+      payload: { name: 'api-zed', displayName: 'Zed', roles: { [OPS]: 'member' } },
     });
     assert.equal(added.statusCode, 201, added.body);
-    assert.deepEqual((added.json() as { roles: unknown }).roles, { [SYS]: 'member' });
+    assert.deepEqual((added.json() as { roles: unknown }).roles, { [OPS]: 'member' });
     const dup = await app.inject({
       method: 'POST',
       url: '/api/members',
@@ -424,10 +425,10 @@ describe('the member routes', () => {
       payload: { role: 'admin' },
     });
     assert.equal(granted.statusCode, 200, granted.body);
-    assert.deepEqual((granted.json() as { roles: unknown }).roles, { [DEV]: 'admin', [SYS]: 'member' });
+    assert.deepEqual((granted.json() as { roles: unknown }).roles, { [DEV]: 'admin', [OPS]: 'member' });
     const revoked = await app.inject({
       method: 'DELETE',
-      url: `/api/members/api-zed/roles/${SYS}`,
+      url: `/api/members/api-zed/roles/${OPS}`,
       headers: asNode,
     });
     assert.deepEqual((revoked.json() as { roles: unknown }).roles, { [DEV]: 'admin' });

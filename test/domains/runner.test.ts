@@ -120,8 +120,8 @@ describe('domain pipelines', () => {
       ],
       [
         'scope',
-        (dir) => writeCartridge(writeDomain(dir, 'narrow'), 'wide', alerting('x'), { emits: ['domains.alert', 'system.worker.crashed'] }),
-        /cartridge 'wide' emits 'system.worker.crashed', outside what this pipeline may emit/,
+        (dir) => writeCartridge(writeDomain(dir, 'narrow'), 'wide', alerting('x'), { emits: ['domains.alert', 'domain.software-development.planning.todo.ready'] }),
+        /cartridge 'wide' emits 'domain.software-development.planning.todo.ready', outside what this pipeline may emit/,
         ['wide'],
       ],
       [
@@ -201,20 +201,24 @@ describe('domain pipelines', () => {
     assert.equal(alerts(t.node).filter((n) => n.payload.title === 'for alice').length, 1, 'a revoked member sees nothing more');
   });
 
-  it('refuses a personal pipeline for a domain the member holds no role in', async () => {
-    await assert.rejects(
-      withRunner(
-        (dir) => {
-          writeDomain(dir, 'eng');
-          const me = join(dir, 'personal', 'bob');
-          mkdirSync(me, { recursive: true });
-          writeFileSync(join(me, 'subscriptions.toml'), 'domains = ["eng"]\n');
-          writeCartridge(me, 'peek', alerting('peek'));
-        },
-        { roles: { bob: {} } },
-      ),
-      /personal pipeline of 'bob': subscribes to 'eng', where 'bob' holds no role/,
+  it('leaves out a personal pipeline subscribed to a domain the member holds no role in, and runs the rest', async () => {
+    const t = await withRunner(
+      (dir) => {
+        writeCartridge(writeDomain(dir, 'eng', SUBSCRIBE_TODOS), 'triage', alerting('triage'));
+        const me = join(dir, 'personal', 'bob');
+        mkdirSync(me, { recursive: true });
+        writeFileSync(join(me, 'subscriptions.toml'), 'domains = ["eng"]\n');
+        writeCartridge(me, 'peek', alerting('peek'));
+      },
+      { roles: { bob: {} } },
     );
+    open.push(t.close);
+    assert.deepEqual(t.runner.pipelines.personal, []);
+    assert.match(t.runner.pipelines.refused[0]?.message ?? '', /personal pipeline of 'bob': subscribes to 'eng', where 'bob' holds no role/);
+    await t.node.emitMany([todo('b1')]);
+    await waitFor(() => alerts(t.node).length === 1, 10_000, 'eng to run');
+    await t.runner.idle();
+    assert.equal(alerts(t.node)[0]?.payload.title, 'triage');
   });
 
   it('refuses a live change that does not validate, keeps the running pipeline, and says so', async () => {
@@ -226,5 +230,116 @@ describe('domain pipelines', () => {
     await t.node.emitMany([todo('still')]);
     await waitFor(() => alerts(t.node, 'live').length === 1, 10_000, 'the old pipeline to keep running');
     assert.equal(alerts(t.node, 'live')[0]?.payload.title, 'first');
+  });
+
+  it("refuses a cartridge that emits the node's own types, whatever the domain's scope says", async () => {
+    await assert.rejects(
+      withRunner((dir) => writeCartridge(writeDomain(dir, 'forger', `emits = ["domains.*", "system.*"]\n${SUBSCRIBE_TODOS}`), 'forge', alerting('x'), { emits: ['domains.cartridge.submitted'] })),
+      /cartridge 'forge' emits 'domains.cartridge.submitted': the node's own types/,
+    );
+  });
+
+  it('keeps going after an idle spell (the inbox is cleaned up meanwhile) and across a reload of two lanes', async () => {
+    const t = await withRunner((dir) => {
+      writeCartridge(writeDomain(dir, 'aaa', SUBSCRIBE_TODOS), 'one', alerting('aaa'));
+      writeCartridge(writeDomain(dir, 'bbb', SUBSCRIBE_TODOS), 'two', alerting('bbb'));
+    });
+    open.push(t.close);
+    await t.node.emitMany([todo('i1')]);
+    await waitFor(() => alerts(t.node).length === 2, 10_000, 'the first two alerts');
+    // Longer than the clean-up period: the inbox is emptied and positions must still hold.
+    await new Promise((r) => setTimeout(r, 1500));
+    await t.node.emitMany([todo('i2')]);
+    await waitFor(() => alerts(t.node).length === 4, 10_000, 'alerts after the idle spell');
+    // Change both lanes and reload while events keep coming: none is lost, none repeated.
+    const emitting = (async () => {
+      for (let i = 0; i < 30; i++) {
+        await t.node.emitMany([todo(`r${i}`)]);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    writeCartridge(join(t.dir, 'company', 'domains', 'aaa'), 'one', alerting('aaa'), { version: '1.0.1' });
+    writeCartridge(join(t.dir, 'company', 'domains', 'bbb'), 'two', alerting('bbb'), { version: '1.0.1' });
+    await t.runner.reload();
+    await emitting;
+    await waitFor(() => alerts(t.node).length === 64, 20_000, `64 alerts (have ${alerts(t.node).length})`);
+    await t.runner.idle();
+    for (const d of ['aaa', 'bbb']) {
+      const bodies = alerts(t.node, d).map((n) => n.payload.body);
+      assert.equal(new Set(bodies).size, 32, `${d}: every todo exactly once`);
+    }
+  });
+
+  it("records a cartridge's output its type refuses, and the lane carries on", async () => {
+    const t = await withRunner((dir) => {
+      const d = writeDomain(dir, 'sloppy', SUBSCRIBE_TODOS);
+      // Every other todo gets an alert without its title: the schema refuses it.
+      writeCartridge(d, 'half', `function process(e, ctx) { ctx.emit('domains.alert', e.payload.slug.endsWith('1') ? { body: 'no title' } : { title: 'fine ' + e.payload.slug }); return e; }`);
+    });
+    open.push(t.close);
+    const [bad] = await t.node.emitMany([todo('p1'), todo('p2')]);
+    await waitFor(() => alerts(t.node).length === 1, 10_000, 'the good alert');
+    await waitFor(() => t.node.ns.deadLetters.list().some((d) => d.eventId === bad?.id), 10_000, 'the dead letter of the bad output');
+    await waitFor(
+      () => t.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items.some((n) => n.payload.cartridge === 'domain:sloppy/half' && String(n.payload.error).includes('WEFT_CARTRIDGE_BAD_OUTPUT')),
+      10_000,
+      'system.cartridge.failed naming the bad output',
+    );
+    await t.node.emitMany([todo('p4')]);
+    await waitFor(() => alerts(t.node).length === 2, 10_000, 'the lane to carry on');
+  });
+
+  it('gives two domains their own notification for one alert key', async () => {
+    const keyed = (title: string) => `function process(e, ctx) { ctx.emit('domains.alert', { title: ${JSON.stringify(title)}, key: 'same' }); return e; }`;
+    const t = await withRunner((dir) => {
+      writeCartridge(writeDomain(dir, 'left', SUBSCRIBE_TODOS), 'l', keyed('from left'));
+      writeCartridge(writeDomain(dir, 'right', SUBSCRIBE_TODOS), 'r', keyed('from right'));
+    });
+    open.push(t.close);
+    await t.node.emitMany([todo('k1')]);
+    await waitFor(() => alerts(t.node, 'left').length === 1 && alerts(t.node, 'right').length === 1, 10_000, 'one alert per domain');
+    assert.equal(alerts(t.node, 'left')[0]?.payload.title, 'from left');
+    assert.equal(alerts(t.node, 'right')[0]?.payload.title, 'from right');
+  });
+
+  it("moves a member's lane on events only it receives, and leaves out a removed member's pipeline without stopping the rest", async () => {
+    const roles: Record<string, Record<string, string>> = { alice: { eng: 'member' }, bob: { eng: 'member' } };
+    const t = await withRunner(
+      (dir) => {
+        writeCartridge(writeDomain(dir, 'eng', SUBSCRIBE_TODOS), 'triage', alerting('triage'), { consumes: ['domain.software-development.planning.todo.created'] });
+        for (const m of ['alice', 'bob']) {
+          const me = join(dir, 'personal', m);
+          mkdirSync(me, { recursive: true });
+          writeCartridge(me, 'closed', alerting(`closed for ${m}`), { consumes: ['domain.software-development.planning.todo.closed'] });
+        }
+      },
+      { roles },
+    );
+    open.push(t.close);
+    // Only the personal lanes consume it: they must not wait for eng to see another event.
+    await t.node.emitMany([{ event: 'domain.software-development.planning.todo.closed', payload: { slug: 'c1', reason: 'delivered' } }]);
+    await waitFor(() => alerts(t.node).length === 2, 10_000, 'both members to see the closed todo');
+    const mine = alerts(t.node).find((n) => n.payload.title === 'closed for alice');
+    assert.equal(mine?.domain, 'personal:alice', "a member's output is in their own notification domain");
+    // bob is removed: the next reload leaves his pipeline out and says so; eng and alice run on.
+    delete roles.bob;
+    t.runner.rolesChanged();
+    const set = await t.runner.reload();
+    assert.deepEqual(set.personal.map((p) => p.scope), ['personal:alice']);
+    assert.match(set.refused[0]?.message ?? '', /there is no member 'bob'/);
+    await waitFor(() => t.node.ns.notifications.list({ eventType: 'domains.pipeline.refused' }).items.length === 1, 10_000, 'the refusal');
+  });
+
+  it('brings a suspended cartridge back on reload', async () => {
+    const t = await withRunner((dir) => writeCartridge(writeDomain(dir, 'flaky', SUBSCRIBE_TODOS), 'moody', `function process(e, ctx) { if (e.payload.slug.startsWith('bad')) throw new Error('no'); ctx.emit('domains.alert', { title: 'ok ' + e.payload.slug }); return e; }`));
+    open.push(t.close);
+    await t.node.emitMany([1, 2, 3, 4, 5].map((i) => todo(`bad${i}`)));
+    await waitFor(() => t.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items.some((n) => n.payload.suspended === true), 10_000, 'the suspension');
+    await t.node.emitMany([todo('good1')]);
+    await t.runner.idle();
+    assert.equal(alerts(t.node).length, 0, 'a suspended cartridge does not run');
+    await t.runner.reload();
+    await t.node.emitMany([todo('good2')]);
+    await waitFor(() => alerts(t.node).length === 1, 10_000, 'the cartridge to run again after the reload');
   });
 });

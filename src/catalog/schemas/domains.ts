@@ -110,11 +110,11 @@ export function registerDomainTypes(catalog: Catalog): void {
   });
   catalog.register({
     type: DOMAIN_EVENTS.inboxOverflow,
-    description: 'The domain pipelines fell behind by more than domains.inbox_limit events: newer events skipped them',
+    description: 'A domain or personal lane fell behind by domains.inbox_limit events: newer events skip it until it catches up',
     domain: 'domains',
     defaultLevel: 'operational',
     defaultVisibility: 'local',
-    payload: Type.Object({ limit: Type.Integer({ minimum: 0 }), skipped: Type.Integer({ minimum: 0 }) }),
+    payload: Type.Object({ scope: Type.Optional(scope), limit: Type.Integer({ minimum: 0 }), skipped: Type.Integer({ minimum: 0 }) }),
     lifecycle: { creates: true },
   });
   const installFacts = {

@@ -215,13 +215,22 @@ export const domainsCommands: CommandModule = (ctx) => {
     .command('validate')
     .description('validate every domain and personal pipeline on disk (cycles, missing dependencies, scope, output conflicts) without applying it; exit 1 when one does not')
     .action(async () => {
-      const r = await call<{ ok: boolean; domains?: PipelineView[]; personal?: PipelineView[]; problem?: { code: string; scope?: string; problem?: string; cartridges?: string[]; message: string } }>('GET', '/api/pipeline/validate');
-      if (!r.ok) {
-        out(`invalid: ${r.problem?.message}${r.problem?.cartridges?.length ? `\ncartridges: ${r.problem.cartridges.join(', ')}` : ''}`, r);
+      const r = await call<{
+        ok: boolean;
+        domains?: PipelineView[];
+        personal?: PipelineView[];
+        refused?: Array<{ scope: string; message: string }>;
+        problem?: { code: string; scope?: string; problem?: string; cartridges?: string[]; message: string };
+      }>('GET', '/api/pipeline/validate');
+      if (r.problem) {
+        out(`invalid: ${r.problem.message}${r.problem.cartridges?.length ? `\ncartridges: ${r.problem.cartridges.join(', ')}` : ''}`, r);
         process.exitCode = 1;
         return;
       }
       const all = [...(r.domains ?? []), ...(r.personal ?? [])];
-      out(`valid: ${r.domains?.length ?? 0} domain(s), ${r.personal?.length ?? 0} personal pipeline(s)${all.length ? `\n${all.map((p) => `  ${p.scope}: ${p.levels.map((l) => l.join(' + ')).join(' → ') || '(no cartridges)'}`).join('\n')}` : ''}`, r);
+      const lines = all.map((p) => `  ${p.scope}: ${p.levels.map((l) => l.join(' + ')).join(' → ') || '(no cartridges)'}`);
+      for (const x of r.refused ?? []) lines.push(`  ${x.scope}: left out: ${x.message}`);
+      out(`${r.ok ? 'valid' : 'invalid'}: ${r.domains?.length ?? 0} domain(s), ${r.personal?.length ?? 0} personal pipeline(s)${r.refused?.length ? `, ${r.refused.length} personal pipeline(s) left out` : ''}${lines.length ? `\n${lines.join('\n')}` : ''}`, r);
+      if (!r.ok) process.exitCode = 1;
     });
 };
