@@ -276,8 +276,10 @@ export class DomainRunner {
     for (const lane of started) {
       const old = this.lanes.get(lane.def.scope);
       if (old) await old.stop();
+      // The start is committed before the router can see the lane.
+      const start = await this.position(lane.def.scope);
       this.lanes.set(lane.def.scope, lane);
-      lane.begin(this.position(lane.def.scope));
+      lane.begin(start);
     }
     for (const [scope, lane] of this.lanes) {
       if (wanted.has(scope)) continue;
@@ -322,11 +324,20 @@ export class DomainRunner {
       .catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'domains.pipeline.loaded not emitted'));
   }
 
-  /** A lane's committed position; a new lane starts at the inbox's end (it never saw the older events). */
-  private position(scope: string): number {
+  /**
+   * A lane's committed position. A lane seen for the first time starts at the inbox's end (it
+   * never saw the older events), and that start is committed before anything is routed to it:
+   * after a crash before its first batch committed, it resumes there, not at the new end.
+   */
+  private async position(scope: string): Promise<number> {
     const ns = this.deps.node.ns;
     const got = ns.offsets.get(laneOffset(scope));
-    return got === undefined ? (this.maxSeq.get() as number) : Number(got);
+    if (got !== undefined) return Number(got);
+    return ns.store.write(() => {
+      const start = this.maxSeq.get() as number;
+      ns.offsets.set(laneOffset(scope), String(start));
+      return start;
+    });
   }
 
   /** Commits a lane's position. */

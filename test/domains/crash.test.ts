@@ -18,7 +18,10 @@ async function post(url: string, token: string, body: unknown): Promise<number> 
 function counts(dataDir: string): { outputs: number; sources: number; routed: number } {
   const db = new Database(join(dataDir, 'weft.db'), { readonly: true });
   try {
-    const o = db.prepare("SELECT COUNT(*) AS n, COUNT(DISTINCT causation_id) AS d FROM events WHERE source = 'domain:ops/echo'").get() as { n: number; d: number };
+    // What passed the pipeline (a replayed output is logged, then dropped by dedup): its notifications.
+    const o = db
+      .prepare("SELECT COUNT(*) AS n, COUNT(DISTINCT e.causation_id) AS d FROM notifications n JOIN events e ON e.id = n.event_id WHERE n.source = 'domain:ops/echo'")
+      .get() as { n: number; d: number };
     const routed = db.prepare('SELECT COUNT(*) FROM events WHERE event = ?').pluck().get(TODO) as number;
     return { outputs: o.n, sources: o.d, routed };
   } finally {
