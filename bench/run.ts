@@ -18,6 +18,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['privacy', () => import('./privacy.js')],
   ['dashboard', () => import('./dashboard.js')],
   ['domains', () => import('./domains.js')],
+  ['signals', () => import('./signals.js')],
 ];
 
 const filter = process.argv.slice(2);

@@ -6,6 +6,7 @@ export * from './hub.js';
 export * from './member-auth.js';
 export * from './autonomy-routes.js';
 export * from './domain-routes.js';
+export * from './signal-routes.js';
 export * from './metrics.js';
 export * from './prometheus.js';
 export * from './node-routes.js';

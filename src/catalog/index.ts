@@ -4,7 +4,18 @@ import { CARTRIDGE_EVENTS, registerCartridgeTypes } from './schemas/cartridges.j
 import { registerCorrelationTypes } from './schemas/correlation.js';
 import { DOMAIN_EVENTS, registerDomainTypes } from './schemas/domains.js';
 import { registerMeshTypes } from './schemas/mesh.js';
+import { MESH_ROADMAP_EVENTS, MESH_ROADMAP_PREFIX, registerMeshRoadmapTypes } from './schemas/mesh-roadmap.js';
+import {
+  registerContentTypes,
+  registerCreativeProductionTypes,
+  registerCustomerRelationsTypes,
+  registerDeploymentTypes,
+  registerMarketingTypes,
+  registerPillarTypes,
+  registerSoftwareDevelopmentPillarTypes,
+} from './schemas/pillars.js';
 import { registerPrivacyTypes } from './schemas/privacy.js';
+import { registerSignalTypes, SIGNAL_EVENTS } from './schemas/signal.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
 import { registerTeleClaudeAliases } from './schemas/teleclaude.js';
@@ -12,8 +23,18 @@ import { registerTeleClaudeAliases } from './schemas/teleclaude.js';
 export * from './catalog.js';
 export * from './schemas/privacy.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
-export { CARTRIDGE_EVENTS, DOMAIN_EVENTS, registerCartridgeTypes, registerDomainTypes };
+export { CARTRIDGE_EVENTS, DOMAIN_EVENTS, registerCartridgeTypes, registerDomainTypes, registerSignalTypes, SIGNAL_EVENTS };
 export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes, registerTeleClaudeAliases };
+export { MESH_ROADMAP_EVENTS, MESH_ROADMAP_PREFIX, registerMeshRoadmapTypes };
+export {
+  registerContentTypes,
+  registerCreativeProductionTypes,
+  registerCustomerRelationsTypes,
+  registerDeploymentTypes,
+  registerMarketingTypes,
+  registerPillarTypes,
+  registerSoftwareDevelopmentPillarTypes,
+};
 
 /** A catalog with every built-in type registered, and the aliases TeleClaude's producers use. */
 export function createDefaultCatalog(): Catalog {
@@ -25,6 +46,9 @@ export function createDefaultCatalog(): Catalog {
   registerMeshTypes(c);
   registerPrivacyTypes(c);
   registerDomainTypes(c);
+  registerSignalTypes(c);
+  registerPillarTypes(c);
+  registerMeshRoadmapTypes(c);
   registerTeleClaudeAliases(c);
   return c;
 }

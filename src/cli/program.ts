@@ -13,6 +13,7 @@ import { serviceCommands } from './commands/service.js';
 import { membersCommands } from './commands/members.js';
 import { autonomyCommands } from './commands/autonomy.js';
 import { domainsCommands } from './commands/domains.js';
+import { signalsCommands } from './commands/signals.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
@@ -26,6 +27,7 @@ const MODULES: CommandModule[] = [
   demoCommands,
   membersCommands,
   domainsCommands,
+  signalsCommands,
   // Adds `weft config autonomy ...` under the `config` command defined below (modules run in main()).
   autonomyCommands,
 ];

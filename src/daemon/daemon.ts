@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import {
   autonomyRoutes,
@@ -13,6 +13,7 @@ import {
   nodeRoutes,
   privacyRoutes,
   registerCartridgeRoutes,
+  signalRoutes,
 } from '../api/index.js';
 import { DOMAIN_EVENTS } from '../catalog/index.js';
 import { AutonomyMatrix, createDomainRunner, type DomainRunner, DomainLifecycle, ensureLayout, MemberDirectory } from '../domains/index.js';
@@ -31,6 +32,7 @@ import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
 import { privacyFromConfig } from './privacy-config.js';
 import { OBSERVER_SOURCE } from '../privacy/index.js';
+import type { SignalService } from '../signals/index.js';
 import type { WeftNode } from '../node/index.js';
 
 export interface RunningDaemon {
@@ -63,6 +65,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   let app: FastifyInstance | undefined;
   let cartridges: Sovereignty | undefined;
   let domains: DomainRunner | undefined;
+  let signals: SignalService | undefined;
+  // Loaded only when sources are configured: a node without feeds never pays for the parser.
+  const signalsModule = cfg.signals.enabled && cfg.signals.sources.length > 0 ? await import('../signals/index.js') : undefined;
   try {
     assembled = await assembleNode(
       {
@@ -76,7 +81,13 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
             strictness: cfg.trust.strictness,
             rate: { perSecond: cfg.trust.rate_per_second, burst: cfg.trust.rate_burst },
             // The spool after a day with the daemon down is a backlog, not a flood: it is this node's own shells.
-            overrides: { [OBSERVER_SOURCE]: { rate: { perSecond: 50_000, burst: 1_000_000 } } },
+            // The first poll of a big feed is a backlog too: the signal stages are this node's own.
+            overrides: Object.fromEntries(
+              [OBSERVER_SOURCE, ...(signalsModule ? [signalsModule.INGEST_SOURCE, signalsModule.CLUSTER_SOURCE, signalsModule.SYNTHESIZE_SOURCE] : [])].map((src) => [
+                src,
+                { rate: { perSecond: 50_000, burst: 1_000_000 } },
+              ]),
+            ),
           },
         },
         ...meshFromConfig(cfg),
@@ -124,6 +135,23 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       // Assigned first: a start that fails part-way is stopped by the catch below.
       domains = runner;
       await runner.start();
+    }
+    // The signal pipeline runs when sources are configured.
+    if (signalsModule) {
+      const s = cfg.signals;
+      signals = signalsModule.createSignalService(
+        {
+          sources: s.sources,
+          ...(s.x_feed_template ? { xFeedTemplate: s.x_feed_template } : {}),
+          ...(cfg.source ? { baseDir: dirname(cfg.source) } : {}),
+          fetcher: { perHost: s.per_host, maxBytes: s.max_body_bytes, timeoutMs: s.timeout, minIntervalMs: s.min_interval * 1000, maxIntervalMs: s.max_interval * 1000, maxParseErrors: s.max_parse_errors },
+          clusterIntervalMs: s.cluster_interval * 1000,
+          retentionDays: s.retention_days,
+          ...(s.summarizer_command ? { summarizerCommand: s.summarizer_command } : {}),
+        },
+        { store: n.ns.store, clock: n.clock, logger: logger.child({ mod: 'signals' }), emitMany: (inputs) => n.emitMany(inputs) },
+      );
+      await signals.start();
     }
     const lifecycle = new DomainLifecycle({
       dataDir: cfg.data_dir,
@@ -184,6 +212,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           memberRoutes({ members }),
           autonomyRoutes({ matrix }),
           domainRoutes({ dataDir: cfg.data_dir, runner, lifecycle, validation: { knowsEventType: (t) => n.catalog.has(t), rolesOf } }),
+          signalRoutes({ signals }),
           ...(dashboard ? [dashboardRoutes({ auth: dashboard, computer: cfg.computer.name, sample: () => dashboardSample(n, a0) })] : []),
         ],
         ...(dashboard ? { dashboard } : {}),
@@ -252,6 +281,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           await Promise.all(deliveries.map((d) => d.stop()));
           metrics.close();
           await sov.gate.stop();
+          await signals?.stop();
           await runner.stop();
           await a0.stop();
           await sov.stop();
@@ -264,6 +294,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await signals?.stop().catch(() => undefined);
     await domains?.stop().catch(() => undefined);
     await cartridges?.stop().catch(() => undefined);
     await assembled?.stop().catch(() => undefined);

@@ -445,28 +445,31 @@ export class DomainRunner {
   /**
    * Deletes the inbox rows no lane still needs (a row is done once every lane it names has
    * passed it; lanes that no longer exist need nothing), and every 10th time recounts each
-   * lane's backlog (a batch that rolled back counted rows that were never written). Runs under
-   * the runner's lock, so never while lanes are being replaced.
+   * lane's backlog (a batch that rolled back counted rows that were never written).
    */
   private async gc(): Promise<void> {
     if (!this.running || this.lock.isLocked) return;
-    await this.locked(async () => {
-      const ns = this.deps.node.ns;
-      const lanes = [...this.lanes.values()];
-      const needed = lanes.map(() => '(instr(targets, ?) > 0 AND seq > ?)').join(' OR ');
-      const params: Array<string | number> = [this.maxSeq.get() as number];
-      for (const l of lanes) params.push(`,${l.def.scope},`, l.position);
-      const recount = ++this.gcTicks % 10 === 0;
-      try {
-        await ns.store.write(() => {
-          ns.store.db.prepare(`DELETE FROM domain_inbox WHERE seq <= ?${needed ? ` AND NOT (${needed})` : ''}`).run(...params);
-          this.inboxCount = this.count.get() as number;
-        });
-        if (recount) for (const l of lanes) l.pending = this.backlog(l.def.scope, l.position);
-      } catch (err) {
-        this.deps.logger.warn({ err: (err as Error).message }, 'domain inbox clean-up failed; it is retried');
-      }
-    });
+    // What every lane has finished, read under the lock (never while lanes are being replaced);
+    // the delete itself runs after it, so a stop never waits behind the store. A lane started
+    // meanwhile starts at or past this snapshot's end, a replaced one at or past its position.
+    const snapshot = await this.locked(async () => ({
+      top: this.maxSeq.get() as number,
+      lanes: [...this.lanes.values()].map((l) => ({ lane: l, scope: l.def.scope, position: l.position })),
+    }));
+    const ns = this.deps.node.ns;
+    const needed = snapshot.lanes.map(() => '(instr(targets, ?) > 0 AND seq > ?)').join(' OR ');
+    const params: Array<string | number> = [snapshot.top];
+    for (const l of snapshot.lanes) params.push(`,${l.scope},`, l.position);
+    const recount = ++this.gcTicks % 10 === 0;
+    try {
+      await ns.store.write(() => {
+        ns.store.db.prepare(`DELETE FROM domain_inbox WHERE seq <= ?${needed ? ` AND NOT (${needed})` : ''}`).run(...params);
+        this.inboxCount = this.count.get() as number;
+      });
+      if (recount && this.running) for (const l of snapshot.lanes) l.lane.pending = this.backlog(l.scope, l.lane.position);
+    } catch (err) {
+      if (this.running) this.deps.logger.warn({ err: (err as Error).message }, 'domain inbox clean-up failed; it is retried');
+    }
   }
 
   /** Reads a lane's next events. */
@@ -862,7 +865,14 @@ class Lane {
           domain: scope,
           idempotencyKey: key,
           description: `${scope}/${o.cartridge} wants to emit ${o.type} (held at L1: ${decision.reason})`,
-          payload: { domain: scope, cartridge: o.cartridge, sourceEventId: o.source.id, rule: decision.reason.slice(0, 500), proposed: { event: o.type, payload: o.payload } },
+          payload: {
+            domain: scope,
+            cartridge: o.cartridge,
+            sourceEventId: o.source.id,
+            rule: decision.reason.slice(0, 500),
+            // The title travels with it: approved, the event reads as it would have.
+            proposed: { event: o.type, payload: o.payload, ...(typeof o.payload.title === 'string' && o.payload.title.length > 0 ? { description: o.payload.title.slice(0, 500) } : {}) },
+          },
         });
         depths.push(0);
         origins.push(o);

@@ -24,7 +24,12 @@ export const ActionDescriptor = Type.Object(
 );
 export type ActionDescriptor = Static<typeof ActionDescriptor>;
 
-const EVENT_TYPE_PATTERN = '^[a-z][a-z0-9_-]*(\\.[a-z0-9][a-z0-9_-]*)+$';
+/**
+ * Dotted lowercase words. A single word passes here too: producers of the mesh roadmap send
+ * bare names (`graph_update`) that the catalog maps onto its types by alias; a name the catalog
+ * does not know is refused there, by name.
+ */
+const EVENT_TYPE_PATTERN = '^[a-z][a-z0-9_-]*(\\.[a-z0-9][a-z0-9_-]*)*$';
 const ISO_TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$';
 
 export const EventType = Type.String({ pattern: EVENT_TYPE_PATTERN, maxLength: 200 });

@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   IDENTITY_KEY_INVALID: { status: 500, exit: 1 },
   IDENTITY_BAD_NODE_ID: { status: 400, exit: 2 },
   IDENTITY_ROTATION_INVALID: { status: 400, exit: 1 },
+  SIGNAL_FEED_INVALID: { status: 422, exit: 1 }, // signals/: a fetched body that is no readable feed
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,5 @@
 /** The command guardian: a program the user names judges each package (JSON on stdin, a verdict on stdout). */
-import { spawn } from 'node:child_process';
+import { minimalEnv, runProgram } from '../util/index.js';
 import { type Guardian, GuardianError, type GuardianVerdict } from './guardian.js';
 /** User options of the command guardian. */
 export interface CommandGuardianInit {
@@ -29,75 +29,17 @@ export function commandGuardian(init: CommandGuardianInit): Guardian {
   const label = `guardian command '${init.command}'`;
   return {
     name: 'command',
-    judge(req, options) {
+    async judge(req, options) {
       options?.signal?.throwIfAborted();
-      return new Promise<GuardianVerdict>((resolve, reject) => {
-        const child = spawn(init.command, {
-          shell: true,
-          detached: process.platform !== 'win32',
-          stdio: ['pipe', 'pipe', 'pipe'],
-          // Not the daemon's environment (it may hold secrets such as the Telegram token): the
-          // minimum a program needs to run, plus what the config gives it.
-          env: { ...minimalEnv(), ...init.env },
-        });
-        let out = '';
-        let err = '';
-        let settled = false;
-        const kill = () => {
-          try {
-            if (child.pid !== undefined && process.platform !== 'win32') process.kill(-child.pid, 'SIGKILL');
-            else child.kill('SIGKILL');
-          } catch {
-            // already gone
-          }
-        };
-        const finish = (e: GuardianError | null, v?: GuardianVerdict) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          options?.signal?.removeEventListener('abort', onAbort);
-          if (e) reject(e);
-          else resolve(v as GuardianVerdict);
-        };
-        const onAbort = () => {
-          kill();
-          finish(new GuardianError(`${label} was aborted`));
-        };
-        options?.signal?.addEventListener('abort', onAbort, { once: true });
-        const timer = setTimeout(() => {
-          kill();
-          finish(new GuardianError(`${label} gave no answer within ${timeoutMs} ms; it was killed`, { details: { timeoutMs } }));
-        }, timeoutMs);
-        child.stdout.setEncoding('utf8');
-        child.stderr.setEncoding('utf8');
-        child.stdout.on('data', (d: string) => {
-          out += d;
-          if (out.length > maxOut) {
-            kill();
-            finish(new GuardianError(`${label} printed more than ${maxOut} bytes`));
-          }
-        });
-        child.stderr.on('data', (d: string) => {
-          err = (err + d).slice(-2000);
-        });
-        child.on('error', (e) => finish(new GuardianError(`${label} could not start: ${e.message}`, { cause: e })));
-        child.on('close', (code, signal) => {
-          if (settled) return;
-          if (code !== 0) {
-            const why = signal ? `was killed by ${signal}` : `exited with status ${code}`;
-            finish(new GuardianError(`${label} ${why}${err.trim() ? `: ${err.trim().slice(-500)}` : ''}`, { details: { exitCode: code } }));
-            return;
-          }
-          try {
-            finish(null, parseVerdict(out, label));
-          } catch (e) {
-            finish(e as GuardianError);
-          }
-        });
-        // A command that does not read stdin closes it early; that is its right.
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(`${JSON.stringify(req)}\n`);
-      });
+      let out: string;
+      try {
+        // Not the daemon's environment (it may hold secrets such as the Telegram token): the
+        // minimum a program needs to run, plus what the config gives it.
+        out = await runProgram({ command: init.command, timeoutMs, maxOutputBytes: maxOut, env: { ...minimalEnv(), ...init.env }, stdin: `${JSON.stringify(req)}\n`, ...(options?.signal ? { signal: options.signal } : {}) });
+      } catch (err) {
+        throw new GuardianError(`${label} ${(err as Error).message}`, { cause: err, details: { timeoutMs } });
+      }
+      return parseVerdict(out, label);
     },
   };
 }
@@ -131,9 +73,4 @@ function parseVerdict(stdout: string, label: string): GuardianVerdict {
   return { approve: v.approve, reason: (v.reason ?? (v.approve ? 'approved' : 'refused')).slice(0, 1500), guardian: 'command' };
 }
 
-/** The variables a guardian program gets from the daemon: enough to find programs and speak UTF-8. */
-export function minimalEnv(): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const k of ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR']) if (process.env[k] !== undefined) out[k] = process.env[k];
-  return out;
-}
+export { minimalEnv } from '../util/index.js';

@@ -6,3 +6,4 @@ export * from './ids.js';
 export * from './mutex.js';
 export * from './pause.js';
 export * from './lazy.js';
+export * from './program.js';

@@ -86,10 +86,27 @@ export const domainsCommands: CommandModule = (ctx) => {
 
   program
     .command('init')
-    .description('create the data directory and its folders: company/domains, personal, helpdesk (and say what each is for)')
-    .action(async () => {
+    .description('create the data directory and its folders: company/domains, personal, helpdesk (and say what each is for); --pillar adds a ready-made domain')
+    .option('--pillar <name>', 'install a pillar pack as a domain: software-development, marketing, creative-production or customer-relations (docs/pillars.md)')
+    .option('--force', 'with --pillar: replace an existing domain of that name')
+    .action(async (o: { pillar?: string; force?: boolean }) => {
       const { ensureLayout } = await import('../../domains/index.js');
       const dataDir = ctx.cfg().data_dir;
+      if (o.pillar !== undefined) {
+        const { installPillar, pillarPack } = await import('../../pillars/index.js');
+        const r = await installPillar(dataDir, o.pillar, { force: o.force === true });
+        const pack = pillarPack(o.pillar);
+        out(
+          [
+            `installed the ${o.pillar} pillar: ${r.domainDir}`,
+            `  ${pack.description}`,
+            `  cartridges: ${r.cartridges.join(', ')}`,
+            'a running daemon picks it up with: weft domains reload   (then: weft pipeline show --domain ' + o.pillar + ')',
+          ].join('\n'),
+          { dataDir, pillar: o.pillar, ...r },
+        );
+        return;
+      }
       const { layout, created } = await ensureLayout(dataDir);
       const text = [
         `Weft data directory: ${dataDir}`,

@@ -1,0 +1,158 @@
+/**
+ * signal-ingest: feed items into `signal.ingest.received` events. Each item is admitted once,
+ * whichever feed brings it: deduplicated by its GUID, then its URL, then the hash of its
+ * content; admitted items are recorded (with a one-line summary, tags and a SimHash) for the
+ * clustering pass.
+ */
+import type { Statement } from 'better-sqlite3';
+import { SIGNAL_EVENTS } from '../catalog/index.js';
+import type { EmitInput, Envelope } from '../envelope/index.js';
+import type { Store } from '../store/index.js';
+import { type Logger, Mutex } from '../util/index.js';
+import { contentHash, keywords, oneLineSummary, simhash64 } from './text.js';
+import type { FeedItem, IngestPayload, ParsedFeed, SourceSpec } from './types.js';
+
+/** Source of every `signal.ingest.received` event (one producer, whatever the feed). */
+export const INGEST_SOURCE = 'signal-ingest';
+
+/** Tags one item keeps at most. */
+const MAX_TAGS = 12;
+
+/** What one admission did. */
+export interface IngestResult {
+  readonly admitted: number;
+  readonly duplicates: number;
+  readonly events: readonly Envelope[];
+}
+
+/** Collaborators of the ingest. */
+export interface SignalIngestDeps {
+  store: Store;
+  logger: Logger;
+  emitMany(inputs: readonly EmitInput[]): Promise<Envelope[]>;
+}
+
+/**
+ * A URL as a dedup key: scheme and host lowercased, no fragment, no tracking parameters
+ * (utm_*, fbclid, gclid), no trailing slash; undefined when it is no http(s) URL.
+ * @example
+ * normalizeUrl('HTTPS://Example.com/a/?utm_source=x#top'); // 'https://example.com/a'
+ */
+export function normalizeUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+  u.hash = '';
+  for (const k of [...u.searchParams.keys()]) if (/^(utm_|fbclid$|gclid$|mc_cid$|mc_eid$)/.test(k)) u.searchParams.delete(k);
+  u.searchParams.sort();
+  const s = u.toString();
+  return s.endsWith('/') && u.pathname !== '/' ? s.slice(0, -1) : s.replace(/\/$/, '');
+}
+
+/**
+ * The GUID as a dedup key: a GUID that is a URL (or a tag: URI, or long enough to be unique
+ * by itself) names the article wherever it is syndicated; a short one ("42") only means
+ * something inside its own feed.
+ */
+function guidKey(item: FeedItem, source: SourceSpec): string | undefined {
+  const g = item.guid?.trim();
+  if (!g) return undefined;
+  const url = normalizeUrl(g);
+  if (url) return `url:${url}`;
+  if (/^(tag|urn):/i.test(g) || g.length >= 24) return `guid:${g}`;
+  return `guid:${source.id}#${g}`;
+}
+
+/** Admits feed items into the log and the items table. */
+export class SignalIngest {
+  private readonly find: Statement<[string | null, string | null, string]>;
+  private readonly insert: Statement;
+  /** Admissions run one at a time: two feeds carrying one item must not both pass the check. */
+  private readonly lock = new Mutex();
+
+  constructor(private readonly deps: SignalIngestDeps) {
+    const db = deps.store.db;
+    this.find = db.prepare(
+      'SELECT guid_key AS g, url_key AS u, content_hash AS h FROM signal_items WHERE guid_key = ? OR url_key = ? OR content_hash = ? LIMIT 1',
+    );
+    this.insert = db.prepare(
+      `INSERT OR IGNORE INTO signal_items (source_id, guid_key, url_key, content_hash, event_id, url, title, summary, text, tags, simhash, published_at, fetched_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
+
+  /**
+   * Admits the new items of one poll: each that no GUID, URL or content hash seen before (or
+   * earlier in the same feed) names becomes one `signal.ingest.received`, then a row of the
+   * items table. A crash between the two re-admits the item at the next poll, and the event's
+   * idempotency key (source and URL) drops the repeat.
+   */
+  async admit(source: SourceSpec, feed: ParsedFeed, fetchedAt: number): Promise<IngestResult> {
+    const release = await this.lock.acquire();
+    try {
+      return await this.admitLocked(source, feed, fetchedAt);
+    } finally {
+      release();
+    }
+  }
+
+  private async admitLocked(source: SourceSpec, feed: ParsedFeed, fetchedAt: number): Promise<IngestResult> {
+    const seen = new Set<string>();
+    const rows: Array<{ payload: IngestPayload; guid: string | null; url: string | null; hash: string; text: string; simhash: string; published: number | null }> = [];
+    let duplicates = 0;
+    for (const item of feed.items) {
+      const guid = guidKey(item, source) ?? null;
+      const url = normalizeUrl(item.url) ?? null;
+      const text = item.content ?? item.summary ?? '';
+      const hash = contentHash(item.title, text);
+      const keys = [guid, url === null ? null : `url:${url}`, `hash:${hash}`].filter((k): k is string => k !== null);
+      if (keys.some((k) => seen.has(k)) || this.find.get(guid, url, hash) !== undefined) {
+        duplicates++;
+        continue;
+      }
+      for (const k of keys) seen.add(k);
+      const summary = oneLineSummary(item.title, text);
+      const tags = [...new Set([...source.tags, ...item.categories.map((c) => c.toLowerCase().trim()).filter((c) => c.length > 0 && c.length <= 100), ...keywords(`${item.title}. ${text}`, 5)])].slice(0, MAX_TAGS);
+      const published = item.publishedAt ? Date.parse(item.publishedAt) : Number.NaN;
+      rows.push({
+        payload: {
+          source_id: source.id,
+          item_url: item.url ?? url ?? '',
+          raw_title: item.title.slice(0, 500),
+          tags,
+          published_at: Number.isNaN(published) ? '' : new Date(published).toISOString(),
+          fetched_at: new Date(fetchedAt).toISOString(),
+          summary: summary.slice(0, 1000),
+          dedup_key: keys[0] as string,
+        },
+        guid,
+        url,
+        hash,
+        text: text.slice(0, 20_000),
+        simhash: simhash64(`${item.title} ${summary}`),
+        published: Number.isNaN(published) ? null : published,
+      });
+    }
+    if (rows.length === 0) return { admitted: 0, duplicates, events: [] };
+    const events = await this.deps.emitMany(
+      rows.map((r) => ({
+        event: SIGNAL_EVENTS.received,
+        source: INGEST_SOURCE,
+        description: r.payload.summary || r.payload.raw_title,
+        payload: r.payload as unknown as Record<string, unknown>,
+      })),
+    );
+    await this.deps.store.write(() => {
+      rows.forEach((r, i) => {
+        const e = events[i] as Envelope;
+        this.insert.run(source.id, r.guid, r.url, r.hash, e.id, r.payload.item_url, r.payload.raw_title, r.payload.summary, r.text, JSON.stringify(r.payload.tags), r.simhash, r.published, fetchedAt);
+      });
+    });
+    return { admitted: rows.length, duplicates, events };
+  }
+}

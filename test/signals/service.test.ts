@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { WeftNode } from '../../src/node/index.js';
+import { createSignalService, type SignalService } from '../../src/signals/index.js';
+import { silentLogger } from '../../src/util/index.js';
+import { startTestNode } from '../helpers/node.js';
+
+const KESTREL = [
+  ['Kestrel 4.0 database ships a new query planner', 'The Kestrel database released version 4.0 with a rewritten query planner and faster joins for analytics workloads.'],
+  ['Kestrel database 4.0 released with faster joins', 'Version 4.0 of the Kestrel database is out: the new query planner makes analytics joins much faster.'],
+  ['New query planner lands in Kestrel 4.0 database', 'Kestrel 4.0, the database release out today, brings a query planner rewrite and faster analytics joins.'],
+];
+
+function rss(items: Array<{ title: string; body: string; link: string }>): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Tech A</title><link>http://a.example/</link>${items
+    .map((i) => `<item><title>${i.title}</title><link>${i.link}</link><guid>${i.link}</guid><description>${i.body}</description><pubDate>Fri, 04 Dec 2026 10:00:00 GMT</pubDate></item>`)
+    .join('')}</channel></rss>`;
+}
+
+function atom(items: Array<{ title: string; body: string; link: string }>): string {
+  return `<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Tech B</title><id>urn:b</id><updated>2026-12-04T10:00:00Z</updated>${items
+    .map((i) => `<entry><title>${i.title}</title><link href="${i.link}"/><id>${i.link}</id><updated>2026-12-04T11:00:00Z</updated><summary>${i.body}</summary></entry>`)
+    .join('')}</feed>`;
+}
+
+describe('the signal pipeline in a node: feeds → items → clusters → syntheses', () => {
+  let server: Server;
+  let base = '';
+  let node: WeftNode;
+  let dir = '';
+  let close: () => Promise<void>;
+  let service: SignalService;
+  const hits = new Map<string, number>();
+
+  before(async () => {
+    server = createServer((req, res) => {
+      const path = req.url ?? '/';
+      hits.set(path, (hits.get(path) ?? 0) + 1);
+      if (path === '/a.xml') {
+        res.setHeader('content-type', 'application/rss+xml');
+        res.end(
+          rss([
+            { title: KESTREL[0]?.[0] as string, body: KESTREL[0]?.[1] as string, link: 'http://news.example/kestrel-4' },
+            { title: KESTREL[1]?.[0] as string, body: KESTREL[1]?.[1] as string, link: 'http://a.example/kestrel-faster-joins' },
+            { title: 'Gardening tips for a rainy December', body: 'Cover your roses and move pots indoors before the frost settles in.', link: 'http://a.example/garden' },
+          ]),
+        );
+      } else if (path === '/b.atom') {
+        res.setHeader('content-type', 'application/atom+xml');
+        res.end(
+          atom([
+            // The same article as in feed A (same link): one item, whichever feed brings it.
+            { title: KESTREL[0]?.[0] as string, body: KESTREL[0]?.[1] as string, link: 'http://news.example/kestrel-4?utm_source=b' },
+            { title: KESTREL[2]?.[0] as string, body: KESTREL[2]?.[1] as string, link: 'http://b.example/planner' },
+          ]),
+        );
+      } else if (path === '/broken.xml') {
+        res.setHeader('content-type', 'application/rss+xml');
+        res.end('<rss><channel><item><title>never closed');
+      } else {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const t = await startTestNode();
+    node = t.node;
+    dir = t.dir;
+    close = t.close;
+    writeFileSync(join(dir, 'feeds.csv'), `label,url,type\nbroken,${base}/broken.xml,rss\n`);
+    service = createSignalService(
+      {
+        sources: [
+          { type: 'rss', url: `${base}/a.xml`, label: 'tech-a', tags: ['tech'] },
+          { type: 'atom', url: `${base}/b.atom`, label: 'tech-b' },
+          { type: 'csv', path: 'feeds.csv' },
+        ],
+        baseDir: dir,
+        fetcher: { maxParseErrors: 2, minIntervalMs: 60_000 },
+        clusterIntervalMs: 3600_000,
+      },
+      { store: node.ns.store, clock: node.clock, logger: silentLogger, emitMany: (inputs) => node.emitMany(inputs) },
+    );
+    await service.start();
+  });
+
+  after(async () => {
+    await service.stop();
+    await close();
+    await new Promise((r) => server.close(r));
+  });
+
+  const received = () => node.ns.log.list({ type: 'signal.ingest.received', limit: 100 }).map((e) => e.envelope);
+
+  it('admits each item once across feeds, with a one-line summary, tags and the source', async () => {
+    const polls = await service.pollNow();
+    assert.deepEqual(polls.map((p) => p.source).sort(), ['broken', 'tech-a', 'tech-b']);
+    await node.idle();
+    const items = received();
+    assert.equal(items.length, 4, 'three from A, two from B, one of them the same article: four');
+    assert.equal(polls.find((p) => p.source === 'tech-b')?.duplicates, 1);
+    const first = items.find((e) => e.payload.raw_title === KESTREL[0]?.[0]);
+    assert.equal(first?.payload.source_id, 'tech-a');
+    const tags = (first?.payload.tags ?? []) as string[];
+    assert.ok(tags.includes('tech'), 'the source tag');
+    assert.ok(tags.some((t) => t.includes('kestrel')), 'a keyword tag');
+    assert.match(String(first?.payload.summary), /rewritten query planner/);
+    assert.equal(first?.description, first?.payload.summary);
+  });
+
+  it('asks again conditionally and gives up on a feed that keeps failing to parse, with a notification', async () => {
+    await service.pollNow();
+    await node.idle();
+    assert.equal(received().length, 4, 'nothing new the second time');
+    const disabled = node.ns.notifications.list({ eventType: 'signal.source.disabled' }).items;
+    assert.equal(disabled.length, 1);
+    assert.equal(disabled[0]?.payload.source_id, 'broken');
+    const status = service.status().sources.find((s) => s.id === 'broken');
+    assert.ok(status?.disabledReason);
+    const before = hits.get('/broken.xml');
+    await service.pollNow();
+    assert.equal(hits.get('/broken.xml'), before, 'a source given up on is not polled');
+  });
+
+  it('clusters the related items of both feeds and writes one synthesis naming both sources', async () => {
+    const r = await service.clusterNow();
+    assert.equal(r.formed, 1, JSON.stringify(r));
+    await node.idle();
+    const formed = node.ns.log.list({ type: 'signal.cluster.formed' }).map((e) => e.envelope);
+    assert.equal(formed.length, 1);
+    assert.equal(formed[0]?.payload.item_count, 3, 'the three Kestrel items, not the garden');
+    assert.deepEqual([...((formed[0]?.payload.source_ids ?? []) as string[])].sort(), ['tech-a', 'tech-b']);
+    const ready = node.ns.notifications.list({ eventType: 'signal.synthesis.ready' }).items;
+    assert.equal(ready.length, 1, 'a synthesis is a notification');
+    const synthesis = ready[0]?.payload.synthesis as { summary: string; key_points: string[]; sources: Array<{ source_id: string }>; confidence: number };
+    assert.match(synthesis.summary, /Kestrel/);
+    assert.deepEqual([...new Set(synthesis.sources.map((s) => s.source_id))].sort(), ['tech-a', 'tech-b']);
+    assert.ok(synthesis.confidence > 0 && synthesis.confidence <= 1);
+    // A second pass finds nothing new to form or write.
+    const again = await service.clusterNow();
+    assert.equal(again.formed + again.synthesized, 0);
+  });
+});
