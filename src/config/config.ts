@@ -93,7 +93,7 @@ export const CONFIG_KEYS = {
   'signals.timeout': { kind: 'integer', default: 15_000, min: 100, max: 600_000, help: 'ms one poll may take in all' },
   'signals.max_parse_errors': { kind: 'integer', default: 5, min: 1, max: 1000, help: 'parse failures in a row before a source is given up on (signal.source.disabled)' },
   'signals.cluster_interval': { kind: 'integer', default: 900, min: 5, max: 86_400, help: 'seconds between clustering passes' },
-  'signals.summarizer_command': { kind: 'string', help: 'program that writes a synthesis: the cluster as JSON on stdin, {summary, key_points, sources, confidence} out (default: the built-in extractive summariser)' },
+  'signals.summarizer_command': { kind: 'string', help: 'program that writes a synthesis: the cluster as JSON on stdin, {summary, key_points, confidence} out (default: the built-in extractive summariser)' },
   'signals.retention_days': { kind: 'integer', default: 30, min: 1, max: 3650, help: 'days ingested items and clusters are kept for clustering (the events stay in the log)' },
   'privacy.max_level': { kind: 'enum', values: ['summarized', 'aggregated'], default: 'summarized', help: 'the most detailed class shared: summarized (summaries + aggregates) or aggregated (query answers only); raw never leaves' },
   'privacy.default_trust': { kind: 'enum', values: ['untrusted', 'share_to', 'query_from', 'peer', 'supervisor'], default: 'share_to', help: 'trust of a discovered node outside this cluster that no rule names' },

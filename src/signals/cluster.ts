@@ -667,9 +667,10 @@ export function clusterPayload(c: Cluster): ClusterPayload {
   return {
     cluster_id: c.id,
     item_count: c.items.length,
-    event_ids: c.items.map((it) => it.eventId),
-    item_urls: [...new Set(c.items.map((it) => it.url).filter((u) => u.length > 0))],
-    source_ids: [...c.sourceIds],
+    // The type's schema bounds these lists (1,000): a ticker's cluster of thousands names its first ones; item_count says how many.
+    event_ids: c.items.slice(0, 1000).map((it) => it.eventId),
+    item_urls: [...new Set(c.items.map((it) => it.url).filter((u) => u.length > 0 && u.length <= 2000))].slice(0, 1000),
+    source_ids: [...c.sourceIds].slice(0, 1000),
     tags: [...c.tags],
     title: c.title,
     burst: c.burst,

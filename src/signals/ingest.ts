@@ -4,6 +4,7 @@
  * content; admitted items are recorded (with a one-line summary, tags and a SimHash) for the
  * clustering pass.
  */
+import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { SIGNAL_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
@@ -68,17 +69,29 @@ function guidKey(item: FeedItem, source: SourceSpec): string | undefined {
   return `guid:${source.id}#${g}`;
 }
 
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : s.slice(0, max);
+}
+
+/** A dedup key as the event carries it: short ones as they are, long ones (a 300-character link) by their hash. */
+function shortKey(key: string): string {
+  return key.length <= 300 ? key : `${key.slice(0, key.indexOf(':') + 1)}sha256:${createHash('sha256').update(key).digest('hex')}`;
+}
+
 /** Admits feed items into the log and the items table. */
 export class SignalIngest {
-  private readonly find: Statement<[string | null, string | null, string]>;
+  private readonly find: Statement<[{ guid: string | null; url: string | null; hash: string }]>;
   private readonly insert: Statement;
   /** Admissions run one at a time: two feeds carrying one item must not both pass the check. */
   private readonly lock = new Mutex();
 
   constructor(private readonly deps: SignalIngestDeps) {
     const db = deps.store.db;
+    // Seen before: its GUID, else its URL; its content only counts when one side has neither
+    // (status pages repeat one title and text under new GUIDs and URLs: different items).
     this.find = db.prepare(
-      'SELECT guid_key AS g, url_key AS u, content_hash AS h FROM signal_items WHERE guid_key = ? OR url_key = ? OR content_hash = ? LIMIT 1',
+      `SELECT 1 FROM signal_items WHERE guid_key = @guid OR url_key = @url
+         OR (content_hash = @hash AND ((@guid IS NULL AND @url IS NULL) OR (guid_key IS NULL AND url_key IS NULL))) LIMIT 1`,
     );
     this.insert = db.prepare(
       `INSERT OR IGNORE INTO signal_items (source_id, guid_key, url_key, content_hash, event_id, url, title, summary, text, tags, simhash, published_at, fetched_at)
@@ -110,8 +123,9 @@ export class SignalIngest {
       const url = normalizeUrl(item.url) ?? null;
       const text = item.content ?? item.summary ?? '';
       const hash = contentHash(item.title, text);
-      const keys = [guid, url === null ? null : `url:${url}`, `hash:${hash}`].filter((k): k is string => k !== null);
-      if (keys.some((k) => seen.has(k)) || this.find.get(guid, url, hash) !== undefined) {
+      const ids = [guid, url === null ? null : `url:${url}`].filter((k): k is string => k !== null);
+      const keys = ids.length > 0 ? ids : [`hash:${hash}`];
+      if (keys.some((k) => seen.has(k)) || this.find.get({ guid, url, hash }) !== undefined) {
         duplicates++;
         continue;
       }
@@ -122,13 +136,15 @@ export class SignalIngest {
       rows.push({
         payload: {
           source_id: source.id,
-          item_url: item.url ?? url ?? '',
+          // An item without a link is named by its GUID, else its content: never '' (the
+          // event's idempotency key is the source and this).
+          item_url: clip(item.url ?? url ?? item.guid ?? `urn:weft-signal:${hash}`, 2000),
           raw_title: item.title.slice(0, 500),
           tags,
           published_at: Number.isNaN(published) ? '' : new Date(published).toISOString(),
           fetched_at: new Date(fetchedAt).toISOString(),
           summary: summary.slice(0, 1000),
-          dedup_key: keys[0] as string,
+          dedup_key: shortKey(keys[0] as string),
         },
         guid,
         url,
@@ -139,20 +155,37 @@ export class SignalIngest {
       });
     }
     if (rows.length === 0) return { admitted: 0, duplicates, events: [] };
-    const events = await this.deps.emitMany(
-      rows.map((r) => ({
-        event: SIGNAL_EVENTS.received,
-        source: INGEST_SOURCE,
-        description: r.payload.summary || r.payload.raw_title,
-        payload: r.payload as unknown as Record<string, unknown>,
-      })),
-    );
+    const inputs = rows.map((r) => ({
+      event: SIGNAL_EVENTS.received,
+      source: INGEST_SOURCE,
+      description: r.payload.summary || r.payload.raw_title,
+      payload: r.payload as unknown as Record<string, unknown>,
+    }));
+    let events: Array<Envelope | undefined>;
+    try {
+      events = await this.deps.emitMany(inputs);
+    } catch (err) {
+      // One item the catalog refuses must not cost the feed its others: one by one, the
+      // refused one logged and skipped (not recorded: a fixed feed brings it again).
+      if ((err as { code?: string }).code !== 'WEFT_VALIDATION') throw err;
+      events = [];
+      for (const input of inputs) {
+        try {
+          events.push((await this.deps.emitMany([input]))[0]);
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'WEFT_VALIDATION') throw e;
+          this.deps.logger.warn({ source: source.id, url: input.payload.item_url, err: (e as Error).message }, 'feed item refused by the catalog: skipped');
+          events.push(undefined);
+        }
+      }
+    }
+    const admitted = events.filter((e): e is Envelope => e !== undefined);
     await this.deps.store.write(() => {
       rows.forEach((r, i) => {
-        const e = events[i] as Envelope;
-        this.insert.run(source.id, r.guid, r.url, r.hash, e.id, r.payload.item_url, r.payload.raw_title, r.payload.summary, r.text, JSON.stringify(r.payload.tags), r.simhash, r.published, fetchedAt);
+        const e = events[i];
+        if (e) this.insert.run(source.id, r.guid, r.url, r.hash, e.id, r.payload.item_url, r.payload.raw_title, r.payload.summary, r.text, JSON.stringify(r.payload.tags), r.simhash, r.published, fetchedAt);
       });
     });
-    return { admitted: rows.length, duplicates, events };
+    return { admitted: admitted.length, duplicates, events: admitted };
   }
 }

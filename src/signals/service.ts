@@ -122,11 +122,13 @@ export class SignalService {
   private readonly clusterEveryMs: number;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
-  private polling: Promise<void> | undefined;
+  private polling: Promise<PollReport[]> | undefined;
   private clustering: Promise<ClusterReport> | undefined;
   private nextClusterAt = 0;
   private sources: SourceSpec[] = [];
   private lastCluster: ClusterReport | null = null;
+  /** Aborts a summariser program in flight when the service stops. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly init: SignalServiceInit,
@@ -158,28 +160,35 @@ export class SignalService {
     this.timer.unref();
   }
 
-  /** Polls what is due, clusters when it is time, then sleeps until the next due source (at most a minute). */
+  /**
+   * Polls what is due and starts a clustering pass when it is time (beside the polls, not in
+   * their way), then sleeps until the next due source: at least a second when this pass
+   * polled nothing (a source due but held by its host's Retry-After), at most a minute.
+   */
   private async tick(): Promise<void> {
+    let polled = 0;
     try {
-      await this.pollDue();
-      if (this.deps.clock.now() >= this.nextClusterAt) {
+      polled = (await this.pollDue()).length;
+      if (this.running && this.deps.clock.now() >= this.nextClusterAt) {
         this.nextClusterAt = this.deps.clock.now() + this.clusterEveryMs;
-        await this.clusterNow();
-        await this.clusters.prune(this.init.retentionDays ?? 30).catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'signal retention prune failed'));
+        void this.clusterNow()
+          .then(() => (this.running ? this.clusters.prune(this.init.retentionDays ?? 30) : undefined))
+          .catch((err) => this.running && this.deps.logger.warn({ err: (err as Error).message }, 'signal clustering pass failed; the next one tries again'));
       }
     } catch (err) {
-      this.deps.logger.error({ err: (err as Error).message }, 'signal pass failed; it is tried again');
+      if (this.running) this.deps.logger.error({ err: (err as Error).message }, 'signal pass failed; it is tried again');
     }
+    if (!this.running) return;
     const now = this.deps.clock.now();
     const next = Math.min(this.fetcher.nextDueAt() ?? now + 60_000, this.nextClusterAt);
-    this.schedule(Math.min(60_000, Math.max(250, next - now)));
+    this.schedule(Math.min(60_000, Math.max(polled === 0 ? 1000 : 250, next - now)));
   }
 
-  private pollDue(): Promise<void> {
+  private pollDue(): Promise<PollReport[]> {
     this.polling ??= (async () => {
       try {
         const due = this.fetcher.due(this.deps.clock.now(), 1000);
-        await this.pollAll(due.map((s) => s.id));
+        return await this.pollAll(due.map((s) => s.id));
       } finally {
         this.polling = undefined;
       }
@@ -187,16 +196,34 @@ export class SignalService {
     return this.polling;
   }
 
+  /**
+   * Polls sources host by host: each worker takes one host's sources in turn, so a slow host
+   * holds one worker, never all of them.
+   */
   private async pollAll(ids: readonly string[]): Promise<PollReport[]> {
+    const byHost = new Map<string, string[]>();
+    for (const id of ids) {
+      const url = this.fetcher.get(id)?.url ?? '';
+      let host = '';
+      try {
+        host = new URL(url).host;
+      } catch {
+        // a bad URL fails in its poll
+      }
+      byHost.set(host, [...(byHost.get(host) ?? []), id]);
+    }
+    const groups = [...byHost.values()];
     const out: PollReport[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < ids.length) {
-        const id = ids[next++] as string;
-        out.push(await this.pollOne(id));
+      while (next < groups.length && this.running) {
+        for (const id of groups[next++] as string[]) {
+          if (!this.running) break;
+          out.push(await this.pollOne(id));
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(POLLS_AT_ONCE, ids.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(POLLS_AT_ONCE, groups.length) }, worker));
     return out;
   }
 
@@ -226,13 +253,20 @@ export class SignalService {
       return { source: id, status: 'failed', admitted: 0, duplicates: 0, error: r.error };
     }
     if (r.status !== 'new') return { source: id, status: r.status, admitted: 0, duplicates: 0 };
-    const got = await this.ingest.admit(source, r.feed, r.fetchedAt);
-    await this.fetcher.recordNewItems(id, got.admitted);
-    return { source: id, status: 'new', admitted: got.admitted, duplicates: got.duplicates };
+    try {
+      const got = await this.ingest.admit(source, r.feed, r.fetchedAt);
+      await this.fetcher.recordNewItems(id, got.admitted);
+      return { source: id, status: 'new', admitted: got.admitted, duplicates: got.duplicates };
+    } catch (err) {
+      this.deps.logger.error({ source: id, err: (err as Error).message }, 'feed items not admitted; they come again with the next full fetch');
+      return { source: id, status: 'failed', admitted: 0, duplicates: 0, error: (err as Error).message };
+    }
   }
 
   /** Polls sources now (all, or one), whatever their schedule says, Retry-After excepted. */
   async pollNow(id?: string): Promise<PollReport[]> {
+    // A scheduled pass in flight finishes first: the two never poll one source at once.
+    await this.polling?.catch(() => undefined);
     const ids = id ? [id] : this.fetcher.status().filter((s) => !s.disabledReason).map((s) => s.id);
     return this.pollAll(ids);
   }
@@ -261,13 +295,16 @@ export class SignalService {
       await this.clusters.updateBaselines(rates);
       const recentTags = this.clusters.recentTags(24, now);
       for (const c of clusterItems(items, { burstSources, recentTags, absorbBelow: ABSORB_BELOW })) {
-        if (c.items.length < 2) continue;
-        if (!(await this.clusters.recordCluster(c, now))) continue;
-        formed++;
-        if (c.absorbed) absorbed++;
+        if (!this.running) break;
+        if (c.items.length < 2 || this.clusters.cluster(c.id)) continue;
+        // Emitted first, recorded after: a crash in between emits it again next time, and its
+        // idempotency key (the cluster id) drops the repeat; a cluster is never recorded unsaid.
         const [e] = await this.deps.emitMany([
           { event: SIGNAL_EVENTS.clusterFormed, source: CLUSTER_SOURCE, description: `${c.items.length} signals: ${c.title}`.slice(0, 1000), payload: clusterPayload(c) as unknown as Record<string, unknown> },
         ]);
+        if (!(await this.clusters.recordCluster(c, now))) continue;
+        formed++;
+        if (c.absorbed) absorbed++;
         if (e) await this.clusters.markEmitted(c.id, e.id);
       }
     }
@@ -280,8 +317,9 @@ export class SignalService {
   private async synthesizePending(): Promise<number> {
     let n = 0;
     for (const c of this.clusters.pendingSynthesis(SYNTHESES_PER_PASS, ABSORB_BELOW)) {
+      if (!this.running) break;
       const input = { clusterId: c.id, title: c.title, tags: c.tags, items: this.clusters.members(c.id) };
-      const result = await this.summarizer.summarize(input);
+      const result = await this.summarizer.summarize(input, { signal: this.stopping.signal });
       if (result.fallback) this.deps.logger.warn({ cluster: c.id, why: result.fallback }, 'summariser failed; the extractive one wrote the synthesis');
       const [e] = await this.deps.emitMany([
         { event: SIGNAL_EVENTS.synthesisReady, source: SYNTHESIZE_SOURCE, description: c.title.slice(0, 1000), payload: synthesisPayload(input, result) as unknown as Record<string, unknown> },
@@ -306,6 +344,8 @@ export class SignalService {
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    // A summariser program in flight is killed: a stop never waits for it.
+    this.stopping.abort(new Error('the signal service is stopping'));
     await this.polling?.catch(() => undefined);
     await this.clustering?.catch(() => undefined);
     this.fetcher.close();

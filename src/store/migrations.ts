@@ -400,7 +400,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         source_id TEXT NOT NULL,
         guid_key TEXT UNIQUE,
         url_key TEXT UNIQUE,
-        content_hash TEXT NOT NULL UNIQUE,
+        content_hash TEXT NOT NULL,
         event_id TEXT NOT NULL,
         url TEXT NOT NULL,
         title TEXT NOT NULL,
@@ -412,6 +412,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         fetched_at INTEGER NOT NULL,
         cluster_id TEXT
       );
+      CREATE INDEX signal_items_hash ON signal_items(content_hash);
       CREATE INDEX signal_items_unclustered ON signal_items(fetched_at) WHERE cluster_id IS NULL;
       CREATE INDEX signal_items_source ON signal_items(source_id, fetched_at);
       CREATE INDEX signal_items_cluster ON signal_items(cluster_id) WHERE cluster_id IS NOT NULL;

@@ -771,6 +771,28 @@ describe('FeedFetcher', () => {
     }
   });
 
+  test('a Retry-After of 0, in the past or negative still holds the host for a minute (no poll a tick)', async () => {
+    const fx = await FeedServer.start();
+    try {
+      for (const value of ['0', '-5', 'Thu, 01 Jan 1970 00:00:00 GMT']) {
+        const feed = fx.route(`/z${value.length}`, (_req, res) => {
+          res.writeHead(429, { 'retry-after': value });
+          res.end();
+        });
+        await withFetcher(async ({ fetcher, clock }) => {
+          await fetcher.sync([spec('z', feed)]);
+          const r = await fetcher.poll('z');
+          assert.deepEqual(r, { status: 'deferred', until: T0 + 60_000 }, `Retry-After: ${value}`);
+          clock.advance(59_000);
+          assert.deepEqual(fetcher.due(), [], `not due inside the minute (Retry-After: ${value})`);
+        });
+      }
+      assert.equal(fx.hits.length, 3, 'one request per value');
+    } finally {
+      await fx.close();
+    }
+  });
+
   test('a 503 with Retry-After as an HTTP date is honoured; without it the poll backs off', async () => {
     let mode: 'date' | 'bare' = 'date';
     const url = server.route('/busy', (_req, res) => {

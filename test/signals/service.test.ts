@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { WeftNode } from '../../src/node/index.js';
-import { createSignalService, type SignalService } from '../../src/signals/index.js';
+import { createSignalService, type FeedItem, type SignalService, SignalIngest } from '../../src/signals/index.js';
 import { silentLogger } from '../../src/util/index.js';
 import { startTestNode } from '../helpers/node.js';
 
@@ -35,12 +35,20 @@ describe('the signal pipeline in a node: feeds → items → clusters → synthe
   let close: () => Promise<void>;
   let service: SignalService;
   const hits = new Map<string, number>();
+  const conditional: string[] = [];
 
   before(async () => {
     server = createServer((req, res) => {
       const path = req.url ?? '/';
       hits.set(path, (hits.get(path) ?? 0) + 1);
       if (path === '/a.xml') {
+        if (req.headers['if-none-match'] === '"a-v1"') {
+          conditional.push(path);
+          res.statusCode = 304;
+          res.end();
+          return;
+        }
+        res.setHeader('etag', '"a-v1"');
         res.setHeader('content-type', 'application/rss+xml');
         res.end(
           rss([
@@ -114,8 +122,10 @@ describe('the signal pipeline in a node: feeds → items → clusters → synthe
   });
 
   it('asks again conditionally and gives up on a feed that keeps failing to parse, with a notification', async () => {
-    await service.pollNow();
+    const again = await service.pollNow();
     await node.idle();
+    assert.deepEqual(conditional, ['/a.xml'], 'the repeat poll carried the ETag');
+    assert.equal(again.find((p) => p.source === 'tech-a')?.status, 'not_modified');
     assert.equal(received().length, 4, 'nothing new the second time');
     const disabled = node.ns.notifications.list({ eventType: 'signal.source.disabled' }).items;
     assert.equal(disabled.length, 1);
@@ -146,3 +156,37 @@ describe('the signal pipeline in a node: feeds → items → clusters → synthe
     assert.equal(again.formed + again.synthesized, 0);
   });
 });
+
+describe('ingest: what a feed may hold', () => {
+  it('admits every good item of a feed whatever one bad item holds, link-less items each once, and repeated titles under new ids', async () => {
+    const t = await startTestNode();
+    try {
+      const ingest = new SignalIngest({ store: t.node.ns.store, logger: silentLogger, emitMany: (inputs) => t.node.emitMany(inputs) });
+      const source = { id: 'status', kind: 'feed' as const, url: 'http://status.example/feed', label: 'status', tags: [], origin: 'config' };
+      const item = (over: Partial<FeedItem>): FeedItem => ({ title: 'Scheduled maintenance', summary: 'The service is down for maintenance tonight.', authors: [], categories: [], ...over });
+      const r = await ingest.admit(
+        source,
+        {
+          format: 'rss',
+          items: [
+            item({ guid: 'm-1', url: 'http://status.example/m/1' }),
+            item({ guid: 'm-2', url: 'http://status.example/m/2' }),
+            item({ title: 'No link one', summary: 'First of the link-less notes, on its own.' }),
+            item({ title: 'No link two', summary: 'Second of the link-less notes, on its own.' }),
+            item({ title: 'Long link', url: `http://status.example/${'x'.repeat(2100)}`, summary: 'Its link is longer than an event may carry.' }),
+          ],
+        },
+        Date.now(),
+      );
+      assert.equal(r.admitted, 5, 'two maintenance notices with their own ids, two link-less notes, the long link (clipped)');
+      await t.node.idle();
+      const passed = t.node.ns.store.reader.prepare("SELECT COUNT(*) FROM dedup_keys WHERE key LIKE 'signal.ingest.received:%'").pluck().get() as number;
+      assert.equal(passed, 5, 'each has its own idempotency key: none is dropped as a repeat');
+      const again = await ingest.admit(source, { format: 'rss', items: [item({ title: 'No link one', summary: 'First of the link-less notes, on its own.' })] }, Date.now());
+      assert.equal(again.duplicates, 1, 'a link-less item is known by its content');
+    } finally {
+      await t.close();
+    }
+  });
+});
+

@@ -92,6 +92,7 @@ export const domainsCommands: CommandModule = (ctx) => {
     .action(async (o: { pillar?: string; force?: boolean }) => {
       const { ensureLayout } = await import('../../domains/index.js');
       const dataDir = ctx.cfg().data_dir;
+      if (o.force && o.pillar === undefined) throw new WeftError('WEFT_VALIDATION', '--force replaces a pillar\'s domain: give it with --pillar <name>');
       if (o.pillar !== undefined) {
         const { installPillar, pillarPack } = await import('../../pillars/index.js');
         const r = await installPillar(dataDir, o.pillar, { force: o.force === true });

@@ -269,7 +269,7 @@ export class FeedFetcher {
   }
 
   /**
-   * Adds or updates one source without touching the others (`weft signals add`).
+   * Adds or updates one source without touching the others (a source added at run time).
    * @example
    * await fetcher.upsert({ ...resolveSources([{ url }], { origin: 'cli' })[0]! });
    */
@@ -507,9 +507,12 @@ export class FeedFetcher {
       const told = parseRetryAfter(got.headers.get('retry-after'), now);
       if (told !== undefined || got.status === 429) {
         const errors = row.fetch_errors + 1;
+        // The server's time, but never sooner than a minute (Retry-After: 0, a date in the past
+        // or a negative number would otherwise mean a poll a tick) nor later than maxRetryAfterMs.
+        const floor = now + Math.min(this.bounds.minMs, 60_000);
         const until =
           told !== undefined
-            ? Math.min(told, now + this.opts.maxRetryAfterMs)
+            ? Math.min(Math.max(told, floor), now + this.opts.maxRetryAfterMs)
             : now + backoffMs(row.interval_s * 1000, errors, this.bounds);
         this.hostNotBefore.set(host, Math.max(until, this.hostNotBefore.get(host) ?? 0));
         await this.writeState(row, {
