@@ -775,6 +775,8 @@ function parseTags(s: string): string[] {
 }
 
 const HOUR_MS = 3_600_000;
+/** How many retention periods an item's dedup keys outlive its text. */
+const DEDUP_KEEP_FACTOR = 10;
 const DAY_MS = 86_400_000;
 
 /**
@@ -807,9 +809,10 @@ export class SignalClusterStore {
   /** Items not in a cluster yet, fetched at or after `since` (epoch ms), oldest first, at most `limit`. */
   unclustered(since: number, limit: number): SignalItem[] {
     const rows = this.store.reader
-      .prepare(`SELECT ${ITEM_COLUMNS} FROM signal_items WHERE cluster_id IS NULL AND fetched_at >= ? ORDER BY fetched_at, id LIMIT ?`)
+      // The newest ones when there are more: a busy day must not keep new items waiting behind old singletons.
+      .prepare(`SELECT ${ITEM_COLUMNS} FROM signal_items WHERE cluster_id IS NULL AND fetched_at >= ? ORDER BY fetched_at DESC, id DESC LIMIT ?`)
       .all(since, Math.max(0, Math.floor(limit))) as ItemRow[];
-    return rows.map(toItem);
+    return rows.reverse().map(toItem);
   }
 
   /** The items of a recorded cluster, oldest first. */
@@ -903,16 +906,26 @@ export class SignalClusterStore {
    */
   async prune(days: number, opts: { batch?: number; maxBatches?: number; now?: number; signal?: AbortSignal } = {}): Promise<{ items: number; clusters: number; more: boolean }> {
     opts.signal?.throwIfAborted();
-    const cutoff = (opts.now ?? this.store.clock.now()) - days * DAY_MS;
+    const now = opts.now ?? this.store.clock.now();
+    const cutoff = now - days * DAY_MS;
+    // Past the retention an item keeps only what dedup needs (its keys, not its text), ten
+    // times as long: a feed that still lists an old post does not bring it back as new.
+    const keysCutoff = now - days * DEDUP_KEEP_FACTOR * DAY_MS;
     const batch = Math.max(1, opts.batch ?? 2000);
     const maxBatches = Math.max(1, opts.maxBatches ?? 50);
+    const strip = this.store.db.prepare(
+      "UPDATE signal_items SET text = '', summary = '' WHERE id IN (SELECT id FROM signal_items WHERE fetched_at < ? AND (text != '' OR summary != '') LIMIT ?)",
+    );
     const delItems = this.store.db.prepare('DELETE FROM signal_items WHERE id IN (SELECT id FROM signal_items WHERE fetched_at < ? LIMIT ?)');
     const delClusters = this.store.db.prepare('DELETE FROM signal_clusters WHERE id IN (SELECT id FROM signal_clusters WHERE formed_at < ? LIMIT ?)');
     let items = 0;
     let clusters = 0;
     for (let b = 0; b < maxBatches; b++) {
       if (opts.signal?.aborted) return { items, clusters, more: true };
-      const [di, dc] = await this.store.write(() => [delItems.run(cutoff, batch).changes, delClusters.run(cutoff, batch).changes] as const);
+      const [di, dc] = await this.store.write(() => {
+        strip.run(cutoff, batch);
+        return [delItems.run(keysCutoff, batch).changes, delClusters.run(cutoff, batch).changes] as const;
+      });
       items += di;
       clusters += dc;
       if (di < batch && dc < batch) return { items, clusters, more: false };

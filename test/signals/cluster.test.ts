@@ -299,19 +299,23 @@ test('the store records a cluster once, marks its items, and reads recent tags f
   });
 });
 
-test('retention deletes old items and clusters in bounded batches', async () => {
+test('retention strips old items to their dedup keys, deletes them ten periods later, and old clusters, in bounded batches', async () => {
   await withStore(async (store, cs) => {
     const now = Date.UTC(2026, 5, 1);
-    const old = Array.from({ length: 25 }, (_, i) => makeItem({ id: i + 1, sourceId: 's', title: `old ${i}`, text: '', tags: [], publishedAt: now - 40 * 24 * HOUR, group: 'o' }));
-    const fresh = Array.from({ length: 5 }, (_, i) => makeItem({ id: 100 + i, sourceId: 's', title: `fresh ${i}`, text: '', tags: [], publishedAt: now - HOUR, group: 'f' }));
-    await insertItems(store, [...old, ...fresh]);
+    const ancient = Array.from({ length: 25 }, (_, i) => makeItem({ id: i + 1, sourceId: 's', title: `ancient ${i}`, text: 'long gone', tags: [], publishedAt: now - 400 * 24 * HOUR, group: 'a' }));
+    const old = Array.from({ length: 3 }, (_, i) => makeItem({ id: 50 + i, sourceId: 's', title: `old ${i}`, text: 'kept for dedup', tags: [], publishedAt: now - 40 * 24 * HOUR, group: 'o' }));
+    const fresh = Array.from({ length: 5 }, (_, i) => makeItem({ id: 100 + i, sourceId: 's', title: `fresh ${i}`, text: 'recent', tags: [], publishedAt: now - HOUR, group: 'f' }));
+    await insertItems(store, [...ancient, ...old, ...fresh]);
     const [oldCluster] = clusterItems(old.slice(0, 2));
     await cs.recordCluster(oldCluster as Cluster, now - 40 * 24 * HOUR);
     const r1 = await cs.prune(30, { now, batch: 10, maxBatches: 2 });
     assert.deepEqual(r1, { items: 20, clusters: 1, more: true });
     const r2 = await cs.prune(30, { now, batch: 10, maxBatches: 2 });
     assert.deepEqual(r2, { items: 5, clusters: 0, more: false });
-    assert.equal((store.reader.prepare('SELECT COUNT(*) AS n FROM signal_items').get() as { n: number }).n, 5);
+    const rows = store.reader.prepare('SELECT title, text FROM signal_items ORDER BY id').all() as Array<{ title: string; text: string }>;
+    assert.equal(rows.length, 8, 'the 40-day-old items stay (their keys), the 400-day-old ones are gone');
+    assert.deepEqual(rows.filter((r) => r.title.startsWith('old')).map((r) => r.text), ['', '', ''], 'stripped of their text');
+    assert.ok(rows.filter((r) => r.title.startsWith('fresh')).every((r) => r.text === 'recent'));
   });
 });
 
