@@ -142,5 +142,10 @@ describe('domains in a daemon started as a newcomer would', () => {
       assert.match(err.message, /domain 'sales': dependency cycle (lead -> orphan -> lead|orphan -> lead -> orphan)/);
       return true;
     });
+    // With no daemon to ask, validate checks the folders itself and says the same.
+    const v = weft(['pipeline', 'validate'], env);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /dependency cycle/);
+    assert.match(v.stderr, /no daemon answers: validated here/);
   });
 });

@@ -70,6 +70,44 @@ export async function showDomainPipeline(ctx: CliContext, domain: string): Promi
   ctx.out(dagText(p), p);
 }
 
+/**
+ * `weft pipeline validate` without a daemon: the folders checked against the default catalog
+ * and the members recorded in the node's database (read-only; none when there is none yet).
+ */
+async function validateOffline(dataDir: string): Promise<{ ok: boolean; domains?: PipelineView[]; personal?: PipelineView[]; refused?: Array<{ scope: string; message: string }>; problem?: { code: string; scope?: string; problem?: string; cartridges?: string[]; message: string } }> {
+  const [{ loadPipelineSet, describeProblem }, { createDefaultCatalog }, { pipelineView }] = await Promise.all([
+    import('../../domains/index.js'),
+    import('../../catalog/index.js'),
+    import('../../api/index.js'),
+  ]);
+  const catalog = createDefaultCatalog();
+  const roles = new Map<string, Record<string, string>>();
+  const dbPath = join(dataDir, 'weft.db');
+  if (existsSync(dbPath)) {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+    try {
+      for (const m of db.prepare('SELECT name FROM members').all() as Array<{ name: string }>) roles.set(m.name, {});
+      for (const r of db.prepare('SELECT member, domain, role FROM member_roles').all() as Array<{ member: string; domain: string; role: string }>) {
+        const got = roles.get(r.member);
+        if (got) got[r.domain] = r.role;
+      }
+    } catch {
+      // a database from before members existed: nobody has a personal pipeline yet
+    } finally {
+      db.close();
+    }
+  }
+  try {
+    const set = await loadPipelineSet(dataDir, { knowsEventType: (t) => catalog.has(t), rolesOf: (m) => roles.get(m) });
+    return { ok: set.refused.length === 0, domains: set.domains.map(pipelineView) as unknown as PipelineView[], personal: set.personal.map(pipelineView) as unknown as PipelineView[], refused: [...set.refused] };
+  } catch (err) {
+    const problem = describeProblem(err);
+    if (!problem) throw err;
+    return { ok: false, problem };
+  }
+}
+
 /** Reads a package directory on this computer into the body members may send. */
 async function packageBody(path: string): Promise<{ manifest: Record<string, unknown>; source: string }> {
   const { readPackageDir } = await import('../../sovereignty/index.js');
@@ -233,13 +271,23 @@ export const domainsCommands: CommandModule = (ctx) => {
     .command('validate')
     .description('validate every domain and personal pipeline on disk (cycles, missing dependencies, scope, output conflicts) without applying it; exit 1 when one does not')
     .action(async () => {
-      const r = await call<{
+      type Validation = {
         ok: boolean;
         domains?: PipelineView[];
         personal?: PipelineView[];
         refused?: Array<{ scope: string; message: string }>;
         problem?: { code: string; scope?: string; problem?: string; cartridges?: string[]; message: string };
-      }>('GET', '/api/pipeline/validate');
+        offline?: boolean;
+      };
+      let r: Validation;
+      try {
+        r = await call<Validation>('GET', '/api/pipeline/validate');
+      } catch (err) {
+        // No daemon (a start this validation refused, say): the same check, here.
+        if ((err as { code?: string }).code !== 'WEFT_STOPPED') throw err;
+        r = { ...(await validateOffline(ctx.cfg().data_dir)), offline: true };
+      }
+      if (r.offline) process.stderr.write('weft: no daemon answers: validated here, with the default catalog and the members in the database\n');
       if (r.problem) {
         out(`invalid: ${r.problem.message}${r.problem.cartridges?.length ? `\ncartridges: ${r.problem.cartridges.join(', ')}` : ''}`, r);
         process.exitCode = 1;
