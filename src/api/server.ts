@@ -6,7 +6,7 @@ import type { WeftNode } from '../node/index.js';
 import { compile, type Envelope } from '../envelope/index.js';
 import { ValidationError, WeftError, isWeftError } from '../errors/index.js';
 import type { LoggedEvent, NotificationChange, NotificationFilter } from '../store/index.js';
-import type { Logger } from '../util/index.js';
+import { jsonDepth, type Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
 import type { MemberPrincipal } from '../domains/index.js';
 import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
@@ -301,27 +301,6 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
 /** Depth any JSON body may have; the envelope's own payload limit is checked at emit. */
 export const MAX_BODY_DEPTH = 64;
 
-/** Nesting depth of a JSON text, counted without recursion; stops counting past `stopAt`. */
-export function jsonDepth(text: string, stopAt = Number.POSITIVE_INFINITY): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      depth++;
-      if (depth > max) {
-        max = depth;
-        if (max > stopAt) return max;
-      }
-    } else if (c === 125 || c === 93) depth--;
-  }
-  return max;
-}
 
 /**
  * Query strings and path params arrive as strings: convert only those that are exactly a

@@ -7,3 +7,4 @@ export * from './mutex.js';
 export * from './pause.js';
 export * from './lazy.js';
 export * from './program.js';
+export * from './json-depth.js';

@@ -12,6 +12,7 @@ import {
   type RdfFeed,
   type RssFeed,
 } from 'feedsmith';
+import { jsonDepth } from '../../util/index.js';
 import type { FeedItem, ParsedFeed } from '../types.js';
 import { decodeFeedBytes } from './decode.js';
 import { FeedParseError } from './errors.js';
@@ -169,7 +170,7 @@ function rootElement(text: string, from: number): string | undefined {
 }
 
 function readJsonFeed(text: string, maxItems: number): JsonFeed.Feed<string> {
-  const depth = jsonDepth(text);
+  const depth = jsonDepth(text, MAX_FEED_DEPTH);
   if (depth > MAX_FEED_DEPTH)
     throw new FeedParseError('too_deep', `not a feed: JSON nested deeper than ${MAX_FEED_DEPTH} levels`);
   let value: unknown;
@@ -210,27 +211,6 @@ function readJsonFeed(text: string, maxItems: number): JsonFeed.Feed<string> {
   }
 }
 
-/** Deepest nesting of `{`/`[` outside strings: a linear scan that stops once past the limit. */
-function jsonDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      depth++;
-      if (depth > max) {
-        max = depth;
-        if (max > MAX_FEED_DEPTH) return max;
-      }
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return max;
-}
 
 type AtomText = AtomFeed.Text | AtomFeed.Content | undefined;
 
