@@ -66,9 +66,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   let cartridges: Sovereignty | undefined;
   let domains: DomainRunner | undefined;
   let signals: SignalService | undefined;
-  // Loaded only when sources are configured: a node without feeds never pays for the parser.
-  const signalsModule = cfg.signals.enabled && cfg.signals.sources.length > 0 ? await import('../signals/index.js') : undefined;
   try {
+    // Loaded only when sources are configured: a node without feeds never pays for the parser.
+    const signalsModule = cfg.signals.enabled && cfg.signals.sources.length > 0 ? await import('../signals/index.js') : undefined;
     assembled = await assembleNode(
       {
         dataDir: cfg.data_dir,
