@@ -58,6 +58,21 @@ export function pipelineView(p: PipelineDef) {
   };
 }
 
+/**
+ * Every pipeline on disk checked, not applied: `GET /api/pipeline/validate`'s answer, and
+ * `weft pipeline validate`'s when no daemon answers.
+ */
+export async function validatePipelines(dataDir: string, validation: PipelineSetDeps) {
+  try {
+    const set = await loadPipelineSet(dataDir, validation);
+    return { ok: set.refused.length === 0, domains: set.domains.map(pipelineView), personal: set.personal.map(pipelineView), refused: [...set.refused] };
+  } catch (err) {
+    const problem = describeProblem(err);
+    if (!problem) throw err;
+    return { ok: false, problem };
+  }
+}
+
 /** The package of a request body: members send it whole; only the node may name a path on this computer. */
 async function packageOf(req: FastifyRequest): Promise<CartridgePackage> {
   const body = req.body as { path: string } | { manifest: Record<string, unknown>; source: string };
@@ -142,14 +157,7 @@ export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => 
 
     app.get('/api/pipeline/validate', async (req) => {
       requireNode(req, 'validating the pipelines');
-      try {
-        const set = await loadPipelineSet(deps.dataDir, deps.validation);
-        return { ok: set.refused.length === 0, domains: set.domains.map(pipelineView), personal: set.personal.map(pipelineView), refused: set.refused };
-      } catch (err) {
-        const problem = describeProblem(err);
-        if (!problem) throw err;
-        return { ok: false, problem };
-      }
+      return validatePipelines(deps.dataDir, deps.validation);
     });
 
     app.post('/api/pipeline/reload', async (req) => {

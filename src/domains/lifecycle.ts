@@ -27,7 +27,7 @@ import {
 import type { DomainConfig, DomainGuardianConfig } from './domain-config.js';
 import { domainDir, memberDir, SCOPE_NAME } from './layout.js';
 import { personalScope, type PipelineDef } from './loader.js';
-import type { Principal } from './members.js';
+import { type Principal, roleIn } from './members.js';
 import type { DomainRunner } from './runner.js';
 import { validatePipeline } from './validate.js';
 
@@ -69,10 +69,9 @@ function by(r: Requester): string {
   return r.kind === 'node' ? 'node' : r.name;
 }
 
-function roleIn(r: Requester, domain: string): 'node' | 'admin' | 'member' | undefined {
-  if (r.kind === 'node') return 'node';
-  const role = r.roles[domain];
-  return role === 'admin' || role === 'member' ? role : undefined;
+/** The node, or the member's own role in the domain (members.ts's `roleIn`: own keys only). */
+function roleOf(r: Requester, domain: string): 'node' | 'admin' | 'member' | undefined {
+  return r.kind === 'node' ? 'node' : roleIn(r, domain);
 }
 
 function forbidden(message: string): WeftError {
@@ -108,7 +107,7 @@ export class DomainLifecycle {
    * refuses, `WEFT_PIPELINE_INVALID` when the domain would not validate with it.
    */
   async submitToDomain(domain: string, raw: CartridgePackage, requester: Requester): Promise<LifecycleResult> {
-    const role = roleIn(requester, domain);
+    const role = roleOf(requester, domain);
     if (!role) throw forbidden(`'${by(requester)}' holds no role in domain '${domain}'`);
     const pkg = validatePackage(raw);
     const def = this.domain(domain);
@@ -161,7 +160,7 @@ export class DomainLifecycle {
   async answerSubmission(payload: Record<string, unknown>, approve: boolean, requester: Requester): Promise<LifecycleResult | undefined> {
     const domain = String(payload.domain ?? '');
     const name = String(payload.cartridge ?? '');
-    const role = roleIn(requester, domain);
+    const role = roleOf(requester, domain);
     if (role !== 'admin' && role !== 'node') throw forbidden(`only an admin of domain '${domain}' may answer a submission to it`);
     const incoming = join(domainDir(this.deps.dataDir, domain), 'incoming', name);
     if (!SCOPE_NAME.test(name) || !existsSync(incoming)) throw new WeftError('WEFT_NOT_FOUND', `nothing of '${name}' waits in domain '${domain}' (answered already?)`, { details: { domain, cartridge: name } });
@@ -212,7 +211,7 @@ export class DomainLifecycle {
     if (member !== undefined) {
       if (requester.kind === 'member' && requester.name !== member) throw forbidden(`'${requester.name}' may not change the personal pipeline of '${member}'`);
     } else {
-      const role = roleIn(requester, scope);
+      const role = roleOf(requester, scope);
       if (role !== 'admin' && role !== 'node') throw forbidden(`only an admin of domain '${scope}' may remove its cartridges`);
     }
     const root = member !== undefined ? memberDir(this.deps.dataDir, member) : domainDir(this.deps.dataDir, scope);

@@ -151,6 +151,7 @@ export class DomainRunner {
   private running = false;
   private gcTimer: NodeJS.Timeout | undefined;
   private readStmt: Statement<[number, number, string, number]> | undefined;
+  private backlogStmt: Statement<[number, string]> | undefined;
   /** Every enabled domain's subscription test, for the router. */
   private routes: Array<{ name: string; subscribed: (event: Envelope) => boolean }> = [];
   /** The router's answer (the lanes an event goes to) by source scope, envelope domain and type; cleared when pipelines or roles change. */
@@ -483,10 +484,8 @@ export class DomainRunner {
 
   /** Events routed to a lane that it has not finished. */
   backlog(scope: string, after: number): number {
-    return this.deps.node.ns.store.reader
-      .prepare('SELECT COUNT(*) FROM domain_inbox WHERE seq > ? AND instr(targets, ?) > 0')
-      .pluck()
-      .get(after, `,${scope},`) as number;
+    this.backlogStmt ??= this.deps.node.ns.store.reader.prepare<[number, string]>('SELECT COUNT(*) FROM domain_inbox WHERE seq > ? AND instr(targets, ?) > 0').pluck();
+    return this.backlogStmt.get(after, `,${scope},`) as number;
   }
 
   /** Depth of a new output in chains of domain outputs; remembered for its own outputs. */
@@ -961,27 +960,23 @@ class Lane {
     await ns.store.write(() => {
       for (const f of failures) ns.deadLetters.add(f.event, domainSource(this.def.scope, f.cartridge), f.error.slice(0, 2000));
     });
-    await this.deps.node.emitMany(
-      failures.map((f) => ({
-        event: 'system.cartridge.failed',
-        source: domainSource(this.def.scope, f.cartridge),
-        payload: { cartridge: domainSource(this.def.scope, f.cartridge), eventId: f.event.id, eventType: f.event.event, error: f.error.slice(0, 2000) },
-      })),
-    );
+    await this.deps.node.emitMany(failures.map((f) => this.failedInput(f.cartridge, f.error, f.event)));
+  }
+
+  /** `system.cartridge.failed` for one of its cartridges: on an event, or (no event) suspended. */
+  private failedInput(cartridge: string, error: string, event?: Envelope): EmitInput {
+    const source = domainSource(this.def.scope, cartridge);
+    return {
+      event: 'system.cartridge.failed',
+      source,
+      payload: { cartridge: source, eventId: event?.id ?? '-', eventType: event?.event ?? '-', error: error.slice(0, 2000), ...(event ? {} : { suspended: true }) },
+    };
   }
 
   /** The sandbox suspended a cartridge after repeated failures: say so once. */
   private suspended(name: string, reason: string): void {
     this.logger.warn({ cartridge: name, reason }, 'domain cartridge suspended after repeated failures; weft domains reload brings it back');
-    void this.deps.node
-      .emitMany([
-        {
-          event: 'system.cartridge.failed',
-          source: domainSource(this.def.scope, name),
-          payload: { cartridge: domainSource(this.def.scope, name), eventId: '-', eventType: '-', error: reason.slice(0, 2000), suspended: true },
-        },
-      ])
-      .catch(() => undefined);
+    void this.deps.node.emitMany([this.failedInput(name, reason)]).catch(() => undefined);
   }
 
   status(): LaneStatus {

@@ -75,11 +75,7 @@ export async function showDomainPipeline(ctx: CliContext, domain: string): Promi
  * and the members recorded in the node's database (read-only; none when there is none yet).
  */
 async function validateOffline(dataDir: string): Promise<{ ok: boolean; domains?: PipelineView[]; personal?: PipelineView[]; refused?: Array<{ scope: string; message: string }>; problem?: { code: string; scope?: string; problem?: string; cartridges?: string[]; message: string } }> {
-  const [{ loadPipelineSet, describeProblem }, { createDefaultCatalog }, { pipelineView }] = await Promise.all([
-    import('../../domains/index.js'),
-    import('../../catalog/index.js'),
-    import('../../api/index.js'),
-  ]);
+  const [{ createDefaultCatalog }, { validatePipelines }] = await Promise.all([import('../../catalog/index.js'), import('../../api/index.js')]);
   const catalog = createDefaultCatalog();
   const roles = new Map<string, Record<string, string>>();
   const dbPath = join(dataDir, 'weft.db');
@@ -98,14 +94,7 @@ async function validateOffline(dataDir: string): Promise<{ ok: boolean; domains?
       db.close();
     }
   }
-  try {
-    const set = await loadPipelineSet(dataDir, { knowsEventType: (t) => catalog.has(t), rolesOf: (m) => roles.get(m) });
-    return { ok: set.refused.length === 0, domains: set.domains.map(pipelineView) as unknown as PipelineView[], personal: set.personal.map(pipelineView) as unknown as PipelineView[], refused: [...set.refused] };
-  } catch (err) {
-    const problem = describeProblem(err);
-    if (!problem) throw err;
-    return { ok: false, problem };
-  }
+  return (await validatePipelines(dataDir, { knowsEventType: (t) => catalog.has(t), rolesOf: (m) => roles.get(m) })) as unknown as Awaited<ReturnType<typeof validateOffline>>;
 }
 
 /** Reads a package directory on this computer into the body members may send. */
