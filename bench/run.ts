@@ -19,6 +19,8 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['dashboard', () => import('./dashboard.js')],
   ['domains', () => import('./domains.js')],
   ['signals', () => import('./signals.js')],
+  ['federation', () => import('./federation.js')],
+  ['recovery', () => import('./recovery.js')],
 ];
 
 const filter = process.argv.slice(2);

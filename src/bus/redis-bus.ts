@@ -437,7 +437,9 @@ export class RedisBus implements Bus {
     this.localHandedOut = [];
     if (ids.length === 0) return;
     try {
-      await this.cmd.xack(this.stream, this.group, ...ids);
+      // A stop ends the wait: an XACK written just before the connection died is re-sent by
+      // ioredis only once Redis is back, and the batch (and the stop) would wait for it.
+      await unlessAborted(this.cmd.xack(this.stream, this.group, ...ids), this.abort.signal);
     } catch (err) {
       // Not fatal: the entries come back as pending and the log's id check skips them.
       this.deps.logger.warn({ err: (err as Error).message }, 'XACK failed; entries will be redelivered and skipped');

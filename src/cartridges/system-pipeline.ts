@@ -1,7 +1,8 @@
 /**
  * The one place that builds the system pipeline, in its fixed order:
- * trust → dedup → enrichment → correlation → classification → notification projection.
- * Stages that come later (mesh publisher, promotion tracker) are appended after projection;
+ * trust → dedup → enrichment → correlation → classification → notification projection →
+ * session lineage.
+ * Stages that come later (mesh publisher, promotion tracker) are appended after the lineage stage;
  * nothing can be inserted between system stages.
  */
 import { WeftError } from '../errors/index.js';
@@ -11,6 +12,7 @@ import { type CorrelationInit, correlation } from './correlation.js';
 import { dedupCartridge } from './dedup.js';
 import { type EnrichmentInit, enrichment } from './enrichment.js';
 import { notificationProjector } from './notification-projector.js';
+import { type SessionLineageStageInit, sessionLineage } from './session-lineage.js';
 import {
   type TrustEvaluator,
   type TrustEvaluatorDeps,
@@ -26,6 +28,7 @@ export const SYSTEM_PIPELINE_ORDER = [
   'correlation',
   'classification',
   'notification-projection',
+  'session-lineage',
 ] as const;
 
 export type SystemStage = (typeof SYSTEM_PIPELINE_ORDER)[number];
@@ -36,6 +39,8 @@ export interface SystemPipelineInit {
   enrichment?: EnrichmentInit;
   correlation?: CorrelationInit;
   classification?: ClassificationInit;
+  /** Bounds of the session index (`weft sessions tree`). */
+  sessions?: SessionLineageStageInit;
 }
 
 /** Collaborators of the system stages, and the stages that run after them. */
@@ -69,6 +74,7 @@ export function systemPipeline(init: SystemPipelineInit = {}, deps: SystemPipeli
     correlation: correlation(init.correlation),
     classification: classification(init.classification),
     'notification-projection': notificationProjector(),
+    'session-lineage': sessionLineage(init.sessions),
   };
   return (stores) => {
     const stages: Record<SystemStage, Cartridge> = {
@@ -78,6 +84,7 @@ export function systemPipeline(init: SystemPipelineInit = {}, deps: SystemPipeli
       correlation: factories.correlation(stores),
       classification: factories.classification(stores),
       'notification-projection': factories['notification-projection'](stores),
+      'session-lineage': factories['session-lineage'](stores),
     };
     const list = [...SYSTEM_PIPELINE_ORDER.map((name) => stages[name]), ...after];
     assertSystemOrder(list);

@@ -14,6 +14,11 @@ import { membersCommands } from './commands/members.js';
 import { autonomyCommands } from './commands/autonomy.js';
 import { domainsCommands } from './commands/domains.js';
 import { signalsCommands } from './commands/signals.js';
+import { eventsCommands } from './commands/events.js';
+import { mountsCommands } from './commands/mounts.js';
+import { invokeCommands } from './commands/invoke.js';
+import { recoveryCommands } from './commands/recovery.js';
+import { sessionOfEmit, sessionsCommands } from './commands/sessions.js';
 import { type CommandModule, createCliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
@@ -28,6 +33,12 @@ const MODULES: CommandModule[] = [
   membersCommands,
   domainsCommands,
   signalsCommands,
+  eventsCommands,
+  mountsCommands,
+  invokeCommands,
+  sessionsCommands,
+  // Adds `weft identity export/import` under the `identity` command of the node commands (above).
+  recoveryCommands,
   // Adds `weft config autonomy ...` under the `config` command defined below (modules run in main()).
   autonomyCommands,
 ];
@@ -53,8 +64,10 @@ program
   .option('--entity <id>', 'entity the event is about')
   .option('--description <text>', 'human description')
   .option('--domain <name>', "the event's domain (default: its type's); domains subscribed to it receive it")
-  .action(async (type: string, o: { payload: string; visibility?: string; level?: number; entity?: string; description?: string; domain?: string }) => {
-    const input: Record<string, unknown> = { event: type, payload: parseJsonArg('--payload', o.payload) };
+  .option('--session <id>', "the producer's session (default: $WEFT_SESSION); see weft sessions tree")
+  .option('--parent-session <id>', 'the session that spawned it (default: $WEFT_PARENT_SESSION when the session comes from $WEFT_SESSION)')
+  .action(async (type: string, o: { payload: string; visibility?: string; level?: number; entity?: string; description?: string; domain?: string; session?: string; parentSession?: string }) => {
+    const input: Record<string, unknown> = { event: type, payload: parseJsonArg('--payload', o.payload), ...sessionOfEmit(o, process.env) };
     if (o.domain) input.domain = o.domain;
     if (o.visibility) input.visibility = o.visibility;
     if (o.level !== undefined) input.level = o.level;

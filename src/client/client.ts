@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import type WsModule from 'ws';
 import type { Envelope } from '../envelope/index.js';
 import { ERROR_CODES, type ErrorCode, WeftError } from '../errors/index.js';
+import type { InvokeCall, InvokeResult } from '../federation/index.js';
 import type { Notification, NotificationChange, NotificationFilter } from '../store/index.js';
 
 /** Largest JSON answer the client reads, bytes (a page of events or notifications is far smaller). */
@@ -118,9 +119,9 @@ export class WeftClient {
       json = undefined;
     }
     if (res.status < 200 || res.status >= 300) {
-      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
       const code = (e?.code && e.code in ERROR_CODES ? e.code : res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
-      throw new WeftError(code, e?.message ?? `HTTP ${res.status}`);
+      throw new WeftError(code, e?.message ?? `HTTP ${res.status}`, e?.details ? { details: e.details } : undefined);
     }
     return json as T;
   }
@@ -178,6 +179,23 @@ export class WeftClient {
     get: (id: string) => this.request<Envelope>('GET', `/api/events/${encodeURIComponent(id)}`),
     trace: (id: string) => this.request<TraceResult>('GET', `/api/events/${encodeURIComponent(id)}/trace`),
   };
+
+  /**
+   * Calls a named handler on a peer through this node (`deadlineMs` is the remaining time,
+   * default 5000). Rejects with WEFT_INVOKE_TIMEOUT, WEFT_INVOKE_REJECTED (`details.code`:
+   * NO_HANDLER, BUSY, LIMIT, FORBIDDEN, PIPELINE, EDGE, FAILED, ...), WEFT_PEER_UNAVAILABLE or
+   * WEFT_NOT_FOUND.
+   * @example
+   * const { result } = await weft.invoke({ peer: 'saturn', handler: 'node.health', deadlineMs: 2000 });
+   */
+  invoke(call: Omit<InvokeCall, 'deadlineMs'> & { deadlineMs?: number }): Promise<InvokeResult> {
+    return this.request<InvokeResult>('POST', '/api/invoke', call);
+  }
+
+  /** The invoke handlers this node serves, with where each comes from, and its invoke counters. */
+  invokeHandlers(): Promise<{ mesh: boolean; handlers: Array<{ name: string; kind: string }>; stats: Record<string, unknown> | null }> {
+    return this.request('GET', '/api/invoke/handlers');
+  }
 
   readonly schemas = {
     list: () => this.request<Array<Record<string, unknown>>>('GET', '/api/schemas'),

@@ -71,13 +71,36 @@ export const CONFIG_KEYS = {
   'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'memory'], default: 'none', help: 'how this node reaches peers' },
   'mesh.tls_host': { kind: 'string', default: '127.0.0.1', help: 'address the TLS link listens on' },
   'mesh.tls_port': { kind: 'integer', default: 9238, min: 0, max: 65535, help: 'port of the direct TLS link' },
-  'mesh.caps_required': { kind: 'string[]', default: [], help: 'serializer caps a link must have (crc32c, deflate, aead); none: transport.noprov' },
-  'mesh.caps_preferred': { kind: 'string[]', default: ['crc32c'], help: 'caps a link should have; missing ones raise transport.flatneg' },
-  'mesh.warn_down': { kind: 'boolean', default: true, help: 'raise transport.flatneg when a preferred cap is dropped' },
+  'mesh.caps_required': { kind: 'string[]', default: [], help: 'serializer caps a link must have (crc32c, deflate, aead); a peer or provider without one: no link, transport.noprov. aead here seals frames on every provider, TLS too' },
+  'mesh.caps_preferred': {
+    kind: 'string[]',
+    default: ['crc32c', 'aead'],
+    help: 'caps a link should have; missing ones raise transport.flatneg. aead (default on) seals every frame with a per-link key agreed by X25519 through signed hellos, so a shared Redis sees no payloads; over TLS the channel already encrypts, so a preferred aead is met by it (no sealing twice, no flatneg). Setting this list replaces the default: keep aead in it on a shared Redis',
+  },
+  'mesh.warn_down': { kind: 'boolean', default: true, help: 'raise transport.flatneg when a preferred cap is dropped (e.g. aead with a peer that cannot seal: its frames cross Redis readable)' },
   'mesh.frame_envelopes': { kind: 'integer', default: 256, min: 1, max: 10_000, help: 'envelopes per signed frame' },
   'mesh.max_inflight_frames': { kind: 'integer', default: 64, min: 1, max: 100_000, help: 'unacknowledged frames per peer before the sender waits' },
   'mesh.peers': { kind: 'string[]', default: [], help: 'static peers: "computer[/cluster]@host:port#weft:ed25519:<key>[!trust]"' },
   'mesh.teleclaude_peers': { kind: 'string[]', default: [], help: 'TeleClaude nodes reached over the seed\'s plain JSON wire on Redis: "computer[/cluster]" (unsigned: accepted only from this cluster)' },
+  'mesh.enable_mdns': { kind: 'boolean', default: false, help: 'announce this node as _weft._tcp on the local network and list nodes found there as candidates (no trust, no events until weft peers pin)' },
+  'federation.enclave': { kind: 'string', help: 'this node\'s enclave for invoke policy (default: its cluster, else its computer name)' },
+  'federation.enclaves': { kind: 'map', default: {}, help: 'enclave of a peer by computer name, node id or fingerprint (default: the peer\'s cluster): { saturn = "lab" }' },
+  'federation.edges': { kind: 'string[]', default: [], help: 'cross-enclave invoke edges this node accepts, "from->to" (e.g. "lab->prod"); an invoke across enclaves needs one and approved pipeline metadata' },
+  'federation.pipelines': { kind: 'table[]', default: [], help: 'approved pipelines for cross-enclave invoke: [[federation.pipelines]] id = "demo/ingest", stages = ["StageA"], handlers = ["node.health"]' },
+  'federation.invoke_max_concurrent': { kind: 'integer', default: 32, min: 1, max: 10_000, help: 'invoke calls this node runs for peers at once; more are refused at once (tp_inv_reject)' },
+  'federation.invoke_max_deadline': { kind: 'integer', default: 600_000, min: 10, max: 86_400_000, help: 'ms: the longest deadline an invoke may ask for (longer ones are cut to it)' },
+  'federation.invoke_forward': {
+    kind: 'boolean',
+    default: false,
+    help: 'serve invoke.forward (call onward for a peer: two-hop calls). Off by default; on, each onward call carries the chain of callers and the next hop judges every one of them (trust, enclave edges)',
+  },
+  'federation.mirror_beat': { kind: 'integer', default: 1000, min: 10, max: 600_000, help: 'ms between a caught-up mirror\'s polls (its heartbeat); no progress for two beats with lag raises mirror.stalled' },
+  'federation.mirror_window': { kind: 'integer', default: 512, min: 1, max: 100_000, help: 'source sequences one mirror batch covers (beat_window)' },
+  'federation.mirror_in_flight': { kind: 'integer', default: 4, min: 1, max: 4, help: 'mirror batches requested ahead of the one being applied (max_in_flight; at most 4: a node handles 8 messages from one peer at once, and the rest are left for its other messages)' },
+  'recovery.enabled': { kind: 'boolean', default: true, help: 'emit recovery beacons and journal notification states and cartridges to the cluster, so a wiped node can be rebuilt from its peers (weft recovery restore)' },
+  'recovery.beacon_interval': { kind: 'integer', default: 300, min: 1, max: 86_400, help: 'seconds between two recovery beacons (mesh.recovery.beacon: what is needed to rebuild this node, and which peers hold copies); one is also sent at start' },
+  'recovery.min_copies': { kind: 'integer', default: 2, min: 1, max: 64, help: 'peers that should hold each range of a node\'s cluster events; weft recovery status warns below it' },
+  'recovery.block_events': { kind: 'integer', default: 10_000, min: 100, max: 10_000_000, help: 'events per digest range of a beacon (grown so a beacon lists at most 200 ranges); partial copies are compared range by range' },
   'observe.enabled': { kind: 'boolean', default: true, help: 'read the shell hooks\' spool into terminal.command events (weft observe install adds a hook)' },
   'observe.spool_dir': { kind: 'string', help: 'where shell hooks leave commands (default $XDG_RUNTIME_DIR/weft-spool, else /dev/shm/weft-spool-<uid>: RAM, never disk)' },
   'observe.exclude': { kind: 'string[]', default: [], help: 'regular expressions: matching commands are never recorded' },
@@ -149,7 +172,21 @@ export interface WeftConfig {
     warn_down: boolean;
     frame_envelopes: number;
     max_inflight_frames: number;
+    enable_mdns: boolean;
   };
+  federation: {
+    enclave?: string;
+    enclaves: Record<string, string>;
+    edges: string[];
+    pipelines: Array<Record<string, unknown>>;
+    invoke_max_concurrent: number;
+    invoke_max_deadline: number;
+    invoke_forward: boolean;
+    mirror_beat: number;
+    mirror_window: number;
+    mirror_in_flight: number;
+  };
+  recovery: { enabled: boolean; beacon_interval: number; min_copies: number; block_events: number };
   observe: {
     enabled: boolean;
     spool_dir?: string;
@@ -372,6 +409,24 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       warn_down: get('mesh.warn_down'),
       frame_envelopes: get('mesh.frame_envelopes'),
       max_inflight_frames: get('mesh.max_inflight_frames'),
+      enable_mdns: get('mesh.enable_mdns'),
+    },
+    federation: {
+      enclaves: get('federation.enclaves'),
+      edges: get('federation.edges'),
+      pipelines: get('federation.pipelines'),
+      invoke_max_concurrent: get('federation.invoke_max_concurrent'),
+      invoke_max_deadline: get('federation.invoke_max_deadline'),
+      invoke_forward: get('federation.invoke_forward'),
+      mirror_beat: get('federation.mirror_beat'),
+      mirror_window: get('federation.mirror_window'),
+      mirror_in_flight: get('federation.mirror_in_flight'),
+    },
+    recovery: {
+      enabled: get('recovery.enabled'),
+      beacon_interval: get('recovery.beacon_interval'),
+      min_copies: get('recovery.min_copies'),
+      block_events: get('recovery.block_events'),
     },
     observe: {
       enabled: get('observe.enabled'),
@@ -394,6 +449,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   };
   const spool = get<string | undefined>('observe.spool_dir');
   if (spool) cfg.observe.spool_dir = resolve(spool);
+  const enclave = get<string | undefined>('federation.enclave');
+  if (enclave) cfg.federation.enclave = enclave;
   const cluster = get<string | undefined>('computer.cluster');
   if (cluster) cfg.computer.cluster = cluster;
   const url = get<string | undefined>('redis.url');

@@ -20,10 +20,12 @@ import {
   teleclaudeNodeId,
 } from '../mesh/index.js';
 import type { Cartridge } from '../pipeline/index.js';
-import type { ProviderFactory } from '../transport/index.js';
+import { loadOrCreateLinkKeyPair, type ProviderFactory } from '../transport/index.js';
 import { type Clock, type Logger, silentLogger, systemClock } from '../util/index.js';
 import { createNode, type RedisBusOptions, type WeftNode } from '../node/index.js';
+import { type FederationInit, FederationService } from '../federation/index.js';
 import { type PrivacyInit, PrivacyPolicy, privacyProjection, PrivacyService } from '../privacy/index.js';
+import { type RecoveryInit, RecoveryService } from '../recovery/index.js';
 
 export interface AssembleInit {
   dataDir: string;
@@ -50,7 +52,16 @@ export interface AssembleInit {
     options?: MeshInit;
     /** TeleClaude nodes on the same Redis, reached over the seed's plain JSON wire. */
     teleclaude?: { url: string; peers: Array<{ computer: string; cluster?: string }> };
+    /** Mounts, mirror and invoke (defaults: enclave = cluster or computer, no edges, no approved pipelines). */
+    federation?: Partial<FederationInit>;
   };
+  /**
+   * Recovery beacons and journals, when there is a mesh (given: on unless `enabled: false`, a
+   * beacon every 5 min, 2 copies wanted; absent: this node sends none and keeps its frame
+   * sequence as it is, but still answers its peers' questions and can restore). The daemon
+   * always gives it.
+   */
+  recovery?: Omit<RecoveryInit, 'identityCreated' | 'dataDir'>;
 }
 
 /** A node with its identity, audit log and (when configured) its mesh, not started yet. */
@@ -62,6 +73,10 @@ export interface AssembledNode {
   audit: AuditLog;
   peers: PeerBook;
   mesh: MeshService | undefined;
+  /** Mounts, mirror and invoke: there when the mesh is. */
+  federation: FederationService | undefined;
+  /** Recovery beacons, journals and Phoenix restore: there when the mesh is. */
+  recovery: RecoveryService | undefined;
   privacy: PrivacyService;
   /** Starts the node, then the mesh, then the privacy layer. */
   start(): Promise<void>;
@@ -174,12 +189,15 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
             },
           )
         : undefined;
+    // The static X25519 key that seals frames on aead links (`<dataDir>/link.key`, 0600; peers learn it from our hellos).
+    const linkKey = loadOrCreateLinkKeyPair(join(init.dataDir, 'link.key')).pair;
     mesh = new MeshService(init.mesh.options ?? {}, {
       node,
       identity,
       provider,
       peers,
       pins: new PinnedKeys(),
+      linkKey,
       outbox,
       guard: new ReplayGuard({}, { store: node.ns.store, logger }),
       audit,
@@ -191,6 +209,18 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   }
   let stopping: Promise<void> | undefined;
   if (mesh) meshRef.m = mesh;
+  const federation = mesh && init.mesh ? new FederationService(federationDefaults(init, init.mesh.federation ?? {}), { node, mesh, peers, audit, clock, logger: logger.child({ mod: 'federation' }) }) : undefined;
+  // A mirror of this node gets what the publisher would push it, by the same sharing policy.
+  federation?.mirror.setEgress((e, p) => privacyRef.s?.allowsEgress(e, p) ?? p.trustLevel !== 'untrusted');
+  // And invoke's query.events answers by the same policy.
+  federation?.invoke.setEgress((e, p) => privacyRef.s?.allowsEgress(e, p) ?? p.trustLevel !== 'untrusted');
+  const recovery =
+    mesh && federation
+      ? new RecoveryService(
+          { ...(init.recovery ?? { enabled: false, sequenceFloor: false }), identityCreated: created, dataDir: init.dataDir },
+          { node, mesh, peers, mounts: federation.mounts, audit, identity: () => assembled.identity, clock, logger: logger.child({ mod: 'recovery' }) },
+        )
+      : undefined;
   const privacy = new PrivacyService(init.privacy ?? { policy: new PrivacyPolicy() }, {
     node,
     identity: () => assembled.identity,
@@ -208,17 +238,25 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     audit,
     peers,
     mesh,
+    federation,
+    recovery,
     privacy,
     async start() {
       // Before anything is read or written on a shared Redis: refuse if another node has these names.
       await claims?.start();
       await node.start();
+      // Before the first frame: a restored node's sequence must not start at 1 (recovery/frame-sequence.ts).
+      await recovery?.prepare();
       await mesh?.start();
+      await federation?.start();
+      await recovery?.start();
       await privacy.start();
     },
     stop() {
       stopping ??= (async () => {
         await privacy.stop();
+        await recovery?.stop();
+        await federation?.stop();
         await mesh?.stop();
         await node.stop();
         await claims?.stop();
@@ -227,4 +265,22 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     },
   };
   return assembled;
+}
+
+/** Federation settings with their defaults: enclave = cluster, else computer name. */
+function federationDefaults(init: AssembleInit, f: Partial<FederationInit>): FederationInit {
+  return {
+    invoke: {
+      enclave: init.cluster ?? init.computer,
+      enclaves: {},
+      edges: [],
+      pipelines: [],
+      maxConcurrent: 32,
+      maxDeadlineMs: 600_000,
+      forward: false,
+      ...f.invoke,
+    },
+    mirror: { beatMs: 1000, window: 512, inFlight: 4, ...f.mirror },
+    ...(f.linkCaps ?? init.mesh?.options?.caps ? { linkCaps: f.linkCaps ?? init.mesh?.options?.caps } : {}),
+  };
 }

@@ -11,9 +11,15 @@ import {
   memberRoutes,
   nodeMetrics,
   nodeRoutes,
+  peerCandidateRoutes,
   privacyRoutes,
   registerCartridgeRoutes,
+  sessionRoutes,
   signalRoutes,
+  mountRoutes,
+  logRoutes,
+  invokeRoutes,
+  recoveryRoutes,
 } from '../api/index.js';
 import { DOMAIN_EVENTS } from '../catalog/index.js';
 import { AutonomyMatrix, createDomainRunner, type DomainRunner, DomainLifecycle, ensureLayout, MemberDirectory } from '../domains/index.js';
@@ -31,7 +37,9 @@ import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
 import { privacyFromConfig } from './privacy-config.js';
+import { peerCandidatesFromConfig, type PeerCandidatesRuntime } from './mdns-config.js';
 import { OBSERVER_SOURCE } from '../privacy/index.js';
+import { cartridgeInvokeHandlers } from '../federation/index.js';
 import type { SignalService } from '../signals/index.js';
 import type { WeftNode } from '../node/index.js';
 
@@ -66,6 +74,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   let cartridges: Sovereignty | undefined;
   let domains: DomainRunner | undefined;
   let signals: SignalService | undefined;
+  let candidates: PeerCandidatesRuntime | undefined;
   try {
     // Loaded only when sources are configured: a node without feeds never pays for the parser.
     const signalsModule = cfg.signals.enabled && cfg.signals.sources.length > 0 ? await import('../signals/index.js') : undefined;
@@ -91,11 +100,14 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           },
         },
         ...meshFromConfig(cfg),
+        recovery: { enabled: cfg.recovery.enabled, beaconIntervalMs: cfg.recovery.beacon_interval * 1000, minCopies: cfg.recovery.min_copies, blockEvents: cfg.recovery.block_events },
         privacy: privacyFromConfig(cfg),
       },
       { logger, ...(opts.clock ? { clock: opts.clock } : {}) },
     );
     const a0 = assembled;
+    // Pinned peers go back into the PeerBook and the transport before anything is emitted.
+    candidates = peerCandidatesFromConfig(cfg, a0, logger);
     const n = a0.node;
     let crashes = 0;
     n.processor.onBatchErrorHook = (err, attempt) => {
@@ -130,7 +142,10 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     const cr = sov.runtime;
     cartridges = sov;
     await a0.start();
+    await candidates?.start();
     await sov.start();
+    // Installed cartridges that declare `invoke` serve calls from peers, each run in a sandbox of its own.
+    a0.federation?.invoke.addSource(cartridgeInvokeHandlers(cr.registry, {}, { logger: logger.child({ mod: 'invoke' }), clock: n.clock, emit: (i) => n.emit(i) }));
     if (cfg.domains.enabled) {
       // Assigned first: a start that fails part-way is stopped by the catch below.
       domains = runner;
@@ -213,6 +228,12 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           autonomyRoutes({ matrix }),
           domainRoutes({ dataDir: cfg.data_dir, runner, lifecycle, validation: { knowsEventType: (t) => n.catalog.has(t), rolesOf } }),
           signalRoutes({ signals }),
+          sessionRoutes({ store: n.ns.store }),
+          mountRoutes({ federation: a0.federation }),
+          logRoutes({ node: n, audit: a0.audit }),
+          invokeRoutes({ federation: a0.federation }),
+          recoveryRoutes({ recovery: a0.recovery, cartridges: cr }),
+          peerCandidateRoutes({ candidates: candidates?.candidates, mdns: cfg.mesh.enable_mdns }),
           ...(dashboard ? [dashboardRoutes({ auth: dashboard, computer: cfg.computer.name, sample: () => dashboardSample(n, a0) })] : []),
         ],
         ...(dashboard ? { dashboard } : {}),
@@ -283,6 +304,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           await sov.gate.stop();
           await signals?.stop();
           await runner.stop();
+          await candidates?.stop();
           await a0.stop();
           await sov.stop();
           rmSync(daemonInfoPath(cfg.data_dir), { force: true });
@@ -297,6 +319,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     await signals?.stop().catch(() => undefined);
     await domains?.stop().catch(() => undefined);
     await cartridges?.stop().catch(() => undefined);
+    await candidates?.stop().catch(() => undefined);
     await assembled?.stop().catch(() => undefined);
     log.close();
     lock.release();
@@ -395,6 +418,34 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
     if (bad.length) throw new ConfigError(`config key ${key}: ${JSON.stringify(bad[0])} is not allowed; expected crc32c, deflate or aead`, { key });
     return list as Array<'crc32c' | 'deflate' | 'aead'>;
   };
+  const f = cfg.federation;
+  const federation = {
+    invoke: {
+      enclave: f.enclave ?? cfg.computer.cluster ?? cfg.computer.name,
+      enclaves: f.enclaves,
+      edges: f.edges,
+      pipelines: f.pipelines.map((p, i) => {
+        const id = p.id;
+        if (typeof id !== 'string' || id.length === 0) throw new ConfigError(`config key federation.pipelines: entry ${i + 1} needs an id = "..."`, { key: 'federation.pipelines' });
+        const list = (k: string) => {
+          const v = p[k];
+          if (v === undefined) return undefined;
+          if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(`config key federation.pipelines: ${id}: ${k} must be a list of strings`, { key: 'federation.pipelines' });
+          return v as string[];
+        };
+        const stages = list('stages');
+        const handlers = list('handlers');
+        return { id, ...(stages ? { stages } : {}), ...(handlers ? { handlers } : {}) };
+      }),
+      maxConcurrent: f.invoke_max_concurrent,
+      maxDeadlineMs: f.invoke_max_deadline,
+      forward: f.invoke_forward,
+    },
+    mirror: { beatMs: f.mirror_beat, window: f.mirror_window, inFlight: f.mirror_in_flight },
+  };
+  for (const e of f.edges) {
+    if (!/^[^\s>]+->[^\s>]+$/.test(e)) throw new ConfigError(`config key federation.edges: ${JSON.stringify(e)} is not allowed; expected "from->to"`, { key: 'federation.edges' });
+  }
   const options = {
     maxFrameEnvelopes: cfg.mesh.frame_envelopes,
     maxInflightFrames: cfg.mesh.max_inflight_frames,
@@ -415,6 +466,7 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
           peers,
           registryUrl: cfg.redis.url,
           options,
+          federation,
           ...(teleclaude.length ? { teleclaude: { url: cfg.redis.url, peers: teleclaude } } : {}),
         },
       };
@@ -433,6 +485,7 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
           ...(cfg.redis.url ? { registryUrl: cfg.redis.url } : {}),
           announce: [`${host}:${cfg.mesh.tls_port}`],
           options,
+          federation,
         },
       };
     }

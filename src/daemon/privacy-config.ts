@@ -53,6 +53,7 @@ export function privacyFromConfig(cfg: WeftConfig): PrivacyInit {
     deniedCategories: categories('privacy.denied_categories', p.denied_categories),
     minContributors: p.min_contributors,
     shareSummaries: p.share_summaries,
+    enableMdns: cfg.mesh.enable_mdns,
   });
   // Only spools meant for this node: the one configured, and those `weft observe install` wrote
   // into a hook for this data dir. Another daemon of the same user (a test, a demo) never reads

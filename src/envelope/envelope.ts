@@ -36,7 +36,30 @@ export const EventType = Type.String({ pattern: EVENT_TYPE_PATTERN, maxLength: 2
 export const Timestamp = Type.String({ pattern: ISO_TIMESTAMP_PATTERN, maxLength: 40 });
 
 /**
- * One event. Layers: identity, semantic, data, affordances, resolution, lineage, and the
+ * A session id: what a producer (an agent session, a tmux session, a job) calls itself. A
+ * letter or digit first, then letters, digits and `. _ : @ + -`, at most 200: UUIDs, tmux
+ * names and `host:pid` fit; nothing a shell, a URL path or a terminal would read as syntax.
+ */
+export const SESSION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$';
+const SESSION_ID_RE = new RegExp(SESSION_ID_PATTERN);
+export const SessionId = Type.String({ minLength: 1, maxLength: 200, pattern: SESSION_ID_PATTERN, description: 'session id: [A-Za-z0-9] then [A-Za-z0-9._:@+-], 1..200 chars' });
+
+/**
+ * Why a value is not a session id, in words, or undefined when it is one (for messages that
+ * name where the value came from, e.g. `WEFT_SESSION`).
+ * @example
+ * sessionIdProblem('a b'); // 'must start with a letter or digit and hold only letters, digits and . _ : @ + - (got "a b")'
+ */
+export function sessionIdProblem(v: string): string | undefined {
+  if (v.length === 0) return 'is empty';
+  if (v.length > 200) return `is ${v.length} characters long; the limit is 200`;
+  if (!SESSION_ID_RE.test(v)) return `must start with a letter or digit and hold only letters, digits and . _ : @ + - (got ${JSON.stringify(v.slice(0, 60))})`;
+  return undefined;
+}
+
+/**
+ * One event. Layers: identity, semantic, data, affordances, resolution, lineage (causation,
+ * correlation, and the producer's `session` with the `parentSession` that spawned it), and the
  * provenance the mesh adds. Field names are camelCase here; the Redis stream format uses the
  * seeds' snake_case (see stream.ts).
  */
@@ -65,6 +88,10 @@ export const Envelope = Type.Object(
     // lineage
     causationId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     correlationId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    /** The producer's session; indexed by the node into the session tree (`weft sessions tree`). */
+    session: Type.Optional(SessionId),
+    /** The session that spawned `session`; only meaningful with `session`. */
+    parentSession: Type.Optional(SessionId),
     // provenance (added by the mesh)
     origin: Type.Optional(Type.String({ maxLength: 200, description: 'node id of the node that emitted it' })),
     sourceComputer: Type.Optional(Type.String({ maxLength: 200 })),
@@ -96,6 +123,8 @@ export const EmitInput = Type.Object(
     resolutionShape: Type.Optional(Type.Record(Type.String(), Type.String())),
     causationId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     correlationId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    session: Type.Optional(SessionId),
+    parentSession: Type.Optional(SessionId),
   },
   { additionalProperties: false, $id: 'weft.emit-input' },
 );

@@ -21,8 +21,19 @@ const STRING_FIELDS: Array<[keyof Envelope, string]> = [
   ['id', 'id'],
   ['causationId', 'causation_id'],
   ['correlationId', 'correlation_id'],
+  ['session', 'session'],
+  ['parentSession', 'parent_session'],
   ['origin', 'origin'],
   ['sourceComputer', 'source_computer'],
+];
+/**
+ * Other names a stream entry may give a field: TeleClaude calls a session `session_id` and
+ * the session that started it `initiator_session_id` (its `Session` model). Read when our own
+ * name is absent or empty; never written.
+ */
+const STRING_ALIASES: Array<[keyof Envelope, string]> = [
+  ['session', 'session_id'],
+  ['parentSession', 'initiator_session_id'],
 ];
 const INT_FIELDS: Array<[keyof Envelope, string]> = [
   ['version', 'version'],
@@ -101,6 +112,10 @@ export function fromStreamFields(
   for (const [k, f] of STRING_FIELDS) {
     const v = fields[f];
     if (v !== undefined && v !== '') e[k] = v;
+  }
+  for (const [k, f] of STRING_ALIASES) {
+    const v = fields[f];
+    if (e[k] === undefined && v !== undefined && v !== '') e[k] = v;
   }
   for (const [k, f] of INT_FIELDS) {
     const v = fields[f];

@@ -1,7 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { type TypeCheck, TypeCompiler, type ValueError } from '@sinclair/typebox/compiler';
 import { ValidationError } from '../errors/index.js';
-import { EmitInput, Envelope } from './envelope.js';
+import { EmitInput, Envelope, SESSION_ID_PATTERN, sessionIdProblem } from './envelope.js';
 
 /** A compiled validator that throws a ValidationError naming the first failing field. */
 export interface Validator<T> {
@@ -74,6 +74,10 @@ function describe(errs: ValueError[]): { path: string; message: string } | undef
   const s = first.schema as { type?: string; minimum?: number; maximum?: number; anyOf?: Array<{ const?: unknown }>; const?: unknown; maxLength?: number; minLength?: number; pattern?: string };
   if (Array.isArray(s.anyOf) && s.anyOf.length > 0 && s.anyOf.every((m) => m.const !== undefined)) {
     return { path, message: `must be one of ${s.anyOf.map((m) => String(m.const)).join(', ')} (got ${JSON.stringify(first.value)?.slice(0, 60)})` };
+  }
+  if (s.pattern === SESSION_ID_PATTERN && typeof first.value === 'string') {
+    const problem = sessionIdProblem(first.value);
+    if (problem) return { path, message: problem };
   }
   if ((s.type === 'integer' || s.type === 'number') && s.minimum !== undefined && s.maximum !== undefined) {
     return { path, message: `must be ${s.type === 'integer' ? 'an integer' : 'a number'} from ${s.minimum} to ${s.maximum} (got ${JSON.stringify(first.value)?.slice(0, 60)})` };

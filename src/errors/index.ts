@@ -32,6 +32,12 @@ export const ERROR_CODES = {
   WEFT_PIPELINE: { status: 500, exit: 1 },
   /** A domain or personal pipeline that does not validate (cycle, missing dependency, scope, conflict). */
   WEFT_PIPELINE_INVALID: { status: 409, exit: 1 },
+  /** An invoke got no answer within its deadline (the callee was told to cancel). */
+  WEFT_INVOKE_TIMEOUT: { status: 504, exit: 1 },
+  /** The callee refused an invoke before any work (no handler, busy, budget, pipeline, edge) or its handler failed. */
+  WEFT_INVOKE_REJECTED: { status: 502, exit: 1 },
+  /** A peer could not be reached. */
+  WEFT_PEER_UNAVAILABLE: { status: 503, exit: 1 },
   WEFT_INTERNAL: { status: 500, exit: 1 },
   // transport/
   TRANSPORT_NOT_STARTED: { status: 503, exit: 1 },

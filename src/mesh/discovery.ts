@@ -1,7 +1,8 @@
 /**
  * Discovery: who the other nodes are. Static peers come from config; with Redis, each node
  * heartbeats its PeerInfo into a registry whose entries expire, and `discoverPeers()` lists
- * everyone else. (mDNS on the local link is not built yet.)
+ * everyone else. mDNS on the local link (mdns.ts) finds candidates only, never peers: a human
+ * or subnet policy admits them (mdns-candidates.ts).
  */
 import type { Redis } from 'ioredis';
 import { quitWithin } from '../redis/index.js';

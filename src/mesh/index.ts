@@ -32,6 +32,8 @@ export {
   type TrustRefusalCode,
 } from './ingress.js';
 export * from './mesh.js';
+export * from './mdns.js';
+export * from './mdns-candidates.js';
 export type { MeshNode } from './ports.js';
 export { PeerSender, type SenderLimits, type SenderLink } from './sender.js';
 export { FrameSequence } from './sequence.js';
@@ -40,3 +42,4 @@ export * from './peer-memory.js';
 export * from './peers.js';
 export * from './publisher.js';
 export * from './teleclaude-wire.js';
+export * from './link-keys.js';

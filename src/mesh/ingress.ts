@@ -1,6 +1,7 @@
 /**
  * The receiving side of the mesh. Frames are taken from the provider in batches and each goes
- * decode (signature against the pinned key) → replay guard → stamping with the verified sender
+ * decode (signature against the pinned key, then the sealed body opened with the link key)
+ * → replay guard → stamping with the verified sender
  * → validation and limits → the local pipeline with trust (one transaction per batch, the
  * guard's records in it) → transport ack → one signed ack frame per sender. Every refusal is
  * counted, stored as a rejection, audited and raised as `mesh.event.rejected` (at most one per
@@ -11,8 +12,18 @@ import type { BusEntry } from '../bus/index.js';
 import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/index.js';
 import type { NodeIdentity, PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
-import { decodeFrame, encodeFrame, type Frame, type FrameErrorCode, type InboundFrame, peekFrame, type Provider } from '../transport/index.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type FrameBodies,
+  type FrameErrorCode,
+  type InboundFrame,
+  peekFrame,
+  type Provider,
+} from '../transport/index.js';
 import { type Clock, type Logger, sleep } from '../util/index.js';
+import type { HelloChange, LinkKeys } from './link-keys.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerBook } from './peers.js';
 import type { MeshNode } from './ports.js';
@@ -82,6 +93,17 @@ export interface IngressDeps {
   rediscover?: () => Promise<void>;
   /** A peer acknowledged our frames. */
   onAck(computer: string, sequences: readonly number[]): void;
+  /** Peers' link keys: sealed frames are opened with them, hellos are stored in them. */
+  linkKeys?: LinkKeys;
+  /** A peer's verified hello was stored (committed with its replay record). */
+  onHello?(computer: string, body: FrameBodies['hello'], change: HelloChange): void;
+  /** A verified frame from a peer could not be opened: the peer holds a stale key of ours, or we lack its key. */
+  onUnopenable?(computer: string): void;
+  /**
+   * How an ack to `computer` is sealed (`sealedIn`: it acknowledges sealed frames, so it is
+   * sealed too); undefined when it must be sealed and no key is known (no ack is sent).
+   */
+  sealFor?(computer: string, sealedIn: boolean): { aead?: { key: Uint8Array } } | undefined;
   /**
    * Handlers of message kinds other than text (e.g. `privacy.query`), by kind. A message for a
    * handler is not an event: its replay record commits, then the handler runs beside the
@@ -206,7 +228,7 @@ export class MeshIngress {
       timestamp: new Date(h.timestamp).toISOString(),
       nonce: Buffer.from(h.nonce).toString('hex'),
     };
-    const r = decodeFrame(bytes, { lookupKey: this.deps.pins.lookupKey });
+    const r = this.decode(bytes);
     if (!r.ok) return { kind: 'weft-frame', bytes: bytes.length, header, verdict: { ok: false, code: r.error.code, reason: r.error.message } };
     const replay = this.deps.guard.check(r.frame.header);
     return {
@@ -214,8 +236,15 @@ export class MeshIngress {
       bytes: bytes.length,
       header,
       verdict: replay.ok ? { ok: true, signature: 'verified' } : { ok: false, signature: 'verified', code: replay.error.code, reason: replay.error.message },
+      ...(h.aead ? { sealed: h.aead } : {}),
       body: r.frame.body,
     };
+  }
+
+  /** Verifies (pinned key) and, when sealed, opens (the sender's link key) one frame. */
+  private decode(bytes: Uint8Array) {
+    const keys = this.deps.linkKeys;
+    return decodeFrame(bytes, { lookupKey: this.deps.pins.lookupKey, ...(keys ? { aeadKey: (sender: string) => keys.keyFor(sender) } : {}) });
   }
 
 
@@ -278,16 +307,23 @@ export class MeshIngress {
     const inBatch = new Set<string>();
     for (const f of frames) {
       this.deps.counters.framesIn++;
-      let r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+      let r = this.decode(f.bytes);
       if (!r.ok && r.error.code === 'FRAME_UNKNOWN_SENDER' && this.deps.rediscover) {
         // A peer that announced itself after our last look (or while Redis was restarting).
         await this.deps.rediscover();
-        r = decodeFrame(f.bytes, { lookupKey: this.deps.pins.lookupKey });
+        r = this.decode(f.bytes);
       }
       if (!r.ok) {
         const peek = peekFrame(f.bytes);
-        await this.reject(peek.ok ? peek.header.sender : undefined, f.from, r.error.code, r.error.message, { ref: f.deliveryId, raw: f.bytes });
+        const sender = peek.ok ? peek.header.sender : undefined;
+        await this.reject(sender, f.from, r.error.code, r.error.message, { ref: f.deliveryId, raw: f.bytes });
         await f.ack();
+        if ((r.error.code === 'FRAME_AEAD_KEY_MISSING' || r.error.code === 'FRAME_AEAD_FAILED') && sender) {
+          // Signed by the peer (the codec checks that first), sealed with a key we do not share:
+          // our hello lets it derive the right one; its sender re-sends what we could not open.
+          const computer = this.deps.pins.computerOf(sender);
+          if (computer) this.deps.onUnopenable?.(computer);
+        }
         continue;
       }
       const frame = r.frame;
@@ -342,22 +378,57 @@ export class MeshIngress {
           break;
         }
         case 'key-rotation': {
-          const check = this.deps.pins.applyRotation(frame.body.record);
-          // The guard's record and the audit entry commit together.
+          const rec = frame.body.record;
+          const check = this.deps.pins.applyRotation(rec);
+          // The guard's record, the audit entry and the peer's link key under its new id commit together.
           await this.deps.node.ns.store.write(() => {
             this.deps.guard.record(frame.header);
-            this.deps.audit.recordIn('key.rotated', computer, { ok: check.ok, newNodeId: frame.body.record.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+            this.deps.audit.recordIn('key.rotated', computer, { ok: check.ok, newNodeId: rec.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+            if (check.ok) this.deps.linkKeys?.rekeyIn(rec.oldNodeId, rec.newNodeId);
           });
-          if (check.ok) this.deps.peers.rekey(frame.body.record.oldNodeId, frame.body.record.newNodeId);
+          if (check.ok) {
+            this.deps.peers.rekey(rec.oldNodeId, rec.newNodeId);
+            this.deps.linkKeys?.rekeyed(rec.oldNodeId, rec.newNodeId);
+          }
           await f.ack();
           break;
         }
+        case 'hello':
+          await this.handleHello(frame, computer, f);
+          break;
         default:
           release.push(f);
       }
     }
     if (toApply.length > 0) await this.applyFrames(toApply, true);
     await Promise.all(release.map((f) => f.ack()));
+  }
+
+  /**
+   * A peer's hello: its public link key and caps are stored with the frame's replay record in
+   * one transaction (a restart needs no new exchange), then the mesh answers and re-keys.
+   */
+  private async handleHello(frame: Extract<Frame, { type: 'hello' }>, computer: string, f: InboundFrame): Promise<void> {
+    const keys = this.deps.linkKeys;
+    const body = frame.body;
+    if (body.computer !== computer) {
+      this.deps.logger.debug({ peer: computer, says: body.computer }, 'a hello names another computer than the pinned one; the pinned name stands');
+    }
+    if (!keys || !body.x25519) {
+      await this.deps.node.ns.store.write(() => this.deps.guard.record(frame.header));
+      await f.ack();
+      return;
+    }
+    let change: HelloChange;
+    try {
+      change = await keys.remember(frame.header.sender, { computer, x25519: body.x25519, caps: body.caps }, this.deps.clock.now(), () => this.deps.guard.record(frame.header));
+    } catch (err) {
+      await this.reject(frame.header.sender, f.from, 'HELLO_BAD_KEY', `hello with an unusable link key: ${(err as Error).message}`, { ref: f.deliveryId, field: '/x25519', raw: f.bytes });
+      await f.ack();
+      return;
+    }
+    await f.ack();
+    this.deps.onHello?.(computer, body, change);
   }
 
   /**
@@ -384,9 +455,10 @@ export class MeshIngress {
     }
     this.unrecorded.add(key);
     void this.deps.node.ns.store.writeSoon(() => this.deps.guard.record(header)).finally(() => this.unrecorded.delete(key));
-    await f.ack();
+    // Counted before the await: a handler finishing meanwhile must not be counted over (the slot would leak).
     this.handlingMessages++;
     this.handlingBy.set(m.computer, mine + 1);
+    await f.ack();
     void (async () => {
       try {
         await handler(m);
@@ -483,20 +555,28 @@ export class MeshIngress {
     // Together: the provider sends the acks of one tick as one XACK.
     await Promise.all(items.map((it) => it.f.ack()));
     if (!ackToSender) return;
-    const bySender = new Map<string, { sequences: number[]; ids: string[] }>();
+    const bySender = new Map<string, { sequences: number[]; ids: string[]; sealed: boolean }>();
     for (const it of items) {
-      const a = bySender.get(it.computer) ?? { sequences: [], ids: [] };
+      const a = bySender.get(it.computer) ?? { sequences: [], ids: [], sealed: false };
       a.sequences.push(it.frame.header.sequence);
+      a.sealed ||= it.frame.header.aead !== null;
       for (const e of (it.frame as Extract<Frame, { type: 'events' }>).body.envelopes) a.ids.push(String(e.id));
       bySender.set(it.computer, a);
     }
     for (const [computer, a] of bySender) {
+      const seal = this.deps.sealFor ? this.deps.sealFor(computer, a.sealed) : {};
+      if (!seal) {
+        // An aead link whose key we lack: no plaintext ack; the sender re-sends after the hellos.
+        this.deps.onUnopenable?.(computer);
+        continue;
+      }
       try {
         const ack = encodeFrame(
           { type: 'ack', sequence: await this.deps.sequence.take(), timestamp: this.deps.clock.now(), body: { sequences: a.sequences, envelopeIds: a.ids } },
-          { identity: this.deps.identity() },
+          { identity: this.deps.identity(), ...seal },
         );
-        await this.deps.provider.send(computer, ack);
+        // Bounded: an ack that cannot go now (Redis away) must not hold the receive loop or a stop.
+        await this.deps.provider.send(computer, ack, { signal: AbortSignal.timeout(5000) });
       } catch (err) {
         // The sender re-sends after its timeout; we apply nothing twice (ids) and ack again.
         this.deps.logger.debug({ peer: computer, err: (err as Error).message }, 'ack not sent');

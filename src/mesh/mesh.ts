@@ -5,16 +5,21 @@ import type { KeyRotationRecord, NodeIdentity, PinnedKeys } from '../identity/in
 import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  type FrameBodies,
+  type LinkKeyPair,
   type MountCaps,
   type NegotiatedCaps,
   negotiateCaps,
+  PROTOCOL_VERSION,
   type Provider,
   type ProviderEvent,
+  type SerializerCap,
   type TransportCap,
 } from '../transport/index.js';
-import { type Clock, every, type Logger } from '../util/index.js';
+import { after, type Clock, every, type Logger } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
 import { auditQuietly, emptyCounters, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
+import { type HelloChange, LinkKeys } from './link-keys.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerMemory } from './peer-memory.js';
 import type { KnownPeer, PeerBook } from './peers.js';
@@ -25,12 +30,24 @@ import { FrameSequence } from './sequence.js';
 import { meshStatus } from './status.js';
 import type { TeleClaudeWire } from './teleclaude-wire.js';
 
+/**
+ * The link caps a mesh asks for when its init names none: crc32c and aead preferred. Over a
+ * brokered provider (Redis) aead seals every frame with the link key, so the broker's operator
+ * sees no payloads; over a confidential one (TLS) the preferred aead is met by the channel.
+ */
+export const DEFAULT_LINK_CAPS: Readonly<MountCaps> = Object.freeze({ preferred: ['crc32c', 'aead'] as SerializerCap[] });
+
+/** Hellos sent because a peer's frames could not be opened, at most one per peer this often, ms. */
+const UNOPENABLE_HELLO_GAP_MS = 5000;
+
 export interface MeshInit {
   /**
    * Serializer caps a link to a peer needs (`required`: no link without them, raised as
    * `transport.noprov`) and would like (`preferred`: dropped with `transport.flatneg` unless
-   * `warnDown` is false). Default: crc32c preferred. AEAD is not offered yet (TLS already
-   * encrypts; Redis links rely on signatures), so requiring it means no link.
+   * `warnDown` is false). Default `DEFAULT_LINK_CAPS`: crc32c and aead preferred. `aead` seals
+   * frame bodies with a key agreed through signed hellos (X25519 + HKDF); over a confidential
+   * provider (TLS) a *preferred* aead is met by the channel and frames are not sealed twice,
+   * a *required* one seals them as well.
    */
   caps?: MountCaps;
   /** Envelopes per events frame (default 256). */
@@ -58,6 +75,11 @@ export interface MeshDeps {
   outbox: MeshOutbox;
   guard: ReplayGuard;
   audit: AuditLog;
+  /**
+   * This node's static X25519 key pair (`<dataDir>/link.key`), for sealed frames. Without it
+   * the mesh offers no aead (a link that requires it gets `transport.noprov`).
+   */
+  linkKey?: LinkKeyPair;
   /** Where peers are found beyond the configured ones (the Redis registry). */
   discovery?: PeerDiscovery;
   /** Remembers discovered peers across restarts. */
@@ -89,6 +111,13 @@ export class MeshService implements SenderLink {
   private readonly states = new Map<string, string>();
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
   private readonly handlers = new Map<string, MessageHandler>();
+  private readonly linkKeys: LinkKeys | undefined;
+  /** When our last hello went to each peer. */
+  private readonly helloAt = new Map<string, number>();
+  /** Peers whose hello we answered since start. */
+  private readonly answered = new Set<string>();
+  /** Callers waiting for a peer's link key (sendMessage while the link is keying). */
+  private readonly keyWaiters = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly init: MeshInit,
@@ -103,6 +132,9 @@ export class MeshService implements SenderLink {
     };
     this.audited = auditQuietly(deps.audit, deps.logger);
     this.sequence = new FrameSequence(deps.outbox);
+    this.linkKeys = deps.linkKey
+      ? new LinkKeys({ store: deps.node.ns.store, pair: deps.linkKey, nodeId: () => this.deps.identity.nodeId, logger: deps.logger })
+      : undefined;
     this.ingress = new MeshIngress(
       { ...(init.maxHops !== undefined ? { maxHops: init.maxHops } : {}) },
       {
@@ -118,6 +150,10 @@ export class MeshService implements SenderLink {
         counters: this.counters,
         ...(deps.discovery ? { rediscover: () => this.discover() } : {}),
         onAck: (computer, sequences) => this.sender(computer).onAck(sequences),
+        ...(this.linkKeys ? { linkKeys: this.linkKeys } : {}),
+        onHello: (computer, body, change) => this.onHello(computer, body, change),
+        onUnopenable: (computer) => void this.hello(computer, { reply: true, minGapMs: UNOPENABLE_HELLO_GAP_MS }),
+        sealFor: (computer, sealedIn) => this.sealing(computer, sealedIn),
         messageHandlers: this.handlers,
         clock: deps.clock,
         logger: deps.logger,
@@ -132,6 +168,11 @@ export class MeshService implements SenderLink {
   /**
    * Announces a key rotation to every peer (signed with the old key, which they have pinned;
    * the record is endorsed by it), then signs with the new key from now on.
+   *
+   * The announcement is never sealed, even on an aead link: the link key is derived from both
+   * node ids, so the peer must be able to read it whatever it knows of our keys (it may have
+   * none yet, and after the rotation the old link key is gone), and it holds nothing secret
+   * (two node ids and two signatures; the new id shows on every later frame anyway).
    */
   async rotate(next: NodeIdentity, record: KeyRotationRecord): Promise<{ announced: string[]; failed: string[] }> {
     const announced: string[] = [];
@@ -168,6 +209,7 @@ export class MeshService implements SenderLink {
 
   async start(): Promise<void> {
     const { provider, peers, pins, node } = this.deps;
+    this.linkKeys?.load();
     for (const p of this.weftPeers()) pins.pin(p.computer, p.nodeId);
     this.unsubs.push(peers.onAdded((p) => this.peerAdded(p)));
     this.unsubs.push(provider.on((e) => this.onProviderEvent(e)));
@@ -216,11 +258,7 @@ export class MeshService implements SenderLink {
    * told us) offer; raises `transport.noprov` / `transport.flatneg`. Undefined: no link.
    */
   async negotiate(computer: string): Promise<NegotiatedCaps | undefined> {
-    const mount: MountCaps = this.init.caps ?? { preferred: ['crc32c'] };
-    const peer = this.deps.peers.byName(computer);
-    let offered: TransportCap[] = [...this.deps.provider.caps].filter((c) => c !== 'aead');
-    if (peer?.caps) offered = offered.filter((c) => (peer.caps as string[]).includes(c));
-    const n = negotiateCaps(computer, mount, [{ provider: this.deps.provider.name, caps: offered }]);
+    const n = negotiateCaps(computer, this.mountCaps(), [{ provider: this.deps.provider.name, caps: this.offeredCaps(computer) }]);
     if (!n.ok) {
       this.negotiated.set(computer, 'noprov');
       this.states.set(computer, 'noprov');
@@ -231,11 +269,137 @@ export class MeshService implements SenderLink {
       return undefined;
     }
     this.negotiated.set(computer, n.caps);
+    if (this.states.get(computer) === 'noprov') this.states.delete(computer);
     for (const e of n.events) {
       if (e.type !== 'transport.flatneg') continue;
       await this.deps.node.emit({ event: 'transport.flatneg', payload: { peer: computer, missing: e.dropped } }).catch(() => undefined);
     }
     return n.caps;
+  }
+
+  /**
+   * What a link to `computer` can do: the provider's caps, narrowed to what the peer announced
+   * when it did (its last signed hello, else the registry). `aead` needs this node's link key.
+   * Mounts negotiate against this too.
+   */
+  offeredCaps(computer: string): TransportCap[] {
+    const peer = this.deps.peers.byName(computer);
+    let offered: TransportCap[] = [...this.deps.provider.caps];
+    if (!this.linkKeys) offered = offered.filter((c) => c !== 'aead');
+    const announced = (peer && this.linkKeys?.info(peer.nodeId)?.caps) ?? peer?.caps;
+    if (announced) offered = offered.filter((c) => announced.includes(c));
+    return offered;
+  }
+
+  /**
+   * The caps the mesh asks of every link: the init's (or `DEFAULT_LINK_CAPS`), without a
+   * preferred aead when the provider's channel is confidential already (no double sealing, no
+   * `transport.flatneg` for it). A required aead stays: whoever asks for it gets sealed frames.
+   */
+  private mountCaps(): MountCaps {
+    const base = this.init.caps ?? DEFAULT_LINK_CAPS;
+    if (!this.deps.provider.confidential || !base.preferred?.includes('aead')) return base;
+    return { ...base, preferred: base.preferred.filter((c) => c !== 'aead') };
+  }
+
+  /**
+   * The AEAD key of the link to a peer, or undefined while its hello has not arrived (or it
+   * is no Weft peer). For the sender; `weft mesh decode` and tests use it too.
+   */
+  linkKey(computer: string): Uint8Array | undefined {
+    const peer = this.deps.peers.byName(computer);
+    return peer ? this.linkKeys?.keyFor(peer.nodeId) : undefined;
+  }
+
+  /**
+   * Sends this node's signed hello to a peer: computer, cluster, caps, protocol versions and
+   * the public link key; `reply` asks for the peer's own. At most one per `minGapMs` (default:
+   * no limit). Unsealed: it carries nothing secret, and the peer may know no key yet. Resolves
+   * to whether a hello was handed to the transport; never throws.
+   */
+  async hello(computer: string, opts: { reply?: boolean; minGapMs?: number } = {}): Promise<boolean> {
+    if (this.stopping) return false;
+    const now = this.clock.now();
+    const last = this.helloAt.get(computer);
+    if (opts.minGapMs !== undefined && last !== undefined && now - last < opts.minGapMs) return false;
+    this.helloAt.set(computer, now);
+    const self = this.deps.node.self;
+    const caps = [...this.deps.provider.caps].filter((c) => c !== 'aead' || this.linkKeys);
+    const body: FrameBodies['hello'] = {
+      computer: self.computer,
+      ...(self.cluster ? { cluster: self.cluster } : {}),
+      caps,
+      protocolVersions: [PROTOCOL_VERSION],
+      ...(this.linkKeys ? { x25519: this.linkKeys.publicKey } : {}),
+      ...(opts.reply ? { reply: true } : {}),
+    };
+    try {
+      const bytes = encodeFrame({ type: 'hello', sequence: await this.nextSequence(), timestamp: now, body }, { identity: this.identity });
+      await this.deps.provider.send(computer, bytes, { signal: AbortSignal.timeout(10_000) });
+      return true;
+    } catch (err) {
+      // The link is not up yet (TLS connects later and says hello then) or the provider stopped.
+      if (this.helloAt.get(computer) === now) {
+        if (last === undefined) this.helloAt.delete(computer);
+        else this.helloAt.set(computer, last);
+      }
+      this.logger.debug({ peer: computer, err: (err as Error).message }, 'hello not sent');
+      return false;
+    }
+  }
+
+  /**
+   * A peer's verified hello was stored. A new key re-sends what was sealed with the old one
+   * and releases callers waiting for it; new caps renegotiate the link. We answer with our own
+   * hello the first time since start, when the peer asks, or when its key changed (it may have
+   * lost ours as well), so both ends learn each other's key.
+   */
+  private onHello(computer: string, body: FrameBodies['hello'], change: HelloChange): void {
+    const s = this.senders.get(computer);
+    if (change.capsChanged) s?.renegotiate();
+    if (change.keyChanged) {
+      s?.rekeyed();
+      const waiting = this.keyWaiters.get(computer);
+      this.keyWaiters.delete(computer);
+      for (const w of waiting ?? []) w();
+    }
+    s?.wake();
+    const first = !this.answered.has(computer);
+    if (first || body.reply === true || change.keyChanged) {
+      this.answered.add(computer);
+      void this.hello(computer, { reply: this.linkKey(computer) === undefined, ...(first ? {} : { minGapMs: 1000 }) });
+    }
+  }
+
+  /**
+   * How a frame to `computer` is sealed: `{}` when the link does not use aead (and `force` is
+   * false), `{ aead }` with the link key when it does, undefined when it must be sealed and the
+   * key is not known yet (nothing is sent then).
+   */
+  private sealing(computer: string, force = false): { aead?: { key: Uint8Array } } | undefined {
+    const n = this.negotiated.get(computer);
+    const seal = force || (n !== undefined && n !== 'noprov' && n.aead);
+    if (!seal) return {};
+    const key = this.linkKey(computer);
+    return key ? { aead: { key } } : undefined;
+  }
+
+  /** Waits up to `ms` for a peer's link key (its hello), asking for it. */
+  private async awaitLinkKey(computer: string, ms: number): Promise<Uint8Array | undefined> {
+    const have = this.linkKey(computer);
+    if (have || ms <= 0) return have;
+    let release: (() => void) | undefined;
+    const got = new Promise<void>((r) => (release = r));
+    const set = this.keyWaiters.get(computer) ?? new Set();
+    set.add(release as () => void);
+    this.keyWaiters.set(computer, set);
+    void this.hello(computer, { reply: true, minGapMs: 1000 });
+    const cancel = after(this.clock, ms, release as () => void, { unref: true });
+    await got;
+    cancel();
+    set.delete(release as () => void);
+    if (set.size === 0 && this.keyWaiters.get(computer) === set) this.keyWaiters.delete(computer);
+    return this.linkKey(computer);
   }
 
   /** Sends a short text to a peer; it shows there as a `mesh.message.received` notification. */
@@ -251,12 +415,32 @@ export class MeshService implements SenderLink {
   async sendMessage(computer: string, kind: string, data: unknown, opts: { timeoutMs?: number } = {}): Promise<void> {
     const peer = this.deps.peers.byName(computer);
     if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft peers list')`);
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const deadline = this.clock.now() + timeoutMs;
+    // The link's caps as its sender negotiated them (or would: quietly, events are the sender's).
+    let n = this.negotiated.get(computer);
+    if (n === undefined) {
+      const q = negotiateCaps(computer, this.mountCaps(), [{ provider: this.deps.provider.name, caps: this.offeredCaps(computer) }]);
+      n = q.ok ? q.caps : 'noprov';
+    }
+    if (n === 'noprov') {
+      throw new WeftError('WEFT_PEER_UNAVAILABLE', `no link to '${computer}': no provider offers the caps it requires (see transport.noprov, 'weft mesh status')`);
+    }
+    let seal: { aead?: { key: Uint8Array } } = {};
+    if (n.aead) {
+      // Never in plaintext on an aead link: wait (bounded) for the peer's key.
+      const key = await this.awaitLinkKey(computer, deadline - this.clock.now());
+      if (!key) {
+        throw new WeftError('WEFT_PEER_UNAVAILABLE', `no link key for '${computer}' yet: its hello has not arrived, and frames to it are sealed (the link is keying)`);
+      }
+      seal = { aead: { key } };
+    }
     const bytes = encodeFrame(
       { type: 'message', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { kind, data } },
-      { identity: this.identity },
+      { identity: this.identity, ...(n.crc32c ? { crc32c: true } : {}), ...seal },
     );
     // Bounded: a link that takes no frames (no credit, a stalled peer) must not hold the caller.
-    await this.deps.provider.send(computer, bytes, { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
+    await this.deps.provider.send(computer, bytes, { signal: AbortSignal.timeout(Math.max(1, deadline - this.clock.now())) });
   }
 
   /** Handles messages of one kind from verified peers (one handler per kind; `text` is the mesh's own). */
@@ -279,6 +463,7 @@ export class MeshService implements SenderLink {
       senders: this.senders,
       states: this.states,
       negotiated: this.negotiated,
+      linkKeyKnown: (nodeId) => this.linkKeys?.info(nodeId) !== undefined,
       now: this.clock.now(),
     });
   }
@@ -311,6 +496,7 @@ export class MeshService implements SenderLink {
     }
   }
 
+  /** A peer's sender (created on first use; started by `start` and `peerAdded`). */
   private sender(computer: string): PeerSender {
     let s = this.senders.get(computer);
     if (!s) {
@@ -344,11 +530,16 @@ export class MeshService implements SenderLink {
 
   private onProviderEvent(e: ProviderEvent): void {
     switch (e.type) {
-      case 'peer.connected':
+      case 'peer.connected': {
         this.states.set(e.peer, 'connected');
         void this.audited('peer.connected', e.peer, { direction: e.direction ?? null }, true);
+        // A new link (TLS) is where a hello can first get through. (A brokered provider names
+        // itself here, when its inbox is ready: no hello to that.)
+        const p = this.deps.peers.byName(e.peer);
+        if (p && p.wire !== 'teleclaude' && p.nodeId !== this.identity.nodeId) void this.hello(e.peer, { reply: this.linkKey(e.peer) === undefined, minGapMs: 1000 });
         this.sender(e.peer).wake();
         break;
+      }
       case 'peer.disconnected':
         this.states.set(e.peer, 'disconnected');
         void this.audited('peer.disconnected', e.peer, { reason: e.reason, direction: e.direction ?? null }, true);
@@ -358,6 +549,8 @@ export class MeshService implements SenderLink {
         break;
       case 'backpressure':
         if (e.active) this.states.set(e.peer, 'backpressure');
+        // The wait is over (the peer granted credit): the link is as it was.
+        else if (this.states.get(e.peer) === 'backpressure') this.states.set(e.peer, 'connected');
         break;
       case 'fatal':
         if (e.peer) this.states.set(e.peer, 'fatal');

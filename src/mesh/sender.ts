@@ -2,6 +2,8 @@
  * The sending side of the mesh: one `PeerSender` per peer reads that peer's outbox, cuts it
  * into signed frames that fit the byte limit, keeps at most `maxInflightFrames` unacknowledged,
  * re-sends what was not acknowledged in time, and forgets rows when the peer's ack arrives.
+ * On an aead link every frame is sealed with the link key; while that key is unknown the
+ * sender is `keying`: it says hello (with backoff) and sends nothing, the outbox keeps it all.
  */
 import type { NodeIdentity } from '../identity/index.js';
 import { encodeFrame, type NegotiatedCaps, type Provider } from '../transport/index.js';
@@ -28,6 +30,10 @@ export interface SenderLink {
   readonly logger: Logger;
   /** The link's caps, or undefined when no provider satisfies the required ones. */
   negotiate(peer: string): Promise<NegotiatedCaps | undefined>;
+  /** The AEAD key of the link, or undefined while the peer's hello has not arrived. */
+  linkKey(peer: string): Uint8Array | undefined;
+  /** Sends our hello to the peer (`reply`: asking for its own); never throws. */
+  hello(peer: string, opts?: { reply?: boolean; minGapMs?: number }): Promise<boolean>;
   nextSequence(): Promise<number>;
   /** An envelope no frame can carry: dead-lettered, raised, out of the outbox. */
   undeliverable(peer: string, row: { envelopeId: string; body: string }, bytes: number): Promise<void>;
@@ -52,6 +58,10 @@ interface Inflight {
   sentAt: number;
 }
 
+/** While keying, hellos asking for the peer's key go out after 5 s, then ever more rarely (up to 10 min). */
+const KEYING_FIRST_GAP_MS = 5000;
+const KEYING_MAX_GAP_MS = 600_000;
+
 /** One peer's sending side: reads its outbox, sends signed frames, forgets rows on ack. */
 export class PeerSender {
   private cursor = 0;
@@ -68,6 +78,13 @@ export class PeerSender {
   /** Since when frames have been out with no acknowledgement at all. */
   private waitingSince: number | undefined;
   private sendFailed = false;
+  /** Negotiate (again) before the next frame: at start, and when the peer announced new caps. */
+  private renegotiateWanted = true;
+  private caps: NegotiatedCaps | undefined;
+  /** Since when frames wait for the peer's link key (an aead link whose hello has not arrived). */
+  keyingSince: number | undefined;
+  private keyingGapMs = KEYING_FIRST_GAP_MS;
+  private nextHelloAt = 0;
 
   constructor(
     readonly peer: string,
@@ -94,6 +111,30 @@ export class PeerSender {
     return this.inflight.size;
   }
 
+  /** Frames wait for the peer's link key. */
+  get keying(): boolean {
+    return this.keyingSince !== undefined;
+  }
+
+  /** The peer announced other caps: the link is negotiated again before the next frame. */
+  renegotiate(): void {
+    this.renegotiateWanted = true;
+    this.wake();
+  }
+
+  /**
+   * The peer's link key changed: what is in flight was sealed with the old one and cannot be
+   * opened, so it goes again now rather than after the resend timeout.
+   */
+  rekeyed(): void {
+    if (this.caps?.aead && this.inflight.size > 0) {
+      this.inflight.clear();
+      this.cursor = 0;
+      this.resends++;
+    }
+    this.wake();
+  }
+
   private noteFailure(message: string): void {
     this.lastError = message;
     this.failingSince ??= this.mesh.clock.now();
@@ -102,6 +143,9 @@ export class PeerSender {
   /** Stalled: nothing got through for `stallAfterMs` while there is something to send. */
   stalled(now: number): string | undefined {
     const after = this.mesh.limits.stallAfterMs;
+    if (this.keyingSince !== undefined && now - this.keyingSince >= after) {
+      return `no link key from the peer for ${Math.round((now - this.keyingSince) / 1000)} s: its hello has not arrived (ours was sent; frames to it are sealed, so none goes in plaintext; the outbox keeps them)`;
+    }
     if (this.failingSince !== undefined && now - this.failingSince >= after) return this.lastError ?? 'sends fail';
     if (this.waitingSince !== undefined && now - this.waitingSince >= after) {
       return `no acknowledgement from the peer for ${Math.round((now - this.waitingSince) / 1000)} s (frames are re-sent; the outbox keeps them)`;
@@ -129,10 +173,21 @@ export class PeerSender {
   private async loop(): Promise<void> {
     const m = this.mesh;
     let backoff = 0;
-    const caps = await m.negotiate(this.peer);
-    if (!caps) return; // no provider satisfies the required caps: the outbox keeps the events
-    const encodeOpts = { identity: m.identity, crc32c: caps.crc32c, deflate: caps.deflate ? { minBytes: 512 } : false };
+    // Our key and caps, so the peer can open what we seal (and answers with its own when it lacks it).
+    void m.hello(this.peer, { reply: m.linkKey(this.peer) === undefined });
     while (!this.stopped) {
+      if (this.renegotiateWanted) {
+        this.renegotiateWanted = false;
+        this.caps = await m.negotiate(this.peer);
+      }
+      const caps = this.caps;
+      if (!caps) {
+        // No provider satisfies the required caps: the outbox keeps the events until a hello
+        // with other caps renegotiates.
+        this.keyingSince = undefined;
+        await this.sleep(60_000);
+        continue;
+      }
       const now = m.clock.now();
       for (const f of this.inflight.values()) {
         if (now - f.sentAt > m.limits.resendAfterMs) {
@@ -149,9 +204,36 @@ export class PeerSender {
       }
       const rows = m.outbox.peek(this.peer, this.cursor, m.limits.maxFrameEnvelopes);
       if (rows.length === 0) {
+        this.keyingSince = undefined;
         await this.sleep(this.inflight.size > 0 ? 250 : 1000);
         continue;
       }
+      let aead: { key: Uint8Array } | undefined;
+      if (caps.aead) {
+        const key = m.linkKey(this.peer);
+        if (!key) {
+          // Never in plaintext on an aead link: ask for the peer's key and wait (its hello wakes us).
+          if (this.keyingSince === undefined) {
+            this.keyingSince = now;
+            this.keyingGapMs = KEYING_FIRST_GAP_MS;
+            this.nextHelloAt = now + this.keyingGapMs;
+          } else if (now >= this.nextHelloAt) {
+            void m.hello(this.peer, { reply: true });
+            this.keyingGapMs = Math.min(this.keyingGapMs * 2, KEYING_MAX_GAP_MS);
+            this.nextHelloAt = now + this.keyingGapMs;
+          }
+          await this.sleep(1000);
+          continue;
+        }
+        this.keyingSince = undefined;
+        aead = { key };
+      }
+      const encodeOpts = {
+        identity: m.identity,
+        crc32c: caps.crc32c,
+        deflate: caps.deflate ? { minBytes: 512 } : (false as const),
+        ...(aead ? { aead } : {}),
+      };
       if (this.sendFailed) {
         // The last send failed: everything not acknowledged goes again, after a pause.
         this.sendFailed = false;

@@ -20,6 +20,8 @@ export interface MeshStatusView {
   senders: ReadonlyMap<string, PeerSender>;
   states: ReadonlyMap<string, string>;
   negotiated: ReadonlyMap<string, NegotiatedCaps | 'noprov'>;
+  /** Whether a peer's public link key is known (its hello arrived, now or before a restart). */
+  linkKeyKnown: (nodeId: string) => boolean;
   now: number;
 }
 
@@ -54,9 +56,11 @@ export function meshStatus(v: MeshStatusView): Record<string, unknown> {
             ? v.teleclaude?.lastError
               ? 'stalled'
               : 'teleclaude'
-            : s?.stalled(v.now)
-              ? 'stalled'
-              : (v.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown')),
+            : s?.keying
+              ? 'keying'
+              : s?.stalled(v.now)
+                ? 'stalled'
+                : (v.states.get(p.computer) ?? (t?.framesReceived ? 'active' : 'unknown')),
         stalledReason: p.wire === 'teleclaude' ? (v.teleclaude?.lastError ?? null) : (s?.stalled(v.now) ?? null),
         negotiatedCaps: ((): string[] | string => {
           const c = v.negotiated.get(p.computer);
@@ -64,6 +68,14 @@ export function meshStatus(v: MeshStatusView): Record<string, unknown> {
           if (c === 'noprov') return 'noprov';
           return (['crc32c', 'deflate', 'aead'] as const).filter((k) => c[k]);
         })(),
+        // What keeps payloads from third parties on this link: sealed frames, the channel itself, or nothing.
+        encryption: ((): string | null => {
+          if (p.wire === 'teleclaude') return 'none';
+          const c = v.negotiated.get(p.computer);
+          if (c === undefined || c === 'noprov') return null;
+          return c.aead ? 'aead' : v.provider.confidential ? v.provider.name : 'none';
+        })(),
+        linkKey: p.wire === 'teleclaude' ? null : v.linkKeyKnown(p.nodeId) ? 'known' : 'unknown',
         rttMs: t?.rttMs ?? null,
         outbox: depths[p.computer] ?? 0,
         inflightFrames: s?.inflightFrames ?? 0,

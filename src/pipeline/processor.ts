@@ -242,11 +242,16 @@ export class Processor {
         if (out.kind === 'passed') {
           local.passed++;
           passed.push(out.event);
-        } else if (out.kind === 'dropped') {
-          local.dropped++;
-          dropped.push({ event: env, by: out.by, trust: facts.get('trust'), reason: facts.get('trust.reason') });
+          // A logged event run again from outside the bus (a quarantine release) passed this time.
+          if (e.logged && batchFacts) ns.log.unwithhold(env.id);
+        } else {
+          if (out.kind === 'dropped') {
+            local.dropped++;
+            dropped.push({ event: env, by: out.by, trust: facts.get('trust'), reason: facts.get('trust.reason') });
+          } else local.failed++;
+          // This node's own event (from the bus) did not pass: it was never pushed, so no mirror of this node gets it either.
+          if (!batchFacts) ns.log.withhold(env.id);
         }
-        else local.failed++;
       }
       current = undefined;
       const last = entries[entries.length - 1];

@@ -29,6 +29,8 @@ export interface PolicyInit {
   minContributors?: number;
   /** Push summaries to peers whose trust allows it (default false: preview first with `weft summaries show`). */
   shareSummaries?: boolean;
+  /** `mesh.enable_mdns`, shown in the policy (mDNS finds candidates; admitting them is this policy's subnet rule). */
+  enableMdns?: boolean;
 }
 
 interface Cidr {
@@ -116,6 +118,7 @@ export class PrivacyPolicy {
   readonly denied: ReadonlySet<CommandCategory>;
   readonly minContributors: number;
   readonly shareSummaries: boolean;
+  private readonly enableMdns: boolean;
   /** Levels set at run time (`weft trust set`), by computer name and the key they were set for: the most specific of all. */
   private readonly runtime = new Map<string, { level: TrustLevel; nodeId?: string }>();
 
@@ -133,6 +136,7 @@ export class PrivacyPolicy {
     this.denied = new Set(init.deniedCategories ?? []);
     this.minContributors = init.minContributors ?? 3;
     this.shareSummaries = init.shareSummaries ?? false;
+    this.enableMdns = init.enableMdns ?? false;
   }
 
   /**
@@ -159,15 +163,26 @@ export class PrivacyPolicy {
       if (v) return { level: v, rule: `privacy.node_trust.${key}` };
     }
     if (p.trustSet) return { level: undefined, rule: `mesh.peers (!trust)` };
-    const host = p.address && !claimed ? hostOf(p.address) : undefined;
-    const ip = host ? ipToBigInt(host) : undefined;
-    if (ip) {
-      for (const s of this.subnets) if (inCidr(s.cidr, ip)) return { level: s.level, rule: `privacy.subnet_trust.${s.cidr.text}` };
-    }
+    const bySubnet = p.address && !claimed ? this.subnetTrust(hostOf(p.address)) : undefined;
+    if (bySubnet) return bySubnet;
     if (p.origin === 'discovered' && !(selfCluster !== undefined && p.cluster === selfCluster)) {
       return { level: this.defaultTrust, rule: 'privacy.default_trust' };
     }
     return { level: undefined, rule: p.origin === 'static' ? 'mesh.peers' : 'same cluster' };
+  }
+
+  /**
+   * The level `privacy.subnet_trust` gives an IP address (longest matching CIDR) and the rule
+   * that gave it; undefined when no CIDR matches. mDNS admission asks this for the address an
+   * announcement came from.
+   * @example
+   * new PrivacyPolicy({ subnetTrust: { '10.0.1.0/24': 'peer' } }).subnetTrust('10.0.1.7') // { level: 'peer', rule: 'privacy.subnet_trust.10.0.1.0/24' }
+   */
+  subnetTrust(host: string): { level: TrustLevel; rule: string } | undefined {
+    const ip = ipToBigInt(host);
+    if (!ip) return undefined;
+    for (const s of this.subnets) if (inCidr(s.cidr, ip)) return { level: s.level, rule: `privacy.subnet_trust.${s.cidr.text}` };
+    return undefined;
   }
 
   /** A peer's endorsed key rotation: a level set for its old key follows it. Returns whether one did. */
@@ -198,7 +213,7 @@ export class PrivacyPolicy {
       subnet_trust: Object.fromEntries(this.subnets.map((s) => [s.cidr.text, s.level])),
       allowed_categories: [...this.allowed],
       denied_categories: [...this.denied],
-      enable_mdns: false,
+      enable_mdns: this.enableMdns,
       static_peers: [...staticPeers],
     };
   }

@@ -10,6 +10,8 @@ const NAME = '^[a-z0-9][a-z0-9._-]{0,63}$';
 const EVENT_TYPE = '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$';
 const EVENT_PATTERN = '^(\\*|[A-Za-z0-9_-]+(\\.([A-Za-z0-9_-]+|\\*))*)$';
 const IDENTIFIER = '^[A-Za-z_$][A-Za-z0-9_$]{0,63}$';
+/** An invoke handler name such as `report.build` (letters, digits and `._:-`). */
+const HANDLER = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 const SEMVER = '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)([-+][0-9A-Za-z.+-]+)?$';
 
 /** Largest accepted cartridge source, in bytes of UTF-8. */
@@ -39,6 +41,12 @@ export const CartridgeManifestSchema = Type.Object(
     outputs: Type.Optional(
       Type.Array(Type.String({ pattern: IDENTIFIER }), { uniqueItems: true, maxItems: 64 }),
     ),
+    /**
+     * Invoke handlers this cartridge serves to peers (`weft invoke <node> <name>`): the call's
+     * payload comes in as an event-like input, and what the cartridge returns is the result.
+     * Optional; it runs sandboxed like every cartridge.
+     */
+    invoke: Type.Optional(Type.Array(Type.String({ pattern: HANDLER }), { uniqueItems: true, maxItems: 32 })),
   },
   { additionalProperties: false },
 );
@@ -70,10 +78,11 @@ const FIELD_RULES: Record<string, string> = {
   consumes: 'a list of distinct event types, where a segment may be "*" (for example "build.*")',
   emits: 'a list of distinct event types (for example "build.tagged")',
   outputs: 'a list of distinct payload field names (identifiers) this cartridge writes',
+  invoke: 'a list of distinct invoke handler names (letters, digits and ._:-, for example "report.build")',
 };
 
 /** Fields a manifest may leave out. */
-const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['outputs']);
+const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['outputs', 'invoke']);
 
 function fieldLabel(path: string): { field: string; label: string } {
   const parts = path.split('/').filter((p) => p.length > 0);

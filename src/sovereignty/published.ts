@@ -14,6 +14,8 @@ export interface PublishedCartridgePayload {
   name?: string;
   consumes?: string[];
   emits?: string[];
+  /** Invoke handlers it serves (manifest `invoke`). */
+  invoke?: string[];
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -37,6 +39,7 @@ export function publishedPayload(pkg: CartridgePackage): PublishedCartridgePaylo
     name: m.name,
     consumes: [...m.consumes],
     emits: [...m.emits],
+    ...(m.invoke ? { invoke: [...m.invoke] } : {}),
   };
 }
 
@@ -66,6 +69,7 @@ export function packageFromPublished(payload: PublishedCartridgePayload): Cartri
     dependencies: payload.dependencies,
     consumes: payload.consumes ?? [payload.event_type],
     emits: payload.emits ?? [],
+    ...(payload.invoke ? { invoke: payload.invoke } : {}),
   };
   return validatePackage({ manifest, source });
 }

@@ -9,6 +9,7 @@ export * from './migrations.js';
 export * from './notifications.js';
 export * from './records.js';
 export * from './rows.js';
+export * from './session-lineage.js';
 export * from './store.js';
 
 /** The store with every table's accessor. */

@@ -433,4 +433,197 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX signal_clusters_formed ON signal_clusters(formed_at);
     `,
   },
+  {
+    version: 11,
+    name: 'federation: mounts (link, mirror, invoke) with caps, serializer policy, resume token and telemetry; peers\' link keys; discovered candidates; the log\'s prune mark',
+    sql: `
+      CREATE TABLE mounts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        peer TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('link', 'mirror', 'invoke')),
+        name TEXT NOT NULL,
+        caps_required TEXT NOT NULL DEFAULT '[]',
+        caps_preferred TEXT NOT NULL DEFAULT '[]',
+        upd_latest INTEGER NOT NULL DEFAULT 0,
+        -- negotiated: {"crc32c_ok","deflate_ok","aead_ok","warn_down","cmp_max_ver"}
+        serializer TEXT NOT NULL DEFAULT '{}',
+        provider TEXT,
+        prov_caps TEXT NOT NULL DEFAULT '[]',
+        -- per mode: mirror {"stream","beat_window","max_in_flight"}
+        options TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'open',
+        error TEXT,
+        -- mirror: the last source sequence applied here (committed with the applied events)
+        resume_token INTEGER NOT NULL DEFAULT 0,
+        telemetry TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        closed_at INTEGER,
+        UNIQUE (peer, mode, name)
+      );
+      CREATE TABLE peer_link_keys (
+        node_id TEXT PRIMARY KEY,
+        computer TEXT NOT NULL,
+        x25519 BLOB NOT NULL,
+        caps TEXT NOT NULL DEFAULT '[]',
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE peer_candidates (
+        fingerprint TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        computer TEXT NOT NULL,
+        cluster TEXT,
+        addresses TEXT NOT NULL DEFAULT '[]',
+        via TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'candidate' CHECK (state IN ('candidate', 'pinned', 'admitted', 'ignored')),
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE log_marks (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 12,
+    name: 'session lineage: which session spawned which, from the events that reached this node; refused parent claims; counters',
+    sql: `
+      -- One row per session seen in an event's session or parentSession. first_seen/last_seen
+      -- are event timestamps (ms), NULL for a session known only as a parent; the parent is set
+      -- once and never rewritten (session-lineage.ts).
+      CREATE TABLE sessions (
+        session TEXT PRIMARY KEY,
+        parent TEXT,
+        parent_event TEXT,
+        first_seen INTEGER,
+        last_seen INTEGER,
+        computer TEXT,
+        node TEXT,
+        events INTEGER NOT NULL DEFAULT 0,
+        indexed_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX sessions_parent ON sessions(parent) WHERE parent IS NOT NULL;
+      CREATE INDEX sessions_roots ON sessions(last_seen) WHERE parent IS NULL;
+      CREATE INDEX sessions_last_seen ON sessions(last_seen);
+      -- Parent claims not taken: another parent was set first (conflict), the claim would close
+      -- a loop (cycle) or make the chain too deep (depth). Bounded per session by the code.
+      CREATE TABLE session_claims (
+        session TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('conflict', 'cycle', 'depth')),
+        count INTEGER NOT NULL DEFAULT 1,
+        event_id TEXT NOT NULL,
+        computer TEXT,
+        node TEXT,
+        first_at INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (session, parent, kind)
+      ) WITHOUT ROWID;
+      CREATE TABLE session_counters (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO session_counters (key, value) VALUES ('sessions', 0), ('refused', 0), ('claims_dropped', 0);
+      CREATE TRIGGER sessions_counted AFTER INSERT ON sessions BEGIN
+        UPDATE session_counters SET value = value + 1 WHERE key = 'sessions';
+      END;
+      CREATE TRIGGER sessions_uncounted AFTER DELETE ON sessions BEGIN
+        UPDATE session_counters SET value = value - 1 WHERE key = 'sessions';
+      END;
+    `,
+  },
+  {
+    version: 13,
+    name: 'recovery: beacons kept per node, an index of cluster events by origin with their hashes, peers\' reported holdings, the notification journal\'s dirty marks, cartridges journaled, the restore\'s staging',
+    sql: `
+      -- Small facts of the recovery organ (its mode, the index cursor, ...).
+      CREATE TABLE recovery_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+      -- The latest mesh.recovery.beacon of each node (this one too), as its envelope's JSON.
+      CREATE TABLE recovery_beacons (
+        node TEXT PRIMARY KEY,
+        computer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      -- Every cluster or public event in the log by the node that originated it, with the hash
+      -- of its content (provenance and pipeline annotations left out), so this node can say what
+      -- it holds of any node, range by range, without reading the log again.
+      CREATE TABLE recovery_index (
+        node TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (node, id)
+      ) WITHOUT ROWID;
+      -- What each peer said it holds of this node's events, per range of this node's beacon.
+      CREATE TABLE recovery_holdings (
+        peer TEXT PRIMARY KEY,
+        computer TEXT NOT NULL,
+        beacon_id TEXT NOT NULL,
+        ranges TEXT NOT NULL,
+        tail INTEGER NOT NULL DEFAULT 0,
+        at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      -- Notifications whose state changed since the journal last recorded it (cluster and
+      -- public ones: what their events' peers may know of).
+      CREATE TABLE recovery_notes_dirty (id INTEGER PRIMARY KEY);
+      CREATE TRIGGER recovery_notes_inserted AFTER INSERT ON notifications WHEN NEW.visibility IN ('cluster', 'public') BEGIN
+        INSERT OR IGNORE INTO recovery_notes_dirty (id) VALUES (NEW.id);
+      END;
+      CREATE TRIGGER recovery_notes_updated AFTER UPDATE ON notifications WHEN NEW.visibility IN ('cluster', 'public') BEGIN
+        INSERT OR IGNORE INTO recovery_notes_dirty (id) VALUES (NEW.id);
+      END;
+      INSERT INTO recovery_notes_dirty (id) SELECT id FROM notifications WHERE visibility IN ('cluster', 'public');
+      -- Cartridge packages journaled to the cluster (mesh.recovery.cartridge), by source digest.
+      CREATE TABLE recovery_cartridges_sent (
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (name, sha256)
+      ) WITHOUT ROWID;
+      -- A restore's events as pulled from peers, checked range by range before they enter the log.
+      CREATE TABLE recovery_staging (
+        id TEXT PRIMARY KEY,
+        peer TEXT NOT NULL,
+        range INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        hash BLOB NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX recovery_staging_range ON recovery_staging (range, id);
+      -- Restored notifications whose original id was taken on the new node: the id they got.
+      CREATE TABLE recovery_notes_moved (
+        orig_id INTEGER PRIMARY KEY,
+        id INTEGER NOT NULL
+      );
+      -- events.direct = 2 marks an event restored from peers (weft recovery restore): this node
+      -- originated it, and the bus never delivers it again (it reads direct = 0 only).
+    `,
+  },
+  {
+    version: 14,
+    name: 'log: ids of pruned events kept as the exactly-once key; log rows the pipeline did not pass (never served to a mirror)',
+    sql: `
+      -- The id of every event pruned from the log (weft events prune), written in the deleting
+      -- transaction: the envelope id stays this node's exactly-once key, so an event that comes
+      -- again (a new mirror from token 0, a push repeated) is a duplicate, not a new event.
+      -- About 40 bytes an id; never pruned itself.
+      CREATE TABLE pruned_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
+      -- Log rows of this node's own events that the pipeline did not pass (a stage dropped it:
+      -- trust rejected or quarantined it, dedup, a cartridge; or a cartridge failed on it),
+      -- written in the batch transaction that decided it. Push never sent them, so a mirror of
+      -- this node is never served them either. A quarantine release that passes removes its row;
+      -- a prune removes the rows below its mark.
+      CREATE TABLE events_withheld (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL
+      );
+    `,
+  },
 ];

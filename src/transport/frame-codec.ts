@@ -406,6 +406,7 @@ function checkBody(type: FrameType, v: unknown): string | undefined {
         return 'protocolVersions is not an array of integers';
       if (v.x25519 !== undefined && !(v.x25519 instanceof Uint8Array && v.x25519.length === 32))
         return 'x25519 is not 32 bytes';
+      if (v.reply !== undefined && typeof v.reply !== 'boolean') return 'reply is not a boolean';
       return undefined;
     case 'ping':
       return isInt(v.id) && isInt(v.sentAt) ? undefined : 'id and sentAt must be integers';

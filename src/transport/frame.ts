@@ -17,13 +17,18 @@ export interface FrameBodies {
   events: { envelopes: WireEnvelope[] };
   /** The receiver committed the frames with these sequences (and these envelope ids). */
   ack: { sequences: number[]; envelopeIds?: string[] };
-  /** First frame on a link: who I am and what I speak. */
+  /**
+   * Who I am, what I speak and my static X25519 link key (raw 32 bytes), so the receiver can
+   * derive the key that seals frames between us. Sent unsealed (it holds nothing secret).
+   */
   hello: {
     computer: string;
     cluster?: string;
     caps: string[];
     protocolVersions: number[];
     x25519?: Uint8Array;
+    /** Send me your hello: I do not know your link key (or could not open your frames). */
+    reply?: boolean;
   };
   ping: { id: number; sentAt: number };
   pong: { id: number; pingSentAt: number; sentAt: number };

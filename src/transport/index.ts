@@ -18,7 +18,7 @@ export {
   type PeekResult,
   peekFrame,
 } from './frame-codec.js';
-export { deriveLinkKey, generateLinkKeyPair, type LinkKeyPair, linkPrivateKeyFromDer } from './link-key.js';
+export { deriveLinkKey, generateLinkKeyPair, type LinkKeyPair, linkKeyPairOf, linkPrivateKeyFromDer, loadOrCreateLinkKeyPair } from './link-key.js';
 export { MemoryNetwork, type MemoryProviderInit, memoryProvider } from './memory.js';
 export { BoundedQueue } from './queue.js';
 export { inboxStream, type RedisProviderInit, redisProvider } from './redis.js';

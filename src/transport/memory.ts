@@ -71,6 +71,11 @@ export interface MemoryProviderInit {
   maxFrameSize?: number;
   /** Caps to declare (default: all). Lets tests model a provider without a feature. */
   caps?: TransportCap[];
+  /**
+   * Whether the channel counts as confidential (default true: frames never leave the
+   * process). False models a broker that reads what it carries, so a preferred aead seals.
+   */
+  confidential?: boolean;
 }
 
 /**
@@ -86,6 +91,7 @@ export function memoryProvider(init: MemoryProviderInit): (deps: ProviderDeps) =
 class MemoryProvider extends ProviderBase implements Provider {
   readonly name = 'memory';
   readonly caps: ReadonlySet<TransportCap>;
+  readonly confidential: boolean;
   private readonly inbox: Inbox;
   private readonly maxInflight: number;
   private readonly maxFrameSize: number;
@@ -103,6 +109,7 @@ class MemoryProvider extends ProviderBase implements Provider {
     super('memoryProvider', deps);
     requireDeps('memoryProvider', init, { network: 'the MemoryNetwork' }, { code: 'TRANSPORT_MISSING_DEPENDENCY', of: 'init' });
     this.caps = new Set(init.caps ?? ['crc32c', 'deflate', 'aead', 'reliable', 'ordered', 'durable']);
+    this.confidential = init.confidential ?? true;
     this.inbox = init.network.inbox(init.computer);
     this.maxInflight = init.maxInflight ?? 256;
     this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;

@@ -18,7 +18,7 @@
 import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
 import { quitWithin, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
-import { every, newRedis } from '../util/index.js';
+import { after, every, newRedis } from '../util/index.js';
 import { requireDeps } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
@@ -65,6 +65,13 @@ export function inboxStream(computer: string, prefix = DEFAULT_REDIS_PREFIX): st
 
 /** Ids of foreign entries remembered so they are counted once and never re-claimed. */
 const MAX_REMEMBERED_FOREIGN = 10_000;
+/**
+ * How long an XACK may go unanswered. A command written just before the connection died is
+ * re-sent by ioredis only once Redis is back, so an ack could hold the receive loop (and a
+ * stop) for as long as Redis is away; unacknowledged entries are redelivered and the replay
+ * guard drops them, so giving up is safe.
+ */
+const XACK_TIMEOUT_MS = 2000;
 
 /**
  * A Redis Streams provider.
@@ -326,6 +333,22 @@ class RedisProvider extends ProviderBase implements Provider {
         const ids = this.ackBatch;
         this.ackBatch = [];
         this.ackFlush = undefined;
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          cancel();
+          resolve();
+        };
+        const cancel = after(
+          this.deps.clock,
+          XACK_TIMEOUT_MS,
+          () => {
+            this.deps.logger.warn({ count: ids.length }, 'XACK unanswered (Redis away?); the entries will be redelivered');
+            finish();
+          },
+          { unref: true },
+        );
         this.writer!.call('XACK', this.stream, this.group, ...ids)
           .catch((err: unknown) =>
             this.deps.logger.warn(
@@ -333,7 +356,7 @@ class RedisProvider extends ProviderBase implements Provider {
               'XACK failed; the entries will be redelivered',
             ),
           )
-          .then(() => resolve());
+          .then(finish);
       });
     });
     return this.ackFlush;
@@ -380,7 +403,7 @@ class RedisProvider extends ProviderBase implements Provider {
     this.assertCanSend('redis', this.state, bytes, this.opts.maxFrameSize, opts?.signal);
     const type = frameTypeHint(bytes) === 'events' ? 'mesh_event' : 'mesh_frame';
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-    await this.writer!.call(
+    const reply = this.writer!.call(
       'XADD',
       inboxStream(peer, this.opts.prefix),
       '*',
@@ -393,6 +416,17 @@ class RedisProvider extends ProviderBase implements Provider {
       'payload',
       buf,
     );
+    // An XADD written just before the connection died waits for Redis to return: the caller's
+    // signal ends the wait (the sender's outbox still has the frame). Only a caller's own
+    // signal is listened to: one listener per send on a shared signal would make thousands of
+    // frames in flight cost quadratic time.
+    const signal = opts?.signal;
+    try {
+      await (signal ? unlessAborted(reply, signal) : reply);
+    } catch (err) {
+      if (signal?.aborted) throw new TransportError('TRANSPORT_ABORTED', `send to ${peer} aborted before Redis answered`, { cause: err });
+      throw err;
+    }
     this.book.sent(peer, bytes.length);
   }
 

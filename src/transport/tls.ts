@@ -65,6 +65,11 @@ export interface TlsProviderInit {
 /** A TLS provider also tells where it listens. */
 export interface TlsProvider extends Provider {
   address(): { host: string; port: number } | undefined;
+  /**
+   * Pins one more peer while running (a node pinned from mDNS discovery), or moves a known one
+   * to a new address; dials it when it has one. Throws when the name is pinned to another key.
+   */
+  addPeer(peer: TlsPeer): void;
 }
 
 /**
@@ -91,6 +96,8 @@ interface OutLink {
 class TlsLinkProvider extends ProviderBase implements TlsProvider {
   readonly name = 'tls';
   readonly caps: ReadonlySet<TransportCap> = new Set(['crc32c', 'deflate', 'aead', 'reliable', 'ordered']);
+  /** TLS 1.3 with pinned keys on both ends: nobody between the two nodes reads the frames. */
+  readonly confidential = true;
   private readonly peersByComputer = new Map<string, TlsPeer>();
   private readonly peersByKey = new Map<string, TlsPeer>();
   private readonly outLinks = new Map<string, OutLink>();
@@ -126,16 +133,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   ) {
     super('tlsProvider', deps);
     requireDeps('tlsProvider', deps, { identity: 'the node key pair' }, { code: 'TRANSPORT_MISSING_DEPENDENCY' });
-    for (const p of init.peers) {
-      const key = publicKeyFromNodeId(p.nodeId);
-      if (!key)
-        throw new TransportError(
-          'TRANSPORT_UNKNOWN_PEER',
-          `peer ${p.computer} has a malformed node id ${p.nodeId}`,
-        );
-      this.peersByComputer.set(p.computer, p);
-      this.peersByKey.set(Buffer.from(key).toString('base64'), p);
-    }
+    for (const p of init.peers) this.register(p);
     this.credits = init.credits ?? 128;
     this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.heartbeatMs = init.heartbeatMs ?? 5000;
@@ -144,6 +142,27 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
     this.handshakeTimeoutMs = init.handshakeTimeoutMs ?? 10_000;
     this.maxConnections = init.maxConnections ?? 256;
     this.maxPerAddress = init.maxConnectionsPerAddress ?? 64;
+  }
+
+  private register(p: TlsPeer): void {
+    const key = publicKeyFromNodeId(p.nodeId);
+    if (!key)
+      throw new TransportError(
+        'TRANSPORT_UNKNOWN_PEER',
+        `peer ${p.computer} has a malformed node id ${p.nodeId}`,
+      );
+    this.peersByComputer.set(p.computer, p);
+    this.peersByKey.set(Buffer.from(key).toString('base64'), p);
+  }
+
+  addPeer(p: TlsPeer): void {
+    const old = this.peersByComputer.get(p.computer);
+    if (old && old.nodeId !== p.nodeId)
+      throw new TransportError('TRANSPORT_UNKNOWN_PEER', `peer ${p.computer} is pinned to another key`);
+    if (old && old.host === p.host && old.port === p.port) return;
+    this.register(p);
+    // Before start(), start() dials it; a dial loop for an old address ends on its own.
+    if (this.state === 'started' && p.host !== undefined && p.port !== undefined) this.dialLoops.push(this.dialLoop(p));
   }
 
   address(): { host: string; port: number } | undefined {
@@ -348,7 +367,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
 
   private async dialLoop(peer: TlsPeer): Promise<void> {
     let backoff = this.reconnect.minMs;
-    while (this.state === 'started') {
+    // Until stop, or until addPeer() gave this peer another address.
+    while (this.state === 'started' && this.peersByComputer.get(peer.computer) === peer) {
       let link: OutLink | undefined;
       try {
         link = await this.dial(peer);

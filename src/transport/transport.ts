@@ -4,7 +4,8 @@ import type { Clock, Logger } from '../util/index.js';
 
 /**
  * What a provider can do. Serializer caps (`crc32c`, `deflate`, `aead`) say which frame
- * features the link may use; the others describe delivery.
+ * features the link may use (`aead`: bodies sealed with the link's X25519/HKDF key); the others
+ * describe delivery.
  */
 export type TransportCap = 'crc32c' | 'deflate' | 'aead' | 'reliable' | 'ordered' | 'durable';
 
@@ -75,6 +76,13 @@ export interface PeerTelemetry {
 export interface Provider {
   readonly name: string;
   readonly caps: ReadonlySet<TransportCap>;
+  /**
+   * The channel itself keeps frames from third parties (TLS 1.3 between the two nodes, or one
+   * process's memory): a *preferred* `aead` is met by it, so frames are not sealed twice and
+   * no `transport.flatneg` is raised. Brokered providers (Redis) leave it unset: whoever runs
+   * the broker reads what is not sealed.
+   */
+  readonly confidential?: boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
   /**

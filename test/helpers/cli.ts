@@ -1,11 +1,16 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const COMPILED_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** The CLI: compiled (dist/, `npm test`), or its source when the tests run from theirs (`node --import tsx --test test/...`). */
+export const CLI = existsSync(COMPILED_CLI) ? COMPILED_CLI : COMPILED_CLI.replace(/\.js$/, '.ts');
+/** Node flags a CLI process needs: tsx's loader when the CLI is its source. */
+export const CLI_NODE_ARGS: string[] = CLI.endsWith('.ts') ? ['--import', 'tsx'] : [];
 
 /** Runs `weft ...` to completion. */
 export function weft(args: string[], env: NodeJS.ProcessEnv, input?: string | Buffer): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000, ...(input !== undefined ? { input } : {}) });
+  const r = spawnSync(process.execPath, [...CLI_NODE_ARGS, CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000, ...(input !== undefined ? { input } : {}) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -19,7 +24,7 @@ export async function startDaemonProcess(
 ): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
   // WEFT_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles each daemon (flags NODE_OPTIONS refuses).
   const nodeArgs = (process.env.WEFT_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, ...entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...CLI_NODE_ARGS, ...nodeArgs, ...entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));

@@ -36,7 +36,13 @@ export interface ClusterNode {
 export async function startCluster(
   root: string,
   specs: NodeSpec[],
-  opts: { provider: 'redis' | 'tls'; redisUrl?: string; extraEnv?: NodeJS.ProcessEnv },
+  opts: {
+    provider: 'redis' | 'tls';
+    redisUrl?: string;
+    extraEnv?: NodeJS.ProcessEnv;
+    /** Start every node now (default); false leaves each to its own `start()`. */
+    start?: boolean;
+  },
 ): Promise<{ nodes: Record<string, ClusterNode>; stopAll(): Promise<void> }> {
   const prepared = await Promise.all(
     specs.map(async (s) => {
@@ -55,6 +61,8 @@ export async function startCluster(
       WEFT_COMPUTER_NAME: p.computer,
       WEFT_MESH_PROVIDER: opts.provider,
       WEFT_LOG_LEVEL: 'warn',
+      // Recovery beacons and journals are mesh traffic of their own: off unless a test turns them on (test/recovery).
+      WEFT_RECOVERY_ENABLED: 'false',
       ...(p.cluster ? { WEFT_COMPUTER_CLUSTER: p.cluster } : {}),
       ...opts.extraEnv,
       ...p.env,
@@ -98,7 +106,7 @@ export async function startCluster(
     };
     nodes[p.computer] = node;
   }
-  await Promise.all(Object.values(nodes).map((n) => n.start()));
+  if (opts.start !== false) await Promise.all(Object.values(nodes).map((n) => n.start()));
   return {
     nodes,
     async stopAll() {

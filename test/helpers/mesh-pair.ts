@@ -47,6 +47,8 @@ export interface PairOptions {
   oneMesh?: MeshInit;
   /** Caps the memory provider offers (memory only). */
   providerCaps?: TransportCap[];
+  /** Caps one node's provider declares, on any transport (a peer that cannot do a feature). */
+  capsOf?: Partial<Record<'one' | 'two', TransportCap[]>>;
 }
 
 /** Two linked nodes over `transport`; see the module comment. */
@@ -85,6 +87,8 @@ export async function meshPair(transport: Transport, opts: PairOptions = {}): Pr
   /** The node's provider, with every send recorded. */
   const tapped = (c: 'one' | 'two'): ProviderFactory => (deps) => {
     const p = factory(c)(deps);
+    const caps = opts.capsOf?.[c];
+    if (caps) Object.defineProperty(p, 'caps', { value: new Set(caps) });
     const send = p.send.bind(p);
     p.send = (peer, bytes) => {
       sent[c].push(bytes);

@@ -63,6 +63,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
       name: Type.Optional(name),
       consumes: Type.Optional(eventTypes),
       emits: Type.Optional(eventTypes),
+      invoke: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 32, description: 'invoke handlers the cartridge serves' })),
     }),
     idempotencyFields: ['author', 'event_type', 'version'],
   });

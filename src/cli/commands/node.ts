@@ -1,4 +1,5 @@
 /** CLI: pipeline, quarantine, identity, peers, mesh and audit commands. */
+import { Option } from 'commander';
 import { redisKeys, WEFT_ENTRY_MARK } from '../../config/index.js';
 import { WeftError } from '../../errors/index.js';
 import { newRedis } from '../../util/index.js';
@@ -99,14 +100,78 @@ export function registerNodeCommands(ctx: CliContext): void {
       );
     });
 
-  program
-    .command('peers')
-    .description('peers this node knows')
+  const peers = program.command('peers').description('peers this node knows, and candidates found on the local network');
+  peers
     .command('list')
     .description('computer, cluster, trust level and score, where it came from')
     .action(async () => {
       const r = await get<Row[]>('/api/peers');
       out(table(r.map((p) => ({ computer: p.computer, cluster: p.cluster, trust: p.trustLevel, score: p.trustScore, origin: p.origin, address: p.address, nodeId: p.nodeId }))), r);
+    });
+  peers
+    .command('candidates')
+    .description('nodes found by mDNS: no trust and no events until pinned (or admitted by privacy.subnet_trust)')
+    .addOption(new Option('--state <state>', 'only these').choices(['candidate', 'pinned', 'admitted', 'ignored']))
+    .option('--limit <n>', 'how many', int('--limit'), 200)
+    .action(async (o: { state?: string; limit: number }) => {
+      const qs = new URLSearchParams({ limit: String(o.limit) });
+      if (o.state) qs.set('state', o.state);
+      const r = await get<{ mdns: boolean; candidates: Row[] }>(`/api/peers/candidates?${qs}`);
+      const rows = r.candidates.map((c) => ({
+        fingerprint: c.fingerprint,
+        computer: c.computer,
+        cluster: c.cluster ?? '-',
+        announced: c.announcedCluster ?? '-',
+        state: c.admitting ? 'admitting' : c.state,
+        address: (c.address as string | undefined) ?? (c.addresses as string[])[0] ?? '-',
+        via: c.via,
+        lastSeen: new Date(c.lastSeen as number).toISOString(),
+      }));
+      const hint = r.mdns ? '' : '\nmDNS is off on this node (mesh.enable_mdns = false): nothing new is discovered';
+      const pinHint = rows.some((x) => x.state === 'candidate')
+        ? '\npin one with: weft peers pin <fingerprint> [--cluster <name>] (ANNOUNCED is what it says about itself: unchecked, never used)'
+        : '';
+      out(`${rows.length ? table(rows) : '(no candidates)'}${hint}${pinHint}`, r);
+    });
+  peers
+    .command('pin <fingerprint>')
+    .description(
+      'make a candidate a peer: pin its key, dial it, share with it by its trust level (kept across restarts). ' +
+        'What it announced (name aside) grants nothing: it joins a cluster only with --cluster, and its level is share_to unless --trust says otherwise. ' +
+        'On a peer already pinned, --cluster and --trust change its pin.',
+    )
+    .addOption(
+      new Option('--trust <level>', 'its trust level (default share_to, whatever cluster it announces; the sharing policy may still set it, e.g. privacy.default_trust)').choices([
+        'untrusted',
+        'share_to',
+        'query_from',
+        'peer',
+        'supervisor',
+      ]),
+    )
+    .option('--cluster <name>', "put it in this cluster: it then gets this node's cluster events (default: none, public events only; the cluster it announces is never taken)")
+    .action(async (fingerprint: string, o: { trust?: string; cluster?: string }) => {
+      const r = await post<{ candidate: Row; changed: boolean; trustLevel: string; cluster?: string }>('/api/peers/pin', {
+        fingerprint,
+        ...(o.trust ? { trust: o.trust } : {}),
+        ...(o.cluster ? { cluster: o.cluster } : {}),
+      });
+      const c = r.candidate;
+      const where = (c.address as string | undefined) ?? (c.addresses as string[])[0];
+      const cluster = r.cluster ? ` in cluster ${r.cluster}` : ' (no cluster: public events only)';
+      out(
+        r.changed
+          ? `pinned ${String(c.computer)} (${String(c.fingerprint)}) as ${r.trustLevel}${cluster}${where ? `, dialling ${where}` : ''}`
+          : `${String(c.computer)} (${String(c.fingerprint)}) is a peer already (${String(c.state)}, ${r.trustLevel}${r.cluster ? `, cluster ${r.cluster}` : ''}); change it with --cluster or --trust, or weft trust set`,
+        r,
+      );
+    });
+  peers
+    .command('ignore <fingerprint>')
+    .description('set a candidate aside: no more notifications about it, and subnet policy never admits it')
+    .action(async (fingerprint: string) => {
+      const r = await post<{ candidate: Row }>('/api/peers/ignore', { fingerprint });
+      out(`ignoring ${String(r.candidate.computer)} (${String(r.candidate.fingerprint)})`, r);
     });
 
   const mesh = program.command('mesh').description('the mesh: links to other nodes');

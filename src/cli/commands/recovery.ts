@@ -1,0 +1,258 @@
+/**
+ * `weft recovery` (status, beacon, restore, dismiss, digest) through the daemon's API, and
+ * `weft identity export --encrypted` / `weft identity import`, which work on the key file
+ * itself (the daemon may be down; an import needs it down). docs/recovery.md.
+ */
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { readDaemonInfo } from '../../config/index.js';
+import { WeftError } from '../../errors/index.js';
+import type { RecoveryStatus, RestoreProgress } from '../../recovery/index.js';
+import type { CliContext } from '../context.js';
+import { table } from '../format.js';
+
+const HELP = `
+Every node sends its cluster a recovery beacon (at start and every recovery.beacon_interval):
+its key, its log's high-water mark, a digest of its cluster events range by range, its frame
+sequence, and which peers hold copies of which ranges. Its notification states and cartridges
+go to the cluster too. When a computer's data dir is lost, the same key and the same peers
+bring it all back.
+
+Examples:
+  weft identity export --encrypted --out ~/safe/laptop.weftkey   # beforehand, kept elsewhere
+  weft recovery status                                           # copies per range, warnings
+  weft identity import ~/safe/laptop.weftkey                     # on the new disk, daemon down
+  weft daemon &                                                  # same mesh.peers as before
+  weft recovery restore                                          # pull it all back, verified
+
+See docs/recovery.md.
+`;
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** Reads a passphrase: WEFT_PASSPHRASE, else a prompt on the terminal (no echo). */
+async function passphrase(prompt: string, confirm: boolean): Promise<string> {
+  const env = process.env.WEFT_PASSPHRASE;
+  if (env !== undefined) return env;
+  if (!process.stdin.isTTY) throw new WeftError('WEFT_VALIDATION', 'no passphrase: set WEFT_PASSPHRASE, or run this on a terminal to type it');
+  const ask = (q: string) =>
+    new Promise<string>((resolveAnswer, reject) => {
+      const stdin = process.stdin;
+      process.stderr.write(q);
+      stdin.setRawMode(true);
+      stdin.resume();
+      stdin.setEncoding('utf8');
+      let s = '';
+      const done = (err?: Error) => {
+        stdin.setRawMode(false);
+        stdin.pause();
+        stdin.removeListener('data', onData);
+        process.stderr.write('\n');
+        if (err) reject(err);
+        else resolveAnswer(s);
+      };
+      const onData = (chunk: string) => {
+        for (const ch of chunk) {
+          if (ch === '\r' || ch === '\n') return done();
+          if (ch === '\u0003') return done(new WeftError('WEFT_VALIDATION', 'cancelled'));
+          if (ch === '\u007f' || ch === '\b') s = s.slice(0, -1);
+          else s += ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  const first = await ask(prompt);
+  if (confirm) {
+    const again = await ask('the same passphrase again: ');
+    if (again !== first) throw new WeftError('WEFT_VALIDATION', 'the two passphrases differ');
+  }
+  return first;
+}
+
+/** The daemon of this data dir is running (its address file names a live process). */
+function daemonRunning(dataDir: string): boolean {
+  const info = readDaemonInfo(dataDir);
+  if (!info) return false;
+  try {
+    process.kill(info.pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function bar(p: RestoreProgress, width = 30): string {
+  const total = Math.max(1, p.expected);
+  const frac = p.phase === 'done' ? 1 : p.phase === 'pull' ? Math.min(1, p.pulled / total) * 0.7 : p.phase === 'query' ? 0 : 0.7 + Math.min(1, p.written / total) * 0.3;
+  const filled = Math.round(frac * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(frac * 100)).padStart(3)}%`;
+}
+
+function progressLine(p: RestoreProgress): string {
+  const counts = p.phase === 'pull' ? `${fmt(p.pulled)}/${fmt(p.expected)} events` : p.phase === 'query' ? '' : `${fmt(p.written)} written`;
+  return `${bar(p)} ${p.phase.padEnd(13)} ${counts.padEnd(24)} ${(p.elapsedMs / 1000).toFixed(1)} s`;
+}
+
+function summary(p: RestoreProgress): string {
+  const lines = [
+    `restored ${fmt(p.written)} events in ${(p.elapsedMs / 1000).toFixed(1)} s from ${p.peers.filter((x) => x.answered).map((x) => x.computer).join(', ') || 'no peer'}`,
+    p.beacon
+      ? `beacon of ${new Date(p.beacon.at).toISOString()} (from ${p.beacon.from}): ${p.ranges.verified} of ${p.ranges.total} ranges verified against its digests${p.ranges.failed ? `, ${p.ranges.failed} NOT (kept as found)` : ''}`
+      : 'no beacon of this node was found on its peers: nothing could be verified against a digest',
+    `${fmt(p.unverified)} events newer than the beacon (taken from the peers, not covered by a digest)`,
+    `${fmt(p.notifications)} notification states rebuilt`,
+    `cartridges: ${p.cartridges.restored.length ? p.cartridges.restored.join(', ') : 'none'}${p.cartridges.missing.length ? `; not restored: ${p.cartridges.missing.join('; ')}` : ''}`,
+    p.frameSequence ? `frame sequence resumes at ${p.frameSequence.next} (past ${p.frameSequence.past}, the highest any peer accepted or the beacon reserved)` : '',
+  ];
+  return lines.filter(Boolean).join('\n');
+}
+
+function statusText(s: RecoveryStatus): string {
+  const out: string[] = [`mode ${s.mode}${s.enabled ? '' : ' (beacons off: recovery.enabled = false)'}; min copies ${s.minCopies}; journal ${fmt(s.journal.journaled)} notification states sent, ${fmt(s.journal.pending)} pending`];
+  if (s.nodes.length === 0) out.push('no beacon yet (the first goes out a second after start, once the peers are asked)');
+  for (const n of s.nodes) {
+    out.push('');
+    out.push(`${n.computer}${n.self ? ' (this node)' : ''}  ${fmt(n.events)} cluster events, log high ${fmt(n.logHigh)}, digest ${n.digest}, beacon ${n.beacon ? `${Math.round(n.beacon.age / 1000)} s ago` : '-'}`);
+    out.push(
+      table(
+        n.ranges.map((r, i) => ({
+          range: i + 1,
+          events: fmt(r.count),
+          seq: `${r.lowSeq}-${r.highSeq}`,
+          copies: r.pending ? `${r.copies} (pending)` : r.copies,
+          ...(n.self ? {} : { here: r.held ? (r.held.whole ? 'whole' : `${fmt(r.held.count)} of ${fmt(r.count)}`) : '-' }),
+          digest: r.digest.slice(0, 12),
+        })),
+      ),
+    );
+    if (n.holders.length > 0) out.push(`held by: ${n.holders.map((h) => `${h.computer} (${h.ranges} range${h.ranges === 1 ? '' : 's'}${h.upToSeq ? ` up to seq ${h.upToSeq}` : ''})`).join(', ')}`);
+    if (!n.self) out.push(`here: ${fmt(n.held.count)} of its events`);
+    for (const w of n.warnings) out.push(`WARNING: ${w}`);
+  }
+  return out.join('\n');
+}
+
+export function recoveryCommands(ctx: CliContext): void {
+  const { program, client, out, cfg, g, int } = ctx;
+  const get = async <T>(path: string) => (await client()).request<T>('GET', path);
+  const post = async <T>(path: string, body: unknown = {}) => (await client()).request<T>('POST', path, body);
+
+  const r = program.command('recovery').description('recovery beacons and Phoenix restore from peers').addHelpText('after', HELP);
+  r.command('status')
+    .description('per node: its ranges and how many peers hold each (warns below recovery.min_copies)')
+    .action(async () => {
+      const s = await get<RecoveryStatus>('/api/recovery/status');
+      out(statusText(s), s);
+      if (s.nodes.some((n) => n.warnings.length > 0)) process.exitCode = 1;
+    });
+  r.command('beacon')
+    .description('send a beacon now')
+    .action(async () => {
+      const b = await post<{ sent: boolean; mode: string; beacon?: { events: { count: number; ranges: unknown[] } } }>('/api/recovery/beacon');
+      out(b.sent ? `beacon sent: ${fmt(b.beacon?.events.count ?? 0)} events in ${b.beacon?.events.ranges.length ?? 0} ranges` : `no beacon: this node is in mode ${b.mode} (see weft recovery status)`, b);
+    });
+  r.command('digest')
+    .description("count and digest of a node's cluster events held here (this node's own by default)")
+    .option('--node <id>', 'the node id (weft:ed25519:...)')
+    .action(async (o: { node?: string }) => {
+      const d = await get<{ node: string; count: number; digest: string }>(`/api/recovery/digest${o.node ? `?node=${encodeURIComponent(o.node)}` : ''}`);
+      out(`${d.node}: ${fmt(d.count)} events, digest ${d.digest}`, d);
+    });
+  r.command('dismiss')
+    .description('start afresh instead of restoring: beacons go out again (the peers keep what they hold)')
+    .action(async () => {
+      const d = await post<{ mode: string }>('/api/recovery/dismiss');
+      out(`mode ${d.mode}: beacons go out again`, d);
+    });
+  r.command('restore')
+    .description("rebuild this node from its peers: its cluster events, notification states and cartridges, checked against its last beacon; its frame sequence moves past anything a peer saw")
+    .option('--timeout <ms>', 'how long to wait for the peers to answer', int('--timeout'))
+    .action(async (o: { timeout?: number }) => {
+      const c = await client();
+      const json = g().json === true;
+      const tty = !json && process.stderr.isTTY === true;
+      let p = await c.request<RestoreProgress>('POST', '/api/recovery/restore', o.timeout ? { queryTimeoutMs: o.timeout } : {});
+      let lastPhase = '';
+      let lastLine = 0;
+      for (;;) {
+        const now = Date.now();
+        if (json) {
+          if (p.phase !== lastPhase || now - lastLine >= 1000 || p.state !== 'running') {
+            console.log(JSON.stringify(p));
+            lastLine = now;
+          }
+        } else if (tty) process.stderr.write(`\r${progressLine(p)}`);
+        else if (p.phase !== lastPhase) console.error(`${p.phase}: ${p.message}`);
+        lastPhase = p.phase;
+        if (p.state !== 'running') break;
+        await new Promise((res) => setTimeout(res, 200));
+        p = await c.request<RestoreProgress>('GET', '/api/recovery/restore');
+      }
+      if (tty) process.stderr.write('\n');
+      if (p.state === 'failed') {
+        if (!json) console.error(`weft: ${p.message}`);
+        process.exitCode = 1;
+        return;
+      }
+      if (!json) console.log(summary(p));
+      if (p.ranges.failed > 0 || p.cartridges.missing.length > 0) process.exitCode = 1;
+    });
+
+  // `weft identity` is defined with the node commands; export and import join it here.
+  const identity = program.commands.find((x) => x.name() === 'identity') ?? program.command('identity').description("this node's Ed25519 identity");
+  addIdentityBackup(identity as Command, cfg, out);
+}
+
+function addIdentityBackup(identity: Command, cfg: CliContext['cfg'], out: CliContext['out']): void {
+  identity
+    .command('export')
+    .description('write the node key to a file encrypted with a passphrase (scrypt + AES-256-GCM, mode 0600), for a Phoenix restore')
+    .option('--encrypted', 'encrypt with a passphrase (WEFT_PASSPHRASE, or typed when asked): the only kind of export')
+    .option('--out <file>', 'where (default ./weft-identity-<computer>-<fingerprint>.weftkey)')
+    .option('--force', 'overwrite the file if it exists')
+    .action(async (o: { encrypted?: boolean; out?: string; force?: boolean }) => {
+      if (!o.encrypted) throw new WeftError('WEFT_VALIDATION', "only encrypted exports exist: add --encrypted (the plain key is <data_dir>/identity.key, which must never leave this computer unencrypted)");
+      const c = cfg();
+      const { loadIdentity } = await import('../../identity/index.js');
+      const { checkPassphrase, encryptIdentity, writeBackupFile } = await import('../../recovery/index.js');
+      const keyPath = join(c.data_dir, 'identity.key');
+      if (!existsSync(keyPath)) throw new WeftError('WEFT_NOT_FOUND', `no node key at ${keyPath} (has the daemon run here, with this data_dir?)`);
+      const id = loadIdentity(keyPath);
+      const pass = await passphrase('passphrase for the key backup: ', process.env.WEFT_PASSPHRASE === undefined);
+      checkPassphrase(pass);
+      const file = resolve(o.out ?? `weft-identity-${c.computer.name}-${id.fingerprint}.weftkey`);
+      writeBackupFile(file, encryptIdentity(id, pass, { computer: c.computer.name }), { force: o.force === true });
+      out(`wrote ${file} (mode 0600): the key of ${c.computer.name}, node id ${id.nodeId}, fingerprint ${id.fingerprint}\nkeep it off this computer; 'weft identity import ${file}' puts it back`, { file, nodeId: id.nodeId, fingerprint: id.fingerprint, computer: c.computer.name });
+    });
+  identity
+    .command('import <file>')
+    .description('put a key exported with --encrypted back as this node\'s key (the daemon must be stopped)')
+    .option('--force', 'replace a different key already there (it is kept as identity.key.replaced-<time>)')
+    .action(async (file: string, o: { force?: boolean }) => {
+      const c = cfg();
+      const { loadIdentity, saveIdentity } = await import('../../identity/index.js');
+      const { decryptIdentity, readBackupFile } = await import('../../recovery/index.js');
+      if (daemonRunning(c.data_dir)) throw new WeftError('WEFT_CONFLICT', `the daemon of ${c.data_dir} is running: stop it first (a node's key is read at start)`);
+      const data = readBackupFile(resolve(file));
+      const id = decryptIdentity(data, await passphrase('passphrase of the key backup: ', false));
+      mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
+      const keyPath = join(c.data_dir, 'identity.key');
+      let replaced: string | undefined;
+      if (existsSync(keyPath)) {
+        const cur = loadIdentity(keyPath);
+        if (cur.nodeId === id.nodeId) {
+          out(`the key of node ${id.nodeId} is in place already (${keyPath})`, { nodeId: id.nodeId, fingerprint: id.fingerprint, path: keyPath, changed: false });
+          return;
+        }
+        if (!o.force) throw new WeftError('WEFT_CONFLICT', `${keyPath} holds another key (node ${cur.nodeId}); add --force to replace it (it is kept aside)`);
+        replaced = `${keyPath}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        renameSync(keyPath, replaced);
+      }
+      saveIdentity(keyPath, id);
+      out(
+        `imported the key of node ${id.nodeId} (fingerprint ${id.fingerprint}) to ${keyPath}${replaced ? `; the old key is ${replaced}` : ''}\nnext: start the daemon with the same mesh.peers (or Redis registry) as before, then run 'weft recovery restore'`,
+        { nodeId: id.nodeId, fingerprint: id.fingerprint, path: keyPath, changed: true, ...(replaced ? { replaced } : {}) },
+      );
+    });
+}

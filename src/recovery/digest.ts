@@ -1,0 +1,140 @@
+/**
+ * How copies of a node's events are compared: every event has a content hash, and a run of
+ * events (in envelope id order) has a digest. The origin and each peer compute them over what
+ * they hold, so a peer's copy of a range matches the origin's when both digests are equal.
+ *
+ * Content hash: SHA-256 of the envelope's canonical JSON without the fields a copy may differ
+ * in: provenance stamped on the way (`origin`, `sourceComputer`, `hops`) and what the origin's
+ * pipeline adds before it sends (`flags`, `context`; a producer can set neither).
+ *
+ * Range digest: SHA-256 over `id \0 hash` of each event in id order (byte order, as SQLite
+ * sorts TEXT), cut to 16 bytes (32 hex digits). Ranges are blocks of `blockEvents` events of
+ * the origin, bounded by the first and last id, so a peer that holds part of a node's history
+ * can say which blocks it holds whole.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { canonicalJson } from '../util/index.js';
+
+/** Envelope fields left out of the content hash. */
+export const NOT_CONTENT: readonly string[] = ['origin', 'sourceComputer', 'hops', 'flags', 'context'];
+
+/** Ranges one beacon lists at most: a bigger log gets bigger blocks. */
+export const MAX_RANGES = 200;
+
+/**
+ * The content hash of an envelope (32 bytes).
+ * @example
+ * contentHash({ ...env, hops: 1 }).equals(contentHash(env)); // true
+ */
+export function contentHash(env: Record<string, unknown>): Buffer {
+  const c: Record<string, unknown> = {};
+  for (const k of Object.keys(env)) if (!NOT_CONTENT.includes(k)) c[k] = env[k];
+  return createHash('sha256').update(canonicalJson(c)).digest();
+}
+
+/** A running digest over events added in id order. */
+export class RunDigest {
+  private h: Hash = createHash('sha256');
+  count = 0;
+
+  add(id: string, hash: Uint8Array): void {
+    this.h.update(id);
+    this.h.update('\0');
+    this.h.update(hash);
+    this.count++;
+  }
+
+  /** 32 hex digits; the digest of nothing is the digest of the empty string. */
+  hex(): string {
+    return this.h.digest('hex').slice(0, 32);
+  }
+}
+
+/** One block of a node's events, as a beacon lists it. */
+export interface DigestRange {
+  /** First and last envelope id of the block (inclusive). */
+  from: string;
+  to: string;
+  count: number;
+  digest: string;
+  /** The lowest and highest log position of the block's events on the origin. */
+  lowSeq: number;
+  highSeq: number;
+}
+
+/** Events per range for `total` events: at least `blockEvents`, grown so there are at most MAX_RANGES ranges. */
+export function blockSizeFor(total: number, blockEvents: number): number {
+  const need = Math.ceil(total / MAX_RANGES);
+  if (need <= blockEvents) return blockEvents;
+  return Math.ceil(need / blockEvents) * blockEvents;
+}
+
+/**
+ * Cuts a node's events (given in id order) into ranges of `block` events, and the digest of
+ * them all.
+ * @example
+ * const { ranges, digest } = buildRanges(index.rows(nodeId), 10_000);
+ */
+export function buildRanges(rows: Iterable<{ id: string; hash: Uint8Array; seq: number }>, block: number): { ranges: DigestRange[]; count: number; digest: string } {
+  const ranges: DigestRange[] = [];
+  const all = new RunDigest();
+  let cur: { d: RunDigest; from: string; to: string; low: number; high: number } | undefined;
+  const close = () => {
+    if (!cur) return;
+    ranges.push({ from: cur.from, to: cur.to, count: cur.d.count, digest: cur.d.hex(), lowSeq: cur.low, highSeq: cur.high });
+    cur = undefined;
+  };
+  for (const r of rows) {
+    all.add(r.id, r.hash);
+    cur ??= { d: new RunDigest(), from: r.id, to: r.id, low: r.seq, high: r.seq };
+    cur.d.add(r.id, r.hash);
+    cur.to = r.id;
+    if (r.seq < cur.low) cur.low = r.seq;
+    if (r.seq > cur.high) cur.high = r.seq;
+    if (cur.d.count >= block) close();
+  }
+  close();
+  return { ranges, count: all.count, digest: all.hex() };
+}
+
+/** What a holder has of a node's events over the node's ranges. */
+export interface Holding {
+  /** Per range of the beacon, in its order: the events held in it and their digest. */
+  ranges: Array<{ count: number; digest: string }>;
+  /** Events held after the last range (newer than the beacon). */
+  tail: number;
+  /** Events held before the first range (the node no longer has them, e.g. pruned). */
+  before: number;
+  /** Every event held, and their digest. */
+  count: number;
+  digest: string;
+}
+
+/**
+ * Digests of the events a holder has (given in id order) over another node's ranges.
+ * @example
+ * const h = holdingOver(index.rows(origin), beacon.events.ranges);
+ * const whole = h.ranges.map((x, i) => x.digest === beacon.events.ranges[i].digest);
+ */
+export function holdingOver(rows: Iterable<{ id: string; hash: Uint8Array }>, ranges: ReadonlyArray<{ from: string; to: string }>): Holding {
+  const ds = ranges.map(() => new RunDigest());
+  const all = new RunDigest();
+  let tail = 0;
+  let before = 0;
+  let i = 0;
+  for (const r of rows) {
+    all.add(r.id, r.hash);
+    while (i < ranges.length && r.id > (ranges[i] as { to: string }).to) i++;
+    if (i >= ranges.length) {
+      tail++;
+      continue;
+    }
+    if (r.id < (ranges[i] as { from: string }).from) {
+      // Between two ranges (or before the first): the origin does not have it in any range.
+      before++;
+      continue;
+    }
+    (ds[i] as RunDigest).add(r.id, r.hash);
+  }
+  return { ranges: ds.map((d) => ({ count: d.count, digest: d.hex() })), tail, before, count: all.count, digest: all.hex() };
+}

@@ -1,0 +1,138 @@
+/**
+ * The recovery index: every cluster or public event in this node's log, by the node that
+ * originated it, with its content hash (`recovery_index`). It is filled incrementally from the
+ * log (a cursor in `recovery_state`), in chunks that each commit on their own, so a beacon or a
+ * peer's question costs a read of the index, never a pass over the log.
+ *
+ * What counts as a node's event: its `origin` field; for this node's own events also that no
+ * hop stamped it (an event this node received carries the sender's id). Raw-class types never
+ * leave a node, so they are never counted; nor are beacons (each is signed on its own, and a
+ * beacon that counted itself would change the newest range it describes).
+ */
+import { type Catalog, RECOVERY_EVENTS } from '../catalog/index.js';
+import { PRUNE_MARK, type Store } from '../store/index.js';
+import type { Logger } from '../util/index.js';
+import { contentHash } from './digest.js';
+
+export interface EventIndexDeps {
+  store: Store;
+  catalog: Catalog;
+  /** This node's current node id. */
+  nodeId: () => string;
+  logger: Logger;
+}
+
+/** Log rows read per chunk. */
+const CHUNK = 2000;
+const CURSOR = 'index_seq';
+
+export interface IndexRow {
+  id: string;
+  hash: Buffer;
+  seq: number;
+}
+
+export class EventIndex {
+  private running: Promise<number> | undefined;
+  private readonly s;
+  private readonly raw = new Map<string, boolean>();
+
+  constructor(private readonly deps: EventIndexDeps) {
+    const db = deps.store.db;
+    const rd = deps.store.reader;
+    this.s = {
+      cursor: db.prepare('SELECT value FROM recovery_state WHERE key = ?').pluck(),
+      setCursor: db.prepare('INSERT INTO recovery_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      chunk: rd.prepare("SELECT seq, id, event, body FROM events WHERE seq > ? AND seq <= ? AND json_extract(body, '$.visibility') IN ('cluster', 'public') ORDER BY seq"),
+      chunkEnd: rd.prepare('SELECT MAX(seq) FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)').pluck(),
+      insert: db.prepare('INSERT OR REPLACE INTO recovery_index (node, id, seq, hash) VALUES (?, ?, ?, ?)'),
+      mark: rd.prepare('SELECT value FROM log_marks WHERE key = ?').pluck(),
+      count: rd.prepare('SELECT COUNT(*) FROM recovery_index WHERE node = ? AND seq >= ?').pluck(),
+      rows: rd.prepare('SELECT id, hash, seq FROM recovery_index WHERE node = ? AND seq >= ? ORDER BY id'),
+      nodes: rd.prepare('SELECT node, COUNT(*) AS n FROM recovery_index WHERE seq >= ? GROUP BY node'),
+    };
+  }
+
+  /** The lowest log position still kept (1 when nothing was pruned): index rows below it are stale. */
+  prunedBelow(): number {
+    return (this.s.mark.get(PRUNE_MARK) as number | undefined) ?? 1;
+  }
+
+  /**
+   * Indexes what the log gained since the last call. Concurrent callers share one pass.
+   * Resolves to the rows added.
+   */
+  catchUp(): Promise<number> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** Events of `node` held here (not pruned). */
+  count(node: string): number {
+    return this.s.count.get(node, this.prunedBelow()) as number;
+  }
+
+  /** Events of `node` held here, in id order. */
+  rows(node: string): Iterable<IndexRow> {
+    return this.s.rows.iterate(node, this.prunedBelow()) as Iterable<IndexRow>;
+  }
+
+  /** How many events of each node are held here. */
+  nodes(): Array<{ node: string; n: number }> {
+    return this.s.nodes.all(this.prunedBelow()) as Array<{ node: string; n: number }>;
+  }
+
+  /** Adds an event's row inside the caller's store write (a restore writes the rows of what it restores). */
+  addIn(node: string, id: string, seq: number, hash: Uint8Array): void {
+    this.s.insert.run(node, id, seq, hash);
+  }
+
+  private isRaw(type: string): boolean {
+    let r = this.raw.get(type);
+    if (r === undefined) {
+      r = this.deps.catalog.get(type)?.dataClass === 'raw';
+      if (this.raw.size < 10_000) this.raw.set(type, r);
+    }
+    return r;
+  }
+
+  private async pass(): Promise<number> {
+    const { store } = this.deps;
+    let added = 0;
+    for (;;) {
+      if (store.isClosed) return added;
+      const from = Number((this.s.cursor.get(CURSOR) as string | undefined) ?? '0');
+      // The chunk's end: the CHUNK-th position after the cursor, whatever its visibility.
+      const end = this.s.chunkEnd.get(from, CHUNK) as number | null;
+      if (end === null) return added;
+      const rows = this.s.chunk.all(from, end) as Array<{ seq: number; id: string; event: string; body: string }>;
+      const self = this.deps.nodeId();
+      const out: Array<[string, string, number, Buffer]> = [];
+      for (const r of rows) {
+        // A beacon is signed on its own and describes the events before it: never part of them.
+        if (r.event === RECOVERY_EVENTS.beacon || this.isRaw(r.event)) continue;
+        let env: Record<string, unknown>;
+        try {
+          env = JSON.parse(r.body) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        const origin = env.origin;
+        if (typeof origin !== 'string' || origin.length === 0) continue;
+        const hops = typeof env.hops === 'number' ? env.hops : 0;
+        // An event carrying our id but stamped by a hop is not ours (it cannot be: no re-forwarding).
+        if (origin === self && hops > 0) continue;
+        out.push([origin, r.id, r.seq, contentHash(env)]);
+      }
+      await store.write(() => {
+        for (const o of out) this.s.insert.run(...o);
+        this.s.setCursor.run(CURSOR, String(end));
+      });
+      added += out.length;
+      // Yield: the pipeline and the API go on between chunks.
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+}

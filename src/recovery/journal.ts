@@ -1,0 +1,297 @@
+/**
+ * What a restore needs besides the events: the notifications' states and the cartridges.
+ *
+ * Notification journal: a trigger (migration 13) marks every cluster or public notification
+ * that is created or changes (seen, claimed, resolved, updated by an event); the journal turns
+ * this node's own marked rows into `mesh.recovery.notifications` events (cluster visibility: they
+ * reach the same peers as the events they are about), one entry per row with its whole state.
+ * Fields an entry's event already says (type, level, payload, ...) are left out and read back
+ * from the event at restore. A mark goes only once the row is still as journaled, so a change
+ * racing the journal is journaled next time; a crash journals a row twice at worst (the
+ * restore keeps the last entry of each notification).
+ *
+ * Cartridge journal: each installed cartridge's package goes out once per source digest as
+ * `mesh.recovery.cartridge` (in parts of 48 KiB of base64 when large); the beacon lists the
+ * cartridges with their digests and statuses, signed, so a restore installs exactly those.
+ */
+import { RECOVERY_EVENTS } from '../catalog/index.js';
+import type { EmitInput, Envelope } from '../envelope/index.js';
+import type { EventLog, Store } from '../store/index.js';
+import type { Logger } from '../util/index.js';
+import type { BeaconCartridge } from './beacon.js';
+
+/** A notifications row. */
+export interface NoteRow {
+  id: number;
+  event_id: string;
+  event_type: string;
+  level: number;
+  domain: string;
+  visibility: string;
+  entity: string | null;
+  source: string;
+  source_computer: string | null;
+  description: string;
+  payload: string;
+  idempotency_key: string | null;
+  group_key: string | null;
+  actionable: number;
+  human_status: string;
+  agent_status: string;
+  agent_id: string | null;
+  resolution: string | null;
+  created_at: string;
+  updated_at: string;
+  seen_at: string | null;
+  claimed_at: string | null;
+  resolved_at: string | null;
+}
+
+/** A journal entry: a notification's whole state, short keys, event-derived fields only when they differ from its event's. */
+export type NoteEntry = Record<string, unknown> & { n: number; e: string };
+
+/** Entry key → [row column, the envelope's value]. */
+const FROM_EVENT: Array<[string, keyof NoteRow, (e: Envelope) => unknown]> = [
+  ['t', 'event_type', (e) => e.event],
+  ['l', 'level', (e) => e.level],
+  ['d', 'domain', (e) => e.domain],
+  ['v', 'visibility', (e) => e.visibility],
+  ['en', 'entity', (e) => e.entity ?? null],
+  ['s', 'source', (e) => e.source],
+  ['sc', 'source_computer', (e) => e.sourceComputer ?? null],
+  ['de', 'description', (e) => e.description],
+  ['k', 'idempotency_key', (e) => e.idempotencyKey ?? null],
+];
+
+/** Entry key → row column, for the state itself. */
+const STATE: Array<[string, keyof NoteRow]> = [
+  ['g', 'group_key'],
+  ['ac', 'actionable'],
+  ['hs', 'human_status'],
+  ['as', 'agent_status'],
+  ['ai', 'agent_id'],
+  ['ca', 'created_at'],
+  ['ua', 'updated_at'],
+  ['sa', 'seen_at'],
+  ['cla', 'claimed_at'],
+  ['ra', 'resolved_at'],
+];
+
+/**
+ * The journal entry of a row; `event` is its event when this node originated it (its fields
+ * are then left out where equal); `was` the id it had before a restore gave it another.
+ */
+export function noteEntry(row: NoteRow, event: Envelope | undefined, was?: number): NoteEntry {
+  const out: NoteEntry = { n: row.id, e: row.event_id };
+  if (was !== undefined) out.w = was;
+  for (const [k, col] of STATE) {
+    const v = row[col];
+    if (v !== null && v !== undefined) out[k] = v;
+  }
+  if (row.resolution !== null) out.r = JSON.parse(row.resolution) as unknown;
+  for (const [k, col, of] of FROM_EVENT) {
+    if (!event || of(event) !== row[col]) out[k] = row[col];
+  }
+  if (!event || JSON.stringify(event.payload) !== row.payload) out.p = JSON.parse(row.payload) as unknown;
+  return out;
+}
+
+/**
+ * The row an entry stands for, with the fields left out read from its event (undefined when
+ * one is needed and the event is not there).
+ */
+export function rowOfEntry(x: NoteEntry, event: Envelope | undefined): Omit<NoteRow, 'id'> | undefined {
+  const row: Record<string, unknown> = { event_id: x.e };
+  for (const [k, col, of] of FROM_EVENT) {
+    if (k in x) row[col] = x[k];
+    else if (event) row[col] = of(event);
+    else return undefined;
+  }
+  if ('p' in x) row.payload = JSON.stringify(x.p);
+  else if (event) row.payload = JSON.stringify(event.payload);
+  else return undefined;
+  for (const [k, col] of STATE) row[col] = k in x ? x[k] : col === 'actionable' ? 0 : null;
+  row.resolution = 'r' in x ? JSON.stringify(x.r) : null;
+  if (typeof row.human_status !== 'string' || typeof row.agent_status !== 'string' || typeof row.created_at !== 'string' || typeof row.updated_at !== 'string') return undefined;
+  return row as Omit<NoteRow, 'id'>;
+}
+
+export interface NotificationJournalDeps {
+  store: Store;
+  log: EventLog;
+  self: () => { computer: string; nodeId: string };
+  emitMany(inputs: readonly EmitInput[]): Promise<unknown>;
+  logger: Logger;
+}
+
+/** Rows read per pass. */
+const PASS = 2000;
+/** Bytes of entries one journal event carries at most (the payload limit is 64 KiB). */
+const EVENT_BYTES = 48 * 1024;
+const SOURCE = 'weft.recovery';
+
+export class NotificationJournal {
+  private readonly s;
+  private flushing: Promise<number> | undefined;
+
+  constructor(private readonly deps: NotificationJournalDeps) {
+    const rd = deps.store.reader;
+    const db = deps.store.db;
+    this.s = {
+      pending: rd.prepare('SELECT COUNT(*) FROM recovery_notes_dirty').pluck(),
+      take: rd.prepare('SELECT n.* FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?'),
+      orphans: db.prepare('DELETE FROM recovery_notes_dirty WHERE id NOT IN (SELECT id FROM notifications)'),
+      row: db.prepare('SELECT * FROM notifications WHERE id = ?'),
+      clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ?'),
+      count: db.prepare("SELECT value FROM recovery_state WHERE key = 'journaled'").pluck(),
+      setCount: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('journaled', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+      was: rd.prepare('SELECT orig_id FROM recovery_notes_moved WHERE id = ?').pluck(),
+    };
+  }
+
+  /** Notifications whose state is not journaled yet. */
+  pending(): number {
+    return this.s.pending.get() as number;
+  }
+
+  /** Entries journaled so far by this database. */
+  journaled(): number {
+    return Number((this.s.count.get() as string | undefined) ?? '0');
+  }
+
+  /** Journals every marked row; concurrent callers share one run. Resolves to the entries emitted. */
+  flush(): Promise<number> {
+    this.flushing ??= this.run().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private isOwn(row: NoteRow): boolean {
+    return row.source_computer === null || row.source_computer === this.deps.self().computer;
+  }
+
+  /** The row's event when this node originated it (its fields then need not be journaled). */
+  private ownEvent(id: string): Envelope | undefined {
+    const e = this.deps.log.get(id)?.envelope;
+    if (!e || e.origin !== this.deps.self().nodeId || (e.hops ?? 0) > 0) return undefined;
+    return e;
+  }
+
+  private async run(): Promise<number> {
+    const { store } = this.deps;
+    let total = 0;
+    let after = 0;
+    await store.write(() => this.s.orphans.run());
+    for (;;) {
+      if (store.isClosed) return total;
+      const rows = this.s.take.all(after, PASS) as NoteRow[];
+      if (rows.length === 0) return total;
+      after = (rows[rows.length - 1] as NoteRow).id;
+      const entries: Array<{ row: NoteRow; entry: NoteEntry; json: string }> = [];
+      const skip: number[] = [];
+      for (const row of rows) {
+        if (!this.isOwn(row)) {
+          skip.push(row.id);
+          continue;
+        }
+        const entry = noteEntry(row, this.ownEvent(row.event_id), this.s.was.get(row.id) as number | undefined);
+        entries.push({ row, entry, json: JSON.stringify(entry) });
+      }
+      const inputs: EmitInput[] = [];
+      let batch: NoteEntry[] = [];
+      let bytes = 0;
+      for (const x of entries) {
+        if (batch.length > 0 && (bytes + x.json.length > EVENT_BYTES || batch.length >= 1000)) {
+          inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { entries: batch } });
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(x.entry);
+        bytes += x.json.length + 1;
+      }
+      if (batch.length > 0) inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { entries: batch } });
+      if (inputs.length > 0) await this.deps.emitMany(inputs);
+      // A mark goes only if the row is still as journaled: a change since is journaled next pass.
+      await store.write(() => {
+        for (const id of skip) this.s.clear.run(id);
+        for (const x of entries) {
+          const now = this.s.row.get(x.row.id) as NoteRow | undefined;
+          if (!now || JSON.stringify(noteEntry(now, this.ownEvent(now.event_id), x.entry.w as number | undefined)) === x.json) this.s.clear.run(x.row.id);
+        }
+        this.s.setCount.run(String(this.journaled() + entries.length));
+      });
+      total += entries.length;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+}
+
+/** What the cartridge journal reads: the registry of installed cartridges. */
+export interface CartridgeSource {
+  list(): Array<{ name: string; version: string; status: string; sha256: string }>;
+  readPackage(name: string): Promise<{ manifest: unknown; source: string }>;
+}
+
+/** Base64 characters per part of a journaled package. */
+const PART = 48 * 1024;
+
+export class CartridgeJournal {
+  private readonly s;
+  private flushing: Promise<number> | undefined;
+
+  constructor(
+    private readonly deps: { store: Store; source: CartridgeSource | undefined; emitMany(inputs: readonly EmitInput[]): Promise<unknown>; now: () => number; logger: Logger },
+  ) {
+    this.s = {
+      sent: deps.store.reader.prepare('SELECT 1 FROM recovery_cartridges_sent WHERE name = ? AND sha256 = ?').pluck(),
+      mark: deps.store.db.prepare('INSERT OR IGNORE INTO recovery_cartridges_sent (name, sha256, at) VALUES (?, ?, ?)'),
+    };
+  }
+
+  /** Installed cartridges (not rejected) as a beacon lists them. */
+  list(): BeaconCartridge[] {
+    if (!this.deps.source) return [];
+    return this.deps.source
+      .list()
+      .filter((c) => c.status !== 'rejected')
+      .slice(0, 256)
+      .map((c) => ({ name: c.name, version: c.version, status: c.status, sha256: c.sha256 }));
+  }
+
+  /** Journals the packages not journaled yet; resolves to how many. */
+  flush(): Promise<number> {
+    this.flushing ??= this.run().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async run(): Promise<number> {
+    let n = 0;
+    for (const c of this.list()) {
+      if (this.s.sent.get(c.name, c.sha256) !== undefined) continue;
+      let pkg: { manifest: unknown; source: string };
+      try {
+        pkg = await (this.deps.source as CartridgeSource).readPackage(c.name);
+      } catch (err) {
+        this.deps.logger.warn({ cartridge: c.name, err: (err as Error).message }, 'cartridge not journaled for recovery');
+        continue;
+      }
+      const code = Buffer.from(pkg.source, 'utf8').toString('base64');
+      const parts = Math.max(1, Math.ceil(code.length / PART));
+      const inputs: EmitInput[] = [];
+      for (let i = 0; i < parts; i++) {
+        inputs.push({
+          event: RECOVERY_EVENTS.cartridge,
+          source: SOURCE,
+          payload: { name: c.name, version: c.version, status: c.status, sha256: c.sha256, part: i, parts, ...(i === 0 ? { manifest: pkg.manifest as Record<string, unknown> } : {}), code: code.slice(i * PART, (i + 1) * PART) },
+        });
+      }
+      await this.deps.emitMany(inputs);
+      await this.deps.store.write(() => this.s.mark.run(c.name, c.sha256, this.deps.now()));
+      n++;
+    }
+    return n;
+  }
+}
