@@ -281,6 +281,5 @@ function federationDefaults(init: AssembleInit, f: Partial<FederationInit>): Fed
       ...f.invoke,
     },
     mirror: { beatMs: 1000, window: 512, inFlight: 4, ...f.mirror },
-    ...(f.linkCaps ?? init.mesh?.options?.caps ? { linkCaps: f.linkCaps ?? init.mesh?.options?.caps } : {}),
   };
 }

@@ -13,8 +13,6 @@ import type { OrganDeps } from './ports.js';
 export interface FederationInit {
   invoke: InvokeInit;
   mirror: MirrorInit;
-  /** The link mounts' caps (the mesh's own: mesh.caps_required / caps_preferred / warn_down). */
-  linkCaps?: MountCaps;
 }
 
 /** What a mode needs from the provider beyond serializer caps. */
@@ -196,9 +194,14 @@ export class FederationService {
       preferred: spec.preferred ?? ['crc32c'],
       ...(spec.warnDown === false ? { warnDown: false } : {}),
     };
-    const n = negotiateCaps(spec.peer, caps, [{ provider, caps: offered }]);
+    // A mount's frames ride the peer's link: aead is only there when the link seals (or its channel is confidential).
+    const link = spec.mode === 'link' ? undefined : mesh.linkCaps(spec.peer);
+    const sealable = mesh.provider.confidential === true || link === undefined || (link !== 'noprov' && link.aead);
+    const usable = sealable ? offered : offered.filter((c) => c !== 'aead');
+    const n = negotiateCaps(spec.peer, caps, [{ provider, caps: usable }]);
     if (!n.ok) {
-      return { negotiation: { provider: null, provCaps: offered, caps: undefined, state: 'noprov', error: n.event.message }, missing: n.event.missing, dropped: [] };
+      const why = sealable ? n.event.message : `${n.event.message}; the link to ${spec.peer} does not seal its frames (see mesh.caps_preferred)`;
+      return { negotiation: { provider: null, provCaps: offered, caps: undefined, state: 'noprov', error: why }, missing: n.event.missing, dropped: [] };
     }
     const dropped = n.events.flatMap((e) => (e.type === 'transport.flatneg' ? e.dropped : []));
     return { negotiation: { provider: n.provider, provCaps: offered, caps: n.caps, state: 'open', error: null }, missing: [], dropped };
@@ -207,7 +210,7 @@ export class FederationService {
   /** The mesh's link to a peer as a `peer/link/main` record (refreshed at each start). */
   private async recordLink(computer: string): Promise<void> {
     try {
-      const caps = this.init.linkCaps ?? { preferred: ['crc32c'] };
+      const caps = this.deps.mesh.linkMountCaps();
       const spec: MountSpec = {
         peer: computer,
         mode: 'link',

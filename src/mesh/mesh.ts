@@ -291,6 +291,16 @@ export class MeshService implements SenderLink {
     return offered;
   }
 
+  /** The caps the mesh asks of its links (what `peer/link/main` mount records show). */
+  linkMountCaps(): MountCaps {
+    return this.mountCaps();
+  }
+
+  /** What the link to `computer` negotiated last, 'noprov', or undefined before its first negotiation. */
+  linkCaps(computer: string): NegotiatedCaps | 'noprov' | undefined {
+    return this.negotiated.get(computer);
+  }
+
   /**
    * The caps the mesh asks of every link: the init's (or `DEFAULT_LINK_CAPS`), without a
    * preferred aead when the provider's channel is confidential already (no double sealing, no

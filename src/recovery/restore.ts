@@ -211,14 +211,16 @@ export class RestoreJob {
     const peers = this.svc.weftPeers();
     if (peers.length === 0) throw new Error('no peers known: configure mesh.peers (or the Redis registry) as before the loss, then restore');
     const self = this.svc.deps.identity().nodeId;
-    const ask = async (p: KnownPeer, ranges?: Array<{ from: string; to: string }>): Promise<RecoveryInfo | undefined> => {
-      while (!this.aborted && clock.now() < deadline) {
-        const info = await this.svc.ask<RecoveryInfo>(p, RECOVERY_QUERY, { req: this.svc.req(), ...(ranges ? { ranges } : {}) }, Math.min(5000, Math.max(500, deadline - clock.now())));
+    const ask = async (p: KnownPeer, until: number, ranges?: Array<{ from: string; to: string }>): Promise<RecoveryInfo | undefined> => {
+      while (!this.aborted && clock.now() < until) {
+        const info = await this.svc.ask<RecoveryInfo>(p, RECOVERY_QUERY, { req: this.svc.req(), ...(ranges ? { ranges } : {}) }, Math.min(5000, Math.max(500, until - clock.now())));
         if (info) return info;
+        // A link that fails at once (no provider, a peer not up yet) is not asked in a tight loop.
+        await new Promise((r) => setTimeout(r, 500));
       }
       return undefined;
     };
-    const answers = await Promise.all(peers.map(async (p) => ({ p, info: await ask(p) })));
+    const answers = await Promise.all(peers.map(async (p) => ({ p, info: await ask(p, deadline) })));
     this.check();
     for (const a of answers) if (a.info) this.infos.set(a.p.computer, { peer: a.p, info: a.info });
     if (this.infos.size === 0) throw new Error(`no peer answered within ${timeout} ms (${peers.map((p) => p.computer).join(', ')}): are they running and linked?`);
@@ -251,7 +253,8 @@ export class RestoreJob {
           return true;
         }
       });
-      const redone = await Promise.all(again.map(async ({ peer }) => ({ peer, info: await ask(peer, ranges) })));
+      const until = clock.now() + timeout;
+      const redone = await Promise.all(again.map(async ({ peer }) => ({ peer, info: await ask(peer, until, ranges) })));
       for (const r of redone) {
         if (r.info) this.infos.set(r.peer.computer, { peer: r.peer, info: r.info });
         else this.infos.delete(r.peer.computer);

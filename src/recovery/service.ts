@@ -50,6 +50,8 @@ import {
 const SOURCE = 'weft.recovery';
 /** A peer's answer to a beacon waits this long (its events may still be arriving). */
 const HOLDING_DELAY_MS = 500;
+/** How often a node checking whether it needs a restore asks its peers again, at most. */
+const CHECK_EVERY_MS = 10_000;
 /** After the first answer to a beacon, the one that confirms the copies follows this much later. */
 const CONFIRM_DELAY_MS = 2000;
 
@@ -190,6 +192,8 @@ export class RecoveryService {
     if (!this.enabled) return;
     this.unsubs.push(every(clock, this.init.journalEveryMs ?? 2000, () => void this.flushJournals(), { unref: true }));
     this.unsubs.push(every(clock, this.intervalMs, () => void this.tick(), { unref: true }));
+    // Asking the peers again, while checking, does not wait a whole beacon interval.
+    this.unsubs.push(every(clock, Math.min(this.intervalMs, CHECK_EVERY_MS), () => (this.mode() === 'checking' ? void this.tick() : undefined), { unref: true }));
     // The first beacon (or the check) soon after start: the links come up first.
     this.unsubs.push(after(clock, 1000, () => void this.tick(), { unref: true }));
   }

@@ -1,5 +1,6 @@
 /**
- * Phoenix restore between real daemons (child processes) over TLS (issue 18's acceptance): a
+ * Phoenix restore between real daemons (child processes), over TLS (issue 18's acceptance) and
+ * over Redis with the peers found in the registry (a smaller count by default): a
  * node logs WEFT_PHOENIX_EVENTS events (default 100,000), half of them cluster-visible, and
  * three peers get those; some of its notifications are seen, claimed, started and resolved;
  * it has three cartridges installed (two active, one depending on the other; one pending).
@@ -17,9 +18,12 @@ import Database from 'better-sqlite3';
 import { writePackageDir } from '../../src/sovereignty/index.js';
 import { CLI, CLI_NODE_ARGS, weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
+import { TestRedis } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const N = Number(process.env.WEFT_PHOENIX_EVENTS ?? 100_000);
+const N_TLS = Number(process.env.WEFT_PHOENIX_EVENTS ?? 100_000);
+/** The Redis run covers the other provider and discovery through the registry; a tenth of the events keeps it short. */
+const N_REDIS = Number(process.env.WEFT_PHOENIX_REDIS_EVENTS ?? 10_000);
 
 type Db = Database.Database;
 const open = (n: ClusterNode): Db => new Database(join(n.dataDir, 'weft.db'), { readonly: true, fileMustExist: true });
@@ -69,10 +73,10 @@ interface Status {
 const t = tempDir('weft-phoenix-');
 after(() => t.cleanup());
 
-test(`phoenix: a wiped node with ${N.toLocaleString('en-US')} events is rebuilt from 3 peers: every cluster event and notification state, the peers' digest, fresh sequences`, { timeout: 30 * 60_000 }, async () => {
+async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string): Promise<void> {
   const t0 = Date.now();
   const { nodes, stopAll } = await startCluster(
-    t.dir,
+    join(t.dir, provider),
     [
       { computer: 'laptop', cluster: 'home' },
       { computer: 'desk', cluster: 'home' },
@@ -80,7 +84,8 @@ test(`phoenix: a wiped node with ${N.toLocaleString('en-US')} events is rebuilt 
       { computer: 'pi', cluster: 'home' },
     ],
     {
-      provider: 'tls',
+      provider,
+      ...(redisUrl ? { redisUrl } : {}),
       // One producer as fast as the test can emit is no flood; beacons on demand (and after the restore).
       extraEnv: { WEFT_RECOVERY_ENABLED: 'true', WEFT_TRUST_RATE_PER_SECOND: '10000000', WEFT_TRUST_RATE_BURST: '100000000', WEFT_RECOVERY_BEACON_INTERVAL: '3600', WEFT_RECOVERY_MIN_COPIES: '3' },
     },
@@ -97,10 +102,10 @@ test(`phoenix: a wiped node with ${N.toLocaleString('en-US')} events is rebuilt 
     // 1. Cartridges: tagger and echoer (which needs tagger) active, spare pending.
     const TODO = 'domain.software-development.planning.todo.created';
     const base = { version: '1.0.0', author: 'ada', entryPoint: 'process', consumes: [TODO] };
-    await writePackageDir(join(t.dir, 'pkg', 'tagger'), { manifest: { ...base, name: 'tagger', description: 'tags todos', dependencies: [], emits: [] }, source: "function process(e) { e.payload.tag = 'tagged'; return e; }" });
-    await writePackageDir(join(t.dir, 'pkg', 'echoer'), { manifest: { ...base, name: 'echoer', description: 'echoes todos', dependencies: ['tagger'], emits: [] }, source: 'function process(e) { return e; }' });
-    await writePackageDir(join(t.dir, 'pkg', 'spare'), { manifest: { ...base, name: 'spare', description: 'not yet', dependencies: [], emits: [] }, source: `function process(e) { return e; } // ${'x'.repeat(70_000)}` });
-    for (const name of ['tagger', 'echoer', 'spare']) assert.equal(weft(['cartridges', 'install', join(t.dir, 'pkg', name)], laptop.env).code, 0);
+    await writePackageDir(join(t.dir, provider, 'pkg', 'tagger'), { manifest: { ...base, name: 'tagger', description: 'tags todos', dependencies: [], emits: [] }, source: "function process(e) { e.payload.tag = 'tagged'; return e; }" });
+    await writePackageDir(join(t.dir, provider, 'pkg', 'echoer'), { manifest: { ...base, name: 'echoer', description: 'echoes todos', dependencies: ['tagger'], emits: [] }, source: 'function process(e) { return e; }' });
+    await writePackageDir(join(t.dir, provider, 'pkg', 'spare'), { manifest: { ...base, name: 'spare', description: 'not yet', dependencies: [], emits: [] }, source: `function process(e) { return e; } // ${'x'.repeat(70_000)}` });
+    for (const name of ['tagger', 'echoer', 'spare']) assert.equal(weft(['cartridges', 'install', join(t.dir, provider, 'pkg', name)], laptop.env).code, 0);
     for (const name of ['tagger', 'echoer']) assert.equal(weft(['cartridges', 'activate', name], laptop.env).code, 0);
     const cartridges = () => (JSON.parse(weft(['cartridges', 'list', '--json'], laptop.env).stdout) as { items: Array<{ name: string; status: string; sha256: string }> }).items.map((c) => `${c.name} ${c.status} ${c.sha256}`).sort();
     const cartridgesBefore = cartridges();
@@ -154,7 +159,7 @@ test(`phoenix: a wiped node with ${N.toLocaleString('en-US')} events is rebuilt 
 
     // 4. The laptop dies: the data dir goes, the key is kept.
     assert.equal(await laptop.stop(), 0);
-    const key = join(t.dir, 'laptop.identity.key');
+    const key = join(t.dir, `laptop-${provider}.identity.key`);
     copyFileSync(join(laptop.dataDir, 'identity.key'), key);
     rmSync(laptop.dataDir, { recursive: true, force: true });
     mkdirSync(laptop.dataDir, { recursive: true, mode: 0o700 });
@@ -222,11 +227,24 @@ test(`phoenix: a wiped node with ${N.toLocaleString('en-US')} events is rebuilt 
     }
     assert.ok(final.frameSequence.next > Math.max(...hwmBefore), 'the sequence resumed past every peer');
     console.log(
-      `# phoenix ${JSON.stringify({ events: N, clusterEvents: before.events.size, notifications: before.notes.size, emitAndSpreadS: (preparedAt - t0) / 1000, emitS: (emittedAt - t0) / 1000, restoreS: restoreMs / 1000, restoreJobS: final.elapsedMs / 1000, phasesMs: final.timings, written: final.written, totalS: (Date.now() - t0) / 1000 })}`,
+      `# phoenix ${JSON.stringify({ provider, events: N, clusterEvents: before.events.size, notifications: before.notes.size, emitAndSpreadS: (preparedAt - t0) / 1000, emitS: (emittedAt - t0) / 1000, restoreS: restoreMs / 1000, restoreJobS: final.elapsedMs / 1000, phasesMs: final.timings, written: final.written, totalS: (Date.now() - t0) / 1000 })}`,
     );
   } finally {
     for (const d of dbs) d.close();
     await stopAll();
     for (const n of Object.values(nodes)) if (n.running) await n.kill();
+  }
+}
+
+test(`phoenix over TLS: a wiped node with ${N_TLS.toLocaleString('en-US')} events is rebuilt from 3 peers: every cluster event, notification state and cartridge, the peers' digest, fresh sequences`, { timeout: 30 * 60_000 }, async () => {
+  await phoenix('tls', N_TLS);
+});
+
+test(`phoenix over Redis (peers from the registry, sealed frames): a wiped node with ${N_REDIS.toLocaleString('en-US')} events is rebuilt the same way`, { timeout: 30 * 60_000 }, async () => {
+  const redis = await TestRedis.start();
+  try {
+    await phoenix('redis', N_REDIS, redis.url);
+  } finally {
+    await redis.stop();
   }
 });
