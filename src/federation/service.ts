@@ -38,7 +38,7 @@ export class FederationService {
   private stopping: Promise<void> | undefined;
 
   constructor(
-    private readonly init: FederationInit,
+    init: FederationInit,
     deps: Omit<OrganDeps, 'mounts'>,
   ) {
     this.mounts = new MountBook(deps.node.ns.store, deps.clock);
