@@ -39,6 +39,8 @@ export interface RecoveryFigures {
   ranges: number;
   /** A's emit of the log (committed by its pipeline and pushed to the three peers), ms. */
   prepareMs: number;
+  /** ms per restore phase. */
+  phasesMs: Record<string, number>;
 }
 
 async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -128,6 +130,7 @@ export async function phoenixRestore(n = N): Promise<RecoveryFigures> {
       verifiedRanges: done.ranges.verified,
       ranges: done.ranges.total,
       prepareMs,
+      phasesMs: done.timings as Record<string, number>,
     };
   } finally {
     for (const x of [...running].reverse()) await x.stop().catch(() => undefined);

@@ -145,8 +145,13 @@ export function loadIdentity(path: string): NodeIdentity {
 
 /** Writes the identity's private key to `path` (PKCS#8 PEM, mode 0600) atomically. */
 export function saveIdentity(path: string, identity: NodeIdentity): void {
+  savePrivateKeyFile(path, identity.privateKey);
+}
+
+/** Writes a private key to `path` as PKCS#8 PEM, mode 0600, atomically (fsync, then rename). */
+export function savePrivateKeyFile(path: string, privateKey: KeyObject): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const pem = identity.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
   try {

@@ -9,6 +9,7 @@ export {
   type NodeIdentity,
   type PublicKeyLike,
   saveIdentity,
+  savePrivateKeyFile,
   signWith,
   verifySignature,
 } from './identity.js';

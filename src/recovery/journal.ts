@@ -118,6 +118,8 @@ export function rowOfEntry(x: NoteEntry, event: Envelope | undefined): Omit<Note
 
 export interface NotificationJournalDeps {
   store: Store;
+  /** This database's id: entries name it, so a restore tells the old rows from the new. */
+  db: () => string;
   log: EventLog;
   self: () => { computer: string; nodeId: string };
   emitMany(inputs: readonly EmitInput[]): Promise<unknown>;
@@ -145,7 +147,7 @@ export class NotificationJournal {
       clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ?'),
       count: db.prepare("SELECT value FROM recovery_state WHERE key = 'journaled'").pluck(),
       setCount: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('journaled', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-      was: rd.prepare('SELECT orig_id FROM recovery_notes_moved WHERE id = ?').pluck(),
+      was: rd.prepare('SELECT orig_id FROM recovery_notes_moved WHERE id = ? AND orig_id != id').pluck(),
     };
   }
 
@@ -203,14 +205,14 @@ export class NotificationJournal {
       let bytes = 0;
       for (const x of entries) {
         if (batch.length > 0 && (bytes + x.json.length > EVENT_BYTES || batch.length >= 1000)) {
-          inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { entries: batch } });
+          inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
           batch = [];
           bytes = 0;
         }
         batch.push(x.entry);
         bytes += x.json.length + 1;
       }
-      if (batch.length > 0) inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { entries: batch } });
+      if (batch.length > 0) inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
       if (inputs.length > 0) await this.deps.emitMany(inputs);
       // A mark goes only if the row is still as journaled: a change since is journaled next pass.
       await store.write(() => {

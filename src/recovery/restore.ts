@@ -25,7 +25,7 @@ import { type BeaconPayload, verifyBeacon } from './beacon.js';
 import type { RecoveryMode } from './books.js';
 import { contentHash, RunDigest } from './digest.js';
 import { resumeFrameSequencePast } from './frame-sequence.js';
-import { type NoteEntry, type NoteRow, rowOfEntry } from './journal.js';
+import { type NoteEntry, rowOfEntry } from './journal.js';
 import type { CartridgePort } from './ports.js';
 import type { RecoveryService } from './service.js';
 import { MAX_PULL_EVENTS, RECOVERY_PULL, RECOVERY_QUERY, type RecoveryBatch, type RecoveryInfo } from './wire.js';
@@ -476,10 +476,16 @@ export class RestoreJob {
     const { store, log } = this.svc.deps.node.ns;
     // The journal, oldest first; the last entry of each notification wins.
     const latest = new Map<number, NoteEntry>();
-    const journal = store.reader.prepare('SELECT body FROM recovery_staging WHERE event = ? ORDER BY id').iterate(RECOVERY_EVENTS.notifications) as Iterable<{ body: string }>;
+    // From the log (all written by now: a second run finds them there too), but this database's
+    // own entries: they are about rows here already, whose ids may be an old one's.
+    const self = this.svc.deps.identity().nodeId;
+    const thisDb = this.svc.dbId();
+    const journal = store.reader.prepare("SELECT body FROM events WHERE event = ? AND json_extract(body, '$.origin') = ? ORDER BY id").iterate(RECOVERY_EVENTS.notifications, self) as Iterable<{ body: string }>;
     for (const r of journal) {
       const env = JSON.parse(r.body) as Envelope;
-      for (const x of (env.payload as { entries?: NoteEntry[] }).entries ?? []) {
+      const p = env.payload as { db?: string; entries?: NoteEntry[] };
+      if (p.db !== undefined && p.db === thisDb) continue;
+      for (const x of p.entries ?? []) {
         if (typeof x?.n !== 'number' || typeof x.e !== 'string') continue;
         // An entry of a notification that moved to another id on an earlier restore.
         if (typeof x.w === 'number') latest.delete(x.w);
@@ -489,17 +495,19 @@ export class RestoreJob {
     if (latest.size === 0) return;
     const db = store.db;
     const s = {
-      byId: db.prepare('SELECT id, event_type, created_at FROM notifications WHERE id = ?'),
+      exists: db.prepare('SELECT 1 FROM notifications WHERE id = ?').pluck(),
       byKey: db.prepare('SELECT id FROM notifications WHERE idempotency_key = ?').pluck(),
-      moved: db.prepare('SELECT id FROM recovery_notes_moved WHERE orig_id = ?').pluck(),
-      setMoved: db.prepare('INSERT OR REPLACE INTO recovery_notes_moved (orig_id, id) VALUES (?, ?)'),
+      restored: db.prepare('SELECT id FROM recovery_notes_moved WHERE orig_id = ?').pluck(),
+      record: db.prepare('INSERT OR REPLACE INTO recovery_notes_moved (orig_id, id) VALUES (?, ?)'),
       clean: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ?'),
     };
     const cols = ['event_id', 'event_type', 'level', 'domain', 'visibility', 'entity', 'source', 'source_computer', 'description', 'payload', 'idempotency_key', 'group_key', 'actionable', 'human_status', 'agent_status', 'agent_id', 'resolution', 'created_at', 'updated_at', 'seen_at', 'claimed_at', 'resolved_at'] as const;
-    const insertWithId = db.prepare(`INSERT INTO notifications (id, ${cols.join(', ')}) VALUES (@id, ${cols.map((c) => `@${c}`).join(', ')})`);
-    const insertNew = db.prepare(`INSERT INTO notifications (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`);
+    const insert = db.prepare(`INSERT INTO notifications (id, ${cols.join(', ')}) VALUES (@id, ${cols.map((c) => `@${c}`).join(', ')})`);
     const update = db.prepare(`UPDATE notifications SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`);
     const entries = [...latest.values()];
+    // A notification whose id the new node gave away already gets one past every id restored and
+    // every id in use, so no restored notification ever lands on another.
+    let next = entries.reduce((m, x) => Math.max(m, x.n), db.prepare('SELECT COALESCE(MAX(id), 0) FROM notifications').pluck().get() as number) + 1;
     let missing = 0;
     for (let i = 0; i < entries.length; i += 2000) {
       this.check();
@@ -510,26 +518,23 @@ export class RestoreJob {
             missing++;
             continue;
           }
-          const target = (s.moved.get(x.n) as number | undefined) ?? x.n;
-          const there = s.byId.get(target) as Pick<NoteRow, 'id' | 'event_type' | 'created_at'> | undefined;
+          // Restored before (a second run): that row is brought up to the journal's state.
+          const before = s.restored.get(x.n) as number | undefined;
           const byKey = row.idempotency_key !== null ? (s.byKey.get(row.idempotency_key) as number | undefined) : undefined;
           let id: number;
-          if (there && there.event_type === row.event_type && there.created_at === row.created_at) {
-            // Restored before (a second run): brought up to the journal's state.
-            update.run({ ...row, id: target });
-            id = target;
+          if (before !== undefined && s.exists.get(before) !== undefined) {
+            id = before;
+            update.run({ ...row, id });
           } else if (byKey !== undefined) {
-            update.run({ ...row, id: byKey });
             id = byKey;
-          } else if (!there) {
-            insertWithId.run({ ...row, id: x.n });
-            id = x.n;
+            update.run({ ...row, id });
           } else {
-            id = Number(insertNew.run(row).lastInsertRowid);
+            id = s.exists.get(x.n) === undefined ? x.n : next++;
+            insert.run({ ...row, id });
           }
-          if (id !== x.n) s.setMoved.run(x.n, id);
+          s.record.run(x.n, id);
           // Journaled already under its own id; one that moved is journaled again under the new one.
-          else s.clean.run(id);
+          if (id === x.n) s.clean.run(id);
           this.p.notifications++;
         }
       });
@@ -550,15 +555,10 @@ export class RestoreJob {
     }
     const { store } = this.svc.deps.node.ns;
     const parts = new Map<string, Array<{ part: number; parts: number; code: string; manifest?: unknown }>>();
-    for (const r of store.reader.prepare('SELECT body FROM recovery_staging WHERE event = ? ORDER BY id').iterate(RECOVERY_EVENTS.cartridge) as Iterable<{ body: string }>) {
+    // From the log: all written by now (a second run finds them there too).
+    const self = this.svc.deps.identity().nodeId;
+    for (const r of store.reader.prepare("SELECT body FROM events WHERE event = ? AND json_extract(body, '$.origin') = ? ORDER BY id").iterate(RECOVERY_EVENTS.cartridge, self) as Iterable<{ body: string }>) {
       const p = (JSON.parse(r.body) as Envelope).payload as { sha256: string; part: number; parts: number; code: string; manifest?: unknown };
-      const l = parts.get(p.sha256) ?? [];
-      if (!l.some((x) => x.part === p.part)) l.push(p);
-      parts.set(p.sha256, l);
-    }
-    // The staging table has only what was not in the log yet: a second run finds them there.
-    for (const e of this.svc.deps.node.ns.log.list({ type: RECOVERY_EVENTS.cartridge, limit: 1000 })) {
-      const p = e.envelope.payload as { sha256: string; part: number; parts: number; code: string; manifest?: unknown };
       const l = parts.get(p.sha256) ?? [];
       if (!l.some((x) => x.part === p.part)) l.push(p);
       parts.set(p.sha256, l);

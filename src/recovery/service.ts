@@ -145,6 +145,7 @@ export class RecoveryService {
     this.guard = new ReplayGuard({}, { store });
     this.notes = new NotificationJournal({
       store,
+      db: () => this.dbId(),
       log: node.ns.log,
       self: () => ({ computer: node.self.computer, nodeId: deps.identity().nodeId }),
       emitMany: (inputs) => node.emitMany(inputs),
@@ -153,6 +154,11 @@ export class RecoveryService {
     const registry = init.dataDir ? createCartridgeRegistry({ dataDir: init.dataDir }, { store }) : undefined;
     this.carts = new CartridgeJournal({ store, source: registry, emitMany: (inputs) => node.emitMany(inputs), now: () => deps.clock.now(), logger: deps.logger });
     this.source = new MirrorSource({}, { node, mesh: deps.mesh, peers: deps.peers, mounts: deps.mounts, audit: deps.audit, clock: deps.clock, logger: deps.logger });
+  }
+
+  /** This database's id (made once): the notification journal names it. */
+  dbId(): string {
+    return this.state.get('db') ?? '';
   }
 
   /** The current mode (see RecoveryMode). */
@@ -165,6 +171,7 @@ export class RecoveryService {
    * the clock floor and waits for its peers before any beacon (frame-sequence.ts).
    */
   async prepare(): Promise<void> {
+    if (this.state.get('db') === undefined) await this.state.set('db', randomBytes(8).toString('hex'));
     if (this.state.mode() !== undefined) return;
     // A node that sends no beacons has nothing to wait for.
     if (this.init.identityCreated || !this.enabled) {

@@ -597,7 +597,8 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         hash BLOB NOT NULL
       ) WITHOUT ROWID;
       CREATE INDEX recovery_staging_range ON recovery_staging (range, id);
-      -- Restored notifications whose original id was taken on the new node: the id they got.
+      -- Restored notifications: their original id and the id they have here (another when the
+      -- new node had given theirs away already).
       CREATE TABLE recovery_notes_moved (
         orig_id INTEGER PRIMARY KEY,
         id INTEGER NOT NULL

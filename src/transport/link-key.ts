@@ -12,9 +12,8 @@ import {
   hkdfSync,
   type KeyObject,
 } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { IdentityError } from '../identity/index.js';
+import { readFileSync, statSync } from 'node:fs';
+import { IdentityError, savePrivateKeyFile } from '../identity/index.js';
 
 const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
@@ -110,16 +109,5 @@ export function loadOrCreateLinkKeyPair(path: string): { pair: LinkKeyPair; crea
 }
 
 function saveLinkKey(path: string, privateKey: KeyObject): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, pem);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  savePrivateKeyFile(path, privateKey);
 }

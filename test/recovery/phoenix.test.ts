@@ -166,6 +166,9 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     copyFileSync(key, join(laptop.dataDir, 'identity.key'));
     await laptop.start();
     await eventually(async () => (await status(laptop)).mode === 'needs-restore', 60_000, 'the fresh laptop to see its peers hold its history');
+    // Life goes on before the restore: a new notification takes an id an old one had, and is journaled.
+    const [early] = await laptop.api.emitMany([{ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: -1, note: 'before the restore' } }]);
+    await eventually(async () => (await laptop.api.notifications.list({ type: 'mesh.test.ping' })).items.length === 1 && (await status(laptop)).journal.pending === 0, 60_000, 'the new notification journaled');
 
     // 5. weft recovery restore --json, as a user runs it.
     const restoreStart = Date.now();
@@ -200,6 +203,17 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     const after = notes(rdb);
     const wrong = [...before.notes].filter(([e, n]) => after.get(e) !== n);
     assert.equal(wrong.length, 0, `every cluster notification as it was (${wrong.length} differ, e.g. ${wrong.slice(0, 1).map(([e, n]) => `${e}: was ${n}, now ${after.get(e)}`)})`);
+    // A second run changes nothing the first one did.
+    await laptop.api.request('POST', '/api/recovery/restore', {});
+    await eventually(async () => (await laptop.api.request<{ state: string }>('GET', '/api/recovery/restore')).state !== 'running', 120_000, 'the second restore');
+    const second = await laptop.api.request<{ state: string; written: number; notifications: number }>('GET', '/api/recovery/restore');
+    assert.equal(second.state, 'done');
+    assert.equal(second.written, 0, 'nothing written twice');
+    const again = notes(rdb);
+    assert.equal([...before.notes].filter(([e, n]) => again.get(e) !== n).length, 0, 'the notifications as the first run left them');
+    assert.equal(again.size, after.size, 'no notification twice');
+    const kept = after.get(early as string);
+    assert.ok(kept?.includes('before the restore'), 'the notification made before the restore is still there');
     assert.deepEqual(cartridges(), cartridgesBefore, 'the same cartridges, by digest, in the same states');
     assert.deepEqual(final.cartridges.missing, []);
 

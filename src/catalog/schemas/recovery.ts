@@ -72,7 +72,11 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     domain: 'mesh',
     defaultLevel: 'infrastructure',
     defaultVisibility: 'cluster',
-    payload: Type.Object({ entries: Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 2000 }) }),
+    payload: Type.Object({
+      /** The database the rows are in (a restored node's new one has another): a restore takes only older ones' entries. */
+      db: Type.Optional(Type.String({ maxLength: 64 })),
+      entries: Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 2000 }),
+    }),
   });
   catalog.register({
     type: RECOVERY_EVENTS.cartridge,
