@@ -16,36 +16,12 @@
  */
 import { RECOVERY_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
-import type { EventLog, Store } from '../store/index.js';
+import type { EventLog, NotificationRow, Store } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import type { BeaconCartridge } from './beacon.js';
 
-/** A notifications row. */
-export interface NoteRow {
-  id: number;
-  event_id: string;
-  event_type: string;
-  level: number;
-  domain: string;
-  visibility: string;
-  entity: string | null;
-  source: string;
-  source_computer: string | null;
-  description: string;
-  payload: string;
-  idempotency_key: string | null;
-  group_key: string | null;
-  actionable: number;
-  human_status: string;
-  agent_status: string;
-  agent_id: string | null;
-  resolution: string | null;
-  created_at: string;
-  updated_at: string;
-  seen_at: string | null;
-  claimed_at: string | null;
-  resolved_at: string | null;
-}
+/** A notifications row (the store's own shape). */
+export type NoteRow = NotificationRow;
 
 /** A journal entry: a notification's whole state, short keys, event-derived fields only when they differ from its event's. */
 export type NoteEntry = Record<string, unknown> & { n: number; e: string };

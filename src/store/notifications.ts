@@ -58,7 +58,8 @@ export interface NotificationFilter {
   limit?: number;
 }
 
-interface Row {
+/** A `notifications` row as SQLite returns it (the recovery journal reads them too). */
+export interface NotificationRow {
   id: number;
   event_id: string;
   event_type: string;
@@ -84,7 +85,7 @@ interface Row {
   resolved_at: string | null;
 }
 
-function toNotification(r: Row): Notification {
+function toNotification(r: NotificationRow): Notification {
   return {
     ...camelRow(r),
     payload: JSON.parse(r.payload) as Record<string, unknown>,
@@ -226,7 +227,7 @@ export class NotificationStore {
   // ---- reads (committed data only) ----
 
   get(id: number): Notification {
-    const r = this.s.getReader.get(id) as Row | undefined;
+    const r = this.s.getReader.get(id) as NotificationRow | undefined;
     if (!r) throw new NotFoundError('notification', id);
     return toNotification(r);
   }
@@ -238,7 +239,7 @@ export class NotificationStore {
   getMany(ids: readonly number[]): Map<number, Notification> {
     const out = new Map<number, Notification>();
     for (let i = 0; i < ids.length; i += 1000) {
-      for (const r of this.s.getManyReader.all(JSON.stringify(ids.slice(i, i + 1000))) as Row[]) out.set(r.id, toNotification(r));
+      for (const r of this.s.getManyReader.all(JSON.stringify(ids.slice(i, i + 1000))) as NotificationRow[]) out.set(r.id, toNotification(r));
     }
     return out;
   }
@@ -261,7 +262,7 @@ export class NotificationStore {
     if (filter.before !== undefined) where.push('id < ?') && params.push(filter.before);
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
     const sql = `SELECT * FROM notifications ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    const rows = this.store.reader.prepare(sql).all(...params, limit + 1) as Row[];
+    const rows = this.store.reader.prepare(sql).all(...params, limit + 1) as NotificationRow[];
     const more = rows.length > limit;
     const items = (more ? rows.slice(0, limit) : rows).map(toNotification);
     return { items, nextCursor: more ? (items[items.length - 1]?.id ?? null) : null };
@@ -331,10 +332,10 @@ export class NotificationStore {
 
   private async act(
     id: number,
-    fn: (row: Row, now: string) => NotificationChange | null,
+    fn: (row: NotificationRow, now: string) => NotificationChange | null,
   ): Promise<{ notification: Notification; change: NotificationChange | null }> {
     const change = await this.store.write(() => {
-      const row = this.s.get.get(id) as Row | undefined;
+      const row = this.s.get.get(id) as NotificationRow | undefined;
       if (!row) throw new NotFoundError('notification', id);
       return fn(row, this.store.nowIso());
     });
@@ -342,7 +343,7 @@ export class NotificationStore {
   }
 }
 
-function illegal(row: Row, action: string): IllegalTransitionError {
+function illegal(row: NotificationRow, action: string): IllegalTransitionError {
   return new IllegalTransitionError(`notification ${row.id} is ${row.agent_status}: cannot ${action}`, {
     id: row.id,
     from: row.agent_status,

@@ -19,12 +19,14 @@ import { waitFor } from './fleet.js';
 
 const NS = ['weft-chaos-a', 'weft-chaos-b'] as const;
 
-function ip(args: string[]): { ok: boolean; err: string } {
+/** Runs `ip` with these arguments; ok and the error text. */
+export function ip(args: string[]): { ok: boolean; err: string } {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
   return { ok: r.status === 0, err: (r.stderr || r.error?.message || '').trim() };
 }
 
-function must(args: string[]): void {
+/** Runs `ip`, throwing with the command and its error when it fails. */
+export function must(args: string[]): void {
   const r = ip(args);
   if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.err}`);
 }

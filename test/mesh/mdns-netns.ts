@@ -15,22 +15,13 @@ import { fileURLToPath } from 'node:url';
 import { WeftClient } from '../../src/client/index.js';
 import { readToken } from '../../src/config/index.js';
 import { loadOrCreateIdentity } from '../../src/identity/index.js';
+import { ip, must } from '../chaos/netns.js';
 
 const NS = ['weft-mdns-a', 'weft-mdns-b'] as const;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** From source (node --import tsx) the CLI is main.ts run through tsx; compiled, dist's main.js. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const CLI_ARGS = FROM_SOURCE ? ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))] : [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))];
-
-function ip(args: string[]): { ok: boolean; err: string } {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  return { ok: r.status === 0, err: (r.stderr || r.error?.message || '').trim() };
-}
-
-function must(args: string[]): void {
-  const r = ip(args);
-  if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.err}`);
-}
 
 /** Whether this process may make network namespaces (root and iproute2), and why not. */
 export function mdnsNetnsAvailable(): { ok: boolean; why?: string } {
