@@ -6,11 +6,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { WeftError } from '../errors/index.js';
-import type { CartridgePort, RecoveryService } from '../recovery/index.js';
+import type { CartridgePort, GitFallback, RecoveryService } from '../recovery/index.js';
 
 export interface RecoveryRoutesDeps {
   /** Undefined when the node has no mesh. */
   recovery: RecoveryService | undefined;
+  /** Undefined without a mesh or without fallback.git_remote. */
+  fallback?: GitFallback | undefined;
   /** The cartridge runtime a restore re-installs cartridges into. */
   cartridges?: CartridgePort;
 }
@@ -27,7 +29,8 @@ const DigestQuery = Type.Object({ node: Type.Optional(Type.String({ minLength: 1
 /**
  * `GET /api/recovery/status`, `POST /api/recovery/beacon`, `GET /api/recovery/digest?node=`,
  * `POST /api/recovery/restore` (202, its progress), `GET /api/recovery/restore`,
- * `POST /api/recovery/dismiss`.
+ * `POST /api/recovery/dismiss`, `GET /api/recovery/fallback` (the git fallback's state),
+ * `POST /api/recovery/fallback/round` (a round now; its report).
  */
 export function recoveryRoutes(deps: RecoveryRoutesDeps): (app: FastifyInstance) => void {
   const recovery = (): RecoveryService => {
@@ -53,5 +56,13 @@ export function recoveryRoutes(deps: RecoveryRoutesDeps): (app: FastifyInstance)
       return p;
     });
     app.post('/api/recovery/dismiss', async () => ({ mode: await recovery().dismiss() }));
+    const fallback = (): GitFallback => {
+      if (!deps.fallback) {
+        throw new WeftError('WEFT_STOPPED', deps.recovery ? 'no git fallback: set fallback.git_remote (a path or URL your git can reach) and restart the daemon' : 'this node has no mesh: the git fallback carries mesh traffic; set mesh.provider and its peers first');
+      }
+      return deps.fallback;
+    };
+    app.get('/api/recovery/fallback', async () => fallback().status());
+    app.post('/api/recovery/fallback/round', async () => fallback().round());
   };
 }

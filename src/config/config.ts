@@ -97,6 +97,15 @@ export const CONFIG_KEYS = {
   'federation.mirror_beat': { kind: 'integer', default: 1000, min: 10, max: 600_000, help: 'ms between a caught-up mirror\'s polls (its heartbeat); no progress for two beats with lag raises mirror.stalled' },
   'federation.mirror_window': { kind: 'integer', default: 512, min: 1, max: 100_000, help: 'source sequences one mirror batch covers (beat_window)' },
   'federation.mirror_in_flight': { kind: 'integer', default: 4, min: 1, max: 4, help: 'mirror batches requested ahead of the one being applied (max_in_flight; at most 4: a node handles 8 messages from one peer at once, and the rest are left for its other messages)' },
+  'fallback.git_remote': {
+    kind: 'string',
+    secret: true,
+    help: 'a git remote (a path or URL your own git can reach) the mesh falls back to when a peer has been unreachable for fallback.after: this node writes what waits for that peer as signed commits on refs/weft/<computer> (one ref per node) and imports its peers\' refs on every fetch, through the same verification, replay guard and trust gate as any frame. Unset: no fallback',
+  },
+  'fallback.after': { kind: 'integer', default: 300, min: 1, max: 604_800, help: 'seconds an event may wait for a peer (its oldest unacknowledged one) before it also goes through the git fallback' },
+  'fallback.interval': { kind: 'integer', default: 30, min: 1, max: 86_400, help: 'seconds between two rounds of the git fallback (fetch and import every peer\'s ref, then push what waits)' },
+  'fallback.max_age': { kind: 'integer', default: 604_800, min: 60, max: 31_536_000, help: 'seconds: frames found in git older than this are refused as too old (the mesh\'s own window is 5 min; git may carry a frame for days)' },
+  'fallback.max_events': { kind: 'integer', default: 20_000, min: 1, max: 1_000_000, help: 'events per peer one fallback round writes at most (the rest go in the next round)' },
   'recovery.enabled': { kind: 'boolean', default: true, help: 'emit recovery beacons and journal notification states and cartridges to the cluster, so a wiped node can be rebuilt from its peers (weft recovery restore)' },
   'recovery.beacon_interval': { kind: 'integer', default: 300, min: 1, max: 86_400, help: 'seconds between two recovery beacons (mesh.recovery.beacon: what is needed to rebuild this node, and which peers hold copies); one is also sent at start' },
   'recovery.min_copies': { kind: 'integer', default: 2, min: 1, max: 64, help: 'peers that should hold each range of a node\'s cluster events; weft recovery status warns below it' },
@@ -187,6 +196,7 @@ export interface WeftConfig {
     mirror_in_flight: number;
   };
   recovery: { enabled: boolean; beacon_interval: number; min_copies: number; block_events: number };
+  fallback: { git_remote?: string; after: number; interval: number; max_age: number; max_events: number };
   observe: {
     enabled: boolean;
     spool_dir?: string;
@@ -428,6 +438,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       min_copies: get('recovery.min_copies'),
       block_events: get('recovery.block_events'),
     },
+    fallback: {
+      after: get('fallback.after'),
+      interval: get('fallback.interval'),
+      max_age: get('fallback.max_age'),
+      max_events: get('fallback.max_events'),
+    },
     observe: {
       enabled: get('observe.enabled'),
       exclude: get('observe.exclude'),
@@ -449,6 +465,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   };
   const spool = get<string | undefined>('observe.spool_dir');
   if (spool) cfg.observe.spool_dir = resolve(spool);
+  const gitRemote = get<string | undefined>('fallback.git_remote');
+  if (gitRemote) cfg.fallback.git_remote = gitRemote;
   const enclave = get<string | undefined>('federation.enclave');
   if (enclave) cfg.federation.enclave = enclave;
   const cluster = get<string | undefined>('computer.cluster');

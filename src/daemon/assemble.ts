@@ -25,7 +25,7 @@ import { type Clock, type Logger, silentLogger, systemClock } from '../util/inde
 import { createNode, type RedisBusOptions, type WeftNode } from '../node/index.js';
 import { type FederationInit, FederationService } from '../federation/index.js';
 import { type PrivacyInit, PrivacyPolicy, privacyProjection, PrivacyService } from '../privacy/index.js';
-import { type RecoveryInit, RecoveryService } from '../recovery/index.js';
+import { type FallbackInit, GitFallback, type RecoveryInit, RecoveryService } from '../recovery/index.js';
 
 export interface AssembleInit {
   dataDir: string;
@@ -62,6 +62,8 @@ export interface AssembleInit {
    * always gives it.
    */
   recovery?: Omit<RecoveryInit, 'identityCreated' | 'dataDir'>;
+  /** The git fallback (`fallback.git_remote`), when there is a mesh; absent: none. */
+  fallback?: Omit<FallbackInit, 'dataDir'>;
 }
 
 /** A node with its identity, audit log and (when configured) its mesh, not started yet. */
@@ -77,6 +79,8 @@ export interface AssembledNode {
   federation: FederationService | undefined;
   /** Recovery beacons, journals and Phoenix restore: there when the mesh is. */
   recovery: RecoveryService | undefined;
+  /** The git fallback: there when the mesh is and a remote is set. */
+  fallback: GitFallback | undefined;
   privacy: PrivacyService;
   /** Starts the node, then the mesh, then the privacy layer. */
   start(): Promise<void>;
@@ -221,6 +225,13 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
           { node, mesh, peers, mounts: federation.mounts, audit, identity: () => assembled.identity, clock, logger: logger.child({ mod: 'recovery' }) },
         )
       : undefined;
+  const fallback =
+    mesh && init.fallback
+      ? new GitFallback(
+          { ...init.fallback, dataDir: init.dataDir },
+          { node, mesh, peers, identity: () => assembled.identity, clock, logger: logger.child({ mod: 'fallback' }) },
+        )
+      : undefined;
   const privacy = new PrivacyService(init.privacy ?? { policy: new PrivacyPolicy() }, {
     node,
     identity: () => assembled.identity,
@@ -240,6 +251,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     mesh,
     federation,
     recovery,
+    fallback,
     privacy,
     async start() {
       // Before anything is read or written on a shared Redis: refuse if another node has these names.
@@ -250,11 +262,13 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       await mesh?.start();
       await federation?.start();
       await recovery?.start();
+      await fallback?.start();
       await privacy.start();
     },
     stop() {
       stopping ??= (async () => {
         await privacy.stop();
+        await fallback?.stop();
         await recovery?.stop();
         await federation?.stop();
         await mesh?.stop();

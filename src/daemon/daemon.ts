@@ -101,6 +101,17 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         },
         ...meshFromConfig(cfg),
         recovery: { enabled: cfg.recovery.enabled, beaconIntervalMs: cfg.recovery.beacon_interval * 1000, minCopies: cfg.recovery.min_copies, blockEvents: cfg.recovery.block_events },
+        ...(cfg.fallback.git_remote
+          ? {
+              fallback: {
+                remote: cfg.fallback.git_remote,
+                afterMs: cfg.fallback.after * 1000,
+                intervalMs: cfg.fallback.interval * 1000,
+                maxAgeMs: cfg.fallback.max_age * 1000,
+                maxEvents: cfg.fallback.max_events,
+              },
+            }
+          : {}),
         privacy: privacyFromConfig(cfg),
       },
       { logger, ...(opts.clock ? { clock: opts.clock } : {}) },
@@ -232,7 +243,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           mountRoutes({ federation: a0.federation }),
           logRoutes({ node: n, audit: a0.audit }),
           invokeRoutes({ federation: a0.federation }),
-          recoveryRoutes({ recovery: a0.recovery, cartridges: cr }),
+          recoveryRoutes({ recovery: a0.recovery, fallback: a0.fallback, cartridges: cr }),
           peerCandidateRoutes({ candidates: candidates?.candidates, mdns: cfg.mesh.enable_mdns }),
           ...(dashboard ? [dashboardRoutes({ auth: dashboard, computer: cfg.computer.name, sample: () => dashboardSample(n, a0) })] : []),
         ],

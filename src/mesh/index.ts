@@ -22,6 +22,8 @@ export {
 export {
   auditQuietly,
   type EnvelopeRefusalCode,
+  type FrameGuard,
+  type FrameRoute,
   type IngressDeps,
   type IngressInit,
   type InboundMessage,
@@ -35,7 +37,7 @@ export * from './mesh.js';
 export * from './mdns.js';
 export * from './mdns-candidates.js';
 export type { MeshNode } from './ports.js';
-export { PeerSender, type SenderLimits, type SenderLink } from './sender.js';
+export { cutByBytes, PeerSender, type SenderLimits, type SenderLink } from './sender.js';
 export { FrameSequence } from './sequence.js';
 export * from './outbox.js';
 export * from './peer-memory.js';

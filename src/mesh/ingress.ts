@@ -66,6 +66,24 @@ export interface InboundMessage {
 
 export type MessageHandler = (m: InboundMessage) => Promise<void> | void;
 
+/** What checks and records frames against replays: the mesh's guard, or one of its own for another route. */
+export type FrameGuard = Pick<ReplayGuard, 'check' | 'record'>;
+
+/**
+ * Frames that came another way than the provider (the git fallback): what guards them, which
+ * frame types that route may carry, where the acks of their events go, and what commits with
+ * their effects (the route's cursor).
+ */
+export interface FrameRoute {
+  guard: FrameGuard;
+  /** Frame types taken from this route; any other is refused as ROUTE_FRAME_TYPE. */
+  types: ReadonlySet<Frame['type']>;
+  /** The signed (and, when the link seals, sealed) ack frame for a sender. */
+  sendAck(computer: string, ack: Uint8Array): Promise<void>;
+  /** Runs inside the transaction that commits the frames' effects (or its own when there are none). */
+  inTransaction?: () => void;
+}
+
 export interface IngressInit {
   /** Events are never re-forwarded; an envelope claiming more hops is refused (default 8). */
   maxHops?: number;
@@ -139,6 +157,8 @@ export class MeshIngress {
   private readonly refusedLinks: RefusalNotices;
   private readonly audited: ReturnType<typeof auditQuietly>;
   private handling: Promise<void> | undefined;
+  /** Batches from the provider and from other routes are handled one at a time. */
+  private turn: Promise<unknown> = Promise.resolve();
   private roomMade: (() => void) | undefined;
   private stopping = false;
 
@@ -287,7 +307,7 @@ export class MeshIngress {
       this.roomMade = undefined;
       room?.();
       try {
-        this.handling = this.handleBatch(batch).finally(() => {
+        this.handling = this.exclusive(() => this.handleBatch(batch)).finally(() => {
           this.handling = undefined;
         });
         await this.handling;
@@ -300,7 +320,34 @@ export class MeshIngress {
     await pump;
   }
 
-  private async handleBatch(frames: InboundFrame[]): Promise<void> {
+  /** Runs `fn` after every batch before it (from the provider or another route) is done. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Frames from another route (the git fallback) go the same way as the provider's: signature,
+   * replay check (the route's guard), stamping, limits, trust and the pipeline; one at a time
+   * with the provider's batches. Returns how many frames were refused.
+   */
+  acceptRouted(frames: InboundFrame[], route: FrameRoute): Promise<{ refused: number }> {
+    return this.exclusive(async () => {
+      const before = this.refusedTotal();
+      await this.handleBatch(frames, route);
+      return { refused: this.refusedTotal() - before };
+    });
+  }
+
+  private refusedTotal(): number {
+    let n = 0;
+    for (const v of Object.values(this.deps.counters.rejected)) n += v;
+    return n;
+  }
+
+  private async handleBatch(frames: InboundFrame[], route?: FrameRoute): Promise<void> {
+    const guard: FrameGuard = route?.guard ?? this.deps.guard;
     const toApply: Array<{ f: InboundFrame; frame: Extract<Frame, { type: 'events' }>; computer: string; envs: Envelope[] }> = [];
     // Frames that need nothing committed are released together at the end.
     const release: InboundFrame[] = [];
@@ -332,7 +379,7 @@ export class MeshIngress {
         ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same frame twice in one delivery batch' } }
         : this.unrecorded.has(key)
           ? { ok: false as const, error: { code: 'REPLAY_NONCE_SEEN', message: 'the same message frame again before its replay record committed' } }
-          : this.deps.guard.check(frame.header);
+          : guard.check(frame.header);
       if (!verdict.ok && verdict.error.code === 'REPLAY_NONCE_SEEN' && f.deliveryCount > 1 && !inBatch.has(key)) {
         // The transport delivering again what we committed before a crash or restart: expected, not an attack.
         this.deps.counters.redelivered++;
@@ -346,6 +393,10 @@ export class MeshIngress {
       }
       inBatch.add(key);
       const computer = this.deps.pins.computerOf(frame.header.sender) ?? f.from ?? 'unknown';
+      if (route && !route.types.has(frame.type)) {
+        await this.reject(frame.header.sender, f.from, 'ROUTE_FRAME_TYPE', `a ${frame.type} frame cannot come this way (only ${[...route.types].join(', ')})`, { ref: f.deliveryId, raw: f.bytes });
+        continue;
+      }
       switch (frame.type) {
         case 'events':
           toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer, f.deliveryId) });
@@ -400,7 +451,8 @@ export class MeshIngress {
           release.push(f);
       }
     }
-    if (toApply.length > 0) await this.applyFrames(toApply, true);
+    if (toApply.length > 0) await this.applyFrames(toApply, true, route);
+    else if (route?.inTransaction) await this.deps.node.ns.store.write(route.inTransaction);
     await Promise.all(release.map((f) => f.ack()));
   }
 
@@ -524,8 +576,9 @@ export class MeshIngress {
   private async applyFrames(
     items: Array<{ f: InboundFrame; frame: Frame; computer: string; envs: Envelope[] }>,
     ackToSender: boolean,
+    route?: FrameRoute,
   ): Promise<void> {
-    const guard = this.deps.guard;
+    const guard = route?.guard ?? this.deps.guard;
     const entries: BusEntry[] = [];
     for (const it of items) {
       const fact: IngressFact = { peerNodeId: it.frame.header.sender, peerComputer: it.computer, signatureVerified: true };
@@ -536,6 +589,7 @@ export class MeshIngress {
     }
     const recordAll = () => {
       for (const it of items) guard.record(it.frame.header);
+      route?.inTransaction?.();
     };
     if (entries.length > 0) {
       const batch = await this.deps.node.processor.processBatch(entries, {}, recordAll);
@@ -575,8 +629,9 @@ export class MeshIngress {
           { type: 'ack', sequence: await this.deps.sequence.take(), timestamp: this.deps.clock.now(), body: { sequences: a.sequences, envelopeIds: a.ids } },
           { identity: this.deps.identity(), ...seal },
         );
+        if (route) await route.sendAck(computer, ack);
         // Bounded: an ack that cannot go now (Redis away) must not hold the receive loop or a stop.
-        await this.deps.provider.send(computer, ack, { signal: AbortSignal.timeout(5000) });
+        else await this.deps.provider.send(computer, ack, { signal: AbortSignal.timeout(5000) });
       } catch (err) {
         // The sender re-sends after its timeout; we apply nothing twice (ids) and ack again.
         this.deps.logger.debug({ peer: computer, err: (err as Error).message }, 'ack not sent');

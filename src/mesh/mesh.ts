@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   type FrameBodies,
+  type InboundFrame,
   type LinkKeyPair,
   type MountCaps,
   type NegotiatedCaps,
@@ -18,7 +19,7 @@ import {
 } from '../transport/index.js';
 import { after, type Clock, every, type Logger } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
-import { auditQuietly, emptyCounters, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
+import { auditQuietly, emptyCounters, type FrameRoute, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
 import { type HelloChange, LinkKeys } from './link-keys.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerMemory } from './peer-memory.js';
@@ -451,6 +452,15 @@ export class MeshService implements SenderLink {
     );
     // Bounded: a link that takes no frames (no credit, a stalled peer) must not hold the caller.
     await this.deps.provider.send(computer, bytes, { signal: AbortSignal.timeout(Math.max(1, deadline - this.clock.now())) });
+  }
+
+  /**
+   * Frames that came another way (the git fallback): verified, replay-checked by the route's
+   * guard, trust-gated and applied like the provider's, one batch at a time with them; the
+   * acks of their events go back the route's way. Returns how many frames were refused.
+   */
+  acceptRouted(frames: InboundFrame[], route: FrameRoute): Promise<{ refused: number }> {
+    return this.ingress.acceptRouted(frames, route);
   }
 
   /** Handles messages of one kind from verified peers (one handler per kind; `text` is the mesh's own). */

@@ -14,6 +14,7 @@ export class MeshOutbox {
       peek: db.prepare('SELECT id, envelope_id AS envelopeId, body FROM mesh_outbox WHERE peer = ? AND id > ? ORDER BY id LIMIT ?'),
       del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ?'),
       depth: store.reader.prepare('SELECT COUNT(*) FROM mesh_outbox WHERE peer = ?').pluck(),
+      oldest: db.prepare('SELECT id, created_at AS createdAt FROM mesh_outbox WHERE peer = ? ORDER BY id LIMIT 1'),
       depthAll: store.reader.prepare('SELECT peer, COUNT(*) AS n FROM mesh_outbox GROUP BY peer'),
       getState: db.prepare('SELECT value FROM mesh_state WHERE key = ?').pluck(),
       setState: db.prepare('INSERT INTO mesh_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
@@ -40,6 +41,11 @@ export class MeshOutbox {
     return this.store.writeSoon(() => {
       for (const id of envelopeIds) this.s.del.run(peer, id);
     });
+  }
+
+  /** The peer's oldest row still waiting for its ack (writer connection), or undefined. */
+  oldest(peer: string): { id: number; createdAt: number } | undefined {
+    return this.s.oldest.get(peer) as { id: number; createdAt: number } | undefined;
   }
 
   depth(peer: string): number {

@@ -40,7 +40,7 @@ export interface SenderLink {
 }
 
 /** Outbox rows from the first, as many as fit a frame of `maxBytes` by their JSON size (at least one). */
-function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: number): T[] {
+export function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: number): T[] {
   // msgpack of an envelope is a little smaller than its JSON; leave room for the header and signature.
   const budget = maxBytes * 0.9 - 1024;
   let total = 0;

@@ -627,4 +627,30 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  {
+    version: 15,
+    name: 'git fallback: what was imported from each node\'s ref and what was written for each peer',
+    sql: `
+      -- The last commit of a node's ref (refs/weft/<computer> on the fallback remote) whose
+      -- frames were applied here; written in the transaction that applied them.
+      CREATE TABLE fallback_imported (
+        ref TEXT PRIMARY KEY,
+        commit_id TEXT NOT NULL,
+        commits INTEGER NOT NULL DEFAULT 0,
+        frames INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        at INTEGER NOT NULL
+      );
+      -- Per peer: the last outbox row written to the fallback remote (rows after it go next),
+      -- the commit that carried it, and since when the peer is in fallback.
+      CREATE TABLE fallback_sent (
+        peer TEXT PRIMARY KEY,
+        outbox_id INTEGER NOT NULL,
+        commit_id TEXT NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0,
+        since INTEGER NOT NULL,
+        at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

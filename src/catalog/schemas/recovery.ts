@@ -7,6 +7,8 @@
  * - `mesh.recovery.notifications`: the journal of its notifications' states (a batch of rows).
  * - `mesh.recovery.cartridge`: one installed cartridge's package (in parts when large).
  * - `mesh.recovery.needed` / `mesh.recovery.restored`: this node's own notices (local).
+ * - `mesh.fallback.engaged` / `mesh.fallback.failed`: the git fallback carries a peer's events
+ *   (it was unreachable for fallback.after), or the git remote cannot be reached (local).
  *
  * Not to be confused with `sovereign.recovery_beacon` (alias `recovery_beacon`): the Meta FO's
  * session resurrection seed of the mesh roadmap, which stays as it is.
@@ -21,6 +23,8 @@ export const RECOVERY_EVENTS = {
   cartridge: 'mesh.recovery.cartridge',
   needed: 'mesh.recovery.needed',
   restored: 'mesh.recovery.restored',
+  fallbackEngaged: 'mesh.fallback.engaged',
+  fallbackFailed: 'mesh.fallback.failed',
 } as const;
 
 const id = Type.String({ minLength: 1, maxLength: 64 });
@@ -128,6 +132,36 @@ export function registerRecoveryTypes(catalog: Catalog): void {
       frameSequence: count,
       durationMs: count,
     }),
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: RECOVERY_EVENTS.fallbackEngaged,
+    description: 'A peer was unreachable for fallback.after: what waits for it now also goes through the git fallback remote (signed, sealed commits on this node\'s ref)',
+    domain: 'mesh',
+    defaultLevel: 'operational',
+    defaultVisibility: 'local',
+    payload: Type.Object({
+      peer: short(),
+      waitingSince: count,
+      waiting: count,
+      remote: short(2000),
+    }),
+    idempotencyFields: ['peer', 'waitingSince'],
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: RECOVERY_EVENTS.fallbackFailed,
+    description: 'The git fallback could not fetch from or push to its remote (the mesh is down too: events wait in the outbox)',
+    domain: 'mesh',
+    defaultLevel: 'operational',
+    defaultVisibility: 'local',
+    payload: Type.Object({
+      step: short(50),
+      remote: short(2000),
+      error: short(2000),
+      failures: count,
+    }),
+    idempotencyFields: ['step'],
     lifecycle: { creates: true },
   });
 }

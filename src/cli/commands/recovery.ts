@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readDaemonInfo } from '../../config/index.js';
 import { WeftError } from '../../errors/index.js';
-import type { RecoveryStatus, RestoreProgress } from '../../recovery/index.js';
+import type { FallbackRound, FallbackStatus, RecoveryStatus, RestoreProgress } from '../../recovery/index.js';
 import type { CliContext } from '../context.js';
 import { table } from '../format.js';
 
@@ -25,6 +25,8 @@ Examples:
   weft identity import ~/safe/laptop.weftkey                     # on the new disk, daemon down
   weft daemon &                                                  # same mesh.peers as before
   weft recovery restore                                          # pull it all back, verified
+  weft recovery fallback                                         # the git fallback: peers, refs
+  weft recovery fallback --now                                   # a fetch/import/push round now
 
 See docs/recovery.md.
 `;
@@ -133,6 +135,45 @@ function statusText(s: RecoveryStatus): string {
   return out.join('\n');
 }
 
+const ago = (at: number | null, now: number) => (at === null ? '-' : `${Math.max(0, Math.round((now - at) / 1000))} s ago`);
+
+function roundText(r: FallbackRound): string {
+  const pushed = r.pushed.commit
+    ? `pushed ${r.pushed.commit.slice(0, 12)}: ${fmt(r.pushed.events)} events, ${fmt(r.pushed.acks)} acks for ${r.pushed.peers.join(', ')}`
+    : 'nothing to push';
+  return `round in ${r.ms} ms: imported ${fmt(r.imported.commits)} commits (${fmt(r.imported.frames)} frames, ${fmt(r.imported.refused)} refused); ${pushed}`;
+}
+
+function fallbackText(s: FallbackStatus): string {
+  const now = Date.now();
+  const out = [
+    `remote ${s.remote}; this node writes ${s.refName}; a peer goes through git after ${Math.round(s.afterMs / 1000)} s without delivery; a round every ${Math.round(s.intervalMs / 1000)} s`,
+    s.lastRound ? `last ${roundText(s.lastRound)} (${ago(s.lastRound.at, now)})` : 'no round finished yet',
+  ];
+  if (s.lastError) out.push(`LAST ROUND FAILED (${s.failures} in a row): ${s.lastError}`);
+  if (s.peers.length > 0) {
+    out.push('');
+    out.push(
+      table(
+        s.peers.map((p) => ({
+          peer: p.peer,
+          waiting: fmt(p.waiting),
+          oldest: ago(p.waitingSince, now),
+          git: p.blocked ? `blocked: ${p.blocked}` : p.due ? 'yes' : 'no',
+          'sent via git': fmt(p.sentEvents),
+          'last commit': p.lastCommit ? p.lastCommit.slice(0, 12) : '-',
+        })),
+      ),
+    );
+  }
+  if (s.refs.length > 0) {
+    out.push('');
+    out.push(table(s.refs.map((r) => ({ imported: r.ref, commit: r.commit.slice(0, 12), commits: fmt(r.commits), frames: fmt(r.frames), refused: fmt(r.refused), at: ago(r.at, now) }))));
+  }
+  if (s.unknownRefs.length > 0) out.push(`refs of unknown computers, not imported: ${s.unknownRefs.join(', ')}`);
+  return out.join('\n');
+}
+
 export function recoveryCommands(ctx: CliContext): void {
   const { program, client, out, cfg, g, int } = ctx;
   const get = async <T>(path: string) => (await client()).request<T>('GET', path);
@@ -164,6 +205,19 @@ export function recoveryCommands(ctx: CliContext): void {
     .action(async () => {
       const d = await post<{ mode: string }>('/api/recovery/dismiss');
       out(`mode ${d.mode}: beacons go out again`, d);
+    });
+  r.command('fallback')
+    .description('the git fallback (fallback.git_remote): which peers go through git, what was imported from each ref')
+    .option('--now', 'run a round now (fetch, import every ref, push what waits) and print what it did')
+    .action(async (o: { now?: boolean }) => {
+      if (o.now) {
+        const round = await post<FallbackRound>('/api/recovery/fallback/round');
+        out(roundText(round), round);
+        return;
+      }
+      const s = await get<FallbackStatus>('/api/recovery/fallback');
+      out(fallbackText(s), s);
+      if (s.lastError) process.exitCode = 1;
     });
   r.command('restore')
     .description("rebuild this node from its peers: its cluster events, notification states and cartridges, checked against its last beacon; its frame sequence moves past anything a peer saw")
