@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { SESSION_ID_PATTERN } from '../util/index.js';
 
 /** Who may receive an event: this node only, the owner's cluster, or every peer. */
 export const Visibility = Type.Union([Type.Literal('local'), Type.Literal('cluster'), Type.Literal('public')], {
@@ -35,27 +36,9 @@ const ISO_TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d
 export const EventType = Type.String({ pattern: EVENT_TYPE_PATTERN, maxLength: 200 });
 export const Timestamp = Type.String({ pattern: ISO_TIMESTAMP_PATTERN, maxLength: 40 });
 
-/**
- * A session id: what a producer (an agent session, a tmux session, a job) calls itself. A
- * letter or digit first, then letters, digits and `. _ : @ + -`, at most 200: UUIDs, tmux
- * names and `host:pid` fit; nothing a shell, a URL path or a terminal would read as syntax.
- */
-export const SESSION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$';
-const SESSION_ID_RE = new RegExp(SESSION_ID_PATTERN);
+export { SESSION_ID_PATTERN, sessionIdProblem } from '../util/index.js';
 export const SessionId = Type.String({ minLength: 1, maxLength: 200, pattern: SESSION_ID_PATTERN, description: 'session id: [A-Za-z0-9] then [A-Za-z0-9._:@+-], 1..200 chars' });
 
-/**
- * Why a value is not a session id, in words, or undefined when it is one (for messages that
- * name where the value came from, e.g. `WEFT_SESSION`).
- * @example
- * sessionIdProblem('a b'); // 'must start with a letter or digit and hold only letters, digits and . _ : @ + - (got "a b")'
- */
-export function sessionIdProblem(v: string): string | undefined {
-  if (v.length === 0) return 'is empty';
-  if (v.length > 200) return `is ${v.length} characters long; the limit is 200`;
-  if (!SESSION_ID_RE.test(v)) return `must start with a letter or digit and hold only letters, digits and . _ : @ + - (got ${JSON.stringify(v.slice(0, 60))})`;
-  return undefined;
-}
 
 /**
  * One event. Layers: identity, semantic, data, affordances, resolution, lineage (causation,

@@ -40,6 +40,8 @@ const REF_SAFE = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 const MAX_COMMITS_PER_ROUND = 200;
 /** Acks waiting to be written for one peer at most (more: the oldest go; the sender re-sends). */
 const MAX_PENDING_ACKS = 4096;
+/** Refs of unknown computers listed in the status at most. */
+const MAX_UNKNOWN_REFS = 256;
 /** A fetch or push failure is raised at most this often (counted in between). */
 const FAILURE_NOTICE_MS = 10 * 60_000;
 
@@ -172,6 +174,7 @@ export class GitFallback {
   private readonly intervalMs: number;
   private readonly maxEvents: number;
   private readonly maxFileBytes: number;
+  private readonly maxAgeMs: number;
   private readonly git: Git;
   private readonly guard: ReplayGuard;
   private readonly route: FrameRoute;
@@ -198,6 +201,7 @@ export class GitFallback {
     this.intervalMs = init.intervalMs ?? 30_000;
     this.maxEvents = init.maxEvents ?? 20_000;
     this.maxFileBytes = init.maxFileBytes ?? 128 * 1024 * 1024;
+    this.maxAgeMs = init.maxAgeMs ?? 7 * 86_400_000;
     this.logger = deps.logger;
     const computer = deps.node.self.computer;
     this.git = new Git({
@@ -207,7 +211,7 @@ export class GitFallback {
       author: { name: `weft ${computer}`, email: `weft@${computer}` },
     });
     const store = deps.node.ns.store;
-    const inner = new ReplayGuard({ maxAgeMs: init.maxAgeMs ?? 7 * 86_400_000 }, { store, logger: deps.logger });
+    const inner = new ReplayGuard({ maxAgeMs: this.maxAgeMs }, { store, logger: deps.logger });
     // Frames from git have a replay space of their own: the link's window (5 min) and its
     // sequence high-water marks are not theirs.
     const routed = <H extends { sender: string }>(h: H): H => ({ ...h, sender: `git:${h.sender}` });
@@ -256,6 +260,8 @@ export class GitFallback {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopTimer?.();
+    // A fetch or push to a slow remote is not waited out: the next start does it again.
+    this.git.killAll();
     await this.current?.catch(() => undefined);
   }
 
@@ -332,7 +338,7 @@ export class GitFallback {
     const ref = `${REMOTE_PREFIX}${computer}`;
     const peer = this.deps.peers.byName(computer);
     if (!peer || peer.wire === 'teleclaude' || !REF_SAFE.test(computer)) {
-      this.unknownRefs.add(computer);
+      if (this.unknownRefs.size < MAX_UNKNOWN_REFS) this.unknownRefs.add(computer);
       return done;
     }
     this.unknownRefs.delete(computer);
@@ -340,11 +346,11 @@ export class GitFallback {
     if (last?.commitId === tip) return done;
     // After a rewrite of the ref (its last import is no ancestor of the tip), its whole history
     // is read again: what was applied already is recognised by the replay guard and by id.
-    const since = last && (await this.git.isAncestor(last.commitId, tip)) ? [`^${last.commitId}`] : [];
-    const list = (await this.git.text(['rev-list', '--first-parent', tip, ...since])).split('\n').filter(Boolean).reverse();
+    const continued = last !== undefined && (await this.git.isAncestor(last.commitId, tip));
+    const list = (await this.git.text(['rev-list', '--first-parent', tip, ...(continued ? [`^${last.commitId}`] : [])])).split('\n').filter(Boolean).reverse();
     for (const commit of list.slice(0, MAX_COMMITS_PER_ROUND)) {
       if (this.stopped) break;
-      const r = await this.importCommit(computer, peer, ref, commit);
+      const r = await this.importCommit(computer, peer, ref, commit, last !== undefined && !continued);
       done.commits++;
       done.frames += r.frames;
       done.refused += r.refused;
@@ -352,7 +358,14 @@ export class GitFallback {
     return done;
   }
 
-  private async importCommit(computer: string, peer: KnownPeer, ref: string, commit: string): Promise<{ frames: number; refused: number }> {
+  /**
+   * Imports one commit. `again`: the ref was rewritten (or this node's copy of the repository
+   * lost), so its history is read anew: frames applied before are recognised by the replay
+   * guard as deliveries again (counted, not refused), and commits older than
+   * `fallback.max_age` are passed over (every frame in them would be refused as too old; what
+   * they carried and was never acknowledged still waits in the sender's outbox).
+   */
+  private async importCommit(computer: string, peer: KnownPeer, ref: string, commit: string, again: boolean): Promise<{ frames: number; refused: number }> {
     const { mesh, node } = this.deps;
     const me = node.self.computer;
     const now = () => this.deps.clock.now();
@@ -383,7 +396,7 @@ export class GitFallback {
       return refuse('FALLBACK_COMMIT_FORGED', `the commit's parent ${parents[0] ?? 'none'} is not the signed one (${m.parent ?? 'none'})`, raw.slice(0, 4096));
     }
     const entry = m.files.get(me);
-    if (!entry) {
+    if (!entry || (again && this.deps.clock.now() - m.at > this.maxAgeMs)) {
       await node.ns.store.write(record(0, 0));
       return { frames: 0, refused: 0 };
     }
@@ -401,7 +414,7 @@ export class GitFallback {
       from: computer,
       bytes,
       deliveryId: `git:${commit.slice(0, 12)}:${i}`,
-      deliveryCount: 1,
+      deliveryCount: again ? 2 : 1,
       ack: () => Promise.resolve(),
     }));
     const r = await mesh.acceptRouted(inbound, { ...this.route, inTransaction: () => void this.s.setImported.run(ref, commit, frames.length, 0, now()) });

@@ -41,6 +41,8 @@ export class Git {
   private readonly binary: string;
   private readonly timeoutMs: number;
   private readonly maxOutputBytes: number;
+  /** Runs in progress: `killAll()` ends them (a stopping node must not wait out a slow remote). */
+  private readonly running = new Set<ReturnType<typeof spawn>>();
 
   constructor(private readonly init: GitInit) {
     this.binary = init.binary ?? 'git';
@@ -82,6 +84,7 @@ export class Git {
         reject(new WeftError('WEFT_INTERNAL', `cannot run git (${this.binary}): ${(err as Error).message}`));
         return;
       }
+      this.running.add(child);
       const out: Buffer[] = [];
       let outBytes = 0;
       let err = '';
@@ -107,6 +110,7 @@ export class Git {
         failed ??= e.code === 'ENOENT' ? new WeftError('WEFT_CONFIG', `git is not installed (no '${this.binary}' on PATH): the git fallback needs it`) : e;
       });
       child.on('close', (code) => {
+        this.running.delete(child);
         clearTimeout(timer);
         if (failed) reject(failed);
         else if (code === 0 || (code !== null && opts.allowExit?.includes(code))) resolve(Buffer.concat(out));
@@ -115,6 +119,11 @@ export class Git {
       child.stdin?.on('error', () => undefined);
       child.stdin?.end(opts.input ?? '');
     });
+  }
+
+  /** Kills every git run in progress (each rejects). */
+  killAll(): void {
+    for (const c of this.running) c.kill('SIGKILL');
   }
 
   /** Trimmed text output. */

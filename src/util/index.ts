@@ -8,3 +8,4 @@ export * from './pause.js';
 export * from './lazy.js';
 export * from './program.js';
 export * from './json-depth.js';
+export * from './session-id.js';

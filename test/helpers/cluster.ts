@@ -61,8 +61,6 @@ export async function startCluster(
       WEFT_COMPUTER_NAME: p.computer,
       WEFT_MESH_PROVIDER: opts.provider,
       WEFT_LOG_LEVEL: 'warn',
-      // Recovery beacons and journals are mesh traffic of their own: off unless a test turns them on (test/recovery).
-      WEFT_RECOVERY_ENABLED: 'false',
       ...(p.cluster ? { WEFT_COMPUTER_CLUSTER: p.cluster } : {}),
       ...opts.extraEnv,
       ...p.env,

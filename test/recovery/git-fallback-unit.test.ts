@@ -150,6 +150,38 @@ test('refs of computers this node does not know are left alone', { skip }, async
   await f2.stop();
 });
 
+test('a ref deleted and written anew, then its old history put back: read again without refusing or applying anything twice', { skip }, async () => {
+  const { one, two } = pair;
+  const f2 = fallbackOf(two, 'two-rewrite');
+  await f2.round();
+  const oldTip = git(['--git-dir', remote, 'rev-parse', 'refs/weft/one']);
+  const refusedBefore = count(two, 'SELECT COUNT(*) FROM rejected_entries');
+  // An operator deletes one's ref; one's fallback (a fresh copy of the repository) starts it again.
+  git(['--git-dir', remote, 'update-ref', '-d', 'refs/weft/one']);
+  await pair.two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one-rewrite');
+  await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 500 } });
+  await eventually(async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") >= 1, 10_000, 'an event waiting');
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  const w = await f1.round();
+  assert.equal(git(['--git-dir', remote, 'rev-list', '--count', 'refs/weft/one']), '1', 'a new history of one commit');
+  assert.ok(w.pushed.events >= 1);
+  const r = await f2.round();
+  assert.equal(r.imported.refused, 0);
+  await eventually(async () => count(two, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = 500") === 1, 10_000, 'the new history imported');
+  // The old history is put back: read again, its frames recognised (no refusal but the two forged commits again), nothing applied twice.
+  const notesBefore = count(two, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping'");
+  git(['--git-dir', remote, 'update-ref', 'refs/weft/one', oldTip]);
+  const again = await f2.round();
+  assert.ok(again.imported.commits >= 3);
+  assert.equal(count(two, "SELECT COUNT(*) FROM rejected_entries WHERE code LIKE 'REPLAY%'"), 0, 'frames read again are deliveries again, not replays to record');
+  assert.equal(again.imported.refused, 2, 'only the two forged commits, refused again');
+  assert.equal(count(two, 'SELECT COUNT(*) FROM rejected_entries'), refusedBefore, 'their rejections were recorded the first time (one row per commit)');
+  assert.equal(count(two, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping'"), notesBefore);
+  await f1.stop();
+  await f2.stop();
+});
+
 test('an unreachable remote and a missing git are reported (status, mesh.fallback.failed), never thrown at the node', { skip }, async () => {
   const { one } = pair;
   const f = fallbackOf(one, 'one-unreachable', { remote: join(t.dir, 'no-such-remote.git') });

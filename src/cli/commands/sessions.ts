@@ -1,8 +1,8 @@
 /** `weft sessions`: which session spawned which, across nodes, from the events that reached this node. */
-import { sessionIdProblem } from '../../envelope/index.js';
 import { WeftError } from '../../errors/index.js';
 import type { SessionForest, SessionIndexStats, SessionRecord, SessionTree, SessionTreeNode } from '../../store/index.js';
 import type { CommandModule } from '../context.js';
+import { sessionIdProblem } from '../../util/index.js';
 import { table, type TreeNode, tree } from '../format.js';
 
 const HELP = `
