@@ -33,6 +33,13 @@ export const CONFIG_KEYS = {
   'redis.prefix': { kind: 'string', default: 'weft:', help: 'prefix of every key Weft writes on Redis (streams, groups, registry, claims)' },
   'redis.stream': { kind: 'string', help: 'the local bus stream (default {prefix}events:{computer}; "teleclaude:events" reads TeleClaude\'s producers)' },
   'redis.group': { kind: 'string', help: 'consumer group of the pipeline (default {prefix}pipeline:{computer})' },
+  'redis.cluster': {
+    kind: 'boolean',
+    default: false,
+    help: 'redis.url names a Redis Cluster: one or more seed nodes, comma separated (redis://a:7000,redis://b:7001); keys carry hash tags so each computer\'s inbox and its group share a slot while computers spread over the slots',
+  },
+  'nats.url': { kind: 'string', secret: true, help: 'NATS server(s) for mesh.provider = "nats", comma separated (nats://127.0.0.1:4222); JetStream must be enabled (nats-server -js)' },
+  'nats.prefix': { kind: 'string', default: 'weft', help: 'prefix of every stream, subject, consumer and KV bucket Weft makes on NATS (two fleets on one server keep apart by it)' },
   'daemon.stop_timeout': { kind: 'integer', default: 10, min: 1, max: 600, help: 'seconds a stop may take; what is not sent yet stays durable in the journal and outboxes' },
   'api.host': { kind: 'string', default: '127.0.0.1', help: 'address the HTTP API binds to (loopback by default)' },
   'api.port': { kind: 'integer', default: 9237, min: 0, max: 65535, help: 'HTTP API port (0 picks a free one)' },
@@ -68,7 +75,7 @@ export const CONFIG_KEYS = {
   'webhook.format': { kind: 'enum', values: ['ntfy', 'json'], default: 'ntfy', help: 'ntfy: the message as the body with Title/Priority/Tags headers; json: the notification as JSON' },
   'webhook.min_level': { kind: 'integer', default: 2, min: 0, max: 3, help: 'lowest level delivered to the webhook (0..3)' },
   'log.level': { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
-  'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'memory'], default: 'none', help: 'how this node reaches peers' },
+  'mesh.provider': { kind: 'enum', values: ['none', 'tls', 'redis', 'nats', 'memory'], default: 'none', help: 'how this node reaches peers: tls (direct links), redis (Redis Streams, also a Redis Cluster with redis.cluster), nats (NATS JetStream at nats.url)' },
   'mesh.tls_host': { kind: 'string', default: '127.0.0.1', help: 'address the TLS link listens on' },
   'mesh.tls_port': { kind: 'integer', default: 9238, min: 0, max: 65535, help: 'port of the direct TLS link' },
   'mesh.caps_required': { kind: 'string[]', default: [], help: 'serializer caps a link must have (crc32c, deflate, aead); a peer or provider without one: no link, transport.noprov. aead here seals frames on every provider, TLS too' },
@@ -145,7 +152,8 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 export interface WeftConfig {
   computer: { name: string; cluster?: string };
   data_dir: string;
-  redis: { url?: string; prefix: string; stream: string; group: string };
+  redis: { url?: string; prefix: string; stream: string; group: string; cluster: boolean };
+  nats: { url?: string; prefix: string };
   daemon: { stop_timeout: number };
   api: { host: string; port: number; dashboard: boolean };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number; domain_default: 'L1' | 'L2' | 'L3' };
@@ -171,7 +179,7 @@ export interface WeftConfig {
   webhook: { url?: string; token?: string; format: 'ntfy' | 'json'; min_level: number };
   log: { level: string };
   mesh: {
-    provider: 'none' | 'tls' | 'redis' | 'memory';
+    provider: 'none' | 'tls' | 'redis' | 'nats' | 'memory';
     tls_host: string;
     tls_port: number;
     peers: string[];
@@ -381,7 +389,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       prefix,
       stream: get<string | undefined>('redis.stream') ?? keys.busStream,
       group: get<string | undefined>('redis.group') ?? keys.busGroup,
+      cluster: get('redis.cluster'),
     },
+    nats: { prefix: get('nats.prefix') },
     daemon: { stop_timeout: get('daemon.stop_timeout') },
     api: { host: get('api.host'), port: get('api.port'), dashboard: get('api.dashboard') },
     autonomy: {
@@ -477,6 +487,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       throw new ConfigError(`config key redis.url: ${JSON.stringify(url)} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
     }
     cfg.redis.url = url;
+  }
+  const natsUrl = get<string | undefined>('nats.url');
+  if (natsUrl) {
+    if (!natsUrl.split(',').every((u) => /^(nats|tls|wss?):\/\/\S+$/.test(u.trim()))) {
+      throw new ConfigError(`config key nats.url: ${JSON.stringify(natsUrl)} is not allowed; expected nats://host:port (several comma separated)`, { key: 'nats.url' });
+    }
+    cfg.nats.url = natsUrl;
   }
   const xt = get<string | undefined>('signals.x_feed_template');
   if (xt) cfg.signals.x_feed_template = xt;

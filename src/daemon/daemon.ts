@@ -500,6 +500,9 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
         },
       };
     }
+    case 'nats':
+      // The NATS JetStream provider (issue 21): not wired yet.
+      throw new ConfigError('config key mesh.provider: "nats" is not available in this build yet', { key: 'mesh.provider' });
     case 'memory':
       throw new ConfigError('config key mesh.provider: "memory" only exists inside one process (weft demo, tests)', { key: 'mesh.provider' });
   }
