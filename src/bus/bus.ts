@@ -49,6 +49,12 @@ export interface Bus {
   committed(entries: readonly BusEntry[]): Promise<void>;
   /** Events appended on this node that the pipeline has not applied yet (0: caught up). */
   pending(): number;
+  /**
+   * Embedded bus only: whether anything appended (or staged) is not applied yet, from memory
+   * (no query). While nothing is, an emit may be appended and applied in one transaction
+   * (`Processor.processEmitted`) without passing events that wait.
+   */
+  caughtUp?(): boolean;
   /** Counters for metrics and status. */
   stats(): BusStats;
 }

@@ -21,6 +21,8 @@ export class SqliteBus implements Bus {
   private waiter: (() => void) | undefined;
   private stopped = false;
   private appended = 0;
+  /** The highest seq this bus appended or staged (the log's at start). */
+  private lastSeq = 0;
 
   constructor(
     private readonly ns: NodeStore,
@@ -36,6 +38,7 @@ export class SqliteBus implements Bus {
     this.stopped = false;
     this.position = Number(this.ns.offsets.get(this.init.consumer) ?? '0');
     this.committedPosition = this.position;
+    this.lastSeq = this.ns.log.maxSeq();
   }
 
   async stop(): Promise<void> {
@@ -50,6 +53,7 @@ export class SqliteBus implements Bus {
       for (const env of envs) {
         const seq = this.ns.log.append(env);
         if (seq > 0) out.push({ seq, envelope: env });
+        if (seq > this.lastSeq) this.lastSeq = seq;
       }
       return out;
     });
@@ -60,7 +64,12 @@ export class SqliteBus implements Bus {
 
   /** In the caller's transaction: the event goes into the log like an append. */
   stage(env: Envelope): void {
-    this.ns.log.append(env);
+    const seq = this.ns.log.append(env);
+    if (seq > this.lastSeq) this.lastSeq = seq;
+  }
+
+  caughtUp(): boolean {
+    return this.lastSeq <= this.committedPosition;
   }
 
   /** The staged events are in the log: wake the consumer. */

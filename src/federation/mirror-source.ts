@@ -290,10 +290,10 @@ export class MirrorSource {
   private reader(): (pull: MirrorPull, peer: KnownPeer) => MirrorBatch {
     if (this.read) return this.read;
     const db = this.deps.node.ns.store.reader;
-    // Originated here: appended by the bus (direct = 0) or restored from peers (2), never stamped
+    // Originated here: appended by the bus (direct = 0), applied at emit (3) or restored from peers (2), never stamped
     // by a hop, not another computer's; passed by the pipeline (not withheld).
     const base = `SELECT seq, event, body FROM events
-      WHERE seq >= ? AND seq <= ? AND direct IN (0, 2)
+      WHERE seq >= ? AND seq <= ? AND direct IN (0, 2, 3)
         AND COALESCE(json_extract(body, '$.hops'), 0) = 0
         AND COALESCE(json_extract(body, '$.sourceComputer'), ?) = ?
         AND seq NOT IN (SELECT seq FROM events_withheld WHERE seq >= ? AND seq <= ?)`;

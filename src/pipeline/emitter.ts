@@ -13,13 +13,21 @@ interface Pending {
  * emit(): validates and builds envelopes at once (errors are thrown to the producer), then
  * group-commits: every emit made while a write is in flight joins the next single append.
  * The promise resolves when the events are durable on this node (the bus's SQLite commit:
- * the log, or Redis mode's journal), whatever a Redis server is doing.
+ * the log, or Redis mode's journal), whatever a Redis server is doing. On the embedded bus, a
+ * batch that comes while the pipeline is caught up is appended and applied in one commit
+ * (`direct`); the promise then resolves once it is applied.
  */
 export class Emitter {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
   private emittedCount = 0;
+
+  /**
+   * Applies a batch at once when it may (appended and processed in one commit); false: it may
+   * not, or it failed with nothing written, and the batch goes to the bus instead.
+   */
+  direct: ((envs: Envelope[]) => Promise<boolean>) | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -74,7 +82,7 @@ export class Emitter {
       this.queue = i === q.length ? [] : q.slice(i);
       const all = batch.length === 1 ? (batch[0] as Pending).envs : batch.flatMap((p) => p.envs);
       try {
-        await this.bus.append(all);
+        if (!(this.direct && (await this.direct(all)))) await this.bus.append(all);
         this.emittedCount += all.length;
         for (const p of batch) p.resolve(p.envs);
       } catch (err) {

@@ -78,6 +78,8 @@ export interface ProcessorStats {
 export class Processor {
   private running: Promise<void> | undefined;
   private stopping = false;
+  /** The loop's own batch is being applied. */
+  private inLoopBatch = false;
   readonly stats: ProcessorStats = {
     batches: 0,
     processed: 0,
@@ -155,6 +157,7 @@ export class Processor {
     while (!this.stopping) {
       const entries = await this.deps.bus.next(this.batchSize);
       if (entries.length === 0) continue;
+      this.inLoopBatch = true;
       try {
         await this.processBatch(entries);
         attempt = 0;
@@ -167,6 +170,8 @@ export class Processor {
         this.onBatchErrorHook?.(e, attempt);
         this.deps.bus.rewind(this.deps.ns.offsets.get(this.consumer));
         await sleep(this.deps.clock, Math.min(50 * 2 ** Math.min(attempt, 6), 5000));
+      } finally {
+        this.inLoopBatch = false;
       }
     }
   }
@@ -177,13 +182,48 @@ export class Processor {
    * a quarantine release with `batchFacts.released`, so their acknowledgement follows the
    * local commit. Every event of the batch starts with `batchFacts` in `ctx.facts`.
    */
-  async processBatch(
+  processBatch(
     entries: readonly BusEntry[],
     batchFacts?: Readonly<Record<string, unknown>>,
     /** Runs inside the batch transaction, before the commit (e.g. the replay guard's record). */
     inTransaction?: () => void,
   ): Promise<CommittedBatch> {
+    return this.apply(entries, batchFacts, inTransaction, false);
+  }
+
+  /**
+   * Whether an emit may be applied at once (`processEmitted`): the processor runs, no batch of
+   * its own is in flight, and the embedded bus holds nothing appended but not applied (so the
+   * emit passes no earlier event).
+   */
+  takesEmits(): boolean {
+    return this.running !== undefined && !this.stopping && !this.inLoopBatch && this.deps.bus.caughtUp?.() === true;
+  }
+
+  /**
+   * This node's own new events (from `emit`), appended to the log and applied by the pipeline
+   * in one transaction: one commit for both, where the bus path takes two (the append, then
+   * the batch). Throws, with nothing written, when the batch fails; the caller then appends
+   * them to the bus, whose loop retries them.
+   */
+  processEmitted(envs: readonly Envelope[]): Promise<CommittedBatch> {
+    return this.apply(
+      envs.map((envelope) => ({ position: 'emit', envelope, logged: false })),
+      undefined,
+      undefined,
+      true,
+    );
+  }
+
+  private async apply(
+    entries: readonly BusEntry[],
+    batchFacts: Readonly<Record<string, unknown>> | undefined,
+    inTransaction: (() => void) | undefined,
+    /** `processEmitted`: new events of this node, not from the bus (no position to move). */
+    emittedHere: boolean,
+  ): Promise<CommittedBatch> {
     const { ns, pipeline, bus } = this.deps;
+    const fromBus = !batchFacts && !emittedHere;
     const t0 = performance.now();
     const changes: NotificationChange[] = [];
     const passed: Envelope[] = [];
@@ -225,8 +265,8 @@ export class Processor {
           continue;
         }
         // Entries that did not come through emit() (the Redis stream, a peer) get our names and shapes.
-        const env = e.logged ? e.envelope : this.deps.catalog.normalize(e.envelope);
-        if (!e.logged && ns.log.append(env, batchFacts !== undefined) === 0) {
+        const env = e.logged || emittedHere ? e.envelope : this.deps.catalog.normalize(e.envelope);
+        if (!e.logged && ns.log.append(env, emittedHere ? 'emitted' : batchFacts !== undefined) === 0) {
           local.duplicates++;
           continue;
         }
@@ -255,8 +295,8 @@ export class Processor {
       }
       current = undefined;
       const last = entries[entries.length - 1];
-      if (last && !batchFacts) ns.offsets.set(this.consumer, last.position);
-      if (!batchFacts) bus.consumed(entries);
+      if (last && fromBus) ns.offsets.set(this.consumer, last.position);
+      if (fromBus) bus.consumed(entries);
       for (const [name, n] of pipeline.takeCounts()) ns.stats.add(name, n, ctx.now);
       inTransaction?.();
     }).catch((err) => {
@@ -264,7 +304,7 @@ export class Processor {
       throw err;
     });
 
-    if (!batchFacts && entries.length > 0) this.committedPosition = (entries[entries.length - 1] as BusEntry).position;
+    if (fromBus && entries.length > 0) this.committedPosition = (entries[entries.length - 1] as BusEntry).position;
     const s = this.stats;
     s.batches++;
     s.processed += local.processed;
@@ -274,7 +314,7 @@ export class Processor {
     s.rejected += local.rejected;
     s.duplicates += local.duplicates;
 
-    if (!batchFacts) await bus.committed(entries);
+    if (fromBus) await bus.committed(entries);
     bus.flush(emitted);
     if (rejected.length > 0) this.deps.onRejected?.(rejected);
     const batch: CommittedBatch = {

@@ -179,9 +179,11 @@ export class EventLog {
    * Appends inside the caller's transaction. Returns the new seq, or 0 when an event with
    * this id is already logged (a redelivery) or was and has been pruned since (its id is kept).
    * `direct` marks an event applied in the same transaction (mesh ingress, quarantine release):
-   * the embedded bus does not deliver it again.
+   * the embedded bus does not deliver it again. `'emitted'`: this node's own event, appended
+   * and applied by the pipeline in one transaction at emit (`direct = 3`): originated here like
+   * a bus row, consumed already.
    */
-  append(env: Envelope, direct = false): number {
+  append(env: Envelope, direct: boolean | 'emitted' = false): number {
     const r = this.s.insert.run({
       id: env.id,
       event: env.event,
@@ -189,7 +191,7 @@ export class EventLog {
       source: env.source,
       causation: env.causationId ?? null,
       correlation: env.correlationId ?? null,
-      direct: direct ? 1 : 0,
+      direct: direct === 'emitted' ? 3 : direct ? 1 : 0,
       body: serializeEnvelope(env),
     });
     return r.changes === 1 ? Number(r.lastInsertRowid) : 0;

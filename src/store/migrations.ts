@@ -653,4 +653,14 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  {
+    version: 16,
+    name: 'log: an index of the embedded bus\'s own rows, so reading the bus costs the same with a million rows applied directly (peers\' events, emits applied at once) after its position',
+    sql: `
+      -- The bus reads "rows after my position with direct = 0", and asks for the newest such
+      -- row. Without this index both walk every row after the position: on a node whose peers
+      -- sent a million events since its last own one, each poll of the bus read them all.
+      CREATE INDEX events_bus ON events(seq) WHERE direct = 0;
+    `,
+  },
 ];

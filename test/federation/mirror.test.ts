@@ -47,7 +47,8 @@ function eligible(src: AssembledNode, from = 1): Row[] {
   return r
     .filter((x) => {
       const b = JSON.parse(x.body) as { hops?: number; visibility: string };
-      return x.direct === 0 && !(b.hops && b.hops > 0) && (b.visibility === 'cluster' || b.visibility === 'public') && src.node.catalog.get(x.event)?.dataClass !== 'raw' && !out.has(x.id);
+      // Originated here: appended by the bus (direct 0) or appended and applied at emit (3); not applied from a peer (1).
+      return (x.direct === 0 || x.direct === 3) && !(b.hops && b.hops > 0) && (b.visibility === 'cluster' || b.visibility === 'public') && src.node.catalog.get(x.event)?.dataClass !== 'raw' && !out.has(x.id);
     })
     .map((x) => ({ seq: x.seq, id: x.id, event: x.event, visibility: (JSON.parse(x.body) as { visibility: string }).visibility }));
 }
@@ -549,14 +550,26 @@ describe('the stall alarm', () => {
   });
 });
 
+/**
+ * Events appended to the embedded bus and left to its loop (rows the pipeline consumes by
+ * position, direct = 0), not applied at emit: what the pipeline's consumed position bounds.
+ */
+async function appendToBus(node: AssembledNode['node'], inputs: Array<Record<string, unknown>>): Promise<void> {
+  await node.bus.append(inputs.map((i) => node.build(i as Parameters<typeof node.build>[0])));
+}
+
+/** The newest position of the log, whatever wrote it. */
+const newestSeq = (node: AssembledNode['node']) => node.ns.store.reader.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck().get() as number;
+
 describe('pruning the log', () => {
   test('keeps the newest event, what the pipeline has not consumed and what a domain lane still reads; writes the mark', async () => {
     const t = await startTestNode();
     try {
       const { node } = t;
-      await node.emitMany(Array.from({ length: 100 }, (_, i) => ({ event: 'mesh.test.ping', payload: { n: i } })));
+      await appendToBus(node, Array.from({ length: 100 }, (_, i) => ({ event: 'mesh.test.ping', payload: { n: i } })));
       await node.idle();
       const max = node.ns.log.maxSeq();
+      assert.equal(max, newestSeq(node), 'bus rows only');
       const dry = await node.ns.log.prune(50, { dryRun: true });
       assert.deepEqual([dry.belowSeq, dry.removed, dry.dryRun], [50, 49, true]);
       assert.equal(node.ns.log.prunedBelow(), 1, 'a dry run changes nothing');
@@ -578,7 +591,7 @@ describe('pruning the log', () => {
       await node.ns.store.write(() => node.ns.store.db.prepare('DELETE FROM domain_inbox').run());
       const newest = await node.ns.log.prune(max + 100);
       assert.deepEqual([newest.belowSeq, newest.limitedBy], [max, 'newest']);
-      assert.equal(node.ns.log.maxSeq(), max, 'the newest stays: positions continue from it');
+      assert.equal(newestSeq(node), max, 'the newest stays: positions continue from it');
       const e = await node.emit({ event: 'mesh.test.ping', payload: { n: 1000 } });
       assert.equal(node.ns.log.get(e.id)?.seq, max + 1);
     } finally {
@@ -594,7 +607,7 @@ describe('pruning the log', () => {
       await node.emitMany(envs.map((e) => ({ event: e.event, payload: e.payload })));
       await node.idle();
       const first = node.ns.log.list({ limit: 1000 }).reverse()[0]!.envelope;
-      const r = await node.ns.log.prune(node.ns.log.maxSeq());
+      const r = await node.ns.log.prune(newestSeq(node));
       assert.ok(r.removed >= 9);
       assert.equal(node.ns.log.get(first.id), undefined);
       assert.equal(await node.ns.store.write(() => node.ns.log.append(first)), 0, 'a duplicate, as if its row were there');
@@ -614,13 +627,13 @@ describe('pruning the log', () => {
       const { node } = t;
       const day = 86_400_000;
       const base = Date.parse('2026-01-01T00:00:00.000Z');
-      await node.emitMany(Array.from({ length: 200 }, (_, i) => ({ event: 'mesh.test.ping', timestamp: new Date(base + i * day).toISOString(), payload: { n: i } })));
+      await appendToBus(node, Array.from({ length: 200 }, (_, i) => ({ event: 'mesh.test.ping', timestamp: new Date(base + i * day).toISOString(), payload: { n: i } })));
       await node.idle();
       const seqOf = (n: number) => node.ns.store.reader.prepare("SELECT seq FROM events WHERE json_extract(body, '$.payload.n') = ? AND event = 'mesh.test.ping'").pluck().get(n) as number;
       assert.equal(node.ns.log.firstSeqSince(new Date(base + 50 * day).toISOString()), seqOf(50));
       assert.equal(node.ns.log.firstSeqSince(new Date(base + 50 * day + 1).toISOString()), seqOf(51));
       assert.equal(node.ns.log.firstSeqSince('2000-01-01T00:00:00.000Z'), 1);
-      assert.equal(node.ns.log.firstSeqSince('2100-01-01T00:00:00.000Z'), node.ns.log.maxSeq() + 1);
+      assert.equal(node.ns.log.firstSeqSince('2100-01-01T00:00:00.000Z'), newestSeq(node) + 1);
       // Out of order a little (clock skew): a newer event just before the boundary keeps its place.
       const late = await node.emit({ event: 'mesh.test.ping', timestamp: new Date(base + 10 * day).toISOString(), payload: { n: 1000 } });
       await node.emit({ event: 'mesh.test.ping', timestamp: new Date(base + 300 * day).toISOString(), payload: { n: 1001 } });
@@ -631,7 +644,7 @@ describe('pruning the log', () => {
       assert.throws(() => durationMs('999999999w'), /at most 100 years/);
       // No pipeline position: nothing consumed, so nothing of the bus may go.
       await node.ns.store.write(() => node.ns.store.db.prepare("DELETE FROM consumer_offsets WHERE name = 'pipeline'").run());
-      const r = await node.ns.log.prune(node.ns.log.maxSeq(), { dryRun: true });
+      const r = await node.ns.log.prune(newestSeq(node), { dryRun: true });
       assert.deepEqual([r.belowSeq, r.removed, r.limitedBy], [1, 0, 'pipeline']);
     } finally {
       await t.close();
