@@ -12,6 +12,7 @@ const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
   ['transport', () => import('./transport.js')],
   ['mesh', () => import('./mesh.js')],
   ['api', () => import('./api.js')],
+  ['volume', () => import('./volume.js')],
   ['compare', () => import('./compare.js')],
   ['cartridges', () => import('./cartridges.js')],
   ['startup', () => import('./startup.js')],

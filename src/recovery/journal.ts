@@ -102,8 +102,8 @@ export interface NotificationJournalDeps {
   logger: Logger;
 }
 
-/** Rows read per pass. */
-const PASS = 2000;
+/** Rows read per pass: each pass stringifies its rows on the event loop, so a pass holds the node a few ms at most. */
+const PASS = 500;
 /** Bytes of entries one journal event carries at most (the payload limit is 64 KiB). */
 const EVENT_BYTES = 48 * 1024;
 const SOURCE = 'weft.recovery';
@@ -166,7 +166,7 @@ export class NotificationJournal {
       const rows = this.s.take.all(after, PASS) as NoteRow[];
       if (rows.length === 0) return total;
       after = (rows[rows.length - 1] as NoteRow).id;
-      const entries: Array<{ row: NoteRow; entry: NoteEntry; json: string }> = [];
+      const entries: Array<{ row: NoteRow; entry: NoteEntry; json: string; rowJson: string }> = [];
       const skip: number[] = [];
       for (const row of rows) {
         if (!this.isOwn(row)) {
@@ -174,7 +174,7 @@ export class NotificationJournal {
           continue;
         }
         const entry = noteEntry(row, this.ownEvent(row.event_id), this.s.was.get(row.id) as number | undefined);
-        entries.push({ row, entry, json: JSON.stringify(entry) });
+        entries.push({ row, entry, json: JSON.stringify(entry), rowJson: JSON.stringify(row) });
       }
       const inputs: EmitInput[] = [];
       let batch: NoteEntry[] = [];
@@ -190,12 +190,13 @@ export class NotificationJournal {
       }
       if (batch.length > 0) inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
       if (inputs.length > 0) await this.deps.emitMany(inputs);
-      // A mark goes only if the row is still as journaled: a change since is journaled next pass.
+      // A mark goes only if the row is still as journaled (the same columns, so the same
+      // entry): a change since is journaled next pass.
       await store.write(() => {
         for (const id of skip) this.s.clear.run(id);
         for (const x of entries) {
           const now = this.s.row.get(x.row.id) as NoteRow | undefined;
-          if (!now || JSON.stringify(noteEntry(now, this.ownEvent(now.event_id), x.entry.w as number | undefined)) === x.json) this.s.clear.run(x.row.id);
+          if (!now || JSON.stringify(now) === x.rowJson) this.s.clear.run(x.row.id);
         }
         this.s.setCount.run(String(this.journaled() + entries.length));
       });
