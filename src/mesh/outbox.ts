@@ -2,7 +2,10 @@ import type { Store } from '../store/index.js';
 
 /**
  * The durable outbox per peer: the publisher writes in the pipeline's batch transaction; a row
- * leaves only when the peer acknowledged the envelope in a signed ack frame.
+ * leaves only when the peer acknowledged the envelope in a signed ack frame. An event for
+ * several peers is stored once (`mesh_bodies`, with a count of the rows pointing to it) and
+ * each peer's row is a cursor with an empty body: a public event to 16 peers costs one body and
+ * 16 small rows, not 16 copies. The last acknowledgement deletes the body.
  */
 export class MeshOutbox {
   private readonly s;
@@ -11,8 +14,15 @@ export class MeshOutbox {
     const db = store.db;
     this.s = {
       add: db.prepare('INSERT OR IGNORE INTO mesh_outbox (peer, envelope_id, body, created_at) VALUES (?, ?, ?, ?)'),
-      peek: db.prepare('SELECT id, envelope_id AS envelopeId, body FROM mesh_outbox WHERE peer = ? AND id > ? ORDER BY id LIMIT ?'),
-      del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ?'),
+      addBody: db.prepare('INSERT INTO mesh_bodies (envelope_id, body, refs) VALUES (?, ?, ?) ON CONFLICT (envelope_id) DO UPDATE SET refs = refs + excluded.refs'),
+      peek: db.prepare(
+        `SELECT o.id, o.envelope_id AS envelopeId, CASE WHEN o.body = '' THEN COALESCE(b.body, '') ELSE o.body END AS body
+         FROM mesh_outbox o LEFT JOIN mesh_bodies b ON o.body = '' AND b.envelope_id = o.envelope_id
+         WHERE o.peer = ? AND o.id > ? ORDER BY o.id LIMIT ?`,
+      ),
+      del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ? RETURNING body').pluck(),
+      unref: db.prepare('UPDATE mesh_bodies SET refs = refs - 1 WHERE envelope_id = ? RETURNING refs').pluck(),
+      dropBody: db.prepare('DELETE FROM mesh_bodies WHERE envelope_id = ?'),
       depth: store.reader.prepare('SELECT COUNT(*) FROM mesh_outbox WHERE peer = ?').pluck(),
       oldest: db.prepare('SELECT id, created_at AS createdAt FROM mesh_outbox WHERE peer = ? ORDER BY id LIMIT 1'),
       depthAll: store.reader.prepare('SELECT peer, COUNT(*) AS n FROM mesh_outbox GROUP BY peer'),
@@ -23,12 +33,34 @@ export class MeshOutbox {
 
   /** Inside the caller's transaction. */
   add(peer: string, envelopeId: string, body: string, now: number): void {
-    this.s.add.run(peer, envelopeId, body, now);
+    this.addFor([peer], envelopeId, body, now);
+  }
+
+  /**
+   * Queues one envelope for several peers, inside the caller's transaction: its body once,
+   * a row per peer (a peer that has it queued already is skipped).
+   */
+  addFor(peers: readonly string[], envelopeId: string, body: string, now: number): void {
+    if (peers.length === 1) {
+      this.s.add.run(peers[0], envelopeId, body, now);
+      return;
+    }
+    let rows = 0;
+    for (const p of peers) rows += this.s.add.run(p, envelopeId, '', now).changes;
+    if (rows > 0) this.s.addBody.run(envelopeId, body, rows);
   }
 
   /** Rows for a peer after `afterId`, oldest first (writer connection: sees the latest commits). */
   peek(peer: string, afterId: number, limit: number): Array<{ id: number; envelopeId: string; body: string }> {
-    return this.s.peek.all(peer, afterId, limit) as Array<{ id: number; envelopeId: string; body: string }>;
+    const rows = this.s.peek.all(peer, afterId, limit) as Array<{ id: number; envelopeId: string; body: string }>;
+    if (rows.every((r) => r.body !== '')) return rows;
+    // A row whose shared body is gone cannot be sent, and must not stop the link: it goes.
+    const lost = rows.filter((r) => r.body === '');
+    this.store.logger.error({ peer, events: lost.map((r) => r.envelopeId).slice(0, 20), count: lost.length }, 'outbox rows without a body were dropped');
+    void this.store.writeSoon(() => {
+      for (const r of lost) this.s.del.get(peer, r.envelopeId);
+    });
+    return rows.filter((r) => r.body !== '');
   }
 
   /**
@@ -39,7 +71,12 @@ export class MeshOutbox {
   acknowledge(peer: string, envelopeIds: readonly string[]): Promise<void> {
     if (this.store.isClosed) return Promise.resolve();
     return this.store.writeSoon(() => {
-      for (const id of envelopeIds) this.s.del.run(peer, id);
+      for (const id of envelopeIds) {
+        // A row whose body is shared: one reference fewer; the last one takes the body along.
+        if (this.s.del.get(peer, id) !== '') continue;
+        const left = this.s.unref.get(id) as number | undefined;
+        if (left !== undefined && left <= 0) this.s.dropBody.run(id);
+      }
     });
   }
 

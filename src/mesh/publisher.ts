@@ -65,16 +65,18 @@ export function meshPublisher(deps: PublisherDeps): Cartridge & { stats: Publish
       const wire: Envelope = { ...e, sourceComputer: deps.self.computer };
       if (deps.self.nodeId) wire.origin = deps.self.nodeId;
       const body = serializeEnvelope(wire);
-      const now = ctx.clock.now();
+      const to: string[] = [];
       for (const t of targets) {
         if (t.computer === deps.self.computer) continue;
         if (deps.allow && !deps.allow(e, t)) {
           stats.skippedPolicy++;
           continue;
         }
-        outbox.add(t.computer, e.id, body, now);
-        stats.queued++;
+        to.push(t.computer);
       }
+      // One stored body for all of them, a row per peer.
+      if (to.length > 0) outbox.addFor(to, e.id, body, ctx.clock.now());
+      stats.queued += to.length;
       return e;
     },
   };

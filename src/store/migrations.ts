@@ -663,4 +663,18 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX events_bus ON events(seq) WHERE direct = 0;
     `,
   },
+  {
+    version: 17,
+    name: 'mesh: one stored body per event sent to several peers (the outbox rows of each peer point to it)',
+    sql: `
+      -- An event for several peers is stored once here, with the number of outbox rows that
+      -- point to it; each of those rows has an empty body. The last acknowledgement deletes it.
+      -- (An event for one peer keeps its body in its outbox row, as before.)
+      CREATE TABLE mesh_bodies (
+        envelope_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        refs INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -75,7 +75,7 @@ export async function mirrorPair(opts: { mirror?: Partial<MirrorInit>; srcCluste
     },
     pushOff() {
       const outbox = pair.src.mesh?.outbox;
-      if (outbox) outbox.add = () => undefined;
+      if (outbox) outbox.addFor = () => undefined;
     },
     async cleanup() {
       await pair.dst.stop();
