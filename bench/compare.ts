@@ -7,7 +7,8 @@
  *   `nats` npm package (nats@2.29.3) and the binary; says which is missing otherwise.
  * - Redis Streams: XADD with the id as a field, a consumer group (XREADGROUP), dedup by
  *   SADD on a processed-ids set, XACK after processing, in a child process.
- * - Weft over Redis and over TLS: two real daemons; the producer POSTs `mesh.test.load`
+ * - Weft over Redis, over a Redis Cluster (3 masters + 3 replicas, six local redis-servers,
+ *   `redis.cluster = true`) and over TLS: two real daemons; the producer POSTs `mesh.test.load`
  *   cluster events to A; B applies them (dedup by envelope id, outbox row removed only on B's
  *   signed ack). Delivery time is when B's WebSocket push arrives, i.e. after B committed.
  * Two phases each: a burst of N events as fast as the producer goes (events/s), and a paced
@@ -21,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { freePort, TestRedis } from '../test/helpers/redis.js';
 import { startFleet } from '../test/chaos/fleet.js';
+import { startCluster } from '../test/helpers/cluster.js';
+import { TestRedisCluster } from '../test/helpers/redis-cluster.js';
 import { type BenchSection, fmt, percentile } from './harness.js';
 
 const BURST = Number(process.env.WEFT_COMPARE_N ?? 5000);
@@ -145,27 +148,43 @@ async function redisStreams(): Promise<SystemResult> {
   }
 }
 
-async function weft(provider: 'redis' | 'tls'): Promise<SystemResult> {
+/** Two daemons on a private Redis Cluster, shaped like a fleet. */
+async function clusterPair(root: string, rc: TestRedisCluster) {
+  const c = await startCluster(root, [{ computer: 'a', cluster: 'pair' }, { computer: 'b', cluster: 'pair' }], {
+    provider: 'redis',
+    redisUrl: rc.url,
+    extraEnv: { WEFT_LOG_LEVEL: 'error', WEFT_REDIS_CLUSTER: 'true' },
+  });
+  return { byName: (name: string) => c.nodes[name] as (typeof c.nodes)[string], stop: () => c.stopAll() };
+}
+
+async function weft(provider: 'redis' | 'tls' | 'redis-cluster'): Promise<SystemResult> {
   const root = mkdtempSync(join(tmpdir(), 'weft-compare-'));
-  const fleet = await startFleet(
-    root,
-    [
-      { computer: 'a', cluster: 'pair', mesh: provider },
-      { computer: 'b', cluster: 'pair', mesh: provider },
-    ],
-    // The shipped trust defaults (a cluster peer at trust level `peer` may send 20,000/s).
-    { extraEnv: { WEFT_LOG_LEVEL: 'error' } },
-  );
+  const rc = provider === 'redis-cluster' ? await TestRedisCluster.start() : undefined;
+  const fleet = rc
+    ? await clusterPair(root, rc).catch(async (err: unknown) => {
+        await rc.stop();
+        throw err;
+      })
+    : await startFleet(
+        root,
+        [
+          { computer: 'a', cluster: 'pair', mesh: provider as 'redis' | 'tls' },
+          { computer: 'b', cluster: 'pair', mesh: provider as 'redis' | 'tls' },
+        ],
+        // The shipped trust defaults (a cluster peer at trust level `peer` may send 20,000/s).
+        { extraEnv: { WEFT_LOG_LEVEL: 'error' } },
+      );
   try {
     const a = fleet.byName('a');
     const b = fleet.byName('b');
-    if (provider === 'redis') {
+    if (provider !== 'tls') {
       for (let i = 0; i < 200; i++) {
         if ((await a.api.request<unknown[]>('GET', '/api/peers')).length > 0) break;
         await sleep(100);
       }
     }
-    const out: SystemResult = { system: `Weft mesh over ${provider === 'redis' ? 'Redis' : 'TLS'}` };
+    const out: SystemResult = { system: `Weft mesh over ${provider === 'redis' ? 'Redis' : provider === 'redis-cluster' ? 'Redis Cluster' : 'TLS'}` };
     // B's changes are pushed after its commit (and fsync): the time a push arrives is when the
     // event was durably processed there, not the batch start that createdAt records.
     const pushes = new Map<string, { sentAt: number; doneAt: number }>();
@@ -192,6 +211,7 @@ async function weft(provider: 'redis' | 'tls'): Promise<SystemResult> {
     return out;
   } finally {
     await fleet.stop();
+    await rc?.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }
@@ -292,6 +312,7 @@ const DURABILITY: Record<string, string> = {
   'NATS JetStream': 'file store, default sync (fsync every 2 min)',
   'Redis Streams': 'memory (no AOF): lost on a Redis crash',
   'Weft mesh over Redis': 'SQLite synchronous=FULL on both ends (fsync per batch)',
+  'Weft mesh over Redis Cluster': 'SQLite synchronous=FULL on both ends (fsync per batch)',
   'Weft mesh over TLS': 'SQLite synchronous=FULL on both ends (fsync per batch)',
 };
 
@@ -303,6 +324,7 @@ export default async function compare(): Promise<BenchSection> {
     ['jetstream', jetstream],
     ['redis-streams', redisStreams],
     ['weft-redis', () => weft('redis')],
+    ['weft-redis-cluster', () => weft('redis-cluster')],
     ['weft-tls', () => weft('tls')],
   ];
   for (const [key, run] of systems.filter(([k]) => only.length === 0 || only.includes(k))) {

@@ -1,14 +1,19 @@
-import type { Redis } from 'ioredis';
 import { WEFT_ENTRY_MARK } from '../config/index.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { quitWithin, redactUrl, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
+import { createRedisClient, quitWithin, type RedisClient, redactUrl, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
-import { type Clock, every, type Logger, newRedis, pause } from '../util/index.js';
+import { type Clock, every, type Logger, pause } from '../util/index.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
 
 export interface RedisBusInit {
+  /** `redis://host:port`; with `cluster`, the seed nodes, comma separated. */
   url: string;
+  /**
+   * `url` names a Redis Cluster (default false). Every command of the bus touches its one
+   * stream, so the cluster serves it from that stream's slot.
+   */
+  cluster?: boolean;
   /** Stream name (the daemon's default is `{prefix}events:{computer}`). */
   stream: string;
   /** Consumer group (the daemon's default is `{prefix}pipeline:{computer}`). */
@@ -87,8 +92,8 @@ export class RedisBus implements Bus {
   readonly stream: string;
   readonly group: string;
   readonly description: string;
-  private cmd: Redis | undefined;
-  private reader: Redis | undefined;
+  private cmd: RedisClient | undefined;
+  private reader: RedisClient | undefined;
   private stopped = true;
   /** Where re-reading this consumer's pending entries continues; undefined: read new ones. */
   private pendingCursor: string | undefined = '0';
@@ -131,8 +136,9 @@ export class RedisBus implements Bus {
     this.abort = new AbortController();
     this.pendingCursor = '0';
     // Commands fail at once while Redis is away (the pump retries them) instead of piling up.
-    this.cmd = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false, enableAutoPipelining: true });
-    this.reader = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    const cluster = this.init.cluster === true;
+    this.cmd = await createRedisClient(this.init.url, { cluster, lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false, enableAutoPipelining: true });
+    this.reader = await createRedisClient(this.init.url, { cluster, lazyConnect: true, maxRetriesPerRequest: null });
     for (const c of [this.cmd, this.reader]) c.on('error', (err: Error) => this.deps.logger.debug({ err: err.message }, 'redis'));
     try {
       await Promise.all([this.cmd.connect(), this.reader.connect()]);
@@ -141,7 +147,8 @@ export class RedisBus implements Bus {
       this.cmd.disconnect();
       this.reader.disconnect();
       this.stopped = true;
-      throw new WeftError('WEFT_BUS', `cannot reach Redis at ${redactUrl(this.init.url)}: ${(err as Error).message}`, {
+      const t = topologyHint(err);
+      throw new WeftError(t?.code ?? 'WEFT_BUS', `cannot reach Redis at ${redactUrl(this.init.url)}: ${(err as Error).message}${t ? `: ${t.hint}` : ''}`, {
         cause: err,
       });
     }
@@ -290,7 +297,7 @@ export class RedisBus implements Bus {
   }
 
   private async xadd(envs: readonly Envelope[]): Promise<void> {
-    const cmd = this.cmd as Redis;
+    const cmd = this.cmd as RedisClient;
     const p = cmd.pipeline();
     for (const env of envs) p.xadd(this.stream, '*', WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value, ...toStreamFields(env));
     const timeoutMs = this.init.appendTimeoutMs ?? 5000;
@@ -322,7 +329,7 @@ export class RedisBus implements Bus {
   async next(max: number): Promise<BusEntry[]> {
     while (!this.stopped) {
       if (this.local.length > 0) return this.takeLocal(max);
-      const reader = this.reader as Redis;
+      const reader = this.reader as RedisClient;
       try {
         const pending = this.pendingCursor;
         let read = this.inflightRead;
@@ -467,7 +474,7 @@ export class RedisBus implements Bus {
 
   private async ensureGroup(): Promise<void> {
     try {
-      await (this.cmd as Redis).xgroup('CREATE', this.stream, this.group, '0', 'MKSTREAM');
+      await (this.cmd as RedisClient).xgroup('CREATE', this.stream, this.group, '0', 'MKSTREAM');
     } catch (err) {
       if (!(err as Error).message.includes('BUSYGROUP')) throw err;
     }

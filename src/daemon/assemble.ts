@@ -13,6 +13,8 @@ import {
   type MeshInit,
   meshPublisher,
   PeerBook,
+  type PeerDiscovery,
+  type PeerInfo,
   PeerMemory,
   RedisPeerRegistry,
   ReplayGuard,
@@ -35,6 +37,8 @@ export interface AssembleInit {
   redis?: RedisBusOptions;
   /** Prefix of every Weft key on Redis (default `weft:`): registry entries, claims, streams. */
   redisPrefix?: string;
+  /** The Redis URLs name a Redis Cluster: hash-tagged key names, cluster clients (default false). */
+  redisCluster?: boolean;
   catalog?: Catalog;
   system?: SystemPipelineInit;
   /** Cartridges after the system pipeline and the mesh publisher. */
@@ -47,6 +51,8 @@ export interface AssembleInit {
     peers?: KnownPeer[];
     /** Discovery through the Redis peer registry at this URL. */
     registryUrl?: string;
+    /** Another discovery (the NATS KV registry), made with this node's entry; used when `registryUrl` is not set. */
+    discovery?: (deps: { self: PeerInfo; logger: Logger; clock: Clock }) => PeerDiscovery;
     /** Addresses to announce in the registry (the TLS listener). */
     announce?: string[];
     options?: MeshInit;
@@ -102,7 +108,7 @@ function claimsFor(init: AssembleInit, keys: RedisKeys, busStream: string | unde
   if (busStream) {
     list.push({ key: keys.claimStream(busStream), what: `bus stream '${busStream}'`, hint: 'give this node its own redis.stream (WEFT_REDIS_STREAM) or leave it unset' });
   }
-  return new RedisClaims({ url, nodeId, claims: list }, logger.child({ mod: 'claims' }));
+  return new RedisClaims({ url, cluster: init.redisCluster === true, nodeId, claims: list }, logger.child({ mod: 'claims' }));
 }
 
 /**
@@ -145,7 +151,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
   node.setNodeId(identity.nodeId);
   const audit = new AuditLog({ store: node.ns.store });
   if (created) await audit.record('identity.created', null, { nodeId: identity.nodeId, fingerprint: identity.fingerprint }, true);
-  const keys = redisKeys(init.redisPrefix ?? DEFAULT_REDIS_PREFIX, init.computer);
+  const keys = redisKeys(init.redisPrefix ?? DEFAULT_REDIS_PREFIX, init.computer, { cluster: init.redisCluster === true });
   // The stream the node's bus actually reads (its default is derived in one place, the node).
   const claims = claimsFor(init, keys, node.bus instanceof RedisBus ? node.bus.stream : undefined, identity.nodeId, logger);
   let mesh: MeshService | undefined;
@@ -166,7 +172,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       });
     }
     // Peers found before a restart keep being routed to while the registry is empty.
-    if (init.mesh.registryUrl) for (const p of memory.load(clock.now())) peers.upsert(p);
+    if (init.mesh.registryUrl || init.mesh.discovery) for (const p of memory.load(clock.now())) peers.upsert(p);
     const provider = init.mesh.provider({ logger: logger.child({ mod: 'transport' }), clock, identity });
     const registry = init.mesh.registryUrl
       ? new RedisPeerRegistry(
@@ -175,10 +181,11 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
             self: { ...self, addresses: init.mesh.announce ?? [], caps: [...provider.caps] },
             ttlMs: 15_000,
             prefix: keys.peersPrefix,
+            ...(keys.layout === 'cluster' ? { cluster: true, table: keys.peersTable } : {}),
           },
           { logger: logger.child({ mod: 'registry' }), clock },
         )
-      : undefined;
+      : init.mesh.discovery?.({ self: { ...self, addresses: init.mesh.announce ?? [], caps: [...provider.caps] }, logger: logger.child({ mod: 'registry' }), clock });
     const teleclaude =
       tc && tc.peers.length > 0
         ? new TeleClaudeWire(

@@ -25,8 +25,8 @@ import { DOMAIN_EVENTS } from '../catalog/index.js';
 import { AutonomyMatrix, createDomainRunner, type DomainRunner, DomainLifecycle, ensureLayout, MemberDirectory } from '../domains/index.js';
 import { type DeliveryChannel, deliveryChannels } from '../delivery/index.js';
 import { rotateIdentityFile } from '../identity/index.js';
-import { parsePeerSpec } from '../mesh/index.js';
-import { redisProvider, tlsProvider } from '../transport/index.js';
+import { NatsPeerRegistry, parsePeerSpec } from '../mesh/index.js';
+import { NATS_MAX_FRAME_BYTES, NATS_PREFIX_PATTERN, natsProvider, redisProvider, tlsProvider } from '../transport/index.js';
 import { ConfigError, WeftError } from '../errors/index.js';
 import { type DaemonInfo, daemonInfoPath, loadOrCreateToken, readDaemonInfo, type WeftConfig } from '../config/index.js';
 import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
@@ -38,6 +38,7 @@ import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembleInit, type AssembledNode } from './assemble.js';
 import { privacyFromConfig } from './privacy-config.js';
 import { peerCandidatesFromConfig, type PeerCandidatesRuntime } from './mdns-config.js';
+import { redisFromConfig } from './redis-config.js';
 import { OBSERVER_SOURCE } from '../privacy/index.js';
 import { cartridgeInvokeHandlers } from '../federation/index.js';
 import type { SignalService } from '../signals/index.js';
@@ -83,8 +84,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         dataDir: cfg.data_dir,
         computer: cfg.computer.name,
         ...(cfg.computer.cluster ? { cluster: cfg.computer.cluster } : {}),
-        ...(cfg.redis.url ? { redis: { url: cfg.redis.url, prefix: cfg.redis.prefix, stream: cfg.redis.stream, group: cfg.redis.group } } : {}),
-        redisPrefix: cfg.redis.prefix,
+        ...redisFromConfig(cfg),
         system: {
           trust: {
             strictness: cfg.trust.strictness,
@@ -424,6 +424,10 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
   if (teleclaude.length > 0 && cfg.mesh.provider !== 'redis') {
     throw new ConfigError('config key mesh.teleclaude_peers: TeleClaude peers are reached through Redis; set mesh.provider = "redis" (and redis.url)', { key: 'mesh.teleclaude_peers' });
   }
+  if (teleclaude.length > 0 && cfg.redis.cluster) {
+    // TeleClaude's names (messages:<computer>, teleclaude:events) are another program's, with no hash tags, on one server.
+    throw new ConfigError('config key mesh.teleclaude_peers: TeleClaude peers cannot be reached over a Redis Cluster (redis.cluster = true); use one Redis server for them, or leave mesh.teleclaude_peers empty', { key: 'mesh.teleclaude_peers' });
+  }
   const caps = (key: string, list: string[]) => {
     const bad = list.filter((c) => !['crc32c', 'deflate', 'aead'].includes(c));
     if (bad.length) throw new ConfigError(`config key ${key}: ${JSON.stringify(bad[0])} is not allowed; expected crc32c, deflate or aead`, { key });
@@ -473,7 +477,7 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
       if (!cfg.redis.url) throw new ConfigError('config key mesh.provider: "redis" needs redis.url to be set', { key: 'mesh.provider' });
       return {
         mesh: {
-          provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name, prefix: cfg.redis.prefix }),
+          provider: redisProvider({ url: cfg.redis.url, computer: cfg.computer.name, prefix: cfg.redis.prefix, cluster: cfg.redis.cluster }),
           peers,
           registryUrl: cfg.redis.url,
           options,
@@ -500,9 +504,24 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
         },
       };
     }
-    case 'nats':
-      // The NATS JetStream provider (issue 21): not wired yet.
-      throw new ConfigError('config key mesh.provider: "nats" is not available in this build yet', { key: 'mesh.provider' });
+    case 'nats': {
+      const url = cfg.nats.url;
+      if (!url) throw new ConfigError('config key mesh.provider: "nats" needs nats.url to be set (WEFT_NATS_URL)', { key: 'mesh.provider' });
+      const prefix = cfg.nats.prefix;
+      if (!NATS_PREFIX_PATTERN.test(prefix)) {
+        throw new ConfigError(`config key nats.prefix: ${JSON.stringify(prefix)} is not allowed; expected 1 to 32 letters, digits, '_' or '-' (it is part of stream names)`, { key: 'nats.prefix' });
+      }
+      return {
+        mesh: {
+          provider: natsProvider({ url, computer: cfg.computer.name, prefix }),
+          peers,
+          discovery: ({ self, logger, clock }) => new NatsPeerRegistry({ url, self, ttlMs: 15_000, prefix }, { logger, clock }),
+          // NATS refuses messages over its max_payload (1 MiB by default): frames are cut below it.
+          options: { ...options, maxFrameBytes: NATS_MAX_FRAME_BYTES },
+          federation,
+        },
+      };
+    }
     case 'memory':
       throw new ConfigError('config key mesh.provider: "memory" only exists inside one process (weft demo, tests)', { key: 'mesh.provider' });
   }

@@ -4,3 +4,4 @@ export * from './daemon.js';
 export * from './doctor.js';
 export * from './run.js';
 export * from './privacy-config.js';
+export * from './redis-config.js';

@@ -4,9 +4,9 @@
  * everyone else. mDNS on the local link (mdns.ts) finds candidates only, never peers: a human
  * or subnet policy admits them (mdns-candidates.ts).
  */
-import type { Redis } from 'ioredis';
-import { quitWithin } from '../redis/index.js';
-import { type Clock, every, type Logger, newRedis } from '../util/index.js';
+import { DEFAULT_REDIS_PREFIX, redisKeys } from '../config/index.js';
+import { createRedisClient, quitWithin, type RedisClient, runScript } from '../redis/index.js';
+import { type Clock, every, type Logger } from '../util/index.js';
 import { isNodeId } from '../identity/index.js';
 import { requireState } from '../errors/index.js';
 
@@ -71,7 +71,16 @@ function isPeerInfo(v: unknown): v is PeerInfo {
 }
 
 export interface RedisPeerRegistryInit {
+  /** `redis://host:port`; with `cluster`, the seed nodes, comma separated. */
   url: string;
+  /**
+   * `url` names a Redis Cluster. The registry is then one hash and one sorted set of expiry
+   * times under one hash tag (`table`), read and written by Lua scripts in that one slot,
+   * instead of one key per computer found by SCAN (which sees one master only).
+   */
+  cluster?: boolean;
+  /** The cluster layout's keys (default: `{redis.prefix}{registry}:peers` and `…:peers:expiry`). */
+  table?: { entries: string; expiries: string };
   /** This node's entry. */
   self: PeerInfo;
   /** Entry lifetime, ms (default 30 s). */
@@ -100,6 +109,9 @@ export interface PeerDiscovery {
   stop(): Promise<void>;
 }
 
+/** Registry entries read or expired per call, at most (the registry is bounded by its TTL, this bounds one reply). */
+const MAX_REGISTRY_ENTRIES = 10_000;
+
 /**
  * The Redis peer registry.
  * @example
@@ -107,11 +119,12 @@ export interface PeerDiscovery {
  * await reg.start(); const peers = await reg.discoverPeers();
  */
 export class RedisPeerRegistry implements PeerDiscovery {
-  private client: Redis | undefined;
+  private client: RedisClient | undefined;
   private stopBeating: (() => void) | undefined;
   private readonly ttlMs: number;
   private readonly heartbeatMs: number;
   private readonly prefix: string;
+  private readonly table: { entries: string; expiries: string } | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -122,6 +135,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
     this.ttlMs = init.ttlMs ?? 30_000;
     this.heartbeatMs = init.heartbeatMs ?? Math.max(100, Math.floor(this.ttlMs / 3));
     this.prefix = init.prefix ?? 'weft:peers:';
+    this.table = init.cluster ? (init.table ?? redisKeys(DEFAULT_REDIS_PREFIX, init.self.computer, { cluster: true }).peersTable) : undefined;
   }
 
   /** Connects, announces this node and keeps announcing it. Idempotent. */
@@ -129,7 +143,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
     if (this.client) return;
     // No offline queue: while Redis is away a heartbeat fails at once (the next one retries)
     // instead of queueing, and stop() never waits for Redis.
-    this.client = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false });
+    this.client = await createRedisClient(this.init.url, { cluster: this.init.cluster, lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false });
     this.client.on('error', (err) =>
       this.deps.logger.debug({ err: err.message }, 'peer registry connection error'),
     );
@@ -153,22 +167,37 @@ export class RedisPeerRegistry implements PeerDiscovery {
   /** Writes this node's entry with a fresh expiry. */
   async heartbeat(): Promise<void> {
     const entry: PeerInfo = { ...this.init.self, lastSeen: this.deps.clock.now() };
-    await this.client!.set(this.prefix + this.init.self.computer, JSON.stringify(entry), 'PX', this.ttlMs);
+    const c = this.client as RedisClient;
+    if (this.table) {
+      const t = this.table;
+      await runScript(c, 'registry-beat', [t.entries, t.expiries], [this.init.self.computer, JSON.stringify(entry), this.ttlMs, 100]);
+      return;
+    }
+    await c.set(this.prefix + this.init.self.computer, JSON.stringify(entry), 'PX', this.ttlMs);
   }
 
-  /** Every live peer but this node, sorted by computer name. Malformed entries are skipped. */
-  async discoverPeers(): Promise<PeerInfo[]> {
-    const c = this.client;
-    requireState(c !== undefined, 'RedisPeerRegistry: call start() first');
+  /** The registry's entries as JSON: one script on the cluster layout, SCAN + MGET on one server. */
+  private async entries(c: RedisClient): Promise<Array<string | null>> {
+    if (this.table) {
+      const t = this.table;
+      return (await runScript(c, 'registry-list', [t.entries, t.expiries], [MAX_REGISTRY_ENTRIES])) as string[];
+    }
     const keys: string[] = [];
     let cursor = '0';
     do {
       const [next, batch] = await c.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 200);
       cursor = next;
       keys.push(...batch);
-    } while (cursor !== '0');
+    } while (cursor !== '0' && keys.length < MAX_REGISTRY_ENTRIES);
     if (keys.length === 0) return [];
-    const values = await c.mget(...keys);
+    return c.mget(...keys);
+  }
+
+  /** Every live peer but this node, sorted by computer name. Malformed entries are skipped. */
+  async discoverPeers(): Promise<PeerInfo[]> {
+    const c = this.client;
+    requireState(c !== undefined, 'RedisPeerRegistry: call start() first');
+    const values = await this.entries(c);
     const peers: PeerInfo[] = [];
     for (const v of values) {
       if (!v) continue;
@@ -193,7 +222,11 @@ export class RedisPeerRegistry implements PeerDiscovery {
       const c = this.client;
       if (!c) return;
       if (c.status === 'ready') {
-        await Promise.race([c.del(this.prefix + this.init.self.computer).catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+        const t = this.table;
+        const leave = t
+          ? runScript(c, 'registry-leave', [t.entries, t.expiries], [this.init.self.computer, this.init.self.nodeId])
+          : c.del(this.prefix + this.init.self.computer);
+        await Promise.race([leave.catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
       }
       await quitWithin(c);
     })();

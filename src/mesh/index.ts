@@ -19,6 +19,7 @@ export {
   type StaticPeer,
   validateStaticPeers,
 } from './discovery.js';
+export { NatsPeerRegistry, type NatsPeerRegistryDeps, type NatsPeerRegistryInit } from './nats-registry.js';
 export {
   auditQuietly,
   type EnvelopeRefusalCode,

@@ -3,7 +3,8 @@ import { type Bus, RedisBus, type RedisBusInit, SqliteBus } from '../bus/index.j
 
 /**
  * The Redis bus's options a node takes. Stream and group default to this computer's own
- * (`{prefix}events:{computer}`, `{prefix}pipeline:{computer}`); trimming defaults to on only
+ * (`{prefix}events:{computer}`, `{prefix}pipeline:{computer}`; with `cluster`,
+ * `{prefix}{computer}:events`); trimming defaults to on only
  * for streams under the prefix (Weft never trims another program's stream).
  */
 export type RedisBusOptions = Omit<RedisBusInit, 'consumer' | 'stream' | 'group'> & {
@@ -295,7 +296,7 @@ export class WeftNode {
 
 function redisBusInit(o: RedisBusOptions, computer: string): RedisBusInit {
   const { prefix = DEFAULT_REDIS_PREFIX, ...rest } = o;
-  const keys = redisKeys(prefix, computer);
+  const keys = redisKeys(prefix, computer, { cluster: o.cluster === true });
   const stream = o.stream ?? keys.busStream;
   return {
     ...rest,

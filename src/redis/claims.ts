@@ -1,10 +1,12 @@
-import type { Redis } from 'ioredis';
 import { WeftError } from '../errors/index.js';
-import { type Logger, newRedis } from '../util/index.js';
+import type { Logger } from '../util/index.js';
+import { createRedisClient, type RedisClient, topologyHint } from './client.js';
 import { redactUrl, runScript } from './scripts.js';
 
 export interface RedisClaimsInit {
   url: string;
+  /** `url` lists the seed nodes of a Redis Cluster (each claim is one key: any slot will do). */
+  cluster?: boolean;
   /** The claimant: this node's id. */
   nodeId: string;
   /** Claim key → what it names, for messages (e.g. `computer name 'laptop'`). */
@@ -19,7 +21,7 @@ export interface RedisClaimsInit {
  * silently sharing streams. Claims expire when a node dies without releasing them.
  */
 export class RedisClaims {
-  private client: Redis | undefined;
+  private client: RedisClient | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly ttlMs: number;
 
@@ -32,16 +34,20 @@ export class RedisClaims {
 
   /** Takes every claim or refuses (WEFT_CONFLICT naming the holder); keeps them fresh. */
   async start(): Promise<void> {
-    const c = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    const c = await createRedisClient(this.init.url, { cluster: this.init.cluster, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
     c.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'claims connection error'));
     try {
       try {
         await c.connect();
       } catch (err) {
-        throw new WeftError('WEFT_BUS', `cannot reach Redis at ${redactUrl(this.init.url)}: ${(err as Error).message}`, { cause: err });
+        const t = topologyHint(err);
+        throw new WeftError(t?.code ?? 'WEFT_BUS', `cannot reach Redis at ${redactUrl(this.init.url)}: ${(err as Error).message}${t ? `: ${t.hint}` : ''}`, { cause: err });
       }
       for (const claim of this.init.claims) {
-        const r = await runScript(c, 'claim', [claim.key], [this.init.nodeId, this.ttlMs]);
+        const r = await runScript(c, 'claim', [claim.key], [this.init.nodeId, this.ttlMs]).catch((err: unknown) => {
+          const t = topologyHint(err);
+          throw t ? new WeftError(t.code, `${(err as Error).message}: ${t.hint}`, { cause: err }) : err;
+        });
         if (r !== 'OK') {
           const [holder, remaining] = r as [string, number];
           throw new WeftError(

@@ -1,3 +1,4 @@
-/** redis: what every Redis user in Weft shares: the Lua scripts (trim own entries, claims) and a bounded close. */
+/** redis: what every Redis user in Weft shares: the client factory (one server or a cluster), the Lua scripts (trim own entries, claims, the cluster registry) and a bounded close. */
 export * from './claims.js';
+export * from './client.js';
 export * from './scripts.js';

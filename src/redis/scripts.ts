@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
 import { WEFT_ENTRY_MARK } from '../config/index.js';
+import type { RedisClient } from './client.js';
 
 /** The Lua scripts beside this file, by name (`trim-own-1.lua` → 'trim-own'), read once. */
 const cache = new Map<string, string>();
@@ -14,8 +14,11 @@ function source(name: string, keys: number): string {
   return s;
 }
 
+/** Weft's Lua scripts; each touches only keys of one cluster slot. */
+export type ScriptName = 'trim-own' | 'claim' | 'release' | 'registry-beat' | 'registry-list' | 'registry-leave';
+
 /** Runs one of Weft's Lua scripts (the file's header states its KEYS, ARGV and replies). */
-export function runScript(client: Redis, name: 'trim-own' | 'claim' | 'release', keys: string[], args: Array<string | number>): Promise<unknown> {
+export function runScript(client: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   return client.eval(source(name, keys.length), keys.length, ...keys, ...args);
 }
 
@@ -29,7 +32,7 @@ export interface TrimCursor {
  * stream has acknowledged; other programs' entries stay, whatever their age. Scans at most
  * `scan` entries per call (a few ms of Redis time) and continues where the last call stopped.
  */
-export async function trimOwnEntries(client: Redis, stream: string, cursor: TrimCursor, scan = 1000): Promise<number> {
+export async function trimOwnEntries(client: RedisClient, stream: string, cursor: TrimCursor, scan = 1000): Promise<number> {
   const [deleted, next] = (await runScript(client, 'trim-own', [stream], [cursor.next, scan, WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value])) as [number, string];
   cursor.next = next === '' ? '-' : next;
   return Number(deleted);
@@ -39,7 +42,7 @@ export async function trimOwnEntries(client: Redis, stream: string, cursor: Trim
  * Trims a stream's own acknowledged entries in rounds of `scan` (each a short Redis command,
  * so other clients are served in between) until the scan went round once, or `maxRounds`.
  */
-export async function trimOwnStream(client: Redis, stream: string, cursor: TrimCursor, maxRounds = 1000): Promise<number> {
+export async function trimOwnStream(client: RedisClient, stream: string, cursor: TrimCursor, maxRounds = 1000): Promise<number> {
   let deleted = 0;
   for (let i = 0; i < maxRounds; i++) {
     deleted += await trimOwnEntries(client, stream, cursor);
@@ -52,7 +55,7 @@ export async function trimOwnStream(client: Redis, stream: string, cursor: TrimC
  * Closes a client politely within `ms`: QUIT when Redis answers, a plain disconnect when it
  * does not (Redis down), so a stop never waits for Redis to come back.
  */
-export async function quitWithin(client: Redis | undefined, ms = 1000): Promise<void> {
+export async function quitWithin(client: RedisClient | undefined, ms = 1000): Promise<void> {
   if (!client) return;
   if (client.status !== 'ready') {
     client.disconnect();

@@ -1,4 +1,4 @@
-/** transport: the frame codec, link keys, caps negotiation and the providers that move frames (memory, redis, tls). */
+/** transport: the frame codec, link keys, caps negotiation and the providers that move frames (memory, redis, nats, tls). */
 export { crc32c } from './crc32c.js';
 export {
   FRAME_ERROR_CODES,
@@ -22,6 +22,18 @@ export { deriveLinkKey, generateLinkKeyPair, type LinkKeyPair, linkKeyPairOf, li
 export { MemoryNetwork, type MemoryProviderInit, memoryProvider } from './memory.js';
 export { BoundedQueue } from './queue.js';
 export { inboxStream, type RedisProviderInit, redisProvider } from './redis.js';
+export {
+  DEFAULT_NATS_PREFIX,
+  loadNats,
+  NATS_FROM_HEADER,
+  NATS_MAX_FRAME_BYTES,
+  NATS_PREFIX_PATTERN,
+  natsInbox,
+  type NatsProviderInit,
+  natsProvider,
+  natsToken,
+  redactNatsUrl,
+} from './nats.js';
 export { TelemetryBook } from './telemetry.js';
 export type {
   InboundFrame,

@@ -14,12 +14,17 @@
  * - When Redis comes back empty, the NOGROUP error recreates stream and group (from the
  *   stream's start, so a frame a sender wrote before the group existed is still delivered),
  *   with backoff, and reports `inbox.recreated`; senders re-send from their outboxes.
+ *
+ * On a Redis Cluster (`cluster: true`, `url` a seed list) the inbox is
+ * `{prefix}{computer}:messages`: every command touches one stream, so it goes to the master
+ * of that stream's slot. When that master fails, its replica takes over; entries it had not
+ * replicated yet are gone, but senders keep every frame in their outbox until the receiver's
+ * signed ack, so they are sent again, and the replay guard drops what arrives twice.
  */
-import type { Redis } from 'ioredis';
-import { DEFAULT_REDIS_PREFIX, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
-import { quitWithin, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
-import { after, every, newRedis } from '../util/index.js';
-import { requireDeps } from '../errors/index.js';
+import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
+import { createRedisClient, quitWithin, type RedisClient, redactUrl, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
+import { after, every } from '../util/index.js';
+import { requireDeps, WeftError } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { frameTypeHint } from './frame-codec.js';
@@ -33,8 +38,10 @@ import type {
 } from './transport.js';
 
 export interface RedisProviderInit {
-  /** `redis://host:port`. */
+  /** `redis://host:port`; with `cluster`, the seed nodes, comma separated. */
   url: string;
+  /** `url` names a Redis Cluster: hash-tagged key names and a cluster client (default false). */
+  cluster?: boolean;
   /** This node's computer name; its inbox is `{prefix}messages:{computer}`. */
   computer: string;
   /** Prefix of every key (default `weft:`). */
@@ -58,9 +65,9 @@ export interface RedisProviderInit {
   maxFrameSize?: number;
 }
 
-/** The inbox stream name of a computer. */
-export function inboxStream(computer: string, prefix = DEFAULT_REDIS_PREFIX): string {
-  return redisKeys(prefix, computer).inbox(computer);
+/** The inbox stream name of a computer (`cluster`: the hash-tagged name a Redis Cluster uses). */
+export function inboxStream(computer: string, prefix = DEFAULT_REDIS_PREFIX, cluster = false): string {
+  return redisKeys(prefix, computer, { cluster }).inbox(computer);
 }
 
 /** Ids of foreign entries remembered so they are counted once and never re-claimed. */
@@ -120,11 +127,12 @@ class RedisProvider extends ProviderBase implements Provider {
   private readonly group: string;
   private readonly consumer: string;
   private readonly opts: Required<Omit<RedisProviderInit, 'group' | 'consumer'>>;
+  private readonly keys: RedisKeys;
   private readonly foreign = new Set<string>();
   private foreignCount = 0;
   private readonly trimCursor: TrimCursor = { next: '-' };
-  private reader: Redis | undefined;
-  private writer: Redis | undefined;
+  private reader: RedisClient | undefined;
+  private writer: RedisClient | undefined;
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   private loop: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -141,12 +149,14 @@ class RedisProvider extends ProviderBase implements Provider {
     super('redisProvider', deps);
     if (!init.url) throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', 'redisProvider needs init.url');
     requireDeps('redisProvider', init, { computer: "this node's computer name" }, { code: 'TRANSPORT_MISSING_DEPENDENCY', of: 'init' });
-    const keys = redisKeys(init.prefix ?? DEFAULT_REDIS_PREFIX, init.computer);
+    const keys = redisKeys(init.prefix ?? DEFAULT_REDIS_PREFIX, init.computer, { cluster: init.cluster === true });
+    this.keys = keys;
     this.stream = keys.inbox(init.computer);
     this.group = init.group ?? keys.inboxGroup;
     this.consumer = init.consumer ?? init.computer;
     this.opts = {
       url: init.url,
+      cluster: init.cluster === true,
       computer: init.computer,
       prefix: init.prefix ?? DEFAULT_REDIS_PREFIX,
       batch: init.batch ?? 256,
@@ -166,8 +176,9 @@ class RedisProvider extends ProviderBase implements Provider {
       const common = { maxRetriesPerRequest: null, lazyConnect: true, enableOfflineQueue: true } as const;
       // The writer fails at once while Redis is away (senders keep frames in their outbox and
       // retry) instead of queueing sends, acks and trims without bound.
-      this.writer = await newRedis(this.opts.url, { ...common, enableOfflineQueue: false, enableAutoPipelining: true });
-      this.reader = await newRedis(this.opts.url, common);
+      const cluster = this.opts.cluster;
+      this.writer = await createRedisClient(this.opts.url, { ...common, cluster, enableOfflineQueue: false, enableAutoPipelining: true });
+      this.reader = await createRedisClient(this.opts.url, { ...common, cluster });
       // ioredis reconnects by itself; errors are reported through the loop, not as crashes.
       this.writer.on('error', (err) =>
         this.deps.logger.debug({ err: err.message }, 'redis writer connection error'),
@@ -175,8 +186,16 @@ class RedisProvider extends ProviderBase implements Provider {
       this.reader.on('error', (err) =>
         this.deps.logger.debug({ err: err.message }, 'redis reader connection error'),
       );
-      await Promise.all([this.writer.connect(), this.reader.connect()]);
-      await this.ensureGroup(false);
+      try {
+        await Promise.all([this.writer.connect(), this.reader.connect()]);
+        await this.ensureGroup(false);
+      } catch (err) {
+        this.writer.disconnect();
+        this.reader.disconnect();
+        const t = topologyHint(err);
+        if (t) throw new WeftError(t.code, `redis provider at ${redactUrl(this.opts.url)}: ${(err as Error).message}: ${t.hint}`, { cause: err });
+        throw err;
+      }
       this.queue = new BoundedQueue(this.opts.maxInflight);
       this.state = 'started';
       this.book.emit({ type: 'peer.connected', peer: this.opts.computer });
@@ -405,7 +424,7 @@ class RedisProvider extends ProviderBase implements Provider {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
     const reply = this.writer!.call(
       'XADD',
-      inboxStream(peer, this.opts.prefix),
+      this.keys.inbox(peer),
       '*',
       WEFT_ENTRY_MARK.field,
       WEFT_ENTRY_MARK.value,

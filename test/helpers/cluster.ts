@@ -1,5 +1,5 @@
 /**
- * Several real daemons as child processes on loopback, linked over Redis or TLS.
+ * Several real daemons as child processes on loopback, linked over Redis, NATS or TLS.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +30,9 @@ export interface ClusterNode {
   stop(): Promise<number | null>;
   /** SIGKILL. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the process freezes (a long GC pause, a suspended laptop) and thaws. */
+  pause(): void;
+  resume(): void;
   output(): string;
 }
 
@@ -37,8 +40,10 @@ export async function startCluster(
   root: string,
   specs: NodeSpec[],
   opts: {
-    provider: 'redis' | 'tls';
+    provider: 'redis' | 'tls' | 'nats';
     redisUrl?: string;
+    /** With provider 'nats': the server (WEFT_NATS_URL). */
+    natsUrl?: string;
     extraEnv?: NodeJS.ProcessEnv;
     /** Start every node now (default); false leaves each to its own `start()`. */
     start?: boolean;
@@ -67,6 +72,8 @@ export async function startCluster(
     };
     if (opts.provider === 'redis') {
       env.WEFT_REDIS_URL = opts.redisUrl;
+    } else if (opts.provider === 'nats') {
+      env.WEFT_NATS_URL = opts.natsUrl;
     } else {
       env.WEFT_MESH_TLS_PORT = String(p.tlsPort);
       env.WEFT_MESH_PEERS = prepared
@@ -99,6 +106,12 @@ export async function startCluster(
         node.running = false;
         proc.proc.kill('SIGKILL');
         await proc.exited;
+      },
+      pause() {
+        if (proc && node.running) proc.proc.kill('SIGSTOP');
+      },
+      resume() {
+        if (proc && node.running) proc.proc.kill('SIGCONT');
       },
       output: () => proc?.output() ?? '',
     };

@@ -2,7 +2,7 @@
 import { Option } from 'commander';
 import { redisKeys, WEFT_ENTRY_MARK } from '../../config/index.js';
 import { WeftError } from '../../errors/index.js';
-import { newRedis } from '../../util/index.js';
+import { createRedisClient } from '../../redis/index.js';
 import type { CliContext } from '../context.js';
 import { table } from '../format.js';
 import { showDomainPipeline } from './domains.js';
@@ -250,8 +250,9 @@ type DecodeRequest = { base64: string } | { teleclaude: string } | { foreign: Re
 async function entryToDecode(ctx: CliContext, entryId: string, stream?: string): Promise<DecodeRequest> {
   const cfg = ctx.cfg();
   if (!cfg.redis.url) throw new WeftError('WEFT_CONFIG', 'reading a stream entry needs redis.url (or pipe the frame on stdin: weft mesh decode -)');
-  const name = stream ?? redisKeys(cfg.redis.prefix, cfg.computer.name).inbox(cfg.computer.name);
-  const client = await newRedis(cfg.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const cluster = cfg.redis.cluster;
+  const name = stream ?? redisKeys(cfg.redis.prefix, cfg.computer.name, { cluster }).inbox(cfg.computer.name);
+  const client = await createRedisClient(cfg.redis.url, { cluster, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
   try {
     await client.connect();
     const rows = (await client.xrangeBuffer(name, entryId, entryId)) as Array<[Buffer, Buffer[]]>;
