@@ -24,6 +24,9 @@ test('a raw-class event marked public never crosses to a peer, not even as bytes
     // Sent after it: once this is on b and a's outbox is empty, the raw event had every chance to cross.
     await a.api.emit({ event: 'mesh.test.ping', visibility: 'public', payload: { n: 1, note: 'after-raw' } });
     await eventually(async () => (await b.api.notifications.list({ type: 'mesh.test.ping' })).items.some((n) => n.payload.note === 'after-raw'), 20_000, 'the marker on b');
+    // With the defaults a's recovery journal sends the states of its notifications to the cluster
+    // too: once nothing waits in it and the outbox is empty, that path had its chance as well.
+    await eventually(async () => (await a.api.request<{ journal: { pending: number } }>('GET', '/api/recovery/status')).journal.pending === 0, 20_000, "a's recovery journal to catch up");
     await eventually(
       async () => ((await a.api.request<{ peers: Array<{ computer: string; outbox: number }> }>('GET', '/api/mesh/status')).peers.find((p) => p.computer === 'b')?.outbox ?? 1) === 0,
       20_000,
