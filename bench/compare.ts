@@ -23,6 +23,7 @@ import { Redis } from 'ioredis';
 import { freePort, TestRedis } from '../test/helpers/redis.js';
 import { startFleet } from '../test/chaos/fleet.js';
 import { startCluster } from '../test/helpers/cluster.js';
+import { TestNats } from '../test/helpers/nats.js';
 import { TestRedisCluster } from '../test/helpers/redis-cluster.js';
 import { type BenchSection, fmt, percentile } from './harness.js';
 
@@ -158,15 +159,31 @@ async function clusterPair(root: string, rc: TestRedisCluster) {
   return { byName: (name: string) => c.nodes[name] as (typeof c.nodes)[string], stop: () => c.stopAll() };
 }
 
-async function weft(provider: 'redis' | 'tls' | 'redis-cluster'): Promise<SystemResult> {
+/** Two daemons on a private nats-server -js, shaped like a fleet. */
+async function natsPair(root: string, ns: TestNats) {
+  const c = await startCluster(root, [{ computer: 'a', cluster: 'pair' }, { computer: 'b', cluster: 'pair' }], {
+    provider: 'nats',
+    natsUrl: ns.url,
+    extraEnv: { WEFT_LOG_LEVEL: 'error' },
+  });
+  return { byName: (name: string) => c.nodes[name] as (typeof c.nodes)[string], stop: () => c.stopAll() };
+}
+
+async function weft(provider: 'redis' | 'tls' | 'redis-cluster' | 'nats'): Promise<SystemResult> {
   const root = mkdtempSync(join(tmpdir(), 'weft-compare-'));
   const rc = provider === 'redis-cluster' ? await TestRedisCluster.start() : undefined;
+  const ns = provider === 'nats' ? await TestNats.start() : undefined;
   const fleet = rc
     ? await clusterPair(root, rc).catch(async (err: unknown) => {
         await rc.stop();
         throw err;
       })
-    : await startFleet(
+    : ns
+      ? await natsPair(root, ns).catch(async (err: unknown) => {
+          await ns.stop();
+          throw err;
+        })
+      : await startFleet(
         root,
         [
           { computer: 'a', cluster: 'pair', mesh: provider as 'redis' | 'tls' },
@@ -184,7 +201,7 @@ async function weft(provider: 'redis' | 'tls' | 'redis-cluster'): Promise<System
         await sleep(100);
       }
     }
-    const out: SystemResult = { system: `Weft mesh over ${provider === 'redis' ? 'Redis' : provider === 'redis-cluster' ? 'Redis Cluster' : 'TLS'}` };
+    const out: SystemResult = { system: `Weft mesh over ${({ redis: 'Redis', 'redis-cluster': 'Redis Cluster', nats: 'NATS JetStream', tls: 'TLS' } as const)[provider]}` };
     // B's changes are pushed after its commit (and fsync): the time a push arrives is when the
     // event was durably processed there, not the batch start that createdAt records.
     const pushes = new Map<string, { sentAt: number; doneAt: number }>();
@@ -212,6 +229,7 @@ async function weft(provider: 'redis' | 'tls' | 'redis-cluster'): Promise<System
   } finally {
     await fleet.stop();
     await rc?.stop();
+    await ns?.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }
@@ -314,6 +332,7 @@ const DURABILITY: Record<string, string> = {
   'Weft mesh over Redis': 'SQLite synchronous=FULL on both ends (fsync per batch)',
   'Weft mesh over Redis Cluster': 'SQLite synchronous=FULL on both ends (fsync per batch)',
   'Weft mesh over TLS': 'SQLite synchronous=FULL on both ends (fsync per batch)',
+  'Weft mesh over NATS JetStream': 'SQLite synchronous=FULL on both ends (fsync per batch); the inbox on JetStream\'s file store between them',
 };
 
 export default async function compare(): Promise<BenchSection> {
@@ -326,6 +345,7 @@ export default async function compare(): Promise<BenchSection> {
     ['weft-redis', () => weft('redis')],
     ['weft-redis-cluster', () => weft('redis-cluster')],
     ['weft-tls', () => weft('tls')],
+    ['weft-nats', () => weft('nats')],
   ];
   for (const [key, run] of systems.filter(([k]) => only.length === 0 || only.includes(k))) {
     const r = await run().catch((err: Error) => ({ system: `${key} (failed)`, skipped: err.message }) as SystemResult);

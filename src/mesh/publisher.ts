@@ -4,6 +4,9 @@ import type { Logger } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 import type { KnownPeer } from './peers.js';
 
+/** Event types of the recovery organ (mesh.recovery.beacon, .notifications, .cartridge). */
+const RECOVERY_PREFIX = 'mesh.recovery.';
+
 export interface PublisherDeps {
   /** Routing; undefined when this node has no mesh configured. */
   peers: { getClusterPeers(): KnownPeer[]; getAllPeers(): KnownPeer[] } | undefined;
@@ -68,6 +71,9 @@ export function meshPublisher(deps: PublisherDeps): Cartridge & { stats: Publish
       const to: string[] = [];
       for (const t of targets) {
         if (t.computer === deps.self.computer) continue;
+        // Recovery beacons and journals (notification states, cartridges) are for Weft peers,
+        // which verify and keep them; a TeleClaude node can use none of it and is not given it.
+        if (t.wire === 'teleclaude' && e.event.startsWith(RECOVERY_PREFIX)) continue;
         if (deps.allow && !deps.allow(e, t)) {
           stats.skippedPolicy++;
           continue;

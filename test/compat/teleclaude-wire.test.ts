@@ -101,8 +101,9 @@ test('cluster events go to the TeleClaude peers of the cluster, public ones to e
   await node.api.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 10, note: 'to-cluster' } });
   await node.api.emit({ event: 'mesh.test.ping', visibility: 'public', payload: { n: 11, note: 'to-all' } });
   await node.api.emit({ event: 'mesh.test.ping', visibility: 'local', payload: { n: 12, note: 'stays' } });
-  // Every entry is checked; the notes are those of this test's pings (the node's own cluster
-  // events, e.g. its recovery journal with the defaults, go to the cluster's peers too).
+  // Every entry is checked; the notes are those of this test's pings. Recovery beacons and
+  // journals (on by default) are for Weft peers only: none may reach a TeleClaude inbox.
+  const types: string[] = [];
   const notes = async (computer: string) =>
     (await r.xrange(`messages:${computer}`, '-', '+')).flatMap(([, f]) => {
       const m = new Map<string, string>();
@@ -114,11 +115,16 @@ test('cluster events go to the TeleClaude peers of the cluster, public ones to e
       for (const k of ['event', 'version', 'source', 'timestamp', 'idempotency_key', 'level', 'domain', 'entity', 'description', 'visibility', 'payload', 'actions', 'terminal_when', 'resolution_shape']) {
         assert.ok(k in env, `${k} in the TeleClaude envelope`);
       }
+      types.push(String(env.event));
       return env.event === 'mesh.test.ping' ? [String((env.payload as { note: string }).note)] : [];
     });
   await eventually(async () => (await notes('mozart')).includes('to-all') && (await notes('bach')).includes('to-all'), 20_000, 'delivery to both');
+  // The recovery journal has sent the pings' notification states (to the Weft peers it has: none here).
+  await eventually(async () => (await node.api.request<{ journal: { pending: number; journaled: number } }>('GET', '/api/recovery/status')).journal.journaled >= 2, 20_000, 'the recovery journal to pass');
+  await new Promise((res) => setTimeout(res, 200));
   assert.deepEqual((await notes('mozart')).sort(), ['to-all', 'to-cluster']);
   assert.deepEqual(await notes('bach'), ['to-all'], 'bach is in another cluster');
+  assert.deepEqual(types.filter((t) => t.startsWith('mesh.recovery.')), [], 'no recovery traffic to a TeleClaude node');
   const tcPeers = async () =>
     (await node.api.request<{ peers: Array<{ computer: string; wire: string; outbox: number }> }>('GET', '/api/mesh/status')).peers
       .filter((p) => p.wire === 'teleclaude')
