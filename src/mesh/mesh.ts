@@ -221,8 +221,10 @@ export class MeshService implements SenderLink {
       this.stopDiscovering = every(this.clock, this.init.discoverEveryMs ?? 2000, () => void this.discover(), { unref: true });
     }
     for (const p of this.weftPeers()) this.sender(p.computer).start();
-    // Rows already queued (from before a restart) and new ones after each commit.
-    this.unsubs.push(node.onCommitted((b) => (b.passed.length > 0 ? this.wakeSenders() : undefined)));
+    // Rows already queued (from before a restart) are sent by the senders started above; after
+    // each commit, only the senders of peers that got new rows wake (a fleet of 100 woke 99
+    // senders per commit, each reading its outbox for nothing).
+    this.unsubs.push(node.onCommitted(() => this.wakeQueued()));
     this.receiving = this.ingress.run();
     await this.deps.teleclaude?.start();
   }
@@ -242,6 +244,14 @@ export class MeshService implements SenderLink {
       await this.receiving;
     })();
     return this.stopping;
+  }
+
+  /** Wakes the senders of the peers rows were queued for since the last wake. */
+  private wakeQueued(): void {
+    const peers = this.deps.outbox.takeQueued();
+    if (peers.length === 0) return;
+    for (const p of peers) this.senders.get(p)?.wake();
+    this.deps.teleclaude?.wake();
   }
 
   wakeSenders(): void {

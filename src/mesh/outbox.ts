@@ -9,6 +9,8 @@ import type { Store } from '../store/index.js';
  */
 export class MeshOutbox {
   private readonly s;
+  /** Peers rows were queued for since the last `takeQueued()` (the senders to wake after a commit). */
+  private readonly queuedFor = new Set<string>();
 
   constructor(private readonly store: Store) {
     const db = store.db;
@@ -41,6 +43,7 @@ export class MeshOutbox {
    * a row per peer (a peer that has it queued already is skipped).
    */
   addFor(peers: readonly string[], envelopeId: string, body: string, now: number): void {
+    for (const p of peers) this.queuedFor.add(p);
     if (peers.length === 1) {
       this.s.add.run(peers[0], envelopeId, body, now);
       return;
@@ -83,6 +86,18 @@ export class MeshOutbox {
   /** The peer's oldest row still waiting for its ack (writer connection), or undefined. */
   oldest(peer: string): { id: number; createdAt: number } | undefined {
     return this.s.oldest.get(peer) as { id: number; createdAt: number } | undefined;
+  }
+
+  /**
+   * The peers rows were queued for since the last call (and forgets them): after a commit,
+   * only their senders have something new. A batch that rolled back leaves a peer here that
+   * gets nothing new: its sender wakes, finds nothing, sleeps again.
+   */
+  takeQueued(): string[] {
+    if (this.queuedFor.size === 0) return [];
+    const out = [...this.queuedFor];
+    this.queuedFor.clear();
+    return out;
   }
 
   depth(peer: string): number {

@@ -58,6 +58,9 @@ interface Inflight {
   sentAt: number;
 }
 
+/** An idle sender looks at its outbox this often even when nobody woke it. */
+const IDLE_POLL_MS = 10_000;
+
 /** While keying, hellos asking for the peer's key go out after 5 s, then ever more rarely (up to 10 min). */
 const KEYING_FIRST_GAP_MS = 5000;
 const KEYING_MAX_GAP_MS = 600_000;
@@ -205,7 +208,8 @@ export class PeerSender {
       const rows = m.outbox.peek(this.peer, this.cursor, m.limits.maxFrameEnvelopes);
       if (rows.length === 0) {
         this.keyingSince = undefined;
-        await this.sleep(this.inflight.size > 0 ? 250 : 1000);
+        // Woken when rows are queued for this peer (and by its acks); the timer is a safety net.
+        await this.sleep(this.inflight.size > 0 ? 250 : IDLE_POLL_MS);
         continue;
       }
       let aead: { key: Uint8Array } | undefined;
