@@ -59,7 +59,7 @@ interface Inflight {
 }
 
 /** An idle sender looks at its outbox this often even when nobody woke it. */
-const IDLE_POLL_MS = 10_000;
+const IDLE_POLL_MS = 60_000;
 
 /** While keying, hellos asking for the peer's key go out after 5 s, then ever more rarely (up to 10 min). */
 const KEYING_FIRST_GAP_MS = 5000;
