@@ -11,6 +11,31 @@ import { isNodeId } from '../identity/index.js';
 import { requireState } from '../errors/index.js';
 
 /** What a node announces about itself. */
+
+/**
+ * A registry's heartbeat: `beat` every `ms`; a failure is logged at warn once per outage (then
+ * at debug until one succeeds), and the next beat retries. Returns the stop.
+ */
+export function heartbeatEvery(clock: Clock, ms: number, beat: () => Promise<void>, logger: Logger): () => void {
+  let failing = false;
+  return every(
+    clock,
+    ms,
+    () => {
+      beat().then(
+        () => {
+          failing = false;
+        },
+        (err: Error) => {
+          logger[failing ? 'debug' : 'warn']({ err: err.message }, 'peer registry heartbeat failed');
+          failing = true;
+        },
+      );
+    },
+    { unref: true },
+  );
+}
+
 export interface PeerInfo {
   computer: string;
   cluster?: string;
@@ -149,19 +174,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
     );
     await this.client.connect();
     await this.heartbeat();
-    let failing = false;
-    this.stopBeating = every(this.deps.clock, this.heartbeatMs, () => {
-      this.heartbeat().then(
-        () => {
-          failing = false;
-        },
-        (err) => {
-          // Once per outage at warn; the next heartbeat retries.
-          this.deps.logger[failing ? 'debug' : 'warn']({ err: (err as Error).message }, 'peer registry heartbeat failed');
-          failing = true;
-        },
-      );
-    }, { unref: true });
+    this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger);
   }
 
   /** Writes this node's entry with a fresh expiry. */

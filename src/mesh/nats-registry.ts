@@ -9,8 +9,8 @@ import type { KV, NatsConnection } from 'nats';
 import { requireState, WeftError } from '../errors/index.js';
 import { isNodeId } from '../identity/index.js';
 import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsToken, redactNatsUrl } from '../transport/index.js';
-import { type Clock, every, type Logger } from '../util/index.js';
-import type { PeerDiscovery, PeerInfo } from './discovery.js';
+import type { Clock, Logger } from '../util/index.js';
+import { heartbeatEvery, type PeerDiscovery, type PeerInfo } from './discovery.js';
 
 export interface NatsPeerRegistryInit {
   /** `nats://host:port`, several comma separated. */
@@ -128,24 +128,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
         if (err instanceof WeftError) throw err;
         throw new WeftError('WEFT_BUS', `NATS at ${where} refused the peer bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
       }
-      let failing = false;
-      this.stopBeating = every(
-        this.deps.clock,
-        this.heartbeatMs,
-        () => {
-          this.heartbeat().then(
-            () => {
-              failing = false;
-            },
-            (err) => {
-              // Once per outage at warn; the next heartbeat retries.
-              this.deps.logger[failing ? 'debug' : 'warn']({ err: (err as Error).message }, 'peer registry heartbeat failed');
-              failing = true;
-            },
-          );
-        },
-        { unref: true },
-      );
+      this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger);
     })();
     return this.starting;
   }

@@ -73,6 +73,11 @@ test('git fallback: 10,000 cluster events through git with the link cut, exactly
     // 1. The link works: a first event crosses it (and the hellos exchange the link keys).
     await laptop.api.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: -1 } });
     await eventually(async () => fromLaptop() === 1, 60_000, 'the first event over the link');
+    // Frames in git are sealed with the link key, learnt from the peer's hello: an event can
+    // cross the TLS link before the hellos do, so wait for both keys before the cut.
+    const keyKnown = async (n: ClusterNode, peer: string) =>
+      (await n.api.request<{ peers: Array<{ computer: string; linkKey: string | null }> }>('GET', '/api/mesh/status')).peers.find((p) => p.computer === peer)?.linkKey === 'known';
+    await eventually(async () => (await keyKnown(laptop, 'desk')) && (await keyKnown(desk, 'laptop')), 60_000, 'both link keys');
 
     // 2. Cut the link; the laptop logs N cluster events. They wait, then go through git.
     toLaptop.cutLink();
@@ -81,7 +86,7 @@ test('git fallback: 10,000 cluster events through git with the link cut, exactly
     for (let i = 0; i < N; i += 5000) {
       await laptop.api.emitMany(Array.from({ length: Math.min(5000, N - i) }, (_, j) => ({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: i + j } })));
     }
-    await eventually(async () => fromLaptop() === N + 1, 300_000, `${N} events through git`);
+    await eventually(async () => fromLaptop() === N + 1, 180_000, `${N} events through git`);
     const crossedS = (Date.now() - t0) / 1000;
     // The desk's acks came back through git: the laptop's outbox drained without the link.
     await eventually(async () => outboxToDesk() === 0, 120_000, "the laptop's outbox to drain by acks through git");
