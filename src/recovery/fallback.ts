@@ -431,6 +431,8 @@ export class GitFallback {
     const now = this.deps.clock.now();
     const files = new Map<string, { bytes: Buffer; events: number; lastId: number; acks: number }>();
     const acksTaken = new Map<string, Uint8Array[]>();
+    /** Peers whose waiting rows were all too big for any frame: their mark moves past them. */
+    const passedOver = new Map<string, number>();
     for (const p of peers.getAllPeers()) {
       if (p.wire === 'teleclaude' || p.nodeId === this.deps.identity().nodeId || !REF_SAFE.test(p.computer)) continue;
       const frames: Uint8Array[] = [];
@@ -481,7 +483,12 @@ export class GitFallback {
         frames.push(...acks);
       }
       if (frames.length > 0) files.set(p.computer, { bytes: joinFrames(frames), events, lastId, acks: acks.length });
-      else if (lastId > 0) this.s.setSent.run(p.computer, lastId, '', 0, now, now);
+      else if (lastId > 0) passedOver.set(p.computer, lastId);
+    }
+    if (passedOver.size > 0) {
+      await node.ns.store.write(() => {
+        for (const [peer, id] of passedOver) this.s.setSent.run(peer, id, '', 0, now, now);
+      });
     }
     if (files.size === 0) return { commit: null, events: 0, acks: 0, peers: [] };
     for (const [peer, taken] of acksTaken) {
