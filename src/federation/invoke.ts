@@ -20,7 +20,7 @@ import { FEDERATION_EVENTS } from '../catalog/index.js';
 import { type ErrorCode, WeftError } from '../errors/index.js';
 import { fingerprintOfNodeId } from '../identity/index.js';
 import type { InboundMessage, KnownPeer } from '../mesh/index.js';
-import { after, jsonDepth } from '../util/index.js';
+import { after, jsonDepth, untilAborted } from '../util/index.js';
 import {
   type ApprovedPipeline,
   type BudgetName,
@@ -951,25 +951,6 @@ function stopLimit(deadlineMs: number, b: Required<InvokeBudgets>): { ms: number
   if (b.wallMs < at.ms) at = { ms: b.wallMs, why: 'wall' };
   if (b.cpuMs < at.ms) at = { ms: b.cpuMs, why: 'cpu' };
   return at;
-}
-
-/** Resolves with the work's value, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 const INVOKE_CODE_SET: ReadonlySet<string> = new Set<string>(INVOKE_CODES);

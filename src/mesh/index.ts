@@ -38,7 +38,7 @@ export * from './mesh.js';
 export * from './mdns.js';
 export * from './mdns-candidates.js';
 export type { MeshNode } from './ports.js';
-export { cutByBytes, PeerSender, type SenderLimits, type SenderLink } from './sender.js';
+export { encodeEventsFrame, PeerSender, type SenderLimits, type SenderLink } from './sender.js';
 export { FrameSequence } from './sequence.js';
 export * from './outbox.js';
 export * from './peer-memory.js';

@@ -254,11 +254,6 @@ export class MeshService implements SenderLink {
     this.deps.teleclaude?.wake();
   }
 
-  wakeSenders(): void {
-    for (const s of this.senders.values()) s.wake();
-    this.deps.teleclaude?.wake();
-  }
-
   /** The next frame sequence: strictly increasing over this node's life, persisted in blocks. */
   nextSequence(): Promise<number> {
     return this.sequence.take();

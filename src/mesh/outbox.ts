@@ -33,11 +33,6 @@ export class MeshOutbox {
     };
   }
 
-  /** Inside the caller's transaction. */
-  add(peer: string, envelopeId: string, body: string, now: number): void {
-    this.addFor([peer], envelopeId, body, now);
-  }
-
   /**
    * Queues one envelope for several peers, inside the caller's transaction: its body once,
    * a row per peer (a peer that has it queued already is skipped).

@@ -40,7 +40,7 @@ export interface SenderLink {
 }
 
 /** Outbox rows from the first, as many as fit a frame of `maxBytes` by their JSON size (at least one). */
-export function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: number): T[] {
+function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: number): T[] {
   // msgpack of an envelope is a little smaller than its JSON; leave room for the header and signature.
   const budget = maxBytes * 0.9 - 1024;
   let total = 0;
@@ -51,6 +51,20 @@ export function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBy
     n++;
   }
   return rows.slice(0, Math.max(1, n));
+}
+
+/**
+ * The events frame of the first outbox rows that fit `maxBytes`: cut by their JSON size, then
+ * halved while the encoded frame is still too big. With one row left it is returned as it is,
+ * even over the limit (no frame can carry that envelope: the caller dead-letters or skips it).
+ */
+export function encodeEventsFrame<T extends { body: string }>(rows: readonly T[], maxBytes: number, encode: (envelopes: Array<Record<string, unknown>>) => Uint8Array): { bytes: Uint8Array; take: T[] } {
+  let take = cutByBytes(rows, maxBytes);
+  for (;;) {
+    const bytes = encode(take.map((r) => JSON.parse(r.body) as Record<string, unknown>));
+    if (bytes.length <= maxBytes || take.length === 1) return { bytes, take };
+    take = take.slice(0, Math.ceil(take.length / 2));
+  }
 }
 
 interface Inflight {
@@ -250,15 +264,13 @@ export class PeerSender {
       }
       let seq: number;
       let bytes: Uint8Array;
-      let take = cutByBytes(rows, m.limits.maxFrameBytes);
+      let take: typeof rows;
       try {
-        seq = await m.nextSequence();
-        for (;;) {
-          const envelopes = take.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-          bytes = encodeFrame({ type: 'events', sequence: seq, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity });
-          if (bytes.length <= m.limits.maxFrameBytes || take.length === 1) break;
-          take = take.slice(0, Math.ceil(take.length / 2));
-        }
+        const sequence = await m.nextSequence();
+        seq = sequence;
+        ({ bytes, take } = encodeEventsFrame(rows, m.limits.maxFrameBytes, (envelopes) =>
+          encodeFrame({ type: 'events', sequence, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity }),
+        ));
       } catch (err) {
         this.noteFailure((err as Error).message);
         this.sendFailed = true;

@@ -21,10 +21,9 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { Envelope } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import { publicKeyFromNodeId, verifySignature } from '../identity/index.js';
-import { cutByBytes, type FrameRoute, type KnownPeer, ReplayGuard } from '../mesh/index.js';
+import { encodeEventsFrame, type FrameRoute, type KnownPeer, ReplayGuard } from '../mesh/index.js';
 import { encodeFrame, type InboundFrame } from '../transport/index.js';
 import { every, type Logger } from '../util/index.js';
 import { Git, GitError, redactUrls } from './git.js';
@@ -176,7 +175,6 @@ export class GitFallback {
   private readonly maxFileBytes: number;
   private readonly maxAgeMs: number;
   private readonly git: Git;
-  private readonly guard: ReplayGuard;
   private readonly route: FrameRoute;
   private readonly acks = new Map<string, Uint8Array[]>();
   private readonly engaged = new Set<string>();
@@ -215,7 +213,6 @@ export class GitFallback {
     // Frames from git have a replay space of their own: the link's window (5 min) and its
     // sequence high-water marks are not theirs.
     const routed = <H extends { sender: string }>(h: H): H => ({ ...h, sender: `git:${h.sender}` });
-    this.guard = inner;
     this.route = {
       guard: { check: (h) => inner.check(routed(h)), record: (h) => inner.record(routed(h)) },
       types: new Set(['events', 'ack']),
@@ -456,17 +453,13 @@ export class GitFallback {
         while (events < this.maxEvents) {
           const rows = mesh.outbox.peek(p.computer, cursor, Math.min(mesh.limits.maxFrameEnvelopes, this.maxEvents - events));
           if (rows.length === 0) break;
-          let take = cutByBytes(rows, mesh.limits.maxFrameBytes);
-          let bytes: Uint8Array;
-          for (;;) {
-            const envelopes = take.map((r) => JSON.parse(r.body) as Envelope as unknown as Record<string, unknown>);
-            bytes = encodeFrame(
-              { type: 'events', sequence: await mesh.nextSequence(), timestamp: this.deps.clock.now(), body: { envelopes } },
+          const sequence = await mesh.nextSequence();
+          const { bytes, take } = encodeEventsFrame(rows, mesh.limits.maxFrameBytes, (envelopes) =>
+            encodeFrame(
+              { type: 'events', sequence, timestamp: this.deps.clock.now(), body: { envelopes } },
               { identity: this.deps.identity(), crc32c: true, deflate: { minBytes: 512 }, aead: { key } },
-            );
-            if (bytes.length <= mesh.limits.maxFrameBytes || take.length === 1) break;
-            take = take.slice(0, Math.ceil(take.length / 2));
-          }
+            ),
+          );
           cursor = (take[take.length - 1] as { id: number }).id;
           lastId = cursor;
           // One the link cannot carry either: the sender dead-letters it; git skips it.
@@ -567,10 +560,5 @@ export class GitFallback {
       refs: this.s.allImported.all() as FallbackStatus['refs'],
       unknownRefs: [...this.unknownRefs].sort(),
     };
-  }
-
-  /** The replay guard of frames from git (tests look at it). */
-  get frameGuard(): ReplayGuard {
-    return this.guard;
   }
 }

@@ -31,7 +31,7 @@
 import { createHash } from 'node:crypto';
 import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, MsgRequest, NatsConnection, NatsError, StoredMsg } from 'nats';
 import { requireDeps } from '../errors/index.js';
-import { after, every } from '../util/index.js';
+import { after, every, untilAborted } from '../util/index.js';
 import { TransportError } from './errors.js';
 import { frameTypeHint } from './frame-codec.js';
 import { ProviderBase } from './provider-base.js';
@@ -151,28 +151,6 @@ function quietly(fn: () => void): void {
   } catch {
     // The message comes back after the ack wait; the replay guard knows it.
   }
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) {
-    p.catch(() => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /**
@@ -654,7 +632,7 @@ class NatsProvider extends ProviderBase implements Provider {
     h.set(TYPE_HEADER, frameTypeHint(bytes) === 'events' ? 'mesh_event' : 'mesh_frame');
     const msgID = createHash('sha256').update(bytes).digest('hex');
     try {
-      await raceAbort(
+      await untilAborted(
         (this.js as JetStreamClient).publish(to.subject, bytes, { msgID, headers: h, expect: { streamName: to.stream }, timeout: this.opts.publishTimeoutMs }),
         opts?.signal,
       );
