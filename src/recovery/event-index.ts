@@ -1,7 +1,7 @@
 /**
  * The recovery index: every cluster or public event in this node's log, by the node that
  * originated it, with its content hash (`recovery_index`). It is filled incrementally from the
- * log (a cursor in `recovery_state`), in chunks that each commit on their own, so a beacon or a
+ * log (a cursor in `recovery_state`), in short paced slices whose rows ride in the next commit, so a beacon or a
  * peer's question costs a read of the index, never a pass over the log.
  *
  * What counts as a node's event: its `origin` field; for this node's own events also that no
@@ -9,9 +9,10 @@
  * leave a node, so they are never counted; nor are beacons (each is signed on its own, and a
  * beacon that counted itself would change the newest range it describes).
  */
+import { performance } from 'node:perf_hooks';
 import { type Catalog, RECOVERY_EVENTS } from '../catalog/index.js';
 import { PRUNE_MARK, type Store } from '../store/index.js';
-import type { Logger } from '../util/index.js';
+import { type Logger, Pacer } from '../util/index.js';
 import { contentHash } from './digest.js';
 
 export interface EventIndexDeps {
@@ -20,10 +21,12 @@ export interface EventIndexDeps {
   /** This node's current node id. */
   nodeId: () => string;
   logger: Logger;
+  /** Paces the passes so they give way to the node's traffic (one made from the store's commits when not given). */
+  pacer?: Pacer;
 }
 
-/** Log rows read per chunk: each chunk parses and hashes its events on the event loop (~25 µs each), so a chunk holds the node ~12 ms at most. */
-const CHUNK = 500;
+/** Log rows read per millisecond of a slice's time (util/pacer.ts; each event parsed and hashed costs ~25 µs); it stops early when the time is up. */
+const ROWS_PER_MS = 40;
 const CURSOR = 'index_seq';
 
 export interface IndexRow {
@@ -36,8 +39,10 @@ export class EventIndex {
   private running: Promise<number> | undefined;
   private readonly s;
   private readonly raw = new Map<string, boolean>();
+  private readonly pacer: Pacer;
 
   constructor(private readonly deps: EventIndexDeps) {
+    this.pacer = deps.pacer ?? new Pacer(() => deps.store.commits);
     const db = deps.store.db;
     const rd = deps.store.reader;
     this.s = {
@@ -101,38 +106,55 @@ export class EventIndex {
   private async pass(): Promise<number> {
     const { store } = this.deps;
     let added = 0;
+    // Where this pass has read to; its rows ride in the next transaction anyone opens (lost
+    // in a crash, they are indexed again: the inserts replace).
+    let from = Number((this.s.cursor.get(CURSOR) as string | undefined) ?? '0');
+    let written: Promise<void> = Promise.resolve();
     for (;;) {
       if (store.isClosed) return added;
-      const from = Number((this.s.cursor.get(CURSOR) as string | undefined) ?? '0');
-      // The chunk's end: the CHUNK-th position after the cursor, whatever its visibility.
-      const end = this.s.chunkEnd.get(from, CHUNK) as number | null;
-      if (end === null) return added;
-      const rows = this.s.chunk.all(from, end) as Array<{ seq: number; id: string; event: string; body: string }>;
-      const self = this.deps.nodeId();
-      const out: Array<[string, string, number, Buffer]> = [];
-      for (const r of rows) {
-        // A beacon is signed on its own and describes the events before it: never part of them.
-        if (r.event === RECOVERY_EVENTS.beacon || this.isRaw(r.event)) continue;
-        let env: Record<string, unknown>;
-        try {
-          env = JSON.parse(r.body) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
-        const origin = env.origin;
-        if (typeof origin !== 'string' || origin.length === 0) continue;
-        const hops = typeof env.hops === 'number' ? env.hops : 0;
-        // An event carrying our id but stamped by a hop is not ours (it cannot be: no re-forwarding).
-        if (origin === self && hops > 0) continue;
-        out.push([origin, r.id, r.seq, contentHash(env)]);
+      const slice = await this.pacer.slice((until) => this.take(from, until));
+      if (!slice) {
+        await written;
+        return added;
       }
-      await store.write(() => {
-        for (const o of out) this.s.insert.run(...o);
-        this.s.setCursor.run(CURSOR, String(end));
+      from = slice.end;
+      written = store.writeSoon(() => {
+        for (const o of slice.out) this.s.insert.run(...o);
+        this.s.setCursor.run(CURSOR, String(slice.end));
       });
-      added += out.length;
-      // Yield: the pipeline and the API go on between chunks.
-      await new Promise((r) => setImmediate(r));
+      added += slice.out.length;
     }
+  }
+
+  /** The index rows of the log after `from`, until `until` (performance.now() time); undefined at the log's end. */
+  private take(from: number, until: number): { end: number; out: Array<[string, string, number, Buffer]> } | undefined {
+    // The chunk's end: the rows-th position after the cursor, whatever its visibility.
+    const rows = Math.max(20, Math.min(1000, Math.round((until - performance.now()) * ROWS_PER_MS)));
+    let end = this.s.chunkEnd.get(from, rows) as number | null;
+    if (end === null) return undefined;
+    const self = this.deps.nodeId();
+    const out: Array<[string, string, number, Buffer]> = [];
+    for (const r of this.s.chunk.all(from, end) as Array<{ seq: number; id: string; event: string; body: string }>) {
+      // Out of time: the rest of the chunk is the next slice's.
+      if (performance.now() >= until && out.length > 0) {
+        end = r.seq - 1;
+        break;
+      }
+      // A beacon is signed on its own and describes the events before it: never part of them.
+      if (r.event === RECOVERY_EVENTS.beacon || this.isRaw(r.event)) continue;
+      let env: Record<string, unknown>;
+      try {
+        env = JSON.parse(r.body) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const origin = env.origin;
+      if (typeof origin !== 'string' || origin.length === 0) continue;
+      const hops = typeof env.hops === 'number' ? env.hops : 0;
+      // An event carrying our id but stamped by a hop is not ours (it cannot be: no re-forwarding).
+      if (origin === self && hops > 0) continue;
+      out.push([origin, r.id, r.seq, contentHash(env)]);
+    }
+    return { end, out };
   }
 }

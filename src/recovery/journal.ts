@@ -14,14 +14,20 @@
  * `mesh.recovery.cartridge` (in parts of 48 KiB of base64 when large); the beacon lists the
  * cartridges with their digests and statuses, signed, so a restore installs exactly those.
  */
+import { performance } from 'node:perf_hooks';
 import { RECOVERY_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { EventLog, NotificationRow, Store } from '../store/index.js';
-import type { Logger } from '../util/index.js';
+import { type Logger, Pacer } from '../util/index.js';
 import type { BeaconCartridge } from './beacon.js';
 
 /** A notifications row (the store's own shape). */
 export type NoteRow = NotificationRow;
+
+/** How many rows to read for a slice ending at `until`. */
+function rowsFor(until: number): number {
+  return Math.max(20, Math.min(1000, Math.round((until - performance.now()) * ROWS_PER_MS)));
+}
 
 /** A journal entry: a notification's whole state, short keys, event-derived fields only when they differ from its event's. */
 export type NoteEntry = Record<string, unknown> & { n: number; e: string };
@@ -100,27 +106,32 @@ export interface NotificationJournalDeps {
   self: () => { computer: string; nodeId: string };
   emitMany(inputs: readonly EmitInput[]): Promise<unknown>;
   logger: Logger;
+  /** Paces the passes so they give way to the node's traffic (one made from the store's commits when not given). */
+  pacer?: Pacer;
 }
 
-/** Rows read per pass: each pass stringifies its rows on the event loop, so a pass holds the node a few ms at most. */
-const PASS = 500;
+/** Rows read per millisecond of a slice's time (util/pacer.ts); it stops early when the time is up. */
+const ROWS_PER_MS = 40;
 /** Bytes of entries one journal event carries at most (the payload limit is 64 KiB). */
 const EVENT_BYTES = 48 * 1024;
+/** Entry bytes gathered before they are emitted (a few full events at once). */
+const FLUSH_BYTES = 4 * EVENT_BYTES;
 const SOURCE = 'weft.recovery';
 
 export class NotificationJournal {
   private readonly s;
   private flushing: Promise<number> | undefined;
+  private readonly pacer: Pacer;
 
   constructor(private readonly deps: NotificationJournalDeps) {
+    this.pacer = deps.pacer ?? new Pacer(() => deps.store.commits);
     const rd = deps.store.reader;
     const db = deps.store.db;
     this.s = {
       pending: rd.prepare('SELECT COUNT(*) FROM recovery_notes_dirty').pluck(),
-      take: rd.prepare('SELECT n.* FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?'),
+      take: rd.prepare('SELECT n.*, d.v AS mark_v FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?'),
       orphans: db.prepare('DELETE FROM recovery_notes_dirty WHERE id NOT IN (SELECT id FROM notifications)'),
-      row: db.prepare('SELECT * FROM notifications WHERE id = ?'),
-      clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ?'),
+      clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ? AND v = ?'),
       count: db.prepare("SELECT value FROM recovery_state WHERE key = 'journaled'").pluck(),
       setCount: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('journaled', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       was: rd.prepare('SELECT orig_id FROM recovery_notes_moved WHERE id = ? AND orig_id != id').pluck(),
@@ -160,49 +171,85 @@ export class NotificationJournal {
     const { store } = this.deps;
     let total = 0;
     let after = 0;
-    await store.write(() => this.s.orphans.run());
+    // Clearing marks rides in the next transaction anyone opens: lost in a crash, a row is
+    // journaled twice at worst (the restore keeps the last entry of each notification).
+    let cleared = store.writeSoon(() => this.s.orphans.run());
+    // Entries gathered over slices, emitted a few full events at a time (each event costs the
+    // whole emit path and goes to every peer: fewer, fuller ones).
+    let entries: Array<{ entry: NoteEntry; json: string }> = [];
+    let marks: Array<[number, number]> = [];
+    let bytes = 0;
     for (;;) {
       if (store.isClosed) return total;
-      const rows = this.s.take.all(after, PASS) as NoteRow[];
-      if (rows.length === 0) return total;
-      after = (rows[rows.length - 1] as NoteRow).id;
-      const entries: Array<{ row: NoteRow; entry: NoteEntry; json: string; rowJson: string }> = [];
-      const skip: number[] = [];
-      for (const row of rows) {
-        if (!this.isOwn(row)) {
-          skip.push(row.id);
-          continue;
-        }
-        const entry = noteEntry(row, this.ownEvent(row.event_id), this.s.was.get(row.id) as number | undefined);
-        entries.push({ row, entry, json: JSON.stringify(entry), rowJson: JSON.stringify(row) });
+      const slice = await this.pacer.slice((until) => this.take(after, until));
+      if (slice) {
+        after = slice.after;
+        entries.push(...slice.entries);
+        marks.push(...slice.marks);
+        for (const x of slice.entries) bytes += x.json.length + 1;
+        if (bytes < FLUSH_BYTES) continue;
       }
-      const inputs: EmitInput[] = [];
-      let batch: NoteEntry[] = [];
-      let bytes = 0;
-      for (const x of entries) {
-        if (batch.length > 0 && (bytes + x.json.length > EVENT_BYTES || batch.length >= 1000)) {
-          inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
-          batch = [];
-          bytes = 0;
-        }
-        batch.push(x.entry);
-        bytes += x.json.length + 1;
+      if (entries.length > 0) {
+        const t0 = performance.now();
+        await this.deps.emitMany(this.events(entries));
+        // The events' way through the pipeline and to the peers is the journal's cost too.
+        this.pacer.charge(performance.now() - t0);
       }
-      if (batch.length > 0) inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
-      if (inputs.length > 0) await this.deps.emitMany(inputs);
-      // A mark goes only if the row is still as journaled (the same columns, so the same
-      // entry): a change since is journaled next pass.
-      await store.write(() => {
-        for (const id of skip) this.s.clear.run(id);
-        for (const x of entries) {
-          const now = this.s.row.get(x.row.id) as NoteRow | undefined;
-          if (!now || JSON.stringify(now) === x.rowJson) this.s.clear.run(x.row.id);
-        }
-        this.s.setCount.run(String(this.journaled() + entries.length));
-      });
-      total += entries.length;
-      await new Promise((r) => setImmediate(r));
+      // A mark goes only if the row did not change since it was read (its count moved
+      // otherwise): a change since is journaled next pass.
+      const done = { marks, n: entries.length };
+      if (marks.length > 0) {
+        cleared = store.writeSoon(() => {
+          for (const [id, v] of done.marks) this.s.clear.run(id, v);
+          this.s.setCount.run(String(this.journaled() + done.n));
+        });
+      }
+      total += done.n;
+      entries = [];
+      marks = [];
+      bytes = 0;
+      if (!slice) {
+        await cleared;
+        return total;
+      }
     }
+  }
+
+  /** The next marked rows after `after`, until `until` (performance.now() time); undefined when none is left. */
+  private take(after: number, until: number): { after: number; entries: Array<{ entry: NoteEntry; json: string }>; marks: Array<[number, number]> } | undefined {
+    const rows = this.s.take.all(after, rowsFor(until)) as Array<NoteRow & { mark_v: number }>;
+    if (rows.length === 0) return undefined;
+    const entries: Array<{ entry: NoteEntry; json: string }> = [];
+    const marks: Array<[number, number]> = [];
+    let last = after;
+    for (const row of rows) {
+      last = row.id;
+      marks.push([row.id, row.mark_v]);
+      if (this.isOwn(row)) {
+        const entry = noteEntry(row, this.ownEvent(row.event_id), this.s.was.get(row.id) as number | undefined);
+        entries.push({ entry, json: JSON.stringify(entry) });
+      }
+      if (performance.now() >= until) break;
+    }
+    return { after: last, entries, marks };
+  }
+
+  /** Entries as journal events of at most EVENT_BYTES (and 1,000 entries) each. */
+  private events(entries: ReadonlyArray<{ entry: NoteEntry; json: string }>): EmitInput[] {
+    const inputs: EmitInput[] = [];
+    let batch: NoteEntry[] = [];
+    let bytes = 0;
+    for (const x of entries) {
+      if (batch.length > 0 && (bytes + x.json.length > EVENT_BYTES || batch.length >= 1000)) {
+        inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(x.entry);
+      bytes += x.json.length + 1;
+    }
+    if (batch.length > 0) inputs.push({ event: RECOVERY_EVENTS.notifications, source: SOURCE, payload: { db: this.deps.db(), entries: batch } });
+    return inputs;
   }
 }
 

@@ -23,7 +23,7 @@ import { type KnownPeer, ReplayGuard } from '../mesh/index.js';
 import { MirrorSource } from '../federation/index.js';
 import type { CommittedBatch } from '../pipeline/index.js';
 import { createCartridgeRegistry } from '../sovereignty/index.js';
-import { after, every } from '../util/index.js';
+import { after, every, Pacer } from '../util/index.js';
 import { type BeaconHolder, type BeaconPayload, signBeacon, verifyBeacon } from './beacon.js';
 import { BeaconBook, copiesOf, HoldingsBook, type RecoveryMode, RecoveryState, type StoredBeacon } from './books.js';
 import { blockSizeFor, buildRanges, type Holding, holdingOver } from './digest.js';
@@ -138,7 +138,9 @@ export class RecoveryService {
     this.minCopies = init.minCopies ?? 2;
     this.blockEvents = init.blockEvents ?? 10_000;
     this.enabled = init.enabled !== false;
-    this.index = new EventIndex({ store, catalog: node.catalog, nodeId: () => deps.identity().nodeId, logger: deps.logger });
+    // The index and the journal take turns on one pacer: together they give way to traffic.
+    const pacer = new Pacer(() => store.commits);
+    this.index = new EventIndex({ store, catalog: node.catalog, nodeId: () => deps.identity().nodeId, logger: deps.logger, pacer });
     this.beacons = new BeaconBook(store);
     this.holdings = new HoldingsBook(store);
     this.state = new RecoveryState(store);
@@ -150,6 +152,7 @@ export class RecoveryService {
       self: () => ({ computer: node.self.computer, nodeId: deps.identity().nodeId }),
       emitMany: (inputs) => node.emitMany(inputs),
       logger: deps.logger,
+      pacer,
     });
     const registry = init.dataDir ? createCartridgeRegistry({ dataDir: init.dataDir }, { store }) : undefined;
     this.carts = new CartridgeJournal({ store, source: registry, emitMany: (inputs) => node.emitMany(inputs), now: () => deps.clock.now(), logger: deps.logger });

@@ -677,4 +677,21 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 18,
+    name: 'recovery: a notification\'s journal mark counts its changes, so the journal clears a mark with one statement (no re-read of the row)',
+    sql: `
+      -- v moves on every change of a marked row; the journal deletes the mark only if v is
+      -- still the one it journaled (a change since keeps the mark for the next pass).
+      ALTER TABLE recovery_notes_dirty ADD COLUMN v INTEGER NOT NULL DEFAULT 0;
+      DROP TRIGGER recovery_notes_inserted;
+      DROP TRIGGER recovery_notes_updated;
+      CREATE TRIGGER recovery_notes_inserted AFTER INSERT ON notifications WHEN NEW.visibility IN ('cluster', 'public') BEGIN
+        INSERT INTO recovery_notes_dirty (id) VALUES (NEW.id) ON CONFLICT (id) DO UPDATE SET v = v + 1;
+      END;
+      CREATE TRIGGER recovery_notes_updated AFTER UPDATE ON notifications WHEN NEW.visibility IN ('cluster', 'public') BEGIN
+        INSERT INTO recovery_notes_dirty (id) VALUES (NEW.id) ON CONFLICT (id) DO UPDATE SET v = v + 1;
+      END;
+    `,
+  },
 ];

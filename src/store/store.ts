@@ -19,6 +19,9 @@ export interface StoreDeps {
   logger: Logger;
 }
 
+/** The transaction that commits deferred writes nobody else took along: not counted as the node's activity. */
+const flushOnly = (): undefined => undefined;
+
 /** Deferred writes (`writeSoon`) waiting at most; beyond it the oldest are given up. */
 const MAX_DEFERRED_WRITES = 65_536;
 
@@ -40,6 +43,7 @@ export class Store {
   private soon: Array<{ fn: () => void; done: () => void }> = [];
   private soonTimer: (() => void) | undefined;
   private droppedSoon = 0;
+  private committed = 0;
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -113,6 +117,7 @@ export class Store {
         this.requeue(riders);
         throw err;
       }
+      if (fn !== flushOnly) this.committed++;
       for (const x of riders) x.done();
       return r;
     } finally {
@@ -134,6 +139,7 @@ export class Store {
         this.runRiders(riders);
         const r = await fn();
         this.db.exec('COMMIT');
+        this.committed++;
         for (const x of riders) x.done();
         return r;
       } catch (err) {
@@ -180,7 +186,7 @@ export class Store {
         this.dropSoon();
         return;
       }
-      this.write(() => undefined).catch((err) => {
+      this.write(flushOnly).catch((err) => {
         this.logger.warn({ err: (err as Error).message }, 'deferred writes not committed');
         this.dropSoon();
       });
@@ -228,6 +234,11 @@ export class Store {
       this.readerDb.pragma('busy_timeout = 5000');
     }
     return this.readerDb;
+  }
+
+  /** Transactions committed since the store opened (not counting those of deferred writes alone): background work reads it to tell a busy node (util/pacer.ts). */
+  get commits(): number {
+    return this.committed;
   }
 
   /** ISO-8601 time from the injected clock. */

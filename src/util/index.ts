@@ -5,6 +5,7 @@ export * from './canonical-json.js';
 export * from './ids.js';
 export * from './mutex.js';
 export * from './pause.js';
+export * from './pacer.js';
 export * from './lazy.js';
 export * from './program.js';
 export * from './json-depth.js';

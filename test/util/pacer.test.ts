@@ -1,0 +1,95 @@
+/**
+ * The pacer of background work (util/pacer.ts): on an idle node the work runs slice after slice
+ * without waiting; while the node is busy (its activity counter moves) the slices are spaced so
+ * the work keeps its share of the loop; slices of one pacer never overlap; and work on a loop
+ * saturated by others still gets done.
+ */
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { test } from 'node:test';
+import { Pacer } from '../../src/util/pacer.js';
+
+/** Busy-waits until `until` (a slice doing real synchronous work). */
+function spin(until: number): void {
+  while (performance.now() < until) {
+    // work
+  }
+}
+
+test('an idle node runs the slices back to back; a busy one spaces them to keep the share', async () => {
+  let activity = 0;
+  const pacer = new Pacer(() => activity, { sliceMs: 2, share: 0.1 });
+  // Idle: nothing moves the counter. 20 slices of 2 ms.
+  let t0 = performance.now();
+  for (let i = 0; i < 20; i++) await pacer.slice((until) => spin(until));
+  const idle = performance.now() - t0;
+
+  // Busy: something commits every millisecond. Each 2 ms slice is followed by ≥ 18 ms of waiting.
+  const timer = setInterval(() => activity++, 1);
+  try {
+    t0 = performance.now();
+    for (let i = 0; i < 20; i++) await pacer.slice((until) => spin(until));
+  } finally {
+    clearInterval(timer);
+  }
+  const busy = performance.now() - t0;
+  // 20 × 2 ms of work at a 10 % share cannot take less than 19 gaps of 18 ms.
+  assert.ok(busy >= 19 * 18, `busy: ${busy.toFixed(0)} ms for 20 slices`);
+  // Idle, the same work is not spaced out (a wide margin: a loaded machine still passes).
+  assert.ok(idle < busy / 3, `idle ${idle.toFixed(0)} ms vs busy ${busy.toFixed(0)} ms`);
+});
+
+test('slices of one pacer never overlap, and each gets a deadline of its own', async () => {
+  const pacer = new Pacer(() => 0, { sliceMs: 3 });
+  let inside = 0;
+  let most = 0;
+  const deadlines: number[] = [];
+  const run = async () => {
+    for (let i = 0; i < 5; i++) {
+      await pacer.slice((until) => {
+        inside++;
+        most = Math.max(most, inside);
+        deadlines.push(until);
+        spin(Math.min(until, performance.now() + 1));
+        inside--;
+      });
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await Promise.all([run(), run(), run()]);
+  assert.equal(most, 1);
+  assert.equal(deadlines.length, 15);
+  assert.equal(new Set(deadlines).size, 15);
+});
+
+test('a loop saturated by other work gets longer slices, so the work still keeps its share', async () => {
+  let activity = 0;
+  const pacer = new Pacer(() => activity, { sliceMs: 2, share: 0.1, maxSliceMs: 10 });
+  await pacer.slice((until) => spin(until));
+  // Something else holds the loop for 90 ms between two slices.
+  activity++;
+  spin(performance.now() + 90);
+  let budget = 0;
+  await pacer.slice((until) => {
+    budget = until - performance.now();
+  });
+  // 90 ms of others' work earns 10 ms at a 10 % share (capped at maxSliceMs).
+  assert.ok(budget > 5, `budget ${budget.toFixed(1)} ms`);
+  assert.ok(budget <= 10);
+});
+
+test('work done outside a slice on its behalf (charge) delays the next slice under load', async () => {
+  let activity = 0;
+  const pacer = new Pacer(() => activity, { sliceMs: 1, share: 0.5 });
+  await pacer.slice(() => undefined);
+  pacer.charge(40);
+  const timer = setInterval(() => activity++, 1);
+  const t0 = performance.now();
+  try {
+    await pacer.slice(() => undefined);
+  } finally {
+    clearInterval(timer);
+  }
+  // 40 ms charged at a 50 % share: 40 ms of waiting while the node is busy.
+  assert.ok(performance.now() - t0 >= 38, `waited ${(performance.now() - t0).toFixed(0)} ms`);
+});
