@@ -1,6 +1,6 @@
 import { type TObject, type TSchema, Type } from '@sinclair/typebox';
 import { DuplicateEventTypeError, UnknownEventTypeError, ValidationError } from '../errors/index.js';
-import { type ActionDescriptor, compile, Envelope, type LevelName, LEVELS, type Validator, type Visibility } from '../envelope/index.js';
+import { type ActionDescriptor, compileLazily, Envelope, type LevelName, LEVELS, type Validator, type Visibility } from '../envelope/index.js';
 
 /** How an event type drives notifications. */
 export interface NotificationLifecycle {
@@ -200,7 +200,7 @@ export class Catalog {
       terminalWhen: def.terminalWhen,
       resolutionShape: def.resolutionShape,
       version: def.version ?? 1,
-      validator: compile<Record<string, unknown>>(def.payload),
+      validator: compileLazily<Record<string, unknown>>(def.payload),
     };
     this.entries.set(def.type, entry);
     return entry;

@@ -49,6 +49,23 @@ export function compile<T>(schema: TSchema): Validator<T> {
   };
 }
 
+/**
+ * `compile`, done on first use: for the catalog's many types, most of which a node never sees
+ * (each compiled validator is generated code the node would otherwise keep from its start).
+ */
+export function compileLazily<T>(schema: TSchema): Validator<T> {
+  let v: Validator<T> | undefined;
+  const get = () => {
+    v ??= compile<T>(schema);
+    return v;
+  };
+  return {
+    check: (value): value is T => get().check(value),
+    assert: (value, what) => get().assert(value, what),
+    firstError: (value) => get().firstError(value),
+  };
+}
+
 function unionVariants(schema: TSchema): TSchema[] | undefined {
   const any = (schema as { anyOf?: TSchema[] }).anyOf;
   return Array.isArray(any) && any.every((s) => (s as { type?: string }).type === 'object') ? any : undefined;
