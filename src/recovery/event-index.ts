@@ -25,8 +25,8 @@ export interface EventIndexDeps {
   pacer?: Pacer;
 }
 
-/** Log rows read per millisecond of a slice's time (util/pacer.ts; each event parsed and hashed costs ~25 µs); it stops early when the time is up. */
-const ROWS_PER_MS = 40;
+/** Log positions read at a time; a slice (util/pacer.ts) reads pages until its time is up (each event parsed and hashed costs ~25 µs). */
+const PAGE = 50;
 const CURSOR = 'index_seq';
 
 export interface IndexRow {
@@ -128,33 +128,37 @@ export class EventIndex {
 
   /** The index rows of the log after `from`, until `until` (performance.now() time); undefined at the log's end. */
   private take(from: number, until: number): { end: number; out: Array<[string, string, number, Buffer]> } | undefined {
-    // The chunk's end: the rows-th position after the cursor, whatever its visibility.
-    const rows = Math.max(20, Math.min(1000, Math.round((until - performance.now()) * ROWS_PER_MS)));
-    let end = this.s.chunkEnd.get(from, rows) as number | null;
-    if (end === null) return undefined;
     const self = this.deps.nodeId();
     const out: Array<[string, string, number, Buffer]> = [];
-    for (const r of this.s.chunk.all(from, end) as Array<{ seq: number; id: string; event: string; body: string }>) {
-      // Out of time: the rest of the chunk is the next slice's.
-      if (performance.now() >= until && out.length > 0) {
-        end = r.seq - 1;
-        break;
+    let end = from;
+    // Small pages of log positions, so a slice that runs out of time has read little it did not use.
+    for (;;) {
+      const pageEnd = this.s.chunkEnd.get(end, PAGE) as number | null;
+      if (pageEnd === null) return end > from ? { end, out } : undefined;
+      for (const r of this.s.chunk.all(end, pageEnd) as Array<{ seq: number; id: string; event: string; body: string }>) {
+        const hash = this.rowOf(r, self);
+        if (hash) out.push(hash);
+        if (performance.now() >= until) return { end: r.seq, out };
       }
-      // A beacon is signed on its own and describes the events before it: never part of them.
-      if (r.event === RECOVERY_EVENTS.beacon || this.isRaw(r.event)) continue;
-      let env: Record<string, unknown>;
-      try {
-        env = JSON.parse(r.body) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      const origin = env.origin;
-      if (typeof origin !== 'string' || origin.length === 0) continue;
-      const hops = typeof env.hops === 'number' ? env.hops : 0;
-      // An event carrying our id but stamped by a hop is not ours (it cannot be: no re-forwarding).
-      if (origin === self && hops > 0) continue;
-      out.push([origin, r.id, r.seq, contentHash(env)]);
+      end = pageEnd;
     }
-    return { end, out };
+  }
+
+  /** A log row's index row, or undefined when it is not counted. */
+  private rowOf(r: { seq: number; id: string; event: string; body: string }, self: string): [string, string, number, Buffer] | undefined {
+    // A beacon is signed on its own and describes the events before it: never part of them.
+    if (r.event === RECOVERY_EVENTS.beacon || this.isRaw(r.event)) return undefined;
+    let env: Record<string, unknown>;
+    try {
+      env = JSON.parse(r.body) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+    const origin = env.origin;
+    if (typeof origin !== 'string' || origin.length === 0) return undefined;
+    const hops = typeof env.hops === 'number' ? env.hops : 0;
+    // An event carrying our id but stamped by a hop is not ours (it cannot be: no re-forwarding).
+    if (origin === self && hops > 0) return undefined;
+    return [origin, r.id, r.seq, contentHash(env)];
   }
 }

@@ -17,17 +17,12 @@
 import { performance } from 'node:perf_hooks';
 import { RECOVERY_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
-import type { EventLog, NotificationRow, Store } from '../store/index.js';
+import type { NotificationRow, Store } from '../store/index.js';
 import { type Logger, Pacer } from '../util/index.js';
 import type { BeaconCartridge } from './beacon.js';
 
 /** A notifications row (the store's own shape). */
 export type NoteRow = NotificationRow;
-
-/** How many rows to read for a slice ending at `until`. */
-function rowsFor(until: number): number {
-  return Math.max(20, Math.min(1000, Math.round((until - performance.now()) * ROWS_PER_MS)));
-}
 
 /** A journal entry: a notification's whole state, short keys, event-derived fields only when they differ from its event's. */
 export type NoteEntry = Record<string, unknown> & { n: number; e: string };
@@ -102,7 +97,6 @@ export interface NotificationJournalDeps {
   store: Store;
   /** This database's id: entries name it, so a restore tells the old rows from the new. */
   db: () => string;
-  log: EventLog;
   self: () => { computer: string; nodeId: string };
   emitMany(inputs: readonly EmitInput[]): Promise<unknown>;
   logger: Logger;
@@ -110,8 +104,8 @@ export interface NotificationJournalDeps {
   pacer?: Pacer;
 }
 
-/** Rows read per millisecond of a slice's time (util/pacer.ts); it stops early when the time is up. */
-const ROWS_PER_MS = 40;
+/** Rows read at a time; a slice (util/pacer.ts) reads pages until its time is up. */
+const PAGE = 50;
 /** Bytes of entries one journal event carries at most (the payload limit is 64 KiB). */
 const EVENT_BYTES = 48 * 1024;
 /** Entry bytes gathered before they are emitted (a few full events at once). */
@@ -129,7 +123,10 @@ export class NotificationJournal {
     const db = deps.store.db;
     this.s = {
       pending: rd.prepare('SELECT COUNT(*) FROM recovery_notes_dirty').pluck(),
-      take: rd.prepare('SELECT n.*, d.v AS mark_v FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?'),
+      // The event's body only for this node's own rows (another's are only cleared).
+      take: rd.prepare(
+        'SELECT n.*, d.v AS mark_v, CASE WHEN n.source_computer IS NULL OR n.source_computer = @self THEN e.body END AS event_body FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id LEFT JOIN events e ON e.id = n.event_id WHERE d.id > @after ORDER BY d.id LIMIT @limit',
+      ),
       orphans: db.prepare('DELETE FROM recovery_notes_dirty WHERE id NOT IN (SELECT id FROM notifications)'),
       clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ? AND v = ?'),
       count: db.prepare("SELECT value FROM recovery_state WHERE key = 'journaled'").pluck(),
@@ -160,10 +157,16 @@ export class NotificationJournal {
     return row.source_computer === null || row.source_computer === this.deps.self().computer;
   }
 
-  /** The row's event when this node originated it (its fields then need not be journaled). */
-  private ownEvent(id: string): Envelope | undefined {
-    const e = this.deps.log.get(id)?.envelope;
-    if (!e || e.origin !== this.deps.self().nodeId || (e.hops ?? 0) > 0) return undefined;
+  /** The row's event (its stored body, this node's own log) when this node originated it: its fields then need not be journaled. */
+  private ownEvent(body: string | null): Envelope | undefined {
+    if (body === null) return undefined;
+    let e: Envelope;
+    try {
+      e = JSON.parse(body) as Envelope;
+    } catch {
+      return undefined;
+    }
+    if (e.origin !== this.deps.self().nodeId || (e.hops ?? 0) > 0) return undefined;
     return e;
   }
 
@@ -217,21 +220,23 @@ export class NotificationJournal {
 
   /** The next marked rows after `after`, until `until` (performance.now() time); undefined when none is left. */
   private take(after: number, until: number): { after: number; entries: Array<{ entry: NoteEntry; json: string }>; marks: Array<[number, number]> } | undefined {
-    const rows = this.s.take.all(after, rowsFor(until)) as Array<NoteRow & { mark_v: number }>;
-    if (rows.length === 0) return undefined;
     const entries: Array<{ entry: NoteEntry; json: string }> = [];
     const marks: Array<[number, number]> = [];
     let last = after;
-    for (const row of rows) {
-      last = row.id;
-      marks.push([row.id, row.mark_v]);
-      if (this.isOwn(row)) {
-        const entry = noteEntry(row, this.ownEvent(row.event_id), this.s.was.get(row.id) as number | undefined);
-        entries.push({ entry, json: JSON.stringify(entry) });
+    // Small pages, so a slice that runs out of time has read little it did not use.
+    for (;;) {
+      const rows = this.s.take.all({ self: this.deps.self().computer, after: last, limit: PAGE }) as Array<NoteRow & { mark_v: number; event_body: string | null }>;
+      for (const row of rows) {
+        last = row.id;
+        marks.push([row.id, row.mark_v]);
+        if (this.isOwn(row)) {
+          const entry = noteEntry(row, this.ownEvent(row.event_body), this.s.was.get(row.id) as number | undefined);
+          entries.push({ entry, json: JSON.stringify(entry) });
+        }
+        if (performance.now() >= until) return { after: last, entries, marks };
       }
-      if (performance.now() >= until) break;
+      if (rows.length < PAGE) return marks.length > 0 ? { after: last, entries, marks } : undefined;
     }
-    return { after: last, entries, marks };
   }
 
   /** Entries as journal events of at most EVENT_BYTES (and 1,000 entries) each. */

@@ -148,7 +148,6 @@ export class RecoveryService {
     this.notes = new NotificationJournal({
       store,
       db: () => this.dbId(),
-      log: node.ns.log,
       self: () => ({ computer: node.self.computer, nodeId: deps.identity().nodeId }),
       emitMany: (inputs) => node.emitMany(inputs),
       logger: deps.logger,

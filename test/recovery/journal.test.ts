@@ -33,7 +33,6 @@ test('journals each cluster notification once; a change racing the journal is jo
   const journal = new NotificationJournal({
     store: ns.store,
     db: () => 'db1',
-    log: ns.log,
     self: () => ({ computer: 'laptop', nodeId: 'weft:ed25519:self' }),
     emitMany: async (inputs) => {
       emitted.push([...inputs]);
