@@ -32,25 +32,45 @@ export function contentHash(env: Record<string, unknown>): Buffer {
   return createHash('sha256').update(canonicalJson(c)).digest();
 }
 
-/** A running digest over events added in id order. */
+/** Bytes gathered before they go to the hash in one call (one call per event cost ~6 native calls each). */
+const RUN_BUFFER = 8 * 1024;
+
+/**
+ * A running digest over events added in id order: sha256 of `id \0 hash` for each. The bytes
+ * are gathered and hashed in large pieces (the same stream, so the same digest).
+ */
 export class RunDigest {
-  private h: Hash = createHash('sha256');
+  private readonly h: Hash = createHash('sha256');
+  private buf = Buffer.allocUnsafe(RUN_BUFFER);
+  private at = 0;
   count = 0;
 
   add(id: string, hash: Uint8Array): void {
-    this.h.update(id);
-    this.h.update('\0');
-    this.h.update(hash);
+    const need = id.length * 3 + 1 + hash.length;
+    if (this.at + need > this.buf.length) {
+      this.flush();
+      if (need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
+    }
+    this.at += this.buf.write(id, this.at, 'utf8');
+    this.buf[this.at++] = 0;
+    this.buf.set(hash, this.at);
+    this.at += hash.length;
     this.count++;
   }
 
   /** 32 hex digits; the digest of nothing is the digest of the empty string. */
   hex(): string {
+    this.flush();
     return this.h.digest('hex').slice(0, 32);
+  }
+
+  private flush(): void {
+    if (this.at === 0) return;
+    this.h.update(this.buf.subarray(0, this.at));
+    this.at = 0;
   }
 }
 
-/** One block of a node's events, as a beacon lists it. */
 export interface DigestRange {
   /** First and last envelope id of the block (inclusive). */
   from: string;

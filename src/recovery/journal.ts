@@ -130,9 +130,16 @@ export class NotificationJournal {
       orphans: db.prepare('DELETE FROM recovery_notes_dirty WHERE id NOT IN (SELECT id FROM notifications)'),
       clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ? AND v = ?'),
       count: db.prepare("SELECT value FROM recovery_state WHERE key = 'journaled'").pluck(),
+      computer: db.prepare("SELECT value FROM recovery_state WHERE key = 'computer'").pluck(),
+      setComputer: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('computer', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       setCount: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('journaled', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       was: rd.prepare('SELECT orig_id FROM recovery_notes_moved WHERE id = ? AND orig_id != id').pluck(),
     };
+  }
+
+  /** Names this node's computer to the store, so only its own notifications are marked (migration 18). */
+  async ownComputer(computer: string): Promise<void> {
+    if ((this.s.computer.get() as string | undefined) !== computer) await this.deps.store.write(() => this.s.setComputer.run(computer));
   }
 
   /** Notifications whose state is not journaled yet. */

@@ -174,6 +174,7 @@ export class RecoveryService {
    */
   async prepare(): Promise<void> {
     if (this.state.get('db') === undefined) await this.state.set('db', randomBytes(8).toString('hex'));
+    await this.notes.ownComputer(this.deps.node.self.computer);
     if (this.state.mode() !== undefined) return;
     // A node that sends no beacons has nothing to wait for.
     if (this.init.identityCreated || !this.enabled) {

@@ -679,17 +679,24 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
   },
   {
     version: 18,
-    name: 'recovery: a notification\'s journal mark counts its changes, so the journal clears a mark with one statement (no re-read of the row)',
+    name: 'recovery: a notification\'s journal mark counts its changes, so the journal clears a mark with one statement (no re-read of the row); only this node\'s own notifications are marked',
     sql: `
       -- v moves on every change of a marked row; the journal deletes the mark only if v is
       -- still the one it journaled (a change since keeps the mark for the next pass).
       ALTER TABLE recovery_notes_dirty ADD COLUMN v INTEGER NOT NULL DEFAULT 0;
       DROP TRIGGER recovery_notes_inserted;
       DROP TRIGGER recovery_notes_updated;
-      CREATE TRIGGER recovery_notes_inserted AFTER INSERT ON notifications WHEN NEW.visibility IN ('cluster', 'public') BEGIN
+      -- Only this node's own notifications are journaled (another node journals its own), so
+      -- only they are marked: recovery_state 'computer' names this node (set at every start;
+      -- until it is, every row is marked, as before).
+      CREATE TRIGGER recovery_notes_inserted AFTER INSERT ON notifications
+        WHEN NEW.visibility IN ('cluster', 'public')
+          AND (NEW.source_computer IS NULL OR NEW.source_computer = COALESCE((SELECT value FROM recovery_state WHERE key = 'computer'), NEW.source_computer)) BEGIN
         INSERT INTO recovery_notes_dirty (id) VALUES (NEW.id) ON CONFLICT (id) DO UPDATE SET v = v + 1;
       END;
-      CREATE TRIGGER recovery_notes_updated AFTER UPDATE ON notifications WHEN NEW.visibility IN ('cluster', 'public') BEGIN
+      CREATE TRIGGER recovery_notes_updated AFTER UPDATE ON notifications
+        WHEN NEW.visibility IN ('cluster', 'public')
+          AND (NEW.source_computer IS NULL OR NEW.source_computer = COALESCE((SELECT value FROM recovery_state WHERE key = 'computer'), NEW.source_computer)) BEGIN
         INSERT INTO recovery_notes_dirty (id) VALUES (NEW.id) ON CONFLICT (id) DO UPDATE SET v = v + 1;
       END;
     `,

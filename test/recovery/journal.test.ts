@@ -1,5 +1,6 @@
 /**
- * The notification journal on a real SQLite file: every cluster notification is journaled once,
+ * The notification journal on a real SQLite file: every cluster notification of this node is
+ * journaled once (another computer's are never marked),
  * a row that changes while its entry is on its way keeps its mark (journaled again next pass,
  * with the change), and a pass gathers many rows into few full events.
  */
@@ -22,12 +23,6 @@ test('journals each cluster notification once; a change racing the journal is jo
   assert.ok(entry);
   const N = 3000;
   const now = new Date().toISOString();
-  await ns.store.write(() => {
-    for (let i = 0; i < N; i++) {
-      const env = { id: `e-${String(i).padStart(5, '0')}`, event: 'mesh.test.ping', version: 1, source: 'test', timestamp: now, level: 1, domain: 'mesh', description: 'ping', visibility: i % 2 === 0 ? 'cluster' : 'local', payload: { n: i } } as unknown as Envelope;
-      ns.notifications.createFromEvent(env, entry, now);
-    }
-  });
   const emitted: EmitInput[][] = [];
   let raced = false;
   const journal = new NotificationJournal({
@@ -43,6 +38,18 @@ test('journals each cluster notification once; a change racing the journal is jo
       }
     },
     logger: silentLogger,
+  });
+  // This node is 'laptop': another computer's notifications are that node's to journal, never marked here.
+  await journal.ownComputer('laptop');
+  await ns.store.write(() => {
+    for (let i = 0; i < N; i++) {
+      const env = { id: `e-${String(i).padStart(5, '0')}`, event: 'mesh.test.ping', version: 1, source: 'test', timestamp: now, level: 1, domain: 'mesh', description: 'ping', visibility: i % 2 === 0 ? 'cluster' : 'local', ...(i % 4 === 0 ? { sourceComputer: 'laptop' } : {}), payload: { n: i } } as unknown as Envelope;
+      ns.notifications.createFromEvent(env, entry, now);
+    }
+    for (let i = 0; i < 100; i++) {
+      const env = { id: `d-${i}`, event: 'mesh.test.ping', version: 1, source: 'test', timestamp: now, level: 1, domain: 'mesh', description: 'ping', visibility: 'cluster', sourceComputer: 'desk', payload: { n: i } } as unknown as Envelope;
+      ns.notifications.createFromEvent(env, entry, now);
+    }
   });
   assert.equal(journal.pending(), N / 2);
   const first = await journal.flush();
