@@ -110,6 +110,8 @@ const PAGE = 50;
 const EVENT_BYTES = 48 * 1024;
 /** Entry bytes gathered before they are emitted (a few full events at once). */
 const FLUSH_BYTES = 4 * EVENT_BYTES;
+/** Marks gathered at most before they are cleared. */
+const FLUSH_MARKS = 5000;
 const SOURCE = 'weft.recovery';
 
 export class NotificationJournal {
@@ -197,7 +199,9 @@ export class NotificationJournal {
         entries.push(...slice.entries);
         marks.push(...slice.marks);
         for (const x of slice.entries) bytes += x.json.length + 1;
-        if (bytes < FLUSH_BYTES) continue;
+        // Emitted when a few events' worth is gathered, or when many marks are (rows of
+        // another computer, marked before migration 18, only need clearing).
+        if (bytes < FLUSH_BYTES && marks.length < FLUSH_MARKS) continue;
       }
       if (entries.length > 0) {
         const t0 = performance.now();
