@@ -61,13 +61,15 @@ export class Pacer {
    * own work, paced by the node.
    */
   async slice<T>(work: (until: number) => T): Promise<T> {
+    const asked = performance.now();
     const release = this.lock.tryAcquire() ?? (await this.lock.acquire());
     try {
       await this.turn();
       const start = performance.now();
-      // A loop saturated by other work leaves long gaps between slices: the slice grows to keep
-      // the share (up to maxSliceMs), or background work would starve.
-      const earned = ((start - this.lastEnd) * this.share) / (1 - this.share);
+      // A loop saturated by other work makes this call wait long for its turn: the slice grows
+      // to keep the share (up to maxSliceMs), or background work would starve. (Time the work
+      // was not asked for — an idle node between passes — earns nothing.)
+      const earned = ((start - Math.max(this.lastEnd, asked)) * this.share) / (1 - this.share);
       const budget = Math.min(this.maxSliceMs, Math.max(this.sliceMs, earned));
       try {
         return work(start + budget);

@@ -66,16 +66,24 @@ test('a loop saturated by other work gets longer slices, so the work still keeps
   let activity = 0;
   const pacer = new Pacer(() => activity, { sliceMs: 2, share: 0.1, maxSliceMs: 10 });
   await pacer.slice((until) => spin(until));
-  // Something else holds the loop for 90 ms between two slices.
-  activity++;
-  spin(performance.now() + 90);
+  // The next slice is asked for, then something else holds the loop for 90 ms before its turn.
   let budget = 0;
-  await pacer.slice((until) => {
+  const next = pacer.slice((until) => {
     budget = until - performance.now();
   });
+  activity++;
+  spin(performance.now() + 90);
+  await next;
   // 90 ms of others' work earns 10 ms at a 10 % share (capped at maxSliceMs).
   assert.ok(budget > 5, `budget ${budget.toFixed(1)} ms`);
   assert.ok(budget <= 10);
+
+  // An idle pause between two passes (nobody asked for a slice) earns nothing.
+  await new Promise((r) => setTimeout(r, 100));
+  await pacer.slice((until) => {
+    budget = until - performance.now();
+  });
+  assert.ok(budget <= 2.5, `budget after an idle pause ${budget.toFixed(1)} ms`);
 });
 
 test('work done outside a slice on its behalf (charge) delays the next slice under load', async () => {
