@@ -96,28 +96,43 @@ export function blockSizeFor(total: number, blockEvents: number): number {
  * const { ranges, digest } = buildRanges(index.rows(nodeId), 10_000);
  */
 export function buildRanges(rows: Iterable<{ id: string; hash: Uint8Array; seq: number }>, block: number): { ranges: DigestRange[]; count: number; digest: string } {
-  const ranges: DigestRange[] = [];
-  const all = new RunDigest();
-  let cur: { d: RunDigest; from: string; to: string; low: number; high: number } | undefined;
-  const close = () => {
-    if (!cur) return;
-    ranges.push({ from: cur.from, to: cur.to, count: cur.d.count, digest: cur.d.hex(), lowSeq: cur.low, highSeq: cur.high });
-    cur = undefined;
-  };
-  for (const r of rows) {
-    all.add(r.id, r.hash);
-    cur ??= { d: new RunDigest(), from: r.id, to: r.id, low: r.seq, high: r.seq };
+  const b = new RangeBuilder(block);
+  for (const r of rows) b.add(r);
+  return b.finish();
+}
+
+/** `buildRanges` one event at a time (for work done in slices). */
+export class RangeBuilder {
+  private readonly ranges: DigestRange[] = [];
+  private readonly all = new RunDigest();
+  private cur: { d: RunDigest; from: string; to: string; low: number; high: number } | undefined;
+
+  constructor(private readonly block: number) {}
+
+  add(r: { id: string; hash: Uint8Array; seq: number }): void {
+    this.all.add(r.id, r.hash);
+    this.cur ??= { d: new RunDigest(), from: r.id, to: r.id, low: r.seq, high: r.seq };
+    const cur = this.cur;
     cur.d.add(r.id, r.hash);
     cur.to = r.id;
     if (r.seq < cur.low) cur.low = r.seq;
     if (r.seq > cur.high) cur.high = r.seq;
-    if (cur.d.count >= block) close();
+    if (cur.d.count >= this.block) this.close();
   }
-  close();
-  return { ranges, count: all.count, digest: all.hex() };
+
+  finish(): { ranges: DigestRange[]; count: number; digest: string } {
+    this.close();
+    return { ranges: this.ranges, count: this.all.count, digest: this.all.hex() };
+  }
+
+  private close(): void {
+    const cur = this.cur;
+    if (!cur) return;
+    this.ranges.push({ from: cur.from, to: cur.to, count: cur.d.count, digest: cur.d.hex(), lowSeq: cur.low, highSeq: cur.high });
+    this.cur = undefined;
+  }
 }
 
-/** What a holder has of a node's events over the node's ranges. */
 export interface Holding {
   /** Per range of the beacon, in its order: the events held in it and their digest. */
   ranges: Array<{ count: number; digest: string }>;
@@ -137,24 +152,40 @@ export interface Holding {
  * const whole = h.ranges.map((x, i) => x.digest === beacon.events.ranges[i].digest);
  */
 export function holdingOver(rows: Iterable<{ id: string; hash: Uint8Array }>, ranges: ReadonlyArray<{ from: string; to: string }>): Holding {
-  const ds = ranges.map(() => new RunDigest());
-  const all = new RunDigest();
-  let tail = 0;
-  let before = 0;
-  let i = 0;
-  for (const r of rows) {
-    all.add(r.id, r.hash);
-    while (i < ranges.length && r.id > (ranges[i] as { to: string }).to) i++;
-    if (i >= ranges.length) {
-      tail++;
-      continue;
-    }
-    if (r.id < (ranges[i] as { from: string }).from) {
-      // Between two ranges (or before the first): the origin does not have it in any range.
-      before++;
-      continue;
-    }
-    (ds[i] as RunDigest).add(r.id, r.hash);
+  const b = new HoldingBuilder(ranges);
+  for (const r of rows) b.add(r);
+  return b.finish();
+}
+
+/** `holdingOver` one event at a time (for work done in slices). */
+export class HoldingBuilder {
+  private readonly ds: RunDigest[];
+  private readonly all = new RunDigest();
+  private tail = 0;
+  private before = 0;
+  private i = 0;
+
+  constructor(private readonly ranges: ReadonlyArray<{ from: string; to: string }>) {
+    this.ds = ranges.map(() => new RunDigest());
   }
-  return { ranges: ds.map((d) => ({ count: d.count, digest: d.hex() })), tail, before, count: all.count, digest: all.hex() };
+
+  add(r: { id: string; hash: Uint8Array }): void {
+    const { ranges } = this;
+    this.all.add(r.id, r.hash);
+    while (this.i < ranges.length && r.id > (ranges[this.i] as { to: string }).to) this.i++;
+    if (this.i >= ranges.length) {
+      this.tail++;
+      return;
+    }
+    if (r.id < (ranges[this.i] as { from: string }).from) {
+      // Between two ranges (or before the first): the origin does not have it in any range.
+      this.before++;
+      return;
+    }
+    (this.ds[this.i] as RunDigest).add(r.id, r.hash);
+  }
+
+  finish(): Holding {
+    return { ranges: this.ds.map((d) => ({ count: d.count, digest: d.hex() })), tail: this.tail, before: this.before, count: this.all.count, digest: this.all.hex() };
+  }
 }

@@ -28,6 +28,8 @@ export interface EventIndexDeps {
 /** Log positions read at a time; a slice (util/pacer.ts) reads pages until its time is up (each event parsed and hashed costs ~25 µs). */
 const PAGE = 50;
 const CURSOR = 'index_seq';
+/** Index rows read at a time by `eachRow` (each is hashed twice: ~2 µs). */
+const ROW_PAGE = 250;
 
 export interface IndexRow {
   id: string;
@@ -54,6 +56,7 @@ export class EventIndex {
       mark: rd.prepare('SELECT value FROM log_marks WHERE key = ?').pluck(),
       count: rd.prepare('SELECT COUNT(*) FROM recovery_index WHERE node = ? AND seq >= ?').pluck(),
       rows: rd.prepare('SELECT id, hash, seq FROM recovery_index WHERE node = ? AND seq >= ? ORDER BY id'),
+      page: rd.prepare('SELECT id, hash, seq FROM recovery_index WHERE node = ? AND seq >= ? AND id > ? ORDER BY id LIMIT ?'),
       nodes: rd.prepare('SELECT node, COUNT(*) AS n FROM recovery_index WHERE seq >= ? GROUP BY node'),
     };
   }
@@ -82,6 +85,27 @@ export class EventIndex {
   /** Events of `node` held here, in id order. */
   rows(node: string): Iterable<IndexRow> {
     return this.s.rows.iterate(node, this.prunedBelow()) as Iterable<IndexRow>;
+  }
+
+  /**
+   * Events of `node` held here, in id order, handed to `fn` in paced slices (util/pacer.ts):
+   * for a pass over many events (a beacon's ranges, a holding) that must not hold the loop. Rows
+   * indexed meanwhile are included when their id comes after the pass's position.
+   */
+  async eachRow(node: string, fn: (row: IndexRow) => void): Promise<void> {
+    let after = '';
+    for (;;) {
+      const more = await this.pacer.slice((until) => {
+        for (;;) {
+          const rows = this.s.page.all(node, this.prunedBelow(), after, ROW_PAGE) as IndexRow[];
+          for (const r of rows) fn(r);
+          if (rows.length < ROW_PAGE) return false;
+          after = (rows[rows.length - 1] as IndexRow).id;
+          if (performance.now() >= until) return true;
+        }
+      });
+      if (!more) return;
+    }
   }
 
   /** How many events of each node are held here. */

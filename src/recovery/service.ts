@@ -26,7 +26,7 @@ import { createCartridgeRegistry } from '../sovereignty/index.js';
 import { after, every, Pacer } from '../util/index.js';
 import { type BeaconHolder, type BeaconPayload, signBeacon, verifyBeacon } from './beacon.js';
 import { BeaconBook, copiesOf, HoldingsBook, type RecoveryMode, RecoveryState, type StoredBeacon } from './books.js';
-import { blockSizeFor, buildRanges, type Holding, holdingOver } from './digest.js';
+import { blockSizeFor, type buildRanges, type Holding, HoldingBuilder, holdingOver, RangeBuilder } from './digest.js';
 import { EventIndex } from './event-index.js';
 import { reservedSequence, seedFrameSequence } from './frame-sequence.js';
 import { CartridgeJournal, NotificationJournal } from './journal.js';
@@ -268,7 +268,10 @@ export class RecoveryService {
     await this.index.catchUp();
     const self = this.deps.identity().nodeId;
     const block = blockSizeFor(this.index.count(self), this.blockEvents);
-    return { ...buildRanges(this.index.rows(self), block), block };
+    // In slices: a node's own events can be a million.
+    const b = new RangeBuilder(block);
+    await this.index.eachRow(self, (r) => b.add(r));
+    return { ...b.finish(), block };
   }
 
   private async emitBeacon(confirmation = false): Promise<BeaconPayload> {
@@ -331,7 +334,9 @@ export class RecoveryService {
         this.holdingTimers.delete(node);
         void (async () => {
           await this.index.catchUp();
-          const h = holdingOver(this.index.rows(node), p.events.ranges);
+          const hb = new HoldingBuilder(p.events.ranges);
+          await this.index.eachRow(node, (r) => hb.add(r));
+          const h = hb.finish();
           await this.send(computer, RECOVERY_HOLDING, {
             beacon: beaconId,
             ranges: p.events.ranges.map((r, i) => ({ from: r.from, to: r.to, ...(h.ranges[i] as { count: number; digest: string }) })),
