@@ -13,7 +13,10 @@ import { verifySummary } from '../../src/privacy/index.js';
 import { type PrivacyMesh, privacyMesh, until, writeSpool } from '../helpers/privacy-mesh.js';
 
 let m: PrivacyMesh;
-const T0 = Date.now() - 3 * 3_600_000;
+// The start of an hour three hours ago: the seeded half hour of commands then lies inside one
+// hour and one UTC day whenever the test runs (three hours before now, unaligned, it crossed
+// midnight when run between 00:00 and 00:30 + 3 h UTC, and the daily summary saw only part).
+const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000;
 
 /** Commands of every node: a and b use git and docker; c git; d only cargo. */
 function seed(name: string): Array<{ command: string; ts: number; exit?: number; durationMs?: number }> {
