@@ -71,6 +71,7 @@ export class RunDigest {
   }
 }
 
+/** One block of a node's events, as a beacon lists it. */
 export interface DigestRange {
   /** First and last envelope id of the block (inclusive). */
   from: string;
@@ -133,6 +134,7 @@ export class RangeBuilder {
   }
 }
 
+/** What a holder has of a node's events over the node's ranges. */
 export interface Holding {
   /** Per range of the beacon, in its order: the events held in it and their digest. */
   ranges: Array<{ count: number; digest: string }>;
