@@ -679,7 +679,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
   },
   {
     version: 18,
-    name: 'recovery: a notification\'s journal mark counts its changes, so the journal clears a mark with one statement (no re-read of the row); only this node\'s own notifications are marked',
+    name: 'recovery: a notification\'s journal mark counts its changes, so the journal clears a mark with one statement (no re-read of the row); only this node\'s own notifications are marked; moved notifications found by their new id',
     sql: `
       -- v moves on every change of a marked row; the journal deletes the mark only if v is
       -- still the one it journaled (a change since keeps the mark for the next pass).
@@ -699,6 +699,9 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
           AND (NEW.source_computer IS NULL OR NEW.source_computer = COALESCE((SELECT value FROM recovery_state WHERE key = 'computer'), NEW.source_computer)) BEGIN
         INSERT INTO recovery_notes_dirty (id) VALUES (NEW.id) ON CONFLICT (id) DO UPDATE SET v = v + 1;
       END;
+      -- The journal asks, for every row it journals, whether a restore gave it a new id: without
+      -- this index each question read the whole table (a restored node's journal was quadratic).
+      CREATE INDEX recovery_notes_moved_id ON recovery_notes_moved(id);
     `,
   },
 ];
