@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { WEFT_ENTRY_MARK } from '../config/index.js';
+import { untilAborted } from '../util/index.js';
 import type { RedisClient } from './client.js';
 
 /** The Lua scripts beside this file, by name (`trim-own-1.lua` → 'trim-own'), read once. */
@@ -84,22 +85,5 @@ export function redactUrl(url: string): string {
  * while Redis is down must not wait on the reply alone.
  */
 export function unlessAborted<T>(reply: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    reply.catch(() => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    reply.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
+  return untilAborted(reply, signal);
 }
