@@ -5,6 +5,15 @@ import { envelopeValidator } from './validate.js';
 const SORTED_FIELDS = [...ENVELOPE_FIELDS].sort();
 
 /**
+ * `JSON.stringify` of an object literal with every envelope field in sorted order (undefined
+ * ones are left out by JSON itself), compiled once from the schema's field list, as TypeBox
+ * compiles its validators: one object of a fixed shape per call, no loop over names.
+ */
+const writeSorted = new Function('e', `return JSON.stringify({ ${SORTED_FIELDS.map((k) => `${JSON.stringify(k)}: e[${JSON.stringify(k)}]`).join(', ')} });`) as (
+  e: Envelope,
+) => string;
+
+/**
  * The stable byte form of an envelope: JSON without whitespace, envelope fields in sorted
  * order, nested values in their own order (which parsing preserves), so
  * `serialize(parse(s)) === s` for every stored or received envelope. Cheaper than fully
@@ -13,13 +22,7 @@ const SORTED_FIELDS = [...ENVELOPE_FIELDS].sort();
  * const s = serializeEnvelope(env); serializeEnvelope(parseEnvelope(s)) === s;
  */
 export function serializeEnvelope(env: Envelope): string {
-  const e = env as unknown as Record<string, unknown>;
-  const ordered: Record<string, unknown> = {};
-  for (const k of SORTED_FIELDS) {
-    const v = e[k];
-    if (v !== undefined) ordered[k] = v;
-  }
-  return JSON.stringify(ordered);
+  return writeSorted(env);
 }
 
 /** Parses and validates stored or received bytes into an envelope. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createDefaultCatalog } from '../../src/catalog/index.js';
 import {
+  ENVELOPE_FIELDS,
   type Envelope,
   envelopeValidator,
   fromStreamFields,
@@ -97,6 +98,18 @@ test('stable serialization: same bytes in, same bytes out', () => {
   assert.equal(serializeEnvelope(parseEnvelope(Buffer.from(s))), s);
   assert.deepEqual(parseEnvelope(s), e);
   assert.throws(() => parseEnvelope('{not json'), /not valid JSON/);
+});
+
+test('serialization writes every field of the envelope schema, in sorted order, and nothing else', () => {
+  const all: Record<string, unknown> = {};
+  for (const k of ENVELOPE_FIELDS) all[k] = `v-${k}`;
+  all.notAnEnvelopeField = 'dropped';
+  const written = JSON.parse(serializeEnvelope(all as unknown as Envelope)) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(written), [...ENVELOPE_FIELDS].sort());
+  for (const k of ENVELOPE_FIELDS) assert.equal(written[k], `v-${k}`);
+  // A field left undefined is left out, as JSON does.
+  const some = JSON.parse(serializeEnvelope({ ...valid(), causationId: undefined } as unknown as Envelope)) as Record<string, unknown>;
+  assert.equal('causationId' in some, false);
 });
 
 test('the Redis entry format round-trips and a foreign producer needs only the seed fields', () => {
