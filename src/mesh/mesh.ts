@@ -250,7 +250,7 @@ export class MeshService implements SenderLink {
   private wakeQueued(): void {
     const peers = this.deps.outbox.takeQueued();
     if (peers.length === 0) return;
-    for (const p of peers) this.senders.get(p)?.wake();
+    for (const p of peers) this.senders.get(p)?.queued();
     this.deps.teleclaude?.wake();
   }
 
@@ -562,7 +562,7 @@ export class MeshService implements SenderLink {
         // itself here, when its inbox is ready: no hello to that.)
         const p = this.deps.peers.byName(e.peer);
         if (p && p.wire !== 'teleclaude' && p.nodeId !== this.identity.nodeId) void this.hello(e.peer, { reply: this.linkKey(e.peer) === undefined, minGapMs: 1000 });
-        this.sender(e.peer).wake();
+        this.sender(e.peer).queued();
         break;
       }
       case 'peer.disconnected':

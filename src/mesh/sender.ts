@@ -102,6 +102,13 @@ export class PeerSender {
   keyingSince: number | undefined;
   private keyingGapMs = KEYING_FIRST_GAP_MS;
   private nextHelloAt = 0;
+  /**
+   * Reasons to read the outbox (rows queued, the cursor moved back, a timer) and how many of
+   * them the last read that found it drained covered: an empty read costs a query, and a
+   * sender woken only by an ack has nothing new to read.
+   */
+  private lookWanted = 1;
+  private lookedAt = 0;
 
   constructor(
     readonly peer: string,
@@ -110,6 +117,12 @@ export class PeerSender {
 
   start(): void {
     this.running ??= this.loop();
+  }
+
+  /** Rows were queued for this peer (or may have been): the next turn reads the outbox. */
+  queued(): void {
+    this.lookWanted++;
+    this.wake();
   }
 
   wake(): void {
@@ -149,7 +162,7 @@ export class PeerSender {
       this.cursor = 0;
       this.resends++;
     }
-    this.wake();
+    this.queued();
   }
 
   private noteFailure(message: string): void {
@@ -181,7 +194,16 @@ export class PeerSender {
     let cancel: (() => void) | undefined;
     await new Promise<void>((resolve) => {
       this.wakeUp = resolve;
-      cancel = after(this.mesh.clock, ms, resolve, { unref: true });
+      cancel = after(
+        this.mesh.clock,
+        ms,
+        () => {
+          // The timer is the safety net: it reads the outbox whatever woke us or not.
+          this.lookWanted++;
+          resolve();
+        },
+        { unref: true },
+      );
     });
     cancel?.();
     this.wakeUp = undefined;
@@ -212,6 +234,7 @@ export class PeerSender {
           this.inflight.clear();
           this.cursor = 0;
           this.resends++;
+          this.lookWanted++;
           break;
         }
       }
@@ -219,8 +242,10 @@ export class PeerSender {
         await this.sleep(100);
         continue;
       }
-      const rows = m.outbox.peek(this.peer, this.cursor, m.limits.maxFrameEnvelopes);
+      const want = this.lookWanted;
+      const rows = want === this.lookedAt ? [] : m.outbox.peek(this.peer, this.cursor, m.limits.maxFrameEnvelopes);
       if (rows.length === 0) {
+        this.lookedAt = want;
         this.keyingSince = undefined;
         // Woken when rows are queued for this peer (and by its acks); the timer is a safety net.
         await this.sleep(this.inflight.size > 0 ? 250 : IDLE_POLL_MS);
@@ -257,6 +282,7 @@ export class PeerSender {
         this.sendFailed = false;
         this.inflight.clear();
         this.cursor = 0;
+        this.lookWanted++;
         backoff = Math.min(Math.max(backoff * 2, 100), 5000);
         m.logger.debug({ peer: this.peer, err: this.lastError }, 'send failed; the outbox keeps the events');
         await this.sleep(backoff);
@@ -284,6 +310,8 @@ export class PeerSender {
         continue;
       }
       const rowsSent = take;
+      // Everything the read found goes in this frame and the read was not cut short: drained.
+      if (take.length === rows.length && rows.length < m.limits.maxFrameEnvelopes) this.lookedAt = want;
       // Not awaited: the next frame is prepared while this one travels (the window bounds them).
       if (this.inflight.size === 0) this.waitingSince ??= m.clock.now();
       this.inflight.set(seq, { ids: rowsSent.map((r) => r.envelopeId), sentAt: m.clock.now() });

@@ -77,3 +77,51 @@ test('refusal notices aggregate on the clock they are given: the count of a wind
     notices.close();
   }
 });
+
+test('a sender is woken by its rows and acks, never by its timers: with the clock frozen, events emitted while frames and acks are in flight all arrive', { timeout: 60_000 }, async () => {
+  const t = tempDir('weft-fake-clock-wake-');
+  // Frozen: no resend, no idle poll and no safety-net timer of the senders can fire.
+  const clock = new ManualClock(Date.now(), { timers: true });
+  const net = new MemoryNetwork();
+  const names = ['one', 'two'] as const;
+  const ids = Object.fromEntries(
+    names.map((c) => {
+      mkdirSync(join(t.dir, c), { recursive: true });
+      return [c, loadOrCreateIdentity(join(t.dir, c, 'identity.key')).identity.nodeId];
+    }),
+  ) as Record<'one' | 'two', string>;
+  const nodes: AssembledNode[] = [];
+  try {
+    for (const c of names) {
+      const other = c === 'one' ? 'two' : 'one';
+      const n = await assembleNode(
+        {
+          dataDir: join(t.dir, c),
+          computer: c,
+          cluster: 'pair',
+          mesh: { provider: memoryProvider({ network: net, computer: c }), peers: [{ computer: other, cluster: 'pair', nodeId: ids[other], trustLevel: 'peer', origin: 'static' }] },
+        },
+        { clock, logger: silentLogger },
+      );
+      await n.start();
+      nodes.push(n);
+    }
+    const [one, two] = nodes as [AssembledNode, AssembledNode];
+    const arrived = () => two.node.ns.store.reader.prepare(`SELECT COUNT(*) FROM events WHERE event = 'mesh.test.ping'`).pluck().get() as number;
+    // Emits land while the previous frame is out, while its ack comes back, and in between.
+    let total = 0;
+    for (let round = 0; round < 60; round++) {
+      const k = 1 + (round % 3);
+      const emits = Array.from({ length: k }, (_, i) => one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: total + i, note: `r${round}` } }));
+      total += k;
+      if (round % 2 === 0) await Promise.all(emits);
+      for (let i = 0; i < round % 4; i++) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => arrived() === total, 20_000, `all ${total} events on two with the clock frozen`);
+    assert.equal(sent(one)?.resends, 0, 'nothing was resent: no timer ran');
+    await waitFor(() => one.mesh?.outbox.depth('two') === 0, 20_000, 'every row acknowledged');
+  } finally {
+    for (const n of nodes.reverse()) await n.stop();
+    t.cleanup();
+  }
+});
