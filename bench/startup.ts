@@ -4,13 +4,15 @@
  * memory of an idle embedded daemon after 30 s against an idle bare node. Then what each module
  * adds to a process's memory when loaded in the daemon's order, so the cost of each is written
  * down. Goals from the performance issue: `weft --version` < 80 ms, `weft emit` and
- * `weft notifications list` < 150 ms, idle daemon < 50 MB.
+ * `weft notifications list` < 150 ms, idle daemon < 50 MB, and < 70 MB with the mesh on (TLS,
+ * linked to 3 peers: four real daemons in one cluster, shipped defaults).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startFleet } from '../test/chaos/fleet.js';
 import { freePort } from '../test/helpers/redis.js';
 import { type BenchSection, fmt, percentile, rssMiB } from './harness.js';
 
@@ -48,6 +50,34 @@ async function idleRss(args: string[], env: NodeJS.ProcessEnv, ready: () => bool
   } finally {
     child.kill('SIGINT');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+  }
+}
+
+/**
+ * RSS of each of four daemons linked over TLS in one cluster (each has 3 peers), idle for `ms`
+ * once the first one's three links are up.
+ */
+async function meshIdleRss(ms: number): Promise<{ rss: number[]; linked: boolean }> {
+  const root = mkdtempSync(join(tmpdir(), 'weft-bench-mesh-idle-'));
+  const fleet = await startFleet(
+    root,
+    ['a', 'b', 'c', 'd'].map((computer) => ({ computer, cluster: 'idle', mesh: 'tls' as const })),
+    { extraEnv: { WEFT_LOG_LEVEL: 'error' } },
+  );
+  try {
+    const a = fleet.byName('a');
+    let linked = false;
+    const deadline = Date.now() + 30_000;
+    while (!linked && Date.now() < deadline) {
+      const s = await a.api.request<{ peers: Array<{ state: string }> }>('GET', '/api/mesh/status');
+      linked = s.peers.length === 3 && s.peers.every((p) => p.state === 'connected' || p.state === 'active');
+      if (!linked) await sleep(200);
+    }
+    await sleep(ms);
+    return { rss: fleet.nodes.map((n) => rssMiB(n.pid as number)), linked };
+  } finally {
+    await fleet.stop();
+    rmSync(root, { recursive: true, force: true });
   }
 }
 
@@ -119,6 +149,8 @@ export default async function startup(): Promise<BenchSection> {
     idleRss(['-e', 'setInterval(() => {}, 1000)'], process.env, () => true, IDLE_MS),
   ]);
   rmSync(idleDir, { recursive: true, force: true });
+  const mesh = await meshIdleRss(IDLE_MS);
+  const meshRss = mesh.rss[0] as number;
   const costs = moduleCosts();
 
   const rows: Array<Record<string, string | number>> = [
@@ -128,6 +160,12 @@ export default async function startup(): Promise<BenchSection> {
     { measure: '`weft notifications list`', value: `${fmt(list)} ms`, goal: '< 150 ms', verdict: verdict(list < 150) },
     { measure: `idle bare node RSS after ${IDLE_MS / 1000} s (floor)`, value: `${fmt(bareRss, 1)} MB`, goal: '', verdict: '' },
     { measure: `idle embedded daemon RSS after ${IDLE_MS / 1000} s`, value: `${fmt(daemonRss, 1)} MB`, goal: '< 50 MB', verdict: verdict(daemonRss < 50) },
+    {
+      measure: `idle daemon RSS after ${IDLE_MS / 1000} s, mesh on (TLS, 3 peers)${mesh.linked ? '' : ' (links not all up!)'}`,
+      value: `${fmt(meshRss, 1)} MB (the four: ${mesh.rss.map((r) => fmt(r, 1)).join(' / ')})`,
+      goal: '< 70 MB',
+      verdict: verdict(mesh.linked && meshRss < 70),
+    },
     ...costs.map((c) => ({ measure: `  + ${c.module}`, value: `${fmt(c.mb, 1)} MB`, goal: '', verdict: '' })),
   ];
   return {
@@ -141,9 +179,11 @@ export default async function startup(): Promise<BenchSection> {
       notificationsListMs: list,
       bareIdleRssMb: bareRss,
       daemonIdleRssMb: daemonRss,
+      meshIdleRssMb: mesh.rss,
+      meshLinked: mesh.linked,
       idleMs: IDLE_MS,
       moduleRssMb: Object.fromEntries(costs.map((c) => [c.module, Number(c.mb.toFixed(2))])),
-      goals: { versionMs: 80, emitMs: 150, notificationsListMs: 150, daemonIdleRssMb: 50 },
+      goals: { versionMs: 80, emitMs: 150, notificationsListMs: 150, daemonIdleRssMb: 50, meshIdleRssMb: 70 },
     },
   };
 }
