@@ -47,7 +47,8 @@ function depthAndBound(value: unknown, stopAt: number): { depth: number; bound: 
       continue;
     }
     if (v === null || typeof v !== 'object') {
-      bound += 24;
+      // A BigInt has no JSON form: the exact count below says so (JSON.stringify throws) as it always did.
+      bound += typeof v === 'bigint' ? Number.POSITIVE_INFINITY : 24;
       continue;
     }
     if (d > max) {

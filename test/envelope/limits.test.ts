@@ -30,6 +30,8 @@ test('the size limit counts UTF-8 bytes, escapes and values that write themselve
   const wide: Record<string, number> = {};
   for (let i = 0; i < 8000; i++) wide[`key-${i}`] = i;
   assert.equal(payloadProblem(wide)?.code, 'PAYLOAD_TOO_LARGE');
+  // A value JSON cannot write is refused as before, not let through by the estimate.
+  assert.throws(() => payloadProblem({ n: 1n }), /BigInt/);
 });
 
 test('nesting is limited to 32 levels, objects and arrays alike', () => {
