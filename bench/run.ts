@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { goalRows } from './goals.js';
 import type { BenchModule } from './harness.js';
 
 const SECTIONS: Array<[string, () => Promise<{ default: BenchModule }>]> = [
@@ -39,6 +40,12 @@ for (const [name, load] of SECTIONS) {
   console.log(`\n## ${section.title}`);
   console.table(section.rows);
   results[name] = section.results;
+}
+const goals = goalRows(results);
+if (goals.length > 0) {
+  console.log('\n## Performance goals (figures of this run; each against its peer or ceiling measured in the same run)');
+  console.table(goals);
+  results.goals = goals;
 }
 writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
 console.log('\nwrote bench/results.json');
