@@ -5,7 +5,7 @@
  * of a node that stopped heartbeating vanish; a node that stops cleanly deletes its own.
  * Entries that fail validation are skipped. The `nats` client is loaded on start().
  */
-import type { KV, NatsConnection } from 'nats';
+import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { requireState, WeftError } from '../errors/index.js';
 import { isNodeId } from '../identity/index.js';
 import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsToken, redactNatsUrl } from '../transport/index.js';
@@ -64,6 +64,7 @@ function isPeerInfo(v: unknown): v is PeerInfo {
 export class NatsPeerRegistry implements PeerDiscovery {
   private nc: NatsConnection | undefined;
   private kv: KV | undefined;
+  private jsm: JetStreamManager | undefined;
   private stopBeating: (() => void) | undefined;
   private readonly ttlMs: number;
   private readonly heartbeatMs: number;
@@ -115,6 +116,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
           max_bytes: MAX_BUCKET_BYTES,
           maxValueSize: MAX_ENTRY_BYTES,
         });
+        this.jsm = await this.nc.jetstreamManager();
         const status = await this.kv.status();
         if (status.ttl !== this.ttlMs) {
           this.deps.logger.warn({ bucket: this.bucket, bucketTtlMs: status.ttl, ttlMs: this.ttlMs }, 'the NATS peer bucket exists with another TTL; entries live as long as it says');
@@ -125,6 +127,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
         await this.nc.close().catch(() => undefined);
         this.nc = undefined;
         this.kv = undefined;
+        this.jsm = undefined;
         if (err instanceof WeftError) throw err;
         throw new WeftError('WEFT_BUS', `NATS at ${where} refused the peer bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
       }
@@ -178,19 +181,26 @@ export class NatsPeerRegistry implements PeerDiscovery {
     await kv.put(this.key, this.entry());
   }
 
-  /** Every live peer but this node, sorted by computer name. Malformed entries are skipped. */
+  /**
+   * Every live peer but this node, sorted by computer name. Malformed entries are skipped.
+   * The keys come from one request for the bucket stream's subjects (each request bounded by
+   * the client's JetStream timeout), not from the client's key iterator: that one waits for as
+   * many entries as the bucket held when it began, and an entry that expires meanwhile (a TTL
+   * heartbeat registry expires entries all the time) made it wait forever.
+   */
   async discoverPeers(): Promise<PeerInfo[]> {
     const kv = this.kv;
-    requireState(kv !== undefined, 'NatsPeerRegistry: call start() first');
-    const keys: string[] = [];
-    const it = await kv.keys();
-    for await (const k of it) {
-      if (keys.length >= this.maxPeers) {
-        this.deps.logger.warn({ bucket: this.bucket, maxPeers: this.maxPeers }, 'more peers announced than the registry reads; the rest are ignored');
-        it.stop();
-        break;
-      }
-      keys.push(k);
+    const jsm = this.jsm;
+    requireState(kv !== undefined && jsm !== undefined, 'NatsPeerRegistry: call start() first');
+    const prefix = `$KV.${this.bucket}.`;
+    const info = await jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}>` });
+    let keys = Object.keys(info.state.subjects ?? {})
+      .filter((s) => s.startsWith(prefix))
+      .map((s) => s.slice(prefix.length))
+      .sort();
+    if (keys.length > this.maxPeers) {
+      this.deps.logger.warn({ bucket: this.bucket, maxPeers: this.maxPeers, announced: keys.length }, 'more peers announced than the registry reads; the rest are ignored');
+      keys = keys.slice(0, this.maxPeers);
     }
     const peers: PeerInfo[] = [];
     for (const k of keys) {

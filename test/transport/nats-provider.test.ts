@@ -436,6 +436,41 @@ describe('nats provider', { skip: natsSkipReason }, () => {
       }
     });
 
+    test('nats registry: a discovery while entries expire returns, every time (the key iterator waited forever for an entry that expired under it)', async () => {
+      const run = randomUUID().slice(0, 8);
+      const prefix = `x${run}`;
+      const ra = new NatsPeerRegistry({ url: nats.url, self: self(`a-${run}`), ttlMs: 1000, prefix }, deps);
+      await ra.start();
+      const nc = await admin();
+      try {
+        const kv = await nc.jetstream().views.kv(`${prefix}_peers`);
+        // Forty peers that announced once and went silent: their entries expire within a second.
+        for (let i = 0; i < 40; i++) await kv.put(`p${i}-${run}`, new TextEncoder().encode(JSON.stringify(self(`p${i}-${run}`))));
+        const until = Date.now() + 2500;
+        let rounds = 0;
+        let seen = 0;
+        while (Date.now() < until) {
+          let timer: NodeJS.Timeout | undefined;
+          const found = await Promise.race([
+            ra.discoverPeers(),
+            new Promise<'hung'>((r) => {
+              timer = setTimeout(() => r('hung'), 5000);
+            }),
+          ]);
+          clearTimeout(timer);
+          assert.notEqual(found, 'hung', `discovery round ${rounds + 1} did not return within 5 s`);
+          seen = Math.max(seen, (found as PeerInfo[]).length);
+          rounds++;
+        }
+        assert.equal(seen, 40, 'every announced peer was seen before it expired');
+        assert.deepEqual(await ra.discoverPeers(), [], 'and none once they all expired');
+        assert.ok(rounds > 5, `many rounds across the expiry (${rounds})`);
+      } finally {
+        await nc.close();
+        await ra.stop();
+      }
+    });
+
     test('nats registry: a second live node with the same computer name is refused with WEFT_CONFLICT', async () => {
       const run = randomUUID().slice(0, 8);
       const first = new NatsPeerRegistry({ url: nats.url, self: self(`a-${run}`), ttlMs: 5000 }, deps);
