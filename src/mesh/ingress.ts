@@ -275,6 +275,8 @@ export class MeshIngress {
    */
   async run(): Promise<void> {
     const buf: InboundFrame[] = [];
+    // Frames acknowledged at the transport: a batch that failed is handled again without them.
+    const acked = new WeakSet<InboundFrame>();
     let wake: (() => void) | undefined;
     let ended = false;
     const pump = (async () => {
@@ -282,7 +284,17 @@ export class MeshIngress {
         for await (const f of this.deps.provider.frames()) {
           // Bounded: while the batches behind are not handled, the provider's own queue fills and it stops reading.
           while (buf.length >= this.maxBuffered && !this.stopping) await new Promise<void>((r) => (this.roomMade = r));
-          buf.push(f);
+          const tracked: InboundFrame = {
+            from: f.from,
+            bytes: f.bytes,
+            deliveryId: f.deliveryId,
+            deliveryCount: f.deliveryCount,
+            ack: () => {
+              acked.add(tracked);
+              return f.ack();
+            },
+          };
+          buf.push(tracked);
           const w = wake;
           wake = undefined;
           w?.();
@@ -295,6 +307,7 @@ export class MeshIngress {
         wake?.();
       }
     })();
+    let failures = 0;
     while ((!ended || buf.length > 0) && !this.stopping) {
       if (buf.length === 0) {
         await new Promise<void>((r) => {
@@ -311,10 +324,19 @@ export class MeshIngress {
           this.handling = undefined;
         });
         await this.handling;
+        failures = 0;
       } catch (err) {
-        // A bug or a full disk: nothing was acked; the transport redelivers and we try again.
-        this.deps.logger.error({ err: (err as Error).message, frames: batch.length }, 'handling mesh frames failed');
-        await sleep(this.deps.clock, 200);
+        // A full disk, a database another process keeps locked, a bug: what was not acknowledged
+        // is handled again, first, after a pause. The transport holds those frames (it does not
+        // deliver them again while they are held, and each holds a slot of its window or a
+        // credit of the sender): dropped here, they would be lost until a restart, and enough of
+        // them would stop the link for good.
+        failures++;
+        const left = batch.filter((f) => !acked.has(f));
+        buf.unshift(...left);
+        const pauseMs = Math.min(200 * 2 ** Math.min(failures - 1, 5), 5000);
+        this.deps.logger.error({ err: (err as Error).message, frames: batch.length, again: left.length, attempt: failures, pauseMs }, 'handling mesh frames failed; they are handled again after a pause');
+        await sleep(this.deps.clock, pauseMs);
       }
     }
     await pump;
