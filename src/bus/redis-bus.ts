@@ -69,6 +69,9 @@ export function streamEntries(reply: unknown): StreamEntries {
   return ((reply[0] as [string, StreamEntries])[1] as StreamEntries | undefined) ?? [];
 }
 
+/** How long an XACK may go unanswered before the batch moves on without it (ms). */
+const XACK_TIMEOUT_MS = 2000;
+
 /** A scan cutoff that takes every journal row. */
 const ALL = Number.MAX_SAFE_INTEGER;
 
@@ -444,9 +447,10 @@ export class RedisBus implements Bus {
     this.localHandedOut = [];
     if (ids.length === 0) return;
     try {
-      // A stop ends the wait: an XACK written just before the connection died is re-sent by
-      // ioredis only once Redis is back, and the batch (and the stop) would wait for it.
-      await unlessAborted(this.cmd.xack(this.stream, this.group, ...ids), this.abort.signal);
+      // A stop or XACK_TIMEOUT_MS ends the wait: an XACK written just before the connection died
+      // is re-sent by ioredis only once Redis is back, and the pipeline loop (and a stop) would
+      // wait for it. An entry left unacknowledged stays pending; a restart reads it and skips it.
+      await unlessAborted(this.cmd.xack(this.stream, this.group, ...ids), AbortSignal.any([this.abort.signal, AbortSignal.timeout(XACK_TIMEOUT_MS)]));
     } catch (err) {
       // Not fatal: the entries come back as pending and the log's id check skips them.
       this.deps.logger.warn({ err: (err as Error).message }, 'XACK failed; entries will be redelivered and skipped');

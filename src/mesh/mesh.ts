@@ -184,7 +184,8 @@ export class MeshService implements SenderLink {
           { type: 'key-rotation', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { record } },
           { identity: this.deps.identity },
         );
-        await this.deps.provider.send(p.computer, bytes);
+        // Bounded like a hello: a link that takes no frames must not hold the rotation.
+        await this.deps.provider.send(p.computer, bytes, { signal: AbortSignal.timeout(10_000) });
         announced.push(p.computer);
       } catch {
         failed.push(p.computer);

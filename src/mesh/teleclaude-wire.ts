@@ -22,6 +22,9 @@ import type { Store } from '../store/index.js';
 import { type Clock, type Logger, newRedis, pause } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 
+/** How long one send of outbox rows to a TeleClaude inbox may take (ms). */
+const SEND_TIMEOUT_MS = 5000;
+
 /** TeleClaude's inbox of a computer (its RedisTransport's `messages:{computer}`). */
 export function teleclaudeInbox(computer: string): string {
   return `messages:${computer}`;
@@ -264,7 +267,9 @@ export class TeleClaudeWire {
             const env = JSON.parse(r.body) as Envelope;
             p.xadd(teleclaudeInbox(peer), '*', ...teleclaudeEntryOf(env, this.init.self.computer));
           }
-          const res = await p.exec();
+          // Bounded (and ended by a stop): with Redis away the commands wait for a reconnect that
+          // may never come. Timed out, the rows stay in the outbox and go again.
+          const res = await unlessAborted(p.exec(), AbortSignal.any([this.abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]));
           const failed = (res ?? []).find(([err]) => err);
           if (failed) throw failed[0] as Error;
           await this.deps.outbox.acknowledge(peer, rows.map((r) => r.envelopeId));
