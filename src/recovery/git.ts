@@ -37,12 +37,26 @@ export function redactUrls(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
 }
 
+interface Running {
+  kill(): void;
+}
+
+/** SIGKILL to the child's process group (git and whatever it started), or to the child alone where there are none. */
+function killGroup(child: ReturnType<typeof spawn>): void {
+  try {
+    if (child.pid !== undefined && process.platform !== 'win32') process.kill(-child.pid, 'SIGKILL');
+    else child.kill('SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 export class Git {
   private readonly binary: string;
   private readonly timeoutMs: number;
   private readonly maxOutputBytes: number;
   /** Runs in progress: `killAll()` ends them (a stopping node must not wait out a slow remote). */
-  private readonly running = new Set<ReturnType<typeof spawn>>();
+  private readonly running = new Set<Running>();
 
   constructor(private readonly init: GitInit) {
     this.binary = init.binary ?? 'git';
@@ -69,6 +83,10 @@ export class Git {
       try {
         child = spawn(this.binary, full, {
           stdio: ['pipe', 'pipe', 'pipe'],
+          // Its own process group: a kill takes the helpers git starts too (ssh, the https
+          // remote helper), which hold its pipes; killing git alone left them, and the run
+          // waiting for its pipes to close, for good.
+          detached: process.platform !== 'win32',
           env: {
             ...process.env,
             GIT_TERMINAL_PROMPT: '0',
@@ -84,21 +102,34 @@ export class Git {
         reject(new WeftError('WEFT_INTERNAL', `cannot run git (${this.binary}): ${(err as Error).message}`));
         return;
       }
-      this.running.add(child);
+      const run: Running = { kill: () => killGroup(child) };
+      this.running.add(run);
       const out: Buffer[] = [];
       let outBytes = 0;
       let err = '';
       let failed: Error | undefined;
-      const timer = setTimeout(() => {
-        failed = new GitError(args, null, `timed out after ${Math.round(this.timeoutMs / 1000)} s`);
-        child.kill('SIGKILL');
-      }, this.timeoutMs);
+      let settled = false;
+      const settle = (e: Error | undefined, v?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        this.running.delete(run);
+        clearTimeout(timer);
+        if (e) reject(e);
+        else resolve(v as Buffer);
+      };
+      // Settled here, not when the pipes close: something git started may hold them still.
+      const stopWith = (e: Error) => {
+        failed ??= e;
+        killGroup(child);
+        settle(failed);
+      };
+      const timer = setTimeout(() => stopWith(new GitError(args, null, `timed out after ${Math.round(this.timeoutMs / 1000)} s`)), this.timeoutMs);
       timer.unref();
+      run.kill = () => stopWith(new GitError(args, null, 'stopped: the node is stopping'));
       child.stdout?.on('data', (b: Buffer) => {
         outBytes += b.length;
         if (outBytes > this.maxOutputBytes) {
-          failed ??= new GitError(args, null, `printed more than ${this.maxOutputBytes} bytes`);
-          child.kill('SIGKILL');
+          stopWith(new GitError(args, null, `printed more than ${this.maxOutputBytes} bytes`));
           return;
         }
         out.push(b);
@@ -108,22 +139,22 @@ export class Git {
       });
       child.on('error', (e: NodeJS.ErrnoException) => {
         failed ??= e.code === 'ENOENT' ? new WeftError('WEFT_CONFIG', `git is not installed (no '${this.binary}' on PATH): the git fallback needs it`) : e;
+        // A git that could not start has no pipes to wait for.
+        if (child.pid === undefined) settle(failed);
       });
       child.on('close', (code) => {
-        this.running.delete(child);
-        clearTimeout(timer);
-        if (failed) reject(failed);
-        else if (code === 0 || (code !== null && opts.allowExit?.includes(code))) resolve(Buffer.concat(out));
-        else reject(new GitError(args, code, err));
+        if (failed) settle(failed);
+        else if (code === 0 || (code !== null && opts.allowExit?.includes(code))) settle(undefined, Buffer.concat(out));
+        else settle(new GitError(args, code, err));
       });
       child.stdin?.on('error', () => undefined);
       child.stdin?.end(opts.input ?? '');
     });
   }
 
-  /** Kills every git run in progress (each rejects). */
+  /** Kills every git run in progress, with what it started (each rejects). */
   killAll(): void {
-    for (const c of this.running) c.kill('SIGKILL');
+    for (const r of [...this.running]) r.kill();
   }
 
   /** Trimmed text output. */
