@@ -17,7 +17,7 @@ import {
   type SerializerCap,
   type TransportCap,
 } from '../transport/index.js';
-import { after, type Clock, every, type Logger } from '../util/index.js';
+import { after, type Clock, every, type Logger, untilAborted } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
 import { auditQuietly, emptyCounters, type FrameRoute, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
 import { type HelloChange, LinkKeys } from './link-keys.js';
@@ -30,6 +30,9 @@ import { PeerSender, type SenderLimits, type SenderLink } from './sender.js';
 import { FrameSequence } from './sequence.js';
 import { meshStatus } from './status.js';
 import type { TeleClaudeWire } from './teleclaude-wire.js';
+
+/** How long one round of peer discovery may take before it counts as failed (ms). */
+const DISCOVER_TIMEOUT_MS = 5000;
 
 /**
  * The link caps a mesh asks for when its init names none: crc32c and aead preferred. Over a
@@ -107,6 +110,8 @@ export class MeshService implements SenderLink {
   private readonly senders = new Map<string, PeerSender>();
   private receiving: Promise<void> | undefined;
   private stopDiscovering: (() => void) | undefined;
+  /** The discovery in progress: callers (the timer, the ingress meeting an unknown sender) share it. */
+  private discovering: Promise<void> | undefined;
   private unsubs: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
@@ -544,13 +549,26 @@ export class MeshService implements SenderLink {
     if (!this.stopping) this.sender(p.computer).start();
   }
 
-  private async discover(): Promise<void> {
+  /**
+   * Looks for peers once; a call while one is in progress shares it. Bounded: a registry that
+   * does not answer (a Redis away, its reply waiting for a reconnect) costs a caller
+   * DISCOVER_TIMEOUT_MS at most, and the next tick starts afresh; the peers known so far stay.
+   */
+  private discover(): Promise<void> {
+    this.discovering ??= this.discoverOnce().finally(() => {
+      this.discovering = undefined;
+    });
+    return this.discovering;
+  }
+
+  private async discoverOnce(): Promise<void> {
     try {
-      const infos = await (this.deps.discovery as PeerDiscovery).discoverPeers();
+      const infos = await untilAborted((this.deps.discovery as PeerDiscovery).discoverPeers(), AbortSignal.timeout(DISCOVER_TIMEOUT_MS));
       this.deps.peers.discovered(infos);
       await this.deps.memory?.remember(this.deps.peers.getAllPeers(), this.clock.now());
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'peer discovery failed; keeping the peers known so far');
+      const timedOut = (err as Error).name === 'TimeoutError';
+      this.logger.warn({ err: timedOut ? `no answer within ${DISCOVER_TIMEOUT_MS} ms` : (err as Error).message }, 'peer discovery failed; keeping the peers known so far');
     }
   }
 

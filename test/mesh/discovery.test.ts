@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { assembleNode } from '../../src/daemon/assemble.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import { parseAddress, type PeerInfo, RedisPeerRegistry, validateStaticPeers } from '../../src/mesh/index.js';
 import { systemClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { MemoryNetwork, memoryProvider } from '../../src/transport/index.js';
 import { TestRedis } from '../helpers/redis.js';
+import { tempDir } from '../helpers/tmp.js';
 
 let redis: TestRedis;
 before(async () => {
@@ -86,4 +91,45 @@ test('static peers are checked: node ids, addresses, duplicates', () => {
   assert.deepEqual(parseAddress('[::1]:7401'), { host: '::1', port: 7401 });
   assert.deepEqual(parseAddress('mars.local:1'), { host: 'mars.local', port: 1 });
   assert.equal(parseAddress('mars:0'), undefined);
+});
+
+test('a registry that never answers costs a discovery round 5 s at most: the node starts, and rounds share the one in progress instead of piling up', { timeout: 60_000 }, async () => {
+  const t = tempDir('weft-stalled-registry-');
+  mkdirSync(join(t.dir, 'one'), { recursive: true });
+  // A registry (Redis away, its reply waiting for a reconnect) whose discovery does not answer until told to.
+  let calls = 0;
+  let answer: (() => void) | undefined;
+  const stalled = {
+    start: async () => undefined,
+    stop: async () => undefined,
+    discoverPeers: () => {
+      calls++;
+      return new Promise<never[]>((resolve) => {
+        answer = () => resolve([]);
+      });
+    },
+  };
+  const one = await assembleNode(
+    {
+      dataDir: join(t.dir, 'one'),
+      computer: 'one',
+      cluster: 'pair',
+      mesh: { provider: memoryProvider({ network: new MemoryNetwork(), computer: 'one' }), discovery: () => stalled, options: { discoverEveryMs: 200 } },
+    },
+    { logger: silentLogger },
+  );
+  try {
+    const t0 = Date.now();
+    await one.start();
+    const took = Date.now() - t0;
+    assert.ok(took >= 4500 && took < 15_000, `start waited for the first round's limit only (${took} ms)`);
+    // Rounds every 200 ms, each waiting up to 5 s: they share the one in progress instead of piling up.
+    const before = calls;
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok(calls - before <= 1, `${calls - before} new rounds in 2 s while one was waiting`);
+    answer?.();
+  } finally {
+    await one.stop();
+    t.cleanup();
+  }
 });
