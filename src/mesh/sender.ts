@@ -318,7 +318,9 @@ export class PeerSender {
       this.cursor = (rowsSent[rowsSent.length - 1] as { id: number }).id;
       this.sentFrames++;
       this.sentEnvelopes += rowsSent.length;
-      m.provider.send(this.peer, bytes).then(
+      // Bounded: a send still waiting (no credit, a broker away) when the frame would be re-sent
+      // anyway is given up, so a link that takes nothing cannot pile up pending frames.
+      m.provider.send(this.peer, bytes, { signal: AbortSignal.timeout(m.limits.resendAfterMs) }).then(
         () => {
           backoff = 0;
           this.lastError = undefined;
