@@ -82,26 +82,18 @@ export function goalRows(results: Record<string, unknown>): GoalRow[] {
       });
     }
     const bareRss = num(startup.bareIdleRssMb);
-    const idle = num(startup.daemonIdleRssMb);
-    if (idle !== undefined) {
+    const rss = (goal: string, mb: number | undefined, limit: number, ok = true) => {
+      if (mb === undefined) return;
       rows.push({
-        goal: 'idle embedded daemon < 50 MB RSS after 30 s',
-        figure: `${fmt(idle, 1)} MB`,
+        goal: `${goal} < ${limit} MB RSS after 30 s`,
+        figure: `${fmt(mb, 1)} MB`,
         against: bareRss !== undefined ? `bare idle node ${fmt(bareRss, 1)} MB` : '-',
-        ratio: bareRss ? `${fmt(idle / bareRss, 2)}×` : '-',
-        verdict: verdict(idle < 50),
+        ratio: bareRss ? `${fmt(mb / bareRss, 2)}×` : '-',
+        verdict: verdict(mb < limit && ok),
       });
-    }
-    const mesh = num((startup.meshIdleRssMb as unknown[] | undefined)?.[0]);
-    if (mesh !== undefined) {
-      rows.push({
-        goal: 'idle daemon with the mesh on (TLS, 3 peers) < 70 MB RSS after 30 s',
-        figure: `${fmt(mesh, 1)} MB`,
-        against: bareRss !== undefined ? `bare idle node ${fmt(bareRss, 1)} MB` : '-',
-        ratio: bareRss ? `${fmt(mesh / bareRss, 2)}×` : '-',
-        verdict: verdict(mesh < 70 && startup.meshLinked === true),
-      });
-    }
+    };
+    rss('idle embedded daemon', num(startup.daemonIdleRssMb), 50);
+    rss('idle daemon with the mesh on (TLS, 3 peers)', num((startup.meshIdleRssMb as unknown[] | undefined)?.[0]), 70, startup.meshLinked === true);
   }
 
   const pipeline = section('pipeline');
