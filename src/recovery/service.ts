@@ -26,7 +26,7 @@ import { createCartridgeRegistry } from '../sovereignty/index.js';
 import { after, every, Pacer } from '../util/index.js';
 import { type BeaconHolder, type BeaconPayload, signBeacon, verifyBeacon } from './beacon.js';
 import { BeaconBook, copiesOf, HoldingsBook, type RecoveryMode, RecoveryState, type StoredBeacon } from './books.js';
-import { blockSizeFor, type buildRanges, type Holding, HoldingBuilder, holdingOver, RangeBuilder } from './digest.js';
+import { blockSizeFor, type Holding, HoldingBuilder, holdingOver, RangeBuilder } from './digest.js';
 import { EventIndex } from './event-index.js';
 import { reservedSequence, seedFrameSequence } from './frame-sequence.js';
 import { CartridgeJournal, NotificationJournal } from './journal.js';
@@ -264,7 +264,7 @@ export class RecoveryService {
   }
 
   /** This node's own events: ranges, count and digest. */
-  private async ownRanges(): Promise<ReturnType<typeof buildRanges> & { block: number }> {
+  private async ownRanges(): Promise<ReturnType<RangeBuilder['finish']> & { block: number }> {
     await this.index.catchUp();
     const self = this.deps.identity().nodeId;
     const block = blockSizeFor(this.index.count(self), this.blockEvents);
@@ -334,9 +334,7 @@ export class RecoveryService {
         this.holdingTimers.delete(node);
         void (async () => {
           await this.index.catchUp();
-          const hb = new HoldingBuilder(p.events.ranges);
-          await this.index.eachRow(node, (r) => hb.add(r));
-          const h = hb.finish();
+          const h = await this.pacedHolding(node, p.events.ranges);
           await this.send(computer, RECOVERY_HOLDING, {
             beacon: beaconId,
             ranges: p.events.ranges.map((r, i) => ({ from: r.from, to: r.to, ...(h.ranges[i] as { count: number; digest: string }) })),
@@ -424,12 +422,22 @@ export class RecoveryService {
     if (w && w.nodeId === nodeId) w.resolve(a);
   }
 
-  /** What this node holds of `node` over `ranges` (its latest beacon's when none are given). */
+  /**
+   * What this node holds of `node` over `ranges` (its latest beacon's when none are given),
+   * read in paced slices: a peer's query must not hold the loop for a pass over its events.
+   */
   async holdingOf(node: string, ranges?: ReadonlyArray<{ from: string; to: string }>): Promise<{ beacon: StoredBeacon | undefined; holding: Holding }> {
     await this.index.catchUp();
     const beacon = this.beacons.get(node);
     const over = ranges ?? beacon?.payload.events.ranges ?? [];
-    return { beacon, holding: holdingOver(this.index.rows(node), over) };
+    return { beacon, holding: await this.pacedHolding(node, over) };
+  }
+
+  /** `holdingOver` of `node`'s events held here, read in paced slices (a peer asked: its events can be a million). */
+  private async pacedHolding(node: string, ranges: ReadonlyArray<{ from: string; to: string }>): Promise<Holding> {
+    const b = new HoldingBuilder(ranges);
+    await this.index.eachRow(node, (r) => b.add(r));
+    return b.finish();
   }
 
   private async onQuery(computer: string, nodeId: string, data: unknown): Promise<void> {
