@@ -44,11 +44,14 @@ test('with Redis down, emits are accepted at once, SIGTERM is bounded, and the p
   }
   took.sort((x, y) => x - y);
   const median = took[50] as number;
+  const p90 = took[90] as number;
   const max = took[99] as number;
-  console.log(`emits while Redis is down: median ${median.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
-  // The defect was ~10 s per emit (waiting for Redis). Bounds with room for a loaded 2-core CI:
+  console.log(`emits while Redis is down: median ${median.toFixed(1)} ms, p90 ${p90.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+  // The defect was ~10 s per emit (waiting for Redis): every emit, not an odd one a slow disk
+  // or a busy CI core held up. Bounds with room for a loaded 2-core CI:
   assert.ok(median < 100, `median emit ${median.toFixed(1)} ms while Redis is down`);
-  assert.ok(max < 1000, `slowest emit ${max.toFixed(1)} ms while Redis is down`);
+  assert.ok(p90 < 1000, `90th percentile emit ${p90.toFixed(1)} ms while Redis is down`);
+  assert.ok(max < 5000, `slowest emit ${max.toFixed(1)} ms while Redis is down`);
 
   const t0 = performance.now();
   const code = await a.stop();

@@ -176,7 +176,14 @@ test('beacons: every node shows the copies of each range of every node, and warn
 
     // On a peer: the laptop's beacon (the next one carries the copies it learnt), and what the peer holds of each range.
     await laptop.api.request('POST', '/api/recovery/beacon');
-    await eventually(async () => ((await status(desk)).nodes.find((n) => n.computer === 'laptop')?.ranges.filter((r) => !r.pending).every((r) => r.copies === 2) ?? false), 60_000, "desk to keep the laptop's new beacon");
+    await eventually(
+      async () => {
+        const ranges = (await status(desk)).nodes.find((n) => n.computer === 'laptop')?.ranges;
+        return !!ranges && ranges.filter((r) => !r.pending).every((r) => r.copies === 2) && ranges.every((r) => r.held?.whole === true);
+      },
+      60_000,
+      "desk to keep the laptop's new beacon and to hold every range of it whole",
+    );
     const d = (await status(desk)).nodes.find((n) => n.computer === 'laptop');
     assert.ok(d);
     assert.equal(d.self, false);
