@@ -13,7 +13,8 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { Packr, Unpackr } from 'msgpackr';
+import { createRequire } from 'node:module';
+import type { Packr, Unpackr } from 'msgpackr';
 import { isNodeId, type NodeIdentity, type PublicKeyLike, verifySignature } from '../identity/index.js';
 import { crc32c } from './crc32c.js';
 import { type FrameError, type FrameErrorCode, TransportError } from './errors.js';
@@ -44,8 +45,18 @@ const MAX_SENDER = 128;
 
 const TYPE_BY_CODE = new Map<number, FrameType>(FRAME_TYPES.map((t) => [FRAME_TYPE_CODES[t], t]));
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+// msgpack is loaded with the first frame: a node that never links to a peer never loads it.
+let codec: { packr: Packr; unpackr: Unpackr } | undefined;
+function msgpack(): { packr: Packr; unpackr: Unpackr } {
+  if (!codec) {
+    const m = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+    codec = {
+      packr: new m.Packr({ useRecords: false, variableMapSize: true }),
+      unpackr: new m.Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' }),
+    };
+  }
+  return codec;
+}
 
 /** How to encode: who signs, and which serializer features to use. */
 export interface EncodeOptions {
@@ -131,7 +142,7 @@ export function encodeFrame(frame: OutgoingFrame, opts: EncodeOptions): Uint8Arr
   if (nonce.length !== 16) throw new TransportError('TRANSPORT_ENCODE', 'nonce must be 16 bytes');
   const sender = Buffer.from(opts.identity.nodeId, 'utf8');
 
-  let body: Uint8Array = packr.pack(frame.body);
+  let body: Uint8Array = msgpack().packr.pack(frame.body);
   let flags = 0;
   const deflateMin =
     opts.deflate === true ? 0 : opts.deflate ? opts.deflate.minBytes : Number.POSITIVE_INFINITY;
@@ -340,7 +351,7 @@ function decodeUnsafe(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   }
   let value: unknown;
   try {
-    value = unpackr.unpack(body);
+    value = msgpack().unpackr.unpack(body);
   } catch (err) {
     return fail('FRAME_BAD_MSGPACK', `body is not valid msgpack: ${(err as Error).message}`);
   }
