@@ -4,6 +4,8 @@
  * checks, the handler) over real TLS sockets on loopback, 1,000 calls one after another,
  * against NATS request-reply measured in the same run (a real `nats-server` on loopback, the
  * requester and the responder in this process, the same JSON answer). Goal: p99 < 5 ms.
+ * Also how fast an unknown handler is refused and how close to its deadline a call to a
+ * hanging handler ends (goal for both: p99 < 50 ms; the tests check only which one ended it).
  *
  * Both systems run their two ends in this one process, so neither gets a second core.
  * Run alone: `npm run build && node dist/bench/federation-invoke.js`.
@@ -18,6 +20,10 @@ import { type BenchSection, fmt, percentile } from './harness.js';
 const CALLS = Number(process.env.WEFT_INVOKE_BENCH_N ?? 1000);
 const WARMUP = 200;
 const GOAL_P99_MS = 5;
+/** Calls to an unknown handler and to a hanging one (deadline `EDGE_DEADLINE_MS`); goal for both: < 50 ms (p99). */
+const EDGE_CALLS = 50;
+const EDGE_DEADLINE_MS = 100;
+const GOAL_EDGE_MS = 50;
 
 export interface LatencyFigures {
   calls: number;
@@ -39,7 +45,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * puts the nodes' SQLite files elsewhere than the system's temp dir (tmpfs: commits without
  * a disk flush, to show what the flushes cost).
  */
-export async function invokeRoundTrip(n = CALLS, opts: { dataDir?: string } = {}): Promise<LatencyFigures & { example: unknown }> {
+export async function invokeRoundTrip(
+  n = CALLS,
+  opts: { dataDir?: string } = {},
+): Promise<LatencyFigures & { example: unknown; refused: LatencyFigures; overshoot: LatencyFigures }> {
   const tmp = process.env.TMPDIR;
   if (opts.dataDir) process.env.TMPDIR = opts.dataDir;
   let pair: Awaited<ReturnType<typeof meshPair>>;
@@ -72,7 +81,30 @@ export async function invokeRoundTrip(n = CALLS, opts: { dataDir?: string } = {}
       samples.push(performance.now() - t0);
       example = r.result;
     }
-    return { ...figures(samples), example };
+    // An unknown handler is refused at once, and a hanging one ends at the deadline: how fast
+    // (the tests check only which of the two ended each call).
+    const refused: number[] = [];
+    for (let i = 0; i < EDGE_CALLS; i++) {
+      const t0 = performance.now();
+      const ok = await organ.call({ peer: 'two', handler: 'bench.no.such.handler', deadlineMs: 5000 }).then(() => true, () => false);
+      if (ok) throw new Error('an unknown handler answered');
+      refused.push(performance.now() - t0);
+    }
+    const hangs = pair.two.federation?.invoke;
+    if (!hangs) throw new Error('the assembled node has no federation');
+    const unregister = hangs.register('bench.hang', (_p: unknown, ctx: { signal: AbortSignal }) => new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))));
+    const overshoot: number[] = [];
+    try {
+      for (let i = 0; i < EDGE_CALLS; i++) {
+        const t0 = performance.now();
+        const ok = await organ.call({ peer: 'two', handler: 'bench.hang', deadlineMs: EDGE_DEADLINE_MS }).then(() => true, () => false);
+        if (ok) throw new Error('a hanging handler answered');
+        overshoot.push(performance.now() - t0 - EDGE_DEADLINE_MS);
+      }
+    } finally {
+      unregister();
+    }
+    return { ...figures(samples), example, refused: figures(refused), overshoot: figures(overshoot) };
   } finally {
     await pair.cleanup();
   }
@@ -148,6 +180,8 @@ export async function federationInvokeBench(): Promise<BenchSection> {
     ...(shm
       ? [{ measure: 'the same, data on tmpfs (no disk flush): p50 / p99', goal: `< ${GOAL_P99_MS} ms`, figure: `${ms(shm.p50)} / ${ms(shm.p99)}`, peer, met: shm.p99 < GOAL_P99_MS ? 'yes' : 'no' }]
       : []),
+    { measure: `unknown handler refused, p99 of ${weft.refused.calls} (5 s deadline)`, goal: `< ${GOAL_EDGE_MS} ms`, figure: ms(weft.refused.p99), peer: `p50 ${ms(weft.refused.p50)}, max ${ms(weft.refused.max)}`, met: weft.refused.p99 < GOAL_EDGE_MS ? 'yes' : 'no' },
+    { measure: `hanging handler: call ends after its ${EDGE_DEADLINE_MS} ms deadline by, p99 of ${weft.overshoot.calls}`, goal: `< ${GOAL_EDGE_MS} ms`, figure: ms(weft.overshoot.p99), peer: `p50 ${ms(weft.overshoot.p50)}, max ${ms(weft.overshoot.max)}`, met: weft.overshoot.p99 < GOAL_EDGE_MS ? 'yes' : 'no' },
   ];
   const strip = (f: LatencyFigures & { example: unknown }): LatencyFigures => ({ calls: f.calls, p50: f.p50, p99: f.p99, max: f.max, mean: f.mean });
   return {
@@ -155,6 +189,8 @@ export async function federationInvokeBench(): Promise<BenchSection> {
     rows,
     results: {
       invoke: { ...strip(weft), goalP99Ms: GOAL_P99_MS, met: weft.p99 < GOAL_P99_MS },
+      refused: { ...weft.refused, goalP99Ms: GOAL_EDGE_MS, met: weft.refused.p99 < GOAL_EDGE_MS },
+      deadlineOvershoot: { ...weft.overshoot, deadlineMs: EDGE_DEADLINE_MS, goalP99Ms: GOAL_EDGE_MS, met: weft.overshoot.p99 < GOAL_EDGE_MS },
       ...(shm ? { invokeTmpfs: strip(shm) } : {}),
       nats,
       note: 'both ends of each system run in this one process; on a disk the tail is the SQLite commits (synchronous=FULL) of the replay records of message frames, which block the event loop; the tmpfs row is the same run without the flush',
