@@ -1,7 +1,6 @@
 import type { EventTypeEntry } from '../catalog/index.js';
 import type { Envelope, Visibility } from '../envelope/index.js';
 import { IllegalTransitionError, NotFoundError, ValidationError } from '../errors/index.js';
-import { camelRow } from './rows.js';
 import type { Db, Store } from './store.js';
 
 export type HumanStatus = 'unseen' | 'seen';
@@ -85,12 +84,35 @@ export interface NotificationRow {
   resolved_at: string | null;
 }
 
+/**
+ * A row as the record the API, the hub and delivery send: one object literal (every read of a
+ * notification list or push runs it per row; the generic column renaming cost 9 µs a row).
+ */
 function toNotification(r: NotificationRow): Notification {
   return {
-    ...camelRow(r),
+    id: r.id,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    level: r.level,
+    domain: r.domain,
+    visibility: r.visibility,
+    entity: r.entity,
+    source: r.source,
+    sourceComputer: r.source_computer,
+    description: r.description,
     payload: JSON.parse(r.payload) as Record<string, unknown>,
+    idempotencyKey: r.idempotency_key,
+    groupKey: r.group_key,
     actionable: r.actionable === 1,
+    humanStatus: r.human_status,
+    agentStatus: r.agent_status,
+    agentId: r.agent_id,
     resolution: r.resolution === null ? null : (JSON.parse(r.resolution) as Record<string, unknown>),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    seenAt: r.seen_at,
+    claimedAt: r.claimed_at,
+    resolvedAt: r.resolved_at,
   };
 }
 

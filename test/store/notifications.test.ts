@@ -89,3 +89,29 @@ test('listing filters and pages newest first with a cursor', async () => {
     await close();
   }
 });
+
+test('a notification read back carries every column of its row under its camelCase name, in column order, with JSON and 0/1 columns decoded', async () => {
+  const { node, close } = await startTestNode();
+  const ns = node.ns.notifications;
+  try {
+    const a = await make(node, 'shape');
+    await ns.claim(a, 'agent-1');
+    await ns.resolve(a, { agentId: 'agent-1', resolution: { done: true, why: ['x'] } });
+    await ns.markSeen(a);
+    const row = node.ns.store.db.prepare('SELECT * FROM notifications WHERE id = ?').get(a) as Record<string, unknown>;
+    const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    const expected: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(row)) expected[camel(k)] = v;
+    expected.payload = JSON.parse(row.payload as string);
+    expected.resolution = JSON.parse(row.resolution as string);
+    expected.actionable = row.actionable === 1;
+    for (const n of [ns.get(a), ns.getMany([a]).get(a), ns.list({ eventType: `${TODO}.created` }).items.find((x) => x.id === a)]) {
+      assert.ok(n);
+      assert.deepEqual(Object.keys(n), Object.keys(expected), 'the same fields, in column order');
+      assert.deepEqual({ ...n }, expected);
+    }
+    for (const k of ['seenAt', 'claimedAt', 'resolvedAt', 'agentId']) assert.notEqual(expected[k], null, `${k} was set by the transitions above`);
+  } finally {
+    await close();
+  }
+});
