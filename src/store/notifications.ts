@@ -85,8 +85,9 @@ export interface NotificationRow {
 }
 
 /**
- * A row as the record the API, the hub and delivery send: one object literal (every read of a
- * notification list or push runs it per row; the generic column renaming cost 9 µs a row).
+ * A row as the record the API, the hub and delivery send: one object literal (every list, push
+ * and delivery runs it per row; the generic column renaming it replaced cost 3.1 µs a row
+ * against 0.4).
  */
 function toNotification(r: NotificationRow): Notification {
   return {
