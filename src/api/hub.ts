@@ -176,15 +176,24 @@ export class NotificationHub {
     if (this.clients.size === 0 || changes.length === 0) return;
     const subscribed = [...this.clients].filter((c) => c.filter !== undefined);
     if (subscribed.length === 0) return;
-    let read: Map<number, Notification>;
+    // A created notification is pushed as its insert made it; any other change as committed
+    // (read back: a claim or an update in the same batch shows in its own change's push).
+    const created = new Map<NotificationChange, Notification>();
+    const rest = new Set<number>();
+    for (const c of changes) {
+      const n = this.notifications.createdBy(c);
+      if (n) created.set(c, n);
+      else rest.add(c.id);
+    }
+    let read: Map<number, Notification> = new Map();
     try {
-      read = this.notifications.getMany([...new Set(changes.map((c) => c.id))]);
+      if (rest.size > 0) read = this.notifications.getMany([...rest]);
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'changed notifications not read; this batch is not pushed');
       return;
     }
     for (const change of changes) {
-      const n = read.get(change.id);
+      const n = created.get(change) ?? read.get(change.id);
       if (!n) continue;
       let text: string | undefined;
       for (const c of subscribed) {

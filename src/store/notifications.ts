@@ -136,6 +136,8 @@ export function groupKeyOf(entry: EventTypeEntry, payload: Record<string, unknow
  */
 export class NotificationStore {
   private readonly s;
+  /** What a created notification was, known from its insert: read only if someone pushes it. */
+  private readonly created = new WeakMap<NotificationChange, () => Notification>();
 
   constructor(private readonly store: Store) {
     const db: Db = store.db;
@@ -182,28 +184,57 @@ export class NotificationStore {
 
   /** Creates a notification for the event; with an existing idempotency key it refreshes that one. */
   createFromEvent(env: Envelope, entry: EventTypeEntry, now: string): NotificationChange {
-    const payload = JSON.stringify(env.payload);
-    const key = env.idempotencyKey ?? null;
+    // The row's values, taken once: the insert writes them, and a push of the new notification
+    // is made from them later (createdBy), whatever happens to the envelope meanwhile.
+    const row: Omit<NotificationRow, 'id'> = {
+      event_id: env.id,
+      event_type: env.event,
+      level: env.level,
+      domain: env.domain,
+      visibility: env.visibility,
+      entity: env.entity ?? null,
+      source: env.source,
+      source_computer: env.sourceComputer ?? null,
+      description: env.description,
+      payload: JSON.stringify(env.payload),
+      idempotency_key: env.idempotencyKey ?? null,
+      group_key: groupKeyOf(entry, env.payload, env.domain),
+      actionable: entry.actionable ? 1 : 0,
+      // The columns' defaults (migrations.ts); a test compares the whole row with the one read back.
+      human_status: 'unseen',
+      agent_status: 'none',
+      agent_id: null,
+      resolution: null,
+      created_at: now,
+      updated_at: now,
+      seen_at: null,
+      claimed_at: null,
+      resolved_at: null,
+    };
     const r = this.s.insert.run(
-      env.id,
-      env.event,
-      env.level,
-      env.domain,
-      env.visibility,
-      env.entity ?? null,
-      env.source,
-      env.sourceComputer ?? null,
-      env.description,
-      payload,
-      key,
-      groupKeyOf(entry, env.payload, env.domain),
-      entry.actionable ? 1 : 0,
-      now,
-      now,
+      row.event_id,
+      row.event_type,
+      row.level,
+      row.domain,
+      row.visibility,
+      row.entity,
+      row.source,
+      row.source_computer,
+      row.description,
+      row.payload,
+      row.idempotency_key,
+      row.group_key,
+      row.actionable,
+      row.created_at,
+      row.updated_at,
     );
-    if (r.changes === 1) return { id: Number(r.lastInsertRowid), kind: 'created', meaningful: true };
-    this.s.refreshByKey.run(env.description, payload, env.id, now, key);
-    return { id: this.s.idByKey.get(key) as number, kind: 'updated', meaningful: false };
+    if (r.changes === 1) {
+      const change: NotificationChange = { id: Number(r.lastInsertRowid), kind: 'created', meaningful: true };
+      this.created.set(change, () => toNotification({ id: change.id, ...row }));
+      return change;
+    }
+    this.s.refreshByKey.run(row.description, row.payload, row.event_id, now, row.idempotency_key);
+    return { id: this.s.idByKey.get(row.idempotency_key) as number, kind: 'updated', meaningful: false };
   }
 
   /** The newest unresolved notification of a group. */
@@ -259,6 +290,15 @@ export class NotificationStore {
    * Committed notifications by id, one query for the lot (the WebSocket hub reads every
    * changed notification of a batch); ids not found are left out.
    */
+  /**
+   * The notification as its `created` change made it (no read: the insert's own values), or
+   * undefined for any other change. A push of a created notification needs nothing more; later
+   * changes in the same batch come with changes of their own.
+   */
+  createdBy(change: NotificationChange): Notification | undefined {
+    return this.created.get(change)?.();
+  }
+
   getMany(ids: readonly number[]): Map<number, Notification> {
     const out = new Map<number, Notification>();
     for (let i = 0; i < ids.length; i += 1000) {

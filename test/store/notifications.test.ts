@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/errors/index.js';
+import type { Notification, NotificationChange } from '../../src/store/index.js';
 import type { WeftNode } from '../../src/node/index.js';
 import { startTestNode } from '../helpers/node.js';
 
@@ -112,6 +113,42 @@ test('a notification read back carries every column of its row under its camelCa
     }
     for (const k of ['seenAt', 'claimedAt', 'resolvedAt', 'agentId']) assert.notEqual(expected[k], null, `${k} was set by the transitions above`);
   } finally {
+    await close();
+  }
+});
+
+test('a created notification is pushed as its insert made it: the same record as the row read back after the commit', async () => {
+  const { node, close } = await startTestNode();
+  const ns = node.ns.notifications;
+  const seen: Array<{ change: NotificationChange; snapshot: Notification | undefined; read: Notification }> = [];
+  // As the WebSocket hub does: after the commit, before anything else runs.
+  const off = node.onCommitted((b) => {
+    for (const change of b.changes) seen.push({ change, snapshot: ns.createdBy(change), read: ns.get(change.id) });
+  });
+  try {
+    await node.emit({ event: `${TODO}.created`, payload: { slug: 'snap', title: 'snap' }, entity: 'todo:snap', idempotencyKey: 'snap-key' });
+    await node.emit({ event: `${TODO}.created`, payload: { slug: 'snap2', title: 'snap2' } });
+    // Merged into the first one's group: an update, read back.
+    await node.emit({ event: `${TODO}.dor_assessed`, payload: { slug: 'snap', score: 5, verdict: 'needs_work' } });
+    await node.idle();
+    const updated = seen.filter((s) => s.change.kind === 'updated');
+    assert.ok(updated.length >= 1 && updated.every((s) => s.snapshot === undefined), 'an update is read back, not made up');
+    const created = seen.filter((s) => s.change.kind === 'created');
+    assert.ok(created.length >= 2, `two notifications created (${seen.map((s) => s.change.kind).join(', ')})`);
+    for (const s of created) {
+      assert.ok(s.snapshot, 'a created change knows its notification');
+      assert.deepEqual(Object.keys(s.snapshot), Object.keys(s.read));
+      assert.deepEqual(s.snapshot, s.read);
+    }
+    assert.ok(created.some((s) => s.read.entity === 'todo:snap' && s.read.idempotencyKey === 'snap-key'), 'entity and key carried');
+    assert.ok(created.some((s) => s.read.groupKey !== null), 'a group key carried');
+    // Any other change is read back.
+    const a = created[0]?.change.id as number;
+    const claim = await ns.claim(a, 'agent-1');
+    assert.ok(claim.change);
+    assert.equal(ns.createdBy(claim.change), undefined);
+  } finally {
+    off();
     await close();
   }
 });
