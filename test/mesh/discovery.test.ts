@@ -62,7 +62,7 @@ test('a node that stops heartbeating disappears when its entry expires; a stoppe
   try {
     // A crashed node: its entry was written once with a short expiry and never refreshed.
     // (An expiry long enough that a busy CI core cannot let it pass before the first look.)
-    await c.set(`${prefix}ghost`, JSON.stringify({ ...info('ghost'), lastSeen: 1 }), 'PX', 2000);
+    await c.set(`${prefix}ghost`, JSON.stringify({ ...info('ghost'), lastSeen: 1 }), 'PX', 3000);
     assert.deepEqual(
       (await me.discoverPeers()).map((p) => p.computer),
       ['ghost', 'venus'],
