@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createDefaultCatalog } from '../../src/catalog/index.js';
 import type { EmitInput, Envelope } from '../../src/envelope/index.js';
-import { NotificationJournal } from '../../src/recovery/journal.js';
+import { JOURNAL_EVENT_BYTES, NotificationJournal } from '../../src/recovery/journal.js';
 import { openNodeStore } from '../../src/store/index.js';
 import { systemClock, silentLogger } from '../../src/util/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -56,10 +56,15 @@ test('journals each cluster notification once; a change racing the journal is jo
   assert.equal(first, N / 2);
   const entries = emitted.flat().flatMap((i) => (i.payload as { entries: Array<{ n: number; hs?: string }> }).entries);
   assert.equal(new Set(entries.map((e) => e.n)).size, N / 2);
-  // Few, full events (48 KiB of entries each), emitted a few at a time, not one per slice.
+  // Full events (JOURNAL_EVENT_BYTES of entries each), emitted a few at a time, not one per slice.
   const bytes = entries.reduce((s, e) => s + JSON.stringify(e).length + 1, 0);
-  assert.ok(emitted.length <= Math.ceil(bytes / (4 * 48 * 1024)) + 1, `${emitted.length} emits for ${bytes} bytes`);
-  assert.ok(emitted.flat().length <= Math.ceil(bytes / (48 * 1024)) + emitted.length, `${emitted.flat().length} events for ${bytes} bytes`);
+  assert.ok(emitted.length <= Math.ceil(bytes / (4 * JOURNAL_EVENT_BYTES)) + 1, `${emitted.length} emits for ${bytes} bytes`);
+  assert.ok(emitted.flat().length <= Math.ceil(bytes / JOURNAL_EVENT_BYTES) + emitted.length, `${emitted.flat().length} events for ${bytes} bytes`);
+  for (const e of emitted.flat()) {
+    // (An entry bigger than the limit would go alone; these are small.)
+    const size = (e.payload as { entries: unknown[] }).entries.reduce((s: number, x) => s + JSON.stringify(x).length + 1, 0);
+    assert.ok(size <= JOURNAL_EVENT_BYTES, `a journal event of ${size} bytes of entries`);
+  }
   // Row 1 changed after it was read: still marked.
   assert.equal(journal.pending(), 1);
   assert.equal(journal.journaled(), N / 2);
