@@ -91,7 +91,6 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       },
     },
   });
-  app.setValidatorCompiler(validatorCompiler);
   const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
 
   // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with

@@ -287,10 +287,6 @@ export class NotificationStore {
   }
 
   /**
-   * Committed notifications by id, one query for the lot (the WebSocket hub reads every
-   * changed notification of a batch); ids not found are left out.
-   */
-  /**
    * The notification as its `created` change made it (no read: the insert's own values), or
    * undefined for any other change. A push of a created notification needs nothing more; later
    * changes in the same batch come with changes of their own.
@@ -299,6 +295,10 @@ export class NotificationStore {
     return this.created.get(change)?.();
   }
 
+  /**
+   * Committed notifications by id, one query for the lot (the WebSocket hub reads the
+   * changed notifications of a batch that it cannot take from createdBy); ids not found are left out.
+   */
   getMany(ids: readonly number[]): Map<number, Notification> {
     const out = new Map<number, Notification>();
     for (let i = 0; i < ids.length; i += 1000) {
