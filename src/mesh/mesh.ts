@@ -10,6 +10,7 @@ import {
   type LinkKeyPair,
   type MountCaps,
   type NegotiatedCaps,
+  JSON_ENVELOPES_CAP,
   negotiateCaps,
   PROTOCOL_VERSION,
   type Provider,
@@ -280,13 +281,16 @@ export class MeshService implements SenderLink {
         .catch(() => undefined);
       return undefined;
     }
-    this.negotiated.set(computer, n.caps);
+    // Envelopes as their JSON text only to a peer whose own signed hello offered it: an older one refuses them.
+    const peer = this.deps.peers.byName(computer);
+    const caps: NegotiatedCaps = { ...n.caps, jsonEnvelopes: (peer && this.linkKeys?.info(peer.nodeId)?.caps.includes(JSON_ENVELOPES_CAP)) === true };
+    this.negotiated.set(computer, caps);
     if (this.states.get(computer) === 'noprov') this.states.delete(computer);
     for (const e of n.events) {
       if (e.type !== 'transport.flatneg') continue;
       await this.deps.node.emit({ event: 'transport.flatneg', payload: { peer: computer, missing: e.dropped } }).catch(() => undefined);
     }
-    return n.caps;
+    return caps;
   }
 
   /**
@@ -346,7 +350,8 @@ export class MeshService implements SenderLink {
     if (opts.minGapMs !== undefined && last !== undefined && now - last < opts.minGapMs) return false;
     this.helloAt.set(computer, now);
     const self = this.deps.node.self;
-    const caps = [...this.deps.provider.caps].filter((c) => c !== 'aead' || this.linkKeys);
+    const caps: string[] = [...this.deps.provider.caps].filter((c) => c !== 'aead' || this.linkKeys);
+    caps.push(JSON_ENVELOPES_CAP);
     const body: FrameBodies['hello'] = {
       computer: self.computer,
       ...(self.cluster ? { cluster: self.cluster } : {}),

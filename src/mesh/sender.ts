@@ -57,11 +57,13 @@ function cutByBytes<T extends { body: string }>(rows: readonly T[], maxBytes: nu
  * The events frame of the first outbox rows that fit `maxBytes`: cut by their JSON size, then
  * halved while the encoded frame is still too big. With one row left it is returned as it is,
  * even over the limit (no frame can carry that envelope: the caller dead-letters or skips it).
+ * `json`: the envelopes go as the rows' JSON text, as they are (the peer offered
+ * `json-envelopes`), instead of parsed to be packed as maps.
  */
-export function encodeEventsFrame<T extends { body: string }>(rows: readonly T[], maxBytes: number, encode: (envelopes: Array<Record<string, unknown>>) => Uint8Array): { bytes: Uint8Array; take: T[] } {
+export function encodeEventsFrame<T extends { body: string }>(rows: readonly T[], maxBytes: number, encode: (envelopes: Array<Record<string, unknown> | string>) => Uint8Array, json = false): { bytes: Uint8Array; take: T[] } {
   let take = cutByBytes(rows, maxBytes);
   for (;;) {
-    const bytes = encode(take.map((r) => JSON.parse(r.body) as Record<string, unknown>));
+    const bytes = encode(take.map((r) => (json ? r.body : (JSON.parse(r.body) as Record<string, unknown>))));
     if (bytes.length <= maxBytes || take.length === 1) return { bytes, take };
     take = take.slice(0, Math.ceil(take.length / 2));
   }
@@ -294,8 +296,11 @@ export class PeerSender {
       try {
         const sequence = await m.nextSequence();
         seq = sequence;
-        ({ bytes, take } = encodeEventsFrame(rows, m.limits.maxFrameBytes, (envelopes) =>
-          encodeFrame({ type: 'events', sequence, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity }),
+        ({ bytes, take } = encodeEventsFrame(
+          rows,
+          m.limits.maxFrameBytes,
+          (envelopes) => encodeFrame({ type: 'events', sequence, timestamp: m.clock.now(), body: { envelopes } }, { ...encodeOpts, identity: m.identity }),
+          caps.jsonEnvelopes === true,
         ));
       } catch (err) {
         this.noteFailure((err as Error).message);

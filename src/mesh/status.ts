@@ -1,7 +1,7 @@
 /** `weft mesh status`: one read-only picture of a node's mesh, built from what the mesh holds. */
 import { fingerprintOfNodeId, type NodeIdentity } from '../identity/index.js';
 import type { NodeSelf } from '../pipeline/index.js';
-import type { NegotiatedCaps, PeerTelemetry, Provider } from '../transport/index.js';
+import { JSON_ENVELOPES_CAP, type NegotiatedCaps, type PeerTelemetry, type Provider } from '../transport/index.js';
 import type { MeshCounters } from './ingress.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerBook } from './peers.js';
@@ -66,7 +66,9 @@ export function meshStatus(v: MeshStatusView): Record<string, unknown> {
           const c = v.negotiated.get(p.computer);
           if (c === undefined) return 'pending';
           if (c === 'noprov') return 'noprov';
-          return (['crc32c', 'deflate', 'aead'] as const).filter((k) => c[k]);
+          const caps: string[] = (['crc32c', 'deflate', 'aead'] as const).filter((k) => c[k]);
+          if (c.jsonEnvelopes) caps.push(JSON_ENVELOPES_CAP);
+          return caps;
         })(),
         // What keeps payloads from third parties on this link: sealed frames, the channel itself, or nothing.
         encryption: ((): string | null => {

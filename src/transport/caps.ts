@@ -31,6 +31,8 @@ export interface NegotiatedCaps {
   crc32c: boolean;
   deflate: boolean;
   aead: boolean;
+  /** Events frames carry the envelopes' JSON text (the peer's signed hello offered `json-envelopes`). */
+  jsonEnvelopes?: boolean;
 }
 
 export type NegotiationEvent =

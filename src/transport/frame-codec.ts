@@ -9,6 +9,8 @@
  *
  * Body = msgpack, then deflate-raw (flag 0x02), then AEAD (0x04 ChaCha20-Poly1305, 0x08
  * AES-256-GCM; iv = first 12 bytes of the nonce, aad = the fixed header, 16-byte tag appended).
+ * An events frame's envelopes are maps, or their JSON text when the receiver's hello offered
+ * `json-envelopes` (the sender's outbox holds that text: it is sent as it is); decoding parses it.
  * The signature covers the sealed body, so a receiver checks it before decrypting or inflating.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
@@ -355,7 +357,7 @@ function decodeUnsafe(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   } catch (err) {
     return fail('FRAME_BAD_MSGPACK', `body is not valid msgpack: ${(err as Error).message}`);
   }
-  const problem = checkBody(header.type, value);
+  const problem = (header.type === 'events' ? parseJsonEnvelopes(value) : undefined) ?? checkBody(header.type, value);
   if (problem) return fail('FRAME_BAD_FIELD', `${header.type} frame: ${problem}`);
   return { ok: true, frame: { type: header.type, header, body: value } as Frame };
 }
@@ -366,30 +368,66 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return p === Object.prototype || p === null;
 }
 
-/** Plain data only: what JSON carries plus byte strings; no Dates, no extension objects. */
-function isPlainData(root: unknown): boolean {
+/**
+ * Deepest nesting a body may have. msgpack decoding gives up a few thousand levels down, while
+ * JSON text (`json-envelopes`) parses at any depth: the same bound for both keeps what follows
+ * (validation, a rejection's record) from recursing without end.
+ */
+const MAX_BODY_DEPTH = 512;
+
+/** Why the body is not plain data (what JSON carries plus byte strings; no Dates, no extension objects, bounded), or undefined. */
+function plainDataProblem(root: unknown): string | undefined {
   const stack: unknown[] = [root];
+  const depths: number[] = [0];
   let budget = 1_000_000;
   while (stack.length > 0) {
-    if (--budget < 0) return false;
+    if (--budget < 0) return 'body holds more than 1,000,000 values';
     const v = stack.pop();
+    const d = depths.pop() as number;
     if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
     if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return false;
+      if (!Number.isFinite(v)) return 'body holds a number that is not finite';
       continue;
     }
     if (v instanceof Uint8Array) continue;
+    if (d >= MAX_BODY_DEPTH) return `body nests deeper than ${MAX_BODY_DEPTH} levels`;
     if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
+      for (const x of v) {
+        stack.push(x);
+        depths.push(d + 1);
+      }
       continue;
     }
     if (isPlainObject(v)) {
-      for (const k in v) stack.push(v[k]);
+      for (const k in v) {
+        stack.push(v[k]);
+        depths.push(d + 1);
+      }
       continue;
     }
-    return false;
+    return 'body holds a value that is not plain data';
   }
-  return true;
+  return undefined;
+}
+
+/**
+ * Envelopes sent as their JSON text (`JSON_ENVELOPES_CAP`) become objects here, in place: past
+ * the decoder a frame holds objects only, checked like any other (plain data, each a map).
+ */
+function parseJsonEnvelopes(v: unknown): string | undefined {
+  // A body without an envelope list is checkBody's to describe.
+  if (!isPlainObject(v) || !Array.isArray(v.envelopes)) return undefined;
+  const list = v.envelopes as unknown[];
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i];
+    if (typeof x !== 'string') continue;
+    try {
+      list[i] = JSON.parse(x);
+    } catch (err) {
+      return `envelope ${i} is JSON text that does not parse (${(err as Error).message})`;
+    }
+  }
+  return undefined;
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -397,7 +435,8 @@ const isStr = (v: unknown): v is string => typeof v === 'string';
 
 function checkBody(type: FrameType, v: unknown): string | undefined {
   if (!isPlainObject(v)) return 'body is not a map';
-  if (!isPlainData(v)) return 'body holds a value that is not plain data';
+  const plain = plainDataProblem(v);
+  if (plain) return plain;
   switch (type) {
     case 'events':
       if (!Array.isArray(v.envelopes)) return 'envelopes is not an array';

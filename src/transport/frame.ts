@@ -11,6 +11,13 @@ export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024;
 /** An envelope as it travels: a plain msgpack-able object (the envelope module owns its shape). */
 export type WireEnvelope = Record<string, unknown>;
 
+/**
+ * Hello cap of a node whose events frames may carry envelopes as their JSON text (the form the
+ * sender's outbox holds them in, sent as it is); a decoded frame always holds objects. Sent to
+ * a peer only once its signed hello announced the cap.
+ */
+export const JSON_ENVELOPES_CAP = 'json-envelopes';
+
 /** The body of each frame type. */
 export interface FrameBodies {
   /** A batch of envelopes: one signature covers them all. */
@@ -80,6 +87,9 @@ export type Frame = {
   [K in FrameType]: { readonly type: K; readonly header: FrameHeader; readonly body: FrameBodies[K] };
 }[FrameType];
 
+/** What an encoder may be given per type: an events frame's envelopes may also be their JSON text (`JSON_ENVELOPES_CAP`). */
+export type OutgoingBodies = Omit<FrameBodies, 'events'> & { events: { envelopes: Array<WireEnvelope | string> } };
+
 /** A frame to encode. `nonce` defaults to 16 random bytes. */
 export type OutgoingFrame = {
   [K in FrameType]: {
@@ -87,6 +97,6 @@ export type OutgoingFrame = {
     sequence: number;
     timestamp: number;
     nonce?: Uint8Array;
-    body: FrameBodies[K];
+    body: OutgoingBodies[K];
   };
 }[FrameType];

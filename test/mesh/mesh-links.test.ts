@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { type AssembledNode, assembleNode } from '../../src/daemon/assemble.js';
 import { createRotationRecord, generateIdentity, loadOrCreateIdentity } from '../../src/identity/index.js';
 import type { KnownPeer } from '../../src/mesh/index.js';
-import { decodeFrame, encodeFrame, MemoryNetwork, memoryProvider } from '../../src/transport/index.js';
+import { decodeFrame, encodeFrame, frameTypeHint, MemoryNetwork, memoryProvider } from '../../src/transport/index.js';
 import { meshPair, TRANSPORTS } from '../helpers/mesh-pair.js';
 import { waitFor } from '../helpers/node.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -118,8 +118,10 @@ for (const transport of TRANSPORTS) {
       // Over TLS (and in-process memory) the channel keeps frames private: a preferred aead is met by it.
       const confidential = transport !== 'redis';
       assert.deepEqual(ev.at(-1)?.envelope.payload, { peer: 'two', missing: confidential ? ['deflate'] : ['deflate', 'aead'] });
-      const st = p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown; encryption: unknown }> };
-      assert.deepEqual(st.peers[0]?.negotiatedCaps, ['crc32c']);
+      // Two's hello (which may come after the first frame) adds json-envelopes.
+      const status = () => p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown; encryption: unknown }> };
+      await waitFor(() => JSON.stringify(status().peers[0]?.negotiatedCaps) === '["crc32c","json-envelopes"]', 10_000, 'caps after the hello');
+      const st = status();
       assert.equal(st.peers[0]?.encryption, confidential ? transport : 'none');
     } finally {
       await p.cleanup();
@@ -175,6 +177,50 @@ for (const transport of TRANSPORTS) {
       }
       assert.ok(frames >= 1);
       assert.equal(p.two.node.ns.store.reader.prepare(`SELECT COUNT(*) FROM events WHERE event = 'telemetry.shell.command'`).pluck().get(), 0);
+    } finally {
+      await p.cleanup();
+    }
+  });
+}
+
+for (const transport of ['memory', 'tls'] as const) {
+  test(`${transport}: events go as their JSON text once the peer's signed hello offered json-envelopes, as maps to a peer whose hello did not; both arrive whole`, async () => {
+    const p = await meshPair(transport);
+    try {
+      // Unsealed here (the channel is confidential): the bytes handed to the transport show the form.
+      const asText = (b: Uint8Array) => Buffer.from(b).includes(Buffer.from('"event":"mesh.test.ping"'));
+      const eventsFrames = (list: Uint8Array[]) => list.filter((b) => frameTypeHint(b) === 'events');
+      const capsOfTwo = () => (p.one.mesh?.status() as { peers: Array<{ negotiatedCaps: unknown }> } | undefined)?.peers[0]?.negotiatedCaps;
+      await waitFor(() => Array.isArray(capsOfTwo()) && (capsOfTwo() as string[]).includes('json-envelopes'), 10_000, "two's hello offered json-envelopes");
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'as-text', deep: { list: [1, 'ü', null] } } });
+      await waitFor(() => pingsOn(p.two).length === 1, 20_000, 'first delivery');
+      const first = eventsFrames(p.sent.one);
+      assert.ok(first.length >= 1 && first.every(asText), 'every events frame carried JSON text');
+      assert.deepEqual(pingsOn(p.two)[0]?.payload, { n: 1, note: 'as-text', deep: { list: [1, 'ü', null] } });
+      if (transport === 'tls') return; // over TLS the raw link would replace two's mesh
+      // Two as an older node: its own signed hello, without the cap.
+      const hello = p.sent.two
+        .map((b) => decodeFrame(b, { lookupKey: () => p.ids.two.publicKey }))
+        .find((d) => d.ok && d.frame.type === 'hello');
+      assert.ok(hello?.ok && hello.frame.type === 'hello', 'two said hello');
+      const { reply: _reply, ...body } = hello.frame.body;
+      const link = await p.rawLink('two');
+      try {
+        const older = encodeFrame(
+          { type: 'hello', sequence: await (p.two.mesh as NonNullable<AssembledNode['mesh']>).nextSequence(), timestamp: Date.now(), body: { ...body, caps: body.caps.filter((c) => c !== 'json-envelopes') } },
+          { identity: p.ids.two },
+        );
+        await link.send('one', older);
+        await waitFor(() => Array.isArray(capsOfTwo()) && !(capsOfTwo() as string[]).includes('json-envelopes'), 10_000, 'renegotiated without json-envelopes');
+      } finally {
+        await link.stop();
+      }
+      const before = p.sent.one.length;
+      await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 2, note: 'as-map' } });
+      await waitFor(() => pingsOn(p.two).length === 2, 20_000, 'second delivery');
+      const later = eventsFrames(p.sent.one.slice(before));
+      assert.ok(later.length >= 1 && !later.some(asText), 'events frames carried maps');
+      assert.deepEqual(pingsOn(p.two).map((x) => x.payload.note).sort(), ['as-map', 'as-text']);
     } finally {
       await p.cleanup();
     }

@@ -103,8 +103,9 @@ test('default config over Redis: no mesh frame and no other key on the shared Re
     const got = pingsIn(nb, CANARY);
     assert.equal(got.length, N);
     assert.equal(new Set(got.map((e) => e.envelope.id)).size, N);
+    // Sealed frames wait for b's hello, which offers json-envelopes too.
     const st = peerStatus(na, 'b');
-    assert.deepEqual(st.negotiatedCaps, ['crc32c', 'aead']);
+    assert.deepEqual(st.negotiatedCaps, ['crc32c', 'aead', 'json-envelopes']);
     assert.equal(st.encryption, 'aead');
     assert.equal(st.linkKey, 'known');
 
@@ -310,8 +311,9 @@ test('defaults: over TLS the preferred aead is met by the channel (no sealing tw
   try {
     await p.one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 0, note: 'tls-default' } });
     await waitFor(() => pingsIn(p.two, 'tls-default').length === 1, 20_000, 'delivery');
+    // Two's hello (which may come after the first frame) adds json-envelopes.
+    await waitFor(() => JSON.stringify(peerStatus(p.one, 'two').negotiatedCaps) === '["crc32c","json-envelopes"]', 10_000, 'caps after the hello');
     const st = peerStatus(p.one, 'two');
-    assert.deepEqual(st.negotiatedCaps, ['crc32c']);
     assert.equal(st.encryption, 'tls');
     assert.equal(p.one.node.ns.log.list({ type: 'transport.flatneg' }).length, 0);
     const events = p.sent.one.filter((x) => (peekFrame(x) as { header?: { type: string } }).header?.type === 'events');

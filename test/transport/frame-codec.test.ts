@@ -290,3 +290,46 @@ test('the same frame encoded twice differs only by nonce and signature', () => {
   assert.ok(r.ok);
   assert.deepEqual(Buffer.from(r.frame.header.nonce), n);
 });
+
+test('an events frame may carry envelopes as their JSON text (json-envelopes): decoded, they are the maps the text says', () => {
+  const asMaps = [
+    { id: 'e1', event: 'build.failed', version: 1, payload: { repo: 'weft', n: 3, nested: { list: [1, 'two', null, true] } }, visibility: 'cluster' },
+    { id: 'e2', event: 'note', version: 1, payload: { text: 'ünïcödé ✓ "quoted" \\ back' } },
+  ];
+  // Mixed on purpose: a frame's envelopes may be either form.
+  const bytes = encodeFrame({ type: 'events', sequence: 1, timestamp: T, body: { envelopes: [JSON.stringify(asMaps[0]), asMaps[1] as Record<string, unknown>] } }, { identity: alice, crc32c: true });
+  assert.ok(Buffer.from(bytes).includes(Buffer.from('"event":"build.failed"')), 'the first envelope travels as its JSON text');
+  const r = decodeFrame(bytes, { lookupKey });
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  assert.equal(r.frame.type, 'events');
+  if (r.frame.type === 'events') assert.deepEqual(r.frame.body.envelopes, asMaps);
+});
+
+test('envelope JSON text that does not parse, is not a map, or holds a number JSON cannot carry is refused with FRAME_BAD_FIELD', () => {
+  const cases: Array<[string, string]> = [
+    ['does not parse', '{"id":"e1","event":'],
+    ['a number', '5'],
+    ['a list', '[{"id":"e1"}]'],
+    ['null', 'null'],
+    ['an infinite number', '{"id":"e1","payload":{"x":1e400}}'],
+  ];
+  for (const [label, text] of cases) {
+    const bytes = encodeFrame({ type: 'events', sequence: 1, timestamp: T, body: { envelopes: [{ id: 'ok', event: 'note' }, text] } }, { identity: alice });
+    expectError(decodeFrame(bytes, { lookupKey }), 'FRAME_BAD_FIELD', label);
+  }
+  // JSON text parses at any depth (msgpack gives up a few thousand levels down): the body's
+  // bound refuses it, as it refuses maps nested as deep.
+  for (const depth of [600, 200_000]) {
+    const deep = `{"id":"d","payload":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const r = decodeFrame(encodeFrame({ type: 'events', sequence: 2, timestamp: T, body: { envelopes: [deep] } }, { identity: alice }), { lookupKey });
+    expectError(r, 'FRAME_BAD_FIELD', `text nested ${depth} deep`);
+    if (!r.ok) assert.match(r.error.message, /deeper than 512 levels/);
+  }
+  let nested: unknown = 'leaf';
+  for (let i = 0; i < 600; i++) nested = [nested];
+  expectError(decodeFrame(encodeFrame({ type: 'events', sequence: 3, timestamp: T, body: { envelopes: [{ id: 'm', payload: nested as Record<string, unknown> }] } }, { identity: alice }), { lookupKey }), 'FRAME_BAD_FIELD', 'maps nested 600 deep');
+  // A legitimately nested envelope (well within the bound) still passes.
+  let ok: unknown = 'leaf';
+  for (let i = 0; i < 100; i++) ok = { x: ok };
+  assert.ok(decodeFrame(encodeFrame({ type: 'events', sequence: 4, timestamp: T, body: { envelopes: [JSON.stringify({ id: 'n', payload: ok })] } }, { identity: alice }), { lookupKey }).ok);
+});
