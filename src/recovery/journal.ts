@@ -17,7 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import { RECOVERY_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
-import type { NotificationRow, Store } from '../store/index.js';
+import { NOTIFICATION_COLUMNS, type NotificationRow, notificationColumns, notificationRowOf, type Store } from '../store/index.js';
 import { type Logger, Pacer } from '../util/index.js';
 import type { BeaconCartridge } from './beacon.js';
 
@@ -104,8 +104,6 @@ export interface NotificationJournalDeps {
   pacer?: Pacer;
 }
 
-/** Rows read at a time; a slice (util/pacer.ts) reads pages until its time is up. */
-const PAGE = 50;
 /**
  * Bytes of entries one journal event carries at most. Small, so that no journal event holds
  * either node's loop for long: each crosses the origin's pipeline, a frame and the peer's
@@ -130,17 +128,22 @@ export class NotificationJournal {
     const db = deps.store.db;
     this.s = {
       pending: rd.prepare('SELECT COUNT(*) FROM recovery_notes_dirty').pluck(),
-      // The event's body only for this node's own rows (another's are only cleared).
-      take: rd.prepare(
-        'SELECT n.*, d.v AS mark_v, CASE WHEN n.source_computer IS NULL OR n.source_computer = @self THEN e.body END AS event_body FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id LEFT JOIN events e ON e.id = n.event_id WHERE d.id > @after ORDER BY d.id LIMIT @limit',
-      ),
+      // Stepped row by row (a slice stops when its time is up: nothing is read that it does not
+      // use), as arrays: the row's columns, its mark, the id it had before a restore moved it,
+      // and its event's body only for this node's own rows (another's are only cleared).
+      take: rd
+        .prepare(
+          `SELECT ${notificationColumns('n')}, d.v, (SELECT m.orig_id FROM recovery_notes_moved m WHERE m.id = n.id AND m.orig_id != m.id LIMIT 1),
+             CASE WHEN n.source_computer IS NULL OR n.source_computer = @self THEN e.body END
+           FROM recovery_notes_dirty d JOIN notifications n ON n.id = d.id LEFT JOIN events e ON e.id = n.event_id WHERE d.id > @after ORDER BY d.id`,
+        )
+        .raw(),
       orphans: db.prepare('DELETE FROM recovery_notes_dirty WHERE id NOT IN (SELECT id FROM notifications)'),
       clear: db.prepare('DELETE FROM recovery_notes_dirty WHERE id = ? AND v = ?'),
       count: db.prepare("SELECT value FROM recovery_state WHERE key = 'journaled'").pluck(),
       computer: db.prepare("SELECT value FROM recovery_state WHERE key = 'computer'").pluck(),
       setComputer: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('computer', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       setCount: db.prepare("INSERT INTO recovery_state (key, value) VALUES ('journaled', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-      was: rd.prepare('SELECT orig_id FROM recovery_notes_moved WHERE id = ? AND orig_id != id').pluck(),
     };
   }
 
@@ -239,20 +242,19 @@ export class NotificationJournal {
     const entries: Array<{ entry: NoteEntry; json: string }> = [];
     const marks: Array<[number, number]> = [];
     let last = after;
-    // Small pages, so a slice that runs out of time has read little it did not use.
-    for (;;) {
-      const rows = this.s.take.all({ self: this.deps.self().computer, after: last, limit: PAGE }) as Array<NoteRow & { mark_v: number; event_body: string | null }>;
-      for (const row of rows) {
-        last = row.id;
-        marks.push([row.id, row.mark_v]);
-        if (this.isOwn(row)) {
-          const entry = noteEntry(row, this.ownEvent(row.event_body), this.s.was.get(row.id) as number | undefined);
-          entries.push({ entry, json: JSON.stringify(entry) });
-        }
-        if (performance.now() >= until) return { after: last, entries, marks };
+    const at = NOTIFICATION_COLUMNS.length;
+    for (const a of this.s.take.iterate({ self: this.deps.self().computer, after }) as IterableIterator<unknown[]>) {
+      const row = notificationRowOf(a);
+      last = row.id;
+      marks.push([row.id, a[at] as number]);
+      if (this.isOwn(row)) {
+        const entry = noteEntry(row, this.ownEvent(a[at + 2] as string | null), (a[at + 1] as number | null) ?? undefined);
+        entries.push({ entry, json: JSON.stringify(entry) });
       }
-      if (rows.length < PAGE) return marks.length > 0 ? { after: last, entries, marks } : undefined;
+      // Leaving the loop ends the statement (the iterator's return).
+      if (performance.now() >= until) break;
     }
+    return marks.length > 0 ? { after: last, entries, marks } : undefined;
   }
 
   /** Entries as journal events of at most JOURNAL_EVENT_BYTES (and 1,000 entries) each. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/errors/index.js';
-import type { Notification, NotificationChange } from '../../src/store/index.js';
+import { NOTIFICATION_COLUMNS, type Notification, type NotificationChange, notificationColumns, notificationRowOf } from '../../src/store/index.js';
 import type { WeftNode } from '../../src/node/index.js';
 import { startTestNode } from '../helpers/node.js';
 
@@ -149,6 +149,28 @@ test('a created notification is pushed as its insert made it: the same record as
     assert.equal(ns.createdBy(claim.change), undefined);
   } finally {
     off();
+    await close();
+  }
+});
+
+test('reads take the columns as arrays in the order NOTIFICATION_COLUMNS names them: that list is the table, and each row built from it equals the keyed row', async () => {
+  const { node, close } = await startTestNode();
+  try {
+    const a = await make(node, 'cols-a');
+    await make(node, 'cols-b');
+    await node.ns.notifications.markSeen(a);
+    await node.ns.notifications.claim(a, 'agent-7');
+    await node.ns.notifications.resolve(a, { agentId: 'agent-7', resolution: { ok: true } });
+    const db = node.ns.store.db;
+    // A column added by a migration (or two swapped here) fails this.
+    assert.deepEqual([...NOTIFICATION_COLUMNS], db.prepare('SELECT * FROM notifications LIMIT 1').columns().map((c) => c.name));
+    const keyed = db.prepare('SELECT * FROM notifications ORDER BY id').all() as Array<Record<string, unknown>>;
+    const raw = db.prepare(`SELECT ${notificationColumns()} FROM notifications ORDER BY id`).raw().all() as unknown[][];
+    assert.ok(keyed.length >= 2);
+    assert.deepEqual(raw.map((r) => notificationRowOf(r)), keyed);
+    // Prefixed for joins (the recovery journal's read), the same columns.
+    assert.equal(notificationColumns('n'), NOTIFICATION_COLUMNS.map((c) => `n.${c}`).join(', '));
+  } finally {
     await close();
   }
 });
