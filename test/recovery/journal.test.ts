@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createDefaultCatalog } from '../../src/catalog/index.js';
 import type { EmitInput, Envelope } from '../../src/envelope/index.js';
-import { JOURNAL_EVENT_BYTES, NotificationJournal } from '../../src/recovery/journal.js';
-import { openNodeStore } from '../../src/store/index.js';
+import { JOURNAL_EVENT_BYTES, type NoteEntry, NotificationJournal, noteEntry, rowOfEntry } from '../../src/recovery/journal.js';
+import { notificationColumns, notificationRowOf, openNodeStore } from '../../src/store/index.js';
 import { systemClock, silentLogger } from '../../src/util/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -78,5 +78,38 @@ test('journals each cluster notification once; a change racing the journal is jo
   );
   assert.equal(journal.pending(), 0);
   assert.equal(journal.journaled(), N / 2 + 1);
+  await ns.store.close();
+});
+
+test("an entry leaves out what its event says and a new notification's state; the restore rebuilds the same row from it, and from entries written before that", async () => {
+  const ns = openNodeStore({ path: join(t.dir, 'entries.db') }, { clock: systemClock, logger: silentLogger });
+  const catalog = createDefaultCatalog();
+  const entry = catalog.get('mesh.test.ping');
+  assert.ok(entry);
+  const now = '2026-12-06T10:00:00.000Z';
+  const later = '2026-12-06T10:05:00.000Z';
+  const self = 'weft:ed25519:self';
+  const events: Envelope[] = [0, 1, 2].map((i) => ({ id: `x-${i}`, event: 'mesh.test.ping', version: 1, source: 'test', timestamp: now, level: 1, domain: 'mesh', description: `ping ${i}`, visibility: 'cluster', origin: self, payload: { n: i, note: 'é "q"' } }) as unknown as Envelope);
+  await ns.store.write(() => {
+    for (const e of events) ns.notifications.createFromEvent(e, entry, now);
+  });
+  // One stays new; one is seen; one is claimed and resolved with a resolution, later.
+  await ns.store.write(() => {
+    ns.store.db.prepare("UPDATE notifications SET human_status = 'seen', seen_at = ?, updated_at = ? WHERE id = 2").run(later, later);
+    ns.store.db.prepare("UPDATE notifications SET agent_status = 'resolved', agent_id = 'agent-1', claimed_at = ?, resolved_at = ?, resolution = '{\"ok\":true}', updated_at = ? WHERE id = 3").run(later, later, later);
+  });
+  const rows = ns.store.db.prepare(`SELECT ${notificationColumns()} FROM notifications ORDER BY id`).raw().all().map((a) => notificationRowOf(a as unknown[]));
+  const entries = rows.map((r, i) => noteEntry(r, events[i]));
+  // A new notification: its id, its event and when it was created; nothing else.
+  assert.deepEqual(entries[0], { n: 1, e: 'x-0', ca: now });
+  assert.deepEqual(entries[1], { n: 2, e: 'x-1', hs: 'seen', ca: now, ua: later, sa: later });
+  assert.deepEqual(entries[2], { n: 3, e: 'x-2', as: 'resolved', ai: 'agent-1', ca: now, ua: later, cla: later, ra: later, r: { ok: true } });
+  for (const [i, r] of rows.entries()) {
+    const { id: _id, ...want } = r;
+    assert.deepEqual(rowOfEntry(entries[i] as NoteEntry, events[i]), want, `row ${r.id} from its entry`);
+    // Entries journaled before this change carried the defaults: they restore the same row.
+    const full: NoteEntry = { ...(entries[i] as NoteEntry), ac: r.actionable, hs: r.human_status, as: r.agent_status, ua: r.updated_at };
+    assert.deepEqual(rowOfEntry(full, events[i]), want, `row ${r.id} from an entry written before`);
+  }
   await ns.store.close();
 });
