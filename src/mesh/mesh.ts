@@ -282,8 +282,7 @@ export class MeshService implements SenderLink {
       return undefined;
     }
     // Envelopes as their JSON text only to a peer whose own signed hello offered it: an older one refuses them.
-    const peer = this.deps.peers.byName(computer);
-    const caps: NegotiatedCaps = { ...n.caps, jsonEnvelopes: (peer && this.linkKeys?.info(peer.nodeId)?.caps.includes(JSON_ENVELOPES_CAP)) === true };
+    const caps: NegotiatedCaps = { ...n.caps, jsonEnvelopes: this.helloCaps(computer)?.includes(JSON_ENVELOPES_CAP) === true };
     this.negotiated.set(computer, caps);
     if (this.states.get(computer) === 'noprov') this.states.delete(computer);
     for (const e of n.events) {
@@ -299,12 +298,17 @@ export class MeshService implements SenderLink {
    * Mounts negotiate against this too.
    */
   offeredCaps(computer: string): TransportCap[] {
-    const peer = this.deps.peers.byName(computer);
     let offered: TransportCap[] = [...this.deps.provider.caps];
     if (!this.linkKeys) offered = offered.filter((c) => c !== 'aead');
-    const announced = (peer && this.linkKeys?.info(peer.nodeId)?.caps) ?? peer?.caps;
+    const announced = this.helloCaps(computer) ?? this.deps.peers.byName(computer)?.caps;
     if (announced) offered = offered.filter((c) => announced.includes(c));
     return offered;
+  }
+
+  /** The caps the peer announced in its last signed hello, or undefined before one arrived. */
+  private helloCaps(computer: string): readonly string[] | undefined {
+    const peer = this.deps.peers.byName(computer);
+    return peer ? this.linkKeys?.info(peer.nodeId)?.caps : undefined;
   }
 
   /** The caps the mesh asks of its links (what `peer/link/main` mount records show). */
