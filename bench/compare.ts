@@ -10,7 +10,8 @@
  * - Weft over Redis, over a Redis Cluster (3 masters + 3 replicas, six local redis-servers,
  *   `redis.cluster = true`) and over TLS: two real daemons; the producer POSTs `mesh.test.load`
  *   cluster events to A; B applies them (dedup by envelope id, outbox row removed only on B's
- *   signed ack). Delivery time is when B's WebSocket push arrives, i.e. after B committed.
+ *   signed ack). Delivery time is when B's WebSocket push arrives, i.e. after B committed, at
+ *   a consumer process of its own as for the other systems; TLS peers dial each other directly.
  * Two phases each: a burst of N events as fast as the producer goes (events/s), and a paced
  * run at 1,000 events/s (p50/p99 latency, send → processed).
  */
@@ -20,6 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { WeftClient } from '../src/client/index.js';
+import { readToken } from '../src/config/index.js';
 import { freePort, TestRedis } from '../test/helpers/redis.js';
 import { startFleet } from '../test/chaos/fleet.js';
 import { startCluster } from '../test/helpers/cluster.js';
@@ -101,7 +104,13 @@ function spawnWorker(args: string[]): { proc: ChildProcess; results: Array<{ sen
   const results: Array<{ sentAt: number; doneAt: number }> = [];
   let buf = '';
   let readyResolve: () => void = () => undefined;
-  const ready = new Promise<void>((r) => (readyResolve = r));
+  let readyReject: (e: Error) => void = () => undefined;
+  const ready = new Promise<void>((res, rej) => {
+    readyResolve = res;
+    readyReject = rej;
+  });
+  // A consumer that dies before it is ready (cannot connect, cannot subscribe) fails its system's row.
+  proc.once('exit', (code) => readyReject(new Error(`the ${args[0]} consumer exited with code ${code} before it was ready`)));
   proc.stdout?.on('data', (d) => {
     buf += d;
     let i = buf.indexOf('\n');
@@ -190,7 +199,9 @@ async function weft(provider: 'redis' | 'tls' | 'redis-cluster' | 'nats'): Promi
           { computer: 'b', cluster: 'pair', mesh: provider as 'redis' | 'tls' },
         ],
         // The shipped trust defaults (a cluster peer at trust level `peer` may send 20,000/s).
-        { extraEnv: { WEFT_LOG_LEVEL: 'error' } },
+        // TLS peers dial each other directly: the fleet's link proxies would put this busy
+        // process (producer, WebSocket reader) in the middle of every frame.
+        { extraEnv: { WEFT_LOG_LEVEL: 'error' }, directTls: true },
       );
   try {
     const a = fleet.byName('a');
@@ -202,29 +213,18 @@ async function weft(provider: 'redis' | 'tls' | 'redis-cluster' | 'nats'): Promi
       }
     }
     const out: SystemResult = { system: `Weft mesh over ${({ redis: 'Redis', 'redis-cluster': 'Redis Cluster', nats: 'NATS JetStream', tls: 'TLS' } as const)[provider]}` };
-    // B's changes are pushed after its commit (and fsync): the time a push arrives is when the
-    // event was durably processed there, not the batch start that createdAt records.
-    const pushes = new Map<string, { sentAt: number; doneAt: number }>();
-    const sub = b.api.subscribe({ eventType: 'mesh.test.load' });
-    await sub.ready;
-    const reading = (async () => {
-      for await (const p of sub) {
-        if (p.change.kind !== 'created') continue;
-        const note = String(p.notification.payload.note);
-        if (!pushes.has(note)) pushes.set(note, { sentAt: Number(p.notification.payload.sentAt), doneAt: Date.now() });
-      }
-    })().catch(() => undefined);
     for (const [name, n, rate] of [['burst', BURST, 0], ['paced', PACED_N, PACED_RATE]] as const) {
+      // The consumer is a process of its own, as for the other systems: B's pushes are read
+      // and timed there, not in this process while it produces.
+      const w = spawnWorker(['weft', b.api.url, name, String(n), b.dataDir]);
+      await w.ready;
       await produce(n, rate, async (batch) => {
         await a.api.emitMany(batch.map((e, i) => ({ event: 'mesh.test.load', visibility: 'cluster', payload: { n: i, sentAt: e.sentAt, note: e.id } })));
       }, name);
-      const deadline = Date.now() + 180_000;
-      const mine = () => [...pushes.entries()].filter(([k]) => k.startsWith(`${name}-`)).map(([, v]) => v);
-      while (mine().length < n && Date.now() < deadline) await sleep(100);
-      out[name] = phase(mine(), n);
+      await w.done(n);
+      w.proc.kill();
+      out[name] = phase(w.results, n);
     }
-    sub.close();
-    await reading;
     return out;
   } finally {
     await fleet.stop();
@@ -285,6 +285,58 @@ async function jetstream(): Promise<SystemResult> {
   }
 }
 
+/**
+ * How a consumer process reports: `delivered(sentAt)` once per first delivery, written as one
+ * stdout line per batch (a line per message would cost the consumer more than the system it
+ * times); `end()` writes what is left.
+ */
+function deliveryLines(): { delivered(sentAt: number): void; end(): void } {
+  let lines: Array<[number, number]> = [];
+  let flushing: NodeJS.Immediate | undefined;
+  const flush = () => {
+    if (lines.length > 0) process.stdout.write(`${JSON.stringify(lines)}\n`);
+    lines = [];
+  };
+  return {
+    delivered(sentAt) {
+      lines.push([sentAt, Date.now()]);
+      if (lines.length >= 500) flush();
+      flushing ??= setImmediate(() => {
+        flushing = undefined;
+        flush();
+      });
+    },
+    end() {
+      if (flushing) clearImmediate(flushing);
+      flush();
+    },
+  };
+}
+
+/**
+ * The Weft consumer side: B's WebSocket pushes of created `mesh.test.load` notifications. B
+ * pushes after its commit (and fsync), so a push's arrival is when the event was durably
+ * processed there, not the batch start that createdAt records.
+ */
+async function weftWorker(url: string, name: string, n: number, dataDir: string): Promise<void> {
+  const client = new WeftClient({ url, token: readToken(dataDir) as string });
+  const sub = client.subscribe({ eventType: 'mesh.test.load' });
+  await sub.ready;
+  process.stdout.write('ready\n');
+  const seen = new Set<string>();
+  const out = deliveryLines();
+  for await (const p of sub) {
+    if (p.change.kind !== 'created') continue;
+    const note = String(p.notification.payload.note);
+    if (!note.startsWith(`${name}-`) || seen.has(note)) continue;
+    seen.add(note);
+    out.delivered(Number(p.notification.payload.sentAt));
+    if (seen.size >= n) break;
+  }
+  out.end();
+  sub.close();
+}
+
 /** The NATS consumer side (needs the nats package): durable pull consumer, ack after processing. */
 async function natsWorker(server: string, name: string, n: number): Promise<void> {
   const modName = 'nats';
@@ -293,34 +345,19 @@ async function natsWorker(server: string, name: string, n: number): Promise<void
   const nc = await nats.connect({ servers: server });
   const c = await nc.jetstream().consumers.get('BENCH', `c-${name}`);
   const seen = new Set<string>();
-  let done = 0;
   process.stdout.write('ready\n');
-  // One stdout line per batch of deliveries, as the Redis worker writes (a line per message
-  // would cost this side more than the other).
-  let lines: Array<[number, number]> = [];
-  const flush = () => {
-    if (lines.length > 0) process.stdout.write(`${JSON.stringify(lines)}\n`);
-    lines = [];
-  };
-  let flushing: NodeJS.Immediate | undefined;
+  const out = deliveryLines();
   const msgs = await c.consume({ max_messages: 500 });
   for await (const m of msgs) {
     const e = JSON.parse(new TextDecoder().decode(m.data)) as { id: string; sentAt: number };
     if (!seen.has(e.id)) {
       seen.add(e.id);
-      done++;
-      lines.push([e.sentAt, Date.now()]);
-      if (lines.length >= 500) flush();
-      flushing ??= setImmediate(() => {
-        flushing = undefined;
-        flush();
-      });
+      out.delivered(e.sentAt);
     }
     m.ack();
-    if (done >= n) break;
+    if (seen.size >= n) break;
   }
-  if (flushing) clearImmediate(flushing);
-  flush();
+  out.end();
   await nc.close();
 }
 
@@ -374,8 +411,9 @@ export default async function compare(): Promise<BenchSection> {
 }
 
 if (process.argv[2] === '--compare-worker') {
-  const [kind, url, stream, n] = process.argv.slice(3) as [string, string, string, string];
+  const [kind, url, stream, n, dataDir] = process.argv.slice(3) as [string, string, string, string, string];
   if (kind === 'nats') await natsWorker(url, stream, Number(n));
+  else if (kind === 'weft') await weftWorker(url, stream, Number(n), dataDir);
   else await worker(kind, url, stream, Number(n));
   process.exit(0);
 } else if (process.argv[1]?.endsWith('compare.js')) {

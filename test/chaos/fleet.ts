@@ -45,7 +45,7 @@ export interface FleetNode extends FleetNodeSpec {
 export interface Fleet {
   nodes: FleetNode[];
   redis: TestRedis | undefined;
-  /** Directed TLS links: `${from}->${to}`. */
+  /** Directed TLS links: `${from}->${to}` (empty with `directTls`). */
   proxies: Map<string, LinkProxy>;
   byName(computer: string): FleetNode;
   stop(): Promise<void>;
@@ -61,6 +61,12 @@ export async function startFleet(
      * gives peers outside the own cluster `share_to`, which the trust evaluator penalises).
      */
     trustedRedisPeers?: boolean;
+    /**
+     * TLS peers dial each other's ports, without a LinkProxy between them. The proxies live in
+     * the process that started the fleet, so every frame would wait for that process's event
+     * loop: benchmarks that time the mesh, not the cutting of links, want the direct path.
+     */
+    directTls?: boolean;
   } = {},
 ): Promise<Fleet> {
   const redis = specs.some((s) => s.mesh === 'redis') ? await TestRedis.start() : undefined;
@@ -73,7 +79,7 @@ export async function startFleet(
   }
   const proxies = new Map<string, LinkProxy>();
   for (const a of prepared) {
-    if (a.mesh !== 'tls') continue;
+    if (a.mesh !== 'tls' || opts.directTls) continue;
     for (const b of prepared) {
       if (b.mesh !== 'tls' || b === a) continue;
       const p = new LinkProxy(b.tlsPort);
@@ -105,7 +111,7 @@ export async function startFleet(
       env.WEFT_MESH_TLS_PORT = String(p.tlsPort);
       env.WEFT_MESH_PEERS = prepared
         .filter((o) => o.mesh === 'tls' && o !== p)
-        .map((o) => `${o.computer}/${o.cluster}@127.0.0.1:${proxies.get(`${p.computer}->${o.computer}`)?.port}#${o.nodeId}`)
+        .map((o) => `${o.computer}/${o.cluster}@127.0.0.1:${opts.directTls ? o.tlsPort : proxies.get(`${p.computer}->${o.computer}`)?.port}#${o.nodeId}`)
         .concat(p.extraPeers ?? [])
         .join(',');
     }
