@@ -45,8 +45,12 @@ test('a subscriber that stops reading is cut off with a reason; the pipeline and
   const fast = await connect();
   let fastGot = 0;
   let slowClosed: { code: number; reason: string } | undefined;
+  const fastOrder: string[] = [];
   fast.on('message', (d) => {
-    if (JSON.parse(String(d)).type === 'notification') fastGot++;
+    const m = JSON.parse(String(d)) as { type: string; notification?: { payload: { eventId: string } } };
+    if (m.type !== 'notification') return;
+    fastGot++;
+    fastOrder.push(m.notification?.payload.eventId ?? '?');
   });
   slow.on('close', (code, reason) => (slowClosed = { code, reason: String(reason) }));
   const subscribed = (ws: WebSocket) =>
@@ -73,6 +77,8 @@ test('a subscriber that stops reading is cut off with a reason; the pipeline and
   for (let i = 0; i < 1200 && (fastGot < N || !slowClosed); i++) await new Promise((r) => setTimeout(r, 25));
   assert.equal(hub.disconnectedSlow, 1, 'the slow subscriber was disconnected, the reading one not');
   assert.equal(fastGot, N, 'the reading subscriber got every change');
+  // A batch's pushes leave corked, flushed every 256 KiB (800 KB per commit here): in order.
+  assert.deepEqual(fastOrder, Array.from({ length: N }, (_, i) => `e${i}`), 'the pushes arrived in commit order');
   assert.equal(node.ns.notifications.count(), N, 'the pipeline committed everything');
   assert.equal(slowClosed?.code, 4008);
   assert.match(slowClosed?.reason ?? '', /slow consumer/);
