@@ -20,12 +20,13 @@ const CORK_FLUSH_BYTES = 256 * 1024;
 /** The longest header of a frame a server sends (no mask): 2 bytes and a 64-bit length. */
 const MAX_FRAME_HEADER = 10;
 
-/** The TCP socket under a WebSocket: `ws` keeps it as `_socket` (net.Socket, or tls.TLSSocket). */
+/** A client's socket, corked for one batch of pushes. */
 interface Cork {
   socket: { cork(): void; uncork(): void };
   /** Bytes written to it since it was corked or last flushed. */
   pending: number;
 }
+/** The TCP socket under a WebSocket: `ws` keeps it as `_socket` (a net.Socket); none when that changes. */
 function rawSocket(ws: WebSocket): Cork['socket'] | undefined {
   const s = (ws as unknown as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
   return s && typeof s.cork === 'function' && typeof s.uncork === 'function' ? (s as Cork['socket']) : undefined;
