@@ -44,9 +44,11 @@ export class EventLog {
     const db = store.db;
     this.s = {
       // A pruned id is still known (pruned_ids): the event is a duplicate, as if its row were there.
+      // Positional parameters (the id twice): binding by name looks each one up on an object,
+      // ~1.5 µs an event more on every append (the pipeline bench's 100,000 events).
       insert: db.prepare(
         `INSERT OR IGNORE INTO events (id, event, timestamp, source, causation_id, correlation_id, direct, body)
-         SELECT @id, @event, @timestamp, @source, @causation, @correlation, @direct, @body WHERE NOT EXISTS (SELECT 1 FROM pruned_ids WHERE id = @id)`,
+         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM pruned_ids WHERE id = ?)`,
       ),
       withhold: db.prepare('INSERT OR IGNORE INTO events_withheld (seq, id) SELECT seq, id FROM events WHERE id = ?'),
       unwithhold: db.prepare('DELETE FROM events_withheld WHERE seq = (SELECT seq FROM events WHERE id = ?)'),
@@ -184,16 +186,17 @@ export class EventLog {
    * a bus row, consumed already.
    */
   append(env: Envelope, direct: boolean | 'emitted' = false): number {
-    const r = this.s.insert.run({
-      id: env.id,
-      event: env.event,
-      timestamp: env.timestamp,
-      source: env.source,
-      causation: env.causationId ?? null,
-      correlation: env.correlationId ?? null,
-      direct: direct === 'emitted' ? 3 : direct ? 1 : 0,
-      body: serializeEnvelope(env),
-    });
+    const r = this.s.insert.run(
+      env.id,
+      env.event,
+      env.timestamp,
+      env.source,
+      env.causationId ?? null,
+      env.correlationId ?? null,
+      direct === 'emitted' ? 3 : direct ? 1 : 0,
+      serializeEnvelope(env),
+      env.id,
+    );
     return r.changes === 1 ? Number(r.lastInsertRowid) : 0;
   }
 
