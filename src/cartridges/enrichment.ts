@@ -3,7 +3,7 @@
  * (how many times it failed before, when it last succeeded, ...). The memory is one row of
  * running counters per entity, read and updated by primary key: never a scan of the log.
  */
-import type { Envelope } from '../envelope/index.js';
+import { type Envelope, envelopeWith } from '../envelope/index.js';
 import type { CartridgeContext, CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
 import { groupKeyOf, type Db } from '../store/index.js';
 import { defaultEventKind, type EventKindOf } from './event-kind.js';
@@ -165,7 +165,7 @@ export function enrichment(init: EnrichmentInit = {}): CartridgeFactory<Pick<Car
           lastFailureAt: row?.last_failure_at ?? null,
           lastSuccessAt: row?.last_success_at ?? null,
         };
-        return { ...event, context: { ...event.context, entity: context } };
+        return envelopeWith(event, { context: { ...event.context, entity: context } });
       },
     };
   };

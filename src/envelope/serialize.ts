@@ -35,3 +35,16 @@ export function parseEnvelope(text: string | Buffer): Envelope {
   }
   return envelopeValidator.assert(value, 'envelope');
 }
+
+/**
+ * A copy of an envelope (or of a received one, not yet validated) with some fields set. Made
+ * with `Object.assign`, never `{ ...env, field }`: V8 (Node 20) gives such a spread copy a
+ * shape the code that reads envelopes afterwards handles far more slowly. Measured on
+ * 20,000 received envelopes stamped with their provenance, each way in its own process:
+ * validation 5.6–6.7 µs vs 0.7–1.4 µs an envelope, serializeEnvelope 5.0–8.1 µs vs 1.5–2.7 µs.
+ * @example
+ * const stamped = envelopeWith(raw, { origin: sender, hops: 1 });
+ */
+export function envelopeWith<T extends object, U extends object>(env: T, fields: U): T & U {
+  return Object.assign({}, env, fields);
+}

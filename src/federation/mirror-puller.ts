@@ -27,7 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BusEntry } from '../bus/index.js';
 import { FEDERATION_EVENTS } from '../catalog/index.js';
-import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/index.js';
+import { type Envelope, envelopeValidator, envelopeWith, payloadProblem } from '../envelope/index.js';
 import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
 import { after } from '../util/index.js';
 import type { MountRecord, MountTelemetry } from './mounts.js';
@@ -637,12 +637,11 @@ export class MirrorPuller {
       await this.deps.mesh.reject(nodeId, this.peer, 'ENVELOPE_INVALID', `mirrored position ${seq}: not an envelope (${(err as Error).message})`, { ref, raw: json.slice(0, 4096) });
       return undefined;
     }
-    const stamped: Record<string, unknown> = {
-      ...raw,
+    const stamped: Record<string, unknown> = envelopeWith(raw, {
       origin: nodeId,
       sourceComputer: this.peer,
       hops: (typeof raw.hops === 'number' ? raw.hops : 0) + 1,
-    };
+    });
     const bad = envelopeValidator.firstError(stamped);
     if (bad) {
       await this.deps.mesh.reject(nodeId, this.peer, 'ENVELOPE_INVALID', `mirrored envelope ${String(raw.id ?? '?')}: field '${bad.path}' ${bad.message}`, { ref, field: bad.path, raw: json.slice(0, 4096) });

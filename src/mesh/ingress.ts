@@ -9,7 +9,7 @@
  */
 import type { AuditLog } from '../audit/index.js';
 import type { BusEntry } from '../bus/index.js';
-import { type Envelope, envelopeValidator, payloadProblem } from '../envelope/index.js';
+import { type Envelope, envelopeValidator, envelopeWith, payloadProblem } from '../envelope/index.js';
 import type { NodeIdentity, PinnedKeys } from '../identity/index.js';
 import { INGRESS_FACT, type IngressFact, RefusalNotices } from '../pipeline/index.js';
 import {
@@ -551,12 +551,11 @@ export class MeshIngress {
   private async stamp(frame: Extract<Frame, { type: 'events' }>, computer: string, deliveryId: string): Promise<Envelope[]> {
     const out: Envelope[] = [];
     for (const raw of frame.body.envelopes) {
-      const stamped: Record<string, unknown> = {
-        ...raw,
+      const stamped: Record<string, unknown> = envelopeWith(raw, {
         origin: frame.header.sender,
         sourceComputer: computer,
         hops: (typeof raw.hops === 'number' ? raw.hops : 0) + 1,
-      };
+      });
       const bad = envelopeValidator.firstError(stamped);
       if (bad) {
         await this.reject(frame.header.sender, computer, 'ENVELOPE_INVALID', `envelope ${String(raw.id ?? '?')}: field '${bad.path}' ${bad.message}`, {

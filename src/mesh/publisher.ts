@@ -1,4 +1,4 @@
-import { type Envelope, serializeEnvelope } from '../envelope/index.js';
+import { type Envelope, envelopeWith, serializeEnvelope } from '../envelope/index.js';
 import { type Cartridge, INGRESS_FACT } from '../pipeline/index.js';
 import type { Logger } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
@@ -65,7 +65,7 @@ export function meshPublisher(deps: PublisherDeps): Cartridge & { stats: Publish
         warnOnce(`no-peers:${e.visibility}`, `no ${e.visibility === 'cluster' ? 'cluster ' : ''}peers known yet for ${e.visibility} events`);
         return e;
       }
-      const wire: Envelope = { ...e, sourceComputer: deps.self.computer };
+      const wire: Envelope = envelopeWith(e, { sourceComputer: deps.self.computer });
       if (deps.self.nodeId) wire.origin = deps.self.nodeId;
       const body = serializeEnvelope(wire);
       const to: string[] = [];

@@ -6,7 +6,7 @@
  * wait in the quarantine table for a human; rejected ones are recorded and counted.
  */
 import { TRUST_THROTTLED } from '../../catalog/index.js';
-import { type Envelope, serializeEnvelope } from '../../envelope/index.js';
+import { type Envelope, envelopeWith, serializeEnvelope } from '../../envelope/index.js';
 import {
   type Cartridge,
   type CartridgeContext,
@@ -298,7 +298,7 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       stores.quarantine.add(event, detailed, flags);
       return null;
     }
-    if (outcome === 'flag' && flags.length > 0) return { ...event, flags: mergeFlags(event.flags, flags) };
+    if (outcome === 'flag' && flags.length > 0) return envelopeWith(event, { flags: mergeFlags(event.flags, flags) });
     return event;
   }
 
@@ -316,7 +316,7 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
       stores.quarantine.decide(qid, 'released');
     }
     ctx.facts.set(TRUST_FACT, 'accept');
-    return { ...event, flags: mergeFlags(event.flags, ['trust:released']) };
+    return envelopeWith(event, { flags: mergeFlags(event.flags, ['trust:released']) });
   }
 
   function currentPenalty(ctx: CartridgeContext, stores: TrustStores, peer: string): number {
