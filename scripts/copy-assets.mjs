@@ -4,7 +4,7 @@
 import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join, relative } from 'node:path';
 
-const ASSETS = new Set(['.lua', '.html', '.css', '.js', '.svg']);
+const ASSETS = new Set(['.lua', '.html', '.css', '.js', '.cjs', '.svg']);
 function walk(dir) {
   const out = [];
   for (const name of readdirSync(dir)) {
