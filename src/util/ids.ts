@@ -12,6 +12,12 @@ export class IdGenerator {
   private counter = 0;
   private readonly pool = Buffer.alloc(8 * 512);
   private poolPos = this.pool.length;
+  /**
+   * The id's 36 characters are written here and read out as one string: built by `+` from
+   * fifteen pieces it was a rope every later use flattened first (an id and a Map insert cost
+   * 1.6–1.8 µs against 0.5 µs, 200,000 ids in one process).
+   */
+  private readonly out = Buffer.alloc(36);
 
   next(nowMs: number): string {
     let ms = Math.floor(nowMs);
@@ -33,30 +39,46 @@ export class IdGenerator {
     const r = this.pool;
     const p = this.poolPos;
     this.poolPos += 8;
-    const msHex = ms.toString(16).padStart(12, '0');
+    const o = this.out;
+    // 48 bits of milliseconds, 12 hex digits as 8-4: the high 24 bits, then the low 24.
+    let hi = Math.floor(ms / 0x1000000);
+    let lo = ms % 0x1000000;
+    for (let i = 5; i >= 0; i--) {
+      o[i] = DIGIT[hi & 15] as number;
+      hi >>>= 4;
+    }
+    for (const i of LOW_AT) {
+      o[i] = DIGIT[lo & 15] as number;
+      lo >>>= 4;
+    }
+    o[8] = DASH;
+    o[13] = DASH;
+    // Version 7, then the 12-bit counter.
     const c = this.counter;
-    return (
-      msHex.slice(0, 8) +
-      '-' +
-      msHex.slice(8, 12) +
-      '-' +
-      HEX[0x70 | (c >> 8)] +
-      HEX[c & 0xff] +
-      '-' +
-      HEX[0x80 | ((r[p] as number) & 0x3f)] +
-      HEX[r[p + 1] as number] +
-      '-' +
-      HEX[r[p + 2] as number] +
-      HEX[r[p + 3] as number] +
-      HEX[r[p + 4] as number] +
-      HEX[r[p + 5] as number] +
-      HEX[r[p + 6] as number] +
-      HEX[r[p + 7] as number]
-    );
+    o[14] = DIGIT[7] as number;
+    o[15] = DIGIT[(c >> 8) & 15] as number;
+    o[16] = DIGIT[(c >> 4) & 15] as number;
+    o[17] = DIGIT[c & 15] as number;
+    o[18] = DASH;
+    // Variant 10, then 62 random bits.
+    hex(o, 19, 0x80 | ((r[p] as number) & 0x3f));
+    hex(o, 21, r[p + 1] as number);
+    o[23] = DASH;
+    for (let k = 2; k < 8; k++) hex(o, 20 + 2 * k, r[p + k] as number);
+    return o.toString('latin1', 0, 36);
   }
 }
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const DIGIT = Buffer.from('0123456789abcdef', 'latin1');
+const DASH = 0x2d;
+/** Where the low 24 bits of the milliseconds go, last digit first (8 is a dash). */
+const LOW_AT = [12, 11, 10, 9, 7, 6];
+
+/** Writes a byte as two hex digits at `at`. */
+function hex(o: Buffer, at: number, byte: number): void {
+  o[at] = DIGIT[byte >> 4] as number;
+  o[at + 1] = DIGIT[byte & 15] as number;
+}
 
 /** Milliseconds encoded in a UUIDv7 string. */
 export function uuidv7Time(id: string): number {
