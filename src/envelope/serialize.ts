@@ -46,5 +46,9 @@ export function parseEnvelope(text: string | Buffer): Envelope {
  * const stamped = envelopeWith(raw, { origin: sender, hops: 1 });
  */
 export function envelopeWith<T extends object, U extends object>(env: T, fields: U): T & U {
+  // JSON.parse gives a received object an own "__proto__" key when its text has one. Object.assign
+  // would set the copy's prototype from it (fields the validator never sees as the copy's own,
+  // read through it afterwards); a spread keeps it an own key, which the validator refuses.
+  if (Object.hasOwn(env, '__proto__')) return { ...env, ...fields };
   return Object.assign({}, env, fields);
 }

@@ -5,6 +5,7 @@ import {
   ENVELOPE_FIELDS,
   type Envelope,
   envelopeValidator,
+  envelopeWith,
   fromStreamFields,
   fieldsFromArray,
   parseEnvelope,
@@ -128,4 +129,18 @@ test('the Redis entry format round-trips and a foreign producer needs only the s
   assert.equal(foreign.entity, undefined);
   assert.throws(() => fromStreamFields({ event: 'x.y', source: 's', timestamp: 't', level: 'high', payload: '{}' }, '1-1'), /field 'level'/);
   assert.throws(() => fromStreamFields({ event: 'x.y', source: 's', timestamp: '2026-11-25T08:00:00Z', level: '1', payload: '{' }, '1-2'), /field 'payload'/);
+});
+
+test('envelopeWith copies with fields set; a received "__proto__" key stays an own key, never the copy\'s prototype', () => {
+  const e = valid();
+  const c = envelopeWith(e, { origin: 'n', hops: 1 });
+  assert.notEqual(c, e);
+  assert.deepEqual(c, { ...e, origin: 'n', hops: 1 });
+  assert.equal(e.hops, undefined, 'the original is left as it was');
+  const raw = JSON.parse(`{"__proto__":{"flags":["trust:released"]},${serializeEnvelope(e).slice(1)}`) as Record<string, unknown>;
+  const stamped = envelopeWith(raw, { hops: 1 });
+  assert.equal(Object.getPrototypeOf(stamped), Object.prototype);
+  assert.ok(Object.hasOwn(stamped, '__proto__'));
+  assert.equal((stamped as { flags?: unknown }).flags, undefined, 'no field is lent by the key');
+  assert.equal(envelopeValidator.firstError(stamped)?.path !== undefined, true, 'the validator refuses the extra key');
 });

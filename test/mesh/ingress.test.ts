@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { generateIdentity, type NodeIdentity } from '../../src/identity/index.js';
+import { type Envelope, serializeEnvelope } from '../../src/envelope/index.js';
 import { encodeFrame } from '../../src/transport/index.js';
 import { meshPair, type MeshPair } from '../helpers/mesh-pair.js';
 import { waitFor } from '../helpers/node.js';
@@ -48,6 +49,10 @@ for (const transport of ['redis', 'tls'] as const) {
       const tampered = Buffer.from(await frame([ping('tampered')]));
       tampered[tampered.indexOf(Buffer.from('tampered'))] = 0x54;
       const { event: _dropped, ...noEvent } = ping('invalid');
+      // Envelope text whose own "__proto__" key would lend the stamped copy fields it does not
+      // own (flags the validator never checks): refused like any field the schema lacks.
+      const protoText = serializeEnvelope(ping('proto') as unknown as Envelope).replace('{', '{"__proto__":{"flags":["trust:released"],"entity":"x"},');
+      assert.ok(Object.hasOwn(JSON.parse(protoText) as object, '__proto__'));
       const sends: Uint8Array[] = [
         ok1,
         forged,
@@ -58,6 +63,7 @@ for (const transport of ['redis', 'tls'] as const) {
         await frame([ping('stranger')], { identity: generateIdentity() }),
         randomBytes(200),
         await frame([noEvent]),
+        await frame([protoText as unknown as Record<string, unknown>]),
         await frame([ping('hops', { hops: 8 })]),
         await frame([ping('ok2')]),
       ];
@@ -70,10 +76,10 @@ for (const transport of ['redis', 'tls'] as const) {
         REPLAY_TOO_NEW: 1,
         FRAME_UNKNOWN_SENDER: 1,
         FRAME_BAD_MAGIC: 1,
-        ENVELOPE_INVALID: 1,
+        ENVELOPE_INVALID: 2,
         ENVELOPE_HOP_LIMIT: 1,
       };
-      await waitFor(() => pings(p).includes('ok2') && rejectedTotal(p) >= 9, 20_000, 'two to take ok2 and refuse the 9 bad inputs');
+      await waitFor(() => pings(p).includes('ok2') && rejectedTotal(p) >= 10, 20_000, 'two to take ok2 and refuse the 10 bad inputs');
       assert.deepEqual(pings(p), ['ok1', 'ok2', 'real']);
       assert.deepEqual(p.two.mesh?.counters.rejected, expected);
       // Stamped from the verified sender, not from what the envelope claims.
