@@ -528,7 +528,8 @@ export class MeshIngress {
       return;
     }
     this.unrecorded.add(key);
-    void this.deps.node.ns.store.writeSoon(() => this.deps.guard.record(header)).finally(() => this.unrecorded.delete(key));
+    // Synced even on its own: a message replayed after a power loss must still be refused.
+    void this.deps.node.ns.store.writeSoon(() => this.deps.guard.record(header), 5, { durable: true }).finally(() => this.unrecorded.delete(key));
     // Counted before the await: a handler finishing meanwhile must not be counted over (the slot would leak).
     this.handlingMessages++;
     this.handlingBy.set(m.computer, mine + 1);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,5 +83,74 @@ test('closing the store commits the deferred writes still waiting', async () => 
     assert.deepEqual(again.db.prepare('SELECT n FROM t').pluck().all(), [9]);
   } finally {
     await again.close();
+  }
+});
+
+test('deferred writes committing on their own skip the fsync (synchronous NORMAL for that transaction only); riding another write or marked durable, they are synced', async () => {
+  const s = open();
+  // What the connection's synchronous setting is while the rider runs: 1 NORMAL, 2 FULL.
+  const sync = () => s.store.db.pragma('synchronous', { simple: true }) as number;
+  try {
+    assert.equal(sync(), 2, 'FULL to begin with');
+    let seen = 0;
+    await s.store.writeSoon(() => {
+      seen = sync();
+      s.insert(1);
+    }, 1);
+    assert.equal(seen, 1, 'on its own: not synced');
+    assert.equal(sync(), 2, 'FULL again for every commit after it');
+
+    await s.store.writeSoon(() => {
+      seen = sync();
+      s.insert(2);
+    }, 1, { durable: true });
+    assert.equal(seen, 2, 'a durable one is synced');
+
+    const plain = s.store.writeSoon(() => s.insert(3), 1);
+    const durable = s.store.writeSoon(() => {
+      seen = sync();
+      s.insert(4);
+    }, 1, { durable: true });
+    await Promise.all([plain, durable]);
+    assert.equal(seen, 2, 'one durable rider among others: the commit is synced');
+
+    const riding = s.store.writeSoon(() => {
+      seen = sync();
+      s.insert(5);
+    }, 60_000);
+    await s.store.write(() => s.insert(6));
+    await riding;
+    assert.equal(seen, 2, 'riding in an ordinary write: synced with it');
+    assert.deepEqual(s.rows(), [1, 2, 3, 4, 5, 6]);
+    assert.equal(sync(), 2);
+  } finally {
+    await s.done();
+  }
+});
+
+test('a deferred write that committed on its own survives the process being killed at once (kill -9)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-soon-kill-'));
+  const path = join(dir, 'weft.db');
+  const storeUrl = new URL('../../src/store/index.js', import.meta.url).href;
+  const utilUrl = new URL('../../src/util/index.js', import.meta.url).href;
+  try {
+    const script = `
+      const { Store } = await import(${JSON.stringify(storeUrl)});
+      const { ManualClock, silentLogger } = await import(${JSON.stringify(utilUrl)});
+      const store = Store.open({ path: ${JSON.stringify(path)} }, { clock: new ManualClock(0), logger: silentLogger });
+      store.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY)');
+      const ins = store.db.prepare('INSERT INTO t (n) VALUES (?)');
+      await store.writeSoon(() => { for (let n = 1; n <= 100; n++) ins.run(n); }, 1);
+      process.kill(process.pid, 'SIGKILL');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, 'SIGKILL', `the child was killed, not ended: ${r.stderr}`);
+    const again = Store.open({ path }, { clock: new ManualClock(0), logger: silentLogger });
+    try {
+      assert.equal(again.db.prepare('SELECT COUNT(*) FROM t').pluck().get(), 100);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
