@@ -494,6 +494,7 @@ export class RestoreJob {
     }
     if (latest.size === 0) return;
     const db = store.db;
+    const { notifications } = this.svc.deps.node.ns;
     const s = {
       exists: db.prepare('SELECT 1 FROM notifications WHERE id = ?').pluck(),
       byKey: db.prepare('SELECT id FROM notifications WHERE idempotency_key = ?').pluck(),
@@ -531,6 +532,8 @@ export class RestoreJob {
           } else {
             id = s.exists.get(x.n) === undefined ? x.n : next++;
             insert.run({ ...row, id });
+            // One that had to take another id is journaled again under it (below).
+            if (id !== x.n) notifications.markNew(id, row.visibility, row.source_computer);
           }
           s.record.run(x.n, id);
           // Journaled already under its own id; one that moved is journaled again under the new one.

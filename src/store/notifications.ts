@@ -185,6 +185,8 @@ export class NotificationStore {
   /** What a created notification was, known from its insert: read only if someone pushes it. */
   private readonly created = new WeakMap<NotificationChange, () => Notification>();
   private readonly lists = new Map<string, Statement>();
+  /** This node's computer as the recovery journal named it (recovery_state), read once per commit count. */
+  private journalComputer: { at: number; value: string | undefined } | undefined;
 
   constructor(private readonly store: Store) {
     const db: Db = store.db;
@@ -224,7 +226,28 @@ export class NotificationStore {
         `UPDATE notifications SET agent_status = 'resolved', agent_id = COALESCE(?, agent_id), resolution = ?, resolved_at = ?, updated_at = ? WHERE id = ?`,
       ),
       countAll: store.reader.prepare('SELECT COUNT(*) FROM notifications').pluck(),
+      journalComputer: db.prepare("SELECT value FROM recovery_state WHERE key = 'computer'").pluck(),
+      markJournal: db.prepare('INSERT INTO recovery_notes_dirty (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET v = v + 1'),
     };
+  }
+
+  /**
+   * Marks a new notification for the recovery journal (recovery/journal.ts) when it is this
+   * node's own and shared: cluster or public, from no other computer than the one the journal
+   * named (every computer's, until it named one). Inside the caller's transaction. Changes to
+   * a row are marked by a trigger (recovery_notes_updated); a new row is marked here, which
+   * costs a statement only for the rows marked (migration 19).
+   */
+  markNew(id: number, visibility: Visibility, sourceComputer: string | null): void {
+    if (visibility !== 'cluster' && visibility !== 'public') return;
+    if (sourceComputer !== null) {
+      // The journal names the computer when it starts (a commit): read again after any commit.
+      const at = this.store.commits;
+      if (this.journalComputer?.at !== at) this.journalComputer = { at, value: this.s.journalComputer.get() as string | undefined };
+      const own = this.journalComputer.value;
+      if (own !== undefined && own !== sourceComputer) return;
+    }
+    this.s.markJournal.run(id);
   }
 
   // ---- projection (inside the pipeline transaction) ----
@@ -277,6 +300,7 @@ export class NotificationStore {
     );
     if (r.changes === 1) {
       const change: NotificationChange = { id: Number(r.lastInsertRowid), kind: 'created', meaningful: true };
+      this.markNew(change.id, row.visibility, row.source_computer);
       this.created.set(change, () => toNotification({ id: change.id, ...row }));
       return change;
     }

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { createDefaultCatalog } from '../../src/catalog/index.js';
+import type { Envelope } from '../../src/envelope/index.js';
 import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/errors/index.js';
-import { NOTIFICATION_COLUMNS, type Notification, type NotificationChange, notificationColumns, notificationRowOf } from '../../src/store/index.js';
+import { NOTIFICATION_COLUMNS, type Notification, type NotificationChange, notificationColumns, notificationRowOf, openNodeStore } from '../../src/store/index.js';
+import { silentLogger, systemClock } from '../../src/util/index.js';
 import type { WeftNode } from '../../src/node/index.js';
 import { startTestNode } from '../helpers/node.js';
 
@@ -172,5 +178,47 @@ test('reads take the columns as arrays in the order NOTIFICATION_COLUMNS names t
     assert.equal(notificationColumns('n'), NOTIFICATION_COLUMNS.map((c) => `n.${c}`).join(', '));
   } finally {
     await close();
+  }
+});
+
+test('a new notification is marked for the recovery journal when it is this computer’s and shared, by its insert (no trigger per row)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-marks-'));
+  const ns = openNodeStore({ path: join(dir, 'weft.db') }, { clock: systemClock, logger: silentLogger });
+  try {
+    const entry = createDefaultCatalog().require('mesh.test.ping');
+    const now = new Date().toISOString();
+    let i = 0;
+    const create = (visibility: string, sourceComputer?: string, idempotencyKey?: string): number => {
+      const env = { id: `e-${i++}`, event: 'mesh.test.ping', version: 1, source: 'test', timestamp: now, level: 1, domain: 'mesh', description: 'ping', visibility, payload: { n: i }, ...(sourceComputer ? { sourceComputer } : {}), ...(idempotencyKey ? { idempotencyKey } : {}) } as unknown as Envelope;
+      return ns.notifications.createFromEvent(env, entry, now).id;
+    };
+    const marked = () => ns.store.db.prepare('SELECT id FROM recovery_notes_dirty ORDER BY id').pluck().all() as number[];
+    const name = (computer: string) => ns.store.write(() => ns.store.db.prepare("INSERT INTO recovery_state (key, value) VALUES ('computer', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(computer));
+    assert.equal(ns.store.db.prepare("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'recovery_notes_inserted'").pluck().get(), 0, 'no insert trigger');
+
+    // Until the journal names this node's computer, every shared row is marked.
+    const early = await ns.store.write(() => [create('cluster', 'desk'), create('local', 'desk'), create('public')]);
+    assert.deepEqual(marked(), [early[0], early[2]]);
+
+    // Named 'laptop': its own (no computer, or 'laptop') shared rows are; local and another computer's are not.
+    await name('laptop');
+    const named = await ns.store.write(() => [create('cluster'), create('cluster', 'laptop'), create('public', 'laptop'), create('cluster', 'desk'), create('local')]);
+    assert.deepEqual(marked(), [early[0], early[2], named[0], named[1], named[2]]);
+
+    // Renamed: the next write sees the new name.
+    await name('desk');
+    const renamed = await ns.store.write(() => [create('cluster', 'desk'), create('cluster', 'laptop')]);
+    assert.deepEqual(marked().slice(5), [renamed[0]]);
+
+    // A notification refreshed by its idempotency key is a change: the update trigger marks it again.
+    await ns.store.write(() => ns.store.db.prepare('DELETE FROM recovery_notes_dirty').run());
+    const keyed = await ns.store.write(() => create('cluster', 'desk', 'k-1'));
+    const v0 = ns.store.db.prepare('SELECT v FROM recovery_notes_dirty WHERE id = ?').pluck().get(keyed) as number;
+    await ns.store.write(() => create('cluster', 'desk', 'k-1'));
+    assert.deepEqual(marked(), [keyed]);
+    assert.equal(ns.store.db.prepare('SELECT v FROM recovery_notes_dirty WHERE id = ?').pluck().get(keyed), v0 + 1, 'its mark counts the change');
+  } finally {
+    await ns.store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
