@@ -55,12 +55,12 @@ type Statements = ReturnType<typeof statements>;
 /** The cartridge's statements, prepared once when it is given its store. */
 function statements(db: Db) {
   return {
-    bump: db
-      .prepare(
-        `INSERT INTO correlation_counts (key, bucket, count) VALUES (?, ?, 1)
-         ON CONFLICT(key, bucket) DO UPDATE SET count = count + 1 RETURNING count`,
-      )
-      .pluck(),
+    // No RETURNING: SQLite runs a RETURNING clause through its trigger machinery, and this
+    // upsert with one cost 9.5-10 us against 1.3-1.7 us for the upsert and a read of the count.
+    bump: db.prepare(
+      `INSERT INTO correlation_counts (key, bucket, count) VALUES (?, ?, 1)
+       ON CONFLICT(key, bucket) DO UPDATE SET count = count + 1`,
+    ),
     count: db.prepare('SELECT count FROM correlation_counts WHERE key = ? AND bucket = ?').pluck(),
     getFired: db.prepare('SELECT quiet_until FROM correlation_fired WHERE pattern = ? AND key = ?').pluck(),
     putFired: db.prepare(
@@ -166,7 +166,8 @@ export function correlation(init: CorrelationInit = {}): CartridgeFactory<Pick<C
     if (cfg === false) return;
     const w = cfg.windowMs;
     const bucket = t - (t % w);
-    const cur = s.bump.get(event.event, bucket) as number;
+    s.bump.run(event.event, bucket);
+    const cur = s.count.get(event.event, bucket) as number;
     let prev = prevCache.get(event.event);
     if (prev?.bucket !== bucket - w) {
       prev = { bucket: bucket - w, count: (s.count.get(event.event, bucket - w) as number | undefined) ?? 0 };

@@ -22,8 +22,12 @@ export class MeshOutbox {
          FROM mesh_outbox o LEFT JOIN mesh_bodies b ON o.body = '' AND b.envelope_id = o.envelope_id
          WHERE o.peer = ? AND o.id > ? ORDER BY o.id LIMIT ?`,
       ),
-      del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ? RETURNING body').pluck(),
-      unref: db.prepare('UPDATE mesh_bodies SET refs = refs - 1 WHERE envelope_id = ? RETURNING refs').pluck(),
+      // No RETURNING on the acknowledgement's path: SQLite runs it through its trigger
+      // machinery (1-2 us a row more than the statements below; 8 us more on an upsert).
+      delOwn: db.prepare("DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ? AND body != ''"),
+      del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ?'),
+      unref: db.prepare('UPDATE mesh_bodies SET refs = refs - 1 WHERE envelope_id = ?'),
+      refs: db.prepare('SELECT refs FROM mesh_bodies WHERE envelope_id = ?').pluck(),
       dropBody: db.prepare('DELETE FROM mesh_bodies WHERE envelope_id = ?'),
       depth: store.reader.prepare('SELECT COUNT(*) FROM mesh_outbox WHERE peer = ?').pluck(),
       oldest: db.prepare('SELECT id, created_at AS createdAt FROM mesh_outbox WHERE peer = ? ORDER BY id LIMIT 1'),
@@ -56,7 +60,7 @@ export class MeshOutbox {
     const lost = rows.filter((r) => r.body === '');
     this.store.logger.error({ peer, events: lost.map((r) => r.envelopeId).slice(0, 20), count: lost.length }, 'outbox rows without a body were dropped');
     void this.store.writeSoon(() => {
-      for (const r of lost) this.s.del.get(peer, r.envelopeId);
+      for (const r of lost) this.s.del.run(peer, r.envelopeId);
     });
     return rows.filter((r) => r.body !== '');
   }
@@ -70,9 +74,12 @@ export class MeshOutbox {
     if (this.store.isClosed) return Promise.resolve();
     return this.store.writeSoon(() => {
       for (const id of envelopeIds) {
+        // A row with its own body (an event for one peer): gone in one statement.
+        if (this.s.delOwn.run(peer, id).changes === 1) continue;
         // A row whose body is shared: one reference fewer; the last one takes the body along.
-        if (this.s.del.get(peer, id) !== '') continue;
-        const left = this.s.unref.get(id) as number | undefined;
+        if (this.s.del.run(peer, id).changes === 0) continue;
+        if (this.s.unref.run(id).changes === 0) continue;
+        const left = this.s.refs.get(id) as number | undefined;
         if (left !== undefined && left <= 0) this.s.dropBody.run(id);
       }
     });

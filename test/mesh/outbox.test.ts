@@ -61,7 +61,12 @@ test('an event for one peer keeps its body in its row; queuing it again for a pe
   assert.equal(count("SELECT refs FROM mesh_bodies WHERE envelope_id = 'e-2'"), 3, 'a and b had it: only c is new');
   for (const p of ['a', 'b', 'c']) await outbox.acknowledge(p, ['e-2']);
   assert.equal(count("SELECT COUNT(*) FROM mesh_bodies WHERE envelope_id = 'e-2'"), 0);
+  // Acknowledged by another peer, or an id never queued: nothing changes.
+  await outbox.acknowledge('a', ['e-1', 'e-none']);
+  assert.equal(count("SELECT COUNT(*) FROM mesh_outbox WHERE envelope_id = 'e-1'"), 1);
   await outbox.acknowledge('solo', ['e-1']);
+  assert.equal(count("SELECT COUNT(*) FROM mesh_outbox WHERE envelope_id = 'e-1'"), 0, 'its acknowledgement deleted the row');
+  assert.equal(count("SELECT COUNT(*) FROM mesh_bodies WHERE envelope_id = 'e-1'"), 0, 'and took no shared body with it');
 });
 
 test('a row whose shared body is missing is dropped (logged), and the rows after it are still read', async () => {
