@@ -714,7 +714,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       -- NotificationStore.createFromEvent marks the rows the trigger marked (same condition),
       -- and a restore marks a notification it had to give another id. Changes to existing rows
       -- are still marked by recovery_notes_updated.
-      DROP TRIGGER recovery_notes_inserted;
+      DROP TRIGGER IF EXISTS recovery_notes_inserted;
     `,
   },
 ];
