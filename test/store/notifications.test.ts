@@ -181,7 +181,7 @@ test('reads take the columns as arrays in the order NOTIFICATION_COLUMNS names t
   }
 });
 
-test('a new notification is marked for the recovery journal when it is this computer’s and shared, by its insert (no trigger per row)', async () => {
+test("a new notification is marked for the recovery journal when it is this computer's and shared, by its insert (no trigger per row)", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-marks-'));
   const ns = openNodeStore({ path: join(dir, 'weft.db') }, { clock: systemClock, logger: silentLogger });
   try {
