@@ -22,8 +22,8 @@ export class MeshOutbox {
          FROM mesh_outbox o LEFT JOIN mesh_bodies b ON o.body = '' AND b.envelope_id = o.envelope_id
          WHERE o.peer = ? AND o.id > ? ORDER BY o.id LIMIT ?`,
       ),
-      // No RETURNING on the acknowledgement's path: SQLite runs it through its trigger
-      // machinery (1-2 us a row more than the statements below; 8 us more on an upsert).
+      // No RETURNING on the acknowledgement's path: with it the delete cost 1-2 us a row more
+      // (docs/performance.md, seventh session).
       delOwn: db.prepare("DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ? AND body != ''"),
       del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ?'),
       unref: db.prepare('UPDATE mesh_bodies SET refs = refs - 1 WHERE envelope_id = ?'),
