@@ -27,8 +27,7 @@ export class MeshOutbox {
       delOwn: db.prepare("DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ? AND body != ''"),
       del: db.prepare('DELETE FROM mesh_outbox WHERE peer = ? AND envelope_id = ?'),
       unref: db.prepare('UPDATE mesh_bodies SET refs = refs - 1 WHERE envelope_id = ?'),
-      refs: db.prepare('SELECT refs FROM mesh_bodies WHERE envelope_id = ?').pluck(),
-      dropBody: db.prepare('DELETE FROM mesh_bodies WHERE envelope_id = ?'),
+      dropSpent: db.prepare('DELETE FROM mesh_bodies WHERE envelope_id = ? AND refs <= 0'),
       depth: store.reader.prepare('SELECT COUNT(*) FROM mesh_outbox WHERE peer = ?').pluck(),
       oldest: db.prepare('SELECT id, created_at AS createdAt FROM mesh_outbox WHERE peer = ? ORDER BY id LIMIT 1'),
       depthAll: store.reader.prepare('SELECT peer, COUNT(*) AS n FROM mesh_outbox GROUP BY peer'),
@@ -78,9 +77,7 @@ export class MeshOutbox {
         if (this.s.delOwn.run(peer, id).changes === 1) continue;
         // A row whose body is shared: one reference fewer; the last one takes the body along.
         if (this.s.del.run(peer, id).changes === 0) continue;
-        if (this.s.unref.run(id).changes === 0) continue;
-        const left = this.s.refs.get(id) as number | undefined;
-        if (left !== undefined && left <= 0) this.s.dropBody.run(id);
+        if (this.s.unref.run(id).changes === 1) this.s.dropSpent.run(id);
       }
     });
   }
