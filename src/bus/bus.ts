@@ -50,11 +50,18 @@ export interface Bus {
   /** Events appended on this node that the pipeline has not applied yet (0: caught up). */
   pending(): number;
   /**
-   * Embedded bus only: whether anything appended (or staged) is not applied yet, from memory
-   * (no query). While nothing is, an emit may be appended and applied in one transaction
-   * (`Processor.processEmitted`) without passing events that wait.
+   * Whether anything this node appended (or staged) is not applied yet. While nothing is, an
+   * emit may be appended and applied in one transaction (`Processor.processEmitted`) without
+   * passing events that wait. A bus without it never takes that path.
    */
   caughtUp?(): boolean;
+  /**
+   * Inside `processEmitted`'s transaction: these new events are applied in it. The Redis bus
+   * journals them to go on its stream (for the stream's other readers) after the commit.
+   */
+  stageApplied?(envs: readonly Envelope[]): void;
+  /** After that transaction committed. */
+  flushApplied?(envs: readonly Envelope[]): void;
   /** Counters for metrics and status. */
   stats(): BusStats;
 }
@@ -65,6 +72,8 @@ export interface BusStats {
   depth?: number;
   /** Redis: events in the journal not yet applied by the pipeline. */
   journal?: number;
+  /** Redis: events applied at emit whose journal row waits to put them on the stream (Redis away). */
+  unsent?: number;
   /** Redis: entries on the stream that are not Weft's and were left alone. */
   foreign?: number;
   /** Redis: copies of events already applied (the journal put them on the stream again), acknowledged and skipped. */

@@ -57,10 +57,14 @@ type StreamEntries = Array<[string, string[] | null]>;
  * speaks: RESP2 answers `[[key, entries]]`, RESP3 a map that arrives as `[key, entries]`.
  */
 /** Whether a stream entry carries the Weft mark (this bus wrote it). */
-function isMarked(arr: string[] | null): boolean {
-  if (!arr) return false;
-  for (let i = 0; i + 1 < arr.length; i += 2) if (arr[i] === WEFT_ENTRY_MARK.field) return arr[i + 1] === WEFT_ENTRY_MARK.value;
-  return false;
+function isMarked(arr: string[]): boolean {
+  return fieldOf(arr, WEFT_ENTRY_MARK.field) === WEFT_ENTRY_MARK.value;
+}
+
+/** One field of a stream entry's flat field list, without building the whole map. */
+function fieldOf(arr: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < arr.length; i += 2) if (arr[i] === name) return arr[i + 1];
+  return undefined;
 }
 
 export function streamEntries(reply: unknown): StreamEntries {
@@ -84,7 +88,9 @@ const MAX_REMEMBERED_FOREIGN = 10_000;
  * stream (pipelined XADD; retried with backoff while Redis is down; everything again after
  * Redis restarted empty). The processor reads with a consumer group, its own pending
  * entries first (left by a crash), and XACKs after its batch committed; the journal row
- * goes in the same transaction as the event's effects.
+ * goes in the same transaction as the event's effects. An emit that finds the pipeline
+ * caught up is applied in the commit that journals it (`stageApplied`): its row then only
+ * waits to go on the stream, and the copy read back is acknowledged and skipped.
  *
  * Entries that are not envelopes are recorded as rejections once and left pending,
  * unacknowledged; trimming deletes only entries this bus wrote (they carry the Weft mark)
@@ -109,8 +115,9 @@ export class RedisBus implements Bus {
   private readonly trimCursor: TrimCursor = { next: '-' };
   private stopTrimming: (() => void) | undefined;
   private stopResending: (() => void) | undefined;
-  // The pump: committed events on their way to the stream.
-  private queue: Envelope[] = [];
+  // The pump: committed events on their way to the stream (`applied`: the pipeline applied it
+  // in the commit that journaled it; its row goes once the event is on the stream).
+  private queue: Array<{ envelope: Envelope; applied: boolean }> = [];
   /** Read the journal back from the start (after a failure, at start, after Redis lost the stream). */
   private scan: { cutoff: number; afterSeq: number } | undefined;
   private pumping: Promise<void> | undefined;
@@ -229,7 +236,40 @@ export class RedisBus implements Bus {
     } else if (this.scan?.cutoff !== ALL) {
       // (A full scan, after a failure or at start, reaches these rows by itself; a periodic
       // resend scan only takes rows older than resendAfterMs, so new ones are queued.)
-      for (const e of staged) this.queue.push(e);
+      for (const envelope of staged) this.queue.push({ envelope, applied: false });
+    }
+    this.kick();
+  }
+
+  /**
+   * Nothing journaled waits for the pipeline and no raw-class event waits on the local lane:
+   * an emit applied now passes none of this node's earlier events. (Entries other programs
+   * wrote to the stream are applied as they are read, before or after it: no order holds
+   * between independent producers.)
+   */
+  caughtUp(): boolean {
+    return !this.stopped && this.local.length === 0 && this.localHandedOut.length === 0 && !this.deps.journal.waiting();
+  }
+
+  /**
+   * Inside the transaction that applies this node's new events at once (`Processor.processEmitted`):
+   * each is journaled as applied, to go on the stream for its other readers after the commit.
+   * Raw-class events are not journaled: they never go to Redis.
+   */
+  stageApplied(envs: readonly Envelope[]): void {
+    const now = this.deps.clock.now();
+    for (const e of envs) if (!this.init.keepLocal?.(e)) this.deps.journal.add(e, now, true);
+  }
+
+  /** After that commit: the pump puts them on the stream (the journal has them if it cannot). */
+  flushApplied(envs: readonly Envelope[]): void {
+    if (envs.length === 0 || this.stopped) return;
+    this.appended += envs.length;
+    const keep = this.init.keepLocal;
+    if (this.queue.length + envs.length > (this.init.maxQueued ?? 50_000)) {
+      if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
+    } else if (this.scan?.cutoff !== ALL) {
+      for (const envelope of envs) if (!keep?.(envelope)) this.queue.push({ envelope, applied: true });
     }
     this.kick();
   }
@@ -247,8 +287,8 @@ export class RedisBus implements Bus {
     let backoff = 0;
     while (!this.stopped) {
       const scan = this.scan;
-      let batch: Envelope[];
-      let rows: Array<{ seq: number; envelope: Envelope }> = [];
+      let batch: Array<{ envelope: Envelope; applied: boolean }>;
+      let rows: Array<{ seq: number; envelope: Envelope; applied: boolean }> = [];
       if (scan) {
         rows = journal.stale(scan.cutoff, scan.afterSeq, 1000);
         if (rows.length === 0) {
@@ -257,9 +297,10 @@ export class RedisBus implements Bus {
         }
         batch = [];
         for (const r of rows) {
-          if (this.init.keepLocal?.(r.envelope)) {
+          if (r.applied) batch.push(r);
+          else if (this.init.keepLocal?.(r.envelope)) {
             if (this.local.length < (this.init.maxQueued ?? 50_000)) this.local.push(r.envelope);
-          } else batch.push(r.envelope);
+          } else batch.push(r);
         }
         this.wakeLocal();
         if (batch.length === 0) {
@@ -277,11 +318,19 @@ export class RedisBus implements Bus {
           logger.info({ stream: this.stream }, 'Redis takes events again; the journal is being put on the stream');
           this.lastError = undefined;
         }
+        const done: string[] = [];
+        for (const b of batch) if (b.applied) done.push(b.envelope.id);
         if (scan && rows.length > 0) {
           const first = (rows[0] as { seq: number }).seq;
           const last = (rows[rows.length - 1] as { seq: number }).seq;
           scan.afterSeq = last;
-          await store.write(() => journal.touch(first, last, clock.now()));
+          await store.write(() => {
+            journal.touch(first, last, clock.now());
+            journal.sent(done);
+          });
+        } else if (done.length > 0) {
+          // Losing this in a crash only puts them on the stream again (a copy, skipped on reading).
+          void store.writeSoon(() => journal.sent(done));
         }
       } catch (err) {
         if (this.stopped) return;
@@ -299,10 +348,10 @@ export class RedisBus implements Bus {
     }
   }
 
-  private async xadd(envs: readonly Envelope[]): Promise<void> {
+  private async xadd(batch: ReadonlyArray<{ envelope: Envelope }>): Promise<void> {
     const cmd = this.cmd as RedisClient;
     const p = cmd.pipeline();
-    for (const env of envs) p.xadd(this.stream, '*', WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value, ...toStreamFields(env));
+    for (const { envelope: env } of batch) p.xadd(this.stream, '*', WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value, ...toStreamFields(env));
     const timeoutMs = this.init.appendTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
     const res = await Promise.race([
@@ -361,14 +410,7 @@ export class RedisBus implements Bus {
           const last = entries[entries.length - 1];
           this.pendingCursor = last ? last[0] : undefined;
         }
-        const out: BusEntry[] = [];
-        const own = new Set<string>();
-        for (const [entryId, arr] of entries) {
-          if (this.foreign.has(entryId)) continue;
-          if (isMarked(arr)) own.add(entryId);
-          out.push(this.toEntry(entryId, arr));
-        }
-        const fresh = this.withoutApplied(out, own);
+        const fresh = this.withoutApplied(entries.filter(([entryId]) => !this.foreign.has(entryId)));
         if (fresh.length > 0) return fresh;
       } catch (err) {
         this.inflightRead = undefined;
@@ -392,19 +434,29 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * Drops (and acknowledges) entries this bus wrote whose event is no longer in its journal: it
-   * was applied already, and this is a copy the journal put on the stream again (at a restart,
-   * or after `resendAfterMs`). Entries other producers wrote are never in the journal and pass.
+   * Drops (and acknowledges) entries this bus wrote whose event no longer waits in its journal:
+   * it was applied already (at emit, or this is a copy the journal put on the stream again at
+   * a restart or after `resendAfterMs`). Entries other producers wrote are never in the journal
+   * and pass. A copy is told by its `id` field, before any parsing.
    */
-  private withoutApplied(entries: BusEntry[], own: ReadonlySet<string>): BusEntry[] {
-    const ours = entries.filter((e): e is Extract<BusEntry, { envelope: Envelope }> => 'envelope' in e && own.has(e.position));
-    if (ours.length === 0) return entries;
-    const waiting = this.deps.journal.present(ours.map((e) => e.envelope.id));
-    const applied = new Set(ours.filter((e) => !waiting.has(e.envelope.id)).map((e) => e.position));
-    if (applied.size === 0) return entries;
-    this.skippedCopies += applied.size;
+  private withoutApplied(entries: StreamEntries): BusEntry[] {
+    const ownIds = new Map<string, string>();
+    for (const [entryId, arr] of entries) {
+      const id = arr && isMarked(arr) ? fieldOf(arr, 'id') : undefined;
+      if (id) ownIds.set(entryId, id);
+    }
+    const waiting = ownIds.size > 0 ? this.deps.journal.present([...ownIds.values()]) : undefined;
+    const out: BusEntry[] = [];
+    const applied: string[] = [];
+    for (const [entryId, arr] of entries) {
+      const id = ownIds.get(entryId);
+      if (id !== undefined && !waiting?.has(id)) applied.push(entryId);
+      else out.push(this.toEntry(entryId, arr));
+    }
+    if (applied.length === 0) return out;
+    this.skippedCopies += applied.length;
     void this.cmd?.xack(this.stream, this.group, ...applied).catch((err: Error) => this.deps.logger.debug({ err: err.message }, 'XACK of applied copies failed; they come back and are skipped again'));
-    return entries.filter((e) => !applied.has(e.position));
+    return out;
   }
 
   private toEntry(entryId: string, arr: string[] | null): BusEntry {
@@ -494,6 +546,7 @@ export class RedisBus implements Bus {
       appended: this.appended,
       depth: this.queue.length,
       journal: this.deps.journal.count(),
+      unsent: this.deps.journal.unsent(),
       foreign: this.foreignCount,
       skippedCopies: this.skippedCopies,
       ...(this.lastError ? { lastError: this.lastError } : {}),

@@ -172,21 +172,20 @@ export class WeftNode {
       },
       { batchSize: init.batchSize ?? 1024 },
     );
-    // Embedded: an emit that comes while the pipeline is caught up is appended and applied in
-    // one transaction (one commit and fsync instead of two); otherwise, or if that fails, it
-    // goes through the bus as before.
-    if (this.bus.kind === 'sqlite') {
-      this.emitter.direct = async (envs) => {
-        if (!this.processor.takesEmits()) return false;
-        try {
-          await this.processor.processEmitted(envs);
-          return true;
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message, events: envs.length }, 'applying an emit at once failed; it goes through the bus');
-          return false;
-        }
-      };
-    }
+    // An emit that comes while the pipeline is caught up is appended and applied in one
+    // transaction (one commit and fsync instead of two; on Redis, also no round trip through
+    // the stream before it is applied: the stream gets it after the commit, for its other
+    // readers); otherwise, or if that fails, it goes through the bus as before.
+    this.emitter.direct = async (envs) => {
+      if (!this.processor.takesEmits()) return false;
+      try {
+        await this.processor.processEmitted(envs);
+        return true;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, events: envs.length }, 'applying an emit at once failed; it goes through the bus');
+        return false;
+      }
+    };
   }
 
   /** Starts the bus and the processor. Idempotent. */

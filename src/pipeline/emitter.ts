@@ -13,9 +13,9 @@ interface Pending {
  * emit(): validates and builds envelopes at once (errors are thrown to the producer), then
  * group-commits: every emit made while a write is in flight joins the next single append.
  * The promise resolves when the events are durable on this node (the bus's SQLite commit:
- * the log, or Redis mode's journal), whatever a Redis server is doing. On the embedded bus, a
- * batch that comes while the pipeline is caught up is appended and applied in one commit
- * (`direct`); the promise then resolves once it is applied.
+ * the log, or Redis mode's journal), whatever a Redis server is doing. A batch that comes
+ * while the pipeline is caught up is appended and applied in one commit (`direct`); the
+ * promise then resolves once it is applied.
  */
 export class Emitter {
   private queue: Pending[] = [];

@@ -256,7 +256,11 @@ export class Processor {
       },
     };
 
+    // processEmitted: the bus journals them first, so on its stream they come before what
+    // the cartridges emit from them.
+    const ownNew = emittedHere ? entries.map((e) => (e as { envelope: Envelope }).envelope) : undefined;
     await ns.store.writeAsync(async () => {
+      if (ownNew) bus.stageApplied?.(ownNew);
       for (const e of entries) {
         if ('error' in e) {
           const r: RejectionInput = { origin: `bus:${bus.kind}`, ref: e.position, code: 'ENTRY_INVALID', reason: e.error, field: e.field, raw: e.raw };
@@ -315,6 +319,7 @@ export class Processor {
     s.duplicates += local.duplicates;
 
     if (fromBus) await bus.committed(entries);
+    else if (ownNew) bus.flushApplied?.(ownNew);
     bus.flush(emitted);
     if (rejected.length > 0) this.deps.onRejected?.(rejected);
     const batch: CommittedBatch = {

@@ -717,4 +717,16 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       DROP TRIGGER IF EXISTS recovery_notes_inserted;
     `,
   },
+  {
+    version: 20,
+    name: 'Redis bus: an emit may be applied in the commit that journals it; the journal row then only waits to go on the stream',
+    sql: `
+      -- applied = 1: the pipeline applied this event in the transaction that journaled it (the
+      -- pipeline was caught up); the row stays only until the event is on the stream, for the
+      -- stream's other readers, and a copy read back is skipped. applied = 0: waiting for the
+      -- pipeline, which reads it from the stream, as before.
+      ALTER TABLE emit_journal ADD COLUMN applied INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX emit_journal_waiting ON emit_journal(seq) WHERE applied = 0;
+    `,
+  },
 ];

@@ -188,30 +188,38 @@ export class EmitJournal {
   private readonly staleS: Statement;
   private readonly touchS: Statement;
   private readonly removeS: Statement;
+  private readonly sentS: Statement;
   private readonly countS: Statement;
   private readonly presentS: Statement;
+  private readonly waitingS: Statement;
   private committedCountS: Statement | undefined;
   constructor(private readonly store: Store) {
-    this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at) VALUES (?, ?, ?)');
-    this.staleS = store.db.prepare('SELECT seq, body FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?');
+    this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at, applied) VALUES (?, ?, ?, ?)');
+    this.staleS = store.db.prepare('SELECT seq, body, applied FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?').raw();
     this.touchS = store.db.prepare('UPDATE emit_journal SET sent_at = ? WHERE seq >= ? AND seq <= ?');
     this.removeS = store.db.prepare('DELETE FROM emit_journal WHERE envelope_id IN (SELECT value FROM json_each(?))');
-    this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_journal').pluck();
-    this.presentS = store.db.prepare('SELECT envelope_id FROM emit_journal WHERE envelope_id IN (SELECT value FROM json_each(?))').pluck();
+    this.sentS = store.db.prepare('DELETE FROM emit_journal WHERE applied = 1 AND envelope_id IN (SELECT value FROM json_each(?))');
+    this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_journal WHERE applied = 0').pluck();
+    this.presentS = store.db.prepare('SELECT envelope_id FROM emit_journal WHERE applied = 0 AND envelope_id IN (SELECT value FROM json_each(?))').pluck();
+    this.waitingS = store.db.prepare('SELECT EXISTS (SELECT 1 FROM emit_journal WHERE applied = 0)').pluck();
   }
   /** Which of these events are still waiting to be applied (the rest were, or were never journaled here). */
   present(envelopeIds: readonly string[]): Set<string> {
     return new Set(envelopeIds.length > 0 ? (this.presentS.all(JSON.stringify(envelopeIds)) as string[]) : []);
   }
-  /** Inside the caller's transaction. */
-  add(env: Envelope, now: number): void {
-    this.insertS.run(env.id, serializeEnvelope(env), now);
+  /**
+   * Inside the caller's transaction. `applied`: the pipeline applies it in this same
+   * transaction, and the row only waits to go on the stream (`sent` removes it then).
+   */
+  add(env: Envelope, now: number, applied = false): void {
+    this.insertS.run(env.id, serializeEnvelope(env), now, applied ? 1 : 0);
   }
   /** Entries last put on the stream at or before `cutoff`, oldest first, after `afterSeq`. */
-  stale(cutoff: number, afterSeq: number, limit: number): Array<{ seq: number; envelope: Envelope }> {
-    return (this.staleS.all(cutoff, afterSeq, limit) as Array<{ seq: number; body: string }>).map((r) => ({
-      seq: r.seq,
-      envelope: parseEnvelope(r.body),
+  stale(cutoff: number, afterSeq: number, limit: number): Array<{ seq: number; envelope: Envelope; applied: boolean }> {
+    return (this.staleS.all(cutoff, afterSeq, limit) as Array<[number, string, number]>).map((r) => ({
+      seq: r[0],
+      envelope: parseEnvelope(r[1]),
+      applied: r[2] === 1,
     }));
   }
   /** Marks entries as just put on the stream. */
@@ -222,11 +230,23 @@ export class EmitJournal {
   remove(envelopeIds: readonly string[]): void {
     if (envelopeIds.length > 0) this.removeS.run(JSON.stringify(envelopeIds));
   }
-  /** Rows in the journal; `committed`: as the last commit left them (not a write in flight). */
+  /** These events are on the stream: rows of those applied already are done with (the rest wait for the pipeline). */
+  sent(envelopeIds: readonly string[]): void {
+    if (envelopeIds.length > 0) this.sentS.run(JSON.stringify(envelopeIds));
+  }
+  /** Whether any event waits for the pipeline (writer connection: includes the caller's transaction). */
+  waiting(): boolean {
+    return this.waitingS.get() === 1;
+  }
+  /** Events waiting for the pipeline; `committed`: as the last commit left them (not a write in flight). */
   count(opts: { committed?: boolean } = {}): number {
     if (!opts.committed) return this.countS.get() as number;
-    this.committedCountS ??= this.store.reader.prepare('SELECT COUNT(*) FROM emit_journal').pluck();
+    this.committedCountS ??= this.store.reader.prepare('SELECT COUNT(*) FROM emit_journal WHERE applied = 0').pluck();
     return this.committedCountS.get() as number;
+  }
+  /** Rows of events applied already that have not gone on the stream yet (Redis was away). */
+  unsent(): number {
+    return this.store.reader.prepare('SELECT COUNT(*) FROM emit_journal WHERE applied = 1').pluck().get() as number;
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { streamEntries } from '../../src/bus/redis-bus.js';
 import { startTestNode, waitFor } from '../helpers/node.js';
 import { TestRedis } from '../helpers/redis.js';
 
@@ -70,5 +71,100 @@ test('after Redis restarts empty the bus recreates its group and keeps consuming
     await waitFor(() => node.ns.notifications.count() === 2, 15_000, 'event after restart processed');
   } finally {
     await close();
+  }
+});
+
+const TODO = 'domain.software-development.planning.todo.created';
+const rowsOf = (node: { ns: { store: { reader: { prepare(sql: string): { all(): unknown[] } } } } }) =>
+  node.ns.store.reader.prepare('SELECT envelope_id AS id, applied FROM emit_journal ORDER BY seq').all() as Array<{ id: string; applied: number }>;
+
+test('an emit while the pipeline is caught up is applied in the commit that accepts it, then goes on the stream for its other readers', async () => {
+  const stream = 'weft:direct';
+  const { node, close } = await startTestNode({ redis: { url: redis.url, stream } });
+  const r = new Redis(redis.url);
+  try {
+    // Another program reads the node's stream with a group of its own.
+    await r.xgroup('CREATE', stream, 'other-reader', '0', 'MKSTREAM');
+    assert.ok(await node.idle(), 'the pipeline is caught up');
+    const env = await node.emit({ event: TODO, payload: { slug: 'd-1', title: 'direct' } });
+    // Applied when the emit answers: no round trip through Redis first.
+    assert.equal(node.ns.notifications.list({ eventType: TODO }).items.length, 1, 'applied when the emit resolved');
+    assert.equal(node.processor.stats.processed, 1);
+    // ... and on the stream afterwards, with the mark and its id, for the other reader.
+    const read = async () => {
+      return streamEntries(await r.call('XREADGROUP', 'GROUP', 'other-reader', 'c', 'COUNT', 10, 'STREAMS', stream, '>')) as Array<[string, string[]]>;
+    };
+    let seen: Array<[string, string[]]> = [];
+    for (let i = 0; i < 400 && seen.length === 0; i++) {
+      seen = await read();
+      if (seen.length === 0) await new Promise((res) => setTimeout(res, 25));
+    }
+    assert.equal(seen.length, 1, 'the other reader gets the event');
+    const fields = seen[0]?.[1] ?? [];
+    assert.equal(fields[fields.indexOf('id') + 1], env.id);
+    assert.equal(fields[fields.indexOf('weft') + 1], '1');
+    // Its journal row goes once it is on the stream; the pipeline skips the copy it reads back
+    // and acknowledges it in its own group, without applying it again.
+    await waitFor(() => rowsOf(node).length === 0, 10_000, 'the journal row removed once on the stream');
+    await waitFor(() => (node.bus.stats().skippedCopies ?? 0) === 1, 10_000, 'the copy read back and skipped');
+    const pending = (await r.call('XPENDING', stream, 'weft:pipeline:test')) as [number, ...unknown[]];
+    assert.equal(pending[0], 0, 'nothing left pending in the node group');
+    assert.equal(node.processor.stats.processed, 1, 'applied once');
+    assert.equal(node.ns.notifications.list({ eventType: TODO }).items.length, 1);
+  } finally {
+    r.disconnect();
+    await close();
+  }
+});
+
+test('with Redis away an emit is still applied at once; it goes on the stream when Redis is back', async () => {
+  const own = await TestRedis.start();
+  const stream = 'weft:away';
+  const { node, close } = await startTestNode({ redis: { url: own.url, stream } });
+  const r = new Redis(own.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    assert.ok(await node.idle());
+    await own.kill();
+    const env = await node.emit({ event: TODO, payload: { slug: 'away-1', title: 'while Redis is away' } });
+    assert.equal(node.ns.notifications.list({ eventType: TODO }).items.length, 1, 'applied without Redis');
+    assert.deepEqual(rowsOf(node), [{ id: env.id, applied: 1 }], 'its row waits to go on the stream, as applied');
+    assert.equal(node.bus.stats().unsent, 1);
+    assert.equal(node.bus.pending(), 0, 'nothing waits for the pipeline');
+    await own.restart();
+    await r.connect();
+    await waitFor(() => rowsOf(node).length === 0, 20_000, 'the row sent once Redis is back');
+    const entries = await r.xrange(stream, '-', '+');
+    assert.deepEqual(entries.map(([, f]) => f[f.indexOf('id') + 1]), [env.id], 'on the stream once');
+    await waitFor(() => (node.bus.stats().skippedCopies ?? 0) === 1, 20_000, 'the copy skipped');
+    assert.equal(node.processor.stats.processed, 1, 'applied once');
+  } finally {
+    r.disconnect();
+    await close();
+    await own.stop();
+  }
+});
+
+test('an emit does not pass events of this node that wait for the pipeline', async () => {
+  const own = await TestRedis.start();
+  const stream = 'weft:order';
+  const { node, close } = await startTestNode({ redis: { url: own.url, stream } });
+  try {
+    assert.ok(await node.idle());
+    await own.kill();
+    // Journaled through the bus (as an emit is when it cannot be applied at once): it waits for Redis.
+    const first = node.build({ event: TODO, payload: { slug: 'o-1', title: 'first' } });
+    await node.bus.append([first]);
+    const second = await node.emit({ event: TODO, payload: { slug: 'o-2', title: 'second' } });
+    assert.equal(node.ns.notifications.list({ eventType: TODO }).items.length, 0, 'the later emit waits behind the earlier one');
+    assert.deepEqual(rowsOf(node), [{ id: first.id, applied: 0 }, { id: second.id, applied: 0 }]);
+    await own.restart();
+    await waitFor(() => node.ns.notifications.list({ eventType: TODO }).items.length === 2, 20_000, 'both applied once Redis is back');
+    const order = node.ns.store.reader.prepare('SELECT id FROM events WHERE event = ? ORDER BY seq').pluck().all(TODO);
+    assert.deepEqual(order, [first.id, second.id], 'applied in the order they were accepted');
+    assert.ok(await node.idle());
+    assert.deepEqual(rowsOf(node), []);
+  } finally {
+    await close();
+    await own.stop();
   }
 });
