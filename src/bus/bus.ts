@@ -56,6 +56,11 @@ export interface Bus {
    */
   caughtUp?(): boolean;
   /**
+   * Whether what this node's pipeline has not applied yet will be within milliseconds (so an
+   * emit may wait for it and then be applied at once): Redis answers and little waits.
+   */
+  catchesUpSoon?(): boolean;
+  /**
    * Inside `processEmitted`'s transaction: these new events are applied in it. The Redis bus
    * journals them to go on its stream (for the stream's other readers) after the commit.
    */

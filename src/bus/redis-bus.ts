@@ -76,6 +76,9 @@ export function streamEntries(reply: unknown): StreamEntries {
 /** How long an XACK may go unanswered before the batch moves on without it (ms). */
 const XACK_TIMEOUT_MS = 2000;
 
+/** Events waiting for the pipeline that an emit waits behind to be applied at once (about one batch). */
+const CATCH_UP_ROWS = 1024;
+
 /** A scan cutoff that takes every journal row. */
 const ALL = Number.MAX_SAFE_INTEGER;
 
@@ -249,6 +252,11 @@ export class RedisBus implements Bus {
    */
   caughtUp(): boolean {
     return !this.stopped && this.local.length === 0 && this.localHandedOut.length === 0 && !this.deps.journal.waiting();
+  }
+
+  /** Redis takes and gives events, and at most one batch of the pipeline's waits in the journal. */
+  catchesUpSoon(): boolean {
+    return !this.stopped && this.lastError === undefined && this.deps.journal.waitingAtMost(CATCH_UP_ROWS);
   }
 
   /**

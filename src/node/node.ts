@@ -51,6 +51,12 @@ export interface NodeInit {
   source?: string;
 }
 
+/**
+ * How long an emit waits for this node's earlier events to be applied before it takes the bus
+ * instead (Redis: one round trip through the stream, a few milliseconds when Redis answers).
+ */
+const CATCH_UP_WAIT_MS = 100;
+
 export interface NodeDeps {
   clock?: Clock;
   logger?: Logger;
@@ -177,7 +183,10 @@ export class WeftNode {
     // the stream before it is applied: the stream gets it after the commit, for its other
     // readers); otherwise, or if that fails, it goes through the bus as before.
     this.emitter.direct = async (envs) => {
-      if (!this.processor.takesEmits()) return false;
+      // On Redis, this node's waiting events (one a cartridge emitted, say) come back within
+      // milliseconds: wait for them rather than send this batch, and the next, the long way.
+      const may = this.processor.takesEmits() || (this.bus.catchesUpSoon?.() === true && (await this.processor.whenTakesEmits(CATCH_UP_WAIT_MS)));
+      if (!may) return false;
       try {
         await this.processor.processEmitted(envs);
         return true;

@@ -80,6 +80,8 @@ export class Processor {
   private stopping = false;
   /** The loop's own batch is being applied. */
   private inLoopBatch = false;
+  /** Emits waiting for the pipeline to catch up (`whenTakesEmits`), woken after each loop batch. */
+  private emitWaiters: Array<(ok: boolean) => void> = [];
   readonly stats: ProcessorStats = {
     batches: 0,
     processed: 0,
@@ -172,8 +174,16 @@ export class Processor {
         await sleep(this.deps.clock, Math.min(50 * 2 ** Math.min(attempt, 6), 5000));
       } finally {
         this.inLoopBatch = false;
+        if (this.emitWaiters.length > 0 && this.takesEmits()) this.wakeEmitWaiters(true);
       }
     }
+    this.wakeEmitWaiters(false);
+  }
+
+  private wakeEmitWaiters(ok: boolean): void {
+    const w = this.emitWaiters;
+    this.emitWaiters = [];
+    for (const fn of w) fn(ok);
   }
 
   /**
@@ -198,6 +208,30 @@ export class Processor {
    */
   takesEmits(): boolean {
     return this.running !== undefined && !this.stopping && !this.inLoopBatch && this.deps.bus.caughtUp?.() === true;
+  }
+
+  /**
+   * Resolves true as soon as an emit may be applied at once (`takesEmits`), after one of the
+   * loop's batches; false after `maxWaitMs`, or when the processor stops. For a bus whose own
+   * events reach the pipeline by a round trip (Redis): while one event a cartridge emitted is
+   * on its way there, every emit of a burst would otherwise take the long way too, each
+   * adding to what the pipeline has to catch up.
+   */
+  whenTakesEmits(maxWaitMs: number): Promise<boolean> {
+    if (this.takesEmits()) return Promise.resolve(true);
+    if (this.running === undefined || this.stopping) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      // A real timer on purpose: it bounds how long an emit waits, not the node's logic.
+      const t = setTimeout(() => {
+        this.emitWaiters = this.emitWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, maxWaitMs);
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        resolve(ok);
+      };
+      this.emitWaiters.push(done);
+    });
   }
 
   /**

@@ -193,6 +193,7 @@ export class EmitJournal {
   private readonly presentS: Statement;
   private readonly waitingS: Statement;
   private committedCountS: Statement | undefined;
+  private waitingAtMostS: Statement | undefined;
   constructor(private readonly store: Store) {
     this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at, applied) VALUES (?, ?, ?, ?)');
     this.staleS = store.db.prepare('SELECT seq, body, applied FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?').raw();
@@ -237,6 +238,11 @@ export class EmitJournal {
   /** Whether any event waits for the pipeline (writer connection: includes the caller's transaction). */
   waiting(): boolean {
     return this.waitingS.get() === 1;
+  }
+  /** Whether at most `n` events wait for the pipeline (reads no more than n + 1 index entries). */
+  waitingAtMost(n: number): boolean {
+    this.waitingAtMostS ??= this.store.db.prepare('SELECT COUNT(*) FROM (SELECT 1 FROM emit_journal WHERE applied = 0 LIMIT ?)').pluck();
+    return (this.waitingAtMostS.get(n + 1) as number) <= n;
   }
   /** Events waiting for the pipeline; `committed`: as the last commit left them (not a write in flight). */
   count(opts: { committed?: boolean } = {}): number {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { streamEntries } from '../../src/bus/redis-bus.js';
+import type { Cartridge } from '../../src/pipeline/index.js';
 import { startTestNode, waitFor } from '../helpers/node.js';
 import { TestRedis } from '../helpers/redis.js';
 
@@ -166,5 +167,34 @@ test('an emit does not pass events of this node that wait for the pipeline', asy
   } finally {
     await close();
     await own.stop();
+  }
+});
+
+test("an emit behind a cartridge's event on its way through the stream waits for it, then is applied at once after it", async () => {
+  const READY = 'domain.software-development.planning.todo.ready';
+  const spawner: Cartridge = {
+    name: 'spawner',
+    process(e, ctx) {
+      if (e.event === TODO && e.payload.slug === 'parent') ctx.emit({ event: READY, payload: { slug: 'child' } });
+      return e;
+    },
+  };
+  const stream = 'weft:behind';
+  const { node, close } = await startTestNode({ redis: { url: redis.url, stream }, cartridges: (d) => [d.dedup, spawner, d.projection] });
+  try {
+    assert.ok(await node.idle());
+    const parent = await node.emit({ event: TODO, payload: { slug: 'parent', title: 'p' } });
+    // The child is journaled, waiting for the pipeline, and goes round through Redis.
+    const child = node.ns.log.children(parent.id);
+    assert.equal(child.length, 0, 'the child is not applied with its parent');
+    const next = await node.emit({ event: TODO, payload: { slug: 'next', title: 'n' } });
+    const order = node.ns.store.reader.prepare("SELECT id FROM events WHERE event LIKE 'domain.software-development.planning.todo.%' ORDER BY seq").pluck().all();
+    assert.equal(order.length, 3, 'when the later emit answers, the child and it are applied');
+    assert.deepEqual([order[0], order[2]], [parent.id, next.id], 'the child before the later emit');
+    assert.equal(node.ns.log.children(parent.id)[0]?.envelope.event, READY);
+    // The later emit took the direct path: its journal row is an applied one (or gone once on the stream).
+    assert.ok(rowsOf(node).every((r) => r.id !== next.id || r.applied === 1));
+  } finally {
+    await close();
   }
 });
