@@ -81,7 +81,7 @@ export interface BusStats {
   unsent?: number;
   /** Redis: entries on the stream that are not Weft's and were left alone. */
   foreign?: number;
-  /** Redis: copies of events already applied (the journal put them on the stream again), acknowledged and skipped. */
+  /** Redis: entries of events already applied (at emit, or put on the stream again by the journal), acknowledged and skipped. */
   skippedCopies?: number;
   /** Redis: what the last failed write said, while Redis refuses them. */
   lastError?: string;
