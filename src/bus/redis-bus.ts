@@ -1,7 +1,7 @@
 import { WEFT_ENTRY_MARK } from '../config/index.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { createRedisClient, quitWithin, type RedisClient, redactUrl, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
+import { createRedisClient, quitWithin, type RedisClient, redactUrl, runScript, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
 import { type Clock, every, type Logger, pause } from '../util/index.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
@@ -78,6 +78,9 @@ const XACK_TIMEOUT_MS = 2000;
 
 /** Events waiting for the pipeline that an emit waits behind to be applied at once (about one batch). */
 const CATCH_UP_ROWS = 1024;
+
+/** Entries per run of the add-own script (a run holds Redis for its XADDs: about a millisecond). */
+const SCRIPT_BATCH = 256;
 
 /** A scan cutoff that takes every journal row. */
 const ALL = Number.MAX_SAFE_INTEGER;
@@ -356,18 +359,39 @@ export class RedisBus implements Bus {
     }
   }
 
-  private async xadd(batch: ReadonlyArray<{ envelope: Envelope }>): Promise<void> {
+  private async xadd(batch: ReadonlyArray<{ envelope: Envelope; applied: boolean }>): Promise<void> {
     const cmd = this.cmd as RedisClient;
-    const p = cmd.pipeline();
-    for (const { envelope: env } of batch) p.xadd(this.stream, '*', WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value, ...toStreamFields(env));
     const timeoutMs = this.init.appendTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
-    const res = await Promise.race([
-      p.exec(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new WeftError('WEFT_BUS', `Redis did not accept the events within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const within = <T>(reply: Promise<T>): Promise<T> =>
+      Promise.race([
+        reply,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new WeftError('WEFT_BUS', `Redis did not accept the events within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    if (batch.some((b) => b.applied)) {
+      // Events applied at emit: the script also moves this node's group past them when it has
+      // read everything before them (src/redis/add-own-1.lua), sparing the read back.
+      for (let i = 0; i < batch.length; i += SCRIPT_BATCH) {
+        const args: Array<string | number> = [this.group];
+        for (const { envelope, applied } of batch.slice(i, i + SCRIPT_BATCH)) {
+          const fields = toStreamFields(envelope);
+          args.push(applied ? '1' : '0', fields.length + 2, WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value);
+          for (const f of fields) args.push(f);
+        }
+        try {
+          this.skippedCopies += Number(await within(runScript(cmd, 'add-own', [this.stream], args)));
+        } catch (err) {
+          if (err instanceof WeftError) throw err;
+          throw new WeftError('WEFT_BUS', `XADD to ${this.stream} failed: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      return;
+    }
+    const p = cmd.pipeline();
+    for (const { envelope: env } of batch) p.xadd(this.stream, '*', WEFT_ENTRY_MARK.field, WEFT_ENTRY_MARK.value, ...toStreamFields(env));
+    const res = await within(p.exec());
     for (const [err] of res ?? []) {
       if (err) throw new WeftError('WEFT_BUS', `XADD to ${this.stream} failed: ${err.message}`, { cause: err });
     }

@@ -16,7 +16,7 @@ function source(name: string, keys: number): string {
 }
 
 /** Weft's Lua scripts; each touches only keys of one cluster slot. */
-export type ScriptName = 'trim-own' | 'claim' | 'release' | 'registry-beat' | 'registry-list' | 'registry-leave';
+export type ScriptName = 'trim-own' | 'add-own' | 'claim' | 'release' | 'registry-beat' | 'registry-list' | 'registry-leave';
 
 /** Runs one of Weft's Lua scripts (the file's header states its KEYS, ARGV and replies). */
 export function runScript(client: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { streamEntries } from '../../src/bus/redis-bus.js';
+import { runScript } from '../../src/redis/index.js';
 import type { Cartridge } from '../../src/pipeline/index.js';
 import { startTestNode, waitFor } from '../helpers/node.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -196,5 +197,39 @@ test("an emit behind a cartridge's event on its way through the stream waits for
     assert.ok(rowsOf(node).every((r) => r.id !== next.id || r.applied === 1));
   } finally {
     await close();
+  }
+});
+
+test('add-own moves the node group past its applied entries only while the group had read everything before them', async () => {
+  const r = new Redis(redis.url);
+  const stream = 'weft:add-own';
+  const add = (entries: Array<[boolean, string]>) => {
+    const args: Array<string | number> = ['g'];
+    for (const [applied, n] of entries) args.push(applied ? '1' : '0', 4, 'weft', '1', 'n', n);
+    return runScript(r, 'add-own', [stream], args).then(Number);
+  };
+  const readG = async () => streamEntries(await r.call('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', 100, 'STREAMS', stream, '>')).map(([, f]) => (f as string[])[3]);
+  try {
+    // No stream, no group: the entries are added, nothing is moved.
+    assert.equal(await add([[true, 'a0']]), 0);
+    await r.xgroup('CREATE', stream, 'g', '$');
+    await r.xgroup('CREATE', stream, 'other', '0');
+    // The group has read everything: moved past applied entries, up to the first that is not.
+    assert.equal(await add([[true, 'a1'], [true, 'a2'], [false, 'w3'], [true, 'a4']]), 2);
+    assert.deepEqual(await readG(), ['w3', 'a4'], 'the group reads from the first entry not applied');
+    // Another program's entry the group has not read yet: nothing is moved past it.
+    await r.xadd(stream, '*', 'event', 'x.y', 'n', 'foreign');
+    assert.equal(await add([[true, 'a5']]), 0);
+    assert.deepEqual(await readG(), ['foreign', 'a5']);
+    // Caught up again: moved; nothing pending for it in the group.
+    assert.equal(await add([[true, 'a6']]), 1);
+    assert.deepEqual(await readG(), []);
+    const pending = (await r.call('XPENDING', stream, 'g')) as [number, ...unknown[]];
+    assert.equal(pending[0], 4, 'what it read is pending (w3, a4, foreign, a5), not what it was moved past');
+    // Every other group reads every entry.
+    const other = streamEntries(await r.call('XREADGROUP', 'GROUP', 'other', 'c', 'COUNT', 100, 'STREAMS', stream, '>')).map(([, f]) => (f as string[])[3]);
+    assert.deepEqual(other, ['a0', 'a1', 'a2', 'w3', 'a4', 'foreign', 'a5', 'a6']);
+  } finally {
+    r.disconnect();
   }
 });
