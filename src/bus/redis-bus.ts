@@ -231,18 +231,19 @@ export class RedisBus implements Bus {
         else if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
       }
       if (staged.length < all.length) this.wakeLocal();
-      if (staged.length === 0) {
-        this.kick();
-        return;
-      }
     }
-    if (this.queue.length + staged.length > (this.init.maxQueued ?? 50_000)) {
+    this.enqueue(staged, false);
+  }
+
+  /** Committed journal rows to put on the stream: queued in memory, or left to a full scan. */
+  private enqueue(envs: readonly Envelope[], applied: boolean): void {
+    if (this.queue.length + envs.length > (this.init.maxQueued ?? 50_000)) {
       // Too many waiting in memory: the journal has them, a full scan sends them.
       if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
     } else if (this.scan?.cutoff !== ALL) {
       // (A full scan, after a failure or at start, reaches these rows by itself; a periodic
       // resend scan only takes rows older than resendAfterMs, so new ones are queued.)
-      for (const envelope of staged) this.queue.push({ envelope, applied: false });
+      for (const envelope of envs) this.queue.push({ envelope, applied });
     }
     this.kick();
   }
@@ -254,7 +255,7 @@ export class RedisBus implements Bus {
    * between independent producers.)
    */
   caughtUp(): boolean {
-    return !this.stopped && this.local.length === 0 && this.localHandedOut.length === 0 && !this.deps.journal.waiting();
+    return !this.stopped && this.local.length === 0 && this.localHandedOut.length === 0 && this.deps.journal.waitingAtMost(0);
   }
 
   /** Redis takes and gives events, and at most one batch of the pipeline's waits in the journal. */
@@ -277,12 +278,7 @@ export class RedisBus implements Bus {
     if (envs.length === 0 || this.stopped) return;
     this.appended += envs.length;
     const keep = this.init.keepLocal;
-    if (this.queue.length + envs.length > (this.init.maxQueued ?? 50_000)) {
-      if (this.scan?.cutoff !== ALL) this.scan = { cutoff: ALL, afterSeq: 0 };
-    } else if (this.scan?.cutoff !== ALL) {
-      for (const envelope of envs) if (!keep?.(envelope)) this.queue.push({ envelope, applied: true });
-    }
-    this.kick();
+    this.enqueue(keep ? envs.filter((e) => !keep(e)) : envs, true);
   }
 
   private kick(): void {

@@ -191,9 +191,9 @@ export class EmitJournal {
   private readonly sentS: Statement;
   private readonly countS: Statement;
   private readonly presentS: Statement;
-  private readonly waitingS: Statement;
   private committedCountS: Statement | undefined;
   private waitingAtMostS: Statement | undefined;
+  private unsentS: Statement | undefined;
   constructor(private readonly store: Store) {
     this.insertS = store.db.prepare('INSERT OR IGNORE INTO emit_journal (envelope_id, body, sent_at, applied) VALUES (?, ?, ?, ?)');
     this.staleS = store.db.prepare('SELECT seq, body, applied FROM emit_journal WHERE sent_at <= ? AND seq > ? ORDER BY seq LIMIT ?').raw();
@@ -202,7 +202,6 @@ export class EmitJournal {
     this.sentS = store.db.prepare('DELETE FROM emit_journal WHERE applied = 1 AND envelope_id IN (SELECT value FROM json_each(?))');
     this.countS = store.db.prepare('SELECT COUNT(*) FROM emit_journal WHERE applied = 0').pluck();
     this.presentS = store.db.prepare('SELECT envelope_id FROM emit_journal WHERE applied = 0 AND envelope_id IN (SELECT value FROM json_each(?))').pluck();
-    this.waitingS = store.db.prepare('SELECT EXISTS (SELECT 1 FROM emit_journal WHERE applied = 0)').pluck();
   }
   /** Which of these events are still waiting to be applied (the rest were, or were never journaled here). */
   present(envelopeIds: readonly string[]): Set<string> {
@@ -235,11 +234,10 @@ export class EmitJournal {
   sent(envelopeIds: readonly string[]): void {
     if (envelopeIds.length > 0) this.sentS.run(JSON.stringify(envelopeIds));
   }
-  /** Whether any event waits for the pipeline (writer connection: includes the caller's transaction). */
-  waiting(): boolean {
-    return this.waitingS.get() === 1;
-  }
-  /** Whether at most `n` events wait for the pipeline (reads no more than n + 1 index entries). */
+  /**
+   * Whether at most `n` events wait for the pipeline (reads no more than n + 1 index entries;
+   * writer connection: includes the caller's transaction). `waitingAtMost(0)`: none does.
+   */
   waitingAtMost(n: number): boolean {
     this.waitingAtMostS ??= this.store.db.prepare('SELECT COUNT(*) FROM (SELECT 1 FROM emit_journal WHERE applied = 0 LIMIT ?)').pluck();
     return (this.waitingAtMostS.get(n + 1) as number) <= n;
@@ -252,7 +250,8 @@ export class EmitJournal {
   }
   /** Rows of events applied already that have not gone on the stream yet (Redis was away). */
   unsent(): number {
-    return this.store.reader.prepare('SELECT COUNT(*) FROM emit_journal WHERE applied = 1').pluck().get() as number;
+    this.unsentS ??= this.store.reader.prepare('SELECT COUNT(*) FROM emit_journal WHERE applied = 1').pluck();
+    return this.unsentS.get() as number;
   }
 }
 
