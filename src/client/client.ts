@@ -1,5 +1,5 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
 import type WsModule from 'ws';
 import type { Envelope } from '../envelope/index.js';
@@ -14,6 +14,9 @@ const MAX_TEXT_BYTES = 512 * 1024 * 1024;
 
 /** Kept-alive connections for producers that send many requests; an idle one does not hold a process open. */
 const agents: { http?: HttpAgent; https?: HttpsAgent } = {};
+const requireCjs = createRequire(import.meta.url);
+/** node:https (with TLS and crypto: ~8 ms of a CLI call) is loaded only for an https URL. */
+const loadHttps = (): typeof import('node:https') => requireCjs('node:https') as typeof import('node:https');
 
 /** The daemon answered, but the answer could not be read whole (too large, cut off). */
 class AnswerError extends Error {}
@@ -25,8 +28,9 @@ class AnswerError extends Error {}
 function exchange(url: string, method: string, headers: Record<string, string>, body: string | undefined, maxBytes: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const tls = url.startsWith('https:');
-    const send = tls ? httpsRequest : httpRequest;
-    if (tls) agents.https ??= new HttpsAgent({ keepAlive: true });
+    const https = tls ? loadHttps() : undefined;
+    const send = https ? https.request : httpRequest;
+    if (https) agents.https ??= new https.Agent({ keepAlive: true });
     else agents.http ??= new HttpAgent({ keepAlive: true });
     const agent = tls ? agents.https : agents.http;
     let answered = false;
@@ -59,7 +63,6 @@ function exchange(url: string, method: string, headers: Record<string, string>, 
 }
 
 /** `ws` costs ~30 ms to load: only a subscription loads it (a CLI `emit` never does). */
-const requireCjs = createRequire(import.meta.url);
 const loadWebSocket = (): typeof WsModule => requireCjs('ws') as typeof WsModule;
 
 export interface ClientInit {

@@ -2,7 +2,7 @@
  * The files a node keeps in its data dir that clients read too: the API token (0600) and the
  * running daemon's address (`daemon.json`).
  */
-import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors/index.js';
@@ -40,6 +40,8 @@ export function tokenPath(dataDir: string): string {
 export function loadOrCreateToken(dataDir: string): { token: string; path: string; created: boolean } {
   const path = tokenPath(dataDir);
   if (!existsSync(path)) {
+    // node:crypto is loaded here only (a CLI call that reads the token never needs it).
+    const { randomBytes } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
     const token = randomBytes(32).toString('hex');
     writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
     return { token, path, created: true };

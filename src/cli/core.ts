@@ -1,0 +1,206 @@
+/** The core commands: the daemon, emit, events, notifications, schemas and config. */
+import { createReadStream, existsSync, readFileSync, statSync, watchFile } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Option } from 'commander';
+import { showConfig } from '../config/index.js';
+import { WeftError } from '../errors/index.js';
+import { sessionOfEmit } from './commands/sessions.js';
+import type { CliContext } from './context.js';
+import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
+
+/** Adds the core commands to the program (the command modules add the rest: ./modules.ts). */
+export function coreCommands(ctx: CliContext): void {
+  const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
+
+  program
+    .command('daemon')
+    .description('run this computer\'s node: store, bus, pipeline, API and delivery (Ctrl-C stops it cleanly)')
+    .action(async () => {
+      // Loaded when used: `weft --version` or `weft emit` never pay for the daemon's modules.
+      const { runDaemon } = await import('../daemon/index.js');
+      await runDaemon(cfg());
+    });
+
+  program
+    .command('emit <type>')
+    .description('emit an event to the running node')
+    .option('-p, --payload <json|@file>', 'payload as JSON, or @path to a JSON file', '{}')
+    .addOption(new Option('--visibility <v>', 'who may receive it').choices(['local', 'cluster', 'public']))
+    .option('--level <n>', 'level 0 infrastructure .. 3 business', int('--level'))
+    .option('--entity <id>', 'entity the event is about')
+    .option('--description <text>', 'human description')
+    .option('--domain <name>', "the event's domain (default: its type's); domains subscribed to it receive it")
+    .option('--session <id>', "the producer's session (default: $WEFT_SESSION); see weft sessions tree")
+    .option('--parent-session <id>', 'the session that spawned it (default: $WEFT_PARENT_SESSION when the session comes from $WEFT_SESSION)')
+    .action(async (type: string, o: { payload: string; visibility?: string; level?: number; entity?: string; description?: string; domain?: string; session?: string; parentSession?: string }) => {
+      const input: Record<string, unknown> = { event: type, payload: parseJsonArg('--payload', o.payload), ...sessionOfEmit(o, process.env) };
+      if (o.domain) input.domain = o.domain;
+      if (o.visibility) input.visibility = o.visibility;
+      if (o.level !== undefined) input.level = o.level;
+      if (o.entity) input.entity = o.entity;
+      if (o.description) input.description = o.description;
+      const env = await (await client()).emit(input);
+      out(`emitted ${env.event} ${env.id}`, env);
+    });
+
+  const events = program.command('events').description('the node\'s local event log');
+  events
+    .command('list')
+    .description('list events, newest first')
+    .option('--type <type>', 'only this event type')
+    .option('--limit <n>', 'how many', int('--limit'), 20)
+    .option('--cursor <seq>', 'page after this position', int('--cursor'))
+    .action(async (o: { type?: string; limit: number; cursor?: number }) => {
+      const page = await (await client()).events.list(o);
+      out(
+        table(page.items.map((e) => ({ seq: e.seq, id: e.envelope.id, event: e.envelope.event, level: levelName(e.envelope.level), source: e.envelope.source, time: e.envelope.timestamp }))) +
+          (page.nextCursor ? `\nmore: --cursor ${page.nextCursor}` : ''),
+        page,
+      );
+    });
+  events
+    .command('trace <id>')
+    .description('show an event\'s lineage: its causes and what it caused, as a tree')
+    .action(async (id: string) => {
+      const t = await (await client()).events.trace(id);
+      const toNode = (n: typeof t.root): TreeNode => ({ label: `${n.event} ${n.id} (${n.source})`, children: n.children.map(toNode) });
+      const lines = t.ancestors.map((a, i) => `${'  '.repeat(i)}↳ ${a.event} ${a.id}`);
+      out([...lines, tree(toNode(t.root))].join('\n'), t);
+    });
+
+  const notifications = program.command('notifications').alias('n').description('notifications: what humans see and agents claim and resolve');
+  notifications
+    .command('list')
+    .description('list notifications, newest first')
+    .option('--level <n>', 'minimum level', int('--level'))
+    .option('--domain <d>')
+    .addOption(new Option('--human <status>', 'human status').choices(['unseen', 'seen']))
+    .addOption(new Option('--agent <status>', 'agent status').choices(['none', 'claimed', 'in_progress', 'resolved']))
+    .addOption(new Option('--visibility <v>').choices(['local', 'cluster', 'public']))
+    .option('--type <type>', 'event type')
+    .option('--since <iso>', 'created at or after')
+    .option('--limit <n>', 'how many', int('--limit'), 20)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .action(async (o: { level?: number; domain?: string; human?: 'unseen' | 'seen'; agent?: 'none'; visibility?: 'local'; type?: string; since?: string; limit: number; cursor?: number }) => {
+      const page = await (await client()).notifications.list({
+        level: o.level, domain: o.domain, humanStatus: o.human, agentStatus: o.agent, visibility: o.visibility, type: o.type, since: o.since, limit: o.limit, cursor: o.cursor,
+      });
+      out(
+        table(page.items.map((n) => ({ id: n.id, level: levelName(n.level), type: n.eventType, human: n.humanStatus, agent: n.agentStatus, by: n.agentId, description: n.description }))) +
+          (page.nextCursor ? `\nmore: --cursor ${page.nextCursor}` : ''),
+        page,
+      );
+    });
+  notifications
+    .command('show <id>')
+    .description('one notification in full')
+    .action(async (id: string) => {
+      const n = await (await client()).notifications.get(int('id')(id));
+      out(JSON.stringify(n, null, 2), n);
+    });
+  notifications
+    .command('seen <id>')
+    .description('mark seen')
+    .action(async (id: string) => {
+      const n = await (await client()).notifications.seen(int('id')(id));
+      out(`notification ${n.id} is ${n.humanStatus}`, n);
+    });
+  notifications
+    .command('claim <id>')
+    .description('claim for an agent')
+    .requiredOption('--agent <id>', 'agent id')
+    .action(async (id: string, o: { agent: string }) => {
+      const n = await (await client()).notifications.claim(int('id')(id), o.agent);
+      out(`notification ${n.id} is ${n.agentStatus} by ${n.agentId}`, n);
+    });
+  notifications
+    .command('start <id>')
+    .description('mark in progress (by the claiming agent)')
+    .requiredOption('--agent <id>', 'agent id')
+    .action(async (id: string, o: { agent: string }) => {
+      const n = await (await client()).notifications.start(int('id')(id), o.agent);
+      out(`notification ${n.id} is ${n.agentStatus}`, n);
+    });
+  notifications
+    .command('resolve <id>')
+    .description('resolve, optionally with a resolution; --approve/--reject answer an actionable request')
+    .option('--agent <id>', 'agent id')
+    .option('--resolution <json|@file>', 'resolution object')
+    .option('--approve', 'approve the request (e.g. a cartridge install)')
+    .option('--reject', 'reject the request')
+    .action(async (id: string, o: { agent?: string; resolution?: string; approve?: boolean; reject?: boolean }) => {
+      if (o.approve && o.reject) throw new WeftError('WEFT_VALIDATION', '--approve and --reject exclude each other');
+      const n = await (await client()).notifications.resolve(int('id')(id), {
+        agentId: o.agent,
+        resolution: o.resolution ? parseJsonArg('--resolution', o.resolution) : undefined,
+        approve: o.approve ? true : o.reject ? false : undefined,
+      });
+      out(`notification ${n.id} is ${n.agentStatus}`, n);
+    });
+
+  const schemas = program.command('schemas').description('the event catalog');
+  schemas
+    .command('list')
+    .description('list event types')
+    .action(async () => {
+      const { createDefaultCatalog } = await import('../catalog/index.js');
+      const list = createDefaultCatalog().list();
+      out(
+        table(list.map((e) => ({ type: e.type, level: levelName(e.level), visibility: e.visibility, lifecycle: e.lifecycle ? Object.keys(e.lifecycle).filter((k) => (e.lifecycle as Record<string, unknown>)[k] === true).join('+') : '', actionable: e.actionable }))),
+        list.map((e) => ({ type: e.type, description: e.description, domain: e.domain, level: e.level, visibility: e.visibility, idempotencyFields: e.idempotencyFields, lifecycle: e.lifecycle ?? null, actionable: e.actionable })),
+      );
+    });
+  schemas
+    .command('export')
+    .description('JSON Schema of the envelope and every event type (for producers in other languages)')
+    .action(async () => {
+      const { createDefaultCatalog } = await import('../catalog/index.js');
+      console.log(JSON.stringify(createDefaultCatalog().exportJsonSchema(), null, 2));
+    });
+
+  const config = program.command('config').description('configuration');
+  config
+    .command('show')
+    .description('print the effective config (secrets masked)')
+    .action(() => {
+      const c = cfg();
+      const flat = showConfig(c);
+      out(`${c.source ? `# from ${c.source} and the environment` : '# defaults and the environment (no config file)'}\n${Object.entries(flat).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')}`, flat);
+    });
+
+  program
+    .command('logs')
+    .description('show the daemon\'s logs, pretty-printed')
+    .option('-f, --follow', 'keep printing new lines')
+    .option('-n, --lines <n>', 'last N lines', int('--lines'), 50)
+    .action(async (o: { follow?: boolean; lines: number }) => {
+      const file = `${cfg().data_dir}/logs/weft.log`;
+      if (!existsSync(file)) throw new WeftError('WEFT_NOT_FOUND', `no log file at ${file} (has the daemon run with this config?)`);
+      const all = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      for (const l of all.slice(-o.lines)) console.log(g().json ? l : prettyLog(l));
+      if (!o.follow) return;
+      let pos = statSync(file).size;
+      await new Promise<void>(() => {
+        watchFile(file, { interval: 250 }, (cur) => {
+          if (cur.size < pos) pos = 0;
+          if (cur.size === pos) return;
+          const rl = createInterface({ input: createReadStream(file, { start: pos, end: cur.size - 1 }) });
+          pos = cur.size;
+          rl.on('line', (l) => console.log(g().json ? l : prettyLog(l)));
+        });
+      });
+    });
+
+  program
+    .command('doctor')
+    .description(
+      'check the node\'s database (read-only while the daemon runs); --repair (daemon stopped) moves a damaged file aside, keeps it, and salvages every row it can read into a fresh one, reporting per table what was recovered and lost',
+    )
+    .option('--repair', 'repair a damaged database (exit 1 when anything was lost)')
+    .action(async (o: { repair?: boolean }) => {
+      const { repairStore } = await import('../daemon/index.js');
+      const r = await repairStore(cfg().data_dir, { repair: o.repair ?? false });
+      out(r.message, r);
+      if (!r.ok) process.exitCode = 1;
+    });
+}
