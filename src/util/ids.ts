@@ -1,4 +1,9 @@
-import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+/** node:crypto, loaded with the first id (a CLI call that makes none never loads it). */
+let randomFill: ((b: Uint8Array) => void) | undefined;
+const loadRandomFill = (): ((b: Uint8Array) => void) =>
+  (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomFillSync;
 
 /**
  * Time-ordered unique ids (UUID version 7, RFC 9562): 48 bits of Unix milliseconds, then a
@@ -33,7 +38,8 @@ export class IdGenerator {
     }
     this.lastMs = ms;
     if (this.poolPos + 8 > this.pool.length) {
-      randomFillSync(this.pool);
+      randomFill ??= loadRandomFill();
+      randomFill(this.pool);
       this.poolPos = 0;
     }
     const r = this.pool;

@@ -18,7 +18,6 @@
  *   await commit(done);
  * }
  */
-import { performance } from 'node:perf_hooks';
 import { Mutex } from './mutex.js';
 
 export interface PacerOptions {

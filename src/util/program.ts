@@ -3,7 +3,7 @@
  * would, no shell unless the line needs one, the daemon's environment left out, output and time
  * bounded, the whole process group killed on a deadline or an abort.
  */
-import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 
 /**
  * Splits a command line into words as a POSIX shell would (single quotes literal, double
@@ -105,6 +105,8 @@ export interface ProgramRun {
 export function runProgram(r: ProgramRun): Promise<string> {
   const argv = typeof r.command === 'string' ? splitCommandLine(r.command) : [...r.command];
   const line = typeof r.command === 'string' ? r.command.trim() : r.command.join(' ');
+  // node:child_process is loaded when a program is run (the util module is loaded by every CLI call).
+  const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   return new Promise<string>((resolve, reject) => {
     const opts = { detached: process.platform !== 'win32', stdio: ['pipe', 'pipe', 'pipe'] as ['pipe', 'pipe', 'pipe'], env: r.env };
     const child = argv && argv.length > 0 ? spawn(argv[0] as string, argv.slice(1), { ...opts, shell: false }) : spawn(line, { ...opts, shell: true });
