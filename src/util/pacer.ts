@@ -1,7 +1,8 @@
 /**
  * Paces background work (the recovery index and journal) so it gives way to the node's own
  * traffic. Work is done in slices of about `sliceMs`; before each slice `turn()` waits while the
- * node is busy (its `activity` counter moved within the last `quietMs`), but never longer than
+ * node is busy (its `activity` counter moved within the last `quietMs`, or other work held the
+ * event loop since the last slice), but never longer than
  * it takes to keep the background's share of the loop at `share`: a slice that took d ms is
  * followed, under load, by at most d × (1 − share) / share ms of waiting. So an idle node runs
  * the work at once, and a loaded one still gets it done (at the default 10 %, ten times slower
@@ -18,7 +19,18 @@
  *   await commit(done);
  * }
  */
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Mutex } from './mutex.js';
+
+/**
+ * Other work that held the event loop this long since the last slice makes the node busy even
+ * when nothing committed: a peer's large batch is applied for tens of milliseconds before its
+ * commit, and slices that ran in each such gap took a fifth of the loop in a burst instead of
+ * a tenth. What a slice's own caller does before asking for the next one takes far less.
+ */
+const BUSY_ACTIVE_MS = 1;
+/** A wait counts as quiet when the loop was busy for less than this share of it. */
+const QUIET_UTILIZATION = 0.5;
 
 export interface PacerOptions {
   /** Milliseconds one slice of work aims at (default 2). */
@@ -42,6 +54,8 @@ export class Pacer {
   /** When the last slice ended, and `activity` then. */
   private lastEnd = Number.NEGATIVE_INFINITY;
   private activityAtEnd = Number.NaN;
+  /** The loop's utilization counters when the last slice ended. */
+  private loopAtEnd: EventLoopUtilization | undefined;
 
   constructor(
     private readonly activity: () => number,
@@ -76,6 +90,7 @@ export class Pacer {
         const end = performance.now();
         this.lastEnd = end;
         this.activityAtEnd = this.activity();
+        this.loopAtEnd = performance.eventLoopUtilization();
         this.next = end + ((end - start) * (1 - this.share)) / this.share;
       }
     } finally {
@@ -100,10 +115,12 @@ export class Pacer {
       const now = performance.now();
       if (now >= this.next) return;
       const seen = this.activity();
-      // Nothing else happened since the last slice: the node is idle, go on at once.
-      if (seen === this.activityAtEnd) return;
+      // Nothing else happened since the last slice (no commit, next to no other work on the
+      // loop): the node is idle, go on at once.
+      if (seen === this.activityAtEnd && this.loopAtEnd && performance.eventLoopUtilization(this.loopAtEnd).active < BUSY_ACTIVE_MS) return;
+      const loop = performance.eventLoopUtilization();
       await new Promise((r) => setTimeout(r, Math.max(1, Math.min(this.quietMs, this.next - now))));
-      if (this.activity() === seen) return;
+      if (this.activity() === seen && performance.eventLoopUtilization(loop).utilization < QUIET_UTILIZATION) return;
     }
   }
 }

@@ -96,3 +96,29 @@ test('work done outside a slice on its behalf (charge) delays the next slice und
   // 40 ms charged at a 50 % share: 40 ms of waiting while the node is busy.
   assert.ok(performance.now() - t0 >= 36, `waited ${(performance.now() - t0).toFixed(0)} ms`);
 });
+
+test('a loop kept busy by work that commits nothing (a long batch before its commit) still gets the share, not half', async () => {
+  // Nothing ever commits (the counter never moves), while another task holds the loop in 3 ms
+  // turns, as a peer's large batch does before its commit.
+  const pacer = new Pacer(() => 0, { sliceMs: 2, share: 0.1, maxSliceMs: 2 });
+  let running = true;
+  const other = () => {
+    spin(performance.now() + 3);
+    if (running) setImmediate(other);
+  };
+  setImmediate(other);
+  let inSlices = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 400) {
+    await pacer.slice((until) => {
+      const s = performance.now();
+      spin(until);
+      inSlices += performance.now() - s;
+    });
+  }
+  const wall = performance.now() - t0;
+  running = false;
+  // 10 % of the loop, with room for timers that fire late; a slice in every gap was ~40 %.
+  assert.ok(inSlices / wall < 0.2, `slices took ${((inSlices / wall) * 100).toFixed(0)} % of ${wall.toFixed(0)} ms`);
+  assert.ok(inSlices > 0, 'the work still ran');
+});
