@@ -63,8 +63,9 @@ export interface Bus {
   /**
    * Inside `processEmitted`'s transaction: these new events are applied in it. The Redis bus
    * journals them to go on its stream (for the stream's other readers) after the commit.
+   * `bodies`: their serialized text, made once for the journal and the log.
    */
-  stageApplied?(envs: readonly Envelope[]): void;
+  stageApplied?(envs: readonly Envelope[], bodies?: readonly string[]): void;
   /** After that transaction committed. */
   flushApplied?(envs: readonly Envelope[]): void;
   /** Counters for metrics and status. */

@@ -268,9 +268,11 @@ export class RedisBus implements Bus {
    * each is journaled as applied, to go on the stream for its other readers after the commit.
    * Raw-class events are not journaled: they never go to Redis.
    */
-  stageApplied(envs: readonly Envelope[]): void {
+  stageApplied(envs: readonly Envelope[], bodies?: readonly string[]): void {
     const now = this.deps.clock.now();
-    for (const e of envs) if (!this.init.keepLocal?.(e)) this.deps.journal.add(e, now, true);
+    envs.forEach((e, i) => {
+      if (!this.init.keepLocal?.(e)) this.deps.journal.add(e, now, true, bodies?.[i]);
+    });
   }
 
   /** After that commit: the pump puts them on the stream (the journal has them if it cannot). */

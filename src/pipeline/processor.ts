@@ -1,7 +1,7 @@
 import type { Bus, BusEntry } from '../bus/index.js';
 import { WeftError } from '../errors/index.js';
 import type { Catalog } from '../catalog/index.js';
-import type { EmitInput, Envelope } from '../envelope/index.js';
+import { type EmitInput, type Envelope, serializeEnvelope } from '../envelope/index.js';
 import type { NodeStore, NotificationChange, RejectionInput } from '../store/index.js';
 import { type Clock, type Logger, sleep } from '../util/index.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
@@ -294,8 +294,11 @@ export class Processor {
     // the cartridges emit from them.
     const ownNew = emittedHere ? entries.map((e) => (e as { envelope: Envelope }).envelope) : undefined;
     await ns.store.writeAsync(async () => {
-      if (ownNew) bus.stageApplied?.(ownNew);
-      for (const e of entries) {
+      // Serialized once for the bus's journal and the log (the same envelopes, not changed in between).
+      const ownBodies = ownNew && bus.stageApplied ? ownNew.map(serializeEnvelope) : undefined;
+      if (ownNew) bus.stageApplied?.(ownNew, ownBodies);
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i] as BusEntry;
         if ('error' in e) {
           const r: RejectionInput = { origin: `bus:${bus.kind}`, ref: e.position, code: 'ENTRY_INVALID', reason: e.error, field: e.field, raw: e.raw };
           if (ns.rejections.add(r)) rejected.push(r);
@@ -304,7 +307,7 @@ export class Processor {
         }
         // Entries that did not come through emit() (the Redis stream, a peer) get our names and shapes.
         const env = e.logged || emittedHere ? e.envelope : this.deps.catalog.normalize(e.envelope);
-        if (!e.logged && ns.log.append(env, emittedHere ? 'emitted' : batchFacts !== undefined) === 0) {
+        if (!e.logged && ns.log.append(env, emittedHere ? 'emitted' : batchFacts !== undefined, ownBodies?.[i]) === 0) {
           local.duplicates++;
           continue;
         }

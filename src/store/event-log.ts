@@ -183,9 +183,9 @@ export class EventLog {
    * `direct` marks an event applied in the same transaction (mesh ingress, quarantine release):
    * the embedded bus does not deliver it again. `'emitted'`: this node's own event, appended
    * and applied by the pipeline in one transaction at emit (`direct = 3`): originated here like
-   * a bus row, consumed already.
+   * a bus row, consumed already. `body`: the envelope's serialized text when the caller has it.
    */
-  append(env: Envelope, direct: boolean | 'emitted' = false): number {
+  append(env: Envelope, direct: boolean | 'emitted' = false, body = serializeEnvelope(env)): number {
     const r = this.s.insert.run(
       env.id,
       env.event,
@@ -194,7 +194,7 @@ export class EventLog {
       env.causationId ?? null,
       env.correlationId ?? null,
       direct === 'emitted' ? 3 : direct ? 1 : 0,
-      serializeEnvelope(env),
+      body,
       env.id,
     );
     return r.changes === 1 ? Number(r.lastInsertRowid) : 0;

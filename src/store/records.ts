@@ -210,9 +210,10 @@ export class EmitJournal {
   /**
    * Inside the caller's transaction. `applied`: the pipeline applies it in this same
    * transaction, and the row only waits to go on the stream (`sent` removes it then).
+   * `body`: the envelope's serialized text when the caller has it already.
    */
-  add(env: Envelope, now: number, applied = false): void {
-    this.insertS.run(env.id, serializeEnvelope(env), now, applied ? 1 : 0);
+  add(env: Envelope, now: number, applied = false, body = serializeEnvelope(env)): void {
+    this.insertS.run(env.id, body, now, applied ? 1 : 0);
   }
   /** Entries last put on the stream at or before `cutoff`, oldest first, after `afterSeq`. */
   stale(cutoff: number, afterSeq: number, limit: number): Array<{ seq: number; envelope: Envelope; applied: boolean }> {
