@@ -1,4 +1,4 @@
-/** The core commands: the daemon, emit, events, notifications, schemas and config. */
+/** The core commands: daemon, emit, events, notifications, schemas, config, logs and doctor. */
 import { createReadStream, existsSync, readFileSync, statSync, watchFile } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Option } from 'commander';
