@@ -20,7 +20,12 @@
  * - A frame is acked (and the ack confirmed by the server) only when the consumer calls `ack()`,
  *   after its local commit; then the acked frame is deleted from the inbox. A periodic sweep
  *   deletes Weft frames below the consumer's ack floor that a crash left behind.
- * - Unacked frames come back: at once after a clean stop (they are nak'ed), after the ack wait
+ * - The inbox is read by one continuous pull (`consume`) whose subscription stays open between
+ *   pull requests. A fetch per pull ends on a client timer 5 % after the pull's expiry; with the
+ *   event loop busy past it, frames the server had already sent that pull were thrown away
+ *   unread and came back only after the ack wait (the sender re-sent them after 5 s).
+ * - Unacked frames come back: at once after a clean stop (the subscription is drained, so
+ *   nothing is in flight to a reader that is gone, then they are nak'ed), after the ack wait
  *   (default 30 s) after a crash, with the server's delivery count.
  * - Messages without the mark are another program's: never delivered, acknowledged or deleted.
  *   They are counted (`foreignEntries`) and terminated on Weft's own consumer only, which under
@@ -75,7 +80,7 @@ export interface NatsProviderInit {
   prefix?: string;
   /** Messages asked for per pull, at most (default 256). */
   batch?: number;
-  /** How long one pull waits for messages, ms (default 1000, the least NATS takes); a stop waits for the pull in progress. */
+  /** How long one pull request waits for messages, ms (default 1000, the least NATS takes); heartbeats come at half of it. */
   blockMs?: number;
   /** Frames handed out and not yet acknowledged, at most (default 1024); also the consumer's max_ack_pending. */
   maxInflight?: number;
@@ -183,7 +188,8 @@ class NatsProvider extends ProviderBase implements Provider {
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
-  private fetching: ConsumerMessages | undefined;
+  /** The inbox's continuous pull while it runs. */
+  private reading: ConsumerMessages | undefined;
   private ensuring: Promise<boolean> | undefined;
   /** Delivered and not acked yet, by stream sequence (queued or handed out). */
   private readonly inflight = new Map<number, JsMsg>();
@@ -409,14 +415,28 @@ class NatsProvider extends ProviderBase implements Provider {
           continue;
         }
         c ??= await (this.js as JetStreamClient).consumers.get(stream, consumer);
-        const room = Math.min(this.opts.batch, this.opts.maxInflight - this.inflight.size);
-        const iter = await c.fetch({ max_messages: room, expires: this.opts.blockMs });
-        this.fetching = iter;
-        for await (const m of iter) this.deliver(queue, m);
-        this.fetching = undefined;
-        backoff = this.opts.backoff.minMs;
+        if (this.state !== 'started') break;
+        // One subscription for all pulls: the client asks for more as frames arrive, and the
+        // server hands out at most max_ack_pending (= maxInflight) unacked frames.
+        // A missing stream or consumer ends the read with an error, so the inbox is recreated
+        // below (the library would otherwise wait for someone else to restore it).
+        const iter = await c.consume({ max_messages: this.opts.batch, expires: this.opts.blockMs, abort_on_missing_resource: true });
+        this.reading = iter;
+        // A stop that came while the pull was being set up found nothing to end.
+        if (this.state !== 'started') void this.endReading(iter);
+        for await (const m of iter) {
+          // Only if the consumer kept a larger max_ack_pending than ours (its update failed).
+          while (this.inflight.size >= this.opts.maxInflight && this.state === 'started') {
+            await new Promise<void>((r) => (this.inflightWake = r));
+          }
+          this.deliver(queue, m);
+          backoff = this.opts.backoff.minMs;
+        }
+        this.reading = undefined;
+        // Ended without an error: stopped, or the library gave up on the consumer (checked below).
+        if (this.state === 'started') throw new Error('the inbox reader ended');
       } catch (err) {
-        this.fetching = undefined;
+        this.reading = undefined;
         c = undefined;
         if (this.state !== 'started') break;
         let recovered = false;
@@ -436,6 +456,26 @@ class NatsProvider extends ProviderBase implements Provider {
         }
         backoff = Math.min(backoff * 2, this.opts.backoff.maxMs);
       }
+    }
+  }
+
+  /**
+   * Ends the inbox's pull: its subscription is drained (the library's own `close()` unsubscribes
+   * at once and throws away what is still on its way), then the pull is closed.
+   */
+  private async endReading(iter: ConsumerMessages): Promise<void> {
+    const sub = (iter as unknown as { sub?: { drain?: () => Promise<void> } }).sub;
+    if (sub && typeof sub.drain === 'function') await sub.drain().catch(() => undefined);
+    await iter.close().catch(() => undefined);
+  }
+
+  /** Resolves once the inbox's consumer has no pull request waiting (or it cannot be asked). */
+  private async untilNoPullWaiting(): Promise<void> {
+    const jsm = this.jsm;
+    while (jsm && this.nc && !this.nc.isClosed()) {
+      const info = await jsm.consumers.info(this.names.stream, this.names.consumer).catch(() => undefined);
+      if (!info || info.num_waiting === 0) return;
+      await new Promise((r) => setTimeout(r, 50).unref());
     }
   }
 
@@ -579,20 +619,23 @@ class NatsProvider extends ProviderBase implements Provider {
       this.queue?.close();
       this.inflightWake?.();
       this.connectedWake?.();
-      // With frames to give back, the pull in progress runs out (within blockMs) instead of being
-      // cut off: a pull request the server still holds for a reader that is gone would swallow
-      // the frames given back below, and they would come back as first deliveries (which the
-      // ingress would take for replays). With none, the pull is cut at once.
-      if (this.inflight.size === 0) await this.fetching?.close().catch(() => undefined);
+      // The pull's subscription is drained, not cut: frames the server sent before it saw the
+      // unsubscribe still reach deliver() (and are given back below) instead of being dropped
+      // unread and held by the server for the ack wait.
       let timer: NodeJS.Timeout | undefined;
       const cutoff = new Promise<'cut'>((r) => {
         timer = setTimeout(() => r('cut'), this.opts.blockMs * 2 + 1000);
         timer.unref();
       });
-      if ((await Promise.race([this.loop, cutoff])) === 'cut') {
-        await this.fetching?.close().catch(() => undefined);
+      const reading = this.reading;
+      if ((await Promise.race([reading ? this.endReading(reading).then(() => this.loop) : this.loop, cutoff])) === 'cut') {
+        await reading?.close().catch(() => undefined);
         await this.loop;
       }
+      // A frame given back while the server still holds a pull request of ours is handed to it
+      // and taken back as never delivered: it would return with a delivery count of 1, and the
+      // ingress would take it for a replay. So the naks wait until the server holds none.
+      if (this.inflight.size > 0) await Promise.race([this.untilNoPullWaiting(), cutoff]);
       clearTimeout(timer);
       // Acks already issued finish first (else their frames come back as redeliveries).
       await Promise.all([...this.acks]);

@@ -175,6 +175,80 @@ describe('nats provider', { skip: natsSkipReason }, () => {
     }
   });
 
+  test('nats: frames that reach a reader while its event loop is busy are read, not held by the server until the ack wait', async () => {
+    // A fetch per pull ended on a client timer just after the pull's expiry; when the loop was
+    // busy past it, frames the server had already sent that pull were dropped unread, and came
+    // back only after the ack wait (a sender re-sent them after 5 s: a stalled link).
+    const run = randomUUID().slice(0, 8);
+    const a = provider(`a-${run}`);
+    const b = provider(`b-${run}`, { ackWaitMs: 120_000 });
+    await a.start();
+    await b.start();
+    try {
+      await a.waitForPeer(`b-${run}`, { timeoutMs: 10_000 });
+      const id = generateIdentity();
+      const n = 400;
+      const sends: Promise<void>[] = [];
+      const reading = take(b, n, { timeoutMs: 20_000, what: 'every frame, well before the 120 s ack wait' });
+      // Busy spells of 50-300 ms with short gaps for 4.5 s: several pulls expire inside one.
+      const until = Date.now() + 4500;
+      let i = 0;
+      while (Date.now() < until) {
+        for (let k = 0; k < 5 && i < n; k++) sends.push(a.send(`b-${run}`, eventsFrame(id, `f${i++}`)));
+        // The frames leave now, so the server sends them on while this loop is held below.
+        await new Promise((r) => setTimeout(r, 1));
+        const busyUntil = Date.now() + 50 + Math.random() * 250;
+        while (Date.now() < busyUntil) {
+          // the event loop is held, as a node's is while it commits a large batch
+        }
+        await new Promise((r) => setTimeout(() => setImmediate(r), Math.random() * 40));
+      }
+      while (i < n) sends.push(a.send(`b-${run}`, eventsFrame(id, `f${i++}`)));
+      await Promise.all(sends);
+      const got = await reading;
+      assert.equal(new Set(got.map((f) => labelOf(f.bytes, id))).size, n);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  test('nats: frames on their way when a reader stops go to the next reader at once, not after the ack wait', async () => {
+    const run = randomUUID().slice(0, 8);
+    const a = provider(`a-${run}`);
+    const b = provider(`b-${run}`, { ackWaitMs: 120_000 });
+    await a.start();
+    await b.start();
+    const id = generateIdentity();
+    const n = 600;
+    const seen = new Set<string>();
+    let next: Provider | undefined;
+    try {
+      await a.waitForPeer(`b-${run}`, { timeoutMs: 10_000 });
+      // A sender that keeps publishing while the reader stops.
+      const sending = (async () => {
+        for (let i = 0; i < n; i++) await a.send(`b-${run}`, eventsFrame(id, `f${i}`));
+      })();
+      const it = b.frames()[Symbol.asyncIterator]();
+      while (seen.size < 100) {
+        const r = await it.next();
+        if (r.done) break;
+        seen.add(labelOf(r.value.bytes, id));
+        await r.value.ack();
+      }
+      await b.stop();
+      next = provider(`b-${run}`, { ackWaitMs: 120_000 });
+      await next.start();
+      await sending;
+      for (const f of await take(next, n - seen.size, { timeoutMs: 20_000, what: 'the rest, well before the 120 s ack wait' })) seen.add(labelOf(f.bytes, id));
+      assert.equal(seen.size, n);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await next?.stop();
+    }
+  });
+
   test('nats: the same frame published twice within the window is stored once (Nats-Msg-Id)', async () => {
     const run = randomUUID().slice(0, 8);
     const a = provider(`a-${run}`);
