@@ -12,6 +12,7 @@
  * holds at most `credits` frames of the sender's in memory; a sender out of credit waits.
  * A link that misses pongs for `deadAfterMs` is dropped and redialled with backoff.
  */
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import { createNodeCertificate, fingerprint, type NodeCertificate, publicKeyFromCertificate, publicKeyFromNodeId } from '../identity/index.js';
@@ -93,6 +94,16 @@ interface OutLink {
   drained: Promise<void> | undefined;
 }
 
+/**
+ * Every peer's dial loop waits on the provider's stop signal while it backs off: one listener
+ * per peer, as many as the peer table holds. Without this, an 11th peer that is down printed
+ * Node's "possible EventTarget memory leak" warning.
+ */
+function withListeners(c: AbortController): AbortController {
+  setMaxListeners(0, c.signal);
+  return c;
+}
+
 class TlsLinkProvider extends ProviderBase implements TlsProvider {
   readonly name = 'tls';
   readonly caps: ReadonlySet<TransportCap> = new Set(['crc32c', 'deflate', 'aead', 'reliable', 'ordered']);
@@ -122,7 +133,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
-  private readonly abort = new AbortController();
+  private readonly abort = withListeners(new AbortController());
   private dialLoops: Promise<void>[] = [];
   private stopHeartbeat: (() => void) | undefined;
   private deliveries = 0;

@@ -216,3 +216,24 @@ test('tls: sending to a peer that is not pinned is refused', async () => {
     await b.stop();
   }
 });
+
+test('tls: a node with a dozen peers that are down backs off quietly (no "possible memory leak" warning)', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  const peers: TlsPeer[] = [];
+  // Free ports nothing listens on: every dial fails and its loop waits on the stop signal.
+  for (let i = 0; i < 12; i++) peers.push({ computer: `down${i}`, nodeId: generateIdentity().nodeId, host: '127.0.0.1', port: await freePort() });
+  const a = node(generateIdentity(), 'a', await freePort(), peers);
+  try {
+    await a.start();
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(
+      warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
+      [],
+    );
+  } finally {
+    process.off('warning', onWarning);
+    await a.stop();
+  }
+});
