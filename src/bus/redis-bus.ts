@@ -3,7 +3,7 @@ import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from
 import { WeftError } from '../errors/index.js';
 import { createRedisClient, quitWithin, type RedisClient, redactUrl, runScript, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
-import { type Clock, every, type Logger, pause } from '../util/index.js';
+import { type Clock, every, linkedSignal, type Logger, pause } from '../util/index.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
 
 export interface RedisBusInit {
@@ -532,7 +532,8 @@ export class RedisBus implements Bus {
       // A stop or XACK_TIMEOUT_MS ends the wait: an XACK written just before the connection died
       // is re-sent by ioredis only once Redis is back, and the pipeline loop (and a stop) would
       // wait for it. An entry left unacknowledged stays pending; a restart reads it and skips it.
-      await unlessAborted(this.cmd.xack(this.stream, this.group, ...ids), AbortSignal.any([this.abort.signal, AbortSignal.timeout(XACK_TIMEOUT_MS)]));
+      const bound = linkedSignal([this.abort.signal], XACK_TIMEOUT_MS);
+      await unlessAborted(this.cmd.xack(this.stream, this.group, ...ids), bound.signal).finally(bound.release);
     } catch (err) {
       // Not fatal: the entries come back as pending and the log's id check skips them.
       this.deps.logger.warn({ err: (err as Error).message }, 'XACK failed; entries will be redelivered and skipped');

@@ -1,7 +1,7 @@
 import { LEVELS, type LevelName } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import type { NodeStore, NotificationChange } from '../store/index.js';
-import { type Clock, type Logger, sleep as clockSleep } from '../util/index.js';
+import { type Clock, linkedSignal, type Logger, sleep as clockSleep } from '../util/index.js';
 import type { DeliveryChannel, DeliveryStats } from './channel.js';
 import { DeliveryTable, type NewDelivery } from './deliveries.js';
 import { configProblem, type DeliverySender, type SendOutcome } from './sender.js';
@@ -442,6 +442,7 @@ class DurableChannel implements DeliveryChannel {
   private async send(text: string, stop: AbortSignal): Promise<Outcome> {
     if (stop.aborted) return { type: 'aborted' };
     const timeout = AbortSignal.timeout(this.cfg.requestTimeoutMs);
+    const bound = linkedSignal([stop, timeout]);
     let outcome: SendOutcome;
     try {
       const req = this.sender.request(text);
@@ -449,7 +450,7 @@ class DurableChannel implements DeliveryChannel {
         method: req.method,
         headers: req.headers,
         body: req.body,
-        signal: AbortSignal.any([stop, timeout]),
+        signal: bound.signal,
       });
       const body = await res.text();
       let json: unknown;
@@ -470,6 +471,8 @@ class DurableChannel implements DeliveryChannel {
       if (timeout.aborted)
         return { type: 'retry', error: `no answer within ${this.cfg.requestTimeoutMs} ms` };
       return { type: 'retry', error: this.redact(networkMessage(err)) };
+    } finally {
+      bound.release();
     }
     return outcome.type === 'sent' ? outcome : { ...outcome, error: this.redact(outcome.error) };
   }

@@ -19,7 +19,7 @@ import { type Envelope, fromStreamFields } from '../envelope/index.js';
 import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
 import { quitWithin, unlessAborted } from '../redis/index.js';
 import type { Store } from '../store/index.js';
-import { type Clock, type Logger, newRedis, pause } from '../util/index.js';
+import { type Clock, linkedSignal, type Logger, newRedis, pause } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
 
 /** How long one send of outbox rows to a TeleClaude inbox may take (ms). */
@@ -269,7 +269,8 @@ export class TeleClaudeWire {
           }
           // Bounded (and ended by a stop): with Redis away the commands wait for a reconnect that
           // may never come. Timed out, the rows stay in the outbox and go again.
-          const res = await unlessAborted(p.exec(), AbortSignal.any([this.abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]));
+          const bound = linkedSignal([this.abort.signal], SEND_TIMEOUT_MS);
+          const res = await unlessAborted(p.exec(), bound.signal).finally(bound.release);
           const failed = (res ?? []).find(([err]) => err);
           if (failed) throw failed[0] as Error;
           await this.deps.outbox.acknowledge(peer, rows.map((r) => r.envelopeId));

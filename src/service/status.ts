@@ -1,5 +1,6 @@
 /** `weft service status`: installed or not, what the service manager says, whether the daemon answers. */
 import { readDaemonInfo, readToken } from '../config/index.js';
+import { linkedSignal } from '../util/index.js';
 import { serviceManager } from './managers.js';
 import type { ManagerState } from './manager.js';
 import type { ServicePlatform } from './platform.js';
@@ -38,10 +39,11 @@ export const probeDaemon: DaemonProbe = async (dataDir, opts = {}) => {
   if (!info) return { answers: false, detail: `not running (no daemon.json in ${dataDir})` };
   const token = readToken(dataDir);
   const timeout = AbortSignal.timeout(2000);
+  const linked = opts.signal ? linkedSignal([opts.signal, timeout]) : undefined;
   try {
     const res = await fetch(`${info.url}/api/health`, {
       headers: token ? { authorization: `Bearer ${token}` } : {},
-      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+      signal: linked?.signal ?? timeout,
     });
     if (!res.ok)
       return {
@@ -69,6 +71,8 @@ export const probeDaemon: DaemonProbe = async (dataDir, opts = {}) => {
       pid: info.pid,
       detail: `not answering at ${info.url} (${why}); daemon.json names pid ${info.pid}`,
     };
+  } finally {
+    linked?.release();
   }
 };
 

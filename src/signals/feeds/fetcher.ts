@@ -10,7 +10,7 @@
 import type { Statement } from 'better-sqlite3';
 import { NotFoundError, requireDeps, ValidationError, WeftError } from '../../errors/index.js';
 import type { Store } from '../../store/index.js';
-import type { Clock, Logger } from '../../util/index.js';
+import { type Clock, linkedSignal, type Logger } from '../../util/index.js';
 import { VERSION } from '../../version.js';
 import type { ParsedFeed, SourceKind, SourceSpec } from '../types.js';
 import { FeedParseError } from './errors.js';
@@ -446,11 +446,13 @@ export class FeedFetcher {
     const host = hostOf(row.url);
     const waitUntil = Math.max(row.retry_after_until ?? 0, this.hostNotBefore.get(host) ?? 0);
     if (waitUntil > this.clock.now()) return { status: 'deferred', until: waitUntil };
-    const abort = signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal;
+    const linked = signal ? linkedSignal([signal, this.stopping.signal]) : undefined;
+    const abort = linked?.signal ?? this.stopping.signal;
     let release: () => void;
     try {
       release = await this.limiter.acquire(host, abort);
     } catch {
+      linked?.release();
       return {
         status: 'failed',
         reason: 'aborted',
@@ -473,6 +475,7 @@ export class FeedFetcher {
       });
     } finally {
       release();
+      linked?.release();
     }
     const now = this.clock.now();
     if (got.type === 'failed') {
