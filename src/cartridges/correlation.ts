@@ -142,9 +142,10 @@ export function correlation(init: CorrelationInit = {}): CartridgeFactory<Pick<C
   // The previous bucket is closed: cache its count instead of reading it per event.
   const prevCache = new Map<string, { bucket: number; count: number }>();
   // Quiet periods, read through from correlation_fired: once a pattern fires, every later event
-  // of the window would otherwise read it again. If a batch rolls back after a report, the
-  // cache errs on the side of not reporting twice.
+  // of the window would otherwise read it again. Both caches may hold what a transaction wrote:
+  // they are dropped when one rolls back (a batch run again must report what it reported).
   const quiet = new Map<string, number>();
+  let rollbacksSeen = 0;
   const quietUntil = (s: Statements, pattern: string, key: string): number => {
     const k = `${pattern}|${key}`;
     let q = quiet.get(k);
@@ -231,6 +232,11 @@ export function correlation(init: CorrelationInit = {}): CartridgeFactory<Pick<C
       name: 'correlation',
       process(event, ctx) {
         if (excluded.has(event.event)) return event;
+        if (store.rollbacks !== rollbacksSeen) {
+          rollbacksSeen = store.rollbacks;
+          quiet.clear();
+          prevCache.clear();
+        }
         const now = ctx.clock.now();
         // Event time, but never ahead of this node's clock; events older than any window are ignored.
         const ts = Date.parse(event.timestamp);

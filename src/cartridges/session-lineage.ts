@@ -23,6 +23,7 @@ export function sessionLineage(init: SessionLineageStageInit = {}): CartridgeFac
     const lineage = new SessionLineage(deps.store, init);
     let fullSince: number | undefined;
     let fullRefused = 0;
+    let rollbacksSeen = 0;
     return {
       name: 'session-lineage',
       process(event, ctx) {
@@ -49,6 +50,11 @@ export function sessionLineage(init: SessionLineageStageInit = {}): CartridgeFac
         }
         if (out.parent === 'full') {
           fullRefused++;
+          // A notice raised in a transaction that rolled back was never seen: raise it again.
+          if (deps.store.rollbacks !== rollbacksSeen) {
+            rollbacksSeen = deps.store.rollbacks;
+            fullSince = undefined;
+          }
           const now = ctx.clock.now();
           if (fullSince === undefined || now - fullSince >= FULL_NOTICE_EVERY_MS) {
             fullSince = now;

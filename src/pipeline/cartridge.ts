@@ -50,6 +50,14 @@ export interface CartridgeContext {
 export interface Cartridge {
   readonly name: string;
   process(event: Envelope, ctx: CartridgeContext): Envelope | null | Promise<Envelope | null>;
+  /**
+   * Never run this stage twice on an event: every event then gets a savepoint of its own.
+   * Otherwise, when a stage throws, the pipeline rolls the batch back and runs it again with
+   * savepoints (see Pipeline), and what a stage does outside the transaction (counters, caches)
+   * happens twice for that batch's events, as when a whole batch fails and is retried. Set by
+   * the sandboxed cartridges: their work is costly and happens in another process.
+   */
+  readonly noRerun?: boolean;
 }
 
 /** The parts of the node's store a cartridge may be given; each factory names the ones it uses. */

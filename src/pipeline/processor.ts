@@ -6,7 +6,7 @@ import type { NodeStore, NotificationChange, RejectionInput } from '../store/ind
 import { type Clock, type Logger, sleep } from '../util/index.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
 import { type CartridgeContext, LOGGED_FACT, type NodeSelf } from './cartridge.js';
-import type { Pipeline, RunOutcome } from './pipeline.js';
+import { type Pipeline, RunAgainWithSavepoints, type RunOutcome } from './pipeline.js';
 
 /** Published after each batch commits. */
 export interface CommittedBatch {
@@ -30,6 +30,12 @@ export interface ProcessorInit {
   maxCausationDepth?: number;
   /** Events one cartridge may emit per second (default 1,000, bursts of 5,000). */
   emitRate?: { perSecond: number; burst: number };
+  /**
+   * After a cartridge threw in a batch run without savepoints (which is then run again with
+   * them), batches keep a savepoint per event for this long (default 60 s): a stage failing
+   * again soon costs no second run of its batch.
+   */
+  savepointsAfterFailureMs?: number;
 }
 
 /** The emits of one cartridge, as a token bucket. */
@@ -68,6 +74,8 @@ export interface ProcessorStats {
   rejected: number;
   duplicates: number;
   batchErrors: number;
+  /** Batches rolled back and run again with a savepoint per event, a cartridge having thrown in the first run. */
+  reruns: number;
 }
 
 /**
@@ -91,11 +99,15 @@ export class Processor {
     rejected: 0,
     duplicates: 0,
     batchErrors: 0,
+    reruns: 0,
   };
   private readonly consumer: string;
   private readonly batchSize: number;
   private readonly maxDepth: number;
   private readonly rate: { perSecond: number; burst: number };
+  private readonly savepointsFor: number;
+  /** Until when (clock ms) batches run with a savepoint per event, after a failure without. */
+  private savepointsUntil = Number.NEGATIVE_INFINITY;
   private readonly buckets = new Map<string, EmitBucket>();
   private readonly depths = new Map<string, number>();
   /** Called when a whole batch fails (set by the daemon to report `system.worker.crashed`). */
@@ -111,6 +123,7 @@ export class Processor {
     this.batchSize = init.batchSize ?? 512;
     this.maxDepth = init.maxCausationDepth ?? 16;
     this.rate = init.emitRate ?? { perSecond: 1000, burst: 5000 };
+    this.savepointsFor = init.savepointsAfterFailureMs ?? 60_000;
   }
 
   /** Refuses an emit that would go too deep or too fast; records the new event's depth. */
@@ -255,8 +268,12 @@ export class Processor {
     inTransaction: (() => void) | undefined,
     /** `processEmitted`: new events of this node, not from the bus (no position to move). */
     emittedHere: boolean,
+    /** The run again after a cartridge threw in a run without savepoints. */
+    again = false,
   ): Promise<CommittedBatch> {
     const { ns, pipeline, bus } = this.deps;
+    // A savepoint per event only when a stage says noRerun or one failed lately: see Pipeline.
+    const savepoints = again || !pipeline.optimistic || this.deps.clock.now() < this.savepointsUntil;
     const fromBus = !batchFacts && !emittedHere;
     const t0 = performance.now();
     const changes: NotificationChange[] = [];
@@ -293,7 +310,7 @@ export class Processor {
     // processEmitted: the bus journals them first, so on its stream they come before what
     // the cartridges emit from them.
     const ownNew = emittedHere ? entries.map((e) => (e as { envelope: Envelope }).envelope) : undefined;
-    await ns.store.writeAsync(async () => {
+    const rolledBack = await ns.store.writeAsync(async () => {
       // Serialized once for the bus's journal and the log (the same envelopes, not changed in between).
       const ownBodies = ownNew && bus.stageApplied ? ownNew.map(serializeEnvelope) : undefined;
       if (ownNew) bus.stageApplied?.(ownNew, ownBodies);
@@ -317,7 +334,7 @@ export class Processor {
         if (batchFacts) for (const k in batchFacts) facts.set(k, batchFacts[k]);
         if (e.facts) for (const k in e.facts) facts.set(k, e.facts[k]);
         facts.set(LOGGED_FACT, env);
-        let r = pipeline.run(env, ctx);
+        let r = pipeline.run(env, ctx, savepoints);
         if (r instanceof Promise) r = await r;
         const out = r as RunOutcome;
         if (out.kind === 'passed') {
@@ -342,8 +359,16 @@ export class Processor {
       inTransaction?.();
     }).catch((err) => {
       pipeline.discardCounts();
-      throw err;
+      if (!(err instanceof RunAgainWithSavepoints)) throw err;
+      return err;
     });
+    if (rolledBack !== undefined) {
+      // Everything of the first run was rolled back (its arrays here are dropped with it).
+      this.stats.reruns++;
+      this.savepointsUntil = this.deps.clock.now() + this.savepointsFor;
+      this.deps.logger.debug({ cartridge: rolledBack.cartridge, eventId: rolledBack.eventId }, 'a cartridge failed in a batch without savepoints: running the batch again with them');
+      return this.apply(entries, batchFacts, inTransaction, emittedHere, true);
+    }
 
     if (fromBus && entries.length > 0) this.committedPosition = (entries[entries.length - 1] as BusEntry).position;
     const s = this.stats;

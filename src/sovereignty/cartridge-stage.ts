@@ -74,6 +74,8 @@ export function cartridgeStage(name: string, manifest: CartridgeManifest, deps: 
   const stageName = cartridgeStageName(name);
   return {
     name: stageName,
+    // One sandbox call per event, in another process: never made twice for a batch run again.
+    noRerun: true,
     process: async (event: Envelope, ctx: CartridgeContext): Promise<Envelope | null> => {
       if (!cartridgeWants(name, manifest, event)) return event;
       const sandbox = deps.sandbox();

@@ -52,6 +52,7 @@ export class Store {
   private soonTimer: (() => void) | undefined;
   private droppedSoon = 0;
   private committed = 0;
+  private rolledBack = 0;
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -126,6 +127,7 @@ export class Store {
           return fn();
         })();
       } catch (err) {
+        this.rolledBack++;
         this.requeue(riders);
         throw err;
       } finally {
@@ -158,6 +160,7 @@ export class Store {
         return r;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        this.rolledBack++;
         this.requeue(riders);
         throw err;
       }
@@ -260,6 +263,11 @@ export class Store {
   /** Transactions committed since the store opened (not counting those of deferred writes alone): background work reads it to tell a busy node (util/pacer.ts). */
   get commits(): number {
     return this.committed;
+  }
+
+  /** Write transactions rolled back since the store opened: a cache of what this node wrote lately is stale when it moves. */
+  get rollbacks(): number {
+    return this.rolledBack;
   }
 
   /** ISO-8601 time from the injected clock. */

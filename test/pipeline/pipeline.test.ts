@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { systemPipeline } from '../../src/cartridges/index.js';
+import { BURST_DETECTED } from '../../src/catalog/index.js';
+import { createNode } from '../../src/node/index.js';
 import type { Cartridge, CartridgeFactory, CartridgeStores } from '../../src/pipeline/index.js';
+import { ManualClock } from '../../src/util/clock.js';
 import { startTestNode } from '../helpers/node.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const TODO = 'domain.software-development.planning.todo';
 
@@ -94,6 +99,100 @@ test('a cartridge that throws dead-letters the event, emits system.cartridge.fai
     assert.equal(node.processor.stats.failed, 1);
   } finally {
     await close();
+  }
+});
+
+/** Throws on events whose slug starts with 'bad', after a write of its own that must not stay. */
+const boomOnBad: CartridgeFactory<Pick<CartridgeStores, 'notifications'>> = ({ notifications }) => ({
+  name: 'boom',
+  process(e, ctx) {
+    if (String(e.payload.slug ?? '').startsWith('bad')) {
+      notifications.createFromEvent(e, ctx.catalog.require(e.event), ctx.now);
+      throw new Error(`kaboom ${String(e.payload.slug)}`);
+    }
+    return e;
+  },
+});
+
+test('a cartridge throwing in a batch run without savepoints: the batch runs again with them, every other effect once, then savepoints for a while', async () => {
+  // Emits a child for every new todo, before the stage that throws: the first run's children must not stay.
+  const spawner: Cartridge = {
+    name: 'spawner',
+    process(e, ctx) {
+      if (e.event === `${TODO}.created`) ctx.emit({ event: `${TODO}.ready`, payload: { slug: e.payload.slug as string } });
+      return e;
+    },
+  };
+  const clock = new ManualClock(Date.now());
+  const t = tempDir('weft-rerun-');
+  const node = await createNode(
+    { dataDir: t.dir, computer: 'test', cartridges: (d, stores) => [d.dedup, spawner, boomOnBad(stores), d.projection] },
+    { clock },
+  );
+  await node.start();
+  try {
+    assert.ok(node.pipeline.optimistic, 'no stage asks for a savepoint per event');
+    // One emit, one batch: the bad event in the middle, after 25 events were applied in the first run.
+    const slugs = Array.from({ length: 50 }, (_, i) => (i === 25 ? 'bad-1' : `s${i}`));
+    await node.emitMany(slugs.map((slug) => ({ event: `${TODO}.created`, payload: { slug, title: slug } })));
+    assert.ok(await node.idle());
+    assert.equal(node.processor.stats.reruns, 1);
+    assert.equal(node.processor.stats.failed, 1);
+    const dl = node.ns.deadLetters.list();
+    assert.deepEqual(dl.map((d) => [d.cartridge, d.error]), [['boom', 'kaboom bad-1']]);
+    const created = node.ns.notifications.list({ limit: 200 }).items.filter((n) => n.eventType === `${TODO}.created`);
+    assert.equal(created.length, 49, "the bad event's own write was rolled back; the others' are there once");
+    assert.equal(new Set(created.map((n) => n.payload.slug)).size, 49);
+    const ready = node.ns.log.list({ type: `${TODO}.ready`, limit: 500 });
+    assert.equal(ready.length, 49, 'children of the first run are gone: one per good event');
+    assert.equal(node.ns.log.list({ type: 'system.cartridge.failed', limit: 10 }).length, 1);
+    // Invocation counts of the first run were dropped with it: boom ran once on every logged event but the bad one.
+    const logged = node.ns.log.list({ limit: 1000 }).length;
+    const stats = Object.fromEntries(node.ns.stats.list().map((s) => [s.cartridgeName, s.invocationCount]));
+    assert.equal(stats.boom, logged - 1);
+    assert.equal(stats.dedup, logged);
+
+    // Within the next minute batches keep a savepoint per event: a failure costs no second run.
+    clock.advance(30_000);
+    await node.emitMany([{ event: `${TODO}.created`, payload: { slug: 'bad-2', title: 'x' } }, { event: `${TODO}.created`, payload: { slug: 'ok-2', title: 'y' } }]);
+    assert.ok(await node.idle());
+    assert.equal(node.processor.stats.reruns, 1);
+    assert.equal(node.processor.stats.failed, 2);
+    // After it, a failure runs its batch again.
+    clock.advance(31_000);
+    await node.emitMany([{ event: `${TODO}.created`, payload: { slug: 'ok-3', title: 'x' } }, { event: `${TODO}.created`, payload: { slug: 'bad-3', title: 'y' } }]);
+    assert.ok(await node.idle());
+    assert.equal(node.processor.stats.reruns, 2);
+    assert.equal(node.processor.stats.failed, 3);
+    assert.equal(node.ns.deadLetters.list().length, 3);
+    const slugsNow = node.ns.notifications.list({ limit: 200 }).items.filter((n) => n.eventType === `${TODO}.created`).map((n) => n.payload.slug);
+    assert.ok(slugsNow.includes('ok-2') && slugsNow.includes('ok-3'));
+    assert.ok(!slugsNow.some((s) => String(s).startsWith('bad')));
+  } finally {
+    await node.stop();
+    t.cleanup();
+  }
+});
+
+test('a batch run again after a failure still reports the burst its first run reported', async () => {
+  const t = tempDir('weft-rerun-burst-');
+  const node = await createNode({
+    dataDir: t.dir,
+    computer: 'test',
+    cartridges: (_d, stores) =>
+      systemPipeline({ correlation: { burst: { windowMs: 60_000, threshold: 5 }, cascade: false } }, { after: [boomOnBad(stores)] })(stores),
+  });
+  await node.start();
+  try {
+    // The burst is detected at the 5th event; the stage after correlation throws on the 8th.
+    const slugs = Array.from({ length: 10 }, (_, i) => (i === 7 ? 'bad' : `b${i}`));
+    await node.emitMany(slugs.map((slug) => ({ event: `${TODO}.created`, payload: { slug, title: slug } })));
+    assert.ok(await node.idle());
+    assert.equal(node.processor.stats.reruns, 1);
+    assert.equal(node.ns.log.list({ type: BURST_DETECTED, limit: 10 }).length, 1);
+  } finally {
+    await node.stop();
+    t.cleanup();
   }
 });
 
