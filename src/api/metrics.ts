@@ -8,6 +8,7 @@ import { DEFAULT_SECONDS_BUCKETS, type MetricsRegistry, PROMETHEUS_CONTENT_TYPE 
 const SCALAR_METRICS: ReadonlyArray<{ name: string; help: string; type: 'counter' | 'gauge'; read: (n: MetricsNode) => number | undefined }> = [
   { name: 'weft_pipeline_batches_total', help: 'Committed pipeline batches', type: 'counter', read: (n) => n.processor.stats.batches },
   { name: 'weft_pipeline_batch_errors_total', help: 'Pipeline batches that failed as a whole and were retried', type: 'counter', read: (n) => n.processor.stats.batchErrors },
+  { name: 'weft_pipeline_batch_reruns_total', help: 'Pipeline batches run again with a savepoint per event after a cartridge threw in their first run', type: 'counter', read: (n) => n.processor.stats.reruns },
   { name: 'weft_bus_appended_total', help: 'Events appended to the local bus by this process', type: 'counter', read: (n) => n.bus.stats().appended },
   { name: 'weft_bus_queue_depth', help: 'Bus entries read and waiting for the pipeline (embedded bus)', type: 'gauge', read: (n) => n.bus.stats().depth },
   { name: 'weft_process_resident_memory_bytes', help: 'Resident set size of the node process', type: 'gauge', read: () => process.memoryUsage.rss() },

@@ -44,6 +44,12 @@ export interface NotificationChange {
   meaningful: boolean;
 }
 
+/** The row a `created` change was inserted with (`createdBy`); a symbol, so JSON and listings of the change leave it out. */
+const CREATED_ROW = Symbol('weft.createdRow');
+interface CreatedChange extends NotificationChange {
+  [CREATED_ROW]: Omit<NotificationRow, 'id'>;
+}
+
 export interface NotificationFilter {
   minLevel?: number;
   domain?: string;
@@ -182,8 +188,6 @@ export function groupKeyOf(entry: EventTypeEntry, payload: Record<string, unknow
  */
 export class NotificationStore {
   private readonly s;
-  /** What a created notification was, known from its insert: read only if someone pushes it. */
-  private readonly created = new WeakMap<NotificationChange, () => Notification>();
   private readonly lists = new Map<string, Statement>();
   /** This node's computer as the recovery journal named it (recovery_state), read once per commit count. */
   private journalComputer: { at: number; value: string | undefined } | undefined;
@@ -299,9 +303,11 @@ export class NotificationStore {
       row.updated_at,
     );
     if (r.changes === 1) {
-      const change: NotificationChange = { id: Number(r.lastInsertRowid), kind: 'created', meaningful: true };
-      this.markNew(change.id, row.visibility, row.source_computer);
-      this.created.set(change, () => toNotification({ id: change.id, ...row }));
+      const id = Number(r.lastInsertRowid);
+      this.markNew(id, row.visibility, row.source_computer);
+      // What the new notification is, known from its insert: read only if someone pushes it. On
+      // the change itself (a WeakMap entry and a closure cost 1-2 us an event, in the collector).
+      const change: CreatedChange = { id, kind: 'created', meaningful: true, [CREATED_ROW]: row };
       return change;
     }
     this.s.refreshByKey.run(row.description, row.payload, row.event_id, now, row.idempotency_key);
@@ -363,7 +369,8 @@ export class NotificationStore {
    * changes in the same batch come with changes of their own.
    */
   createdBy(change: NotificationChange): Notification | undefined {
-    return this.created.get(change)?.();
+    const row = (change as Partial<CreatedChange>)[CREATED_ROW];
+    return row ? toNotification({ id: change.id, ...row }) : undefined;
   }
 
   /**
