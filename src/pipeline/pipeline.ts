@@ -37,8 +37,8 @@ export class RunAgainWithSavepoints extends Error {
  * cartridge that throws ends the run with {@link RunAgainWithSavepoints} and the caller runs
  * the whole batch again with savepoints: a savepoint makes SQLite copy every page the event
  * first touches (3.5-5.5 us of an event's ~25 us here), paid on every event for a failure that
- * is rare (a stage that must not run twice says `noRerun`: {@link optimistic}). Invocations are counted in memory
- * and flushed per batch.
+ * is rare (a stage that must not run twice says `noRerun`: {@link optimistic}). Invocations
+ * are counted in memory and flushed per batch.
  */
 export class Pipeline {
   private list: readonly Cartridge[];
