@@ -184,7 +184,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   start(): Promise<void> {
     if (this.starting) return this.starting;
     this.starting = (async () => {
-      this.cert = await createNodeCertificate(this.deps.identity!, { now: this.deps.clock.now() });
+      this.cert = createNodeCertificate(this.deps.identity!, { now: this.deps.clock.now() });
       this.queue = new BoundedQueue(Math.max(1, this.credits * Math.max(1, this.peersByComputer.size)) + 1);
       this.state = 'started';
       if (this.init.port !== undefined) await this.listen(this.init.port);

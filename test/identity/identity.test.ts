@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -10,6 +10,7 @@ import {
   fingerprint,
   generateIdentity,
   IdentityError,
+  identityFromPrivateKey,
   isNodeId,
   loadIdentity,
   loadOrCreateIdentity,
@@ -21,7 +22,9 @@ import {
   verifySignature,
 } from '../../src/identity/index.js';
 import { ManualClock } from '../../src/util/clock.js';
+import { oid, time, unsignedInteger } from '../../src/identity/der.js';
 import { tempDir } from '../helpers/tmp.js';
+import { PECULIAR_CERTIFICATES } from './certificate-fixtures.js';
 
 test('a node id carries the raw 32-byte public key and round-trips', () => {
   const id = generateIdentity();
@@ -160,10 +163,60 @@ test('rotating the key file keeps the old key aside and stores the endorsed new 
 
 test('the node certificate carries the node key, so a peer can compare it with its pin', async () => {
   const id = generateIdentity();
-  const cert = await createNodeCertificate(id, { now: Date.now() });
+  const cert = createNodeCertificate(id, { now: Date.now() });
   const x = new X509Certificate(cert.certPem);
   assert.deepEqual(publicKeyFromCertificate(x.raw), id.publicKey);
   assert.match(x.subject, new RegExp(id.fingerprint));
   assert.equal(x.verify(x.publicKey), true);
   assert.throws(() => publicKeyFromCertificate(new Uint8Array([1, 2, 3])), { code: 'IDENTITY_KEY_INVALID' });
+});
+
+test('the node certificate is byte for byte what the X.509 library made for the same key and time', () => {
+  for (const f of PECULIAR_CERTIFICATES) {
+    const id = identityFromPrivateKey(createPrivateKey(f.keyPem));
+    const cert = createNodeCertificate(id, {
+      now: f.now,
+      ...(f.validDays !== undefined ? { validDays: f.validDays } : {}),
+    });
+    assert.equal(cert.certPem, f.certPem, `${f.case} at ${new Date(f.now).toISOString()}`);
+    assert.equal(cert.keyPem, f.keyPem);
+  }
+});
+
+test('the node certificate reads back as a v3, self-signed, non-CA certificate valid from a minute before now', () => {
+  const id = generateIdentity();
+  const now = Date.UTC(2026, 11, 7, 12, 30, 15, 500);
+  const x = new X509Certificate(createNodeCertificate(id, { now, validDays: 10 }).certPem);
+  assert.equal(x.subject, `CN=weft-${id.fingerprint}`);
+  assert.equal(x.issuer, x.subject);
+  assert.equal(x.ca, false);
+  assert.equal(x.checkIssued(x), true);
+  assert.equal(new Date(x.validFrom).getTime(), Date.UTC(2026, 11, 7, 12, 29, 15));
+  assert.equal(new Date(x.validTo).getTime(), Date.UTC(2026, 11, 17, 12, 30, 15));
+  assert.equal(x.verify(x.publicKey), true);
+  // Signed by this key and no other.
+  const other = new X509Certificate(createNodeCertificate(generateIdentity(), { now }).certPem);
+  assert.equal(x.verify(other.publicKey), false);
+});
+
+test('DER: object identifiers, integers and times are encoded as X.509 needs them', () => {
+  assert.equal(oid('2.5.29.19').toString('hex'), '0603551d13');
+  assert.equal(oid('1.2.840.113549.1.1.11').toString('hex'), '06092a864886f70d01010b');
+  assert.equal(unsignedInteger(Uint8Array.from([0, 0, 0x7f])).toString('hex'), '02017f');
+  assert.equal(unsignedInteger(Uint8Array.from([0, 0x80])).toString('hex'), '02020080');
+  assert.equal(unsignedInteger(Uint8Array.from([0xff])).toString('hex'), '020200ff');
+  assert.equal(unsignedInteger(Uint8Array.from([0, 0])).toString('hex'), '020100');
+  assert.equal(
+    time(Date.UTC(2049, 11, 31, 23, 59, 59, 999))
+      .toString('latin1')
+      .slice(2),
+    '491231235959Z',
+  );
+  assert.equal(
+    time(Date.UTC(2050, 0, 1))
+      .toString('latin1')
+      .slice(2),
+    '20500101000000Z',
+  );
+  assert.throws(() => time(Date.UTC(1949, 0, 1)), RangeError);
 });

@@ -114,7 +114,7 @@ test('tls: a client offering only TLS 1.2 is refused and reported', { timeout: 2
   await a.start();
   try {
     const id = generateIdentity();
-    const cert = await createNodeCertificate(id, { now: Date.now() });
+    const cert = createNodeCertificate(id, { now: Date.now() });
     const err = await new Promise<Error | undefined>((resolve) => {
       const s = tls.connect({
         host: '127.0.0.1',
