@@ -47,6 +47,25 @@ export const NotificationQuery = Type.Object({
 });
 
 export const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+const DroppedBy = {
+  by: Type.String({ description: 'the stage that dropped it: dedup (its idempotency key was processed before), trust, or a cartridge by name' }),
+  trust: Type.Optional(Type.String({ description: "the trust outcome, when trust dropped it (quarantine, reject)" })),
+  reason: Type.Optional(Type.String()),
+};
+/** What became of an emitted event (every one is stored): applied or dropped in the commit that stored it, or queued behind earlier events. */
+export const EmitAnswer = Type.Union([
+  Type.Object({
+    id: Type.String(),
+    envelope: Envelope,
+    outcome: Type.Union([
+      Type.Object({ state: Type.Literal('applied') }),
+      Type.Object({ state: Type.Literal('dropped'), ...DroppedBy }),
+      Type.Object({ state: Type.Literal('queued') }),
+    ]),
+  }),
+  Type.Object({ ids: Type.Array(Type.String()), queued: Type.Boolean(), dropped: Type.Array(Type.Object({ id: Type.String(), ...DroppedBy })) }),
+]);
 export const AgentBody = Type.Object({ agentId: Type.String({ minLength: 1, maxLength: 200 }) });
 export const ResolveBody = Type.Object({
   agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -88,7 +107,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /api/notifications/:id/claim': { summary: 'Claim for an agent (none → claimed)', response: NotificationSchema },
   'POST /api/notifications/:id/in_progress': { summary: 'Start work (claimed → in_progress)', response: NotificationSchema },
   'POST /api/notifications/:id/resolve': { summary: 'Resolve, with a resolution matching the type’s resolutionShape', response: NotificationSchema },
-  'POST /api/events': { summary: 'Emit one event, or {events:[...]}', status: 201 },
+  'POST /api/events': { summary: 'Emit one event, or {events:[...]}; says what became of it (applied, dropped by a stage, queued)', status: 201, response: EmitAnswer },
   'GET /api/events': { summary: 'List events of the local log, newest first', response: EventsPage },
   'GET /api/events/:id': { summary: 'One event', response: Envelope },
   'GET /api/events/:id/trace': { summary: 'Lineage of an event: its causes and what it caused' },

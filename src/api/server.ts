@@ -269,9 +269,18 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
 
   app.post('/api/events', { schema: { body: EmitBody } }, async (req, reply) => {
     const body = req.body as Q;
-    const envs = Array.isArray(body.events) ? await node.emitMany(body.events as unknown[]) : [await node.emit(body)];
+    // Stored either way (201); `outcome` says whether the pipeline applied it in the same commit,
+    // dropped it there (a duplicate's idempotency key, trust), or has it queued.
+    if (Array.isArray(body.events)) {
+      const rs = await node.emitManyReported(body.events as unknown[]);
+      reply.status(201);
+      const dropped: Array<{ id: string; by: string; trust?: string; reason?: string }> = [];
+      for (const { envelope, outcome: o } of rs) if (o.state === 'dropped') dropped.push({ id: envelope.id, by: o.by, trust: o.trust, reason: o.reason });
+      return { ids: rs.map((r) => r.envelope.id), queued: rs[0]?.outcome.state === 'queued', dropped };
+    }
+    const [r] = await node.emitManyReported([body]);
     reply.status(201);
-    return Array.isArray(body.events) ? { ids: envs.map((e) => e.id) } : { id: envs[0]?.id, envelope: envs[0] };
+    return { id: r?.envelope.id, envelope: r?.envelope, outcome: r?.outcome };
   });
   app.get('/api/events', { schema: { querystring: EventsQuery } }, async (req) => {
     const q = req.query as Q;

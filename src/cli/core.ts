@@ -39,8 +39,11 @@ export function coreCommands(ctx: CliContext): void {
       if (o.level !== undefined) input.level = o.level;
       if (o.entity) input.entity = o.entity;
       if (o.description) input.description = o.description;
-      const env = await (await client()).emit(input);
-      out(`emitted ${env.event} ${env.id}`, env);
+      const { envelope: env, outcome } = await (await client()).emitReported(input);
+      const note = outcome?.state === 'dropped' ? droppedNote(outcome, env.idempotencyKey) : '';
+      out(`emitted ${env.event} ${env.id}${note ? `, but ${note}` : ''}`, env);
+      // --json keeps the envelope as it was on stdout; the note goes to stderr there.
+      if (note && g().json) process.stderr.write(`weft: note: ${note}\n`);
     });
 
   const events = program.command('events').description('the node\'s local event log');
@@ -203,4 +206,13 @@ export function coreCommands(ctx: CliContext): void {
       out(r.message, r);
       if (!r.ok) process.exitCode = 1;
     });
+}
+
+/** Why the pipeline stopped an event at its emit, in words (the emit itself succeeded: the event is stored). */
+function droppedNote(o: { by: string; trust?: string; reason?: string }, key: string | undefined): string {
+  if (o.by === 'dedup') return `it was dropped as a duplicate: an event with idempotency key '${key ?? '?'}' was processed before (change a field of the key to emit a new one)`;
+  const why = o.reason ? ` (${o.reason})` : '';
+  if (o.by === 'trust' && o.trust === 'quarantine') return `trust quarantined it${why}: 'weft quarantine list' shows it, 'weft quarantine release <id>' lets it through`;
+  if (o.by === 'trust') return `trust ${o.trust === 'reject' ? 'rejected' : 'stopped'} it${why}`;
+  return `cartridge '${o.by}' dropped it${why}`;
 }

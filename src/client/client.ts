@@ -5,6 +5,7 @@ import type WsModule from 'ws';
 import type { Envelope } from '../envelope/index.js';
 import { ERROR_CODES, type ErrorCode, WeftError } from '../errors/index.js';
 import type { InvokeCall, InvokeResult } from '../federation/index.js';
+import type { EmitResult } from '../pipeline/index.js';
 import type { Notification, NotificationChange, NotificationFilter } from '../store/index.js';
 
 /** Largest JSON answer the client reads, bytes (a page of events or notifications is far smaller). */
@@ -158,6 +159,16 @@ export class WeftClient {
   /** Emits one event; resolves with its envelope once durable in the node's bus. */
   async emit(input: Record<string, unknown>): Promise<Envelope> {
     return (await this.request<{ envelope: Envelope }>('POST', '/api/events', input)).envelope;
+  }
+
+  /**
+   * Emits one event; resolves once durable with its envelope and what became of it: `applied`
+   * by the pipeline in the same commit, `dropped` there by a stage (`by: 'dedup'`: an event with
+   * its idempotency key was processed before), or `queued` behind earlier events.
+   */
+  async emitReported(input: Record<string, unknown>): Promise<EmitResult> {
+    const r = await this.request<{ envelope: Envelope; outcome: EmitResult['outcome'] }>('POST', '/api/events', input);
+    return { envelope: r.envelope, outcome: r.outcome };
   }
 
   /** Emits many events in one commit; resolves with their ids. */

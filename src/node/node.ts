@@ -23,6 +23,8 @@ import {
   type CartridgeStores,
   type CartridgeContext,
   type CommittedBatch,
+  type DroppedAtEmit,
+  type EmitResult,
   Emitter,
   type NodeSelf,
   Pipeline,
@@ -188,8 +190,7 @@ export class WeftNode {
       const may = this.processor.takesEmits() || (this.bus.catchesUpSoon?.() === true && (await this.processor.whenTakesEmits(CATCH_UP_WAIT_MS)));
       if (!may) return false;
       try {
-        await this.processor.processEmitted(envs);
-        return true;
+        return droppedOf(await this.processor.processEmitted(envs));
       } catch (err) {
         this.logger.warn({ err: (err as Error).message, events: envs.length }, 'applying an emit at once failed; it goes through the bus');
         return false;
@@ -224,6 +225,15 @@ export class WeftNode {
   /** Emits several events in one commit. */
   emitMany(inputs: readonly unknown[]): Promise<Envelope[]> {
     return this.emitter.emitMany(inputs);
+  }
+
+  /**
+   * As `emitMany`, with what became of each event: applied by the pipeline in the commit that
+   * stored it, dropped there by a stage (a duplicate's idempotency key, trust), or queued
+   * behind events waiting for the pipeline.
+   */
+  emitManyReported(inputs: readonly unknown[]): Promise<EmitResult[]> {
+    return this.emitter.emitManyReported(inputs);
   }
 
   /** Waits until the pipeline has applied everything emitted on this node so far, or `timeoutMs`. */
@@ -318,4 +328,20 @@ function redisBusInit(o: RedisBusOptions, computer: string): RedisBusInit {
 /** Creates a node (opens its store); call `start()` to run it. */
 export async function createNode(init: NodeInit, deps: NodeDeps = {}): Promise<WeftNode> {
   return new WeftNode(init, deps);
+}
+
+const NONE_DROPPED: DroppedAtEmit = new Map();
+
+/** The events of a batch applied at emit that a stage stopped, by id. */
+function droppedOf(b: CommittedBatch): DroppedAtEmit {
+  if (b.dropped.length === 0) return NONE_DROPPED;
+  const out = new Map<string, { by: string; trust?: string; reason?: string }>();
+  for (const d of b.dropped) {
+    out.set(d.event.id, {
+      by: d.by,
+      ...(typeof d.trust === 'string' ? { trust: d.trust } : {}),
+      ...(typeof d.reason === 'string' ? { reason: d.reason } : {}),
+    });
+  }
+  return out;
 }

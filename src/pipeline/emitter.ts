@@ -3,11 +3,36 @@ import type { Envelope } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
 import { type BuildDeps, buildEnvelope } from './build.js';
 
+/**
+ * What became of an emitted event by the time its emit answered. Every one is stored (durable)
+ * either way; `applied` and `dropped` come from the pipeline's run in the same commit.
+ */
+export type EmitOutcome =
+  /** Stored, and the pipeline passed it in the same commit. */
+  | { state: 'applied' }
+  /** Stored, and a stage of the pipeline stopped it in the same commit: `dedup` (its idempotency key was processed before), `trust` (with its outcome and reason), another cartridge. */
+  | { state: 'dropped'; by: string; trust?: string; reason?: string }
+  /** Stored; the pipeline applies it after the events waiting before it. */
+  | { state: 'queued' };
+
+/** An emitted envelope and what became of it. */
+export interface EmitResult {
+  envelope: Envelope;
+  outcome: EmitOutcome;
+}
+
+/** The events a pipeline run applied at once stopped, by envelope id (`direct`'s answer). */
+export type DroppedAtEmit = ReadonlyMap<string, { by: string; trust?: string; reason?: string }>;
+
 interface Pending {
   envs: Envelope[];
-  resolve: (v: Envelope[]) => void;
+  /** `dropped`: the batch was applied at once, these were stopped; undefined: it went to the bus. */
+  resolve: (dropped: DroppedAtEmit | undefined) => void;
   reject: (e: unknown) => void;
 }
+
+const APPLIED: EmitOutcome = Object.freeze({ state: 'applied' });
+const QUEUED: EmitOutcome = Object.freeze({ state: 'queued' });
 
 /**
  * emit(): validates and builds envelopes at once (errors are thrown to the producer), then
@@ -24,10 +49,11 @@ export class Emitter {
   private emittedCount = 0;
 
   /**
-   * Applies a batch at once when it may (appended and processed in one commit); false: it may
-   * not, or it failed with nothing written, and the batch goes to the bus instead.
+   * Applies a batch at once when it may (appended and processed in one commit), answering the
+   * events the pipeline stopped; false: it may not, or it failed with nothing written, and the
+   * batch goes to the bus instead.
    */
-  direct: ((envs: Envelope[]) => Promise<boolean>) | undefined;
+  direct: ((envs: Envelope[]) => Promise<DroppedAtEmit | false>) | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -43,6 +69,21 @@ export class Emitter {
 
   /** Emits several events; all are validated before any is written. */
   emitMany(inputs: readonly unknown[]): Promise<Envelope[]> {
+    return this.enqueue(inputs, (envs) => envs);
+  }
+
+  /** As `emitMany`, with what became of each event (applied at once, dropped by a stage, or queued). */
+  emitManyReported(inputs: readonly unknown[]): Promise<EmitResult[]> {
+    return this.enqueue(inputs, (envs, dropped) =>
+      envs.map((envelope) => {
+        if (dropped === undefined) return { envelope, outcome: QUEUED };
+        const d = dropped.size === 0 ? undefined : dropped.get(envelope.id);
+        return { envelope, outcome: d ? { state: 'dropped', ...d } : APPLIED };
+      }),
+    );
+  }
+
+  private enqueue<T>(inputs: readonly unknown[], finish: (envs: Envelope[], dropped: DroppedAtEmit | undefined) => T): Promise<T> {
     if (this.closed) return Promise.reject(new WeftError('WEFT_STOPPED', 'node is stopping: emit refused'));
     let envs: Envelope[];
     try {
@@ -51,7 +92,7 @@ export class Emitter {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ envs, resolve, reject });
+      this.queue.push({ envs, resolve: (dropped) => resolve(finish(envs, dropped)), reject });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -82,9 +123,10 @@ export class Emitter {
       this.queue = i === q.length ? [] : q.slice(i);
       const all = batch.length === 1 ? (batch[0] as Pending).envs : batch.flatMap((p) => p.envs);
       try {
-        if (!(this.direct && (await this.direct(all)))) await this.bus.append(all);
+        const dropped = this.direct ? await this.direct(all) : false;
+        if (dropped === false) await this.bus.append(all);
         this.emittedCount += all.length;
-        for (const p of batch) p.resolve(p.envs);
+        for (const p of batch) p.resolve(dropped === false ? undefined : dropped);
       } catch (err) {
         for (const p of batch) p.reject(err);
       }

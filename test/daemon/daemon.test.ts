@@ -44,6 +44,20 @@ test('the daemon, driven only through the CLI and the HTTP API', async () => {
     assert.ok(n, 'notification listed');
     assert.equal(n.humanStatus, 'unseen');
 
+    // The same assessment again is stored and dropped as a duplicate, and the CLI says so. Only
+    // an emit the pipeline applies at once knows (one queued behind other events does not), so
+    // a few tries on this idle daemon; with --json the envelope stays alone on stdout.
+    const same = JSON.stringify({ slug: 'cli', score: 7, verdict: 'needs_work' });
+    let dup = weft(['emit', `${TODO}.dor_assessed`, '--payload', same], env);
+    for (let i = 0; i < 20 && !dup.stdout.includes('duplicate'); i++) dup = weft(['emit', `${TODO}.dor_assessed`, '--payload', same], env);
+    assert.equal(dup.code, 0, dup.stderr);
+    assert.match(dup.stdout, /^emitted \S+ \S+, but it was dropped as a duplicate: an event with idempotency key '[^']*cli[^']*' was processed before/);
+    let dupJson = weft(['emit', `${TODO}.dor_assessed`, '--payload', same, '--json'], env);
+    for (let i = 0; i < 20 && !dupJson.stderr.includes('duplicate'); i++) dupJson = weft(['emit', `${TODO}.dor_assessed`, '--payload', same, '--json'], env);
+    assert.equal(dupJson.code, 0, dupJson.stderr);
+    assert.match(dupJson.stderr, /^weft: note: it was dropped as a duplicate/);
+    assert.equal((JSON.parse(dupJson.stdout) as { event: string }).event, `${TODO}.dor_assessed`);
+
     // seen / claim / resolve through the CLI
     assert.equal(weft(['notifications', 'seen', String(n.id)], env).code, 0);
     assert.equal(weft(['notifications', 'claim', String(n.id), '--agent', 'agent-7'], env).code, 0);
