@@ -53,6 +53,8 @@ export class Store {
   private droppedSoon = 0;
   private committed = 0;
   private rolledBack = 0;
+  /** Called once when the open write transaction ends (`onTransactionEnd`). */
+  private endHooks: Array<(committed: boolean) => void> = [];
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -128,12 +130,14 @@ export class Store {
         })();
       } catch (err) {
         this.rolledBack++;
+        this.ended(false);
         this.requeue(riders);
         throw err;
       } finally {
         if (relaxed) this.db.pragma('synchronous = FULL');
       }
       if (fn !== flushOnly) this.committed++;
+      this.ended(true);
       for (const x of riders) x.done();
       return r;
     } finally {
@@ -156,11 +160,13 @@ export class Store {
         const r = await fn();
         this.db.exec('COMMIT');
         this.committed++;
+        this.ended(true);
         for (const x of riders) x.done();
         return r;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         this.rolledBack++;
+        this.ended(false);
         this.requeue(riders);
         throw err;
       }
@@ -268,6 +274,36 @@ export class Store {
   /** Write transactions rolled back since the store opened: a cache of what this node wrote lately is stale when it moves. */
   get rollbacks(): number {
     return this.rolledBack;
+  }
+
+  /** Whether a write transaction is open (inside `write`/`writeAsync`). */
+  get inTransaction(): boolean {
+    return this.db.inTransaction;
+  }
+
+  /**
+   * Calls `fn` once the open write transaction ends: `true` when it committed, `false` when it
+   * rolled back. For state kept in memory beside what the transaction writes (a rate limiter's
+   * buckets): put back what a rolled-back transaction changed, so a batch run again starts
+   * from where its first run started. Outside a transaction `fn(true)` runs at once. `fn` must
+   * not throw (a throw is logged).
+   */
+  onTransactionEnd(fn: (committed: boolean) => void): void {
+    if (!this.db.inTransaction) fn(true);
+    else this.endHooks.push(fn);
+  }
+
+  private ended(committed: boolean): void {
+    if (this.endHooks.length === 0) return;
+    const hooks = this.endHooks;
+    this.endHooks = [];
+    for (const h of hooks) {
+      try {
+        h(committed);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'a transaction end hook failed');
+      }
+    }
   }
 
   /** ISO-8601 time from the injected clock. */

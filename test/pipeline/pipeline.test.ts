@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { systemPipeline } from '../../src/cartridges/index.js';
-import { BURST_DETECTED } from '../../src/catalog/index.js';
+import { systemPipeline, trustEvaluator } from '../../src/cartridges/index.js';
+import { BURST_DETECTED, TRUST_THROTTLED } from '../../src/catalog/index.js';
 import { createNode } from '../../src/node/index.js';
 import type { Cartridge, CartridgeFactory, CartridgeStores } from '../../src/pipeline/index.js';
 import { ManualClock } from '../../src/util/clock.js';
@@ -190,6 +190,34 @@ test('a batch run again after a failure still reports the burst its first run re
     assert.ok(await node.idle());
     assert.equal(node.processor.stats.reruns, 1);
     assert.equal(node.ns.log.list({ type: BURST_DETECTED, limit: 10 }).length, 1);
+  } finally {
+    await node.stop();
+    t.cleanup();
+  }
+});
+
+test('a batch run again after a failure takes its rate tokens once and raises the throttle notice its first run raised', async () => {
+  const clock = new ManualClock(Date.now());
+  const t = tempDir('weft-rerun-trust-');
+  // The stage that throws runs before trust, so the first run throttles the source before it fails.
+  const trust = trustEvaluator({ rate: { perSecond: 0.001, burst: 3 } });
+  const node = await createNode(
+    { dataDir: t.dir, computer: 'test', cartridges: (d, stores) => [boomOnBad(stores), trust(stores), d.dedup, d.projection] },
+    { clock },
+  );
+  await node.start();
+  try {
+    // Three pass, the 4th starts the throttling (its notice), the 6th makes the batch run again.
+    const slugs = Array.from({ length: 10 }, (_, i) => (i === 5 ? 'bad' : `r${i}`));
+    await node.emitMany(slugs.map((slug) => ({ event: `${TODO}.created`, payload: { slug, title: slug } })));
+    assert.ok(await node.idle());
+    assert.equal(node.processor.stats.reruns, 1);
+    assert.equal(node.ns.log.list({ type: TRUST_THROTTLED, limit: 10 }).length, 1, 'the notice of the rolled-back run is raised again');
+    const created = node.ns.notifications.list({ limit: 200 }).items.filter((n) => n.eventType === `${TODO}.created`);
+    assert.deepEqual(created.map((n) => n.payload.slug).sort(), ['r0', 'r1', 'r2'], 'the first three still had their tokens in the second run');
+    // The rest of the todos were held (the 6th was dead-lettered before trust saw it).
+    const held = node.ns.quarantine.list({ limit: 100 }).filter((q) => q.eventType === `${TODO}.created`);
+    assert.deepEqual(held.map((q) => q.envelope.payload.slug).sort(), ['r3', 'r4', 'r6', 'r7', 'r8', 'r9']);
   } finally {
     await node.stop();
     t.cleanup();

@@ -154,3 +154,41 @@ test('a deferred write that committed on its own survives the process being kill
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a transaction end hook learns whether the transaction committed or rolled back, once', async () => {
+  const s = open();
+  try {
+    const seen: string[] = [];
+    s.store.onTransactionEnd((c) => seen.push(`outside:${c}`));
+    await s.store.write(() => {
+      s.insert(1);
+      s.store.onTransactionEnd((c) => seen.push(`write:${c}`));
+    });
+    await assert.rejects(
+      s.store.write(() => {
+        s.insert(2);
+        s.store.onTransactionEnd((c) => seen.push(`failed write:${c}`));
+        throw new Error('no');
+      }),
+    );
+    await s.store.writeAsync(async () => {
+      s.store.onTransactionEnd((c) => seen.push(`async:${c}`));
+      await new Promise((r) => setImmediate(r));
+      s.insert(3);
+    });
+    await assert.rejects(
+      s.store.writeAsync(async () => {
+        s.insert(4);
+        s.store.onTransactionEnd((c) => seen.push(`failed async:${c}`));
+        await new Promise((r) => setImmediate(r));
+        throw new Error('no');
+      }),
+    );
+    // A hook runs once: the next transaction calls nobody.
+    await s.store.write(() => s.insert(5));
+    assert.deepEqual(seen, ['outside:true', 'write:true', 'failed write:false', 'async:true', 'failed async:false']);
+    assert.deepEqual(s.rows(), [1, 3, 5]);
+  } finally {
+    await s.done();
+  }
+});

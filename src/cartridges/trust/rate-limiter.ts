@@ -27,17 +27,33 @@ interface Bucket {
   since: number;
 }
 
-/** Token buckets keyed by subject (peer node id, or `local:<source>`). In memory. */
+/** The store's transactions, as the limiter follows them (store/store.ts). */
+export interface Transactions {
+  readonly inTransaction: boolean;
+  onTransactionEnd(fn: (committed: boolean) => void): void;
+}
+
+/**
+ * Token buckets keyed by subject (peer node id, or `local:<source>`). In memory, and following
+ * the store's transactions when `take` is given them: a bucket is put back as it was when the
+ * transaction that spent its tokens rolls back, so a batch run again (after a cartridge threw,
+ * or a failed commit) neither spends a source's tokens twice nor loses the throttle notice its
+ * first run raised (the second run starts the throttling again, and raises it again).
+ */
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  /** Buckets as they were before the open transaction first touched them (undefined: it made them). */
+  private saved: Map<string, Bucket | undefined> | undefined;
 
   constructor(private readonly maxSubjects = 50_000) {}
 
   /**
    * Takes one token for `subject` at time `eventMs` (clamped to `nowMs`). A throttled source
-   * keeps spending tokens, so it stays throttled for as long as it floods.
+   * keeps spending tokens, so it stays throttled for as long as it floods. Inside one of
+   * `txns`' transactions, what it changes is put back if that transaction rolls back.
    */
-  take(subject: string, limit: RateLimit, eventMs: number, nowMs: number): RateVerdict {
+  take(subject: string, limit: RateLimit, eventMs: number, nowMs: number, txns?: Transactions): RateVerdict {
+    if (txns?.inTransaction) this.remember(subject, txns);
     let b = this.buckets.get(subject);
     const t0 = Number.isFinite(eventMs) && eventMs < nowMs ? eventMs : nowMs;
     if (!b) {
@@ -72,6 +88,24 @@ export class RateLimiter {
     const out: Array<{ subject: string; since: number }> = [];
     for (const [subject, b] of this.buckets) if (b.throttled) out.push({ subject, since: b.since });
     return out;
+  }
+
+  private remember(subject: string, txns: Transactions): void {
+    if (this.saved === undefined) {
+      const saved = new Map<string, Bucket | undefined>();
+      this.saved = saved;
+      txns.onTransactionEnd((committed) => {
+        this.saved = undefined;
+        if (committed) return;
+        for (const [k, b] of saved) {
+          if (b) this.buckets.set(k, b);
+          else this.buckets.delete(k);
+        }
+      });
+    }
+    if (this.saved.has(subject)) return;
+    const b = this.buckets.get(subject);
+    this.saved.set(subject, b ? { ...b } : undefined);
   }
 
   // Forgets buckets that have refilled completely: they behave like new ones.

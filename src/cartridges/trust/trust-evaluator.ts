@@ -239,7 +239,8 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
     // How fast its source sends.
     const rate = ov?.rate !== undefined ? ov.rate : (levelRate ?? baseRate);
     if (rate !== false) {
-      const verdict = limiter.take(subject, rate, Date.parse(event.timestamp), ctx.clock.now());
+      // With the store: a batch rolled back and run again takes its tokens once, and raises the throttle notice its first run raised.
+      const verdict = limiter.take(subject, rate, Date.parse(event.timestamp), ctx.clock.now(), stores.store);
       if (verdict !== 'ok') {
         findings.push('rate_exceeded');
         if (verdict === 'throttle-start') throttleNotice(ctx, subject, event, ingress, rate);
