@@ -53,6 +53,10 @@ const DroppedBy = {
   trust: Type.Optional(Type.String({ description: "the trust outcome, when trust dropped it (quarantine, reject)" })),
   reason: Type.Optional(Type.String()),
 };
+const FailedOn = {
+  by: Type.String({ description: 'the cartridge that threw on it (the event is a dead letter, and system.cartridge.failed says so)' }),
+  error: Type.String(),
+};
 /** What became of an emitted event (every one is stored): applied or dropped in the commit that stored it, or queued behind earlier events. */
 export const EmitAnswer = Type.Union([
   Type.Object({
@@ -61,10 +65,16 @@ export const EmitAnswer = Type.Union([
     outcome: Type.Union([
       Type.Object({ state: Type.Literal('applied') }),
       Type.Object({ state: Type.Literal('dropped'), ...DroppedBy }),
+      Type.Object({ state: Type.Literal('failed'), ...FailedOn }),
       Type.Object({ state: Type.Literal('queued') }),
     ]),
   }),
-  Type.Object({ ids: Type.Array(Type.String()), queued: Type.Boolean(), dropped: Type.Array(Type.Object({ id: Type.String(), ...DroppedBy })) }),
+  Type.Object({
+    ids: Type.Array(Type.String()),
+    queued: Type.Boolean(),
+    dropped: Type.Array(Type.Object({ id: Type.String(), ...DroppedBy })),
+    failed: Type.Array(Type.Object({ id: Type.String(), ...FailedOn })),
+  }),
 ]);
 export const AgentBody = Type.Object({ agentId: Type.String({ minLength: 1, maxLength: 200 }) });
 export const ResolveBody = Type.Object({
@@ -107,7 +117,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /api/notifications/:id/claim': { summary: 'Claim for an agent (none → claimed)', response: NotificationSchema },
   'POST /api/notifications/:id/in_progress': { summary: 'Start work (claimed → in_progress)', response: NotificationSchema },
   'POST /api/notifications/:id/resolve': { summary: 'Resolve, with a resolution matching the type’s resolutionShape', response: NotificationSchema },
-  'POST /api/events': { summary: 'Emit one event, or {events:[...]}; says what became of it (applied, dropped by a stage, queued)', status: 201, response: EmitAnswer },
+  'POST /api/events': { summary: 'Emit one event, or {events:[...]}; says what became of it (applied, dropped by a stage, failed, queued)', status: 201, response: EmitAnswer },
   'GET /api/events': { summary: 'List events of the local log, newest first', response: EventsPage },
   'GET /api/events/:id': { summary: 'One event', response: Envelope },
   'GET /api/events/:id/trace': { summary: 'Lineage of an event: its causes and what it caused' },

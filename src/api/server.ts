@@ -270,13 +270,17 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   app.post('/api/events', { schema: { body: EmitBody } }, async (req, reply) => {
     const body = req.body as Q;
     // Stored either way (201); `outcome` says whether the pipeline applied it in the same commit,
-    // dropped it there (a duplicate's idempotency key, trust), or has it queued.
+    // dropped it there (a duplicate's idempotency key, trust), failed on it, or has it queued.
     if (Array.isArray(body.events)) {
       const rs = await node.emitManyReported(body.events as unknown[]);
       reply.status(201);
       const dropped: Array<{ id: string; by: string; trust?: string; reason?: string }> = [];
-      for (const { envelope, outcome: o } of rs) if (o.state === 'dropped') dropped.push({ id: envelope.id, by: o.by, trust: o.trust, reason: o.reason });
-      return { ids: rs.map((r) => r.envelope.id), queued: rs[0]?.outcome.state === 'queued', dropped };
+      const failed: Array<{ id: string; by: string; error: string }> = [];
+      for (const { envelope, outcome: o } of rs) {
+        if (o.state === 'dropped') dropped.push({ id: envelope.id, by: o.by, trust: o.trust, reason: o.reason });
+        else if (o.state === 'failed') failed.push({ id: envelope.id, by: o.by, error: o.error });
+      }
+      return { ids: rs.map((r) => r.envelope.id), queued: rs[0]?.outcome.state === 'queued', dropped, failed };
     }
     const [r] = await node.emitManyReported([body]);
     reply.status(201);

@@ -40,7 +40,12 @@ export function coreCommands(ctx: CliContext): void {
       if (o.entity) input.entity = o.entity;
       if (o.description) input.description = o.description;
       const { envelope: env, outcome } = await (await client()).emitReported(input);
-      const note = outcome?.state === 'dropped' ? droppedNote(outcome, env.idempotencyKey) : '';
+      const note =
+        outcome?.state === 'dropped'
+          ? droppedNote(outcome, env.idempotencyKey)
+          : outcome?.state === 'failed'
+            ? `cartridge '${outcome.by}' failed on it (${outcome.error}): it is kept as a dead letter, and a system.cartridge.failed notification says so`
+            : '';
       out(`emitted ${env.event} ${env.id}${note ? `, but ${note}` : ''}`, env);
       // --json keeps the envelope as it was on stdout; the note goes to stderr there.
       if (note && g().json) process.stderr.write(`weft: note: ${note}\n`);

@@ -164,7 +164,8 @@ export class WeftClient {
   /**
    * Emits one event; resolves once durable with its envelope and what became of it: `applied`
    * by the pipeline in the same commit, `dropped` there by a stage (`by: 'dedup'`: an event with
-   * its idempotency key was processed before), or `queued` behind earlier events.
+   * its idempotency key was processed before), `failed` (a cartridge threw on it: a dead
+   * letter), or `queued` behind earlier events.
    */
   async emitReported(input: Record<string, unknown>): Promise<EmitResult> {
     const r = await this.request<{ envelope: Envelope; outcome: EmitResult['outcome'] }>('POST', '/api/events', input);

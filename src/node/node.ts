@@ -23,7 +23,7 @@ import {
   type CartridgeStores,
   type CartridgeContext,
   type CommittedBatch,
-  type DroppedAtEmit,
+  type EmitOutcome,
   type EmitResult,
   Emitter,
   type NodeSelf,
@@ -31,6 +31,7 @@ import {
   Processor,
   type RefusalDetail,
   RefusalNotices,
+  type StoppedAtEmit,
 } from '../pipeline/index.js';
 import { type NodeStore, openNodeStore, type RejectionInput } from '../store/index.js';
 import { type Clock, IdGenerator, type Logger, silentLogger, systemClock } from '../util/index.js';
@@ -190,7 +191,7 @@ export class WeftNode {
       const may = this.processor.takesEmits() || (this.bus.catchesUpSoon?.() === true && (await this.processor.whenTakesEmits(CATCH_UP_WAIT_MS)));
       if (!may) return false;
       try {
-        return droppedOf(await this.processor.processEmitted(envs));
+        return stoppedOf(await this.processor.processEmitted(envs));
       } catch (err) {
         this.logger.warn({ err: (err as Error).message, events: envs.length }, 'applying an emit at once failed; it goes through the bus');
         return false;
@@ -229,8 +230,8 @@ export class WeftNode {
 
   /**
    * As `emitMany`, with what became of each event: applied by the pipeline in the commit that
-   * stored it, dropped there by a stage (a duplicate's idempotency key, trust), or queued
-   * behind events waiting for the pipeline.
+   * stored it, dropped there by a stage (a duplicate's idempotency key, trust), failed there (a
+   * cartridge threw: a dead letter), or queued behind events waiting for the pipeline.
    */
   emitManyReported(inputs: readonly unknown[]): Promise<EmitResult[]> {
     return this.emitter.emitManyReported(inputs);
@@ -330,18 +331,20 @@ export async function createNode(init: NodeInit, deps: NodeDeps = {}): Promise<W
   return new WeftNode(init, deps);
 }
 
-const NONE_DROPPED: DroppedAtEmit = new Map();
+const NONE_STOPPED: StoppedAtEmit = new Map();
 
-/** The events of a batch applied at emit that a stage stopped, by id. */
-function droppedOf(b: CommittedBatch): DroppedAtEmit {
-  if (b.dropped.length === 0) return NONE_DROPPED;
-  const out = new Map<string, { by: string; trust?: string; reason?: string }>();
+/** The events of a batch applied at emit that a stage stopped or a cartridge failed on, by id. */
+function stoppedOf(b: CommittedBatch): StoppedAtEmit {
+  if (b.dropped.length === 0 && b.failed.length === 0) return NONE_STOPPED;
+  const out = new Map<string, Extract<EmitOutcome, { state: 'dropped' | 'failed' }>>();
   for (const d of b.dropped) {
     out.set(d.event.id, {
+      state: 'dropped',
       by: d.by,
       ...(typeof d.trust === 'string' ? { trust: d.trust } : {}),
       ...(typeof d.reason === 'string' ? { reason: d.reason } : {}),
     });
   }
+  for (const f of b.failed) out.set(f.event.id, { state: 'failed', by: f.by, error: f.error });
   return out;
 }

@@ -12,6 +12,8 @@ export type EmitOutcome =
   | { state: 'applied' }
   /** Stored, and a stage of the pipeline stopped it in the same commit: `dedup` (its idempotency key was processed before), `trust` (with its outcome and reason), another cartridge. */
   | { state: 'dropped'; by: string; trust?: string; reason?: string }
+  /** Stored, and a cartridge threw on it in the same commit: it is a dead letter now, and a `system.cartridge.failed` event says so. */
+  | { state: 'failed'; by: string; error: string }
   /** Stored; the pipeline applies it after the events waiting before it. */
   | { state: 'queued' };
 
@@ -21,13 +23,13 @@ export interface EmitResult {
   outcome: EmitOutcome;
 }
 
-/** The events a pipeline run applied at once stopped, by envelope id (`direct`'s answer). */
-export type DroppedAtEmit = ReadonlyMap<string, { by: string; trust?: string; reason?: string }>;
+/** The events a pipeline run applied at once stopped or failed on, by envelope id (`direct`'s answer). */
+export type StoppedAtEmit = ReadonlyMap<string, Extract<EmitOutcome, { state: 'dropped' | 'failed' }>>;
 
 interface Pending {
   envs: Envelope[];
-  /** `dropped`: the batch was applied at once, these were stopped; undefined: it went to the bus. */
-  resolve: (dropped: DroppedAtEmit | undefined) => void;
+  /** `dropped`: the batch was applied at once, these were stopped or failed; undefined: it went to the bus. */
+  resolve: (dropped: StoppedAtEmit | undefined) => void;
   reject: (e: unknown) => void;
 }
 
@@ -50,10 +52,10 @@ export class Emitter {
 
   /**
    * Applies a batch at once when it may (appended and processed in one commit), answering the
-   * events the pipeline stopped; false: it may not, or it failed with nothing written, and the
+   * events the pipeline stopped or failed on; false: it may not, or it failed with nothing written, and the
    * batch goes to the bus instead.
    */
-  direct: ((envs: Envelope[]) => Promise<DroppedAtEmit | false>) | undefined;
+  direct: ((envs: Envelope[]) => Promise<StoppedAtEmit | false>) | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -72,18 +74,17 @@ export class Emitter {
     return this.enqueue(inputs, (envs) => envs);
   }
 
-  /** As `emitMany`, with what became of each event (applied at once, dropped by a stage, or queued). */
+  /** As `emitMany`, with what became of each event (applied at once, dropped by a stage, failed, or queued). */
   emitManyReported(inputs: readonly unknown[]): Promise<EmitResult[]> {
     return this.enqueue(inputs, (envs, dropped) =>
       envs.map((envelope) => {
         if (dropped === undefined) return { envelope, outcome: QUEUED };
-        const d = dropped.size === 0 ? undefined : dropped.get(envelope.id);
-        return { envelope, outcome: d ? { state: 'dropped', ...d } : APPLIED };
+        return { envelope, outcome: (dropped.size === 0 ? undefined : dropped.get(envelope.id)) ?? APPLIED };
       }),
     );
   }
 
-  private enqueue<T>(inputs: readonly unknown[], finish: (envs: Envelope[], dropped: DroppedAtEmit | undefined) => T): Promise<T> {
+  private enqueue<T>(inputs: readonly unknown[], finish: (envs: Envelope[], dropped: StoppedAtEmit | undefined) => T): Promise<T> {
     if (this.closed) return Promise.reject(new WeftError('WEFT_STOPPED', 'node is stopping: emit refused'));
     let envs: Envelope[];
     try {

@@ -17,6 +17,8 @@ export interface CommittedBatch {
   emitted: Envelope[];
   /** Events a cartridge stopped, with the trust outcome and reason when trust stopped them. */
   dropped: Array<{ event: Envelope; by: string; trust?: unknown; reason?: unknown }>;
+  /** Events a cartridge threw on (each kept as a dead letter, with a `system.cartridge.failed` event). */
+  failed: Array<{ event: Envelope; by: string; error: string }>;
   /** Milliseconds the batch took, for the latency histogram. */
   durationMs: number;
   entries: number;
@@ -280,6 +282,7 @@ export class Processor {
     const passed: Envelope[] = [];
     const emitted: Envelope[] = [];
     const dropped: CommittedBatch['dropped'] = [];
+    const failed: CommittedBatch['failed'] = [];
     const rejected: RejectionInput[] = [];
     const facts = new Map<string, unknown>();
     let current: Envelope | undefined;
@@ -346,7 +349,10 @@ export class Processor {
           if (out.kind === 'dropped') {
             local.dropped++;
             dropped.push({ event: env, by: out.by, trust: facts.get('trust'), reason: facts.get('trust.reason') });
-          } else local.failed++;
+          } else {
+            local.failed++;
+            failed.push({ event: env, by: out.by, error: out.error.message });
+          }
           // This node's own event (from the bus) did not pass: it was never pushed, so no mirror of this node gets it either.
           if (!batchFacts) ns.log.withhold(env.id);
         }
@@ -389,6 +395,7 @@ export class Processor {
       passed,
       emitted,
       dropped,
+      failed,
       durationMs: performance.now() - t0,
       entries: entries.length,
     };

@@ -39,23 +39,35 @@ test('an emit answers what became of the event: applied, or dropped as a duplica
       payload: { events: [{ event: TODO, payload: { slug: 'batch-new', title: 'a' } }, { event: TODO, payload: { slug: 'twice', title: 'b' } }] },
     });
     assert.equal(many.statusCode, 201);
-    const body = many.json() as { ids: string[]; queued: boolean; dropped: Array<{ id: string; by: string }> };
+    const body = many.json() as { ids: string[]; queued: boolean; dropped: Array<{ id: string; by: string }>; failed: unknown[] };
     assert.equal(body.ids.length, 2);
     assert.equal(body.queued, false);
     assert.deepEqual(body.dropped, [{ id: body.ids[1], by: 'dedup' }]);
+    assert.deepEqual(body.failed, []);
   } finally {
     await app.close();
     await t.close();
   }
 });
 
-test('an emit the pipeline cannot apply at once is reported queued; a stage that drops it is named', async () => {
+test('an emit the pipeline cannot apply at once is reported queued; a stage that drops it, or a cartridge that fails on it, is named', async () => {
   const t = tempDir('weft-node-');
   // Not started: the pipeline runs nothing yet, so the emit goes to the bus.
   const node = await createNode({
     dataDir: t.dir,
     computer: 'test',
-    cartridges: (d) => [{ name: 'gate', process: (e) => (e.entity === 'blocked' ? null : e) }, d.dedup, d.projection],
+    cartridges: (d) => [
+      { name: 'gate', process: (e) => (e.entity === 'blocked' ? null : e) },
+      {
+        name: 'thrower',
+        process: (e) => {
+          if (e.entity === 'boom') throw new Error('no boom today');
+          return e;
+        },
+      },
+      d.dedup,
+      d.projection,
+    ],
   });
   try {
     const [queued] = await node.emitManyReported([{ event: TODO, payload: { slug: 'q', title: 'q' } }]);
@@ -68,6 +80,14 @@ test('an emit the pipeline cannot apply at once is reported queued; a stage that
     ]);
     assert.deepEqual(blocked?.outcome, { state: 'dropped', by: 'gate' });
     assert.deepEqual(passed?.outcome, { state: 'applied' });
+    assert.equal(await node.idle(), true);
+    const [boom, after] = await node.emitManyReported([
+      { event: TODO, entity: 'boom', payload: { slug: 'x', title: 'x' } },
+      { event: TODO, payload: { slug: 'y', title: 'y' } },
+    ]);
+    assert.deepEqual(boom?.outcome, { state: 'failed', by: 'thrower', error: 'no boom today' });
+    assert.deepEqual(after?.outcome, { state: 'applied' });
+    assert.equal(node.ns.deadLetters.list()[0]?.eventId, boom?.envelope.id);
   } finally {
     await node.stop();
     t.cleanup();
