@@ -5,7 +5,7 @@ import { type BuildDeps, buildEnvelope } from './build.js';
 
 /**
  * What became of an emitted event by the time its emit answered. Every one is stored (durable)
- * either way; `applied` and `dropped` come from the pipeline's run in the same commit.
+ * either way; `applied`, `dropped` and `failed` come from the pipeline's run in the same commit.
  */
 export type EmitOutcome =
   /** Stored, and the pipeline passed it in the same commit. */
@@ -28,8 +28,8 @@ export type StoppedAtEmit = ReadonlyMap<string, Extract<EmitOutcome, { state: 'd
 
 interface Pending {
   envs: Envelope[];
-  /** `dropped`: the batch was applied at once, these were stopped or failed; undefined: it went to the bus. */
-  resolve: (dropped: StoppedAtEmit | undefined) => void;
+  /** `stopped`: the batch was applied at once, and these were dropped or failed; undefined: it went to the bus. */
+  resolve: (stopped: StoppedAtEmit | undefined) => void;
   reject: (e: unknown) => void;
 }
 
@@ -52,8 +52,8 @@ export class Emitter {
 
   /**
    * Applies a batch at once when it may (appended and processed in one commit), answering the
-   * events the pipeline stopped or failed on; false: it may not, or it failed with nothing written, and the
-   * batch goes to the bus instead.
+   * events a stage dropped or a cartridge failed on; false: it may not, or it failed with
+   * nothing written, and the batch goes to the bus instead.
    */
   direct: ((envs: Envelope[]) => Promise<StoppedAtEmit | false>) | undefined;
 
@@ -76,15 +76,15 @@ export class Emitter {
 
   /** As `emitMany`, with what became of each event (applied at once, dropped by a stage, failed, or queued). */
   emitManyReported(inputs: readonly unknown[]): Promise<EmitResult[]> {
-    return this.enqueue(inputs, (envs, dropped) =>
+    return this.enqueue(inputs, (envs, stopped) =>
       envs.map((envelope) => {
-        if (dropped === undefined) return { envelope, outcome: QUEUED };
-        return { envelope, outcome: (dropped.size === 0 ? undefined : dropped.get(envelope.id)) ?? APPLIED };
+        if (stopped === undefined) return { envelope, outcome: QUEUED };
+        return { envelope, outcome: (stopped.size === 0 ? undefined : stopped.get(envelope.id)) ?? APPLIED };
       }),
     );
   }
 
-  private enqueue<T>(inputs: readonly unknown[], finish: (envs: Envelope[], dropped: StoppedAtEmit | undefined) => T): Promise<T> {
+  private enqueue<T>(inputs: readonly unknown[], finish: (envs: Envelope[], stopped: StoppedAtEmit | undefined) => T): Promise<T> {
     if (this.closed) return Promise.reject(new WeftError('WEFT_STOPPED', 'node is stopping: emit refused'));
     let envs: Envelope[];
     try {
@@ -93,7 +93,7 @@ export class Emitter {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ envs, resolve: (dropped) => resolve(finish(envs, dropped)), reject });
+      this.queue.push({ envs, resolve: (stopped) => resolve(finish(envs, stopped)), reject });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -124,10 +124,10 @@ export class Emitter {
       this.queue = i === q.length ? [] : q.slice(i);
       const all = batch.length === 1 ? (batch[0] as Pending).envs : batch.flatMap((p) => p.envs);
       try {
-        const dropped = this.direct ? await this.direct(all) : false;
-        if (dropped === false) await this.bus.append(all);
+        const stopped = this.direct ? await this.direct(all) : false;
+        if (stopped === false) await this.bus.append(all);
         this.emittedCount += all.length;
-        for (const p of batch) p.resolve(dropped === false ? undefined : dropped);
+        for (const p of batch) p.resolve(stopped === false ? undefined : stopped);
       } catch (err) {
         for (const p of batch) p.reject(err);
       }
