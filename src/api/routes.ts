@@ -57,7 +57,7 @@ const FailedOn = {
   by: Type.String({ description: 'the cartridge that threw on it (the event is a dead letter, and system.cartridge.failed says so)' }),
   error: Type.String(),
 };
-/** What became of an emitted event (every one is stored): applied or dropped in the commit that stored it, or queued behind earlier events. */
+/** What became of an emitted event (every one is stored): applied, dropped or failed in the commit that stored it, or queued behind earlier events. */
 export const EmitAnswer = Type.Union([
   Type.Object({
     id: Type.String(),
