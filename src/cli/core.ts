@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { Option } from 'commander';
 import { showConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
+import type { EmitOutcome } from '../pipeline/index.js';
 import { sessionOfEmit } from './commands/sessions.js';
 import type { CliContext } from './context.js';
 import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
@@ -40,12 +41,7 @@ export function coreCommands(ctx: CliContext): void {
       if (o.entity) input.entity = o.entity;
       if (o.description) input.description = o.description;
       const { envelope: env, outcome } = await (await client()).emitReported(input);
-      const note =
-        outcome?.state === 'dropped'
-          ? droppedNote(outcome, env.idempotencyKey)
-          : outcome?.state === 'failed'
-            ? `cartridge '${outcome.by}' failed on it (${outcome.error}): it is kept as a dead letter, and a system.cartridge.failed notification says so`
-            : '';
+      const note = outcome ? outcomeNote(outcome, env.idempotencyKey) : '';
       out(`emitted ${env.event} ${env.id}${note ? `, but ${note}` : ''}`, env);
       // --json keeps the envelope as it was on stdout; the note goes to stderr there.
       if (note && g().json) process.stderr.write(`weft: note: ${note}\n`);
@@ -213,8 +209,10 @@ export function coreCommands(ctx: CliContext): void {
     });
 }
 
-/** Why the pipeline stopped an event at its emit, in words (the emit itself succeeded: the event is stored). */
-function droppedNote(o: { by: string; trust?: string; reason?: string }, key: string | undefined): string {
+/** What became of an event at its emit, in words, when it did not simply pass ('' then): the emit itself succeeded, the event is stored. */
+function outcomeNote(o: EmitOutcome, key: string | undefined): string {
+  if (o.state === 'failed') return `cartridge '${o.by}' failed on it (${o.error}): it is kept as a dead letter, and a system.cartridge.failed notification says so`;
+  if (o.state !== 'dropped') return '';
   if (o.by === 'dedup') return `it was dropped as a duplicate: an event with idempotency key '${key ?? '?'}' was processed before (change a field of the key to emit a new one)`;
   const why = o.reason ? ` (${o.reason})` : '';
   if (o.by === 'trust' && o.trust === 'quarantine') return `trust quarantined it${why}: 'weft quarantine list' shows it, 'weft quarantine release <id>' lets it through`;

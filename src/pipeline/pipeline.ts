@@ -42,7 +42,6 @@ export class RunAgainWithSavepoints extends Error {
  */
 export class Pipeline {
   private list: readonly Cartridge[];
-  private rerunnable: boolean;
   private readonly counts = new Map<string, number>();
   private readonly totals = new Map<string, number>();
   private readonly sp: { begin: Statement; release: Statement; rollback: Statement };
@@ -54,7 +53,6 @@ export class Pipeline {
     private readonly logger: Logger,
   ) {
     this.list = checkUnique(cartridges);
-    this.rerunnable = !this.list.some((c) => c.noRerun === true);
     this.sp = {
       begin: db.prepare('SAVEPOINT weft_event'),
       release: db.prepare('RELEASE weft_event'),
@@ -78,12 +76,11 @@ export class Pipeline {
    */
   replace(cartridges: readonly Cartridge[]): void {
     this.list = checkUnique(cartridges);
-    this.rerunnable = !this.list.some((c) => c.noRerun === true);
   }
 
   /** Whether batches may run without a savepoint per event: no stage says `noRerun`. */
   get optimistic(): boolean {
-    return this.rerunnable;
+    return !this.list.some((c) => c.noRerun === true);
   }
 
   /**

@@ -4,6 +4,8 @@
  * downtime is not mistaken for a flood, and a peer cannot earn tokens with forged timestamps.
  */
 
+import type { Store } from '../../store/index.js';
+
 /** A source's allowance: a sustained rate and a burst. */
 export interface RateLimit {
   /** Tokens added per second (sustained events per second). */
@@ -27,11 +29,8 @@ interface Bucket {
   since: number;
 }
 
-/** The store's transactions, as the limiter follows them (store/store.ts). */
-export interface Transactions {
-  readonly inTransaction: boolean;
-  onTransactionEnd(fn: (committed: boolean) => void): void;
-}
+/** The store's transactions, as the limiter follows them. */
+type Transactions = Pick<Store, 'inTransaction' | 'onTransactionEnd'>;
 
 /**
  * Token buckets keyed by subject (peer node id, or `local:<source>`). In memory, and following
