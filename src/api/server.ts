@@ -11,6 +11,7 @@ import { VERSION } from '../version.js';
 import type { MemberPrincipal } from '../domains/index.js';
 import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
 import { assertMemberMayReach, attachMemberPrincipal } from './member-auth.js';
+import { capConnections, DEFAULT_MAX_CONNECTIONS } from './connection-cap.js';
 import { NotificationHub } from './hub.js';
 import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
 
@@ -22,6 +23,8 @@ export interface ApiInit {
   wsMaxBufferedBytes?: number;
   /** Largest request body (default 8 MiB). */
   bodyLimit?: number;
+  /** Open connections at once (default 1024); one more is answered 429 and closed (connection-cap.ts). */
+  maxConnections?: number;
 }
 
 export interface ApiDeps {
@@ -91,6 +94,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       },
     },
   });
+  const connections = capConnections(app.server, init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, deps.logger);
   const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
 
   // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with
@@ -235,6 +239,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     pipeline: node.pipeline.order,
     processor: node.processor.stats,
     subscribers: hub.size,
+    connections: connections.stats(),
     ...(deps.health?.() ?? {}),
   }));
 

@@ -43,6 +43,7 @@ export const CONFIG_KEYS = {
   'daemon.stop_timeout': { kind: 'integer', default: 10, min: 1, max: 600, help: 'seconds a stop may take; what is not sent yet stays durable in the journal and outboxes' },
   'api.host': { kind: 'string', default: '127.0.0.1', help: 'address the HTTP API binds to (loopback by default)' },
   'api.port': { kind: 'integer', default: 9237, min: 0, max: 65535, help: 'HTTP API port (0 picks a free one)' },
+  'api.max_connections': { kind: 'integer', default: 1024, min: 1, max: 100_000, help: 'HTTP and WebSocket connections the API keeps open at once; one more is answered 429 and closed (each holds a file descriptor before its token is checked)' },
   'api.dashboard': { kind: 'boolean', default: true, help: 'serve the web dashboard at / (weft dashboard opens it with a one-time login link)' },
   'autonomy.cartridge_install': { kind: 'enum', values: ['L1', 'L2', 'L3'], default: 'L1', help: 'L1 human approves, L2 guardian decides, L3 autonomous' },
   'autonomy.guardian_command': { kind: 'string', help: 'program that judges cartridges at L2 (JSON on stdin, {"approve":bool} out)' },
@@ -155,7 +156,7 @@ export interface WeftConfig {
   redis: { url?: string; prefix: string; stream: string; group: string; cluster: boolean };
   nats: { url?: string; prefix: string };
   daemon: { stop_timeout: number };
-  api: { host: string; port: number; dashboard: boolean };
+  api: { host: string; port: number; dashboard: boolean; max_connections: number };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number; domain_default: 'L1' | 'L2' | 'L3' };
   domains: { enabled: boolean; inbox_limit: number; batch: number };
   signals: {
@@ -393,7 +394,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     },
     nats: { prefix: get('nats.prefix') },
     daemon: { stop_timeout: get('daemon.stop_timeout') },
-    api: { host: get('api.host'), port: get('api.port'), dashboard: get('api.dashboard') },
+    api: { host: get('api.host'), port: get('api.port'), dashboard: get('api.dashboard'), max_connections: get('api.max_connections') },
     autonomy: {
       cartridge_install: get('autonomy.cartridge_install'),
       promotion_threshold: get('autonomy.promotion_threshold'),

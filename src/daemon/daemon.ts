@@ -204,7 +204,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     const { token, path: tokenFile } = loadOrCreateToken(cfg.data_dir);
     const dashboard = cfg.api.dashboard ? new DashboardAuth() : undefined;
     const api = await buildApi(
-      { token, host: cfg.api.host },
+      { token, host: cfg.api.host, maxConnections: cfg.api.max_connections },
       {
         node: n,
         logger: logger.child({ mod: 'api' }),

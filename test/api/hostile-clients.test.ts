@@ -4,6 +4,8 @@
  * gave a 500, deep JSON overflowed the stack, `1.5` was read as the id 1.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -14,7 +16,7 @@ import { IdentityError } from '../../src/identity/index.js';
 import { TransportError } from '../../src/transport/index.js';
 import { readToken } from '../../src/config/index.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { startDaemonProcess } from '../helpers/cli.js';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { startTestNode } from '../helpers/node.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -351,6 +353,63 @@ test('a WebSocket client that sends `null` to a real daemon does not stop it', a
     assert.equal(await d.exited, 0);
   } finally {
     d.proc.kill('SIGKILL');
+    t.cleanup();
+  }
+});
+
+test('a client that holds the API\'s connections open gets no more than its limit: one more is answered 429 with what to do, the CLI says it, and the API serves again once they close', async () => {
+  // The shipped limit (api.max_connections = 1024): each connection holds a descriptor before
+  // any token is checked, and past the process's limit the node accepted nothing at all while
+  // the CLI said no daemon answered.
+  const t = tempDir('weft-conncap-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'conncap' };
+  const d = await startDaemonProcess(env);
+  const held: Socket[] = [];
+  try {
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const { port } = new URL(d.url);
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect(Number(port), '127.0.0.1', () => resolve(s));
+        s.once('error', reject);
+      });
+    // Idle connections that never send a byte, as many as the limit.
+    for (let i = 0; i < 1024; i++) held.push(await open());
+    const extra = await open();
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      extra.on('data', (b) => (got += b));
+      extra.once('close', () => resolve(got));
+      setTimeout(() => resolve(got || '(no answer in 5 s)'), 5000).unref();
+    });
+    extra.destroy();
+    assert.match(answer, /^HTTP\/1\.1 429 /);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'WEFT_LIMIT');
+    assert.match(body.error.message, /1024 connections open.*api\.max_connections/);
+    const cli = weft(['notifications', 'list'], env);
+    assert.equal(cli.code, 1, cli.stderr);
+    assert.match(cli.stderr, /api\.max_connections/, 'the CLI says what stopped it, not that no daemon answers');
+    // Those idle connections go: the API answers again and counts what it refused.
+    for (const s of held.splice(0, 10)) s.destroy();
+    const deadline = Date.now() + 5000;
+    let health: Response | undefined;
+    while (health?.status !== 200 && Date.now() < deadline) {
+      health = await fetch(`${d.url}/api/health`, { headers: { authorization: `Bearer ${token}` } });
+      if (health.status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(health?.status, 200);
+    const h = (await (health as Response).json()) as { connections: { open: number; max: number; refused: number } };
+    assert.equal(h.connections.max, 1024);
+    assert.ok(h.connections.refused >= 2, JSON.stringify(h.connections));
+    assert.ok(h.connections.open >= 1014 && h.connections.open <= 1024, JSON.stringify(h.connections));
+    // The node's log says it (once per 10 s at most, with the count).
+    const log = join(env.WEFT_DATA_DIR, 'logs', 'weft.log');
+    await until(() => existsSync(log) && /refused \d+ API connection\(s\): 1024 are open/.test(readFileSync(log, 'utf8')), 'the refusal in the log');
+  } finally {
+    for (const s of held) s.destroy();
+    d.proc.kill('SIGTERM');
+    await d.exited;
     t.cleanup();
   }
 });
