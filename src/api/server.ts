@@ -11,6 +11,7 @@ import { VERSION } from '../version.js';
 import type { MemberPrincipal } from '../domains/index.js';
 import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
 import { assertMemberMayReach, attachMemberPrincipal } from './member-auth.js';
+import { BodyBudget, DEFAULT_BODY_BYTES_IN_FLIGHT } from './body-budget.js';
 import { capConnections, DEFAULT_MAX_CONNECTIONS } from './connection-cap.js';
 import { NotificationHub } from './hub.js';
 import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
@@ -25,6 +26,8 @@ export interface ApiInit {
   bodyLimit?: number;
   /** Open connections at once (default 1024); one more is answered 429 and closed (connection-cap.ts). */
   maxConnections?: number;
+  /** Request body bytes read at once, all requests together (default 64 MiB); more wait (body-budget.ts). */
+  bodyBytesInFlight?: number;
 }
 
 export interface ApiDeps {
@@ -83,9 +86,10 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       return { error: new ValidationError(`${where}: field '${e.path}' ${e.message}`) };
     };
   };
+  const bodyLimit = init.bodyLimit ?? 8 * 1024 * 1024;
   const app = Fastify({
     logger: false,
-    bodyLimit: init.bodyLimit ?? 8 * 1024 * 1024,
+    bodyLimit,
     schemaController: {
       compilersFactory: {
         // Fastify's factory types are ajv's; ours take the same route context.
@@ -95,6 +99,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     },
   });
   const connections = capConnections(app.server, init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, deps.logger);
+  const bodies = new BodyBudget(init.bodyBytesInFlight ?? DEFAULT_BODY_BYTES_IN_FLIGHT);
   const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
 
   // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with
@@ -211,6 +216,18 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     }
   });
 
+  // After the token: a body is read only when its bytes fit in what all bodies may hold at once.
+  app.addHook('preParsing', async (req, reply, payload) => {
+    const length = req.headers['content-length'];
+    if (length === undefined && req.headers['transfer-encoding'] === undefined) return payload;
+    const bytes = length === undefined ? bodyLimit : Math.min(Number(length), bodyLimit);
+    if (!(bytes > 0)) return payload;
+    const turn = bodies.take(bytes);
+    reply.raw.once('close', turn.release);
+    await turn.ready;
+    return payload;
+  });
+
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   const changed = (c: NotificationChange | null) => {
@@ -240,6 +257,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     processor: node.processor.stats,
     subscribers: hub.size,
     connections: connections.stats(),
+    bodies: bodies.stats(),
     ...(deps.health?.() ?? {}),
   }));
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { request, Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -408,6 +409,52 @@ test('a client that holds the API\'s connections open gets no more than its limi
     await until(() => existsSync(log) && /refused \d+ API connection\(s\): 1024 are open/.test(readFileSync(log, 'utf8')), 'the refusal in the log');
   } finally {
     for (const s of held) s.destroy();
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    t.cleanup();
+  }
+});
+
+test('many large bodies at once are read a few at a time: a real daemon\'s memory stays bounded and every request is answered', async () => {
+  // 200 bodies of 8 MiB (the body limit) at once took a daemon's peak RSS up by ~1 GB, and
+  // glibc kept most of it afterwards; the API now reads 64 MiB of bodies at a time.
+  const t = tempDir('weft-bodies-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'bodies' };
+  const d = await startDaemonProcess(env);
+  const peakOf = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))?.[1]) * 1024;
+  try {
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const { port } = new URL(d.url);
+    const before = peakOf();
+    // Valid JSON, one payload far over the 64 KiB payload limit: each is read whole, parsed and refused.
+    const body = Buffer.from(JSON.stringify({ event: 'system.worker.crashed', payload: { worker: 'w', error: 'e'.repeat(8 * 1024 * 1024 - 200), restarts: 1 } }));
+    const agent = new Agent({ keepAlive: true, maxSockets: 200 });
+    const codes = await Promise.all(
+      Array.from(
+        { length: 200 },
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const req = request(
+              { host: '127.0.0.1', port: Number(port), method: 'POST', path: '/api/events', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': body.length } },
+              (res) => {
+                res.resume();
+                res.on('end', () => resolve(res.statusCode ?? 0));
+              },
+            );
+            req.on('error', reject);
+            req.end(body);
+          }),
+      ),
+    );
+    agent.destroy();
+    assert.deepEqual([...new Set(codes)], [400], 'every request answered with the payload limit');
+    const grown = peakOf() - before;
+    assert.ok(grown < 450 * 1024 * 1024, `peak RSS grew by ${(grown / 1048576).toFixed(0)} MB`);
+    const h = (await (await fetch(`${d.url}/api/health`, { headers: { authorization: `Bearer ${token}` } })).json()) as { bodies: { inFlight: number; max: number; waiting: number; peak: number } };
+    assert.equal(h.bodies.max, 64 * 1024 * 1024);
+    assert.ok(h.bodies.peak > 0 && h.bodies.peak <= h.bodies.max, JSON.stringify(h.bodies));
+    assert.equal(h.bodies.waiting, 0);
+  } finally {
     d.proc.kill('SIGTERM');
     await d.exited;
     t.cleanup();
