@@ -12,7 +12,7 @@ import type { MemberPrincipal } from '../domains/index.js';
 import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
 import { assertMemberMayReach, attachMemberPrincipal } from './member-auth.js';
 import { BodyBudget, DEFAULT_BODY_BYTES_IN_FLIGHT } from './body-budget.js';
-import { capConnections, DEFAULT_MAX_CONNECTIONS } from './connection-cap.js';
+import { capConnections } from './connection-cap.js';
 import { NotificationHub } from './hub.js';
 import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
 
@@ -26,6 +26,8 @@ export interface ApiInit {
   bodyLimit?: number;
   /** Open connections at once (default 1024); one more is answered 429 and closed (connection-cap.ts). */
   maxConnections?: number;
+  /** Milliseconds a new connection has to make its first request before it is closed (default 10 s). */
+  firstRequestMs?: number;
   /** Request body bytes read at once, all requests together (default 64 MiB); more wait (body-budget.ts). */
   bodyBytesInFlight?: number;
 }
@@ -98,7 +100,7 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       },
     },
   });
-  const connections = capConnections(app.server, init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, deps.logger);
+  const connections = capConnections(app.server, deps.logger, { max: init.maxConnections, firstRequestMs: init.firstRequestMs });
   const bodies = new BodyBudget(init.bodyBytesInFlight ?? DEFAULT_BODY_BYTES_IN_FLIGHT);
   const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
 

@@ -374,8 +374,9 @@ test('a client that holds the API\'s connections open gets no more than its limi
         const s = connect(Number(port), '127.0.0.1', () => resolve(s));
         s.once('error', reject);
       });
-    // Idle connections that never send a byte, as many as the limit.
-    for (let i = 0; i < 1024; i++) held.push(await open());
+    // Idle connections that never send a byte, as many as the limit (opened well within the
+    // 10 s a connection has to make its first request).
+    for (let i = 0; i < 1024; i += 128) held.push(...(await Promise.all(Array.from({ length: 128 }, open))));
     const extra = await open();
     const answer = await new Promise<string>((resolve) => {
       let got = '';
@@ -407,6 +408,25 @@ test('a client that holds the API\'s connections open gets no more than its limi
     // The node's log says it (once per 10 s at most, with the count).
     const log = join(env.WEFT_DATA_DIR, 'logs', 'weft.log');
     await until(() => existsSync(log) && /refused \d+ API connection\(s\): 1024 are open/.test(readFileSync(log, 'utf8')), 'the refusal in the log');
+
+    // A connection that never makes a request does not keep its place: it is closed after 10 s
+    // (Node would keep it for good), while one that made a request stays for keep-alive.
+    const used = await open();
+    used.write(`GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    await new Promise((resolve) => used.once('data', resolve));
+    let usedClosed = false;
+    used.once('close', () => (usedClosed = true));
+    const silent = await open();
+    const closedAfter = await new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      silent.once('close', () => resolve(Date.now() - t0));
+      setTimeout(() => resolve(-1), 30_000).unref();
+    });
+    assert.ok(closedAfter > 0, 'the silent connection was closed');
+    assert.equal(usedClosed, false, 'the connection that made a request is kept');
+    used.destroy();
+    const h2 = (await (await fetch(`${d.url}/api/health`, { headers: { authorization: `Bearer ${token}` } })).json()) as { connections: { idleClosed: number } };
+    assert.ok(h2.connections.idleClosed >= 1, JSON.stringify(h2.connections));
   } finally {
     for (const s of held) s.destroy();
     d.proc.kill('SIGTERM');
@@ -454,6 +474,7 @@ test('many large bodies at once are read a few at a time: a real daemon\'s memor
     assert.equal(h.bodies.max, 64 * 1024 * 1024);
     assert.ok(h.bodies.peak > 0 && h.bodies.peak <= h.bodies.max, JSON.stringify(h.bodies));
     assert.equal(h.bodies.waiting, 0);
+    assert.equal(h.bodies.inFlight, 0, 'every body gave its bytes back');
   } finally {
     d.proc.kill('SIGTERM');
     await d.exited;
