@@ -6,7 +6,8 @@
  * limit when it has none) from the budget before its body is read; when the budget is spent it
  * waits, first come first served, and its socket is not read meanwhile (TCP holds the rest on
  * the client's side). Its bytes come back when its response is finished or its connection
- * closes.
+ * closes; the API closes a connection whose body has not arrived 60 s after its turn came, so
+ * the queue always moves.
  */
 
 /** Body bytes read at once by default: eight of the largest bodies. */
@@ -20,6 +21,8 @@ export interface BodyBudgetStats {
   readonly waiting: number;
   /** The most ever taken at once (never above `max`). */
   readonly peak: number;
+  /** Bodies that did not arrive in time once their turn came (their connections were closed). */
+  readonly timedOut: number;
 }
 
 interface Waiter {
@@ -31,6 +34,8 @@ export class BodyBudget {
   private used = 0;
   private peak = 0;
   private readonly queue: Waiter[] = [];
+  /** Counted by the API when a body misses its deadline. */
+  timedOut = 0;
 
   constructor(readonly max: number = DEFAULT_BODY_BYTES_IN_FLIGHT) {}
 
@@ -74,7 +79,7 @@ export class BodyBudget {
   }
 
   stats(): BodyBudgetStats {
-    return { inFlight: this.used, max: this.max, waiting: this.queue.length, peak: this.peak };
+    return { inFlight: this.used, max: this.max, waiting: this.queue.length, peak: this.peak, timedOut: this.timedOut };
   }
 
   private grantWaiting(): void {

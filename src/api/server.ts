@@ -30,6 +30,8 @@ export interface ApiInit {
   firstRequestMs?: number;
   /** Request body bytes read at once, all requests together (default 64 MiB); more wait (body-budget.ts). */
   bodyBytesInFlight?: number;
+  /** Milliseconds a body has to arrive once its turn came (default 60 s); then its connection is closed. */
+  bodyDeadlineMs?: number;
 }
 
 export interface ApiDeps {
@@ -218,7 +220,11 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     }
   });
 
-  // After the token: a body is read only when its bytes fit in what all bodies may hold at once.
+  // After the token: a body is read only when its bytes fit in what all bodies may hold at once,
+  // and it must arrive in time once its turn came: a client sending slowly would otherwise keep
+  // its share from every other request for as long as it liked (Fastify sets no request timeout).
+  const bodyDeadlineMs = init.bodyDeadlineMs ?? 60_000;
+  const arriving = new WeakMap<object, NodeJS.Timeout>();
   app.addHook('preParsing', async (req, reply, payload) => {
     const length = req.headers['content-length'];
     if (length === undefined && req.headers['transfer-encoding'] === undefined) return payload;
@@ -227,7 +233,19 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     const turn = bodies.take(bytes);
     reply.raw.once('close', turn.release);
     await turn.ready;
+    const late = setTimeout(() => {
+      bodies.timedOut++;
+      deps.logger.warn({ route: `${req.method} ${req.url.split('?')[0]}`, bytes, ms: bodyDeadlineMs }, 'a request body did not arrive in time: its connection is closed');
+      req.raw.destroy();
+    }, bodyDeadlineMs);
+    late.unref();
+    arriving.set(req, late);
+    reply.raw.once('close', () => clearTimeout(late));
     return payload;
+  });
+  // The body is read (and parsed): the deadline is met.
+  app.addHook('preValidation', async (req) => {
+    clearTimeout(arriving.get(req));
   });
 
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });

@@ -17,11 +17,11 @@ test('bodies are read in order of arrival, within the budget; one that leaves wh
   const small = b.take(10); // would fit, but waits behind big: first come, first served
   assert.equal(await settled(big.ready), false);
   assert.equal(await settled(small.ready), false);
-  assert.deepEqual(b.stats(), { inFlight: 60, max: 100, waiting: 2, peak: 60 });
+  assert.deepEqual(b.stats(), { inFlight: 60, max: 100, waiting: 2, peak: 60, timedOut: 0 });
 
   big.release(); // its client left before its turn
   assert.equal(await settled(small.ready), true, 'the next in line goes once the head left');
-  assert.deepEqual(b.stats(), { inFlight: 70, max: 100, waiting: 0, peak: 70 });
+  assert.deepEqual(b.stats(), { inFlight: 70, max: 100, waiting: 0, peak: 70, timedOut: 0 });
 
   const huge = b.take(10_000); // more than the whole budget: takes all of it, when all of it is free
   assert.equal(await settled(huge.ready), false);
@@ -29,7 +29,7 @@ test('bodies are read in order of arrival, within the budget; one that leaves wh
   small.release();
   small.release(); // twice: once
   assert.equal(await settled(huge.ready), true);
-  assert.deepEqual(b.stats(), { inFlight: 100, max: 100, waiting: 0, peak: 100 });
+  assert.deepEqual(b.stats(), { inFlight: 100, max: 100, waiting: 0, peak: 100, timedOut: 0 });
   huge.release();
   assert.equal(b.stats().inFlight, 0);
 });

@@ -481,3 +481,37 @@ test('many large bodies at once are read a few at a time: a real daemon\'s memor
     t.cleanup();
   }
 });
+
+test('a body sent too slowly loses its turn: its connection is closed and the requests waiting behind it go on', async () => {
+  // A budget of two small bodies and a short deadline, so one slow client is enough to fill it.
+  const t = await startTestNode();
+  const { app } = await buildApi({ token: TOKEN, bodyBytesInFlight: 2000, bodyDeadlineMs: 300 }, { node: t.node, logger: silentLogger });
+  let slow: Socket | undefined;
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    const s = connect(port, '127.0.0.1');
+    slow = s;
+    const slowClosed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.on('error', () => undefined);
+    // Headers and 10 of the 1,500 bytes it announced, then nothing.
+    s.write(`POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1500\r\n\r\n{"event":"`);
+    const health = async () =>
+      ((await (await fetch(`http://127.0.0.1:${port}/api/health`, { headers: auth })).json()) as { bodies: { inFlight: number; waiting: number; timedOut: number } }).bodies;
+    let b = await health();
+    const deadline = Date.now() + 5000;
+    while (b.inFlight !== 1500 && Date.now() < deadline) b = await health();
+    assert.equal(b.inFlight, 1500, 'the slow body holds its share');
+    // 1,200 bytes do not fit beside it: this request waits until the slow one is cut off.
+    const payload = JSON.stringify({ event: 'system.worker.crashed', payload: { worker: 'w', error: 'x'.repeat(1100), restarts: 1 } });
+    const r = await fetch(`http://127.0.0.1:${port}/api/events`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: payload, signal: AbortSignal.timeout(10_000) });
+    assert.equal(r.status, 201, await r.text());
+    await slowClosed;
+    b = await health();
+    assert.deepEqual({ inFlight: b.inFlight, waiting: b.waiting, timedOut: b.timedOut }, { inFlight: 0, waiting: 0, timedOut: 1 });
+  } finally {
+    slow?.destroy();
+    await app.close();
+    await t.close();
+  }
+});
