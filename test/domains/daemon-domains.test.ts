@@ -41,7 +41,11 @@ describe('domains in a daemon started as a newcomer would', () => {
     assert.equal(init.code, 0, init.stderr);
     assert.match(init.stdout, /company\/domains\/<domain>/);
     for (const d of ['company/domains', 'personal', 'helpdesk']) assert.ok(existsSync(join(env.WEFT_DATA_DIR, d, 'README.md')), d);
-    for (const d of ['marketing', 'sales']) assert.equal(weft(['domains', 'create', d], env).code, 0);
+    for (const d of ['marketing', 'sales']) {
+      const r = weft(['domains', 'create', d], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /no daemon runs here: the next one starts with it/);
+    }
     assert.equal(weft(['domains', 'create', 'sales'], env).code, 1, 'a domain is created once');
 
     const daemon = await startDaemonProcess(env);
@@ -56,6 +60,15 @@ describe('domains in a daemon started as a newcomer would', () => {
     };
     add(['add', 'ada', '--role', 'marketing:admin']);
     add(['add', 'bob', '--role', 'sales:member']);
+
+    // A domain created while the daemon runs is there at once: the install the create's own
+    // output suggests finds it (it answered "no domain 'support'" until a reload).
+    const created = weft(['domains', 'create', 'support'], env);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /the running daemon has it now/);
+    const supportInstall = weft(['--json', 'domains', 'install', 'support', packageDir(t.dir, 'helper', alerting('support helper'))], env);
+    assert.equal(supportInstall.code, 0, supportInstall.stderr);
+    assert.equal((JSON.parse(supportInstall.stdout) as { state: string }).state, 'installed');
     const tokenOf = (m: string) => (JSON.parse(weft(['--json', 'members', 'token', m], env).stdout) as { token: string }).token;
     const ada = tokenOf('ada');
     const bob = tokenOf('bob');
@@ -117,7 +130,7 @@ describe('domains in a daemon started as a newcomer would', () => {
     assert.match(show.stdout, /level 0:\n\s+digest 1\.0\.0/);
     const valid = weft(['pipeline', 'validate'], env);
     assert.equal(valid.code, 0, valid.stdout + valid.stderr);
-    assert.match(valid.stdout, /valid: 2 domain\(s\)/);
+    assert.match(valid.stdout, /valid: 3 domain\(s\)/);
 
     // A live change that does not validate is refused and named; validate says so too.
     writeCartridge(join(env.WEFT_DATA_DIR, 'company', 'domains', 'sales'), 'orphan', alerting('x'), { dependencies: ['missing'], consumes: ['*'] });

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LaneStatus, LifecycleResult } from '../../domains/index.js';
-import { WeftError } from '../../errors/index.js';
+import { isWeftError, WeftError } from '../../errors/index.js';
 import type { CliContext, CommandModule } from '../context.js';
 import { table } from '../format.js';
 
@@ -110,6 +110,19 @@ export const domainsCommands: CommandModule = (ctx) => {
   const call = async <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) => (await ctx.client()).request<T>(method, path, body);
   const enc = encodeURIComponent;
   const lifecycleText = (r: LifecycleResult) => r.message;
+  /**
+   * After a domain's folder was written: a running daemon reads the folders again, so the next
+   * command (an install, a pipeline show) finds it. Says what happened; never fails the write.
+   */
+  const reloadRunning = async (): Promise<{ line: string; reloaded: boolean }> => {
+    try {
+      const r = await call<{ domains: PipelineView[]; personal: PipelineView[] }>('POST', '/api/pipeline/reload');
+      return { line: `the running daemon has it now (reloaded: ${r.domains.length} domain(s), ${r.personal.length} personal pipeline(s))`, reloaded: true };
+    } catch (err) {
+      if (isWeftError(err) && err.code === 'WEFT_STOPPED') return { line: 'no daemon runs here: the next one starts with it', reloaded: false };
+      return { line: `the running daemon did not take it: ${(err as Error).message} (fix it, then: weft domains reload)`, reloaded: false };
+    }
+  };
 
   program
     .command('init')
@@ -124,14 +137,15 @@ export const domainsCommands: CommandModule = (ctx) => {
         const { installPillar, pillarPack } = await import('../../pillars/index.js');
         const r = await installPillar(dataDir, o.pillar, { force: o.force === true });
         const pack = pillarPack(o.pillar);
+        const running = await reloadRunning();
         out(
           [
             `installed the ${o.pillar} pillar: ${r.domainDir}`,
             `  ${pack.description}`,
             `  cartridges: ${r.cartridges.join(', ')}`,
-            'a running daemon picks it up with: weft domains reload   (then: weft pipeline show --domain ' + o.pillar + ')',
+            `${running.line}; see it with: weft pipeline show --domain ${o.pillar}`,
           ].join('\n'),
-          { dataDir, pillar: o.pillar, ...r },
+          { dataDir, pillar: o.pillar, ...r, reloaded: running.reloaded },
         );
         return;
       }
@@ -175,7 +189,7 @@ export const domainsCommands: CommandModule = (ctx) => {
 
   domains
     .command('create <domain>')
-    .description('create <data_dir>/company/domains/<domain>/ with a domain.toml explaining every key (then: weft domains reload)')
+    .description('create <data_dir>/company/domains/<domain>/ with a domain.toml explaining every key; a running daemon reads it at once')
     .option('--description <text>', 'one line about the domain', '')
     .action(async (d: string, o: { description: string }) => {
       const { domainDir, domainTemplate, SCOPE_NAME } = await import('../../domains/index.js');
@@ -185,7 +199,11 @@ export const domainsCommands: CommandModule = (ctx) => {
       if (existsSync(file)) throw new WeftError('WEFT_CONFLICT', `domain '${d}' exists already: ${file}`);
       await mkdir(join(dir, 'cartridges'), { recursive: true, mode: 0o700 });
       await writeFile(file, domainTemplate(d, o.description), { flag: 'wx', mode: 0o600 });
-      out(`created domain ${d}: ${file}\nadd cartridges with: weft domains install ${d} <package-dir>   (or put them in ${join(dir, 'cartridges')}/ and run weft domains reload)`, { domain: d, dir, file });
+      const running = await reloadRunning();
+      out(
+        `created domain ${d}: ${file}\n${running.line}\nadd cartridges with: weft domains install ${d} <package-dir>   (or put them in ${join(dir, 'cartridges')}/ and run weft domains reload)`,
+        { domain: d, dir, file, reloaded: running.reloaded },
+      );
     });
 
   domains
