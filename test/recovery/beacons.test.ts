@@ -173,6 +173,10 @@ test('beacons: every node shows the copies of each range of every node, and warn
     assert.match(cli.stdout, /held by: desk .*nas|held by: nas .*desk/);
     const json = JSON.parse(weft(['--json', 'recovery', 'status'], laptop.env).stdout) as Status;
     assert.equal(json.minCopies, 3);
+    // The table is the last beacon's: what the log gained since is said, not silently left out
+    // (a newcomer saw "0 cluster events" right after emitting some).
+    await laptop.api.emitMany(Array.from({ length: 5 }, (_, i) => ({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 10_000 + i } })));
+    assert.match(weft(['recovery', 'status'], laptop.env).stdout, /\n5 cluster event\(s\) since that beacon, not counted above yet \(the next beacon is due within [\d,]+ s; weft recovery beacon sends one now\)/);
 
     // On a peer: the laptop's beacon (the next one carries the copies it learnt), and what the peer holds of each range.
     await laptop.api.request('POST', '/api/recovery/beacon');

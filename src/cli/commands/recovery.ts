@@ -130,6 +130,9 @@ function statusText(s: RecoveryStatus): string {
     );
     if (n.holders.length > 0) out.push(`held by: ${n.holders.map((h) => `${h.computer} (${h.ranges} range${h.ranges === 1 ? '' : 's'}${h.upToSeq ? ` up to seq ${h.upToSeq}` : ''})`).join(', ')}`);
     if (!n.self) out.push(`here: ${fmt(n.held.count)} of its events`);
+    // The table is the beacon's (copies are what the peers answered to it); the log moved on since.
+    else if (n.held.count > n.events)
+      out.push(`${fmt(n.held.count - n.events)} cluster event(s) since that beacon, not counted above yet (the next beacon is due within ${fmt(Math.max(1, Math.round((s.beaconIntervalMs - (n.beacon?.age ?? 0)) / 1000)))} s; weft recovery beacon sends one now)`);
     for (const w of n.warnings) out.push(`WARNING: ${w}`);
   }
   return out.join('\n');
