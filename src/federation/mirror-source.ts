@@ -222,8 +222,8 @@ export class MirrorSource {
 
   /**
    * The restore serving rule: a node that lost its data asks back the events it originated
-   * that this node holds (rows whose `origin` is the asker's verified node id, whatever
-   * visibility brought them here), in envelope id order. Served only to a known Weft peer whose
+   * that this node holds (rows whose `origin` is the asker's verified node id, cluster or
+   * public: whatever visibility brought them here), in envelope id order. Served only to a known Weft peer whose
    * pinned key is that origin, so no node gets another's events this way; nothing this node
    * originated itself is ever in such an answer.
    */
@@ -236,8 +236,10 @@ export class MirrorSource {
     }
     const db = this.deps.node.ns.store.reader;
     this.originStmts ??= {
-      open: db.prepare("SELECT id, body FROM events WHERE id > ? AND json_extract(body, '$.origin') = ? ORDER BY id LIMIT ?"),
-      bounded: db.prepare("SELECT id, body FROM events WHERE id > ? AND id <= ? AND json_extract(body, '$.origin') = ? ORDER BY id LIMIT ?"),
+      // Never a local row: the origin's local events never left it, so such a row is this
+      // node's own record naming it (a message it sent, kept by versions before 2026-12-07).
+      open: db.prepare("SELECT id, body FROM events WHERE id > ? AND json_extract(body, '$.origin') = ? AND json_extract(body, '$.visibility') != 'local' ORDER BY id LIMIT ?"),
+      bounded: db.prepare("SELECT id, body FROM events WHERE id > ? AND id <= ? AND json_extract(body, '$.origin') = ? AND json_extract(body, '$.visibility') != 'local' ORDER BY id LIMIT ?"),
     };
     const max = Math.max(1, Math.min(pull.max, 10_000));
     const rows = (pull.to === undefined ? this.originStmts.open.all(pull.after, nodeId, max + 1) : this.originStmts.bounded.all(pull.after, pull.to, nodeId, max + 1)) as Array<{ id: string; body: string }>;

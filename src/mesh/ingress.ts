@@ -444,7 +444,9 @@ export class MeshIngress {
             source: `weft@${computer}`,
             payload: { from: computer, text: text.slice(0, 4000), kind: frame.body.kind },
           });
-          env.origin = frame.header.sender;
+          // This node's own record of the message (its origin stays this node): with the
+          // sender's origin it passed for an event of the sender's, and a Phoenix restore of
+          // the sender got it back as its own.
           env.sourceComputer = computer;
           env.hops = 1;
           await this.applyFrames([{ f, frame, computer, envs: [env] }], false);

@@ -176,7 +176,9 @@ test('beacons: every node shows the copies of each range of every node, and warn
     // The table is the last beacon's: what the log gained since is said, not silently left out
     // (a newcomer saw "0 cluster events" right after emitting some).
     await laptop.api.emitMany(Array.from({ length: 5 }, (_, i) => ({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 10_000 + i } })));
-    assert.match(weft(['recovery', 'status'], laptop.env).stdout, /\n5 cluster event\(s\) since that beacon, not counted above yet \(the next beacon is due within [\d,]+ s; weft recovery beacon sends one now\)/);
+    // (Five, and the journal's events for their notifications when it has sent them.)
+    const since = /\n([\d,]+) cluster event\(s\) since that beacon, not counted above yet \(the next beacon is due within [\d,]+ s; weft recovery beacon sends one now\)/.exec(weft(['recovery', 'status'], laptop.env).stdout);
+    assert.ok(since && Number((since[1] as string).replace(/,/g, '')) >= 5, String(since?.[0]));
 
     // On a peer: the laptop's beacon (the next one carries the copies it learnt), and what the peer holds of each range.
     await laptop.api.request('POST', '/api/recovery/beacon');

@@ -126,6 +126,13 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     for (const id of ids.slice(300, 700)) await laptop.api.request('POST', `/api/notifications/${id}/claim`, { agentId: `agent-${id % 3}` });
     for (const id of ids.slice(450, 600)) await laptop.api.request('POST', `/api/notifications/${id}/in_progress`, { agentId: `agent-${id % 3}` });
     for (const id of ids.slice(500, 700)) await laptop.api.request('POST', `/api/notifications/${id}/resolve`, { agentId: `agent-${id % 3}`, resolution: { done: true, note: `fixed ${id}` } });
+    // A message to each peer (whichever serves the restore): a peer's record of it is the peer's
+    // own, never given back as the laptop's.
+    for (const p of peers) {
+      const sent = weft(['mesh', 'send', p.computer, 'before the wipe'], laptop.env);
+      assert.equal(sent.code, 0, sent.stderr);
+      await eventually(async () => (await p.api.notifications.list({ type: 'mesh.message.received' })).items.length === 1, 60_000, `the message at ${p.computer}`);
+    }
     const emittedAt = Date.now();
 
     // 3. Everything journaled, at every peer, and a beacon whose ranges each peer holds whole.
@@ -186,6 +193,8 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     assert.equal(final.state, 'done');
     assert.equal(final.peers.filter((p) => p.answered).length, 3);
     assert.equal(final.ranges.failed, 0);
+    const messages = await laptop.api.request<{ items: unknown[] }>('GET', '/api/events?type=mesh.message.received');
+    assert.equal(messages.items.length, 0, "desk's record of the laptop's message is desk's, not restored as the laptop's");
     assert.equal(final.ranges.verified, final.ranges.total, 'every range verified against the beacon');
 
     // 6. Every cluster event back, as it was; no local one.
