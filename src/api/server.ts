@@ -231,16 +231,22 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     const bytes = length === undefined ? bodyLimit : Math.min(Number(length), bodyLimit);
     if (!(bytes > 0)) return payload;
     const turn = bodies.take(bytes);
-    reply.raw.once('close', turn.release);
+    let late: NodeJS.Timeout | undefined;
+    // One listener: the bytes come back, and a deadline still running ends, when the response does.
+    reply.raw.once('close', () => {
+      clearTimeout(late);
+      turn.release();
+    });
     await turn.ready;
-    const late = setTimeout(() => {
+    // Its client left while it waited: nothing is coming, and no deadline is owed.
+    if (req.raw.destroyed) return payload;
+    late = setTimeout(() => {
       bodies.timedOut++;
       deps.logger.warn({ route: `${req.method} ${req.url.split('?')[0]}`, bytes, ms: bodyDeadlineMs }, 'a request body did not arrive in time: its connection is closed');
       req.raw.destroy();
     }, bodyDeadlineMs);
     late.unref();
     arriving.set(req, late);
-    reply.raw.once('close', () => clearTimeout(late));
     return payload;
   });
   // The body is read (and parsed): the deadline is met.
