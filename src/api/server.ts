@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket';
 import type { TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { WeftNode } from '../node/index.js';
+import { busProblems } from '../bus/index.js';
 import { compile, type Envelope } from '../envelope/index.js';
 import { ValidationError, WeftError, isWeftError } from '../errors/index.js';
 import type { LoggedEvent, NotificationChange, NotificationFilter } from '../store/index.js';
@@ -14,7 +15,16 @@ import { assertMemberMayReach, attachMemberPrincipal } from './member-auth.js';
 import { BodyBudget, DEFAULT_BODY_BYTES_IN_FLIGHT } from './body-budget.js';
 import { capConnections } from './connection-cap.js';
 import { NotificationHub } from './hub.js';
-import { AgentBody, EmitBody, EventsQuery, IdParams, NotificationQuery, ResolveBody, openApiDocument, type RegisteredRoute } from './routes.js';
+import {
+  AgentBody,
+  EmitBody,
+  EventsQuery,
+  IdParams,
+  NotificationQuery,
+  ResolveBody,
+  openApiDocument,
+  type RegisteredRoute,
+} from './routes.js';
 
 export interface ApiInit {
   token: string;
@@ -41,6 +51,8 @@ export interface ApiDeps {
   metrics?: () => string;
   /** Extra health fields (mesh, delivery...). */
   health?: () => Record<string, unknown>;
+  /** What is wrong beside the bus (the mesh's discovery, stalled links...), one line each. */
+  problems?: () => string[];
   /**
    * Called when a notification is resolved with `approve` (e.g. an L1 cartridge install).
    * Runs after the resolution committed.
@@ -73,7 +85,10 @@ type Q = Record<string, unknown>;
  * The node's HTTP + WebSocket API. Every route asks for the bearer token; errors are JSON
  * `{error: {code, message}}` with the status from the error registry.
  */
-export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: FastifyInstance; hub: NotificationHub }> {
+export async function buildApi(
+  init: ApiInit,
+  deps: ApiDeps,
+): Promise<{ app: FastifyInstance; hub: NotificationHub }> {
   const { node } = deps;
   // Requests are validated by TypeBox's compiled validators and replies are plain JSON (no route
   // has a response schema): naming both compilers keeps Fastify from loading ajv, ajv-formats
@@ -102,9 +117,14 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       },
     },
   });
-  const connections = capConnections(app.server, deps.logger, { max: init.maxConnections, firstRequestMs: init.firstRequestMs });
+  const connections = capConnections(app.server, deps.logger, {
+    max: init.maxConnections,
+    firstRequestMs: init.firstRequestMs,
+  });
   const bodies = new BodyBudget(init.bodyBytesInFlight ?? DEFAULT_BODY_BYTES_IN_FLIGHT);
-  const hub = new NotificationHub(node.ns.notifications, deps.logger, { maxBufferedBytes: init.wsMaxBufferedBytes });
+  const hub = new NotificationHub(node.ns.notifications, deps.logger, {
+    maxBufferedBytes: init.wsMaxBufferedBytes,
+  });
 
   // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with
   // the limit, never a stack overflow.
@@ -113,7 +133,12 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     if (text.length === 0) return done(null, undefined);
     const depth = jsonDepth(text, MAX_BODY_DEPTH);
     if (depth > MAX_BODY_DEPTH) {
-      return done(new ValidationError(`body: nested deeper than ${MAX_BODY_DEPTH} levels (the limit for any JSON sent to Weft)`), undefined);
+      return done(
+        new ValidationError(
+          `body: nested deeper than ${MAX_BODY_DEPTH} levels (the limit for any JSON sent to Weft)`,
+        ),
+        undefined,
+      );
     }
     try {
       done(null, JSON.parse(text));
@@ -126,29 +151,52 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
     const w = isWeftError(err) ? err : undefined;
-    if (w && w.status < 500) return reply.status(w.status).send({ error: { code: w.code, message: w.message } });
+    if (w && w.status < 500)
+      return reply.status(w.status).send({ error: { code: w.code, message: w.message } });
     if (e.validation || e.code === 'FST_ERR_VALIDATION') {
       return reply.status(400).send({ error: { code: 'WEFT_VALIDATION', message: e.message } });
     }
     if (!w && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply.status(e.statusCode).send({ error: { code: e.code ?? 'WEFT_VALIDATION', message: e.message } });
+      return reply
+        .status(e.statusCode)
+        .send({ error: { code: e.code ?? 'WEFT_VALIDATION', message: e.message } });
     }
     // Internal errors are logged, not echoed: the client gets a reference to find them in the log.
     const ref = `${Date.now().toString(36)}-${++incident}`;
-    deps.logger.error({ err: e.message, stack: e.stack, ref, route: `${req.method} ${req.url.split('?')[0]}` }, 'API error');
+    deps.logger.error(
+      { err: e.message, stack: e.stack, ref, route: `${req.method} ${req.url.split('?')[0]}` },
+      'API error',
+    );
     return reply
       .status(w ? w.status : 500)
-      .send({ error: { code: w ? w.code : 'WEFT_INTERNAL', message: `${w ? w.message : 'internal error'} (ref ${ref} in the node's log: weft logs)` } });
+      .send({
+        error: {
+          code: w ? w.code : 'WEFT_INTERNAL',
+          message: `${w ? w.message : 'internal error'} (ref ${ref} in the node's log: weft logs)`,
+        },
+      });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send({ error: { code: 'WEFT_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]} (GET /openapi.json lists them)` } }),
+    reply
+      .status(404)
+      .send({
+        error: {
+          code: 'WEFT_NOT_FOUND',
+          message: `no route ${req.method} ${req.url.split('?')[0]} (GET /openapi.json lists them)`,
+        },
+      }),
   );
 
   // Every route registered from here on (extra routes of other concerns included) is documented.
   const registered: RegisteredRoute[] = [];
   app.addHook('onRoute', (r) => {
     for (const method of Array.isArray(r.method) ? r.method : [r.method]) {
-      if (method !== 'HEAD') registered.push({ method, url: r.url, ...(r.schema ? { schema: r.schema as RegisteredRoute['schema'] } : {}) });
+      if (method !== 'HEAD')
+        registered.push({
+          method,
+          url: r.url,
+          ...(r.schema ? { schema: r.schema as RegisteredRoute['schema'] } : {}),
+        });
     }
   });
 
@@ -170,14 +218,26 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       const badOrigin = origin !== undefined && !isLoopbackOrigin(origin);
       if (foreignHost || badOrigin) {
         return reply.status(403).send({
-          error: { code: 'WEFT_FORBIDDEN', message: foreignHost ? `WebSocket upgrade for host '${hostName}' refused: the API answers loopback names only` : `WebSocket upgrade from origin '${origin}' refused` },
+          error: {
+            code: 'WEFT_FORBIDDEN',
+            message: foreignHost
+              ? `WebSocket upgrade for host '${hostName}' refused: the API answers loopback names only`
+              : `WebSocket upgrade from origin '${origin}' refused`,
+          },
         });
       }
     }
     if (isPublicPath(path)) {
       // Not even the dashboard's shell: its script would run as this origin.
       if (foreignHost) {
-        return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `host '${hostName}' refused: the dashboard answers loopback names only` } });
+        return reply
+          .status(403)
+          .send({
+            error: {
+              code: 'WEFT_FORBIDDEN',
+              message: `host '${hostName}' refused: the dashboard answers loopback names only`,
+            },
+          });
       }
       return;
     }
@@ -188,14 +248,30 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
         const origin = req.headers.origin;
         const own = `http://${String(req.headers.host ?? '')}`;
         if (foreignHost || (origin !== undefined && origin !== own)) {
-          return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `request from origin '${origin ?? '-'}' to host '${hostName}' refused: not this node's own page` } });
+          return reply
+            .status(403)
+            .send({
+              error: {
+                code: 'WEFT_FORBIDDEN',
+                message: `request from origin '${origin ?? '-'}' to host '${hostName}' refused: not this node's own page`,
+              },
+            });
         }
         const writes = req.method !== 'GET' && req.method !== 'HEAD' && !upgrade;
         if (writes && session.role !== 'admin') {
-          return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: 'this dashboard login is read-only: run `weft dashboard --role admin` to act' } });
+          return reply
+            .status(403)
+            .send({
+              error: {
+                code: 'WEFT_FORBIDDEN',
+                message: 'this dashboard login is read-only: run `weft dashboard --role admin` to act',
+              },
+            });
         }
         if (writes && !deps.dashboard.csrfOk(session, req.headers[CSRF_HEADER])) {
-          return reply.status(403).send({ error: { code: 'WEFT_FORBIDDEN', message: `missing or wrong ${CSRF_HEADER} header` } });
+          return reply
+            .status(403)
+            .send({ error: { code: 'WEFT_FORBIDDEN', message: `missing or wrong ${CSRF_HEADER} header` } });
         }
         (req as unknown as { weftSession: DashboardSession }).weftSession = session;
         return;
@@ -203,16 +279,23 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     }
     let given = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
     // Only the WebSocket path takes the token from the query (a browser cannot set headers there).
-    if (given === undefined && upgrade && path === '/ws') given = new URL(req.url, 'http://x').searchParams.get('token') ?? undefined;
+    if (given === undefined && upgrade && path === '/ws')
+      given = new URL(req.url, 'http://x').searchParams.get('token') ?? undefined;
     // Digests have one length whatever was sent, so the comparison never depends on it.
-    const ok = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), tokenDigest);
+    const ok =
+      given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), tokenDigest);
     if (!ok) {
       // Only a bearer that is not the node's token costs a member lookup.
       const member = given !== undefined && deps.members ? deps.members.authenticate(given) : undefined;
       if (!member) {
         return reply
           .status(401)
-          .send({ error: { code: 'WEFT_UNAUTHORIZED', message: given === undefined ? 'missing bearer token' : 'wrong bearer token' } });
+          .send({
+            error: {
+              code: 'WEFT_UNAUTHORIZED',
+              message: given === undefined ? 'missing bearer token' : 'wrong bearer token',
+            },
+          });
       }
       attachMemberPrincipal(req, member);
       // Default deny: throws 403 (or 404 for an unknown notification) for what the member may not reach.
@@ -242,7 +325,10 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     if (req.raw.destroyed) return payload;
     late = setTimeout(() => {
       bodies.timedOut++;
-      deps.logger.warn({ route: `${req.method} ${req.url.split('?')[0]}`, bytes, ms: bodyDeadlineMs }, 'a request body did not arrive in time: its connection is closed');
+      deps.logger.warn(
+        { route: `${req.method} ${req.url.split('?')[0]}`, bytes, ms: bodyDeadlineMs },
+        'a request body did not arrive in time: its connection is closed',
+      );
       req.raw.destroy();
     }, bodyDeadlineMs);
     late.unref();
@@ -271,50 +357,75 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
     limit: (q.limit as number | undefined) ?? 50,
   });
 
-  app.get('/api/health', async () => ({
-    ok: true,
-    version: VERSION,
-    computer: node.self.computer,
-    cluster: node.self.cluster ?? null,
-    bus: node.bus.kind,
-    pid: process.pid,
-    uptimeSeconds: Math.round(process.uptime()),
-    pipeline: node.pipeline.order,
-    processor: node.processor.stats,
-    subscribers: hub.size,
-    connections: connections.stats(),
-    bodies: bodies.stats(),
-    ...(deps.health?.() ?? {}),
-  }));
+  // `ok` says the node answers; `problems` what it cannot do right now (it still accepts emits).
+  app.get('/api/health', async () => {
+    const busStats = node.bus.stats();
+    return {
+      ok: true,
+      problems: [...busProblems(busStats, node.clock.now()), ...(deps.problems?.() ?? [])],
+      version: VERSION,
+      computer: node.self.computer,
+      cluster: node.self.cluster ?? null,
+      bus: node.bus.kind,
+      busStats,
+      pid: process.pid,
+      uptimeSeconds: Math.round(process.uptime()),
+      pipeline: node.pipeline.order,
+      processor: node.processor.stats,
+      subscribers: hub.size,
+      connections: connections.stats(),
+      bodies: bodies.stats(),
+      ...(deps.health?.() ?? {}),
+    };
+  });
 
-  app.get('/api/notifications', { schema: { querystring: NotificationQuery } }, async (req) => node.ns.notifications.list(filterOf(req.query as Q)));
-  app.get('/api/notifications/:id', { schema: { params: IdParams } }, async (req) => node.ns.notifications.get((req.params as { id: number }).id));
+  app.get('/api/notifications', { schema: { querystring: NotificationQuery } }, async (req) =>
+    node.ns.notifications.list(filterOf(req.query as Q)),
+  );
+  app.get('/api/notifications/:id', { schema: { params: IdParams } }, async (req) =>
+    node.ns.notifications.get((req.params as { id: number }).id),
+  );
   app.post('/api/notifications/:id/seen', { schema: { params: IdParams } }, async (req) => {
     const r = await node.ns.notifications.markSeen((req.params as { id: number }).id);
     changed(r.change);
     return r.notification;
   });
   app.post('/api/notifications/:id/claim', { schema: { params: IdParams, body: AgentBody } }, async (req) => {
-    const r = await node.ns.notifications.claim((req.params as { id: number }).id, (req.body as { agentId: string }).agentId);
+    const r = await node.ns.notifications.claim(
+      (req.params as { id: number }).id,
+      (req.body as { agentId: string }).agentId,
+    );
     changed(r.change);
     return r.notification;
   });
-  app.post('/api/notifications/:id/in_progress', { schema: { params: IdParams, body: AgentBody } }, async (req) => {
-    const r = await node.ns.notifications.setInProgress((req.params as { id: number }).id, (req.body as { agentId: string }).agentId);
-    changed(r.change);
-    return r.notification;
-  });
-  app.post('/api/notifications/:id/resolve', { schema: { params: IdParams, body: ResolveBody } }, async (req) => {
-    const id = (req.params as { id: number }).id;
-    const body = req.body as { agentId?: string; resolution?: Record<string, unknown>; approve?: boolean };
-    const current = node.ns.notifications.get(id);
-    const entry = node.catalog.get(current.eventType);
-    const resolution = body.approve === undefined ? body.resolution : { ...(body.resolution ?? {}), approved: body.approve };
-    const r = await node.ns.notifications.resolve(id, { agentId: body.agentId, resolution, entry });
-    changed(r.change);
-    if (body.approve !== undefined && deps.onApproved) await deps.onApproved(id, body.approve);
-    return r.notification;
-  });
+  app.post(
+    '/api/notifications/:id/in_progress',
+    { schema: { params: IdParams, body: AgentBody } },
+    async (req) => {
+      const r = await node.ns.notifications.setInProgress(
+        (req.params as { id: number }).id,
+        (req.body as { agentId: string }).agentId,
+      );
+      changed(r.change);
+      return r.notification;
+    },
+  );
+  app.post(
+    '/api/notifications/:id/resolve',
+    { schema: { params: IdParams, body: ResolveBody } },
+    async (req) => {
+      const id = (req.params as { id: number }).id;
+      const body = req.body as { agentId?: string; resolution?: Record<string, unknown>; approve?: boolean };
+      const current = node.ns.notifications.get(id);
+      const entry = node.catalog.get(current.eventType);
+      const resolution =
+        body.approve === undefined ? body.resolution : { ...(body.resolution ?? {}), approved: body.approve };
+      const r = await node.ns.notifications.resolve(id, { agentId: body.agentId, resolution, entry });
+      changed(r.change);
+      if (body.approve !== undefined && deps.onApproved) await deps.onApproved(id, body.approve);
+      return r.notification;
+    },
+  );
 
   app.post('/api/events', { schema: { body: EmitBody } }, async (req, reply) => {
     const body = req.body as Q;
@@ -326,10 +437,16 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
       const dropped: Array<{ id: string; by: string; trust?: string; reason?: string }> = [];
       const failed: Array<{ id: string; by: string; error: string }> = [];
       for (const { envelope, outcome: o } of rs) {
-        if (o.state === 'dropped') dropped.push({ id: envelope.id, by: o.by, trust: o.trust, reason: o.reason });
+        if (o.state === 'dropped')
+          dropped.push({ id: envelope.id, by: o.by, trust: o.trust, reason: o.reason });
         else if (o.state === 'failed') failed.push({ id: envelope.id, by: o.by, error: o.error });
       }
-      return { ids: rs.map((r) => r.envelope.id), queued: rs[0]?.outcome.state === 'queued', dropped, failed };
+      return {
+        ids: rs.map((r) => r.envelope.id),
+        queued: rs[0]?.outcome.state === 'queued',
+        dropped,
+        failed,
+      };
     }
     const [r] = await node.emitManyReported([body]);
     reply.status(201);
@@ -338,7 +455,11 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
   app.get('/api/events', { schema: { querystring: EventsQuery } }, async (req) => {
     const q = req.query as Q;
     const limit = (q.limit as number | undefined) ?? 50;
-    const items = node.ns.log.list({ type: q.type as string | undefined, beforeSeq: q.cursor as number | undefined, limit });
+    const items = node.ns.log.list({
+      type: q.type as string | undefined,
+      beforeSeq: q.cursor as number | undefined,
+      limit,
+    });
     return { items, nextCursor: items.length === limit ? (items[items.length - 1]?.seq ?? null) : null };
   });
   app.get('/api/events/:id', async (req) => {
@@ -375,7 +496,6 @@ export async function buildApi(init: ApiInit, deps: ApiDeps): Promise<{ app: Fas
 
 /** Depth any JSON body may have; the envelope's own payload limit is checked at emit. */
 export const MAX_BODY_DEPTH = 64;
-
 
 /**
  * Query strings and path params arrive as strings: convert only those that are exactly a
@@ -421,7 +541,10 @@ export interface TraceNode {
   children: TraceNode[];
 }
 
-export function trace(node: WeftNode, id: string): { root: TraceNode; ancestors: Array<Pick<Envelope, 'id' | 'event'>> } {
+export function trace(
+  node: WeftNode,
+  id: string,
+): { root: TraceNode; ancestors: Array<Pick<Envelope, 'id' | 'event'>> } {
   const start = node.ns.log.get(id);
   if (!start) throw new WeftError('WEFT_NOT_FOUND', `event ${id} not found in the local log`);
   const ancestors: Array<Pick<Envelope, 'id' | 'event'>> = [];

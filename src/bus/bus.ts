@@ -86,4 +86,29 @@ export interface BusStats {
   skippedCopies?: number;
   /** Redis: what the last failed write said, while Redis refuses them. */
   lastError?: string;
+  /** Redis: since when writes fail (ms since the epoch), with `lastError`. */
+  failingSince?: number;
+  /** Redis: the command connection's state as ioredis names it ('ready' when connected). */
+  connection?: string;
+}
+
+/**
+ * What is wrong with the bus right now, one line each (for `/api/health` and `weft status`);
+ * empty when all is well.
+ * @example
+ * busProblems({ appended: 3, lastError: 'Connection is closed.', failingSince: now - 12_000, journal: 0, unsent: 2 }, now)
+ * // ['bus: Redis has not taken events for 12 s (Connection is closed.); 2 events wait in the journal to go on the stream (emits are still accepted and applied)']
+ */
+export function busProblems(s: BusStats, now: number): string[] {
+  if (s.lastError !== undefined) {
+    const secs = s.failingSince === undefined ? '' : ` for ${Math.round((now - s.failingSince) / 1000)} s`;
+    const n = (s.journal ?? 0) + (s.unsent ?? 0);
+    return [
+      `bus: Redis has not taken events${secs} (${s.lastError}); ${n} event${n === 1 ? '' : 's'} wait${n === 1 ? 's' : ''} in the journal to go on the stream (emits are still accepted and applied)`,
+    ];
+  }
+  if (s.connection !== undefined && s.connection !== 'ready') {
+    return [`bus: the connection to Redis is ${s.connection} (emits are still accepted; they wait in the journal)`];
+  }
+  return [];
 }

@@ -128,6 +128,7 @@ export class RedisBus implements Bus {
   private scan: { cutoff: number; afterSeq: number } | undefined;
   private pumping: Promise<void> | undefined;
   private lastError: string | undefined;
+  private failingSince: number | undefined;
   /** Raw-class events on their way to the pipeline without touching Redis. */
   private local: Envelope[] = [];
   private localHandedOut: Envelope[] = [];
@@ -326,6 +327,7 @@ export class RedisBus implements Bus {
         if (this.lastError) {
           logger.info({ stream: this.stream }, 'Redis takes events again; the journal is being put on the stream');
           this.lastError = undefined;
+          this.failingSince = undefined;
         }
         const done: string[] = [];
         for (const b of batch) if (b.applied) done.push(b.envelope.id);
@@ -348,6 +350,7 @@ export class RedisBus implements Bus {
           logger.warn({ err: msg, journal: journal.count() }, 'Redis does not take events; they wait in the emit journal (emits are still accepted)');
         }
         this.lastError = msg;
+        this.failingSince ??= this.deps.clock.now();
         // Everything committed so far is in the journal: read it back once Redis answers.
         this.queue = [];
         this.scan = { cutoff: ALL, afterSeq: 0 };
@@ -580,7 +583,8 @@ export class RedisBus implements Bus {
       unsent: this.deps.journal.unsent(),
       foreign: this.foreignCount,
       skippedCopies: this.skippedCopies,
-      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.lastError ? { lastError: this.lastError, failingSince: this.failingSince } : {}),
+      ...(this.cmd ? { connection: this.cmd.status } : {}),
     };
   }
 }

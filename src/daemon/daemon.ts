@@ -218,6 +218,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         },
         members,
         health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
+        problems: () => a0.mesh?.problems() ?? [],
         extraRoutes: [
           nodeRoutes({
             node: n,

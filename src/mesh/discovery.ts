@@ -6,30 +6,26 @@
  */
 import { DEFAULT_REDIS_PREFIX, redisKeys } from '../config/index.js';
 import { createRedisClient, quitWithin, type RedisClient, runScript } from '../redis/index.js';
-import { type Clock, every, type Logger } from '../util/index.js';
+import { type Clock, every, FailureStreak, type Logger } from '../util/index.js';
 import { isNodeId } from '../identity/index.js';
 import { requireState } from '../errors/index.js';
 
 /** What a node announces about itself. */
 
 /**
- * A registry's heartbeat: `beat` every `ms`; a failure is logged at warn once per outage (then
- * at debug until one succeeds), and the next beat retries. Returns the stop.
+ * A registry's heartbeat: `beat` every `ms`; failures are logged as a streak (a warning when
+ * they start, a reminder a minute, a line when a beat succeeds again), and the next beat
+ * retries. Returns the stop.
  */
 export function heartbeatEvery(clock: Clock, ms: number, beat: () => Promise<void>, logger: Logger): () => void {
-  let failing = false;
+  const streak = new FailureStreak('peer registry heartbeat', logger, clock, 'nodes that start meanwhile do not find this one');
   return every(
     clock,
     ms,
     () => {
       beat().then(
-        () => {
-          failing = false;
-        },
-        (err: Error) => {
-          logger[failing ? 'debug' : 'warn']({ err: err.message }, 'peer registry heartbeat failed');
-          failing = true;
-        },
+        () => streak.succeeded(),
+        (err: Error) => streak.failed(err.message),
       );
     },
     { unref: true },

@@ -18,7 +18,7 @@ import {
   type SerializerCap,
   type TransportCap,
 } from '../transport/index.js';
-import { after, type Clock, every, type Logger, untilAborted } from '../util/index.js';
+import { after, type Clock, every, FailureStreak, type Logger, untilAborted } from '../util/index.js';
 import type { PeerDiscovery } from './discovery.js';
 import { auditQuietly, emptyCounters, type FrameRoute, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
 import { type HelloChange, LinkKeys } from './link-keys.js';
@@ -113,6 +113,8 @@ export class MeshService implements SenderLink {
   private stopDiscovering: (() => void) | undefined;
   /** The discovery in progress: callers (the timer, the ingress meeting an unknown sender) share it. */
   private discovering: Promise<void> | undefined;
+  /** Discovery failing in a row (the registry away): logged once a minute at most, shown in status. */
+  private discoveryStreak: FailureStreak | undefined;
   private unsubs: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
@@ -490,6 +492,29 @@ export class MeshService implements SenderLink {
     return () => this.handlers.delete(kind);
   }
 
+  /**
+   * What is wrong with the mesh right now, one line each, for `/api/health` and `weft status`:
+   * discovery failing in a row, peers stalled (nothing got through for `stallAfterMs` while
+   * there is something to send), the TeleClaude inbox unreadable. Empty when all is well.
+   */
+  problems(): string[] {
+    const now = this.clock.now();
+    const out: string[] = [];
+    const d = this.discoveryStreak?.state();
+    if (d) {
+      out.push(
+        `mesh: peer discovery has failed for ${Math.round((now - d.since) / 1000)} s (${d.failures} tries): ${d.lastError}; the peers known so far are kept`,
+      );
+    }
+    for (const [peer, s] of this.senders) {
+      const why = s.stalled(now);
+      if (why) out.push(`mesh: link to ${peer} stalled: ${why}`);
+    }
+    const tc = this.deps.teleclaude?.lastError;
+    if (tc) out.push(`mesh: reading the TeleClaude inbox fails: ${tc}`);
+    return out;
+  }
+
   /** What `weft mesh status` shows: this node, the provider, the counters, and each peer's link. */
   status(): Record<string, unknown> {
     return meshStatus({
@@ -504,6 +529,7 @@ export class MeshService implements SenderLink {
       states: this.states,
       negotiated: this.negotiated,
       linkKeyKnown: (nodeId) => this.linkKeys?.info(nodeId) !== undefined,
+      discovery: this.discoveryStreak?.state() ?? null,
       now: this.clock.now(),
     });
   }
@@ -563,6 +589,11 @@ export class MeshService implements SenderLink {
    * does not answer (a Redis away, its reply waiting for a reconnect) costs a caller
    * DISCOVER_TIMEOUT_MS at most, and the next tick starts afresh; the peers known so far stay.
    */
+  private discoveryFailures(): FailureStreak {
+    this.discoveryStreak ??= new FailureStreak('peer discovery', this.logger, this.clock, 'keeping the peers known so far; frames wait in the outboxes');
+    return this.discoveryStreak;
+  }
+
   private discover(): Promise<void> {
     this.discovering ??= this.discoverOnce().finally(() => {
       this.discovering = undefined;
@@ -574,10 +605,11 @@ export class MeshService implements SenderLink {
     try {
       const infos = await untilAborted((this.deps.discovery as PeerDiscovery).discoverPeers(), AbortSignal.timeout(DISCOVER_TIMEOUT_MS));
       this.deps.peers.discovered(infos);
+      this.discoveryFailures().succeeded();
       await this.deps.memory?.remember(this.deps.peers.getAllPeers(), this.clock.now());
     } catch (err) {
       const timedOut = (err as Error).name === 'TimeoutError';
-      this.logger.warn({ err: timedOut ? `no answer within ${DISCOVER_TIMEOUT_MS} ms` : (err as Error).message }, 'peer discovery failed; keeping the peers known so far');
+      this.discoveryFailures().failed(timedOut ? `no answer within ${DISCOVER_TIMEOUT_MS} ms` : (err as Error).message);
     }
   }
 

@@ -2,6 +2,7 @@
 import { fingerprintOfNodeId, type NodeIdentity } from '../identity/index.js';
 import type { NodeSelf } from '../pipeline/index.js';
 import { JSON_ENVELOPES_CAP, type NegotiatedCaps, type PeerTelemetry, type Provider } from '../transport/index.js';
+import type { FailureState } from '../util/index.js';
 import type { MeshCounters } from './ingress.js';
 import type { MeshOutbox } from './outbox.js';
 import type { PeerBook } from './peers.js';
@@ -22,6 +23,8 @@ export interface MeshStatusView {
   negotiated: ReadonlyMap<string, NegotiatedCaps | 'noprov'>;
   /** Whether a peer's public link key is known (its hello arrived, now or before a restart). */
   linkKeyKnown: (nodeId: string) => boolean;
+  /** Peer discovery failing in a row (the registry away), or null. */
+  discovery: FailureState | null;
   now: number;
 }
 
@@ -39,6 +42,7 @@ export function meshStatus(v: MeshStatusView): Record<string, unknown> {
     provider: v.provider.name,
     caps: [...v.provider.caps],
     teleclaude: v.teleclaude?.status() ?? null,
+    discovery: v.discovery,
     counters: { ...v.counters, ...(v.provider.foreignEntries !== undefined ? { foreignEntries: v.provider.foreignEntries } : {}) },
     peers: v.peers.getAllPeers().map((p) => {
       const t = tel.get(p.computer);

@@ -10,3 +10,4 @@ export * from './lazy.js';
 export * from './program.js';
 export * from './json-depth.js';
 export * from './session-id.js';
+export * from './failure-streak.js';

@@ -18,12 +18,22 @@ export function registerNodeCommands(ctx: CliContext): void {
     .command('pipeline')
     .description('the pipeline')
     .command('show')
-    .description('cartridges in the order they run, with invocation counts (--domain: a domain\'s dependency DAG)')
+    .description(
+      "cartridges in the order they run, with invocation counts (--domain: a domain's dependency DAG)",
+    )
     .option('--domain <domain>', "print this domain's dependency DAG by level instead of the system pipeline")
     .action(async (o: { domain?: string }) => {
       if (o.domain !== undefined) return showDomainPipeline(ctx, o.domain);
       const p = await get<{ order: string[]; invocations: Record<string, number> }>('/api/pipeline');
-      out(p.order.map((name, i) => `${String(i + 1).padStart(2)}. ${name.padEnd(28)} ${p.invocations[name] ?? 0} invocations`).join('\n'), p);
+      out(
+        p.order
+          .map(
+            (name, i) =>
+              `${String(i + 1).padStart(2)}. ${name.padEnd(28)} ${p.invocations[name] ?? 0} invocations`,
+          )
+          .join('\n'),
+        p,
+      );
     });
 
   const q = program.command('quarantine').description('events the trust evaluator held back');
@@ -32,8 +42,13 @@ export function registerNodeCommands(ctx: CliContext): void {
     .option('--status <s>', 'held, released, dropped or all', 'held')
     .option('--limit <n>', 'how many', int('--limit'), 50)
     .action(async (o: { status: string; limit: number }) => {
-      const r = await get<{ items: Row[]; totals: Row }>(`/api/quarantine?status=${encodeURIComponent(o.status)}&limit=${o.limit}`);
-      out(`${table(r.items.map((i) => ({ id: i.id, type: i.eventType, source: i.source, reason: i.reason, status: i.status, at: i.createdAt })))}\ntotals: ${JSON.stringify(r.totals)}`, r);
+      const r = await get<{ items: Row[]; totals: Row }>(
+        `/api/quarantine?status=${encodeURIComponent(o.status)}&limit=${o.limit}`,
+      );
+      out(
+        `${table(r.items.map((i) => ({ id: i.id, type: i.eventType, source: i.source, reason: i.reason, status: i.status, at: i.createdAt })))}\ntotals: ${JSON.stringify(r.totals)}`,
+        r,
+      );
     });
   q.command('show <id>')
     .description('one quarantined event with its envelope')
@@ -54,7 +69,11 @@ export function registerNodeCommands(ctx: CliContext): void {
       out(`dropped quarantined event ${id}`, r);
     });
 
-  const rej = program.command('rejections').description('input that never became an event: malformed stream entries, refused frames, rejected envelopes');
+  const rej = program
+    .command('rejections')
+    .description(
+      'input that never became an event: malformed stream entries, refused frames, rejected envelopes',
+    );
   rej
     .command('list')
     .description('refusals, newest first, with their code, reason and the field that failed')
@@ -67,7 +86,9 @@ export function registerNodeCommands(ctx: CliContext): void {
       if (o.origin) qs.set('origin', o.origin);
       if (o.code) qs.set('code', o.code);
       if (o.cursor) qs.set('cursor', String(o.cursor));
-      const r = await get<{ items: Row[]; nextCursor: number | null; total: number }>(`/api/rejections?${qs}`);
+      const r = await get<{ items: Row[]; nextCursor: number | null; total: number }>(
+        `/api/rejections?${qs}`,
+      );
       out(
         `${table(r.items.map((i) => ({ id: i.id, origin: i.origin, ref: i.ref, code: i.code, field: i.field ?? '-', seen: i.count, reason: String(i.reason).slice(0, 80), at: i.lastAt })))}\n${r.total} in all${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}`,
         r,
@@ -81,13 +102,16 @@ export function registerNodeCommands(ctx: CliContext): void {
       out(JSON.stringify(r, null, 2), r);
     });
 
-  const identity = program.command('identity').description('this node\'s Ed25519 identity');
+  const identity = program.command('identity').description("this node's Ed25519 identity");
   identity
     .command('show')
     .description('node id and fingerprint')
     .action(async () => {
       const r = await get<Row>('/api/identity');
-      out(`computer:    ${String(r.computer)}${r.cluster ? ` (cluster ${String(r.cluster)})` : ''}\nnode id:     ${String(r.nodeId)}\nfingerprint: ${String(r.fingerprint)}`, r);
+      out(
+        `computer:    ${String(r.computer)}${r.cluster ? ` (cluster ${String(r.cluster)})` : ''}\nnode id:     ${String(r.nodeId)}\nfingerprint: ${String(r.fingerprint)}`,
+        r,
+      );
     });
   identity
     .command('rotate')
@@ -100,18 +124,37 @@ export function registerNodeCommands(ctx: CliContext): void {
       );
     });
 
-  const peers = program.command('peers').description('peers this node knows, and candidates found on the local network');
+  const peers = program
+    .command('peers')
+    .description('peers this node knows, and candidates found on the local network');
   peers
     .command('list')
     .description('computer, cluster, trust level and score, where it came from')
     .action(async () => {
       const r = await get<Row[]>('/api/peers');
-      out(table(r.map((p) => ({ computer: p.computer, cluster: p.cluster, trust: p.trustLevel, score: p.trustScore, origin: p.origin, address: p.address, nodeId: p.nodeId }))), r);
+      out(
+        table(
+          r.map((p) => ({
+            computer: p.computer,
+            cluster: p.cluster,
+            trust: p.trustLevel,
+            score: p.trustScore,
+            origin: p.origin,
+            address: p.address,
+            nodeId: p.nodeId,
+          })),
+        ),
+        r,
+      );
     });
   peers
     .command('candidates')
-    .description('nodes found by mDNS: no trust and no events until pinned (or admitted by privacy.subnet_trust)')
-    .addOption(new Option('--state <state>', 'only these').choices(['candidate', 'pinned', 'admitted', 'ignored']))
+    .description(
+      'nodes found by mDNS: no trust and no events until pinned (or admitted by privacy.subnet_trust)',
+    )
+    .addOption(
+      new Option('--state <state>', 'only these').choices(['candidate', 'pinned', 'admitted', 'ignored']),
+    )
     .option('--limit <n>', 'how many', int('--limit'), 200)
     .action(async (o: { state?: string; limit: number }) => {
       const qs = new URLSearchParams({ limit: String(o.limit) });
@@ -127,7 +170,9 @@ export function registerNodeCommands(ctx: CliContext): void {
         via: c.via,
         lastSeen: new Date(c.lastSeen as number).toISOString(),
       }));
-      const hint = r.mdns ? '' : '\nmDNS is off on this node (mesh.enable_mdns = false): nothing new is discovered';
+      const hint = r.mdns
+        ? ''
+        : '\nmDNS is off on this node (mesh.enable_mdns = false): nothing new is discovered';
       const pinHint = rows.some((x) => x.state === 'candidate')
         ? '\npin one with: weft peers pin <fingerprint> [--cluster <name>] (ANNOUNCED is what it says about itself: unchecked, never used)'
         : '';
@@ -141,21 +186,24 @@ export function registerNodeCommands(ctx: CliContext): void {
         'On a peer already pinned, --cluster and --trust change its pin.',
     )
     .addOption(
-      new Option('--trust <level>', 'its trust level (default share_to, whatever cluster it announces; the sharing policy may still set it, e.g. privacy.default_trust)').choices([
-        'untrusted',
-        'share_to',
-        'query_from',
-        'peer',
-        'supervisor',
-      ]),
+      new Option(
+        '--trust <level>',
+        'its trust level (default share_to, whatever cluster it announces; the sharing policy may still set it, e.g. privacy.default_trust)',
+      ).choices(['untrusted', 'share_to', 'query_from', 'peer', 'supervisor']),
     )
-    .option('--cluster <name>', "put it in this cluster: it then gets this node's cluster events (default: none, public events only; the cluster it announces is never taken)")
+    .option(
+      '--cluster <name>',
+      "put it in this cluster: it then gets this node's cluster events (default: none, public events only; the cluster it announces is never taken)",
+    )
     .action(async (fingerprint: string, o: { trust?: string; cluster?: string }) => {
-      const r = await post<{ candidate: Row; changed: boolean; trustLevel: string; cluster?: string }>('/api/peers/pin', {
-        fingerprint,
-        ...(o.trust ? { trust: o.trust } : {}),
-        ...(o.cluster ? { cluster: o.cluster } : {}),
-      });
+      const r = await post<{ candidate: Row; changed: boolean; trustLevel: string; cluster?: string }>(
+        '/api/peers/pin',
+        {
+          fingerprint,
+          ...(o.trust ? { trust: o.trust } : {}),
+          ...(o.cluster ? { cluster: o.cluster } : {}),
+        },
+      );
       const c = r.candidate;
       const where = (c.address as string | undefined) ?? (c.addresses as string[])[0];
       const cluster = r.cluster ? ` in cluster ${r.cluster}` : ' (no cluster: public events only)';
@@ -174,12 +222,31 @@ export function registerNodeCommands(ctx: CliContext): void {
       out(`ignoring ${String(r.candidate.computer)} (${String(r.candidate.fingerprint)})`, r);
     });
 
+  program
+    .command('status')
+    .description(
+      'the node at a glance: bus, mesh, pipeline, API, and what is wrong right now; exit code 0 when nothing is, 3 when the node reports a problem, 1 when no daemon answers',
+    )
+    .action(async () => {
+      const h = await get<Health>('/api/health');
+      const m = h.mesh ? await get<{ peers: Row[] }>('/api/mesh/status') : undefined;
+      if (h.problems.length > 0) process.exitCode = 3;
+      out(statusText(h, m?.peers), { ...h, ...(m ? { peers: m.peers } : {}) });
+    });
+
   const mesh = program.command('mesh').description('the mesh: links to other nodes');
   mesh
     .command('status')
     .description('self, provider, and per peer: state, caps, rtt, outbox and counters')
     .action(async () => {
-      const r = await get<{ enabled: boolean; self: Row; provider?: string; peers: Row[]; counters?: Row }>('/api/mesh/status');
+      const r = await get<{
+        enabled: boolean;
+        self: Row;
+        provider?: string;
+        peers: Row[];
+        counters?: Row;
+        discovery?: unknown;
+      }>('/api/mesh/status');
       if (!r.enabled) {
         out(`mesh is off on ${String(r.self.computer)} (set mesh.provider to tls or redis)`, r);
         return;
@@ -199,7 +266,14 @@ export function registerNodeCommands(ctx: CliContext): void {
           resends: sent.resends,
         };
       });
-      out(`self: ${String(r.self.computer)} ${String(r.self.fingerprint)} via ${String(r.provider)}\n${table(rows)}\ncounters: ${JSON.stringify(r.counters)}`, r);
+      const d = r.discovery as { since: number; failures: number; lastError: string } | null | undefined;
+      const failing = d
+        ? `\ndiscovery: failing for ${Math.round((Date.now() - d.since) / 1000)} s (${d.failures} tries): ${d.lastError}; the peers known so far are kept, frames wait in the outboxes`
+        : '';
+      out(
+        `self: ${String(r.self.computer)} ${String(r.self.fingerprint)} via ${String(r.provider)}${failing}\n${table(rows)}\ncounters: ${JSON.stringify(r.counters)}`,
+        r,
+      );
     });
   mesh
     .command('send <computer> <text...>')
@@ -212,11 +286,15 @@ export function registerNodeCommands(ctx: CliContext): void {
   mesh
     .command('decode [entry-id]')
     .description(
-      'print a mesh frame as JSON with its verdict (signature, replay): a stream entry by id (from this node\'s inbox, or --stream), or stdin (raw bytes, base64, or a TeleClaude mesh_event payload)',
+      "print a mesh frame as JSON with its verdict (signature, replay): a stream entry by id (from this node's inbox, or --stream), or stdin (raw bytes, base64, or a TeleClaude mesh_event payload)",
     )
-    .option('--stream <name>', 'the stream the entry is on (default: this node\'s inbox, {prefix}messages:{computer})')
+    .option(
+      '--stream <name>',
+      "the stream the entry is on (default: this node's inbox, {prefix}messages:{computer})",
+    )
     .action(async (entryId: string | undefined, o: { stream?: string }) => {
-      const body = entryId && entryId !== '-' ? await entryToDecode(ctx, entryId, o.stream) : await stdinToDecode();
+      const body =
+        entryId && entryId !== '-' ? await entryToDecode(ctx, entryId, o.stream) : await stdinToDecode();
       if ('foreign' in body) {
         out(JSON.stringify(body.foreign, null, 2), body.foreign);
         process.exitCode = 1;
@@ -232,8 +310,15 @@ export function registerNodeCommands(ctx: CliContext): void {
     .command('verify')
     .description('check that no entry was edited or deleted')
     .action(async () => {
-      const r = await get<{ ok: boolean; entries: number; message?: string; firstBadSeq?: number }>('/api/audit/verify');
-      out(r.ok ? `audit log intact: ${r.entries} entries` : `audit log damaged at entry ${r.firstBadSeq}: ${r.message}`, r);
+      const r = await get<{ ok: boolean; entries: number; message?: string; firstBadSeq?: number }>(
+        '/api/audit/verify',
+      );
+      out(
+        r.ok
+          ? `audit log intact: ${r.entries} entries`
+          : `audit log damaged at entry ${r.firstBadSeq}: ${r.message}`,
+        r,
+      );
       if (!r.ok) process.exitCode = 1;
     });
   audit
@@ -249,27 +334,44 @@ type DecodeRequest = { base64: string } | { teleclaude: string } | { foreign: Re
 /** Reads one entry from Redis and says what to decode: a Weft frame, a TeleClaude event, or neither. */
 async function entryToDecode(ctx: CliContext, entryId: string, stream?: string): Promise<DecodeRequest> {
   const cfg = ctx.cfg();
-  if (!cfg.redis.url) throw new WeftError('WEFT_CONFIG', 'reading a stream entry needs redis.url (or pipe the frame on stdin: weft mesh decode -)');
+  if (!cfg.redis.url)
+    throw new WeftError(
+      'WEFT_CONFIG',
+      'reading a stream entry needs redis.url (or pipe the frame on stdin: weft mesh decode -)',
+    );
   const cluster = cfg.redis.cluster;
   const name = stream ?? redisKeys(cfg.redis.prefix, cfg.computer.name, { cluster }).inbox(cfg.computer.name);
-  const client = await createRedisClient(cfg.redis.url, { cluster, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const client = await createRedisClient(cfg.redis.url, {
+    cluster,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+  });
   try {
     await client.connect();
     const rows = (await client.xrangeBuffer(name, entryId, entryId)) as Array<[Buffer, Buffer[]]>;
     const row = rows[0];
     if (!row) throw new WeftError('WEFT_NOT_FOUND', `no entry ${entryId} on ${name}`);
     const f = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < row[1].length; i += 2) f.set((row[1][i] as Buffer).toString(), row[1][i + 1] as Buffer);
+    for (let i = 0; i + 1 < row[1].length; i += 2)
+      f.set((row[1][i] as Buffer).toString(), row[1][i + 1] as Buffer);
     const payload = f.get('payload');
-    if (f.get(WEFT_ENTRY_MARK.field)?.toString() === WEFT_ENTRY_MARK.value && payload) return { base64: payload.toString('base64') };
-    if (f.get('type')?.toString() === 'mesh_event' && payload) return { teleclaude: payload.toString('utf8') };
+    if (f.get(WEFT_ENTRY_MARK.field)?.toString() === WEFT_ENTRY_MARK.value && payload)
+      return { base64: payload.toString('base64') };
+    if (f.get('type')?.toString() === 'mesh_event' && payload)
+      return { teleclaude: payload.toString('utf8') };
     return {
       foreign: {
         kind: 'foreign-entry',
         stream: name,
         id: entryId,
         fields: Object.fromEntries([...f].map(([k, v]) => [k, v.toString('utf8').slice(0, 2000)])),
-        verdict: { ok: false, code: 'FOREIGN_ENTRY', reason: 'not a Weft frame nor a TeleClaude mesh_event: another program\'s entry, which Weft leaves alone' },
+        verdict: {
+          ok: false,
+          code: 'FOREIGN_ENTRY',
+          reason:
+            "not a Weft frame nor a TeleClaude mesh_event: another program's entry, which Weft leaves alone",
+        },
       },
     };
   } finally {
@@ -283,7 +385,8 @@ async function stdinToDecode(): Promise<DecodeRequest> {
   let size = 0;
   for await (const c of process.stdin) {
     size += (c as Buffer).length;
-    if (size > 8 * 1024 * 1024) throw new WeftError('WEFT_TOO_LARGE', 'stdin holds more than 8 MiB: no frame is that large');
+    if (size > 8 * 1024 * 1024)
+      throw new WeftError('WEFT_TOO_LARGE', 'stdin holds more than 8 MiB: no frame is that large');
     chunks.push(c as Buffer);
   }
   const buf = Buffer.concat(chunks);
@@ -291,4 +394,65 @@ async function stdinToDecode(): Promise<DecodeRequest> {
   if (text.startsWith('{')) return { teleclaude: text };
   if (/^[A-Za-z0-9+/=\s]+$/.test(text) && text.length > 0) return { base64: text.replace(/\s+/g, '') };
   return { base64: buf.toString('base64') };
+}
+
+/** The fields of `/api/health` that `weft status` shows. */
+interface Health {
+  problems: string[];
+  version: string;
+  computer: string;
+  cluster: string | null;
+  bus: string;
+  busStats: { appended: number; journal?: number; unsent?: number; connection?: string };
+  pid: number;
+  uptimeSeconds: number;
+  processor: { processed: number; failed: number; rejected: number; duplicates: number };
+  connections: { open: number; max: number };
+  mesh: string | null;
+}
+
+function uptime(s: number): string {
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
+}
+
+/**
+ * `weft status` as text.
+ * @example
+ * statusText(health, peers)
+ * // "node 'laptop' (cluster home), weft 0.1.0, pid 812, up 5 min\nbus: redis, connection ready ..."
+ */
+export function statusText(h: Health, peers: Row[] | undefined): string {
+  const lines = [
+    `node '${h.computer}'${h.cluster ? ` (cluster ${h.cluster})` : ''}, weft ${h.version}, pid ${h.pid}, up ${uptime(h.uptimeSeconds)}`,
+  ];
+  const b = h.busStats;
+  const waiting = (b.journal ?? 0) + (b.unsent ?? 0);
+  lines.push(
+    `bus: ${h.bus === 'sqlite' ? 'embedded (SQLite)' : h.bus}${b.connection ? `, connection ${b.connection}` : ''}${waiting > 0 ? `, ${waiting} event${waiting === 1 ? '' : 's'} in the journal for the stream` : ''}`,
+  );
+  if (h.mesh && peers) {
+    const states = new Map<string, number>();
+    let outbox = 0;
+    for (const p of peers) {
+      states.set(String(p.state), (states.get(String(p.state)) ?? 0) + 1);
+      outbox += Number(p.outbox ?? 0);
+    }
+    const byState = [...states].map(([s, n]) => `${n} ${s}`).join(', ');
+    lines.push(
+      `mesh: ${h.mesh}, ${peers.length} peer${peers.length === 1 ? '' : 's'}${byState ? ` (${byState})` : ''}, ${outbox} event${outbox === 1 ? '' : 's'} in the outboxes (weft mesh status)`,
+    );
+  } else {
+    lines.push('mesh: off');
+  }
+  const p = h.processor;
+  lines.push(
+    `pipeline: ${p.processed} processed, ${p.failed} failed, ${p.rejected} rejected, ${p.duplicates} duplicates since the start`,
+  );
+  lines.push(`api: ${h.connections.open} of ${h.connections.max} connections open`);
+  if (h.problems.length === 0) lines.push('problems: none');
+  else lines.push(`problems (${h.problems.length}):`, ...h.problems.map((x) => `  - ${x}`));
+  return lines.join('\n');
 }
