@@ -83,9 +83,14 @@ export function dashboardRoutes(deps: DashboardRoutesDeps): (app: FastifyInstanc
       const a = page((req.params as { file: string }).file);
       return reply.type(a.type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').send(a.body);
     });
-    app.get('/login', { schema: { querystring: Type.Object({ code: Type.String({ minLength: 10, maxLength: 100 }) }) } }, async (req, reply) => {
+    // A link cut short or mangled gets the same page as a used one (not a JSON error in a browser tab).
+    app.get('/login', { schema: { querystring: Type.Object({ code: Type.Optional(Type.String()) }) } }, async (req, reply) => {
       try {
-        const s = deps.auth.redeem((req.query as { code: string }).code);
+        const code = (req.query as { code?: string }).code ?? '';
+        if (code.length < 10 || code.length > 100) {
+          throw new WeftError('WEFT_UNAUTHORIZED', 'this is not a whole login link: run `weft dashboard` again for a new one');
+        }
+        const s = deps.auth.redeem(code);
         return reply.header('set-cookie', sessionCookie(s)).header('cache-control', 'no-store').redirect('/', 303);
       } catch (err) {
         return reply

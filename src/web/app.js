@@ -5,6 +5,15 @@ const main = document.getElementById('main');
 let session = { role: 'read', csrf: null, computer: '' };
 let current = '';
 let keys = () => undefined;
+/** The open page's refresh timer (Mesh, Approvals): cleared when another page opens. */
+let pageTimer;
+/** Runs `fn` again in `ms` while `page` stays open (errors are shown by the banner, not here). */
+function refreshEvery(page, ms, fn) {
+  clearTimeout(pageTimer);
+  pageTimer = setTimeout(() => {
+    if (current === page && !loggedOut) void fn().catch(() => undefined);
+  }, ms);
+}
 
 /** Builds an element: h('td', { class: 'x', onclick }, 'text', child). */
 function h(tag, attrs, ...children) {
@@ -27,11 +36,30 @@ function toast(text, bad = false) {
   toast.timer = setTimeout(() => (t.className = ''), 3000);
 }
 
+/**
+ * A line under the header while something keeps the page from being current: the session has
+ * ended (a daemon restart logs everyone out) or the daemon does not answer. Null clears it.
+ */
+function banner(text) {
+  const b = document.getElementById('banner');
+  b.textContent = text ?? '';
+  b.hidden = !text;
+}
+
+let loggedOut = false;
+function endSession() {
+  if (loggedOut) return;
+  loggedOut = true;
+  document.body.dataset.live = 'no';
+  banner('Logged out: the daemon restarted or this login ended, so this page no longer changes and cannot act. Run `weft dashboard` for a new login link.');
+}
+
 async function api(method, path, body) {
   const headers = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && session.csrf) headers['x-weft-csrf'] = session.csrf;
   const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401 && path !== '/api/session') endSession();
   const text = await res.text();
   let json;
   try {
@@ -62,7 +90,11 @@ const LEVELS = ['infra', 'oper', 'workflow', 'business'];
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
 
 // ---------- Inbox ----------
-const inbox = { items: [], sel: 0, filter: { level: '', domain: '', status: 'open' }, envelope: null };
+// The selection is a notification id, never a row position: rows arriving or leaving live must
+// not move what the detail panel (and its Claim and Resolve) act on.
+const inbox = { items: [], selId: null, filter: { level: '', domain: '', status: 'open' }, envelope: null };
+const selected = () => inbox.items.find((n) => n.id === inbox.selId);
+const selIndex = () => inbox.items.findIndex((n) => n.id === inbox.selId);
 
 function inboxQuery() {
   const q = new URLSearchParams({ limit: '100' });
@@ -84,10 +116,12 @@ function matchesFilter(n) {
   return true;
 }
 
+/** Loads the list; if the selected notification left it (this page resolved it), the one now at its place is selected. */
 async function loadInbox() {
+  const at = selIndex();
   const page = await api('GET', `/api/notifications?${inboxQuery()}`);
   inbox.items = page.items.filter(matchesFilter);
-  inbox.sel = Math.min(inbox.sel, Math.max(0, inbox.items.length - 1));
+  if (!selected()) inbox.selId = inbox.items[Math.min(Math.max(at, 0), inbox.items.length - 1)]?.id ?? null;
 }
 
 function renderInbox() {
@@ -100,10 +134,15 @@ function renderInbox() {
     h('label', {}, 'status ', h('select', { id: 'f-status', onchange: (e) => setFilter('status', e.target.value) }, ...['open', 'unseen', 'claimed', 'in_progress', 'resolved', 'all'].map((v) => h('option', { value: v, selected: f.status === v }, v)))),
     h('span', { class: 'muted' }, 'keys: j/k move · s seen · c claim · r resolve · / filter'),
   );
-  const rows = inbox.items.map((n, i) =>
+  main.replaceChildren(h('h2', {}, 'Inbox'), filters, h('div', { class: 'split' }, h('div', { id: 'inbox-left' }, ...list()), detail()));
+}
+
+/** The table (and the empty note) for the items as they are now. */
+function list() {
+  const rows = inbox.items.map((n) =>
     h(
       'tr',
-      { class: `${i === inbox.sel ? 'sel' : ''} ${n.humanStatus === 'unseen' ? 'unseen' : ''}`, 'data-id': n.id, onclick: () => select(i) },
+      { class: `${n.id === inbox.selId ? 'sel' : ''} ${n.humanStatus === 'unseen' ? 'unseen' : ''}`, 'data-id': n.id, onclick: () => select(n.id) },
       h('td', {}, String(n.id)),
       h('td', {}, h('span', { class: `chip lvl${n.level}` }, LEVELS[n.level] ?? n.level)),
       h('td', {}, n.eventType),
@@ -113,29 +152,65 @@ function renderInbox() {
       h('td', { class: 'muted' }, when(n.createdAt)),
     ),
   );
-  const list = h('table', { id: 'inbox-list' }, h('thead', {}, h('tr', {}, ...['#', 'level', 'type', 'description', 'human', 'agent', 'created'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows));
+  const table = h('table', { id: 'inbox-list' }, h('thead', {}, h('tr', {}, ...['#', 'level', 'type', 'description', 'human', 'agent', 'created'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows));
   const empty = inbox.items.length === 0 ? h('p', { class: 'muted' }, 'Nothing here. New notifications appear without a reload.') : null;
-  main.replaceChildren(h('h2', {}, 'Inbox'), filters, h('div', { class: 'split' }, h('div', {}, list, empty), detail()));
+  return [table, empty].filter(Boolean);
+}
+
+/** Redraws the list only: the filters and the detail panel (what is typed in it) stay as they are. */
+function renderList() {
+  document.getElementById('inbox-left')?.replaceChildren(...list());
+}
+
+/**
+ * Redraws the detail panel; what was typed in its form is kept when it still shows the same
+ * notification, and so is the focus.
+ */
+function renderDetail() {
+  const old = document.getElementById('detail');
+  if (!old) return;
+  const typed = new Map();
+  if (old.dataset.id === String(inbox.selId)) {
+    for (const el of old.querySelectorAll('#resolve-form [name]')) typed.set(el.name, el.type === 'checkbox' ? el.checked : el.value);
+  }
+  const focused = old.contains(document.activeElement) ? document.activeElement.name : undefined;
+  const fresh = detail();
+  for (const el of fresh.querySelectorAll('#resolve-form [name]')) {
+    if (!typed.has(el.name)) continue;
+    if (el.type === 'checkbox') el.checked = typed.get(el.name);
+    else el.value = typed.get(el.name);
+  }
+  old.replaceWith(fresh);
+  if (focused && typed.size > 0) fresh.querySelector(`[name="${CSS.escape(focused)}"]`)?.focus();
 }
 
 async function setFilter(k, v) {
   inbox.filter[k] = v;
-  inbox.sel = 0;
+  inbox.selId = null;
   await loadInbox();
   await loadEnvelope();
   renderInbox();
 }
 
-async function select(i) {
-  inbox.sel = i;
+async function select(id) {
+  inbox.selId = id;
   await loadEnvelope();
-  renderInbox();
+  renderList();
+  renderDetail();
+  // One column (a phone): the detail is below the list, so bring it into view.
+  if (window.matchMedia('(max-width: 760px)').matches) document.getElementById('detail')?.scrollIntoView({ block: 'start' });
 }
 
+/** Event types whose notifications must be claimed before they are resolved (from the catalog, read once). */
+let claimFirst;
 async function loadEnvelope() {
-  const n = inbox.items[inbox.sel];
+  const n = selected();
   inbox.envelope = null;
   if (!n) return;
+  claimFirst ??= await api('GET', '/api/schemas').then(
+    (types) => new Set(types.filter((t) => t.lifecycle?.requiresClaim).map((t) => t.type)),
+    () => undefined,
+  );
   try {
     inbox.envelope = await api('GET', `/api/events/${encodeURIComponent(n.eventId)}`);
   } catch {
@@ -144,12 +219,16 @@ async function loadEnvelope() {
 }
 
 function detail() {
-  const n = inbox.items[inbox.sel];
-  if (!n) return h('div', { class: 'panel muted' }, 'Select a notification.');
+  const n = selected();
+  if (!n) return h('div', { class: 'panel muted', id: 'detail', 'data-id': '' }, 'Select a notification.');
   const env = inbox.envelope;
   const shape = env?.resolutionShape ?? {};
   const agent = `dashboard@${session.computer || 'node'}`;
   const resolved = n.agentStatus === 'resolved';
+  // Only the agent holding a claim may resolve it: the node would answer 409.
+  const heldBy = (n.agentStatus === 'claimed' || n.agentStatus === 'in_progress') && n.agentId && n.agentId !== agent ? n.agentId : null;
+  // Its type wants a claim first: Resolve claims it for this login, then resolves.
+  const mustClaim = n.agentStatus === 'none' && claimFirst?.has(n.eventType) === true;
   const form = h(
     'form',
     {
@@ -166,6 +245,7 @@ function detail() {
           else resolution[field] = el.value;
         }
         void act(`notification ${n.id} resolved`, async () => {
+          if (mustClaim) await api('POST', `/api/notifications/${n.id}/claim`, { agentId: agent });
           await api('POST', `/api/notifications/${n.id}/resolve`, { agentId: agent, ...(Object.keys(shape).length ? { resolution } : {}) });
           await refreshInbox();
         });
@@ -174,14 +254,15 @@ function detail() {
     ...Object.entries(shape).map(([field, type]) =>
       h('label', {}, `${field} (${type})`, type === 'boolean' ? h('input', { type: 'checkbox', name: field }) : type === 'object' || type === 'array' ? h('textarea', { name: field, rows: 3 }) : h('input', { name: field, type: type === 'number' ? 'number' : 'text', required: true })),
     ),
-    h('button', { type: 'submit', id: 'btn-resolve', disabled: !admin() || resolved }, 'Resolve'),
+    h('button', { type: 'submit', id: 'btn-resolve', disabled: !admin() || resolved || heldBy !== null }, mustClaim ? 'Claim and resolve' : 'Resolve'),
+    heldBy ? h('span', { class: 'muted' }, ` claimed by ${heldBy}: only that agent can resolve it`) : null,
   );
   const actions = env?.actions
     ? h('div', {}, h('h3', {}, 'Actions this event offers'), h('ul', {}, ...Object.entries(env.actions).map(([name, a]) => h('li', {}, h('b', {}, name), ` — ${a.description} (emits ${a.produces})`))))
     : null;
   return h(
     'div',
-    { class: 'panel', id: 'detail' },
+    { class: 'panel', id: 'detail', 'data-id': n.id },
     h('h3', {}, `#${n.id} ${n.eventType}`),
     h('p', {}, n.description),
     h('p', { class: 'muted' }, `from ${n.source}${n.sourceComputer ? ` on ${n.sourceComputer}` : ''} · ${n.domain} · ${n.visibility} · ${when(n.createdAt)}`),
@@ -202,7 +283,10 @@ function detail() {
 async function refreshInbox() {
   await loadInbox();
   await loadEnvelope();
-  if (current === 'inbox') renderInbox();
+  if (current === 'inbox') {
+    renderList();
+    renderDetail();
+  }
 }
 
 async function pageInbox() {
@@ -210,13 +294,17 @@ async function pageInbox() {
   await loadEnvelope();
   renderInbox();
   keys = (e) => {
-    const n = inbox.items[inbox.sel];
-    if (e.key === 'j' && inbox.sel < inbox.items.length - 1) void select(inbox.sel + 1);
-    else if (e.key === 'k' && inbox.sel > 0) void select(inbox.sel - 1);
+    const n = selected();
+    const i = selIndex();
+    if (e.key === 'j' && i < inbox.items.length - 1) void select(inbox.items[i + 1].id);
+    else if (e.key === 'k' && i > 0) void select(inbox.items[i - 1].id);
     else if (e.key === 's' && n) document.getElementById('btn-seen')?.click();
     else if (e.key === 'c' && n) document.getElementById('btn-claim')?.click();
-    else if (e.key === 'r' && n) (document.querySelector('#resolve-form input, #resolve-form textarea') ?? document.getElementById('btn-resolve'))?.focus();
-    else if (e.key === '/') {
+    else if (e.key === 'r' && n) {
+      // The key only moves the focus: it must not be typed into the field it lands in.
+      e.preventDefault();
+      (document.querySelector('#resolve-form input, #resolve-form textarea') ?? document.getElementById('btn-resolve'))?.focus();
+    } else if (e.key === '/') {
       e.preventDefault();
       document.getElementById('f-domain')?.focus();
     } else return;
@@ -245,13 +333,19 @@ function decode64(b64) {
   }
 }
 
-async function pageApprovals() {
+let approvalsShown = '';
+/** The Approvals page; while open it looks again every 5 s and redraws only when something changed (a source being read keeps its place). */
+async function pageApprovals(force = true) {
   const [pending, carts, quarantine] = await Promise.all([
     api('GET', '/api/notifications?type=cartridge.install_pending&limit=100'),
     api('GET', '/api/cartridges').catch(() => ({ items: [] })),
     api('GET', '/api/quarantine?status=held&limit=100'),
   ]);
+  refreshEvery('approvals', 5000, () => pageApprovals(false));
   const open = pending.items.filter((n) => n.agentStatus !== 'resolved');
+  const shown = JSON.stringify([open.map((n) => n.id), carts.items.map((c) => [c.name, c.version, c.status, c.invocationCount]), quarantine.items.map((x) => x.id), session.role]);
+  if (current !== 'approvals' || (!force && shown === approvalsShown)) return;
+  approvalsShown = shown;
   const cards = await Promise.all(
     open.map(async (n) => {
       let published = null;
@@ -338,7 +432,8 @@ async function pageApprovals() {
 function spark(values, label) {
   const w = 300;
   const ht = 60;
-  const max = Math.max(1, ...values);
+  const top = Math.max(0, ...values);
+  const max = Math.max(1, top); // the drawing's scale; the label says the real highest value
   const pts = values.map((v, i) => `${values.length < 2 ? 0 : (i / (values.length - 1)) * w},${ht - (v / max) * (ht - 4) - 2}`).join(' ');
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('viewBox', `0 0 ${w} ${ht}`);
@@ -348,11 +443,15 @@ function spark(values, label) {
   svg.append(line);
   const last = values.length ? values[values.length - 1] : 0;
   if (values.length < 2) return h('div', { class: 'panel chart' }, h('div', {}, h('b', {}, label)), h('p', { class: 'muted' }, 'collecting: one sample every 10 s, the last hour is kept'));
-  return h('div', { class: 'panel chart' }, h('div', {}, h('b', {}, label), ` now ${Math.round(last * 10) / 10}, max ${Math.round(max * 10) / 10}`), svg);
+  return h('div', { class: 'panel chart' }, h('div', {}, h('b', {}, label), ` now ${Math.round(last * 10) / 10}, max ${Math.round(top * 10) / 10}`), svg);
 }
 
+let auditShown = '';
+/** The Mesh page; while open it is drawn again every 5 s (peer states, outboxes, charts). */
 async function pageMesh() {
   const [status, peers, series] = await Promise.all([api('GET', '/api/mesh/status'), api('GET', '/api/peers'), api('GET', '/api/dashboard/series')]);
+  refreshEvery('mesh', 5000, pageMesh);
+  if (current !== 'mesh') return;
   const score = new Map(peers.map((p) => [p.computer, p.trustScore]));
   const s = series.samples;
   const rate = s.slice(1).map((x, i) => Math.max(0, (x.processed - s[i].processed) / ((x.at - s[i].at) / 1000 || 1)));
@@ -373,7 +472,7 @@ async function pageMesh() {
     ),
   );
   const rejected = Object.entries(status.counters?.rejected ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
-  const audit = h('span', { id: 'audit-result', class: 'muted' });
+  const audit = h('span', { id: 'audit-result', class: 'muted' }, auditShown);
   main.replaceChildren(
     h('h2', {}, status.enabled === false ? 'Mesh (off on this node: set mesh.provider)' : `Mesh — ${status.provider} · ${status.self?.computer} ${status.self?.fingerprint}`),
     h('table', { id: 'peers' }, h('thead', {}, h('tr', {}, ...['peer', 'state', 'cluster', 'trust', 'score', 'caps', 'rtt', 'outbox', 'frames in/out', 'resends'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows)),
@@ -383,7 +482,7 @@ async function pageMesh() {
     h(
       'div',
       { class: 'actions' },
-      h('button', { class: 'secondary', id: 'btn-verify', onclick: async () => { const v = await api('GET', '/api/audit/verify'); audit.textContent = v.ok ? `intact: ${v.entries} entries, head ${v.headHash.slice(0, 16)}…` : `BROKEN at ${v.firstBadSeq}: ${v.message}`; } }, 'Verify'),
+      h('button', { class: 'secondary', id: 'btn-verify', onclick: async () => { const v = await api('GET', '/api/audit/verify'); auditShown = v.ok ? `intact: ${v.entries} entries, head ${v.headHash.slice(0, 16)}…` : `BROKEN at ${v.firstBadSeq}: ${v.message}`; audit.textContent = auditShown; } }, 'Verify'),
       h('button', { class: 'secondary', onclick: async () => { const r = await fetch('/api/audit/export', { credentials: 'same-origin' }); const url = URL.createObjectURL(new Blob([await r.text()], { type: 'application/x-ndjson' })); h('a', { href: url, download: `weft-audit-${session.computer}.ndjson` }).click(); } }, 'Export'),
       audit,
     ),
@@ -461,10 +560,24 @@ async function pageEvents() {
     h(
       'div',
       { class: 'filters' },
-      h('label', {}, 'type ', h('input', { value: events.type, placeholder: 'e.g. mesh.test.ping', onchange: (e) => { events.type = e.target.value.trim(); void pageEvents(); } })),
+      h('label', {}, 'type ', h('input', { value: events.type, placeholder: 'a whole type: mesh.test.ping', onchange: (e) => { events.type = e.target.value.trim(); void pageEvents(); } })),
       h('label', {}, 'search ', h('input', { id: 'f-search', value: events.text, placeholder: 'text in the event', onchange: (e) => { events.text = e.target.value; void pageEvents(); } })),
     ),
-    h('div', { class: 'split' }, h('table', { id: 'events' }, h('thead', {}, h('tr', {}, ...['seq', 'type', 'level', 'source', 'time'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows)), tree),
+    h(
+      'div',
+      { class: 'split' },
+      h(
+        'div',
+        {},
+        h('table', { id: 'events' }, h('thead', {}, h('tr', {}, ...['seq', 'type', 'level', 'source', 'time'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows)),
+        items.length === 0
+          ? h('p', { class: 'muted', id: 'events-empty' }, events.type ? `No event of type ${events.type} in the log (the type is matched whole: system.worker.crashed, not system.worker).` : events.text ? 'No event among the latest 100 has that text.' : 'The log is empty.')
+          : events.text
+            ? h('p', { class: 'muted' }, `search looks in the latest 100 events${events.type ? ' of that type' : ''}`)
+            : null,
+      ),
+      tree,
+    ),
   );
 }
 
@@ -472,9 +585,11 @@ async function showTrace(id, panel) {
   const t = await api('GET', `/api/events/${encodeURIComponent(id)}/trace`);
   const node = (n) => h('li', {}, h('b', {}, n.event), ` ${n.source} · ${when(n.timestamp)}`, n.children?.length ? h('ul', { class: 'tree' }, ...n.children.map(node)) : null);
   panel.replaceChildren(
-    h('h3', {}, 'Causation tree'),
-    t.ancestors.length ? h('p', { class: 'muted' }, `caused by: ${t.ancestors.map((a) => a.event).join(' → ')}`) : null,
-    h('ul', { class: 'tree' }, node(t.root)),
+    ...[
+      h('h3', {}, 'Causation tree'),
+      t.ancestors.length ? h('p', { class: 'muted' }, `caused by: ${t.ancestors.map((a) => a.event).join(' → ')}`) : null,
+      h('ul', { class: 'tree' }, node(t.root)),
+    ].filter(Boolean),
   );
 }
 
@@ -485,6 +600,7 @@ async function route() {
   const name = (location.hash.replace(/^#\//, '') || 'inbox').split('?')[0];
   current = PAGES[name] ? name : 'inbox';
   keys = () => undefined;
+  clearTimeout(pageTimer);
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === current);
   try {
     await PAGES[current]();
@@ -494,37 +610,69 @@ async function route() {
   }
 }
 
-function live() {
+/** A notification changed (live): the list follows; the detail panel only if it shows that one. */
+function liveNotification(n) {
+  const i = inbox.items.findIndex((x) => x.id === n.id);
+  if (i >= 0) inbox.items[i] = n;
+  else if (matchesFilter(n)) inbox.items.unshift(n);
+  // Bounded: a page left open for days shows the newest 500, not every notification since.
+  inbox.items = inbox.items.filter(matchesFilter).slice(0, 500);
+  if (n.id === inbox.selId) {
+    if (!selected()) {
+      // Resolved (or changed) elsewhere so it left this view: say so rather than show another one in its place.
+      toast(`notification ${n.id} left this view: ${n.agentStatus}${n.agentId ? ` by ${n.agentId}` : ''}`);
+      inbox.selId = null;
+      inbox.envelope = null;
+    }
+    renderDetail();
+  }
+  renderList();
+}
+
+let reconnectMs = 1000;
+/** Live updates over the WebSocket; after a gap the current page is loaded again (what changed meanwhile). */
+function live(gap = false) {
+  if (loggedOut) return;
   const ws = new WebSocket(`ws://${location.host}/ws`);
   ws.onopen = () => {
     ws.send(JSON.stringify({ type: 'subscribe', filter: {} }));
     document.body.dataset.live = 'yes';
+    reconnectMs = 1000;
+    banner(null);
+    if (gap) void catchUp();
   };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
     if (msg.type !== 'notification') return;
     const n = msg.notification;
     if (msg.change.kind === 'created') toast(`new: ${n.eventType}`);
-    if (current === 'inbox') {
-      const i = inbox.items.findIndex((x) => x.id === n.id);
-      if (i >= 0) inbox.items[i] = n;
-      else if (matchesFilter(n)) inbox.items.unshift(n);
-      // Bounded: a page left open for days shows the newest 500, not every notification since.
-      inbox.items = inbox.items.filter(matchesFilter).slice(0, 500);
-      renderInbox();
-    } else if (current === 'approvals' && n.eventType === 'cartridge.install_pending') void pageApprovals();
+    if (current === 'inbox') liveNotification(n);
+    else if (current === 'approvals' && /^cartridge\./.test(n.eventType)) void pageApprovals();
   };
-  ws.onclose = () => {
+  ws.onclose = async () => {
     document.body.dataset.live = 'no';
-    setTimeout(live, 2000);
+    // Why: a session that ended (401) is final; a daemon that does not answer is retried.
+    const answer = await fetch('/api/session', { credentials: 'same-origin' }).then((r) => r.status, () => 0);
+    if (answer === 401) return endSession();
+    banner(`The daemon does not answer${answer ? ` (HTTP ${answer})` : ''}: live updates are paused and this page may be out of date. Trying again every few seconds…`);
+    setTimeout(() => live(true), reconnectMs);
+    reconnectMs = Math.min(reconnectMs * 2, 10_000);
   };
+}
+
+/** After live updates were paused: the inbox reloads its list (what is typed stays), another page reloads. */
+async function catchUp() {
+  if (current === 'inbox') await refreshInbox().catch(() => undefined);
+  else await route();
 }
 
 document.addEventListener('keydown', (e) => {
   if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLSelectElement) return;
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const page = { 1: 'inbox', 2: 'approvals', 3: 'mesh', 4: 'privacy', 5: 'events' }[e.key];
-  if (page) location.hash = `#/${page}`;
+  // The open page's own key loads it again.
+  if (page === current) void route();
+  else if (page) location.hash = `#/${page}`;
   else keys(e);
 });
 

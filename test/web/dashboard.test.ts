@@ -3,7 +3,9 @@
  * real daemons linked over TLS with the shipped defaults: logging in through the one-time link,
  * an event from the CLI appearing live in the inbox, claim and resolve, approving a cartridge a
  * second daemon published and activating it, a killed peer shown as disconnected, a read-only
- * login that cannot act, and requests with a forged Origin or Host refused. A failing step
+ * login that cannot act, and requests with a forged Origin or Host refused; a live arrival that
+ * leaves the selection and what is typed alone, a phone-width window, and a daemon restart the
+ * open page says it cannot follow. A failing step
  * leaves a screenshot under test-results/. With WEFT_SCREENSHOTS=<dir> it also saves the inbox
  * and mesh pages there (the README's pictures come from such a run).
  */
@@ -16,10 +18,13 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { writePackageDir } from '../../src/sovereignty/index.js';
 import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
+import { freePort } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)`;
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)`;
 
 describe('the dashboard in Chromium', { skip }, () => {
   const t = tempDir('weft-web-');
@@ -45,7 +50,9 @@ describe('the dashboard in Chromium', { skip }, () => {
       await fn();
     } catch (err) {
       mkdirSync('test-results', { recursive: true });
-      await p.screenshot({ path: join('test-results', `dashboard-${name}.png`), fullPage: true }).catch(() => undefined);
+      await p
+        .screenshot({ path: join('test-results', `dashboard-${name}.png`), fullPage: true })
+        .catch(() => undefined);
       throw err;
     }
   };
@@ -58,15 +65,36 @@ describe('the dashboard in Chromium', { skip }, () => {
 
   before(async () => {
     await writePackageDir(join(t.dir, 'pkg', 'greeter'), {
-      manifest: { name: 'greeter', version: '1.0.0', author: 'pub', description: 'greets pings', entryPoint: 'process', dependencies: [], consumes: ['mesh.test.ping'], emits: [] },
-      source: "// answers nothing, counts pings\nfunction process(event, ctx) { return event; }",
+      manifest: {
+        name: 'greeter',
+        version: '1.0.0',
+        author: 'pub',
+        description: 'greets pings',
+        entryPoint: 'process',
+        dependencies: [],
+        consumes: ['mesh.test.ping'],
+        emits: [],
+      },
+      source: '// answers nothing, counts pings\nfunction process(event, ctx) { return event; }',
     });
-    const c = await startCluster(t.dir, [{ computer: 'home', cluster: 'team' }, { computer: 'pub', cluster: 'team' }], { provider: 'tls' });
+    // home keeps its API port across a restart (the last test), as a daemon with a configured port does.
+    const c = await startCluster(
+      t.dir,
+      [
+        { computer: 'home', cluster: 'team', env: { WEFT_API_PORT: String(await freePort()) } },
+        { computer: 'pub', cluster: 'team' },
+      ],
+      { provider: 'tls' },
+    );
     home = c.nodes.home as ClusterNode;
     pub = c.nodes.pub as ClusterNode;
     stopAll = c.stopAll;
     const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-background-networking'],
+    });
     admin = await browser.newContext({ viewport: { width: 1360, height: 820 } });
     page = await admin.newPage();
     await page.goto(link('admin'));
@@ -89,7 +117,9 @@ describe('the dashboard in Chromium', { skip }, () => {
       assert.ok(c?.httpOnly, 'the session cookie is HttpOnly');
       assert.equal(c?.sameSite, 'Strict');
       const html = await page.content();
-      const token = home.env.WEFT_DATA_DIR ? (await import('../../src/config/index.js')).readToken(home.dataDir) : undefined;
+      const token = home.env.WEFT_DATA_DIR
+        ? (await import('../../src/config/index.js')).readToken(home.dataDir)
+        : undefined;
       assert.ok(token && !html.includes(token), 'the API token is not in the page');
       const again = await (await browser.newContext()).newPage();
       const res = await again.goto(url);
@@ -102,10 +132,20 @@ describe('the dashboard in Chromium', { skip }, () => {
       await page.goto(`${base}/#/inbox`);
       await page.waitForSelector('#inbox-list');
       await page.evaluate('window.marker = 42');
-      await eventually(async () => (await page.getAttribute('body', 'data-live')) === 'yes', 10_000, 'the live connection');
+      await eventually(
+        async () => (await page.getAttribute('body', 'data-live')) === 'yes',
+        10_000,
+        'the live connection',
+      );
       // A few ordinary notifications around it, as an inbox has.
-      await home.api.emit({ event: 'domain.software-development.planning.todo.created', payload: { slug: 'signup', title: 'Sign-up form' } });
-      await home.api.emit({ event: 'system.worker.crashed', payload: { worker: 'indexer', error: 'disk full', restarts: 1 } });
+      await home.api.emit({
+        event: 'domain.software-development.planning.todo.created',
+        payload: { slug: 'signup', title: 'Sign-up form' },
+      });
+      await home.api.emit({
+        event: 'system.worker.crashed',
+        payload: { worker: 'indexer', error: 'disk full', restarts: 1 },
+      });
       const e = weft(['emit', 'mesh.test.ping', '--payload', '{"n":7,"note":"from the CLI"}'], home.env);
       assert.equal(e.code, 0, e.stderr);
       const row = page.locator('#inbox-list tbody tr', { hasText: 'mesh.test.ping' }).first();
@@ -119,10 +159,122 @@ describe('the dashboard in Chromium', { skip }, () => {
       await page.waitForSelector(`#inbox-list tbody tr.sel[data-id="${id}"]:has-text("claimed")`);
       await page.click('#btn-resolve');
       // Resolved notifications leave the default (open) view.
-      await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+      await page
+        .locator(`#inbox-list tbody tr[data-id="${id}"]`)
+        .waitFor({ state: 'detached', timeout: 10_000 });
       const n = await home.api.notifications.get(id);
       assert.equal(n.agentStatus, 'resolved');
       assert.match(n.agentId ?? '', /^dashboard@home$/);
+    });
+  });
+
+  test('a notification arriving live leaves the selection and what is typed alone; Resolve acts on the selected one; the r key types nothing', async () => {
+    await step('live-selection', page, async () => {
+      const notificationOf = async (slug: string) => {
+        let id = 0;
+        await eventually(
+          async () => {
+            const page = await home.api.notifications.list({
+              type: 'domain.software-development.planning.todo.dor_assessed',
+              limit: 100,
+            });
+            id = page.items.find((n) => n.payload.slug === slug)?.id ?? 0;
+            return id > 0;
+          },
+          10_000,
+          `the notification of ${slug}`,
+        );
+        return id;
+      };
+      await home.api.emit({
+        event: 'domain.software-development.planning.todo.dor_assessed',
+        payload: { slug: 'live-sel', score: 6, verdict: 'needs_work' },
+      });
+      const id = await notificationOf('live-sel');
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).click();
+      await page.waitForSelector(`#detail[data-id="${id}"] #resolve-form`);
+      await page.keyboard.press('r');
+      await page.keyboard.type('ready after');
+      // Three more arrive above it while the answer is being typed.
+      const before = await page.locator('#inbox-list tbody tr').count();
+      for (const slug of ['live-a', 'live-b', 'live-c']) {
+        await home.api.emit({
+          event: 'domain.software-development.planning.todo.dor_assessed',
+          payload: { slug, score: 5, verdict: 'needs_work' },
+        });
+      }
+      await eventually(
+        async () => (await page.locator('#inbox-list tbody tr').count()) === before + 3,
+        10_000,
+        'three rows arrive live',
+      );
+      assert.equal(
+        await page.locator('#inbox-list tbody tr.sel').getAttribute('data-id'),
+        String(id),
+        'the selection stays on the same notification',
+      );
+      assert.equal(
+        await page.locator('#detail').getAttribute('data-id'),
+        String(id),
+        'so does the detail panel',
+      );
+      assert.equal(
+        await page.locator('#resolve-form [name="outcome"]').inputValue(),
+        'ready after',
+        'what was typed is kept, without the r',
+      );
+      assert.equal(
+        await page.evaluate('document.activeElement && document.activeElement.name'),
+        'outcome',
+        'and so is the focus',
+      );
+      await page.keyboard.type(' review');
+      await page.keyboard.press('Enter');
+      await eventually(
+        async () => (await home.api.notifications.get(id)).agentStatus === 'resolved',
+        10_000,
+        'the selected one resolved',
+      );
+      const n = await home.api.notifications.get(id);
+      assert.deepEqual(n.resolution, { outcome: 'ready after review' });
+      assert.equal(
+        n.agentId,
+        'dashboard@home',
+        'a type that wants a claim is claimed by the login, then resolved',
+      );
+      for (const slug of ['live-a', 'live-b', 'live-c'])
+        assert.equal(
+          (await home.api.notifications.get(await notificationOf(slug))).agentStatus,
+          'none',
+          `${slug} untouched`,
+        );
+    });
+  });
+
+  test('the causation tree of a root event, a cut-off login link, and every page at phone width', async () => {
+    await step('small-things', page, async () => {
+      await page.goto(`${base}/#/events`);
+      await page.reload();
+      await page.locator('#events tbody tr', { hasText: 'system.worker.crashed' }).first().click();
+      await page.waitForSelector('#trace h3');
+      assert.doesNotMatch(await page.locator('#trace').innerText(), /null/, 'no stray "null" under the tree');
+      for (const path of ['/login?code=abc', '/login']) {
+        const r = await fetch(`${base}${path}`, { redirect: 'manual' });
+        assert.equal(r.status, 401, path);
+        assert.match(r.headers.get('content-type') ?? '', /text\/html/);
+        assert.match(await r.text(), /weft dashboard/);
+      }
+      const phone = await admin.newPage();
+      await phone.setViewportSize({ width: 375, height: 740 });
+      for (const pg of ['inbox', 'approvals', 'mesh', 'privacy', 'events']) {
+        await phone.goto(`${base}/#/${pg}`);
+        await phone.waitForSelector(`body[data-page="${pg}"]`);
+        const width = (await phone.evaluate('document.documentElement.scrollWidth')) as number;
+        assert.ok(width <= 375, `${pg} is ${width} px wide in a 375 px window`);
+      }
+      await phone.close();
     });
   });
 
@@ -146,11 +298,13 @@ describe('the dashboard in Chromium', { skip }, () => {
       await card.locator('button.approve').click();
       await page.locator('#cartridges tr[data-cartridge="greeter"]').waitFor({ timeout: 10_000 });
       await page.locator('#cartridges tr[data-cartridge="greeter"] button').click();
-      await page.locator('#cartridges tr[data-cartridge="greeter"] .status:has-text("active")').waitFor({ timeout: 10_000 });
+      await page
+        .locator('#cartridges tr[data-cartridge="greeter"] .status:has-text("active")')
+        .waitFor({ timeout: 10_000 });
     });
   });
 
-  test('the mesh page shows the peer, and shows it disconnected once it is killed', async () => {
+  test('the mesh page shows the peer, and shows it disconnected once it is killed, without a reload', async () => {
     await step('mesh', page, async () => {
       await page.goto(`${base}/#/mesh`);
       await page.reload();
@@ -158,16 +312,14 @@ describe('the dashboard in Chromium', { skip }, () => {
       await page.click('#btn-verify');
       await page.locator('#audit-result:has-text("intact")').waitFor();
       await shot(page, 'mesh');
+      await page.evaluate('window.marker = 43');
       await pub.kill();
       await eventually(
-        async () => {
-          await page.reload();
-          await page.locator('tr[data-peer="pub"]').waitFor();
-          return (await page.locator('tr[data-peer="pub"] .state').textContent()) === 'disconnected';
-        },
+        async () => (await page.locator('tr[data-peer="pub"] .state').textContent()) === 'disconnected',
         30_000,
         'pub shown disconnected',
       );
+      assert.equal(await page.evaluate('window.marker'), 43, 'no reload happened');
     });
   });
 
@@ -198,20 +350,76 @@ describe('the dashboard in Chromium', { skip }, () => {
     const url = new URL(page.url());
     const send = (path: string, method: string, headers: Record<string, string>) =>
       new Promise<number>((resolve, reject) => {
-        const req = request({ host: url.hostname, port: url.port, path, method, headers: { cookie: `weft_session=${cookie.value}`, ...headers } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = request(
+          {
+            host: url.hostname,
+            port: url.port,
+            path,
+            method,
+            headers: { cookie: `weft_session=${cookie.value}`, ...headers },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on('error', reject);
         req.end(method === 'POST' ? '{}' : undefined);
       });
-    const csrf = ((await page.evaluate(async () => (await fetch('/api/session')).json())) as { csrf: string }).csrf;
+    const csrf = ((await page.evaluate(async () => (await fetch('/api/session')).json())) as { csrf: string })
+      .csrf;
     assert.equal(await send('/api/notifications', 'GET', {}), 200, 'the cookie alone reads');
-    assert.equal(await send('/api/notifications', 'GET', { origin: 'http://evil.example' }), 403, 'a forged Origin is refused');
-    assert.equal(await send('/api/notifications', 'GET', { host: `evil.example:${url.port}` }), 403, 'a rebinding Host is refused');
+    assert.equal(
+      await send('/api/notifications', 'GET', { origin: 'http://evil.example' }),
+      403,
+      'a forged Origin is refused',
+    );
+    assert.equal(
+      await send('/api/notifications', 'GET', { host: `evil.example:${url.port}` }),
+      403,
+      'a rebinding Host is refused',
+    );
     assert.equal(await send('/', 'GET', { host: `evil.example:${url.port}` }), 403, 'even the page itself');
-    assert.equal(await send('/api/session/logout', 'POST', { 'content-type': 'application/json' }), 403, 'a write without the CSRF token is refused');
-    assert.equal(await send('/api/session/logout', 'POST', { 'content-type': 'application/json', 'x-weft-csrf': csrf, origin: 'http://evil.example' }), 403, 'and with it from another origin');
-    assert.equal(await send('/api/dashboard/login-link', 'POST', { 'content-type': 'application/json', 'x-weft-csrf': csrf }), 403, 'a session cannot mint login links');
+    assert.equal(
+      await send('/api/session/logout', 'POST', { 'content-type': 'application/json' }),
+      403,
+      'a write without the CSRF token is refused',
+    );
+    assert.equal(
+      await send('/api/session/logout', 'POST', {
+        'content-type': 'application/json',
+        'x-weft-csrf': csrf,
+        origin: 'http://evil.example',
+      }),
+      403,
+      'and with it from another origin',
+    );
+    assert.equal(
+      await send('/api/dashboard/login-link', 'POST', {
+        'content-type': 'application/json',
+        'x-weft-csrf': csrf,
+      }),
+      403,
+      'a session cannot mint login links',
+    );
+  });
+
+  test('an open page says so when the daemon stops answering, and that it is logged out once the daemon restarted', async () => {
+    await step('restart', page, async () => {
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await eventually(
+        async () => (await page.getAttribute('body', 'data-live')) === 'yes',
+        10_000,
+        'the live connection',
+      );
+      assert.equal(await page.locator('#banner').isVisible(), false);
+      await home.stop();
+      await page.locator('#banner:has-text("does not answer")').waitFor({ timeout: 15_000 });
+      await home.start();
+      await page.locator('#banner:has-text("Logged out")').waitFor({ timeout: 30_000 });
+      assert.match(await page.locator('#banner').innerText(), /weft dashboard/);
+      assert.equal(await page.getAttribute('body', 'data-live'), 'no');
+    });
   });
 });
