@@ -259,7 +259,7 @@ describe('the dashboard in Chromium', { skip }, () => {
       await page.reload();
       await page.locator('#events tbody tr', { hasText: 'system.worker.crashed' }).first().click();
       await page.waitForSelector('#trace h3');
-      assert.doesNotMatch(await page.locator('#trace').innerText(), /null/, 'no stray "null" under the tree');
+      assert.doesNotMatch((await page.locator('#trace').textContent()) ?? '', /null/, 'no stray "null" under the tree');
       for (const path of ['/login?code=abc', '/login']) {
         const r = await fetch(`${base}${path}`, { redirect: 'manual' });
         assert.equal(r.status, 401, path);
@@ -418,7 +418,7 @@ describe('the dashboard in Chromium', { skip }, () => {
       await page.locator('#banner:has-text("does not answer")').waitFor({ timeout: 15_000 });
       await home.start();
       await page.locator('#banner:has-text("Logged out")').waitFor({ timeout: 30_000 });
-      assert.match(await page.locator('#banner').innerText(), /weft dashboard/);
+      assert.match((await page.locator('#banner').textContent()) ?? '', /weft dashboard/);
       assert.equal(await page.getAttribute('body', 'data-live'), 'no');
     });
   });
