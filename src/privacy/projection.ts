@@ -53,7 +53,11 @@ export function privacyProjection(hooks: ProjectionHooks = {}): CartridgeFactory
         }
         if (e.event === 'privacy.summary.shared' && ingress) {
           const s = e.payload as unknown as NodeSummary;
-          const reason = !verifySummary(s) ? 'signature does not verify' : s.node_id !== ingress.peerNodeId ? `summary of ${s.node_id} sent by another node` : undefined;
+          const reason = !verifySummary(s)
+            ? 'signature does not verify'
+            : s.node_id !== ingress.peerNodeId
+              ? `summary of ${s.node_id} sent by another node`
+              : unfinished(s, ctx.clock.now());
           if (reason) {
             hooks.onRefusedSummary?.(ingress.peerComputer, reason);
             return e;
@@ -66,4 +70,21 @@ export function privacyProjection(hooks: ProjectionHooks = {}): CartridgeFactory
     };
     return stage;
   };
+}
+
+/** How far a peer's clock may run ahead of ours before its summary's period counts as not over. */
+const CLOCK_SKEW_MS = 10 * 60_000;
+
+/**
+ * Why a summary is not of a finished period, if it is not: one made before its period ended
+ * counts what had happened by then, and one whose period ends after our clock (beyond a skew)
+ * is of a time that has not come; either would be kept as if it were the period's final count
+ * (and, being the newest period, would crowd out real ones).
+ */
+function unfinished(s: NodeSummary, now: number): string | undefined {
+  const end = Date.parse(s.period.end);
+  if (!Number.isFinite(end) || !Number.isFinite(Date.parse(s.generated_at))) return 'summary period end or generated_at is not a time';
+  if (Date.parse(s.generated_at) < end) return `summary of ${s.period.granularity} ${s.period.start} was made before its period ended (${s.generated_at}): it is not final`;
+  if (end > now + CLOCK_SKEW_MS) return `summary of ${s.period.granularity} ${s.period.start} is of a period that has not ended yet (ends ${s.period.end})`;
+  return undefined;
 }

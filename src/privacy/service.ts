@@ -278,31 +278,46 @@ export class PrivacyService {
       if (stored) made.push(stored);
     }
     for (const old of this.store.unshared(now - 7 * 86_400_000)) {
-      if (Date.parse(old.periodEnd) <= now) await this.share(old.summary, now);
+      const end = Date.parse(old.periodEnd);
+      if (end > now) continue;
+      // Made while its period ran (`weft summaries generate`) and never completed: complete it first.
+      if (Date.parse(old.summary.generated_at) < end) {
+        const stored = await this.storeSummary(signSummary(this.summarizePeriod(old.granularity, Date.parse(old.periodStart), end, now), this.deps.identity(), now), now);
+        if (stored) made.push(stored);
+      } else await this.share(old.summary, now);
     }
     return made;
   }
 
   /**
-   * Signs, stores and (policy permitting) shares the summary of the period containing `at`, now
-   * (`weft summaries generate`). A period still running is summarized as it stands and made
-   * again, complete, once it has ended.
+   * Signs and stores the summary of the period containing `at`, now (`weft summaries generate`),
+   * and shares it when the policy says so. A period that has not started is refused. A period
+   * still running is summarized as it stands and kept on this node only: it is not final, so it
+   * is not shared; it is made again, complete, and shared once it has ended. A finished period
+   * without commands is not stored (undefined), as the timer would not store it.
    */
   async generate(granularity: Granularity, at: number): Promise<StoredSummary | undefined> {
     const now = this.deps.clock.now();
     const p = periodAt(granularity, at);
+    const span = `${granularity} period ${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}`;
+    if (p.start > now) {
+      throw new WeftError('WEFT_VALIDATION', `the ${span} has not started yet: a summary counts commands already typed (give --at a time up to now; 'weft summaries show' previews the period in progress)`);
+    }
     const existing = this.store.summary(granularity, new Date(p.start).toISOString());
     if (existing && Date.parse(existing.summary.generated_at) >= p.end) return existing;
-    return this.storeSummary(signSummary(this.summarizePeriod(granularity, p.start, p.end, now), this.deps.identity(), now), now);
+    const s = this.summarizePeriod(granularity, p.start, p.end, now);
+    if (s.total_commands === 0 && !existing) return undefined;
+    return this.storeSummary(signSummary(s, this.deps.identity(), now), now);
   }
 
+  /** Stores a signed summary; shares it only if its period had ended when it was made (a summary of a running period is not final). */
   private async storeSummary(s: NodeSummary, now: number): Promise<StoredSummary | undefined> {
     await this.deps.node.ns.store.write(() => {
       this.store.putSummary(s, now);
       this.deps.audit.recordIn('summary.generated', null, { id: s.id, granularity: s.period.granularity, start: s.period.start, total_commands: s.total_commands }, true);
     });
     this.counters.summariesGenerated++;
-    await this.share(s, now);
+    if (Date.parse(s.period.end) <= Date.parse(s.generated_at)) await this.share(s, now);
     return this.store.summary(s.period.granularity, s.period.start);
   }
 

@@ -9,6 +9,7 @@ import { buildApi, invokeRoutes } from '../../src/api/index.js';
 import type { AssembledNode } from '../../src/daemon/assemble.js';
 import { isWeftError, type WeftError } from '../../src/errors/index.js';
 import { cartridgeInvokeHandlers, type InvokeCartridgeRegistry, type InvokeHandler, type InvokeOrgan } from '../../src/federation/index.js';
+import { periodAt, signSummary, summarize } from '../../src/privacy/index.js';
 import type { CartridgeManifest, InstalledCartridge } from '../../src/sovereignty/index.js';
 import { silentLogger } from '../../src/util/index.js';
 import { eventually } from '../helpers/cluster.js';
@@ -303,9 +304,11 @@ describe('invoke between two nodes over TLS', { timeout: 60_000 }, () => {
     // A summary is public and summarized, yet the policy (summaries not shared by default)
     // keeps it from every peer: the publisher and the mirror would not send it, nor may a query.
     assert.equal(pair.two.privacy.allowsEgress({ event: 'privacy.summary.shared' } as never, { trustLevel: 'peer' } as never), false);
-    const stored = await pair.two.privacy.generate('hourly', Date.now());
-    assert.ok(stored, 'a summary was made');
-    await pair.two.node.emit({ event: 'privacy.summary.shared', payload: stored.summary, visibility: 'public' });
+    // Signed here: two has observed no commands, and generate() stores no empty summary.
+    const now = Date.now();
+    const hour = periodAt('hourly', now - 3_600_000);
+    const summary = signSummary(summarize(pair.two.node.ns.store.reader, { nodeId: pair.two.identity.nodeId, granularity: 'hourly', start: hour.start, end: hour.end, now }), pair.two.identity, now);
+    await pair.two.node.emit({ event: 'privacy.summary.shared', payload: summary, visibility: 'public' });
     await pair.two.node.emit({ event: 'mesh.test.ping', visibility: 'public', payload: { n: 4, note: 'q-after-summary' } });
     assert.ok(pair.two.node.ns.log.list({ type: 'privacy.summary.shared', limit: 10 }).length > 0, 'the summary is in two\'s log');
     const r = await one.call({ peer: 'two', handler: 'query.events', payload: { limit: 1000 }, deadlineMs: 2000 });

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Envelope } from '../../src/envelope/index.js';
 import type { NodeSummary } from '../../src/catalog/index.js';
-import { verifySummary } from '../../src/privacy/index.js';
+import { periodAt, signSummary, summarize, verifySummary } from '../../src/privacy/index.js';
 import { type PrivacyMesh, privacyMesh, until, writeSpool } from '../helpers/privacy-mesh.js';
 
 let m: PrivacyMesh;
-// The start of an hour three hours ago: the seeded half hour of commands then lies inside one
-// hour and one UTC day whenever the test runs (three hours before now, unaligned, it crossed
-// midnight when run between 00:00 and 00:30 + 3 h UTC, and the daily summary saw only part).
-const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000;
+// Noon of yesterday (UTC): the seeded half hour of commands lies inside one hour and one UTC
+// day whenever the test runs, and both have ended, so their summaries are final and shared (a
+// summary of a period still running is kept on its node).
+const T0 = Math.floor(Date.now() / 86_400_000) * 86_400_000 - 12 * 3_600_000;
 
 /** Commands of every node: a and b use git and docker; c git; d only cargo. */
 function seed(name: string): Array<{ command: string; ts: number; exit?: number; durationMs?: number }> {
@@ -117,6 +117,19 @@ test('summaries are signed, exactly what the preview showed, and reach only peer
   assert.equal(got('d'), 0, 'a query_from peer never receives a summary');
   assert.ok((await auditKinds('a')).includes('summary.generated'));
   assert.ok((await auditKinds('a')).includes('summary.shared'));
+});
+
+test('a peer keeps no summary of a period that had not ended when it was made', async () => {
+  const a = m.byName('a');
+  const b = m.byName('b');
+  const now = Date.now();
+  const today = periodAt('daily', now);
+  // What a node before this fix pushed for `weft summaries generate` during the day: signed, but a count so far.
+  const partial = signSummary(summarize(a.node.node.ns.store.reader, { nodeId: a.identity.nodeId, granularity: 'daily', start: today.start, end: today.end, now }), a.identity, now);
+  const refused = b.node.privacy.counters.peerSummariesRefused;
+  await a.node.node.emit({ event: 'privacy.summary.shared', payload: partial, visibility: 'public' });
+  await until('b refused the running day\'s summary', () => b.node.privacy.counters.peerSummariesRefused > refused);
+  assert.ok(!b.node.privacy.store.peerSummaries({ peer: 'a', limit: 100 }).some((x) => x.summary.id === partial.id), 'b does not keep it');
 });
 
 test('trust set at run time is stored, audited as TrustChanged, and decides what the peer gets', async () => {

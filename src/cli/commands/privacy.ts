@@ -136,12 +136,29 @@ export function privacyCommands(ctx: CliContext): void {
     });
   summaries
     .command('generate')
-    .description('sign and store the summary of a period now (shared if the policy says so)')
+    .description('sign and store the summary of a period now (shared if the policy says so and the period has ended)')
     .addOption(new Option('--period <p>', 'hour, day or week').choices(['hour', 'day', 'week']).default('day'))
     .option('--at <iso>', 'a time inside the period (default: now)')
     .action(async (o: { period: string; at?: string }) => {
-      const r = await post<Row | null>('/api/privacy/summaries/generate', { period: o.period, ...(o.at ? { at: o.at } : {}) });
-      out(r ? `summary ${String(r.id)} for ${String(r.periodStart)} (${String(r.granularity)})` : 'nothing to summarize', r);
+      const r = await post<{ id: string; granularity: string; periodStart: string; periodEnd: string; summary: { total_commands: number; generated_at: string }; sharedAt: number | null } | null>(
+        '/api/privacy/summaries/generate',
+        { period: o.period, ...(o.at ? { at: o.at } : {}) },
+      );
+      if (!r) {
+        const { periodAt } = await privacyModule();
+        const g = ({ hour: 'hourly', day: 'daily', week: 'weekly' } as const)[o.period as 'hour' | 'day' | 'week'];
+        const p = periodAt(g, o.at ? Date.parse(o.at) : Date.now());
+        out(`nothing to summarize: 0 commands observed in the ${g} period ${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}`, r);
+        return;
+      }
+      const head = `summary ${r.id} for ${r.periodStart} (${r.granularity}): ${r.summary.total_commands} commands`;
+      const state =
+        Date.parse(r.summary.generated_at) < Date.parse(r.periodEnd)
+          ? `the period runs until ${r.periodEnd}: this count so far is kept on this node and not shared; the complete summary is made (and shared if the policy says so) after it ends`
+          : r.sharedAt
+            ? `shared ${new Date(r.sharedAt).toISOString()}`
+            : 'not shared (see weft summaries show for why)';
+      out(`${head}\n${state}`, r);
     });
   summaries
     .command('peers')
