@@ -329,12 +329,13 @@ case $- in
       _weft_now=\${EPOCHREALTIME:-\${EPOCHSECONDS:-}}
       [ -n "$_weft_now" ] || _weft_now=$(date +%s)
       case $_weft_now in *[!0-9]*) _weft_now=\${_weft_now%%[!0-9]*}.\${_weft_now#*[!0-9]} ;; esac
-      { IFS= read -r _weft_last; IFS= read -r _weft_pt; IFS= read -r _weft_pwd; } <"$_weft_state" 2>/dev/null
+      # 2>/dev/null first: redirections apply left to right, and the state file is missing at a new shell's first prompt.
+      { IFS= read -r _weft_last; IFS= read -r _weft_pt; IFS= read -r _weft_pwd; } 2>/dev/null <"$_weft_state"
       # bash's fc skips the newest entry inside a command substitution (it takes it for the fc itself).
       if [ -n "\${BASH_VERSION-}" ]; then
-        HISTTIMEFORMAT= history 1 >|"$_weft_state.h" 2>/dev/null
+        HISTTIMEFORMAT= history 1 2>/dev/null >|"$_weft_state.h"
       else
-        fc -l -1 >|"$_weft_state.h" 2>/dev/null
+        fc -l -1 2>/dev/null >|"$_weft_state.h"
       fi
       while IFS= read -r _weft_line || [ -n "$_weft_line" ]; do
         if [ -z "$_weft_n" ]; then
@@ -347,15 +348,15 @@ case $- in
           _weft_text="$_weft_text
 $_weft_line"
         fi
-      done <"$_weft_state.h"
-      : >|"$_weft_state.h"
+      done 2>/dev/null <"$_weft_state.h"
+      : 2>/dev/null >|"$_weft_state.h"
       if [ -n "$_weft_last" ] && [ -n "$_weft_n" ] && [ "$_weft_n" != "$_weft_last" ]; then
         case $_weft_text in
         ' '* | '') ;;
         *) printf '1\\037%s\\037sh\\037%s\\037\\037%s\\037%s\\036\\n' "$_weft_pt" "$_weft_s" "$_weft_pwd" "$_weft_text" 2>/dev/null >>"$_weft_file" ;;
         esac
       fi
-      printf '%s\\n%s\\n%s\\n' "\${_weft_n:-0}" "$_weft_now" "$PWD" >|"$_weft_state"
+      printf '%s\\n%s\\n%s\\n' "\${_weft_n:-0}" "$_weft_now" "$PWD" 2>/dev/null >|"$_weft_state"
       return "$_weft_s"
     }
     PS1='$(_weft_sh_prompt "$?")'"\${PS1-\\$ }"

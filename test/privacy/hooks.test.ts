@@ -93,7 +93,7 @@ function userRc(shell: RealShell, home: string, before: string): void {
 }
 
 const NOISE =
-  /command not found|unknown command|unbound variable|parameter not set|parse error|syntax error/i;
+  /command not found|unknown command|unbound variable|parameter not set|parse error|syntax error|no such file or directory|permission denied/i;
 
 /** Fails with the text around the first error message a shell printed, not the whole session. */
 function assertQuiet(output: string, what: string): void {
