@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { FILTER_OPERATORS, GRANULARITIES, type Granularity, QUERY_TYPES, type QueryFilter, type QueryType, TRUST_LEVEL_VALUES } from '../catalog/index.js';
 import { WeftError } from '../errors/index.js';
 import type { TrustLevel } from '../mesh/index.js';
-import { parseFilter, type PrivacyService } from '../privacy/index.js';
+import { checkFilter, parseFilter, type PrivacyService } from '../privacy/index.js';
 
 export interface PrivacyRoutesDeps {
   privacy: PrivacyService;
@@ -100,7 +100,7 @@ export function privacyRoutes(deps: PrivacyRoutesDeps): (app: FastifyInstance) =
     app.post('/api/privacy/query', { schema: { body: QueryBody } }, async (req) => {
       const b = req.body as { type: string; range?: string; start?: string; end?: string; filters?: Array<string | QueryFilter>; timeoutMs?: number };
       const range = b.start || b.end ? { start: b.start ?? new Date(0).toISOString(), end: b.end ?? new Date(deps.now()).toISOString() } : parseRange(b.range ?? '7d', deps.now());
-      const filters = (b.filters ?? []).map((f) => (typeof f === 'string' ? parseFilter(f) : f));
+      const filters = (b.filters ?? []).map((f) => (typeof f === 'string' ? parseFilter(f) : checkFilter(f)));
       return privacy.query({ type: b.type.replace('-', '_') as QueryType, range, filters, ...(b.timeoutMs ? { timeoutMs: b.timeoutMs } : {}) });
     });
   };

@@ -14,6 +14,7 @@ import {
   type QueryType,
   type ResponseData,
   RISK_LEVEL_VALUES,
+  SHELL_TYPES,
   type TimeRange,
 } from '../catalog/index.js';
 import { WeftError } from '../errors/index.js';
@@ -22,38 +23,67 @@ import { activityCounts, type CategoryFilter, riskCounts, withheldClause } from 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-/** Fields a filter may name, and the column and kind each compares. */
-const FILTER_FIELDS: Readonly<Record<string, { column: string; kind: 'text' | 'int' }>> = {
-  category: { column: 'category', kind: 'text' },
-  risk_level: { column: 'risk_level', kind: 'text' },
-  shell: { column: 'shell', kind: 'text' },
+/** Fields a filter may name, the column and kind each compares, and for text fields the values a row can have. */
+const FILTER_FIELDS: Readonly<Record<string, { column: string; kind: 'text' | 'int'; values?: readonly string[] }>> = {
+  category: { column: 'category', kind: 'text', values: COMMAND_CATEGORY_VALUES },
+  risk_level: { column: 'risk_level', kind: 'text', values: RISK_LEVEL_VALUES },
+  shell: { column: 'shell', kind: 'text', values: SHELL_TYPES },
   exit_code: { column: 'exit_code', kind: 'int' },
   duration_ms: { column: 'duration_ms', kind: 'int' },
   hour: { column: `((ts / ${HOUR}) % 24)`, kind: 'int' },
 };
 
 export const FILTER_FIELD_NAMES = Object.keys(FILTER_FIELDS);
+const TEXT_FIELDS = FILTER_FIELD_NAMES.filter((f) => FILTER_FIELDS[f]?.kind === 'text');
+const INT_FIELDS = FILTER_FIELD_NAMES.filter((f) => FILTER_FIELDS[f]?.kind === 'int');
+const SYMBOL_OF: Record<QueryFilter['operator'], string> = { equals: '=', not_equals: '!=', contains: '~', greater_than: '>', less_than: '<', in_list: 'in' };
+const SYNTAX = `"field op value" (op: = != ~ > < in; fields: ${FILTER_FIELD_NAMES.join(', ')})`;
 
 /**
- * Parses `--filter "field op value"` (op: = != ~ > < in, or the seed's operator names).
+ * Parses `--filter "field op value"` (op: = == != ~ > < in, or the seed's operator names) and
+ * checks it (see checkFilter); a mistake throws one line naming the filter and what is allowed.
  * @example
  * parseFilter('category = git') // { field: 'category', operator: 'equals', value: 'git' }
  */
 export function parseFilter(text: string): QueryFilter {
-  const m = /^\s*([a-z_]+)\s*(=|==|!=|~|>|<|in|equals|not_equals|contains|greater_than|less_than|in_list)\s*(.+?)\s*$/.exec(text);
-  const ops: Record<string, QueryFilter['operator']> = {
-    '=': 'equals',
-    '==': 'equals',
-    '!=': 'not_equals',
-    '~': 'contains',
-    '>': 'greater_than',
-    '<': 'less_than',
-    in: 'in_list',
-  };
-  if (!m) throw new WeftError('WEFT_VALIDATION', `filter '${text}' is not "field op value" (op: = != ~ > < in; fields: ${FILTER_FIELD_NAMES.join(', ')})`);
+  // Longest symbols first, and word operators only between spaces: 'category == git' is equals
+  // 'git', never '=' with the value '= git'.
+  const m =
+    /^\s*([a-z_]+)\s*(==|!=|=|~|>|<)\s*(.*?)\s*$/.exec(text) ??
+    /^\s*([a-z_]+)\s+(in|equals|not_equals|contains|greater_than|less_than|in_list)\s+(.*?)\s*$/.exec(text);
+  const ops: Record<string, QueryFilter['operator']> = { '=': 'equals', '==': 'equals', '!=': 'not_equals', '~': 'contains', '>': 'greater_than', '<': 'less_than', in: 'in_list' };
+  if (!m) throw new WeftError('WEFT_VALIDATION', `filter '${text}' is not ${SYNTAX}`);
   const [, field, op, value] = m as unknown as [string, string, string, string];
-  if (!(field in FILTER_FIELDS)) throw new WeftError('WEFT_VALIDATION', `filter field '${field}' is not one of ${FILTER_FIELD_NAMES.join(', ')}`);
-  return { field, operator: ops[op] ?? (op as QueryFilter['operator']), value };
+  return checkFilter({ field, operator: ops[op] ?? (op as QueryFilter['operator']), value }, text);
+}
+
+/**
+ * Checks a filter before it is sent: a known field, an operator that compares that field's kind,
+ * and a value it can have (an integer for exit_code, duration_ms and hour; a known category, risk
+ * level or shell for `=`, `!=` and `in`). Throws WEFT_VALIDATION with one line naming the filter
+ * (`as`, default the filter written back as "field op value") and what is allowed.
+ * @example
+ * checkFilter({ field: 'hour', operator: 'greater_than', value: '20' })
+ */
+export function checkFilter(f: QueryFilter, as?: string): QueryFilter {
+  const spec = FILTER_FIELDS[f.field];
+  const op = SYMBOL_OF[f.operator];
+  const name = `filter '${as ?? `${f.field} ${op ?? f.operator} ${f.value}`}'`;
+  const bad = (what: string) => new WeftError('WEFT_VALIDATION', `${name}: ${what}`);
+  if (!spec) throw bad(`field '${f.field}' is not one of ${FILTER_FIELD_NAMES.join(', ')}`);
+  if (!op) throw bad(`operator '${f.operator}' is not one of = != ~ > < in`);
+  const value = f.value.trim();
+  if (value === '') throw bad(`no value after '${op}'`);
+  if (f.operator === 'contains' && spec.kind !== 'text') throw bad(`~ (contains) compares text: ${TEXT_FIELDS.join(', ')}; ${f.field} takes = != > < in`);
+  if ((f.operator === 'greater_than' || f.operator === 'less_than') && spec.kind !== 'int') throw bad(`${op} compares numbers: ${INT_FIELDS.join(', ')}; ${f.field} takes = != ~ in`);
+  const list = f.operator === 'in_list' ? value.split(',').map((v) => v.trim()) : [value];
+  if (list.some((v) => v === '')) throw bad(`'in' takes values separated by commas, none empty (e.g. ${f.field} in ${spec.values ? spec.values.slice(0, 2).join(',') : '1,2'})`);
+  if (list.length > 50) throw bad(`'in' takes at most 50 values, not ${list.length}`);
+  for (const v of list) {
+    if (spec.kind === 'int' && !/^-?\d{1,12}$/.test(v)) throw bad(`${f.field} takes a whole number, not '${v}'`);
+    if (spec.values && f.operator !== 'contains' && !spec.values.includes(v)) throw bad(`${f.field} is one of ${spec.values.join(', ')}, not '${v}'`);
+  }
+  return { field: f.field, operator: f.operator, value };
 }
 
 /** SQL for a query's filters and the withheld categories; a bad filter throws (answered as NOT_SUPPORTED). */
@@ -62,6 +92,7 @@ function whereOf(range: { start: number; end: number }, filters: readonly QueryF
   let sql = `ts >= ? AND ts < ?${withheld.sql}`;
   const args: unknown[] = [range.start, range.end, ...withheld.args];
   for (const f of filters) {
+    checkFilter(f);
     const spec = FILTER_FIELDS[f.field];
     if (!spec) throw new WeftError('WEFT_VALIDATION', `filter field '${f.field}' is not supported`);
     const val = (v: string): unknown => {

@@ -181,7 +181,10 @@ export function privacyCommands(ctx: CliContext): void {
     .option('--timeout <ms>', 'how long to wait for answers', int('--timeout'))
     .action(async (type: string, o: { range: string; filter: string[]; timeout?: number }) => {
       if (!(QUERIES as readonly string[]).includes(type)) throw new WeftError('WEFT_VALIDATION', `query type '${type}' is not one of ${QUERIES.join(', ')}`);
-      const r = await post<Row>('/api/privacy/query', { type, range: o.range, filters: o.filter, ...(o.timeout ? { timeoutMs: o.timeout } : {}) });
+      // Checked here, before any node is asked: a filter every node would refuse is the user's mistake.
+      const { parseFilter } = await privacyModule();
+      const filters = o.filter.map((f) => parseFilter(f));
+      const r = await post<Row>('/api/privacy/query', { type, range: o.range, filters, ...(o.timeout ? { timeoutMs: o.timeout } : {}) });
       out(formatQuery(r), r);
     });
 

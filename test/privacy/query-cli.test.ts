@@ -1,0 +1,75 @@
+/**
+ * `weft query` against a real daemon, as a user types it: a filter mistake is one line and
+ * exit 2 before any node is asked (the API refuses the same with 400); a correct filter counts
+ * what it names.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { weft } from '../helpers/cli.js';
+import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
+import { writeSpool } from '../helpers/privacy-mesh.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const t = tempDir('weft-query-cli-');
+let c: Awaited<ReturnType<typeof startCluster>>;
+let solo: ClusterNode;
+
+before(async () => {
+  c = await startCluster(t.dir, [{ computer: 'solo', env: { WEFT_OBSERVE_SPOOL_DIR: join(t.dir, 'solo', 'spool'), WEFT_PRIVACY_MIN_CONTRIBUTORS: '1' } }], { provider: 'tls' });
+  solo = c.nodes.solo as ClusterNode;
+  const now = Date.now();
+  writeSpool(join(solo.dataDir, 'spool'), 'bash-700-1.spool', [
+    { command: 'git status', ts: now - 60_000 },
+    { command: 'git log', ts: now - 50_000 },
+    { command: 'git diff', ts: now - 40_000, exit: 1 },
+    { command: 'docker ps', ts: now - 30_000 },
+    { command: 'docker images', ts: now - 20_000 },
+  ]);
+  await eventually(async () => {
+    await solo.api.request('POST', '/api/privacy/observe/scan');
+    return (await solo.api.request<{ stats: { ingested: number } }>('GET', '/api/privacy/observe')).stats.ingested === 5;
+  }, 30_000, 'solo ingested its spool');
+});
+
+after(async () => {
+  await c?.stopAll();
+  t.cleanup();
+});
+
+test('a filter mistake is one line naming the filter and what is allowed, exit 2, and the API answers 400', async () => {
+  const cases: Array<[string, RegExp]> = [
+    ['hour > abc', /filter 'hour > abc': hour takes a whole number, not 'abc'/],
+    ['duration_ms > 1.5', /filter 'duration_ms > 1.5': duration_ms takes a whole number, not '1.5'/],
+    ['exit_code ~ 1', /filter 'exit_code ~ 1': ~ \(contains\) compares text: category, risk_level, shell/],
+    ['category > git', /filter 'category > git': > compares numbers: exit_code, duration_ms, hour/],
+    ['category = gti', /filter 'category = gti': category is one of git, docker, .*, not 'gti'/],
+    ['risk_level in high,', /filter 'risk_level in high,': 'in' takes values separated by commas, none empty/],
+    ['colour = red', /filter 'colour = red': field 'colour' is not one of category, risk_level/],
+  ];
+  for (const [filter, message] of cases) {
+    const r = weft(['query', 'tool-usage', '--range', '1d', '--filter', filter], solo.env);
+    assert.equal(r.code, 2, `${filter}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, message, filter);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `${filter}: one line`);
+    assert.equal(r.stdout, '', `${filter}: no result printed`);
+  }
+  for (const filters of [['exit_code ~ 1'], [{ field: 'hour', operator: 'greater_than', value: 'abc' }]]) {
+    await assert.rejects(
+      solo.api.request('POST', '/api/privacy/query', { type: 'tool_usage', range: '1d', filters }),
+      (err: { status: number; message: string }) => err.status === 400 && /^filter '/.test(err.message),
+      JSON.stringify(filters),
+    );
+  }
+});
+
+test("'category == git' is the filter it looks like: it counts the git commands", () => {
+  for (const filter of ['category == git', 'category = git', 'category in git', 'category equals git']) {
+    const r = weft(['--json', 'query', 'tool-usage', '--range', '1d', '--filter', filter], solo.env);
+    assert.equal(r.code, 0, `${filter}: ${r.stderr}`);
+    const q = JSON.parse(r.stdout) as { filters: Array<{ operator: string; value: string }>; data: { by_category: Record<string, { count: number }>; total_commands: number } };
+    assert.deepEqual(q.filters.map((f) => f.value), ['git'], filter);
+    assert.deepEqual(Object.keys(q.data.by_category), ['git'], filter);
+    assert.equal(q.data.total_commands, 3, filter);
+  }
+});
