@@ -90,8 +90,12 @@ export interface QueryResult {
   query_type: QueryType;
   time_range: { start: string; end: string };
   filters: QueryFilter[];
-  /** complete: every node asked answered; partial: some did not (the data is still a result). */
-  status: 'complete' | 'partial';
+  /**
+   * complete: every node asked answered (a policy refusal is an answer); partial: some did not
+   * or failed (the data is still a result); failed: no node could answer with its counts or
+   * "no data", this one included (nothing in `data` is a result).
+   */
+  status: 'complete' | 'partial' | 'failed';
   data: unknown;
   /** Fingerprints of the nodes whose data is in `data` (this node included). */
   contributors: string[];
@@ -101,7 +105,7 @@ export interface QueryResult {
   denied: Array<{ computer: string; fingerprint: string; reason: string }>;
   /** Nodes that did not answer in time or could not be reached. */
   missing: Array<{ computer: string; fingerprint: string; reason: string }>;
-  /** Nodes that answered with an error or NOT_SUPPORTED. */
+  /** Nodes that answered with an error or NOT_SUPPORTED (not counted as answered). */
   failed: Array<{ computer: string; fingerprint: string; status: string; reason: string }>;
   asked: number;
   answered: number;
@@ -448,13 +452,15 @@ export class PrivacyService {
     }
     const k = this.policy.minContributors;
     const merged = mergeAnswers(q.query_type, answers, k, q.time_range);
-    const answered = 1 + pending.responses.size;
+    // A node that failed (ERROR, NOT_SUPPORTED) did not answer the question; one that refused did.
+    const answered = answers.length + noData.length + denied.length;
+    const status = answers.length + noData.length === 0 ? 'failed' : missing.length > 0 || failed.length > 0 ? 'partial' : 'complete';
     return {
       query_id: q.query_id,
       query_type: q.query_type,
       time_range: q.time_range,
       filters: q.filters,
-      status: missing.length > 0 ? 'partial' : 'complete',
+      status,
       data: merged.data,
       contributors: answers.map((a) => a.fingerprint),
       no_data: noData,

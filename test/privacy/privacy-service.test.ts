@@ -187,6 +187,23 @@ test('a node whose policy does not let the requester query answers ACCESS_DENIED
   await c.node.privacy.setTrust('b', undefined);
 });
 
+test('a node that fails to answer is not counted as answered: the result is partial and names it', async () => {
+  const c = m.byName('c');
+  const rename = (from: string, to: string) => c.node.node.ns.store.write(() => c.node.node.ns.store.db.exec(`ALTER TABLE ${from} RENAME TO ${to}`));
+  await rename('terminal_commands', 'terminal_commands_away');
+  try {
+    const range = { start: new Date(T0 - 60_000).toISOString(), end: new Date().toISOString() };
+    const r = await m.byName('a').node.privacy.query({ type: 'activity_patterns', range });
+    assert.equal(r.status, 'partial');
+    assert.deepEqual(r.failed.map((f) => [f.computer, f.status]), [['c', 'ERROR']]);
+    assert.equal(r.answered, 3);
+    assert.equal(r.coverage, 75);
+    assert.equal(r.contributors.length, 3);
+  } finally {
+    await rename('terminal_commands_away', 'terminal_commands');
+  }
+});
+
 test('with a node stopped, a query is a partial result naming it', async () => {
   await m.stop('d');
   const range = { start: new Date(T0 - 60_000).toISOString(), end: new Date().toISOString() };

@@ -1,11 +1,12 @@
 /**
  * `weft query` against a real daemon, as a user types it: a filter mistake is one line and
  * exit 2 before any node is asked (the API refuses the same with 400); a correct filter counts
- * what it names.
+ * what it names; when no node can answer, the result says failed and the CLI exits 1.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
 import { writeSpool } from '../helpers/privacy-mesh.js';
@@ -72,4 +73,27 @@ test("'category == git' is the filter it looks like: it counts the git commands"
     assert.deepEqual(Object.keys(q.data.by_category), ['git'], filter);
     assert.equal(q.data.total_commands, 3, filter);
   }
+});
+
+test('when no node can answer, the result is failed, not complete, and the CLI exits 1', () => {
+  // A real fault: the table answers are read from is gone (renamed back afterwards).
+  const db = new Database(join(solo.dataDir, 'weft.db'));
+  db.pragma('busy_timeout = 10000');
+  db.exec('ALTER TABLE terminal_commands RENAME TO terminal_commands_away');
+  try {
+    const json = weft(['--json', 'query', 'tool-usage', '--range', '1d'], solo.env);
+    assert.equal(json.code, 1, json.stderr);
+    const q = JSON.parse(json.stdout) as { status: string; answered: number; asked: number; coverage: number; failed: Array<{ computer: string; status: string }> };
+    assert.deepEqual([q.status, q.answered, q.asked, q.coverage], ['failed', 0, 1, 0]);
+    assert.deepEqual(q.failed.map((f) => [f.computer, f.status]), [['solo', 'ERROR']]);
+    const text = weft(['query', 'tool-usage', '--range', '1d'], solo.env);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^failed: 0 of 1 nodes answered \(coverage 0%\), 1 failed, 0 contributed/m);
+  } finally {
+    db.exec('ALTER TABLE terminal_commands_away RENAME TO terminal_commands');
+    db.close();
+  }
+  const ok = weft(['query', 'tool-usage', '--range', '1d'], solo.env);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^complete: 1 of 1 nodes answered/m);
 });

@@ -186,6 +186,8 @@ export function privacyCommands(ctx: CliContext): void {
       const filters = o.filter.map((f) => parseFilter(f));
       const r = await post<Row>('/api/privacy/query', { type, range: o.range, filters, ...(o.timeout ? { timeoutMs: o.timeout } : {}) });
       out(formatQuery(r), r);
+      // No node could answer: there is no result, whatever the text shows.
+      if (r.status === 'failed') process.exitCode = 1;
     });
 
   program
@@ -219,7 +221,8 @@ function formatQuery(r: Row): string {
   const lines: string[] = [];
   const data = r.data as Row | Row[] | null;
   const type = r.query_type as string;
-  if (data === null) lines.push('(no aggregate: fewer nodes answered than min_contributors)');
+  if (r.status === 'failed') lines.push('(no result: no node could answer the query; each one\'s reason is under failed)');
+  else if (data === null) lines.push('(no aggregate: fewer nodes answered than min_contributors)');
   else if (type === 'tool_usage') {
     const by = (data as Row).by_category as Record<string, Row>;
     lines.push(table(Object.entries(by).map(([category, a]) => ({ category, commands: a.count, nodes: a.node_count, 'avg ms': a.avg_duration_ms }))));
@@ -239,7 +242,10 @@ function formatQuery(r: Row): string {
     lines.push(`daily (Mon..Sun):                ${(d.daily_pattern as number[]).map((v) => v.toFixed(2)).join(' ')}`);
   } else lines.push(JSON.stringify(data, null, 2));
   const who = (list: unknown) => (list as Row[]).map((x) => `${x.computer} (${x.fingerprint}): ${x.reason}`).join('; ');
-  lines.push(`${r.status}: ${r.answered} of ${r.asked} nodes answered (coverage ${r.coverage}%), ${(r.contributors as string[]).length} contributed; min_contributors ${r.min_contributors}`);
+  const failedN = (r.failed as Row[]).length;
+  lines.push(
+    `${r.status}: ${r.answered} of ${r.asked} nodes answered (coverage ${r.coverage}%)${failedN ? `, ${failedN} failed` : ''}, ${(r.contributors as string[]).length} contributed; min_contributors ${r.min_contributors}`,
+  );
   if ((r.missing as Row[]).length) lines.push(`missing: ${who(r.missing)}`);
   if ((r.denied as Row[]).length) lines.push(`ACCESS_DENIED: ${who(r.denied)}`);
   if ((r.failed as Row[]).length) lines.push(`failed: ${(r.failed as Row[]).map((x) => `${x.computer}: ${x.status} ${x.reason}`).join('; ')}`);
