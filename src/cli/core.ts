@@ -165,11 +165,14 @@ export function coreCommands(ctx: CliContext): void {
   const config = program.command('config').description('configuration');
   config
     .command('show')
-    .description('print the effective config (secrets masked)')
-    .action(() => {
+    .description('print the effective config (secrets masked); exit 2 if the daemon would refuse it')
+    .action(async () => {
       const c = cfg();
       const flat = showConfig(c);
       out(`${c.source ? `# from ${c.source} and the environment` : '# defaults and the environment (no config file)'}\n${Object.entries(flat).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')}`, flat);
+      // Shown either way (the user may be here to find the mistake), then flagged as the daemon would.
+      const { checkConfig } = await import('../daemon/index.js');
+      checkConfig(c);
     });
 
   program

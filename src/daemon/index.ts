@@ -1,6 +1,7 @@
 /** daemon: the process around a node: its config, files, lock, identity, mesh assembly and lifecycle. */
 export * from './assemble.js';
 export * from './daemon.js';
+export * from './check-config.js';
 export * from './doctor.js';
 export * from './run.js';
 export * from './privacy-config.js';
