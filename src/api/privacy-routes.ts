@@ -99,6 +99,9 @@ export function privacyRoutes(deps: PrivacyRoutesDeps): (app: FastifyInstance) =
 
     app.post('/api/privacy/query', { schema: { body: QueryBody } }, async (req) => {
       const b = req.body as { type: string; range?: string; start?: string; end?: string; filters?: Array<string | QueryFilter>; timeoutMs?: number };
+      if (b.type.replace('-', '_') === 'node_health' && (b.filters?.length || b.range || b.start || b.end)) {
+        throw new WeftError('WEFT_VALIDATION', `node_health takes no ${b.filters?.length ? 'filters' : 'range'}: it reports each node's state now and its command count of the last 24 hours`);
+      }
       const range = b.start || b.end ? { start: b.start ?? new Date(0).toISOString(), end: b.end ?? new Date(deps.now()).toISOString() } : parseRange(b.range ?? '7d', deps.now());
       const filters = (b.filters ?? []).map((f) => (typeof f === 'string' ? parseFilter(f) : checkFilter(f)));
       return privacy.query({ type: b.type.replace('-', '_') as QueryType, range, filters, ...(b.timeoutMs ? { timeoutMs: b.timeoutMs } : {}) });

@@ -75,7 +75,7 @@ for (const transport of TRANSPORTS) {
       const answers: string[] = [];
       for (const h of m.nodes) {
         for (const type of QUERY_TYPES) {
-          const res = await h.app.inject({ method: 'POST', url: '/api/privacy/query', headers: { authorization: `Bearer ${h.token}` }, payload: { type, range: '1d' } });
+          const res = await h.app.inject({ method: 'POST', url: '/api/privacy/query', headers: { authorization: `Bearer ${h.token}` }, payload: { type, ...(type === 'node_health' ? {} : { range: '1d' }) } });
           assert.equal(res.statusCode, 200, res.body);
           const body = JSON.parse(res.body) as { answered: number };
           assert.equal(body.answered, NAMES.length, `${h.name} ${type}: every node answered`);

@@ -75,6 +75,18 @@ test("'category == git' is the filter it looks like: it counts the git commands"
   }
 });
 
+test('node-health refuses --filter and --range it would ignore (exit 2), and answers without them', async () => {
+  for (const args of [['--filter', 'category = git'], ['--range', '1d']]) {
+    const r = weft(['query', 'node-health', ...args], solo.env);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`node-health takes no ${args[0]}: it reports each node's state now and its command count of the last 24 hours`));
+  }
+  await assert.rejects(solo.api.request('POST', '/api/privacy/query', { type: 'node_health', filters: ['category = git'] }), (err: { status: number }) => err.status === 400);
+  const ok = weft(['--json', 'query', 'node-health'], solo.env);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal((JSON.parse(ok.stdout) as { data: Array<{ event_count_24h: number }> }).data[0]?.event_count_24h, 5);
+});
+
 test('when no node can answer, the result is failed, not complete, and the CLI exits 1', () => {
   // A real fault: the table answers are read from is gone (renamed back afterwards).
   const db = new Database(join(solo.dataDir, 'weft.db'));

@@ -1,5 +1,5 @@
 /** CLI: shell observation, trust levels, summaries and aggregate queries (the privacy layer). */
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { WeftError } from '../../errors/index.js';
 import type { CliContext } from '../context.js';
 import { table } from '../format.js';
@@ -179,12 +179,15 @@ export function privacyCommands(ctx: CliContext): void {
     .option('--range <d>', 'a duration ending now: 30m, 24h, 7d, 2w', '7d')
     .option('--filter <expr>', '"field op value" (fields: category, risk_level, shell, exit_code, duration_ms, hour; op: = != ~ > < in); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--timeout <ms>', 'how long to wait for answers', int('--timeout'))
-    .action(async (type: string, o: { range: string; filter: string[]; timeout?: number }) => {
+    .action(async (type: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
       if (!(QUERIES as readonly string[]).includes(type)) throw new WeftError('WEFT_VALIDATION', `query type '${type}' is not one of ${QUERIES.join(', ')}`);
+      if (type === 'node-health' && (o.filter.length > 0 || cmd.getOptionValueSource('range') === 'cli')) {
+        throw new WeftError('WEFT_VALIDATION', `node-health takes no ${o.filter.length > 0 ? '--filter' : '--range'}: it reports each node's state now and its command count of the last 24 hours`);
+      }
       // Checked here, before any node is asked: a filter every node would refuse is the user's mistake.
       const { parseFilter } = await privacyModule();
       const filters = o.filter.map((f) => parseFilter(f));
-      const r = await post<Row>('/api/privacy/query', { type, range: o.range, filters, ...(o.timeout ? { timeoutMs: o.timeout } : {}) });
+      const r = await post<Row>('/api/privacy/query', { type, ...(type === 'node-health' ? {} : { range: o.range, filters }), ...(o.timeout ? { timeoutMs: o.timeout } : {}) });
       out(formatQuery(r), r);
       // No node could answer: there is no result, whatever the text shows.
       if (r.status === 'failed') process.exitCode = 1;
