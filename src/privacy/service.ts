@@ -213,8 +213,8 @@ export class PrivacyService {
    */
   async setTrust(computer: string, level: TrustLevel | undefined, reason?: string): Promise<{ computer: string; from: TrustLevel; to: TrustLevel; rule: string }> {
     if (level !== undefined && !TRUST_LEVELS.includes(level)) throw new WeftError('WEFT_VALIDATION', `trust level '${level}' is not one of ${TRUST_LEVELS.join(', ')}`);
-    const peer = this.deps.peers.byName(computer);
-    if (!peer) throw new WeftError('WEFT_NOT_FOUND', `no known peer named '${computer}' (see 'weft trust list' or 'weft peers list')`);
+    const peer = this.findPeer(computer);
+    computer = peer.computer;
     const from = peer.trustLevel;
     const now = this.deps.clock.now();
     this.policy.setRuntime(computer, level, peer.nodeId);
@@ -226,6 +226,27 @@ export class PrivacyService {
       this.deps.audit.recordIn('trust.changed', computer, { from, to, rule, ...(reason ? { reason } : {}) }, true);
     });
     return { computer, from, to, rule };
+  }
+
+  /**
+   * A known peer by what `weft trust list` shows of it: its name (exactly, else ignoring case when
+   * that names one peer), its fingerprint, or its node id.
+   */
+  private findPeer(ref: string): KnownPeer {
+    const all = this.deps.peers.getAllPeers();
+    const exact = this.deps.peers.byName(ref);
+    if (exact) return exact;
+    const lower = ref.trim().toLowerCase();
+    const byKey = all.find((p) => p.nodeId === ref.trim() || fingerprintOfNodeId(p.nodeId) === lower);
+    if (byKey) return byKey;
+    const byCase = all.filter((p) => p.computer.toLowerCase() === lower);
+    if (byCase.length === 1) return byCase[0] as KnownPeer;
+    throw new WeftError(
+      'WEFT_NOT_FOUND',
+      byCase.length > 1
+        ? `'${ref}' names ${byCase.map((p) => p.computer).join(' and ')}: give the exact name or the fingerprint ('weft trust list')`
+        : `no known peer '${ref}' by name, fingerprint or node id: 'weft trust list' shows the known ones (a peer is known once it is in mesh.peers or was discovered)`,
+    );
   }
 
   describePolicy(): SharingPolicy {

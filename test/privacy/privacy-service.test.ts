@@ -146,6 +146,19 @@ test('trust set at run time is stored, audited as TrustChanged, and decides what
   assert.equal(a.node.peers.byName('d')?.trustLevel, 'query_from', 'reset: the config decides again');
 });
 
+test("trust set takes a peer by the fingerprint or node id 'weft trust list' shows, or its name in another case", async () => {
+  const a = m.byName('a');
+  const d = m.byName('d');
+  const byFingerprint = await a.node.privacy.setTrust(d.identity.fingerprint, 'supervisor');
+  assert.deepEqual([byFingerprint.computer, byFingerprint.from, byFingerprint.to], ['d', 'query_from', 'supervisor']);
+  assert.equal(a.node.privacy.trustList().find((p) => p.fingerprint === d.identity.fingerprint)?.level, 'supervisor');
+  const byNodeId = await a.node.privacy.setTrust(d.identity.nodeId, 'peer');
+  assert.deepEqual([byNodeId.computer, byNodeId.to], ['d', 'peer']);
+  const byCase = await a.node.privacy.setTrust('D', undefined);
+  assert.deepEqual([byCase.computer, byCase.to], ['d', 'query_from']);
+  await assert.rejects(a.node.privacy.setTrust('nobody', 'peer'), /no known peer 'nobody' by name, fingerprint or node id: 'weft trust list' shows the known ones/);
+});
+
 test('a query is answered by every node, merged, and buckets from fewer than min_contributors nodes are suppressed', async () => {
   const range = { start: new Date(T0 - 60_000).toISOString(), end: new Date(Date.now()).toISOString() };
   const r = await m.byName('a').node.privacy.query({ type: 'tool_usage', range });

@@ -96,19 +96,19 @@ export function privacyCommands(ctx: CliContext): void {
     });
   trust
     .command('set <peer> <level>')
-    .description(`set a peer's level at run time (${LEVELS.join(', ')}); stored and audited (TrustChanged)`)
+    .description(`set a peer's level at run time: <peer> is a name, fingerprint or node id from 'weft trust list', <level> one of ${LEVELS.join(', ')}; stored and audited (TrustChanged)`)
     .option('--reason <text>', 'why, for the audit log')
     .action(async (peer: string, level: string, o: { reason?: string }) => {
       if (!(LEVELS as readonly string[]).includes(level)) throw new WeftError('WEFT_VALIDATION', `trust level '${level}' is not one of ${LEVELS.join(', ')}`);
       const r = await post<Row>('/api/privacy/trust', { peer, level, ...(o.reason ? { reason: o.reason } : {}) });
-      out(`${peer}: ${r.from} → ${r.to}`, r);
+      out(`${String(r.computer)}: ${r.from} → ${r.to}`, r);
     });
   trust
     .command('reset <peer>')
     .description('forget the level set at run time: the config decides again')
     .action(async (peer: string) => {
       const r = await post<Row>('/api/privacy/trust', { peer, level: null });
-      out(`${peer}: ${r.from} → ${r.to} (${r.rule})`, r);
+      out(`${String(r.computer)}: ${r.from} → ${r.to} (${r.rule})`, r);
     });
 
   const summaries = program.command('summaries').description('signed activity summaries: counts per category, hour and risk — never a command');
