@@ -64,6 +64,14 @@ test('a filter mistake is one line naming the filter and what is allowed, exit 2
   }
 });
 
+test('--timeout out of 1..600000 ms is refused naming the flag, exit 2', () => {
+  for (const v of ['0', '700000']) {
+    const r = weft(['query', 'tool-usage', '--timeout', v], solo.env);
+    assert.equal(r.code, 2, `--timeout ${v}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr.trim(), `weft: --timeout must be 1 to 600000 ms, got ${v}`);
+  }
+});
+
 test("'category == git' is the filter it looks like: it counts the git commands", () => {
   for (const filter of ['category == git', 'category = git', 'category in git', 'category equals git']) {
     const r = weft(['--json', 'query', 'tool-usage', '--range', '1d', '--filter', filter], solo.env);

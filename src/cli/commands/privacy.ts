@@ -178,7 +178,11 @@ export function privacyCommands(ctx: CliContext): void {
     .argument('<type>', QUERIES.join(' | '))
     .option('--range <d>', 'a duration ending now: 30m, 24h, 7d, 2w', '7d')
     .option('--filter <expr>', '"field op value" (fields: category, risk_level, shell, exit_code, duration_ms, hour; op: = != ~ > < in); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--timeout <ms>', 'how long to wait for answers', int('--timeout'))
+    .option('--timeout <ms>', 'how long to wait for answers, 1 to 600000 ms', (v: string) => {
+      const n = int('--timeout')(v);
+      if (n < 1 || n > 600_000) throw new WeftError('WEFT_VALIDATION', `--timeout must be 1 to 600000 ms, got ${v}`);
+      return n;
+    })
     .action(async (type: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
       if (!(QUERIES as readonly string[]).includes(type)) throw new WeftError('WEFT_VALIDATION', `query type '${type}' is not one of ${QUERIES.join(', ')}`);
       if (type === 'node-health' && (o.filter.length > 0 || cmd.getOptionValueSource('range') === 'cli')) {
@@ -187,7 +191,7 @@ export function privacyCommands(ctx: CliContext): void {
       // Checked here, before any node is asked: a filter every node would refuse is the user's mistake.
       const { parseFilter } = await privacyModule();
       const filters = o.filter.map((f) => parseFilter(f));
-      const r = await post<Row>('/api/privacy/query', { type, ...(type === 'node-health' ? {} : { range: o.range, filters }), ...(o.timeout ? { timeoutMs: o.timeout } : {}) });
+      const r = await post<Row>('/api/privacy/query', { type, ...(type === 'node-health' ? {} : { range: o.range, filters }), ...(o.timeout !== undefined ? { timeoutMs: o.timeout } : {}) });
       out(formatQuery(r), r);
       // No node could answer: there is no result, whatever the text shows.
       if (r.status === 'failed') process.exitCode = 1;
