@@ -314,6 +314,11 @@ export interface MergedData {
  * @example
  * merge('tool_usage', answers, 3, range)
  */
+/** Why a whole aggregate is withheld: counts from fewer nodes than min_contributors (nodes that answered "no data" do not count). */
+function tooFew(n: number, k: number): string {
+  return `all: ${n} node${n === 1 ? '' : 's'} had counts to contribute, fewer than min_contributors (${k})`;
+}
+
 export function mergeAnswers(type: QueryType, answers: readonly NodeAnswer[], k: number, range: TimeRange): MergedData {
   const of = <T extends ResponseData['type']>(t: T) => answers.map((a) => a.data).filter((d): d is Extract<ResponseData, { type: T }> => d.type === t);
   switch (type) {
@@ -323,7 +328,7 @@ export function mergeAnswers(type: QueryType, answers: readonly NodeAnswer[], k:
       return { data: of('anomalies').flatMap((d) => d.value).sort((a, b) => b.severity - a.severity || a.node_fingerprint.localeCompare(b.node_fingerprint)), suppressed: [] };
     case 'tool_usage': {
       const list = of('tool_usage');
-      if (list.length < k) return { data: null, suppressed: [`all: ${list.length} of at least ${k} nodes answered`] };
+      if (list.length < k) return { data: null, suppressed: [tooFew(list.length, k)] };
       // Only known category names, in a map without a prototype: a peer picks these keys.
       const by: Record<string, CategoryAggregate> = Object.create(null) as Record<string, CategoryAggregate>;
       const durSum: Record<string, number> = Object.create(null) as Record<string, number>;
@@ -352,7 +357,7 @@ export function mergeAnswers(type: QueryType, answers: readonly NodeAnswer[], k:
     }
     case 'safety_posture': {
       const list = of('safety_posture');
-      if (list.length < k) return { data: null, suppressed: [`all: ${list.length} of at least ${k} nodes answered`] };
+      if (list.length < k) return { data: null, suppressed: [tooFew(list.length, k)] };
       const counts = { safe: 0, moderate: 0, high: 0, critical: 0 };
       const suppressed: string[] = [];
       // Per bucket: a risk level seen on fewer than k nodes would tell on those nodes.
@@ -370,7 +375,7 @@ export function mergeAnswers(type: QueryType, answers: readonly NodeAnswer[], k:
     }
     case 'activity_patterns': {
       const list = of('activity_patterns');
-      if (list.length < k) return { data: null, suppressed: [`all: ${list.length} of at least ${k} nodes answered`] };
+      if (list.length < k) return { data: null, suppressed: [tooFew(list.length, k)] };
       const suppressed: string[] = [];
       // Per bucket: an hour (or a day) only a node or two worked in would tell on them.
       const sumBuckets = (n: number, of: (d: (typeof list)[number]) => number[], name: string): number[] =>
