@@ -144,6 +144,11 @@ export class PrivacyPolicy {
    * under the same name with another key (a name anyone can announce on a shared registry)
    * does not inherit it.
    */
+  /** The level set at run time for `computer`, if any. */
+  runtimeLevel(computer: string): TrustLevel | undefined {
+    return this.runtime.get(computer)?.level;
+  }
+
   setRuntime(computer: string, level: TrustLevel | undefined, nodeId?: string): void {
     if (level === undefined) this.runtime.delete(computer);
     else this.runtime.set(computer, { level, ...(nodeId ? { nodeId } : {}) });

@@ -211,11 +211,15 @@ export class PrivacyService {
    * Sets a peer's trust level at run time (stored; it outlives restarts and wins over the
    * config), or with `undefined` goes back to what the config says. Audited as TrustChanged.
    */
-  async setTrust(computer: string, level: TrustLevel | undefined, reason?: string): Promise<{ computer: string; from: TrustLevel; to: TrustLevel; rule: string }> {
+  async setTrust(computer: string, level: TrustLevel | undefined, reason?: string): Promise<{ computer: string; from: TrustLevel; to: TrustLevel; rule: string; unchanged?: true }> {
     if (level !== undefined && !TRUST_LEVELS.includes(level)) throw new WeftError('WEFT_VALIDATION', `trust level '${level}' is not one of ${TRUST_LEVELS.join(', ')}`);
     const peer = this.findPeer(computer);
     computer = peer.computer;
     const from = peer.trustLevel;
+    // What is asked is already so: nothing to store, nothing for the audit log.
+    if (this.policy.runtimeLevel(computer) === level) {
+      return { computer, from, to: from, rule: this.policy.resolve(peer, this.deps.node.self.cluster).rule, unchanged: true };
+    }
     const now = this.deps.clock.now();
     this.policy.setRuntime(computer, level, peer.nodeId);
     this.deps.peers.retrust();

@@ -142,8 +142,14 @@ test('trust set at run time is stored, audited as TrustChanged, and decides what
   assert.equal(a.node.privacy.store.trustSettings().find((t) => t.peer === 'd')?.level, 'peer');
   await a.node.privacy.generate('hourly', T0);
   await until('d holds a\'s hourly summary', () => m.byName('d').node.privacy.store.peerSummaries({ peer: 'a', limit: 10 }).length === 1);
+  const audited = () => [...a.node.audit.exportJsonLines()].filter((l) => (JSON.parse(l) as { kind: string }).kind === 'trust.changed').length;
+  const before = audited();
+  const again = await a.node.privacy.setTrust('d', 'peer');
+  assert.equal(again.unchanged, true, 'setting the level it has is a no-op');
+  assert.equal(audited(), before, 'and writes nothing to the audit log');
   await a.node.privacy.setTrust('d', undefined);
   assert.equal(a.node.peers.byName('d')?.trustLevel, 'query_from', 'reset: the config decides again');
+  assert.equal(audited(), before + 1, 'a real change is audited');
 });
 
 test("trust set takes a peer by the fingerprint or node id 'weft trust list' shows, or its name in another case", async () => {

@@ -117,3 +117,13 @@ test('when no node can answer, the result is failed, not complete, and the CLI e
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^complete: 1 of 1 nodes answered/m);
 });
+
+test('weft privacy policy prints the sharing policy as lines for people, and --json for scripts', () => {
+  const text = weft(['privacy', 'policy'], solo.env);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^max level shared: +summarized$/m);
+  assert.match(text.stdout, /^min contributors: +1 /m);
+  assert.doesNotMatch(text.stdout, /[{}]/, 'no JSON in the text form');
+  const json = JSON.parse(weft(['--json', 'privacy', 'policy'], solo.env).stdout) as { policy: { max_level: string }; min_contributors: number };
+  assert.deepEqual([json.policy.max_level, json.min_contributors], ['summarized', 1]);
+});

@@ -101,14 +101,14 @@ export function privacyCommands(ctx: CliContext): void {
     .action(async (peer: string, level: string, o: { reason?: string }) => {
       if (!(LEVELS as readonly string[]).includes(level)) throw new WeftError('WEFT_VALIDATION', `trust level '${level}' is not one of ${LEVELS.join(', ')}`);
       const r = await post<Row>('/api/privacy/trust', { peer, level, ...(o.reason ? { reason: o.reason } : {}) });
-      out(`${String(r.computer)}: ${r.from} → ${r.to}`, r);
+      out(r.unchanged ? `${String(r.computer)}: already ${r.to} (set at run time); nothing changed` : `${String(r.computer)}: ${r.from} → ${r.to}`, r);
     });
   trust
     .command('reset <peer>')
     .description('forget the level set at run time: the config decides again')
     .action(async (peer: string) => {
       const r = await post<Row>('/api/privacy/trust', { peer, level: null });
-      out(`${String(r.computer)}: ${r.from} → ${r.to} (${r.rule})`, r);
+      out(r.unchanged ? `${String(r.computer)}: no level set at run time; ${r.to} (${r.rule})` : `${String(r.computer)}: ${r.from} → ${r.to} (${r.rule})`, r);
     });
 
   const summaries = program.command('summaries').description('signed activity summaries: counts per category, hour and risk — never a command');
@@ -204,8 +204,29 @@ export function privacyCommands(ctx: CliContext): void {
     .description('the effective sharing policy (max level, trust rules, categories)')
     .action(async () => {
       const r = await get<{ policy: Row; share_summaries: boolean; min_contributors: number }>('/api/privacy/policy');
-      out(`${JSON.stringify(r.policy, null, 2)}\nshare_summaries: ${r.share_summaries}; min_contributors: ${r.min_contributors}`, r);
+      out(formatPolicy(r.policy, r.share_summaries, r.min_contributors), r);
     });
+}
+
+/** The sharing policy for people: one line per setting, the trust rules as lines of their own. */
+function formatPolicy(p: Row, share: boolean, k: number): string {
+  const list = (v: unknown) => (Array.isArray(v) && v.length > 0 ? v.join(', ') : '(none)');
+  const rules = (v: unknown) => Object.entries((v as Record<string, unknown>) ?? {}).map(([who, level]) => `  ${who}: ${String(level)}`);
+  const nodes = rules(p.node_trust);
+  const subnets = rules(p.subnet_trust);
+  const peers = Array.isArray(p.static_peers) ? (p.static_peers as Row[]).map((x) => `  ${String(x.computer ?? JSON.stringify(x))}`) : [];
+  return [
+    `max level shared:     ${String(p.max_level)}`,
+    `share summaries:      ${share ? 'yes' : 'no (privacy.share_summaries = false)'}`,
+    `min contributors:     ${k} (an aggregate from fewer nodes is withheld)`,
+    `default trust:        ${String(p.default_trust)}`,
+    `allowed categories:   ${Array.isArray(p.allowed_categories) && p.allowed_categories.length > 0 ? list(p.allowed_categories) : '(all)'}`,
+    `denied categories:    ${list(p.denied_categories)}`,
+    `mDNS:                 ${p.enable_mdns ? 'on' : 'off'}`,
+    `trust by node:${nodes.length ? `\n${nodes.join('\n')}` : ' (none)'}`,
+    `trust by subnet:${subnets.length ? `\n${subnets.join('\n')}` : ' (none)'}`,
+    `static peers:${peers.length ? `\n${peers.join('\n')}` : ' (none)'}`,
+  ].join('\n');
 }
 
 /** A summary for people: every field of it, arrays on one line. */
