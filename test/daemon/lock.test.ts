@@ -1,0 +1,41 @@
+/**
+ * One daemon per data dir, and a lock a crashed daemon left never blocks the next start: after a
+ * `kill -9` or a reboot another process may have the pid the lock names (a service manager's
+ * restart would then be refused for good).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+test('a lock naming a pid another process now has is taken over; a live daemon still refuses a second one', async () => {
+  const t = tempDir('weft-lock-');
+  const data = join(t.dir, 'data');
+  mkdirSync(data, { recursive: true, mode: 0o700 });
+  const env = { HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'lock' };
+  // Some other process that now has "the daemon's" pid.
+  const other = spawn('sleep', ['300'], { stdio: 'ignore' });
+  try {
+    for (const lock of [`${other.pid} 1`, String(other.pid)]) {
+      // As this version writes it (pid and a start that is not the sleeper's), and as an older one did (the pid alone).
+      writeFileSync(join(data, 'weft.lock'), lock, { mode: 0o600 });
+      const d = await startDaemonProcess(env);
+      const second = weft(['daemon'], env);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(
+        second.stderr,
+        new RegExp(
+          `another weft daemon \\(pid ${d.proc.pid}\\) is already running on .* \\(it holds .*weft\\.lock\\)`,
+        ),
+      );
+      d.proc.kill('SIGTERM');
+      await d.exited;
+    }
+  } finally {
+    other.kill();
+    t.cleanup();
+  }
+});
