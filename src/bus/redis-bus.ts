@@ -1,7 +1,7 @@
 import { WEFT_ENTRY_MARK } from '../config/index.js';
 import { type Envelope, fieldsFromArray, fromStreamFields, toStreamFields } from '../envelope/index.js';
 import { WeftError } from '../errors/index.js';
-import { createRedisClient, quitWithin, type RedisClient, redactUrl, runScript, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
+import { connectRedis, createRedisClient, quitWithin, type RedisClient, redactUrl, runScript, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import type { EmitJournal, Store } from '../store/index.js';
 import { type Clock, every, linkedSignal, type Logger, pause } from '../util/index.js';
 import type { Bus, BusEntry, BusStats } from './bus.js';
@@ -158,12 +158,13 @@ export class RedisBus implements Bus {
     this.reader = await createRedisClient(this.init.url, { cluster, lazyConnect: true, maxRetriesPerRequest: null });
     for (const c of [this.cmd, this.reader]) c.on('error', (err: Error) => this.deps.logger.debug({ err: err.message }, 'redis'));
     try {
-      await Promise.all([this.cmd.connect(), this.reader.connect()]);
+      await Promise.all([connectRedis(this.cmd, this.init.url), connectRedis(this.reader, this.init.url)]);
       await this.ensureGroup();
     } catch (err) {
       this.cmd.disconnect();
       this.reader.disconnect();
       this.stopped = true;
+      if (err instanceof WeftError) throw err;
       const t = topologyHint(err);
       throw new WeftError(t?.code ?? 'WEFT_BUS', `cannot reach Redis at ${redactUrl(this.init.url)}: ${(err as Error).message}${t ? `: ${t.hint}` : ''}`, {
         cause: err,

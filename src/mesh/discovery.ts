@@ -5,7 +5,7 @@
  * or subnet policy admits them (mdns-candidates.ts).
  */
 import { DEFAULT_REDIS_PREFIX, redisKeys } from '../config/index.js';
-import { createRedisClient, quitWithin, type RedisClient, runScript } from '../redis/index.js';
+import { connectRedis, createRedisClient, quitWithin, type RedisClient, runScript } from '../redis/index.js';
 import { type Clock, every, FailureStreak, type Logger } from '../util/index.js';
 import { isNodeId } from '../identity/index.js';
 import { requireState } from '../errors/index.js';
@@ -168,7 +168,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
     this.client.on('error', (err) =>
       this.deps.logger.debug({ err: err.message }, 'peer registry connection error'),
     );
-    await this.client.connect();
+    await connectRedis(this.client, this.init.url);
     await this.heartbeat();
     this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger);
   }

@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { type BusEntry, streamEntries } from '../bus/index.js';
 import { type Envelope, fromStreamFields } from '../envelope/index.js';
 import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
-import { quitWithin, unlessAborted } from '../redis/index.js';
+import { connectRedis, quitWithin, unlessAborted } from '../redis/index.js';
 import type { Store } from '../store/index.js';
 import { type Clock, linkedSignal, type Logger, newRedis, pause } from '../util/index.js';
 import type { MeshOutbox } from './outbox.js';
@@ -144,7 +144,7 @@ export class TeleClaudeWire {
     this.reader = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null });
     this.writer = await newRedis(this.init.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false });
     for (const c of [this.reader, this.writer]) c.on('error', (err: Error) => this.deps.logger.debug({ err: err.message }, 'teleclaude wire connection error'));
-    await Promise.all([this.reader.connect(), this.writer.connect()]);
+    await Promise.all([connectRedis(this.reader, this.init.url), connectRedis(this.writer, this.init.url)]);
     this.running = this.readLoop();
     this.sending = this.sendLoop();
   }

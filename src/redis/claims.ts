@@ -1,7 +1,7 @@
 import { WeftError } from '../errors/index.js';
 import type { Logger } from '../util/index.js';
-import { createRedisClient, type RedisClient, topologyHint } from './client.js';
-import { redactUrl, runScript } from './scripts.js';
+import { connectRedis, createRedisClient, type RedisClient, topologyHint } from './client.js';
+import { runScript } from './scripts.js';
 
 export interface RedisClaimsInit {
   url: string;
@@ -37,12 +37,7 @@ export class RedisClaims {
     const c = await createRedisClient(this.init.url, { cluster: this.init.cluster, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
     c.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'claims connection error'));
     try {
-      try {
-        await c.connect();
-      } catch (err) {
-        const t = topologyHint(err);
-        throw new WeftError(t?.code ?? 'WEFT_BUS', `cannot reach Redis at ${redactUrl(this.init.url)}: ${(err as Error).message}${t ? `: ${t.hint}` : ''}`, { cause: err });
-      }
+      await connectRedis(c, this.init.url);
       for (const claim of this.init.claims) {
         const r = await runScript(c, 'claim', [claim.key], [this.init.nodeId, this.ttlMs]).catch((err: unknown) => {
           const t = topologyHint(err);

@@ -4,6 +4,8 @@
  */
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { WeftError } from '../errors/index.js';
+import { untilAborted } from '../util/index.js';
+import { redactUrl } from './scripts.js';
 
 /** A connection to one Redis server or to a Redis Cluster; both speak every command Weft sends. */
 export type RedisClient = Redis | Cluster;
@@ -138,6 +140,68 @@ export async function createRedisClient(url: string, opts: RedisClientOptions = 
     slotsRefreshInterval: 2000,
   };
   return new m.Cluster(seeds.nodes, options);
+}
+
+/** How long a start waits for Redis to answer once it took the connection (a paused server, or something else listening). */
+export const REDIS_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Connects `client` to `url` and makes sure it is the Redis the URL names, or throws one
+ * WeftError saying why not: no answer within `ms` after the connection was taken (ioredis waits
+ * for its ready check without a limit), the server's own reason where ioredis only says
+ * "Connection is closed." (a wrong or missing password: NOAUTH / WRONGPASS), a database index
+ * the server does not have (ioredis would carry on in database 0), or the wrong topology.
+ * @example
+ * const c = await createRedisClient(url, { lazyConnect: true });
+ * await connectRedis(c, url); // throws "cannot reach Redis at redis://…: it took the connection but did not answer within 10 s …"
+ */
+export async function connectRedis(
+  client: RedisClient,
+  url: string,
+  ms = REDIS_CONNECT_TIMEOUT_MS,
+): Promise<void> {
+  let reason: string | undefined;
+  const onError = (err: Error) => {
+    if (/NOAUTH|WRONGPASS|invalid password|DB index|invalid DB/i.test(err.message)) reason = err.message;
+  };
+  client.on('error', onError);
+  const where = `cannot reach Redis at ${redactUrl(url)}`;
+  try {
+    await untilAborted(client.connect(), AbortSignal.timeout(ms));
+    const db = Number(/^rediss?:\/\/[^/]*\/(\d+)\/?$/.exec(url.trim())?.[1] ?? 0);
+    // ioredis selects the database after connecting and goes on in database 0 if that fails.
+    if (db > 0 && 'select' in client) await untilAborted(client.select(db), AbortSignal.timeout(ms));
+  } catch (err) {
+    client.disconnect();
+    const e = err as Error;
+    if (e.name === 'TimeoutError') {
+      throw new WeftError(
+        'WEFT_BUS',
+        `${where}: it took the connection but did not answer within ${Math.round(ms / 1000)} s (is Redis paused, or is something other than Redis listening there?)`,
+        { cause: err },
+      );
+    }
+    const said = reason ?? e.message;
+    if (/NOAUTH|WRONGPASS|invalid password/i.test(said)) {
+      const given = /^rediss?:\/\/[^/]*@/.test(url.trim());
+      throw new WeftError(
+        'WEFT_CONFIG',
+        `${where}: ${given ? 'Redis refused the user or password' : 'Redis asks for a password and redis.url gives none'} (${said.split(',')[0]}): put them in redis.url (redis://user:password@host:port)`,
+        { cause: err },
+      );
+    }
+    if (/DB index|invalid DB/i.test(said)) {
+      throw new WeftError(
+        'WEFT_CONFIG',
+        `${where}: Redis has no database ${/\/(\d+)\/?$/.exec(url)?.[1] ?? '?'} (${said}): fix the number after the port in redis.url`,
+        { cause: err },
+      );
+    }
+    const t = topologyHint(err);
+    throw new WeftError(t?.code ?? 'WEFT_BUS', `${where}: ${said}${t ? `: ${t.hint}` : ''}`, { cause: err });
+  } finally {
+    client.off('error', onError);
+  }
 }
 
 /**

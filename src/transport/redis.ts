@@ -22,7 +22,7 @@
  * signed ack, so they are sent again, and the replay guard drops what arrives twice.
  */
 import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
-import { createRedisClient, quitWithin, type RedisClient, redactUrl, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
+import { connectRedis, createRedisClient, quitWithin, type RedisClient, redactUrl, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
 import { after, every } from '../util/index.js';
 import { requireDeps, WeftError } from '../errors/index.js';
 import { TransportError } from './errors.js';
@@ -187,11 +187,12 @@ class RedisProvider extends ProviderBase implements Provider {
         this.deps.logger.debug({ err: err.message }, 'redis reader connection error'),
       );
       try {
-        await Promise.all([this.writer.connect(), this.reader.connect()]);
+        await Promise.all([connectRedis(this.writer, this.opts.url), connectRedis(this.reader, this.opts.url)]);
         await this.ensureGroup(false);
       } catch (err) {
         this.writer.disconnect();
         this.reader.disconnect();
+        if (err instanceof WeftError) throw err;
         const t = topologyHint(err);
         if (t) throw new WeftError(t.code, `redis provider at ${redactUrl(this.opts.url)}: ${(err as Error).message}: ${t.hint}`, { cause: err });
         throw err;
