@@ -9,6 +9,10 @@ import { startDaemon } from './daemon.js';
  * the command's own output.
  */
 export async function runDaemon(config: WeftConfig, opts: { clock?: Clock } = {}): Promise<never> {
+  // What this command prints is for whoever started it; if they stopped reading (`weft daemon |
+  // head`, a closed terminal), a write fails with EPIPE: that must not end the node, least of all
+  // in the middle of its stop (everything that matters is in the log file).
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
   const d = await startDaemon(config, { stderrLogs: false, ...(opts.clock ? { clock: opts.clock } : {}) });
   // Signal handlers first: a supervisor may signal as soon as it sees the address.
   const stopped = new Promise<void>((resolve) => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
@@ -36,6 +36,23 @@ test('a lock naming a pid another process now has is taken over; a live daemon s
     }
   } finally {
     other.kill();
+    t.cleanup();
+  }
+});
+
+test('a stop whose terminal stopped reading (weft daemon | head -1) is still clean', async () => {
+  const t = tempDir('weft-epipe-');
+  const data = join(t.dir, 'data');
+  try {
+    const d = await startDaemonProcess({ HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'epipe' });
+    // The reader goes away: the daemon's next line ("SIGTERM: draining and stopping...") meets EPIPE.
+    d.proc.stdout?.destroy();
+    d.proc.stderr?.destroy();
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0, 'exit 0, not an unhandled EPIPE');
+    assert.equal(existsSync(join(data, 'weft.lock')), false, 'the lock is released');
+    assert.equal(existsSync(join(data, 'daemon.json')), false, 'daemon.json is removed');
+  } finally {
     t.cleanup();
   }
 });
