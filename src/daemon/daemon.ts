@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -59,11 +60,51 @@ export interface RunningDaemon {
  * `system.daemon.restarted`. A batch that fails as a whole is retried with backoff and
  * reported as `system.worker.crashed`.
  */
+/**
+ * A data dir whose database holds a node's identity (its audit log recorded the key) but whose
+ * `identity.key` is gone: a fresh key would make this node a stranger to every peer (they pin
+ * its key) and to its own history, silently. The key is put back, or the database moved aside
+ * to start a new node on purpose. A database that cannot be read is left to the start's own
+ * check (it names `weft doctor`).
+ */
+function refuseLostIdentity(dataDir: string): void {
+  const path = join(dataDir, 'weft.db');
+  if (existsSync(join(dataDir, 'identity.key')) || !existsSync(path)) return;
+  let had: string | undefined;
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      const row = db
+        .prepare("SELECT kind, details FROM audit_log WHERE kind IN ('identity.created', 'key.rotated') ORDER BY seq DESC LIMIT 1")
+        .get() as { kind: string; details: string } | undefined;
+      if (row) {
+        const d = JSON.parse(row.details) as { nodeId?: string; newNodeId?: string };
+        had = (row.kind === 'key.rotated' ? d.newNodeId : d.nodeId) ?? 'a key';
+      }
+    } finally {
+      db.close();
+    }
+  } catch {
+    return;
+  }
+  if (had === undefined) return;
+  throw new WeftError(
+    'WEFT_CONFIG',
+    `${join(dataDir, 'identity.key')} is missing, but this node's database is there and it was ${had}: a new key would make it a different node to its peers and to its own history. Put the key back ('weft identity import <backup>' with the daemon stopped), or to start a new node on purpose move weft.db, weft.db-wal and weft.db-shm aside first`,
+  );
+}
+
 export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean; clock?: Clock } = {}): Promise<RunningDaemon> {
   // Events are private data: everything this process creates is its user's alone.
   process.umask(0o077);
   securePrivateDir(cfg.data_dir);
   const lock = acquireLock(cfg.data_dir);
+  try {
+    refuseLostIdentity(cfg.data_dir);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
   // A stop right after the start (a supervisor's SIGTERM) must find the log file open.
   await log.ready;

@@ -1,11 +1,12 @@
 /**
- * One daemon per data dir, and a lock a crashed daemon left never blocks the next start: after a
- * `kill -9` or a reboot another process may have the pid the lock names (a service manager's
- * restart would then be refused for good).
+ * What a start must get right about its data dir: one daemon per data dir, and a lock a crashed
+ * daemon left never blocks the next start (after a `kill -9` or a reboot another process may have
+ * the pid the lock names: a service manager's restart would be refused for good); a stop that
+ * nobody reads any more is still clean; a node that lost its key is not silently a new node.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
@@ -52,6 +53,35 @@ test('a stop whose terminal stopped reading (weft daemon | head -1) is still cle
     assert.equal(await d.exited, 0, 'exit 0, not an unhandled EPIPE');
     assert.equal(existsSync(join(data, 'weft.lock')), false, 'the lock is released');
     assert.equal(existsSync(join(data, 'daemon.json')), false, 'daemon.json is removed');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a node whose identity.key is gone does not start as a new node; with the key back it is itself again', async () => {
+  const t = tempDir('weft-lostkey-');
+  const data = join(t.dir, 'data');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'lostkey' };
+  try {
+    let d = await startDaemonProcess(env);
+    const before = /identity:\s+\S+\s+(\S+)/.exec(d.output())?.[1];
+    assert.ok(before?.startsWith('weft:ed25519:'), d.output());
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    const key = join(data, 'identity.key');
+    copyFileSync(key, join(t.dir, 'backup.key'));
+    rmSync(key);
+    const r = weft(['daemon'], env);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /identity\.key is missing, but this node's database is there and it was weft:ed25519:.*weft identity import/);
+    assert.ok(r.stderr.includes(before as string), 'it names the node it was');
+    assert.equal(existsSync(key), false, 'no new key was made');
+    assert.equal(existsSync(join(data, 'weft.lock')), false, 'the lock is not left behind');
+    copyFileSync(join(t.dir, 'backup.key'), key);
+    d = await startDaemonProcess(env);
+    assert.equal(/identity:\s+\S+\s+(\S+)/.exec(d.output())?.[1], before);
+    d.proc.kill('SIGTERM');
+    await d.exited;
   } finally {
     t.cleanup();
   }
