@@ -172,7 +172,7 @@ export function coreCommands(ctx: CliContext): void {
       out(`${c.source ? `# from ${c.source} and the environment` : '# defaults and the environment (no config file)'}\n${Object.entries(flat).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')}`, flat);
       // Shown either way (the user may be here to find the mistake), then flagged as the daemon would.
       const { checkConfig } = await import('../daemon/index.js');
-      checkConfig(c);
+      await checkConfig(c);
     });
 
   program

@@ -1,21 +1,66 @@
 /**
- * The checks `weft daemon` makes of a config before it opens anything, for commands that only
- * read the config (`weft config show`): so a config the daemon would refuse is flagged there with
- * the daemon's own message, not first at the next start.
+ * Every check `weft daemon` makes of a config before it opens anything, in one place: the daemon
+ * runs it first, and commands that only read the config (`weft config show`) run the same, so a
+ * config the daemon would refuse is flagged there with the daemon's own line, not first at the
+ * next start, and the two cannot drift apart.
  */
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { WeftConfig } from '../config/index.js';
-import { meshFromConfig } from './daemon.js';
+import { checkDeliveryConfig } from '../delivery/index.js';
+import { ConfigError } from '../errors/index.js';
+import { isGitRefSafe } from '../recovery/index.js';
+import { checkMdnsConfig } from './mdns-config.js';
+import { meshFromConfig } from './mesh-config.js';
 import { privacyFromConfig } from './privacy-config.js';
 import { redisFromConfig } from './redis-config.js';
 
 /**
- * Throws the ConfigError the daemon would stop with (Redis, mesh, federation, observe and privacy
- * keys); returns quietly for a config it accepts. Nothing connects, nothing is written.
+ * Throws the ConfigError the daemon would stop with (data dir, Redis, mesh, mDNS, federation,
+ * observe, privacy, delivery, signal sources and the git fallback); resolves quietly for a
+ * config it accepts. Nothing connects, nothing is written; OPML and CSV source files are read.
  * @example
- * checkConfig(loadConfig()); // throws "config key observe.rules: rule #1: name \"prod deploys\" must be …"
+ * await checkConfig(loadConfig()); // throws "config key observe.rules: rule #1: name \"prod deploys\" must be …"
  */
-export function checkConfig(cfg: WeftConfig): void {
+export async function checkConfig(cfg: WeftConfig): Promise<void> {
+  checkDataDir(cfg.data_dir);
   redisFromConfig(cfg);
   meshFromConfig(cfg);
+  checkMdnsConfig(cfg);
   privacyFromConfig(cfg);
+  checkDeliveryConfig(cfg);
+  if (cfg.fallback.git_remote && !isGitRefSafe(cfg.computer.name)) {
+    throw new ConfigError(
+      `config key computer.name: ${JSON.stringify(cfg.computer.name)} cannot be a git ref, which the git fallback (fallback.git_remote) needs: letters, digits, '-', '_', single dots`,
+      { key: 'computer.name' },
+    );
+  }
+  if (cfg.signals.enabled && cfg.signals.sources.length > 0) {
+    // Loaded only when sources are configured, as the daemon does: the feed parser is heavy.
+    const { configuredSources } = await import('../signals/index.js');
+    await configuredSources({
+      sources: cfg.signals.sources,
+      ...(cfg.signals.x_feed_template ? { xFeedTemplate: cfg.signals.x_feed_template } : {}),
+      ...(cfg.source ? { baseDir: dirname(cfg.source) } : {}),
+    });
+  }
+}
+
+/**
+ * A data dir path that is a file stops the start; a missing one is created by the daemon.
+ * @throws ConfigError naming data_dir.
+ */
+export function checkDataDir(dir: string): void {
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(dir);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) {
+    throw new ConfigError(
+      `config key data_dir: ${dir} is a file, not a directory; point data_dir at a directory (it is created if missing)`,
+      { key: 'data_dir' },
+    );
+  }
 }

@@ -3,6 +3,7 @@ export * from './assemble.js';
 export * from './daemon.js';
 export * from './check-config.js';
 export * from './doctor.js';
+export * from './mesh-config.js';
 export * from './run.js';
 export * from './privacy-config.js';
 export * from './redis-config.js';

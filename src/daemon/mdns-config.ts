@@ -21,17 +21,26 @@ export interface PeerCandidatesRuntime {
 }
 
 /**
- * Makes the candidate book and puts pinned peers back (call before the node starts). Undefined
- * without a mesh.
  * @throws ConfigError mesh.enable_mdns with a provider other than tls.
+ * @example
+ * checkMdnsConfig(loadConfig()); // with mesh.enable_mdns = true and mesh.provider = "redis": throws
  */
-export function peerCandidatesFromConfig(cfg: WeftConfig, a: AssembledNode, logger: Logger): PeerCandidatesRuntime | undefined {
+export function checkMdnsConfig(cfg: WeftConfig): void {
   if (cfg.mesh.enable_mdns && cfg.mesh.provider !== 'tls') {
     throw new ConfigError(
       `config key mesh.enable_mdns: mDNS announces the TLS listener and needs mesh.provider = "tls" (it is "${cfg.mesh.provider}"); with redis, nodes find each other through the Redis peer registry`,
       { key: 'mesh.enable_mdns' },
     );
   }
+}
+
+/**
+ * Makes the candidate book and puts pinned peers back (call before the node starts). Undefined
+ * without a mesh.
+ * @throws ConfigError mesh.enable_mdns with a provider other than tls.
+ */
+export function peerCandidatesFromConfig(cfg: WeftConfig, a: AssembledNode, logger: Logger): PeerCandidatesRuntime | undefined {
+  checkMdnsConfig(cfg);
   const mesh = a.mesh;
   if (!mesh) return undefined;
   const log = logger.child({ mod: 'mdns' });

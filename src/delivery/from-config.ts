@@ -1,11 +1,11 @@
 import type { WeftConfig } from '../config/index.js';
 import type { DeliveryChannel } from './channel.js';
-import { discordDelivery } from './discord.js';
-import type { DeliveryDeps } from './engine.js';
-import { configProblem } from './sender.js';
-import { telegramDelivery } from './telegram.js';
-import { webhookDelivery } from './webhook.js';
-import { whatsappDelivery } from './whatsapp.js';
+import { discordSender } from './discord.js';
+import { type DeliveryDeps, type DurableInit, durableChannel } from './engine.js';
+import { configProblem, type DeliverySender } from './sender.js';
+import { telegramSender } from './telegram.js';
+import { webhookSender } from './webhook.js';
+import { whatsappSender } from './whatsapp.js';
 
 /** The config sections the delivery channels read. */
 export type DeliveryConfig = Pick<WeftConfig, 'telegram' | 'discord' | 'whatsapp' | 'webhook'>;
@@ -24,31 +24,39 @@ export type DeliveryConfig = Pick<WeftConfig, 'telegram' | 'discord' | 'whatsapp
  * }
  */
 export function deliveryChannels(cfg: DeliveryConfig, deps: DeliveryDeps): DeliveryChannel[] {
-  const out: DeliveryChannel[] = [];
+  return deliverySenders(cfg).map(({ init, sender }) => durableChannel(init, deps, sender));
+}
+
+/**
+ * Checks the delivery keys as `deliveryChannels` would, without building a channel: what
+ * `weft config show` and the daemon's first check run.
+ * @throws ConfigError naming the key, as `deliveryChannels` does.
+ * @example
+ * checkDeliveryConfig(loadConfig()); // throws "config key webhook.url: \"ftp://x\" is not allowed; …"
+ */
+export function checkDeliveryConfig(cfg: DeliveryConfig): void {
+  deliverySenders(cfg);
+}
+
+/** The senders the config turns on, each with its channel's durable options (no I/O). */
+function deliverySenders(cfg: DeliveryConfig): Array<{ init: DurableInit; sender: DeliverySender }> {
+  const out: Array<{ init: DurableInit; sender: DeliverySender }> = [];
   const t = cfg.telegram;
   if (t.bot_token && t.chat_id) {
-    out.push(
-      telegramDelivery(
-        { botToken: t.bot_token, chatId: t.chat_id, minLevel: t.min_level, baseUrl: t.base_url },
-        deps,
-      ),
-    );
+    const init = { botToken: t.bot_token, chatId: t.chat_id, minLevel: t.min_level, baseUrl: t.base_url };
+    out.push({ init, sender: telegramSender(init) });
   }
   const d = cfg.discord;
   if (d.webhook_url !== undefined || d.bot_token !== undefined || d.channel_id !== undefined) {
-    out.push(
-      discordDelivery(
-        {
-          minLevel: d.min_level,
-          ...(d.webhook_url !== undefined ? { webhookUrl: d.webhook_url } : {}),
-          ...(d.username !== undefined ? { username: d.username } : {}),
-          ...(d.bot_token !== undefined ? { botToken: d.bot_token } : {}),
-          ...(d.channel_id !== undefined ? { channelId: d.channel_id } : {}),
-          baseUrl: d.base_url,
-        },
-        deps,
-      ),
-    );
+    const init = {
+      minLevel: d.min_level,
+      ...(d.webhook_url !== undefined ? { webhookUrl: d.webhook_url } : {}),
+      ...(d.username !== undefined ? { username: d.username } : {}),
+      ...(d.bot_token !== undefined ? { botToken: d.bot_token } : {}),
+      ...(d.channel_id !== undefined ? { channelId: d.channel_id } : {}),
+      baseUrl: d.base_url,
+    };
+    out.push({ init, sender: discordSender(init) });
   }
   const w = cfg.whatsapp;
   if (w.token !== undefined || w.phone_number_id !== undefined || w.to !== undefined) {
@@ -56,34 +64,26 @@ export function deliveryChannels(cfg: DeliveryConfig, deps: DeliveryDeps): Deliv
     if (w.token === undefined) bad('token', w.token, 'an access token (the other whatsapp.* keys are set)');
     if (w.phone_number_id === undefined) bad('phone_number_id', w.phone_number_id, 'the sending number id');
     if (w.to === undefined) bad('to', w.to, 'the number to deliver to');
-    out.push(
-      whatsappDelivery(
-        {
-          token: w.token as string,
-          phoneNumberId: w.phone_number_id as string,
-          to: w.to as string,
-          minLevel: w.min_level,
-          baseUrl: w.base_url,
-          apiVersion: w.api_version,
-        },
-        deps,
-      ),
-    );
+    const init = {
+      token: w.token as string,
+      phoneNumberId: w.phone_number_id as string,
+      to: w.to as string,
+      minLevel: w.min_level,
+      baseUrl: w.base_url,
+      apiVersion: w.api_version,
+    };
+    out.push({ init, sender: whatsappSender(init) });
   }
   const h = cfg.webhook;
   if (h.url !== undefined || h.token !== undefined) {
     if (h.url === undefined) configProblem('webhook')('url', h.url, 'an http(s) URL (webhook.token is set)');
-    out.push(
-      webhookDelivery(
-        {
-          url: h.url as string,
-          ...(h.token !== undefined ? { token: h.token } : {}),
-          format: h.format,
-          minLevel: h.min_level,
-        },
-        deps,
-      ),
-    );
+    const init = {
+      url: h.url as string,
+      ...(h.token !== undefined ? { token: h.token } : {}),
+      format: h.format,
+      minLevel: h.min_level,
+    };
+    out.push({ init, sender: webhookSender(init) });
   }
   return out;
 }

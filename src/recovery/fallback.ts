@@ -35,6 +35,16 @@ const REMOTE_PREFIX = 'refs/weft/';
 const LOCAL_PREFIX = 'refs/weft-in/';
 /** A computer name that can be a ref and a file name as it is. */
 const REF_SAFE = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
+
+/**
+ * True when a computer name can be its git ref (refs/weft/<computer>) in the fallback.
+ * @example
+ * isGitRefSafe('laptop'); // true
+ * isGitRefSafe('a..b'); // false
+ */
+export function isGitRefSafe(computer: string): boolean {
+  return REF_SAFE.test(computer) && !computer.endsWith('.lock');
+}
 /** Commits of one ref imported per round at most (the rest in the next). */
 const MAX_COMMITS_PER_ROUND = 200;
 /** Acks waiting to be written for one peer at most (more: the oldest go; the sender re-sends). */
@@ -237,7 +247,7 @@ export class GitFallback {
          ON CONFLICT(peer) DO UPDATE SET outbox_id = excluded.outbox_id, commit_id = excluded.commit_id, events = events + excluded.events, at = excluded.at`,
       ),
     };
-    if (!REF_SAFE.test(computer) || computer.endsWith('.lock')) {
+    if (!isGitRefSafe(computer)) {
       throw new WeftError('WEFT_CONFIG', `the git fallback needs a computer name that can be a git ref (letters, digits, '-', '_', single dots); '${computer}' cannot`);
     }
   }

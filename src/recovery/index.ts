@@ -8,5 +8,5 @@ export type { CartridgePort, RecoveryDeps, RecoveryInit, RecoveryNode } from './
 export type { RestoreOptions, RestorePhase, RestoreProgress } from './restore.js';
 export { type NodeView, type RangeView, RecoveryService, type RecoveryStatus } from './service.js';
 export { RECOVERY_BATCH, RECOVERY_HOLDING, RECOVERY_INFO, RECOVERY_PULL, RECOVERY_QUERY } from './wire.js';
-export { type FallbackInit, type FallbackPeerView, type FallbackRound, type FallbackStatus, GitFallback, splitFrames } from './fallback.js';
+export { type FallbackInit, type FallbackPeerView, type FallbackRound, type FallbackStatus, GitFallback, isGitRefSafe, splitFrames } from './fallback.js';
 export { Git, GitError, redactUrls } from './git.js';
