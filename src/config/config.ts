@@ -256,9 +256,38 @@ function describe(spec: KeySpec): string {
   }
 }
 
+/** Tables and lists nested deeper than this are refused: config values are a few levels deep. */
+const MAX_VALUE_DEPTH = 16;
+
+/** True when `v` nests tables or lists deeper than `max` (walked without recursion). */
+function nestedDeeper(v: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop() as [unknown, number];
+    if (x === null || typeof x !== 'object' || x instanceof Date) continue;
+    if (depth >= max) return true;
+    for (const y of Object.values(x)) stack.push([y, depth + 1]);
+  }
+  return false;
+}
+
+/** A value as the error line shows it: short, and never a stack overflow on a deep table. */
+function shown(value: unknown): string {
+  if (isTable(value)) return 'a table';
+  try {
+    const text = JSON.stringify(value) ?? String(value);
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  } catch {
+    return Array.isArray(value) ? 'a list' : String(value);
+  }
+}
+
 function coerce(key: string, spec: KeySpec, value: unknown, fromEnv: boolean): unknown {
+  if (nestedDeeper(value, MAX_VALUE_DEPTH)) {
+    throw new ConfigError(`config key ${key}: nested more than ${MAX_VALUE_DEPTH} levels deep; expected ${describe(spec)}`, { key });
+  }
   const bad = () =>
-    new ConfigError(`config key ${key}: ${JSON.stringify(value)} is not allowed; expected ${describe(spec)}`, {
+    new ConfigError(`config key ${key}: ${shown(value)} is not allowed; expected ${describe(spec)}`, {
       key,
       value,
       allowed: describe(spec),
@@ -318,11 +347,31 @@ function coerce(key: string, spec: KeySpec, value: unknown, fromEnv: boolean): u
   }
 }
 
+/** Every table a key lives in: `mesh`, `federation`, ... (`data_dir` is in none). */
+const SECTIONS: ReadonlySet<string> = new Set(
+  Object.keys(CONFIG_KEYS).flatMap((k) => k.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))),
+);
+/** The most dotted parts a key has (`mesh.provider`: 2); an unknown table is not walked deeper. */
+const KEY_DEPTH = Math.max(...Object.keys(CONFIG_KEYS).map((k) => k.split('.').length));
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The document as [dotted key, value] pairs. Known keys keep their value whole (maps, lists of
+ * tables); known sections are walked. An unknown table is walked only to KEY_DEPTH (so a
+ * thousand-level header cannot exhaust the stack) and, when empty or deeper, is itself the
+ * unknown key; a date or other non-table value is a value, never walked into.
+ */
 function flatten(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {
   const out: Array<[string, unknown]> = [];
   for (const [k, v] of Object.entries(obj)) {
     const key = prefix ? `${prefix}.${k}` : k;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(key in CONFIG_KEYS)) out.push(...flatten(v as Record<string, unknown>, key));
+    const walk = isTable(v) && !(key in CONFIG_KEYS) && (SECTIONS.has(key) || (Object.keys(v).length > 0 && key.split('.').length < KEY_DEPTH));
+    if (walk) out.push(...flatten(v, key));
     else out.push([key, v]);
   }
   return out;

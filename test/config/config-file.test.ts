@@ -1,0 +1,58 @@
+/**
+ * What `weft config show` says about a config file a user got wrong: one line, exit 2, naming
+ * the key or the place in the file (real files, the real CLI).
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { weft } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** `weft config show` over a config file with `toml` in it, after a data_dir line. */
+function show(
+  dir: string,
+  toml: string,
+  env: NodeJS.ProcessEnv = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const file = join(dir, 'config.toml');
+  writeFileSync(file, `data_dir = ${JSON.stringify(join(dir, 'data'))}\n${toml}\n`);
+  return weft(['config', 'show'], { HOME: dir, WEFT_CONFIG: file, WEFT_MESH_PROVIDER: '', ...env });
+}
+
+function refused(r: { code: number | null; stderr: string }, line: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.match(r.stderr.trim(), line);
+}
+
+test('a table header 5,000 levels deep is refused as an unknown key, not a stack overflow', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    const deep = `[${Array.from({ length: 5000 }, () => 'a').join('.')}]\nx = 1`;
+    refused(show(t.dir, deep), /^weft: config file .*config\.toml: unknown key '?a\.a\b/);
+    const underKey = `[mesh.provider${'.a'.repeat(5000)}]\nx = 1`;
+    refused(
+      show(t.dir, underKey),
+      /^weft: config key mesh\.provider: nested more than 16 levels deep; expected one of none, tls/,
+    );
+    const inValue = `signals.sources = [{ ${'a.'.repeat(5000)}a = 1 }]`;
+    refused(show(t.dir, inValue), /^weft: config key signals\.sources: nested more than 16 levels deep/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an empty unknown table or an unknown key holding a date is refused like any unknown key', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    refused(show(t.dir, '[mesh.provder]'), /unknown key '?mesh\.provder\b/);
+    refused(show(t.dir, '[foo]'), /unknown key '?foo\b/);
+    refused(show(t.dir, 'foo = 1979-05-27'), /unknown key '?foo\b/);
+    refused(show(t.dir, '[mesh]\nfoo = 1979-05-27T07:32:00Z'), /unknown key '?mesh\.foo\b/);
+    // An empty known section is harmless.
+    assert.equal(show(t.dir, '[mesh]').code, 0);
+  } finally {
+    t.cleanup();
+  }
+});
