@@ -233,8 +233,9 @@ export function envNameOf(key: string): string {
   return `WEFT_${key.replace(/\./g, '_').toUpperCase()}`;
 }
 
+/** The config file: WEFT_CONFIG, else ~/.weft/config.toml. An empty WEFT_CONFIG is unset, as every empty WEFT_* is. */
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.WEFT_CONFIG ?? join(env.HOME ?? homedir(), '.weft', 'config.toml');
+  return env.WEFT_CONFIG || join(env.HOME ?? homedir(), '.weft', 'config.toml');
 }
 
 function describe(spec: KeySpec): string {
@@ -391,7 +392,7 @@ export interface LoadConfigOptions {
  */
 export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   const env = opts.env ?? process.env;
-  const explicit = opts.path ?? env.WEFT_CONFIG;
+  const explicit = opts.path ?? (env.WEFT_CONFIG || undefined);
   const path = explicit ?? defaultConfigPath(env);
   const values = new Map<string, unknown>();
   let source: string | undefined;

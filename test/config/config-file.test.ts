@@ -3,7 +3,7 @@
  * the key or the place in the file (real files, the real CLI).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { weft } from '../helpers/cli.js';
@@ -52,6 +52,24 @@ test('an empty unknown table or an unknown key holding a date is refused like an
     refused(show(t.dir, '[mesh]\nfoo = 1979-05-27T07:32:00Z'), /unknown key '?mesh\.foo\b/);
     // An empty known section is harmless.
     assert.equal(show(t.dir, '[mesh]').code, 0);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an empty WEFT_CONFIG is unset: ~/.weft/config.toml is read', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    mkdirSync(join(t.dir, '.weft'));
+    const file = join(t.dir, '.weft', 'config.toml');
+    writeFileSync(file, `data_dir = ${JSON.stringify(join(t.dir, 'data'))}\napi.port = 9411\n`);
+    const r = weft(['config', 'show'], { HOME: t.dir, WEFT_CONFIG: '', WEFT_API_PORT: '' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`^# from ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} and the environment$`, 'm'),
+    );
+    assert.match(r.stdout, /^api\.port = 9411$/m);
   } finally {
     t.cleanup();
   }
