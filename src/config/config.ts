@@ -401,7 +401,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     try {
       doc = parseToml(readFileSync(path, 'utf8')) as Record<string, unknown>;
     } catch (err) {
-      throw new ConfigError(`config file ${path}: ${(err as Error).message.split('\n')[0]}`, { path });
+      // smol-toml's TomlError: "Invalid TOML document: <what>\n\n<excerpt>", with line and column.
+      const { message, line, column } = err as Error & { line?: number; column?: number };
+      const what = (message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+      const at = typeof line === 'number' ? ` line ${line}${typeof column === 'number' ? `, column ${column}` : ''}` : '';
+      throw new ConfigError(`config file ${path}${at}: ${what}`, { path, ...(typeof line === 'number' ? { line, column } : {}) });
     }
     for (const [key, v] of flatten(doc)) {
       const spec = (CONFIG_KEYS as Record<string, KeySpec>)[key];

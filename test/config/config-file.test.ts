@@ -74,3 +74,16 @@ test('an empty WEFT_CONFIG is unset: ~/.weft/config.toml is read', () => {
     t.cleanup();
   }
 });
+
+test('a TOML syntax error names the line and column', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    // The data_dir line is line 1: "b = 2 3" is line 3, and the stray 3 is at column 7.
+    refused(
+      show(t.dir, 'a.b = 1\nb = 2 3'),
+      /^weft: config file .*config\.toml line 3, column 7: each key-value declaration must be followed by an end-of-line$/,
+    );
+  } finally {
+    t.cleanup();
+  }
+});
