@@ -378,6 +378,53 @@ function flatten(obj: Record<string, unknown>, prefix = ''): Array<[string, unkn
   return out;
 }
 
+/** Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, or more than `max`. */
+function editDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (prev2[j - 2] as number) + 1);
+      row.push(d);
+    }
+    prev2 = prev;
+    prev = row;
+  }
+  return prev[b.length] as number;
+}
+
+/**
+ * "unknown key mesh.provder (did you mean mesh.provider?)"; without a close key, the keys of its
+ * section (or the sections, for an unknown one) rather than all of them.
+ */
+function unknownKey(key: string): string {
+  const shownKey = key.length > 100 ? `${key.slice(0, 100)}…` : key;
+  if (SECTIONS.has(key)) return `${key} is a table of keys ([${key}]), not a value`;
+  const known = Object.keys(CONFIG_KEYS);
+  const max = key.length <= 4 ? 1 : key.length <= 10 ? 2 : 3;
+  let best: string | undefined;
+  let bestDistance = max + 1;
+  if (key.length <= 100) {
+    for (const k of known) {
+      const d = editDistance(key, k, max);
+      if (d < bestDistance) [best, bestDistance] = [k, d];
+    }
+  }
+  if (best) return `unknown key ${shownKey} (did you mean ${best}?)`;
+  const dot = key.lastIndexOf('.');
+  const section = dot > 0 ? key.slice(0, dot) : '';
+  if (SECTIONS.has(section)) {
+    const names = known.filter((k) => k.startsWith(`${section}.`)).map((k) => k.slice(section.length + 1));
+    return `unknown key ${shownKey}; [${section}] has ${names.join(', ')}`;
+  }
+  const top = [...new Set(known.map((k) => k.split('.')[0] as string))];
+  return `unknown key ${shownKey}; the top-level keys and sections are ${top.join(', ')}`;
+}
+
 export interface LoadConfigOptions {
   /** Path from --config; falls back to WEFT_CONFIG, then ~/.weft/config.toml (optional). */
   path?: string;
@@ -409,9 +456,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     }
     for (const [key, v] of flatten(doc)) {
       const spec = (CONFIG_KEYS as Record<string, KeySpec>)[key];
-      if (!spec) {
-        throw new ConfigError(`config file ${path}: unknown key '${key}' (known: ${Object.keys(CONFIG_KEYS).join(', ')})`, { key });
-      }
+      if (!spec) throw new ConfigError(`config file ${path}: ${unknownKey(key)}`, { key });
       values.set(key, coerce(key, spec, v, false));
     }
     source = path;

@@ -30,7 +30,10 @@ test('a table header 5,000 levels deep is refused as an unknown key, not a stack
   const t = tempDir('weft-config-file-');
   try {
     const deep = `[${Array.from({ length: 5000 }, () => 'a').join('.')}]\nx = 1`;
-    refused(show(t.dir, deep), /^weft: config file .*config\.toml: unknown key '?a\.a\b/);
+    refused(
+      show(t.dir, deep),
+      /^weft: config file .*config\.toml: unknown key a\.a; the top-level keys and sections are computer, data_dir,/,
+    );
     const underKey = `[mesh.provider${'.a'.repeat(5000)}]\nx = 1`;
     refused(
       show(t.dir, underKey),
@@ -46,10 +49,13 @@ test('a table header 5,000 levels deep is refused as an unknown key, not a stack
 test('an empty unknown table or an unknown key holding a date is refused like any unknown key', () => {
   const t = tempDir('weft-config-file-');
   try {
-    refused(show(t.dir, '[mesh.provder]'), /unknown key '?mesh\.provder\b/);
-    refused(show(t.dir, '[foo]'), /unknown key '?foo\b/);
-    refused(show(t.dir, 'foo = 1979-05-27'), /unknown key '?foo\b/);
-    refused(show(t.dir, '[mesh]\nfoo = 1979-05-27T07:32:00Z'), /unknown key '?mesh\.foo\b/);
+    refused(show(t.dir, '[mesh.provder]'), /unknown key mesh\.provder \(did you mean mesh\.provider\?\)$/);
+    refused(show(t.dir, '[foo]'), /unknown key foo; the top-level keys and sections are /);
+    refused(show(t.dir, 'foo = 1979-05-27'), /unknown key foo; the top-level keys and sections are /);
+    refused(
+      show(t.dir, '[mesh]\nfoo = 1979-05-27T07:32:00Z'),
+      /unknown key mesh\.foo; \[mesh\] has provider, tls_host, /,
+    );
     // An empty known section is harmless.
     assert.equal(show(t.dir, '[mesh]').code, 0);
   } finally {
@@ -83,6 +89,28 @@ test('a TOML syntax error names the line and column', () => {
       show(t.dir, 'a.b = 1\nb = 2 3'),
       /^weft: config file .*config\.toml line 3, column 7: each key-value declaration must be followed by an end-of-line$/,
     );
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an unknown key names the close key, or lists only its section, in a short line', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    const typo = show(t.dir, '[mesh]\nprovder = "tls"');
+    refused(
+      typo,
+      /^weft: config file .*config\.toml: unknown key mesh\.provder \(did you mean mesh\.provider\?\)$/,
+    );
+    refused(
+      show(t.dir, '[mehs]\nprovider = "tls"'),
+      /unknown key mehs\.provider \(did you mean mesh\.provider\?\)$/,
+    );
+    refused(show(t.dir, 'datadir = "x"'), /unknown key datadir \(did you mean data_dir\?\)$/);
+    const far = show(t.dir, '[api]\nlisten = "0.0.0.0"');
+    refused(far, /unknown key api\.listen; \[api\] has host, port, max_connections, dashboard$/);
+    refused(show(t.dir, 'api = 1'), /: api is a table of keys \(\[api\]\), not a value$/);
+    for (const r of [typo, far]) assert.ok(r.stderr.length < 300, `short: ${r.stderr.length} chars`);
   } finally {
     t.cleanup();
   }

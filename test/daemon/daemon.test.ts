@@ -132,7 +132,7 @@ test('bad config fails fast with one clear line', async () => {
     writeFileSync(cfgFile, '[api]\nprot = 1\n');
     let r = weft(['--config', cfgFile, 'config', 'show'], base);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^weft: config file .* unknown key 'api\.prot'/);
+    assert.match(r.stderr, /^weft: config file .* unknown key api\.prot \(did you mean api\.port\?\)$/m);
     writeFileSync(cfgFile, '[api]\nport = "high"\n');
     r = weft(['--config', cfgFile, 'daemon'], base);
     assert.equal(r.code, 2);
