@@ -227,6 +227,8 @@ export interface WeftConfig {
   };
   /** The file it was read from, if any. */
   source?: string;
+  /** Keys whose value came from an environment variable, and that variable: error lines name it. */
+  fromEnv?: Partial<Record<ConfigKey, string>>;
 }
 
 export function envNameOf(key: string): string {
@@ -253,7 +255,7 @@ function describe(spec: KeySpec): string {
     case 'table[]':
       return 'a list of tables (env: JSON)';
     default:
-      return 'a string';
+      return 'a non-empty string';
   }
 }
 
@@ -275,6 +277,8 @@ function nestedDeeper(v: unknown, max: number): boolean {
 /** A value as the error line shows it: short, and never a stack overflow on a deep table. */
 function shown(value: unknown): string {
   if (isTable(value)) return 'a table';
+  // TOML's inf and nan (JSON would say null).
+  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? 'nan' : value > 0 ? 'inf' : '-inf';
   try {
     const text = JSON.stringify(value) ?? String(value);
     return text.length > 200 ? `${text.slice(0, 200)}…` : text;
@@ -463,20 +467,29 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   } else if (explicit) {
     throw new ConfigError(`config file ${path} does not exist`, { path });
   }
-  for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
+  const fromEnv: Partial<Record<ConfigKey, string>> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[ConfigKey, KeySpec]>) {
     const ev = env[envNameOf(key)];
-    if (ev !== undefined && ev !== '') values.set(key, coerce(`${key} (${envNameOf(key)})`, spec, ev, true));
+    if (ev !== undefined && ev !== '') {
+      values.set(key, coerce(`${key} (${envNameOf(key)})`, spec, ev, true));
+      fromEnv[key] = envNameOf(key);
+    }
   }
   for (const [key, v] of Object.entries(opts.overrides ?? {})) {
     const spec = (CONFIG_KEYS as Record<string, KeySpec>)[key];
-    if (spec && v !== undefined) values.set(key, coerce(key, spec, v, typeof v === 'string'));
+    if (spec && v !== undefined) {
+      values.set(key, coerce(key, spec, v, typeof v === 'string'));
+      delete fromEnv[key as ConfigKey];
+    }
   }
+  /** The key as an error line names it: with its variable when the environment set it. */
+  const named = (key: ConfigKey): string => (fromEnv[key] ? `${key} (${fromEnv[key]})` : key);
   const get = <T>(key: ConfigKey): T => (values.has(key) ? values.get(key) : (CONFIG_KEYS[key] as KeySpec).default) as T;
   const home = env.HOME ?? homedir();
   const computer = get<string | undefined>('computer.name') ?? hostname();
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(computer)) {
     throw new ConfigError(
-      `config key computer.name: ${JSON.stringify(computer)} is not allowed; expected letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`,
+      `config key ${named('computer.name')}: ${JSON.stringify(computer)} is not allowed; expected letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`,
       { key: 'computer.name' },
     );
   }
@@ -584,14 +597,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   const url = get<string | undefined>('redis.url');
   if (url) {
     if (!/^rediss?:\/\//.test(url)) {
-      throw new ConfigError(`config key redis.url: ${JSON.stringify(url)} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
+      throw new ConfigError(`config key ${named('redis.url')}: ${JSON.stringify(url)} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
     }
     cfg.redis.url = url;
   }
   const natsUrl = get<string | undefined>('nats.url');
   if (natsUrl) {
     if (!natsUrl.split(',').every((u) => /^(nats|tls|wss?):\/\/\S+$/.test(u.trim()))) {
-      throw new ConfigError(`config key nats.url: ${JSON.stringify(natsUrl)} is not allowed; expected nats://host:port (several comma separated)`, { key: 'nats.url' });
+      throw new ConfigError(`config key ${named('nats.url')}: ${JSON.stringify(natsUrl)} is not allowed; expected nats://host:port (several comma separated)`, { key: 'nats.url' });
     }
     cfg.nats.url = natsUrl;
   }
@@ -616,6 +629,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   optional('whatsapp', ['token', 'phone_number_id', 'to']);
   optional('webhook', ['url', 'token']);
   if (source) cfg.source = source;
+  if (Object.keys(fromEnv).length > 0) cfg.fromEnv = fromEnv;
   return cfg;
 }
 

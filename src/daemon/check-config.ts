@@ -6,7 +6,7 @@
  */
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { WeftConfig } from '../config/index.js';
+import type { ConfigKey, WeftConfig } from '../config/index.js';
 import { checkDeliveryConfig } from '../delivery/index.js';
 import { ConfigError } from '../errors/index.js';
 import { isGitRefSafe } from '../recovery/index.js';
@@ -23,6 +23,28 @@ import { redisFromConfig } from './redis-config.js';
  * await checkConfig(loadConfig()); // throws "config key observe.rules: rule #1: name \"prod deploys\" must be …"
  */
 export async function checkConfig(cfg: WeftConfig): Promise<void> {
+  try {
+    await checkAll(cfg);
+  } catch (err) {
+    throw withEnvName(cfg, err);
+  }
+}
+
+/**
+ * The error with the environment variable after the key ("config key mesh.peers
+ * (WEFT_MESH_PEERS): …") when the environment set that key, as the loader's own lines say it.
+ */
+function withEnvName(cfg: WeftConfig, err: unknown): unknown {
+  const key = err instanceof ConfigError ? err.details?.key : undefined;
+  if (typeof key !== 'string') return err;
+  // signals.sources[0].type came from signals.sources.
+  const name = cfg.fromEnv?.[key.replace(/\[.*$/, '') as ConfigKey];
+  const head = `config key ${key}`;
+  if (!name || !(err as ConfigError).message.startsWith(head)) return err;
+  return new ConfigError(`${head} (${name})${(err as ConfigError).message.slice(head.length)}`, (err as ConfigError).details);
+}
+
+async function checkAll(cfg: WeftConfig): Promise<void> {
   checkDataDir(cfg.data_dir);
   redisFromConfig(cfg);
   meshFromConfig(cfg);

@@ -59,11 +59,11 @@ export interface DeliverySender {
  * (`discord.webhook_url`), the value (secrets as `<set>`) and what is allowed.
  * @example
  * const bad = configProblem('discord');
- * if (!url) bad('webhook_url', url, 'an http(s) URL'); // throws ConfigError 'discord.webhook_url: ...'
+ * if (!url) bad('webhook_url', url, 'an http(s) URL'); // throws ConfigError 'config key discord.webhook_url: ...'
  */
 export function configProblem(channel: string): (key: string, value: unknown, allowed: string) => never {
   return (key, value, allowed) => {
-    throw new ConfigError(`${channel}.${key}: ${JSON.stringify(value)} is not allowed; expected ${allowed}`, {
+    throw new ConfigError(`config key ${channel}.${key}: ${JSON.stringify(value)} is not allowed; expected ${allowed}`, {
       key: `${channel}.${key}`,
     });
   };

@@ -47,11 +47,11 @@ const CASES: Case[] = [
   },
   {
     toml: 'telegram.base_url = "notaurl"\ntelegram.bot_token = "123:abc"\ntelegram.chat_id = "42"',
-    line: /telegram\.base_url: "notaurl" is not allowed; expected an http\(s\) URL$/,
+    line: /^weft: config key telegram\.base_url: "notaurl" is not allowed; expected an http\(s\) URL$/,
   },
   {
     toml: 'webhook.url = "ftp://x"',
-    line: /webhook\.url: "ftp:\/\/x" is not allowed; expected an http\(s\) URL$/,
+    line: /^weft: config key webhook\.url: "ftp:\/\/x" is not allowed; expected an http\(s\) URL$/,
   },
   {
     toml: 'mesh.enable_mdns = true',
@@ -64,7 +64,7 @@ const CASES: Case[] = [
   {
     toml: '',
     env: { WEFT_MESH_PEERS: 'garbage' },
-    line: /config key mesh\.peers.*: "garbage" is not allowed/,
+    line: /^weft: config key mesh\.peers \(WEFT_MESH_PEERS\): "garbage" is not allowed; expected "computer/,
   },
 ];
 

@@ -115,3 +115,33 @@ test('an unknown key names the close key, or lists only its section, in a short 
     t.cleanup();
   }
 });
+
+test('a wrong value is described as the user wrote it, and a value from the environment names its variable', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    refused(
+      show(t.dir, 'api.port = inf'),
+      /^weft: config key api\.port: inf is not allowed; expected an integer 0\.\.65535$/,
+    );
+    refused(
+      show(t.dir, 'api.port = nan'),
+      /^weft: config key api\.port: nan is not allowed; expected an integer 0\.\.65535$/,
+    );
+    refused(
+      show(t.dir, 'api.host = ""'),
+      /^weft: config key api\.host: "" is not allowed; expected a non-empty string$/,
+    );
+    refused(
+      show(t.dir, '', { WEFT_REDIS_URL: 'nonsense' }),
+      /^weft: config key redis\.url \(WEFT_REDIS_URL\): "nonsense" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL$/,
+    );
+    refused(
+      show(t.dir, '', { WEFT_MESH_PROVIDER: 'redis' }),
+      /^weft: config key mesh\.provider \(WEFT_MESH_PROVIDER\): "redis" needs redis\.url to be set$/,
+    );
+    // The same key from the file names no variable.
+    refused(show(t.dir, 'redis.url = "nonsense"'), /^weft: config key redis\.url: "nonsense" is not allowed/);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -95,7 +95,7 @@ test('config: should turn on each channel whose keys are set, and none otherwise
 });
 
 test('config: should refuse a half-configured channel, naming the missing key', () => {
-  const named = (key: string) => (e: unknown) => e instanceof ConfigError && e.message.startsWith(`${key}:`);
+  const named = (key: string) => (e: unknown) => e instanceof ConfigError && e.message.startsWith(`config key ${key}:`);
   assert.throws(
     () => deliveryChannels(config({ whatsapp: { token: 't', to: '31612345678' } }), deps),
     named('whatsapp.phone_number_id'),

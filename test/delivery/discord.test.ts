@@ -150,7 +150,7 @@ test('discord: should keep the webhook token out of the table when the request f
 
 test('discord: should refuse options that cannot work, naming the key', () => {
   const named = (key: string) => (e: unknown) =>
-    e instanceof ConfigError && e.message.startsWith(`discord.${key}:`);
+    e instanceof ConfigError && e.message.startsWith(`config key discord.${key}:`);
   assert.throws(
     () =>
       discordSender({ webhookUrl: 'https://discord.com/api/webhooks/1/a', botToken: 't', channelId: '1' }),

@@ -102,7 +102,7 @@ test('webhook: should post the notification as JSON with format json', async () 
 
 test('webhook: should refuse options that cannot work, naming the key', () => {
   const named = (key: string) => (e: unknown) =>
-    e instanceof ConfigError && e.message.startsWith(`webhook.${key}:`);
+    e instanceof ConfigError && e.message.startsWith(`config key webhook.${key}:`);
   assert.throws(() => webhookSender({ url: 'ntfy.sh/alerts' }), named('url'));
   assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', token: 'two words' }), named('token'));
   assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', format: 'xml' as never }), named('format'));

@@ -122,7 +122,7 @@ test('whatsapp: should fail a message outside the 24-hour window and retry a tra
 
 test('whatsapp: should refuse options that cannot work, naming the key', () => {
   const named = (key: string) => (e: unknown) =>
-    e instanceof ConfigError && e.message.startsWith(`whatsapp.${key}:`);
+    e instanceof ConfigError && e.message.startsWith(`config key whatsapp.${key}:`);
   const ok = { token: 't', phoneNumberId: '1055', to: '+31 6 1234 5678' };
   assert.throws(() => whatsappSender({ ...ok, token: '' }), named('token'));
   assert.throws(() => whatsappSender({ ...ok, phoneNumberId: '+31612345678' }), named('phone_number_id'));
