@@ -39,7 +39,7 @@ test('data_dir that is a file, and a TLS port in use, are one line naming the ke
     writeFileSync(file, 'x');
     let r = weft(['daemon'], { HOME: t.dir, WEFT_DATA_DIR: file, WEFT_API_PORT: '0' });
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^weft: config key data_dir: .*not-a-dir is a file, not a directory/);
+    assert.match(r.stderr, /^weft: config key data_dir \(WEFT_DATA_DIR\): .*not-a-dir is a file, not a directory/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
 
     const port = await freePort();
