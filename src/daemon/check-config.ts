@@ -10,6 +10,7 @@ import type { ConfigKey, WeftConfig } from '../config/index.js';
 import { checkDeliveryConfig } from '../delivery/index.js';
 import { ConfigError } from '../errors/index.js';
 import { isGitRefSafe } from '../recovery/index.js';
+import { checkBindConfig } from './bind-config.js';
 import { checkMdnsConfig } from './mdns-config.js';
 import { meshFromConfig } from './mesh-config.js';
 import { privacyFromConfig } from './privacy-config.js';
@@ -40,12 +41,14 @@ function withEnvName(cfg: WeftConfig, err: unknown): unknown {
   // signals.sources[0].type came from signals.sources.
   const name = cfg.fromEnv?.[key.replace(/\[.*$/, '') as ConfigKey];
   const head = `config key ${key}`;
-  if (!name || !(err as ConfigError).message.startsWith(head)) return err;
+  // Lines that already name the variable have something other than ':' after the key.
+  if (!name || !(err as ConfigError).message.startsWith(`${head}:`)) return err;
   return new ConfigError(`${head} (${name})${(err as ConfigError).message.slice(head.length)}`, (err as ConfigError).details);
 }
 
 async function checkAll(cfg: WeftConfig): Promise<void> {
   checkDataDir(cfg.data_dir);
+  checkBindConfig(cfg);
   redisFromConfig(cfg);
   meshFromConfig(cfg);
   checkMdnsConfig(cfg);

@@ -35,6 +35,7 @@ import { commitMarkPath } from './doctor.js';
 import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembledNode } from './assemble.js';
+import { bindError } from './bind-config.js';
 import { checkConfig } from './check-config.js';
 import { meshFromConfig } from './mesh-config.js';
 import { privacyFromConfig } from './privacy-config.js';
@@ -119,6 +120,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   let domains: DomainRunner | undefined;
   let signals: SignalService | undefined;
   let candidates: PeerCandidatesRuntime | undefined;
+  // Which listener is being opened: its listen errors name its keys.
+  let binding: 'api' | 'mesh' | undefined;
   try {
     // Loaded only when sources are configured: a node without feeds never pays for the parser.
     const signalsModule = cfg.signals.enabled && cfg.signals.sources.length > 0 ? await import('../signals/index.js') : undefined;
@@ -195,7 +198,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     );
     const cr = sov.runtime;
     cartridges = sov;
+    binding = cfg.mesh.provider === 'tls' ? 'mesh' : undefined;
     await a0.start();
+    binding = undefined;
     await candidates?.start();
     await sov.start();
     // Installed cartridges that declare `invoke` serve calls from peers, each run in a sandbox of its own.
@@ -297,7 +302,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     app = api.app;
     registerCartridgeRoutes(app, { runtime: cr, emit: (input) => n.emit(input) });
     n.onCommitted((b) => api.hub.publish(b.changes));
+    binding = 'api';
     const address = await app.listen({ host: cfg.api.host, port: cfg.api.port });
+    binding = undefined;
     const info: DaemonInfo = {
       pid: process.pid,
       url: address.replace('[::1]', '127.0.0.1'),
@@ -379,15 +386,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     log.close();
     lock.release();
     if (err instanceof WeftError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') {
-      const port = (e as { port?: number }).port;
-      if (cfg.mesh.provider === 'tls' && port === cfg.mesh.tls_port && port !== cfg.api.port) {
-        throw new WeftError('WEFT_CONFIG', `mesh.tls_port ${port} on ${cfg.mesh.tls_host} is already in use (another node? set mesh.tls_port)`);
-      }
-      throw new WeftError('WEFT_CONFIG', `api.port ${cfg.api.port} on ${cfg.api.host} is already in use (another node? set api.port, or 0 to pick a free one)`);
-    }
-    throw err;
+    throw (binding && bindError(err, cfg, binding)) || err;
   }
 }
 

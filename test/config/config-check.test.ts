@@ -62,6 +62,20 @@ const CASES: Case[] = [
     line: /^weft: config key computer\.name: "box\.lock" cannot be a git ref/,
   },
   {
+    toml: 'mesh.provider = "tls"\nmesh.tls_host = "not a host"',
+    line: /^weft: config key mesh\.tls_host: "not a host" is not allowed; expected an IP address or a host name of this computer/,
+  },
+  {
+    toml: '',
+    env: { WEFT_API_HOST: 'a b' },
+    line: /^weft: config key api\.host \(WEFT_API_HOST\): "a b" is not allowed; expected an IP address or a host name/,
+  },
+  {
+    toml: 'mesh.provider = "tls"',
+    env: { WEFT_API_PORT: '19238', WEFT_MESH_TLS_PORT: '19238' },
+    line: /^weft: config key mesh\.tls_port \(WEFT_MESH_TLS_PORT\): api\.port and mesh\.tls_port are both 19238 \(on 127\.0\.0\.1 and 127\.0\.0\.1\); give them different ports/,
+  },
+  {
     toml: '',
     env: { WEFT_MESH_PEERS: 'garbage' },
     line: /^weft: config key mesh\.peers \(WEFT_MESH_PEERS\): "garbage" is not allowed; expected "computer/,
@@ -114,6 +128,46 @@ test('a config the daemon accepts passes config show (exit 0)', () => {
     const r = weft(['config', 'show'], { HOME: t.dir, WEFT_CONFIG: file, WEFT_MESH_PROVIDER: '' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an address the daemon cannot listen on stops it with one line naming the key (exit 2)', () => {
+  const t = tempDir('weft-config-check-');
+  try {
+    const cases: Array<[NodeJS.ProcessEnv, RegExp]> = [
+      [
+        { WEFT_API_HOST: 'example.invalid' },
+        /^weft: config key api\.host \(WEFT_API_HOST\): "example\.invalid" cannot be looked up \(getaddrinfo (ENOTFOUND|EAI_AGAIN)\); set api\.host to an address of this computer: 127\.0\.0\.1 \(this computer only\) or 0\.0\.0\.0 \(every interface\)$/,
+      ],
+      // 192.0.2.0/24 is for documentation: never an address of this computer.
+      [
+        { WEFT_API_HOST: '192.0.2.1' },
+        /^weft: config key api\.host \(WEFT_API_HOST\): "192\.0\.2\.1" is not an address of this computer \(listen EADDRNOTAVAIL\); set api\.host to /,
+      ],
+      [
+        { WEFT_MESH_PROVIDER: 'tls', WEFT_MESH_TLS_PORT: '0', WEFT_MESH_TLS_HOST: '192.0.2.1' },
+        /^weft: config key mesh\.tls_host \(WEFT_MESH_TLS_HOST\): "192\.0\.2\.1" is not an address of this computer \(listen EADDRNOTAVAIL\); set mesh\.tls_host to /,
+      ],
+      [
+        { WEFT_MESH_PROVIDER: 'tls', WEFT_MESH_TLS_PORT: '0', WEFT_MESH_TLS_HOST: 'example.invalid' },
+        /^weft: config key mesh\.tls_host \(WEFT_MESH_TLS_HOST\): "example\.invalid" cannot be looked up/,
+      ],
+    ];
+    for (const [i, [env, line]] of cases.entries()) {
+      const r = weft(['daemon'], {
+        HOME: t.dir,
+        WEFT_CONFIG: '',
+        WEFT_DATA_DIR: join(t.dir, `data-${i}`),
+        WEFT_API_PORT: '0',
+        WEFT_MESH_PROVIDER: '',
+        ...env,
+      });
+      assert.equal(r.code, 2, `${JSON.stringify(env)}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+      assert.match(r.stderr.trim(), line);
+    }
   } finally {
     t.cleanup();
   }

@@ -48,7 +48,7 @@ test('data_dir that is a file, and a TLS port in use, are one line naming the ke
     try {
       r = weft(['daemon'], { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_MESH_PROVIDER: 'tls', WEFT_MESH_TLS_PORT: String(port) });
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, new RegExp(`^weft: mesh\\.tls_port ${port} on 127\\.0\\.0\\.1 is already in use`));
+      assert.match(r.stderr, new RegExp(`^weft: config key mesh\\.tls_port \\(WEFT_MESH_TLS_PORT\\): ${port} on 127\\.0\\.0\\.1 is already in use \\(another node\\?\\); set mesh\\.tls_port$`, 'm'));
     } finally {
       squatter.close();
     }
