@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors/index.js';
@@ -55,6 +55,8 @@ export class Store {
   private rolledBack = 0;
   /** Called once when the open write transaction ends (`onTransactionEnd`). */
   private endHooks: Array<(committed: boolean) => void> = [];
+  /** The file opened (device and inode); undefined for `:memory:`. */
+  private opened: { dev: number; ino: number } | undefined;
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -109,7 +111,42 @@ export class Store {
         err,
       );
     }
-    return new Store(db, init.path, deps);
+    const store = new Store(db, init.path, deps);
+    if (init.path !== ':memory:') {
+      const st = statSync(init.path);
+      store.opened = { dev: st.dev, ino: st.ino };
+    }
+    return store;
+  }
+
+  /** The file this store opened (device and inode); undefined for `:memory:`. */
+  get fileIdentity(): { dev: number; ino: number } | undefined {
+    return this.opened;
+  }
+
+  /**
+   * Whether the path still names the file this store writes: `deleted` or `replaced` means
+   * every commit goes to a file nothing else can open, and that SQLite drops at close (the
+   * WAL is checkpointed into the unlinked file). One stat call: cheap enough for a timer.
+   */
+  fileState(): 'ok' | 'deleted' | 'replaced' {
+    if (!this.opened) return 'ok';
+    try {
+      const st = statSync(this.path);
+      return st.dev === this.opened.dev && st.ino === this.opened.ino ? 'ok' : 'replaced';
+    } catch {
+      return 'deleted';
+    }
+  }
+
+  /**
+   * Copies what the open file holds to `<path>.rescued-<time>` (SQLite's online backup, a
+   * consistent snapshot); returns the copy's path. For a file deleted or replaced under the store.
+   */
+  async rescue(): Promise<string> {
+    const to = `${this.path}.rescued-${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-')}`;
+    await this.db.backup(to);
+    return to;
   }
 
   /** Runs a synchronous function in one write transaction, after earlier writers. */
@@ -331,9 +368,28 @@ export class Store {
         }
         for (const x of riders) x.done();
       }
+      // A file deleted or replaced under the store: SQLite would close into the unlinked file
+      // and everything in it would be gone. Copy it out first; a deleted file is put back.
+      const state = this.fileState();
+      let rescued: string | undefined;
+      if (state !== 'ok') {
+        try {
+          rescued = await this.rescue();
+        } catch (err) {
+          this.logger.error({ path: this.path, err: (err as Error).message }, `the database file was ${state} and copying it out at close failed: what it held is lost`);
+        }
+      }
       this.closed = true;
       this.readerDb?.close();
       this.db.close();
+      if (rescued) {
+        if (!existsSync(this.path)) {
+          renameSync(rescued, this.path);
+          this.logger.warn({ path: this.path }, 'the database file was deleted while the store was open: its contents were saved back to its path at close');
+        } else {
+          this.logger.warn({ path: this.path, rescued }, `the database file was ${state} while the store was open: its contents were saved beside it at close (the file at the path is another one)`);
+        }
+      }
     } finally {
       release();
     }
