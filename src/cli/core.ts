@@ -204,9 +204,10 @@ export function coreCommands(ctx: CliContext): void {
       'check the node\'s database (read-only while the daemon runs); --repair (daemon stopped) moves a damaged file aside, keeps it, and salvages every row it can read into a fresh one, reporting per table what was recovered and lost',
     )
     .option('--repair', 'repair a damaged database (exit 1 when anything was lost)')
-    .action(async (o: { repair?: boolean }) => {
+    .option('--acknowledge', 'move the record of rollbacks found (rolled-back.json) aside once they are dealt with, then check')
+    .action(async (o: { repair?: boolean; acknowledge?: boolean }) => {
       const { repairStore } = await import('../daemon/index.js');
-      const r = await repairStore(cfg().data_dir, { repair: o.repair ?? false });
+      const r = await repairStore(cfg().data_dir, { repair: o.repair ?? false, acknowledge: o.acknowledge ?? false });
       out(r.message, r);
       if (!r.ok) process.exitCode = 1;
     });

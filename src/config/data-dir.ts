@@ -16,6 +16,8 @@ export interface DaemonInfo {
   tokenFile: string;
   logFile: string;
   startedAt: string;
+  /** The database file the daemon opened (device and inode): `weft doctor` tells a replaced file from it. */
+  dbFile?: { dev: number; ino: number };
 }
 
 export function daemonInfoPath(dataDir: string): string {

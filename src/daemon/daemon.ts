@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -31,7 +31,8 @@ import { type DaemonInfo, daemonInfoPath, loadOrCreateToken, readDaemonInfo, typ
 import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
-import { commitMarkPath } from './doctor.js';
+import { privateDirProblem } from './data-dir-check.js';
+import { commitMarkPath, describeRollback, type RollbackRecord, readCommitMark, recordRollback, writeCommitMark } from './rollback-record.js';
 import { acquireLock } from './lock.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembledNode } from './assemble.js';
@@ -52,6 +53,8 @@ export interface RunningDaemon {
   app: FastifyInstance;
   info: DaemonInfo;
   logger: Logger;
+  /** A rollback found at this start (the database behind its last recorded commit), if any. */
+  rolledBack?: RollbackRecord;
   /** Drains and stops everything; idempotent. */
   stop(): Promise<void>;
 }
@@ -163,6 +166,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       { logger, ...(opts.clock ? { clock: opts.clock } : {}) },
     );
     const a0 = assembled;
+    // Where the file ends before this start writes anything: compared with the commit mark below.
+    const startSeq = a0.node.ns.store.reader.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck().get() as number;
     // Pinned peers go back into the PeerBook and the transport before anything is emitted.
     candidates = peerCandidatesFromConfig(cfg, a0, logger);
     const n = a0.node;
@@ -244,6 +249,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       d.start();
     }
     const telegram = deliveries.find((d) => d.channel === 'telegram');
+    // What is wrong with the database file, for this daemon's lifetime (see /api/health).
+    const storeProblems: string[] = [];
+    const store = n.ns.store;
     const metrics = nodeMetrics(
       new MetricsRegistry({ onCollectError: (e) => logger.warn({ err: e.message }, 'metrics collector failed') }),
       n,
@@ -266,7 +274,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         },
         members,
         health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
-        problems: () => a0.mesh?.problems() ?? [],
+        problems: () => [...storeProblems, ...(a0.mesh?.problems() ?? [])],
         extraRoutes: [
           nodeRoutes({
             node: n,
@@ -313,6 +321,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       tokenFile,
       logFile: log.file,
       startedAt: new Date().toISOString(),
+      ...(store.fileIdentity ? { dbFile: store.fileIdentity } : {}),
     };
     writeFileSync(daemonInfoPath(cfg.data_dir), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
     await n.emit({
@@ -323,19 +332,53 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     // shorter (a lost -wal after a kill -9) is noticed and said, not silently accepted.
     const markPath = commitMarkPath(cfg.data_dir);
     // The reader sees committed rows only (the writer may be inside a batch that rolls back).
-    const committedSeq = n.ns.store.reader.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck();
-    const startSeq = committedSeq.get() as number;
-    try {
-      const mark = JSON.parse(readFileSync(markPath, 'utf8')) as { seq?: number };
-      if (typeof mark.seq === 'number' && mark.seq > startSeq) {
-        logger.error({ recorded: mark.seq, found: startSeq }, 'the database is behind its last recorded commit: acknowledged events were rolled back');
-        await n.emit({ event: 'system.store.rolled_back', payload: { recordedSeq: mark.seq, foundSeq: startSeq, lost: mark.seq - startSeq } });
-      }
-    } catch {
-      // first start, or no mark yet
+    const committedSeq = store.reader.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck();
+    const recordedSeq = readCommitMark(cfg.data_dir);
+    let rolledBack: RollbackRecord | undefined;
+    if (recordedSeq !== undefined && recordedSeq > startSeq) {
+      // Recorded before the mark moves on with this file, so `weft doctor` still says it after a stop.
+      rolledBack = recordRollback(cfg.data_dir, { by: 'daemon start', recordedSeq, foundSeq: startSeq });
+      // The record holds the evidence now; the mark starts again from this file.
+      writeCommitMark(cfg.data_dir, startSeq);
+      storeProblems.push(`${describeRollback(rolledBack)}; see weft doctor`);
+      logger.error({ recorded: recordedSeq, found: startSeq }, 'the database is behind its last recorded commit: acknowledged events were rolled back');
+      await n.emit({ event: 'system.store.rolled_back', payload: { recordedSeq, foundSeq: startSeq, lost: rolledBack.lost } });
     }
+    // The database file deleted or replaced under the running daemon. It keeps running and
+    // accepting (refusing would save nothing: peers and producers would only retry), but says
+    // so in the log, in /api/health and in a notification; a copy is made at once (a kill -9
+    // would otherwise lose all of it) and the stop saves the rest (Store.close puts a deleted
+    // file back at its path).
+    let fileLost = false;
+    const checkFile = () => {
+      const state = store.fileState();
+      if (state === 'ok') return;
+      fileLost = true;
+      const detectedAt = new Date().toISOString();
+      const problem = `the database file ${store.path} was ${state} while the daemon runs: everything since it started is only in the open file, which nothing else can read; stop the daemon cleanly to save it (its stop ${state === 'deleted' ? 'puts it back at that path' : `saves it as ${store.path}.rescued-<time>`}), not kill -9`;
+      storeProblems.push(problem);
+      logger.error({ path: store.path, state }, problem);
+      void store
+        .rescue()
+        .then(
+          (to) => {
+            storeProblems.push(`a copy of the open database as of ${detectedAt} is at ${to}`);
+            logger.warn({ rescuedTo: to }, 'copied the open database out');
+            return to;
+          },
+          (err) => {
+            logger.error({ err: (err as Error).message }, 'copying the open database out failed');
+            return undefined;
+          },
+        )
+        .then((to) => n.emit({ event: 'system.store.file_lost', payload: { path: store.path, state, detectedAt, ...(to ? { rescuedTo: to } : {}) } }))
+        .catch((err) => logger.debug({ err: (err as Error).message }, 'the file_lost notification failed'));
+    };
     let markedSeq = -1;
+    let ticks = 0;
     const markTimer = setInterval(() => {
+      // Every 5 s, one stat: is the path still the file this daemon writes?
+      if (!fileLost && ++ticks % 5 === 0) checkFile();
       try {
         const seq = committedSeq.get() as number;
         if (seq === markedSeq) return;
@@ -355,6 +398,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       app: a,
       info,
       logger,
+      ...(rolledBack ? { rolledBack } : {}),
       stop() {
         stopping ??= boundedStop(cfg.daemon.stop_timeout * 1000, logger, async () => {
           logger.info('weft daemon stopping');
@@ -391,19 +435,18 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
 }
 
 /**
- * Makes the data dir (0700) or checks it: a path that is a file, or a directory other users can
- * read that this user cannot tighten, stops the start with one line and the fix. Files already
+ * Makes the data dir (0700) or checks it: a path that is a file, a directory of another user
+ * (`privateDirProblem`), or a directory other users can read that this user cannot tighten, stops the start with one line and the fix. Files already
  * in it (database, WAL, logs, keys) are tightened to 0600.
  */
 export function securePrivateDir(dir: string): void {
+  const problem = privateDirProblem(dir);
+  if (problem) throw new ConfigError(problem, { key: 'data_dir' });
   let st: ReturnType<typeof statSync> | undefined;
   try {
     st = statSync(dir);
   } catch {
     st = undefined;
-  }
-  if (st && !st.isDirectory()) {
-    throw new ConfigError(`config key data_dir: ${dir} is a file, not a directory; point data_dir at a directory (it is created if missing)`, { key: 'data_dir' });
   }
   if (!st) {
     try {
@@ -420,7 +463,7 @@ export function securePrivateDir(dir: string): void {
       throw new ConfigError(`data dir ${dir} can be read by other users (mode ${(st.mode & 0o777).toString(8)}) and cannot be changed by this user; run: chmod 700 ${dir}`, { key: 'data_dir' });
     }
   }
-  for (const rel of ['weft.db', 'weft.db-wal', 'weft.db-shm', 'identity.key', 'api-token', 'daemon.json', 'last-commit.json', 'logs']) {
+  for (const rel of ['weft.db', 'weft.db-wal', 'weft.db-shm', 'identity.key', 'api-token', 'daemon.json', 'last-commit.json', 'rolled-back.json', 'logs']) {
     const p = join(dir, rel);
     try {
       const f = statSync(p);

@@ -37,6 +37,10 @@ export async function runDaemon(config: WeftConfig, opts: { clock?: Clock } = {}
   );
   console.log(`  data dir:   ${config.data_dir}`);
   console.log(`  logs:       ${d.info.logFile}  (weft logs -f)`);
+  if (d.rolledBack)
+    console.log(
+      `  ROLLED BACK: ${d.rolledBack.lost} acknowledged events were rolled back (the database ends at log position ${d.rolledBack.foundSeq}, the last recorded commit was ${d.rolledBack.recordedSeq}); see weft doctor`,
+    );
   await stopped;
   console.log('stopped');
   // A stop that timed out may leave sockets open: do not wait for them.

@@ -71,6 +71,20 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    type: 'system.store.file_lost',
+    description: "The running node's database file was deleted or replaced: what it writes goes to a file nothing else can open until it stops (its stop saves it); see weft status",
+    domain: 'system',
+    defaultLevel: 'business',
+    payload: Type.Object({
+      path: Type.String({ maxLength: 4096 }),
+      state: Type.Union([Type.Literal('deleted'), Type.Literal('replaced')]),
+      detectedAt: Type.String({ maxLength: 64 }),
+      rescuedTo: Type.Optional(Type.String({ maxLength: 4096, description: 'a copy of the open file made when it was noticed' })),
+    }),
+    idempotencyFields: ['path', 'detectedAt'],
+    lifecycle: { creates: true },
+  });
+  catalog.register({
     type: 'system.cartridge.limited',
     description: 'A cartridge emitted past a limit (causation depth, emit rate); those emits were refused',
     domain: 'system',
