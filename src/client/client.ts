@@ -125,7 +125,10 @@ export class WeftClient {
     if (res.status < 200 || res.status >= 300) {
       const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
       const code = (e?.code && e.code in ERROR_CODES ? e.code : res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
-      throw new WeftError(code, e?.message ?? `HTTP ${res.status}`, e?.details ? { details: e.details } : undefined);
+      // Every weft answer carries { error: { code } }: anything else is another program on the port.
+      const notWeft = !(e?.code && e.code in ERROR_CODES);
+      const message = e?.message ?? (notWeft ? `${this.init.url} answered HTTP ${res.status} and is not a weft daemon (another program on api.port?)` : `HTTP ${res.status}`);
+      throw new WeftError(code, message, e?.details ? { details: e.details } : undefined);
     }
     return json as T;
   }

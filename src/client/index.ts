@@ -1,6 +1,7 @@
 /** client: a typed client for a node's API, used by the CLI and by any TypeScript producer. */
-import { loadConfig, type LoadConfigOptions, readDaemonInfo, readToken } from '../config/index.js';
+import { loadConfig, type LoadConfigOptions, readDaemonInfo, readToken, tokenPath } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
+import { processAlive } from '../util/index.js';
 import { WeftClient } from './client.js';
 
 export * from './client.js';
@@ -21,9 +22,18 @@ export async function connect(opts: { url?: string; token?: string } & LoadConfi
   if (!url || !token) {
     const cfg = loadConfig(opts);
     const info = readDaemonInfo(cfg.data_dir);
-    url ??= info?.url ?? `http://${cfg.api.host}:${cfg.api.port}`;
+    // A daemon.json whose process is gone (a kill -9) names an address another program may have now.
+    const live = info && processAlive(info.pid) ? info : undefined;
+    url ??= live?.url ?? `http://${cfg.api.host}:${cfg.api.port}`;
     token ??= readToken(cfg.data_dir);
     if (!token) {
+      // The token file went (deleted, emptied) while a daemon runs: starting another would be refused.
+      if (live) {
+        throw new WeftError(
+          'WEFT_UNAUTHORIZED',
+          `the API token file ${tokenPath(cfg.data_dir)} is missing or empty, but a weft daemon (pid ${live.pid}) runs on ${cfg.data_dir}: restart it (a start writes a new token)`,
+        );
+      }
       throw new WeftError('WEFT_STOPPED', `no weft daemon has run on ${cfg.data_dir} (no token file); start one with 'weft daemon'`);
     }
   }

@@ -291,10 +291,11 @@ function coerce(key: string, spec: KeySpec, value: unknown, fromEnv: boolean): u
   if (nestedDeeper(value, MAX_VALUE_DEPTH)) {
     throw new ConfigError(`config key ${key}: nested more than ${MAX_VALUE_DEPTH} levels deep; expected ${describe(spec)}`, { key });
   }
+  // A secret's value is never printed, not even a wrong one (it may be the right token in the wrong key).
   const bad = () =>
-    new ConfigError(`config key ${key}: ${shown(value)} is not allowed; expected ${describe(spec)}`, {
+    new ConfigError(`config key ${key}: ${spec.secret ? 'the value given (a secret, not shown)' : shown(value)} is not allowed; expected ${describe(spec)}`, {
       key,
-      value,
+      ...(spec.secret ? {} : { value }),
       allowed: describe(spec),
     });
   switch (spec.kind) {
@@ -597,14 +598,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   const url = get<string | undefined>('redis.url');
   if (url) {
     if (!/^rediss?:\/\//.test(url)) {
-      throw new ConfigError(`config key ${named('redis.url')}: ${JSON.stringify(url)} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
+      throw new ConfigError(`config key ${named('redis.url')}: ${JSON.stringify(mask(url))} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
     }
     cfg.redis.url = url;
   }
   const natsUrl = get<string | undefined>('nats.url');
   if (natsUrl) {
     if (!natsUrl.split(',').every((u) => /^(nats|tls|wss?):\/\/\S+$/.test(u.trim()))) {
-      throw new ConfigError(`config key ${named('nats.url')}: ${JSON.stringify(natsUrl)} is not allowed; expected nats://host:port (several comma separated)`, { key: 'nats.url' });
+      throw new ConfigError(`config key ${named('nats.url')}: ${JSON.stringify(mask(natsUrl))} is not allowed; expected nats://host:port (several comma separated)`, { key: 'nats.url' });
     }
     cfg.nats.url = natsUrl;
   }
@@ -641,6 +642,23 @@ export function showConfig(cfg: WeftConfig): Record<string, unknown> {
     for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
     if (v === undefined) continue;
     out[key] = spec.secret ? mask(String(v)) : v;
+  }
+  return out;
+}
+
+/**
+ * The values of the secret keys a config holds, with how each is shown instead (for taking them
+ * out of a message that quotes one).
+ * @example
+ * secretValues(cfg) // [['https://ntfy.sh/my-private-topic', 'ht***ic']]
+ */
+export function secretValues(cfg: WeftConfig): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
+    if (!spec.secret) continue;
+    let v: unknown = cfg;
+    for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
+    if (typeof v === 'string' && v.length >= 4) out.push([v, mask(v)]);
   }
   return out;
 }

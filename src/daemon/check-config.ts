@@ -6,7 +6,7 @@
  */
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ConfigKey, WeftConfig } from '../config/index.js';
+import { type ConfigKey, secretValues, type WeftConfig } from '../config/index.js';
 import { checkDeliveryConfig } from '../delivery/index.js';
 import { ConfigError } from '../errors/index.js';
 import { isGitRefSafe } from '../recovery/index.js';
@@ -27,8 +27,17 @@ export async function checkConfig(cfg: WeftConfig): Promise<void> {
   try {
     await checkAll(cfg);
   } catch (err) {
-    throw withEnvName(cfg, err);
+    throw withoutSecrets(cfg, withEnvName(cfg, err));
   }
+}
+
+/** The error with every secret value it quotes (a malformed webhook.url, say) masked as `weft config show` masks it. */
+function withoutSecrets(cfg: WeftConfig, err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  let message = err.message;
+  for (const [value, masked] of secretValues(cfg)) message = message.split(value).join(masked);
+  if (message === err.message) return err;
+  return err instanceof ConfigError ? new ConfigError(message, { ...err.details, value: undefined }) : Object.assign(err, { message });
 }
 
 /**

@@ -105,13 +105,14 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   process.umask(0o077);
   securePrivateDir(cfg.data_dir);
   const lock = acquireLock(cfg.data_dir);
+  let log: ReturnType<typeof createDaemonLogger>;
   try {
     refuseLostIdentity(cfg.data_dir);
+    log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
   } catch (err) {
     lock.release();
     throw err;
   }
-  const log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
   // A stop right after the start (a supervisor's SIGTERM) must find the log file open.
   await log.ready;
   const logger = log.logger;

@@ -1,7 +1,32 @@
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
+import { WeftError } from '../errors/index.js';
 import type { Logger } from '../util/index.js';
+
+/**
+ * Makes sure the log file can be opened for appending, or says in one line what is in the way
+ * (pino would report it later as a bare errno, or as "sonic boom is not ready yet" at exit).
+ */
+function checkLogFile(dir: string, file: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    closeSync(openSync(file, 'a', 0o600));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'EEXIST' || e.code === 'ENOTDIR'
+        ? `${dir} is not a directory`
+        : e.code === 'EISDIR'
+          ? `${file} is a directory`
+          : e.code === 'ENOENT'
+            ? `${dir} cannot be made (a link to nowhere?)`
+            : e.code === 'EACCES' || e.code === 'EPERM'
+              ? 'this user may not write there'
+              : e.message;
+    throw new WeftError('WEFT_CONFIG', `cannot write the daemon's log file ${file}: ${why}; move what is there aside (the daemon makes the folder and the file itself)`, { cause: err });
+  }
+}
 
 export interface DaemonLogger {
   logger: Logger;
@@ -17,8 +42,8 @@ export interface DaemonLogger {
  */
 export function createDaemonLogger(dataDir: string, level: string, opts: { maxBytes?: number; keep?: number; stderr?: boolean } = {}): DaemonLogger {
   const dir = join(dataDir, 'logs');
-  mkdirSync(dir, { recursive: true });
   const file = join(dir, 'weft.log');
+  checkLogFile(dir, file);
   const dest = pino.destination({ dest: file, append: true, sync: false, mkdir: true });
   const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: dest }];
   if (opts.stderr !== false) streams.push({ level: level as pino.Level, stream: pino.destination({ dest: 2, sync: false }) });

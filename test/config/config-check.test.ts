@@ -14,6 +14,8 @@ interface Case {
   toml: string;
   env?: NodeJS.ProcessEnv;
   line: RegExp;
+  /** A secret the line must not show (it is masked as config show masks it). */
+  secret?: string;
 }
 
 const CASES: Case[] = [
@@ -50,8 +52,14 @@ const CASES: Case[] = [
     line: /^weft: config key telegram\.base_url: "notaurl" is not allowed; expected an http\(s\) URL$/,
   },
   {
-    toml: 'webhook.url = "ftp://x"',
-    line: /^weft: config key webhook\.url: "ftp:\/\/x" is not allowed; expected an http\(s\) URL$/,
+    toml: 'webhook.url = "ftp://ntfy.example/private-topic-4711"',
+    line: /^weft: config key webhook\.url: "ft\*\*\*11" is not allowed; expected an http\(s\) URL$/,
+    secret: 'private-topic',
+  },
+  {
+    toml: 'redis.url = "http://user:hunter2@10.0.0.5:6379"',
+    line: /^weft: config key redis\.url: "ht\*\*\*79" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL$/,
+    secret: 'hunter2',
   },
   {
     toml: 'mesh.enable_mdns = true',
@@ -94,6 +102,7 @@ test('a config the daemon refuses: config show and daemon both exit 2 with the s
       assert.equal(show.code, 2, `config show of ${c.toml || JSON.stringify(c.env)}: ${show.stderr}`);
       assert.match(show.stderr.trim(), c.line);
       assert.equal(show.stderr.trim().split('\n').length, 1, 'one line');
+      if (c.secret) assert.ok(!show.stderr.includes(c.secret), `the secret is not printed: ${show.stderr}`);
       const daemon = weft(['daemon'], env);
       assert.equal(daemon.code, 2, `daemon with ${c.toml || JSON.stringify(c.env)}: ${daemon.stderr}`);
       assert.equal(daemon.stderr, show.stderr, 'the same line from both');
