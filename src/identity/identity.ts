@@ -126,7 +126,8 @@ export function loadIdentity(path: string): NodeIdentity {
   try {
     key = createPrivateKey({ key: readFileSync(path), format: 'pem' });
   } catch (cause) {
-    throw new IdentityError('IDENTITY_KEY_INVALID', `private key file ${path} is not a PEM private key`, {
+    const what = st.isDirectory() ? 'is a directory, not a key file' : 'is not a PEM private key (damaged or overwritten?)';
+    throw new IdentityError('IDENTITY_KEY_INVALID', `private key file ${path} ${what}: put this node's key back from a backup ('weft identity import <file>', daemon stopped)`, {
       cause,
       details: { path },
     });

@@ -64,3 +64,20 @@ test('another program on api.port is named as such, not as an HTTP status', asyn
     t.cleanup();
   }
 });
+
+test('an identity.key that is garbage or a folder says what it is and how to put the key back', () => {
+  const t = tempDir('weft-badkey-');
+  try {
+    for (const [i, spoil] of [(p: string) => writeFileSync(p, 'not a key', { mode: 0o600 }), (p: string) => mkdirSync(p, { mode: 0o700 })].entries()) {
+      const data = join(t.dir, `data-${i}`);
+      mkdirSync(data, { recursive: true, mode: 0o700 });
+      spoil(join(data, 'identity.key'));
+      const r = weft(['daemon'], { HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0' });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, i === 0 ? /identity\.key is not a PEM private key \(damaged or overwritten\?\): put this node's key back from a backup \('weft identity import <file>'/ : /identity\.key is a directory, not a key file: put this node's key back/);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    }
+  } finally {
+    t.cleanup();
+  }
+});
