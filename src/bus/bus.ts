@@ -90,6 +90,8 @@ export interface BusStats {
   failingSince?: number;
   /** Redis: the command connection's state as ioredis names it ('ready' when connected). */
   connection?: string;
+  /** Redis: why the connection is not ready, as the client last said (a refused password, say). */
+  connectionError?: string;
 }
 
 /**
@@ -101,14 +103,15 @@ export interface BusStats {
  */
 export function busProblems(s: BusStats, now: number): string[] {
   if (s.lastError !== undefined) {
+    const cause = s.connectionError && !s.lastError.includes(s.connectionError) ? `; the connection says: ${s.connectionError}` : '';
     const secs = s.failingSince === undefined ? '' : ` for ${Math.round((now - s.failingSince) / 1000)} s`;
     const n = (s.journal ?? 0) + (s.unsent ?? 0);
     return [
-      `bus: Redis has not taken events${secs} (${s.lastError}); ${n} event${n === 1 ? '' : 's'} wait${n === 1 ? 's' : ''} in the journal to go on the stream (emits are still accepted and applied)`,
+      `bus: Redis has not taken events${secs} (${s.lastError}${cause}); ${n} event${n === 1 ? '' : 's'} wait${n === 1 ? 's' : ''} in the journal to go on the stream (emits are still accepted and applied)`,
     ];
   }
   if (s.connection !== undefined && s.connection !== 'ready') {
-    return [`bus: the connection to Redis is ${s.connection} (emits are still accepted; they wait in the journal)`];
+    return [`bus: the connection to Redis is ${s.connection}${s.connectionError ? ` (${s.connectionError})` : ''} (emits are still accepted; they wait in the journal)`];
   }
   return [];
 }

@@ -129,6 +129,7 @@ export class RedisBus implements Bus {
   private pumping: Promise<void> | undefined;
   private lastError: string | undefined;
   private failingSince: number | undefined;
+  private connectionError: string | undefined;
   /** Raw-class events on their way to the pipeline without touching Redis. */
   private local: Envelope[] = [];
   private localHandedOut: Envelope[] = [];
@@ -156,7 +157,16 @@ export class RedisBus implements Bus {
     const cluster = this.init.cluster === true;
     this.cmd = await createRedisClient(this.init.url, { cluster, lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false, enableAutoPipelining: true });
     this.reader = await createRedisClient(this.init.url, { cluster, lazyConnect: true, maxRetriesPerRequest: null });
-    for (const c of [this.cmd, this.reader]) c.on('error', (err: Error) => this.deps.logger.debug({ err: err.message }, 'redis'));
+    for (const c of [this.cmd, this.reader]) {
+      c.on('error', (err: Error) => {
+        // Kept for status: while the client reconnects, why it cannot (a password changed, say).
+        this.connectionError = err.message;
+        this.deps.logger.debug({ err: err.message }, 'redis');
+      });
+      c.on('ready', () => {
+        this.connectionError = undefined;
+      });
+    }
     try {
       await Promise.all([connectRedis(this.cmd, this.init.url), connectRedis(this.reader, this.init.url)]);
       await this.ensureGroup();
@@ -586,6 +596,7 @@ export class RedisBus implements Bus {
       skippedCopies: this.skippedCopies,
       ...(this.lastError ? { lastError: this.lastError, failingSince: this.failingSince } : {}),
       ...(this.cmd ? { connection: this.cmd.status } : {}),
+      ...(this.connectionError && this.cmd?.status !== 'ready' ? { connectionError: this.connectionError } : {}),
     };
   }
 }

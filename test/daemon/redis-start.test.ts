@@ -7,7 +7,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { weft } from '../helpers/cli.js';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
+import { eventually } from '../helpers/cluster.js';
 import { freePort, TestRedis } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -66,6 +67,34 @@ test('a password Redis wants, a wrong one, and a database it does not have are e
       /Redis has no database 99 \(ERR DB index is out of range\): fix the number after the port in redis\.url/,
     );
   } finally {
+    await redis.stop();
+    t.cleanup();
+  }
+});
+
+test('a password Redis starts asking for while the node runs shows up in weft status with Redis\'s own reason', async () => {
+  const redis = await TestRedis.start();
+  const t = tempDir('weft-redis-pw-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_REDIS_URL: redis.url };
+  const d = await startDaemonProcess(env);
+  try {
+    assert.equal(weft(['status'], env).code, 0);
+    const admin = new Redis(redis.url);
+    await admin.config('SET', 'requirepass', 's3cret');
+    // Connections already in are authenticated: drop them, as a Redis restart would.
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    admin.disconnect();
+    await eventually(
+      async () => {
+        const r = weft(['status'], env);
+        return r.code === 3 && /bus: the connection to Redis is \w+ \((NOAUTH|WRONGPASS)/.test(r.stdout);
+      },
+      30_000,
+      'weft status names the refused password',
+    );
+  } finally {
+    d.proc.kill('SIGTERM');
+    await d.exited;
     await redis.stop();
     t.cleanup();
   }
