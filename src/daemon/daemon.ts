@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -34,6 +33,7 @@ import { VERSION } from '../version.js';
 import { privateDirProblem } from './data-dir-check.js';
 import { commitMarkPath, describeRollback, type RollbackRecord, readCommitMark, recordRollback, writeCommitMark } from './rollback-record.js';
 import { acquireLock } from './lock.js';
+import { checkDatabaseIdentity } from './identity-check.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembledNode } from './assemble.js';
 import { bindError } from './bind-config.js';
@@ -64,40 +64,6 @@ export interface RunningDaemon {
  * `system.daemon.restarted`. A batch that fails as a whole is retried with backoff and
  * reported as `system.worker.crashed`.
  */
-/**
- * A data dir whose database holds a node's identity (its audit log recorded the key) but whose
- * `identity.key` is gone: a fresh key would make this node a stranger to every peer (they pin
- * its key) and to its own history, silently. The key is put back, or the database moved aside
- * to start a new node on purpose. A database that cannot be read is left to the start's own
- * check (it names `weft doctor`).
- */
-function refuseLostIdentity(dataDir: string): void {
-  const path = join(dataDir, 'weft.db');
-  if (existsSync(join(dataDir, 'identity.key')) || !existsSync(path)) return;
-  let had: string | undefined;
-  try {
-    const db = new Database(path, { readonly: true, fileMustExist: true });
-    try {
-      const row = db
-        .prepare("SELECT kind, details FROM audit_log WHERE kind IN ('identity.created', 'key.rotated') ORDER BY seq DESC LIMIT 1")
-        .get() as { kind: string; details: string } | undefined;
-      if (row) {
-        const d = JSON.parse(row.details) as { nodeId?: string; newNodeId?: string };
-        had = (row.kind === 'key.rotated' ? d.newNodeId : d.nodeId) ?? 'a key';
-      }
-    } finally {
-      db.close();
-    }
-  } catch {
-    return;
-  }
-  if (had === undefined) return;
-  throw new WeftError(
-    'WEFT_CONFIG',
-    `${join(dataDir, 'identity.key')} is missing, but this node's database is there and it was ${had}: a new key would make it a different node to its peers and to its own history. Put the key back ('weft identity import <backup>' with the daemon stopped), or to start a new node on purpose move weft.db, weft.db-wal and weft.db-shm aside first`,
-  );
-}
-
 export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean; clock?: Clock } = {}): Promise<RunningDaemon> {
   // Every config check first, before a file or socket is opened: the same as `weft config show`.
   await checkConfig(cfg);
@@ -107,7 +73,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   const lock = acquireLock(cfg.data_dir);
   let log: ReturnType<typeof createDaemonLogger>;
   try {
-    refuseLostIdentity(cfg.data_dir);
+    checkDatabaseIdentity(cfg.data_dir);
     log = createDaemonLogger(cfg.data_dir, cfg.log.level, { stderr: opts.stderrLogs });
   } catch (err) {
     lock.release();

@@ -2,6 +2,7 @@
 export * from './assemble.js';
 export * from './daemon.js';
 export * from './check-config.js';
+export * from './identity-check.js';
 export * from './doctor.js';
 export * from './mesh-config.js';
 export * from './run.js';

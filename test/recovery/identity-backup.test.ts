@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { isWeftError } from '../../src/errors/index.js';
 import { generateIdentity, loadIdentity, loadOrCreateIdentity } from '../../src/identity/index.js';
 import { checkPassphrase, decryptIdentity, encryptIdentity, type KeyBackup } from '../../src/recovery/index.js';
-import { weft } from '../helpers/cli.js';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const t = tempDir('weft-key-backup-');
@@ -140,5 +140,42 @@ describe('weft identity export --encrypted / import', () => {
     const r = weft(['identity', 'import', file], env(running, GOOD));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /is running/);
+  });
+
+  test('a daemon started before the import (a new key, a new database): the import moves that database aside, and a start never runs one node\'s database under another\'s key', async () => {
+    // The worst day's slip: the disk is wiped, `weft daemon` runs first and makes a key and a database.
+    const slip = join(t.dir, 'slip');
+    const d = await startDaemonProcess({ ...env(slip), WEFT_API_PORT: '0' });
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    const accidental = loadIdentity(join(slip, 'identity.key')).nodeId;
+    const plain = weft(['identity', 'import', file], env(slip, GOOD));
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /the database in .* was written by another node \(weft:ed25519:.*add --force to move it aside/);
+    // Put the backup's key in by hand, as a user might: the start refuses the mix.
+    const byHand = join(t.dir, 'byhand');
+    const d2 = await startDaemonProcess({ ...env(byHand), WEFT_API_PORT: '0' });
+    d2.proc.kill('SIGTERM');
+    await d2.exited;
+    writeFileSync(join(byHand, 'identity.key'), readFileSync(join(src, 'identity.key')), { mode: 0o600 });
+    const mixed = weft(['daemon'], { ...env(byHand), WEFT_API_PORT: '0' });
+    assert.equal(mixed.code, 2, mixed.stderr);
+    assert.match(mixed.stderr, new RegExp(`identity\\.key is the key of ${identity.nodeId.replace(/[+/]/g, '\\$&')}, but this data dir's database was written by weft:ed25519:`));
+    // With --force, the key and the database that belongs to the accidental one go aside together.
+    const f = weft(['identity', 'import', '--force', file], env(slip, GOOD));
+    assert.equal(f.code, 0, f.stderr);
+    assert.match(f.stdout, /the other node's database is kept as .*weft\.db\.replaced-/);
+    assert.equal(existsSync(join(slip, 'weft.db')), false);
+    const kept = readdirSync(slip).filter((n) => n.startsWith('weft.db.replaced-'));
+    assert.equal(kept.length, 1);
+    const started = await startDaemonProcess({ ...env(slip), WEFT_API_PORT: '0' });
+    try {
+      assert.match(started.output(), /running/);
+      assert.equal(loadIdentity(join(slip, 'identity.key')).nodeId, identity.nodeId);
+      assert.notEqual(identity.nodeId, accidental);
+    } finally {
+      started.proc.kill('SIGTERM');
+      await started.exited;
+    }
   });
 });

@@ -295,6 +295,26 @@ function addIdentityBackup(identity: Command, cfg: CliContext['cfg'], out: CliCo
       const id = decryptIdentity(data, await passphrase('passphrase of the key backup: ', false));
       mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
       const keyPath = join(c.data_dir, 'identity.key');
+      // A database another key wrote (a daemon started before the import made a new key) would
+      // carry that node's frame sequence under this key: its peers would refuse every frame.
+      const { DATABASE_FILES, recordedNodeId } = await import('../../daemon/index.js');
+      const wrote = recordedNodeId(c.data_dir);
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const dbAside: string[] = [];
+      if (wrote !== undefined && wrote !== id.nodeId) {
+        if (!o.force) {
+          throw new WeftError(
+            'WEFT_CONFLICT',
+            `the database in ${c.data_dir} was written by another node (${wrote}), not by the key you import: add --force to move it aside (kept as weft.db.replaced-${stamp}) so the node starts empty and 'weft recovery restore' brings its events back from its peers`,
+          );
+        }
+        for (const f of [...DATABASE_FILES, 'last-commit.json', 'rolled-back.json']) {
+          const p = join(c.data_dir, f);
+          if (!existsSync(p)) continue;
+          renameSync(p, `${p}.replaced-${stamp}`);
+          dbAside.push(`${p}.replaced-${stamp}`);
+        }
+      }
       let replaced: string | undefined;
       if (existsSync(keyPath)) {
         const cur = loadIdentity(keyPath);
@@ -308,8 +328,8 @@ function addIdentityBackup(identity: Command, cfg: CliContext['cfg'], out: CliCo
       }
       saveIdentity(keyPath, id);
       out(
-        `imported the key of node ${id.nodeId} (fingerprint ${id.fingerprint}) to ${keyPath}${replaced ? `; the old key is ${replaced}` : ''}\nnext: start the daemon with the same mesh.peers (or Redis registry) as before, then run 'weft recovery restore'`,
-        { nodeId: id.nodeId, fingerprint: id.fingerprint, path: keyPath, changed: true, ...(replaced ? { replaced } : {}) },
+        `imported the key of node ${id.nodeId} (fingerprint ${id.fingerprint}) to ${keyPath}${replaced ? `; the old key is ${replaced}` : ''}${dbAside.length ? `; the other node's database is kept as ${dbAside[0]}` : ''}\nnext: start the daemon with the same mesh.peers (or Redis registry) as before, then run 'weft recovery restore'`,
+        { nodeId: id.nodeId, fingerprint: id.fingerprint, path: keyPath, changed: true, ...(replaced ? { replaced } : {}), ...(dbAside.length ? { databaseAside: dbAside } : {}) },
       );
     });
 }
