@@ -320,7 +320,8 @@ export class MirrorPuller {
       this.beatAt += n * beat;
     }
     const lag = this.high - this.token;
-    if (lag > 0 && !this.t.stalled && now - this.progressAt >= 2 * beat) {
+    // A source that refuses every pull never says how far ahead it is (lag stays 0): stalled all the same.
+    if ((lag > 0 || this.t.error !== null) && !this.t.stalled && now - this.progressAt >= 2 * beat) {
       this.t.stalled = true;
       this.t.stalled_since = this.progressAt;
       const reason = this.t.error ?? `no batch applied for ${now - this.progressAt} ms (two heartbeats are ${2 * beat} ms)`;

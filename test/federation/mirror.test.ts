@@ -548,6 +548,18 @@ describe('the stall alarm', () => {
     await caughtUp(p, 'src/mirror/main');
     assert.equal(p.dst.federation!.showMount('src/mirror/main').live?.stalled, false);
   });
+
+  test('a source that refuses every pull (it does not trust this node) stalls the mirror with its reason, though no lag is known', async () => {
+    p = await mirrorPair({ mirror: { beatMs: 100, window: 100, inFlight: 1, requestTimeoutMs: 300 } });
+    await emitPings(p.src, 0, 20);
+    await idle(p.src);
+    p.admit('untrusted');
+    await p.dst.federation!.openMount({ peer: 'src', mode: 'mirror' });
+    await waitFor(() => payloads(p.dst, 'mirror.stalled').length > 0, 10_000, 'mirror.stalled');
+    const s = payloads(p.dst, 'mirror.stalled');
+    assert.match(String(s[0]!.reason), /refused the pull: WEFT_FORBIDDEN: .*untrusted/);
+    assert.equal(p.dst.federation!.showMount('src/mirror/main').live?.stalled, true);
+  });
 });
 
 /**

@@ -80,7 +80,7 @@ export const mountsCommands: CommandModule = (ctx) => {
       const r = await call<{ mesh: boolean; transports: Array<{ provider: string; caps: string[] }>; mounts: Live[] }>('GET', `/api/mounts${qs ? `?${qs}` : ''}`);
       if (!r.mesh) return ctx.out('this node has no mesh (mesh.provider = "none"): no mounts', r);
       if (r.mounts.length === 0) return ctx.out('no mounts yet (weft mounts create <peer> --mode mirror|invoke)', r);
-      const rows = r.mounts.map((m) => ({ mount: m.key, state: m.state, provider: m.provider ?? '-', serializer: policy(m), lag: lag(m), error: m.error ?? '' }));
+      const rows = r.mounts.map((m) => ({ mount: m.key, state: m.state, provider: m.provider ?? '-', serializer: policy(m), lag: lag(m), error: m.error ?? m.telemetry?.error ?? '' }));
       ctx.out(`${table(rows)}\n${r.transports.map((t) => `transport ${t.provider}: ${t.caps.join(', ')}`).join('\n')}`, r);
     });
 
