@@ -241,7 +241,14 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         },
         members,
         health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
-        problems: () => [...storeProblems, ...(a0.mesh?.problems() ?? [])],
+        problems: () => [
+          ...storeProblems,
+          ...(a0.mesh?.problems() ?? []),
+          // Waiting for a restore: no beacon goes out until one runs (or is dismissed).
+          ...(a0.recovery?.mode() === 'needs-restore'
+            ? ["recovery: peers hold more of this node's events than it has (its data dir was wiped?): run 'weft recovery restore', or 'weft recovery dismiss' to start afresh"]
+            : []),
+        ],
         extraRoutes: [
           nodeRoutes({
             node: n,

@@ -173,6 +173,9 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     copyFileSync(key, join(laptop.dataDir, 'identity.key'));
     await laptop.start();
     await eventually(async () => (await status(laptop)).mode === 'needs-restore', 60_000, 'the fresh laptop to see its peers hold its history');
+    const waiting = weft(['status'], laptop.env);
+    assert.equal(waiting.code, 3, 'weft status says the node waits for a restore');
+    assert.match(waiting.stdout, /recovery: peers hold more of this node's events than it has .*weft recovery restore/);
     // Life goes on before the restore: a new notification takes an id an old one had, and is journaled.
     const [early] = await laptop.api.emitMany([{ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: -1, note: 'before the restore' } }]);
     await eventually(async () => (await laptop.api.notifications.list({ type: 'mesh.test.ping' })).items.length === 1 && (await status(laptop)).journal.pending === 0, 60_000, 'the new notification journaled');
