@@ -14,7 +14,8 @@ import { loadIdentity } from '../identity/index.js';
 export const DATABASE_FILES = ['weft.db', 'weft.db-wal', 'weft.db-shm'] as const;
 
 /**
- * The node id the data dir's database was last written under, from its audit log; undefined
+ * The node id the data dir's database was last written under, from its audit log (this node's
+ * own entries: a peer's rotation is recorded with the peer's name and is not this node's key); undefined
  * when there is no database, it records none, or it cannot be read (a damaged file is left to
  * the start's own check, which names `weft doctor`).
  * @example
@@ -27,7 +28,7 @@ export function recordedNodeId(dataDir: string): string | undefined {
     const db = new Database(path, { readonly: true, fileMustExist: true });
     try {
       const row = db
-        .prepare("SELECT kind, details FROM audit_log WHERE kind IN ('identity.created', 'key.rotated') ORDER BY seq DESC LIMIT 1")
+        .prepare("SELECT kind, details FROM audit_log WHERE kind IN ('identity.created', 'key.rotated') AND peer IS NULL ORDER BY seq DESC LIMIT 1")
         .get() as { kind: string; details: string } | undefined;
       if (!row) return undefined;
       const d = JSON.parse(row.details) as { nodeId?: string; newNodeId?: string };

@@ -9,6 +9,10 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { AuditLog } from '../../src/audit/index.js';
+import { recordedNodeId } from '../../src/daemon/index.js';
+import { Store } from '../../src/store/index.js';
+import { silentLogger, systemClock } from '../../src/util/index.js';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -86,6 +90,29 @@ test('a node whose identity.key is gone does not start as a new node; with the k
     assert.equal(existsSync(join(data, 'weft.lock')), false, 'the lock is not left behind');
     copyFileSync(join(t.dir, 'backup.key'), key);
     assert.equal(await nodeIdOf(await startDaemonProcess(env)), before);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("the database's own key is the node's entries, not a peer's rotation recorded beside them", async () => {
+  const t = tempDir('weft-peer-rotated-');
+  const data = join(t.dir, 'data');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'rotated' };
+  try {
+    let d = await startDaemonProcess(env);
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    const own = recordedNodeId(data);
+    assert.match(own ?? '', /^weft:ed25519:/);
+    // A peer announced a new key: the ingress records it under the peer's name.
+    const store = Store.open({ path: join(data, 'weft.db') }, { clock: systemClock, logger: silentLogger });
+    await new AuditLog({ store }).record('key.rotated', 'desktop', { ok: true, newNodeId: 'weft:ed25519:somebodyElse' }, true);
+    await store.close();
+    assert.equal(recordedNodeId(data), own);
+    d = await startDaemonProcess(env);
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0);
   } finally {
     t.cleanup();
   }
