@@ -144,6 +144,8 @@ export class MirrorPuller {
   private woken = false;
   private backoffMs = 0;
   private backoffUntil = 0;
+  /** The last answer was a refusal (the source does not share with this node): a stall even with no lag known. */
+  private refusing = false;
   private lastAnswerAt = 0;
   private progressAt: number;
   private beatAt: number;
@@ -321,7 +323,7 @@ export class MirrorPuller {
     }
     const lag = this.high - this.token;
     // A source that refuses every pull never says how far ahead it is (lag stays 0): stalled all the same.
-    if ((lag > 0 || this.t.error !== null) && !this.t.stalled && now - this.progressAt >= 2 * beat) {
+    if ((lag > 0 || this.refusing) && !this.t.stalled && now - this.progressAt >= 2 * beat) {
       this.t.stalled = true;
       this.t.stalled_since = this.progressAt;
       const reason = this.t.error ?? `no batch applied for ${now - this.progressAt} ms (two heartbeats are ${2 * beat} ms)`;
@@ -434,6 +436,7 @@ export class MirrorPuller {
       head.answer = undefined;
       head.state = 'unsent';
       this.t.refused++;
+      this.refusing = true;
       this.failed(`${this.peer} refused the pull: ${a.error.code}: ${a.error.message}`);
       return;
     }
@@ -457,6 +460,7 @@ export class MirrorPuller {
     this.backoffMs = 0;
     this.backoffUntil = 0;
     this.t.error = null;
+    this.refusing = false;
     this.lastAnswerAt = now;
     this.high = a.high;
     this.t.source_pruned_below = a.prunedBelow;
