@@ -28,16 +28,19 @@ test('a lock naming a pid another process now has is taken over; a live daemon s
       // As this version writes it (pid and a start that is not the sleeper's), and as an older one did (the pid alone).
       writeFileSync(join(data, 'weft.lock'), lock, { mode: 0o600 });
       const d = await startDaemonProcess(env);
-      const second = weft(['daemon'], env);
-      assert.equal(second.code, 1, second.stderr);
-      assert.match(
-        second.stderr,
-        new RegExp(
-          `another weft daemon \\(pid ${d.proc.pid}\\) is already running on .* \\(it holds .*weft\\.lock\\)`,
-        ),
-      );
-      d.proc.kill('SIGTERM');
-      await d.exited;
+      try {
+        const second = weft(['daemon'], env);
+        assert.equal(second.code, 1, second.stderr);
+        assert.match(
+          second.stderr,
+          new RegExp(
+            `another weft daemon \\(pid ${d.proc.pid}\\) is already running on .* \\(it holds .*weft\\.lock\\)`,
+          ),
+        );
+      } finally {
+        d.proc.kill('SIGTERM');
+        await d.exited;
+      }
     }
   } finally {
     other.kill();
