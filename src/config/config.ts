@@ -634,12 +634,18 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   return cfg;
 }
 
+/** The value a dotted key names in a loaded config (`api.port` → cfg.api.port), or undefined. */
+function configValue(cfg: WeftConfig, key: string): unknown {
+  let v: unknown = cfg;
+  for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
+  return v;
+}
+
 /** The config as flat key → value with secrets masked, for `weft config show`. */
 export function showConfig(cfg: WeftConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
-    let v: unknown = cfg;
-    for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
+    const v = configValue(cfg, key);
     if (v === undefined) continue;
     out[key] = spec.secret ? mask(String(v)) : v;
   }
@@ -656,8 +662,7 @@ export function secretValues(cfg: WeftConfig): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
     if (!spec.secret) continue;
-    let v: unknown = cfg;
-    for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
+    const v = configValue(cfg, key);
     if (typeof v === 'string' && v.length >= 4) out.push([v, mask(v)]);
   }
   return out;
