@@ -166,9 +166,10 @@ export async function connectRedis(
   };
   client.on('error', onError);
   const where = `cannot reach Redis at ${redactUrl(url)}`;
+  // The database the URL names (redis://host:port/N), read once for the select and the message.
+  const db = Number(/^rediss?:\/\/[^/]*\/(\d+)\/?$/.exec(url.trim())?.[1] ?? 0);
   try {
     await untilAborted(client.connect(), AbortSignal.timeout(ms));
-    const db = Number(/^rediss?:\/\/[^/]*\/(\d+)\/?$/.exec(url.trim())?.[1] ?? 0);
     // ioredis selects the database after connecting and goes on in database 0 if that fails.
     if (db > 0 && 'select' in client) await untilAborted(client.select(db), AbortSignal.timeout(ms));
   } catch (err) {
@@ -193,7 +194,7 @@ export async function connectRedis(
     if (/DB index|invalid DB/i.test(said)) {
       throw new WeftError(
         'WEFT_CONFIG',
-        `${where}: Redis has no database ${/\/(\d+)\/?$/.exec(url)?.[1] ?? '?'} (${said}): fix the number after the port in redis.url`,
+        `${where}: Redis has no database ${db} (${said}): fix the number after the port in redis.url`,
         { cause: err },
       );
     }
