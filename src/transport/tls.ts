@@ -115,6 +115,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   private readonly inSockets = new Map<string, tls.TLSSocket>();
   private readonly allSockets = new Set<tls.TLSSocket>();
   private readonly linkWaiters = new Map<string, Array<() => void>>();
+  /** Per peer: ends its dial loop's backoff wait now (the peer just dialled us: it is back). */
+  private readonly dialWakers = new Map<string, Set<() => void>>();
   private readonly credits: number;
   private readonly maxFrameSize: number;
   private readonly heartbeatMs: number;
@@ -306,6 +308,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
     this.inSockets.get(peer.computer)?.destroy();
     this.inSockets.set(peer.computer, socket);
     this.book.emit({ type: 'peer.connected', peer: peer.computer, direction: 'inbound' });
+    // The peer is back (it dialled us): our own link to it need not wait out its backoff.
+    if (!this.outLinks.has(peer.computer)) for (const wake of this.dialWakers.get(peer.computer) ?? []) wake();
     const reader = new RecordReader(this.maxFrameSize + 1);
     let granted = this.credits;
     let owed = 0;
@@ -389,12 +393,27 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
         this.deps.logger.debug({ peer: peer.computer, err: (err as Error).message }, 'tls dial failed');
       }
       if (this.state !== 'started') return;
+      const wait = withListeners(new AbortController());
+      const onStop = () => wait.abort();
+      this.abort.signal.addEventListener('abort', onStop, { once: true });
+      let woken = false;
+      const wake = () => {
+        woken = true;
+        wait.abort();
+      };
+      const wakers = this.dialWakers.get(peer.computer) ?? new Set();
+      this.dialWakers.set(peer.computer, wakers.add(wake));
       try {
-        await sleep(backoff + Math.floor(Math.random() * backoff * 0.2), this.abort.signal, this.deps.clock);
+        await sleep(backoff + Math.floor(Math.random() * backoff * 0.2), wait.signal, this.deps.clock);
       } catch {
-        return;
+        // woken or stopped: the loop's condition tells which
+      } finally {
+        this.abort.signal.removeEventListener('abort', onStop);
+        wakers.delete(wake);
+        if (wakers.size === 0) this.dialWakers.delete(peer.computer);
       }
-      backoff = Math.min(backoff * 2, this.reconnect.maxMs);
+      if (this.state !== 'started') return;
+      backoff = woken ? this.reconnect.minMs : Math.min(backoff * 2, this.reconnect.maxMs);
     }
   }
 

@@ -207,6 +207,34 @@ test('tls: the link comes back after the peer restarts, and heartbeats measure r
   }
 });
 
+test('tls: a peer that comes back and dials in is dialled at once, not after the backoff', {
+  timeout: 30_000,
+}, async () => {
+  // A's backoff after a failed dial is 60 s: without the wake the link would stay down past the test.
+  const idA = generateIdentity();
+  const idB = generateIdentity();
+  const [pa, pb] = [await freePort(), await freePort()];
+  const a = node(idA, 'a', pa, [{ computer: 'b', nodeId: idB.nodeId, host: '127.0.0.1', port: pb }], {
+    reconnect: { minMs: 60_000, maxMs: 60_000 },
+  });
+  const events: ProviderEvent[] = [];
+  a.on((e) => events.push(e));
+  await a.start(); // b is not listening: the first dial fails and A waits out its backoff
+  await new Promise((r) => setTimeout(r, 300));
+  const b = node(idB, 'b', pb, [{ computer: 'a', nodeId: idA.nodeId, host: '127.0.0.1', port: pa }]);
+  try {
+    await b.start();
+    await waitFor(events, (e) => e.type === 'peer.connected' && e.peer === 'b' && e.direction === 'inbound');
+    await a.waitForPeer('b', { timeoutMs: 10_000 });
+    await a.send('b', eventsFrame(idA, 'back'));
+    const [f] = await take(b, 1);
+    assert.ok(f);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
 test('tls: sending to a peer that is not pinned is refused', async () => {
   const { a, b } = await pair();
   try {
