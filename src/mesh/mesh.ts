@@ -44,6 +44,8 @@ export const DEFAULT_LINK_CAPS: Readonly<MountCaps> = Object.freeze({ preferred:
 
 /** Hellos sent because a peer's frames could not be opened, at most one per peer this often, ms. */
 const UNOPENABLE_HELLO_GAP_MS = 5000;
+/** How long `weft status` lists a refused link after its last refusal (a dial retries every ≤ 10 s). */
+const REFUSAL_SHOWN_MS = 5 * 60_000;
 
 export interface MeshInit {
   /**
@@ -118,6 +120,8 @@ export class MeshService implements SenderLink {
   private unsubs: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private readonly states = new Map<string, string>();
+  /** The last refusal of a link to a pinned peer (its key did not match, …), until the link works. */
+  private readonly refusedPeers = new Map<string, { reason: string; at: number }>();
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly linkKeys: LinkKeys | undefined;
@@ -510,6 +514,10 @@ export class MeshService implements SenderLink {
       const why = s.stalled(now);
       if (why) out.push(`mesh: link to ${peer} stalled: ${why}`);
     }
+    for (const [peer, r] of this.refusedPeers) {
+      if (now - r.at > REFUSAL_SHOWN_MS) this.refusedPeers.delete(peer);
+      else if (this.states.get(peer) !== 'connected') out.push(`mesh: link to ${peer} refused ${Math.round((now - r.at) / 1000)} s ago: ${r.reason}`);
+    }
     const tc = this.deps.teleclaude?.lastError;
     if (tc) out.push(`mesh: reading the TeleClaude inbox fails: ${tc}`);
     return out;
@@ -617,6 +625,7 @@ export class MeshService implements SenderLink {
     switch (e.type) {
       case 'peer.connected': {
         this.states.set(e.peer, 'connected');
+        this.refusedPeers.delete(e.peer);
         void this.audited('peer.connected', e.peer, { direction: e.direction ?? null }, true);
         // A new link (TLS) is where a hello can first get through. (A brokered provider names
         // itself here, when its inbox is ready: no hello to that.)
@@ -630,6 +639,7 @@ export class MeshService implements SenderLink {
         void this.audited('peer.disconnected', e.peer, { reason: e.reason, direction: e.direction ?? null }, true);
         break;
       case 'peer.refused':
+        if (e.peer !== undefined) this.refusedPeers.set(e.peer, { reason: e.reason, at: this.clock.now() });
         this.ingress.refusedLink(e);
         break;
       case 'backpressure':
