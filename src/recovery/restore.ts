@@ -46,7 +46,8 @@ export interface RestoreProgress {
   message: string;
   startedAt: number;
   elapsedMs: number;
-  peers: Array<{ computer: string; answered: boolean; beacon: boolean; holds: number; seqHighWater: number | null }>;
+  /** `supplied`: events from this peer that the log lacked (known once the write phase starts). */
+  peers: Array<{ computer: string; answered: boolean; beacon: boolean; holds: number; seqHighWater: number | null; supplied: number }>;
   beacon: { id: string; at: number; from: string; events: number; ranges: number; digest: string } | null;
   /** Events the beacon and the peers' newer holdings add up to. */
   expected: number;
@@ -182,7 +183,7 @@ export class RestoreJob {
             unverifiedEvents: s.unverified,
             notifications: s.notifications,
             cartridges: s.cartridges.restored.length,
-            peers: s.peers.filter((x) => x.answered).map((x) => x.computer),
+            peers: s.peers.filter((x) => x.supplied > 0).map((x) => x.computer),
             frameSequence: s.frameSequence?.next ?? 0,
             durationMs: s.elapsedMs,
           },
@@ -263,7 +264,7 @@ export class RestoreJob {
     }
     this.p.peers = peers.map((p) => {
       const i = this.infos.get(p.computer)?.info;
-      return { computer: p.computer, answered: i !== undefined, beacon: i?.beacon != null, holds: i?.held.count ?? 0, seqHighWater: i?.seqHighWater ?? null };
+      return { computer: p.computer, answered: i !== undefined, beacon: i?.beacon != null, holds: i?.held.count ?? 0, seqHighWater: i?.seqHighWater ?? null, supplied: 0 };
     });
   }
 
@@ -419,6 +420,10 @@ export class RestoreJob {
     const self = { nodeId: this.svc.deps.identity().nodeId, computer: this.svc.deps.node.self.computer };
     // What is in the log already (a second run, or pushed since) stays as it is.
     await store.write(() => store.db.prepare('DELETE FROM recovery_staging WHERE id IN (SELECT id FROM events)').run());
+    for (const r of store.reader.prepare('SELECT peer, COUNT(*) AS n FROM recovery_staging GROUP BY peer').all() as Array<{ peer: string; n: number }>) {
+      const peer = this.p.peers.find((x) => x.computer === r.peer);
+      if (peer) peer.supplied = r.n;
+    }
     const n = store.reader.prepare('SELECT COUNT(*) FROM recovery_staging').pluck().get() as number;
     this.phase('write', `writing ${n} events to the log`);
     if (n === 0) return;

@@ -191,10 +191,12 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
       proc.on('exit', (code) => (code === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`weft recovery restore exited ${code}: ${err}\n${out}`))));
     });
     const restoreMs = Date.now() - restoreStart;
-    const final = JSON.parse(lines[lines.length - 1] as string) as { state: string; written: number; ranges: { total: number; verified: number; failed: number }; notifications: number; cartridges: { restored: string[]; missing: string[] }; frameSequence: { past: number; next: number }; elapsedMs: number; timings: Record<string, number>; peers: Array<{ answered: boolean }> };
+    const final = JSON.parse(lines[lines.length - 1] as string) as { state: string; written: number; ranges: { total: number; verified: number; failed: number }; notifications: number; cartridges: { restored: string[]; missing: string[] }; frameSequence: { past: number; next: number }; elapsedMs: number; timings: Record<string, number>; peers: Array<{ computer: string; answered: boolean; supplied: number }> };
     assert.ok(lines.length >= 2, 'progress lines before the result');
     assert.equal(final.state, 'done');
     assert.equal(final.peers.filter((p) => p.answered).length, 3);
+    // Each peer's share of what was written: what the summary names (not every peer that answered).
+    assert.equal(final.peers.reduce((n, p) => n + p.supplied, 0), final.written, JSON.stringify(final.peers));
     assert.equal(final.ranges.failed, 0);
     const messages = await laptop.api.request<{ items: unknown[] }>('GET', '/api/events?type=mesh.message.received');
     assert.equal(messages.items.length, 0, "desk's record of the laptop's message is desk's, not restored as the laptop's");

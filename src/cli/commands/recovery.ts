@@ -97,8 +97,10 @@ function progressLine(p: RestoreProgress): string {
 }
 
 function summary(p: RestoreProgress): string {
+  const gave = p.peers.filter((x) => (x.supplied ?? 0) > 0);
+  const idle = p.peers.filter((x) => x.answered && !((x.supplied ?? 0) > 0)).map((x) => x.computer);
   const lines = [
-    `restored ${fmt(p.written)} events in ${(p.elapsedMs / 1000).toFixed(1)} s from ${p.peers.filter((x) => x.answered).map((x) => x.computer).join(', ') || 'no peer'}`,
+    `restored ${fmt(p.written)} events in ${(p.elapsedMs / 1000).toFixed(1)} s from ${gave.map((x) => `${x.computer} (${fmt(x.supplied)})`).join(', ') || 'no peer'}${idle.length ? `; ${idle.join(', ')} answered with nothing this node lacked` : ''}`,
     p.beacon
       ? `beacon of ${new Date(p.beacon.at).toISOString()} (from ${p.beacon.from}): ${p.ranges.verified} of ${p.ranges.total} ranges verified against its digests${p.ranges.failed ? `, ${p.ranges.failed} NOT (kept as found)` : ''}`
       : 'no beacon of this node was found on its peers: nothing could be verified against a digest',
