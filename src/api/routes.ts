@@ -77,6 +77,10 @@ export const EmitAnswer = Type.Union([
   }),
 ]);
 export const AgentBody = Type.Object({ agentId: Type.String({ minLength: 1, maxLength: 200 }) });
+export const ReleaseBody = Type.Object({
+  agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  force: Type.Optional(Type.Boolean({ description: 'release a claim another agent holds (one that died holding it)' })),
+});
 export const ResolveBody = Type.Object({
   agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   resolution: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
@@ -116,6 +120,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /api/notifications/:id/seen': { summary: 'Mark seen (unseen → seen)', response: NotificationSchema },
   'POST /api/notifications/:id/claim': { summary: 'Claim for an agent (none → claimed)', response: NotificationSchema },
   'POST /api/notifications/:id/in_progress': { summary: 'Start work (claimed → in_progress)', response: NotificationSchema },
+  'POST /api/notifications/:id/release': { summary: 'Give a claim back (claimed / in_progress → none): by the holder, or anyone with force', response: NotificationSchema },
   'POST /api/notifications/:id/resolve': { summary: 'Resolve, with a resolution matching the type’s resolutionShape', response: NotificationSchema },
   'POST /api/events': { summary: 'Emit one event, or {events:[...]}; says what became of it (applied, dropped by a stage, failed, queued)', status: 201, response: EmitAnswer },
   'GET /api/events': { summary: 'List events of the local log, newest first', response: EventsPage },

@@ -21,6 +21,7 @@ import {
   EventsQuery,
   IdParams,
   NotificationQuery,
+  ReleaseBody,
   ResolveBody,
   openApiDocument,
   type RegisteredRoute,
@@ -410,6 +411,11 @@ export async function buildApi(
       return r.notification;
     },
   );
+  app.post('/api/notifications/:id/release', { schema: { params: IdParams, body: ReleaseBody } }, async (req) => {
+    const r = await node.ns.notifications.release((req.params as { id: number }).id, req.body as { agentId?: string; force?: boolean });
+    changed(r.change);
+    return r.notification;
+  });
   app.post(
     '/api/notifications/:id/resolve',
     { schema: { params: IdParams, body: ResolveBody } },

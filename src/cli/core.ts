@@ -126,6 +126,16 @@ export function coreCommands(ctx: CliContext): void {
       out(`notification ${n.id} is ${n.agentStatus}`, n);
     });
   notifications
+    .command('release <id>')
+    .description('give a claim back so another agent can take it (by the holder; --force for a claim an agent left behind)')
+    .option('--agent <id>', 'the agent holding the claim')
+    .option('--force', 'release whoever holds it')
+    .action(async (id: string, o: { agent?: string; force?: boolean }) => {
+      if (!o.agent && !o.force) throw new WeftError('WEFT_VALIDATION', 'release: say which agent holds the claim (--agent <id>), or --force');
+      const n = await (await client()).notifications.release(int('id')(id), { ...(o.agent ? { agentId: o.agent } : {}), ...(o.force ? { force: true } : {}) });
+      out(`notification ${n.id} is ${n.agentStatus === 'none' ? 'free to claim' : n.agentStatus}`, n);
+    });
+  notifications
     .command('resolve <id>')
     .description('resolve, optionally with a resolution; --approve/--reject answer an actionable request')
     .option('--agent <id>', 'agent id')

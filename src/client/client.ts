@@ -187,6 +187,7 @@ export class WeftClient {
     seen: (id: number) => this.request<Notification>('POST', `/api/notifications/${id}/seen`, {}),
     claim: (id: number, agentId: string) => this.request<Notification>('POST', `/api/notifications/${id}/claim`, { agentId }),
     start: (id: number, agentId: string) => this.request<Notification>('POST', `/api/notifications/${id}/in_progress`, { agentId }),
+    release: (id: number, opts: { agentId?: string; force?: boolean }) => this.request<Notification>('POST', `/api/notifications/${id}/release`, opts),
     resolve: (id: number, opts: { agentId?: string; resolution?: Record<string, unknown>; approve?: boolean } = {}) =>
       this.request<Notification>('POST', `/api/notifications/${id}/resolve`, opts),
   };

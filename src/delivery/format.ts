@@ -12,6 +12,7 @@ const KIND_WORD: Record<NotificationChange['kind'], string> = {
   seen: 'seen',
   claimed: 'claimed',
   in_progress: 'in progress',
+  released: 'released',
 };
 
 /** Options of {@link formatNotification}. */

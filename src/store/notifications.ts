@@ -39,7 +39,7 @@ export interface Notification {
 /** What changed, published after the change commits. */
 export interface NotificationChange {
   id: number;
-  kind: 'created' | 'updated' | 'resolved' | 'seen' | 'claimed' | 'in_progress';
+  kind: 'created' | 'updated' | 'resolved' | 'seen' | 'claimed' | 'in_progress' | 'released';
   /** True when the change made the notification unseen again (or it is new). */
   meaningful: boolean;
 }
@@ -225,6 +225,9 @@ export class NotificationStore {
       ),
       setInProgress: db.prepare(
         `UPDATE notifications SET agent_status = 'in_progress', updated_at = ? WHERE id = ?`,
+      ),
+      setReleased: db.prepare(
+        `UPDATE notifications SET agent_status = 'none', agent_id = NULL, claimed_at = NULL, updated_at = ? WHERE id = ?`,
       ),
       setResolved: db.prepare(
         `UPDATE notifications SET agent_status = 'resolved', agent_id = COALESCE(?, agent_id), resolution = ?, resolved_at = ?, updated_at = ? WHERE id = ?`,
@@ -458,6 +461,27 @@ export class NotificationStore {
   }
 
   /**
+   * claimed / in_progress → none: the claim is given back, and any agent may claim it again.
+   * By the agent holding it, or by anyone with `force` (an agent that died holding it). A
+   * notification nobody holds is left as it is; a resolved one cannot be released.
+   */
+  async release(id: number, opts: { agentId?: string; force?: boolean }): Promise<{ notification: Notification; change: NotificationChange | null }> {
+    if (!opts.agentId && !opts.force) throw new ValidationError('release: agentId is required (or force)', { field: 'agentId' });
+    return this.act(id, (row, now) => {
+      if (row.agent_status === 'none') return null;
+      if (row.agent_status === 'resolved') throw illegal(row, 'release');
+      if (!opts.force && row.agent_id !== opts.agentId) {
+        throw new IllegalTransitionError(
+          `notification ${id} is ${row.agent_status} by '${row.agent_id}', not '${opts.agentId}': only the holder releases it (or release --force)`,
+          { id, from: row.agent_status, action: 'release' },
+        );
+      }
+      this.s.setReleased.run(now, id);
+      return { id, kind: 'released', meaningful: false };
+    });
+  }
+
+  /**
    * → resolved, with a resolution matching the type's resolutionShape when it has one.
    * From `none` only when the type does not require a claim; resolved is final.
    */
@@ -476,8 +500,13 @@ export class NotificationStore {
           { id, from: row.agent_status, action: 'resolve' },
         );
       }
-      if (row.agent_status !== 'none' && opts.agentId && row.agent_id && row.agent_id !== opts.agentId) {
-        throw illegal(row, `resolve by '${opts.agentId}' (claimed by '${row.agent_id}')`);
+      // A claim is the holder's: nobody else resolves it, and no caller without a name does
+      // (it would be recorded under the holder's name). `release --force` frees a stuck one.
+      if (row.agent_status !== 'none' && row.agent_id && row.agent_id !== opts.agentId) {
+        throw new IllegalTransitionError(
+          `notification ${id} is ${row.agent_status} by '${row.agent_id}': only '${row.agent_id}' can resolve it${opts.agentId ? ` (not '${opts.agentId}')` : ' (resolve with --agent)'}, or release it first (release --force)`,
+          { id, from: row.agent_status, action: 'resolve' },
+        );
       }
       this.s.setResolved.run(opts.agentId ?? null, JSON.stringify(resolution), now, now, id);
       return { id, kind: 'resolved', meaningful: true };

@@ -255,7 +255,10 @@ function detail() {
       h('label', {}, `${field} (${type})`, type === 'boolean' ? h('input', { type: 'checkbox', name: field }) : type === 'object' || type === 'array' ? h('textarea', { name: field, rows: 3 }) : h('input', { name: field, type: type === 'number' ? 'number' : 'text', required: true })),
     ),
     h('button', { type: 'submit', id: 'btn-resolve', disabled: !admin() || resolved || heldBy !== null }, mustClaim ? 'Claim and resolve' : 'Resolve'),
-    heldBy ? h('span', { class: 'muted' }, ` claimed by ${heldBy}: only that agent can resolve it`) : null,
+    heldBy ? h('span', { class: 'muted' }, ` claimed by ${heldBy}: only that agent can resolve it `) : null,
+    heldBy
+      ? h('button', { type: 'button', class: 'secondary', id: 'btn-release', title: `take the claim away from ${heldBy} (an agent that stopped working on it)`, onclick: () => act(`notification ${n.id} released`, async () => { await api('POST', `/api/notifications/${n.id}/release`, { force: true }); await refreshInbox(); }) }, 'Free the claim')
+      : null,
   );
   const actions = env?.actions
     ? h('div', {}, h('h3', {}, 'Actions this event offers'), h('ul', {}, ...Object.entries(env.actions).map(([name, a]) => h('li', {}, h('b', {}, name), ` — ${a.description} (emits ${a.produces})`))))

@@ -67,6 +67,25 @@ test('every legal and illegal notification transition', async () => {
     await assert.rejects(ns.resolve(d, { agentId: 'x', entry: dor }), /field 'outcome' must be string \(missing\)/);
     assert.equal((await ns.resolve(d, { agentId: 'x', entry: dor, resolution: { outcome: 'approved' } })).notification.agentStatus, 'resolved');
 
+    // a claim is the holder's: a caller without a name cannot resolve it either (it would be
+    // recorded under the holder's name); release gives it back, by the holder or with force
+    const e = await make(node, 'e');
+    await ns.claim(e, 'agent-1');
+    await assert.rejects(ns.resolve(e, { resolution: { outcome: 'hijacked' } }), /claimed by 'agent-1': only 'agent-1' can resolve it/);
+    await assert.rejects(ns.release(e, { agentId: 'agent-2' }), /only the holder releases it/);
+    await assert.rejects(ns.release(e, {}), ValidationError);
+    const freed = await ns.release(e, { agentId: 'agent-1' });
+    assert.equal(freed.notification.agentStatus, 'none');
+    assert.equal(freed.notification.agentId, null);
+    assert.equal(freed.change?.kind, 'released');
+    assert.equal((await ns.release(e, { agentId: 'agent-1' })).change, null, 'releasing a free notification is a no-op');
+    await ns.claim(e, 'agent-2');
+    await ns.setInProgress(e, 'agent-2');
+    assert.equal((await ns.release(e, { force: true })).notification.agentStatus, 'none', 'force frees a claim left behind');
+    await ns.claim(e, 'agent-3');
+    assert.equal((await ns.resolve(e, { agentId: 'agent-3' })).notification.agentId, 'agent-3');
+    await assert.rejects(ns.release(e, { force: true }), IllegalTransitionError, 'resolved is final');
+
     await assert.rejects(ns.markSeen(99999), NotFoundError);
     await assert.rejects(ns.claim(b, ''), ValidationError);
   } finally {

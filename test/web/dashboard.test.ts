@@ -253,6 +253,34 @@ describe('the dashboard in Chromium', { skip }, () => {
     });
   });
 
+  test('a claim another agent holds: Resolve is off, and Free the claim gives it back so the login can resolve it', async () => {
+    await step('free-claim', page, async () => {
+      await home.api.emit({ event: 'system.worker.crashed', payload: { worker: 'held', error: 'stuck', restarts: 2 } });
+      let id = 0;
+      await eventually(
+        async () => {
+          const items = (await home.api.notifications.list({ type: 'system.worker.crashed', limit: 100 })).items;
+          id = items.find((n) => n.payload.worker === 'held')?.id ?? 0;
+          return id > 0;
+        },
+        10_000,
+        'the notification',
+      );
+      await home.api.notifications.claim(id, 'agent-gone');
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).click();
+      await page.waitForSelector(`#detail[data-id="${id}"] #btn-release`);
+      assert.equal(await page.locator('#btn-resolve').isDisabled(), true, 'resolve is off while agent-gone holds it');
+      await page.click('#btn-release');
+      await eventually(async () => (await home.api.notifications.get(id)).agentStatus === 'none', 10_000, 'the claim is freed');
+      await page.waitForSelector(`#detail[data-id="${id}"] #btn-resolve:not([disabled])`);
+      await page.click('#btn-resolve');
+      await eventually(async () => (await home.api.notifications.get(id)).agentStatus === 'resolved', 10_000, 'resolved by the login');
+      assert.equal((await home.api.notifications.get(id)).agentId, 'dashboard@home');
+    });
+  });
+
   test('the causation tree of a root event, a cut-off login link, and every page at phone width', async () => {
     await step('small-things', page, async () => {
       await page.goto(`${base}/#/events`);
