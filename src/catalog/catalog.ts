@@ -93,6 +93,7 @@ export interface Normalizable {
   domain?: string;
   timestamp?: string;
   source?: string;
+  idempotencyKey?: string;
 }
 
 /**
@@ -138,7 +139,8 @@ export class Catalog {
 
   /**
    * The event under our name and in our payload shape, with an empty description or domain
-   * filled from the catalog (producers such as TeleClaude write '' for "the default").
+   * filled from the catalog (producers such as TeleClaude write '' for "the default") and a
+   * missing idempotency key derived from the type's idempotency fields.
    * Returns the input itself when nothing changes.
    */
   normalize<T extends Normalizable>(e: T): T {
@@ -158,6 +160,12 @@ export class Catalog {
     const entry = this.entries.get(out.event);
     if (entry && (out.description === '' || out.domain === '')) {
       out = { ...out, ...(out.description === '' ? { description: entry.description } : {}), ...(out.domain === '' ? { domain: entry.domain } : {}) };
+    }
+    // No key given (TeleClaude writes '', a redis-cli producer nothing): the type's own, as emit
+    // derives it, so the dedup stage treats a repeat from any entrance alike.
+    if (entry && !out.idempotencyKey && entry.idempotencyFields.length > 0 && out.payload && typeof out.payload === 'object') {
+      const key = this.idempotencyKey(out.event, out.payload as Record<string, unknown>);
+      if (key !== undefined) out = { ...out, idempotencyKey: key };
     }
     return out;
   }

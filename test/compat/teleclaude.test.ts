@@ -156,6 +156,24 @@ test('TeleClaude fixtures on teleclaude:events become notifications with the rig
     assert.equal(restart?.payload.pid, 12345);
     assert.equal(restart?.payload.startedAt, '2026-11-30T09:15:02.123456+00:00');
 
+    // TeleClaude writes no idempotency key: the same event again is a duplicate all the same
+    // (the type's key, as emit derives it), not a second notification or delivery.
+    assert.equal(login?.idempotencyKey, 'domain.software-development.planning.todo.dor_assessed:login-page:9:ready');
+    const again = toStreamDict({
+      event: 'domain.software-development.planning.dor_assessed',
+      source: 'prepare-quality-runner',
+      level: 2,
+      domain: 'software-development',
+      entity: 'login-page',
+      description: 'DOR assessed for login-page: pass (score 9/10)',
+      payload: { slug: 'login-page', score: 9, verdict: 'pass', assessed_commit: 'abc1234' },
+    });
+    await xadd(again);
+    await xadd(again);
+    await xadd(toStreamDict({ event: 'system.daemon.restarted', source: 'daemon', level: 0, domain: 'system', payload: { computer: 'after-the-repeats', pid: 1 } }));
+    await waitFor(() => byType('system.daemon.restarted').some((n) => n.payload.computer === 'after-the-repeats'), 15_000, 'the entry after the repeats');
+    assert.equal(byType('domain.software-development.planning.todo.dor_assessed').length, 2, 'the repeats made no notification');
+
     // TeleClaude's own consumer group is not Weft's business; Weft's entries carry the mark and
     // this stream (outside the weft: prefix) is never trimmed by Weft.
     const groups = (await r.call('XINFO', 'GROUPS', 'teleclaude:events')) as unknown[][];
