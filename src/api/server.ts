@@ -98,7 +98,15 @@ export async function buildApi(
   const validatorCompiler = ({ schema, httpPart }: { schema: unknown; httpPart?: string }) => {
     const v = compile(schema as TSchema);
     const coerce = httpPart === 'querystring' || httpPart === 'params';
+    // A parameter the route does not take is an error, not ignored: `?eventType=x` listing
+    // every type looks like an answer to the question asked.
+    const known = httpPart === 'querystring' ? Object.keys((schema as { properties?: object }).properties ?? {}) : undefined;
     return (data: unknown) => {
+      if (known && data && typeof data === 'object') {
+        const extra = Object.keys(data).find((k) => !known.includes(k));
+        if (extra !== undefined)
+          return { error: new ValidationError(`querystring: unknown parameter '${extra.slice(0, 100)}'; ${known.length ? `this route takes ${known.join(', ')}` : 'this route takes none'}`) };
+      }
       const value = coerce ? coerceStrings(schema as TSchema, data) : data;
       if (v.check(value)) return { value };
       const e = v.firstError(value) ?? { path: '/', message: 'is invalid' };

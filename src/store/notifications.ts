@@ -405,7 +405,7 @@ export class NotificationStore {
     if (filter.agentStatus !== undefined) where.push('agent_status = ?') && params.push(filter.agentStatus);
     if (filter.visibility !== undefined) where.push('visibility = ?') && params.push(filter.visibility);
     if (filter.eventType !== undefined) where.push('event_type = ?') && params.push(filter.eventType);
-    if (filter.since !== undefined) where.push('created_at >= ?') && params.push(filter.since);
+    if (filter.since !== undefined) where.push('created_at >= ?') && params.push(utcSince(filter.since));
     if (filter.before !== undefined) where.push('id < ?') && params.push(filter.before);
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
     const sql = `SELECT ${notificationColumns()} FROM notifications ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
@@ -524,6 +524,16 @@ export class NotificationStore {
     });
     return { notification: this.get(id), change };
   }
+}
+
+/**
+ * `since` as the rows' own form (UTC, `…Z`), so the text comparison means what the time says:
+ * `2026-12-07T12:00:00+02:00` is 10:00Z. A date alone, or a time without a zone, is UTC already.
+ */
+function utcSince(since: string): string {
+  if (!/T.*([+-]\d{2}:\d{2}|Z)$/.test(since)) return since;
+  const t = Date.parse(since);
+  return Number.isNaN(t) ? since : new Date(t).toISOString();
 }
 
 function illegal(row: NotificationRow, action: string): IllegalTransitionError {

@@ -47,6 +47,13 @@ test('query strings are validated and coerced', async () => {
   assert.match((r.json() as { error: { message: string } }).error.message, /querystring: field '\/level'/);
   const ok = await app.inject({ method: 'GET', url: '/api/notifications?level=1&limit=5', headers: auth });
   assert.equal(ok.statusCode, 200);
+  // A parameter the route does not take (the notification's own field names, say) is refused,
+  // not ignored into a list of everything.
+  for (const q of ['eventType=system.worker.crashed', 'minLevel=3', 'agent_status=resolved']) {
+    const u = await app.inject({ method: 'GET', url: `/api/notifications?${q}`, headers: auth });
+    assert.equal(u.statusCode, 400, q);
+    assert.match((u.json() as { error: { message: string } }).error.message, /^querystring: unknown parameter '\w+'; this route takes level, domain, humanStatus, agentStatus, visibility, type, since, cursor, limit$/);
+  }
   const nf = await app.inject({ method: 'GET', url: '/api/notifications/424242', headers: auth });
   assert.equal(nf.statusCode, 404);
   assert.equal((nf.json() as { error: { code: string } }).error.code, 'WEFT_NOT_FOUND');

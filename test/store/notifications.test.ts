@@ -111,6 +111,17 @@ test('listing filters and pages newest first with a cursor', async () => {
     assert.equal(ns.list({ minLevel: 2 }).items.length, 7);
     assert.equal(ns.list({ minLevel: 1 }).items.length, 8);
     assert.equal(ns.list({ humanStatus: 'seen' }).items.length, 0);
+    // since with a zone means that instant: an hour before the newest, written at +02:00 and at
+    // -05:00, finds all eight; an hour after it finds none
+    const newest = Date.parse(p1.items[0]?.createdAt as string);
+    const at = (ms: number, offsetHours: number) => {
+      const local = new Date(ms + offsetHours * 3_600_000).toISOString().slice(0, 19);
+      return `${local}${offsetHours >= 0 ? '+' : '-'}${String(Math.abs(offsetHours)).padStart(2, '0')}:00`;
+    };
+    for (const offset of [2, -5]) {
+      assert.equal(ns.list({ since: at(newest - 3_600_000, offset) }).items.length, 8, `an hour before, at ${offset}`);
+      assert.equal(ns.list({ since: at(newest + 3_600_000, offset) }).items.length, 0, `an hour after, at ${offset}`);
+    }
   } finally {
     await close();
   }
