@@ -90,10 +90,16 @@ export interface PushedChange {
   notification: Notification;
 }
 
-/** A subscription: iterate it; `break` or close() ends it. */
+/**
+ * A subscription: iterate it; `break` or close() ends it. Anything else that ends it throws
+ * from the iteration (after the changes received before): the server refused the filter
+ * (`WEFT_VALIDATION`), the daemon stopped or dropped a subscriber that fell behind
+ * (`WEFT_STOPPED`, with `closedReason`). Changes made while no subscription is open are not
+ * pushed: list the notifications again, then subscribe again.
+ */
 export interface Subscription extends AsyncIterable<PushedChange> {
   close(): void;
-  /** Resolves when the server confirmed the subscription. */
+  /** Resolves when the server confirmed the subscription; rejects when it refused it. */
   ready: Promise<void>;
   /** Why the server closed it, if it did. */
   closedReason?: string;
@@ -264,9 +270,16 @@ export class WeftClient {
     };
     ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', filter })));
     ws.on('message', (data) => {
-      const msg = JSON.parse(String(data)) as { type: string } & PushedChange;
+      const msg = JSON.parse(String(data)) as { type: string; error?: { code?: string; message?: string } } & PushedChange;
       if (msg.type === 'subscribed') readyResolve();
       else if (msg.type === 'notification') queue.push({ change: msg.change, notification: msg.notification });
+      else if (msg.type === 'error') {
+        // The server refused what was sent (a filter it does not take): said, not waited on.
+        failure ??= new WeftError(msg.error?.code === 'WEFT_VALIDATION' ? 'WEFT_VALIDATION' : 'WEFT_INTERNAL', `subscribe refused: ${msg.error?.message ?? 'no reason given'}`);
+        readyReject(failure);
+        done = true;
+        ws.close();
+      }
       wake?.();
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -282,7 +295,11 @@ export class WeftClient {
       wake?.();
     });
     ws.on('close', (code, reason) => {
-      if (!done && code !== 1000) sub.closedReason = `${code} ${String(reason)}`;
+      if (!done) {
+        // Not asked for (close() sets done first): the caller must know its stream ended.
+        sub.closedReason = `${code} ${String(reason)}`;
+        failure ??= new WeftError('WEFT_STOPPED', `subscription ended by the node: ${code}${String(reason) ? ` ${String(reason)}` : ''}`);
+      }
       done = true;
       readyReject(new WeftError('WEFT_STOPPED', 'subscription closed before it was confirmed'));
       wake?.();

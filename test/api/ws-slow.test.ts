@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
 import { buildApi } from '../../src/api/server.js';
+import { WeftClient } from '../../src/client/index.js';
 import type { NotificationHub } from '../../src/api/hub.js';
 import type { WeftNode } from '../../src/node/index.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -83,4 +84,41 @@ test('a subscriber that stops reading is cut off with a reason; the pipeline and
   assert.equal(slowClosed?.code, 4008);
   assert.match(slowClosed?.reason ?? '', /slow consumer/);
   fast.close();
+});
+
+test("the client's subscription: a filter the node refuses rejects ready, and a close it did not ask for throws after the changes received", async () => {
+  const api = await buildApi({ token: TOKEN }, { node, logger: silentLogger });
+  const off = node.onCommitted((b) => api.hub.publish(b.changes));
+  const addr = await api.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const client = new WeftClient({ url: addr, token: TOKEN });
+    // `limit` is a list parameter, not a subscription filter: refused at once, not a silent wait.
+    const bad = client.subscribe({ limit: 5 } as never);
+    await assert.rejects(bad.ready, (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'WEFT_VALIDATION');
+      assert.match(err.message, /^subscribe refused: /);
+      return true;
+    });
+
+    const sub = client.subscribe({ eventType: 'system.worker.crashed' });
+    await sub.ready;
+    await node.emit({ event: 'system.worker.crashed', payload: { worker: 'before-stop', error: 'e', restarts: 1 } });
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const p of sub) {
+        got.push(String(p.notification.payload.worker));
+        if (got.length === 1) api.hub.closeAll(); // the node stops under the subscriber (as the daemon stop does)
+      }
+    })();
+    await assert.rejects(reading, (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'WEFT_STOPPED');
+      assert.match(err.message, /subscription ended by the node: 1001 node shutting down/);
+      return true;
+    });
+    assert.deepEqual(got, ['before-stop'], 'the change received before the stop came first');
+    assert.match(sub.closedReason ?? '', /^1001 /);
+  } finally {
+    off?.();
+    await api.app.close();
+  }
 });
