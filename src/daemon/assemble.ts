@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AuditLog } from '../audit/index.js';
-import { type SystemPipelineInit, systemPipeline } from '../cartridges/index.js';
+import { type SystemPipelineInit, systemPipeline, type TrustEvaluator, trustEvaluator } from '../cartridges/index.js';
 import { RedisBus } from '../bus/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys } from '../config/index.js';
@@ -88,6 +88,8 @@ export interface AssembledNode {
   /** The git fallback: there when the mesh is and a remote is set. */
   fallback: GitFallback | undefined;
   privacy: PrivacyService;
+  /** The pipeline's trust stage: who is throttled now, for `weft status`. */
+  trust: TrustEvaluator;
   /** Starts the node, then the mesh, then the privacy layer. */
   start(): Promise<void>;
   /** Stops the mesh, then the node. Idempotent. */
@@ -137,6 +139,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     onPeerSummary: () => privacyRef.s?.onPeerSummary(),
     onRefusedSummary: (peer, reason) => privacyRef.s?.onRefusedSummary(peer, reason),
   });
+  const trust = trustEvaluator(init.system?.trust, { peers });
   const node = await createNode(
     {
       dataDir: init.dataDir,
@@ -144,7 +147,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
       ...(init.cluster ? { cluster: init.cluster } : {}),
       ...(init.redis ? { redis: init.redis } : {}),
       ...(init.catalog ? { catalog: init.catalog } : {}),
-      cartridges: (_defaults, stores) => systemPipeline(init.system ?? {}, { peers, after: [publisher, projection(stores), ...(init.extraCartridges ?? [])] })(stores),
+      cartridges: (_defaults, stores) => systemPipeline(init.system ?? {}, { peers, trust, after: [publisher, projection(stores), ...(init.extraCartridges ?? [])] })(stores),
     },
     { clock, logger },
   );
@@ -260,6 +263,7 @@ export async function assembleNode(init: AssembleInit, deps: { clock?: Clock; lo
     recovery,
     fallback,
     privacy,
+    trust,
     async start() {
       // Before anything is read or written on a shared Redis: refuse if another node has these names.
       await claims?.start();

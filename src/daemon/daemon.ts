@@ -243,6 +243,10 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
         problems: () => [
           ...storeProblems,
+          ...a0.trust.throttled(n.clock.now()).map(
+            (t) =>
+              `trust: ${t.subject.replace(/^local:/, 'source ')} sends more than ${t.perSecond}/s: ${t.refused} events quarantined in ${Math.round((n.clock.now() - t.since) / 1000)} s ('weft quarantine list' shows them)`,
+          ),
           ...(a0.mesh?.problems() ?? []),
           // Waiting for a restore: no beacon goes out until one runs (or is dismissed).
           ...(a0.recovery?.mode() === 'needs-restore'

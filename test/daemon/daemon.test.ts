@@ -177,3 +177,37 @@ test('the default trust rate: a local source sending 30,000 events at once gets 
     t.cleanup();
   }
 });
+
+test("a flood from the node's own source (emits without one): the throttle notice is a notification, not quarantined with the flood, and weft status names the throttled source until it stops", async () => {
+  const t = tempDir('weft-rate-own-');
+  // A small allowance, so the throttling lasts long enough to look at: 1/s, bursts of 20.
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'ratebox', WEFT_TRUST_RATE_PER_SECOND: '1', WEFT_TRUST_RATE_BURST: '20' };
+  const d = await startDaemonProcess(env);
+  try {
+    const api = new WeftClient({ url: d.url, token: readToken(env.WEFT_DATA_DIR) as string });
+    await api.emitMany(Array.from({ length: 200 }, (_, n) => ({ event: 'mesh.test.ping', payload: { n } })));
+    const problems = async () => (await api.request<{ problems: string[] }>('GET', '/api/health')).problems;
+    let p: string[] = [];
+    for (let i = 0; i < 200 && !p.some((x) => x.startsWith('trust: ')); i++) {
+      p = await problems();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(
+      p.some((x) => /^trust: source weft@ratebox sends more than 1\/s: \d+ events quarantined in \d+ s \('weft quarantine list' shows them\)$/.test(x)),
+      p.join('\n'),
+    );
+    const r = weft(['status'], env);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    const notices = (await api.notifications.list({ type: 'system.trust.throttled' })).items;
+    assert.ok(notices.some((n) => n.payload.subject === 'local:weft@ratebox'), JSON.stringify(notices.map((n) => n.payload)));
+    const held = await api.request<{ items: Array<{ envelope: { event: string } }> }>('GET', '/api/quarantine?limit=1000');
+    assert.equal(held.items.filter((q) => q.envelope.event === 'system.trust.throttled').length, 0, 'the notice is not held with the flood');
+    // Once the bucket has refilled past half its burst (10 s at 1/s), the source is no longer listed.
+    for (let i = 0; i < 120 && (await problems()).some((x) => x.startsWith('trust: ')); i++) await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual((await problems()).filter((x) => x.startsWith('trust: ')), []);
+  } finally {
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    t.cleanup();
+  }
+});

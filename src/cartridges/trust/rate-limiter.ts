@@ -27,6 +27,17 @@ interface Bucket {
   last: number;
   throttled: boolean;
   since: number;
+  /** Events refused since the episode began, and the allowance it was over. */
+  refused: number;
+  limit?: RateLimit;
+}
+
+/** A throttling episode, as a status page shows it. */
+export interface ThrottleEpisode {
+  subject: string;
+  since: number;
+  refused: number;
+  perSecond: number;
 }
 
 /** The store's transactions, as the limiter follows them. */
@@ -57,7 +68,7 @@ export class RateLimiter {
     const t0 = Number.isFinite(eventMs) && eventMs < nowMs ? eventMs : nowMs;
     if (!b) {
       if (this.buckets.size >= this.maxSubjects) this.sweep(nowMs, limit);
-      b = { tokens: limit.burst, last: t0, throttled: false, since: 0 };
+      b = { tokens: limit.burst, last: t0, throttled: false, since: 0, refused: 0 };
       this.buckets.set(subject, b);
     }
     const t = Math.max(t0, b.last);
@@ -71,9 +82,14 @@ export class RateLimiter {
       return 'ok';
     }
     b.tokens = Math.max(0, b.tokens - 1);
-    if (b.throttled) return 'throttled';
+    if (b.throttled) {
+      b.refused++;
+      return 'throttled';
+    }
     b.throttled = true;
     b.since = t;
+    b.refused = 1;
+    b.limit = limit;
     return 'throttle-start';
   }
 
@@ -82,10 +98,22 @@ export class RateLimiter {
     return this.buckets.get(subject)?.throttled ?? false;
   }
 
-  /** Subjects currently throttled, with the time their episode began. */
-  throttled(): Array<{ subject: string; since: number }> {
-    const out: Array<{ subject: string; since: number }> = [];
-    for (const [subject, b] of this.buckets) if (b.throttled) out.push({ subject, since: b.since });
+  /**
+   * Subjects throttled, with the time their episode began and what it refused. With `nowMs`,
+   * one whose bucket has refilled past its resume mark since its last event is not listed (it
+   * stopped flooding; its next event goes through).
+   */
+  throttled(nowMs?: number): ThrottleEpisode[] {
+    const out: ThrottleEpisode[] = [];
+    for (const [subject, b] of this.buckets) {
+      if (!b.throttled) continue;
+      const limit = b.limit;
+      if (nowMs !== undefined && limit) {
+        const tokens = Math.min(limit.burst, b.tokens + (Math.max(0, nowMs - b.last) / 1000) * limit.perSecond);
+        if (tokens >= (limit.resumeAt ?? limit.burst / 2)) continue;
+      }
+      out.push({ subject, since: b.since, refused: b.refused, perSecond: limit?.perSecond ?? 0 });
+    }
     return out;
   }
 

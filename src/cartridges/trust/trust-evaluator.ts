@@ -26,7 +26,7 @@ import {
   type TrustOutcome,
   worse,
 } from './policy.js';
-import { type RateLimit, RateLimiter } from './rate-limiter.js';
+import { type RateLimit, RateLimiter, type ThrottleEpisode } from './rate-limiter.js';
 import {
   decayed,
   type ResolvedScoreInit,
@@ -105,8 +105,8 @@ export interface TrustEvaluator extends CartridgeFactory<TrustStores> {
   stats(): ReadonlyMap<string, Readonly<SubjectStats>>;
   /** Totals per outcome since start. */
   totals(): Readonly<SubjectStats>;
-  /** Subjects throttled right now. */
-  throttled(): Array<{ subject: string; since: number }>;
+  /** Subjects throttled right now (with `nowMs`: not those that stopped flooding since). */
+  throttled(nowMs?: number): ThrottleEpisode[];
 }
 
 const LEVEL_SLACK: Readonly<Record<Strictness, number>> = {
@@ -238,7 +238,10 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
 
     // How fast its source sends.
     const rate = ov?.rate !== undefined ? ov.rate : (levelRate ?? baseRate);
-    if (rate !== false) {
+    // The node's own notice of a throttling shares its source with the flood (weft@<computer>):
+    // spending from that bucket would quarantine the one event that says what happened.
+    const ownNotice = !ingress && event.event === TRUST_THROTTLED && event.causationId !== undefined;
+    if (rate !== false && !ownNotice) {
       // With the store: a batch rolled back and run again takes its tokens once, and raises the throttle notice its first run raised.
       const verdict = limiter.take(subject, rate, Date.parse(event.timestamp), ctx.clock.now(), stores.store);
       if (verdict !== 'ok') {
@@ -376,7 +379,7 @@ export function trustEvaluator(init: TrustEvaluatorInit = {}, deps: TrustEvaluat
   return Object.assign(bind, {
     stats: () => perSubject,
     totals: () => total,
-    throttled: () => limiter.throttled(),
+    throttled: (nowMs?: number) => limiter.throttled(nowMs),
   });
 }
 
