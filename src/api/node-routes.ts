@@ -3,9 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { AuditLog } from '../audit/index.js';
 import {
   dropQuarantined,
+  dropQuarantinedWhere,
   listQuarantined,
   peerTrustScores,
   releaseQuarantined,
+  releaseQuarantinedWhere,
   showQuarantined,
   trustOutcomeTotals,
 } from '../cartridges/index.js';
@@ -30,7 +32,25 @@ const SendBody = Type.Object({ computer: Type.String({ minLength: 1 }), text: Ty
 const QuarantineQuery = Type.Object({
   status: Type.Optional(Type.Union([Type.Literal('held'), Type.Literal('released'), Type.Literal('dropped'), Type.Literal('all')])),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  cursor: Type.Optional(Type.Integer({ minimum: 1, description: 'nextCursor of the previous page' })),
+  source: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
 });
+/** Every held event of a source and/or type: at least one of the two, so nothing is released by accident. */
+const QuarantineBulk = Type.Object(
+  {
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+    type: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+    all: Type.Optional(Type.Boolean({ description: 'every held event (instead of a source or type)' })),
+  },
+  { additionalProperties: false },
+);
+type Bulk = { source?: string; type?: string; all?: boolean };
+const bulkFilter = (b: Bulk): { source?: string; eventType?: string } => {
+  if (b.source === undefined && b.type === undefined && b.all !== true)
+    throw new WeftError('WEFT_VALIDATION', 'say which held events: a source, a type, or all');
+  return { ...(b.source !== undefined ? { source: b.source } : {}), ...(b.type !== undefined ? { eventType: b.type } : {}) };
+};
 
 const DecodeBody = Type.Object({
   base64: Type.Optional(Type.String({ maxLength: 12_000_000, description: 'a Weft frame (the payload field of an inbox entry)' })),
@@ -65,9 +85,21 @@ export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void
     }));
 
     app.get('/api/quarantine', { schema: { querystring: QuarantineQuery } }, async (req) => {
-      const q = req.query as { status?: 'held' | 'released' | 'dropped' | 'all'; limit?: number };
-      return { items: listQuarantined(node.ns, q), totals: trustOutcomeTotals(node.ns) };
+      const q = req.query as { status?: 'held' | 'released' | 'dropped' | 'all'; limit?: number; cursor?: number; source?: string; type?: string };
+      const limit = q.limit ?? 50;
+      const items = listQuarantined(node.ns, {
+        limit,
+        ...(q.status ? { status: q.status } : {}),
+        ...(q.cursor ? { before: q.cursor } : {}),
+        ...(q.source ? { source: q.source } : {}),
+        ...(q.type ? { eventType: q.type } : {}),
+      });
+      return { items, nextCursor: items.length === limit ? (items[items.length - 1]?.id ?? null) : null, held: node.ns.quarantine.count('held'), totals: trustOutcomeTotals(node.ns) };
     });
+    app.post('/api/quarantine/release', { schema: { body: QuarantineBulk } }, async (req) => ({
+      released: await releaseQuarantinedWhere({ ns: node.ns, processBatch: (e, f) => node.processor.processBatch(e, f) }, bulkFilter(req.body as Bulk)),
+    }));
+    app.post('/api/quarantine/drop', { schema: { body: QuarantineBulk } }, async (req) => ({ dropped: await dropQuarantinedWhere(node.ns, bulkFilter(req.body as Bulk)) }));
     app.get('/api/quarantine/:id', { schema: { params: IdParams } }, async (req) => showQuarantined(node.ns, (req.params as { id: number }).id));
     app.post('/api/quarantine/:id/release', { schema: { params: IdParams } }, async (req) =>
       releaseQuarantined({ ns: node.ns, processBatch: (e, f) => node.processor.processBatch(e, f) }, (req.params as { id: number }).id),

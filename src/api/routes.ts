@@ -133,6 +133,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /api/quarantine/:id': { summary: 'One quarantined event with its envelope' },
   'POST /api/quarantine/:id/release': { summary: 'Let a quarantined event into the pipeline (after the trust stage)' },
   'POST /api/quarantine/:id/drop': { summary: 'Discard a quarantined event' },
+  'POST /api/quarantine/release': { summary: 'Release every held event of a source and/or type (or all), oldest first' },
+  'POST /api/quarantine/drop': { summary: 'Discard every held event of a source and/or type (or all)' },
   'GET /api/rejections': { summary: 'Refused input (malformed entries, bad frames, rejected envelopes), newest first' },
   'GET /api/rejections/:id': { summary: 'One refusal with the raw input' },
   'GET /api/identity': { summary: 'This node’s computer, cluster, node id and fingerprint' },

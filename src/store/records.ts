@@ -111,11 +111,27 @@ export class Quarantine {
         .lastInsertRowid,
     );
   }
-  list(opts: { status?: QuarantineStatus; limit?: number } = {}): QuarantinedEvent[] {
+  /** Newest first; `before` pages on (an id of the previous page), `source` / `eventType` narrow. */
+  list(opts: QuarantineFilter & { limit?: number; before?: number } = {}): QuarantinedEvent[] {
+    const { where, params } = quarantineWhere(opts);
+    if (opts.before !== undefined) where.push('id < ?') && params.push(opts.before);
     const rows = this.store.reader
-      .prepare(`SELECT * FROM quarantine ${opts.status ? 'WHERE status = ?' : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...(opts.status ? [opts.status] : []), opts.limit ?? 50) as QuarantineRow[];
+      .prepare(`SELECT * FROM quarantine ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...params, opts.limit ?? 50) as QuarantineRow[];
     return rows.map(toQuarantined);
+  }
+  /** Ids of held events matching `filter`, oldest first, after `after`: a bulk release's next chunk. */
+  heldIds(filter: Omit<QuarantineFilter, 'status'>, after: number, limit: number): number[] {
+    const { where, params } = quarantineWhere({ ...filter, status: 'held' });
+    return this.store.reader
+      .prepare(`SELECT id FROM quarantine WHERE ${where.join(' AND ')} AND id > ? ORDER BY id LIMIT ?`)
+      .pluck()
+      .all(...params, after, limit) as number[];
+  }
+  /** held → dropped for every held event matching `filter`, inside the caller's transaction; how many. */
+  dropHeld(filter: Omit<QuarantineFilter, 'status'>): number {
+    const { where, params } = quarantineWhere({ ...filter, status: 'held' });
+    return this.store.db.prepare(`UPDATE quarantine SET status = 'dropped', decided_at = ? WHERE ${where.join(' AND ')}`).run(this.store.nowIso(), ...params).changes;
   }
   get(id: number): QuarantinedEvent {
     const r = this.store.reader.prepare('SELECT * FROM quarantine WHERE id = ?').get(id) as QuarantineRow | undefined;
@@ -135,6 +151,22 @@ export class Quarantine {
   count(status: QuarantineStatus = 'held'): number {
     return this.store.reader.prepare('SELECT COUNT(*) FROM quarantine WHERE status = ?').pluck().get(status) as number;
   }
+}
+
+/** Which quarantined events: by status, source and event type (each optional). */
+export interface QuarantineFilter {
+  status?: QuarantineStatus;
+  source?: string;
+  eventType?: string;
+}
+
+function quarantineWhere(f: QuarantineFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (f.status) where.push('status = ?') && params.push(f.status);
+  if (f.source !== undefined) where.push('source = ?') && params.push(f.source);
+  if (f.eventType !== undefined) where.push('event_type = ?') && params.push(f.eventType);
+  return { where, params };
 }
 
 interface QuarantineRow {

@@ -202,6 +202,21 @@ test("a flood from the node's own source (emits without one): the throttle notic
     assert.ok(notices.some((n) => n.payload.subject === 'local:weft@ratebox'), JSON.stringify(notices.map((n) => n.payload)));
     const held = await api.request<{ items: Array<{ envelope: { event: string } }> }>('GET', '/api/quarantine?limit=1000');
     assert.equal(held.items.filter((q) => q.envelope.event === 'system.trust.throttled').length, 0, 'the notice is not held with the flood');
+    // The held flood pages by cursor, and is released in one command (it was one id at a time).
+    const page = (cursor?: number) => weft(['--json', 'quarantine', 'list', '--type', 'mesh.test.ping', '--limit', '100', ...(cursor ? ['--cursor', String(cursor)] : [])], env);
+    const p1 = JSON.parse(page().stdout) as { items: Array<{ id: number }>; nextCursor: number | null; held: number };
+    assert.equal(p1.items.length, 100);
+    assert.ok(p1.nextCursor);
+    const p2 = JSON.parse(page(p1.nextCursor ?? 0).stdout) as { items: Array<{ id: number }> };
+    const ids = new Set([...p1.items, ...p2.items].map((q) => q.id));
+    assert.equal(ids.size, p1.items.length + p2.items.length, 'the pages do not overlap');
+    const rel = weft(['quarantine', 'release', '--type', 'mesh.test.ping'], env);
+    assert.equal(rel.code, 0, rel.stderr);
+    const released = Number(/^released (\d+) quarantined events$/m.exec(rel.stdout)?.[1]);
+    assert.equal(released, p1.items.length + p2.items.length, rel.stdout);
+    const pings = (await api.notifications.list({ type: 'mesh.test.ping', limit: 1000 })).items.length;
+    assert.equal(pings, 200, 'the burst and every released event are notifications');
+    assert.equal(weft(['quarantine', 'release'], env).code, 2, 'release without an id or a filter is a usage error');
     // Once the bucket has refilled past half its burst (10 s at 1/s), the source is no longer listed.
     for (let i = 0; i < 120 && (await problems()).some((x) => x.startsWith('trust: ')); i++) await new Promise((r) => setTimeout(r, 250));
     assert.deepEqual((await problems()).filter((x) => x.startsWith('trust: ')), []);

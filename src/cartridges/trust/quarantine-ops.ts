@@ -7,7 +7,7 @@
 import type { BusEntry } from '../../bus/index.js';
 import { IllegalTransitionError } from '../../errors/index.js';
 import { RELEASED_FACT } from '../../pipeline/index.js';
-import type { NodeStore, QuarantinedEvent, QuarantineStatus } from '../../store/index.js';
+import type { NodeStore, QuarantinedEvent, QuarantineFilter, QuarantineStatus } from '../../store/index.js';
 import { QUARANTINE_ID_FACT } from './trust-evaluator.js';
 
 /** Runs entries through the pipeline in one transaction: `node.processor.processBatch`. */
@@ -29,10 +29,10 @@ export interface QuarantineOpsDeps {
  */
 export function listQuarantined(
   ns: NodeStore,
-  opts: { status?: QuarantineStatus | 'all'; limit?: number } = {},
+  opts: { status?: QuarantineStatus | 'all'; limit?: number; before?: number; source?: string; eventType?: string } = {},
 ): QuarantinedEvent[] {
-  const status = opts.status ?? 'held';
-  return ns.quarantine.list({ ...(status === 'all' ? {} : { status }), limit: opts.limit ?? 50 });
+  const { status = 'held', ...rest } = opts;
+  return ns.quarantine.list({ ...rest, ...(status === 'all' ? {} : { status }), limit: opts.limit ?? 50 });
 }
 
 /**
@@ -84,17 +84,38 @@ export async function dropQuarantined(ns: NodeStore, id: number): Promise<Quaran
 }
 
 /**
- * Drops every held event of one source (e.g. after a flood); returns how many.
+ * Drops every held event matching the filter (e.g. one source's, after a flood); returns how many.
  * @example
- * await dropQuarantinedFrom(node.ns, 'noisy-bot');
+ * await dropQuarantinedWhere(node.ns, { source: 'noisy-bot' });
  */
-export async function dropQuarantinedFrom(ns: NodeStore, source: string): Promise<number> {
-  return ns.store.write(
-    () =>
-      ns.store.db
-        .prepare(
-          "UPDATE quarantine SET status = 'dropped', decided_at = ? WHERE status = 'held' AND source = ?",
-        )
-        .run(ns.store.nowIso(), source).changes,
-  );
+export async function dropQuarantinedWhere(ns: NodeStore, filter: Omit<QuarantineFilter, 'status'>): Promise<number> {
+  return ns.store.write(() => ns.quarantine.dropHeld(filter));
+}
+
+/** Held events released per transaction by {@link releaseQuarantinedWhere}. */
+const RELEASE_CHUNK = 500;
+
+/**
+ * Releases every held event matching the filter, oldest first, in transactions of 500 (each
+ * as one release: the events go on after trust, flagged `trust:released`). `onProgress` is
+ * called after each; returns how many were released.
+ * @example
+ * await releaseQuarantinedWhere({ ns: node.ns, processBatch: (e, f) => node.processor.processBatch(e, f) }, { source: 'importer' });
+ */
+export async function releaseQuarantinedWhere(
+  deps: QuarantineOpsDeps,
+  filter: Omit<QuarantineFilter, 'status'>,
+  onProgress?: (released: number) => void,
+): Promise<number> {
+  let after = 0;
+  let released = 0;
+  for (;;) {
+    const ids = deps.ns.quarantine.heldIds(filter, after, RELEASE_CHUNK);
+    if (ids.length === 0) return released;
+    const entries: BusEntry[] = ids.map((id) => ({ position: `quarantine:${id}`, envelope: deps.ns.quarantine.get(id).envelope, logged: true, facts: { [QUARANTINE_ID_FACT]: id } }));
+    await deps.processBatch(entries, { [RELEASED_FACT]: true });
+    released += ids.length;
+    after = ids[ids.length - 1] as number;
+    onProgress?.(released);
+  }
 }

@@ -38,15 +38,20 @@ export function registerNodeCommands(ctx: CliContext): void {
 
   const q = program.command('quarantine').description('events the trust evaluator held back');
   q.command('list')
-    .description('held events (or --status released|dropped|all)')
+    .description('held events, newest first (or --status released|dropped|all)')
     .option('--status <s>', 'held, released, dropped or all', 'held')
-    .option('--limit <n>', 'how many', int('--limit'), 50)
-    .action(async (o: { status: string; limit: number }) => {
-      const r = await get<{ items: Row[]; totals: Row }>(
-        `/api/quarantine?status=${encodeURIComponent(o.status)}&limit=${o.limit}`,
-      );
+    .option('--source <s>', 'only from this source')
+    .option('--type <t>', 'only of this event type')
+    .option('--limit <n>', 'how many (at most 1000 a page)', int('--limit'), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .action(async (o: { status: string; source?: string; type?: string; limit: number; cursor?: number }) => {
+      const qs = new URLSearchParams({ status: o.status, limit: String(o.limit) });
+      if (o.source) qs.set('source', o.source);
+      if (o.type) qs.set('type', o.type);
+      if (o.cursor) qs.set('cursor', String(o.cursor));
+      const r = await get<{ items: Row[]; nextCursor: number | null; held: number; totals: Row }>(`/api/quarantine?${qs}`);
       out(
-        `${table(r.items.map((i) => ({ id: i.id, type: i.eventType, source: i.source, reason: i.reason, status: i.status, at: i.createdAt })))}\ntotals: ${JSON.stringify(r.totals)}`,
+        `${table(r.items.map((i) => ({ id: i.id, type: i.eventType, source: i.source, reason: i.reason, status: i.status, at: i.createdAt })))}\n${r.held} held in all${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}; totals: ${JSON.stringify(r.totals)}`,
         r,
       );
     });
@@ -56,16 +61,39 @@ export function registerNodeCommands(ctx: CliContext): void {
       const r = await get<Row>(`/api/quarantine/${int('id')(id)}`);
       out(JSON.stringify(r, null, 2), r);
     });
-  q.command('release <id>')
-    .description('let it into the pipeline (it continues after the trust stage)')
-    .action(async (id: string) => {
-      const r = await post<Row>(`/api/quarantine/${int('id')(id)}/release`);
+  /** `<id>`, or every held event of --source / --type / --all (not both ways at once). */
+  const bulkOf = (id: string | undefined, o: { source?: string; type?: string; all?: boolean }, verb: string) => {
+    const bulk = o.source !== undefined || o.type !== undefined || o.all === true;
+    if (id !== undefined && bulk) throw new WeftError('WEFT_VALIDATION', `${verb}: give an id, or --source / --type / --all, not both`);
+    if (id === undefined && !bulk) throw new WeftError('WEFT_VALIDATION', `${verb}: give an id, or --source / --type / --all for every held event of them`);
+    return bulk ? { ...(o.source !== undefined ? { source: o.source } : {}), ...(o.type !== undefined ? { type: o.type } : {}), ...(o.all ? { all: true } : {}) } : undefined;
+  };
+  q.command('release [id]')
+    .description('let it into the pipeline (it continues after the trust stage); with --source/--type/--all every held event of them, oldest first')
+    .option('--source <s>', 'every held event from this source')
+    .option('--type <t>', 'every held event of this type')
+    .option('--all', 'every held event')
+    .action(async (id: string | undefined, o: { source?: string; type?: string; all?: boolean }) => {
+      const bulk = bulkOf(id, o, 'release');
+      if (bulk) {
+        const r = await post<{ released: number }>('/api/quarantine/release', bulk);
+        return out(`released ${r.released} quarantined events`, r);
+      }
+      const r = await post<Row>(`/api/quarantine/${int('id')(id as string)}/release`);
       out(`released quarantined event ${id} (${String(r.eventType)})`, r);
     });
-  q.command('drop <id>')
-    .description('discard it for good')
-    .action(async (id: string) => {
-      const r = await post<Row>(`/api/quarantine/${int('id')(id)}/drop`);
+  q.command('drop [id]')
+    .description('discard it for good; with --source/--type/--all every held event of them')
+    .option('--source <s>', 'every held event from this source')
+    .option('--type <t>', 'every held event of this type')
+    .option('--all', 'every held event')
+    .action(async (id: string | undefined, o: { source?: string; type?: string; all?: boolean }) => {
+      const bulk = bulkOf(id, o, 'drop');
+      if (bulk) {
+        const r = await post<{ dropped: number }>('/api/quarantine/drop', bulk);
+        return out(`dropped ${r.dropped} quarantined events`, r);
+      }
+      const r = await post<Row>(`/api/quarantine/${int('id')(id as string)}/drop`);
       out(`dropped quarantined event ${id}`, r);
     });
 
