@@ -27,7 +27,11 @@ export interface DurableInit {
   requestTimeoutMs?: number;
   /** Deliveries held in memory at once; the rest wait in the table (default 256). */
   queueSize?: number;
-  /** Longest pause a rate limit may impose, in ms (default one day), so a wrong answer cannot silence the channel for good. */
+  /**
+   * Longest pause a rate limit (or a `Retry-After` on a 5xx) may impose, in ms (default one hour):
+   * a longer time is cut to this and the channel asks again then, so a wrong or absurd answer
+   * cannot silence it for long; a real long ban costs one request per period.
+   */
   maxPauseMs?: number;
 }
 
@@ -102,7 +106,7 @@ function checkDurableInit(channel: string, init: DurableInit): Checked {
     jitter,
     requestTimeoutMs: positive('request_timeout_ms', init.requestTimeoutMs, 15_000),
     queueSize: Math.floor(positive('queue_size', init.queueSize, 256)),
-    maxPauseMs: positive('max_pause_ms', init.maxPauseMs, 86_400_000),
+    maxPauseMs: positive('max_pause_ms', init.maxPauseMs, 3_600_000),
   };
 }
 
@@ -127,8 +131,8 @@ class DurableChannel implements DeliveryChannel {
   /** Rows due now may wait in the table only: the next refill reads them in order. */
   private backlog = true;
   private pausedUntil = 0;
-  /** Rate limits in a row that named no time: each waits longer, like a backoff. */
-  private unnamedLimits = 0;
+  /** Rate limits in a row (named time or not): each waits at least the backoff for that many. */
+  private limitsInARow = 0;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private readonly stopper = new AbortController();
   private loopDone: Promise<void> | undefined;
@@ -363,7 +367,7 @@ class DurableChannel implements DeliveryChannel {
     const outcome = await this.send(item.text, signal);
     const now = this.deps.clock.now();
     const attempt = item.attempts + 1;
-    if (outcome.type !== 'rateLimited' && outcome.type !== 'aborted') this.unnamedLimits = 0;
+    if (outcome.type !== 'rateLimited' && outcome.type !== 'aborted') this.limitsInARow = 0;
     try {
       switch (outcome.type) {
         case 'aborted':
@@ -377,9 +381,11 @@ class DurableChannel implements DeliveryChannel {
         case 'rateLimited': {
           this.counters.rateLimited++;
           this.lastError = outcome.error;
-          const named = outcome.retryAfterMs;
-          const wait = named ?? this.backoff(++this.unnamedLimits);
-          const at = this.pause(now, wait);
+          // The named time, but never less than the backoff for the limits in a row: an API that
+          // names 0 (`Retry-After: 0`, a date in the past) or a few ms would otherwise be asked
+          // again at once, in a tight loop, for as long as it keeps refusing.
+          const floor = this.backoff(++this.limitsInARow);
+          const at = this.pause(now, Math.max(outcome.retryAfterMs ?? 0, floor));
           // First in line again once the pause ends, so rate limiting keeps the order.
           this.queue.unshift(item);
           this.log.warn(

@@ -199,6 +199,33 @@ export function channelCompliance(target: ComplianceTarget): void {
     });
   }
 
+  test(`${name}: should back off, not ask again at once, while the API rate-limits naming a wait of 0`, async () => {
+    const { r, fake, table, done } = await setup({ start: false });
+    try {
+      fake.fallback = '429-zero';
+      await r.emit([crashed('zero', 2)]);
+      r.delivery.start();
+      await waitFor(() => fake.received.length >= 5, 'five tries');
+      fake.fallback = 'ok';
+      await waitFor(() => r.delivery.stats().sent === 1, 'sent once the limits stop');
+      const at = fake.received.slice(0, 5).map((x) => x.at);
+      // The rig's jitter is 0: the backoff for 1, 2, 3, 4 limits in a row (base 1 s), on the ManualClock.
+      assert.deepEqual(
+        at.slice(1).map((t, i) => t - (at[i] as number)),
+        [1000, 2000, 4000, 8000],
+        'each rate limit waited the backoff, growing, although the API named 0',
+      );
+      assert.ok(r.delivery.stats().rateLimited >= 5);
+      assert.deepEqual(
+        table().map((x) => [x.status, x.attempts]),
+        [['sent', 1]],
+        'rate-limited tries are not counted as attempts',
+      );
+    } finally {
+      await done();
+    }
+  });
+
   test(`${name}: should mark a row failed on a permanent 4xx and go on with the next one`, async () => {
     const { r, fake, table, done } = await setup();
     try {

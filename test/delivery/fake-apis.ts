@@ -14,8 +14,11 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { Clock } from '../../src/util/clock.js';
 
-/** What every fake answers to: ok, a server error, the API's usual permanent refusal, or never. */
-export type CommonAnswer = 'ok' | '500' | '400' | 'hang';
+/**
+ * What every fake answers to: ok, a server error, the API's usual permanent refusal, never, or
+ * `429-zero`: a rate limit in the API's own dialect that names a wait of 0 seconds.
+ */
+export type CommonAnswer = 'ok' | '500' | '400' | 'hang' | '429-zero';
 
 export interface Received {
   /** The ManualClock's time when the request arrived. */
@@ -221,6 +224,16 @@ export class FakeTelegram extends FakeApi {
           },
           retryAt: at + 3000,
         };
+      case '429-zero':
+        return {
+          status: 429,
+          json: {
+            ok: false,
+            error_code: 429,
+            description: 'Too Many Requests: retry after 0',
+            parameters: { retry_after: 0 },
+          },
+        };
       case '500':
         return { status: 500, json: { ok: false, error_code: 500, description: 'Internal Server Error' } };
       case '400':
@@ -321,6 +334,8 @@ export class FakeDiscord extends FakeApi {
         return { status: 429, json: { ...limited, retry_after: 2.5 }, retryAt: at + 2500 };
       case '429-header':
         return { status: 429, headers: { 'retry-after': '3' }, body: 'error code: 1015', retryAt: at + 3000 };
+      case '429-zero':
+        return { status: 429, headers: { 'retry-after': '0' }, json: { ...limited, retry_after: 0 } };
       case '500':
         return { status: 500, json: { message: '500: Internal Server Error', code: 0 } };
       case '400':
@@ -387,6 +402,8 @@ export class FakeWhatsApp extends FakeApi {
           json: graphError(130429, '(#130429) Rate limit hit'),
           retryAt: at + 4000,
         };
+      case '429-zero':
+        return { status: 429, headers: { 'retry-after': '0' }, json: graphError(130429, '(#130429) Rate limit hit') };
       case '131056':
         return {
           status: 400,
@@ -416,7 +433,8 @@ function graphError(code: number, message: string): { error: Record<string, unkn
 /**
  * An ntfy server: `POST /{topic}` with the message as the body and Title/Priority/Tags headers,
  * `Authorization: Bearer <token>` when it has one; errors `{code, http, error}`. Extra answers:
- * `429` (`Retry-After: 2`), `429-date` (`Retry-After` as an HTTP date 3 s on).
+ * `429` (`Retry-After: 2`), `429-date` (`Retry-After` as an HTTP date 3 s on), `429-years`
+ * (`Retry-After` of about 3,000 years).
  */
 export class FakeNtfy extends FakeApi {
   constructor(
@@ -477,6 +495,10 @@ export class FakeNtfy extends FakeApi {
         const date = new Date(at + 3000).toUTCString();
         return { status: 429, headers: { 'retry-after': date }, json: limited, retryAt: Date.parse(date) };
       }
+      case '429-zero':
+        return { status: 429, headers: { 'retry-after': '0' }, json: limited };
+      case '429-years':
+        return { status: 429, headers: { 'retry-after': '99999999999' }, json: limited };
       case '500':
         return { status: 500, json: { code: 50001, http: 500, error: 'internal server error' } };
       case '400':
@@ -517,6 +539,8 @@ export class FakeJsonHook extends FakeApi {
           json: { error: 'slow down' },
           retryAt: at + 2000,
         };
+      case '429-zero':
+        return { status: 429, headers: { 'retry-after': '0' }, json: { error: 'slow down' } };
       case '500':
         return { status: 502, body: 'Bad Gateway' };
       case '400':

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { webhookDelivery, webhookSender, type WebhookDocument } from '../../src/delivery/index.js';
 import { ConfigError } from '../../src/errors/index.js';
-import { ManualClock } from '../../src/util/clock.js';
+import { ManualClock, systemClock } from '../../src/util/clock.js';
 import { channelCompliance } from './channel-compliance.js';
 import { FakeJsonHook, FakeNtfy } from './fake-apis.js';
 import { crashed, notificationId, rig, waitFor } from './rig.js';
@@ -93,6 +93,53 @@ test('webhook: should post the notification as JSON with format json', async () 
     assert.equal(doc.notification.id, notificationId(r, 'j'));
     assert.equal(doc.notification.eventType, 'system.worker.crashed');
     assert.deepEqual(doc.notification.payload, { worker: 'j', error: 'disk full', restarts: 1 });
+  } finally {
+    await r.close();
+    await fake.stop();
+    assert.deepEqual(fake.violations, []);
+  }
+});
+
+test('webhook: should make a handful of requests, not thousands, in 3 s of 429s with Retry-After: 0', async () => {
+  // Real time: the channel's own clock and sleep, so a tight loop would show as a request count.
+  const fake = new FakeNtfy(systemClock, TOPIC, TOKEN);
+  await fake.start();
+  const r = await rig((deps) =>
+    webhookDelivery(
+      { url: `${fake.url}/${TOPIC}`, token: TOKEN, minLevel: 2 },
+      { ...deps, clock: systemClock, sleep: undefined },
+    ),
+  );
+  try {
+    fake.fallback = '429-zero';
+    await r.emit([crashed('limited', 2)]);
+    await waitFor(() => fake.received.length >= 1, 'the first try');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const tries = fake.received.length;
+    // The backoff of 1 s, 2 s (±20 %) allows 3 tries in those 3 s; a tight loop made thousands.
+    assert.ok(tries < 20, `${tries} requests in 3 s`);
+    assert.equal(r.delivery.stats().sent, 0);
+  } finally {
+    await r.close();
+    await fake.stop();
+    assert.deepEqual(fake.violations, []);
+  }
+});
+
+test('webhook: should cut an absurd Retry-After to one hour and ask again then', async () => {
+  const clock = new ManualClock();
+  const fake = new FakeNtfy(clock, TOPIC, TOKEN);
+  await fake.start();
+  const r = await rig((deps) => webhookDelivery({ url: `${fake.url}/${TOPIC}`, token: TOKEN, minLevel: 2 }, deps), {
+    clock,
+  });
+  try {
+    fake.script = ['429-years'];
+    await r.emit([crashed('banned', 2)]);
+    await waitFor(() => r.delivery.stats().sent === 1, 'sent on the try an hour later');
+    const [limited, retried] = fake.received;
+    assert.ok(limited && retried);
+    assert.equal(retried.at - limited.at, 3_600_000);
   } finally {
     await r.close();
     await fake.stop();
