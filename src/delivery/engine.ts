@@ -458,7 +458,7 @@ class DurableChannel implements DeliveryChannel {
         body: req.body,
         signal: bound.signal,
       });
-      const body = await res.text();
+      const body = await readCapped(res, MAX_ANSWER_BYTES);
       let json: unknown;
       try {
         json = JSON.parse(body);
@@ -489,6 +489,35 @@ class DurableChannel implements DeliveryChannel {
     for (const secret of this.secrets) out = out.split(secret).join('<token>');
     return out;
   }
+}
+
+/**
+ * The most of an answer's body the engine reads. Every API's real answer is a few KiB at most;
+ * an endpoint that sends more (or never ends) must not make the daemon hold all of it.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * The first `max` bytes of `res`'s body as UTF-8 text; the rest is not read: the stream is
+ * cancelled, which closes the connection. A character cut at the limit reads as U+FFFD.
+ */
+async function readCapped(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    // Whatever is left (more than the cap, or unread after a failure) is dropped, not buffered.
+    await reader.cancel().catch(() => undefined);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks, size).subarray(0, max));
 }
 
 function errorMessage(err: unknown): string {

@@ -15,11 +15,11 @@ export interface SenderRequest {
   body: string;
 }
 
-/** An API's answer, read in full by the engine. */
+/** An API's answer, as the engine read it. */
 export interface SenderAnswer {
   status: number;
   headers: Headers;
-  /** The body as text (may be empty or not JSON). */
+  /** The body as text (may be empty or not JSON); at most its first 64 KiB (`MAX_ANSWER_BYTES`), the rest is never read. */
   body: string;
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;

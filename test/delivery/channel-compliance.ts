@@ -226,6 +226,23 @@ export function channelCompliance(target: ComplianceTarget): void {
     }
   });
 
+  test(`${name}: should read at most 64 KiB of an answer that never ends, hang up and go on`, async () => {
+    const { r, fake, done } = await setup();
+    try {
+      fake.script = ['endless'];
+      await r.emit([crashed('endless', 2), crashed('next', 2)]);
+      // Whatever the cut answer means to this API (sent, or retried), the channel goes on.
+      await waitFor(() => r.delivery.stats().sent === 2, 'both sent, the endless answer left behind');
+      const [seen] = fake.endless;
+      assert.ok(seen);
+      await waitFor(() => seen.closedByClient, 'the channel closed the connection');
+      assert.ok(seen.bytes < 1024 * 1024, `${seen.bytes} bytes written before the channel hung up`);
+      assert.equal(fake.deliveredFor(notificationId(r, 'next')), 1);
+    } finally {
+      await done();
+    }
+  });
+
   test(`${name}: should mark a row failed on a permanent 4xx and go on with the next one`, async () => {
     const { r, fake, table, done } = await setup();
     try {

@@ -15,10 +15,17 @@ import type { AddressInfo } from 'node:net';
 import type { Clock } from '../../src/util/clock.js';
 
 /**
- * What every fake answers to: ok, a server error, the API's usual permanent refusal, never, or
- * `429-zero`: a rate limit in the API's own dialect that names a wait of 0 seconds.
+ * What every fake answers to: ok, a server error, the API's usual permanent refusal, never,
+ * `429-zero`: a rate limit in the API's own dialect that names a wait of 0 seconds, or
+ * `endless`: a 200 whose JSON body never ends (16 KiB every 5 ms until the client hangs up).
  */
-export type CommonAnswer = 'ok' | '500' | '400' | 'hang' | '429-zero';
+export type CommonAnswer = 'ok' | '500' | '400' | 'hang' | '429-zero' | 'endless';
+
+/** An `endless` answer as the fake saw it: bytes written, and whether the client closed the connection. */
+export interface Endless {
+  bytes: number;
+  closedByClient: boolean;
+}
 
 export interface Received {
   /** The ManualClock's time when the request arrived. */
@@ -66,9 +73,12 @@ export abstract class FakeApi {
   fallback = 'ok';
   /** Requests the real API would have refused as malformed (the fake answered as it would). */
   readonly violations: string[] = [];
+  /** Each `endless` answer, in order. */
+  readonly endless: Endless[] = [];
   url = '';
   private readonly hung: ServerResponse[] = [];
   private server: Server | undefined;
+  private stopping = false;
 
   constructor(protected readonly clock: Clock) {}
 
@@ -79,6 +89,7 @@ export abstract class FakeApi {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const res of this.hung) res.destroy();
     this.server?.closeAllConnections();
     await new Promise((r) => this.server?.close(r));
@@ -103,6 +114,21 @@ export abstract class FakeApi {
   protected abstract check(req: Req): { text: string } | { refuse: Reply; why: string };
   /** The real API's answer named `answer` to a well-formed request. */
   protected abstract reply(answer: string, req: Req, text: string, at: number): Reply;
+
+  private streamEndless(res: ServerResponse): void {
+    const seen: Endless = { bytes: 0, closedByClient: false };
+    this.endless.push(seen);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"ok":true,"padding":"');
+    const timer = setInterval(() => {
+      res.write(ENDLESS_CHUNK);
+      seen.bytes += ENDLESS_CHUNK.length;
+    }, 5);
+    res.on('close', () => {
+      clearInterval(timer);
+      seen.closedByClient = !this.stopping;
+    });
+  }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
@@ -136,6 +162,11 @@ export abstract class FakeApi {
         this.hung.push(res);
         return;
       }
+      if (answer === 'endless') {
+        this.received.push({ ...base, text: checked.text, answer });
+        this.hung.push(res);
+        return this.streamEndless(res);
+      }
       const reply = this.reply(answer, r, checked.text, at);
       this.received.push({
         ...base,
@@ -147,6 +178,9 @@ export abstract class FakeApi {
     });
   }
 }
+
+/** Paced, so a client that does buffer it all grows by ~3 MB/s rather than gigabytes. */
+const ENDLESS_CHUNK = Buffer.alloc(16 * 1024, 'x');
 
 function mentions(text: string, id: number): boolean {
   return new RegExp(`#${id}\\b`).test(text);
