@@ -215,7 +215,6 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       n.onCommitted((b) => void d.enqueue(b.changes));
       d.start();
     }
-    const telegram = deliveries.find((d) => d.channel === 'telegram');
     // What is wrong with the database file, for this daemon's lifetime (see /api/health).
     const storeProblems: string[] = [];
     const store = n.ns.store;
@@ -240,7 +239,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           else await sov.onApproved(id, approve);
         },
         members,
-        health: () => ({ delivery: telegram ? telegram.stats() : null, nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
+        // Every configured channel by name (`{}` when none is on).
+        health: () => ({ delivery: Object.fromEntries(deliveries.map((d) => [d.channel, d.stats()])), nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
         problems: () => [
           ...storeProblems,
           ...a0.trust.throttled(n.clock.now()).map(

@@ -1,7 +1,8 @@
 /**
  * The daemon wires every configured channel: a real `weft daemon` process, configured through
  * the environment to four fake APIs on loopback, delivers one notification to each exactly once
- * across a SIGTERM while every channel's retry is pending, and exports each channel's counters.
+ * across a SIGTERM while every channel's retry is pending, and exports each channel's counters
+ * in /metrics and /api/health; a node with one channel, not Telegram, reports that one.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -9,7 +10,8 @@ import { test } from 'node:test';
 import { WeftClient } from '../../src/client/index.js';
 import { readToken } from '../../src/config/index.js';
 import { systemClock } from '../../src/util/clock.js';
-import { startDaemonProcess } from '../helpers/cli.js';
+import { startDaemonProcess, weft } from '../helpers/cli.js';
+import { eventually } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/tmp.js';
 import { type FakeApi, FakeDiscord, FakeNtfy, FakeTelegram, FakeWhatsApp } from './fake-apis.js';
 import { waitFor } from './rig.js';
@@ -108,6 +110,9 @@ test('daemon: should deliver to every configured channel once across a restart w
           channel,
         );
       }
+      const delivery = (await api2.health()).delivery as Record<string, { sent: number }>;
+      assert.deepEqual(Object.keys(delivery).sort(), Object.keys(fakes).sort(), 'health names every channel');
+      for (const [channel, stats] of Object.entries(delivery)) assert.ok(stats.sent >= 1, channel);
     } finally {
       d2.proc.kill('SIGTERM');
       await d2.exited;
@@ -115,6 +120,60 @@ test('daemon: should deliver to every configured channel once across a restart w
     assert.equal(await d2.exited, 0, d2.output());
   } finally {
     for (const f of all) await f.stop();
+    t.cleanup();
+  }
+});
+
+test("daemon: should report a webhook-only node's delivery in /api/health and weft status", async () => {
+  const t = tempDir('weft-daemon-webhook-');
+  const fake = new FakeNtfy(systemClock, 'weft-only-hook');
+  await fake.start();
+  const env = {
+    HOME: t.dir,
+    WEFT_DATA_DIR: join(t.dir, 'data'),
+    WEFT_API_PORT: '0',
+    WEFT_COMPUTER_NAME: 'hookbox',
+    WEFT_WEBHOOK_URL: `${fake.url}/weft-only-hook`,
+  };
+  try {
+    const d = await startDaemonProcess(env);
+    try {
+      const api = new WeftClient({ url: d.url, token: readToken(env.WEFT_DATA_DIR) as string });
+      await api.emit({
+        event: 'system.worker.crashed',
+        level: 2,
+        payload: { worker: 'hooked', error: 'x', restarts: 1 },
+      });
+      await waitFor(() => fake.received.some((r) => r.answer === 'ok'), 'delivered to the webhook');
+      type Stats = { channel: string; sent: number; pending: number };
+      let delivery: Record<string, Stats> = {};
+      await eventually(
+        async () => {
+          delivery = (await api.health()).delivery as Record<string, Stats>;
+          return delivery.webhook?.sent === 1 && delivery.webhook.pending === 0;
+        },
+        10_000,
+        'health counts the webhook delivery',
+      );
+      assert.deepEqual(Object.keys(delivery), ['webhook'], 'only the configured channel, by name');
+      assert.equal(delivery.webhook?.sent, 1);
+      assert.equal(delivery.webhook?.pending, 0);
+
+      const status = weft(['status'], env);
+      assert.match(
+        status.stdout,
+        /^delivery: webhook \(1 sent, 0 failed since the start, 0 waiting\)$/m,
+        status.stdout + status.stderr,
+      );
+      const json = JSON.parse(weft(['--json', 'status'], env).stdout) as { delivery: Record<string, Stats> };
+      assert.equal(json.delivery.webhook?.sent, 1);
+    } finally {
+      d.proc.kill('SIGTERM');
+      await d.exited;
+    }
+    assert.equal(await d.exited, 0, d.output());
+  } finally {
+    await fake.stop();
     t.cleanup();
   }
 });

@@ -437,6 +437,24 @@ interface Health {
   processor: { processed: number; failed: number; rejected: number; duplicates: number };
   connections: { open: number; max: number };
   mesh: string | null;
+  /** Each configured delivery channel's counters by name; an older daemon sent Telegram's alone, or null. */
+  delivery?: Record<string, ChannelHealth> | ChannelHealth | null;
+}
+
+/** The fields of a delivery channel's stats that `weft status` shows. */
+interface ChannelHealth {
+  channel: string;
+  sent: number;
+  failed: number;
+  /** Rows waiting in the table, -1 when unknown. */
+  pending: number;
+}
+
+/** The delivery channels in a health answer, whichever shape the daemon sent. */
+function deliveryChannelsOf(d: Health['delivery']): ChannelHealth[] {
+  if (!d) return [];
+  if (typeof (d as ChannelHealth).channel === 'string') return [d as ChannelHealth];
+  return Object.values(d as Record<string, ChannelHealth>);
 }
 
 function uptime(s: number): string {
@@ -480,6 +498,14 @@ export function statusText(h: Health, peers: Row[] | undefined): string {
     `pipeline: ${p.processed} processed, ${p.failed} failed, ${p.rejected} rejected, ${p.duplicates} duplicates since the start`,
   );
   lines.push(`api: ${h.connections.open} of ${h.connections.max} connections open`);
+  const channels = deliveryChannelsOf(h.delivery);
+  lines.push(
+    channels.length === 0
+      ? 'delivery: off'
+      : `delivery: ${channels
+          .map((c) => `${c.channel} (${c.sent} sent, ${c.failed} failed since the start, ${c.pending < 0 ? 'unknown' : c.pending} waiting)`)
+          .join(', ')}`,
+  );
   if (h.problems.length === 0) lines.push('problems: none');
   else lines.push(`problems (${h.problems.length}):`, ...h.problems.map((x) => `  - ${x}`));
   return lines.join('\n');
