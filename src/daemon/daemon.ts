@@ -23,7 +23,7 @@ import {
 } from '../api/index.js';
 import { DOMAIN_EVENTS } from '../catalog/index.js';
 import { AutonomyMatrix, createDomainRunner, type DomainRunner, DomainLifecycle, ensureLayout, MemberDirectory } from '../domains/index.js';
-import { type DeliveryChannel, deliveryChannels } from '../delivery/index.js';
+import { type DeliveryChannel, deliveryChannels, deliveryProblems } from '../delivery/index.js';
 import { rotateIdentityFile } from '../identity/index.js';
 import { ConfigError, WeftError } from '../errors/index.js';
 import { type DaemonInfo, daemonInfoPath, loadOrCreateToken, readDaemonInfo, type WeftConfig } from '../config/index.js';
@@ -248,6 +248,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
               `trust: ${t.subject.replace(/^local:/, 'source ')} sends more than ${t.perSecond}/s: ${t.refused} events quarantined in ${Math.round((n.clock.now() - t.since) / 1000)} s ('weft quarantine list' shows them)`,
           ),
           ...(a0.mesh?.problems() ?? []),
+          ...deliveries.flatMap((d) => deliveryProblems(d.stats(), n.clock.now())),
           // Waiting for a restore: no beacon goes out until one runs (or is dismissed).
           ...(a0.recovery?.mode() === 'needs-restore'
             ? ["recovery: peers hold more of this node's events than it has (its data dir was wiped?): run 'weft recovery restore', or 'weft recovery dismiss' to start afresh"]

@@ -21,6 +21,14 @@ export interface DeliveryStats {
   /** Pending rows in the table (the durable backlog), or -1 when the store is closed. */
   pending: number;
   lastError: string | null;
+  /** Epoch ms of the first failed try since the last one that went through; null while the last try went through (or none was made). */
+  failingSince: number | null;
+  /** Tries that failed in a row (retried, rate limited or refused) since the last one that went through. */
+  failuresInARow: number;
+  /** Epoch ms when the oldest pending row was written; null when none is pending (or unknown). */
+  oldestPendingAt: number | null;
+  /** Epoch ms until which a rate limit holds every request of the channel; null when it is not paused. */
+  pausedUntil: number | null;
 }
 
 /** A delivery channel's handle: the daemon starts it, feeds it from onCommitted, stops it. */

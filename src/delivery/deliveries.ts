@@ -65,6 +65,9 @@ function statements(store: Store) {
     pending: reader
       .prepare(`SELECT COUNT(*) FROM deliveries WHERE channel = ? AND status = 'pending'`)
       .pluck(),
+    oldestPending: reader
+      .prepare(`SELECT MIN(created_at) FROM deliveries WHERE channel = ? AND status = 'pending'`)
+      .pluck(),
     get: reader.prepare('SELECT * FROM deliveries WHERE id = ?'),
     sent: db.prepare(
       `UPDATE deliveries SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ? WHERE id = ?`,
@@ -140,6 +143,12 @@ export class DeliveryTable {
   /** Number of pending rows. */
   pendingCount(): number {
     return this.stmts.pending.get(this.channel) as number;
+  }
+
+  /** Epoch ms when the oldest pending row was written, or undefined when none is pending. */
+  oldestPendingAt(): number | undefined {
+    const v = this.stmts.oldestPending.get(this.channel) as number | null;
+    return v ?? undefined;
   }
 
   /** One row by id. */

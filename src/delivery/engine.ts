@@ -142,6 +142,8 @@ class DurableChannel implements DeliveryChannel {
   private readonly writes = new Set<Promise<unknown>>();
   private readonly counters = { enqueued: 0, sent: 0, failed: 0, retries: 0, rateLimited: 0 };
   private lastError: string | null = null;
+  /** Tries that failed since the last one that went through (any kind: retried, rate limited, refused). */
+  private failing: { since: number; tries: number } | undefined;
 
   constructor(
     private readonly cfg: Checked,
@@ -216,17 +218,26 @@ class DurableChannel implements DeliveryChannel {
 
   stats(): DeliveryStats {
     let pending = -1;
+    let oldestPendingAt: number | null = null;
     try {
-      if (!this.deps.ns.store.isClosed) pending = this.table.pendingCount();
+      if (!this.deps.ns.store.isClosed) {
+        pending = this.table.pendingCount();
+        oldestPendingAt = pending > 0 ? (this.table.oldestPendingAt() ?? null) : null;
+      }
     } catch {
       // A closed or busy store: report unknown rather than fail a scrape.
     }
+    const now = this.deps.clock.now();
     return {
       channel: this.channel,
       ...this.counters,
       queued: this.queue.length,
       pending,
       lastError: this.lastError,
+      failingSince: this.failing?.since ?? null,
+      failuresInARow: this.failing?.tries ?? 0,
+      oldestPendingAt,
+      pausedUntil: this.pausedUntil > now ? this.pausedUntil : null,
     };
   }
 
@@ -368,6 +379,11 @@ class DurableChannel implements DeliveryChannel {
     const now = this.deps.clock.now();
     const attempt = item.attempts + 1;
     if (outcome.type !== 'rateLimited' && outcome.type !== 'aborted') this.limitsInARow = 0;
+    if (outcome.type === 'sent') this.failing = undefined;
+    else if (outcome.type !== 'aborted') {
+      this.failing ??= { since: now, tries: 0 };
+      this.failing.tries++;
+    }
     try {
       switch (outcome.type) {
         case 'aborted':

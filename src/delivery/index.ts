@@ -5,6 +5,7 @@ export * from './discord.js';
 export * from './engine.js';
 export * from './format.js';
 export * from './from-config.js';
+export * from './problems.js';
 export * from './sender.js';
 export * from './telegram.js';
 export * from './webhook.js';

@@ -11,6 +11,7 @@ import {
   type DeliveryDeps,
   DeliveryTable,
   type DurableInit,
+  deliveryProblems,
 } from '../../src/delivery/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -238,6 +239,58 @@ export function channelCompliance(target: ComplianceTarget): void {
       await waitFor(() => seen.closedByClient, 'the channel closed the connection');
       assert.ok(seen.bytes < 1024 * 1024, `${seen.bytes} bytes written before the channel hung up`);
       assert.equal(fake.deliveredFor(notificationId(r, 'next')), 1);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${name}: should be a problem after 5 failed tries in a row, naming the channel and the last error, until a try goes through`, async () => {
+    const { r, fake, done } = await setup();
+    try {
+      fake.fallback = '500';
+      await r.emit([crashed('down', 2), crashed('also', 2)]);
+      await waitFor(() => r.delivery.stats().failuresInARow >= 5, 'five failed tries');
+      const problems = deliveryProblems(r.delivery.stats(), r.clock.now());
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.match(
+        problems[0] ?? '',
+        new RegExp(
+          `^delivery: ${target.channel} has failed for \\d+ s \\(\\d+ failed tries in a row, last error: .*\\b5\\d\\d\\b.*\\); 2 notifications wait, the oldest for \\d+ s$`,
+        ),
+      );
+      for (const secret of target.secrets) assert.ok(!(problems[0] ?? '').includes(secret), 'no secret shown');
+      fake.fallback = 'ok';
+      await waitFor(() => r.delivery.stats().sent === 2, 'both sent');
+      assert.deepEqual(deliveryProblems(r.delivery.stats(), r.clock.now()), [], 'no problem once a try went through');
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${name}: should be a problem when a failing channel's oldest notification has waited over 60 s`, async () => {
+    const held = heldSleep();
+    const { r, fake, done } = await setup({ sleep: held.sleep });
+    try {
+      fake.fallback = '500';
+      await r.emit([crashed('slow', 2)]);
+      await waitFor(
+        () => r.delivery.stats().failuresInARow === 1 && held.waits.length > 0,
+        'one failed try, its retry pending',
+      );
+      assert.deepEqual(
+        deliveryProblems(r.delivery.stats(), r.clock.now()),
+        [],
+        'one failed try a moment ago is not a problem yet',
+      );
+      r.clock.advance(61_000);
+      const problems = deliveryProblems(r.delivery.stats(), r.clock.now());
+      assert.equal(problems.length, 1);
+      assert.match(
+        problems[0] ?? '',
+        new RegExp(
+          `^delivery: ${target.channel} has failed for 61 s \\(1 failed try, last error: .+\\); 1 notification waits, the oldest for 61 s$`,
+        ),
+      );
     } finally {
       await done();
     }

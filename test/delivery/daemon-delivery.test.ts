@@ -177,3 +177,56 @@ test("daemon: should report a webhook-only node's delivery in /api/health and we
     t.cleanup();
   }
 });
+
+test('daemon: should list a webhook that keeps failing in /api/health problems and exit weft status with 3, until it delivers', async () => {
+  const t = tempDir('weft-daemon-failing-');
+  const fake = new FakeNtfy(systemClock, 'weft-failing-hook');
+  await fake.start();
+  const env = {
+    HOME: t.dir,
+    WEFT_DATA_DIR: join(t.dir, 'data'),
+    WEFT_API_PORT: '0',
+    WEFT_COMPUTER_NAME: 'failbox',
+    WEFT_WEBHOOK_URL: `${fake.url}/weft-failing-hook`,
+  };
+  try {
+    const d = await startDaemonProcess(env);
+    try {
+      const api = new WeftClient({ url: d.url, token: readToken(env.WEFT_DATA_DIR) as string });
+      const problems = async () => (await api.health()).problems as string[];
+      // The endpoint refuses every message (as it would a wrong token): five in a row.
+      fake.fallback = '400';
+      for (let i = 0; i < 5; i++)
+        await api.emit({ event: 'system.worker.crashed', level: 2, payload: { worker: `refused-${i}`, error: 'x', restarts: 1 } });
+      await waitFor(() => fake.received.length === 5, 'five refusals');
+      let listed: string[] = [];
+      await eventually(
+        async () => {
+          listed = (await problems()).filter((p) => p.startsWith('delivery: '));
+          return listed.length > 0;
+        },
+        10_000,
+        'the failing webhook among the problems',
+      );
+      assert.match(
+        listed[0] ?? '',
+        /^delivery: webhook has failed for \d+ s \(5 failed tries in a row, last error: webhook refused: 400 invalid request: topic invalid\); none waits/,
+      );
+      const status = weft(['status'], env);
+      assert.equal(status.code, 3, status.stdout + status.stderr);
+      assert.match(status.stdout, /^ {2}- delivery: webhook has failed for/m);
+
+      fake.fallback = 'ok';
+      await api.emit({ event: 'system.worker.crashed', level: 2, payload: { worker: 'fine', error: 'x', restarts: 1 } });
+      await eventually(async () => (await problems()).length === 0, 10_000, 'no problem once one went through');
+      assert.equal(weft(['status'], env).code, 0);
+    } finally {
+      d.proc.kill('SIGTERM');
+      await d.exited;
+    }
+    assert.equal(await d.exited, 0, d.output());
+  } finally {
+    await fake.stop();
+    t.cleanup();
+  }
+});

@@ -5,12 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { webhookDelivery, webhookSender, type WebhookDocument } from '../../src/delivery/index.js';
+import {
+  deliveryProblems,
+  webhookDelivery,
+  webhookSender,
+  type WebhookDocument,
+} from '../../src/delivery/index.js';
 import { ConfigError } from '../../src/errors/index.js';
 import { ManualClock, systemClock } from '../../src/util/clock.js';
 import { channelCompliance } from './channel-compliance.js';
 import { FakeJsonHook, FakeNtfy } from './fake-apis.js';
-import { crashed, notificationId, rig, waitFor } from './rig.js';
+import { crashed, heldSleep, notificationId, rig, waitFor } from './rig.js';
 
 const TOKEN = 'tk_SECRETntfytoken';
 const TOPIC = 'weft-alerts-x7q';
@@ -144,6 +149,29 @@ test('webhook: should cut an absurd Retry-After to one hour and ask again then',
     await r.close();
     await fake.stop();
     assert.deepEqual(fake.violations, []);
+  }
+});
+
+test('webhook: should be a problem while a long rate limit holds the channel, saying for how long', async () => {
+  const clock = new ManualClock();
+  const held = heldSleep();
+  const fake = new FakeNtfy(clock, TOPIC, TOKEN);
+  await fake.start();
+  const r = await rig((deps) => webhookDelivery({ url: `${fake.url}/${TOPIC}`, token: TOKEN, minLevel: 2 }, deps), {
+    clock,
+    sleep: held.sleep,
+  });
+  try {
+    fake.script = ['429-years'];
+    await r.emit([crashed('banned', 2)]);
+    await waitFor(() => r.delivery.stats().rateLimited === 1 && held.waits.length > 0, 'paused');
+    clock.advance(61_000);
+    assert.deepEqual(deliveryProblems(r.delivery.stats(), clock.now()), [
+      'delivery: webhook has failed for 61 s (1 failed try, last error: rate limited: 429 limit reached: too many requests, please be nice); 1 notification waits, the oldest for 61 s; paused by a rate limit for another 3539 s',
+    ]);
+  } finally {
+    await r.close();
+    await fake.stop();
   }
 });
 
