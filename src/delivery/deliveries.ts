@@ -55,13 +55,9 @@ function statements(store: Store) {
       `INSERT OR IGNORE INTO deliveries (notification_id, change_kind, version, channel, level, text, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
     ),
-    due: reader.prepare(
-      `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?
-       ORDER BY next_attempt_at, id LIMIT ?`,
+    head: reader.prepare(
+      `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' ORDER BY id LIMIT ?`,
     ),
-    nextDue: reader
-      .prepare(`SELECT MIN(next_attempt_at) FROM deliveries WHERE channel = ? AND status = 'pending'`)
-      .pluck(),
     pending: reader
       .prepare(`SELECT COUNT(*) FROM deliveries WHERE channel = ? AND status = 'pending'`)
       .pluck(),
@@ -89,7 +85,7 @@ function statements(store: Store) {
  * @example
  * const table = new DeliveryTable(ns.store, 'telegram');
  * const [id] = await table.insert([{ notificationId: 1, changeKind: 'created', version: 'v1', level: 2, text: 'hi' }], Date.now());
- * table.due(Date.now(), 10); // [{ id, status: 'pending', text: 'hi', ... }]
+ * table.head(10); // [{ id, status: 'pending', text: 'hi', nextAttemptAt, ... }]
  */
 export class DeliveryTable {
   private s: ReturnType<typeof statements> | undefined;
@@ -129,15 +125,12 @@ export class DeliveryTable {
     });
   }
 
-  /** Pending rows due at `now`, oldest first. */
-  due(now: number, limit: number): DeliveryRecord[] {
-    return (this.stmts.due.all(this.channel, now, limit) as Row[]).map(toRecord);
-  }
-
-  /** Epoch ms of the earliest pending row, or undefined when none is pending. */
-  nextDueAt(): number | undefined {
-    const v = this.stmts.nextDue.get(this.channel) as number | null;
-    return v ?? undefined;
+  /**
+   * The first `limit` pending rows in the order they are sent (oldest first), whether due or
+   * not: the first may wait for its retry, and the rest wait behind it.
+   */
+  head(limit: number): DeliveryRecord[] {
+    return (this.stmts.head.all(this.channel, limit) as Row[]).map(toRecord);
   }
 
   /** Number of pending rows. */

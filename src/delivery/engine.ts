@@ -56,8 +56,9 @@ type Outcome = SendOutcome | { type: 'aborted' };
 /**
  * A durable delivery channel around one sender: each change worth sending becomes a
  * `deliveries` row in the node's SQLite file after its batch commits; a loop of its own sends
- * the rows in order through `sender`, retries with exponential backoff and jitter, pauses the
- * whole channel when the API rate-limits (for the time it named), and records every outcome,
+ * the rows in order through `sender`, retries a row that failed with exponential backoff and
+ * jitter before any later one (so none overtakes another) until it is sent or given up, pauses
+ * the whole channel when the API rate-limits (for the time it named), and records every outcome,
  * so a restart resends what was pending and never what was sent. A row whose request was in
  * flight at a crash is sent again (at least once). The sender only builds requests and reads
  * answers; the table, timers, backoff, rate limits and stats are all here.
@@ -114,6 +115,8 @@ interface Queued {
   id: number;
   text: string;
   attempts: number;
+  /** Epoch ms of its next try (a retry waits for its backoff; the rows after it wait too). */
+  dueAt: number;
 }
 
 class DurableChannel implements DeliveryChannel {
@@ -128,7 +131,7 @@ class DurableChannel implements DeliveryChannel {
   private readonly queue: Queued[] = [];
   /** Ids in the queue or in flight, so a refill and an enqueue never hold one row twice. */
   private readonly held = new Set<number>();
-  /** Rows due now may wait in the table only: the next refill reads them in order. */
+  /** Pending rows may wait in the table only: the next refill reads them in order. */
   private backlog = true;
   private pausedUntil = 0;
   /** Rate limits in a row (named time or not): each waits at least the backoff for that many. */
@@ -197,7 +200,7 @@ class DurableChannel implements DeliveryChannel {
         (ids) => {
           const added = ids.filter((id) => id !== null).length;
           this.counters.enqueued += added;
-          if (added > 0) this.admit(ids, rows);
+          if (added > 0) this.admit(ids, rows, now);
           return added;
         },
         (err: unknown) => {
@@ -282,7 +285,7 @@ class DurableChannel implements DeliveryChannel {
   }
 
   /** Puts fresh rows in memory when nothing older waits in the table; wakes the loop. */
-  private admit(ids: ReadonlyArray<number | null>, rows: readonly NewDelivery[]): void {
+  private admit(ids: ReadonlyArray<number | null>, rows: readonly NewDelivery[], dueAt: number): void {
     if (!this.backlog && this.state !== 'stopped') {
       for (const [i, id] of ids.entries()) {
         const row = rows[i];
@@ -291,7 +294,7 @@ class DurableChannel implements DeliveryChannel {
           this.backlog = true;
           break;
         }
-        this.queue.push({ id, text: row.text, attempts: 0 });
+        this.queue.push({ id, text: row.text, attempts: 0, dueAt });
         this.held.add(id);
       }
     }
@@ -335,11 +338,12 @@ class DurableChannel implements DeliveryChannel {
     }
   }
 
-  private refill(now: number): void {
-    const rows = this.table.due(now, this.cfg.queueSize);
+  /** Reads the pending rows in the order they are sent, whether due yet or not (the first may wait for its retry). */
+  private refill(): void {
+    const rows = this.table.head(this.cfg.queueSize);
     for (const r of rows) {
       if (this.held.has(r.id)) continue;
-      this.queue.push({ id: r.id, text: r.text, attempts: r.attempts });
+      this.queue.push({ id: r.id, text: r.text, attempts: r.attempts, dueAt: r.nextAttemptAt });
       this.held.add(r.id);
     }
     this.backlog = rows.length >= this.cfg.queueSize;
@@ -357,13 +361,18 @@ class DurableChannel implements DeliveryChannel {
         await this.wait(this.pausedUntil - now);
         continue;
       }
-      if (this.queue.length === 0) this.refill(now);
-      const item = this.queue.shift();
-      if (!item) {
-        const next = this.table.nextDueAt();
-        await this.wait(next === undefined ? undefined : Math.max(0, next - now));
+      if (this.queue.length === 0) this.refill();
+      const head = this.queue[0];
+      if (!head) {
+        await this.wait(undefined);
         continue;
       }
+      // In order: a row waiting for its retry holds the ones behind it.
+      if (head.dueAt > now) {
+        await this.wait(head.dueAt - now);
+        continue;
+      }
+      const item = this.queue.shift() as Queued;
       let requeued = false;
       try {
         requeued = await this.deliver(item, signal);
@@ -384,6 +393,7 @@ class DurableChannel implements DeliveryChannel {
       this.failing ??= { since: now, tries: 0 };
       this.failing.tries++;
     }
+    let requeued = false;
     try {
       switch (outcome.type) {
         case 'aborted':
@@ -404,6 +414,7 @@ class DurableChannel implements DeliveryChannel {
           const at = this.pause(now, Math.max(outcome.retryAfterMs ?? 0, floor));
           // First in line again once the pause ends, so rate limiting keeps the order.
           this.queue.unshift(item);
+          requeued = true;
           this.log.warn(
             { delivery: item.id, retryAfterMs: at - now },
             `rate limited by ${this.sender.api}; pausing`,
@@ -433,18 +444,21 @@ class DurableChannel implements DeliveryChannel {
             Math.min(outcome.retryAfterMs ?? 0, this.cfg.maxPauseMs),
             this.backoff(attempt),
           );
+          // First in line again, when its backoff ends: the rows behind it wait, so none overtakes it.
+          this.queue.unshift({ ...item, attempts: attempt, dueAt: now + delay });
+          requeued = true;
           await this.table.markRetry(item.id, outcome.error, now + delay);
           this.log.warn(
             { delivery: item.id, attempt, delayMs: delay, err: outcome.error },
             'delivery failed; will retry',
           );
-          return false;
+          return true;
         }
       }
     } catch (err) {
       // The store closed under us (shutdown): the row stays as it was and is retried after restart.
       this.log.warn({ delivery: item.id, err: errorMessage(err) }, 'cannot record delivery outcome');
-      return outcome.type === 'rateLimited';
+      return requeued;
     }
   }
 

@@ -16,7 +16,7 @@ import {
 import { ManualClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/tmp.js';
 import type { FakeApi } from './fake-apis.js';
-import { crashed, heldSleep, notificationId, rig, waitFor } from './rig.js';
+import { crashed, heldSleep, notificationId, type Rig, rig, waitFor } from './rig.js';
 
 export interface ComplianceTarget {
   /** Test names start with it: 'discord (webhook)'. */
@@ -293,6 +293,89 @@ export function channelCompliance(target: ComplianceTarget): void {
       );
     } finally {
       await done();
+    }
+  });
+
+  /** Which of `workers` each request carried, by index (-1: none of them). */
+  function order(r: Rig, fake: FakeApi, workers: string[]): number[] {
+    const ids = workers.map((w) => notificationId(r, w));
+    return fake.received.map((x) => ids.findIndex((id) => new RegExp(`#${id}\\b`).test(x.text)));
+  }
+
+  test(`${name}: should deliver in order: a row that fails is retried before any later one is sent`, async () => {
+    const { r, fake, table, done } = await setup();
+    try {
+      fake.script = ['500', '500', '500'];
+      const workers = ['one', 'two', 'three', 'four'];
+      await r.emit(workers.map((w) => crashed(w, 2)));
+      await waitFor(() => r.delivery.stats().sent === 4, 'all four sent');
+      assert.deepEqual(order(r, fake, workers), [0, 0, 0, 0, 1, 2, 3], 'none overtook the one that failed');
+      assert.deepEqual(
+        table().map((x) => [x.status, x.attempts]),
+        [
+          ['sent', 4],
+          ['sent', 1],
+          ['sent', 1],
+          ['sent', 1],
+        ],
+      );
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${name}: should give up on a row that keeps failing after its 20 tries, then send the next`, async () => {
+    const { r, fake, table, done } = await setup();
+    try {
+      fake.script = Array.from({ length: 20 }, () => '500');
+      await r.emit([crashed('doomed', 2), crashed('behind', 2)]);
+      await waitFor(
+        () => r.delivery.stats().failed === 1 && r.delivery.stats().sent === 1,
+        'one given up, one sent',
+      );
+      assert.deepEqual(order(r, fake, ['doomed', 'behind']), [...Array.from({ length: 20 }, () => 0), 1]);
+      const rows = table();
+      assert.deepEqual(
+        rows.map((x) => [x.status, x.attempts]),
+        [
+          ['failed', 20],
+          ['sent', 1],
+        ],
+      );
+      assert.match(rows[0]?.lastError ?? '', /gave up after 20 attempts/);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${name}: should keep the order across a restart while the first row waits for its retry`, async () => {
+    const t = tempDir('weft-delivery-order-');
+    const clock = new ManualClock();
+    const fake = target.fake(clock);
+    await fake.start();
+    try {
+      fake.script = ['500'];
+      const held = heldSleep();
+      const first = await setup({ dir: t.dir, clock, fake, sleep: held.sleep });
+      try {
+        await first.r.emit([crashed('first', 2), crashed('second', 2)]);
+        await waitFor(
+          () => fake.received.length === 1 && held.waits.some((ms) => ms >= 1000),
+          'the first row waits for its retry',
+        );
+      } finally {
+        await first.done();
+      }
+      const second = await setup({ dir: t.dir, clock, fake });
+      try {
+        await waitFor(() => second.r.delivery.stats().sent === 2, 'both sent after the restart');
+        assert.deepEqual(order(second.r, fake, ['first', 'second']), [0, 0, 1]);
+      } finally {
+        await second.done();
+      }
+    } finally {
+      await fake.stop();
+      t.cleanup();
     }
   });
 
