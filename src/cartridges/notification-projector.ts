@@ -25,6 +25,13 @@ export function notificationProjector(): CartridgeFactory<Pick<CartridgeStores, 
         if (open) ctx.notify(ns.resolveFromEvent(open.id, event, ctx.now));
         return event;
       }
+      if (lc.resolvesUnless && group && !holdsAny(event.payload, lc.resolvesUnless)) {
+        const open = ns.findOpenByGroup(group);
+        if (open) {
+          ctx.notify(ns.resolveFromEvent(open.id, event, ctx.now));
+          return event;
+        }
+      }
       if (lc.updates && group) {
         const open = ns.findOpenByGroup(group);
         if (open) {
@@ -36,4 +43,10 @@ export function notificationProjector(): CartridgeFactory<Pick<CartridgeStores, 
       return event;
     },
   });
+}
+
+/** Whether one of the named payload fields holds one of its listed values. */
+function holdsAny(payload: Record<string, unknown>, unless: Readonly<Record<string, readonly unknown[]>>): boolean {
+  for (const field in unless) if ((unless[field] as readonly unknown[]).includes(payload[field])) return true;
+  return false;
 }

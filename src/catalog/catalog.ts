@@ -10,6 +10,12 @@ export interface NotificationLifecycle {
   updates?: boolean;
   /** Resolves the open notification of the same group. */
   resolves?: boolean;
+  /**
+   * Resolves the open notification of the same group too, unless a payload field holds one of
+   * the values listed for it (`{ success: [false] }`: a build that passed resolves its work
+   * item, one that failed updates it). Without an open one, `creates` / `updates` apply.
+   */
+  resolvesUnless?: Record<string, readonly unknown[]>;
   /** Payload field whose value groups events into one notification. */
   groupKey?: string;
   /** A change in one of these fields makes the notification unseen again. */
@@ -180,7 +186,7 @@ export class Catalog {
       throw new ValidationError(`event type '${def.type}': defaultLevel must be 0..3`, { field: 'defaultLevel' });
     }
     const lc = def.lifecycle;
-    if (lc && (lc.updates || lc.resolves) && !lc.groupKey) {
+    if (lc && (lc.updates || lc.resolves || lc.resolvesUnless) && !lc.groupKey) {
       throw new ValidationError(`event type '${def.type}': lifecycle updates/resolves needs a groupKey`, {
         field: 'lifecycle.groupKey',
       });

@@ -219,8 +219,10 @@ describe('pillar catalog pack', () => {
       const c = catalog.require(close).lifecycle;
       assert.ok(o?.creates && c?.resolves && o.groupKey === c.groupKey, `${open} → ${close}`);
     }
-    // A failed build updates the work item's notification; it does not resolve it.
-    assert.equal(catalog.require(`${SD}.build.completed`).lifecycle?.resolves, undefined);
+    // A failed build updates the work item's notification; only one that passed resolves it.
+    const build = catalog.require(`${SD}.build.completed`).lifecycle;
+    assert.equal(build?.resolves, undefined);
+    assert.deepEqual(build?.resolvesUnless?.success, [false]);
   });
 
   it('keeps two updates of one ticket apart (TeleClaude keys them on the ticket alone)', () => {

@@ -252,3 +252,23 @@ test("a new notification is marked for the recovery journal when it is this comp
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a build that completed resolves its work item's open notification (as TeleClaude's build.completed does); a failed one updates it", async () => {
+  const { node, close } = await startTestNode();
+  const ns = node.ns.notifications;
+  const BUILD = 'domain.software-development.build.completed';
+  try {
+    const id = await make(node, 'b1');
+    await node.emit({ event: BUILD, payload: { slug: 'b1', success: false, error: '3 tests failed' } });
+    await node.emit({ event: BUILD, payload: { slug: 'b1', status: 'failed', build_id: '2' } });
+    await node.idle();
+    assert.equal(ns.get(id).agentStatus, 'none', 'failed builds leave it open');
+    await node.emit({ event: BUILD, payload: { slug: 'b1', build_id: '3' } }); // TeleClaude sends the slug alone
+    await node.idle();
+    const n = ns.get(id);
+    assert.equal(n.agentStatus, 'resolved');
+    assert.equal(ns.list({ eventType: BUILD }).items.length, 0, 'no notification of its own');
+  } finally {
+    await close();
+  }
+});

@@ -157,8 +157,14 @@ export function registerSoftwareDevelopmentPillarTypes(catalog: Catalog): void {
       }),
       // TeleClaude keys on the slug alone, which would drop a second build of one work item.
       idempotencyFields: ['slug', 'build_id', 'sha', 'success'],
-      // TeleClaude resolves the work item's notification here; a failed build must not.
-      lifecycle: { updates: true, groupKey: 'slug', meaningfulFields: ['success', 'status'] },
+      // As TeleClaude, a build that completed resolves the work item's notification; a failed
+      // one (success false, or a CI status saying so) updates it instead.
+      lifecycle: {
+        updates: true,
+        groupKey: 'slug',
+        meaningfulFields: ['success', 'status'],
+        resolvesUnless: { success: [false], status: ['failed', 'failure', 'error', 'errored', 'cancelled', 'canceled', 'timed_out'] },
+      },
     },
     // --- review ---
     {
