@@ -20,14 +20,14 @@ import { RECOVERY_EVENTS, registerRecoveryTypes } from './schemas/recovery.js';
 import { registerSignalTypes, SIGNAL_EVENTS } from './schemas/signal.js';
 import { registerSoftwareDevelopmentTypes } from './schemas/software-development.js';
 import { registerSystemTypes } from './schemas/system.js';
-import { registerTeleClaudeAliases } from './schemas/teleclaude.js';
+import { registerTeleClaudeAliases, toTeleClaudeEvent } from './schemas/teleclaude.js';
 
 export * from './catalog.js';
 export * from './schemas/privacy.js';
 export { BURST_DETECTED, FAILURE_CASCADE, TRUST_THROTTLED } from './schemas/correlation.js';
 export { FEDERATION_EVENTS, FEDERATION_HEALTH_MAP, registerFederationTypes };
 export { CARTRIDGE_EVENTS, DOMAIN_EVENTS, registerCartridgeTypes, registerDomainTypes, registerSignalTypes, SIGNAL_EVENTS };
-export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes, registerTeleClaudeAliases };
+export { registerCorrelationTypes, registerMeshTypes, registerSoftwareDevelopmentTypes, registerSystemTypes, registerTeleClaudeAliases, toTeleClaudeEvent };
 export { MESH_ROADMAP_EVENTS, MESH_ROADMAP_PREFIX, registerMeshRoadmapTypes };
 export { RECOVERY_EVENTS, registerRecoveryTypes };
 export {

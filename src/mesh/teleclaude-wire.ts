@@ -16,6 +16,7 @@
 import type { Redis } from 'ioredis';
 import { type BusEntry, streamEntries } from '../bus/index.js';
 import { type Envelope, fromStreamFields } from '../envelope/index.js';
+import { toTeleClaudeEvent } from '../catalog/index.js';
 import { INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
 import { connectRedis, quitWithin, unlessAborted } from '../redis/index.js';
 import type { Store } from '../store/index.js';
@@ -70,8 +71,10 @@ export function toTeleClaudeJson(env: Envelope): string {
         Object.entries(env.actions).map(([k, a]) => [k, { description: a.description, produces: a.produces, outcome_shape: a.outcomeShape ?? null }]),
       )
     : null;
+  // Under TeleClaude's names and fields where they differ from ours, so its catalog knows them.
+  const theirs = toTeleClaudeEvent(env.event, env.payload);
   return JSON.stringify({
-    event: env.event,
+    event: theirs.event,
     version: env.version,
     source: env.source,
     timestamp: env.timestamp,
@@ -81,7 +84,7 @@ export function toTeleClaudeJson(env: Envelope): string {
     entity: env.entity ?? null,
     description: env.description,
     visibility: env.visibility,
-    payload: env.payload,
+    payload: theirs.payload,
     actions,
     terminal_when: env.terminalWhen ?? null,
     resolution_shape: env.resolutionShape ?? null,

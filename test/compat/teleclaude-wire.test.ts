@@ -132,4 +132,21 @@ test('cluster events go to the TeleClaude peers of the cluster, public ones to e
       .sort();
   // The outbox rows go once the XADD is done (the deletions are batched a few ms later).
   await eventually(async () => JSON.stringify(await tcPeers()) === JSON.stringify([['bach', 0], ['mozart', 0]]), 10_000, 'both TeleClaude outboxes empty');
+
+  // A type TeleClaude names otherwise goes under its name and verdicts, so its catalog knows it.
+  await node.api.emit({ event: 'domain.software-development.planning.todo.dor_assessed', visibility: 'cluster', payload: { slug: 'to-tc', score: 9, verdict: 'ready' } });
+  let dor: Record<string, unknown> | undefined;
+  await eventually(
+    async () => {
+      for (const [, f] of await r.xrange('messages:mozart', '-', '+')) {
+        const env = JSON.parse(f[f.indexOf('payload') + 1] as string) as { event: string; payload: { slug?: string } };
+        if (env.payload.slug === 'to-tc') dor = env as unknown as Record<string, unknown>;
+      }
+      return dor !== undefined;
+    },
+    20_000,
+    'the assessment on mozart',
+  );
+  assert.equal(dor?.event, 'domain.software-development.planning.dor_assessed');
+  assert.deepEqual(dor?.payload, { slug: 'to-tc', score: 9, verdict: 'pass' });
 });

@@ -18,6 +18,27 @@ function without(p: Record<string, unknown>, ...keys: string[]): Record<string, 
   return out;
 }
 
+/** Ours → TeleClaude's DOR verdicts (blocked was needs_decision there). */
+const VERDICTS_BACK: Record<string, string> = { ready: 'pass', needs_work: 'needs_work', blocked: 'needs_decision' };
+
+/**
+ * The other way, for what a node sends a TeleClaude peer: our type under TeleClaude's name and
+ * with the fields its consumers read (ours kept beside them), for the types TeleClaude names
+ * otherwise. Other types go as they are.
+ */
+export function toTeleClaudeEvent(event: string, payload: Record<string, unknown>): { event: string; payload: Record<string, unknown> } {
+  switch (event) {
+    case `${TODO}.dor_assessed`:
+      return { event: 'domain.software-development.planning.dor_assessed', payload: { ...payload, verdict: VERDICTS_BACK[String(payload.verdict)] ?? payload.verdict } };
+    case `${TODO}.created`:
+      return { event: 'domain.software-development.planning.todo_created', payload };
+    case 'system.worker.crashed':
+      return { event, payload: { ...payload, worker_name: payload.worker, ...(typeof payload.crashedAt === 'string' ? { timestamp: payload.crashedAt } : {}) } };
+    default:
+      return { event, payload };
+  }
+}
+
 export function registerTeleClaudeAliases(catalog: Catalog): void {
   catalog.alias({
     name: 'domain.software-development.planning.dor_assessed',
