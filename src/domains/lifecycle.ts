@@ -60,6 +60,8 @@ export interface DomainLifecycleDeps {
   audit(kind: string, details: Record<string, unknown>, success: boolean): Promise<unknown>;
   /** The platform's cartridge runtime (promotion domain → platform). */
   platform?: Pick<CartridgeRuntime, 'install'>;
+  /** Whether a member of this name exists (a personal pipeline needs one to run). */
+  memberExists?(name: string): boolean;
 }
 
 /** The decision type installs are resolved for in the autonomy matrix. */
@@ -188,6 +190,9 @@ export class DomainLifecycle {
   async installPersonal(member: string, raw: CartridgePackage, requester: Requester): Promise<LifecycleResult> {
     if (requester.kind === 'member' && requester.name !== member) throw forbidden(`'${requester.name}' may not install into the personal pipeline of '${member}'`);
     if (!SCOPE_NAME.test(member)) throw new WeftError('WEFT_VALIDATION', `'${member}' is not a member name`);
+    // Installed for nobody it would never run, and the install would say it worked.
+    if (this.deps.memberExists && !this.deps.memberExists(member))
+      throw new WeftError('WEFT_NOT_FOUND', `there is no member '${member}': add one first ('weft members add ${member} --role <domain>:member')`);
     const pkg = validatePackage(raw);
     const verdict = await ruleGuardian()({ hasDependency: () => false, knowsEventType: (t) => this.deps.knowsEventType(t) }).judge(guardianRequest(pkg, { origin: `member:${member}` }));
     const scope = personalScope(member);

@@ -52,6 +52,7 @@ async function rig(setup: (dir: string) => void): Promise<Rig & { close: () => P
     installDefault: 'L1',
     audit: (kind, details, ok) => audit.record(kind, null, details, ok),
     platform,
+    memberExists: (name) => members.find(name) !== undefined,
   });
   const principal = (name: string): Requester => ({ kind: 'member', name, roles: members.get(name).roles });
   return {
@@ -163,6 +164,18 @@ describe('domain cartridge lifecycle', () => {
     await r.lifecycle.remove('ops', 'top', r.ada);
     assert.deepEqual(r.runner.pipelines.domains[0]?.levels, [['base']]);
     assert.ok(auditKinds(r).includes('domain.cartridge.removed'));
+  });
+
+  it('refuses a personal install for a member that does not exist (it would never run)', async () => {
+    const r = await rig((dir) => writeDomain(dir, 'ops', SUB));
+    open.push(r.close);
+    await assert.rejects(r.lifecycle.installPersonal('ghost', pkg('mine', alerting('mine')), { kind: 'node' }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'WEFT_NOT_FOUND');
+      assert.match(err.message, /^there is no member 'ghost': add one first/);
+      return true;
+    });
+    assert.equal(existsSync(join(r.dir, 'personal', 'ghost')), false, 'nothing written');
+    assert.equal((await r.lifecycle.installPersonal('bob', pkg('mine', alerting('mine')), { kind: 'node' })).state, 'installed');
   });
 
   it('promotes personal → domain (a submission) → platform (pending activation)', async () => {
