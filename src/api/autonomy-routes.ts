@@ -1,11 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AutonomyKey, AutonomyLevel, AutonomyMatrix } from '../domains/index.js';
+import { type AutonomyKey, type AutonomyLevel, type AutonomyMatrix, INSTALL_DECISION, installDecision } from '../domains/index.js';
 import { compile } from '../envelope/index.js';
 
 /** Collaborators of the autonomy routes. */
 export interface AutonomyRoutesDeps {
   matrix: AutonomyMatrix;
+  /** `autonomy.cartridge_install`: the level of an install no rule names. */
+  installDefault?: AutonomyLevel;
 }
 
 // Names and event types are checked by the matrix, whose errors say what a valid one looks like;
@@ -69,7 +71,7 @@ function keyOf(o: AutonomyKey): AutonomyKey {
  * const api = await buildApi({ token }, { node, logger, extraRoutes: [autonomyRoutes({ matrix })] });
  */
 export function autonomyRoutes(deps: AutonomyRoutesDeps): (app: FastifyInstance) => void {
-  const { matrix } = deps;
+  const { matrix, installDefault } = deps;
   return (app) => {
     app.get('/api/autonomy', async () => ({ globalDefault: matrix.globalDefault, rules: matrix.list() }));
     app.put('/api/autonomy', { schema: { body: SetBody } }, async (req) => {
@@ -97,7 +99,10 @@ export function autonomyRoutes(deps: AutonomyRoutesDeps): (app: FastifyInstance)
         cartridge: q.cartridge,
         ...(domain !== undefined ? { domain } : {}),
       };
-      return { query, globalDefault: matrix.globalDefault, ...matrix.explain(query) };
+      const decision = matrix.explain(query);
+      // An install into a domain is decided by its own rule (domains/lifecycle.ts), as the install does.
+      const shown = q.eventType === INSTALL_DECISION && domain !== undefined && installDefault !== undefined ? installDecision(decision, installDefault) : decision;
+      return { query, globalDefault: matrix.globalDefault, ...shown };
     });
   };
 }

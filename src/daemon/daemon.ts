@@ -273,7 +273,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           }),
           privacyRoutes({ privacy: a0.privacy, now: () => n.clock.now() }),
           memberRoutes({ members }),
-          autonomyRoutes({ matrix }),
+          autonomyRoutes({ matrix, installDefault: cfg.autonomy.cartridge_install }),
           domainRoutes({ dataDir: cfg.data_dir, runner, lifecycle, validation: { knowsEventType: (t) => n.catalog.has(t), rolesOf } }),
           signalRoutes({ signals }),
           sessionRoutes({ store: n.ns.store }),

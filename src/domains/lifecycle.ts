@@ -67,6 +67,21 @@ export interface DomainLifecycleDeps {
 /** The decision type installs are resolved for in the autonomy matrix. */
 export const INSTALL_DECISION = 'cartridge.install';
 
+/**
+ * The level a cartridge install into a domain gets: only a rule that names the install decides
+ * it (a domain or cartridge rule about actions does not open installs to members); otherwise
+ * `autonomy.cartridge_install`. One rule for the install and for `weft config autonomy explain`.
+ */
+export function installDecision<D extends { level: AutonomyLevel; reason: string; rule: { eventType?: string } | null }>(decision: D, installDefault: AutonomyLevel): D {
+  if (decision.rule?.eventType !== undefined) return decision;
+  return {
+    ...decision,
+    level: installDefault,
+    rule: null,
+    reason: `autonomy.cartridge_install = ${installDefault} (no rule names ${INSTALL_DECISION}${decision.rule ? `; ${decision.reason} is about actions, not installs` : ''})`,
+  };
+}
+
 function by(r: Requester): string {
   return r.kind === 'node' ? 'node' : r.name;
 }
@@ -137,10 +152,7 @@ export class DomainLifecycle {
       await this.deps.audit('domain.cartridge.refused', { ...base, guardian: verdict.reason }, false);
       throw new WeftError('WEFT_CARTRIDGE', `domain '${domain}' guardian (${verdict.guardian}) refused '${name}': ${verdict.reason}`, { details: { domain, cartridge: name, guardian: verdict.guardian } });
     }
-    // Only a rule that names the install decides it: a domain or cartridge rule about actions
-    // does not open installs to members.
-    const decision = this.deps.autonomy({ domain, cartridge: name, eventType: INSTALL_DECISION });
-    const level = decision.rule?.eventType !== undefined ? decision.level : this.deps.installDefault;
+    const { level } = installDecision(this.deps.autonomy({ domain, cartridge: name, eventType: INSTALL_DECISION }), this.deps.installDefault);
     if (level === 'L1' && role === 'member') {
       const incoming = join(domainDir(this.deps.dataDir, domain), 'incoming', name);
       await rm(incoming, { recursive: true, force: true });

@@ -475,3 +475,29 @@ test('API: PUT a rule, then GET explain names it; DELETE removes it', async () =
     await t.close();
   }
 });
+
+test('API: explain of a cartridge install into a domain gives the level the install gets (a domain rule about actions does not decide it)', async () => {
+  const TOKEN = 'test-token-0123456789';
+  const headers = { authorization: `Bearer ${TOKEN}` };
+  const t = await startTestNode();
+  const matrix = new AutonomyMatrix(t.node.ns.store, { globalDefault: 'L3' });
+  const { app } = await buildApi(
+    { token: TOKEN },
+    { node: t.node, logger: silentLogger, extraRoutes: [autonomyRoutes({ matrix, installDefault: 'L1' })] },
+  );
+  const explain = async () =>
+    (await app.inject({ method: 'GET', url: '/api/autonomy/explain?eventType=cartridge.install&cartridge=carls&domain=software-development', headers })).json() as { level: string; reason: string };
+  try {
+    // A pillar's domain.toml says `[autonomy] level = "L3"`: a domain rule, naming no event type.
+    await matrix.set({ domain: 'software-development', level: 'L3', setBy: 'domain.toml' });
+    let d = await explain();
+    assert.equal(d.level, 'L1', 'a member submitting waits for an admin: L1, as the install does');
+    assert.match(d.reason, /^autonomy\.cartridge_install = L1 \(no rule names cartridge\.install; domain rule software-development .* is about actions, not installs\)$/);
+    await matrix.set({ domain: 'software-development', eventType: 'cartridge.install', level: 'L2', setBy: 'ada' });
+    d = await explain();
+    assert.equal(d.level, 'L2', 'a rule naming the install decides it');
+  } finally {
+    await app.close();
+    await t.close();
+  }
+});
