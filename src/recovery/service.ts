@@ -533,8 +533,16 @@ export class RecoveryService {
     if (this.mode() === 'restoring') throw new WeftError('WEFT_CONFLICT', 'a restore is running; wait for it to finish');
     await this.state.set('mode', 'normal');
     await this.deps.audit.record('recovery.dismissed', null, {}, true).catch(() => undefined);
+    await this.settled('dismissed');
     void this.tick();
     return 'normal';
+  }
+
+  /** The node waits for no restore any more: its mesh.recovery.needed notification is resolved. */
+  private async settled(how: 'restored' | 'dismissed'): Promise<void> {
+    await this.deps.node
+      .emit({ event: RECOVERY_EVENTS.settled, source: SOURCE, payload: { node: this.deps.identity().nodeId, how } })
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'mesh.recovery.settled not emitted'));
   }
 
   // ---- restore ----
@@ -560,6 +568,7 @@ export class RecoveryService {
   /** After a restore: beacons again, at once. */
   async restored(): Promise<void> {
     await this.state.set('mode', 'normal');
+    await this.settled('restored');
     await this.beaconNow().catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'recovery beacon after the restore not sent'));
   }
 

@@ -176,6 +176,9 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     const waiting = weft(['status'], laptop.env);
     assert.equal(waiting.code, 3, 'weft status says the node waits for a restore');
     assert.match(waiting.stdout, /recovery: peers hold more of this node's events than it has .*weft recovery restore/);
+    const needed = async () => (await laptop.api.notifications.list({ type: 'mesh.recovery.needed' })).items;
+    await eventually(async () => (await needed()).length === 1, 20_000, 'the mesh.recovery.needed notification');
+    assert.equal((await needed())[0]?.agentStatus, 'none');
     // Life goes on before the restore: a new notification takes an id an old one had, and is journaled.
     const [early] = await laptop.api.emitMany([{ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: -1, note: 'before the restore' } }]);
     await eventually(async () => (await laptop.api.notifications.list({ type: 'mesh.test.ping' })).items.length === 1 && (await status(laptop)).journal.pending === 0, 60_000, 'the new notification journaled');
@@ -194,6 +197,8 @@ async function phoenix(provider: 'tls' | 'redis', N: number, redisUrl?: string):
     const final = JSON.parse(lines[lines.length - 1] as string) as { state: string; written: number; ranges: { total: number; verified: number; failed: number }; notifications: number; cartridges: { restored: string[]; missing: string[] }; frameSequence: { past: number; next: number }; elapsedMs: number; timings: Record<string, number>; peers: Array<{ computer: string; answered: boolean; supplied: number }> };
     assert.ok(lines.length >= 2, 'progress lines before the result');
     assert.equal(final.state, 'done');
+    // The notification that asked for the restore is answered by it.
+    await eventually(async () => (await needed())[0]?.agentStatus === 'resolved', 20_000, 'mesh.recovery.needed resolved by the restore');
     assert.equal(final.peers.filter((p) => p.answered).length, 3);
     // Each peer's share of what was written: what the summary names (not every peer that answered).
     assert.equal(final.peers.reduce((n, p) => n + p.supplied, 0), final.written, JSON.stringify(final.peers));

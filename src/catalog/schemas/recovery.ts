@@ -23,6 +23,7 @@ export const RECOVERY_EVENTS = {
   cartridge: 'mesh.recovery.cartridge',
   needed: 'mesh.recovery.needed',
   restored: 'mesh.recovery.restored',
+  settled: 'mesh.recovery.settled',
   fallbackEngaged: 'mesh.fallback.engaged',
   fallbackFailed: 'mesh.fallback.failed',
 } as const;
@@ -113,7 +114,17 @@ export function registerRecoveryTypes(catalog: Catalog): void {
       message: short(2000),
     }),
     idempotencyFields: ['node'],
-    lifecycle: { creates: true },
+    // Resolved by mesh.recovery.settled once the node is restored or the restore dismissed.
+    lifecycle: { creates: true, groupKey: 'node' },
+  });
+  catalog.register({
+    type: RECOVERY_EVENTS.settled,
+    description: "The node no longer waits for a restore (it was restored, or the restore was dismissed): resolves the mesh.recovery.needed notification",
+    domain: 'mesh',
+    defaultLevel: 'infrastructure',
+    defaultVisibility: 'local',
+    payload: Type.Object({ node: short(), how: Type.Union([Type.Literal('restored'), Type.Literal('dismissed')]) }),
+    lifecycle: { resolves: true, groupKey: 'node' },
   });
   catalog.register({
     type: RECOVERY_EVENTS.restored,
