@@ -5,6 +5,7 @@ import { connect, type WeftClient } from '../client/index.js';
 import { loadConfig, type WeftConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import { VERSION } from '../version.js';
+import { forTerminal } from './format.js';
 
 export interface Globals {
   config?: string;
@@ -20,7 +21,7 @@ export interface CliContext {
   cfg(): WeftConfig;
   /** A client of the running daemon. */
   client(): Promise<WeftClient>;
-  /** Prints human text, or the JSON value with --json. */
+  /** Prints human text (control characters shown, not acted on), or the JSON value, exact, with --json. */
   out(human: string, json: unknown): void;
   /** Parses a JSON object argument, or @file. */
   parseJsonArg(what: string, v: string): Record<string, unknown>;
@@ -48,7 +49,7 @@ export function createCliContext(): CliContext {
     g,
     cfg: () => loadConfig({ path: g().config, overrides: g().logLevel ? { 'log.level': g().logLevel } : {} }),
     client: () => connect({ path: g().config }),
-    out: (human, json) => console.log(g().json ? JSON.stringify(json, null, 2) : human),
+    out: (human, json) => console.log(g().json ? JSON.stringify(json, null, 2) : forTerminal(human)),
     parseJsonArg(what, v) {
       let text = v;
       if (v.startsWith('@')) {

@@ -7,7 +7,7 @@ import { WeftError } from '../errors/index.js';
 import type { EmitOutcome } from '../pipeline/index.js';
 import { sessionOfEmit } from './commands/sessions.js';
 import type { CliContext } from './context.js';
-import { levelName, prettyLog, table, type TreeNode, tree } from './format.js';
+import { forTerminal, levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Adds the core commands to the program (the command modules add the rest: ./modules.ts). */
 export function coreCommands(ctx: CliContext): void {
@@ -194,7 +194,7 @@ export function coreCommands(ctx: CliContext): void {
       const file = `${cfg().data_dir}/logs/weft.log`;
       if (!existsSync(file)) throw new WeftError('WEFT_NOT_FOUND', `no log file at ${file} (has the daemon run with this config?)`);
       const all = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-      for (const l of all.slice(-o.lines)) console.log(g().json ? l : prettyLog(l));
+      for (const l of all.slice(-o.lines)) console.log(g().json ? l : forTerminal(prettyLog(l)));
       if (!o.follow) return;
       let pos = statSync(file).size;
       await new Promise<void>(() => {
@@ -203,7 +203,7 @@ export function coreCommands(ctx: CliContext): void {
           if (cur.size === pos) return;
           const rl = createInterface({ input: createReadStream(file, { start: pos, end: cur.size - 1 }) });
           pos = cur.size;
-          rl.on('line', (l) => console.log(g().json ? l : prettyLog(l)));
+          rl.on('line', (l) => console.log(g().json ? l : forTerminal(prettyLog(l))));
         });
       });
     });

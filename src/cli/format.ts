@@ -1,4 +1,16 @@
 /** Human output for the CLI: aligned tables and trees. */
+import { visibleControlChars } from '../util/index.js';
+
+/**
+ * Text for a terminal: control characters shown (ESC as `␛`, C1 and bidi controls as
+ * `<U+009B>`) instead of acted on. Events from any producer or feed carry text, and a title
+ * holding `ESC [2J` would otherwise clear the screen of whoever lists it.
+ * @example
+ * forTerminal('\u001b[2Jhi'); // '␛[2Jhi'
+ */
+export function forTerminal(text: string): string {
+  return visibleControlChars(text, true);
+}
 
 export function table(rows: Array<Record<string, unknown>>, columns?: string[]): string {
   if (rows.length === 0) return '(none)';
@@ -9,10 +21,11 @@ export function table(rows: Array<Record<string, unknown>>, columns?: string[]):
   return [line(cols.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
 }
 
+/** One line of at most 60 characters, control characters (line breaks too) shown, not acted on. */
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '-';
-  if (typeof v === 'object') return truncate(JSON.stringify(v), 60);
-  return truncate(String(v), 60);
+  if (typeof v === 'object') return truncate(visibleControlChars(JSON.stringify(v), false), 60);
+  return truncate(visibleControlChars(String(v), false), 60);
 }
 
 function truncate(s: string, n: number): string {

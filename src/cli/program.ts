@@ -5,6 +5,7 @@
 import { CommanderError } from 'commander';
 import { isWeftError } from '../errors/index.js';
 import { createCliContext } from './context.js';
+import { forTerminal } from './format.js';
 import { coreCommands } from './core.js';
 import { commandWord, modulesFor } from './modules.js';
 
@@ -25,11 +26,11 @@ async function main(): Promise<void> {
     }
     if (isWeftError(err)) {
       if (g().json) console.error(JSON.stringify({ error: err.toJSON() }));
-      else console.error(`weft: ${err.message}`);
+      else console.error(`weft: ${forTerminal(err.message)}`);
       process.exitCode = err.exitCode;
       return;
     }
-    console.error(`weft: ${(err as Error).message ?? String(err)}`);
+    console.error(`weft: ${forTerminal((err as Error).message ?? String(err))}`);
     process.exitCode = 1;
   }
 }

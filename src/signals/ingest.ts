@@ -9,7 +9,7 @@ import type { Statement } from 'better-sqlite3';
 import { SIGNAL_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { Store } from '../store/index.js';
-import { type Logger, Mutex } from '../util/index.js';
+import { type Logger, Mutex, stripControlChars } from '../util/index.js';
 import { contentHash, keywords, oneLineSummary, simhash64 } from './text.js';
 import type { FeedItem, IngestPayload, ParsedFeed, SourceSpec } from './types.js';
 
@@ -78,6 +78,25 @@ function shortKey(key: string): string {
   return key.length <= 300 ? key : `${key.slice(0, key.indexOf(':') + 1)}sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
+/**
+ * An item's text fields without terminal escapes and control characters: its title, summary
+ * and tags end in notifications that `weft notifications list` prints to a terminal.
+ */
+function cleanItem(item: FeedItem): FeedItem {
+  const c = (s: string | undefined) => (s === undefined ? undefined : stripControlChars(s));
+  return {
+    ...item,
+    guid: c(item.guid),
+    url: c(item.url),
+    title: stripControlChars(item.title),
+    summary: c(item.summary),
+    content: c(item.content),
+    publishedAt: c(item.publishedAt),
+    authors: item.authors.map(stripControlChars),
+    categories: item.categories.map(stripControlChars),
+  };
+}
+
 /** Admits feed items into the log and the items table. */
 export class SignalIngest {
   private readonly find: Statement<[{ guid: string | null; url: string | null; hash: string }]>;
@@ -118,7 +137,9 @@ export class SignalIngest {
     const seen = new Set<string>();
     const rows: Array<{ payload: IngestPayload; guid: string | null; url: string | null; hash: string; text: string; simhash: string; published: number | null }> = [];
     let duplicates = 0;
-    for (const item of feed.items) {
+    for (const raw of feed.items) {
+      // The parser already took control characters out; an item from elsewhere loses them here.
+      const item = cleanItem(raw);
       const guid = guidKey(item, source) ?? null;
       const url = normalizeUrl(item.url) ?? null;
       const text = item.content ?? item.summary ?? '';

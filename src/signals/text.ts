@@ -5,6 +5,7 @@
  * `simhash64`; clustering and the extractive summarizer use the rest.
  */
 import { createHash } from 'node:crypto';
+import { stripControlChars } from '../util/index.js';
 import { htmlToText } from './feeds/index.js';
 
 /**
@@ -202,8 +203,9 @@ export function stripHtml(html: string): string {
   return collapse(htmlToText(html, { maxChars: 200_000 }));
 }
 
+/** Whitespace collapsed, and no terminal escapes or control characters (this text is shown to people). */
 function collapse(s: string): string {
-  return s
+  return stripControlChars(s)
     .replace(/[ \t\f\v\u00a0\u2000-\u200b\u3000]+/g, ' ')
     .replace(/ *\r?\n */g, '\n')
     .replace(/\n{3,}/g, '\n\n')

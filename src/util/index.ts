@@ -11,3 +11,4 @@ export * from './program.js';
 export * from './json-depth.js';
 export * from './session-id.js';
 export * from './failure-streak.js';
+export * from './control-chars.js';

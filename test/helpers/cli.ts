@@ -14,6 +14,25 @@ export function weft(args: string[], env: NodeJS.ProcessEnv, input?: string | Bu
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Runs `weft ...` to completion without blocking this process: for tests that serve something
+ * (a feed) from the test process itself, which `weft()` would hold still while the CLI waits.
+ */
+export function weftAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [...CLI_NODE_ARGS, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** The skewed-clock daemon of the chaos suite (test/fixtures/skewed-daemon.ts). */
 export const SKEWED_DAEMON = fileURLToPath(new URL('../fixtures/skewed-daemon.js', import.meta.url));
 

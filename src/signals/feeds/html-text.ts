@@ -5,6 +5,7 @@
  * to its size and no more.
  */
 import { decodeHTML } from 'entities';
+import { stripControlChars } from '../../util/index.js';
 
 /** Longest text any field keeps. */
 export const MAX_TEXT_CHARS = 20_000;
@@ -207,9 +208,13 @@ export function clipText(s: string, max: number): string {
   return `${s.slice(0, cut).trimEnd()}…`;
 }
 
-/** Spaces collapsed within lines, blank lines removed, ends trimmed. */
+/**
+ * Spaces collapsed within lines, blank lines removed, ends trimmed; terminal escapes and other
+ * control characters out (decoded entities such as `&#27;` included): every text a feed gives
+ * passes here, and ends in notifications a terminal prints.
+ */
 function collapse(s: string): string {
-  return s
+  return stripControlChars(s)
     .replace(/[^\S\n]+/g, ' ')
     .replace(/ ?\n[\s]*/g, '\n')
     .trim();

@@ -12,7 +12,7 @@ import {
   type RdfFeed,
   type RssFeed,
 } from 'feedsmith';
-import { jsonDepth } from '../../util/index.js';
+import { jsonDepth, stripControlChars } from '../../util/index.js';
 import type { FeedItem, ParsedFeed } from '../types.js';
 import { decodeFeedBytes } from './decode.js';
 import { FeedParseError } from './errors.js';
@@ -324,7 +324,7 @@ class Normaliser {
   }
 
   guid(raw: string | undefined): string | undefined {
-    const s = raw?.trim();
+    const s = raw === undefined ? undefined : stripControlChars(raw).trim();
     return s ? clipText(s, MAX_GUID_CHARS) : undefined;
   }
 

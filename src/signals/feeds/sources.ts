@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { type Opml, parseOpml as parseOpmlDocument } from 'feedsmith';
 import { ConfigError } from '../../errors/index.js';
+import { stripControlChars } from '../../util/index.js';
 import type { SourceKind, SourceSpec } from '../types.js';
 import { decodeFeedBytes } from './decode.js';
 
@@ -281,14 +282,15 @@ function defaultLabel(kind: SourceKind, url: string, ref: string): string {
 
 function cleanLabel(label: string | undefined): string {
   if (!label) return '';
-  const s = label.replace(/\s+/g, ' ').trim();
+  // An OPML export names feeds by their own titles: a feed's text, shown in `weft signals sources`.
+  const s = stripControlChars(label).replace(/\s+/g, ' ').trim();
   return s.length > MAX_LABEL_CHARS ? s.slice(0, MAX_LABEL_CHARS).trimEnd() : s;
 }
 
 function normaliseTags(tags: readonly string[]): string[] {
   const out = new Set<string>();
   for (const t of tags) {
-    const s = t.replace(/\s+/g, ' ').trim().toLowerCase().slice(0, MAX_TAG_CHARS);
+    const s = stripControlChars(t).replace(/\s+/g, ' ').trim().toLowerCase().slice(0, MAX_TAG_CHARS);
     if (s) out.add(s);
     if (out.size >= MAX_TAGS) break;
   }
