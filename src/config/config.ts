@@ -132,6 +132,9 @@ export const CONFIG_KEYS = {
   'signals.max_body_bytes': { kind: 'integer', default: 5_242_880, min: 1024, max: 104_857_600, help: 'largest feed read; past it the poll is refused' },
   'signals.timeout': { kind: 'integer', default: 15_000, min: 100, max: 600_000, help: 'ms one poll may take in all' },
   'signals.max_parse_errors': { kind: 'integer', default: 5, min: 1, max: 1000, help: 'parse failures in a row before a source is given up on (signal.source.disabled)' },
+  'signals.max_new_per_poll': { kind: 'integer', default: 1000, min: 1, max: 10_000, help: 'new items one poll of one source may bring in; the rest wait for its next poll' },
+  'signals.max_new_per_day': { kind: 'integer', default: 10_000, min: 1, max: 1_000_000, help: 'new items one source may bring in per 24 hours; once spent, the source is next polled when the day is over (signal.source.flooding)' },
+  'signals.flood_polls': { kind: 'integer', default: 3, min: 1, max: 100, help: 'polls in a row on which every item of a source (10 or more) was new before it is flagged (signal.source.flooding) and its interval backs off' },
   'signals.cluster_interval': { kind: 'integer', default: 900, min: 5, max: 86_400, help: 'seconds between clustering passes' },
   'signals.summarizer_command': { kind: 'string', help: 'program that writes a synthesis: the cluster as JSON on stdin, {summary, key_points, confidence} out (default: the built-in extractive summariser)' },
   'signals.retention_days': { kind: 'integer', default: 30, min: 1, max: 3650, help: 'days ingested items and clusters are kept for clustering (the events stay in the log)' },
@@ -169,6 +172,9 @@ export interface WeftConfig {
     max_body_bytes: number;
     timeout: number;
     max_parse_errors: number;
+    max_new_per_poll: number;
+    max_new_per_day: number;
+    flood_polls: number;
     cluster_interval: number;
     summarizer_command?: string;
     retention_days: number;
@@ -523,6 +529,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
       max_body_bytes: get('signals.max_body_bytes'),
       timeout: get('signals.timeout'),
       max_parse_errors: get('signals.max_parse_errors'),
+      max_new_per_poll: get('signals.max_new_per_poll'),
+      max_new_per_day: get('signals.max_new_per_day'),
+      flood_polls: get('signals.flood_polls'),
       cluster_interval: get('signals.cluster_interval'),
       retention_days: get('signals.retention_days'),
     },

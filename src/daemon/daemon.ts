@@ -190,7 +190,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           sources: s.sources,
           ...(s.x_feed_template ? { xFeedTemplate: s.x_feed_template } : {}),
           ...(cfg.source ? { baseDir: dirname(cfg.source) } : {}),
-          fetcher: { perHost: s.per_host, maxBytes: s.max_body_bytes, timeoutMs: s.timeout, minIntervalMs: s.min_interval * 1000, maxIntervalMs: s.max_interval * 1000, maxParseErrors: s.max_parse_errors },
+          fetcher: { perHost: s.per_host, maxBytes: s.max_body_bytes, timeoutMs: s.timeout, minIntervalMs: s.min_interval * 1000, maxIntervalMs: s.max_interval * 1000, maxParseErrors: s.max_parse_errors, maxNewPerPoll: s.max_new_per_poll, maxNewPerDay: s.max_new_per_day, floodPolls: s.flood_polls },
           clusterIntervalMs: s.cluster_interval * 1000,
           retentionDays: s.retention_days,
           ...(s.summarizer_command ? { summarizerCommand: s.summarizer_command } : {}),

@@ -23,6 +23,8 @@ const MAX_TAGS = 12;
 export interface IngestResult {
   readonly admitted: number;
   readonly duplicates: number;
+  /** New items past the poll's budget (`maxNew`): not admitted, so a later poll may bring them. */
+  readonly over: number;
   readonly events: readonly Envelope[];
 }
 
@@ -121,20 +123,21 @@ export class SignalIngest {
   /**
    * Admits the new items of one poll: each that no GUID, URL or content hash seen before (or
    * earlier in the same feed) names becomes one `signal.ingest.received`, then a row of the
-   * items table. A crash between the two re-admits the item at the next poll, and the event's
+   * items table; at most `maxNew` of them, the others counted as `over` and left for later. A crash between the two re-admits the item at the next poll, and the event's
    * idempotency key (source and URL) drops the repeat.
    */
-  async admit(source: SourceSpec, feed: ParsedFeed, fetchedAt: number): Promise<IngestResult> {
+  async admit(source: SourceSpec, feed: ParsedFeed, fetchedAt: number, opts: { maxNew?: number } = {}): Promise<IngestResult> {
     const release = await this.lock.acquire();
     try {
-      return await this.admitLocked(source, feed, fetchedAt);
+      return await this.admitLocked(source, feed, fetchedAt, opts.maxNew ?? Number.POSITIVE_INFINITY);
     } finally {
       release();
     }
   }
 
-  private async admitLocked(source: SourceSpec, feed: ParsedFeed, fetchedAt: number): Promise<IngestResult> {
+  private async admitLocked(source: SourceSpec, feed: ParsedFeed, fetchedAt: number, maxNew: number): Promise<IngestResult> {
     const seen = new Set<string>();
+    let over = 0;
     const rows: Array<{ payload: IngestPayload; guid: string | null; url: string | null; hash: string; text: string; simhash: string; published: number | null }> = [];
     let duplicates = 0;
     for (const raw of feed.items) {
@@ -151,6 +154,12 @@ export class SignalIngest {
         continue;
       }
       for (const k of keys) seen.add(k);
+      if (rows.length >= maxNew) {
+        // Past the source's budget (a feed rotating every GUID and link would otherwise bring
+        // thousands a poll): not recorded, so a real feed's rest comes with its next poll.
+        over++;
+        continue;
+      }
       const summary = oneLineSummary(item.title, text);
       const tags = [...new Set([...source.tags, ...item.categories.map((c) => c.toLowerCase().trim()).filter((c) => c.length > 0 && c.length <= 100), ...keywords(`${item.title}. ${text}`, 5)])].slice(0, MAX_TAGS);
       const published = item.publishedAt ? Date.parse(item.publishedAt) : Number.NaN;
@@ -175,7 +184,7 @@ export class SignalIngest {
         published: Number.isNaN(published) ? null : published,
       });
     }
-    if (rows.length === 0) return { admitted: 0, duplicates, events: [] };
+    if (rows.length === 0) return { admitted: 0, duplicates, over, events: [] };
     const inputs = rows.map((r) => ({
       event: SIGNAL_EVENTS.received,
       source: INGEST_SOURCE,
@@ -207,6 +216,6 @@ export class SignalIngest {
         if (e) this.insert.run(source.id, r.guid, r.url, r.hash, e.id, r.payload.item_url, r.payload.raw_title, r.payload.summary, r.text, JSON.stringify(r.payload.tags), r.simhash, r.published, fetchedAt);
       });
     });
-    return { admitted: admitted.length, duplicates, events: admitted };
+    return { admitted: admitted.length, duplicates, over, events: admitted };
   }
 }

@@ -11,7 +11,7 @@ import { ConfigError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { clusterItems, clusterPayload, detectBurst, SignalClusterStore } from './cluster.js';
-import { FeedFetcher, type FeedFetcherInit, loadSourceFile, type PollResult, resolveSources, type SourceEntry, type SourceStatus } from './feeds/index.js';
+import { FeedFetcher, type FeedFetcherInit, loadSourceFile, type NewItemsVerdict, type PollResult, resolveSources, type SourceEntry, type SourceStatus } from './feeds/index.js';
 import { INGEST_SOURCE, SignalIngest } from './ingest.js';
 import { commandSummarizer, extractiveSummarizer, type Summarizer, synthesisPayload } from './synthesize.js';
 import type { SourceKind, SourceSpec } from './types.js';
@@ -58,6 +58,8 @@ export interface PollReport {
   readonly status: PollResult['status'];
   readonly admitted: number;
   readonly duplicates: number;
+  /** New items over the source's budget (per poll, per day): not admitted. */
+  readonly skipped?: number;
   readonly error?: string;
 }
 
@@ -254,13 +256,40 @@ export class SignalService {
     }
     if (r.status !== 'new') return { source: id, status: r.status, admitted: 0, duplicates: 0 };
     try {
-      const got = await this.ingest.admit(source, r.feed, r.fetchedAt);
-      await this.fetcher.recordNewItems(id, got.admitted);
-      return { source: id, status: 'new', admitted: got.admitted, duplicates: got.duplicates };
+      const got = await this.ingest.admit(source, r.feed, r.fetchedAt, { maxNew: this.fetcher.newItemBudget(id) });
+      const verdict = await this.fetcher.recordNewItems(id, got.admitted, { items: r.feed.items.length, duplicates: got.duplicates, over: got.over });
+      if (verdict.flagged || verdict.budgetSpent) await this.tellFlooding(source, verdict, got.admitted, got.over);
+      return { source: id, status: 'new', admitted: got.admitted, duplicates: got.duplicates, ...(got.over > 0 ? { skipped: got.over } : {}) };
     } catch (err) {
       this.deps.logger.error({ source: id, err: (err as Error).message }, 'feed items not admitted; they come again with the next full fetch');
       return { source: id, status: 'failed', admitted: 0, duplicates: 0, error: (err as Error).message };
     }
+  }
+
+  /**
+   * `signal.source.flooding`, once per episode: the source was flagged by this poll (every item
+   * new poll after poll), or this poll spent its day's budget of new items.
+   */
+  private async tellFlooding(source: SourceSpec, v: NewItemsVerdict, admitted: number, skipped: number): Promise<void> {
+    const name = source.label || source.id;
+    const next = new Date(v.nextPollAt).toISOString();
+    const inputs: EmitInput[] = [];
+    const base = { source_id: source.id, url: source.url, new_items: admitted, skipped, all_new_polls: v.allNewPolls, new_today: v.newToday, next_poll_at: next };
+    if (v.flagged)
+      inputs.push({
+        event: SIGNAL_EVENTS.sourceFlooding,
+        source: INGEST_SOURCE,
+        description: `signal source ${name}: every item was new on ${v.flagged.allNewPolls} polls in a row (a feed rotating its GUIDs and links?); polled less often now, next at ${next}`.slice(0, 4000),
+        payload: { ...base, reason: 'all_new', since: new Date(v.flagged.since).toISOString() },
+      });
+    if (v.budgetSpent)
+      inputs.push({
+        event: SIGNAL_EVENTS.sourceFlooding,
+        source: INGEST_SOURCE,
+        description: `signal source ${name} brought ${v.newToday} new items in a day, its budget (signals.max_new_per_day)${skipped > 0 ? `; ${skipped} more skipped` : ''}; next poll at ${next}`.slice(0, 4000),
+        payload: { ...base, reason: 'daily_budget', since: new Date(v.budgetSpent.since).toISOString() },
+      });
+    await this.deps.emitMany(inputs).catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'signal.source.flooding not emitted'));
   }
 
   /** Polls sources now (all, or one), whatever their schedule says, Retry-After excepted. */

@@ -729,4 +729,19 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX emit_journal_waiting ON emit_journal(seq) WHERE applied = 0;
     `,
   },
+  {
+    version: 21,
+    name: 'signals: a budget of new items per source and day, and a source whose every item is new poll after poll flagged',
+    sql: `
+      -- new_today counts the new items admitted since budget_since (a rolling day); a source
+      -- past signals.max_new_per_day waits for the day's end. all_new_polls counts polls in a
+      -- row on which every item was new; flagged_at is when that reached signals.flood_polls
+      -- (NULL: not flagged), budget_spent_at when the day's budget ran out (NULL: it did not).
+      ALTER TABLE signal_sources ADD COLUMN budget_since INTEGER;
+      ALTER TABLE signal_sources ADD COLUMN new_today INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE signal_sources ADD COLUMN all_new_polls INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE signal_sources ADD COLUMN flagged_at INTEGER;
+      ALTER TABLE signal_sources ADD COLUMN budget_spent_at INTEGER;
+    `,
+  },
 ];

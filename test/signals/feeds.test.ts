@@ -1169,6 +1169,9 @@ describe('FeedFetcher', () => {
           disabledReason: null,
           itemsSeen: 2,
           lastNewItems: 2,
+          newToday: 2,
+          floodingSince: null,
+          budgetSpentUntil: null,
         },
       ]);
       assert.equal(fetcher.nextDueAt(), T0 + 30 * MINUTE);

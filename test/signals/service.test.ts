@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { WeftNode } from '../../src/node/index.js';
 import { createSignalService, type FeedItem, type SignalService, SignalIngest } from '../../src/signals/index.js';
-import { silentLogger } from '../../src/util/index.js';
+import { ManualClock, silentLogger } from '../../src/util/index.js';
 import { startTestNode } from '../helpers/node.js';
 
 const KESTREL = [
@@ -190,3 +190,115 @@ describe('ingest: what a feed may hold', () => {
   });
 });
 
+
+describe('a source that brings far more new items than a feed does', () => {
+  it('admits at most its budget per poll and per day, flags one whose every item is new poll after poll, backs off, and says so once per episode', async () => {
+    // A feed that rotates every GUID and link: 50 items, all new, on every request; or, when
+    // told, the first 50 it ever served (a feed behaving again).
+    let counter = 0;
+    let stable = false;
+    const first: string[] = [];
+    const server = createServer((_req, res) => {
+      const links = stable ? first : Array.from({ length: 50 }, () => `http://rot.example/${++counter}`);
+      if (first.length === 0) first.push(...links);
+      res.setHeader('content-type', 'application/rss+xml');
+      res.end(rss(links.map((link, i) => ({ title: `Rotating item ${link.slice(-6)} number ${i}`, body: `Body of ${link} with some words in it.`, link }))));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.xml`;
+    const t = await startTestNode();
+    const clock = new ManualClock(Date.now());
+    const service = createSignalService(
+      { sources: [{ type: 'rss', url, label: 'rot' }], fetcher: { maxNewPerPoll: 20, maxNewPerDay: 70, floodPolls: 2, minIntervalMs: 600_000 }, clusterIntervalMs: 86_400_000 },
+      { store: t.node.ns.store, clock, logger: silentLogger, emitMany: (inputs) => t.node.emitMany(inputs) },
+    );
+    try {
+      await service.start();
+      await new Promise((r) => setTimeout(r, 50)); // the start's own first poll is under way
+      const poll = async () => {
+        clock.advance(60_000);
+        const [r] = await service.pollNow('rot');
+        await t.node.idle();
+        return r;
+      };
+      const flooding = () => t.node.ns.notifications.list({ eventType: 'signal.source.flooding' }).items;
+      const status = () => service.status().sources[0];
+      const ingested = () => t.node.ns.log.list({ type: 'signal.ingest.received', limit: 1000 }).length;
+
+      await service.pollNow(); // waits for the start's poll, then the second
+      await t.node.idle();
+      assert.equal(ingested(), 40, 'two polls of 50 new items: 20 admitted each');
+      assert.equal(flooding().length, 0, 'the first poll is all new for every feed; one more all-new poll is not yet a pattern');
+      const third = await poll();
+      assert.deepEqual({ admitted: third?.admitted, skipped: third?.skipped }, { admitted: 20, skipped: 30 });
+      assert.deepEqual(flooding().map((n) => n.payload.reason), ['all_new'], 'flagged on the second all-new poll after the first');
+      const flagged = status();
+      assert.ok(flagged?.floodingSince);
+      assert.ok(Date.parse(flagged?.nextPollAt ?? '') - clock.now() >= 2 * 600_000, `backed off: ${flagged?.nextPollAt}`);
+
+      const fourth = await poll();
+      assert.deepEqual({ admitted: fourth?.admitted, skipped: fourth?.skipped }, { admitted: 10, skipped: 40 }, "what is left of the day's 70");
+      assert.deepEqual(flooding().map((n) => n.payload.reason).sort(), ['all_new', 'daily_budget']);
+      const spent = status();
+      assert.equal(spent?.newToday, 70);
+      assert.ok(spent?.budgetSpentUntil);
+      assert.ok(Date.parse(spent?.nextPollAt ?? '') >= Date.parse(spent?.budgetSpentUntil ?? ''), 'next poll when the day is over');
+      const fifth = await poll();
+      assert.deepEqual({ admitted: fifth?.admitted, skipped: fifth?.skipped }, { admitted: 0, skipped: 50 });
+      assert.equal(flooding().length, 2, 'the same episodes: no new notification');
+      assert.equal(ingested(), 70, 'never more than the day allows');
+
+      // A day later the feed behaves: known items again clear the flag.
+      clock.advance(86_400_000);
+      stable = true;
+      const calm = await poll();
+      assert.ok((calm?.duplicates ?? 0) > 0 && calm?.admitted === 20, JSON.stringify(calm));
+      assert.equal(status()?.floodingSince, null, 'a poll listing known items ends the flag');
+      assert.equal(status()?.budgetSpentUntil, null, 'a new day, a new budget');
+      // ... and when it rotates again, that is a new episode and a new notification.
+      stable = false;
+      await poll();
+      await poll();
+      const episodes = flooding().filter((n) => n.payload.reason === 'all_new');
+      assert.equal(episodes.length, 2, 'a second flagging is a second notification');
+      assert.notEqual(episodes[0]?.payload.since, episodes[1]?.payload.since);
+    } finally {
+      await service.stop();
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a busy feed that keeps its older items is never flagged', async () => {
+    let next = 0;
+    const server = createServer((_req, res) => {
+      next += 12; // twelve new posts per poll, forty listed
+      const links = Array.from({ length: 40 }, (_, i) => `http://busy.example/${next - i}`);
+      res.setHeader('content-type', 'application/rss+xml');
+      res.end(rss(links.map((link) => ({ title: `Busy post ${link.slice(-4)}`, body: `Text of ${link}.`, link }))));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.xml`;
+    const t = await startTestNode();
+    const clock = new ManualClock(Date.now());
+    const service = createSignalService(
+      { sources: [{ type: 'rss', url, label: 'busy' }], fetcher: { floodPolls: 2 }, clusterIntervalMs: 86_400_000 },
+      { store: t.node.ns.store, clock, logger: silentLogger, emitMany: (inputs) => t.node.emitMany(inputs) },
+    );
+    try {
+      await service.start();
+      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 6; i++) {
+        clock.advance(60_000);
+        await service.pollNow();
+      }
+      await t.node.idle();
+      assert.equal(t.node.ns.notifications.list({ eventType: 'signal.source.flooding' }).items.length, 0);
+      assert.equal(service.status().sources[0]?.floodingSince, null);
+    } finally {
+      await service.stop();
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * signal.*: the signal pipeline's taxonomy, under TeleClaude's names and payload fields (its
  * producers and consumers work unchanged): an ingested feed item, a cluster of related items, a
- * synthesis of a cluster; and a source that was given up on.
+ * synthesis of a cluster; and a source that was given up on, or that brings far more new items
+ * than a feed does.
  */
 import { Type } from '@sinclair/typebox';
 import type { Catalog } from '../catalog.js';
@@ -12,6 +13,7 @@ export const SIGNAL_EVENTS = {
   clusterFormed: 'signal.cluster.formed',
   synthesisReady: 'signal.synthesis.ready',
   sourceDisabled: 'signal.source.disabled',
+  sourceFlooding: 'signal.source.flooding',
 } as const;
 
 const text = (max: number) => Type.String({ maxLength: max });
@@ -112,6 +114,28 @@ export function registerSignalTypes(catalog: Catalog): void {
       parse_errors: Type.Integer({ minimum: 0 }),
     }),
     idempotencyFields: ['source_id', 'reason'],
+    lifecycle: { creates: true },
+  });
+  catalog.register({
+    type: SIGNAL_EVENTS.sourceFlooding,
+    description:
+      'A signal source brings far more new items than a feed does: every item new poll after poll (rotating GUIDs and links), or its day\'s budget of new items spent; it is polled less often and what is over the budget is skipped',
+    domain: 'signal',
+    defaultLevel: 'operational',
+    defaultVisibility: 'local',
+    payload: Type.Object({
+      source_id: Type.String({ minLength: 1, maxLength: 200 }),
+      url: text(2000),
+      reason: Type.Union([Type.Literal('all_new'), Type.Literal('daily_budget')]),
+      /** When this episode began (the poll that flagged it, the start of the day whose budget was spent): one notification per episode. */
+      since: text(64),
+      new_items: Type.Integer({ minimum: 0, description: 'new items admitted by the poll that raised it' }),
+      skipped: Type.Integer({ minimum: 0, description: 'new items of that poll over the budget, not admitted' }),
+      all_new_polls: Type.Integer({ minimum: 0, description: 'polls in a row on which every item was new' }),
+      new_today: Type.Integer({ minimum: 0, description: 'new items admitted in the current day' }),
+      next_poll_at: text(64),
+    }),
+    idempotencyFields: ['source_id', 'reason', 'since'],
     lifecycle: { creates: true },
   });
 }

@@ -46,9 +46,13 @@ export const signalsCommands: CommandModule = (ctx) => {
         items: s.itemsSeen,
       }));
       const disabled = r.sources.filter((s) => s.disabledReason).map((s) => `${s.id}: ${s.disabledReason}`);
+      // Older daemons do not send these fields.
+      const flooding = r.sources
+        .filter((s) => s.floodingSince || s.budgetSpentUntil)
+        .map((s) => `${s.id}: ${[s.floodingSince ? `every item new poll after poll since ${when(s.floodingSince)}, polled less often` : '', s.budgetSpentUntil ? `${s.newToday} new items today, the day's budget; next poll ${when(s.budgetSpentUntil)}` : ''].filter(Boolean).join('; ')}`);
       const c = r.lastCluster;
       ctx.out(
-        [table(rows), ...(disabled.length ? ['given up (weft signals enable <source>):', ...disabled.map((d) => `  ${d}`)] : []), `summariser: ${r.summarizer}; last clustering: ${c ? `${c.items} items, ${c.formed} clusters (${c.absorbed} absorbed), ${c.synthesized} syntheses` : 'not yet'}`].join('\n'),
+        [table(rows), ...(disabled.length ? ['given up (weft signals enable <source>):', ...disabled.map((d) => `  ${d}`)] : []), ...(flooding.length ? ['flooding (signals.max_new_per_poll, max_new_per_day, flood_polls):', ...flooding.map((d) => `  ${d}`)] : []), `summariser: ${r.summarizer}; last clustering: ${c ? `${c.items} items, ${c.formed} clusters (${c.absorbed} absorbed), ${c.synthesized} syntheses` : 'not yet'}`].join('\n'),
         r,
       );
     });
@@ -58,7 +62,7 @@ export const signalsCommands: CommandModule = (ctx) => {
     .description('poll every source now (or one), whatever its schedule says; Retry-After is still honoured')
     .action(async (source?: string) => {
       const r = await call<{ polls: PollReport[] }>('POST', '/api/signals/poll', source ? { source } : {});
-      ctx.out(table(r.polls.map((p) => ({ source: p.source, status: p.status, new: p.admitted, duplicates: p.duplicates, error: p.error ?? '' }))), r);
+      ctx.out(table(r.polls.map((p) => ({ source: p.source, status: p.status, new: p.admitted, duplicates: p.duplicates, ...(r.polls.some((q) => q.skipped) ? { 'over budget': p.skipped ?? 0 } : {}), error: p.error ?? '' }))), r);
     });
 
   signals

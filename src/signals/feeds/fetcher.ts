@@ -29,6 +29,12 @@ import {
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+/**
+ * A poll counts toward flagging a source only when its feed lists at least this many items, all
+ * new: a feed of two posts that were both new is just a quiet feed that published.
+ */
+export const FLOOD_MIN_ITEMS = 10;
 
 /** User options of the fetcher; every one has a default. */
 export interface FeedFetcherInit {
@@ -52,6 +58,12 @@ export interface FeedFetcherInit {
   maxRetryAfterMs?: number;
   /** The User-Agent header (default `Weft/<version> (feed fetcher)`). */
   userAgent?: string;
+  /** New items one poll of one source may admit (default 1,000); the rest wait for its next poll. */
+  maxNewPerPoll?: number;
+  /** New items one source may admit in a rolling day (default 10,000); once spent, it waits for the day's end. */
+  maxNewPerDay?: number;
+  /** Polls in a row on which every item (at least {@link FLOOD_MIN_ITEMS}) was new before the source is flagged and backs off (default 3). */
+  floodPolls?: number;
 }
 
 /** Collaborators of the fetcher. */
@@ -81,6 +93,21 @@ export interface SourceState extends SourceSpec {
   readonly itemsSeen: number;
 }
 
+/**
+ * What the new items of a poll did to a source's budget and flag (see
+ * {@link FeedFetcher.recordNewItems}): each episode is reported once, on the poll that began it.
+ */
+export interface NewItemsVerdict {
+  /** The source was flagged by this poll: every item new on `allNewPolls` polls in a row. */
+  readonly flagged?: { readonly since: number; readonly allNewPolls: number };
+  /** This poll spent the day's budget of new items: nothing more until `until`. */
+  readonly budgetSpent?: { readonly since: number; readonly until: number };
+  readonly newToday: number;
+  readonly allNewPolls: number;
+  /** The next poll, after any backoff this verdict added. */
+  readonly nextPollAt: number;
+}
+
 /** One line of `weft signals sources`. Times are ISO 8601. */
 export interface SourceStatus {
   readonly id: string;
@@ -100,6 +127,12 @@ export interface SourceStatus {
   readonly disabledReason: string | null;
   readonly itemsSeen: number;
   readonly lastNewItems: number;
+  /** New items admitted in the current day (against `signals.max_new_per_day`). */
+  readonly newToday: number;
+  /** Since when every item has been new poll after poll (flagged; polled less often), or `null`. */
+  readonly floodingSince: string | null;
+  /** Until when the day's budget of new items is spent (no poll before), or `null`. */
+  readonly budgetSpentUntil: string | null;
 }
 
 /** Why a poll failed: `parse` and `too_large` count toward disabling, the rest only back off. */
@@ -160,6 +193,11 @@ interface SourceRow {
   last_status: string | null;
   last_new_items: number;
   items_seen: number;
+  budget_since: number | null;
+  new_today: number;
+  all_new_polls: number;
+  flagged_at: number | null;
+  budget_spent_at: number | null;
 }
 
 const MAX_STATUS_CHARS = 300;
@@ -217,6 +255,9 @@ export class FeedFetcher {
       maxParseErrors: Math.max(1, init.maxParseErrors ?? 5),
       maxRetryAfterMs: init.maxRetryAfterMs ?? 24 * HOUR,
       userAgent: init.userAgent ?? `Weft/${VERSION} (feed fetcher)`,
+      maxNewPerPoll: init.maxNewPerPoll ?? 1000,
+      maxNewPerDay: init.maxNewPerDay ?? 10_000,
+      floodPolls: init.floodPolls ?? 3,
     };
     const o = this.opts;
     const problems = [
@@ -224,6 +265,9 @@ export class FeedFetcher {
       o.maxBytes > 0 ? '' : 'maxBytes must be positive',
       o.timeoutMs > 0 ? '' : 'timeoutMs must be positive',
       Number.isInteger(o.maxRedirects) && o.maxRedirects >= 0 ? '' : 'maxRedirects must be a whole number',
+      Number.isInteger(o.maxNewPerPoll) && o.maxNewPerPoll >= 1 ? '' : 'maxNewPerPoll must be a positive integer',
+      Number.isInteger(o.maxNewPerDay) && o.maxNewPerDay >= 1 ? '' : 'maxNewPerDay must be a positive integer',
+      Number.isInteger(o.floodPolls) && o.floodPolls >= 1 ? '' : 'floodPolls must be a positive integer',
     ].filter(Boolean);
     if (problems.length > 0) throw new ValidationError(`signal fetcher: ${problems.join('; ')}`);
     this.limiter = new HostLimiter(o.perHost);
@@ -377,18 +421,86 @@ export class FeedFetcher {
   }
 
   /**
-   * Records how many of a poll's items were new to the ingest (after dedup): shown in the
-   * status, and the pace of a feed whose items carry no dates.
+   * New items the next poll of a source may admit: `maxNewPerPoll`, or what is left of its
+   * day's `maxNewPerDay` when that is less (0 once spent).
    * @example
-   * await fetcher.recordNewItems(source.id, admitted.length);
+   * const got = await ingest.admit(source, feed, now, { maxNew: fetcher.newItemBudget(source.id) });
    */
-  async recordNewItems(id: string, count: number): Promise<void> {
+  newItemBudget(id: string): number {
+    this.assertOpen();
+    const row = this.row(id);
+    if (!row) return 0;
+    const today = row.budget_since !== null && this.clock.now() - row.budget_since < DAY ? row.new_today : 0;
+    return Math.max(0, Math.min(this.opts.maxNewPerPoll, this.opts.maxNewPerDay - today));
+  }
+
+  /**
+   * Records what a poll's items were to the ingest (after dedup): `count` admitted, and with
+   * `poll` how many the feed listed, how many were known and how many were over the budget.
+   * Shown in the status; counted against the day's budget (spent: no poll before the day is
+   * over); and a source whose every item (at least {@link FLOOD_MIN_ITEMS}) is new on
+   * `floodPolls` polls in a row, its first poll aside, is flagged and its next poll backs off
+   * (doubling with each such poll, up to the longest interval) until a poll lists an item it
+   * listed before.
+   * @example
+   * const v = await fetcher.recordNewItems(source.id, got.admitted, { items: feed.items.length, duplicates: got.duplicates, over: got.over });
+   * if (v.flagged) tellTheUser(v);
+   */
+  async recordNewItems(
+    id: string,
+    count: number,
+    poll?: { items: number; duplicates: number; over: number },
+  ): Promise<NewItemsVerdict> {
     this.assertOpen();
     const n = Math.max(0, Math.floor(count));
-    await this.store.write(() => {
+    return this.store.write(() => {
+      const row = this.statements().get.get(id) as SourceRow | undefined;
+      const now = this.clock.now();
+      if (!row) return { newToday: 0, allNewPolls: 0, nextPollAt: now };
+      const dayOver = row.budget_since === null || now - row.budget_since >= DAY;
+      const since = dayOver ? now : (row.budget_since as number);
+      const newToday = (dayOver ? 0 : row.new_today) + n;
+      const spent = newToday >= this.opts.maxNewPerDay;
+      const allNew =
+        poll !== undefined && row.items_seen > 0 && poll.items >= FLOOD_MIN_ITEMS && poll.duplicates === 0;
+      const allNewPolls = allNew ? row.all_new_polls + 1 : 0;
+      const flagged = allNewPolls >= this.opts.floodPolls;
+      let next = row.next_poll_at;
+      if (flagged)
+        next = Math.max(
+          next,
+          now + backoffMs(row.interval_s * 1000, allNewPolls - this.opts.floodPolls + 1, this.bounds),
+        );
+      if (spent) next = Math.max(next, since + DAY);
+      const flaggedAt = flagged ? (row.flagged_at ?? now) : null;
+      const spentAt = spent ? (dayOver ? now : (row.budget_spent_at ?? now)) : null;
       this.store.db
-        .prepare('UPDATE signal_sources SET last_new_items = ?, items_seen = items_seen + ? WHERE id = ?')
-        .run(n, n, id);
+        .prepare(
+          `UPDATE signal_sources SET last_new_items = ?, items_seen = items_seen + ?, budget_since = ?, new_today = ?,
+             all_new_polls = ?, flagged_at = ?, budget_spent_at = ?, next_poll_at = ?, updated_at = ? WHERE id = ?`,
+        )
+        .run(n, n, since, newToday, allNewPolls, flaggedAt, spentAt, next, now, id);
+      if (flagged && row.flagged_at === null)
+        this.logger.warn(
+          { source: id, url: row.url, allNewPolls, next: iso(next) },
+          'feed source flagged: every item new poll after poll; polled less often',
+        );
+      else if (!flagged && row.flagged_at !== null)
+        this.logger.info({ source: id }, 'feed source no longer flagged: a poll listed known items again');
+      if (spent && (dayOver || row.budget_spent_at === null))
+        this.logger.warn(
+          { source: id, newToday, until: iso(since + DAY), skipped: poll?.over ?? 0 },
+          "feed source spent its day's budget of new items",
+        );
+      return {
+        ...(flagged && row.flagged_at === null ? { flagged: { since: now, allNewPolls } } : {}),
+        ...(spent && (dayOver || row.budget_spent_at === null)
+          ? { budgetSpent: { since, until: since + DAY } }
+          : {}),
+        newToday,
+        allNewPolls,
+        nextPollAt: next,
+      };
     });
   }
 
@@ -422,6 +534,12 @@ export class FeedFetcher {
       disabledReason: r.disabled_reason,
       itemsSeen: r.items_seen,
       lastNewItems: r.last_new_items,
+      newToday: r.budget_since !== null && this.clock.now() - r.budget_since < DAY ? r.new_today : 0,
+      floodingSince: r.flagged_at === null ? null : iso(r.flagged_at),
+      budgetSpentUntil:
+        r.budget_spent_at !== null && r.budget_since !== null && r.budget_since + DAY > this.clock.now()
+          ? iso(r.budget_since + DAY)
+          : null,
     }));
   }
 
@@ -712,7 +830,7 @@ export class FeedFetcher {
       state: db.prepare(
         `UPDATE signal_sources SET url = ?, kind = ?, label = ?, tags = ?, origin = ?, etag = NULL, last_modified = NULL, interval_s = ?,
            next_poll_at = ?, retry_after_until = NULL, parse_errors = 0, fetch_errors = 0, disabled_reason = NULL, last_status = NULL,
-           last_new_items = 0, updated_at = ? WHERE id = ?`,
+           last_new_items = 0, all_new_polls = 0, flagged_at = NULL, budget_spent_at = NULL, updated_at = ? WHERE id = ?`,
       ),
     };
     return this.stmts;
