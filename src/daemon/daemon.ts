@@ -209,6 +209,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       audit: (kind, details, ok) => a0.audit.record(kind, null, details, ok),
       platform: sov.runtime,
       memberExists: (name) => members.find(name) !== undefined,
+      clock: n.clock,
     });
     // Telegram, Discord, WhatsApp, the webhook: each on when its keys are set, each with its own rows and loop.
     const deliveries: DeliveryChannel[] = deliveryChannels(cfg, { ns: n.ns, clock: n.clock, logger });

@@ -28,6 +28,7 @@ import type { DomainConfig, DomainGuardianConfig } from './domain-config.js';
 import { domainDir, memberDir, SCOPE_NAME } from './layout.js';
 import { personalScope, type PipelineDef } from './loader.js';
 import { type Principal, roleIn } from './members.js';
+import { type Clock, systemClock } from '../util/index.js';
 import type { DomainRunner } from './runner.js';
 import { validatePipeline } from './validate.js';
 
@@ -62,6 +63,8 @@ export interface DomainLifecycleDeps {
   platform?: Pick<CartridgeRuntime, 'install'>;
   /** Whether a member of this name exists (a personal pipeline needs one to run). */
   memberExists?(name: string): boolean;
+  /** The node's clock (default the system's): the time a submission carries. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 /** The decision type installs are resolved for in the autonomy matrix. */
@@ -157,7 +160,9 @@ export class DomainLifecycle {
       const incoming = join(domainDir(this.deps.dataDir, domain), 'incoming', name);
       await rm(incoming, { recursive: true, force: true });
       await writePackageDir(incoming, pkg);
-      await this.deps.emitMany([{ event: DOMAIN_EVENTS.cartridgeSubmitted, source: 'domains', domain, payload: { ...base, guardian: verdict.reason.slice(0, 2000) } }]);
+      // Its time makes each submission a notification: the same package submitted again after
+      // an admin refused it must be answerable, not dropped as a repeat of the answered one.
+      await this.deps.emitMany([{ event: DOMAIN_EVENTS.cartridgeSubmitted, source: 'domains', domain, payload: { ...base, guardian: verdict.reason.slice(0, 2000), submittedAt: new Date((this.deps.clock ?? systemClock).now()).toISOString() } }]);
       await this.deps.audit('domain.cartridge.submitted', { ...base, autonomy: level }, true);
       return { state: 'submitted', scope: domain, cartridge: name, version: pkg.manifest.version, autonomy: level, guardian: verdict.reason, message: `submitted ${name} ${pkg.manifest.version} to domain ${domain}: an admin of ${domain} approves it (notification domains.cartridge.submitted)` };
     }

@@ -136,6 +136,12 @@ export class DomainRunner {
   readonly stage: Cartridge;
   private lanes = new Map<string, Lane>();
   private set: PipelineSet = { domains: [], personal: [], refused: [] };
+  /**
+   * Refusals standing now, by scope, with the time each began: the same refusal at the next
+   * reload is the same `domains.pipeline.refused` (its `since`), one that comes back after it
+   * was fixed is a new one.
+   */
+  private readonly standing = new Map<string, { code: string; reason: string; since: string }>();
   private readonly limit: number;
   private readonly batch: number;
   private readonly maxChain: number;
@@ -230,12 +236,13 @@ export class DomainRunner {
       } catch (err) {
         const e = err as Error;
         const v = err instanceof PipelineValidationError ? err : undefined;
+        const refusal = { scope: v?.scope ?? 'domains', code: (e as WeftError).code ?? 'WEFT_PIPELINE', reason: e.message.slice(0, 4000) };
         await this.deps.node
           .emitMany([
             {
               event: DOMAIN_EVENTS.pipelineRefused,
               source: DOMAIN_ROUTER_STAGE,
-              payload: { scope: v?.scope ?? 'domains', code: (e as WeftError).code ?? 'WEFT_PIPELINE', reason: e.message.slice(0, 4000), cartridges: [...(v?.cartridges ?? [])].slice(0, 64) },
+              payload: { ...refusal, cartridges: [...(v?.cartridges ?? [])].slice(0, 64), since: this.refusalSince(refusal) },
             },
           ])
           .catch(() => undefined);
@@ -243,9 +250,27 @@ export class DomainRunner {
       }
       // Not running (domains.enabled = false, or stopped): the change is checked, nothing starts.
       if (this.running) await this.apply(set);
-      else this.set = set;
+      else {
+        this.set = set;
+        this.settleRefusals(set);
+      }
       return set;
     });
+  }
+
+  /** When the refusal of `scope` for this code and reason began: now, unless it stands since an earlier reload. */
+  private refusalSince(r: { scope: string; code: string; reason: string }): string {
+    const s = this.standing.get(r.scope);
+    if (s && s.code === r.code && s.reason === r.reason) return s.since;
+    const since = new Date(this.deps.clock.now()).toISOString();
+    this.standing.set(r.scope, { code: r.code, reason: r.reason, since });
+    return since;
+  }
+
+  /** A set loaded: refusals it no longer has are over (the next one is a new notification). */
+  private settleRefusals(set: PipelineSet): void {
+    const still = new Set(set.refused.map((r) => r.scope));
+    for (const scope of [...this.standing.keys()]) if (!still.has(scope)) this.standing.delete(scope);
   }
 
   private async load(): Promise<PipelineSet> {
@@ -304,12 +329,17 @@ export class DomainRunner {
     this.roles.clear();
     this.targetsOf.clear();
     this.set = set;
-    // A member's pipeline left out is said (once per reason: the type's idempotency fields).
-    const refusals = set.refused.map((r) => ({
-      event: DOMAIN_EVENTS.pipelineRefused,
-      source: DOMAIN_ROUTER_STAGE,
-      payload: { scope: r.scope, code: r.code, reason: r.message.slice(0, 4000), cartridges: [...r.cartridges].slice(0, 64) },
-    }));
+    // A member's pipeline left out is said once while it stays so (its `since` and the type's
+    // idempotency fields), and again when it is left out again after it was fixed.
+    this.settleRefusals(set);
+    const refusals = set.refused.map((r) => {
+      const refusal = { scope: r.scope, code: r.code, reason: r.message.slice(0, 4000) };
+      return {
+        event: DOMAIN_EVENTS.pipelineRefused,
+        source: DOMAIN_ROUTER_STAGE,
+        payload: { ...refusal, cartridges: [...r.cartridges].slice(0, 64), since: this.refusalSince(refusal) },
+      };
+    });
     if (refusals.length > 0) {
       this.deps.logger.warn({ refused: set.refused.map((r) => r.message) }, 'personal pipelines left out');
       await this.deps.node.emitMany(refusals).catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'domains.pipeline.refused not emitted'));
@@ -969,7 +999,9 @@ class Lane {
     return {
       event: 'system.cartridge.failed',
       source,
-      payload: { cartridge: source, eventId: event?.id ?? '-', eventType: event?.event ?? '-', error: error.slice(0, 2000), ...(event ? {} : { suspended: true }) },
+      // A suspension carries its time: suspended again after a reload is a new notification
+      // (the idempotency key was the cartridge and '-' alone, so only the first one showed).
+      payload: { cartridge: source, eventId: event?.id ?? '-', eventType: event?.event ?? '-', error: error.slice(0, 2000), ...(event ? {} : { suspended: true, suspendedAt: new Date(this.deps.clock.now()).toISOString() }) },
     };
   }
 

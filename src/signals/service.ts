@@ -247,7 +247,8 @@ export class SignalService {
               event: SIGNAL_EVENTS.sourceDisabled,
               source: INGEST_SOURCE,
               description: `signal source ${source.label || source.id} given up: ${r.error}`.slice(0, 4000),
-              payload: { source_id: source.id, url: source.url, reason: r.error.slice(0, 2000), parse_errors: this.fetcher.get(id)?.parseErrors ?? 0 },
+              // Its time makes each giving-up a notification (enabled, failing again: a new one).
+              payload: { source_id: source.id, url: source.url, reason: r.error.slice(0, 2000), parse_errors: this.fetcher.get(id)?.parseErrors ?? 0, disabled_at: new Date(this.deps.clock.now()).toISOString() },
             },
           ])
           .catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'signal.source.disabled not emitted'));

@@ -563,6 +563,8 @@ class Runtime implements CartridgeRuntime {
               eventType: last?.type ?? '-',
               error,
               suspended: true,
+              // Each suspension is its own notification (suspended, activated, suspended again).
+              suspendedAt: new Date(this.deps.clock.now()).toISOString(),
             },
           },
         ])

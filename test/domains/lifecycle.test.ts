@@ -114,6 +114,27 @@ describe('domain cartridge lifecycle', () => {
     await assert.rejects(r.lifecycle.submitToDomain('ops', pkg('eves', alerting('x')), { kind: 'member', name: 'eve', roles: {} }), { code: 'WEFT_FORBIDDEN' });
   });
 
+  it('a package submitted again after an admin refused it is a new notification an admin can approve; a repeat of one submission is not', async () => {
+    const r = await rig((dir) => writeDomain(dir, 'ops', SUB));
+    open.push(r.close);
+    const submitted = () => r.node.ns.notifications.list({ eventType: 'domains.cartridge.submitted', limit: 50 }).items;
+    const p = pkg('retry', alerting('retry'), { consumes: ['domain.software-development.*'] });
+    assert.equal((await r.lifecycle.submitToDomain('ops', p, r.bob)).state, 'submitted');
+    await waitFor(() => submitted().length === 1, 10_000, 'the first submission');
+    assert.equal(await r.lifecycle.answerSubmission(submitted()[0]?.payload ?? {}, false, r.ada), undefined, 'refused');
+    await r.node.ns.notifications.resolve(submitted()[0]?.id as number, { agentId: 'ada', resolution: { approved: false } });
+    // Bob sends the same package again: the CLI tells him an admin approves it, so there must be something to approve.
+    assert.equal((await r.lifecycle.submitToDomain('ops', p, r.bob)).state, 'submitted');
+    await waitFor(() => submitted().length === 2, 10_000, 'the resubmission as a notification of its own');
+    const again = submitted().find((n) => n.agentStatus !== 'resolved');
+    assert.ok(again, 'open for an admin');
+    assert.equal((await r.lifecycle.answerSubmission(again.payload, true, r.ada))?.state, 'installed');
+    // The same submission delivered twice stays one notification.
+    await r.node.emitMany([{ event: 'domains.cartridge.submitted', source: 'domains', domain: 'ops', payload: again.payload }]);
+    await r.node.idle();
+    assert.equal(submitted().length, 2);
+  });
+
   it('installs a member submission at once when the matrix says L3 for cartridge.install in the domain, not for a rule about actions', async () => {
     const r = await rig((dir) => writeDomain(dir, 'ops', SUB));
     open.push(r.close);

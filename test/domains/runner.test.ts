@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type AutonomyResolver, createDomainRunner, type DomainRunner, PipelineValidationError } from '../../src/domains/index.js';
 import type { WeftNode } from '../../src/node/index.js';
 import type { AutonomyLevel } from '../../src/sovereignty/index.js';
@@ -341,5 +341,72 @@ describe('domain pipelines', () => {
     await t.runner.reload();
     await t.node.emitMany([todo('good2')]);
     await waitFor(() => alerts(t.node).length === 1, 10_000, 'the cartridge to run again after the reload');
+  });
+});
+
+describe('each occurrence of a notice is a notification of its own; a repeat of one occurrence is not', () => {
+  const open: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of open) await c();
+  });
+  const notes = (node: WeftNode, type: string) => node.ns.notifications.list({ eventType: type, limit: 100 }).items;
+
+  it('a cartridge suspended, brought back by a reload and suspended again: two notifications, each with its error', async () => {
+    const t = await withRunner((dir) => writeCartridge(writeDomain(dir, 'ops', SUBSCRIBE_TODOS), 'thrower', `function process(e) { throw new Error('boom ' + e.payload.slug); }`));
+    open.push(t.close);
+    const suspensions = () => notes(t.node, 'system.cartridge.failed').filter((n) => n.payload.suspended === true);
+    await t.node.emitMany([1, 2, 3, 4, 5].map((i) => todo(`first${i}`)));
+    await waitFor(() => suspensions().length === 1, 10_000, 'the first suspension');
+    await t.runner.reload();
+    await t.node.emitMany([1, 2, 3, 4, 5].map((i) => todo(`second${i}`)));
+    await waitFor(() => suspensions().length === 2, 10_000, 'the second suspension, as a notification of its own');
+    const [newer, older] = suspensions();
+    assert.match(String(older?.payload.error), /boom first/);
+    assert.match(String(newer?.payload.error), /boom second/, 'the second shows its own error');
+    // The same occurrence delivered again (a replay, a retry) is still one notification.
+    await t.node.emitMany([{ event: 'system.cartridge.failed', source: 'domain:ops/thrower', payload: newer?.payload ?? {} }]);
+    await t.node.idle();
+    assert.equal(suspensions().length, 2);
+  });
+
+  it('a pipeline refused, fixed and refused again: two notifications; refused at every reload meanwhile: one', async () => {
+    const t = await withRunner(
+      (dir) => {
+        writeCartridge(writeDomain(dir, 'eng', SUBSCRIBE_TODOS), 'triage', alerting('triage'));
+        const me = join(dir, 'personal', 'bob');
+        mkdirSync(me, { recursive: true });
+        writeFileSync(join(me, 'subscriptions.toml'), 'domains = ["eng"]\n');
+        writeCartridge(me, 'peek', alerting('peek'), { dependencies: ['triage'] });
+      },
+      { roles: { bob: { eng: 'member' } } },
+    );
+    open.push(t.close);
+    const refused = () => notes(t.node, 'domains.pipeline.refused');
+    const personal = () => refused().filter((n) => n.payload.scope === 'personal:bob');
+    await waitFor(() => personal().length === 1, 10_000, 'the refusal of bob\'s pipeline');
+    await t.runner.reload();
+    await t.runner.reload();
+    await t.node.idle();
+    assert.equal(personal().length, 1, 'still refused for the same reason: the same notification');
+    const me = join(t.dir, 'personal', 'bob');
+    writeCartridge(me, 'peek', alerting('peek'));
+    await t.runner.reload();
+    assert.equal(t.runner.pipelines.personal.length, 1, 'fixed');
+    writeCartridge(me, 'peek', alerting('peek'), { dependencies: ['triage'] });
+    await t.runner.reload();
+    await waitFor(() => personal().length === 2, 10_000, 'broken again: a new notification');
+
+    // The same for a live change the reload refuses.
+    const eng = join(t.dir, 'company', 'domains', 'eng');
+    const live = () => refused().filter((n) => n.payload.scope === "domain 'eng'" || n.payload.scope === 'eng');
+    writeCartridge(eng, 'second', alerting('second'), { dependencies: ['nobody'] });
+    await assert.rejects(t.runner.reload());
+    await assert.rejects(t.runner.reload());
+    await waitFor(() => live().length === 1, 10_000, 'the refused change');
+    rmSync(join(eng, 'cartridges', 'second'), { recursive: true });
+    await t.runner.reload();
+    writeCartridge(eng, 'second', alerting('second'), { dependencies: ['nobody'] });
+    await assert.rejects(t.runner.reload());
+    await waitFor(() => live().length === 2, 10_000, 'refused again after the fix: a new notification');
   });
 });

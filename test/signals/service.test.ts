@@ -302,3 +302,44 @@ describe('a source that brings far more new items than a feed does', () => {
     }
   });
 });
+
+describe('a source given up on, enabled, and given up on again', () => {
+  it('raises a notification each time; the same one delivered twice stays one', async () => {
+    const server = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/rss+xml');
+      res.end('<rss><channel><item><title>never closed');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/broken.xml`;
+    const t = await startTestNode();
+    const clock = new ManualClock(Date.now());
+    const service = createSignalService(
+      { sources: [{ type: 'rss', url, label: 'broken' }], fetcher: { maxParseErrors: 2 }, clusterIntervalMs: 86_400_000 },
+      { store: t.node.ns.store, clock, logger: silentLogger, emitMany: (inputs) => t.node.emitMany(inputs) },
+    );
+    const disabled = () => t.node.ns.notifications.list({ eventType: 'signal.source.disabled' }).items;
+    try {
+      await service.start();
+      await new Promise((r) => setTimeout(r, 50));
+      const failUntilDisabled = async () => {
+        for (let i = 0; i < 3 && !service.status().sources[0]?.disabledReason; i++) {
+          clock.advance(60_000);
+          await service.pollNow('broken');
+        }
+        await t.node.idle();
+      };
+      await failUntilDisabled();
+      assert.equal(disabled().length, 1);
+      await service.enable('broken');
+      await failUntilDisabled();
+      assert.equal(disabled().length, 2, 'given up on again: a new notification (it was dropped as a repeat)');
+      await t.node.emitMany([{ event: 'signal.source.disabled', source: 'signal-ingest', payload: disabled()[0]?.payload ?? {} }]);
+      await t.node.idle();
+      assert.equal(disabled().length, 2, 'a repeat of one giving-up is not');
+    } finally {
+      await service.stop();
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

@@ -104,8 +104,14 @@ export function registerDomainTypes(catalog: Catalog): void {
       code: Type.String({ maxLength: 80 }),
       reason: Type.String({ maxLength: 4000 }),
       cartridges: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 }),
+      since: Type.Optional(
+        Type.String({
+          maxLength: 64,
+          description: 'when this refusal began: the same one again at the next reload is the same notification, again after it was fixed a new one',
+        }),
+      ),
     }),
-    idempotencyFields: ['scope', 'code', 'reason'],
+    idempotencyFields: ['scope', 'code', 'reason', 'since'],
     lifecycle: { creates: true },
   });
   catalog.register({
@@ -129,8 +135,14 @@ export function registerDomainTypes(catalog: Catalog): void {
     description: "A cartridge waits for an admin of its domain to approve it (autonomy L1, or the guardian was unsure)",
     domain: 'domains',
     defaultLevel: 'workflow',
-    payload: Type.Object({ ...installFacts, guardian: Type.Optional(Type.String({ maxLength: 2000 })) }),
-    idempotencyFields: ['domain', 'cartridge', 'sha256'],
+    payload: Type.Object({
+      ...installFacts,
+      guardian: Type.Optional(Type.String({ maxLength: 2000 })),
+      submittedAt: Type.Optional(
+        Type.String({ maxLength: 64, description: 'when it was submitted: a resubmission (after a refusal) is a notification of its own' }),
+      ),
+    }),
+    idempotencyFields: ['domain', 'cartridge', 'sha256', 'submittedAt'],
     lifecycle: { creates: true },
     actionable: true,
     resolutionShape: { approved: 'boolean' },

@@ -112,8 +112,11 @@ export function registerSignalTypes(catalog: Catalog): void {
       url: text(2000),
       reason: text(2000),
       parse_errors: Type.Integer({ minimum: 0 }),
+      disabled_at: Type.Optional(
+        Type.String({ maxLength: 64, description: 'when it was given up on: enabled and given up on again is a new notification' }),
+      ),
     }),
-    idempotencyFields: ['source_id', 'reason'],
+    idempotencyFields: ['source_id', 'reason', 'disabled_at'],
     lifecycle: { creates: true },
   });
   catalog.register({

@@ -42,8 +42,11 @@ export function registerSystemTypes(catalog: Catalog): void {
       eventType: Type.String(),
       error: Type.String(),
       suspended: Type.Optional(Type.Boolean()),
+      suspendedAt: Type.Optional(
+        Type.String({ maxLength: 64, description: 'when it was suspended: each suspension is a notification of its own' }),
+      ),
     }),
-    idempotencyFields: ['cartridge', 'eventId'],
+    idempotencyFields: ['cartridge', 'eventId', 'suspendedAt'],
     lifecycle: { creates: true },
   });
   catalog.register({
