@@ -131,7 +131,7 @@ export async function loadDomain(dataDir: string, name: string, deps: PipelineSe
     throw new PipelineValidationError('load', label, [], `folder name '${name}' is not a domain name (lowercase letters, digits, '.', '_', '-'; at most 64)`);
   }
   if (RESERVED_DOMAINS.has(name)) {
-    throw new PipelineValidationError('load', label, [], `'${name}' is one of the node's own event domains; name the folder otherwise (reserved: ${[...RESERVED_DOMAINS].join(', ')})`);
+    throw new PipelineValidationError('load', label, [], `'${name}' is one of the node's own event domains and cannot be a domain: remove the folder ${domainDir(dataDir, name)} (or rename it, to a name not reserved: ${[...RESERVED_DOMAINS].join(', ')}), then start or reload again`);
   }
   const dir = domainDir(dataDir, name);
   const config = await readDomainConfig(dir, name);

@@ -162,3 +162,31 @@ describe('domains in a daemon started as a newcomer would', () => {
     assert.match(v.stderr, /no daemon answers: validated here/);
   });
 });
+
+describe("a domain named like one of the node's own event domains", () => {
+  const t = tempDir('weft-domains-reserved-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
+  after(() => t.cleanup());
+
+  it('is refused by create before anything is written, and a folder made by hand is named in the refusal', async () => {
+    assert.equal(weft(['init'], env).code, 0);
+    for (const name of ['signal', 'system', 'domains']) {
+      const r = weft(['domains', 'create', name], env);
+      assert.equal(r.code, 2, `${name}: a usage error (${r.stderr})`);
+      assert.match(r.stderr, new RegExp(`'${name}' is one of the node's own event domains`));
+      assert.ok(!existsSync(join(env.WEFT_DATA_DIR, 'company', 'domains', name)), `${name}: nothing written`);
+    }
+    // One made by hand (or by an older weft): the start says which folder to remove.
+    const folder = join(env.WEFT_DATA_DIR, 'company', 'domains', 'signal');
+    mkdirSync(join(folder, 'cartridges'), { recursive: true });
+    writeFileSync(join(folder, 'domain.toml'), '');
+    await assert.rejects(startDaemonProcess(env), (err: Error) => {
+      assert.match(err.message, /exited with 1/);
+      assert.ok(err.message.includes(`remove the folder ${folder}`), err.message);
+      return true;
+    });
+    const v = weft(['pipeline', 'validate'], env);
+    assert.equal(v.code, 1);
+    assert.ok(v.stdout.includes(`remove the folder ${folder}`), v.stdout);
+  });
+});

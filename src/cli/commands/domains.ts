@@ -192,8 +192,10 @@ export const domainsCommands: CommandModule = (ctx) => {
     .description('create <data_dir>/company/domains/<domain>/ with a domain.toml explaining every key; a running daemon reads it at once')
     .option('--description <text>', 'one line about the domain', '')
     .action(async (d: string, o: { description: string }) => {
-      const { domainDir, domainTemplate, SCOPE_NAME } = await import('../../domains/index.js');
+      const { domainDir, domainTemplate, RESERVED_DOMAINS, SCOPE_NAME } = await import('../../domains/index.js');
       if (!SCOPE_NAME.test(d)) throw new WeftError('WEFT_VALIDATION', `'${d}' is not a domain name: lowercase letters, digits, '.', '_' or '-', at most 64, starting with a letter or digit`);
+      // Checked before anything is written: the folder of a reserved name stops every reload, install and start.
+      if (RESERVED_DOMAINS.has(d)) throw new WeftError('WEFT_VALIDATION', `'${d}' is one of the node's own event domains and cannot be a domain's name; choose another (reserved: ${[...RESERVED_DOMAINS].join(', ')})`, { details: { domain: d } });
       const dir = domainDir(ctx.cfg().data_dir, d);
       const file = join(dir, 'domain.toml');
       if (existsSync(file)) throw new WeftError('WEFT_CONFLICT', `domain '${d}' exists already: ${file}`);
