@@ -251,6 +251,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
           ),
           ...(a0.mesh?.problems() ?? []),
           ...deliveries.flatMap((d) => deliveryProblems(d.stats(), n.clock.now())),
+          // Domain cartridges suspended after repeated failures (and their dependents with them).
+          ...runner.problems(),
           // Waiting for a restore: no beacon goes out until one runs (or is dismissed).
           ...(a0.recovery?.mode() === 'needs-restore'
             ? ["recovery: peers hold more of this node's events than it has (its data dir was wiped?): run 'weft recovery restore', or 'weft recovery dismiss' to start afresh"]

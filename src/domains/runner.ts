@@ -103,6 +103,21 @@ export interface LaneStatus {
   readonly held: number;
   readonly lastError: string | null;
   readonly sandboxes: readonly SandboxStatus[];
+  /** Its cartridges suspended after repeated failures, until `weft domains reload`. */
+  readonly suspended: readonly SuspendedCartridge[];
+}
+
+/** A cartridge of a lane suspended after repeated failures. */
+export interface SuspendedCartridge {
+  readonly cartridge: string;
+  /** ISO 8601. */
+  readonly since: string;
+  /** The last error before it was suspended. */
+  readonly reason: string;
+  /** The cartridges that depend on it, directly or through others: they cannot run either. */
+  readonly blocks: readonly string[];
+  /** Events it and they skipped since. */
+  readonly skipped: number;
 }
 
 interface Row {
@@ -537,6 +552,23 @@ export class DomainRunner {
     return [...this.lanes.values()].map((l) => l.status());
   }
 
+  /**
+   * What is wrong with the domain pipelines right now, one line each, for `/api/health` and
+   * `weft status`: cartridges suspended after repeated failures (and the dependents that
+   * cannot run meanwhile). Empty when all is well.
+   */
+  problems(): string[] {
+    const out: string[] = [];
+    for (const lane of this.lanes.values()) {
+      const where = lane.def.kind === 'domain' ? `domain ${lane.def.name}` : `personal pipeline of ${lane.def.name}`;
+      for (const s of lane.status().suspended) {
+        const blocks = s.blocks.length > 0 ? `; ${s.blocks.map((b) => `'${b}'`).join(', ')} depend${s.blocks.length === 1 ? 's' : ''} on it and do${s.blocks.length === 1 ? 'es' : ''} not run either` : '';
+        out.push(`${where}: cartridge '${s.cartridge}' suspended since ${s.since} after repeated failures (${s.reason.slice(0, 300)})${blocks}; ${s.skipped} event(s) skipped; weft domains reload brings it back`);
+      }
+    }
+    return out;
+  }
+
   /** Rows in the inbox, the per-lane limit, and events lanes skipped because they were full. */
   inbox(): { waiting: number; limit: number; skipped: number } {
     let skipped = 0;
@@ -650,6 +682,8 @@ class Lane {
   private readonly counters = { processed: 0, failures: 0, emitted: 0, held: 0 };
   private lastError: string | null = null;
   private readonly logger: Logger;
+  /** Its suspended cartridges: since when, why, and the events they and their dependents skipped. */
+  private readonly suspensions = new Map<string, { at: number; reason: string; skipped: number }>();
 
   constructor(
     readonly def: PipelineDef,
@@ -676,7 +710,7 @@ class Lane {
           {
             logger: this.logger,
             clock: deps.clock,
-            onSuspended: (s) => this.suspended(s.name, `${s.lastError.code}: ${s.lastError.message}`),
+            onSuspended: (s) => this.suspended(s.name, `${s.lastError.code}: ${s.lastError.message}`, s.consecutiveFailures),
           },
         ),
       );
@@ -718,6 +752,7 @@ class Lane {
   /** Clears the suspension of every cartridge (a reload). */
   resumeAll(): void {
     for (const c of this.def.cartridges) this.sandboxes[this.slotOf.get(c.pkg.manifest.name) ?? 0]?.resume(c.pkg.manifest.name);
+    this.suspensions.clear();
   }
 
   /** The router found it full: the event skips this lane; said once a minute. */
@@ -802,6 +837,8 @@ class Lane {
     }
     // results[i].get(c): the event as cartridge c passed it on, or null (stopped, failed or skipped by a dependency).
     const results = events.map(() => new Map<string, Envelope | null>());
+    // Per event, the cartridges that did not run on it because they, or one they depend on, are suspended.
+    const blocked = events.map(() => new Set<string>());
     const outputs: Output[] = [];
     const failures: Failure[] = [];
     const runs = new Map<string, number>();
@@ -819,6 +856,7 @@ class Lane {
             for (const dep of m.dependencies) {
               const got = r.get(dep);
               if (got === null || got === undefined) {
+                if ((blocked[i] as Set<string>).has(dep) && this.consumesType(m, event.event)) (blocked[i] as Set<string>).add(name);
                 input = null;
                 break;
               }
@@ -841,6 +879,7 @@ class Lane {
             if (!got?.ok) {
               r.set(name, null);
               const error = got ? `${got.error.code}: ${got.error.message}` : 'no result';
+              if (got?.error.code === E.SUSPENDED) (blocked[i] as Set<string>).add(name);
               if (!got || !PASSIVE.has(got.error.code)) failures.push({ cartridge: name, event: source, error });
               continue;
             }
@@ -854,6 +893,7 @@ class Lane {
         }),
       );
     }
+    this.countSkipped(blocked);
     await this.emitOutputs(outputs, failures);
     await this.recordFailures(failures);
     await this.runner.commitPosition(scope, last.seq, runs);
@@ -1005,10 +1045,41 @@ class Lane {
     };
   }
 
-  /** The sandbox suspended a cartridge after repeated failures: say so once. */
-  private suspended(name: string, reason: string): void {
-    this.logger.warn({ cartridge: name, reason }, 'domain cartridge suspended after repeated failures; weft domains reload brings it back');
-    void this.deps.node.emitMany([this.failedInput(name, reason)]).catch(() => undefined);
+  /**
+   * The sandbox suspended a cartridge after repeated failures: remembered for the status and
+   * `/api/health` until a reload, and said once, in words of its own (not those of a failure
+   * on one event).
+   */
+  private suspended(name: string, reason: string, failuresInARow: number): void {
+    this.suspensions.set(name, { at: this.deps.clock.now(), reason, skipped: 0 });
+    const blocks = this.dependentsOf(name);
+    this.logger.warn({ cartridge: name, reason, blocks }, 'domain cartridge suspended after repeated failures; weft domains reload brings it back');
+    const where = this.def.kind === 'domain' ? `domain ${this.def.name}` : `personal pipeline of ${this.def.name}`;
+    const input = this.failedInput(name, reason);
+    input.description = `${where}: cartridge '${name}' suspended after ${failuresInARow} failures in a row (last: ${reason.slice(0, 500)}); it${blocks.length > 0 ? ` and what depends on it (${blocks.join(', ')})` : ''} skip every event until weft domains reload`;
+    void this.deps.node.emitMany([input]).catch(() => undefined);
+  }
+
+  /** The cartridges that depend on `name`, directly or through others. */
+  private dependentsOf(name: string): string[] {
+    const out = new Set<string>();
+    let frontier = [name];
+    while (frontier.length > 0) {
+      const next: string[] = [];
+      for (const [n, m] of this.manifests) if (!out.has(n) && m.dependencies.some((d) => frontier.includes(d))) next.push(n);
+      for (const n of next) out.add(n);
+      frontier = next;
+    }
+    return [...out];
+  }
+
+  /** Counts, against each suspension, the events its cartridge and their dependents skipped. */
+  private countSkipped(blocked: ReadonlyArray<ReadonlySet<string>>): void {
+    if (this.suspensions.size === 0) return;
+    for (const [name, s] of this.suspensions) {
+      const group = [name, ...this.dependentsOf(name)];
+      for (const set of blocked) if (group.some((n) => set.has(n))) s.skipped++;
+    }
   }
 
   status(): LaneStatus {
@@ -1022,6 +1093,7 @@ class Lane {
       ...this.counters,
       lastError: this.lastError,
       sandboxes: this.sandboxes.map((s) => s.status()),
+      suspended: [...this.suspensions].map(([cartridge, s]) => ({ cartridge, since: new Date(s.at).toISOString(), reason: s.reason, blocks: this.dependentsOf(cartridge), skipped: s.skipped })),
     };
   }
 

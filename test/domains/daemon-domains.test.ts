@@ -190,3 +190,56 @@ describe("a domain named like one of the node's own event domains", () => {
     assert.ok(v.stdout.includes(`remove the folder ${folder}`), v.stdout);
   });
 });
+
+describe('a suspended domain cartridge is visible', () => {
+  const t = tempDir('weft-domains-suspended-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
+  const stops: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const s of stops) await s();
+    t.cleanup();
+  });
+
+  it('in pipeline show, domains list, weft status and its own notification, with the dependents it stops, until a reload', async () => {
+    assert.equal(weft(['init'], env).code, 0);
+    const ops = join(env.WEFT_DATA_DIR, 'company', 'domains', 'ops');
+    mkdirSync(ops, { recursive: true });
+    writeFileSync(join(ops, 'domain.toml'), '[subscribe]\ndomains = []\nevents = ["domain.software-development.*"]\n');
+    writeCartridge(ops, 'thrower', `function process(e) { throw new Error('kaput ' + e.payload.slug); }`, { outputs: ['x'] });
+    writeCartridge(ops, 'after', alerting('after'), { dependencies: ['thrower'] });
+    const daemon = await startDaemonProcess(env);
+    stops.push(async () => {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    });
+    assert.equal(weft(['status'], env).code, 0, 'nothing wrong yet');
+    for (let i = 1; i <= 5; i++) assert.equal(weft(['emit', 'domain.software-development.planning.todo.created', '--payload', JSON.stringify({ slug: `t${i}`, title: `todo ${i}` })], env).code, 0);
+    const suspension = () =>
+      (JSON.parse(weft(['--json', 'notifications', 'list', '--type', 'system.cartridge.failed', '--limit', '50'], env).stdout) as { items: Array<{ description: string; payload: Record<string, unknown> }> }).items.find((n) => n.payload.suspended === true);
+    for (let i = 0; i < 200 && !suspension(); i++) await new Promise((r) => setTimeout(r, 50));
+    const note = suspension();
+    assert.ok(note, 'the suspension is a notification');
+    assert.match(note.description, /domain ops: cartridge 'thrower' suspended after 5 failures in a row \(last: .*kaput t5\); it and what depends on it \(after\) skip every event until weft domains reload/);
+    // One more event while suspended: skipped by both, and counted.
+    assert.equal(weft(['emit', 'domain.software-development.planning.todo.created', '--payload', '{"slug":"t6","title":"todo 6"}'], env).code, 0);
+    let lane: { suspended: Array<{ cartridge: string; blocks: string[]; skipped: number; reason: string }> } | undefined;
+    for (let i = 0; i < 200; i++) {
+      lane = (JSON.parse(weft(['--json', 'pipeline', 'show', '--domain', 'ops'], env).stdout) as { lane: typeof lane }).lane;
+      if ((lane?.suspended[0]?.skipped ?? 0) >= 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(lane?.suspended.length, 1);
+    assert.deepEqual({ cartridge: lane?.suspended[0]?.cartridge, blocks: lane?.suspended[0]?.blocks, skipped: lane?.suspended[0]?.skipped }, { cartridge: 'thrower', blocks: ['after'], skipped: 1 });
+    const show = weft(['pipeline', 'show', '--domain', 'ops'], env);
+    assert.match(show.stdout, /thrower 1\.0\.0 .*SUSPENDED since .*kaput t5.*1 event\(s\) skipped; weft domains reload brings it back/);
+    assert.match(show.stdout, /after 1\.0\.0 ← thrower .*NOT RUNNING: 'thrower' it depends on is suspended/);
+    assert.match(weft(['domains', 'list'], env).stdout, /ops .*running, suspended: thrower/);
+    const status = weft(['status'], env);
+    assert.equal(status.code, 3, 'a problem');
+    assert.match(status.stdout, /domain ops: cartridge 'thrower' suspended since .* after repeated failures \(.*kaput t5\); 'after' depends on it and does not run either; 1 event\(s\) skipped; weft domains reload brings it back/);
+
+    assert.equal(weft(['domains', 'reload'], env).code, 0);
+    assert.equal(weft(['status'], env).code, 0, 'a reload brings it back: no problem left');
+    assert.doesNotMatch(weft(['pipeline', 'show', '--domain', 'ops'], env).stdout, /SUSPENDED|NOT RUNNING/);
+  });
+});

@@ -49,13 +49,23 @@ function dagText(p: PipelineView): string {
   lines.push(`  receives: ${p.kind === 'domain' ? `envelope domain in [${p.subscribe.domains.join(', ')}]${p.subscribe.events.length ? `, types ${p.subscribe.events.join(', ')}` : ''}` : `events of [${p.subscribe.domains.join(', ')}]${p.subscribe.events.length ? ` matching ${p.subscribe.events.join(', ')}` : ''}`}`);
   lines.push(`  may emit: ${p.emits.join(', ')}    timeout ${p.timeoutMs} ms per event, ${p.maxParallel} sandbox(es) per level`);
   const byName = new Map(p.cartridges.map((c) => [c.name, c]));
+  // Older daemons send no `suspended`.
+  const suspended = new Map((p.lane?.suspended ?? []).map((s) => [s.cartridge, s]));
+  const blockedBy = new Map<string, string>();
+  for (const s of suspended.values()) for (const b of s.blocks) if (!blockedBy.has(b)) blockedBy.set(b, s.cartridge);
   p.levels.forEach((level, i) => {
     lines.push(`  level ${i}${level.length > 1 ? ' (at once)' : ''}:`);
     for (const name of level) {
       const c = byName.get(name);
       const deps = c?.dependencies.length ? ` ← ${c.dependencies.join(', ')}` : '';
       const outs = c?.outputs.length ? `  writes ${c.outputs.join(', ')}` : '';
-      lines.push(`    ${name} ${c?.version ?? ''}${deps}  consumes ${c?.consumes.join(', ')}${c?.emits.length ? `  emits ${c.emits.join(', ')}` : ''}${outs}`);
+      const s = suspended.get(name);
+      const state = s
+        ? `  SUSPENDED since ${s.since.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${s.reason}); ${s.skipped} event(s) skipped; weft domains reload brings it back`
+        : blockedBy.has(name)
+          ? `  NOT RUNNING: '${blockedBy.get(name)}' it depends on is suspended`
+          : '';
+      lines.push(`    ${name} ${c?.version ?? ''}${deps}  consumes ${c?.consumes.join(', ')}${c?.emits.length ? `  emits ${c.emits.join(', ')}` : ''}${outs}${state}`);
     }
   });
   const l = p.lane;
@@ -177,7 +187,7 @@ export const domainsCommands: CommandModule = (ctx) => {
         processed: p.lane?.processed ?? 0,
         backlog: p.lane?.backlog ?? 0,
         failures: p.lane?.failures ?? 0,
-        state: !p.enabled ? 'disabled' : p.lane ? 'running' : p.cartridges.length === 0 ? 'empty' : 'stopped',
+        state: !p.enabled ? 'disabled' : p.lane ? (p.lane.suspended?.length ? `running, suspended: ${p.lane.suspended.map((s) => s.cartridge).join(', ')}` : 'running') : p.cartridges.length === 0 ? 'empty' : 'stopped',
       }));
       out(`${rows.length ? table(rows) : 'no domains yet: weft domains create <name>'}\ninbox: ${r.inbox.waiting} waiting (limit ${r.inbox.limit}), ${r.inbox.skipped} skipped`, r);
     });
