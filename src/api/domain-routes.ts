@@ -90,6 +90,8 @@ export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => 
   const lanes = () => new Map(runner.status().map((l) => [l.scope, l]));
   const show = (p: PipelineDef) => ({ ...pipelineView(p), lane: lanes().get(p.scope) ?? null });
   const find = (scope: string) => [...runner.pipelines.domains, ...runner.pipelines.personal].find((p) => p.scope === scope);
+  /** Pipelines left out of the running set, with why (a personal pipeline that does not validate). */
+  const refused = () => runner.pipelines.refused.map((r) => ({ scope: r.scope, code: r.code, message: r.message, cartridges: [...r.cartridges] }));
   const requireNode = (req: FastifyRequest, what: string) => {
     if (principalOf(req).kind !== 'node') throw new WeftError('WEFT_FORBIDDEN', `${what} needs the node's token`);
   };
@@ -97,6 +99,7 @@ export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => 
     app.get('/api/domains', async () => ({
       domains: runner.pipelines.domains.map(show),
       personal: runner.pipelines.personal.map(show),
+      refused: refused(),
       inbox: runner.inbox(),
     }));
 
@@ -132,7 +135,12 @@ export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => 
     app.get('/api/personal/:member', { schema: { params: MemberParams } }, async (req) => {
       const { member } = req.params as { member: string };
       const p = find(`personal:${member}`);
-      if (!p) throw new WeftError('WEFT_NOT_FOUND', `no personal pipeline of '${member}' runs (it needs cartridges in personal/${member}/cartridges/)`, { details: { member } });
+      if (!p) {
+        // Left out is not absent: say why, so the member can fix it.
+        const left = runner.pipelines.refused.find((r) => r.scope === `personal:${member}`);
+        if (left) throw new WeftError('WEFT_PIPELINE_INVALID', `the personal pipeline of '${member}' is left out: ${left.message} (fix personal/${member}/, then weft domains reload)`, { details: { member, scope: left.scope, code: left.code, cartridges: [...left.cartridges] } });
+        throw new WeftError('WEFT_NOT_FOUND', `no personal pipeline of '${member}' runs (it needs cartridges in personal/${member}/cartridges/)`, { details: { member } });
+      }
       return show(p);
     });
 
@@ -163,7 +171,7 @@ export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => 
     app.post('/api/pipeline/reload', async (req) => {
       requireNode(req, 'reloading the pipelines');
       const set = await runner.reload();
-      return { domains: set.domains.map(show), personal: set.personal.map(show) };
+      return { domains: set.domains.map(show), personal: set.personal.map(show), refused: refused() };
     });
   };
 }

@@ -179,7 +179,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'DELETE /api/personal/:member/cartridges/:name': { summary: 'Remove a cartridge from a personal pipeline' },
   'POST /api/personal/:member/cartridges/:name/promote': { summary: 'Promote a personal cartridge into a domain (a submission)' },
   'GET /api/pipeline/validate': { summary: 'Validate every domain and personal pipeline on disk without applying it' },
-  'POST /api/pipeline/reload': { summary: 'Read the domain folders again; a change that does not validate is refused' },
+  'POST /api/pipeline/reload': { summary: 'Read the domain folders again; a change that does not validate is refused; the answer lists the personal pipelines left out (refused) with why' },
   'GET /api/autonomy': { summary: 'The autonomy matrix: rules (CLI and domain.toml) and the global default' },
   'PUT /api/autonomy': { summary: 'Set an autonomy rule for a domain, cartridge and/or event type' },
   'DELETE /api/autonomy': { summary: 'Remove an autonomy rule' },

@@ -243,3 +243,45 @@ describe('a suspended domain cartridge is visible', () => {
     assert.doesNotMatch(weft(['pipeline', 'show', '--domain', 'ops'], env).stdout, /SUSPENDED|NOT RUNNING/);
   });
 });
+
+describe('a personal pipeline left out', () => {
+  const t = tempDir('weft-domains-left-out-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
+  const stops: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const s of stops) await s();
+    t.cleanup();
+  });
+
+  it('is listed with its reason by reload (exit 1), domains list and personal show; fixed, it runs', async () => {
+    assert.equal(weft(['init'], env).code, 0);
+    assert.equal(weft(['domains', 'create', 'engineering'], env).code, 0);
+    const daemon = await startDaemonProcess(env);
+    stops.push(async () => {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    });
+    assert.equal(weft(['members', 'add', 'ada', '--role', 'engineering:member'], env).code, 0);
+    const me = join(env.WEFT_DATA_DIR, 'personal', 'ada');
+    mkdirSync(me, { recursive: true });
+    writeFileSync(join(me, 'subscriptions.toml'), 'domians = ["engineering"]\n');
+    writeCartridge(me, 'mine', alerting('mine'));
+
+    const reload = weft(['domains', 'reload'], env);
+    assert.equal(reload.code, 1, 'something in the folders does not run');
+    assert.match(reload.stdout, /reloaded: 1 domain\(s\), 0 personal pipeline\(s\)\n1 pipeline\(s\) left out .*\n {2}personal:ada: .*domians/);
+    const json = JSON.parse(weft(['--json', 'domains', 'reload'], env).stdout) as { refused: Array<{ scope: string; message: string }> };
+    assert.equal(json.refused[0]?.scope, 'personal:ada');
+    assert.match(weft(['domains', 'list'], env).stdout, /left out[^\n]*\n {2}personal:ada: .*domians/);
+    const show = weft(['personal', 'show', 'ada'], env);
+    assert.notEqual(show.code, 0);
+    assert.match(show.stderr, /the personal pipeline of 'ada' is left out: .*domians/);
+    assert.doesNotMatch(show.stderr, /needs cartridges/, 'she has them');
+
+    writeFileSync(join(me, 'subscriptions.toml'), 'domains = ["engineering"]\n');
+    const fixed = weft(['domains', 'reload'], env);
+    assert.equal(fixed.code, 0, fixed.stdout);
+    assert.match(fixed.stdout, /reloaded: 1 domain\(s\), 1 personal pipeline\(s\)$/m);
+    assert.equal(weft(['personal', 'show', 'ada'], env).code, 0);
+  });
+});

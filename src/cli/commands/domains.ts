@@ -42,6 +42,20 @@ at once). A slow or failing domain never delays another, nor the system pipeline
 See docs/domains.md.
 `;
 
+/** A pipeline left out of the running set (older daemons do not send them). */
+interface Refused {
+  scope: string;
+  code: string;
+  message: string;
+  cartridges: string[];
+}
+
+/** The pipelines left out, one line each with why; '' when none. */
+function leftOutText(refused: readonly Refused[]): string {
+  if (refused.length === 0) return '';
+  return `\n${refused.length} pipeline(s) left out (they do not run; fix them, then weft domains reload):\n${refused.map((x) => `  ${x.scope}: ${x.message}`).join('\n')}`;
+}
+
 /** The DAG of a pipeline as text. */
 function dagText(p: PipelineView): string {
   const lines = [`${p.kind === 'domain' ? 'domain' : 'personal pipeline'} ${p.kind === 'domain' ? p.name : p.name}: ${p.cartridges.length} cartridge(s) in ${p.levels.length} level(s)${p.enabled ? '' : ' (disabled)'}`];
@@ -179,7 +193,7 @@ export const domainsCommands: CommandModule = (ctx) => {
     .command('list')
     .description('domains and personal pipelines with their cartridges and lane state')
     .action(async () => {
-      const r = await call<{ domains: PipelineView[]; personal: PipelineView[]; inbox: { waiting: number; limit: number; skipped: number } }>('GET', '/api/domains');
+      const r = await call<{ domains: PipelineView[]; personal: PipelineView[]; refused?: Refused[]; inbox: { waiting: number; limit: number; skipped: number } }>('GET', '/api/domains');
       const rows = [...r.domains, ...r.personal].map((p) => ({
         pipeline: p.scope,
         cartridges: p.cartridges.length,
@@ -189,7 +203,7 @@ export const domainsCommands: CommandModule = (ctx) => {
         failures: p.lane?.failures ?? 0,
         state: !p.enabled ? 'disabled' : p.lane ? (p.lane.suspended?.length ? `running, suspended: ${p.lane.suspended.map((s) => s.cartridge).join(', ')}` : 'running') : p.cartridges.length === 0 ? 'empty' : 'stopped',
       }));
-      out(`${rows.length ? table(rows) : 'no domains yet: weft domains create <name>'}\ninbox: ${r.inbox.waiting} waiting (limit ${r.inbox.limit}), ${r.inbox.skipped} skipped`, r);
+      out(`${rows.length ? table(rows) : 'no domains yet: weft domains create <name>'}${leftOutText(r.refused ?? [])}\ninbox: ${r.inbox.waiting} waiting (limit ${r.inbox.limit}), ${r.inbox.skipped} skipped`, r);
     });
 
   domains
@@ -222,8 +236,11 @@ export const domainsCommands: CommandModule = (ctx) => {
     .command('reload')
     .description('read the domain and personal folders again; a change that does not validate is refused and the running pipelines stay')
     .action(async () => {
-      const r = await call<{ domains: PipelineView[]; personal: PipelineView[] }>('POST', '/api/pipeline/reload');
-      out(`reloaded: ${r.domains.length} domain(s), ${r.personal.length} personal pipeline(s)`, r);
+      const r = await call<{ domains: PipelineView[]; personal: PipelineView[]; refused?: Refused[] }>('POST', '/api/pipeline/reload');
+      const left = r.refused ?? [];
+      out(`reloaded: ${r.domains.length} domain(s), ${r.personal.length} personal pipeline(s)${leftOutText(left)}`, r);
+      // The rest runs, but something the user put in the folders does not: not a success.
+      if (left.length > 0) process.exitCode = 1;
     });
 
   domains
