@@ -7,7 +7,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { SIGNAL_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
-import { ConfigError } from '../errors/index.js';
+import { ConfigError, WeftError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { clusterItems, clusterPayload, detectBurst, SignalClusterStore } from './cluster.js';
@@ -61,6 +61,9 @@ export interface PollReport {
   /** New items over the source's budget (per poll, per day): not admitted. */
   readonly skipped?: number;
   readonly error?: string;
+  /** Deferred: no request before this time (ISO 8601), and why. */
+  readonly until?: string;
+  readonly reason?: string;
 }
 
 /** What one clustering pass did. */
@@ -255,6 +258,7 @@ export class SignalService {
       }
       return { source: id, status: 'failed', admitted: 0, duplicates: 0, error: r.error };
     }
+    if (r.status === 'deferred') return { source: id, status: r.status, admitted: 0, duplicates: 0, until: new Date(r.until).toISOString(), reason: r.reason };
     if (r.status !== 'new') return { source: id, status: r.status, admitted: 0, duplicates: 0 };
     try {
       const got = await this.ingest.admit(source, r.feed, r.fetchedAt, { maxNew: this.fetcher.newItemBudget(id) });
@@ -297,6 +301,10 @@ export class SignalService {
   async pollNow(id?: string): Promise<PollReport[]> {
     // A scheduled pass in flight finishes first: the two never poll one source at once.
     await this.polling?.catch(() => undefined);
+    if (id !== undefined && !this.fetcher.get(id)) {
+      const known = this.fetcher.status().map((s) => s.id);
+      throw new WeftError('WEFT_NOT_FOUND', `no signal source '${id}'${known.length > 0 ? ` (the sources: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ''}`, { details: { what: 'signal source', id } });
+    }
     const ids = id ? [id] : this.fetcher.status().filter((s) => !s.disabledReason).map((s) => s.id);
     return this.pollAll(ids);
   }

@@ -748,13 +748,18 @@ describe('FeedFetcher', () => {
       await withFetcher(async ({ fetcher, clock }) => {
         await fetcher.sync([spec('a', feedA), spec('b', feedB)]);
         const r = await fetcher.poll('a');
-        assert.deepEqual(r, { status: 'deferred', until: T0 + 120_000 });
+        assert.deepEqual(r, { status: 'deferred', until: T0 + 120_000, reason: `HTTP 429, Retry-After until ${new Date(T0 + 120_000).toISOString()}` });
         assert.equal(fetcher.get('a')?.retryAfterUntil, T0 + 120_000, 'stored');
         assert.deepEqual(fetcher.due(), [], 'neither source of the host is due');
         clock.advance(119_000);
         assert.deepEqual(fetcher.due(), []);
-        assert.deepEqual(await fetcher.poll('a'), { status: 'deferred', until: T0 + 120_000 });
-        assert.deepEqual(await fetcher.poll('b'), { status: 'deferred', until: T0 + 120_000 });
+        assert.deepEqual(await fetcher.poll('a'), { status: 'deferred', until: T0 + 120_000, reason: `HTTP 429, Retry-After until ${new Date(T0 + 120_000).toISOString()}` });
+        const held = await fetcher.poll('b');
+        assert.ok(held.status === 'deferred' && held.until === T0 + 120_000, JSON.stringify(held));
+        assert.match(held.reason, /^host 127\.0\.0\.1:\d+ asked to wait \(another of its sources got HTTP 429 or 503\) until /, 'why, for the source that did not ask');
+        const b = fetcher.status().find((s) => s.id === 'b');
+        assert.equal(b?.nextPollAt, new Date(T0 + 120_000).toISOString(), 'its next poll is when the host is free, not a time past');
+        assert.match(b?.lastStatus ?? '', /^deferred: host .* asked to wait/);
         assert.equal(fx.hits.length, 1, 'nothing was sent inside the window');
         limited = false;
         clock.advance(1_000);
@@ -782,7 +787,7 @@ describe('FeedFetcher', () => {
         await withFetcher(async ({ fetcher, clock }) => {
           await fetcher.sync([spec('z', feed)]);
           const r = await fetcher.poll('z');
-          assert.deepEqual(r, { status: 'deferred', until: T0 + 60_000 }, `Retry-After: ${value}`);
+          assert.ok(r.status === 'deferred' && r.until === T0 + 60_000, `Retry-After: ${value}`);
           clock.advance(59_000);
           assert.deepEqual(fetcher.due(), [], `not due inside the minute (Retry-After: ${value})`);
         });
@@ -801,7 +806,7 @@ describe('FeedFetcher', () => {
     });
     await withFetcher(async ({ fetcher, clock }) => {
       await fetcher.sync([spec('busy', url)]);
-      assert.deepEqual(await fetcher.poll('busy'), { status: 'deferred', until: T0 + 10 * MINUTE });
+      assert.deepEqual(await fetcher.poll('busy'), { status: 'deferred', until: T0 + 10 * MINUTE, reason: `HTTP 503, Retry-After until ${new Date(T0 + 10 * MINUTE).toISOString()}` });
       assert.deepEqual(fetcher.due(clock.now() + 10 * MINUTE - 1), []);
       clock.set(T0 + 10 * MINUTE);
       mode = 'bare';

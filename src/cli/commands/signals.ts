@@ -62,7 +62,20 @@ export const signalsCommands: CommandModule = (ctx) => {
     .description('poll every source now (or one), whatever its schedule says; Retry-After is still honoured')
     .action(async (source?: string) => {
       const r = await call<{ polls: PollReport[] }>('POST', '/api/signals/poll', source ? { source } : {});
-      ctx.out(table(r.polls.map((p) => ({ source: p.source, status: p.status, new: p.admitted, duplicates: p.duplicates, ...(r.polls.some((q) => q.skipped) ? { 'over budget': p.skipped ?? 0 } : {}), error: p.error ?? '' }))), r);
+      const detail = (p: PollReport) => (p.status === 'deferred' ? `held until ${when(p.until ?? null)}` : (p.error ?? ''));
+      // A table cell is cut at 60 characters: why a source failed or is held gets a line of its own.
+      const held = r.polls.filter((p) => p.status === 'deferred').map((p) => `  ${p.source}: until ${when(p.until ?? null)}${p.reason ? `: ${p.reason}` : ''}`);
+      const failed = r.polls.filter((p) => p.status === 'failed' && p.error).map((p) => `  ${p.source}: ${p.error}`);
+      ctx.out(
+        [
+          table(r.polls.map((p) => ({ source: p.source, status: p.status, new: p.admitted, duplicates: p.duplicates, ...(r.polls.some((q) => q.skipped) ? { 'over budget': p.skipped ?? 0 } : {}), detail: detail(p) }))),
+          ...(failed.length > 0 ? ['failed:', ...failed] : []),
+          ...(held.length > 0 ? ['held (no request before the time):', ...held] : []),
+        ].join('\n'),
+        r,
+      );
+      // The source asked for was not polled as asked: say so in the exit code too.
+      if (source && r.polls.some((p) => p.status === 'failed')) process.exitCode = 1;
     });
 
   signals

@@ -148,7 +148,12 @@ export type PollResult =
     }
   | { readonly status: 'not_modified'; readonly nextPollAt: number }
   /** Not polled, or told to wait (429, 503 with Retry-After): nothing is sent to the host before `until`. */
-  | { readonly status: 'deferred'; readonly until: number }
+  | {
+      readonly status: 'deferred';
+      readonly until: number;
+      /** Why: the host's answer (`HTTP 429, Retry-After ...`), or which host holds it back. */
+      readonly reason: string;
+    }
   | {
       readonly status: 'failed';
       readonly reason: PollFailure;
@@ -514,7 +519,11 @@ export class FeedFetcher {
     const rows = this.store.reader
       .prepare('SELECT * FROM signal_sources ORDER BY label, id')
       .all() as SourceRow[];
-    return rows.map((r) => ({
+    const now = this.clock.now();
+    return rows.map((r) => {
+      // A host held by another source's 429 holds this one too, stored or not yet.
+      const held = Math.max(r.retry_after_until ?? 0, this.hostNotBefore.get(hostOf(r.url)) ?? 0);
+      return {
       id: r.id,
       label: r.label,
       url: r.url,
@@ -522,11 +531,8 @@ export class FeedFetcher {
       origin: r.origin,
       tags: parseTags(r.tags),
       intervalS: r.interval_s,
-      nextPollAt: r.disabled_reason === null ? iso(Math.max(r.next_poll_at, r.retry_after_until ?? 0)) : null,
-      retryAfterUntil:
-        r.retry_after_until !== null && r.retry_after_until > this.clock.now()
-          ? iso(r.retry_after_until)
-          : null,
+      nextPollAt: r.disabled_reason === null ? iso(Math.max(r.next_poll_at, held)) : null,
+      retryAfterUntil: held > now ? iso(held) : null,
       lastPolledAt: r.last_polled_at === null ? null : iso(r.last_polled_at),
       lastStatus: r.last_status,
       parseErrors: r.parse_errors,
@@ -540,7 +546,8 @@ export class FeedFetcher {
         r.budget_spent_at !== null && r.budget_since !== null && r.budget_since + DAY > this.clock.now()
           ? iso(r.budget_since + DAY)
           : null,
-    }));
+      };
+    });
   }
 
   /** Aborts polls in flight and waits for them to settle. Idempotent; later calls fail with WEFT_STOPPED. */
@@ -557,13 +564,17 @@ export class FeedFetcher {
     if (row.disabled_reason !== null) {
       throw new WeftError(
         'WEFT_CONFLICT',
-        `signal source ${id} is disabled (${row.disabled_reason}); enable it to poll again`,
+        `signal source ${id} is disabled (${row.disabled_reason}); enable it to poll again: weft signals enable ${id}`,
         { details: { id } },
       );
     }
     const host = hostOf(row.url);
-    const waitUntil = Math.max(row.retry_after_until ?? 0, this.hostNotBefore.get(host) ?? 0);
-    if (waitUntil > this.clock.now()) return { status: 'deferred', until: waitUntil };
+    const own = row.retry_after_until ?? 0;
+    const held = this.hostNotBefore.get(host) ?? 0;
+    if (Math.max(own, held) > this.clock.now()) {
+      if (own >= held) return { status: 'deferred', until: own, reason: row.last_status?.replace(/^deferred: /, '') ?? 'the host asked to wait' };
+      return this.heldByHost(row, host, held);
+    }
     const linked = signal ? linkedSignal([signal, this.stopping.signal]) : undefined;
     const abort = linked?.signal ?? this.stopping.signal;
     let release: () => void;
@@ -583,7 +594,7 @@ export class FeedFetcher {
     try {
       // Another source on this host may have been told to wait while this one queued.
       const hostUntil = this.hostNotBefore.get(host) ?? 0;
-      if (hostUntil > this.clock.now()) return { status: 'deferred', until: hostUntil };
+      if (hostUntil > this.clock.now()) return this.heldByHost(row, host, hostUntil);
       got = await getFeed(row.url, {
         headers: this.headers(row),
         maxBytes: this.opts.maxBytes,
@@ -647,7 +658,11 @@ export class FeedFetcher {
           { source: row.id, status: got.status, until: iso(until) },
           'feed host asked to wait',
         );
-        return { status: 'deferred', until };
+        return {
+          status: 'deferred',
+          until,
+          reason: `HTTP ${got.status}${told !== undefined ? `, Retry-After until ${iso(until)}` : `, no Retry-After: backing off until ${iso(until)}`}`,
+        };
       }
     }
     if (got.status !== 200 || !got.body) return this.fetchFailure(row, now, 'http', `HTTP ${got.status}`);
@@ -681,6 +696,19 @@ export class FeedFetcher {
       last_status: `new: ${feed.items.length} items`,
     });
     return { status: 'new', feed, fetchedAt: now, nextPollAt: next };
+  }
+
+  /**
+   * Another source of the same host was told to wait (429/503): this one waits too, and its
+   * state says until when and why (its next poll is not a time in the past, its status not
+   * blank), also across a restart.
+   */
+  private async heldByHost(row: SourceRow, host: string, until: number): Promise<PollResult> {
+    const reason = `host ${host} asked to wait (another of its sources got HTTP 429 or 503) until ${iso(until)}`;
+    if ((row.retry_after_until ?? 0) < until) {
+      await this.writeState(row, { retry_after_until: until, last_status: `deferred: ${reason}` });
+    }
+    return { status: 'deferred', until, reason };
   }
 
   /** Network and HTTP errors: back off, never disable (the feed may be fine tomorrow). */
