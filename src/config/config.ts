@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { parse as ParseToml } from 'smol-toml';
 import { ConfigError } from '../errors/index.js';
+import { editDistance } from '../util/index.js';
 import { redisKeys } from './redis-keys.js';
 
 /** The TOML parser, loaded only when a config file exists (a CLI call without one never pays for it). */
@@ -387,25 +388,6 @@ function flatten(obj: Record<string, unknown>, prefix = ''): Array<[string, unkn
     else out.push([key, v]);
   }
   return out;
-}
-
-/** Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, or more than `max`. */
-function editDistance(a: string, b: string, max: number): number {
-  if (Math.abs(a.length - b.length) > max) return max + 1;
-  let prev2: number[] = [];
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (prev2[j - 2] as number) + 1);
-      row.push(d);
-    }
-    prev2 = prev;
-    prev = row;
-  }
-  return prev[b.length] as number;
 }
 
 /**

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { type ConfigKey, secretValues, type WeftConfig } from '../config/index.js';
 import { checkDeliveryConfig } from '../delivery/index.js';
 import { ConfigError } from '../errors/index.js';
+import { splitCommandLine } from '../util/index.js';
 import { isGitRefSafe } from '../recovery/index.js';
 import { checkBindConfig } from './bind-config.js';
 import { checkMdnsConfig } from './mdns-config.js';
@@ -68,6 +69,17 @@ async function checkAll(cfg: WeftConfig): Promise<void> {
       `config key computer.name: ${JSON.stringify(cfg.computer.name)} cannot be a git ref, which the git fallback (fallback.git_remote) needs: letters, digits, '-', '_', single dots`,
       { key: 'computer.name' },
     );
+  }
+  const summarizer = cfg.signals.summarizer_command;
+  if (summarizer !== undefined) {
+    // The daemon would stop at commandSummarizer with a line naming no key.
+    const argv = splitCommandLine(summarizer);
+    if (summarizer.trim() === '' || (argv !== undefined && argv.length === 0)) {
+      throw new ConfigError(
+        `config key signals.summarizer_command: ${JSON.stringify(summarizer)} is no command (a program and its arguments, e.g. "my-ai-cli summarize --json"); remove the key for the built-in extractive summariser`,
+        { key: 'signals.summarizer_command' },
+      );
+    }
   }
   if (cfg.signals.enabled && cfg.signals.sources.length > 0) {
     // Loaded only when sources are configured, as the daemon does: the feed parser is heavy.

@@ -9,7 +9,7 @@ import { SIGNAL_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import { ConfigError, WeftError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import type { Clock, Logger } from '../util/index.js';
+import { type Clock, didYouMean, type Logger } from '../util/index.js';
 import { clusterItems, clusterPayload, detectBurst, SignalClusterStore } from './cluster.js';
 import { FeedFetcher, type FeedFetcherInit, loadSourceFile, type NewItemsVerdict, type PollResult, resolveSources, type SourceEntry, type SourceStatus } from './feeds/index.js';
 import { INGEST_SOURCE, SignalIngest } from './ingest.js';
@@ -75,6 +75,29 @@ export interface ClusterReport {
 }
 
 const KINDS: Record<string, SourceKind | 'file'> = { rss: 'feed', atom: 'feed', json: 'feed', feed: 'feed', rdf: 'feed', youtube: 'youtube', x: 'x', opml: 'file', csv: 'file' };
+/** The keys of one `[[signals.sources]]` table: `url` for a feed, `path` for an OPML or CSV file. */
+const SOURCE_KEYS = ['type', 'url', 'path', 'label', 'tags'];
+
+/** A key of a source table that is not one (`tgas`), with the one it most likely is: dropped silently, it would be a tag never given. */
+function checkSourceKeys(raw: Record<string, unknown>, i: number, kind: SourceKind | 'file', type: string): void {
+  for (const key of Object.keys(raw)) {
+    if (SOURCE_KEYS.includes(key)) continue;
+    const near = didYouMean(key, SOURCE_KEYS);
+    throw new ConfigError(`config key signals.sources[${i}]: unknown key ${key}${near ? ` (did you mean ${near}?)` : `; a source takes ${SOURCE_KEYS.join(', ')}`}`, { key: `signals.sources[${i}].${key}` });
+  }
+  const misplaced = kind === 'file' ? 'url' : 'path';
+  if (raw[misplaced] !== undefined) {
+    throw new ConfigError(
+      `config key signals.sources[${i}].${misplaced}: a ${type} source takes ${kind === 'file' ? 'path (the file listing feeds)' : 'url (path is for opml and csv lists)'}, not ${misplaced}`,
+      { key: `signals.sources[${i}].${misplaced}` },
+    );
+  }
+}
+
+/** Lowercase words joined by '-', as ids are made from labels (sources.ts). */
+function labelSlug(label: string): string {
+  return label.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
 
 function text(v: unknown, key: string, i: number): string | undefined {
   if (v === undefined) return undefined;
@@ -90,10 +113,16 @@ function text(v: unknown, key: string, i: number): string | undefined {
 export async function configuredSources(init: Pick<SignalServiceInit, 'sources' | 'xFeedTemplate' | 'baseDir'>): Promise<SourceSpec[]> {
   const entries: SourceEntry[] = [];
   const files: SourceSpec[] = [];
+  // Inline entries by feed URL and by label: the same feed listed twice, or two sources with one
+  // label (which would both get a hashed id, so `weft signals poll <label>` found neither), are
+  // mistakes to say, not to merge or rename silently.
+  const byUrl = new Map<string, number>();
+  const byLabel = new Map<string, number>();
   for (const [i, raw] of init.sources.entries()) {
     const type = (text(raw.type, 'type', i) ?? 'rss').toLowerCase();
     const kind = KINDS[type];
     if (!kind) throw new ConfigError(`config key signals.sources[${i}].type: '${type}' is not one of ${Object.keys(KINDS).join(', ')}`, { key: `signals.sources[${i}].type` });
+    checkSourceKeys(raw, i, kind, type);
     const tags = raw.tags === undefined ? [] : Array.isArray(raw.tags) && raw.tags.every((t) => typeof t === 'string') ? (raw.tags as string[]) : undefined;
     if (tags === undefined) throw new ConfigError(`config key signals.sources[${i}].tags must be a list of strings`, { key: `signals.sources[${i}].tags` });
     const label = text(raw.label, 'label', i);
@@ -107,7 +136,23 @@ export async function configuredSources(init: Pick<SignalServiceInit, 'sources' 
     }
     const url = text(raw.url, 'url', i);
     if (!url) throw new ConfigError(`config key signals.sources[${i}]: a ${type} source needs url`, { key: `signals.sources[${i}].url` });
-    entries.push({ kind, url, tags, origin: 'config', ...(label ? { label } : {}) });
+    const entry: SourceEntry = { kind, url, tags, origin: 'config', ...(label ? { label } : {}) };
+    const feed = (resolveSources([entry], init.xFeedTemplate ? { xFeedTemplate: init.xFeedTemplate } : {})[0] as SourceSpec).url;
+    const sameUrl = byUrl.get(feed);
+    if (sameUrl !== undefined) {
+      throw new ConfigError(`config key signals.sources[${i}].url: ${feed} is already signals.sources[${sameUrl}] (the same feed listed twice); keep one entry, with the tags of both`, { key: `signals.sources[${i}].url` });
+    }
+    byUrl.set(feed, i);
+    const slug = label ? labelSlug(label) : '';
+    const sameLabel = slug ? byLabel.get(slug) : undefined;
+    if (sameLabel !== undefined) {
+      throw new ConfigError(
+        `config key signals.sources[${i}].label: '${label}' names signals.sources[${sameLabel}] already; a label is the source's id (weft signals poll ${slug}), give each source its own`,
+        { key: `signals.sources[${i}].label` },
+      );
+    }
+    if (slug) byLabel.set(slug, i);
+    entries.push(entry);
   }
   const all = [...entries, ...files.map((f) => ({ kind: f.kind, url: f.url, label: f.label, tags: f.tags, origin: f.origin }))];
   return resolveSources(all, init.xFeedTemplate ? { xFeedTemplate: init.xFeedTemplate } : {});

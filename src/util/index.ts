@@ -12,3 +12,4 @@ export * from './json-depth.js';
 export * from './session-id.js';
 export * from './failure-streak.js';
 export * from './control-chars.js';
+export * from './did-you-mean.js';

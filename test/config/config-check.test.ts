@@ -47,6 +47,33 @@ const CASES: Case[] = [
     toml: 'signals.sources = [{ type = "bogus" }]',
     line: /^weft: config key signals\.sources\[0\]\.type: 'bogus' is not one of rss, atom/,
   },
+  // A source table's misspelt key gets a suggestion (it was dropped: tags never given).
+  {
+    toml: '[[signals.sources]]\ntype = "rss"\nurl = "https://example.org/a.xml"\ntgas = ["db"]',
+    line: /^weft: config key signals\.sources\[0\]: unknown key tgas \(did you mean tags\?\)$/,
+  },
+  {
+    toml: '[[signals.sources]]\ntype = "rss"\nurl = "https://example.org/a.xml"\nlable = "a"',
+    line: /^weft: config key signals\.sources\[0\]: unknown key lable \(did you mean label\?\)$/,
+  },
+  {
+    toml: '[[signals.sources]]\ntype = "rss"\nurl = "https://example.org/a.xml"\npath = "feeds.opml"',
+    line: /^weft: config key signals\.sources\[0\]\.path: a rss source takes url \(path is for opml and csv lists\), not path$/,
+  },
+  // The same feed twice was merged without a word; one label twice gave both a hashed id.
+  {
+    toml: '[[signals.sources]]\nurl = "https://example.org/a.xml"\n[[signals.sources]]\nurl = "https://EXAMPLE.org/a.xml#top"\ntags = ["x"]',
+    line: /^weft: config key signals\.sources\[1\]\.url: https:\/\/example\.org\/a\.xml is already signals\.sources\[0\] \(the same feed listed twice\); keep one entry/,
+  },
+  {
+    toml: '[[signals.sources]]\nurl = "https://example.org/a.xml"\nlabel = "a"\n[[signals.sources]]\nurl = "https://example.org/b.xml"\nlabel = "A"',
+    line: /^weft: config key signals\.sources\[1\]\.label: 'A' names signals\.sources\[0\] already; a label is the source's id \(weft signals poll a\), give each source its own$/,
+  },
+  // Blank, the daemon stopped at its summariser naming no key.
+  {
+    toml: 'signals.summarizer_command = "   "\n[[signals.sources]]\nurl = "https://example.org/a.xml"',
+    line: /^weft: config key signals\.summarizer_command: "   " is no command/,
+  },
   {
     toml: 'telegram.base_url = "notaurl"\ntelegram.bot_token = "123:abc"\ntelegram.chat_id = "42"',
     line: /^weft: config key telegram\.base_url: "notaurl" is not allowed; expected an http\(s\) URL$/,
