@@ -123,8 +123,9 @@ export class DomainLifecycle {
    * judges it first (a refusal ends here); then the level for `cartridge.install` decides: at
    * L1 a member's submission waits in `incoming/` for an admin (an admin's own counts as the
    * approval), at L2 and L3 it is installed (L2 tells the admins).
-   * @throws {WeftError} `WEFT_FORBIDDEN` without a role, `WEFT_CARTRIDGE` when the guardian
-   * refuses, `WEFT_PIPELINE_INVALID` when the domain would not validate with it.
+   * @throws {WeftError} `WEFT_FORBIDDEN` without a role, `WEFT_CARTRIDGE_REFUSED` when the
+   * guardian refuses (or cannot judge), `WEFT_PIPELINE_INVALID` when the domain would not
+   * validate with it.
    */
   async submitToDomain(domain: string, raw: CartridgePackage, requester: Requester): Promise<LifecycleResult> {
     const role = roleOf(requester, domain);
@@ -153,7 +154,7 @@ export class DomainLifecycle {
     const base = { domain, cartridge: name, version: pkg.manifest.version, by: by(requester), sha256: sourceDigest(pkg.source) };
     if (!verdict.approve) {
       await this.deps.audit('domain.cartridge.refused', { ...base, guardian: verdict.reason }, false);
-      throw new WeftError('WEFT_CARTRIDGE', `domain '${domain}' guardian (${verdict.guardian}) refused '${name}': ${verdict.reason}`, { details: { domain, cartridge: name, guardian: verdict.guardian } });
+      throw new WeftError('WEFT_CARTRIDGE_REFUSED', `domain '${domain}' guardian (${verdict.guardian}) refused '${name}': ${verdict.reason}`, { details: { domain, cartridge: name, guardian: verdict.guardian } });
     }
     const { level } = installDecision(this.deps.autonomy({ domain, cartridge: name, eventType: INSTALL_DECISION }), this.deps.installDefault);
     if (level === 'L1' && role === 'member') {
@@ -216,7 +217,7 @@ export class DomainLifecycle {
     const base = { domain: scope, cartridge: pkg.manifest.name, version: pkg.manifest.version, by: by(requester), sha256: sourceDigest(pkg.source) };
     if (!verdict.approve) {
       await this.deps.audit('domain.cartridge.refused', { ...base, guardian: verdict.reason }, false);
-      throw new WeftError('WEFT_CARTRIDGE', `the rule guardian refused '${pkg.manifest.name}': ${verdict.reason}`);
+      throw new WeftError('WEFT_CARTRIDGE_REFUSED', `the rule guardian refused '${pkg.manifest.name}': ${verdict.reason}`, { details: { scope, cartridge: pkg.manifest.name, guardian: verdict.guardian } });
     }
     await this.place(memberDir(this.deps.dataDir, member), pkg);
     await this.deps.emitMany([{ event: DOMAIN_EVENTS.cartridgeInstalled, source: 'domains', payload: { ...base, guardian: verdict.reason } }]);

@@ -20,7 +20,12 @@ export const ERROR_CODES = {
   WEFT_CONFLICT: { status: 409, exit: 1 },
   WEFT_UNAUTHORIZED: { status: 401, exit: 1 },
   WEFT_FORBIDDEN: { status: 403, exit: 1 },
-  WEFT_CONFIG: { status: 500, exit: 2 },
+  /**
+   * A configuration (the config file, a domain's domain.toml, a member's subscriptions.toml)
+   * that is wrong, or that does not allow what was asked (the mesh is off): the node's state
+   * refuses the request, nothing failed inside it (409, not 500 with a reference to the log).
+   */
+  WEFT_CONFIG: { status: 409, exit: 2 },
   WEFT_STORE: { status: 500, exit: 1 },
   WEFT_STORE_CORRUPT: { status: 500, exit: 1 },
   WEFT_LOCKED: { status: 409, exit: 1 },
@@ -29,6 +34,8 @@ export const ERROR_CODES = {
   WEFT_TOO_LARGE: { status: 413, exit: 1 },
   WEFT_LIMIT: { status: 429, exit: 1 },
   WEFT_CARTRIDGE: { status: 500, exit: 1 },
+  /** A cartridge judged and refused (a guardian said no, or could not judge, which is a no): an answer, not a failure. */
+  WEFT_CARTRIDGE_REFUSED: { status: 422, exit: 1 },
   WEFT_PIPELINE: { status: 500, exit: 1 },
   /** A domain or personal pipeline that does not validate (cycle, missing dependency, scope, conflict). */
   WEFT_PIPELINE_INVALID: { status: 409, exit: 1 },

@@ -285,3 +285,53 @@ describe('a personal pipeline left out', () => {
     assert.equal(weft(['personal', 'show', 'ada'], env).code, 0);
   });
 });
+
+describe('expected refusals are answers, not internal errors', () => {
+  const t = tempDir('weft-domains-refusals-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
+  const stops: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const s of stops) await s();
+    t.cleanup();
+  });
+
+  it('a guardian refusal is 422 and a broken domain.toml on reload 409: no reference to the log, no stack trace at error level', async () => {
+    assert.equal(weft(['init'], env).code, 0);
+    for (const d of ['ops', 'judged']) assert.equal(weft(['domains', 'create', d], env).code, 0);
+    const judged = join(env.WEFT_DATA_DIR, 'company', 'domains', 'judged', 'domain.toml');
+    writeFileSync(judged, '[guardian]\nrules = false\ncommand = "/nonexistent/weft-judge --strict"\n');
+    const daemon = await startDaemonProcess(env);
+    stops.push(async () => {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    });
+    const token = readFileSync(join(env.WEFT_DATA_DIR, 'api-token'), 'utf8').trim();
+    const evil = packageDir(t.dir, 'evil', 'function process(e) { return eval("e"); }');
+    const byRules = await http(daemon.url, token, 'POST', '/api/domains/ops/cartridges', { path: evil });
+    assert.equal(byRules.status, 422, JSON.stringify(byRules.json));
+    const err = byRules.json.error as { code: string; message: string };
+    assert.equal(err.code, 'WEFT_CARTRIDGE_REFUSED');
+    assert.match(err.message, /guardian \(rules\) refused 'evil': uses eval\(/);
+    assert.doesNotMatch(err.message, /ref .* in the node's log/);
+    const cli = weft(['domains', 'install', 'ops', evil], env);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /^weft: domain 'ops' guardian \(rules\) refused 'evil'/);
+    // A guardian command that cannot start refuses too: the domain's own setting, not a node failure.
+    const unjudged = await http(daemon.url, token, 'POST', '/api/domains/judged/cartridges', { path: packageDir(t.dir, 'fine', alerting('fine')) });
+    assert.equal(unjudged.status, 422, JSON.stringify(unjudged.json));
+    assert.match((unjudged.json.error as { message: string }).message, /guardian \(command\) refused 'fine': guardian failed: .*weft-judge/);
+
+    writeFileSync(join(env.WEFT_DATA_DIR, 'company', 'domains', 'ops', 'domain.toml'), 'timeout_ms = "soon"\n[subscribe\n');
+    const reload = await http(daemon.url, token, 'POST', '/api/pipeline/reload');
+    assert.equal(reload.status, 409, JSON.stringify(reload.json));
+    const bad = reload.json.error as { code: string; message: string };
+    assert.equal(bad.code, 'WEFT_CONFIG');
+    assert.match(bad.message, /domain\.toml is not valid TOML/);
+    assert.doesNotMatch(bad.message, /ref .* in the node's log/);
+    assert.equal(weft(['domains', 'reload'], env).code, 2, 'a file to fix: the config exit code');
+
+    const log = readFileSync(join(env.WEFT_DATA_DIR, 'logs', 'weft.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; stack?: string });
+    const errors = log.filter((l) => l.level >= 50);
+    assert.deepEqual(errors.map((l) => l.msg), [], 'nothing at error level, no stack trace');
+  });
+});
