@@ -29,6 +29,7 @@ import {
 } from '../../src/sovereignty/index.js';
 import { Store } from '../../src/store/index.js';
 import { ManualClock, silentLogger, systemClock } from '../../src/util/index.js';
+import { weft } from '../helpers/cli.js';
 import { startTestNode, waitFor } from '../helpers/node.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -150,6 +151,19 @@ describe('pillar packs: install and validation', () => {
       () => pillarPack('sales'),
       (e: unknown) => e instanceof UnknownPillarError && e.code === 'WEFT_NOT_FOUND' && /software-development, marketing/.test(e.message),
     );
+  });
+
+  it('weft init --pillar with no such pillar is a usage error (exit 2) naming the pillars, and writes nothing', () => {
+    const t = tempDir('weft-pillar-cli-');
+    try {
+      const dataDir = join(t.dir, 'data');
+      const r = weft(['init', '--pillar', 'nosuch'], { HOME: t.dir, WEFT_DATA_DIR: dataDir, WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^weft: --pillar: there is no pillar 'nosuch': the pillars are software-development, marketing, creative-production, customer-relations$/m);
+      assert.ok(!existsSync(join(dataDir, 'company', 'domains', 'nosuch')));
+    } finally {
+      t.cleanup();
+    }
   });
 
   for (const name of NAMES) {

@@ -1099,6 +1099,31 @@ describe('FeedFetcher', () => {
     });
   });
 
+  test('an undated feed is polled sooner after a poll that brought new items, later after one that brought none', async () => {
+    let n = 3;
+    const url = server.route('/pace/undated', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/rss+xml' });
+      res.end(rss(Array.from({ length: n }, (_, i) => ({ title: `u${i}`, link: `https://example.org/u/${i}` }))));
+    });
+    await withFetcher(
+      async ({ fetcher, clock }) => {
+        await fetcher.sync([spec('undated', url)]);
+        assert.equal(fetcher.get('undated')?.intervalMs, 15 * MINUTE, 'the initial interval');
+        assert.equal((await fetcher.poll('undated')).status, 'new');
+        await fetcher.recordNewItems('undated', 3, { items: 3, duplicates: 0, over: 0 });
+        assert.equal(fetcher.get('undated')?.intervalMs, 10 * MINUTE, '3 new items: half the interval, at least min_interval (it was 23 min)');
+        assert.equal(fetcher.get('undated')?.nextPollAt, T0 + 10 * MINUTE);
+        clock.advance(10 * MINUTE);
+        n = 3;
+        await fetcher.poll('undated');
+        await fetcher.recordNewItems('undated', 0, { items: 3, duplicates: 3, over: 0 });
+        assert.equal(fetcher.get('undated')?.intervalMs, 15 * MINUTE, 'nothing new: half as long again');
+        assert.equal(fetcher.get('undated')?.nextPollAt, T0 + 25 * MINUTE);
+      },
+      { minIntervalMs: 10 * MINUTE },
+    );
+  });
+
   test('sync keeps polling state, follows renames, and removes only the sources it owns', async () => {
     const url = (p: string) => server.route(p, serve(rss([{ title: p }]), { etag: `"${p}"` }));
     const a = url('/sync/a');

@@ -158,7 +158,9 @@ export const domainsCommands: CommandModule = (ctx) => {
       const dataDir = ctx.cfg().data_dir;
       if (o.force && o.pillar === undefined) throw new WeftError('WEFT_VALIDATION', '--force replaces a pillar\'s domain: give it with --pillar <name>');
       if (o.pillar !== undefined) {
-        const { installPillar, pillarPack } = await import('../../pillars/index.js');
+        const { installPillar, isPillarName, PILLARS, pillarPack } = await import('../../pillars/index.js');
+        // A name that is no pillar is a mistake in the command line: a usage error (exit 2), before anything is written.
+        if (!isPillarName(o.pillar)) throw new WeftError('WEFT_VALIDATION', `--pillar: there is no pillar '${o.pillar}': the pillars are ${PILLARS.map((p) => p.name).join(', ')}`, { details: { pillar: o.pillar } });
         const r = await installPillar(dataDir, o.pillar, { force: o.force === true });
         const pack = pillarPack(o.pillar);
         const running = await reloadRunning();

@@ -229,6 +229,12 @@ export class FeedFetcher {
   /** Hosts that answered 429/503 with Retry-After: no source on them is polled before the time. */
   private readonly hostNotBefore = new Map<string, number>();
   private readonly inflight = new Map<string, Promise<PollResult>>();
+  /**
+   * Feeds without usable dates, polled and waiting for {@link recordNewItems} to say how many of
+   * their items were new: their pace is set then, from this poll's count (at most one entry per
+   * source).
+   */
+  private readonly undatedPolls = new Map<string, { polledAt: number; maxAgeS: number | undefined }>();
   private readonly stopping = new AbortController();
   private closing: Promise<void> | undefined;
   private stmts:
@@ -471,6 +477,14 @@ export class FeedFetcher {
       const allNewPolls = allNew ? row.all_new_polls + 1 : 0;
       const flagged = allNewPolls >= this.opts.floodPolls;
       let next = row.next_poll_at;
+      let intervalS = row.interval_s;
+      const undated = this.undatedPolls.get(id);
+      if (undated) {
+        this.undatedPolls.delete(id);
+        const interval = this.withMaxAge(intervalFromNewItems(row.interval_s * 1000, n, this.bounds), undated.maxAgeS);
+        intervalS = Math.round(interval / 1000);
+        next = undated.polledAt + interval;
+      }
       if (flagged)
         next = Math.max(
           next,
@@ -482,9 +496,9 @@ export class FeedFetcher {
       this.store.db
         .prepare(
           `UPDATE signal_sources SET last_new_items = ?, items_seen = items_seen + ?, budget_since = ?, new_today = ?,
-             all_new_polls = ?, flagged_at = ?, budget_spent_at = ?, next_poll_at = ?, updated_at = ? WHERE id = ?`,
+             all_new_polls = ?, flagged_at = ?, budget_spent_at = ?, interval_s = ?, next_poll_at = ?, updated_at = ? WHERE id = ?`,
         )
-        .run(n, n, since, newToday, allNewPolls, flaggedAt, spentAt, next, now, id);
+        .run(n, n, since, newToday, allNewPolls, flaggedAt, spentAt, intervalS, next, now, id);
       if (flagged && row.flagged_at === null)
         this.logger.warn(
           { source: id, url: row.url, allNewPolls, next: iso(next) },
@@ -679,10 +693,12 @@ export class FeedFetcher {
       return this.contentFailure(row, now, 'parse', `parser failed: ${(err as Error).message}`);
     }
     const fromItems = intervalFromItems(feed.items, now, this.bounds);
-    const interval = this.withMaxAge(
-      fromItems ?? intervalFromNewItems(row.interval_s * 1000, row.last_new_items, this.bounds),
-      maxAge,
-    );
+    // Without dates the pace follows how many items were new, which only the ingest knows: the
+    // interval stays as it is until recordNewItems sets it from this poll's count (it was set
+    // from the previous poll's, so a poll bringing new items made the next one later).
+    if (fromItems === undefined) this.undatedPolls.set(row.id, { polledAt: now, maxAgeS: maxAge });
+    else this.undatedPolls.delete(row.id);
+    const interval = this.withMaxAge(fromItems ?? row.interval_s * 1000, maxAge);
     const next = now + interval;
     await this.writeState(row, {
       etag: got.headers.get('etag'),
