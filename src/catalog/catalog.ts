@@ -49,6 +49,12 @@ export interface EventTypeDefinition {
   resolutionShape?: Record<string, string>;
   /** Current schema version of the payload. */
   version?: number;
+  /**
+   * Only the node itself produces this type (its control and system events: cartridge installs,
+   * failures, mesh and transport reports...). Installed cartridges may not emit it: peers and the
+   * node's own machinery act on these events as the node's word. Default false.
+   */
+  control?: boolean;
 }
 
 /** A registered type: the definition with defaults applied and its compiled payload validator. */
@@ -67,6 +73,8 @@ export interface EventTypeEntry {
   readonly terminalWhen: string | undefined;
   readonly resolutionShape: Record<string, string> | undefined;
   readonly version: number;
+  /** Only the node itself produces it; no installed cartridge may emit it. */
+  readonly control: boolean;
   readonly validator: Validator<Record<string, unknown>>;
 }
 
@@ -214,6 +222,7 @@ export class Catalog {
       terminalWhen: def.terminalWhen,
       resolutionShape: def.resolutionShape,
       version: def.version ?? 1,
+      control: def.control ?? false,
       validator: compileLazily<Record<string, unknown>>(def.payload),
     };
     this.entries.set(def.type, entry);
@@ -226,6 +235,11 @@ export class Catalog {
 
   get(type: string): EventTypeEntry | undefined {
     return this.entries.get(type);
+  }
+
+  /** Whether only the node itself may produce `type` (its definition says `control`); false for unknown types. */
+  isControl(type: string): boolean {
+    return this.entries.get(type)?.control === true;
   }
 
   /** The entry, or an UnknownEventTypeError naming the type. */
@@ -273,6 +287,7 @@ export class Catalog {
         lifecycle: e.lifecycle ?? null,
         actionable: e.actionable,
         dataClass: e.dataClass,
+        control: e.control,
         resolutionShape: e.resolutionShape ?? null,
         payload: stripSymbols(e.payload),
       };

@@ -3,12 +3,13 @@
  * in a bounded queue of its own, drained a batch per sandbox round trip. They may only add
  * events, and those stay on this node.
  */
+import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { WeftError } from '../errors/index.js';
 import type { CommittedBatch } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Logger } from '../util/index.js';
-import { cartridgeSource, cartridgeWants, invokedInput } from './cartridge-stage.js';
+import { cartridgeSource, cartridgeWants, controlTypes, invokedInput } from './cartridge-stage.js';
 import type { CartridgeManifest } from './package.js';
 import type { Sandbox, SandboxEventResult } from './sandbox/index.js';
 
@@ -32,7 +33,7 @@ export interface AlphaLanesInit {
 
 /** What the lanes need from the runtime. */
 export interface AlphaLanesDeps {
-  node: { readonly ns: NodeStore; emitMany(inputs: readonly unknown[]): Promise<Envelope[]> };
+  node: { readonly ns: NodeStore; readonly catalog: Pick<Catalog, 'isControl'>; emitMany(inputs: readonly unknown[]): Promise<Envelope[]> };
   logger: Logger;
   /** The alpha sandbox, or null when there is none. */
   sandbox(): Sandbox | null;
@@ -147,6 +148,11 @@ export class AlphaLanes {
         results.forEach((r, i) => {
           if (!r?.ok) return;
           const event = events[i] as Envelope;
+          const control = controlTypes(this.deps.node.catalog, r.emitted.map((e) => e.type));
+          if (control.length > 0) {
+            this.deps.logger.warn({ cartridge: name, types: control, eventId: event.id }, 'alpha cartridge emitted control types: refused, nothing it emitted was kept');
+            return;
+          }
           ok++;
           for (const e of r.emitted) {
             inputs.push({

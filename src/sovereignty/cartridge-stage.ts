@@ -3,7 +3,7 @@
  * result comes back as the event (provenance pinned), the events it emitted and one
  * `cartridge.invoked`. The time budget that suspends a stage holding up the pipeline lives here too.
  */
-import { CARTRIDGE_EVENTS } from '../catalog/index.js';
+import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
 import { type EmitInput, type Envelope, envelopeValidator } from '../envelope/index.js';
 import type { Cartridge, CartridgeContext } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
@@ -15,6 +15,24 @@ import { type EventValidator, SANDBOX_EVENT_ERRORS as E, type Sandbox, type Sand
 export function cartridgeSource(name: string): string {
   return `cartridge:${name}`;
 }
+
+/** Whether an event came from a cartridge (its source is `cartridge:<name>`). */
+export function isCartridgeSource(source: string): boolean {
+  return source.startsWith('cartridge:');
+}
+
+/** The types among `types` that only the node itself may produce (control types of its catalog). */
+export function controlTypes(catalog: Pick<Catalog, 'isControl'>, types: readonly string[]): string[] {
+  return types.filter((t) => catalog.isControl(t));
+}
+
+/** Why a cartridge that emits control types is refused, naming them. */
+export function controlTypesProblem(name: string, types: readonly string[]): string {
+  return `cartridge '${name}' emits ${types.map((t) => `'${t}'`).join(', ')}: the node's own control types (cartridge.*, system.*, mesh, transport and domain reports...) are only the node's to produce, never a cartridge's; remove them from the manifest's emits`;
+}
+
+/** Code of the dead letter when a running cartridge emits a control type. */
+export const EMIT_CONTROL = 'WEFT_CARTRIDGE_EMIT_CONTROL';
 
 /** Pipeline stage name of an active cartridge; kept apart from the name so stage counters do not mix with runs. */
 export function cartridgeStageName(name: string): string {
@@ -96,6 +114,13 @@ export function cartridgeStage(name: string, manifest: CartridgeManifest, deps: 
         if (!PASSIVE_FAILURES.has(result.error.code)) {
           deps.ns.deadLetters.add(event, stageName, `${result.error.code}: ${result.error.message}`);
         }
+        return event;
+      }
+      // Never as the node: a control type emitted (a manifest installed before the rule) fails the event, nothing is emitted.
+      const control = controlTypes(ctx.catalog, result.emitted.map((e) => e.type));
+      if (control.length > 0) {
+        deps.ns.deadLetters.add(event, stageName, `${EMIT_CONTROL}: ${controlTypesProblem(name, [...new Set(control)])}`);
+        deps.logger.warn({ cartridge: name, types: control }, 'cartridge emitted control types: refused, nothing it emitted was kept');
         return event;
       }
       let emitted = 0;

@@ -7,6 +7,7 @@ import type { Logger } from '../util/index.js';
 import { commandGuardian } from './command-guardian.js';
 import { chainGuardians, type Guardian, type GuardianVerdict, guardianRequest } from './guardian.js';
 import { type RuleGuardianInit, ruleGuardian } from './rule-guardian.js';
+import { isCartridgeSource } from './cartridge-stage.js';
 import type { CartridgePackage } from './package.js';
 import { packageFromPublished, type PublishedCartridgePayload } from './published.js';
 import type { CartridgeRuntime } from './runtime.js';
@@ -177,6 +178,7 @@ class Gate implements SovereigntyGate {
     const rules = ruleGuardian(init.rules)({
       hasDependency: (n) => builtins.has(n) || (registry.find(n)?.status ?? 'rejected') !== 'rejected',
       knowsEventType: (t) => deps.node.catalog.has(t),
+      isControlType: (t) => deps.node.catalog.isControl(t),
     });
     this.guardian =
       deps.guardian ??
@@ -199,23 +201,44 @@ class Gate implements SovereigntyGate {
     const origin = ingress?.peerNodeId ?? event.origin ?? (event.sourceComputer as string);
     const sourceComputer = ingress?.peerComputer ?? event.sourceComputer ?? null;
     const p = event.payload as Partial<PublishedCartridgePayload>;
-    this.deps.node.ns.store.db
+    const name = String(p.name ?? p.event_type ?? '?');
+    const version = String(p.version ?? '?');
+    // Only a node's operator publishes: one that a cartridge emitted (its source cartridge:<name>)
+    // is code that cartridge chose, signed by its node as if the operator had published it.
+    const refused = isCartridgeSource(event.source)
+      ? `refused: it was emitted by a cartridge (source '${event.source}'), not published by the node's operator`
+      : null;
+    const inserted = this.deps.node.ns.store.db
       .prepare(
         `INSERT OR IGNORE INTO sovereignty_gate (published_key, event_id, origin, source_computer, name, version, payload,
-           state, autonomy, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, NULL, ?, ?)`,
+           state, autonomy, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         event.idempotencyKey ?? `${CARTRIDGE_EVENTS.published}:${event.id}`,
         event.id,
         origin,
         sourceComputer,
-        String(p.name ?? p.event_type ?? '?'),
-        String(p.version ?? '?'),
+        name,
+        version,
         JSON.stringify(event.payload),
+        refused ? 'failed' : 'queued',
         this.autonomy,
+        refused,
         ctx.now,
         ctx.now,
       );
+    if (refused) {
+      if (inserted.changes > 0) {
+        this.logger.warn({ cartridge: name, from: sourceComputer ?? origin, source: event.source }, 'published cartridge not installed: it came from a cartridge');
+        ctx.emit({
+          event: 'system.cartridge.failed',
+          source: GATE_SOURCE,
+          visibility: 'local',
+          payload: { cartridge: GATE_STAGE, eventId: event.id, eventType: CARTRIDGE_EVENTS.published, error: `${name} ${version} from ${sourceComputer ?? origin}: ${refused}`.slice(0, 2000) },
+        });
+      }
+      return event;
+    }
     this.recorded = true;
     return event;
   }

@@ -37,6 +37,8 @@ export interface RuleGuardianDeps {
   hasDependency(name: string): boolean;
   /** Whether this node's catalog knows an event type. */
   knowsEventType(type: string): boolean;
+  /** Whether an event type is one only the node itself may produce (`catalog.isControl`). */
+  isControlType?(type: string): boolean;
 }
 
 /**
@@ -63,6 +65,8 @@ export function ruleGuardian(init: RuleGuardianInit = {}): (deps: RuleGuardianDe
       if (missing.length > 0) problems.push(`depends on ${missing.map((d) => `'${d}'`).join(', ')}, not present on this node`);
       const unknown = req.emits.filter((t) => !deps.knowsEventType(t));
       if (unknown.length > 0) problems.push(`emits unknown event types ${unknown.map((t) => `'${t}'`).join(', ')}`);
+      const control = req.emits.filter((t) => deps.isControlType?.(t) === true);
+      if (control.length > 0) problems.push(`emits the node's own control types ${control.map((t) => `'${t}'`).join(', ')}, which only the node may produce`);
       return problems.length === 0
         ? { approve: true, reason: 'passes the rules (size, constructs, dependencies, emitted types)', guardian: 'rules' }
         : { approve: false, reason: problems.join('; '), guardian: 'rules' };

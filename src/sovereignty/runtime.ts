@@ -5,9 +5,17 @@ import type { Cartridge, CommittedBatch } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { type AlphaQueueStats, AlphaLanes } from './alpha-lanes.js';
-import { cartridgeSource, cartridgeStage, envelopeCheck, TimeBudget, type TimeBudgetInit } from './cartridge-stage.js';
+import {
+  cartridgeSource,
+  cartridgeStage,
+  controlTypes,
+  controlTypesProblem,
+  envelopeCheck,
+  TimeBudget,
+  type TimeBudgetInit,
+} from './cartridge-stage.js';
 import { orderByDependencies } from './dag.js';
-import { SovereigntyError } from './errors.js';
+import { ManifestError, SovereigntyError } from './errors.js';
 import { type CartridgeManifest, type CartridgePackage, readPackageDir } from './package.js';
 import {
   type CartridgeRegistry,
@@ -97,7 +105,8 @@ export interface CartridgeRuntime {
   list(): InstalledCartridge[];
   /**
    * Installs a package as `pending_activation` (see `CartridgeRegistry.install`).
-   * @throws `WEFT_CONFLICT` when the name is a built-in stage's.
+   * @throws `WEFT_CONFLICT` when the name is a built-in stage's; {@link ManifestError} when it
+   * emits one of the node's control types (`catalog.isControl`).
    */
   install(pkg: CartridgePackage, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult>;
   /** Reads a package directory (`manifest.json` + `cartridge.js`) and installs it. */
@@ -332,6 +341,11 @@ class Runtime implements CartridgeRuntime {
         details: { name },
       });
     }
+    const emits = (pkg.manifest as { emits?: unknown } | undefined)?.emits;
+    const control = Array.isArray(emits) ? controlTypes(this.node.catalog, emits.filter((t): t is string => typeof t === 'string')) : [];
+    if (control.length > 0) {
+      throw new ManifestError(controlTypesProblem(String(name), control), { field: 'emits', types: control });
+    }
     return this.registry.install(pkg, options);
   }
 
@@ -352,6 +366,10 @@ class Runtime implements CartridgeRuntime {
         });
       }
       const tier: Tier = options.alpha ? 'alpha' : 'approved';
+      const control = controlTypes(this.node.catalog, c.manifest.emits);
+      if (control.length > 0) {
+        throw new IllegalTransitionError(`cannot activate: ${controlTypesProblem(name, control)}`, { name, types: control });
+      }
       for (const type of c.manifest.emits) {
         if (!this.node.catalog.has(type)) {
           throw new IllegalTransitionError(

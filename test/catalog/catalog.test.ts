@@ -60,3 +60,13 @@ test('export gives JSON Schema for the envelope and every type', () => {
   assert.ok(t && 'slug' in t.payload.properties);
   assert.doesNotThrow(() => JSON.stringify(doc));
 });
+
+test("the node's control types are flagged: what only the node produces, not what producers and cartridges may emit", () => {
+  const c = createDefaultCatalog();
+  for (const t of ['cartridge.published', 'cartridge.installed', 'system.cartridge.failed', 'system.burst.detected', 'mesh.event.rejected', 'mesh.recovery.cartridge', 'transport.noprov', 'mirror.stalled', 'domains.cartridge.installed', 'privacy.summary.shared']) {
+    assert.equal(c.isControl(t), true, t);
+  }
+  for (const t of ['mesh.test.ping', 'domains.alert', 'domain.software-development.planning.todo.created', 'sovereign.graph_update', 'signal.ingest.received', 'no.such.type']) {
+    assert.equal(c.isControl(t), false, t);
+  }
+});

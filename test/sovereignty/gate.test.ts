@@ -106,3 +106,29 @@ test('an invalid package from a peer is refused with a notification naming the f
     t.cleanup();
   }
 });
+
+test('a publication a cartridge emitted (source cartridge:*) is refused by the receiving gate, even at L3, and nothing is installed', async () => {
+  const t = tempDir('weft-gate-');
+  const p = await pair(t.dir, new MemoryNetwork(), 'L3');
+  const one = await p.open('one');
+  const two = await p.open('two');
+  try {
+    // what an activated cartridge of `one` would have emitted before the rule: public, signed by `one`
+    await one.a.node.emit({ event: 'cartridge.published', source: 'cartridge:evil', payload: publishedPayload(pkg) });
+    await waitFor(() => two.sov.gate.list()[0]?.state === 'failed', 10_000, 'refused');
+    assert.match(String(two.sov.gate.list()[0]?.reason), /emitted by a cartridge \(source 'cartridge:evil'\), not published by the node's operator/);
+    await waitFor(() => two.a.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items.length === 1, 10_000, 'the refusal raised');
+    const [failed] = two.a.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items;
+    assert.match(String(failed?.payload.error), /tagger 1\.0\.0 from one: refused: it was emitted by a cartridge/);
+    await two.sov.gate.idle();
+    assert.equal(two.sov.runtime.registry.find('tagger'), undefined);
+    assert.equal(two.a.node.ns.notifications.list({ eventType: 'cartridge.installed' }).items.length, 0);
+    // the operator's own publication of the same package still goes through
+    await one.a.node.emit({ event: 'cartridge.published', payload: { ...publishedPayload(pkg), version: '1.0.1' } });
+    await waitFor(() => two.sov.runtime.registry.find('tagger')?.version === '1.0.1', 10_000, 'the real publication installed');
+  } finally {
+    await p.close(one);
+    await p.close(two);
+    t.cleanup();
+  }
+});

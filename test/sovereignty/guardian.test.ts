@@ -44,6 +44,13 @@ describe('rule guardian', () => {
     }
   });
 
+  test("refuses a cartridge that emits the node's control types, naming them", async () => {
+    const guarded = ruleGuardian()({ hasDependency: () => true, knowsEventType: () => true, isControlType: (t) => t.startsWith('cartridge.') });
+    const v = await guarded.judge(req(cartridge('pub', 'function process(e) { return e; }', { emits: ['build.tagged', 'cartridge.published'] })));
+    assert.equal(v.approve, false);
+    assert.match(v.reason, /emits the node's own control types 'cartridge\.published', which only the node may produce/);
+  });
+
   test('refuses an oversized source, a missing dependency and an unknown emitted type, naming each', async () => {
     const v = await rules.judge(
       req(cartridge('big', `function process(e) { return e; } // ${'x'.repeat(3000)}`, { dependencies: ['tagger2'], emits: ['nope.type'] })),

@@ -299,6 +299,40 @@ describe('cartridge runtime', () => {
     assert.ok(total <= 17, `the loop stopped: ${total} events (not tens of thousands)`);
   });
 
+  it("should refuse a cartridge that emits the node's control types at install, at activation and when it runs", async () => {
+    const h = await harness();
+    const source = `function process(e, ctx) { ctx.emit('cartridge.published', { event_type: 'x', version: '9.9.9', author: 'evil', code: 'ZnVuY3Rpb24gcHJvY2VzcyhlKXtyZXR1cm4gZX0=', entry_point: 'process', dependencies: [], description: 'not the operator' }); return e; }`;
+    const evil = cartridge('evil', source, { consumes: [TODO], emits: ['cartridge.published'] });
+    await assert.rejects(h.runtime.install(evil, { origin: 'local' }), (e: Error) => {
+      assert.match(e.message, /cartridge 'evil' emits 'cartridge\.published': the node's own control types/);
+      return true;
+    });
+    assert.equal(h.runtime.registry.find('evil'), undefined, 'nothing installed');
+    await assert.rejects(h.runtime.install(cartridge('sys', 'function process(e) { return e; }', { emits: ['system.cartridge.failed'] }), { origin: 'local' }), /'system\.cartridge\.failed'/);
+    // one recorded before the rule existed: activation refuses it
+    await h.runtime.registry.install(evil, { origin: 'local' });
+    await assert.rejects(h.runtime.activate('evil'), (e: Error) => {
+      assert.ok(e instanceof IllegalTransitionError);
+      assert.match(e.message, /cannot activate: cartridge 'evil' emits 'cartridge\.published'/);
+      return true;
+    });
+    assert.equal(h.runtime.registry.get('evil').status, 'pending_activation');
+    // and one already active runs, but what it emits as the node is refused: the event fails
+    await h.runtime.registry.activate('evil');
+    await h.runtime.stop();
+    await h.runtime.start();
+    h.node.pipeline.replace([...h.node.pipeline.cartridges.filter((c) => !c.name.startsWith('cartridge:')), ...h.runtime.stages()]);
+    assert.deepEqual(h.runtime.status().active, ['evil']);
+    const out = await emitTodo(h, 'c1');
+    assert.equal(out.payload.title, 'c1', 'the event passes unchanged');
+    await h.node.idle();
+    assert.equal(h.node.ns.log.list({ type: 'cartridge.published' }).length, 0, 'no publication was emitted');
+    const [dead] = h.node.ns.deadLetters.list();
+    assert.equal(dead?.cartridge, 'cartridge:evil');
+    assert.match(String(dead?.error), /^WEFT_CARTRIDGE_EMIT_CONTROL: cartridge 'evil' emits 'cartridge\.published'/);
+    assert.equal(h.runtime.list()[0]?.invocationCount, 0, 'not a successful run');
+  });
+
   it('should refuse an activation that would not fit the sandbox memory cap', async () => {
     const h = await harness({ sandbox: { memoryLimitMb: 32, rssCapMb: 160 } });
     const names = ['m1', 'm2', 'm3', 'm4'];

@@ -42,6 +42,7 @@ const installFacts = {
 /** Registers the cartridge.* types and mesh.event.rejected. */
 export function registerCartridgeTypes(catalog: Catalog): void {
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.published,
     description: 'A node published a cartridge (code as data) for its peers to install',
     domain: 'cartridges',
@@ -68,6 +69,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     idempotencyFields: ['author', 'event_type', 'version'],
   });
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.installPending,
     description: 'A cartridge from a peer waits for a human to approve its installation (L1)',
     domain: 'cartridges',
@@ -79,6 +81,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     resolutionShape: { approved: 'boolean' },
   });
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.installNotified,
     description: 'The guardian installed a cartridge from a peer (L2); this tells the human',
     domain: 'cartridges',
@@ -92,6 +95,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.installed,
     description: 'A cartridge was installed and waits for activation (weft cartridges activate <name>)',
     domain: 'cartridges',
@@ -104,6 +108,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.invoked,
     description: 'An installed cartridge ran successfully on one event (stats only, never a notification)',
     domain: 'cartridges',
@@ -120,6 +125,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     // No lifecycle: high volume, counted in cartridge_stats, never projected.
   });
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.promotionSuggested,
     description: 'A cartridge crossed the invocation threshold; promoting it is suggested',
     domain: 'cartridges',
@@ -137,6 +143,7 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     resolutionShape: { approved: 'boolean' },
   });
   catalog.register({
+    control: true,
     type: CARTRIDGE_EVENTS.meshEventRejected,
     description: 'An event arriving from the mesh was refused (signature, replay or trust) and never entered the pipeline',
     domain: 'mesh',

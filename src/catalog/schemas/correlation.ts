@@ -15,6 +15,7 @@ export const TRUST_THROTTLED = 'system.trust.throttled';
 /** Registers the correlation and trust types. */
 export function registerCorrelationTypes(catalog: Catalog): void {
   catalog.register({
+    control: true,
     type: BURST_DETECTED,
     description: 'Many events of one type arrived within the burst window',
     domain: 'system',
@@ -31,6 +32,7 @@ export function registerCorrelationTypes(catalog: Catalog): void {
     lifecycle: { creates: true, updates: true, groupKey: 'eventType', meaningfulFields: ['detectedAt'] },
   });
   catalog.register({
+    control: true,
     type: FAILURE_CASCADE,
     description: 'Failures hit several entities or computers within the cascade window',
     domain: 'system',
@@ -49,6 +51,7 @@ export function registerCorrelationTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: TRUST_THROTTLED,
     description: 'A source exceeded its event rate; its events are quarantined until it slows down',
     domain: 'system',

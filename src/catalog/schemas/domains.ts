@@ -43,6 +43,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     lifecycle: { creates: true, updates: true, groupKey: 'key', meaningfulFields: ['title', 'body'] },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.actionPending,
     description: 'A domain cartridge wants to emit an event its autonomy level (L1) holds for a human: approve to emit it',
     domain: 'domains',
@@ -67,6 +68,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     resolutionShape: { approved: 'boolean' },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.actionTaken,
     description: "A domain cartridge acted at autonomy L2: its events were emitted and the domain's admins are told",
     domain: 'domains',
@@ -81,6 +83,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.pipelineLoaded,
     description: 'The domain and personal pipelines were (re)loaded and validated',
     domain: 'domains',
@@ -94,6 +97,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     }),
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.pipelineRefused,
     description: 'A change to a domain or personal pipeline was refused by validation; the previous pipeline keeps running',
     domain: 'domains',
@@ -115,6 +119,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.inboxOverflow,
     description: 'A domain or personal lane fell behind by domains.inbox_limit events: newer events skip it until it catches up',
     domain: 'domains',
@@ -131,6 +136,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
   };
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.cartridgeSubmitted,
     description: "A cartridge waits for an admin of its domain to approve it (autonomy L1, or the guardian was unsure)",
     domain: 'domains',
@@ -148,6 +154,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     resolutionShape: { approved: 'boolean' },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.cartridgeInstalled,
     description: 'A cartridge joined a domain or personal pipeline',
     domain: 'domains',
@@ -156,6 +163,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.cartridgeRemoved,
     description: 'A cartridge left a domain or personal pipeline',
     domain: 'domains',
@@ -164,6 +172,7 @@ export function registerDomainTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: DOMAIN_EVENTS.cartridgePromoted,
     description: 'A cartridge was promoted: personal → domain, or domain → platform',
     domain: 'domains',

@@ -54,6 +54,7 @@ const budget = Type.Union([
 /** Registers the federation types. */
 export function registerFederationTypes(catalog: Catalog): void {
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.mountOpened,
     description: 'A mount (link, mirror or invoke to a peer) was opened with its negotiated serializer policy',
     domain: 'transport',
@@ -61,6 +62,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ mount, peer, mode, provider: short(100), serializer: Type.Record(Type.String(), Type.Unknown()) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.mountClosed,
     description: 'A mount was closed (its record is kept, so reopening it is cheap)',
     domain: 'transport',
@@ -68,6 +70,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ mount, peer, mode, reason: Type.Optional(short()) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.mountFailed,
     description: 'A mount could not be opened or stopped working (tp_fatal on the mount)',
     domain: 'transport',
@@ -77,6 +80,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.backpressure,
     description: 'A link to a peer is waiting for the receiver (tp_backpr)',
     domain: 'transport',
@@ -84,6 +88,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ peer, active: Type.Boolean(), count: Type.Integer({ minimum: 0 }) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.fatal,
     description: 'A provider reported a fatal error on a link (tp_fatal)',
     domain: 'transport',
@@ -93,6 +98,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.invokeTimeout,
     description: 'An invoke to a peer did not answer within its deadline; the callee was told to cancel (tp_inv_timeout)',
     domain: 'transport',
@@ -106,6 +112,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.invokeRejected,
     description: 'An invoke was refused before any work: no such handler, busy, or a policy said no (tp_inv_reject)',
     domain: 'transport',
@@ -133,6 +140,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     }),
   };
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.limitHit,
     description: 'An invoke ran out of a budget (deadline, hops, bytes, CPU or wall time) and was refused before any work',
     domain: 'transport',
@@ -140,6 +148,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ ...secBase, budget, remaining: Type.Number(), needed: Type.Optional(Type.Number()) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.pipelineReject,
     description: 'An invoke across enclaves carried no approved pipeline metadata and was refused',
     domain: 'transport',
@@ -147,6 +156,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object(secBase),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.edgeDeny,
     description: 'An invoke came over an enclave edge this node does not accept',
     domain: 'transport',
@@ -154,6 +164,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ ...secBase, from: short(200), to: short(200) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.mirrorGap,
     description: 'A mirror needed source sequences the source has pruned: the range is missing here (never a silent skip)',
     domain: 'transport',
@@ -169,6 +180,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.mirrorStalled,
     description: 'A mirror has lag and moved nothing for two heartbeats',
     domain: 'transport',
@@ -178,6 +190,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.mirrorResumed,
     description: 'A stalled mirror moves again',
     domain: 'transport',
@@ -185,6 +198,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ mount, peer, lag: Type.Integer({ minimum: 0 }) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.candidateFound,
     description: 'A Weft node announced itself on the local network: a candidate, with no trust and no events until it is pinned',
     domain: 'mesh',
@@ -200,6 +214,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.peerPinned,
     description: 'A candidate became a peer: pinned by a human or admitted by policy (subnet trust)',
     domain: 'mesh',
@@ -207,6 +222,7 @@ export function registerFederationTypes(catalog: Catalog): void {
     payload: Type.Object({ computer: short(200), fingerprint: short(200), by: Type.Union([Type.Literal('human'), Type.Literal('policy')]), address: Type.Optional(short(300)) }),
   });
   catalog.register({
+    control: true,
     type: FEDERATION_EVENTS.logPruned,
     description: 'Old events were removed from the local log (weft events prune); mirrors behind it see a gap',
     domain: 'system',

@@ -4,6 +4,7 @@ import type { Catalog } from '../catalog.js';
 /** mesh.* and transport.*: what the mesh itself reports. */
 export function registerMeshTypes(catalog: Catalog): void {
   catalog.register({
+    control: true,
     type: 'mesh.message.received',
     description: 'A peer sent this node a message (weft mesh send)',
     domain: 'mesh',
@@ -28,6 +29,7 @@ export function registerMeshTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'mesh.event.undeliverable',
     description: 'An event is too large for any frame to a peer: it went to the dead letters instead of stopping the link',
     domain: 'mesh',
@@ -43,6 +45,7 @@ export function registerMeshTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'transport.noprov',
     description: 'No transport satisfies the caps a mount to a peer requires: the link is not made',
     domain: 'transport',
@@ -52,6 +55,7 @@ export function registerMeshTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'transport.flatneg',
     description: 'A link to a peer runs without a preferred serializer cap (downgraded)',
     domain: 'transport',
@@ -60,6 +64,7 @@ export function registerMeshTypes(catalog: Catalog): void {
     idempotencyFields: ['peer'],
   });
   catalog.register({
+    control: true,
     type: 'telemetry.shell.command',
     description: 'A shell command observed on this computer: raw data that never leaves it',
     domain: 'privacy',

@@ -391,6 +391,7 @@ export const nodeSummaryValidator: Validator<NodeSummary> = compile<NodeSummary>
 export function registerPrivacyTypes(catalog: Catalog): void {
   catalog.registerRecords(PRIVACY_SCHEMAS);
   catalog.register({
+    control: true,
     type: 'terminal.command',
     description: 'A shell command observed on this computer (secrets redacted): raw data that never leaves it',
     domain: 'privacy',
@@ -399,6 +400,7 @@ export function registerPrivacyTypes(catalog: Catalog): void {
     payload: TerminalEvent,
   });
   catalog.register({
+    control: true,
     type: 'privacy.summary.shared',
     description: "A node's signed activity summary (counts per category, hour and risk; no commands), sent to peers whose trust allows it",
     domain: 'privacy',

@@ -36,6 +36,7 @@ const digest = Type.String({ pattern: '^[0-9a-f]{32,64}$' });
 /** Registers the recovery types. */
 export function registerRecoveryTypes(catalog: Catalog): void {
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.beacon,
     description: 'A recovery beacon: what is needed to rebuild this node from its peers, and which peers hold copies (signed by the node)',
     domain: 'mesh',
@@ -72,6 +73,7 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     }),
   });
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.notifications,
     description: "The journal of this node's notification states (cluster and public ones), so a restore rebuilds them",
     domain: 'mesh',
@@ -84,6 +86,7 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     }),
   });
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.cartridge,
     description: 'One installed cartridge of this node (its package, in parts when large), so a restore re-installs the same cartridge, checked by digest',
     domain: 'mesh',
@@ -101,6 +104,7 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     }),
   });
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.needed,
     description: "Peers hold more of this node's history than it has (a wiped data dir?): run 'weft recovery restore'",
     domain: 'mesh',
@@ -127,6 +131,7 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     lifecycle: { resolves: true, groupKey: 'node' },
   });
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.restored,
     description: "This node was rebuilt from its peers (weft recovery restore): its cluster events, notification states and cartridges",
     domain: 'mesh',
@@ -146,6 +151,7 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.fallbackEngaged,
     description: 'A peer was unreachable for fallback.after: what waits for it now also goes through the git fallback remote (signed, sealed commits on this node\'s ref)',
     domain: 'mesh',
@@ -161,6 +167,7 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: RECOVERY_EVENTS.fallbackFailed,
     description: 'The git fallback could not fetch from or push to its remote (the mesh is down too: events wait in the outbox)',
     domain: 'mesh',

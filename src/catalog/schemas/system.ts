@@ -4,6 +4,7 @@ import type { Catalog } from '../catalog.js';
 /** system.*: the node's own life. */
 export function registerSystemTypes(catalog: Catalog): void {
   catalog.register({
+    control: true,
     type: 'system.daemon.restarted',
     description: 'The node daemon started (after a stop, a crash or for the first time)',
     domain: 'system',
@@ -19,6 +20,7 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'system.worker.crashed',
     description: 'A background worker of the node crashed and is being restarted',
     domain: 'system',
@@ -32,6 +34,7 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true, updates: true, groupKey: 'worker', meaningfulFields: ['error'] },
   });
   catalog.register({
+    control: true,
     type: 'system.cartridge.failed',
     description: 'A cartridge threw or misbehaved on an event; the event went to the dead-letter table',
     domain: 'system',
@@ -50,6 +53,7 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'system.entry.rejected',
     description: 'Entries on the bus stream were refused (not an event, or an invalid one) and left there unacknowledged; weft rejections list shows them',
     domain: 'system',
@@ -65,6 +69,7 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'system.store.rolled_back',
     description: "The node's database is behind the last commit it recorded: acknowledged events were lost (a lost -wal file?); see weft doctor",
     domain: 'system',
@@ -74,6 +79,7 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'system.store.file_lost',
     description: "The running node's database file was deleted or replaced: what it writes goes to a file nothing else can open until it stops (its stop saves it); see weft status",
     domain: 'system',
@@ -88,6 +94,7 @@ export function registerSystemTypes(catalog: Catalog): void {
     lifecycle: { creates: true },
   });
   catalog.register({
+    control: true,
     type: 'system.cartridge.limited',
     description: 'A cartridge emitted past a limit (causation depth, emit rate); those emits were refused',
     domain: 'system',
