@@ -1,8 +1,8 @@
 import { isAbsolute } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ValidationError } from '../errors/index.js';
-import type { Envelope } from '../envelope/index.js';
+import { ValidationError, WeftError } from '../errors/index.js';
+import type { EmitResult } from '../pipeline/index.js';
 import {
   type CartridgeRuntime,
   type InstalledCartridge,
@@ -15,8 +15,13 @@ import {
 /** Collaborators of the cartridge routes. */
 export interface CartridgeRoutesDeps {
   runtime: CartridgeRuntime;
-  /** Emits events (the node's `emit`); enables `POST /api/cartridges/publish`. */
-  emit?: (input: unknown) => Promise<Envelope>;
+  /**
+   * Emits one event and says what became of it (the node's `emitManyReported`); enables
+   * `POST /api/cartridges/publish`.
+   */
+  emit?: (input: unknown) => Promise<EmitResult>;
+  /** The event that first claimed an idempotency key (`ns.dedup.eventOf`): names the earlier publication of a duplicate. */
+  claimedBy?: (key: string) => string | undefined;
 }
 
 /** One cartridge as the API answers it (`GET /api/cartridges` items, and every action's answer). */
@@ -117,9 +122,27 @@ export function registerCartridgeRoutes(app: FastifyInstance, deps: CartridgeRou
     } else {
       pkg = validatePackage({ manifest: body.manifest, source: body.source });
     }
-    const envelope = await emit({ event: 'cartridge.published', visibility: 'public', payload: publishedPayload(pkg) });
+    const { envelope, outcome } = await emit({ event: 'cartridge.published', visibility: 'public', payload: publishedPayload(pkg) });
+    const what = `${pkg.manifest.name} ${pkg.manifest.version}`;
+    // Stored either way, but peers get only what the pipeline passed: a stopped publication is not one.
+    if (outcome.state === 'dropped') {
+      const key = envelope.idempotencyKey ?? '';
+      const earlier = outcome.by === 'dedup' ? deps.claimedBy?.(key) : undefined;
+      const why =
+        outcome.by === 'dedup'
+          ? `this exact package (name, version and source SHA-256) was published before${earlier ? ` as event ${earlier}` : ''}, so the dedup stage dropped it; peers already had their copy. To publish changed code, change the source (or the version)`
+          : `the ${outcome.by} stage dropped it${outcome.trust ? ` (${outcome.trust}${outcome.reason ? `: ${String(outcome.reason)}` : ''})` : ''}`;
+      throw new WeftError('WEFT_CONFLICT', `${what} was not published (event ${envelope.id}): ${why}`, {
+        details: { id: envelope.id, by: outcome.by, idempotencyKey: key, ...(earlier ? { earlier } : {}) },
+      });
+    }
+    if (outcome.state === 'failed') {
+      throw new WeftError('WEFT_CONFLICT', `${what} was not published (event ${envelope.id}): the ${outcome.by} stage failed on it: ${outcome.error}`, {
+        details: { id: envelope.id, by: outcome.by },
+      });
+    }
     reply.status(201);
-    return { id: envelope.id, name: pkg.manifest.name, version: pkg.manifest.version, visibility: envelope.visibility };
+    return { id: envelope.id, name: pkg.manifest.name, version: pkg.manifest.version, visibility: envelope.visibility, outcome: outcome.state };
   });
 
   app.post('/api/cartridges/:name/activate', { schema: { params: NameParams } }, async (req) => {

@@ -46,6 +46,7 @@ import { OBSERVER_SOURCE } from '../privacy/index.js';
 import { cartridgeInvokeHandlers } from '../federation/index.js';
 import type { SignalService } from '../signals/index.js';
 import type { WeftNode } from '../node/index.js';
+import type { EmitResult } from '../pipeline/index.js';
 
 export interface RunningDaemon {
   node: WeftNode;
@@ -291,7 +292,11 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       },
     );
     app = api.app;
-    registerCartridgeRoutes(app, { runtime: cr, emit: (input) => n.emit(input) });
+    registerCartridgeRoutes(app, {
+      runtime: cr,
+      emit: async (input) => (await n.emitManyReported([input]))[0] as EmitResult,
+      claimedBy: (key) => n.ns.dedup.eventOf(key),
+    });
     n.onCommitted((b) => api.hub.publish(b.changes));
     binding = 'api';
     const address = await app.listen({ host: cfg.api.host, port: cfg.api.port });

@@ -116,7 +116,7 @@ interface Row {
 
 /**
  * Creates the gate's table (once per node file). The gate's own bookkeeping: one row per
- * publication, keyed by the publication's idempotency key (author + event_type + version),
+ * publication, keyed by the publication's idempotency key (name + version + sha256 of the source),
  * written in the pipeline's batch transaction.
  */
 export function ensureGateSchema(db: NodeStore['store']['db']): void {

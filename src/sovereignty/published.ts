@@ -1,5 +1,6 @@
 import { type CartridgeManifest, type CartridgePackage, validatePackage } from './package.js';
 import { ManifestError } from './errors.js';
+import { sourceDigest } from './registry.js';
 
 /** The payload of a `cartridge.published` event (snake_case, as the seed names it). */
 export interface PublishedCartridgePayload {
@@ -16,13 +17,16 @@ export interface PublishedCartridgePayload {
   emits?: string[];
   /** Invoke handlers it serves (manifest `invoke`). */
   invoke?: string[];
+  /** SHA-256 (hex) of the UTF-8 source: with name and version, the publication's idempotency key. */
+  sha256?: string;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The `cartridge.published` payload of a package: `event_type` is the first type it consumes
- * (or its name when it consumes none), and the source travels as base64.
+ * (or its name when it consumes none), the source travels as base64, and `sha256` names it
+ * (name + version + sha256 is the idempotency key: another package is another publication).
  * @example
  * await node.emit({ event: 'cartridge.published', payload: publishedPayload(pkg) });
  */
@@ -40,6 +44,7 @@ export function publishedPayload(pkg: CartridgePackage): PublishedCartridgePaylo
     consumes: [...m.consumes],
     emits: [...m.emits],
     ...(m.invoke ? { invoke: [...m.invoke] } : {}),
+    sha256: sourceDigest(pkg.source),
   };
 }
 
@@ -59,6 +64,9 @@ export function packageFromPublished(payload: PublishedCartridgePayload): Cartri
     source = utf8.decode(bytes);
   } catch {
     throw new ManifestError('cartridge.published: code must be base64 of UTF-8 JavaScript', { field: 'code' });
+  }
+  if (payload.sha256 !== undefined && payload.sha256 !== sourceDigest(source)) {
+    throw new ManifestError(`cartridge.published: sha256 ${String(payload.sha256).slice(0, 64)} is not the SHA-256 of code (${sourceDigest(source)})`, { field: 'sha256' });
   }
   const manifest: CartridgeManifest = {
     name: payload.name ?? payload.event_type,

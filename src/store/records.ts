@@ -40,6 +40,10 @@ export class DedupKeys {
   prune(olderThan: number): number {
     return this.pruneS.run(olderThan).changes;
   }
+  /** The event that claimed the key, when a committed batch did (on the reader). */
+  eventOf(key: string): string | undefined {
+    return this.store.reader.prepare('SELECT event_id FROM dedup_keys WHERE key = ?').pluck().get(key) as string | undefined;
+  }
   /** Whether a committed batch already claimed the key (on the reader: what is committed, never a batch in flight). */
   has(key: string): boolean {
     this.hasS ??= this.store.reader.prepare('SELECT 1 FROM dedup_keys WHERE key = ?');

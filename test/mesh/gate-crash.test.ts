@@ -68,8 +68,10 @@ test('an install approved just before a kill -9 is installed exactly once after 
       20_000,
       'one cartridge.installed',
     );
-    // The same publication again: the same decision, nothing new.
-    assert.equal(weft(['cartridges', 'publish', dir], pub.env).code, 0);
+    // The same publication again: the publisher's dedup drops it and says so; nothing new anywhere.
+    const again = weft(['cartridges', 'publish', dir], pub.env);
+    assert.equal(again.code, 1, again.stdout);
+    assert.match(again.stderr, /tagger 1\.0\.0 was not published .*published before as event/);
     await pub.api.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'after' } });
     await eventually(
       async () => (await rx.api.notifications.list({ type: 'mesh.test.ping' })).items.length === 1,

@@ -124,13 +124,14 @@ for (const provider of ['tls', 'redis'] as const)
           'discovery',
         );
       }
-      // publishing twice is one publication (idempotency: author + event_type + version)
-      for (let i = 0; i < 2; i++) {
-        assert.match(
-          cli('pub', ['cartridges', 'publish', join(t.dir, 'pkg', 'greeter')]),
-          /published greeter 1\.0\.0 \(public\) as event \S+/,
-        );
-      }
+      // publishing twice is one publication (idempotency: name + version + source SHA-256); the repeat says so and exits 1
+      assert.match(
+        cli('pub', ['cartridges', 'publish', join(t.dir, 'pkg', 'greeter')]),
+        /published greeter 1\.0\.0 \(public\) as event \S+/,
+      );
+      const repeat = weft(['cartridges', 'publish', join(t.dir, 'pkg', 'greeter')], (nodes.pub as ClusterNode).env);
+      assert.equal(repeat.code, 1, repeat.stdout);
+      assert.match(repeat.stderr, /greeter 1\.0\.0 was not published .*published before as event/);
       cli('pub', ['cartridges', 'publish', join(t.dir, 'pkg', 'other')]);
     });
     after(async () => {

@@ -148,4 +148,18 @@ describe('cartridge.published payloads', () => {
     assert.throws(() => packageFromPublished({ ...payload, code: '!!!' }), /code must be base64/);
     assert.throws(() => packageFromPublished({ ...payload, code: Buffer.from([0xff, 0xfe]).toString('base64') }), ManifestError);
   });
+
+  it('should key a publication on what identifies the code: name, version and source SHA-256', async () => {
+    const { createDefaultCatalog } = await import('../../src/catalog/index.js');
+    const { packageFromPublished, publishedPayload, sourceDigest } = await import('../../src/sovereignty/index.js');
+    const catalog = createDefaultCatalog();
+    const key = (p: ReturnType<typeof publishedPayload>) => catalog.idempotencyKey('cartridge.published', p as unknown as Record<string, unknown>);
+    const a = publishedPayload(cartridge('first', 'function process(e) { return e; }', { consumes: ['build.*'] }));
+    const b = publishedPayload(cartridge('second', 'function process(e) { return null; }', { consumes: ['build.*'] }));
+    const a2 = publishedPayload(cartridge('first', 'function process(e) { return e; } // fixed', { consumes: ['build.*'] }));
+    assert.equal(a.sha256, sourceDigest('function process(e) { return e; }'));
+    assert.equal(new Set([key(a), key(b), key(a2)]).size, 3, 'another cartridge, or another source under one version, is another publication');
+    assert.equal(key(a), key(publishedPayload(cartridge('first', 'function process(e) { return e; }', { consumes: ['build.*'] }))));
+    assert.throws(() => packageFromPublished({ ...a, sha256: a2.sha256 }), /sha256 [0-9a-f]+ is not the SHA-256 of code/);
+  });
 });

@@ -65,8 +65,11 @@ export function registerCartridgeTypes(catalog: Catalog): void {
       consumes: Type.Optional(eventTypes),
       emits: Type.Optional(eventTypes),
       invoke: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 32, description: 'invoke handlers the cartridge serves' })),
+      sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (hex) of the UTF-8 source; the receiving gate checks it against code' })),
     }),
-    idempotencyFields: ['author', 'event_type', 'version'],
+    // What identifies the code: another cartridge, or a corrected source under the same version,
+    // is another publication (author + event_type, the first consumed type, made those one).
+    idempotencyFields: ['name', 'version', 'sha256'],
   });
   catalog.register({
     control: true,

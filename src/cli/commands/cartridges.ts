@@ -60,12 +60,14 @@ export const cartridgesCommands: CommandModule = (ctx) => {
     .command('publish <path>')
     .description('publish a package directory to the mesh (cartridge.published, visibility public); peers decide through their sovereignty gate')
     .action(async (path: string) => {
-      const r = await (await ctx.client()).request<{ id: string; name: string; version: string; visibility: string }>(
+      // A publication the node's pipeline stopped (a duplicate of an earlier one) is an error saying why: nothing went out.
+      const r = await (await ctx.client()).request<{ id: string; name: string; version: string; visibility: string; outcome?: string }>(
         'POST',
         '/api/cartridges/publish',
         { path: resolve(path) },
       );
-      ctx.out(`published ${r.name} ${r.version} (${r.visibility}) as event ${r.id}`, r);
+      const queued = r.outcome === 'queued' ? ' (queued: the pipeline sends it to peers once it has passed the events before it)' : '';
+      ctx.out(`published ${r.name} ${r.version} (${r.visibility}) as event ${r.id}${queued}`, r);
     });
   cartridges
     .command('activate <name>')
