@@ -10,6 +10,7 @@ import { type RuleGuardianInit, ruleGuardian } from './rule-guardian.js';
 import { isCartridgeSource } from './cartridge-stage.js';
 import type { CartridgePackage } from './package.js';
 import { packageFromPublished, type PublishedCartridgePayload } from './published.js';
+import { LOCAL_ORIGIN, type ReplacedRecord } from './registry.js';
 import type { CartridgeRuntime } from './runtime.js';
 
 /** `autonomy.cartridge_install`: L1 human approves, L2 guardian decides and human is told, L3 autonomous. */
@@ -311,8 +312,11 @@ class Gate implements SovereigntyGate {
     }
     const facts = this.facts(row, pkg);
     const level = row.autonomy;
+    // A record of another origin (the operator's own, another peer's) is replaced only when a human says so.
+    const replaces = this.deps.runtime.registry.wouldReplace(pkg.manifest.name, row.origin);
+    const note = replaces ? `; it would replace ${replaced(pkg.manifest.name, replaces)}` : '';
     if (level === 'L1') {
-      await this.askHuman(row, facts, 'autonomy L1: a human decides (weft notifications resolve <id> --approve | --reject)');
+      await this.askHuman(row, facts, `autonomy L1: a human decides (weft notifications resolve <id> --approve | --reject)${note}`, replaces);
       return;
     }
     if (level === 'L2') {
@@ -324,7 +328,11 @@ class Gate implements SovereigntyGate {
       }));
       this.logger.info({ cartridge: pkg.manifest.name, from: row.source_computer, ...verdict }, 'guardian verdict');
       if (!verdict.approve) {
-        await this.askHuman(row, facts, `guardian (${verdict.guardian}) refused: ${verdict.reason}; nothing was installed (approve to install anyway)`);
+        await this.askHuman(row, facts, `guardian (${verdict.guardian}) refused: ${verdict.reason}; nothing was installed (approve to install anyway)${note}`, replaces);
+        return;
+      }
+      if (replaces) {
+        await this.askHuman(row, facts, `guardian (${verdict.guardian}) approved (${verdict.reason}), but a human decides${note}`, replaces);
         return;
       }
       if (!(await this.install(row, pkg))) return;
@@ -338,6 +346,10 @@ class Gate implements SovereigntyGate {
       await this.setState(row, 'installed', `guardian (${verdict.guardian}) approved: ${verdict.reason}`);
       return;
     }
+    if (replaces) {
+      await this.askHuman(row, facts, `autonomy L3 installs without asking, but a human decides here${note}`, replaces);
+      return;
+    }
     if (!(await this.install(row, pkg))) return;
     await this.emit(row, [{ event: CARTRIDGE_EVENTS.installed, payload: { ...facts, autonomy: 'L3' } }]);
     await this.setState(row, 'installed', 'autonomy L3: installed without asking');
@@ -346,7 +358,7 @@ class Gate implements SovereigntyGate {
   /** Installs as `pending_activation`; on an error records it, tells the human and answers false. */
   private async install(row: Row, pkg: CartridgePackage): Promise<boolean> {
     try {
-      const r = await this.deps.runtime.install(pkg, { origin: row.origin });
+      const r = await this.deps.runtime.install(pkg, { origin: row.origin, peer: {} });
       this.logger.info({ cartridge: pkg.manifest.name, version: pkg.manifest.version, from: row.source_computer, changed: r.changed }, 'cartridge installed from a peer; it waits for activation');
       return true;
     } catch (err) {
@@ -355,8 +367,18 @@ class Gate implements SovereigntyGate {
     }
   }
 
-  private async askHuman(row: Row, facts: Record<string, unknown>, reason: string): Promise<void> {
-    await this.emit(row, [{ event: CARTRIDGE_EVENTS.installPending, payload: { ...facts, reason: reason.slice(0, 2000) } }]);
+  private async askHuman(row: Row, facts: Record<string, unknown>, reason: string, replaces?: ReplacedRecord): Promise<void> {
+    const from = row.source_computer ?? row.origin;
+    const description = replaces
+      ? `install cartridge ${row.name} ${row.version} from ${from}? Approving REPLACES ${replaced(row.name, replaces)}`
+      : `install cartridge ${row.name} ${row.version} from ${from}?`;
+    await this.emit(row, [
+      {
+        event: CARTRIDGE_EVENTS.installPending,
+        description: description.slice(0, 1000),
+        payload: { ...facts, reason: reason.slice(0, 2000), ...(replaces ? { replaces: { ...replaces } } : {}) },
+      },
+    ]);
     await this.setState(row, 'awaiting_human', reason);
   }
 
@@ -382,7 +404,7 @@ class Gate implements SovereigntyGate {
    * Emits the gate's events, caused by the publication. Their idempotency keys (origin + name +
    * version) make a repeat after a crash a no-op.
    */
-  private async emit(row: Row, inputs: Array<Pick<EmitInput, 'event' | 'payload'>>): Promise<void> {
+  private async emit(row: Row, inputs: Array<Pick<EmitInput, 'event' | 'payload' | 'description'>>): Promise<void> {
     await this.deps.node.emitMany(
       inputs.map((i) => ({ ...i, source: GATE_SOURCE, visibility: 'local', causationId: row.event_id, correlationId: row.event_id })),
     );
@@ -397,12 +419,13 @@ class Gate implements SovereigntyGate {
     return this.serial(async () => {
       const row = this.rows('event_id = ?', eventId)[0];
       if (!row) throw new NotFoundError('cartridge publication', eventId);
-      if (row.state === 'awaiting_human') await this.answer(row, approve);
+      if (row.state === 'awaiting_human') await this.answer(row, approve, agreedReplace(n.payload));
       return toEntry(this.rows('event_id = ?', eventId)[0] as Row);
     });
   }
 
-  private async answer(row: Row, approve: boolean): Promise<void> {
+  /** `replaces`: the record of another origin the request said approving replaces (only that one may be). */
+  private async answer(row: Row, approve: boolean, replaces: { origin: string; version: string } | undefined): Promise<void> {
     if (!approve) {
       await this.setState(row, 'rejected', 'a human refused the installation');
       this.logger.info({ cartridge: row.name, from: row.source_computer }, 'cartridge installation refused by a human');
@@ -410,7 +433,7 @@ class Gate implements SovereigntyGate {
     }
     const pkg = packageFromPublished(JSON.parse(row.payload) as PublishedCartridgePayload);
     try {
-      await this.deps.runtime.install(pkg, { origin: row.origin });
+      await this.deps.runtime.install(pkg, { origin: row.origin, peer: replaces ? { replaces } : {} });
     } catch (err) {
       await this.setState(row, 'failed', `approved, but cannot install: ${(err as Error).message}`);
       throw err;
@@ -433,7 +456,7 @@ class Gate implements SovereigntyGate {
       const row = byEvent.get(String(n.payload.publishedEventId ?? ''));
       const approved = n.resolution?.approved;
       if (!row || typeof approved !== 'boolean') continue;
-      await this.answer(row, approved).catch((err) => {
+      await this.answer(row, approved, agreedReplace(n.payload)).catch((err) => {
         this.logger.warn({ cartridge: row.name, err: (err as Error).message }, 'approved cartridge could not be installed');
       });
     }
@@ -460,6 +483,18 @@ class Gate implements SovereigntyGate {
     this.chain = next.catch(() => undefined);
     return next;
   }
+}
+
+/** How a request names the record approving it replaces. */
+function replaced(name: string, r: ReplacedRecord): string {
+  const from = r.origin === LOCAL_ORIGIN ? 'this node (origin local)' : r.origin;
+  return `${name} ${r.version} (${r.status}), installed from ${from}`;
+}
+
+/** The record of another origin an answered request said it replaces, from its payload. */
+function agreedReplace(payload: Record<string, unknown>): { origin: string; version: string } | undefined {
+  const r = payload.replaces as { origin?: unknown; version?: unknown } | undefined;
+  return r && typeof r.origin === 'string' && typeof r.version === 'string' ? { origin: r.origin, version: r.version } : undefined;
 }
 
 function toEntry(r: Row): GateEntry {

@@ -64,6 +64,26 @@ export interface CartridgeRegistryDeps {
   store: Store;
 }
 
+/** How an install is made. */
+export interface InstallOptions {
+  /** `local`, or the node id of the peer that published it. */
+  origin: string;
+  signal?: AbortSignal;
+  /**
+   * Set when a peer's publication is installed (the sovereignty gate): it never replaces a
+   * record of another origin (a local cartridge, another peer's) unless `replaces` names that
+   * record, its origin and version, as the human approved it. Unset: the operator's own install.
+   */
+  peer?: { replaces?: { origin: string; version: string } };
+}
+
+/** A record a peer's publication would replace although it came from elsewhere: what the human is asked about. */
+export interface ReplacedRecord {
+  readonly origin: string;
+  readonly version: string;
+  readonly status: CartridgeStatus;
+}
+
 /** What `install` did. */
 export interface InstallResult {
   readonly cartridge: InstalledCartridge;
@@ -131,15 +151,16 @@ export class CartridgeRegistry {
   /**
    * Installs a package with status `pending_activation`, writing `incoming/<name>.js` and
    * `incoming/<name>.manifest.json`. Installing the same name, version and source again changes
-   * nothing; a different version replaces a pending (or rejected) one.
+   * nothing; a different version replaces a pending (or rejected) one, but a peer's publication
+   * (`options.peer`) never replaces a record of another origin unless `peer.replaces` names it.
    * @throws {ManifestError} invalid package; {@link IllegalTransitionError} when another version
    * is active, alpha or suspended (reject it first); `WEFT_CONFLICT` when the same version
-   * arrives with a different source.
+   * arrives with a different source, or a peer's publication would replace another origin's record.
    * @example
    * const { cartridge } = await registry.install(pkg, { origin: 'local' });
    * cartridge.status; // 'pending_activation'
    */
-  async install(pkg: CartridgePackage, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult> {
+  async install(pkg: CartridgePackage, options: InstallOptions): Promise<InstallResult> {
     options.signal?.throwIfAborted();
     const valid = validatePackage(pkg);
     const { manifest, source } = valid;
@@ -165,6 +186,14 @@ export class CartridgeRegistry {
           throw new IllegalTransitionError(
             `cartridge '${manifest.name}' ${existing.version} is ${existing.status}: reject it before installing ${manifest.version}`,
             { name: manifest.name, from: existing.status, action: 'install' },
+          );
+        }
+        const agreed = options.peer?.replaces;
+        if (options.peer && this.wouldReplace(manifest.name, origin) && !(agreed?.origin === existing.origin && agreed.version === existing.version)) {
+          throw new WeftError(
+            'WEFT_CONFLICT',
+            `cartridge '${manifest.name}' ${existing.version} (${existing.status}) came from ${existing.origin}; ${manifest.version} from ${origin} would replace it, which only a human may approve`,
+            { details: { name: manifest.name, origin: existing.origin, version: existing.version } },
           );
         }
       }
@@ -265,6 +294,17 @@ export class CartridgeRegistry {
       await this.setStatus(name, 'suspended', reason.slice(0, 2000));
       return this.get(name);
     });
+  }
+
+  /**
+   * The record a publication of `name` from `origin` would replace although it came from
+   * elsewhere (a local cartridge, another peer's): pending or not, rejected ones aside. The
+   * sovereignty gate asks a human before it replaces one.
+   */
+  wouldReplace(name: string, origin: string): ReplacedRecord | undefined {
+    const c = this.find(name);
+    if (!c || c.status === 'rejected' || c.origin === origin) return undefined;
+    return { origin: c.origin, version: c.version, status: c.status };
   }
 
   /** The cartridge, or undefined. Reads committed state. */

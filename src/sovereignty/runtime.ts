@@ -21,6 +21,7 @@ import {
   type CartridgeRegistry,
   createCartridgeRegistry,
   type InstalledCartridge,
+  type InstallOptions,
   type InstallResult,
 } from './registry.js';
 import { type CartridgeSuspension, createSandbox, type Sandbox, type SandboxInit, type SandboxStatus } from './sandbox/index.js';
@@ -108,7 +109,7 @@ export interface CartridgeRuntime {
    * @throws `WEFT_CONFLICT` when the name is a built-in stage's; {@link ManifestError} when it
    * emits one of the node's control types (`catalog.isControl`).
    */
-  install(pkg: CartridgePackage, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult>;
+  install(pkg: CartridgePackage, options: InstallOptions): Promise<InstallResult>;
   /** Reads a package directory (`manifest.json` + `cartridge.js`) and installs it. */
   installDir(dir: string, options: { origin: string; signal?: AbortSignal }): Promise<InstallResult>;
   /**
@@ -331,10 +332,7 @@ class Runtime implements CartridgeRuntime {
     };
   }
 
-  async install(
-    pkg: CartridgePackage,
-    options: { origin: string; signal?: AbortSignal },
-  ): Promise<InstallResult> {
+  async install(pkg: CartridgePackage, options: InstallOptions): Promise<InstallResult> {
     const name = (pkg.manifest as { name?: unknown } | undefined)?.name;
     if (typeof name === 'string' && this.builtins.has(name)) {
       throw new WeftError('WEFT_CONFLICT', `'${name}' is the name of a built-in pipeline stage; rename the cartridge`, {

@@ -132,3 +132,33 @@ test('a publication a cartridge emitted (source cartridge:*) is refused by the r
     t.cleanup();
   }
 });
+
+test("a peer's publication does not replace this node's own pending cartridge of that name without a human; the request says it would replace it", async () => {
+  const t = tempDir('weft-gate-');
+  const p = await pair(t.dir, new MemoryNetwork(), 'L3');
+  const one = await p.open('one');
+  const two = await p.open('two');
+  try {
+    const mine = cartridge('tagger', 'function process(e) { e.payload.mine = true; return e; }', { consumes: ['mesh.test.ping'], version: '1.0.0' });
+    await two.sov.runtime.install(mine, { origin: 'local' });
+    await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(cartridge('tagger', 'function process(e) { return null; }', { consumes: ['mesh.test.ping'], version: '1.1.0' })) });
+    await waitFor(() => pending(two).length === 1, 10_000, 'the human asked');
+    const c = two.sov.runtime.registry.get('tagger');
+    assert.deepEqual([c.origin, c.version, c.status], ['local', '1.0.0', 'pending_activation'], 'the local cartridge is untouched, although the autonomy is L3');
+    assert.equal(two.sov.gate.list()[0]?.state, 'awaiting_human');
+    const n = pending(two)[0];
+    assert.ok(n);
+    assert.deepEqual(n.payload.replaces, { origin: 'local', version: '1.0.0', status: 'pending_activation' });
+    assert.match(n.description, /install cartridge tagger 1\.1\.0 from one\? Approving REPLACES tagger 1\.0\.0 \(pending_activation\), installed from this node \(origin local\)/);
+    assert.match(String(n.payload.reason), /it would replace tagger 1\.0\.0/);
+    // the human says yes, knowing: now it is replaced
+    await two.a.node.ns.notifications.resolve(n.id, { resolution: { approved: true } });
+    await two.sov.onApproved(n.id, true);
+    const after = two.sov.runtime.registry.get('tagger');
+    assert.deepEqual([after.origin, after.version], [one.a.node.self.nodeId, '1.1.0']);
+  } finally {
+    await p.close(one);
+    await p.close(two);
+    t.cleanup();
+  }
+});

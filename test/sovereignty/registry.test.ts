@@ -65,6 +65,27 @@ describe('cartridge registry', () => {
     assert.equal((await registry.readPackage('tagger')).source, V2.source);
   });
 
+  it("should not let a peer's publication replace a pending record of another origin unless the human's approval names it", async () => {
+    await registry.install(V1, { origin: 'local' });
+    await assert.rejects(registry.install(V2, { origin: 'weft:ed25519:peer', peer: {} }), (e: WeftError) => {
+      assert.equal(e.code, 'WEFT_CONFLICT');
+      assert.match(e.message, /cartridge 'tagger' 1\.0\.0 \(pending_activation\) came from local; 2\.0\.0 from weft:ed25519:peer would replace it, which only a human may approve/);
+      return true;
+    });
+    assert.deepEqual(registry.wouldReplace('tagger', 'weft:ed25519:peer'), { origin: 'local', version: '1.0.0', status: 'pending_activation' });
+    assert.equal(registry.get('tagger').origin, 'local');
+    assert.equal((await registry.readPackage('tagger')).source, V1.source, 'the local files are untouched');
+    // an approval that named another record does not do
+    await assert.rejects(registry.install(V2, { origin: 'weft:ed25519:peer', peer: { replaces: { origin: 'local', version: '0.9.0' } } }), /only a human may approve/);
+    const r = await registry.install(V2, { origin: 'weft:ed25519:peer', peer: { replaces: { origin: 'local', version: '1.0.0' } } });
+    assert.equal(r.cartridge.origin, 'weft:ed25519:peer');
+    assert.equal(r.cartridge.version, '2.0.0');
+    // another peer's pending record is protected the same way; the same peer's is not
+    await assert.rejects(registry.install(cartridge('tagger', 'function process(e) { return e; }', { version: '3.0.0' }), { origin: 'weft:ed25519:other', peer: {} }), /only a human may approve/);
+    assert.equal((await registry.install(cartridge('tagger', 'function process(e) { return e; }', { version: '3.0.0' }), { origin: 'weft:ed25519:peer', peer: {} })).changed, true);
+    assert.equal(registry.wouldReplace('tagger', 'weft:ed25519:peer'), undefined);
+  });
+
   it('should refuse an invalid package, naming the field', async () => {
     await assert.rejects(
       registry.install(cartridge('tagger', 'x', { version: 'v1' }), { origin: 'local' }),

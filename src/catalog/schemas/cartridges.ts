@@ -77,7 +77,16 @@ export function registerCartridgeTypes(catalog: Catalog): void {
     description: 'A cartridge from a peer waits for a human to approve its installation (L1)',
     domain: 'cartridges',
     defaultLevel: 'workflow',
-    payload: Type.Object({ ...installFacts, reason: Type.Optional(Type.String({ maxLength: 2000 })) }),
+    payload: Type.Object({
+      ...installFacts,
+      reason: Type.Optional(Type.String({ maxLength: 2000 })),
+      replaces: Type.Optional(
+        Type.Object(
+          { origin, version, status: Type.String({ maxLength: 40 }) },
+          { description: 'the installed record of another origin (a local cartridge, another peer) that approving replaces' },
+        ),
+      ),
+    }),
     idempotencyFields: ['origin', 'name', 'version'],
     lifecycle: { creates: true },
     actionable: true,
