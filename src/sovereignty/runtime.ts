@@ -175,6 +175,11 @@ class Runtime implements CartridgeRuntime {
   private readonly tasks = new Set<Promise<void>>();
   /** The event a cartridge was last given, to name it when the cartridge is suspended. */
   private readonly lastEvent = new Map<string, { id: string; type: string }>();
+  /**
+   * Cartridges being suspended: set at once, checked per event, so the rest of a batch skips
+   * them (recording the suspension waits for that batch's transaction) and it is reported once.
+   */
+  private readonly suspending = new Set<string>();
   private unsubscribe: (() => void) | null = null;
   /** Serialises activate / reject / promote / suspension so stage lists are rebuilt in order. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -195,7 +200,7 @@ class Runtime implements CartridgeRuntime {
         node: this.node,
         logger: this.logger,
         sandbox: () => this.sandboxes.alpha,
-        manifest: (name) => this.loaded.get(name)?.manifest,
+        manifest: (name) => (this.suspending.has(name) ? undefined : this.loaded.get(name)?.manifest),
         running: () => this.state === 'started',
         onRun: (name, event) => this.noteRun(name, event),
         track: (task) => this.track(task),
@@ -399,6 +404,7 @@ class Runtime implements CartridgeRuntime {
         await this.sandbox(tier).unload(name);
         throw err;
       }
+      this.suspending.delete(name);
       this.loaded.set(name, { manifest: pkg.manifest, tier });
       if (tier === 'approved') this.setActiveOrder([...this.order, name]);
       else this.alpha.open(name);
@@ -516,7 +522,7 @@ class Runtime implements CartridgeRuntime {
   private rebuildStages(): void {
     this.stageList = this.order.map((name) =>
       cartridgeStage(name, (this.loaded.get(name) as Loaded).manifest, {
-        sandbox: () => (this.loaded.get(name)?.tier === 'approved' ? this.sandboxes.approved : null),
+        sandbox: () => (this.loaded.get(name)?.tier === 'approved' && !this.suspending.has(name) ? this.sandboxes.approved : null),
         ns: this.node.ns,
         logger: this.logger,
         onRun: (event) => this.noteRun(name, event),
@@ -557,7 +563,8 @@ class Runtime implements CartridgeRuntime {
   /** Suspends a running cartridge (recorded), takes it out of the pipeline, and raises system.cartridge.failed. */
   private suspendCartridge(tier: Tier, name: string, reason: string): void {
     const s = { name };
-    if (this.loaded.get(s.name)?.tier !== tier) return;
+    if (this.loaded.get(s.name)?.tier !== tier || this.suspending.has(name)) return;
+    this.suspending.add(name);
     const last = this.lastEvent.get(s.name);
     const error = reason.slice(0, 2000);
     this.track(
@@ -595,6 +602,8 @@ class Runtime implements CartridgeRuntime {
     this.lastEvent.delete(name);
     this.budget.forget(name);
     await this.unloadEverywhere(name);
+    // Not loaded any more, so nothing runs it; a later activation starts it afresh.
+    this.suspending.delete(name);
     if (loaded?.tier === 'approved') this.setActiveOrder(this.order.filter((n) => n !== name));
   }
 

@@ -281,6 +281,26 @@ describe('cartridge runtime', () => {
     assert.equal(after.payload.title, 'after', 'events flow without it');
   });
 
+  it('should skip a cartridge over its time budget for the rest of the batch at once, and report its suspension once', async () => {
+    const h = await harness({ timeBudget: { meanMs: 10, window: 10, minSamples: 5 } });
+    const slow = cartridge('slow', `function process(e) { var t = Date.now(); while (Date.now() - t < 30) {} return e; }`, { consumes: [TODO] });
+    await h.runtime.install(slow, { origin: 'local' });
+    await h.runtime.activate('slow');
+    // one batch of 60: the suspension is recorded only after this batch's transaction commits
+    const sent = await h.node.emitMany(Array.from({ length: 60 }, (_, i) => ({ event: TODO, payload: { slug: `s${i}`, title: `s${i}` } })));
+    await waitFor(() => sent.every((e) => h.passed.some((p) => p.id === e.id)), 20_000, 'the batch passed');
+    await waitFor(() => h.runtime.list()[0]?.status === 'suspended', 10_000, 'suspended');
+    await h.runtime.idle();
+    await h.node.idle();
+    const count = (sql: string) => h.node.ns.store.reader.prepare(sql).pluck().get() as number;
+    const runs = count("SELECT COUNT(*) FROM events WHERE event = 'cartridge.invoked'");
+    assert.ok(runs <= 6, `it ran ${runs} times; it is over budget after 5 (not once per event of the batch)`);
+    const failed = h.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items;
+    assert.equal(failed.length, 1, 'one notification per suspension');
+    assert.match(String(failed[0]?.payload.error), /OVER_BUDGET/);
+    assert.equal(h.passed.filter((e) => sent.some((s) => s.id === e.id)).every((e) => e.payload.title === e.payload.slug), true, 'every event passed');
+  });
+
   it('should stop two cartridges feeding each other at the causation depth limit and say so', async () => {
     const h = await harness();
     const ping = cartridge('pinger', `function process(e, ctx) { ctx.emit('${NOTE}', { slug: 'p' }); return e; }`, { consumes: [TODO, 'test.cartridge.echo'], emits: [NOTE] });

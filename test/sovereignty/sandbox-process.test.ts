@@ -298,6 +298,20 @@ describe('sandbox suspension', () => {
     });
   });
 
+  it('should stop a batch at the failure that suspends the cartridge, not run an endless loop on every event of it', async () => {
+    await withSandbox({ suspendAfter: 3, timeoutMs: 50 }, async (sandbox, suspensions) => {
+      await sandbox.load(cartridge('loop', 'function process(e) { for (;;) {} }'));
+      const t0 = performance.now();
+      const results = await sandbox.process('loop', Array.from({ length: 40 }, (_, i) => envelope(i)));
+      const ms = performance.now() - t0;
+      assert.deepEqual(codes(results), [...Array(3).fill(E.TIMEOUT), ...Array(37).fill(E.SUSPENDED)]);
+      assert.ok(ms < 40 * 50 * 0.5, `the batch took ${Math.round(ms)} ms: about 3 budgets, not 40`);
+      assert.equal(suspensions.length, 1);
+      assert.equal(sandbox.stats('loop')?.invocations, 3, 'events not run are not invocations');
+      assert.equal(sandbox.stats('loop')?.timeouts, 3);
+    });
+  });
+
   it('should suspend a cartridge that keeps getting the process killed', async () => {
     await withSandbox(
       { suspendAfter: 2, timeoutMs: 20, engineTimeoutMs: 60_000, killGraceMs: 100 },

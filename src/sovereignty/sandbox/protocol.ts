@@ -61,6 +61,12 @@ export type HostMessage =
       timeoutMs: number;
       maxResultChars: number;
       maxEmits: number;
+      /**
+       * Failures in a row after which the rest of this batch is not run (answered
+       * `WEFT_CARTRIDGE_SUSPENDED`): the host suspends the cartridge at that count, and a batch
+       * of an endless loop must not spend its whole per-event budget on every event first.
+       */
+      stopAfterFailures?: number;
     };
 
 /**

@@ -408,6 +408,7 @@ class SandboxRuntime implements Sandbox {
         timeoutMs: this.o.engineTimeoutMs,
         maxResultChars: this.o.maxResultChars,
         maxEmits: this.o.maxEmitsPerEvent,
+        stopAfterFailures: Math.max(1, this.o.suspendAfter - entry.stats.consecutiveFailures),
       },
       this.o.timeoutMs * n + this.o.killGraceMs,
     );
@@ -432,6 +433,12 @@ class SandboxRuntime implements Sandbox {
     const texts = outcome.msg.t === 'ran' ? outcome.msg.results : [];
     for (let i = 0; i < n; i++) {
       const text = texts[i];
+      // Not run: the child stopped the batch at the failure that suspends the cartridge.
+      if (entry.suspended && typeof text === 'string' && text.startsWith(`{"x":"${E.SUSPENDED}"`)) {
+        stats.invocations -= 1;
+        job.results[job.slots[i] as number] = failure(E.SUSPENDED, `cartridge '${job.name}' is suspended after repeated failures`);
+        continue;
+      }
       // Sized here as well: the child's own bound is only as good as the engine it runs.
       const result =
         typeof text === 'string' && text.length > this.o.maxResultChars

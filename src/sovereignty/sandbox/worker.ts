@@ -146,10 +146,20 @@ function handle(msg: HostMessage): void {
     case 'run': {
       const c = cartridges.get(msg.name);
       const results = new Array<string>(msg.events.length);
+      const limit = msg.stopAfterFailures ?? Number.POSITIVE_INFINITY;
+      let inRow = 0;
       for (let i = 0; i < msg.events.length; i++) {
-        results[i] = c
-          ? runOne(c, msg.events[i] as string, msg)
-          : fail(E.NOT_LOADED, `cartridge '${msg.name}' is not loaded in the sandbox`);
+        if (!c) {
+          results[i] = fail(E.NOT_LOADED, `cartridge '${msg.name}' is not loaded in the sandbox`);
+          continue;
+        }
+        if (inRow >= limit) {
+          results[i] = fail(E.SUSPENDED, `not run: cartridge '${msg.name}' failed ${inRow} times in a row and is suspended`);
+          continue;
+        }
+        const out = runOne(c, msg.events[i] as string, msg);
+        results[i] = out;
+        inRow = out.startsWith('{"x":') ? inRow + 1 : 0;
       }
       send({ t: 'ran', seq: msg.seq, results, rss: rss() });
       return;
