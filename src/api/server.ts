@@ -55,8 +55,9 @@ export interface ApiDeps {
   /** What is wrong beside the bus (the mesh's discovery, stalled links...), one line each. */
   problems?: () => string[];
   /**
-   * Called when a notification is resolved with `approve` (e.g. an L1 cartridge install).
-   * Runs after the resolution committed.
+   * Called when a notification is resolved with `approve` or a boolean `resolution.approved`
+   * (e.g. an L1 cartridge install). Runs before the resolution is committed, once it is known
+   * to be valid: when it throws, the notification stays open and the error is the answer.
    */
   onApproved?: (notificationId: number, approve: boolean) => Promise<void> | void;
   /** More routes from other concerns (mesh, cartridges, quarantine...), registered after auth. */
@@ -434,9 +435,15 @@ export async function buildApi(
       const entry = node.catalog.get(current.eventType);
       const resolution =
         body.approve === undefined ? body.resolution : { ...(body.resolution ?? {}), approved: body.approve };
+      const approve = body.approve;
+      // What the answer does (install a cartridge...) runs first: when it cannot, the error says
+      // why and the notification stays open to be answered again.
+      if (approve !== undefined && deps.onApproved) {
+        node.ns.notifications.assertResolvable(id, { agentId: body.agentId, resolution, entry });
+        await deps.onApproved(id, approve);
+      }
       const r = await node.ns.notifications.resolve(id, { agentId: body.agentId, resolution, entry });
       changed(r.change);
-      if (body.approve !== undefined && deps.onApproved) await deps.onApproved(id, body.approve);
       return r.notification;
     },
   );

@@ -1,6 +1,6 @@
 import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
-import { NotFoundError } from '../errors/index.js';
+import { isWeftError, NotFoundError, WeftError } from '../errors/index.js';
 import { type Cartridge, type CommittedBatch, INGRESS_FACT, type IngressFact, type NodeSelf } from '../pipeline/index.js';
 import { camelRow, type NodeStore } from '../store/index.js';
 import type { Logger } from '../util/index.js';
@@ -314,9 +314,10 @@ class Gate implements SovereigntyGate {
     const level = row.autonomy;
     // A record of another origin (the operator's own, another peer's) is replaced only when a human says so.
     const replaces = this.deps.runtime.registry.wouldReplace(pkg.manifest.name, row.origin);
-    const note = replaces ? `; it would replace ${replaced(pkg.manifest.name, replaces)}` : '';
+    const upgrade = this.upgradeOver(pkg);
+    const note = `${replaces ? `; it would replace ${replaced(pkg.manifest.name, replaces)}` : ''}${upgrade ? `; ${upgrade}` : ''}`;
     if (level === 'L1') {
-      await this.askHuman(row, facts, `autonomy L1: a human decides (weft notifications resolve <id> --approve | --reject)${note}`, replaces);
+      await this.askHuman(row, facts, `autonomy L1: a human decides (weft notifications resolve <id> --approve | --reject)${note}`, { replaces, upgrade });
       return;
     }
     if (level === 'L2') {
@@ -328,11 +329,11 @@ class Gate implements SovereigntyGate {
       }));
       this.logger.info({ cartridge: pkg.manifest.name, from: row.source_computer, ...verdict }, 'guardian verdict');
       if (!verdict.approve) {
-        await this.askHuman(row, facts, `guardian (${verdict.guardian}) refused: ${verdict.reason}; nothing was installed (approve to install anyway)${note}`, replaces);
+        await this.askHuman(row, facts, `guardian (${verdict.guardian}) refused: ${verdict.reason}; nothing was installed (approve to install anyway)${note}`, { replaces, upgrade });
         return;
       }
       if (replaces) {
-        await this.askHuman(row, facts, `guardian (${verdict.guardian}) approved (${verdict.reason}), but a human decides${note}`, replaces);
+        await this.askHuman(row, facts, `guardian (${verdict.guardian}) approved (${verdict.reason}), but a human decides${note}`, { replaces, upgrade });
         return;
       }
       if (!(await this.install(row, pkg))) return;
@@ -347,7 +348,7 @@ class Gate implements SovereigntyGate {
       return;
     }
     if (replaces) {
-      await this.askHuman(row, facts, `autonomy L3 installs without asking, but a human decides here${note}`, replaces);
+      await this.askHuman(row, facts, `autonomy L3 installs without asking, but a human decides here${note}`, { replaces, upgrade });
       return;
     }
     if (!(await this.install(row, pkg))) return;
@@ -367,11 +368,30 @@ class Gate implements SovereigntyGate {
     }
   }
 
-  private async askHuman(row: Row, facts: Record<string, unknown>, reason: string, replaces?: ReplacedRecord): Promise<void> {
+  /**
+   * Says so when the package is another version of a cartridge that runs here (active, alpha or
+   * suspended): installing it is refused until a human rejects that one, and approving says so.
+   */
+  private upgradeOver(pkg: CartridgePackage): string | undefined {
+    const { name, version } = pkg.manifest;
+    const c = this.deps.runtime.registry.find(name);
+    if (!c || c.version === version || c.status === 'rejected' || c.status === 'pending_activation') return undefined;
+    return `it is an upgrade over ${name} ${c.version}, which is ${c.status} here: approving installs it only once that one is rejected (weft cartridges reject ${name})`;
+  }
+
+  private async askHuman(
+    row: Row,
+    facts: Record<string, unknown>,
+    reason: string,
+    about: { replaces?: ReplacedRecord | undefined; upgrade?: string | undefined } = {},
+  ): Promise<void> {
+    const { replaces, upgrade } = about;
     const from = row.source_computer ?? row.origin;
-    const description = replaces
-      ? `install cartridge ${row.name} ${row.version} from ${from}? Approving REPLACES ${replaced(row.name, replaces)}`
-      : `install cartridge ${row.name} ${row.version} from ${from}?`;
+    const description = [
+      `install cartridge ${row.name} ${row.version} from ${from}?`,
+      ...(replaces ? [`Approving REPLACES ${replaced(row.name, replaces)}.`] : []),
+      ...(upgrade ? [`Note: ${upgrade}.`] : []),
+    ].join(' ');
     await this.emit(row, [
       {
         event: CARTRIDGE_EVENTS.installPending,
@@ -419,13 +439,24 @@ class Gate implements SovereigntyGate {
     return this.serial(async () => {
       const row = this.rows('event_id = ?', eventId)[0];
       if (!row) throw new NotFoundError('cartridge publication', eventId);
-      if (row.state === 'awaiting_human') await this.answer(row, approve, agreedReplace(n.payload));
+      // Still open (the API answers before it commits the resolution): a failed install leaves it open.
+      const open = n.agentStatus !== 'resolved';
+      if (row.state === 'awaiting_human') await this.answer(row, approve, agreedReplace(n.payload), open ? notificationId : undefined);
       return toEntry(this.rows('event_id = ?', eventId)[0] as Row);
     });
   }
 
-  /** `replaces`: the record of another origin the request said approving replaces (only that one may be). */
-  private async answer(row: Row, approve: boolean, replaces: { origin: string; version: string } | undefined): Promise<void> {
+  /**
+   * `replaces`: the record of another origin the request said approving replaces (only that one
+   * may be). `openRequest`: the notification is not resolved yet; an install that fails then
+   * leaves the publication waiting for the human, with an error saying why and what to do.
+   */
+  private async answer(
+    row: Row,
+    approve: boolean,
+    replaces: { origin: string; version: string } | undefined,
+    openRequest?: number,
+  ): Promise<void> {
     if (!approve) {
       await this.setState(row, 'rejected', 'a human refused the installation');
       this.logger.info({ cartridge: row.name, from: row.source_computer }, 'cartridge installation refused by a human');
@@ -435,6 +466,13 @@ class Gate implements SovereigntyGate {
     try {
       await this.deps.runtime.install(pkg, { origin: row.origin, peer: replaces ? { replaces } : {} });
     } catch (err) {
+      if (openRequest !== undefined && isWeftError(err)) {
+        this.logger.info({ cartridge: row.name, err: err.message }, 'approved cartridge not installed yet; the request stays open');
+        throw new WeftError(err.code, `${err.message}; install request ${openRequest} stays open: approve it again once that is done (or reject it)`, {
+          cause: err,
+          ...(err.details ? { details: err.details } : {}),
+        });
+      }
       await this.setState(row, 'failed', `approved, but cannot install: ${(err as Error).message}`);
       throw err;
     }

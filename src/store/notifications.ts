@@ -491,26 +491,21 @@ export class NotificationStore {
   ): Promise<{ notification: Notification; change: NotificationChange | null }> {
     const resolution = opts.resolution ?? {};
     return this.act(id, (row, now) => {
-      // The state first: resolving a resolved notification is a conflict whatever the body says.
-      if (row.agent_status === 'resolved') throw illegal(row, 'resolve');
-      if (opts.entry?.resolutionShape) checkResolutionShape(opts.entry, resolution);
-      if (row.agent_status === 'none' && opts.entry?.lifecycle?.requiresClaim) {
-        throw new IllegalTransitionError(
-          `notification ${id} (${row.event_type}) must be claimed before it is resolved`,
-          { id, from: row.agent_status, action: 'resolve' },
-        );
-      }
-      // A claim is the holder's: nobody else resolves it, and no caller without a name does
-      // (it would be recorded under the holder's name). `release --force` frees a stuck one.
-      if (row.agent_status !== 'none' && row.agent_id && row.agent_id !== opts.agentId) {
-        throw new IllegalTransitionError(
-          `notification ${id} is ${row.agent_status} by '${row.agent_id}': only '${row.agent_id}' can resolve it${opts.agentId ? ` (not '${opts.agentId}')` : ' (resolve with --agent)'}, or release it first (release --force)`,
-          { id, from: row.agent_status, action: 'resolve' },
-        );
-      }
+      checkResolvable(row, opts, resolution);
       this.s.setResolved.run(opts.agentId ?? null, JSON.stringify(resolution), now, now, id);
       return { id, kind: 'resolved', meaningful: true };
     });
+  }
+
+  /**
+   * Throws what `resolve` would throw now (unknown, already resolved, wrong resolution shape,
+   * not claimed, claimed by another agent), without writing: for a caller that must do what
+   * the resolution stands for (install a cartridge) before it commits it.
+   */
+  assertResolvable(id: number, opts: { agentId?: string; resolution?: Record<string, unknown>; entry?: EventTypeEntry }): void {
+    const r = this.s.getReader.get(id) as unknown[] | undefined;
+    if (!r) throw new NotFoundError('notification', id);
+    checkResolvable(notificationRowOf(r), opts, opts.resolution ?? {});
   }
 
   private async act(
@@ -542,6 +537,31 @@ function illegal(row: NotificationRow, action: string): IllegalTransitionError {
     from: row.agent_status,
     action,
   });
+}
+
+function checkResolvable(
+  row: NotificationRow,
+  opts: { agentId?: string; entry?: EventTypeEntry },
+  resolution: Record<string, unknown>,
+): void {
+  // The state first: resolving a resolved notification is a conflict whatever the body says.
+  if (row.agent_status === 'resolved') throw illegal(row, 'resolve');
+  if (opts.entry?.resolutionShape) checkResolutionShape(opts.entry, resolution);
+  if (row.agent_status === 'none' && opts.entry?.lifecycle?.requiresClaim) {
+    throw new IllegalTransitionError(`notification ${row.id} (${row.event_type}) must be claimed before it is resolved`, {
+      id: row.id,
+      from: row.agent_status,
+      action: 'resolve',
+    });
+  }
+  // A claim is the holder's: nobody else resolves it, and no caller without a name does
+  // (it would be recorded under the holder's name). `release --force` frees a stuck one.
+  if (row.agent_status !== 'none' && row.agent_id && row.agent_id !== opts.agentId) {
+    throw new IllegalTransitionError(
+      `notification ${row.id} is ${row.agent_status} by '${row.agent_id}': only '${row.agent_id}' can resolve it${opts.agentId ? ` (not '${opts.agentId}')` : ' (resolve with --agent)'}, or release it first (release --force)`,
+      { id: row.id, from: row.agent_status, action: 'resolve' },
+    );
+  }
 }
 
 function checkResolutionShape(entry: EventTypeEntry, resolution: Record<string, unknown>): void {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { buildApi } from '../../src/api/server.js';
 import { type AssembledNode, assembleNode } from '../../src/daemon/assemble.js';
 import { loadOrCreateIdentity } from '../../src/identity/index.js';
 import { attachSovereignty, publishedPayload, type AutonomyLevel, type Sovereignty } from '../../src/sovereignty/index.js';
@@ -157,6 +158,51 @@ test("a peer's publication does not replace this node's own pending cartridge of
     const after = two.sov.runtime.registry.get('tagger');
     assert.deepEqual([after.origin, after.version], [one.a.node.self.nodeId, '1.1.0']);
   } finally {
+    await p.close(one);
+    await p.close(two);
+    t.cleanup();
+  }
+});
+
+test('approving an upgrade over an active version says why it cannot install and leaves the request open; the request says it is an upgrade', async () => {
+  const t = tempDir('weft-gate-');
+  const p = await pair(t.dir, new MemoryNetwork(), 'L1');
+  const one = await p.open('one');
+  const two = await p.open('two');
+  const { app } = await buildApi({ token: 'tok' }, { node: two.a.node, logger: silentLogger, onApproved: (id, ok) => two.sov.onApproved(id, ok) });
+  const resolve = (id: number, payload: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: `/api/notifications/${id}/resolve`, headers: { authorization: 'Bearer tok' }, payload });
+  const watcher = (version: string, body: string) => cartridge('watcher', `function process(e) { ${body} return e; }`, { consumes: ['mesh.test.ping'], version });
+  const waiting = (version: string) => pending(two).filter((n) => n.payload.version === version && n.agentStatus !== 'resolved');
+  try {
+    await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(watcher('1.0.0', '')) });
+    await waitFor(() => waiting('1.0.0').length === 1, 10_000, 'the first request');
+    const first = await resolve((waiting('1.0.0')[0] as { id: number }).id, { approve: true });
+    assert.equal(first.statusCode, 200, first.body);
+    assert.equal(two.sov.runtime.registry.get('watcher').status, 'pending_activation', 'installed before the answer returned');
+    await two.sov.runtime.activate('watcher');
+
+    // 1.1.0 while 1.0.0 is active: the request says so up front
+    await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(watcher('1.1.0', 'e.payload.v = 2;')) });
+    await waitFor(() => waiting('1.1.0').length === 1, 10_000, 'the upgrade request');
+    const n = waiting('1.1.0')[0] as { id: number; description: string; payload: Record<string, unknown> };
+    assert.match(n.description, /Note: it is an upgrade over watcher 1\.0\.0, which is active here: approving installs it only once that one is rejected \(weft cartridges reject watcher\)/);
+    // approving now fails, saying why, and the request stays open
+    const refused = await resolve(n.id, { approve: true });
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.match(JSON.parse(refused.body).error.message, new RegExp(`cartridge 'watcher' 1\\.0\\.0 is active: reject it before installing 1\\.1\\.0; install request ${n.id} stays open`));
+    assert.notEqual(two.a.node.ns.notifications.get(n.id).agentStatus, 'resolved', 'not resolved');
+    assert.equal(two.sov.gate.list().find((g) => g.version === '1.1.0')?.state, 'awaiting_human');
+    assert.equal(two.sov.runtime.registry.get('watcher').version, '1.0.0');
+    // once the old one is rejected, the same request installs it
+    await two.sov.runtime.reject('watcher');
+    const ok = await resolve(n.id, { approve: true });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(JSON.parse(ok.body).agentStatus, 'resolved');
+    const c = two.sov.runtime.registry.get('watcher');
+    assert.deepEqual([c.version, c.status], ['1.1.0', 'pending_activation']);
+  } finally {
+    await app.close();
     await p.close(one);
     await p.close(two);
     t.cleanup();
