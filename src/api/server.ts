@@ -435,7 +435,8 @@ export async function buildApi(
       const entry = node.catalog.get(current.eventType);
       const resolution =
         body.approve === undefined ? body.resolution : { ...(body.resolution ?? {}), approved: body.approve };
-      const approve = body.approve;
+      // `--resolution '{"approved":true}'` approves as `--approve` does.
+      const approve = typeof resolution?.approved === 'boolean' ? resolution.approved : undefined;
       // What the answer does (install a cartridge...) runs first: when it cannot, the error says
       // why and the notification stays open to be answered again.
       if (approve !== undefined && deps.onApproved) {

@@ -208,3 +208,33 @@ test('approving an upgrade over an active version says why it cannot install and
     t.cleanup();
   }
 });
+
+test("an answer given as --resolution '{\"approved\":true}' installs at once, as --approve does; approved:false refuses", async () => {
+  const t = tempDir('weft-gate-');
+  const p = await pair(t.dir, new MemoryNetwork(), 'L1');
+  const one = await p.open('one');
+  const two = await p.open('two');
+  const { app } = await buildApi({ token: 'tok' }, { node: two.a.node, logger: silentLogger, onApproved: (id, ok) => two.sov.onApproved(id, ok) });
+  const resolve = (id: number, payload: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: `/api/notifications/${id}/resolve`, headers: { authorization: 'Bearer tok' }, payload });
+  try {
+    const yes = cartridge('yes', 'function process(e) { return e; }', { consumes: ['mesh.test.ping'] });
+    const no = cartridge('no', 'function process(e) { return e; }', { consumes: ['mesh.test.ping'] });
+    await one.a.node.emitMany([yes, no].map((c) => ({ event: 'cartridge.published', payload: publishedPayload(c) })));
+    await waitFor(() => pending(two).length === 2, 10_000, 'two requests');
+    const idOf = (name: string) => (pending(two).find((n) => n.payload.name === name) as { id: number }).id;
+    const r = await resolve(idOf('yes'), { resolution: { approved: true } });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.equal(two.sov.runtime.registry.get('yes').status, 'pending_activation', 'installed by the answer, not at the next restart');
+    assert.equal(two.sov.gate.list().find((g) => g.name === 'yes')?.state, 'installed');
+    const r2 = await resolve(idOf('no'), { resolution: { approved: false } });
+    assert.equal(r2.statusCode, 200, r2.body);
+    assert.equal(two.sov.gate.list().find((g) => g.name === 'no')?.state, 'rejected');
+    assert.equal(two.sov.runtime.registry.find('no'), undefined);
+  } finally {
+    await app.close();
+    await p.close(one);
+    await p.close(two);
+    t.cleanup();
+  }
+});
