@@ -167,6 +167,8 @@ class Gate implements SovereigntyGate {
   private unsubscribe: (() => void) | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | null = null;
+  /** Aborted by stop: a guardian still judging (a slow guardian command) is killed, its publication stays queued. */
+  private aborter = new AbortController();
 
   constructor(
     init: SovereigntyGateInit,
@@ -251,6 +253,7 @@ class Gate implements SovereigntyGate {
     if (this.stopping) await this.stopping;
     this.stopping = null;
     this.state = 'started';
+    if (this.aborter.signal.aborted) this.aborter = new AbortController();
     this.unsubscribe = this.deps.node.onCommitted(() => {
       if (!this.recorded) return;
       this.recorded = false;
@@ -265,6 +268,7 @@ class Gate implements SovereigntyGate {
       this.state = 'stopped';
       this.unsubscribe?.();
       this.unsubscribe = null;
+      this.aborter.abort();
       await this.chain.catch(() => undefined);
     })();
     return this.stopping;
@@ -322,11 +326,17 @@ class Gate implements SovereigntyGate {
     }
     if (level === 'L2') {
       const request = guardianRequest(pkg, { origin: row.origin, ...(row.source_computer ? { sourceComputer: row.source_computer } : {}) });
-      const verdict: GuardianVerdict = await this.guardian.judge(request).catch((err: Error) => ({
+      const signal = this.aborter.signal;
+      const verdict: GuardianVerdict = await this.guardian.judge(request, { signal }).catch((err: Error) => ({
         approve: false,
         reason: `guardian failed: ${err.message}`,
         guardian: this.guardian.name,
       }));
+      // Stopped while the guardian judged (it was killed): no verdict; decided at the next start.
+      if (signal.aborted) {
+        this.logger.info({ cartridge: pkg.manifest.name, from: row.source_computer }, 'guardian stopped with the node; the publication stays queued');
+        return;
+      }
       this.logger.info({ cartridge: pkg.manifest.name, from: row.source_computer, ...verdict }, 'guardian verdict');
       if (!verdict.approve) {
         await this.askHuman(row, facts, `guardian (${verdict.guardian}) refused: ${verdict.reason}; nothing was installed (approve to install anyway)${note}`, { replaces, upgrade });

@@ -1,6 +1,6 @@
 /** The gate in one process: two assembled nodes over the memory provider, real SQLite and sandbox. */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildApi } from '../../src/api/server.js';
@@ -18,7 +18,7 @@ interface Side {
   sov: Sovereignty;
 }
 
-async function pair(root: string, net: MemoryNetwork, autonomy: AutonomyLevel) {
+async function pair(root: string, net: MemoryNetwork, autonomy: AutonomyLevel, guardianCommand?: string) {
   const ids = Object.fromEntries(
     ['one', 'two'].map((c) => {
       mkdirSync(join(root, c), { recursive: true });
@@ -37,7 +37,10 @@ async function pair(root: string, net: MemoryNetwork, autonomy: AutonomyLevel) {
         options: { resendAfterMs: 300 },
       },
     });
-    const sov = await attachSovereignty({ dataDir: join(root, c), autonomy }, { node: a.node, logger: silentLogger, clock: a.node.clock });
+    const sov = await attachSovereignty(
+      { dataDir: join(root, c), autonomy, ...(guardianCommand ? { guardianCommand } : {}) },
+      { node: a.node, logger: silentLogger, clock: a.node.clock },
+    );
     await a.start();
     await sov.start();
     return { a, sov };
@@ -235,6 +238,50 @@ test("an answer given as --resolution '{\"approved\":true}' installs at once, as
     await app.close();
     await p.close(one);
     await p.close(two);
+    t.cleanup();
+  }
+});
+
+test('stopping the gate kills a guardian command still judging (its process group) and leaves the publication queued for the next start', async () => {
+  const t = tempDir('weft-gate-');
+  const pidFile = join(t.dir, 'sleep.pid');
+  // the guardian's own child is in its process group: it must go too
+  const net = new MemoryNetwork();
+  const p = await pair(t.dir, net, 'L2', `sleep 100 & echo $! > '${pidFile}'; wait; echo '{"approve": true, "reason": "late"}'`);
+  const one = await p.open('one');
+  let two: Side | undefined = await p.open('two');
+  try {
+    await one.a.node.emit({ event: 'cartridge.published', payload: publishedPayload(pkg) });
+    await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 10_000, 'the guardian judging');
+    const sleeper = Number(readFileSync(pidFile, 'utf8').trim());
+    const t0 = Date.now();
+    await two.sov.gate.stop();
+    assert.ok(Date.now() - t0 < 5_000, `stop took ${Date.now() - t0} ms: it waited for the guardian`);
+    const alive = () => {
+      try {
+        process.kill(sleeper, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => !alive(), 5_000, 'the guardian process group killed');
+    assert.equal(two.sov.gate.list()[0]?.state, 'queued', 'no verdict recorded: decided at the next start');
+    assert.equal(pending(two).length, 0, 'nobody was asked on a refusal that was only a stop');
+    await p.close(two);
+    two = undefined;
+    // the next start decides it (with a guardian that answers at once)
+    const q = await pair(t.dir, net, 'L2', `echo '{"approve": true, "reason": "reviewed"}'`);
+    const again = await q.open('two');
+    try {
+      await waitFor(() => again.sov.runtime.registry.find('tagger') !== undefined, 10_000, 'installed at the next start');
+      assert.equal(again.sov.gate.list()[0]?.state, 'installed');
+    } finally {
+      await q.close(again);
+    }
+  } finally {
+    if (two) await p.close(two);
+    await p.close(one);
     t.cleanup();
   }
 });
