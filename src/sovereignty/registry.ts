@@ -151,7 +151,8 @@ export class CartridgeRegistry {
   /**
    * Installs a package with status `pending_activation`, writing `incoming/<name>.js` and
    * `incoming/<name>.manifest.json`. Installing the same name, version and source again changes
-   * nothing; a different version replaces a pending (or rejected) one, but a peer's publication
+   * nothing; a different version replaces a pending (or rejected) one and starts its invocation
+   * count (`cartridge_stats`) from 0, but a peer's publication
    * (`options.peer`) never replaces a record of another origin unless `peer.replaces` names it.
    * @throws {ManifestError} invalid package; {@link IllegalTransitionError} when another version
    * is active, alpha or suspended (reject it first); `WEFT_CONFLICT` when the same version
@@ -223,6 +224,8 @@ export class CartridgeRegistry {
             now,
             now,
           );
+        // Runs counted for the code it replaces are not this code's (promotion reads the count).
+        this.store.db.prepare('DELETE FROM cartridge_stats WHERE cartridge_name = ?').run(manifest.name);
       });
       return { cartridge: this.get(manifest.name), changed: true };
     });

@@ -353,6 +353,24 @@ describe('cartridge runtime', () => {
     assert.equal(h.runtime.list()[0]?.invocationCount, 0, 'not a successful run');
   });
 
+  it('should count the runs of each installed code afresh: a new version does not inherit the old one\'s count', async () => {
+    const h = await harness();
+    await h.runtime.install(TAGGER, { origin: 'local' });
+    await h.runtime.activate('tagger');
+    for (const slug of ['a', 'b', 'c']) await emitTodo(h, slug);
+    await waitFor(() => h.runtime.list()[0]?.invocationCount === 3, 10_000, 'three runs');
+    await h.runtime.reject('tagger');
+    const v2 = cartridge('tagger', TAGGER.source.replace('tagged: ', 'v2: '), { consumes: [TODO], version: '2.0.0' });
+    const installed = await h.runtime.install(v2, { origin: 'local' });
+    assert.equal(installed.cartridge.invocationCount, 0, 'new code starts at 0');
+    assert.equal(installed.cartridge.lastInvokedAt, null);
+    await h.runtime.activate('tagger');
+    assert.equal((await emitTodo(h, 'd')).payload.title, 'v2: d');
+    await waitFor(() => h.runtime.list()[0]?.invocationCount === 1, 10_000, 'one run of 2.0.0');
+    // the same code installed again is no new code: its count stays
+    assert.equal((await h.runtime.install(v2, { origin: 'local' })).cartridge.invocationCount, 1);
+  });
+
   it('should refuse an activation that would not fit the sandbox memory cap', async () => {
     const h = await harness({ sandbox: { memoryLimitMb: 32, rssCapMb: 160 } });
     const names = ['m1', 'm2', 'm3', 'm4'];
