@@ -34,6 +34,10 @@ export interface CartridgeView {
   origin: string;
   invocationCount: number;
   lastInvokedAt: string | null;
+  /** Events it failed on since this code was installed (they passed on unchanged). */
+  failureCount: number;
+  lastFailedAt: string | null;
+  lastError: string | null;
   installedAt: string;
   activatedAt: string | null;
   statusReason: string | null;
@@ -63,6 +67,9 @@ export function cartridgeView(c: InstalledCartridge): CartridgeView {
     origin: c.origin,
     invocationCount: c.invocationCount,
     lastInvokedAt: c.lastInvokedAt,
+    failureCount: c.failureCount,
+    lastFailedAt: c.lastFailedAt,
+    lastError: c.lastError,
     installedAt: c.installedAt,
     activatedAt: c.activatedAt,
     statusReason: c.statusReason,

@@ -42,6 +42,7 @@ export const CONFIG_KEYS = {
   'nats.url': { kind: 'string', secret: true, help: 'NATS server(s) for mesh.provider = "nats", comma separated (nats://127.0.0.1:4222); JetStream must be enabled (nats-server -js)' },
   'nats.prefix': { kind: 'string', default: 'weft', help: 'prefix of every stream, subject, consumer and KV bucket Weft makes on NATS (two fleets on one server keep apart by it)' },
   'daemon.stop_timeout': { kind: 'integer', default: 10, min: 1, max: 600, help: 'seconds a stop may take; what is not sent yet stays durable in the journal and outboxes' },
+  'store.max_dead_letters': { kind: 'integer', default: 10_000, min: 100, max: 10_000_000, help: 'dead letters kept (events a cartridge failed on, newest first); older ones are deleted, the per-cartridge failure counts stay' },
   'api.host': { kind: 'string', default: '127.0.0.1', help: 'address the HTTP API binds to (loopback by default)' },
   'api.port': { kind: 'integer', default: 9237, min: 0, max: 65535, help: 'HTTP API port (0 picks a free one)' },
   'api.max_connections': { kind: 'integer', default: 1024, min: 1, max: 100_000, help: 'HTTP and WebSocket connections the API keeps open at once; one more is answered 429 and closed (each holds a file descriptor before its token is checked)' },
@@ -160,6 +161,7 @@ export interface WeftConfig {
   redis: { url?: string; prefix: string; stream: string; group: string; cluster: boolean };
   nats: { url?: string; prefix: string };
   daemon: { stop_timeout: number };
+  store: { max_dead_letters: number };
   api: { host: string; port: number; dashboard: boolean; max_connections: number };
   autonomy: { cartridge_install: 'L1' | 'L2' | 'L3'; guardian_command?: string; promotion_threshold: number; domain_default: 'L1' | 'L2' | 'L3' };
   domains: { enabled: boolean; inbox_limit: number; batch: number };
@@ -495,6 +497,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     },
     nats: { prefix: get('nats.prefix') },
     daemon: { stop_timeout: get('daemon.stop_timeout') },
+    store: { max_dead_letters: get('store.max_dead_letters') },
     api: { host: get('api.host'), port: get('api.port'), dashboard: get('api.dashboard'), max_connections: get('api.max_connections') },
     autonomy: {
       cartridge_install: get('autonomy.cartridge_install'),

@@ -139,6 +139,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     // Pinned peers go back into the PeerBook and the transport before anything is emitted.
     candidates = peerCandidatesFromConfig(cfg, a0, logger);
     const n = a0.node;
+    n.ns.deadLetters.limit = cfg.store.max_dead_letters;
     let crashes = 0;
     n.processor.onBatchErrorHook = (err, attempt) => {
       crashes++;

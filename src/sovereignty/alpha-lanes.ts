@@ -9,7 +9,15 @@ import type { WeftError } from '../errors/index.js';
 import type { CommittedBatch } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Logger } from '../util/index.js';
-import { cartridgeSource, cartridgeWants, controlTypes, invokedInput } from './cartridge-stage.js';
+import {
+  cartridgeSource,
+  cartridgeWants,
+  controlTypes,
+  controlTypesProblem,
+  EMIT_CONTROL,
+  invokedInput,
+  PASSIVE_FAILURES,
+} from './cartridge-stage.js';
 import type { CartridgeManifest } from './package.js';
 import type { Sandbox, SandboxEventResult } from './sandbox/index.js';
 
@@ -45,6 +53,8 @@ export interface AlphaLanesDeps {
   onRun(name: string, event: Envelope): void;
   /** Runs a background task the runtime waits for on `idle()` / stop. */
   track(task: Promise<void>): void;
+  /** Called with each event an alpha cartridge failed on (its own failure), for the rate-limited notice. */
+  onFailed(name: string, event: Envelope, error: string): void;
 }
 
 interface Lane {
@@ -145,12 +155,21 @@ export class AlphaLanes {
         }
         const inputs: EmitInput[] = [];
         let ok = 0;
+        let failed = 0;
+        let lastError = '';
         results.forEach((r, i) => {
+          if (r && !r.ok && !PASSIVE_FAILURES.has(r.error.code)) {
+            failed++;
+            lastError = `${r.error.code}: ${r.error.message}`;
+            this.deps.onFailed(name, events[i] as Envelope, lastError);
+          }
           if (!r?.ok) return;
           const event = events[i] as Envelope;
           const control = controlTypes(this.deps.node.catalog, r.emitted.map((e) => e.type));
           if (control.length > 0) {
-            this.deps.logger.warn({ cartridge: name, types: control, eventId: event.id }, 'alpha cartridge emitted control types: refused, nothing it emitted was kept');
+            failed++;
+            lastError = `${EMIT_CONTROL}: ${controlTypesProblem(name, [...new Set(control)])}`;
+            this.deps.onFailed(name, event, lastError);
             return;
           }
           ok++;
@@ -167,12 +186,18 @@ export class AlphaLanes {
           }
           inputs.push(invokedInput(name, manifest.version, 'alpha', event, r.emitted.length));
         });
-        if (ok === 0) continue;
-        await this.emitAll(name, inputs);
+        if (ok === 0 && failed === 0) continue;
+        if (inputs.length > 0) await this.emitAll(name, inputs);
         const ns = this.deps.node.ns;
-        await ns.store.write(() => ns.stats.add(name, ok, ns.store.nowIso())).catch((err) => {
-          this.deps.logger.warn({ cartridge: name, err: (err as Error).message }, 'alpha invocation counts not recorded');
-        });
+        await ns.store
+          .write(() => {
+            const now = ns.store.nowIso();
+            if (ok > 0) ns.stats.add(name, ok, now);
+            if (failed > 0) ns.failures.add(name, failed, now, lastError);
+          })
+          .catch((err) => {
+            this.deps.logger.warn({ cartridge: name, err: (err as Error).message }, 'alpha invocation counts not recorded');
+          });
       }
     } finally {
       lane.running = false;

@@ -40,7 +40,7 @@ export function cartridgeStageName(name: string): string {
 }
 
 /** Per-event failures that are not the cartridge's doing: the event passes on, no dead letter. */
-const PASSIVE_FAILURES: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPENDED, E.NOT_LOADED, E.OVERLOADED]);
+export const PASSIVE_FAILURES: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPENDED, E.NOT_LOADED, E.OVERLOADED]);
 
 /** Provenance a cartridge may not rewrite on the event it returns. */
 const PINNED_FIELDS = ['id', 'origin', 'sourceComputer', 'hops'] as const;
@@ -73,8 +73,10 @@ export function invokedInput(name: string, version: string, mode: 'active' | 'al
 export interface CartridgeStageDeps {
   /** The approved sandbox while this cartridge is loaded in it; null passes events unchanged. */
   sandbox(): Sandbox | null;
-  ns: Pick<NodeStore, 'deadLetters' | 'stats'>;
+  ns: Pick<NodeStore, 'deadLetters' | 'stats' | 'failures'>;
   logger: Logger;
+  /** Called with each event the cartridge failed on (after its dead letter), for the rate-limited notice. */
+  onFailed(event: Envelope, error: string): void;
   /** Called with each event before it is run (names the event when the cartridge is suspended). */
   onRun(event: Envelope): void;
   /** Called with the time one event took in the sandbox. */
@@ -83,9 +85,10 @@ export interface CartridgeStageDeps {
 
 /**
  * The pipeline stage of an active cartridge. A failure that is the cartridge's own doing
- * leaves a dead letter; the event always passes on (unchanged) rather than being lost.
+ * leaves a dead letter and is counted (`cartridge_failures`, `onFailed`); the event always
+ * passes on (unchanged) rather than being lost.
  * @example
- * const stage = cartridgeStage('tagger', manifest, { sandbox: () => approved, ns, logger, onRun, onTimed });
+ * const stage = cartridgeStage('tagger', manifest, { sandbox: () => approved, ns, logger, onRun, onTimed, onFailed });
  */
 export function cartridgeStage(name: string, manifest: CartridgeManifest, deps: CartridgeStageDeps): Cartridge {
   const source = cartridgeSource(name);
@@ -96,6 +99,13 @@ export function cartridgeStage(name: string, manifest: CartridgeManifest, deps: 
     noRerun: true,
     process: async (event: Envelope, ctx: CartridgeContext): Promise<Envelope | null> => {
       if (!cartridgeWants(name, manifest, event)) return event;
+      // Its own failure on this event: the event passes on unchanged, the dead letter keeps the evidence, and it is counted.
+      const failed = (error: string): Envelope => {
+        deps.ns.deadLetters.add(event, stageName, error);
+        deps.ns.failures.add(name, 1, ctx.now, error);
+        deps.onFailed(event, error);
+        return event;
+      };
       const sandbox = deps.sandbox();
       if (!sandbox) return event;
       deps.onRun(event);
@@ -110,19 +120,11 @@ export function cartridgeStage(name: string, manifest: CartridgeManifest, deps: 
       }
       if (!result) return event;
       if (!result.ok) {
-        // Stopped for this event: the event passes on unchanged; the dead letter keeps the evidence.
-        if (!PASSIVE_FAILURES.has(result.error.code)) {
-          deps.ns.deadLetters.add(event, stageName, `${result.error.code}: ${result.error.message}`);
-        }
-        return event;
+        return PASSIVE_FAILURES.has(result.error.code) ? event : failed(`${result.error.code}: ${result.error.message}`);
       }
       // Never as the node: a control type emitted (a manifest installed before the rule) fails the event, nothing is emitted.
       const control = controlTypes(ctx.catalog, result.emitted.map((e) => e.type));
-      if (control.length > 0) {
-        deps.ns.deadLetters.add(event, stageName, `${EMIT_CONTROL}: ${controlTypesProblem(name, [...new Set(control)])}`);
-        deps.logger.warn({ cartridge: name, types: control }, 'cartridge emitted control types: refused, nothing it emitted was kept');
-        return event;
-      }
+      if (control.length > 0) return failed(`${EMIT_CONTROL}: ${controlTypesProblem(name, [...new Set(control)])}`);
       let emitted = 0;
       for (const e of result.emitted) {
         try {

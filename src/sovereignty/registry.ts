@@ -50,6 +50,10 @@ export interface InstalledCartridge {
   /** Successful runs, from `cartridge_stats`. */
   readonly invocationCount: number;
   readonly lastInvokedAt: string | null;
+  /** Events it failed on (they passed unchanged), from `cartridge_failures`, since this code was installed. */
+  readonly failureCount: number;
+  readonly lastFailedAt: string | null;
+  readonly lastError: string | null;
 }
 
 /** User options of the registry. */
@@ -107,10 +111,15 @@ interface Row {
   updated_at: string;
   invocation_count?: number | null;
   last_invoked_at?: string | null;
+  failure_count?: number | null;
+  last_failed_at?: string | null;
+  last_error?: string | null;
 }
 
-const SELECT = `SELECT c.*, s.invocation_count, s.last_invoked_at FROM cartridges c
-  LEFT JOIN cartridge_stats s ON s.cartridge_name = c.name`;
+const SELECT = `SELECT c.*, s.invocation_count, s.last_invoked_at, f.failure_count, f.last_failed_at, f.last_error
+  FROM cartridges c
+  LEFT JOIN cartridge_stats s ON s.cartridge_name = c.name
+  LEFT JOIN cartridge_failures f ON f.cartridge_name = c.name`;
 
 /** SHA-256 of a cartridge source as UTF-8, in hex. */
 export function sourceDigest(source: string): string {
@@ -224,8 +233,9 @@ export class CartridgeRegistry {
             now,
             now,
           );
-        // Runs counted for the code it replaces are not this code's (promotion reads the count).
+        // Runs and failures counted for the code it replaces are not this code's (promotion reads the count).
         this.store.db.prepare('DELETE FROM cartridge_stats WHERE cartridge_name = ?').run(manifest.name);
+        this.store.db.prepare('DELETE FROM cartridge_failures WHERE cartridge_name = ?').run(manifest.name);
       });
       return { cartridge: this.get(manifest.name), changed: true };
     });
@@ -429,5 +439,8 @@ function toInstalled(r: Row): InstalledCartridge {
     sha256: sourceSha256,
     invocationCount: r.invocation_count ?? 0,
     lastInvokedAt: r.last_invoked_at ?? null,
+    failureCount: r.failure_count ?? 0,
+    lastFailedAt: r.last_failed_at ?? null,
+    lastError: r.last_error ?? null,
   };
 }

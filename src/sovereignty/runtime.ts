@@ -1,7 +1,7 @@
 import type { Catalog } from '../catalog/index.js';
 import type { Envelope } from '../envelope/index.js';
 import { IllegalTransitionError, WeftError } from '../errors/index.js';
-import type { Cartridge, CommittedBatch } from '../pipeline/index.js';
+import { type Cartridge, type CommittedBatch, RefusalNotices } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { type AlphaQueueStats, AlphaLanes } from './alpha-lanes.js';
@@ -47,6 +47,11 @@ export interface CartridgeRuntimeInit {
    * holds up every event behind it, and is suspended instead.
    */
   timeBudget?: TimeBudgetInit;
+  /**
+   * A cartridge that fails on an event lets it pass unchanged (a dead letter keeps it); such
+   * failures are raised at most once per this window per cartridge, with their count. Default 60 s.
+   */
+  failureNoticeMs?: number;
 }
 
 /** Resident memory a sandbox process needs before any cartridge is loaded, MB. */
@@ -180,6 +185,10 @@ class Runtime implements CartridgeRuntime {
    * them (recording the suspension waits for that batch's transaction) and it is reported once.
    */
   private readonly suspending = new Set<string>();
+  /** Per-event failures, one notice a minute per cartridge with the count (`system.cartridge.failed`). */
+  private readonly failures: RefusalNotices;
+  /** The latest failure of each cartridge: what a folded notice names. */
+  private readonly lastFailure = new Map<string, { eventId: string; eventType: string; error: string }>();
   private unsubscribe: (() => void) | null = null;
   /** Serialises activate / reject / promote / suspension so stage lists are rebuilt in order. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -194,6 +203,10 @@ class Runtime implements CartridgeRuntime {
       deps.registry ?? createCartridgeRegistry({ dataDir: init.dataDir }, { store: deps.node.ns.store });
     this.builtins = new Set(init.builtins ?? []);
     this.budget = new TimeBudget(init.timeBudget);
+    this.failures = new RefusalNotices(
+      { windowMs: init.failureNoticeMs ?? 60_000 },
+      { clock: deps.clock, logger: this.logger, raise: (name, detail, count) => this.raiseFailures(name, detail, count) },
+    );
     this.alpha = new AlphaLanes(
       { queueLimit: Math.max(1, init.alphaQueueLimit ?? 10_000), batch: Math.max(1, init.alphaBatch ?? 256) },
       {
@@ -204,6 +217,7 @@ class Runtime implements CartridgeRuntime {
         running: () => this.state === 'started',
         onRun: (name, event) => this.noteRun(name, event),
         track: (task) => this.track(task),
+        onFailed: (name, event, error) => this.noteFailure(name, event, error),
       },
     );
   }
@@ -280,6 +294,7 @@ class Runtime implements CartridgeRuntime {
     this.alpha.drain();
     await this.chain.catch(() => undefined);
     await this.idle();
+    this.failures.close();
     await this.killSandboxes();
     this.loaded.clear();
     this.alpha.clear();
@@ -527,6 +542,7 @@ class Runtime implements CartridgeRuntime {
         logger: this.logger,
         onRun: (event) => this.noteRun(name, event),
         onTimed: (ms) => this.timed(name, ms),
+        onFailed: (event, error) => this.noteFailure(name, event, error),
       }),
     );
   }
@@ -534,6 +550,32 @@ class Runtime implements CartridgeRuntime {
   /** The event a cartridge was last given, to name it if the cartridge is suspended. */
   private noteRun(name: string, event: Envelope): void {
     this.lastEvent.set(name, { id: event.id, type: event.event });
+  }
+
+  /** Counts one event a cartridge failed on towards its rate-limited notice. */
+  private noteFailure(name: string, event: Envelope, error: string): void {
+    const failure = { eventId: event.id, eventType: event.event, error: error.slice(0, 2000) };
+    this.lastFailure.set(name, failure);
+    if (this.lastFailure.size > 10_000) this.lastFailure.delete(this.lastFailure.keys().next().value as string);
+    this.failures.note(name, failure);
+  }
+
+  /** Raises `count` failures of one cartridge: a log line and one `system.cartridge.failed` naming the latest. */
+  private raiseFailures(name: string, detail: Record<string, string | undefined>, count: number): Promise<unknown> {
+    const last = this.lastFailure.get(name) ?? { eventId: detail.eventId ?? '-', eventType: detail.eventType ?? '-', error: detail.error ?? '' };
+    this.logger.warn({ cartridge: name, count, eventId: last.eventId, err: last.error }, 'cartridge failed on events; they passed on unchanged (dead letters)');
+    return this.node
+      .emitMany([
+        {
+          event: 'system.cartridge.failed',
+          source: cartridgeSource(name),
+          payload: { cartridge: name, eventId: last.eventId, eventType: last.eventType, error: last.error, count },
+        },
+      ])
+      .catch((err) => {
+        // The folded count of a window still open when the node stops: the log line above has it.
+        if ((err as WeftError).code !== 'WEFT_STOPPED') throw err;
+      });
   }
 
   private track(task: Promise<void>): void {

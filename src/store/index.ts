@@ -1,7 +1,7 @@
 /** store: the node's SQLite file: local log, notifications, dead letters, quarantine, stats. */
 import { EventLog } from './event-log.js';
 import { NotificationStore } from './notifications.js';
-import { CartridgeStats, DeadLetters, DedupKeys, EmitJournal, Offsets, Quarantine, Rejections } from './records.js';
+import { CartridgeFailures, CartridgeStats, DeadLetters, DedupKeys, EmitJournal, Offsets, Quarantine, Rejections } from './records.js';
 import { Store, type StoreDeps, type StoreInit } from './store.js';
 
 export * from './event-log.js';
@@ -22,6 +22,8 @@ export interface NodeStore {
   deadLetters: DeadLetters;
   quarantine: Quarantine;
   stats: CartridgeStats;
+  /** Per-event failures of installed cartridges, counted per cartridge. */
+  failures: CartridgeFailures;
   emitJournal: EmitJournal;
   rejections: Rejections;
 }
@@ -38,6 +40,7 @@ export function openNodeStore(init: StoreInit, deps: StoreDeps): NodeStore {
     deadLetters: new DeadLetters(store),
     quarantine: new Quarantine(store),
     stats: new CartridgeStats(store),
+    failures: new CartridgeFailures(store),
     emitJournal: new EmitJournal(store),
     rejections: new Rejections(store),
   };

@@ -744,4 +744,19 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       ALTER TABLE signal_sources ADD COLUMN budget_spent_at INTEGER;
     `,
   },
+  {
+    version: 22,
+    name: 'cartridges: failures counted per installed cartridge (weft cartridges list)',
+    sql: `
+      -- A sandboxed cartridge failing on an event lets the event pass unchanged (a dead letter
+      -- keeps it, and dead letters are capped): this count is what stays, per cartridge, since
+      -- its code was installed.
+      CREATE TABLE cartridge_failures (
+        cartridge_name TEXT PRIMARY KEY,
+        failure_count INTEGER NOT NULL,
+        last_failed_at TEXT NOT NULL,
+        last_error TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -61,18 +61,37 @@ export interface DeadLetter {
   createdAt: string;
 }
 
-/** Events a cartridge failed on. */
+/** Dead letters kept at most by default (`store.max_dead_letters`); older ones are pruned. */
+export const MAX_KEPT_DEAD_LETTERS = 10_000;
+
+/** Events a cartridge failed on; the newest `limit` are kept (each failure is also counted per cartridge). */
 export class DeadLetters {
   private readonly insertS: Statement;
+  private readonly pruneS: Statement;
+  private inserted = 0;
+  private kept = MAX_KEPT_DEAD_LETTERS;
   constructor(private readonly store: Store) {
     this.insertS = store.db.prepare(
       'INSERT INTO dead_letters (event_id, event_type, cartridge, error, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
+    this.pruneS = store.db.prepare('DELETE FROM dead_letters WHERE id <= (SELECT MAX(id) FROM dead_letters) - ?');
   }
+  /** Dead letters kept at most (default {@link MAX_KEPT_DEAD_LETTERS}); set from `store.max_dead_letters`. */
+  get limit(): number {
+    return this.kept;
+  }
+  set limit(n: number) {
+    this.kept = Math.max(1, Math.floor(n));
+  }
+  /** Inside the caller's transaction. */
   add(env: Envelope, cartridge: string, error: string): number {
-    return Number(
+    const id = Number(
       this.insertS.run(env.id, env.event, cartridge, error, serializeEnvelope(env), this.store.nowIso()).lastInsertRowid,
     );
+    // A cartridge failing on every event keeps the table bounded: the newest `limit` stay
+    // (pruned in steps of a tenth of it, at most 1,000, so a prune is rare and small).
+    if (++this.inserted % Math.max(1, Math.min(1000, Math.floor(this.kept / 10))) === 0) this.pruneS.run(this.kept);
+    return id;
   }
   list(limit = 50): DeadLetter[] {
     const rows = this.store.reader
@@ -210,6 +229,22 @@ export class CartridgeStats {
       .prepare('SELECT cartridge_name, invocation_count, last_invoked_at FROM cartridge_stats ORDER BY cartridge_name')
       .all() as Array<{ cartridge_name: string; invocation_count: number; last_invoked_at: string | null }>;
     return rows.map(camelRow);
+  }
+}
+
+/** Failures counted per installed cartridge, since its code was installed. */
+export class CartridgeFailures {
+  private readonly addS: Statement;
+  constructor(store: Store) {
+    this.addS = store.db.prepare(
+      `INSERT INTO cartridge_failures (cartridge_name, failure_count, last_failed_at, last_error) VALUES (?, ?, ?, ?)
+       ON CONFLICT(cartridge_name) DO UPDATE SET failure_count = failure_count + excluded.failure_count,
+         last_failed_at = excluded.last_failed_at, last_error = excluded.last_error`,
+    );
+  }
+  /** Inside the caller's transaction. */
+  add(name: string, count: number, at: string, error: string): void {
+    this.addS.run(name, count, at, error.slice(0, 2000));
   }
 }
 

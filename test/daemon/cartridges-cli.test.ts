@@ -85,8 +85,8 @@ test('cartridges installed and activated through the CLI transform events in the
 
       const human = weft(['cartridges', 'list'], env);
       assert.equal(human.code, 0, human.stderr);
-      assert.match(human.stdout, /NAME\s+VERSION\s+AUTHOR\s+STATUS\s+ORIGIN\s+INVOCATIONS\s+LAST INVOKED/);
-      assert.match(human.stdout, /tagger\s+1\.0\.0\s+ada\s+active\s+local\s+\d+/);
+      assert.match(human.stdout, /NAME\s+VERSION\s+AUTHOR\s+STATUS\s+ORIGIN\s+INVOCATIONS\s+LAST INVOKED\s+FAILURES/);
+      assert.match(human.stdout, /tagger\s+1\.0\.0\s+ada\s+active\s+local\s+\d+\s+\S+\s+0/);
 
       // cartridge.invoked is recorded but never becomes a notification
       const inv = weft(['notifications', 'list', '--json', '--type', 'cartridge.invoked'], env);

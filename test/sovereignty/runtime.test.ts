@@ -371,6 +371,29 @@ describe('cartridge runtime', () => {
     assert.equal((await h.runtime.install(v2, { origin: 'local' })).cartridge.invocationCount, 1);
   });
 
+  it('should count per-event failures of a cartridge that stays active, and raise them at most once a window with the count', async () => {
+    const h = await harness({ failureNoticeMs: 300 });
+    const flaky = cartridge('flaky', `function process(e) { if (Number(e.payload.slug.slice(1)) % 2 === 1) throw new Error('odd one ' + e.payload.slug); return e; }`, { consumes: [TODO] });
+    await h.runtime.install(flaky, { origin: 'local' });
+    await h.runtime.activate('flaky');
+    for (let i = 0; i < 20; i++) await emitTodo(h, `s${i}`);
+    assert.equal(h.runtime.list()[0]?.status, 'active', 'every other event: never 5 in a row, so not suspended');
+    const c = h.runtime.list()[0];
+    assert.equal(c?.failureCount, 10);
+    assert.match(String(c?.lastError), /^WEFT_CARTRIDGE_THREW: .*odd one s19/);
+    assert.equal(h.node.ns.deadLetters.count(), 10);
+    const notices = () => h.node.ns.notifications.list({ eventType: 'system.cartridge.failed' }).items;
+    await waitFor(() => notices().reduce((a, n) => a + Number(n.payload.count ?? 0), 0) === 10, 10_000, 'all ten failures raised');
+    const got = notices();
+    assert.equal(got.length, 2, 'the first at once, the other nine folded into one at the end of the window');
+    assert.deepEqual(got.map((n) => n.payload.count).sort(), [1, 9]);
+    assert.ok(got.every((n) => n.payload.cartridge === 'flaky' && n.payload.suspended === undefined));
+    // a new version starts its failure count afresh, as its run count
+    await h.runtime.reject('flaky');
+    const v2 = await h.runtime.install(cartridge('flaky', 'function process(e) { return e; }', { consumes: [TODO], version: '2.0.0' }), { origin: 'local' });
+    assert.equal(v2.cartridge.failureCount, 0);
+  });
+
   it('should refuse an activation that would not fit the sandbox memory cap', async () => {
     const h = await harness({ sandbox: { memoryLimitMb: 32, rssCapMb: 160 } });
     const names = ['m1', 'm2', 'm3', 'm4'];

@@ -48,6 +48,7 @@ export function registerSystemTypes(catalog: Catalog): void {
       suspendedAt: Type.Optional(
         Type.String({ maxLength: 64, description: 'when it was suspended: each suspension is a notification of its own' }),
       ),
+      count: Type.Optional(Type.Integer({ minimum: 1, description: 'failures this notice stands for (at most one a minute per cartridge); eventId and error are the latest one' })),
     }),
     idempotencyFields: ['cartridge', 'eventId', 'suspendedAt'],
     lifecycle: { creates: true },

@@ -13,6 +13,7 @@ function row(c: CartridgeView): Record<string, unknown> {
     origin: c.origin,
     invocations: c.invocationCount,
     'last invoked': c.lastInvokedAt,
+    failures: c.failureCount,
   };
 }
 
@@ -34,7 +35,7 @@ export const cartridgesCommands: CommandModule = (ctx) => {
 
   cartridges
     .command('list')
-    .description('installed cartridges with status, origin and invocation count')
+    .description('installed cartridges with status, origin, invocation and failure counts')
     .action(async () => {
       const r = await (await ctx.client()).request<{ items: CartridgeView[] }>('GET', '/api/cartridges');
       ctx.out(table(r.items.map(row)), r);
