@@ -112,7 +112,7 @@ export function registerCartridgeRoutes(app: FastifyInstance, deps: CartridgeRou
       );
     }
     reply.status(result.changed ? 201 : 200);
-    return { cartridge: cartridgeView(result.cartridge), changed: result.changed };
+    return { cartridge: cartridgeView(result.cartridge), changed: result.changed, ...(result.repaired ? { repaired: true } : {}) };
   });
 
   // Publishing emits `cartridge.published` (visibility public): peers decide through their gate.

@@ -93,6 +93,11 @@ export interface InstallResult {
   readonly cartridge: InstalledCartridge;
   /** False when the same name, version and source were already installed (an idempotent repeat). */
   readonly changed: boolean;
+  /**
+   * True when that repeat found the installed files missing or changed behind the node's back
+   * and wrote them again (the record said which source they must be).
+   */
+  readonly repaired?: boolean;
 }
 
 interface Row {
@@ -160,7 +165,7 @@ export class CartridgeRegistry {
   /**
    * Installs a package with status `pending_activation`, writing `incoming/<name>.js` and
    * `incoming/<name>.manifest.json`. Installing the same name, version and source again changes
-   * nothing; a different version replaces a pending (or rejected) one and starts its invocation
+   * nothing but files found missing or changed, which it writes again (`repaired`); a different version replaces a pending (or rejected) one and starts its invocation
    * count (`cartridge_stats`) from 0, but a peer's publication
    * (`options.peer`) never replaces a record of another origin unless `peer.replaces` names it.
    * @throws {ManifestError} invalid package; {@link IllegalTransitionError} when another version
@@ -189,6 +194,13 @@ export class CartridgeRegistry {
               `cartridge '${manifest.name}' ${manifest.version} is already installed with a different source; publish a new version`,
               { details: { name: manifest.name, version: manifest.version } },
             );
+          }
+          // The same package again restores files changed or lost behind the node's back (what
+          // a refused load tells the operator to do).
+          const dir = this.dirOf(existing);
+          if (dir && !(await this.filesMatch(dir, manifest.name, sha256))) {
+            await this.writeFiles(dir, valid);
+            return { cartridge: existing, changed: false, repaired: true };
           }
           return { cartridge: existing, changed: false };
         }
@@ -354,7 +366,7 @@ export class CartridgeRegistry {
   async readPackage(name: string): Promise<CartridgePackage> {
     const c = this.get(name);
     if (c.status === 'rejected') throw new PackageIoError(`cartridge '${name}' is rejected: it has no files`);
-    const dir = c.status === 'pending_activation' ? this.dirs.incoming : this.dirs.active;
+    const dir = this.dirOf(c) as string;
     let source: string;
     try {
       source = await readFile(join(dir, `${name}.js`), 'utf8');
@@ -363,13 +375,30 @@ export class CartridgeRegistry {
     }
     if (sourceDigest(source) !== c.sha256) {
       throw new PackageIoError(
-        `cartridge '${name}': ${join(dir, `${name}.js`)} does not match the installed source (SHA-256 differs); reinstall it`,
+        `cartridge '${name}': ${join(dir, `${name}.js`)} does not match the installed source (SHA-256 differs); install the same package again to restore it (weft cartridges install <its directory>)${c.status === 'pending_activation' ? '' : `, then weft cartridges activate ${name}`}`,
       );
     }
     return validatePackage({ manifest: c.manifest, source });
   }
 
   // ---- internals ----
+
+  /** Where a cartridge's files are: `incoming/` while pending, `active/` after; none once rejected. */
+  private dirOf(c: InstalledCartridge): string | undefined {
+    if (c.status === 'rejected') return undefined;
+    return c.status === 'pending_activation' ? this.dirs.incoming : this.dirs.active;
+  }
+
+  /** Whether the source file is there with the recorded SHA-256, and the manifest beside it. */
+  private async filesMatch(dir: string, name: string, sha256: string): Promise<boolean> {
+    try {
+      const source = await readFile(join(dir, `${name}.js`), 'utf8');
+      await readFile(join(dir, `${name}.manifest.json`), 'utf8');
+      return sourceDigest(source) === sha256;
+    } catch {
+      return false;
+    }
+  }
 
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const release = await this.lock.acquire();

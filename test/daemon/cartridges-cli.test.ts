@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { writePackageDir } from '../../src/sovereignty/index.js';
@@ -87,6 +88,14 @@ test('cartridges installed and activated through the CLI transform events in the
       assert.equal(human.code, 0, human.stderr);
       assert.match(human.stdout, /NAME\s+VERSION\s+AUTHOR\s+STATUS\s+ORIGIN\s+INVOCATIONS\s+LAST INVOKED\s+FAILURES/);
       assert.match(human.stdout, /tagger\s+1\.0\.0\s+ada\s+active\s+local\s+\d+\s+\S+\s+0/);
+
+      // a file changed behind the node's back: installing the same package again restores it
+      const file = join(t.dir, 'data', 'cartridges', 'active', 'tagger.js');
+      writeFileSync(file, 'function process(e) { return null; }');
+      const repair = weft(['cartridges', 'install', join(t.dir, 'pkg', 'tagger')], env);
+      assert.equal(repair.code, 0, repair.stderr);
+      assert.match(repair.stdout, /tagger 1\.0\.0 is installed \(active\); its files did not match the installed source and were written again/);
+      assert.equal(readFileSync(file, 'utf8'), "function process(e) { e.payload.tag = 'tagged-by-cartridge'; return e; }");
 
       // cartridge.invoked is recorded but never becomes a notification
       const inv = weft(['notifications', 'list', '--json', '--type', 'cartridge.invoked'], env);

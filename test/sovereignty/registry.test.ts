@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { IllegalTransitionError, NotFoundError, type WeftError } from '../../src/errors/index.js';
@@ -146,6 +146,24 @@ describe('cartridge registry', () => {
     await registry.activate('tagger');
     writeFileSync(active('tagger.js'), 'function process(e) { return null; }');
     await assert.rejects(registry.readPackage('tagger'), /does not match the installed source/);
+  });
+
+  it('should restore files changed or lost behind its back when the same package is installed again, as its refusal says', async () => {
+    await registry.install(V1, { origin: 'local' });
+    await registry.activate('tagger');
+    await registry.suspend('tagger', 'PACKAGE_IO: tampered');
+    writeFileSync(active('tagger.js'), 'function process(e) { return null; }');
+    await assert.rejects(registry.readPackage('tagger'), /does not match the installed source \(SHA-256 differs\); install the same package again to restore it \(weft cartridges install <its directory>\), then weft cartridges activate tagger/);
+    const r = await registry.install(V1, { origin: 'local' });
+    assert.deepEqual([r.changed, r.repaired, r.cartridge.status], [false, true, 'suspended']);
+    assert.equal((await registry.readPackage('tagger')).source, V1.source, 'the file is the installed source again');
+    // nothing to restore: a plain repeat
+    assert.equal((await registry.install(V1, { origin: 'local' })).repaired, undefined);
+    // a lost manifest is written again too
+    rmSync(active('tagger.manifest.json'));
+    assert.equal((await registry.install(V1, { origin: 'local' })).repaired, true);
+    assert.ok(existsSync(active('tagger.manifest.json')));
+    assert.equal((await registry.activate('tagger')).status, 'active');
   });
 
   it('should list invocation counts from cartridge_stats', async () => {

@@ -44,16 +44,19 @@ export const cartridgesCommands: CommandModule = (ctx) => {
     .command('install <path>')
     .description('install a cartridge package directory (manifest.json + cartridge.js); it stays pending until activated')
     .action(async (path: string) => {
-      const r = await (await ctx.client()).request<{ cartridge: CartridgeView; changed: boolean }>(
+      const r = await (await ctx.client()).request<{ cartridge: CartridgeView; changed: boolean; repaired?: boolean }>(
         'POST',
         '/api/cartridges/install',
         { path: resolve(path) },
       );
       const c = r.cartridge;
+      const again = c.status === 'suspended' ? `; bring it back with: weft cartridges activate ${c.name}` : '';
       ctx.out(
         r.changed
           ? `installed ${c.name} ${c.version} (${c.status}); activate it with: weft cartridges activate ${c.name}`
-          : `${c.name} ${c.version} is already installed (${c.status})`,
+          : r.repaired
+            ? `${c.name} ${c.version} is installed (${c.status}); its files did not match the installed source and were written again${again}`
+            : `${c.name} ${c.version} is already installed (${c.status})`,
         r,
       );
     });
