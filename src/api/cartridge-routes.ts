@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { ValidationError, WeftError } from '../errors/index.js';
 import type { EmitResult } from '../pipeline/index.js';
 import {
+  assertPublishable,
   type CartridgeRuntime,
   type InstalledCartridge,
   LOCAL_ORIGIN,
@@ -129,7 +130,9 @@ export function registerCartridgeRoutes(app: FastifyInstance, deps: CartridgeRou
     } else {
       pkg = validatePackage({ manifest: body.manifest, source: body.source });
     }
-    const { envelope, outcome } = await emit({ event: 'cartridge.published', visibility: 'public', payload: publishedPayload(pkg) });
+    const payload = publishedPayload(pkg);
+    assertPublishable(payload);
+    const { envelope, outcome } = await emit({ event: 'cartridge.published', visibility: 'public', payload });
     const what = `${pkg.manifest.name} ${pkg.manifest.version}`;
     // Stored either way, but peers get only what the pipeline passed: a stopped publication is not one.
     if (outcome.state === 'dropped') {

@@ -1,3 +1,5 @@
+import { PAYLOAD_LIMITS } from '../envelope/index.js';
+import { WeftError } from '../errors/index.js';
 import { type CartridgeManifest, type CartridgePackage, validatePackage } from './package.js';
 import { ManifestError } from './errors.js';
 import { sourceDigest } from './registry.js';
@@ -46,6 +48,29 @@ export function publishedPayload(pkg: CartridgePackage): PublishedCartridgePaylo
     ...(m.invoke ? { invoke: [...m.invoke] } : {}),
     sha256: sourceDigest(pkg.source),
   };
+}
+
+/**
+ * Refuses a payload too large to be one event, saying how large the source may be: a
+ * publication is a single `cartridge.published`, whose payload (the source base64-encoded, so
+ * 4/3 of its size, and the manifest) is bounded like any event's (`PAYLOAD_LIMITS.bytes`,
+ * 64 KiB as JSON), well below the 256 KiB a package may have when installed directly.
+ * @throws `WEFT_TOO_LARGE` "cartridge source too large to publish: 60 KiB, at most ~47 KiB ...".
+ * @example
+ * assertPublishable(publishedPayload(pkg));
+ */
+export function assertPublishable(payload: PublishedCartridgePayload): void {
+  const bytes = Buffer.byteLength(JSON.stringify(payload), 'utf8');
+  if (bytes <= PAYLOAD_LIMITS.bytes) return;
+  const overhead = bytes - payload.code.length;
+  const maxSource = Math.max(0, Math.floor((PAYLOAD_LIMITS.bytes - overhead) / 4) * 3);
+  const source = Math.floor((payload.code.length * 3) / 4) - (payload.code.endsWith('==') ? 2 : payload.code.endsWith('=') ? 1 : 0);
+  const kib = (n: number) => (n / 1024).toFixed(1).replace(/\.0$/, '');
+  throw new WeftError(
+    'WEFT_TOO_LARGE',
+    `cartridge source too large to publish: ${kib(source)} KiB, at most ~${kib(maxSource)} KiB (a publication is one event: the source travels base64-encoded, 4/3 of its size, in a payload of at most ${PAYLOAD_LIMITS.bytes / 1024} KiB as JSON); a larger cartridge (up to 256 KiB) can be installed on each node with weft cartridges install`,
+    { details: { sourceBytes: source, maxSourceBytes: maxSource, payloadBytes: bytes, limit: PAYLOAD_LIMITS.bytes } },
+  );
 }
 
 /**

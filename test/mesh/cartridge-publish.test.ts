@@ -112,3 +112,15 @@ test('two different cartridges of one author consuming the same type are two pub
     'the corrected publication reached the peer',
   );
 });
+
+test('a source too large to publish is refused before anything is emitted, with the size it may have', async () => {
+  await pkg('huge', `function process(e) { return e; }\n// ${'y'.repeat(60 * 1024)}`);
+  const r = weft(['cartridges', 'publish', join(t.dir, 'pkg', 'huge')], node('pub').env);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, /cartridge source too large to publish: 60 KiB, at most ~4\d(\.\d)? KiB/);
+  const logged = await node('pub').api.request<{
+    items: Array<{ envelope: { payload: { name?: string } } }>;
+  }>('GET', '/api/events?type=cartridge.published&limit=50');
+  assert.ok(logged.items.length > 0, 'the earlier publications are listed');
+  assert.equal(logged.items.filter((e) => e.envelope.payload.name === 'huge').length, 0);
+});

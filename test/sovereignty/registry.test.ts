@@ -201,4 +201,22 @@ describe('cartridge.published payloads', () => {
     assert.equal(key(a), key(publishedPayload(cartridge('first', 'function process(e) { return e; }', { consumes: ['build.*'] }))));
     assert.throws(() => packageFromPublished({ ...a, sha256: a2.sha256 }), /sha256 [0-9a-f]+ is not the SHA-256 of code/);
   });
+
+  it('should say how large a source may be to publish, and let one of that size through the payload limit', async () => {
+    const { payloadProblem } = await import('../../src/envelope/index.js');
+    const { assertPublishable, publishedPayload } = await import('../../src/sovereignty/index.js');
+    const sized = (bytes: number) => publishedPayload(cartridge('big', `function process(e) { return e; }\n//${'x'.repeat(bytes - 36)}`, { consumes: ['build.*'] }));
+    let max = 0;
+    assert.throws(() => assertPublishable(sized(60 * 1024)), (e: Error & { code?: string; details?: { maxSourceBytes: number } }) => {
+      assert.equal(e.code, 'WEFT_TOO_LARGE');
+      assert.match(e.message, /^cartridge source too large to publish: 60 KiB, at most ~4\d(\.\d)? KiB \(a publication is one event: the source travels base64-encoded/);
+      max = e.details?.maxSourceBytes ?? 0;
+      return true;
+    });
+    assert.ok(max > 40 * 1024 && max < 48 * 1024, `${max}`);
+    // what it names fits: no payload refusal for a source of that size
+    assert.doesNotThrow(() => assertPublishable(sized(max)));
+    assert.equal(payloadProblem(sized(max)), undefined);
+    assert.ok(payloadProblem(sized(max + 3)), 'a little more does not');
+  });
 });
