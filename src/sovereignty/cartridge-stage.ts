@@ -4,7 +4,7 @@
  * `cartridge.invoked`. The time budget that suspends a stage holding up the pipeline lives here too.
  */
 import { CARTRIDGE_EVENTS, type Catalog } from '../catalog/index.js';
-import { type EmitInput, type Envelope, envelopeValidator } from '../envelope/index.js';
+import { type EmitInput, type Envelope, envelopeValidator, payloadProblem } from '../envelope/index.js';
 import type { Cartridge, CartridgeContext } from '../pipeline/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { Logger } from '../util/index.js';
@@ -45,10 +45,17 @@ export const PASSIVE_FAILURES: ReadonlySet<string> = new Set([E.STOPPED, E.SUSPE
 /** Provenance a cartridge may not rewrite on the event it returns. */
 const PINNED_FIELDS = ['id', 'origin', 'sourceComputer', 'hops'] as const;
 
-/** What the approved sandbox checks on each event a cartridge returns. */
+/**
+ * What the approved sandbox checks on each event a cartridge returns: the envelope's schema and
+ * the payload limits every entrance applies (`PAYLOAD_LIMITS`: depth 32, 64 KiB as JSON), since
+ * the returned event goes on to the domain pipelines as if it had entered. A failure is that
+ * cartridge's, for that event (a dead letter; the original passes on).
+ */
 export const envelopeCheck: EventValidator = (event) => {
   const e = envelopeValidator.firstError(event);
-  return e ? `${e.path}: ${e.message}` : null;
+  if (e) return `${e.path}: ${e.message}`;
+  const p = payloadProblem(event.payload);
+  return p ? `${p.code}: ${p.message}` : null;
 };
 
 /** Whether `event` goes to cartridge `name`: its type is consumed, and it is not meta or the cartridge's own output. */

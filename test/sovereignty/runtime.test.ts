@@ -394,6 +394,27 @@ describe('cartridge runtime', () => {
     assert.equal(v2.cartridge.failureCount, 0);
   });
 
+  it('should hold the event an active cartridge returns to the payload limits: too large or too deep fails that event, the original passes', async () => {
+    const h = await harness();
+    const src = `function process(e) {
+      if (e.payload.slug === 'big') e.payload.blob = new Array(300 * 1024 + 1).join('z');
+      if (e.payload.slug === 'deep') { var o = {}; var cur = o; for (var i = 0; i < 50; i++) { cur.n = {}; cur = cur.n; } e.payload.deep = o; }
+      e.payload.title = 'changed'; return e; }`;
+    await h.runtime.install(cartridge('bloater', src, { consumes: [TODO] }), { origin: 'local' });
+    await h.runtime.activate('bloater');
+    const big = await emitTodo(h, 'big');
+    assert.equal(big.payload.title, 'big', 'the original passed on');
+    assert.equal(big.payload.blob, undefined);
+    const deep = await emitTodo(h, 'deep');
+    assert.equal(deep.payload.deep, undefined);
+    assert.equal((await emitTodo(h, 'fine')).payload.title, 'changed', 'a returned event within the limits is taken');
+    const dead = h.node.ns.deadLetters.list();
+    assert.equal(dead.length, 2);
+    assert.match(String(dead.find((d) => d.eventId === big.id)?.error), /^WEFT_CARTRIDGE_BAD_RESULT: returned event is invalid: PAYLOAD_TOO_LARGE: field '\/payload' is \d+ bytes as JSON; the limit is 65536/);
+    assert.match(String(dead.find((d) => d.eventId === deep.id)?.error), /PAYLOAD_TOO_DEEP: field '\/payload' is nested deeper than 32 levels/);
+    assert.equal(h.runtime.list()[0]?.failureCount, 2);
+  });
+
   it('should refuse an activation that would not fit the sandbox memory cap', async () => {
     const h = await harness({ sandbox: { memoryLimitMb: 32, rssCapMb: 160 } });
     const names = ['m1', 'm2', 'm3', 'm4'];
