@@ -72,7 +72,7 @@ const CASES: Case[] = [
   // Blank, the daemon stopped at its summariser naming no key.
   {
     toml: 'signals.summarizer_command = "   "\n[[signals.sources]]\nurl = "https://example.org/a.xml"',
-    line: /^weft: config key signals\.summarizer_command: "   " is no command/,
+    line: /^weft: config key signals\.summarizer_command: " {3}" is no command/,
   },
   {
     toml: 'telegram.base_url = "notaurl"\ntelegram.bot_token = "123:abc"\ntelegram.chat_id = "42"',
