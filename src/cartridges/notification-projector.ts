@@ -1,4 +1,4 @@
-import type { CartridgeFactory, CartridgeStores } from '../pipeline/index.js';
+import { type CartridgeFactory, type CartridgeStores, IDEMPOTENCY_FACT } from '../pipeline/index.js';
 import { groupKeyOf } from '../store/index.js';
 
 /** Fact key a classifier sets to keep an event out of notifications. */
@@ -39,7 +39,9 @@ export function notificationProjector(): CartridgeFactory<Pick<CartridgeStores, 
           return event;
         }
       }
-      if (lc.creates || lc.updates) ctx.notify(ns.createFromEvent(event, entry, ctx.now));
+      // A peer's event: the key the dedup stage judged it by, not the one it brought.
+      const key = ctx.facts.has(IDEMPOTENCY_FACT) ? (ctx.facts.get(IDEMPOTENCY_FACT) as string | undefined) : event.idempotencyKey;
+      if (lc.creates || lc.updates) ctx.notify(ns.createFromEvent(event, entry, ctx.now, key));
       return event;
     },
   });

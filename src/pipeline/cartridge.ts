@@ -85,3 +85,8 @@ export const INGRESS_FACT = 'ingress';
 export const RELEASED_FACT = 'released';
 /** Set by the processor on every event: the envelope exactly as the event log holds it (a stage that changes the event returns another object). */
 export const LOGGED_FACT = 'logged';
+/**
+ * Set by the dedup stage on a peer's event: the idempotency key the node judged it by (derived
+ * here, not the one the peer brought), which its notification carries too.
+ */
+export const IDEMPOTENCY_FACT = 'idempotencyKey';

@@ -260,7 +260,7 @@ export class NotificationStore {
   // ---- projection (inside the pipeline transaction) ----
 
   /** Creates a notification for the event; with an existing idempotency key it refreshes that one. */
-  createFromEvent(env: Envelope, entry: EventTypeEntry, now: string): NotificationChange {
+  createFromEvent(env: Envelope, entry: EventTypeEntry, now: string, idempotencyKey = env.idempotencyKey): NotificationChange {
     // The row's values, taken once: the insert writes them, and a push of the new notification
     // is made from them later (createdBy), whatever happens to the envelope meanwhile.
     const row: Omit<NotificationRow, 'id'> = {
@@ -274,7 +274,7 @@ export class NotificationStore {
       source_computer: env.sourceComputer ?? null,
       description: env.description,
       payload: JSON.stringify(env.payload),
-      idempotency_key: env.idempotencyKey ?? null,
+      idempotency_key: idempotencyKey ?? null,
       group_key: groupKeyOf(entry, env.payload, env.domain),
       actionable: entry.actionable ? 1 : 0,
       // The columns' defaults (migrations.ts); a test compares the whole row with the one read back.
