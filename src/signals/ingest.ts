@@ -1,7 +1,7 @@
 /**
  * signal-ingest: feed items into `signal.ingest.received` events. Each item is admitted once,
- * whichever feed brings it: deduplicated by its GUID, then its URL, then the hash of its
- * content; admitted items are recorded (with a one-line summary, tags and a SimHash) for the
+ * whichever feed brings it: deduplicated by its GUID, else (an item without one) its URL, then
+ * the hash of its content; admitted items are recorded (with a one-line summary, tags and a SimHash) for the
  * clustering pass.
  */
 import { createHash } from 'node:crypto';
@@ -108,10 +108,13 @@ export class SignalIngest {
 
   constructor(private readonly deps: SignalIngestDeps) {
     const db = deps.store.db;
-    // Seen before: its GUID, else its URL; its content only counts when one side has neither
-    // (status pages repeat one title and text under new GUIDs and URLs: different items).
+    // Seen before: an item with a GUID by its GUID only (a status page gives every update of
+    // one incident its own GUID under the incident's one link: different items); one without,
+    // by its link (whoever brought that link, with or without a GUID); its content only counts
+    // when one side has neither (status pages repeat one title and text under new GUIDs and
+    // URLs: different items).
     this.find = db.prepare(
-      `SELECT 1 FROM signal_items WHERE guid_key = @guid OR url_key = @url
+      `SELECT 1 FROM signal_items WHERE guid_key = @guid OR (@guid IS NULL AND url_key = @url)
          OR (content_hash = @hash AND ((@guid IS NULL AND @url IS NULL) OR (guid_key IS NULL AND url_key IS NULL))) LIMIT 1`,
     );
     this.insert = db.prepare(
@@ -124,7 +127,7 @@ export class SignalIngest {
    * Admits the new items of one poll: each that no GUID, URL or content hash seen before (or
    * earlier in the same feed) names becomes one `signal.ingest.received`, then a row of the
    * items table; at most `maxNew` of them, the others counted as `over` and left for later. A crash between the two re-admits the item at the next poll, and the event's
-   * idempotency key (source and URL) drops the repeat.
+   * idempotency key (source and dedup key) drops the repeat.
    */
   async admit(source: SourceSpec, feed: ParsedFeed, fetchedAt: number, opts: { maxNew?: number } = {}): Promise<IngestResult> {
     const release = await this.lock.acquire();
@@ -136,7 +139,12 @@ export class SignalIngest {
   }
 
   private async admitLocked(source: SourceSpec, feed: ParsedFeed, fetchedAt: number, maxNew: number): Promise<IngestResult> {
-    const seen = new Set<string>();
+    // Within the poll, as the find query does across polls: GUIDs, links (that only an item
+    // without a GUID is matched on), content hashes of items with neither, and all of them.
+    const guids = new Set<string>();
+    const links = new Set<string>();
+    const bare = new Set<string>();
+    const hashes = new Set<string>();
     let over = 0;
     const rows: Array<{ payload: IngestPayload; guid: string | null; url: string | null; hash: string; text: string; simhash: string; published: number | null }> = [];
     let duplicates = 0;
@@ -147,13 +155,17 @@ export class SignalIngest {
       const url = normalizeUrl(item.url) ?? null;
       const text = item.content ?? item.summary ?? '';
       const hash = contentHash(item.title, text);
-      const ids = [guid, url === null ? null : `url:${url}`].filter((k): k is string => k !== null);
-      const keys = ids.length > 0 ? ids : [`hash:${hash}`];
-      if (keys.some((k) => seen.has(k)) || this.find.get({ guid, url, hash }) !== undefined) {
+      const seen = guid !== null ? guids.has(guid) || bare.has(hash) : url !== null ? links.has(url) || bare.has(hash) : hashes.has(hash);
+      if (seen || this.find.get({ guid, url, hash }) !== undefined) {
         duplicates++;
         continue;
       }
-      for (const k of keys) seen.add(k);
+      if (guid !== null) guids.add(guid);
+      if (url !== null) links.add(url);
+      if (guid === null && url === null) bare.add(hash);
+      hashes.add(hash);
+      // What the item is known by: its GUID, else its link, else its content.
+      const key = guid ?? (url === null ? `hash:${hash}` : `url:${url}`);
       if (rows.length >= maxNew) {
         // Past the source's budget (a feed rotating every GUID and link would otherwise bring
         // thousands a poll): not recorded, so a real feed's rest comes with its next poll.
@@ -166,15 +178,14 @@ export class SignalIngest {
       rows.push({
         payload: {
           source_id: source.id,
-          // An item without a link is named by its GUID, else its content: never '' (the
-          // event's idempotency key is the source and this).
+          // An item without a link is named by its GUID, else its content: never ''.
           item_url: clip(item.url ?? url ?? item.guid ?? `urn:weft-signal:${hash}`, 2000),
           raw_title: item.title.slice(0, 500),
           tags,
           published_at: Number.isNaN(published) ? '' : new Date(published).toISOString(),
           fetched_at: new Date(fetchedAt).toISOString(),
           summary: summary.slice(0, 1000),
-          dedup_key: shortKey(keys[0] as string),
+          dedup_key: shortKey(key),
         },
         guid,
         url,
@@ -188,6 +199,9 @@ export class SignalIngest {
     const inputs = rows.map((r) => ({
       event: SIGNAL_EVENTS.received,
       source: INGEST_SOURCE,
+      // The source and what the item is known by, not its link: updates of one incident share
+      // a link and are different items (the type's own key, source and link, would drop them).
+      idempotencyKey: `${SIGNAL_EVENTS.received}:${source.id}:${r.payload.dedup_key}`,
       description: r.payload.summary || r.payload.raw_title,
       payload: r.payload as unknown as Record<string, unknown>,
     }));

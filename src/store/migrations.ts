@@ -759,4 +759,38 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  {
+    version: 23,
+    name: 'signals: many items may share one link (an item with a GUID is known by it alone)',
+    sql: `
+      -- url_key was UNIQUE: the second update of an incident (its own GUID, the incident's one
+      -- link) was never recorded. SQLite cannot drop a constraint, so the table is rebuilt.
+      CREATE TABLE signal_items_v23 (
+        id INTEGER PRIMARY KEY,
+        source_id TEXT NOT NULL,
+        guid_key TEXT UNIQUE,
+        url_key TEXT,
+        content_hash TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        simhash TEXT NOT NULL,
+        published_at INTEGER,
+        fetched_at INTEGER NOT NULL,
+        cluster_id TEXT
+      );
+      INSERT INTO signal_items_v23 (id, source_id, guid_key, url_key, content_hash, event_id, url, title, summary, text, tags, simhash, published_at, fetched_at, cluster_id)
+        SELECT id, source_id, guid_key, url_key, content_hash, event_id, url, title, summary, text, tags, simhash, published_at, fetched_at, cluster_id FROM signal_items;
+      DROP TABLE signal_items;
+      ALTER TABLE signal_items_v23 RENAME TO signal_items;
+      CREATE INDEX signal_items_url ON signal_items(url_key) WHERE url_key IS NOT NULL;
+      CREATE INDEX signal_items_hash ON signal_items(content_hash);
+      CREATE INDEX signal_items_unclustered ON signal_items(fetched_at) WHERE cluster_id IS NULL;
+      CREATE INDEX signal_items_source ON signal_items(source_id, fetched_at);
+      CREATE INDEX signal_items_cluster ON signal_items(cluster_id) WHERE cluster_id IS NOT NULL;
+    `,
+  },
 ];

@@ -191,6 +191,57 @@ describe('ingest: what a feed may hold', () => {
 });
 
 
+describe('items that share one link', () => {
+  it('should admit every update of an incident: each GUID is an item of its own, whatever link they share', async () => {
+    const updates = (n: number) =>
+      `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Status</title><link>https://status.example.com/</link>${Array.from(
+        { length: n },
+        (_, i) => `<item><title>Incident update ${i}</title><link>https://status.example.com/</link><guid isPermaLink="false">incident-update-${i}</guid><description>Update number ${i} on the database incident: step ${i} of the recovery is done.</description></item>`,
+      ).join('')}</channel></rss>`;
+    let body = updates(5);
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/rss+xml');
+      res.end(req.url === '/status.xml' ? body : '');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status.xml`;
+    const t = await startTestNode();
+    const service = createSignalService(
+      { sources: [{ type: 'rss', url, label: 'status' }], baseDir: t.dir, fetcher: { minIntervalMs: 60_000 }, clusterIntervalMs: 3600_000 },
+      { store: t.node.ns.store, clock: t.node.clock, logger: silentLogger, emitMany: (inputs) => t.node.emitMany(inputs) },
+    );
+    try {
+      await service.start();
+      const [first] = await service.pollNow();
+      assert.equal(first?.admitted, 5);
+      await t.node.idle();
+      const titles = () =>
+        t.node.ns.log
+          .list({ type: 'signal.ingest.received', limit: 100 })
+          .map((e) => String(e.envelope.payload.raw_title))
+          .sort();
+      assert.deepEqual(titles(), [0, 1, 2, 3, 4].map((i) => `Incident update ${i}`), 'five events: none dropped as a repeat of the link');
+      assert.equal(t.node.ns.store.reader.prepare('SELECT COUNT(*) FROM signal_items').pluck().get(), 5, 'five items recorded');
+      // The next poll brings a sixth update and the five again: one new, five known.
+      body = updates(6);
+      const [second] = await service.pollNow();
+      assert.equal(second?.admitted, 1);
+      assert.equal(second?.duplicates, 5);
+      // An item without a GUID is still known by its link.
+      const ingest = new SignalIngest({ store: t.node.ns.store, logger: silentLogger, emitMany: (inputs) => t.node.emitMany(inputs) });
+      const other = { id: 'mirror', kind: 'feed' as const, url: 'http://mirror.example/feed', label: 'mirror', tags: [], origin: 'config' };
+      const r = await ingest.admit(other, { format: 'rss', items: [{ title: 'Mirrored', url: 'https://status.example.com/', authors: [], categories: [] }] }, Date.now());
+      assert.equal(r.duplicates, 1);
+      await t.node.idle();
+      assert.equal(titles().length, 6);
+    } finally {
+      await service.stop();
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 describe('a source that brings far more new items than a feed does', () => {
   it('admits at most its budget per poll and per day, flags one whose every item is new poll after poll, backs off, and says so once per episode', async () => {
     // A feed that rotates every GUID and link: 50 items, all new, on every request; or, when
