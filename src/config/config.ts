@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { parse as ParseToml } from 'smol-toml';
 import { ConfigError } from '../errors/index.js';
-import { editDistance } from '../util/index.js';
+import { displayUrl, editDistance } from '../util/index.js';
 import { redisKeys } from './redis-keys.js';
 
 /** The TOML parser, loaded only when a config file exists (a CLI call without one never pays for it). */
@@ -641,9 +641,16 @@ export function showConfig(cfg: WeftConfig): Record<string, unknown> {
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec]>) {
     const v = configValue(cfg, key);
     if (v === undefined) continue;
-    out[key] = spec.secret ? mask(String(v)) : v;
+    out[key] = spec.secret ? mask(String(v)) : key === 'signals.sources' && Array.isArray(v) ? v.map(maskSourceUrl) : v;
   }
   return out;
+}
+
+/** A feed's URL may carry a user, password or token (`https://u:p@host/feed?token=…`): shown masked. */
+function maskSourceUrl(entry: unknown): unknown {
+  if (entry === null || typeof entry !== 'object') return entry;
+  const e = entry as Record<string, unknown>;
+  return typeof e.url === 'string' ? { ...e, url: displayUrl(e.url) } : e;
 }
 
 /**
@@ -658,6 +665,12 @@ export function secretValues(cfg: WeftConfig): Array<[string, string]> {
     if (!spec.secret) continue;
     const v = configValue(cfg, key);
     if (typeof v === 'string' && v.length >= 4) out.push([v, mask(v)]);
+  }
+  // Feed URLs are no secret key, but one may carry a user, password or token.
+  const sources = configValue(cfg, 'signals.sources');
+  for (const e of Array.isArray(sources) ? sources : []) {
+    const url = (e as Record<string, unknown> | null)?.url;
+    if (typeof url === 'string' && displayUrl(url) !== url) out.push([url, displayUrl(url)]);
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { SIGNAL_EVENTS } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import { ConfigError, WeftError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import { type Clock, didYouMean, type Logger } from '../util/index.js';
+import { type Clock, didYouMean, displayUrl, type Logger } from '../util/index.js';
 import { clusterItems, clusterPayload, detectBurst, SignalClusterStore } from './cluster.js';
 import { FeedFetcher, type FeedFetcherInit, loadSourceFile, type NewItemsVerdict, type PollResult, resolveSources, type SourceEntry, type SourceStatus } from './feeds/index.js';
 import { INGEST_SOURCE, SignalIngest } from './ingest.js';
@@ -140,7 +140,7 @@ export async function configuredSources(init: Pick<SignalServiceInit, 'sources' 
     const feed = (resolveSources([entry], init.xFeedTemplate ? { xFeedTemplate: init.xFeedTemplate } : {})[0] as SourceSpec).url;
     const sameUrl = byUrl.get(feed);
     if (sameUrl !== undefined) {
-      throw new ConfigError(`config key signals.sources[${i}].url: ${feed} is already signals.sources[${sameUrl}] (the same feed listed twice); keep one entry, with the tags of both`, { key: `signals.sources[${i}].url` });
+      throw new ConfigError(`config key signals.sources[${i}].url: ${displayUrl(feed)} is already signals.sources[${sameUrl}] (the same feed listed twice); keep one entry, with the tags of both`, { key: `signals.sources[${i}].url` });
     }
     byUrl.set(feed, i);
     const slug = label ? labelSlug(label) : '';
@@ -296,7 +296,7 @@ export class SignalService {
               source: INGEST_SOURCE,
               description: `signal source ${source.label || source.id} given up: ${r.error}`.slice(0, 4000),
               // Its time makes each giving-up a notification (enabled, failing again: a new one).
-              payload: { source_id: source.id, url: source.url, reason: r.error.slice(0, 2000), parse_errors: this.fetcher.get(id)?.parseErrors ?? 0, disabled_at: new Date(this.deps.clock.now()).toISOString() },
+              payload: { source_id: source.id, url: displayUrl(source.url), reason: r.error.slice(0, 2000), parse_errors: this.fetcher.get(id)?.parseErrors ?? 0, disabled_at: new Date(this.deps.clock.now()).toISOString() },
             },
           ])
           .catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'signal.source.disabled not emitted'));
@@ -324,7 +324,7 @@ export class SignalService {
     const name = source.label || source.id;
     const next = new Date(v.nextPollAt).toISOString();
     const inputs: EmitInput[] = [];
-    const base = { source_id: source.id, url: source.url, new_items: admitted, skipped, all_new_polls: v.allNewPolls, new_today: v.newToday, next_poll_at: next };
+    const base = { source_id: source.id, url: displayUrl(source.url), new_items: admitted, skipped, all_new_polls: v.allNewPolls, new_today: v.newToday, next_poll_at: next };
     if (v.flagged)
       inputs.push({
         event: SIGNAL_EVENTS.sourceFlooding,

@@ -13,3 +13,4 @@ export * from './session-id.js';
 export * from './failure-streak.js';
 export * from './control-chars.js';
 export * from './did-you-mean.js';
+export * from './url-display.js';

@@ -10,7 +10,7 @@
 import type { Statement } from 'better-sqlite3';
 import { NotFoundError, requireDeps, ValidationError, WeftError } from '../../errors/index.js';
 import type { Store } from '../../store/index.js';
-import { type Clock, linkedSignal, type Logger } from '../../util/index.js';
+import { type Clock, displayUrl, linkedSignal, type Logger } from '../../util/index.js';
 import { VERSION } from '../../version.js';
 import type { ParsedFeed, SourceKind, SourceSpec } from '../types.js';
 import { FeedParseError } from './errors.js';
@@ -501,7 +501,7 @@ export class FeedFetcher {
         .run(n, n, since, newToday, allNewPolls, flaggedAt, spentAt, intervalS, next, now, id);
       if (flagged && row.flagged_at === null)
         this.logger.warn(
-          { source: id, url: row.url, allNewPolls, next: iso(next) },
+          { source: id, url: displayUrl(row.url), allNewPolls, next: iso(next) },
           'feed source flagged: every item new poll after poll; polled less often',
         );
       else if (!flagged && row.flagged_at !== null)
@@ -540,7 +540,8 @@ export class FeedFetcher {
       return {
       id: r.id,
       label: r.label,
-      url: r.url,
+      // Shown, never fetched: a feed's user, password or token stays out of the listing.
+      url: displayUrl(r.url),
       kind: r.kind as SourceKind,
       origin: r.origin,
       tags: parseTags(r.tags),
@@ -766,7 +767,7 @@ export class FeedFetcher {
       last_status: `failed: ${reason}: ${message}`,
     });
     if (disabled)
-      this.logger.warn({ source: row.id, url: row.url, reason: disabledReason }, 'feed source disabled');
+      this.logger.warn({ source: row.id, url: displayUrl(row.url), reason: disabledReason }, 'feed source disabled');
     else this.logger.warn({ source: row.id, reason, err: message, errors }, 'feed body refused');
     return { status: 'failed', reason, error: message, disabled, nextPollAt: disabled ? null : next };
   }
@@ -895,7 +896,7 @@ function checkUnique(sources: readonly SourceSpec[]): void {
     if (ids.has(s.id))
       throw new ValidationError(`signal sources: id '${s.id}' is listed twice`, { id: s.id });
     if (urls.has(s.url))
-      throw new ValidationError(`signal sources: URL ${s.url} is listed twice`, { url: s.url });
+      throw new ValidationError(`signal sources: URL ${displayUrl(s.url)} is listed twice`, { url: displayUrl(s.url) });
     ids.add(s.id);
     urls.add(s.url);
   }

@@ -2,8 +2,11 @@
  * One bounded HTTP GET of a feed, on Node's own fetch (undici): redirects followed by hand (at
  * most N, http and https only), the body read as a stream and abandoned the moment it passes
  * the byte cap, the whole exchange under one wall-clock deadline. Nothing here throws for a
- * network or server problem; the outcome is data.
+ * network or server problem; the outcome is data. A URL's user and password (undici refuses
+ * a request whose URL carries them) become an `Authorization: Basic` header, sent to that
+ * URL's origin only; messages name URLs with their credentials masked.
  */
+import { displayUrl, maskUrlIn } from '../../util/index.js';
 
 /** What a GET needs. */
 export interface FeedGetInit {
@@ -50,10 +53,14 @@ export async function getFeed(url: string, init: FeedGetInit): Promise<FeedGetRe
   );
   const onAbort = (): void => ctrl.abort(init.signal?.reason);
   init.signal?.addEventListener('abort', onAbort, { once: true });
+  const { url: start, authorization } = splitCredentials(url);
+  const origin = originOf(start);
   try {
-    let current = url;
+    let current = start;
     for (let hop = 0; ; hop++) {
-      const res = await fetch(current, { headers: init.headers, redirect: 'manual', signal: ctrl.signal });
+      // The credentials go to the feed's own origin, never to a host it redirects to.
+      const headers = authorization && originOf(current) === origin ? { ...init.headers, authorization } : init.headers;
+      const res = await fetch(current, { headers, redirect: 'manual', signal: ctrl.signal });
       if (REDIRECTS.has(res.status)) {
         await res.body?.cancel().catch(() => undefined);
         const location = res.headers.get('location');
@@ -62,7 +69,7 @@ export async function getFeed(url: string, init: FeedGetInit): Promise<FeedGetRe
           return {
             type: 'failed',
             reason: 'redirect',
-            message: `more than ${init.maxRedirects} redirects (last to ${clip(location)})`,
+            message: `more than ${init.maxRedirects} redirects (last to ${clip(displayUrl(location))})`,
           };
         let next: URL;
         try {
@@ -71,7 +78,7 @@ export async function getFeed(url: string, init: FeedGetInit): Promise<FeedGetRe
           return {
             type: 'failed',
             reason: 'redirect',
-            message: `redirect to an invalid URL ${clip(location)}`,
+            message: `redirect to an invalid URL ${clip(displayUrl(location))}`,
           };
         }
         if (next.protocol !== 'http:' && next.protocol !== 'https:') {
@@ -110,10 +117,45 @@ export async function getFeed(url: string, init: FeedGetInit): Promise<FeedGetRe
     const reason = ctrl.signal.reason;
     if (reason instanceof Timeout) return { type: 'failed', reason: 'timeout', message: reason.message };
     if (init.signal?.aborted) return { type: 'failed', reason: 'aborted', message: 'aborted' };
-    return { type: 'failed', reason: 'network', message: networkMessage(err) };
+    return { type: 'failed', reason: 'network', message: maskUrlIn(networkMessage(err), url) };
   } finally {
     clearTimeout(timer);
     init.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * The URL without its user and password, and those as a Basic authorization header value
+ * (percent-decoded, as a browser sends them); a URL without them comes back as it is.
+ */
+function splitCredentials(raw: string): { url: string; authorization?: string } {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return { url: raw };
+  }
+  if (u.username === '' && u.password === '') return { url: raw };
+  const user = safeDecode(u.username);
+  const pass = safeDecode(u.password);
+  u.username = '';
+  u.password = '';
+  return { url: u.href, authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
   }
 }
 
