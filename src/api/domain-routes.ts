@@ -7,7 +7,7 @@
 import { isAbsolute } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { describeProblem, type DomainLifecycle, type DomainRunner, loadPipelineSet, type PipelineDef, type PipelineSetDeps } from '../domains/index.js';
+import { checkPipelineLoads, describeProblem, type DomainLifecycle, type DomainRunner, loadPipelineSet, type PipelineDef, type PipelineSetDeps } from '../domains/index.js';
 import { ValidationError, WeftError } from '../errors/index.js';
 import { type CartridgePackage, readPackageDir } from '../sovereignty/index.js';
 import { assertDomainAccess, principalOf } from './member-auth.js';
@@ -60,11 +60,15 @@ export function pipelineView(p: PipelineDef) {
 
 /**
  * Every pipeline on disk checked, not applied: `GET /api/pipeline/validate`'s answer, and
- * `weft pipeline validate`'s when no daemon answers.
+ * `weft pipeline validate`'s when no daemon answers. Each cartridge the daemon would start is
+ * loaded into a throwaway sandbox, so code that does not load is refused as the daemon would.
  */
 export async function validatePipelines(dataDir: string, validation: PipelineSetDeps) {
   try {
     const set = await loadPipelineSet(dataDir, validation);
+    // The cartridges the daemon would start, loaded as it loads them (a top level that throws
+    // passes every manifest check): one it would refuse is refused here, in its words.
+    for (const p of [...set.domains, ...set.personal]) if (p.cartridges.length > 0 && (p.domain?.enabled ?? true)) await checkPipelineLoads(p);
     return { ok: set.refused.length === 0, domains: set.domains.map(pipelineView), personal: set.personal.map(pipelineView), refused: [...set.refused] };
   } catch (err) {
     const problem = describeProblem(err);

@@ -25,7 +25,7 @@ import {
 } from '../sovereignty/index.js';
 import type { Statement } from 'better-sqlite3';
 import type { NodeStore } from '../store/index.js';
-import { type Clock, type Logger, Mutex } from '../util/index.js';
+import { type Clock, type Logger, Mutex, silentLogger, systemClock } from '../util/index.js';
 import { loadPipelineSet, type PipelineDef, type PipelineSet, type PipelineSetDeps } from './loader.js';
 import { patternMatcher } from './scope.js';
 import { PipelineValidationError } from './validate.js';
@@ -654,6 +654,36 @@ function withOutputs(input: Envelope, returned: Record<string, unknown>, outputs
   return { ...input, payload };
 }
 
+/** Why a pipeline's lane did not start: the cartridge that did not load (none: the sandbox did not start). */
+function loadRefusal(def: PipelineDef, name: string, err: unknown): PipelineValidationError {
+  return new PipelineValidationError('load', def.kind === 'domain' ? `domain '${def.name}'` : `personal pipeline of '${def.name}'`, name ? [name] : [], `${name ? `cartridge '${name}' does not load` : 'its sandbox does not start'}: ${(err as Error).message}`);
+}
+
+/**
+ * Loads a pipeline's cartridges into a throwaway sandbox, as a lane's start does, and stops it:
+ * `weft pipeline validate` refuses a cartridge whose code the daemon would not load (a top
+ * level that throws, a syntax error), with the daemon's own message. Nothing runs but the
+ * cartridges' top level.
+ * @throws {PipelineValidationError} ('load') naming the cartridge that did not load.
+ * @example
+ * for (const p of set.domains) await checkPipelineLoads(p);
+ */
+export async function checkPipelineLoads(def: PipelineDef, init: { sandbox?: Omit<SandboxInit, 'timeoutMs' | 'validateEvent'>; logger?: Logger; clock?: Clock } = {}): Promise<void> {
+  const sandbox = createSandbox({ ...(init.sandbox ?? {}), timeoutMs: def.timeoutMs, validateEvent: envelopeCheck }, { logger: init.logger ?? silentLogger, clock: init.clock ?? systemClock });
+  let name = '';
+  try {
+    await sandbox.start();
+    for (const c of def.cartridges) {
+      name = c.pkg.manifest.name;
+      await sandbox.load(c.pkg);
+    }
+  } catch (err) {
+    throw loadRefusal(def, name, err);
+  } finally {
+    await sandbox.stop();
+  }
+}
+
 /** One pipeline's reader, its sandboxes and its loop. */
 /** Times a batch is tried before its events are dead-lettered and the lane moves on. */
 const MAX_BATCH_ATTEMPTS = 8;
@@ -738,7 +768,7 @@ class Lane {
       }
     } catch (err) {
       await this.stop();
-      throw new PipelineValidationError('load', this.def.kind === 'domain' ? `domain '${this.def.name}'` : `personal pipeline of '${this.def.name}'`, name ? [name] : [], `${name ? `cartridge '${name}' does not load` : 'its sandbox does not start'}: ${(err as Error).message}`);
+      throw loadRefusal(this.def, name, err);
     }
   }
 

@@ -163,6 +163,49 @@ describe('domains in a daemon started as a newcomer would', () => {
   });
 });
 
+describe('a domain cartridge whose code does not load', () => {
+  const t = tempDir('weft-domains-noload-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
+  const stops: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const s of stops) await s();
+    t.cleanup();
+  });
+
+  it('should be invalid for weft pipeline validate, with or without a daemon, in the words the daemon refuses it with', async () => {
+    assert.equal(weft(['init'], env).code, 0);
+    assert.equal(weft(['domains', 'create', 'ops'], env).code, 0);
+    const ops = join(env.WEFT_DATA_DIR, 'company', 'domains', 'ops');
+    writeCartridge(ops, 'fine', alerting('fine'), { consumes: ['*'] });
+    const daemon = await startDaemonProcess(env);
+    stops.push(async () => {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    });
+    // Every manifest check passes; only loading the code shows it.
+    writeCartridge(ops, 'boom', 'throw new Error("top-level boom"); function process(e){return e;}', { consumes: ['*'] });
+    const live = weft(['pipeline', 'validate'], env);
+    assert.equal(live.code, 1, live.stdout + live.stderr);
+    assert.match(live.stdout, /invalid: domain 'ops': cartridge 'boom' does not load: .*top-level boom/);
+    assert.doesNotMatch(live.stderr, /no daemon answers/, 'the daemon answered');
+    const reload = weft(['domains', 'reload'], env);
+    assert.notEqual(reload.code, 0, 'the daemon refuses it too');
+    daemon.proc.kill('SIGTERM');
+    await daemon.exited;
+    stops.pop();
+
+    let refusal = '';
+    await assert.rejects(startDaemonProcess(env), (err: Error) => {
+      refusal = /domain 'ops': cartridge 'boom' does not load: [^\n]*/.exec(err.message)?.[0] ?? '';
+      return refusal !== '';
+    });
+    const offline = weft(['pipeline', 'validate'], env);
+    assert.equal(offline.code, 1, offline.stdout);
+    assert.match(offline.stderr, /no daemon answers: validated here/);
+    assert.ok(offline.stdout.includes(refusal), `the daemon's line ${JSON.stringify(refusal)} in ${JSON.stringify(offline.stdout)}`);
+  });
+});
+
 describe("a domain named like one of the node's own event domains", () => {
   const t = tempDir('weft-domains-reserved-');
   const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TOKEN: '', WEFT_URL: '' };
