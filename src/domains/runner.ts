@@ -12,7 +12,7 @@ import { DOMAIN_EVENTS } from '../catalog/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { EmitInput, Envelope } from '../envelope/index.js';
 import type { WeftError } from '../errors/index.js';
-import { type Cartridge, type CartridgeContext, type CommittedBatch, LOGGED_FACT } from '../pipeline/index.js';
+import { type Cartridge, type CartridgeContext, type CommittedBatch, LOGGED_FACT, RefusalNotices } from '../pipeline/index.js';
 import {
   type AutonomyLevel,
   type CartridgeManifest,
@@ -57,6 +57,13 @@ export interface DomainRunnerInit {
   batch?: number;
   /** Domain outputs causing domain outputs at most this deep (two domains feeding each other stop there). Default 8. */
   maxChain?: number;
+  /**
+   * Domain outputs one event may cause in all, through every domain and every depth (two
+   * domains that each emit two outputs per event would otherwise make 2^8 of them). Default 256.
+   */
+  maxOutputsPerEvent?: number;
+  /** Outputs refused by these limits are raised once per this window per lane, with their count (ms). Default 60 s. */
+  limitNoticeMs?: number;
   /** Sandbox limits; `timeoutMs` comes from each pipeline's `timeout_ms`. */
   sandbox?: Omit<SandboxInit, 'timeoutMs' | 'validateEvent'>;
 }
@@ -179,8 +186,15 @@ export class DomainRunner {
   private readonly targetsOf = new Map<string, readonly Lane[]>();
   /** Members' roles, read once per change of roles (`rolesChanged`). */
   private readonly roles = new Map<string, Readonly<Record<string, string>> | undefined>();
-  /** How many domain outputs deep an event is (bounded, oldest forgotten first). */
-  readonly chain = new Map<string, number>();
+  /** How many domain outputs deep an event is, and the event its chain started from (bounded, oldest forgotten first). */
+  readonly chain = new Map<string, { depth: number; root: string }>();
+  /** Domain outputs caused so far per root event (bounded, oldest forgotten first). */
+  private readonly outputsOf = new Map<string, number>();
+  private readonly maxOutputs: number;
+  /** Outputs refused by the depth and per-event limits: one `system.cartridge.failed` per lane per window, with the count. */
+  private readonly limitNotices: RefusalNotices;
+  /** The latest refusal per lane: what a folded notice names. */
+  private readonly lastLimit = new Map<string, Record<string, string>>();
 
   constructor(
     private readonly init: DomainRunnerInit,
@@ -189,6 +203,11 @@ export class DomainRunner {
     this.limit = Math.max(1, init.inboxLimit ?? 100_000);
     this.batch = Math.max(1, init.batch ?? 64);
     this.maxChain = Math.max(1, init.maxChain ?? 8);
+    this.maxOutputs = Math.max(1, init.maxOutputsPerEvent ?? 256);
+    this.limitNotices = new RefusalNotices(
+      { windowMs: init.limitNoticeMs ?? 60_000 },
+      { clock: deps.clock, logger: deps.logger, raise: (scope, detail, count) => this.raiseLimit(scope, detail, count) },
+    );
     const db = deps.node.ns.store.db;
     this.insert = db.prepare('INSERT INTO domain_inbox (event_id, event_type, targets, body, created_at) VALUES (?, ?, ?, ?, ?)');
     this.count = db.prepare('SELECT COUNT(*) FROM domain_inbox').pluck();
@@ -535,12 +554,60 @@ export class DomainRunner {
 
   /** Depth of a new output in chains of domain outputs; remembered for its own outputs. */
   chainDepth(source: Envelope): number {
-    return (this.chain.get(source.id) ?? 0) + 1;
+    return (this.chain.get(source.id)?.depth ?? 0) + 1;
   }
 
-  noteChain(id: string, depth: number): void {
-    this.chain.set(id, depth);
+  /** The event a chain of domain outputs started from: the source itself when it is no domain output. */
+  chainRoot(source: Envelope): string {
+    return this.chain.get(source.id)?.root ?? source.id;
+  }
+
+  noteChain(id: string, depth: number, root: string): void {
+    this.chain.set(id, { depth, root });
     if (this.chain.size > 100_000) this.chain.delete(this.chain.keys().next().value as string);
+  }
+
+  /** Takes one of the outputs a root event may cause; false when they are all taken. */
+  takeOutput(root: string): boolean {
+    const n = this.outputsOf.get(root) ?? 0;
+    if (n >= this.maxOutputs) return false;
+    this.outputsOf.delete(root);
+    this.outputsOf.set(root, n + 1);
+    if (this.outputsOf.size > 100_000) this.outputsOf.delete(this.outputsOf.keys().next().value as string);
+    return true;
+  }
+
+  get maxOutputsPerEvent(): number {
+    return this.maxOutputs;
+  }
+
+  /** Counts an output refused by a limit towards its lane's folded notice. */
+  noteLimit(scope: string, cartridge: string, source: Envelope, error: string): void {
+    const detail = { cartridge: domainSource(scope, cartridge), eventId: source.id, eventType: source.event, error };
+    this.lastLimit.set(scope, detail);
+    if (this.lastLimit.size > 10_000) this.lastLimit.delete(this.lastLimit.keys().next().value as string);
+    this.limitNotices.note(scope, detail);
+  }
+
+  /** Raises `count` outputs of one lane refused by a limit: a log line and one `system.cartridge.failed` with the count. */
+  private async raiseLimit(scope: string, first: Record<string, string | undefined>, count: number): Promise<unknown> {
+    const detail = this.lastLimit.get(scope) ?? first;
+    const cartridge = detail.cartridge ?? '-';
+    this.deps.logger.warn({ cartridge, count, eventId: detail.eventId, err: detail.error }, 'domain outputs refused by a limit (a loop between domains?)');
+    return this.deps.node
+      .emitMany([
+        {
+          event: 'system.cartridge.failed',
+          source: cartridge,
+          // Each notice its own (the type's key, cartridge and event, may repeat across windows).
+          idempotencyKey: `domains:limit:${scope}:${this.deps.clock.now()}:${count}`,
+          payload: { cartridge, eventId: detail.eventId ?? '-', eventType: detail.eventType ?? '-', error: (detail.error ?? '').slice(0, 2000), count },
+        },
+      ])
+      .catch((err) => {
+        // The folded count of a window still open when the node stops: the log line above has it.
+        if ((err as WeftError).code !== 'WEFT_STOPPED') throw err;
+      });
   }
 
   get maxChainDepth(): number {
@@ -620,6 +687,7 @@ export class DomainRunner {
       await Promise.all([...this.lanes.values()].map((l) => l.stop()));
       this.lanes.clear();
     });
+    this.limitNotices.close();
   }
 }
 
@@ -945,10 +1013,22 @@ class Lane {
     const origins: Output[] = [];
     const notify = new Map<string, number[]>();
     const depths: number[] = [];
+    const roots: string[] = [];
     for (const o of outputs) {
       const depth = this.runner.chainDepth(o.source);
-      if (depth > this.runner.maxChainDepth) {
-        failures.push({ cartridge: o.cartridge, event: o.source, error: `WEFT_LIMIT: '${o.type}' refused: domain outputs causing domain outputs may go ${this.runner.maxChainDepth} deep (two domains feeding each other?)` });
+      const root = this.runner.chainRoot(o.source);
+      // A loop between domains is refused at a bound, and said once a minute per lane with the
+      // count: one event must not become thousands of notifications, outputs or refusals alike.
+      const limit =
+        depth > this.runner.maxChainDepth
+          ? `WEFT_LIMIT: '${o.type}' refused: domain outputs causing domain outputs may go ${this.runner.maxChainDepth} deep (two domains feeding each other?)`
+          : !this.runner.takeOutput(root)
+            ? `WEFT_LIMIT: '${o.type}' refused: one event may cause at most ${this.runner.maxOutputsPerEvent} domain outputs in all (two domains feeding each other?)`
+            : undefined;
+      if (limit !== undefined) {
+        this.counters.failures++;
+        this.lastError = limit;
+        this.runner.noteLimit(scope, o.cartridge, o.source, limit);
         continue;
       }
       const decision: { level: AutonomyLevel; reason: string } = personal
@@ -974,6 +1054,7 @@ class Lane {
           },
         });
         depths.push(0);
+        roots.push(root);
         origins.push(o);
         this.counters.held++;
         continue;
@@ -991,6 +1072,7 @@ class Lane {
         idempotencyKey: key,
       });
       depths.push(depth);
+      roots.push(root);
       origins.push(o);
       if (decision.level === 'L2') notify.set(o.cartridge, [...(notify.get(o.cartridge) ?? []), inputs.length - 1]);
     }
@@ -998,7 +1080,7 @@ class Lane {
     const emitted = await this.emitEach(inputs, origins, failures);
     emitted.forEach((e, i) => {
       const d = depths[i] ?? 0;
-      if (e && d > 0) this.runner.noteChain(e.id, d);
+      if (e && d > 0) this.runner.noteChain(e.id, d, roots[i] as string);
     });
     this.counters.emitted += emitted.filter((e) => e !== undefined).length;
     if (notify.size === 0) return;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { join } from 'node:path';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { type AutonomyResolver, createDomainRunner, type DomainRunner, PipelineValidationError } from '../../src/domains/index.js';
+import { type AutonomyResolver, createDomainRunner, type DomainRunner, type DomainRunnerInit, PipelineValidationError } from '../../src/domains/index.js';
 import type { WeftNode } from '../../src/node/index.js';
 import type { AutonomyLevel } from '../../src/sovereignty/index.js';
 import { silentLogger, systemClock } from '../../src/util/index.js';
@@ -18,12 +18,12 @@ function levels(byCartridge: Record<string, AutonomyLevel> = {}): AutonomyResolv
 
 async function withRunner(
   setup: (dataDir: string) => void,
-  opts: { autonomy?: AutonomyResolver; roles?: Record<string, Record<string, string>> } = {},
+  opts: { autonomy?: AutonomyResolver; roles?: Record<string, Record<string, string>>; init?: Omit<DomainRunnerInit, 'dataDir'> } = {},
 ): Promise<{ node: WeftNode; runner: DomainRunner; dir: string; close: () => Promise<void> }> {
   const t = await startTestNode();
   setup(t.dir);
   const runner = createDomainRunner(
-    { dataDir: t.dir },
+    { dataDir: t.dir, ...opts.init },
     { node: t.node, logger: silentLogger, clock: systemClock, autonomy: opts.autonomy ?? levels(), rolesOf: (m) => opts.roles?.[m] },
   );
   t.node.pipeline.replace([...t.node.pipeline.cartridges, runner.stage]);
@@ -287,6 +287,42 @@ describe('domain pipelines', () => {
     );
     await t.node.emitMany([todo('p4')]);
     await waitFor(() => alerts(t.node).length === 2, 10_000, 'the lane to carry on');
+  });
+
+  it('two domains feeding each other: one event causes a bounded number of outputs, and the refusals are one notice per lane with their count', async () => {
+    const SUB = `[subscribe]\ndomains = []\nevents = ["domains.alert", "domain.software-development.*"]\n`;
+    // Each answers every event, the other's alerts included, with two alerts of its own.
+    const twice = (who: string) => `function process(e, ctx) { ctx.emit('domains.alert', { title: '${who} ' + e.id + ' a' }); ctx.emit('domains.alert', { title: '${who} ' + e.id + ' b' }); return e; }`;
+    const t = await withRunner(
+      (dir) => {
+        writeCartridge(writeDomain(dir, 'ping', SUB), 'p', twice('ping'), { consumes: ['domains.alert', 'domain.software-development.*'] });
+        writeCartridge(writeDomain(dir, 'pong', SUB), 'q', twice('pong'), { consumes: ['domains.alert', 'domain.software-development.*'] });
+      },
+      // 40, not the default 256: the same bound, reached sooner.
+      { init: { maxOutputsPerEvent: 40 } },
+    );
+    let closed = false;
+    open.push(async () => {
+      if (!closed) await t.close();
+    });
+    await t.node.emitMany([todo('loop')]);
+    const limited = () => t.node.ns.notifications.list({ eventType: 'system.cartridge.failed', limit: 500 }).items.filter((n) => String(n.payload.error).includes('WEFT_LIMIT'));
+    await waitFor(() => limited().length > 0, 20_000, 'a refusal at the limit');
+    assert.ok(await t.runner.idle(20_000), 'the loop ends');
+    await t.node.idle();
+    const made = t.node.ns.log.list({ type: 'domains.alert', limit: 5000 }).length;
+    assert.ok(made <= 40, `at most 40 outputs for one event, got ${made}`);
+    assert.ok(made >= 30, `the loop ran up to the cap, got ${made}`);
+    assert.match(String(limited()[0]?.payload.error), /one event may cause at most 40 domain outputs in all/);
+    // Within the minute: one notice per lane, the first refusal; the rest fold into the window's end.
+    assert.ok(limited().length <= 2, `one notice per lane, got ${limited().length}`);
+    await t.runner.stop();
+    await waitFor(() => limited().some((n) => Number(n.payload.count) > 1), 10_000, 'the folded count, raised at the stop');
+    const notices = limited();
+    assert.ok(notices.length <= 4, `the first refusal and the folded rest per lane, got ${notices.length}`);
+    assert.ok(notices.some((n) => Number(n.payload.count) > 1), 'a folded notice carries its count');
+    closed = true;
+    await t.close();
   });
 
   it('gives two domains their own notification for one alert key', async () => {
