@@ -92,6 +92,8 @@ interface OutLink {
   lastPong: number;
   closed: boolean;
   drained: Promise<void> | undefined;
+  /** The peer granted credit: it took the link (one that does not pin our key closes it unanswered). */
+  accepted: boolean;
 }
 
 /**
@@ -387,8 +389,10 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       let link: OutLink | undefined;
       try {
         link = await this.dial(peer);
-        backoff = this.reconnect.minMs;
         await new Promise<void>((r) => link!.socket.once('close', () => r()));
+        // Only a link the peer took starts the backoff again: one that pins another key for us
+        // closes each link right after the handshake, and a reset here redialled it 10 times a second.
+        if (link.accepted) backoff = this.reconnect.minMs;
       } catch (err) {
         this.deps.logger.debug({ peer: peer.computer, err: (err as Error).message }, 'tls dial failed');
       }
@@ -479,6 +483,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       lastPong: this.deps.clock.now(),
       closed: false,
       drained: undefined,
+      accepted: false,
     };
     this.outLinks.get(peer.computer)?.socket.destroy();
     this.outLinks.set(peer.computer, link);
@@ -492,6 +497,7 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       for (const r of recs) {
         if (r.kind === K_CREDIT && r.payload.length === 4) {
           link.credits += r.payload.readUInt32BE(0);
+          link.accepted = true;
           wake();
         } else if (r.kind === K_PONG && r.payload.length === 4) {
           const sentAt = link.pings.get(r.payload.readUInt32BE(0));

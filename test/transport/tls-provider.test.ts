@@ -235,6 +235,32 @@ test('tls: a peer that comes back and dials in is dialled at once, not after the
   }
 });
 
+test('tls: a peer that does not pin our key closes each link at once, and the dials back off (no redial storm)', {
+  timeout: 20_000,
+}, async () => {
+  const idA = generateIdentity();
+  const idB = generateIdentity();
+  const [pa, pb] = [await freePort(), await freePort()];
+  // A pins B; B pins nobody, so it refuses A's connection right after the TLS handshake.
+  const a = node(idA, 'a', pa, [{ computer: 'b', nodeId: idB.nodeId, host: '127.0.0.1', port: pb }], { reconnect: { minMs: 50, maxMs: 10_000 } });
+  const b = node(idB, 'b', pb, []);
+  const refused: ProviderEvent[] = [];
+  b.on((e) => {
+    if (e.type === 'peer.refused') refused.push(e);
+  });
+  await b.start();
+  await a.start();
+  try {
+    await new Promise((r) => setTimeout(r, 1600));
+    // Backing off from 50 ms: 50, 100, 200, 400, 800 → about 5 dials in 1.6 s; a reset after each handshake made ~30.
+    assert.ok(refused.length >= 1, 'the dial reached B');
+    assert.ok(refused.length <= 8, `${refused.length} dials refused in 1.6 s`);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
 test('tls: sending to a peer that is not pinned is refused', async () => {
   const { a, b } = await pair();
   try {
