@@ -458,7 +458,7 @@ export class MeshIngress {
           // The guard's record, the audit entry and the peer's link key under its new id commit together.
           await this.deps.node.ns.store.write(() => {
             this.deps.guard.record(frame.header);
-            this.deps.audit.recordIn('key.rotated', computer, { ok: check.ok, newNodeId: rec.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
+            this.deps.audit.recordIn('key.rotated', computer, { ok: check.ok, oldNodeId: rec.oldNodeId, newNodeId: rec.newNodeId, ...(check.ok ? {} : { code: check.code }) }, check.ok);
             if (check.ok) this.deps.linkKeys?.rekeyIn(rec.oldNodeId, rec.newNodeId);
           });
           if (check.ok) {

@@ -71,6 +71,11 @@ export interface TlsProvider extends Provider {
    * to a new address; dials it when it has one. Throws when the name is pinned to another key.
    */
   addPeer(peer: TlsPeer): void;
+  /**
+   * Pins a known peer to its new key after an endorsed rotation: the next dial and the next
+   * link it opens must present that key (the link open now stays until it closes).
+   */
+  repin(computer: string, nodeId: string): void;
 }
 
 /**
@@ -119,6 +124,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   private readonly linkWaiters = new Map<string, Array<() => void>>();
   /** Per peer: ends its dial loop's backoff wait now (the peer just dialled us: it is back). */
   private readonly dialWakers = new Map<string, Set<() => void>>();
+  /** A peer's key before its rotation (repin), still accepted for its links until this process restarts. */
+  private readonly previousKey = new Map<string, string>();
   private readonly credits: number;
   private readonly maxFrameSize: number;
   private readonly heartbeatMs: number;
@@ -178,6 +185,19 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
     this.register(p);
     // Before start(), start() dials it; a dial loop for an old address ends on its own.
     if (this.state === 'started' && p.host !== undefined && p.port !== undefined) this.dialLoops.push(this.dialLoop(p));
+  }
+
+  repin(computer: string, nodeId: string): void {
+    const old = this.peersByComputer.get(computer);
+    if (!old || old.nodeId === nodeId) return;
+    // Same address: the dial loop goes on, and dials with the current pin (see dialLoop).
+    const next = { ...old, nodeId };
+    this.register(next);
+    // Until it restarts, the peer's certificate is still its old key's: that key stays accepted
+    // for its links while this process runs (its frames are checked against the new pin anyway).
+    const oldKey = publicKeyFromNodeId(old.nodeId);
+    if (oldKey) this.peersByKey.set(Buffer.from(oldKey).toString('base64'), next);
+    this.previousKey.set(computer, old.nodeId);
   }
 
   address(): { host: string; port: number } | undefined {
@@ -384,11 +404,16 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
 
   private async dialLoop(peer: TlsPeer): Promise<void> {
     let backoff = this.reconnect.minMs;
-    // Until stop, or until addPeer() gave this peer another address.
-    while (this.state === 'started' && this.peersByComputer.get(peer.computer) === peer) {
+    // Until stop, or until addPeer() gave this peer another address; each dial with the pin
+    // the peer has now (repin() after a key rotation keeps the address and so the loop).
+    const current = () => {
+      const now = this.peersByComputer.get(peer.computer);
+      return now && now.host === peer.host && now.port === peer.port ? now : undefined;
+    };
+    for (let now = current(); this.state === 'started' && now !== undefined; now = current()) {
       let link: OutLink | undefined;
       try {
-        link = await this.dial(peer);
+        link = await this.dial(now);
         await new Promise<void>((r) => link!.socket.once('close', () => r()));
         // Only a link the peer took starts the backoff again: one that pins another key for us
         // closes each link right after the handshake, and a reset here redialled it 10 times a second.
@@ -447,12 +472,13 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
         clearTimeout(timer);
         const k = this.presentedKey(socket);
         const pinned = publicKeyFromNodeId(peer.nodeId)!;
+        const previous = this.previousKey.has(peer.computer) ? publicKeyFromNodeId(this.previousKey.get(peer.computer) as string) : undefined;
         if (!('key' in k)) {
           this.refuse(peer.computer, socket.remoteAddress, k.code, k.reason);
           socket.destroy();
           return reject(new Error(k.reason));
         }
-        if (!Buffer.from(k.key).equals(Buffer.from(pinned))) {
+        if (!Buffer.from(k.key).equals(Buffer.from(pinned)) && !(previous && Buffer.from(k.key).equals(Buffer.from(previous)))) {
           this.refuse(
             peer.computer,
             socket.remoteAddress,

@@ -106,6 +106,8 @@ export interface Provider {
   readonly foreignEntries?: number;
   /** Resolves when frames to `peer` can flow (connected link); immediate for brokered providers. */
   waitForPeer(peer: string, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  /** A provider that checks peers' keys itself (TLS): the peer's key after an endorsed rotation. */
+  repin?(computer: string, nodeId: string): void;
 }
 
 /** What every provider receives from the node. */

@@ -56,3 +56,43 @@ test('a peer whose key does not match its pin is a problem in weft status (exit 
     t.cleanup();
   }
 });
+
+test('weft identity rotate on one node, then restarts of both: the TLS link comes back under the new key (the peer keeps the endorsed rotation)', async () => {
+  const { nodes, stopAll } = await startCluster(
+    `${t.dir}/rotate`,
+    [
+      { computer: 'a', cluster: 'home' },
+      { computer: 'b', cluster: 'home' },
+    ],
+    { provider: 'tls' },
+  );
+  const a = nodes.a as ClusterNode;
+  const b = nodes.b as ClusterNode;
+  const pings = async (note: string) => (await b.api.notifications.list({ type: 'mesh.test.ping', limit: 100 })).items.filter((n) => n.payload.note === note).length;
+  const sendAndSee = async (note: string) => {
+    await a.api.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note } });
+    await eventually(async () => (await pings(note)) === 1, 60_000, `'${note}' on b`);
+  };
+  try {
+    await sendAndSee('before');
+    const r = weft(['identity', 'rotate'], b.env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const rotated = JSON.parse(weft(['--json', 'identity', 'show'], b.env).stdout) as { nodeId: string };
+    await eventually(
+      async () => (await a.api.request<Array<{ computer: string; nodeId: string }>>('GET', '/api/peers')).some((p) => p.computer === 'b' && p.nodeId === rotated.nodeId),
+      30_000,
+      'a took the rotation',
+    );
+    // b restarts as the rotation says (its certificate is the new key's now): a must dial it under that key.
+    assert.equal(await b.stop(), 0);
+    await b.start();
+    await sendAndSee('after b restarted');
+    // a restarts: its config still pins b's old key; the rotation it accepted stands.
+    assert.equal(await a.stop(), 0);
+    await a.start();
+    await sendAndSee('after a restarted');
+    assert.deepEqual(await problems(a), []);
+  } finally {
+    await stopAll();
+  }
+});
