@@ -17,7 +17,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import { createNodeCertificate, fingerprint, type NodeCertificate, publicKeyFromCertificate, publicKeyFromNodeId } from '../identity/index.js';
 import { requireDeps } from '../errors/index.js';
-import { every } from '../util/index.js';
+import { every, FailureStreak } from '../util/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
 import { BoundedQueue, sleep } from './queue.js';
@@ -124,6 +124,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
   private readonly linkWaiters = new Map<string, Array<() => void>>();
   /** Per peer: ends its dial loop's backoff wait now (the peer just dialled us: it is back). */
   private readonly dialWakers = new Map<string, Set<() => void>>();
+  /** Per peer, its dials failing in a row (one warning, a reminder every 10 min; the reason for send errors). */
+  private readonly dialStreaks = new Map<string, FailureStreak>();
   /** A peer's key before its rotation (repin), still accepted for its links until this process restarts. */
   private readonly previousKey = new Map<string, string>();
   private readonly credits: number;
@@ -410,16 +412,22 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       const now = this.peersByComputer.get(peer.computer);
       return now && now.host === peer.host && now.port === peer.port ? now : undefined;
     };
+    const streak = new FailureStreak(`dialling peer ${peer.computer} at ${peer.host}:${peer.port}`, this.deps.logger, this.deps.clock, 'what goes to it waits in the outbox', 600_000);
+    this.dialStreaks.set(peer.computer, streak);
     for (let now = current(); this.state === 'started' && now !== undefined; now = current()) {
       let link: OutLink | undefined;
       try {
         link = await this.dial(now);
-        await new Promise<void>((r) => link!.socket.once('close', () => r()));
+        const opened = link;
+        await new Promise<void>((r) => opened.socket.once('close', () => r()));
         // Only a link the peer took starts the backoff again: one that pins another key for us
         // closes each link right after the handshake, and a reset here redialled it 10 times a second.
-        if (link.accepted) backoff = this.reconnect.minMs;
+        if (opened.accepted) {
+          backoff = this.reconnect.minMs;
+          streak.succeeded();
+        } else streak.failed(`${peer.computer} closed the link right after the handshake, unanswered: it may not pin this node's key (${fingerprint(this.deps.identity!.publicKey)})`);
       } catch (err) {
-        this.deps.logger.debug({ peer: peer.computer, err: (err as Error).message }, 'tls dial failed');
+        if (this.state === 'started') streak.failed((err as Error).message);
       }
       if (this.state !== 'started') return;
       const wait = withListeners(new AbortController());
@@ -588,7 +596,10 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
     if (!this.peersByComputer.has(peer))
       throw new TransportError('TRANSPORT_UNKNOWN_PEER', `no pinned TLS peer named ${peer}`);
     const link = this.outLinks.get(peer);
-    if (!link) throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', `no link to ${peer} right now`);
+    if (!link) {
+      const why = this.dialStreaks.get(peer)?.state();
+      throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', `no link to ${peer} right now${why ? ` (dialling it fails: ${why.lastError})` : ''}`);
+    }
     if (link.credits <= 0) {
       this.book.emit({ type: 'backpressure', peer, active: true });
       try {

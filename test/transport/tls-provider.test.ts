@@ -261,6 +261,26 @@ test('tls: a peer that does not pin our key closes each link at once, and the di
   }
 });
 
+test('tls: a send while the peer cannot be dialled says why (connection refused), not only that there is no link', async () => {
+  const idA = generateIdentity();
+  const idB = generateIdentity();
+  const [pa, pb] = [await freePort(), await freePort()];
+  const a = node(idA, 'a', pa, [{ computer: 'b', nodeId: idB.nodeId, host: '127.0.0.1', port: pb }]); // nothing listens on pb
+  await a.start();
+  try {
+    let message = '';
+    for (let i = 0; i < 100 && !message.includes('dialling it fails'); i++) {
+      await a.send('b', eventsFrame(idA, 'x')).catch((err: Error) => {
+        message = err.message;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(message, /^no link to b right now \(dialling it fails: connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/);
+  } finally {
+    await a.stop();
+  }
+});
+
 test('tls: sending to a peer that is not pinned is refused', async () => {
   const { a, b } = await pair();
   try {
