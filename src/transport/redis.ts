@@ -79,6 +79,8 @@ const MAX_REMEMBERED_FOREIGN = 10_000;
  * guard drops them, so giving up is safe.
  */
 const XACK_TIMEOUT_MS = 2000;
+/** How long an XACK waits once the one before went unanswered. */
+const XACK_AWAY_TIMEOUT_MS = 200;
 
 /**
  * A Redis Streams provider.
@@ -344,6 +346,8 @@ class RedisProvider extends ProviderBase implements Provider {
 
   private ackBatch: string[] = [];
   private ackFlush: Promise<void> | undefined;
+  /** The last XACK went unanswered (Redis away): the next ones wait briefly, not 2 s each. */
+  private acksUnanswered = false;
 
   /** Acks issued in the same tick go out as one XACK. */
   private xack(id: string): Promise<void> {
@@ -360,21 +364,28 @@ class RedisProvider extends ProviderBase implements Provider {
           cancel();
           resolve();
         };
+        // While Redis does not answer, a batch's acks one after another each waited the full
+        // 2 s: a stop draining the ingress took up to its own 10 s bound.
         const cancel = after(
           this.deps.clock,
-          XACK_TIMEOUT_MS,
+          this.acksUnanswered ? XACK_AWAY_TIMEOUT_MS : XACK_TIMEOUT_MS,
           () => {
-            this.deps.logger.warn({ count: ids.length }, 'XACK unanswered (Redis away?); the entries will be redelivered');
+            if (!this.acksUnanswered) this.deps.logger.warn({ count: ids.length }, 'XACK unanswered (Redis away?); the entries will be redelivered');
+            this.acksUnanswered = true;
             finish();
           },
           { unref: true },
         );
         this.writer!.call('XACK', this.stream, this.group, ...ids)
-          .catch((err: unknown) =>
-            this.deps.logger.warn(
-              { err: (err as Error).message, count: ids.length },
-              'XACK failed; the entries will be redelivered',
-            ),
+          .then(
+            () => {
+              this.acksUnanswered = false;
+            },
+            (err: unknown) =>
+              this.deps.logger.warn(
+                { err: (err as Error).message, count: ids.length },
+                'XACK failed; the entries will be redelivered',
+              ),
           )
           .then(finish);
       });
