@@ -422,10 +422,8 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
         await new Promise<void>((r) => opened.socket.once('close', () => r()));
         // Only a link the peer took starts the backoff again: one that pins another key for us
         // closes each link right after the handshake, and a reset here redialled it 10 times a second.
-        if (opened.accepted) {
-          backoff = this.reconnect.minMs;
-          streak.succeeded();
-        } else streak.failed(`${peer.computer} closed the link right after the handshake, unanswered: it may not pin this node's key (${fingerprint(this.deps.identity!.publicKey)})`);
+        if (opened.accepted) backoff = this.reconnect.minMs;
+        else streak.failed(`${peer.computer} closed the link right after the handshake, unanswered: it may not pin this node's key (${fingerprint(this.deps.identity!.publicKey)})`);
       } catch (err) {
         if (this.state === 'started') streak.failed((err as Error).message);
       }
@@ -531,7 +529,11 @@ class TlsLinkProvider extends ProviderBase implements TlsProvider {
       for (const r of recs) {
         if (r.kind === K_CREDIT && r.payload.length === 4) {
           link.credits += r.payload.readUInt32BE(0);
-          link.accepted = true;
+          if (!link.accepted) {
+            link.accepted = true;
+            // The peer took the link: a streak of failed dials ends here, not when it closes.
+            this.dialStreaks.get(peer.computer)?.succeeded();
+          }
           wake();
         } else if (r.kind === K_PONG && r.payload.length === 4) {
           const sentAt = link.pings.get(r.payload.readUInt32BE(0));
