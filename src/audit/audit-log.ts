@@ -188,6 +188,11 @@ export class AuditLog {
     return (this.stmts.all.all(opts.afterSeq ?? 0, opts.limit ?? 1000) as Row[]).map(toEntry);
   }
 
+  /** The successful entries of one kind about peers (peer set), oldest first: e.g. the rotations this node accepted. */
+  peerSuccesses(kind: AuditKind): AuditEntry[] {
+    return (this.db.prepare('SELECT * FROM audit_log WHERE kind = ? AND peer IS NOT NULL AND success = 1 ORDER BY seq').all(kind) as Row[]).map(toEntry);
+  }
+
   /**
    * Walks the whole chain and reports the first entry that was edited, or where entries were
    * removed. A removed tail is caught through SQLite's AUTOINCREMENT counter; for protection

@@ -19,7 +19,6 @@ import {
   type TransportCap,
 } from '../transport/index.js';
 import { after, type Clock, every, FailureStreak, type Logger, untilAborted } from '../util/index.js';
-import type { Store } from '../store/index.js';
 import type { PeerDiscovery } from './discovery.js';
 import { auditQuietly, emptyCounters, type FrameRoute, type MeshCounters, MeshIngress, type MeshRefusalCode, type MessageHandler } from './ingress.js';
 import { type HelloChange, LinkKeys } from './link-keys.js';
@@ -229,7 +228,7 @@ export class MeshService implements SenderLink {
     // Rotations accepted before this start: the config pins the key a peer had, the audit log
     // holds each endorsed rotation since (verified when it came); the chain from the config's key
     // is followed, so a pin edited to another key is left as the user set it.
-    for (const r of acceptedRotations(node.ns.store)) {
+    for (const r of acceptedRotations(this.deps.audit)) {
       const p = peers.byName(r.computer);
       if (p && p.nodeId === r.oldNodeId) {
         pins.pin(r.computer, r.newNodeId);
@@ -672,16 +671,11 @@ export class MeshService implements SenderLink {
 }
 
 /** Peers' key rotations this node accepted, oldest first (the audit log's `key.rotated` entries that name both keys). */
-function acceptedRotations(store: Store): Array<{ computer: string; oldNodeId: string; newNodeId: string }> {
+function acceptedRotations(audit: AuditLog): Array<{ computer: string; oldNodeId: string; newNodeId: string }> {
   const out: Array<{ computer: string; oldNodeId: string; newNodeId: string }> = [];
-  const rows = store.reader.prepare("SELECT peer, details FROM audit_log WHERE kind = 'key.rotated' AND peer IS NOT NULL AND success = 1 ORDER BY seq").all() as Array<{ peer: string; details: string }>;
-  for (const r of rows) {
-    try {
-      const d = JSON.parse(r.details) as { oldNodeId?: unknown; newNodeId?: unknown };
-      if (typeof d.oldNodeId === 'string' && typeof d.newNodeId === 'string') out.push({ computer: r.peer, oldNodeId: d.oldNodeId, newNodeId: d.newNodeId });
-    } catch {
-      // an entry this version cannot read names no rotation
-    }
+  for (const e of audit.peerSuccesses('key.rotated')) {
+    const { oldNodeId, newNodeId } = e.details;
+    if (e.peer !== null && typeof oldNodeId === 'string' && typeof newNodeId === 'string') out.push({ computer: e.peer, oldNodeId, newNodeId });
   }
   return out;
 }
