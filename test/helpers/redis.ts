@@ -3,20 +3,80 @@
  * restart. It keeps nothing on disk, like the machines' own Redis: a restart comes back empty.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+} from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
+/**
+ * A loopback port nothing holds, for a server a test starts later (a daemon, a redis-server).
+ * The kernel's own choice (`listen(0)`) comes from the ephemeral range, where every outgoing
+ * connection of every test process takes its local port too, so the port could be taken
+ * before the server binds it ("mesh.tls_port … is already in use"). Ports here come from
+ * below that range, and each is claimed by a file in the temp dir that other test processes
+ * respect (claims older than an hour are stale and reused).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const [low, high] = portRange();
+  const span = high - low;
+  const start = Math.floor(Math.random() * span);
+  for (let i = 0; i < span; i++) {
+    const port = low + ((start + i) % span);
+    if (!claimPort(port)) continue;
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`freePort: no free port in ${low}–${high}`);
+}
+
+const CLAIMS = join(tmpdir(), 'weft-test-ports');
+const CLAIM_STALE_MS = 60 * 60_000;
+
+/** Ports below the kernel's ephemeral range (ip_local_port_range), or 20000–32000. */
+function portRange(): [number, number] {
+  let ephemeralLow = 32768;
+  try {
+    const [lowText] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    const n = Number(lowText);
+    if (Number.isInteger(n) && n > 12000) ephemeralLow = n;
+  } catch {
+    // not Linux: the usual split
+  }
+  return [Math.max(10000, ephemeralLow - 12000), ephemeralLow];
+}
+
+function claimPort(port: number): boolean {
+  mkdirSync(CLAIMS, { recursive: true });
+  const file = join(CLAIMS, String(port));
+  try {
+    closeSync(openSync(file, 'wx'));
+    return true;
+  } catch {
+    try {
+      if (Date.now() - statSync(file).mtimeMs < CLAIM_STALE_MS) return false;
+      utimesSync(file, new Date(), new Date());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
