@@ -3,6 +3,7 @@
  * (core.ts), then only the command modules the command word needs (modules.ts).
  */
 import { CommanderError } from 'commander';
+import { misspeltEnv } from '../config/index.js';
 import { isWeftError } from '../errors/index.js';
 import { createCliContext } from './context.js';
 import { forTerminal } from './format.js';
@@ -12,6 +13,10 @@ import { commandWord, modulesFor } from './modules.js';
 async function main(): Promise<void> {
   const ctx = createCliContext();
   const { program, g } = ctx;
+  // A misspelt variable is ignored, so the node would quietly run on a default: say so.
+  for (const { name, meant } of misspeltEnv(process.env)) {
+    process.stderr.write(`weft: warning: ${name} is set, but Weft reads no such variable (did you mean ${meant}?); it is ignored\n`);
+  }
   coreCommands(ctx);
   const core = new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
   const wanted = modulesFor(commandWord(process.argv.slice(2)), core);

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { parse as ParseToml } from 'smol-toml';
 import { ConfigError } from '../errors/index.js';
-import { displayUrl, editDistance } from '../util/index.js';
+import { didYouMean, displayUrl } from '../util/index.js';
 import { redisKeys } from './redis-keys.js';
 
 /** The TOML parser, loaded only when a config file exists (a CLI call without one never pays for it). */
@@ -244,6 +244,28 @@ export function envNameOf(key: string): string {
   return `WEFT_${key.replace(/\./g, '_').toUpperCase()}`;
 }
 
+/** Environment variables Weft reads besides the config keys' own (`WEFT_API_PORT` and the like). */
+const OTHER_ENV_NAMES = ['WEFT_CONFIG', 'WEFT_URL', 'WEFT_TOKEN', 'WEFT_PASSPHRASE', 'WEFT_SESSION', 'WEFT_PARENT_SESSION'] as const;
+
+/**
+ * The `WEFT_*` variables set in `env` that Weft does not read but that are one slip away from
+ * a name it does (`WEFT_API_PROT`), each with the name meant: such a variable is ignored, and
+ * without a word the node would run on the default. Names far from every Weft name (a script's
+ * own `WEFT_TEST_…`) are not listed.
+ * @example
+ * misspeltEnv({ WEFT_API_PROT: '9000' }); // [{ name: 'WEFT_API_PROT', meant: 'WEFT_API_PORT' }]
+ */
+export function misspeltEnv(env: NodeJS.ProcessEnv): Array<{ name: string; meant: string }> {
+  const known = new Set<string>([...OTHER_ENV_NAMES, ...Object.keys(CONFIG_KEYS).map((k) => envNameOf(k as ConfigKey))]);
+  const out: Array<{ name: string; meant: string }> = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('WEFT_') || known.has(name) || value === undefined || value === '') continue;
+    const meant = didYouMean(name, known);
+    if (meant) out.push({ name, meant });
+  }
+  return out;
+}
+
 /** The config file: WEFT_CONFIG, else ~/.weft/config.toml. An empty WEFT_CONFIG is unset, as every empty WEFT_* is. */
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.WEFT_CONFIG || join(env.HOME ?? homedir(), '.weft', 'config.toml');
@@ -400,15 +422,7 @@ function unknownKey(key: string): string {
   const shownKey = key.length > 100 ? `${key.slice(0, 100)}…` : key;
   if (SECTIONS.has(key)) return `${key} is a table of keys ([${key}]), not a value`;
   const known = Object.keys(CONFIG_KEYS);
-  const max = key.length <= 4 ? 1 : key.length <= 10 ? 2 : 3;
-  let best: string | undefined;
-  let bestDistance = max + 1;
-  if (key.length <= 100) {
-    for (const k of known) {
-      const d = editDistance(key, k, max);
-      if (d < bestDistance) [best, bestDistance] = [k, d];
-    }
-  }
+  const best = didYouMean(key, known);
   if (best) return `unknown key ${shownKey} (did you mean ${best}?)`;
   const dot = key.lastIndexOf('.');
   const section = dot > 0 ? key.slice(0, dot) : '';

@@ -145,3 +145,22 @@ test('a wrong value is described as the user wrote it, and a value from the envi
     t.cleanup();
   }
 });
+
+test('a misspelt WEFT_ variable is named with the one meant, on every command; a far-off name is not', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    const r = show(t.dir, '', { WEFT_API_PROT: '9411', WEFT_MESH_PROVIDR: 'tls', WEFT_BUILD_LABEL: 'x' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^weft: warning: WEFT_API_PROT is set, but Weft reads no such variable \(did you mean WEFT_API_PORT\?\); it is ignored$/m);
+    assert.match(r.stderr, /WEFT_MESH_PROVIDR is set, .*\(did you mean WEFT_MESH_PROVIDER\?\)/);
+    assert.doesNotMatch(r.stderr, /WEFT_BUILD_LABEL/);
+    // Ignored indeed: the port stays the default.
+    assert.match(r.stdout, /^api\.port = \d+$/m);
+    assert.doesNotMatch(r.stdout, /^api\.port = 9411$/m);
+    // The CLI of a script that only emits says it too.
+    const emit = weft(['emit', 'x.y'], { HOME: t.dir, WEFT_URL: 'http://127.0.0.1:1', WEFT_TOKN: 'secret' });
+    assert.match(emit.stderr, /WEFT_TOKN is set, but Weft reads no such variable \(did you mean WEFT_TOKEN\?\)/);
+  } finally {
+    t.cleanup();
+  }
+});
