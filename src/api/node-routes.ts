@@ -64,6 +64,13 @@ const RejectionsQuery = Type.Object({
   code: Type.Optional(Type.String({ maxLength: 100 })),
 });
 
+const DeadLettersQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  cursor: Type.Optional(Type.Integer({ minimum: 1, description: 'nextCursor of the previous page' })),
+  cartridge: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: "the stage that failed: a cartridge's name, domain:<domain>/<cartridge>, mesh-sender:<peer>" })),
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+});
+
 /** A TeleClaude mesh_event payload read as the TeleClaude wire reads it. */
 function describeTeleClaude(json: string): Record<string, unknown> {
   try {
@@ -72,6 +79,25 @@ function describeTeleClaude(json: string): Record<string, unknown> {
   } catch (err) {
     return { kind: 'teleclaude-mesh-event', verdict: { ok: false, code: 'LEGACY_ENTRY_INVALID', reason: (err as Error).message } };
   }
+}
+
+/** Routes for the dead letters: the events a cartridge failed on, to look at. */
+export function deadLetterRoutes({ node }: { node: WeftNode }): (app: FastifyInstance) => void {
+  return (app) => {
+    app.get('/api/deadletters', { schema: { querystring: DeadLettersQuery } }, async (req) => {
+      const q = req.query as { limit?: number; cursor?: number; cartridge?: string; type?: string };
+      const limit = q.limit ?? 50;
+      const items = node.ns.deadLetters.list({
+        limit,
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+        ...(q.cartridge ? { cartridge: q.cartridge } : {}),
+        ...(q.type ? { eventType: q.type } : {}),
+      });
+      const last = items[items.length - 1];
+      return { items, nextCursor: items.length === limit && last ? last.id : null, total: node.ns.deadLetters.count(), kept: node.ns.deadLetters.limit };
+    });
+    app.get('/api/deadletters/:id', { schema: { params: IdParams } }, async (req) => node.ns.deadLetters.get((req.params as { id: number }).id));
+  };
 }
 
 /** Routes for the pipeline, quarantine, rejections, identity, peers, mesh and audit log. */

@@ -137,6 +137,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /api/quarantine/drop': { summary: 'Discard every held event of a source and/or type (or all)' },
   'GET /api/rejections': { summary: 'Refused input (malformed entries, bad frames, rejected envelopes), newest first' },
   'GET /api/rejections/:id': { summary: 'One refusal with the raw input' },
+  'GET /api/deadletters': { summary: 'Events a cartridge failed on (kept for a look; newest first), with the total and how many are kept' },
+  'GET /api/deadletters/:id': { summary: 'One dead letter with its event' },
   'GET /api/identity': { summary: 'This node’s computer, cluster, node id and fingerprint' },
   'POST /api/identity/rotate': { summary: 'Rotate the node key (endorsed by the old one) and announce it' },
   'GET /api/peers': { summary: 'Known peers with trust level and score' },

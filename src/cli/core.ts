@@ -225,7 +225,7 @@ export function coreCommands(ctx: CliContext): void {
 
 /** What became of an event at its emit, in words, when it did not simply pass ('' then): the emit itself succeeded, the event is stored. */
 function outcomeNote(o: EmitOutcome, key: string | undefined): string {
-  if (o.state === 'failed') return `cartridge '${o.by}' failed on it (${o.error}): it is kept as a dead letter, and a system.cartridge.failed notification says so`;
+  if (o.state === 'failed') return `cartridge '${o.by}' failed on it (${o.error}): it is kept as a dead letter ('weft deadletters list'), and a system.cartridge.failed notification says so`;
   if (o.state !== 'dropped') return '';
   if (o.by === 'dedup') return `it was dropped as a duplicate: an event with idempotency key '${key ?? '?'}' was processed before (change a field of the key to emit a new one)`;
   const why = o.reason ? ` (${o.reason})` : '';

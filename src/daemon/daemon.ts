@@ -6,6 +6,7 @@ import {
   buildApi,
   DashboardAuth,
   dashboardRoutes,
+  deadLetterRoutes,
   domainRoutes,
   MetricsRegistry,
   memberRoutes,
@@ -276,6 +277,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
               return { previous: r.previous.nodeId, nodeId: r.identity.nodeId, fingerprint: r.identity.fingerprint, ...sent };
             },
           }),
+          deadLetterRoutes({ node: n }),
           privacyRoutes({ privacy: a0.privacy, now: () => n.clock.now() }),
           memberRoutes({ members }),
           autonomyRoutes({ matrix, installDefault: cfg.autonomy.cartridge_install }),

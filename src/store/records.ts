@@ -61,6 +61,22 @@ export interface DeadLetter {
   createdAt: string;
 }
 
+/** Which dead letters {@link DeadLetters.list} returns. */
+export interface DeadLetterFilter {
+  limit?: number;
+  /** The id of the last of the previous page. */
+  cursor?: number;
+  /** The stage that failed: a cartridge's name, `domain:<domain>/<cartridge>`, `mesh-sender:<peer>`. */
+  cartridge?: string;
+  eventType?: string;
+}
+
+type DeadLetterRow = { id: number; event_id: string; event_type: string; cartridge: string; error: string; body: string; created_at: string };
+
+function toDeadLetter({ body, ...r }: DeadLetterRow): DeadLetter {
+  return { ...(camelRow(r) as Omit<DeadLetter, 'envelope'>), envelope: parseEnvelope(body) };
+}
+
 /** Dead letters kept at most by default (`store.max_dead_letters`); older ones are pruned. */
 export const MAX_KEPT_DEAD_LETTERS = 10_000;
 
@@ -93,11 +109,39 @@ export class DeadLetters {
     if (++this.inserted % Math.max(1, Math.min(1000, Math.floor(this.kept / 10))) === 0) this.pruneS.run(this.kept);
     return id;
   }
-  list(limit = 50): DeadLetter[] {
+  /**
+   * Newest first; `cursor` is the id to continue below (a number alone is the limit).
+   * @example
+   * ns.deadLetters.list({ cartridge: 'domain:ops/triage', limit: 20 });
+   */
+  list(opts: number | DeadLetterFilter = {}): DeadLetter[] {
+    const o: DeadLetterFilter = typeof opts === 'number' ? { limit: opts } : opts;
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (o.cursor !== undefined) {
+      where.push('id < ?');
+      args.push(o.cursor);
+    }
+    if (o.cartridge) {
+      where.push('cartridge = ?');
+      args.push(o.cartridge);
+    }
+    if (o.eventType) {
+      where.push('event_type = ?');
+      args.push(o.eventType);
+    }
     const rows = this.store.reader
-      .prepare('SELECT id, event_id, event_type, cartridge, error, body, created_at FROM dead_letters ORDER BY id DESC LIMIT ?')
-      .all(limit) as Array<{ id: number; event_id: string; event_type: string; cartridge: string; error: string; body: string; created_at: string }>;
-    return rows.map(({ body, ...r }) => ({ ...camelRow(r), envelope: parseEnvelope(body) }));
+      .prepare(`SELECT id, event_id, event_type, cartridge, error, body, created_at FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...args, o.limit ?? 50) as DeadLetterRow[];
+    return rows.map(toDeadLetter);
+  }
+  /** One dead letter; throws NotFoundError (WEFT_NOT_FOUND) for an id not kept (never made, or pruned). */
+  get(id: number): DeadLetter {
+    const r = this.store.reader
+      .prepare('SELECT id, event_id, event_type, cartridge, error, body, created_at FROM dead_letters WHERE id = ?')
+      .get(id) as DeadLetterRow | undefined;
+    if (!r) throw new NotFoundError('dead letter', id);
+    return toDeadLetter(r);
   }
   count(): number {
     return this.store.reader.prepare('SELECT COUNT(*) FROM dead_letters').pluck().get() as number;

@@ -263,6 +263,14 @@ describe('a suspended domain cartridge is visible', () => {
     const note = suspension();
     assert.ok(note, 'the suspension is a notification');
     assert.match(note.description, /domain ops: cartridge 'thrower' suspended after 5 failures in a row \(last: .*kaput t5\); it and what depends on it \(after\) skip every event until weft domains reload/);
+    // Each failure left a dead letter the user can read: the stage, the error, the event.
+    const dead = weft(['deadletters', 'list', '--cartridge', 'domain:ops/thrower'], env);
+    assert.equal(dead.code, 0, dead.stderr);
+    assert.match(dead.stdout, /domain:ops\/thrower .*domain\.software-development\.planning\.todo\.created .*kaput t5/);
+    assert.match(dead.stdout, /^5 kept \(at most 10000\)$/m);
+    const deadJson = JSON.parse(weft(['--json', 'deadletters', 'list', '--limit', '1'], env).stdout) as { items: Array<{ id: number }>; nextCursor: number };
+    const shown = JSON.parse(weft(['--json', 'deadletters', 'show', String(deadJson.items[0]?.id)], env).stdout) as { envelope: { payload: { slug: string } } };
+    assert.equal(shown.envelope.payload.slug, 't5');
     // One more event while suspended: skipped by both, and counted.
     assert.equal(weft(['emit', 'domain.software-development.planning.todo.created', '--payload', '{"slug":"t6","title":"todo 6"}'], env).code, 0);
     let lane: { suspended: Array<{ cartridge: string; blocks: string[]; skipped: number; reason: string }> } | undefined;

@@ -1,4 +1,4 @@
-/** CLI: pipeline, quarantine, identity, peers, mesh and audit commands. */
+/** CLI: pipeline, quarantine, rejections, dead letters, identity, peers, mesh and audit commands. */
 import { Option } from 'commander';
 import { redisKeys, WEFT_ENTRY_MARK } from '../../config/index.js';
 import { WeftError } from '../../errors/index.js';
@@ -127,6 +127,47 @@ export function registerNodeCommands(ctx: CliContext): void {
     .description('one refusal with the raw input (frames as base64: decode with weft mesh decode --base64)')
     .action(async (id: string) => {
       const r = await get<Row>(`/api/rejections/${int('id')(id)}`);
+      out(JSON.stringify(r, null, 2), r);
+    });
+
+  const dead = program
+    .command('deadletters')
+    .description('events a cartridge failed on (threw, timed out, returned garbage): kept here, newest first, up to store.max_dead_letters')
+    .addHelpText(
+      'after',
+      `
+The event itself stays in the log; the dead letter keeps a copy of it as it was, the stage
+that failed on it and why. A system.cartridge.failed notification says so as it happens.
+
+Examples:
+  weft deadletters list
+  weft deadletters list --cartridge domain:ops/triage
+  weft deadletters show 12`,
+    );
+  dead
+    .command('list')
+    .description('dead letters, newest first: the stage that failed, the event and the error')
+    .option('--cartridge <name>', "only this stage's: a cartridge name, domain:<domain>/<cartridge>, mesh-sender:<peer>")
+    .option('--type <type>', 'only events of this type')
+    .option('--limit <n>', 'how many', int('--limit'), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .action(async (o: { cartridge?: string; type?: string; limit: number; cursor?: number }) => {
+      const qs = new URLSearchParams({ limit: String(o.limit) });
+      if (o.cartridge) qs.set('cartridge', o.cartridge);
+      if (o.type) qs.set('type', o.type);
+      if (o.cursor) qs.set('cursor', String(o.cursor));
+      const r = await get<{ items: Row[]; nextCursor: number | null; total: number; kept: number }>(`/api/deadletters?${qs}`);
+      if (r.total === 0) return out('no dead letters: no cartridge has failed on an event (or they were pruned)', r);
+      out(
+        `${table(r.items.map((i) => ({ id: i.id, cartridge: i.cartridge, event: i.eventType, 'event id': i.eventId, error: String(i.error).slice(0, 80), at: i.createdAt })))}\n${r.total} kept (at most ${r.kept})${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}`,
+        r,
+      );
+    });
+  dead
+    .command('show <id>')
+    .description('one dead letter: the stage, the whole error and the event as it was')
+    .action(async (id: string) => {
+      const r = await get<Row>(`/api/deadletters/${int('id')(id)}`);
       out(JSON.stringify(r, null, 2), r);
     });
 
