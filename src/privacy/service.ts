@@ -97,10 +97,18 @@ export interface QueryResult {
    */
   status: 'complete' | 'partial' | 'failed';
   data: unknown;
-  /** Fingerprints of the nodes whose data is in `data` (this node included). */
+  /**
+   * Fingerprints of the nodes whose answers were merged into `data` (this node included). For
+   * the aggregate types (tool_usage, safety_posture, activity_patterns) that is every node that
+   * answered with its counts or with "no data", sorted: naming which of them had commands
+   * matching the query would single them out (a filter such as `category = kubernetes` would
+   * name the one node that uses it, whatever the k-threshold withholds). `with_data` says how many had counts.
+   */
   contributors: string[];
-  /** Nodes that answered but had nothing in the range. */
+  /** Nodes that answered but had nothing in the range: anomalies and node_health only (empty for the aggregate types, see `contributors`). */
   no_data: string[];
+  /** How many of the contributors had counts (the rest answered "no data"). */
+  with_data: number;
   /** Nodes whose policy refused us: ACCESS_DENIED. */
   denied: Array<{ computer: string; fingerprint: string; reason: string }>;
   /** Nodes that did not answer in time or could not be reached. */
@@ -480,6 +488,8 @@ export class PrivacyService {
     // A node that failed (ERROR, NOT_SUPPORTED) did not answer the question; one that refused did.
     const answered = answers.length + noData.length + denied.length;
     const status = answers.length + noData.length === 0 ? 'failed' : missing.length > 0 || failed.length > 0 ? 'partial' : 'complete';
+    // The k-threshold's types never say which node had counts and which had none (see QueryResult.contributors).
+    const counted = q.query_type === 'tool_usage' || q.query_type === 'safety_posture' || q.query_type === 'activity_patterns';
     return {
       query_id: q.query_id,
       query_type: q.query_type,
@@ -487,8 +497,9 @@ export class PrivacyService {
       filters: q.filters,
       status,
       data: merged.data,
-      contributors: answers.map((a) => a.fingerprint),
-      no_data: noData,
+      contributors: counted ? [...answers.map((a) => a.fingerprint), ...noData].sort() : answers.map((a) => a.fingerprint),
+      no_data: counted ? [] : noData,
+      with_data: answers.length,
       denied,
       missing,
       failed,

@@ -272,7 +272,7 @@ function formatQuery(r: Row): string {
   const who = (list: unknown) => (list as Row[]).map((x) => `${x.computer} (${x.fingerprint}): ${x.reason}`).join('; ');
   const failedN = (r.failed as Row[]).length;
   lines.push(
-    `${r.status}: ${r.answered} of ${r.asked} nodes answered (coverage ${r.coverage}%)${failedN ? `, ${failedN} failed` : ''}, ${(r.contributors as string[]).length} contributed; min_contributors ${r.min_contributors}`,
+    `${r.status}: ${r.answered} of ${r.asked} nodes answered (coverage ${r.coverage}%)${failedN ? `, ${failedN} failed` : ''}, ${(r.contributors as string[]).length} contributed${r.with_data !== undefined && r.with_data !== (r.contributors as string[]).length ? ` (${r.with_data} with counts)` : ''}; min_contributors ${r.min_contributors}`,
   );
   if ((r.missing as Row[]).length) lines.push(`missing: ${who(r.missing)}`);
   if ((r.denied as Row[]).length) lines.push(`ACCESS_DENIED: ${who(r.denied)}`);
