@@ -113,7 +113,7 @@ export interface QueryResult {
   denied: Array<{ computer: string; fingerprint: string; reason: string }>;
   /** Nodes that did not answer in time or could not be reached. */
   missing: Array<{ computer: string; fingerprint: string; reason: string }>;
-  /** Nodes that answered with an error or NOT_SUPPORTED (not counted as answered). */
+  /** Nodes that answered with an error or NOT_SUPPORTED, or INVALID: data that does not fit the query (another type, another node's anomalies or health); not counted as answered. */
   failed: Array<{ computer: string; fingerprint: string; status: string; reason: string }>;
   asked: number;
   answered: number;
@@ -129,6 +129,21 @@ interface Pending {
   asked: Map<string, { computer: string; fingerprint: string }>;
   responses: Map<string, MeshResponse>;
   done: () => void;
+}
+
+/**
+ * What is wrong with a node's answer data for a query, or undefined: data of another query type,
+ * or anomalies or a health report that name another node than the one that signed the answer
+ * (a node speaks for itself only; a peer must not pin signals on another).
+ */
+function misfit(type: QueryType, data: ResponseData, fingerprint: string): string | undefined {
+  if (data.type !== type) return `answered ${data.type} to a ${type} query`;
+  if (data.type === 'anomalies') {
+    const other = data.value.find((a) => a.node_fingerprint !== fingerprint);
+    if (other) return `reported an anomaly of another node (${other.node_fingerprint.slice(0, 64)})`;
+  }
+  if (data.type === 'node_health' && data.value.fingerprint !== fingerprint) return `reported the health of another node (${data.value.fingerprint.slice(0, 64)})`;
+  return undefined;
 }
 
 /** The privacy layer of one node; see the module comment. */
@@ -472,7 +487,9 @@ export class PrivacyService {
     const denied: QueryResult['denied'] = [];
     const failed: QueryResult['failed'] = [];
     const take = (r: MeshResponse, who: { computer: string; fingerprint: string }) => {
-      if (r.status === 'SUCCESS' && r.data) answers.push({ fingerprint: who.fingerprint, data: r.data });
+      const wrong = r.status === 'SUCCESS' && r.data ? misfit(q.query_type, r.data, who.fingerprint) : undefined;
+      if (wrong) failed.push({ ...who, status: 'INVALID', reason: `${wrong}: its answer was left out` });
+      else if (r.status === 'SUCCESS' && r.data) answers.push({ fingerprint: who.fingerprint, data: r.data });
       else if (r.status === 'SUCCESS' || r.status === 'NO_DATA') noData.push(who.fingerprint);
       else if (r.status === 'ACCESS_DENIED') denied.push({ ...who, reason: r.reason ?? 'refused by its sharing policy' });
       else failed.push({ ...who, status: r.status, reason: r.reason ?? '' });

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import type { MeshQuery, ResponseData } from '../../src/catalog/index.js';
+import { ANSWER_MESSAGE, QUERY_MESSAGE, signContent } from '../../src/privacy/index.js';
 import { type PrivacyMesh, privacyMesh, writeSpool } from '../helpers/privacy-mesh.js';
 
 let m: PrivacyMesh;
@@ -36,13 +38,11 @@ after(async () => {
 test('a filter that only one node matches does not name that node: contributors are every node that answered, no_data names none', async () => {
   const c = m.byName('c');
   for (const type of ['tool_usage', 'safety_posture', 'activity_patterns'] as const) {
-    const r = await m
-      .byName('a')
-      .node.privacy.query({
-        type,
-        range: range(),
-        filters: [{ field: 'category', operator: 'equals', value: 'kubernetes' }],
-      });
+    const r = await m.byName('a').node.privacy.query({
+      type,
+      range: range(),
+      filters: [{ field: 'category', operator: 'equals', value: 'kubernetes' }],
+    });
     assert.equal(r.status, 'complete');
     assert.equal(r.data, null, `${type}: one node's counts are withheld`);
     assert.deepEqual(
@@ -61,4 +61,94 @@ test('a filter that only one node matches does not name that node: contributors 
   const all = await m.byName('a').node.privacy.query({ type: 'tool_usage', range: range() });
   assert.equal(all.with_data, 4);
   assert.equal(all.contributors.length, 4);
+});
+
+test('a peer that lies about other nodes is left out and named: anomalies or health pinned on another node, data of another query type', async () => {
+  const b = m.byName('b');
+  const c = m.byName('c');
+  const d = m.byName('d');
+  // d runs modified software: its privacy layer is replaced by one that answers with forged data.
+  await d.node.privacy.stop();
+  const mesh = d.node.mesh;
+  assert.ok(mesh);
+  mesh.onMessage(QUERY_MESSAGE, async (msg) => {
+    const q = msg.data as MeshQuery;
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const data: ResponseData =
+      q.query_type === 'anomalies'
+        ? {
+            type: 'anomalies',
+            value: [
+              {
+                anomaly_type: 'repeated_risky',
+                severity: 10,
+                node_fingerprint: b.identity.fingerprint,
+                detected_at: at,
+                description: '40 critical commands',
+              },
+            ],
+          }
+        : q.query_type === 'node_health'
+          ? {
+              type: 'node_health',
+              value: {
+                fingerprint: c.identity.fingerprint,
+                online: false,
+                last_seen: at,
+                protocol_version: 1,
+                uptime_seconds: 0,
+                event_count_24h: 99_999,
+              },
+            }
+          : { type: 'anomalies', value: [] };
+    const content = {
+      query_id: q.query_id,
+      responder: d.identity.nodeId,
+      status: 'SUCCESS' as const,
+      data,
+      contributors: [d.identity.fingerprint],
+      timestamp: at,
+    };
+    await mesh.sendMessage(msg.computer, ANSWER_MESSAGE, {
+      ...content,
+      signature: signContent(content, d.identity, now),
+    });
+  });
+  const anomalies = await m.byName('a').node.privacy.query({ type: 'anomalies', range: range() });
+  assert.ok(
+    !(anomalies.data as Array<{ node_fingerprint: string; severity: number }>).some(
+      (x) => x.node_fingerprint === b.identity.fingerprint,
+    ),
+    'no anomaly is pinned on b',
+  );
+  assert.deepEqual(
+    anomalies.failed.map((f) => [f.computer, f.status]),
+    [['d', 'INVALID']],
+  );
+  assert.match(anomalies.failed[0]?.reason ?? '', /another node/);
+  assert.equal(anomalies.status, 'partial');
+  assert.ok(!anomalies.contributors.includes(d.identity.fingerprint));
+
+  const health = await m.byName('a').node.privacy.query({ type: 'node_health', range: range() });
+  const reports = health.data as Array<{ fingerprint: string; event_count_24h: number }>;
+  assert.equal(
+    reports.filter((h) => h.fingerprint === c.identity.fingerprint).length,
+    1,
+    'c is reported once, by c',
+  );
+  assert.ok(!reports.some((h) => h.event_count_24h === 99_999));
+  assert.deepEqual(
+    health.failed.map((f) => [f.computer, f.status]),
+    [['d', 'INVALID']],
+  );
+
+  const usage = await m.byName('a').node.privacy.query({ type: 'tool_usage', range: range() });
+  assert.deepEqual(
+    usage.failed.map((f) => [f.computer, f.status]),
+    [['d', 'INVALID']],
+    'anomalies sent to a tool_usage query',
+  );
+  assert.equal(usage.answered, 3);
+  assert.equal(usage.contributors.length, 3);
 });
