@@ -146,6 +146,13 @@ function misfit(type: QueryType, data: ResponseData, fingerprint: string): strin
   return undefined;
 }
 
+const OP_SYMBOL: Record<QueryFilter['operator'], string> = { equals: '=', not_equals: '!=', contains: '~', greater_than: '>', less_than: '<', in_list: 'in' };
+
+/** A query's filters as the audit log keeps them, "field op value" each (a value cut at 200 characters): who asked what, exactly. */
+function filtersAsAsked(filters: readonly QueryFilter[]): string[] {
+  return filters.map((f) => `${f.field.slice(0, 64)} ${OP_SYMBOL[f.operator] ?? f.operator} ${f.value.length > 200 ? `${f.value.slice(0, 200)}…` : f.value}`);
+}
+
 /** The privacy layer of one node; see the module comment. */
 export class PrivacyService {
   readonly observer: Observer | undefined;
@@ -467,7 +474,7 @@ export class PrivacyService {
         }),
       );
       this.counters.queriesSent++;
-      void this.deps.audit.record('query.sent', null, { query_id: q.query_id, query_type: q.query_type, asked: [...pending.asked.values()].map((a) => a.computer) }, true).catch(() => undefined);
+      void this.deps.audit.record('query.sent', null, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: filtersAsAsked(q.filters), asked: [...pending.asked.values()].map((a) => a.computer) }, true).catch(() => undefined);
       const own = this.answer(q, identity);
       const left = deadline - performance.now();
       if (pending.asked.size > pending.responses.size && left > 0) {
@@ -603,7 +610,7 @@ export class PrivacyService {
       await reply(this.signed(q.query_id, status, null, reason, identity, now));
       await audited;
     };
-    const received = this.deps.audit.record('query.received', m.computer, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: q.filters.length, trust: peer?.trustLevel ?? 'unknown' }, true);
+    const received = this.deps.audit.record('query.received', m.computer, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: filtersAsAsked(q.filters), trust: peer?.trustLevel ?? 'unknown' }, true);
     if (q.requester !== m.nodeId || !verifyContent(content, signature, q.requester)) {
       await refuse('ACCESS_DENIED', 'the query is not signed by the node that sent it', true);
       return;

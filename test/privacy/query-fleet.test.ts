@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { MeshQuery, ResponseData } from '../../src/catalog/index.js';
 import { ANSWER_MESSAGE, QUERY_MESSAGE, signContent } from '../../src/privacy/index.js';
-import { type PrivacyMesh, privacyMesh, writeSpool } from '../helpers/privacy-mesh.js';
+import { type PrivacyMesh, privacyMesh, until, writeSpool } from '../helpers/privacy-mesh.js';
 
 let m: PrivacyMesh;
 // Noon of yesterday (UTC): inside any range of 2 days ending now.
@@ -61,6 +61,34 @@ test('a filter that only one node matches does not name that node: contributors 
   const all = await m.byName('a').node.privacy.query({ type: 'tool_usage', range: range() });
   assert.equal(all.with_data, 4);
   assert.equal(all.contributors.length, 4);
+});
+
+test('the audit logs of the asked nodes and of the asker record who asked what: type, range and every filter as written', async () => {
+  const filters = [
+    { field: 'duration_ms', operator: 'greater_than' as const, value: '4000' },
+    { field: 'category', operator: 'in_list' as const, value: 'git,kubernetes' },
+  ];
+  const r = await m.byName('a').node.privacy.query({ type: 'tool_usage', range: range(), filters });
+  const entries = (name: string) =>
+    [...m.byName(name).node.audit.exportJsonLines()].map(
+      (l) => JSON.parse(l) as { kind: string; peer: string | null; details: Record<string, unknown> },
+    );
+  // Both are written while the answers travel: wait for them.
+  await until('c audited the query', () =>
+    entries('c').some((e) => e.kind === 'query.received' && e.details.query_id === r.query_id),
+  );
+  await until('a audited its query', () =>
+    entries('a').some((e) => e.kind === 'query.sent' && e.details.query_id === r.query_id),
+  );
+  const received = entries('c').find((e) => e.kind === 'query.received' && e.details.query_id === r.query_id);
+  assert.ok(received);
+  assert.equal(received.peer, 'a');
+  assert.deepEqual(received.details.filters, ['duration_ms > 4000', 'category in git,kubernetes']);
+  assert.deepEqual(received.details.time_range, r.time_range);
+  const sent = entries('a').find((e) => e.kind === 'query.sent' && e.details.query_id === r.query_id);
+  assert.ok(sent);
+  assert.deepEqual(sent.details.filters, ['duration_ms > 4000', 'category in git,kubernetes']);
+  assert.deepEqual(sent.details.time_range, r.time_range);
 });
 
 test('a peer that lies about other nodes is left out and named: anomalies or health pinned on another node, data of another query type', async () => {
