@@ -2,7 +2,8 @@
  * Aggregate queries (Caro FR-601..605): each node answers a query from its own observed
  * commands (counts only, with the categories its policy withholds left out), and the
  * requester merges the answers. A bucket built from fewer than `min_contributors` nodes is
- * suppressed in the merge, so no aggregate can single out a node; anomalies and node health
+ * suppressed in the merge, so no single aggregate shows a node on its own (two can still be
+ * subtracted: docs/privacy.md, "What the k-threshold does not do"); anomalies and node health
  * name nodes by fingerprint only, never by a command, a path or a user.
  */
 import type { Database } from 'better-sqlite3';
