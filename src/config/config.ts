@@ -146,7 +146,7 @@ export const CONFIG_KEYS = {
   'privacy.subnet_trust': { kind: 'map', default: {}, help: 'trust by the peer address\'s subnet: { "10.0.1.0/24" = "query_from" }' },
   'privacy.allowed_categories': { kind: 'string[]', default: [], help: 'command categories that may appear in summaries and answers (empty: all)' },
   'privacy.denied_categories': { kind: 'string[]', default: [], help: 'command categories never shared (deny wins)' },
-  'privacy.min_contributors': { kind: 'integer', default: 3, min: 1, max: 1000, help: 'an aggregate built from fewer nodes is suppressed' },
+  'privacy.min_contributors': { kind: 'integer', default: 3, min: 1, max: 1000, help: 'an aggregate bucket built from fewer nodes is suppressed; a query uses the largest of the asker\'s and every answering node\'s, so this also protects this node\'s counts in other nodes\' queries' },
   'privacy.share_summaries': { kind: 'boolean', default: false, help: 'push hourly/daily/weekly summaries to peers trusted share_to or peer (preview: weft summaries show)' },
   'privacy.query_timeout': { kind: 'integer', default: 3000, min: 50, max: 600_000, help: 'ms a mesh query waits for answers' },
   'privacy.queries_per_minute': { kind: 'integer', default: 120, min: 1, max: 1_000_000, help: 'queries one peer may send this node per minute; the rest are dropped (one audit entry a minute)' },

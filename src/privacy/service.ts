@@ -119,6 +119,7 @@ export interface QueryResult {
   answered: number;
   /** Percent of the nodes asked (this one included) that answered. */
   coverage: number;
+  /** The threshold applied: the largest of this node's `privacy.min_contributors` and every answering node's own. */
   min_contributors: number;
   /** Buckets withheld because fewer than min_contributors nodes made them. */
   suppressed: string[];
@@ -493,8 +494,12 @@ export class PrivacyService {
     const noData: string[] = [];
     const denied: QueryResult['denied'] = [];
     const failed: QueryResult['failed'] = [];
+    // The largest min_contributors of the asker and of every node whose answer is merged: the
+    // asker's config cannot lower the threshold a node's owner set for that node's counts.
+    let k = this.policy.minContributors;
     const take = (r: MeshResponse, who: { computer: string; fingerprint: string }) => {
       const wrong = r.status === 'SUCCESS' && r.data ? misfit(q.query_type, r.data, who.fingerprint) : undefined;
+      if (!wrong && (r.status === 'SUCCESS' || r.status === 'NO_DATA')) k = Math.max(k, r.min_contributors ?? 0);
       if (wrong) failed.push({ ...who, status: 'INVALID', reason: `${wrong}: its answer was left out` });
       else if (r.status === 'SUCCESS' && r.data) answers.push({ fingerprint: who.fingerprint, data: r.data });
       else if (r.status === 'SUCCESS' || r.status === 'NO_DATA') noData.push(who.fingerprint);
@@ -507,7 +512,6 @@ export class PrivacyService {
       if (r) take(r, who);
       else missing.push({ ...who, reason: `no answer within ${q.deadline_ms} ms` });
     }
-    const k = this.policy.minContributors;
     const merged = mergeAnswers(q.query_type, answers, k, q.time_range);
     // A node that failed (ERROR, NOT_SUPPORTED) did not answer the question; one that refused did.
     const answered = answers.length + noData.length + denied.length;
@@ -571,6 +575,7 @@ export class PrivacyService {
       contributors: status === 'SUCCESS' && data ? [identity.fingerprint] : [],
       timestamp: new Date(now).toISOString(),
       ...(reason ? { reason } : {}),
+      min_contributors: this.policy.minContributors,
     };
     return { ...content, signature: signContent(content, identity, now) };
   }

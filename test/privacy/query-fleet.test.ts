@@ -180,3 +180,44 @@ test('a peer that lies about other nodes is left out and named: anomalies or hea
   assert.equal(usage.answered, 3);
   assert.equal(usage.contributors.length, 3);
 });
+
+test("an asker's own min_contributors cannot lower the threshold another node's owner set for its counts", async () => {
+  // x asks with min_contributors 1; y and z keep the default 3. Only y uses kubernetes.
+  const fleet = await privacyMesh('memory', ['x', 'y', 'z'], {
+    policy: (name) =>
+      name === 'x' ? { shareSummaries: true, minContributors: 1 } : { shareSummaries: true },
+  });
+  try {
+    for (const h of fleet.nodes) {
+      const cmds = [{ command: 'git status', ts: T0 }];
+      if (h.name === 'y')
+        cmds.push(
+          { command: 'kubectl get pods', ts: T0 + 1000 },
+          { command: 'kubectl get svc', ts: T0 + 2000 },
+        );
+      writeSpool(h.spoolDir, 'bash-100-1.spool', cmds);
+      await h.node.privacy.observer?.scan();
+      assert.ok(await h.node.node.idle());
+    }
+    const x = fleet.byName('x').node.privacy;
+    const r = await x.query({
+      type: 'tool_usage',
+      range: range(),
+      filters: [{ field: 'category', operator: 'equals', value: 'kubernetes' }],
+    });
+    assert.equal(r.status, 'complete');
+    assert.equal(r.min_contributors, 3, "the largest of the asker's and the answering nodes' thresholds");
+    assert.equal(r.data, null, "y's kubernetes count is not shown from one node");
+    const all = await x.query({ type: 'tool_usage', range: range() });
+    const by = (all.data as { by_category: Record<string, unknown> }).by_category;
+    assert.deepEqual(Object.keys(by), ['git'], 'git is on all three nodes; kubernetes on one is suppressed');
+    assert.ok(all.suppressed.some((s) => s.startsWith('category kubernetes')));
+    // y asking keeps its own 3: nothing changes for an asker whose threshold is the largest.
+    assert.equal(
+      (await fleet.byName('y').node.privacy.query({ type: 'tool_usage', range: range() })).min_contributors,
+      3,
+    );
+  } finally {
+    await fleet.cleanup();
+  }
+});

@@ -283,6 +283,12 @@ export const MeshResponse = Type.Object(
     timestamp: str(40),
     /** Not in the seed: why, for a status other than SUCCESS (no PII). */
     reason: Type.Optional(str(300)),
+    /**
+     * Not in the seed: the responder's own `privacy.min_contributors`. The requester merges with
+     * the largest of its own and every answering node's, so a node's buckets are not shown from
+     * fewer nodes than its owner set, whatever the asker configured.
+     */
+    min_contributors: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     signature: Signature,
   },
   { $id: 'caro.MeshResponse', additionalProperties: false },
