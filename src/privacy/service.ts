@@ -113,7 +113,7 @@ export interface QueryResult {
   denied: Array<{ computer: string; fingerprint: string; reason: string }>;
   /** Nodes that did not answer in time or could not be reached. */
   missing: Array<{ computer: string; fingerprint: string; reason: string }>;
-  /** Nodes that answered with an error or NOT_SUPPORTED, or INVALID: data that does not fit the query (another type, another node's anomalies or health); not counted as answered. */
+  /** Nodes that answered with an error or NOT_SUPPORTED, or INVALID: a malformed answer, or data that does not fit the query (another type, another node's anomalies or health); not counted as answered. */
   failed: Array<{ computer: string; fingerprint: string; status: string; reason: string }>;
   asked: number;
   answered: number;
@@ -129,6 +129,8 @@ export interface QueryResult {
 interface Pending {
   asked: Map<string, { computer: string; fingerprint: string }>;
   responses: Map<string, MeshResponse>;
+  /** Asked nodes whose answer could not be read, with why: named under failed, not waited for. */
+  unreadable: Map<string, string>;
   done: () => void;
 }
 
@@ -455,7 +457,7 @@ export class PrivacyService {
     const targets = this.deps.mesh ? this.deps.peers.getAllPeers().filter((p) => p.wire !== 'teleclaude' && p.trustLevel !== 'untrusted') : [];
     const deadline = performance.now() + timeoutMs;
     const missing: QueryResult['missing'] = [];
-    const pending: Pending = { asked: new Map(), responses: new Map(), done: () => undefined };
+    const pending: Pending = { asked: new Map(), responses: new Map(), unreadable: new Map(), done: () => undefined };
     const settled = new Promise<void>((resolve) => {
       pending.done = resolve;
     });
@@ -478,7 +480,7 @@ export class PrivacyService {
       void this.deps.audit.record('query.sent', null, { query_id: q.query_id, query_type: q.query_type, time_range: q.time_range, filters: filtersAsAsked(q.filters), asked: [...pending.asked.values()].map((a) => a.computer) }, true).catch(() => undefined);
       const own = this.answer(q, identity);
       const left = deadline - performance.now();
-      if (pending.asked.size > pending.responses.size && left > 0) {
+      if (pending.asked.size > pending.responses.size + pending.unreadable.size && left > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
         clearTimeout(timer);
@@ -509,7 +511,9 @@ export class PrivacyService {
     take(own, { computer: this.deps.node.self.computer, fingerprint: identity.fingerprint });
     for (const [nodeId, who] of pending.asked) {
       const r = pending.responses.get(nodeId);
+      const unreadable = pending.unreadable.get(nodeId);
       if (r) take(r, who);
+      else if (unreadable) failed.push({ ...who, status: 'INVALID', reason: unreadable });
       else missing.push({ ...who, reason: `no answer within ${q.deadline_ms} ms` });
     }
     const merged = mergeAnswers(q.query_type, answers, k, q.time_range);
@@ -655,11 +659,19 @@ export class PrivacyService {
   private async onAnswer(m: InboundMessage): Promise<void> {
     if (!meshResponseValidator.check(m.data)) {
       this.deps.logger.warn({ peer: m.computer }, 'a malformed query answer was dropped');
+      // From a node we asked (the link says who sent it): named as failed at once, not waited for as missing.
+      const id = (m.data as { query_id?: unknown } | null)?.query_id;
+      const p = typeof id === 'string' ? this.pending.get(id) : undefined;
+      if (p?.asked.has(m.nodeId) && !p.responses.has(m.nodeId) && !p.unreadable.has(m.nodeId)) {
+        const e = meshResponseValidator.firstError(m.data);
+        p.unreadable.set(m.nodeId, `malformed answer: field '${e?.path ?? ''}' ${e?.message ?? ''}`.slice(0, 300));
+        if (p.responses.size + p.unreadable.size === p.asked.size) p.done();
+      }
       return;
     }
     const r = m.data;
     const p = this.pending.get(r.query_id);
-    if (!p?.asked.has(m.nodeId) || p.responses.has(m.nodeId)) return;
+    if (!p?.asked.has(m.nodeId) || p.responses.has(m.nodeId) || p.unreadable.has(m.nodeId)) return;
     const { signature, ...content } = r;
     if (r.responder !== m.nodeId || !verifyContent(content, signature, m.nodeId)) {
       this.deps.logger.warn({ peer: m.computer }, 'a query answer not signed by its sender was dropped');
@@ -669,6 +681,6 @@ export class PrivacyService {
     if (r.status === 'ACCESS_DENIED') {
       void this.deps.audit.record('policy.violation', m.computer, { what: 'our query', query_id: r.query_id, status: r.status, reason: r.reason ?? '' }, false).catch(() => undefined);
     }
-    if (p.responses.size === p.asked.size) p.done();
+    if (p.responses.size + p.unreadable.size === p.asked.size) p.done();
   }
 }

@@ -103,33 +103,59 @@ test('a peer that lies about other nodes is left out and named: anomalies or hea
     const q = msg.data as MeshQuery;
     const now = Date.now();
     const at = new Date(now).toISOString();
+    // Counts no real node has: 25 hours in a day (malformed), 2^60 safe commands (beyond what JSON numbers hold exactly).
+    const patterns = {
+      hourly_pattern: new Array(24).fill(0),
+      daily_pattern: new Array(7).fill(0),
+      peak_hours: [],
+      active_nodes: 1,
+    };
     const data: ResponseData =
-      q.query_type === 'anomalies'
-        ? {
-            type: 'anomalies',
-            value: [
-              {
-                anomaly_type: 'repeated_risky',
-                severity: 10,
-                node_fingerprint: b.identity.fingerprint,
-                detected_at: at,
-                description: '40 critical commands',
-              },
-            ],
-          }
-        : q.query_type === 'node_health'
+      q.query_type === 'activity_patterns'
+        ? ({
+            type: 'activity_patterns',
+            value: patterns,
+            hourly_counts: new Array(25).fill(1),
+            daily_counts: new Array(7).fill(0),
+          } as ResponseData)
+        : q.query_type === 'safety_posture'
           ? {
-              type: 'node_health',
+              type: 'safety_posture',
               value: {
-                fingerprint: c.identity.fingerprint,
-                online: false,
-                last_seen: at,
-                protocol_version: 1,
-                uptime_seconds: 0,
-                event_count_24h: 99_999,
+                risk_distribution: { safe: 100, moderate: 0, high: 0, critical: 0 },
+                blocked_count: 0,
+                confirmed_risky: 0,
+                coverage: 100,
               },
+              risk_counts: { safe: 2 ** 60, moderate: 0, high: 0, critical: 0 },
+              total_commands: 2 ** 60,
             }
-          : { type: 'anomalies', value: [] };
+          : q.query_type === 'anomalies'
+            ? {
+                type: 'anomalies',
+                value: [
+                  {
+                    anomaly_type: 'repeated_risky',
+                    severity: 10,
+                    node_fingerprint: b.identity.fingerprint,
+                    detected_at: at,
+                    description: '40 critical commands',
+                  },
+                ],
+              }
+            : q.query_type === 'node_health'
+              ? {
+                  type: 'node_health',
+                  value: {
+                    fingerprint: c.identity.fingerprint,
+                    online: false,
+                    last_seen: at,
+                    protocol_version: 1,
+                    uptime_seconds: 0,
+                    event_count_24h: 99_999,
+                  },
+                }
+              : { type: 'anomalies', value: [] };
     const content = {
       query_id: q.query_id,
       responder: d.identity.nodeId,
@@ -220,4 +246,21 @@ test("an asker's own min_contributors cannot lower the threshold another node's 
   } finally {
     await fleet.cleanup();
   }
+});
+
+test('a malformed answer from an asked node is named under failed at once, not waited for until the timeout as missing', async () => {
+  // d still runs the forged software of the test before: its activity_patterns answer has 25 hours.
+  const t0 = Date.now();
+  const r = await m
+    .byName('a')
+    .node.privacy.query({ type: 'activity_patterns', range: range(), timeoutMs: 5000 });
+  assert.ok(Date.now() - t0 < 2500, `answered in ${Date.now() - t0} ms, not after the 5 s timeout`);
+  assert.deepEqual(r.missing, []);
+  assert.deepEqual(
+    r.failed.map((f) => [f.computer, f.status]),
+    [['d', 'INVALID']],
+  );
+  assert.match(r.failed[0]?.reason ?? '', /^malformed answer: field '\/data/);
+  assert.equal(r.status, 'partial');
+  assert.equal(r.answered, 3);
 });
