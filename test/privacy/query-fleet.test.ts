@@ -103,7 +103,7 @@ test('a peer that lies about other nodes is left out and named: anomalies or hea
     const q = msg.data as MeshQuery;
     const now = Date.now();
     const at = new Date(now).toISOString();
-    // Counts no real node has: 25 hours in a day (malformed), 2^60 safe commands (beyond what JSON numbers hold exactly).
+    // Counts no real node has: 25 hours in a day (malformed), 2^60 git commands (beyond what JSON numbers hold exactly).
     const patterns = {
       hourly_pattern: new Array(24).fill(0),
       daily_pattern: new Array(7).fill(0),
@@ -127,35 +127,44 @@ test('a peer that lies about other nodes is left out and named: anomalies or hea
                 confirmed_risky: 0,
                 coverage: 100,
               },
-              risk_counts: { safe: 2 ** 60, moderate: 0, high: 0, critical: 0 },
-              total_commands: 2 ** 60,
+              risk_counts: { safe: 5, moderate: 0, high: 0, critical: 0 },
+              total_commands: 5,
             }
-          : q.query_type === 'anomalies'
+          : q.query_type === 'tool_usage' && q.filters.length > 0
             ? {
-                type: 'anomalies',
-                value: [
-                  {
-                    anomaly_type: 'repeated_risky',
-                    severity: 10,
-                    node_fingerprint: b.identity.fingerprint,
-                    detected_at: at,
-                    description: '40 critical commands',
-                  },
-                ],
+                type: 'tool_usage',
+                value: {
+                  by_category: { git: { count: 2 ** 60, node_count: 1, avg_duration_ms: 5 } },
+                  total_commands: 2 ** 60,
+                  time_range: q.time_range,
+                },
               }
-            : q.query_type === 'node_health'
+            : q.query_type === 'anomalies'
               ? {
-                  type: 'node_health',
-                  value: {
-                    fingerprint: c.identity.fingerprint,
-                    online: false,
-                    last_seen: at,
-                    protocol_version: 1,
-                    uptime_seconds: 0,
-                    event_count_24h: 99_999,
-                  },
+                  type: 'anomalies',
+                  value: [
+                    {
+                      anomaly_type: 'repeated_risky',
+                      severity: 10,
+                      node_fingerprint: b.identity.fingerprint,
+                      detected_at: at,
+                      description: '40 critical commands',
+                    },
+                  ],
                 }
-              : { type: 'anomalies', value: [] };
+              : q.query_type === 'node_health'
+                ? {
+                    type: 'node_health',
+                    value: {
+                      fingerprint: c.identity.fingerprint,
+                      online: false,
+                      last_seen: at,
+                      protocol_version: 1,
+                      uptime_seconds: 0,
+                      event_count_24h: 99_999,
+                    },
+                  }
+                : { type: 'anomalies', value: [] };
     const content = {
       query_id: q.query_id,
       responder: d.identity.nodeId,
@@ -262,5 +271,22 @@ test('a malformed answer from an asked node is named under failed at once, not w
   );
   assert.match(r.failed[0]?.reason ?? '', /^malformed answer: field '\/data/);
   assert.equal(r.status, 'partial');
+  assert.equal(r.answered, 3);
+});
+
+test('a count beyond what a JSON number holds exactly is a malformed answer, not a total that swamps the others', async () => {
+  // d's forged tool_usage answer to a filtered query claims 2^60 git commands.
+  const r = await m
+    .byName('a')
+    .node.privacy.query({
+      type: 'tool_usage',
+      range: range(),
+      filters: [{ field: 'category', operator: 'equals', value: 'git' }],
+    });
+  assert.deepEqual(
+    r.failed.map((f) => [f.computer, f.status]),
+    [['d', 'INVALID']],
+  );
+  assert.match(r.failed[0]?.reason ?? '', /^malformed answer: field '\/data/);
   assert.equal(r.answered, 3);
 });

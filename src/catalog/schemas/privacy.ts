@@ -10,6 +10,8 @@ import { compile, type Validator } from '../../envelope/index.js';
 import type { Catalog } from '../catalog.js';
 
 const str = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
+/** A count a JSON number holds exactly (the seed's u64, as far as JavaScript reads it): larger is malformed, never Infinity in a merge. */
+const count = () => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const u32 = (description?: string) => Type.Integer({ minimum: 0, maximum: 4_294_967_295, ...(description ? { description } : {}) });
 const enumOf = <T extends string>(values: readonly T[], $id: string, description: string) =>
   Type.Union(
@@ -167,7 +169,7 @@ export const ResponseStatus = enumOf(RESPONSE_STATUSES, 'caro.ResponseStatus', '
 export type ResponseStatus = Static<typeof ResponseStatus>;
 
 export const CategoryAggregate = Type.Object(
-  { count: Type.Integer({ minimum: 0 }), node_count: u32(), avg_duration_ms: u32() },
+  { count: count(), node_count: u32(), avg_duration_ms: u32() },
   { $id: 'caro.CategoryAggregate', additionalProperties: false },
 );
 export type CategoryAggregate = Static<typeof CategoryAggregate>;
@@ -175,7 +177,7 @@ export type CategoryAggregate = Static<typeof CategoryAggregate>;
 export const AggregatedToolUsage = Type.Object(
   {
     by_category: Type.Record(Type.String({ maxLength: 32 }), CategoryAggregate),
-    total_commands: Type.Integer({ minimum: 0 }),
+    total_commands: count(),
     time_range: TimeRange,
   },
   { $id: 'caro.AggregatedToolUsage', additionalProperties: false },
@@ -190,8 +192,8 @@ const riskShare = Type.Object(
 export const AggregatedSafetyPosture = Type.Object(
   {
     risk_distribution: riskShare,
-    blocked_count: Type.Integer({ minimum: 0 }),
-    confirmed_risky: Type.Integer({ minimum: 0 }),
+    blocked_count: count(),
+    confirmed_risky: count(),
     coverage: Type.Number({ minimum: 0, maximum: 100, description: 'percent of commands assessed' }),
   },
   { $id: 'caro.AggregatedSafetyPosture', additionalProperties: false },
@@ -231,7 +233,7 @@ export const NodeHealthStatus = Type.Object(
     online: Type.Boolean(),
     last_seen: str(40),
     protocol_version: u32(),
-    uptime_seconds: Type.Integer({ minimum: 0 }),
+    uptime_seconds: count(),
     event_count_24h: u32(),
   },
   { $id: 'caro.NodeHealthStatus', additionalProperties: false },
@@ -252,7 +254,7 @@ export const ResponseData = Type.Union(
         type: Type.Literal('safety_posture'),
         value: AggregatedSafetyPosture,
         risk_counts: byRisk,
-        total_commands: Type.Integer({ minimum: 0 }),
+        total_commands: count(),
       },
       { additionalProperties: false },
     ),
@@ -260,8 +262,8 @@ export const ResponseData = Type.Union(
       {
         type: Type.Literal('activity_patterns'),
         value: AggregatedActivityPatterns,
-        hourly_counts: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 24, maxItems: 24 }),
-        daily_counts: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 7, maxItems: 7 }),
+        hourly_counts: Type.Array(count(), { minItems: 24, maxItems: 24 }),
+        daily_counts: Type.Array(count(), { minItems: 7, maxItems: 7 }),
       },
       { additionalProperties: false },
     ),
