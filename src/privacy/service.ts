@@ -49,6 +49,12 @@ export interface PrivacyInit {
   queryTimeoutMs?: number;
   /** Queries one peer may send us per minute before they are refused (default 120). */
   queriesPerPeerPerMinute?: number;
+  /**
+   * Milliseconds a minute this node spends answering peers' queries, all peers together (default
+   * 15,000); past it, queries are answered ERROR until the minute is over, so askers with query
+   * rights cannot keep the daemon busy with year-long queries (each is synchronous SQL).
+   */
+  answerMsPerMinute?: number;
   /** Queries this node may have waiting for answers at once (default 32). */
   maxPendingQueries?: number;
   /** `mesh.peers` as written, for the policy's `static_peers`. */
@@ -163,6 +169,8 @@ export class PrivacyService {
   readonly policy: PrivacyPolicy;
   private readonly pending = new Map<string, Pending>();
   private readonly queryRate = new Map<string, { windowStart: number; n: number }>();
+  /** Time spent answering peers' queries in the current minute (see PrivacyInit.answerMsPerMinute). */
+  private answering = { windowStart: Number.NEGATIVE_INFINITY, ms: 0, warned: false };
   private readonly unsubs: Array<() => void> = [];
   private stopTimer: (() => void) | undefined;
   private startedAt = 0;
@@ -633,7 +641,21 @@ export class PrivacyService {
       await Promise.all([received, this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: 'skipped', reason: `query is ${age} ms old, past its ${q.deadline_ms} ms deadline` }, false)]);
       return;
     }
+    const now = this.deps.clock.now();
+    const budget = this.init.answerMsPerMinute ?? 15_000;
+    if (now - this.answering.windowStart >= 60_000) this.answering = { windowStart: now, ms: 0, warned: false };
+    if (this.answering.ms >= budget) {
+      const wait = Math.ceil((this.answering.windowStart + 60_000 - now) / 1000);
+      if (!this.answering.warned) {
+        this.answering.warned = true;
+        this.deps.logger.warn({ peer: m.computer, budget_ms: budget }, 'answering queries took this minute\'s budget: the rest are answered busy');
+      }
+      await refuse('ERROR', `busy: this node spent its ${budget} ms a minute answering queries; ask again in ${wait} s`, false);
+      return;
+    }
+    const t0 = performance.now();
     const r = this.answer(q, identity);
+    this.answering.ms += performance.now() - t0;
     // Recorded while the answer travels: the decision is made, and the audit's commit is not on the requester's clock.
     const audited = Promise.all([received, this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: r.status, contributors: r.contributors.length }, true)]);
     this.counters.queriesAnswered++;

@@ -47,6 +47,8 @@ export interface PrivacyMeshOptions {
   trust?: (self: string, other: string) => TrustLevel;
   /** Queries one peer may send a node per minute (default the shipped 120). */
   queriesPerPeerPerMinute?: number;
+  /** Milliseconds a minute a node spends answering peers' queries (default the shipped 15,000). */
+  answerMsPerMinute?: number;
 }
 
 /** Writes spool records for `commands` as shell `shell` (pid) would, with ts in ms. */
@@ -122,6 +124,7 @@ export async function privacyMesh(transport: Transport, names: readonly string[]
         summarizeEveryMs: 0,
         queryTimeoutMs: 3000,
         ...(opts.queriesPerPeerPerMinute ? { queriesPerPeerPerMinute: opts.queriesPerPeerPerMinute } : {}),
+        ...(opts.answerMsPerMinute !== undefined ? { answerMsPerMinute: opts.answerMsPerMinute } : {}),
       },
     });
     await node.start();

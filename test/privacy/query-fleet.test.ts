@@ -276,17 +276,49 @@ test('a malformed answer from an asked node is named under failed at once, not w
 
 test('a count beyond what a JSON number holds exactly is a malformed answer, not a total that swamps the others', async () => {
   // d's forged tool_usage answer to a filtered query claims 2^60 git commands.
-  const r = await m
-    .byName('a')
-    .node.privacy.query({
-      type: 'tool_usage',
-      range: range(),
-      filters: [{ field: 'category', operator: 'equals', value: 'git' }],
-    });
+  const r = await m.byName('a').node.privacy.query({
+    type: 'tool_usage',
+    range: range(),
+    filters: [{ field: 'category', operator: 'equals', value: 'git' }],
+  });
   assert.deepEqual(
     r.failed.map((f) => [f.computer, f.status]),
     [['d', 'INVALID']],
   );
   assert.match(r.failed[0]?.reason ?? '', /^malformed answer: field '\/data/);
   assert.equal(r.answered, 3);
+});
+
+test('answering queries has a time budget per minute for all peers together: past it, a query is answered busy, at once', async () => {
+  // A budget of 1 µs: the first query of the minute is answered, every later one is refused.
+  const fleet = await privacyMesh('memory', ['x', 'y', 'z'], { answerMsPerMinute: 0.001 });
+  try {
+    for (const h of fleet.nodes) {
+      writeSpool(h.spoolDir, 'bash-100-1.spool', [{ command: 'git status', ts: T0 }]);
+      await h.node.privacy.observer?.scan();
+      assert.ok(await h.node.node.idle());
+    }
+    const x = fleet.byName('x').node.privacy;
+    const first = await x.query({ type: 'tool_usage', range: range() });
+    assert.equal(first.status, 'complete');
+    const t0 = Date.now();
+    // y and z spent their budget answering x; x's answer to itself is not counted.
+    const second = await x.query({ type: 'safety_posture', range: range(), timeoutMs: 5000 });
+    assert.ok(Date.now() - t0 < 2500, 'refused at once, not left to time out');
+    assert.equal(second.status, 'partial');
+    assert.deepEqual(
+      second.failed.map((f) => [f.computer, f.status]),
+      [
+        ['y', 'ERROR'],
+        ['z', 'ERROR'],
+      ],
+    );
+    for (const f of second.failed)
+      assert.match(
+        f.reason,
+        /^busy: this node spent its 0.001 ms a minute answering queries; ask again in \d+ s$/,
+      );
+  } finally {
+    await fleet.cleanup();
+  }
 });
