@@ -245,7 +245,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         },
         members,
         // Every configured channel by name (`{}` when none is on).
-        health: () => ({ delivery: Object.fromEntries(deliveries.map((d) => [d.channel, d.stats()])), nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null }),
+        health: () => ({ delivery: Object.fromEntries(deliveries.map((d) => [d.channel, d.stats()])), nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null, privacy: { ...a0.privacy.counters } }),
         problems: () => [
           ...storeProblems,
           ...a0.trust.throttled(n.clock.now()).map(

@@ -175,7 +175,7 @@ export class PrivacyService {
   private stopTimer: (() => void) | undefined;
   private startedAt = 0;
   private stopping: Promise<void> | undefined;
-  readonly counters = { queriesSent: 0, queriesAnswered: 0, queriesDenied: 0, queriesDropped: 0, summariesGenerated: 0, summariesShared: 0, peerSummaries: 0, peerSummariesRefused: 0 };
+  readonly counters = { queriesSent: 0, queriesAnswered: 0, queriesDenied: 0, queriesDropped: 0, queriesBusy: 0, summariesGenerated: 0, summariesShared: 0, peerSummaries: 0, peerSummariesRefused: 0 };
 
   constructor(
     private readonly init: PrivacyInit,
@@ -650,6 +650,7 @@ export class PrivacyService {
         this.answering.warned = true;
         this.deps.logger.warn({ peer: m.computer, budget_ms: budget }, 'answering queries took this minute\'s budget: the rest are answered busy');
       }
+      this.counters.queriesBusy++;
       await refuse('ERROR', `busy: this node spent its ${budget} ms a minute answering queries; ask again in ${wait} s`, false);
       return;
     }

@@ -127,3 +127,11 @@ test('weft privacy policy prints the sharing policy as lines for people, and --j
   const json = JSON.parse(weft(['--json', 'privacy', 'policy'], solo.env).stdout) as { policy: { max_level: string }; min_contributors: number };
   assert.deepEqual([json.policy.max_level, json.min_contributors], ['summarized', 1]);
 });
+
+test('weft status says how many queries this node asked and how many from peers it answered, refused, dropped or was too busy for', () => {
+  const before = weft(['--json', 'status'], solo.env);
+  const asked = (JSON.parse(before.stdout) as { privacy: { queriesSent: number } }).privacy.queriesSent;
+  assert.equal(weft(['query', 'safety-posture', '--range', '1d'], solo.env).code, 0);
+  const r = weft(['status'], solo.env);
+  assert.match(r.stdout, new RegExp(`^queries: ${asked + 1} asked by this node; from peers 0 answered, 0 refused, 0 dropped over the rate, 0 busy since the start \\(who asked what: weft audit export\\)$`, 'm'), r.stdout);
+});

@@ -480,6 +480,8 @@ interface Health {
   mesh: string | null;
   /** Each configured delivery channel's counters by name; an older daemon sent Telegram's alone, or null. */
   delivery?: Record<string, ChannelHealth> | ChannelHealth | null;
+  /** The privacy layer's query counters since the start (absent from an older daemon). */
+  privacy?: { queriesSent: number; queriesAnswered: number; queriesDenied: number; queriesDropped: number; queriesBusy?: number };
 }
 
 /** The fields of a delivery channel's stats that `weft status` shows. */
@@ -547,6 +549,12 @@ export function statusText(h: Health, peers: Row[] | undefined): string {
           .map((c) => `${c.channel} (${c.sent} sent, ${c.failed} failed since the start, ${c.pending < 0 ? 'unknown' : c.pending} waiting)`)
           .join(', ')}`,
   );
+  const q = h.privacy;
+  if (q) {
+    lines.push(
+      `queries: ${q.queriesSent} asked by this node; from peers ${q.queriesAnswered} answered, ${q.queriesDenied} refused, ${q.queriesDropped} dropped over the rate, ${q.queriesBusy ?? 0} busy since the start (who asked what: weft audit export)`,
+    );
+  }
   if (h.problems.length === 0) lines.push('problems: none');
   else lines.push(`problems (${h.problems.length}):`, ...h.problems.map((x) => `  - ${x}`));
   return lines.join('\n');
