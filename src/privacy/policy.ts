@@ -88,6 +88,9 @@ function checkLevel(key: string, name: string, level: string): TrustLevel {
   return level as TrustLevel;
 }
 
+/** `privacy.min_contributors` when the config does not set it; an answer without `min_contributors` is read as this. */
+export const DEFAULT_MIN_CONTRIBUTORS = 3;
+
 /** What a trust level lets a peer have of ours. */
 export interface TrustGrant {
   /** Our pushed summaries (summarized class). */
@@ -134,7 +137,7 @@ export class PrivacyPolicy {
       .sort((a, b) => b.cidr.bits - a.cidr.bits);
     this.allowed = new Set(init.allowedCategories ?? []);
     this.denied = new Set(init.deniedCategories ?? []);
-    this.minContributors = init.minContributors ?? 3;
+    this.minContributors = init.minContributors ?? DEFAULT_MIN_CONTRIBUTORS;
     this.shareSummaries = init.shareSummaries ?? false;
     this.enableMdns = init.enableMdns ?? false;
   }

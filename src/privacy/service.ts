@@ -29,7 +29,7 @@ import { TRUST_LEVELS } from '../mesh/index.js';
 import type { Store } from '../store/index.js';
 import { type Clock, every, type Logger } from '../util/index.js';
 import { Observer, type ObserverInit, type ObserverStats } from './observer.js';
-import { GRANTS, type PrivacyPolicy } from './policy.js';
+import { DEFAULT_MIN_CONTRIBUTORS, GRANTS, type PrivacyPolicy } from './policy.js';
 import { PrivacyStore, type StoredSummary } from './privacy-store.js';
 import { answerLocally, mergeAnswers, type NodeAnswer, rangeMs } from './query.js';
 import { previousPeriod, periodAt, signContent, signSummary, summarize, type UnsignedSummary, verifyContent } from './summaries.js';
@@ -509,7 +509,7 @@ export class PrivacyService {
     let k = this.policy.minContributors;
     const take = (r: MeshResponse, who: { computer: string; fingerprint: string }) => {
       const wrong = r.status === 'SUCCESS' && r.data ? misfit(q.query_type, r.data, who.fingerprint) : undefined;
-      if (!wrong && (r.status === 'SUCCESS' || r.status === 'NO_DATA')) k = Math.max(k, r.min_contributors ?? 0);
+      if (!wrong && (r.status === 'SUCCESS' || r.status === 'NO_DATA')) k = Math.max(k, r.min_contributors ?? DEFAULT_MIN_CONTRIBUTORS);
       if (wrong) failed.push({ ...who, status: 'INVALID', reason: `${wrong}: its answer was left out` });
       else if (r.status === 'SUCCESS' && r.data) answers.push({ fingerprint: who.fingerprint, data: r.data });
       else if (r.status === 'SUCCESS' || r.status === 'NO_DATA') noData.push(who.fingerprint);
@@ -587,7 +587,8 @@ export class PrivacyService {
       contributors: status === 'SUCCESS' && data ? [identity.fingerprint] : [],
       timestamp: new Date(now).toISOString(),
       ...(reason ? { reason } : {}),
-      min_contributors: this.policy.minContributors,
+      // Only when it is not the default: an answer with the default stays readable by nodes that predate the field.
+      ...(this.policy.minContributors !== DEFAULT_MIN_CONTRIBUTORS ? { min_contributors: this.policy.minContributors } : {}),
     };
     return { ...content, signature: signContent(content, identity, now) };
   }

@@ -322,3 +322,52 @@ test('answering queries has a time budget per minute for all peers together: pas
     await fleet.cleanup();
   }
 });
+
+test('an answer without min_contributors (a node that predates the field) is merged as the default 3, not as no threshold', async () => {
+  // Everyone here lowered the threshold to 1 but w, whose older software does not say its own.
+  const fleet = await privacyMesh('memory', ['x', 'y', 'z', 'w'], {
+    policy: () => ({ shareSummaries: true, minContributors: 1 }),
+  });
+  try {
+    const w = fleet.byName('w');
+    await w.node.privacy.stop();
+    const mesh = w.node.mesh;
+    assert.ok(mesh);
+    mesh.onMessage(QUERY_MESSAGE, async (msg) => {
+      const q = msg.data as MeshQuery;
+      const now = Date.now();
+      const data: ResponseData = {
+        type: 'tool_usage',
+        value: {
+          by_category: { kubernetes: { count: 4, node_count: 1, avg_duration_ms: 9 } },
+          total_commands: 4,
+          time_range: q.time_range,
+        },
+      };
+      const content = {
+        query_id: q.query_id,
+        responder: w.identity.nodeId,
+        status: 'SUCCESS' as const,
+        data,
+        contributors: [w.identity.fingerprint],
+        timestamp: new Date(now).toISOString(),
+      };
+      await mesh.sendMessage(msg.computer, ANSWER_MESSAGE, {
+        ...content,
+        signature: signContent(content, w.identity, now),
+      });
+    });
+    const r = await fleet
+      .byName('x')
+      .node.privacy.query({
+        type: 'tool_usage',
+        range: range(),
+        filters: [{ field: 'category', operator: 'equals', value: 'kubernetes' }],
+      });
+    assert.equal(r.answered, 4);
+    assert.equal(r.min_contributors, 3);
+    assert.equal(r.data, null, "w's kubernetes count is not shown from one node");
+  } finally {
+    await fleet.cleanup();
+  }
+});

@@ -288,7 +288,8 @@ export const MeshResponse = Type.Object(
     /**
      * Not in the seed: the responder's own `privacy.min_contributors`. The requester merges with
      * the largest of its own and every answering node's, so a node's buckets are not shown from
-     * fewer nodes than its owner set, whatever the asker configured.
+     * fewer nodes than its owner set, whatever the asker configured. Sent only when it is not the
+     * default 3; an answer without it (also from a node that predates it) is read as 3.
      */
     min_contributors: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     signature: Signature,
