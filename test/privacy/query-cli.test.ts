@@ -135,3 +135,10 @@ test('weft status says how many queries this node asked and how many from peers 
   const r = weft(['status'], solo.env);
   assert.match(r.stdout, new RegExp(`^queries: ${asked + 1} asked by this node; from peers 0 answered, 0 refused, 0 dropped over the rate, 0 busy since the start \\(who asked what: weft audit export\\)$`, 'm'), r.stdout);
 });
+
+test('a query no node has counts for says so: it was answered, and how many had counts, not that too few nodes answered', () => {
+  const r = weft(['query', 'tool-usage', '--range', '1d', '--filter', 'category = kubernetes'], solo.env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^\(no aggregate: 0 of the nodes that answered had counts, fewer than min_contributors\)$/m);
+  assert.match(r.stdout, /^complete: 1 of 1 nodes answered \(coverage 100%\), 1 contributed \(0 with counts\); min_contributors 1$/m);
+});

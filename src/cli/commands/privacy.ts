@@ -250,7 +250,7 @@ function formatQuery(r: Row): string {
   const data = r.data as Row | Row[] | null;
   const type = r.query_type as string;
   if (r.status === 'failed') lines.push('(no result: no node could answer the query; each one\'s reason is under failed)');
-  else if (data === null) lines.push('(no aggregate: fewer nodes answered than min_contributors)');
+  else if (data === null) lines.push(`(no aggregate: ${r.with_data ?? (r.contributors as string[]).length} of the nodes that answered had counts, fewer than min_contributors)`);
   else if (type === 'tool_usage') {
     const by = (data as Row).by_category as Record<string, Row>;
     lines.push(table(Object.entries(by).map(([category, a]) => ({ category, commands: a.count, nodes: a.node_count, 'avg ms': a.avg_duration_ms }))));
