@@ -639,7 +639,8 @@ export class PrivacyService {
     }
     const age = this.deps.clock.now() - Date.parse(signature.timestamp);
     if (q.deadline_ms !== undefined && age > q.deadline_ms + 30_000) {
-      await Promise.all([received, this.deps.audit.record('response.sent', m.computer, { query_id: q.query_id, status: 'skipped', reason: `query is ${age} ms old, past its ${q.deadline_ms} ms deadline` }, false)]);
+      // Not worked on, but said: if the asker still waits, the two clocks are apart, and it should know why.
+      await refuse('ERROR', `the query was signed ${Math.round(age / 1000)} s ago by this node's clock, past its ${q.deadline_ms} ms deadline: if it was sent just now, the two computers' clocks are that far apart`, false);
       return;
     }
     const now = this.deps.clock.now();

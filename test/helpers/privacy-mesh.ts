@@ -14,6 +14,7 @@ import { loadOrCreateIdentity, type NodeIdentity } from '../../src/identity/inde
 import type { KnownPeer, TrustLevel } from '../../src/mesh/index.js';
 import { type PolicyInit, PrivacyPolicy } from '../../src/privacy/index.js';
 import { MemoryNetwork, memoryProvider, type ProviderFactory, redisProvider, tlsProvider } from '../../src/transport/index.js';
+import type { Clock } from '../../src/util/index.js';
 import type { Transport } from './mesh-pair.js';
 import { freePort, TestRedis } from './redis.js';
 import { tempDir } from './tmp.js';
@@ -49,6 +50,8 @@ export interface PrivacyMeshOptions {
   queriesPerPeerPerMinute?: number;
   /** Milliseconds a minute a node spends answering peers' queries (default the shipped 15,000). */
   answerMsPerMinute?: number;
+  /** A node's own clock (default the system clock): a computer whose clock is off. */
+  clock?: (name: string) => Clock | undefined;
 }
 
 /** Writes spool records for `commands` as shell `shell` (pid) would, with ts in ms. */
@@ -126,7 +129,7 @@ export async function privacyMesh(transport: Transport, names: readonly string[]
         ...(opts.queriesPerPeerPerMinute ? { queriesPerPeerPerMinute: opts.queriesPerPeerPerMinute } : {}),
         ...(opts.answerMsPerMinute !== undefined ? { answerMsPerMinute: opts.answerMsPerMinute } : {}),
       },
-    });
+    }, { ...(opts.clock?.(n) ? { clock: opts.clock(n) as Clock } : {}) });
     await node.start();
     const token = `token-${n}`;
     const { app } = await buildApi(

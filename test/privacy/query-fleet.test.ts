@@ -357,16 +357,43 @@ test('an answer without min_contributors (a node that predates the field) is mer
         signature: signContent(content, w.identity, now),
       });
     });
-    const r = await fleet
-      .byName('x')
-      .node.privacy.query({
-        type: 'tool_usage',
-        range: range(),
-        filters: [{ field: 'category', operator: 'equals', value: 'kubernetes' }],
-      });
+    const r = await fleet.byName('x').node.privacy.query({
+      type: 'tool_usage',
+      range: range(),
+      filters: [{ field: 'category', operator: 'equals', value: 'kubernetes' }],
+    });
     assert.equal(r.answered, 4);
     assert.equal(r.min_contributors, 3);
     assert.equal(r.data, null, "w's kubernetes count is not shown from one node");
+  } finally {
+    await fleet.cleanup();
+  }
+});
+
+test("a node whose clock is 45 s ahead answers a fresh query with an error naming the clocks, not with silence the asker reads as 'no answer'", async () => {
+  const fleet = await privacyMesh('memory', ['x', 'y', 'z'], {
+    clock: (name) => (name === 'z' ? { now: () => Date.now() + 45_000 } : undefined),
+  });
+  try {
+    for (const h of fleet.nodes) {
+      writeSpool(h.spoolDir, 'bash-100-1.spool', [{ command: 'git status', ts: T0 }]);
+      await h.node.privacy.observer?.scan();
+      assert.ok(await h.node.node.idle());
+    }
+    const t0 = Date.now();
+    const r = await fleet
+      .byName('x')
+      .node.privacy.query({ type: 'tool_usage', range: range(), timeoutMs: 3000 });
+    assert.ok(Date.now() - t0 < 2000, 'not left to time out');
+    assert.deepEqual(r.missing, []);
+    assert.deepEqual(
+      r.failed.map((f) => [f.computer, f.status]),
+      [['z', 'ERROR']],
+    );
+    assert.match(
+      r.failed[0]?.reason ?? '',
+      /^the query was signed 4\d s ago by this node's clock, past its 3000 ms deadline: if it was sent just now, the two computers' clocks are that far apart$/,
+    );
   } finally {
     await fleet.cleanup();
   }
