@@ -494,11 +494,6 @@ export class GitFallback {
       });
     }
     if (files.size === 0) return { commit: null, events: 0, acks: 0, peers: [] };
-    for (const [peer, taken] of acksTaken) {
-      const left = (this.acks.get(peer) ?? []).filter((a) => !taken.includes(a));
-      if (left.length > 0) this.acks.set(peer, left);
-      else this.acks.delete(peer);
-    }
     const names = [...files.keys()].sort();
     const self = node.self;
     const identity = this.deps.identity();
@@ -517,6 +512,13 @@ export class GitFallback {
     const commit = await this.git.text(['commit-tree', tree, ...(remoteTip ? ['-p', remoteTip] : []), '-F', '-'], { input: message });
     await this.git.run(['update-ref', this.refName, commit]);
     await this.git.run(['push', '--quiet', '--no-verify', this.remote, `${commit}:${this.refName}`]);
+    // The acks are on the remote only now: a failed push keeps them for the next round (dropped
+    // there, the sender's outbox would wait for the link, since its events are in git already).
+    for (const [peer, taken] of acksTaken) {
+      const left = (this.acks.get(peer) ?? []).filter((a) => !taken.includes(a));
+      if (left.length > 0) this.acks.set(peer, left);
+      else this.acks.delete(peer);
+    }
     // What the remote has now: the next round builds on it even before its fetch.
     await this.git.run(['update-ref', `${LOCAL_PREFIX}${self.computer}`, commit]);
     await node.ns.store.write(() => {

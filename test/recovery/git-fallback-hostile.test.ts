@@ -1,0 +1,112 @@
+/**
+ * The git fallback when the remote misbehaves, on two whole nodes over the in-memory network
+ * (their link stopped) and a local bare repository: a push the remote refuses keeps the acks
+ * it carried for the next round, so the sender's outbox still drains through git.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { AssembledNode } from '../../src/daemon/assemble.js';
+import { GitFallback } from '../../src/recovery/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { eventually } from '../helpers/cluster.js';
+import { type MeshPair, meshPair } from '../helpers/mesh-pair.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const git = (args: string[], input?: string | Buffer): string =>
+  execFileSync('git', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }).trim();
+let hasGit = true;
+try {
+  git(['--version']);
+} catch {
+  hasGit = false;
+}
+const skip = hasGit ? false : 'git is not installed';
+
+const t = tempDir('weft-git-fallback-hostile-');
+let pair: MeshPair;
+let remote: string;
+after(async () => {
+  await pair?.cleanup();
+  t.cleanup();
+});
+before(async () => {
+  if (!hasGit) return;
+  remote = join(t.dir, 'remote.git');
+  git(['init', '--bare', '--quiet', remote]);
+  pair = await meshPair('memory');
+  await eventually(
+    async () => pair.one.mesh?.linkKey('two') !== undefined && pair.two.mesh?.linkKey('one') !== undefined,
+    10_000,
+    'link keys exchanged',
+  );
+});
+
+function fallbackOf(n: AssembledNode, name: string): GitFallback {
+  return new GitFallback(
+    { remote, dataDir: join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`) },
+    {
+      node: n.node,
+      mesh: n.mesh as NonNullable<AssembledNode['mesh']>,
+      peers: n.peers,
+      identity: () => n.identity,
+      clock: systemClock,
+      logger: silentLogger,
+    },
+  );
+}
+
+const db = (n: AssembledNode) => n.node.ns.store.db;
+const count = (n: AssembledNode, sql: string, ...args: unknown[]) =>
+  db(n)
+    .prepare(sql)
+    .pluck()
+    .get(...args) as number;
+
+test("acks in a push the remote refuses are written in the next round: the sender's outbox drains through git", {
+  skip,
+}, async () => {
+  const { one, two } = pair;
+  // The link is down both ways; each node still runs its pipeline.
+  await one.mesh?.stop();
+  await two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one');
+  const f2 = fallbackOf(two, 'two');
+  for (let n = 0; n < 3; n++)
+    await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n } });
+  await eventually(
+    async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") === 3,
+    10_000,
+    'three events waiting for two',
+  );
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  assert.equal((await f1.round()).pushed.events, 3);
+
+  // The remote refuses every push for a while (a hook, a full disk, a permission taken away).
+  const hook = join(remote, 'hooks', 'pre-receive');
+  writeFileSync(hook, '#!/bin/sh\necho "remote: refused for now" >&2\nexit 1\n');
+  chmodSync(hook, 0o755);
+  await assert.rejects(f2.round(), /git push failed/);
+  await eventually(
+    async () => count(two, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping'") === 3,
+    10_000,
+    'the three imported at two',
+  );
+  assert.match(f2.status().lastError ?? '', /^push: /);
+
+  // The remote takes pushes again: the acks two owed one go in the next commit.
+  rmSync(hook);
+  const r = await f2.round();
+  assert.equal(r.pushed.acks, 1, 'the ack of the imported frame, kept across the failed push');
+  await f1.round();
+  await eventually(
+    async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") === 0,
+    10_000,
+    "one's outbox to drain by the ack through git",
+  );
+  await f1.stop();
+  await f2.stop();
+});
