@@ -496,8 +496,18 @@ export class GitFallback {
     if (files.size === 0) return { commit: null, events: 0, acks: 0, peers: [] };
     const names = [...files.keys()].sort();
     const self = node.self;
+    // This node's ref on the remote must name a commit to build on. Something else there (a
+    // blob, a tree, a tag someone wrote in its place) would fail every round for good: the
+    // ref starts again from this node's own last commit, pushed over what is there.
+    let parent = remoteTip;
+    let force = false;
+    if (remoteTip !== undefined && (await this.git.text(['cat-file', '-t', remoteTip])) !== 'commit') {
+      parent = await this.git.resolve(this.refName);
+      force = true;
+      this.logger.warn({ ref: this.refName, found: remoteTip, parent: parent ?? null }, "this node's ref on the git remote does not name a commit: written again from this node's last commit");
+    }
     const identity = this.deps.identity();
-    let manifest = `${MANIFEST_MAGIC}\nnode ${identity.nodeId}\ncomputer ${self.computer}\nparent ${remoteTip ?? '-'}\nat ${now}\n`;
+    let manifest = `${MANIFEST_MAGIC}\nnode ${identity.nodeId}\ncomputer ${self.computer}\nparent ${parent ?? '-'}\nat ${now}\n`;
     const treeLines: string[] = [];
     for (const name of names) {
       const f = files.get(name) as { bytes: Buffer; events: number };
@@ -509,9 +519,9 @@ export class GitFallback {
     const acks = names.reduce((n, k) => n + (files.get(k)?.acks ?? 0), 0);
     const message = `weft fallback: ${events} events, ${acks} acks for ${names.join(', ')}\n\n${manifest}sig ${signature}\n`;
     const tree = await this.git.text(['mktree'], { input: `${treeLines.join('\n')}\n` });
-    const commit = await this.git.text(['commit-tree', tree, ...(remoteTip ? ['-p', remoteTip] : []), '-F', '-'], { input: message });
+    const commit = await this.git.text(['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'], { input: message });
     await this.git.run(['update-ref', this.refName, commit]);
-    await this.git.run(['push', '--quiet', '--no-verify', this.remote, `${commit}:${this.refName}`]);
+    await this.git.run(['push', '--quiet', '--no-verify', this.remote, `${force ? '+' : ''}${commit}:${this.refName}`]);
     // The acks are on the remote only now: a failed push keeps them for the next round (dropped
     // there, the sender's outbox would wait for the link, since its events are in git already).
     for (const [peer, taken] of acksTaken) {

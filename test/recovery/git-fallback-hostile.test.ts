@@ -110,3 +110,61 @@ test("acks in a push the remote refuses are written in the next round: the sende
   await f1.stop();
   await f2.stop();
 });
+
+test("a node's ref on the remote overwritten with something that is no commit: the node writes it again and its events still cross", {
+  skip,
+}, async () => {
+  const { one, two } = pair;
+  await one.mesh?.stop();
+  await two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one-garbage');
+  const f2 = fallbackOf(two, 'two-garbage');
+  // Someone with write access to the remote points refs/weft/one at a blob.
+  const blob = git(['--git-dir', remote, 'hash-object', '-w', '--stdin'], 'not a commit');
+  git(['--git-dir', remote, 'update-ref', 'refs/weft/one', blob]);
+  await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 700 } });
+  await eventually(
+    async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two' AND created_at > 0") >= 1,
+    10_000,
+    'an event waiting',
+  );
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  const w = await f1.round();
+  assert.ok(w.pushed.events >= 1, 'written despite the blob in its place');
+  assert.equal(git(['--git-dir', remote, 'cat-file', '-t', 'refs/weft/one']), 'commit');
+  assert.equal(git(['--git-dir', remote, 'rev-parse', 'refs/weft/one']), w.pushed.commit);
+  const r = await f2.round();
+  assert.equal(r.imported.refused, 0);
+  await eventually(
+    async () =>
+      count(
+        two,
+        "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = 700",
+      ) === 1,
+    10_000,
+    'the event through git',
+  );
+  // The next round builds on it as usual.
+  await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 701 } });
+  await eventually(
+    async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") >= 1,
+    10_000,
+    'another event waiting',
+  );
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  const w2 = await f1.round();
+  assert.equal(git(['--git-dir', remote, 'rev-parse', `${w2.pushed.commit}^`]), w.pushed.commit);
+  await f2.round();
+  await eventually(
+    async () =>
+      count(
+        two,
+        "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = 701",
+      ) === 1,
+    10_000,
+    'the next event through git',
+  );
+  assert.equal(count(two, "SELECT COUNT(*) FROM rejected_entries WHERE code LIKE 'FALLBACK%'"), 0);
+  await f1.stop();
+  await f2.stop();
+});
