@@ -253,6 +253,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
               `trust: ${t.subject.replace(/^local:/, 'source ')} sends more than ${t.perSecond}/s: ${t.refused} events quarantined in ${Math.round((n.clock.now() - t.since) / 1000)} s ('weft quarantine list' shows them)`,
           ),
           ...(a0.mesh?.problems() ?? []),
+          ...(a0.fallback?.problems() ?? []),
           ...deliveries.flatMap((d) => deliveryProblems(d.stats(), n.clock.now())),
           // Domain cartridges suspended after repeated failures (and their dependents with them).
           ...runner.problems(),

@@ -546,6 +546,15 @@ export class GitFallback {
     return oldest !== undefined && now - oldest.createdAt >= this.afterMs;
   }
 
+  /** What `weft status` lists while rounds fail: events for unreachable peers then wait in the outbox. */
+  problems(): string[] {
+    if (this.lastError === null) return [];
+    const first = this.lastError.split('\n')[0] ?? '';
+    return [
+      `fallback: the git fallback's last ${this.failures === 1 ? 'round' : `${this.failures} rounds`} failed (${first.slice(0, 300)}); what waits for an unreachable peer stays in the outbox ('weft recovery fallback')`,
+    ];
+  }
+
   status(): FallbackStatus {
     const { mesh, peers } = this.deps;
     const now = this.deps.clock.now();
