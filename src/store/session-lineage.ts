@@ -173,6 +173,8 @@ export class SessionLineage {
   private readonly placeholderS: Statement;
   private readonly touchS: Statement;
   private readonly setParentS: Statement;
+  private readonly heightS: Statement;
+  private readonly raiseS: Statement;
   private readonly counterS: Statement;
   private readonly bumpS: Statement;
   private readonly claimGetS: Statement;
@@ -189,7 +191,7 @@ export class SessionLineage {
     this.maxClaimsPerSession = init.maxClaimsPerSession ?? 16;
     this.maxDepth = init.maxDepth ?? 64;
     const db = store.db;
-    this.getS = db.prepare('SELECT parent FROM sessions WHERE session = ?');
+    this.getS = db.prepare('SELECT parent, height FROM sessions WHERE session = ?');
     this.parentOfS = db.prepare('SELECT parent FROM sessions WHERE session = ?').pluck();
     this.insertS = db.prepare(
       'INSERT INTO sessions (session, first_seen, last_seen, computer, node, events, indexed_at) VALUES (?, ?, ?, ?, ?, 1, ?)',
@@ -203,6 +205,8 @@ export class SessionLineage {
        WHERE session = @session`,
     );
     this.setParentS = db.prepare('UPDATE sessions SET parent = ?, parent_event = ? WHERE session = ? AND parent IS NULL');
+    this.heightS = db.prepare('SELECT parent, height FROM sessions WHERE session = ?');
+    this.raiseS = db.prepare('UPDATE sessions SET height = ? WHERE session = ?');
     this.counterS = db.prepare('SELECT value FROM session_counters WHERE key = ?').pluck();
     this.bumpS = db.prepare('UPDATE session_counters SET value = value + 1 WHERE key = ?');
     this.claimGetS = db.prepare('SELECT 1 FROM session_claims WHERE session = ? AND parent = ? AND kind = ?').pluck();
@@ -220,7 +224,7 @@ export class SessionLineage {
    * pipeline's batch): it commits or rolls back with the event.
    */
   record(s: SessionSighting): SightingOutcome {
-    const existing = this.getS.get(s.session) as { parent: string | null } | undefined;
+    const existing = this.getS.get(s.session) as { parent: string | null; height: number } | undefined;
     if (existing) {
       this.touchS.run({ at: s.at, computer: s.computer ?? null, node: s.node ?? null, session: s.session });
     } else {
@@ -232,28 +236,46 @@ export class SessionLineage {
     const current = existing?.parent ?? null;
     if (current === claimed) return { indexed: true, parent: 'same' };
     if (current !== null) return { indexed: true, parent: 'conflict', newClaim: this.refuseClaim(s, claimed, 'conflict') };
-    const problem = this.chainProblem(s.session, claimed);
+    const height = existing?.height ?? 0;
+    const problem = this.chainProblem(s.session, claimed, height);
     if (problem) return { indexed: true, parent: problem, newClaim: this.refuseClaim(s, claimed, problem) };
     if (this.getS.get(claimed) === undefined) {
       if (!this.hasRoom()) return { ...this.refuseFull(), indexed: true };
       this.placeholderS.run(claimed, this.store.clock.now());
     }
     this.setParentS.run(claimed, s.eventId, s.session);
+    this.raiseHeights(claimed, height + 1);
     return { indexed: true, parent: 'set' };
   }
 
   /**
-   * `cycle` when `session` is `parent` or one of its ancestors, `depth` when `session` would
-   * have more than `maxDepth` ancestors; undefined when the link may be made. At most
-   * `maxDepth` lookups, each by primary key.
+   * After a link: `parent` and its ancestors are at least `height`, `height + 1`, … high. Stops
+   * at the first one already that high (those above it are higher still): at most `maxDepth`
+   * updates.
    */
-  private chainProblem(session: string, parent: string): RefusedClaimKind | undefined {
+  private raiseHeights(parent: string, height: number): void {
+    let cur: string | null = parent;
+    for (let h = height, steps = 0; cur !== null && steps <= this.maxDepth; h++, steps++) {
+      const row = this.heightS.get(cur) as { parent: string | null; height: number } | undefined;
+      if (!row || row.height >= h) return;
+      this.raiseS.run(h, cur);
+      cur = row.parent;
+    }
+  }
+
+  /**
+   * `cycle` when `session` is `parent` or one of its ancestors, `depth` when `session`, or the
+   * deepest of the sessions below it (`height` levels), would have more than `maxDepth`
+   * ancestors; undefined when the link may be made. At most `maxDepth` lookups, each by
+   * primary key.
+   */
+  private chainProblem(session: string, parent: string, height: number): RefusedClaimKind | undefined {
     if (parent === session) return 'cycle';
     let cur: string | null | undefined = parent;
     for (let ancestors = 1; ; ancestors++) {
       if (ancestors > this.maxDepth) return 'depth';
       cur = this.parentOfS.get(cur) as string | null | undefined;
-      if (cur === null || cur === undefined) return undefined;
+      if (cur === null || cur === undefined) return ancestors + height > this.maxDepth ? 'depth' : undefined;
       if (cur === session) return 'cycle';
     }
   }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { sessionOfEmit } from '../../src/cli/commands/sessions.js';
 import { buildApi, sessionRoutes } from '../../src/api/index.js';
@@ -25,6 +26,7 @@ import { fromTeleClaudeJson } from '../../src/mesh/index.js';
 import { createNode, type WeftNode } from '../../src/node/index.js';
 import type { Cartridge } from '../../src/pipeline/index.js';
 import { type SessionForest, SessionLineage, type SessionSighting, type SessionTree, type SessionTreeNode, Store } from '../../src/store/index.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
 import { ManualClock, silentLogger } from '../../src/util/index.js';
 import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
@@ -227,6 +229,70 @@ describe('session index', () => {
       assert.equal(ix.lineage.stats().claims.depth, 1);
     } finally {
       await ix.close();
+    }
+  });
+
+  test('chains are bounded below a session too: a session with children takes a parent only if its deepest descendant stays within maxDepth', async () => {
+    const ix = openIndex({ maxDepth: 3 });
+    try {
+      // Bottom-up, as events from several nodes may arrive: each child names its parent first.
+      assert.equal((await ix.see('s3', 's2')).parent, 'set');
+      assert.equal((await ix.see('s2', 's1')).parent, 'set');
+      assert.equal((await ix.see('s1', 's0')).parent, 'set', 's3 has 3 ancestors');
+      assert.deepEqual(await ix.see('s0', 'r'), { indexed: true, parent: 'depth', newClaim: true }, 's3 would have 4');
+      assert.equal(ix.lineage.get('s0').parent, null);
+      assert.equal(ix.lineage.tree('s3').root.session, 's0');
+      // Two chains joined: a two-level tree under a one-level one is fine, one more level is not.
+      await ix.see('b1', 'b0');
+      await ix.see('a1', 'a0');
+      assert.equal((await ix.see('b0', 'a1')).parent, 'set', 'b1 has 3 ancestors');
+      await ix.see('c2', 'c1');
+      await ix.see('c1', 'c0');
+      assert.equal((await ix.see('c0', 'a0')).parent, 'set', 'c2 has 3 ancestors');
+      assert.equal((await ix.see('a0', 'z')).parent, 'depth', 'b1 and c2 would have 4');
+      // A cycle through a deep subtree is still a cycle.
+      assert.equal((await ix.see('a0', 'c1')).parent, 'cycle');
+      // However the tree was built, no session has more than maxDepth ancestors.
+      for (const leaf of ['s3', 'b1', 'c2']) {
+        let n = 0;
+        for (let cur = ix.lineage.get(leaf).parent; cur !== null; cur = ix.lineage.get(cur).parent) n++;
+        assert.ok(n <= 3, `${leaf} has ${n} ancestors`);
+      }
+    } finally {
+      await ix.close();
+    }
+  });
+
+  test('an index written before heights were kept gets them on upgrade (migration 26)', async () => {
+    const t = tempDir('weft-lineage-upgrade-');
+    try {
+      const path = join(t.dir, 'weft.db');
+      const db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      for (const m of MIGRATIONS.filter((x) => x.version <= 23)) {
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+      }
+      const add = db.prepare('INSERT INTO sessions (session, parent, events, indexed_at) VALUES (?, ?, 1, 0)');
+      add.run('r', null);
+      add.run('a', 'r');
+      add.run('b', 'a');
+      add.run('c', 'b');
+      add.run('x', 'r');
+      db.close();
+      const store = Store.open({ path }, { clock: new ManualClock(T0), logger: silentLogger });
+      try {
+        const heights = Object.fromEntries((store.db.prepare('SELECT session, height FROM sessions ORDER BY session').all() as Array<{ session: string; height: number }>).map((r) => [r.session, r.height]));
+        assert.deepEqual(heights, { a: 2, b: 1, c: 0, r: 3, x: 0 });
+        // With maxDepth 3, c already has 3 ancestors: r cannot take a parent.
+        const lineage = new SessionLineage(store, { maxDepth: 3 });
+        const out = await store.write(() => lineage.record({ session: 'r', parentSession: 'q', at: T0, eventId: 'e1' }));
+        assert.equal(out.parent, 'depth');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      t.cleanup();
     }
   });
 
