@@ -292,7 +292,7 @@ export class GitFallback {
     }
     const imported = { commits: 0, frames: 0, refused: 0 };
     try {
-      await this.git.run(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', this.remote, `+${REMOTE_PREFIX}*:${LOCAL_PREFIX}*`]);
+      await this.git.run(['fetch', '--quiet', '--prune', '--no-tags', '--no-write-fetch-head', this.remote, `+${REMOTE_PREFIX}*:${LOCAL_PREFIX}*`]);
     } catch (err) {
       throw await this.failed('fetch', err as Error);
     }
@@ -440,6 +440,19 @@ export class GitFallback {
     const acksTaken = new Map<string, Uint8Array[]>();
     /** Peers whose waiting rows were all too big for any frame: their mark moves past them. */
     const passedOver = new Map<string, number>();
+    // This node's ref on the remote must name a commit to build on. Something else there (a
+    // blob, a tree, a tag someone wrote in its place) would fail every round for good: the
+    // ref starts again from this node's own last commit, pushed over what is there.
+    let based: { parent: string | undefined; force: boolean } | undefined;
+    const base = async (): Promise<{ parent: string | undefined; force: boolean }> => {
+      if (based) return based;
+      based = { parent: remoteTip, force: false };
+      if (remoteTip !== undefined && (await this.git.text(['cat-file', '-t', remoteTip])) !== 'commit') {
+        based = { parent: await this.git.resolve(this.refName), force: true };
+        this.logger.warn({ ref: this.refName, found: remoteTip, parent: based.parent ?? null }, "this node's ref on the git remote does not name a commit: written again from this node's last commit");
+      }
+      return based;
+    };
     for (const p of peers.getAllPeers()) {
       if (p.wire === 'teleclaude' || p.nodeId === this.deps.identity().nodeId || !REF_SAFE.test(p.computer)) continue;
       const frames: Uint8Array[] = [];
@@ -458,8 +471,19 @@ export class GitFallback {
             })
             .catch(() => undefined);
         }
-        const sent = this.s.sent.get(p.computer) as { outboxId: number } | undefined;
+        const sent = this.s.sent.get(p.computer) as { outboxId: number; commitId: string } | undefined;
         let cursor = sent?.outboxId ?? 0;
+        // The last commit that carried events for this peer is gone from this node's ref (an
+        // operator deleted the ref, someone rewrote it): what the peer has not acked yet may
+        // never have reached it, so everything still waiting is written again (the peer
+        // recognises by id what it has).
+        if (cursor > 0 && sent?.commitId) {
+          const { parent } = await base();
+          if (parent === undefined || !(await this.git.isAncestor(sent.commitId, parent))) {
+            this.logger.warn({ peer: p.computer, commit: sent.commitId, ref: this.refName }, "what was written to git for a peer is no longer on this node's ref: what waits for it is written again");
+            cursor = 0;
+          }
+        }
         while (events < this.maxEvents) {
           const rows = mesh.outbox.peek(p.computer, cursor, Math.min(mesh.limits.maxFrameEnvelopes, this.maxEvents - events));
           if (rows.length === 0) break;
@@ -496,16 +520,7 @@ export class GitFallback {
     if (files.size === 0) return { commit: null, events: 0, acks: 0, peers: [] };
     const names = [...files.keys()].sort();
     const self = node.self;
-    // This node's ref on the remote must name a commit to build on. Something else there (a
-    // blob, a tree, a tag someone wrote in its place) would fail every round for good: the
-    // ref starts again from this node's own last commit, pushed over what is there.
-    let parent = remoteTip;
-    let force = false;
-    if (remoteTip !== undefined && (await this.git.text(['cat-file', '-t', remoteTip])) !== 'commit') {
-      parent = await this.git.resolve(this.refName);
-      force = true;
-      this.logger.warn({ ref: this.refName, found: remoteTip, parent: parent ?? null }, "this node's ref on the git remote does not name a commit: written again from this node's last commit");
-    }
+    const { parent, force } = await base();
     const identity = this.deps.identity();
     let manifest = `${MANIFEST_MAGIC}\nnode ${identity.nodeId}\ncomputer ${self.computer}\nparent ${parent ?? '-'}\nat ${now}\n`;
     const treeLines: string[] = [];

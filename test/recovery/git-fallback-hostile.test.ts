@@ -168,3 +168,49 @@ test("a node's ref on the remote overwritten with something that is no commit: t
   await f1.stop();
   await f2.stop();
 });
+
+test("a node's ref deleted on the remote before its peer imported it: what still waits for the peer is written again", {
+  skip,
+}, async () => {
+  const { one, two } = pair;
+  await one.mesh?.stop();
+  await two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one-deleted');
+  const f2 = fallbackOf(two, 'two-deleted');
+  await f2.round();
+  await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 800 } });
+  await eventually(
+    async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") >= 1,
+    10_000,
+    'an event waiting',
+  );
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  const w = await f1.round();
+  assert.ok(w.pushed.events >= 1);
+  // Before two fetches, an operator deletes one's ref (or someone rewrites it without that commit).
+  git(['--git-dir', remote, 'update-ref', '-d', 'refs/weft/one']);
+  assert.equal((await f2.round()).imported.frames, 0, 'nothing for two on the remote');
+  const again = await f1.round();
+  assert.ok(again.pushed.events >= 1, 'the unacked events written again');
+  await f2.round();
+  await eventually(
+    async () =>
+      count(
+        two,
+        "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = 800",
+      ) === 1,
+    10_000,
+    'the event through git',
+  );
+  // Acked through git, they are not written a third time.
+  await f2.round();
+  await f1.round();
+  await eventually(
+    async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") === 0,
+    10_000,
+    "one's outbox drained",
+  );
+  assert.equal((await f1.round()).pushed.events, 0);
+  await f1.stop();
+  await f2.stop();
+});
