@@ -45,6 +45,8 @@ const REF_SAFE = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 export function isGitRefSafe(computer: string): boolean {
   return REF_SAFE.test(computer) && !computer.endsWith('.lock');
 }
+/** Largest commit object read (its message holds the manifest: a line per file); a bigger one is refused unread. */
+const MAX_COMMIT_BYTES = 1024 * 1024;
 /** Commits of one ref imported per round at most (the rest in the next). */
 const MAX_COMMITS_PER_ROUND = 200;
 /** Acks waiting to be written for one peer at most (more: the oldest go; the sender re-sends). */
@@ -73,6 +75,8 @@ export interface FallbackInit {
   gitBinary?: string;
   /** Longest git run, ms (default 120 s). */
   gitTimeoutMs?: number;
+  /** Most output one git run may print, bytes (default 256 MiB). */
+  gitMaxOutputBytes?: number;
 }
 
 export type FallbackDeps = Pick<RecoveryDeps, 'node' | 'mesh' | 'peers' | 'identity' | 'clock' | 'logger'>;
@@ -216,6 +220,7 @@ export class GitFallback {
       gitDir: join(init.dataDir, 'fallback.git'),
       ...(init.gitBinary ? { binary: init.gitBinary } : {}),
       ...(init.gitTimeoutMs ? { timeoutMs: init.gitTimeoutMs } : {}),
+      ...(init.gitMaxOutputBytes ? { maxOutputBytes: init.gitMaxOutputBytes } : {}),
       author: { name: `weft ${computer}`, email: `weft@${computer}` },
     });
     const store = deps.node.ns.store;
@@ -297,14 +302,22 @@ export class GitFallback {
       throw await this.failed('fetch', err as Error);
     }
     const refs = await this.git.refs(LOCAL_PREFIX);
+    // One ref that cannot be read must not stop the others, nor this node's own writing.
+    let importFailed = false;
     for (const [ref, tip] of refs) {
       if (this.stopped) break;
       const computer = ref.slice(LOCAL_PREFIX.length);
       if (computer === this.deps.node.self.computer) continue;
-      const r = await this.importRef(computer, tip);
-      imported.commits += r.commits;
-      imported.frames += r.frames;
-      imported.refused += r.refused;
+      try {
+        const r = await this.importRef(computer, tip);
+        imported.commits += r.commits;
+        imported.frames += r.frames;
+        imported.refused += r.refused;
+      } catch (err) {
+        if (this.stopped) break;
+        importFailed = true;
+        await this.failed(`import of ${REMOTE_PREFIX}${computer}`, err as Error);
+      }
     }
     let pushed: FallbackRound['pushed'] = { commit: null, events: 0, acks: 0, peers: [] };
     if (!this.stopped) {
@@ -314,8 +327,10 @@ export class GitFallback {
         throw await this.failed('push', err as Error);
       }
     }
-    this.lastError = null;
-    this.failures = 0;
+    if (!importFailed) {
+      this.lastError = null;
+      this.failures = 0;
+    }
     const round = { at: t0, ms: this.deps.clock.now() - t0, imported, pushed };
     this.lastRound = round;
     if (imported.commits > 0 || pushed.commit) this.logger.info({ imported, pushed: { ...pushed, peers: pushed.peers.length } }, 'git fallback round');
@@ -382,6 +397,10 @@ export class GitFallback {
       await node.ns.store.write(record(0, 1));
       return { frames: 0, refused: 1 };
     };
+    const commitBytes = Number(await this.git.text(['cat-file', '-s', commit]));
+    if (!(commitBytes <= MAX_COMMIT_BYTES)) {
+      return refuse('FALLBACK_COMMIT_FORGED', `a commit of ${commitBytes} bytes (a fallback commit has at most ${MAX_COMMIT_BYTES}); not read`, '');
+    }
     const raw = (await this.git.run(['cat-file', 'commit', commit])).toString('utf8');
     const headEnd = raw.indexOf('\n\n');
     const head = headEnd < 0 ? raw : raw.slice(0, headEnd);

@@ -45,9 +45,9 @@ before(async () => {
   );
 });
 
-function fallbackOf(n: AssembledNode, name: string): GitFallback {
+function fallbackOf(n: AssembledNode, name: string, over: { gitMaxOutputBytes?: number } = {}): GitFallback {
   return new GitFallback(
-    { remote, dataDir: join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`) },
+    { remote, dataDir: join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`), ...over },
     {
       node: n.node,
       mesh: n.mesh as NonNullable<AssembledNode['mesh']>,
@@ -211,6 +211,110 @@ test("a node's ref deleted on the remote before its peer imported it: what still
     "one's outbox drained",
   );
   assert.equal((await f1.round()).pushed.events, 0);
+  await f1.stop();
+  await f2.stop();
+});
+
+/** One node's next event for the other, written to git by its fallback. */
+async function writeOne(from: AssembledNode, f: GitFallback, n: number): Promise<string> {
+  await from.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n } });
+  await eventually(
+    async () => count(from, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") >= 1,
+    10_000,
+    'an event waiting',
+  );
+  db(from).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  const w = await f.round();
+  assert.ok(w.pushed.events >= 1 && w.pushed.commit);
+  return w.pushed.commit as string;
+}
+const pings = (n: AssembledNode, v: number) =>
+  count(
+    n,
+    "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = ?",
+    v,
+  );
+
+test("a commit too big to read, pushed onto a peer's ref, is refused unread; the commits after it still import", {
+  skip,
+}, async () => {
+  const { one, two } = pair;
+  await one.mesh?.stop();
+  await two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one-big');
+  // The importer reads at most 2 MiB per git run (256 MiB by default): the hostile commit is 3 MiB.
+  const f2 = fallbackOf(two, 'two-big', { gitMaxOutputBytes: 2 * 1024 * 1024 });
+  await f2.round();
+  const c1 = await writeOne(one, f1, 900);
+  const tree = git(['--git-dir', remote, 'rev-parse', `${c1}^{tree}`]);
+  const big = git(
+    [
+      '--git-dir',
+      remote,
+      '-c',
+      'user.name=mallory',
+      '-c',
+      'user.email=m@example.invalid',
+      'commit-tree',
+      tree,
+      '-p',
+      c1,
+      '-F',
+      '-',
+    ],
+    `${'x'.repeat(3 * 1024 * 1024)}\n`,
+  );
+  git(['--git-dir', remote, 'update-ref', 'refs/weft/one', big]);
+  await writeOne(one, f1, 901);
+  const r = await f2.round();
+  assert.equal(r.imported.refused, 1);
+  const why = db(two)
+    .prepare(
+      "SELECT reason FROM rejected_entries WHERE code = 'FALLBACK_COMMIT_FORGED' ORDER BY id DESC LIMIT 1",
+    )
+    .pluck()
+    .get() as string;
+  assert.match(why, new RegExp(`commit ${big.slice(0, 12)} .*a commit of \\d+ bytes`));
+  await eventually(
+    async () => pings(two, 900) === 1 && pings(two, 901) === 1,
+    10_000,
+    'the genuine commits on both sides of it',
+  );
+  await f1.stop();
+  await f2.stop();
+});
+
+test("a peer's ref that cannot be read stops neither the other refs nor this node's own writing", {
+  skip,
+}, async () => {
+  const { one, two } = pair;
+  await one.mesh?.stop();
+  await two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one-long');
+  // 60,000 commits: listing them prints more than the importer's 2 MiB per git run.
+  const tip = git(['--git-dir', remote, 'rev-parse', 'refs/weft/one']);
+  let stream = '';
+  for (let i = 0; i < 60_000; i++)
+    stream += `commit refs/weft/one\ncommitter m <m@example.invalid> ${1_700_000_000 + i} +0000\ndata 1\nx\n${i === 0 ? `from ${tip}\n` : ''}\n`;
+  git(['--git-dir', remote, 'fast-import', '--quiet'], stream);
+  const f2 = fallbackOf(two, 'two-long', { gitMaxOutputBytes: 2 * 1024 * 1024 });
+  // two owes one an event: its round still writes it.
+  await two.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 950 } });
+  await eventually(
+    async () => count(two, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'one'") >= 1,
+    10_000,
+    'an event waiting at two',
+  );
+  db(two).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'one'").run();
+  const r = await f2.round();
+  assert.ok(r.pushed.events >= 1, 'two wrote its own commit');
+  assert.match(
+    f2.status().lastError ?? '',
+    /^import of refs\/weft\/one: git rev-list failed: printed more than/,
+  );
+  await f1.round();
+  await eventually(async () => pings(one, 950) === 1, 10_000, "two's event at one");
+  git(['--git-dir', remote, 'update-ref', 'refs/weft/one', tip]);
   await f1.stop();
   await f2.stop();
 });
