@@ -477,6 +477,8 @@ export class GitFallback {
       const frames: Uint8Array[] = [];
       let events = 0;
       let lastId = 0;
+      // Room is kept for the acks owed to this peer, written in the same file.
+      let fileBytes = (this.acks.get(p.computer) ?? []).reduce((n, a) => n + 4 + a.length, 0);
       const due = this.isDue(p.computer, now);
       const key = mesh.linkKey(p.computer);
       if (due && key) {
@@ -513,11 +515,15 @@ export class GitFallback {
               { identity: this.deps.identity(), crc32c: true, deflate: { minBytes: 512 }, aead: { key } },
             ),
           );
+          // One the link cannot carry either: the sender dead-letters it; git skips it.
+          const skip = bytes.length > mesh.limits.maxFrameBytes;
+          // The peer reads a file of at most maxFileBytes: the rest goes in the next round.
+          if (!skip && frames.length > 0 && fileBytes + 4 + bytes.length > this.maxFileBytes) break;
           cursor = (take[take.length - 1] as { id: number }).id;
           lastId = cursor;
-          // One the link cannot carry either: the sender dead-letters it; git skips it.
-          if (bytes.length > mesh.limits.maxFrameBytes) continue;
+          if (skip) continue;
           frames.push(bytes);
+          fileBytes += 4 + bytes.length;
           events += take.length;
         }
       } else if (!due) {
