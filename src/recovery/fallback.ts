@@ -200,6 +200,8 @@ export class GitFallback {
   private lastRound: FallbackRound | null = null;
   private lastError: string | null = null;
   private failures = 0;
+  /** When the current run of failed rounds began (its notices share one notification). */
+  private failingSince = 0;
   private lastNoticeAt = new Map<string, number>();
   private readonly s;
   private readonly logger: Logger;
@@ -316,7 +318,7 @@ export class GitFallback {
       } catch (err) {
         if (this.stopped) break;
         importFailed = true;
-        await this.failed(`import of ${REMOTE_PREFIX}${computer}`, err as Error);
+        await this.failed('import', err as Error, `import of ${REMOTE_PREFIX}${computer}`);
       }
     }
     let pushed: FallbackRound['pushed'] = { commit: null, events: 0, acks: 0, peers: [] };
@@ -338,17 +340,18 @@ export class GitFallback {
   }
 
   /** Notes a failed step; raised as mesh.fallback.failed at most every 10 minutes per step. */
-  private async failed(step: string, err: Error): Promise<Error> {
+  private async failed(step: string, err: Error, label = step): Promise<Error> {
+    const now = this.deps.clock.now();
+    if (this.failures === 0) this.failingSince = now;
     this.failures++;
     const message = redactUrls(err.message);
-    this.lastError = `${step}: ${message}`;
+    this.lastError = `${label}: ${message}`;
     this.logger.warn({ step, err: message }, 'git fallback round failed; events wait in the outbox');
-    const now = this.deps.clock.now();
     const last = this.lastNoticeAt.get(step);
     if (last === undefined || now - last >= FAILURE_NOTICE_MS) {
       this.lastNoticeAt.set(step, now);
       await this.deps.node
-        .emit({ event: 'mesh.fallback.failed', payload: { step, remote: redactUrls(this.remote).slice(0, 2000), error: message.slice(0, 2000), failures: this.failures } })
+        .emit({ event: 'mesh.fallback.failed', payload: { step, since: this.failingSince, remote: redactUrls(this.remote).slice(0, 2000), error: message.slice(0, 2000), failures: this.failures } })
         .catch(() => undefined);
     }
     return err instanceof GitError || err instanceof WeftError ? err : new WeftError('WEFT_INTERNAL', message);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { AssembledNode } from '../../src/daemon/assemble.js';
 import { GitFallback } from '../../src/recovery/index.js';
-import { systemClock } from '../../src/util/clock.js';
+import { type Clock, ManualClock, systemClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { eventually } from '../helpers/cluster.js';
 import { type MeshPair, meshPair } from '../helpers/mesh-pair.js';
@@ -49,16 +49,17 @@ before(async () => {
 function fallbackOf(
   n: AssembledNode,
   name: string,
-  over: { gitMaxOutputBytes?: number; maxFileBytes?: number } = {},
+  over: { gitMaxOutputBytes?: number; maxFileBytes?: number; remote?: string; clock?: Clock } = {},
 ): GitFallback {
+  const { clock, ...init } = over;
   return new GitFallback(
-    { remote, dataDir: join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`), ...over },
+    { remote, dataDir: join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`), ...init },
     {
       node: n.node,
       mesh: n.mesh as NonNullable<AssembledNode['mesh']>,
       peers: n.peers,
       identity: () => n.identity,
-      clock: systemClock,
+      clock: clock ?? systemClock,
       logger: silentLogger,
     },
   );
@@ -381,4 +382,40 @@ test('a round holds no more for a peer than the peer reads in one file: the rest
   );
   await f1.stop();
   await f2.stop();
+});
+
+test('each run of failed rounds raises its own mesh.fallback.failed notification, not only the first run the node ever had', {
+  skip,
+}, async () => {
+  const { one } = pair;
+  const clock = new ManualClock(Date.now());
+  const elsewhere = join(t.dir, 'flaky-remote.git');
+  const f = fallbackOf(one, 'one-flaky', { remote: elsewhere, clock });
+  const notes = () =>
+    count(one, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.fallback.failed'");
+  const before = notes();
+  // 1. The remote is not there: a notification.
+  await assert.rejects(f.round(), /git fetch failed/);
+  await eventually(async () => notes() === before + 1, 10_000, 'the first notification');
+  // Still failing 11 minutes later: the same run, no second notification.
+  clock.advance(11 * 60_000);
+  await assert.rejects(f.round());
+  // 2. The remote comes back: a round succeeds.
+  git(['init', '--bare', '--quiet', elsewhere]);
+  await f.round();
+  assert.equal(f.status().lastError, null);
+  // 3. It goes away again, later: a new run of failures, a new notification.
+  rmSync(elsewhere, { recursive: true });
+  clock.advance(11 * 60_000);
+  await assert.rejects(f.round(), /git fetch failed/);
+  await eventually(async () => notes() === before + 2, 10_000, 'a notification for the second run');
+  assert.equal(
+    count(
+      one,
+      "SELECT COUNT(*) FROM events WHERE event = 'mesh.fallback.failed' AND json_extract(body, '$.payload.step') = 'fetch'",
+    ),
+    3,
+    'three notices logged',
+  );
+  await f.stop();
 });

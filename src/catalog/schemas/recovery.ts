@@ -175,11 +175,13 @@ export function registerRecoveryTypes(catalog: Catalog): void {
     defaultVisibility: 'local',
     payload: Type.Object({
       step: short(50),
+      /** When the run of failed rounds began (ms): a new run is a new notification, its repeats are not. */
+      since: Type.Optional(count),
       remote: short(2000),
       error: short(2000),
       failures: count,
     }),
-    idempotencyFields: ['step'],
+    idempotencyFields: ['step', 'since'],
     lifecycle: { creates: true },
   });
 }
