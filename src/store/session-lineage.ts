@@ -421,7 +421,9 @@ export class SessionLineage {
       const next: string[] = [];
       for (let i = 0; i < level.length; i += CHUNK) {
         const part = level.slice(i, i + CHUNK);
-        const found = this.read(`SELECT ${COLUMNS} FROM sessions WHERE parent IN (${part.map(() => '?').join(',')}) ORDER BY first_seen IS NULL, first_seen, session`, false).all(...part) as Row[];
+        // Iterated, not loaded: a session with a million children costs the rows shown, not a
+        // million objects (and seconds of the node's one thread).
+        const found = this.read(`SELECT ${COLUMNS} FROM sessions WHERE parent IN (${part.map(() => '?').join(',')}) ORDER BY first_seen IS NULL, first_seen, session`, false).iterate(...part) as IterableIterator<Row>;
         for (const r of found) {
           if (expanded.has(r.session)) continue;
           expanded.add(r.session);

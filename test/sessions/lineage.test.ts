@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { sessionOfEmit } from '../../src/cli/commands/sessions.js';
@@ -336,6 +338,34 @@ describe('session index', () => {
       assert.equal(ix.lineage.forest({ roots: 1 }).truncated, true);
     } finally {
       await ix.close();
+    }
+  });
+
+  test('a tree over a session with 300,000 children holds in memory the sessions it shows, not every child', async () => {
+    const t = tempDir('weft-lineage-wide-');
+    const store = Store.open({ path: join(t.dir, 'weft.db') }, { clock: new ManualClock(T0), logger: silentLogger });
+    try {
+      const lineage = new SessionLineage(store);
+      const add = store.db.prepare('INSERT INTO sessions (session, parent, first_seen, last_seen, events, indexed_at) VALUES (?, ?, ?, ?, 1, 0)');
+      await store.write(() => {
+        add.run('wide', null, T0, T0);
+        for (let i = 0; i < 300_000; i++) add.run(`w${i}`, 'wide', T0 + i, T0 + i);
+      });
+      // What the answer costs the node's heap (and so its one thread): measured from a clean heap.
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const tree = lineage.tree('w5');
+      const grew = process.memoryUsage().heapUsed - before;
+      assert.equal(tree.root.session, 'wide');
+      assert.equal(tree.sessions, 2000);
+      assert.equal(tree.root.more, 300_000 - 1999);
+      assert.ok(find(tree.root, 'w5'), 'the session asked about is shown');
+      assert.ok(grew < 32 * 1024 * 1024, `the answer took ${Math.round(grew / 1048576)} MiB of heap`);
+    } finally {
+      await store.close();
+      t.cleanup();
     }
   });
 
