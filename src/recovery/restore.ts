@@ -21,6 +21,7 @@ import { RECOVERY_EVENTS } from '../catalog/index.js';
 import { type Envelope, envelopeValidator, serializeEnvelope } from '../envelope/index.js';
 import type { KnownPeer } from '../mesh/index.js';
 import { sourceDigest, validatePackage } from '../sovereignty/index.js';
+import { SessionLineage } from '../store/index.js';
 import { type BeaconPayload, verifyBeacon } from './beacon.js';
 import type { RecoveryMode } from './books.js';
 import { contentHash, RunDigest } from './digest.js';
@@ -429,6 +430,8 @@ export class RestoreJob {
     if (n === 0) return;
     const floor = Math.max(this.beacon?.log.high ?? 0, ...[...this.infos.values()].map((x) => x.info.mirrorToken));
     const ins = store.db.prepare('INSERT OR IGNORE INTO events (seq, id, event, timestamp, source, causation_id, correlation_id, direct, body) VALUES (?, ?, ?, ?, ?, ?, ?, 2, ?)');
+    // The restored events skip the pipeline, so their sessions are indexed here, as its lineage stage would have.
+    const lineage = new SessionLineage(store);
     const read = store.reader.prepare('SELECT id, body, hash FROM recovery_staging WHERE id > ? ORDER BY id LIMIT ?');
     const restore = (row: { id: string; body: string }): Envelope | undefined => {
       const raw = JSON.parse(row.body) as Record<string, unknown>;
@@ -444,6 +447,17 @@ export class RestoreJob {
       if (!env) return;
       if (ins.run(seq, env.id, env.event, env.timestamp, env.source, env.causationId ?? null, env.correlationId ?? null, serializeEnvelope(env)).changes === 1) {
         if (env.event !== RECOVERY_EVENTS.beacon) this.svc.index.addIn(self.nodeId, env.id, seq, row.hash);
+        if (env.session !== undefined) {
+          const at = Date.parse(env.timestamp);
+          lineage.record({
+            session: env.session,
+            ...(env.parentSession !== undefined ? { parentSession: env.parentSession } : {}),
+            at: Number.isFinite(at) ? at : this.svc.deps.clock.now(),
+            eventId: env.id,
+            computer: self.computer,
+            node: self.nodeId,
+          });
+        }
         this.p.written++;
       }
     };
