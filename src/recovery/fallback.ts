@@ -108,6 +108,8 @@ export interface FallbackStatus {
   afterMs: number;
   intervalMs: number;
   running: boolean;
+  /** When the round in progress began (ms), or null. */
+  runningSince: number | null;
   lastRound: FallbackRound | null;
   lastError: string | null;
   failures: number;
@@ -195,6 +197,7 @@ export class GitFallback {
   private readonly unknownRefs = new Set<string>();
   private stopTimer: (() => void) | undefined;
   private current: Promise<FallbackRound> | undefined;
+  private currentSince: number | null = null;
   private stopped = false;
   private ready: Promise<void> | undefined;
   private lastRound: FallbackRound | null = null;
@@ -282,9 +285,13 @@ export class GitFallback {
   /** One round now (or the one running): fetch, import every peer's ref, write and push what waits. */
   round(): Promise<FallbackRound> {
     if (this.stopped) return Promise.reject(new WeftError('WEFT_STOPPED', 'the git fallback is stopped'));
-    this.current ??= this.runRound().finally(() => {
-      this.current = undefined;
-    });
+    if (this.current === undefined) {
+      this.currentSince = this.deps.clock.now();
+      this.current = this.runRound().finally(() => {
+        this.current = undefined;
+        this.currentSince = null;
+      });
+    }
     return this.current;
   }
 
@@ -627,6 +634,7 @@ export class GitFallback {
       afterMs: this.afterMs,
       intervalMs: this.intervalMs,
       running: this.current !== undefined,
+      runningSince: this.currentSince,
       lastRound: this.lastRound,
       lastError: this.lastError,
       failures: this.failures,

@@ -156,6 +156,8 @@ function fallbackText(s: FallbackStatus): string {
     s.lastRound ? `last ${roundText(s.lastRound)} (${ago(s.lastRound.at, now)})` : 'no round finished yet',
   ];
   if (s.lastError) out.push(`LAST ROUND FAILED (${s.failures} in a row): ${s.lastError}`);
+  // A stalled remote holds a round until git's time limit (120 s): say so rather than look idle.
+  if (s.running && s.runningSince !== null && s.runningSince !== undefined) out.push(`a round is running (started ${ago(s.runningSince, now)}; a git run that stalls is stopped after 120 s)`);
   if (s.peers.length > 0) {
     out.push('');
     out.push(
