@@ -794,24 +794,24 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     `,
   },
   {
-    version: 26,
+    version: 24,
     name: 'session lineage: each session\'s height (levels of sessions below it), so a parent claim is refused when it would make a chain too deep below the session too',
     sql: `
       -- height: the longest chain of descendants below the session (0 for a leaf). Before it,
       -- a session that already had children could take a parent and push them past the
       -- depth bound. Filled here from the parents stored so far (bounded walk).
       ALTER TABLE sessions ADD COLUMN height INTEGER NOT NULL DEFAULT 0;
-      CREATE TEMP TABLE session_heights_v26 (session TEXT PRIMARY KEY, height INTEGER NOT NULL) WITHOUT ROWID;
-      INSERT INTO session_heights_v26 (session, height)
+      CREATE TEMP TABLE session_heights_v24 (session TEXT PRIMARY KEY, height INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO session_heights_v24 (session, height)
         WITH RECURSIVE up(session, dist) AS (
           SELECT parent, 1 FROM sessions WHERE parent IS NOT NULL
           UNION
           SELECT s.parent, up.dist + 1 FROM up JOIN sessions s ON s.session = up.session WHERE s.parent IS NOT NULL AND up.dist < 1024
         )
         SELECT session, max(dist) FROM up GROUP BY session;
-      UPDATE sessions SET height = (SELECT h.height FROM session_heights_v26 h WHERE h.session = sessions.session)
-        WHERE session IN (SELECT session FROM session_heights_v26);
-      DROP TABLE session_heights_v26;
+      UPDATE sessions SET height = (SELECT h.height FROM session_heights_v24 h WHERE h.session = sessions.session)
+        WHERE session IN (SELECT session FROM session_heights_v24);
+      DROP TABLE session_heights_v24;
     `,
   },
 ];

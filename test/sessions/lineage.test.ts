@@ -265,7 +265,7 @@ describe('session index', () => {
     }
   });
 
-  test('an index written before heights were kept gets them on upgrade (migration 26)', async () => {
+  test('an index written before heights were kept gets them on upgrade (migration 24)', async () => {
     const t = tempDir('weft-lineage-upgrade-');
     try {
       const path = join(t.dir, 'weft.db');
