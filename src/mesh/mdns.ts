@@ -330,18 +330,147 @@ export class MdnsDiscovery {
   }
 }
 
-/** bonjour-service, loaded on first use; its socket errors go to `onError` instead of being thrown. */
-async function bonjourEngine(): Promise<MdnsEngineFactory> {
+/** A decoded DNS resource record, as multicast-dns hands it over (only the fields read here). */
+interface DnsRecord {
+  name?: unknown;
+  type?: unknown;
+  ttl?: unknown;
+  data?: unknown;
+}
+
+/** The part of a multicast-dns instance a browser uses. */
+export interface MdnsSocketLike {
+  on(event: 'response', fn: (packet: { answers?: unknown; additionals?: unknown }, rinfo: { address?: unknown }) => void): unknown;
+  removeListener(event: 'response', fn: (...args: never[]) => void): unknown;
+  query(name: string, type: string): unknown;
+}
+
+/** Records of one response packet read at most (a UDP packet holds far fewer real ones). */
+const MAX_RECORDS_PER_PACKET = 256;
+/** Services of one response packet reported at most. */
+const MAX_SERVICES_PER_PACKET = 16;
+/** TXT strings of one record read at most. */
+const MAX_TXT_STRINGS = 64;
+
+/**
+ * The services of type `serviceName` (`_weft._tcp.local`) one mDNS response announces: each PTR
+ * to an instance with its SRV in the same packet, its TXT and its host's A/AAAA records. Goodbyes
+ * (TTL 0) are left out. TXT keys are lower-cased and the first of a repeated key counts (RFC 6763
+ * 6.4). Bounded: at most 256 records read and 16 services reported per packet.
+ */
+export function servicesInResponse(packet: { answers?: unknown; additionals?: unknown }, serviceName: string, referer: { address?: unknown }): MdnsServiceRecord[] {
+  const list = (x: unknown): DnsRecord[] => (Array.isArray(x) ? (x as DnsRecord[]) : []);
+  const records = [...list(packet.answers), ...list(packet.additionals)]
+    .slice(0, MAX_RECORDS_PER_PACKET)
+    .filter((r) => r !== null && typeof r === 'object' && typeof r.name === 'string' && typeof r.ttl === 'number' && r.ttl > 0);
+  const lower = (x: unknown) => (typeof x === 'string' ? x.toLowerCase() : undefined);
+  const type = serviceName.toLowerCase();
+  const out: MdnsServiceRecord[] = [];
+  const done = new Set<string>();
+  for (const ptr of records) {
+    if (out.length >= MAX_SERVICES_PER_PACKET) break;
+    if (ptr.type !== 'PTR' || lower(ptr.name) !== type || typeof ptr.data !== 'string') continue;
+    const fqdn = ptr.data;
+    const key = fqdn.toLowerCase();
+    if (done.has(key)) continue;
+    done.add(key);
+    const srv = records.find((r) => r.type === 'SRV' && lower(r.name) === key);
+    const sd = srv?.data as { port?: unknown; target?: unknown } | undefined;
+    if (!sd || typeof sd !== 'object') continue;
+    const txtRecord = records.find((r) => r.type === 'TXT' && lower(r.name) === key);
+    const host = lower(sd.target);
+    const addresses = host === undefined ? [] : records.filter((r) => (r.type === 'A' || r.type === 'AAAA') && lower(r.name) === host).map((r) => r.data);
+    out.push({
+      name: fqdn.split('.')[0],
+      fqdn,
+      port: sd.port,
+      ...(txtRecord ? { txt: decodeTxt(txtRecord.data) } : {}),
+      addresses,
+      referer: { address: referer.address },
+    });
+  }
+  return out;
+}
+
+/** TXT strings as `key=value` (a key alone has the value `true`), keys lower-cased, the first of each key kept. */
+function decodeTxt(data: unknown): Record<string, string | true> {
+  const txt: Record<string, string | true> = Object.create(null);
+  const strings = Array.isArray(data) ? data.slice(0, MAX_TXT_STRINGS) : [data];
+  for (const b of strings) {
+    const s = Buffer.isBuffer(b) ? b.toString('utf8') : typeof b === 'string' ? b : undefined;
+    if (!s) continue;
+    const eq = s.indexOf('=');
+    const k = (eq < 0 ? s : s.slice(0, eq)).toLowerCase();
+    if (k === '' || k in txt) continue;
+    txt[k] = eq < 0 ? true : s.slice(eq + 1);
+  }
+  return txt;
+}
+
+/**
+ * Browses for one service type over a multicast-dns socket, keeping no state: every response
+ * that announces an instance is reported as `up`, and the checks, throttles and the candidate
+ * book's in-memory state decide what it costs. bonjour-service's Browser kept every instance
+ * name it heard in an array searched on each packet (until the next browse, 30 s later), so a
+ * host announcing ever new names made each packet cost more than the last: 5,000 in a browse
+ * held the event loop for seconds, 20,000 for over a minute.
+ */
+export class MdnsPacketBrowser implements MdnsBrowser {
+  private readonly up: Array<(s: MdnsServiceRecord) => void> = [];
+  private readonly onResponse: (packet: { answers?: unknown; additionals?: unknown }, rinfo: { address?: unknown }) => void;
+  private stopped = false;
+
+  constructor(
+    private readonly mdns: MdnsSocketLike,
+    /** e.g. `_weft._tcp.local` */
+    private readonly serviceName: string,
+  ) {
+    this.onResponse = (packet, rinfo) => {
+      if (this.stopped || packet === null || typeof packet !== 'object') return;
+      for (const s of servicesInResponse(packet, this.serviceName, rinfo ?? {})) for (const fn of this.up) fn(s);
+    };
+    mdns.on('response', this.onResponse);
+    mdns.query(serviceName, 'PTR');
+  }
+
+  /** Only `up` is reported (every announcement is one); `srv-update` and `txt-update` never come. */
+  on(event: 'up' | 'srv-update' | 'txt-update', fn: (s: MdnsServiceRecord) => void): this {
+    if (event === 'up') this.up.push(fn);
+    return this;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.mdns.removeListener('response', this.onResponse as (...args: never[]) => void);
+  }
+}
+
+/**
+ * bonjour-service for announcing (and answering queries), browsing with `MdnsPacketBrowser` on
+ * its socket; loaded on first use; socket errors go to `on` instead of being thrown. `extra`
+ * goes to multicast-dns as is (tests: a unicast socket on loopback).
+ */
+export async function bonjourEngine(extra: Record<string, unknown> = {}): Promise<MdnsEngineFactory> {
   const mod = await import('bonjour-service');
   const Bonjour = mod.default;
   return (opts, on) => {
     // Without a callback bonjour-service throws a failed send.
-    const b = new Bonjour(opts as never, (err: Error) => on.warning(err));
+    const b = new Bonjour({ ...extra, ...opts } as never, (err: Error) => on.warning(err));
     // multicast-dns emits 'error' (EADDRINUSE, EACCES) with no listener of its own: that would throw.
-    const mdns = (b as unknown as { server?: { mdns?: { on(e: string, fn: (err: Error) => void): void } } }).server?.mdns;
+    const mdns = (b as unknown as { server?: { mdns?: MdnsSocketLike & { on(e: string, fn: (err: Error) => void): void } } }).server?.mdns;
     mdns?.on('error', (err) => on.error(err));
     mdns?.on('warning', (err) => on.warning(err));
-    return b as unknown as MdnsEngine;
+    const engine = b as unknown as MdnsEngine;
+    return {
+      publish: (o) => engine.publish(o),
+      find: (o) => {
+        if (!mdns) return engine.find(o);
+        return new MdnsPacketBrowser(mdns, `_${o.type}._tcp.local`);
+      },
+      unpublishAll: (cb) => engine.unpublishAll(cb),
+      destroy: (cb) => engine.destroy(cb),
+    };
   };
 }
 
