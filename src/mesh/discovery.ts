@@ -128,6 +128,8 @@ export interface PeerDiscovery {
   discoverPeers(): Promise<PeerInfo[]>;
   /** Stops announcing. Idempotent. */
   stop(): Promise<void>;
+  /** After a key rotation: this node's entry names the new node id from now on (written at once when running). */
+  rekeySelf?(nodeId: string): Promise<void>;
 }
 
 /** Registry entries read or expired per call, at most (the registry is bounded by its TTL, this bounds one reply). */
@@ -147,12 +149,15 @@ export class RedisPeerRegistry implements PeerDiscovery {
   private readonly prefix: string;
   private readonly table: { entries: string; expiries: string } | undefined;
   private stopping: Promise<void> | undefined;
+  /** This node's entry (its node id changes with a key rotation). */
+  private readonly self: PeerInfo;
 
   constructor(
     private readonly init: RedisPeerRegistryInit,
     private readonly deps: RedisPeerRegistryDeps,
   ) {
     requireState(isPeerInfo(init.self), 'RedisPeerRegistry: init.self is not a valid PeerInfo');
+    this.self = { ...init.self };
     this.ttlMs = init.ttlMs ?? 30_000;
     this.heartbeatMs = init.heartbeatMs ?? Math.max(100, Math.floor(this.ttlMs / 3));
     this.prefix = init.prefix ?? 'weft:peers:';
@@ -173,16 +178,26 @@ export class RedisPeerRegistry implements PeerDiscovery {
     this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger);
   }
 
+  /**
+   * After a key rotation: the entry names the new node id, written at once. Until then peers
+   * reading the registry took the old key back from it (they had just followed the rotation)
+   * and refused every frame signed with the new one until this node restarted.
+   */
+  async rekeySelf(nodeId: string): Promise<void> {
+    this.self.nodeId = nodeId;
+    if (this.client && !this.stopping) await this.heartbeat();
+  }
+
   /** Writes this node's entry with a fresh expiry. */
   async heartbeat(): Promise<void> {
-    const entry: PeerInfo = { ...this.init.self, lastSeen: this.deps.clock.now() };
+    const entry: PeerInfo = { ...this.self, lastSeen: this.deps.clock.now() };
     const c = this.client as RedisClient;
     if (this.table) {
       const t = this.table;
-      await runScript(c, 'registry-beat', [t.entries, t.expiries], [this.init.self.computer, JSON.stringify(entry), this.ttlMs, 100]);
+      await runScript(c, 'registry-beat', [t.entries, t.expiries], [this.self.computer, JSON.stringify(entry), this.ttlMs, 100]);
       return;
     }
-    await c.set(this.prefix + this.init.self.computer, JSON.stringify(entry), 'PX', this.ttlMs);
+    await c.set(this.prefix + this.self.computer, JSON.stringify(entry), 'PX', this.ttlMs);
   }
 
   /** The registry's entries as JSON: one script on the cluster layout, SCAN + MGET on one server. */
@@ -217,7 +232,7 @@ export class RedisPeerRegistry implements PeerDiscovery {
         continue;
       }
       if (!isPeerInfo(p)) continue;
-      if (p.computer === this.init.self.computer || p.nodeId === this.init.self.nodeId) continue;
+      if (p.computer === this.self.computer || p.nodeId === this.self.nodeId) continue;
       peers.push(p);
     }
     return peers.sort((a, b) => (a.computer < b.computer ? -1 : a.computer > b.computer ? 1 : 0));
@@ -233,8 +248,8 @@ export class RedisPeerRegistry implements PeerDiscovery {
       if (c.status === 'ready') {
         const t = this.table;
         const leave = t
-          ? runScript(c, 'registry-leave', [t.entries, t.expiries], [this.init.self.computer, this.init.self.nodeId])
-          : c.del(this.prefix + this.init.self.computer);
+          ? runScript(c, 'registry-leave', [t.entries, t.expiries], [this.self.computer, this.self.nodeId])
+          : c.del(this.prefix + this.self.computer);
         await Promise.race([leave.catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
       }
       await quitWithin(c);

@@ -204,6 +204,8 @@ export class MeshService implements SenderLink {
       }
     }
     this.deps.identity = next;
+    // The registry names the new key at once: peers reading it would otherwise take the old key back.
+    await this.deps.discovery?.rekeySelf?.(next.nodeId).catch((err) => this.logger.warn({ err: (err as Error).message }, 'the peer registry still names the old key until its next heartbeat'));
     await this.audited('key.rotated', null, { oldNodeId: record.oldNodeId, newNodeId: record.newNodeId, announced, failed }, true);
     return { announced, failed };
   }
@@ -229,12 +231,15 @@ export class MeshService implements SenderLink {
     // holds each endorsed rotation since (verified when it came); the chain from the config's key
     // is followed, so a pin edited to another key is left as the user set it.
     for (const r of acceptedRotations(this.deps.audit)) {
+      peers.retire(r.oldNodeId, r.computer);
       const p = peers.byName(r.computer);
       if (p && p.nodeId === r.oldNodeId) {
         pins.pin(r.computer, r.newNodeId);
         peers.rekey(r.oldNodeId, r.newNodeId);
       }
     }
+    peers.onRetiredKey = (computer, nodeId) =>
+      this.logger.warn({ computer, nodeId }, 'the peer registry names a key this peer rotated away from: ignored (a stale entry until its next heartbeat, or a replayed one)');
     // The transport checks keys itself over TLS: it pins the new key too.
     this.unsubs.push(peers.onRekeyed((p) => provider.repin?.(p.computer, p.nodeId)));
     for (const p of this.weftPeers()) provider.repin?.(p.computer, p.nodeId);

@@ -73,12 +73,15 @@ export class NatsPeerRegistry implements PeerDiscovery {
   private readonly maxPeers: number;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  /** This node's entry (its node id changes with a key rotation). */
+  private readonly self: PeerInfo;
 
   constructor(
     private readonly init: NatsPeerRegistryInit,
     private readonly deps: NatsPeerRegistryDeps,
   ) {
     requireState(isPeerInfo(init.self), 'NatsPeerRegistry: init.self is not a valid PeerInfo');
+    this.self = { ...init.self };
     const prefix = init.prefix ?? DEFAULT_NATS_PREFIX;
     requireState(NATS_PREFIX_PATTERN.test(prefix), `NatsPeerRegistry: prefix ${JSON.stringify(prefix)} is not letters, digits, '_' or '-'`);
     this.ttlMs = init.ttlMs ?? 30_000;
@@ -100,7 +103,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
       try {
         this.nc = await nats.connect({
           servers: this.init.url.split(',').map((s) => s.trim()),
-          name: `weft registry ${this.init.self.computer}`,
+          name: `weft registry ${this.self.computer}`,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
           pingInterval: 10_000,
@@ -151,11 +154,11 @@ export class NatsPeerRegistry implements PeerDiscovery {
         } catch {
           return; // a damaged entry: the heartbeat overwrites it
         }
-        if (!isPeerInfo(other) || other.nodeId === this.init.self.nodeId) return;
+        if (!isPeerInfo(other) || other.nodeId === this.self.nodeId) return;
         const ageMs = Math.max(0, this.deps.clock.now() - e.created.getTime());
         throw new WeftError(
           'WEFT_CONFLICT',
-          `computer name '${this.init.self.computer}' is in use on this NATS by another live node (${other.nodeId}); give this node its own computer.name (WEFT_COMPUTER_NAME) (or, if that node is gone, wait ${Math.ceil(Math.max(0, this.ttlMs - ageMs) / 1000)} s for its entry to expire)`,
+          `computer name '${this.self.computer}' is in use on this NATS by another live node (${other.nodeId}); give this node its own computer.name (WEFT_COMPUTER_NAME) (or, if that node is gone, wait ${Math.ceil(Math.max(0, this.ttlMs - ageMs) / 1000)} s for its entry to expire)`,
           { details: { bucket: this.bucket, key: this.key, holder: other.nodeId } },
         );
       }
@@ -170,8 +173,14 @@ export class NatsPeerRegistry implements PeerDiscovery {
   }
 
   private entry(): Uint8Array {
-    const entry: PeerInfo = { ...this.init.self, lastSeen: this.deps.clock.now() };
+    const entry: PeerInfo = { ...this.self, lastSeen: this.deps.clock.now() };
     return new TextEncoder().encode(JSON.stringify(entry));
+  }
+
+  /** After a key rotation: the entry names the new node id, written at once (see RedisPeerRegistry.rekeySelf). */
+  async rekeySelf(nodeId: string): Promise<void> {
+    this.self.nodeId = nodeId;
+    if (this.kv && !this.stopping) await this.heartbeat();
   }
 
   /** Writes this node's entry (which restarts its TTL). */
@@ -215,7 +224,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
       }
       // The key must be the entry's own computer: an entry cannot speak for another name.
       if (!isPeerInfo(p) || natsToken(p.computer) !== k) continue;
-      if (p.computer === this.init.self.computer || p.nodeId === this.init.self.nodeId) continue;
+      if (p.computer === this.self.computer || p.nodeId === this.self.nodeId) continue;
       peers.push(p);
     }
     return peers.sort((a, b) => (a.computer < b.computer ? -1 : a.computer > b.computer ? 1 : 0));

@@ -67,6 +67,12 @@ export class PeerBook {
   private trustOf: ((p: KnownPeer) => TrustLevel | undefined) | undefined;
   /** The level each peer had before a policy rule set it (what the config or discovery gave). */
   private readonly given = new Map<string, TrustLevel>();
+  /** Keys peers rotated away from (old node id → computer): discovery never brings one back. */
+  private readonly retired = new Map<string, string>();
+  /** Retired keys a registry still named, reported once each. */
+  private readonly retiredSeen = new Set<string>();
+  /** Told once per retired key a registry entry still names (a stale entry, or someone replaying it). */
+  onRetiredKey: ((computer: string, nodeId: string) => void) | undefined;
 
   constructor(
     private readonly self: { computer: string; cluster?: string; nodeId: string },
@@ -94,9 +100,21 @@ export class PeerBook {
     return changed;
   }
 
-  /** Merges what the registry reports. */
+  /**
+   * Merges what the registry reports. An entry naming a key its computer rotated away from is
+   * skipped: the registry entry is rewritten by the node's heartbeat, and until then it would
+   * take back the key the endorsed rotation replaced (every frame signed with the new one then
+   * refused as FRAME_UNKNOWN_SENDER).
+   */
   discovered(infos: readonly PeerInfo[]): void {
     for (const i of infos) {
+      if (this.retired.has(i.nodeId)) {
+        if (!this.retiredSeen.has(i.nodeId) && this.retiredSeen.size < 1024) {
+          this.retiredSeen.add(i.nodeId);
+          this.onRetiredKey?.(i.computer, i.nodeId);
+        }
+        continue;
+      }
       this.upsert({
         computer: i.computer,
         nodeId: i.nodeId,
@@ -110,10 +128,21 @@ export class PeerBook {
     }
   }
 
+  /** Marks a key as rotated away from: discovery never makes it a peer's key again (bounded: the newest 1024 kept). */
+  retire(oldNodeId: string, computer: string): void {
+    this.retired.delete(oldNodeId);
+    if (this.retired.size >= 1024) {
+      const oldest = this.retired.keys().next();
+      if (!oldest.done) this.retired.delete(oldest.value);
+    }
+    this.retired.set(oldNodeId, computer);
+  }
+
   /** Replaces a peer's key after an endorsed rotation. */
   rekey(oldNodeId: string, newNodeId: string): void {
     const p = this.byNode.get(oldNodeId);
     if (!p) return;
+    this.retire(oldNodeId, p.computer);
     this.byNode.delete(oldNodeId);
     p.nodeId = newNodeId;
     this.byNode.set(newNodeId, p);
