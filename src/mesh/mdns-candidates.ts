@@ -237,7 +237,7 @@ export class PeerCandidates {
   private readonly trialRetryMs: number;
   private readonly admitWaitMs: number;
   private readonly s: Record<
-    'get' | 'insert' | 'touch' | 'touchPeer' | 'state' | 'count' | 'victim' | 'del' | 'list' | 'listState' | 'known' | 'pins' | 'putPin' | 'delPin',
+    'get' | 'insert' | 'touch' | 'touchPeer' | 'state' | 'rekey' | 'count' | 'victim' | 'del' | 'list' | 'listState' | 'known' | 'pins' | 'putPin' | 'delPin',
     Statement
   >;
   /** Every row's state by fingerprint: a sighting is judged here, before any write. */
@@ -287,6 +287,7 @@ export class PeerCandidates {
       // A peer keeps the name it was pinned under; only what it announces and where it is seen move.
       touchPeer: db.prepare('UPDATE peer_candidates SET cluster = ?, addresses = ?, last_seen = ? WHERE fingerprint = ?'),
       state: db.prepare('UPDATE peer_candidates SET state = ? WHERE fingerprint = ?'),
+      rekey: db.prepare('UPDATE peer_candidates SET fingerprint = ?, node_id = ? WHERE fingerprint = ?'),
       count: db.prepare('SELECT COUNT(*) FROM peer_candidates').pluck(),
       // Candidates go first, then ignored ones; peers (pinned, admitted) are never dropped.
       victim: db
@@ -878,22 +879,40 @@ export class PeerCandidates {
     }
   }
 
+  /**
+   * A pinned (or admitted) peer rotated its key: the pin and its row move to the new key, so
+   * `weft peers candidates` lists it under the fingerprint `weft identity show` prints there,
+   * with its cluster, and `weft peers pin <new fingerprint>` finds it. (Only the pin moved
+   * before: the row stayed under the old fingerprint, shown without its cluster, the new one
+   * was not found, and a pin of the old one with --trust or --cluster changed nothing.)
+   */
   private async rekeyed(p: KnownPeer, oldNodeId: string): Promise<void> {
     const oldFp = fingerprintOfNodeId(oldNodeId);
     const newFp = fingerprintOfNodeId(p.nodeId);
-    if (!oldFp || !newFp) return;
+    if (!oldFp || !newFp || oldFp === newFp) return;
     try {
-      const moved = await this.deps.node.ns.store.write(() => {
+      const r = await this.deps.node.ns.store.write(() => {
         const rec = this.pins.get(oldFp);
         if (!rec) return undefined;
         const next: PinRecord = { ...rec, nodeId: p.nodeId };
         this.s.delPin.run(PIN_KEY + oldFp);
         this.s.putPin.run(PIN_KEY + newFp, JSON.stringify(next));
-        return next;
+        const row = this.s.get.get(oldFp) as Row | undefined;
+        if (row) {
+          // A row of the new key (announced before the rotation reached us) gives way to the peer's.
+          this.s.del.run(newFp);
+          this.s.rekey.run(newFp, p.nodeId, oldFp);
+        }
+        return { next, state: row?.state };
       });
-      if (moved) {
+      if (r) {
         this.pins.delete(oldFp);
-        this.pins.set(newFp, moved);
+        this.pins.set(newFp, r.next);
+        this.cancelTrial(oldFp);
+        this.touched.delete(oldFp);
+        this.touched.delete(newFp);
+        this.known.delete(oldFp);
+        if (r.state !== undefined) this.known.set(newFp, r.state);
       }
     } catch (err) {
       this.deps.logger.warn({ computer: p.computer, err: (err as Error).message }, 'moving a pin to a rotated key failed');

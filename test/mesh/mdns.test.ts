@@ -641,3 +641,38 @@ test(
     assert.ok(r.ok, `${r.failure}\n${lines.join('\n')}`);
   },
 );
+
+test('after an endorsed key rotation of a pinned peer, its row follows the new key: listed under the new fingerprint with its cluster, found by pin, refreshed by its announcements', async () => {
+  const b = await book();
+  try {
+    b.c.start();
+    const venus = ids[0]!;
+    const next = generateIdentity();
+    await b.c.seen(sighting(venus, 'venus'));
+    await b.c.pin(venus.fingerprint, { cluster: 'home' });
+    b.peers.rekey(venus.nodeId, next.nodeId);
+    await waitFor(() => b.c.list().some((c) => c.fingerprint === next.fingerprint), 5000, 'the row under the new fingerprint');
+    const row = b.c.get(next.fingerprint);
+    assert.equal(row.state, 'pinned');
+    assert.equal(row.nodeId, next.nodeId);
+    assert.equal(row.cluster, 'home', 'listed with its cluster');
+    assert.throws(() => b.c.get(venus.fingerprint), (e: Error & { code?: string }) => e.code === 'WEFT_NOT_FOUND');
+    // The fingerprint `weft identity show` prints there now is the one a human pins.
+    const r = await b.c.pin(next.fingerprint, { trust: 'query_from' });
+    assert.equal(r.changed, true);
+    assert.equal(r.trustLevel, 'query_from');
+    assert.equal(r.cluster, 'home');
+    assert.equal(b.peers.get(next.nodeId)?.trustLevel, 'query_from');
+    // Its announcements under the new key refresh the row (it is no longer an unknown 'peer' sighting).
+    b.clock.advance(61_000);
+    assert.equal(await b.c.seen(sighting(next, 'venus', '10.0.0.2')), 'known');
+    assert.equal(b.c.get(next.fingerprint).lastSeen, b.clock.now());
+    // A restart restores it under the new key, cluster and level kept.
+    const fresh = new PeerBook({ computer: 'mars', cluster: 'home', nodeId: b.self.nodeId });
+    assert.equal(b.make(fresh).restore(), 1);
+    assert.equal(fresh.get(next.nodeId)?.cluster, 'home');
+    assert.equal(fresh.get(next.nodeId)?.trustLevel, 'query_from');
+  } finally {
+    await b.close();
+  }
+});
