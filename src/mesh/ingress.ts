@@ -117,6 +117,8 @@ export interface IngressDeps {
   onHello?(computer: string, body: FrameBodies['hello'], change: HelloChange): void;
   /** A verified frame from a peer could not be opened: the peer holds a stale key of ours, or we lack its key. */
   onUnopenable?(computer: string): void;
+  /** A verified events, ack or message frame from a peer arrived unsealed (the mesh checks whether it should have been). */
+  onUnsealed?(computer: string): void;
   /**
    * How an ack to `computer` is sealed (`sealedIn`: it acknowledges sealed frames, so it is
    * sealed too); undefined when it must be sealed and no key is known (no ack is sent).
@@ -419,6 +421,7 @@ export class MeshIngress {
         await this.reject(frame.header.sender, f.from, 'ROUTE_FRAME_TYPE', `a ${frame.type} frame cannot come this way (only ${[...route.types].join(', ')})`, { ref: f.deliveryId, raw: f.bytes });
         continue;
       }
+      if (frame.header.aead === null && (frame.type === 'events' || frame.type === 'ack' || frame.type === 'message')) this.deps.onUnsealed?.(computer);
       switch (frame.type) {
         case 'events':
           toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer, f.deliveryId) });

@@ -123,6 +123,8 @@ export class MeshService implements SenderLink {
   /** The last refusal of a link to a pinned peer (its key did not match, …), until the link works. */
   private readonly refusedPeers = new Map<string, { reason: string; at: number }>();
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
+  /** Peers whose frames arrived unsealed on a link where this node seals (see onUnsealed). */
+  private readonly unsealedIn = new Set<string>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly linkKeys: LinkKeys | undefined;
   /** When our last hello went to each peer. */
@@ -166,6 +168,7 @@ export class MeshService implements SenderLink {
         ...(this.linkKeys ? { linkKeys: this.linkKeys } : {}),
         onHello: (computer, body, change) => this.onHello(computer, body, change),
         onUnopenable: (computer) => void this.hello(computer, { reply: true, minGapMs: UNOPENABLE_HELLO_GAP_MS }),
+        onUnsealed: (computer) => this.onUnsealed(computer),
         sealFor: (computer, sealedIn) => this.sealing(computer, sealedIn),
         messageHandlers: this.handlers,
         clock: deps.clock,
@@ -409,6 +412,25 @@ export class MeshService implements SenderLink {
    * hello the first time since start, when the peer asks, or when its key changed (it may have
    * lost ours as well), so both ends learn each other's key.
    */
+  /**
+   * A peer's frame arrived unsealed. On a link where this node seals (aead negotiated over a
+   * brokered provider) that is a peer that does not prefer aead itself (its own
+   * `mesh.caps_preferred` leaves it out): what it sends crosses the broker readable while this
+   * node's frames are sealed. Said once per peer and start: a warning, `transport.flatneg`, and
+   * `encryption: aead-outbound-only` in `weft mesh status`. The frame is still taken.
+   */
+  private onUnsealed(computer: string): void {
+    const c = this.negotiated.get(computer);
+    if (this.deps.provider.confidential || c === undefined || c === 'noprov' || !c.aead || this.unsealedIn.has(computer)) return;
+    this.unsealedIn.add(computer);
+    this.logger.warn(
+      { peer: computer },
+      "a peer's frames arrive unsealed although this node seals its own to it: they cross the broker readable (that node's mesh.caps_preferred leaves out aead; add it there)",
+    );
+    void this.audited('transport.flatneg', computer, { missing: ['aead'], direction: 'inbound' }, false);
+    void this.deps.node.emit({ event: 'transport.flatneg', payload: { peer: computer, missing: ['aead'] } }).catch(() => undefined);
+  }
+
   private onHello(computer: string, body: FrameBodies['hello'], change: HelloChange): void {
     const s = this.senders.get(computer);
     if (change.capsChanged) s?.renegotiate();
@@ -554,6 +576,7 @@ export class MeshService implements SenderLink {
       senders: this.senders,
       states: this.states,
       negotiated: this.negotiated,
+      unsealedIn: this.unsealedIn,
       linkKeyKnown: (nodeId) => this.linkKeys?.info(nodeId) !== undefined,
       discovery: this.discoveryStreak?.state() ?? null,
       now: this.clock.now(),

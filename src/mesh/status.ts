@@ -21,6 +21,8 @@ export interface MeshStatusView {
   senders: ReadonlyMap<string, PeerSender>;
   states: ReadonlyMap<string, string>;
   negotiated: ReadonlyMap<string, NegotiatedCaps | 'noprov'>;
+  /** Peers whose frames arrived unsealed on a link where this node seals (aead negotiated). */
+  unsealedIn?: ReadonlySet<string>;
   /** Whether a peer's public link key is known (its hello arrived, now or before a restart). */
   linkKeyKnown: (nodeId: string) => boolean;
   /** Peer discovery failing in a row (the registry away), or null. */
@@ -79,7 +81,8 @@ export function meshStatus(v: MeshStatusView): Record<string, unknown> {
           if (p.wire === 'teleclaude') return 'none';
           const c = v.negotiated.get(p.computer);
           if (c === undefined || c === 'noprov') return null;
-          return c.aead ? 'aead' : v.provider.confidential ? v.provider.name : 'none';
+          if (c.aead) return v.unsealedIn?.has(p.computer) ? 'aead-outbound-only' : 'aead';
+          return v.provider.confidential ? v.provider.name : 'none';
         })(),
         linkKey: p.wire === 'teleclaude' ? null : v.linkKeyKnown(p.nodeId) ? 'known' : 'unknown',
         rttMs: t?.rttMs ?? null,
