@@ -159,7 +159,9 @@ export interface MdnsDeps {
   candidates: { seen(s: CandidateSighting): Promise<SightingOutcome> };
   /**
    * Records a refused announcement (listable: `weft rejections list --origin mdns`). `code` is
-   * `MDNS_ANNOUNCEMENTS_SUPPRESSED` for the summary of those not recorded one by one, else absent.
+   * `MDNS_ANNOUNCEMENTS_SUPPRESSED` for the summary of those not recorded one by one,
+   * `MDNS_CANDIDATES_DROPPED` for the minute's summary of valid announcements the candidate book
+   * did not take (over its new-candidate budget), else absent.
    */
   reject?: (r: { ref: string; field: string; reason: string; raw: string; code?: string }) => Promise<void>;
   /** The engine; default bonjour-service, imported on start. */
@@ -183,11 +185,11 @@ export class MdnsDiscovery {
   /** Refusals recorded, by ref (oldest first, at most MAX_REFUSED_REFS), so a repeated bad announcement writes at most once a minute. */
   private readonly refused = new Map<string, number>();
   /** This minute's refusals: recorded one by one, and the rest, counted for the summary. */
-  private refusals = { start: 0, recorded: 0, suppressed: 0, sources: new Set<string>() };
+  private refusals = { start: 0, recorded: 0, suppressed: 0, sources: new Set<string>(), dropped: 0, droppedFrom: new Set<string>() };
   private readonly maxRefusalsPerMinute: number;
   private readonly errorsSeen = new Set<string>();
   /** `suppressed`: refusals over the per-minute budget, counted in summaries instead of recorded. */
-  readonly stats = { announcements: 0, refused: 0, own: 0, errors: 0, suppressed: 0, summaries: 0 };
+  readonly stats = { announcements: 0, refused: 0, own: 0, errors: 0, suppressed: 0, summaries: 0, dropped: 0 };
 
   constructor(
     private readonly init: MdnsInit,
@@ -273,7 +275,16 @@ export class MdnsDiscovery {
       this.stats.own++;
       return;
     }
-    await this.deps.candidates.seen(p.sighting);
+    const outcome = await this.deps.candidates.seen(p.sighting);
+    if (outcome === 'dropped') {
+      // Valid, but not recorded (over the new-candidate budget): counted for the minute's summary record.
+      this.stats.dropped++;
+      const now = this.deps.clock.now();
+      await this.summarize(now, false);
+      const w = this.refusals;
+      w.dropped++;
+      if (w.droppedFrom.size < MAX_SUMMARY_SOURCES) w.droppedFrom.add(`${p.sighting.computer}@${p.sighting.observed ?? '?'}`);
+    }
   }
 
   /**
@@ -317,10 +328,18 @@ export class MdnsDiscovery {
   private async summarize(now: number, force: boolean): Promise<void> {
     const w = this.refusals;
     if (!force && now - w.start < 60_000) return;
-    this.refusals = { start: now, recorded: 0, suppressed: 0, sources: new Set() };
+    this.refusals = { start: now, recorded: 0, suppressed: 0, sources: new Set(), dropped: 0, droppedFrom: new Set() };
+    const since = new Date(w.start).toISOString();
+    if (w.dropped > 0) {
+      const from = [...w.droppedFrom];
+      const reason = `${w.dropped} announced nodes since ${since} were not recorded as candidates (the candidate book takes a limited number of new ones a minute, 60 by default: a flood of new keys, or a table full of peers): ${from.join(', ')}${w.dropped > from.length ? ' among others' : ''}`;
+      this.deps.logger.warn({ dropped: w.dropped, since, from }, 'mDNS: announced nodes were not recorded as candidates');
+      await this.deps
+        .reject?.({ ref: `dropped@${since}`, field: 'announcement', reason, raw: JSON.stringify({ dropped: w.dropped, since, from }), code: 'MDNS_CANDIDATES_DROPPED' })
+        .catch((err) => this.deps.logger.debug({ err: (err as Error).message }, 'recording dropped mDNS candidates failed'));
+    }
     if (w.suppressed === 0) return;
     this.stats.summaries++;
-    const since = new Date(w.start).toISOString();
     const sources = [...w.sources];
     const reason = `${w.suppressed} more refused mDNS announcements since ${since} were not recorded one by one (at most ${this.maxRefusalsPerMinute} a minute are); from ${sources.join(', ')}${w.suppressed > sources.length ? ' among others' : ''}`;
     this.deps.logger.warn({ suppressed: w.suppressed, since, sources }, 'mDNS: many refused announcements (a flood or a misconfigured node)');

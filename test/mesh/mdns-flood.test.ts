@@ -194,3 +194,62 @@ test('a flood of announcements under ever new names over a real socket: the last
     await m.stop();
   }
 });
+
+test('valid announcements the candidate book drops (over its budget) are summed up in one recorded rejection a minute, naming a few of them', async () => {
+  const me = generateIdentity();
+  const port = await freePort();
+  const clock = new ManualClock(Date.now(), { timers: true });
+  const refused: Array<{ ref: string; reason: string; code?: string }> = [];
+  const m = new MdnsDiscovery(
+    {
+      self: { computer: 'mars', nodeId: me.nodeId, fingerprint: me.fingerprint },
+      port: 9238,
+      refreshMs: 3_600_000,
+    },
+    {
+      candidates: { seen: async () => 'dropped' },
+      reject: async (r) => void refused.push(r),
+      engine: await bonjourEngine({ multicast: false, port, ip: '127.0.0.1', bind: '127.0.0.1' }),
+      clock,
+      logger: silentLogger,
+    },
+  );
+  const sender = createSocket('udp4');
+  await new Promise<void>((r) => sender.bind(0, '127.0.0.1', r));
+  try {
+    await m.start();
+    for (let i = 0; i < 12; i++) {
+      const id = generateIdentity();
+      sender.send(
+        response(
+          `new${i}`,
+          { proto: '1', computer: `new${i}`, nodeid: id.nodeId, fp: id.fingerprint },
+          9238,
+          '10.0.0.9',
+        ),
+        port,
+        '127.0.0.1',
+      );
+    }
+    const deadline = Date.now() + 10_000;
+    while (m.stats.dropped < 12) {
+      assert.ok(Date.now() < deadline, `only ${m.stats.dropped} of 12 dropped announcements were counted`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(refused.length, 0, 'nothing recorded one by one');
+    clock.advance(60_000);
+    const until = Date.now() + 5000;
+    while (refused.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(refused.length, 1, 'one summary when the minute is over');
+    assert.equal(refused[0]!.code, 'MDNS_CANDIDATES_DROPPED');
+    assert.match(refused[0]!.reason, /^12 announced nodes since .* were not recorded as candidates/);
+    assert.match(refused[0]!.reason, /new0@127\.0\.0\.1|new\d+@/);
+    // A quiet minute records nothing.
+    clock.advance(60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(refused.length, 1);
+  } finally {
+    sender.close();
+    await m.stop();
+  }
+});
