@@ -7,6 +7,15 @@ import type { CliContext } from '../context.js';
 import { table } from '../format.js';
 import { showDomainPipeline } from './domains.js';
 
+/** A fingerprint as `weft peers candidates` lists it (16 hex digits, any case, spaces trimmed); a usage error otherwise, before any request. */
+function fingerprintArg(fp: string): string {
+  const f = fp.trim().toLowerCase();
+  if (!/^[0-9a-f]{16}$/.test(f)) {
+    throw new WeftError('WEFT_VALIDATION', `'${fp}' is not a fingerprint: 16 hex digits, as 'weft peers candidates' lists it (and 'weft identity show' prints it on the other computer)`);
+  }
+  return f;
+}
+
 type Row = Record<string, unknown>;
 
 export function registerNodeCommands(ctx: CliContext): void {
@@ -268,7 +277,7 @@ Examples:
       const r = await post<{ candidate: Row; changed: boolean; trustLevel: string; cluster?: string }>(
         '/api/peers/pin',
         {
-          fingerprint,
+          fingerprint: fingerprintArg(fingerprint),
           ...(o.trust ? { trust: o.trust } : {}),
           ...(o.cluster ? { cluster: o.cluster } : {}),
         },
@@ -287,7 +296,7 @@ Examples:
     .command('ignore <fingerprint>')
     .description('set a candidate aside: no more notifications about it, and subnet policy never admits it')
     .action(async (fingerprint: string) => {
-      const r = await post<{ candidate: Row }>('/api/peers/ignore', { fingerprint });
+      const r = await post<{ candidate: Row }>('/api/peers/ignore', { fingerprint: fingerprintArg(fingerprint) });
       out(`ignoring ${String(r.candidate.computer)} (${String(r.candidate.fingerprint)})`, r);
     });
 
