@@ -77,6 +77,8 @@ test('weft identity rotate on one node, then restarts of both: the TLS link come
     await sendAndSee('before');
     const r = weft(['identity', 'rotate'], b.env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    // A backup of the old key would restore a node every peer refuses: the output says to export again.
+    assert.match(r.stdout, /A key backup made before now holds the old key, which peers refuse from now on: export the new one \(weft identity export --encrypted/);
     const rotated = JSON.parse(weft(['--json', 'identity', 'show'], b.env).stdout) as { nodeId: string };
     await eventually(
       async () => (await a.api.request<Array<{ computer: string; nodeId: string }>>('GET', '/api/peers')).some((p) => p.computer === 'b' && p.nodeId === rotated.nodeId),

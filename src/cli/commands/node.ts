@@ -197,7 +197,7 @@ Examples:
     .action(async () => {
       const r = await post<Row>('/api/identity/rotate');
       out(
-        `new node id: ${String(r.nodeId)}\nfingerprint: ${String(r.fingerprint)}\nannounced to: ${(r.announced as string[]).join(', ') || '(no peers)'}${(r.failed as string[]).length ? `\nnot reached: ${(r.failed as string[]).join(', ')} (they keep refusing the new key until told)` : ''}\nTLS links use the new certificate after the daemon restarts.`,
+        `new node id: ${String(r.nodeId)}\nfingerprint: ${String(r.fingerprint)}\nannounced to: ${(r.announced as string[]).join(', ') || '(no peers)'}${(r.failed as string[]).length ? `\nnot reached: ${(r.failed as string[]).join(', ')} (they keep refusing the new key until told)` : ''}\nTLS links use the new certificate after the daemon restarts.\nA key backup made before now holds the old key, which peers refuse from now on: export the new one (weft identity export --encrypted --out <file>).`,
         r,
       );
     });
