@@ -39,7 +39,7 @@ export const CONFIG_KEYS = {
     default: false,
     help: 'redis.url names a Redis Cluster: one or more seed nodes, comma separated (redis://a:7000,redis://b:7001); keys carry hash tags so each computer\'s inbox and its group share a slot while computers spread over the slots',
   },
-  'nats.url': { kind: 'string', secret: true, help: 'NATS server(s) for mesh.provider = "nats", comma separated (nats://127.0.0.1:4222); JetStream must be enabled (nats-server -js)' },
+  'nats.url': { kind: 'string', secret: true, help: 'NATS server(s) for mesh.provider = "nats", comma separated (nats://127.0.0.1:4222; credentials as nats://user:password@host:4222 or nats://token@host:4222); JetStream must be enabled (nats-server -js)' },
   'nats.prefix': { kind: 'string', default: 'weft', help: 'prefix of every stream, subject, consumer and KV bucket Weft makes on NATS (two fleets on one server keep apart by it)' },
   'daemon.stop_timeout': { kind: 'integer', default: 10, min: 1, max: 600, help: 'seconds a stop may take; what is not sent yet stays durable in the journal and outboxes' },
   'store.max_dead_letters': { kind: 'integer', default: 10_000, min: 100, max: 10_000_000, help: 'dead letters kept (events a cartridge failed on, newest first); older ones are deleted, the per-cartridge failure counts stay' },

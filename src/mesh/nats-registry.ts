@@ -8,7 +8,7 @@
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { requireState, WeftError } from '../errors/index.js';
 import { isNodeId } from '../identity/index.js';
-import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsToken, redactNatsUrl } from '../transport/index.js';
+import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsConnectTarget, natsToken, redactNatsUrl } from '../transport/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { heartbeatEvery, type PeerDiscovery, type PeerInfo } from './discovery.js';
 
@@ -102,7 +102,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
       const where = redactNatsUrl(this.init.url);
       try {
         this.nc = await nats.connect({
-          servers: this.init.url.split(',').map((s) => s.trim()),
+          ...natsConnectTarget(this.init.url),
           name: `weft registry ${this.self.computer}`,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,

@@ -28,6 +28,8 @@ export {
   NATS_FROM_HEADER,
   NATS_MAX_FRAME_BYTES,
   NATS_PREFIX_PATTERN,
+  type NatsConnectTarget,
+  natsConnectTarget,
   natsInbox,
   type NatsProviderInit,
   natsProvider,

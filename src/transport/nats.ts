@@ -118,9 +118,58 @@ export function natsInbox(computer: string, prefix = DEFAULT_NATS_PREFIX): { str
   return { stream: `${prefix}_inbox_${t}`, subject: `${prefix}.inbox.${t}`, consumer: `${prefix}_mesh` };
 }
 
-/** Hides a password in a NATS URL for messages. */
+/** Hides a password (`user:***@`) or a token (`***@`) in a NATS URL for messages. */
 export function redactNatsUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/g, '//$1:***@');
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/g, '//$1:***@').replace(/\/\/([^:@/]+)@/g, '//***@');
+}
+
+/** What `nats.connect()` gets for a `nats.url`: the servers, and the credentials the URLs carry. */
+export interface NatsConnectTarget {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+/**
+ * The servers of a `nats.url` (comma separated) without their credentials, and those credentials
+ * as the client's own options: `nats://user:pass@host` gives user and password,
+ * `nats://token@host` a token (percent-encoding is undone). The `nats` client ignores
+ * credentials inside a server URL, so they must travel this way. Every URL that carries
+ * credentials must carry the same ones (the client has one set for all servers).
+ * @throws TransportError TRANSPORT_MISSING_DEPENDENCY when two URLs carry different credentials.
+ */
+export function natsConnectTarget(url: string): NatsConnectTarget {
+  const servers: string[] = [];
+  let creds: { user?: string; pass?: string; token?: string } | undefined;
+  let credsKey: string | undefined;
+  const decode = (v: string) => {
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return v;
+    }
+  };
+  for (const raw of url.split(',')) {
+    const u = raw.trim();
+    if (u === '') continue;
+    const m = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?(?:([^@/]*)@)?(.*)$/.exec(u) as RegExpExecArray;
+    const [, scheme = '', userinfo, rest = ''] = m;
+    servers.push(`${scheme}${rest}`);
+    if (userinfo === undefined || userinfo === '') continue;
+    const colon = userinfo.indexOf(':');
+    const these = colon >= 0 ? { user: decode(userinfo.slice(0, colon)), pass: decode(userinfo.slice(colon + 1)) } : { token: decode(userinfo) };
+    const key = JSON.stringify(these);
+    if (credsKey !== undefined && credsKey !== key) {
+      throw new TransportError(
+        'TRANSPORT_MISSING_DEPENDENCY',
+        `nats.url ${JSON.stringify(redactNatsUrl(url))} carries different credentials for different servers; the NATS client has one set for all of them: give every URL the same (or put them on the first only)`,
+      );
+    }
+    credsKey = key;
+    creds = these;
+  }
+  return { servers, ...creds };
 }
 
 /**
@@ -225,6 +274,8 @@ class NatsProvider extends ProviderBase implements Provider {
       );
     }
     this.names = natsInbox(init.computer, prefix);
+    // Refuses URLs whose credentials cannot be passed on (checked at config time too).
+    natsConnectTarget(init.url);
     this.opts = {
       url: init.url,
       computer: init.computer,
@@ -257,7 +308,8 @@ class NatsProvider extends ProviderBase implements Provider {
       const where = redactNatsUrl(this.opts.url);
       try {
         this.nc = await nats.connect({
-          servers: this.opts.url.split(',').map((s) => s.trim()),
+          // Credentials in the URL travel as the client's options (it ignores them in a server URL).
+          ...natsConnectTarget(this.opts.url),
           name: `weft ${this.opts.computer}`,
           timeout: this.opts.connectTimeoutMs,
           maxReconnectAttempts: -1,

@@ -61,15 +61,22 @@ export class TestNats {
   private proc: ChildProcess | undefined;
   private log = '';
 
-  private constructor(port: number) {
+  private constructor(
+    port: number,
+    private readonly args: readonly string[] = [],
+  ) {
     this.port = port;
     this.storeDir = mkdtempSync(join(tmpdir(), 'weft-nats-'));
   }
 
-  /** Starts a nats-server with JetStream on a free loopback port. Throws when the binary is missing. */
-  static async start(): Promise<TestNats> {
+  /**
+   * Starts a nats-server with JetStream on a free loopback port. Throws when the binary is
+   * missing. `args` are passed on (e.g. `['--user', 'u', '--pass', 'p']` for a server that asks
+   * for credentials).
+   */
+  static async start(opts: { args?: readonly string[] } = {}): Promise<TestNats> {
     if (natsSkipReason) throw new Error(natsSkipReason);
-    const n = new TestNats(await freePort());
+    const n = new TestNats(await freePort(), opts.args);
     await n.start();
     return n;
   }
@@ -90,7 +97,7 @@ export class TestNats {
   /** Starts the server (again) on the same port and store dir. */
   async start(): Promise<void> {
     if (this.running) return;
-    this.proc = spawn(BIN, ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, '-n', `weft-test-${this.port}`], {
+    this.proc = spawn(BIN, ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, '-n', `weft-test-${this.port}`, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc.stderr?.on('data', (d: Buffer) => {
