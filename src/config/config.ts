@@ -612,8 +612,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   }
   const natsUrl = get<string | undefined>('nats.url');
   if (natsUrl) {
-    if (!natsUrl.split(',').every((u) => /^(nats|tls|wss?):\/\/\S+$/.test(u.trim()))) {
-      throw new ConfigError(`config key ${named('nats.url')}: ${JSON.stringify(mask(natsUrl))} is not allowed; expected nats://host:port (several comma separated)`, { key: 'nats.url' });
+    if (!natsUrl.split(',').every((u) => /^(nats|tls):\/\/\S+$/i.test(u.trim()))) {
+      throw new ConfigError(
+        `config key ${named('nats.url')}: ${JSON.stringify(mask(natsUrl))} is not allowed; expected nats://host:port, or tls://host:port to require TLS (several comma separated; WebSocket URLs are not supported)`,
+        { key: 'nats.url' },
+      );
     }
     cfg.nats.url = natsUrl;
   }

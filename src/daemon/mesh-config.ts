@@ -6,7 +6,7 @@
 import type { WeftConfig } from '../config/index.js';
 import { ConfigError } from '../errors/index.js';
 import { NatsPeerRegistry, parsePeerSpec } from '../mesh/index.js';
-import { NATS_MAX_FRAME_BYTES, NATS_PREFIX_PATTERN, natsProvider, redisProvider, tlsProvider } from '../transport/index.js';
+import { NATS_MAX_FRAME_BYTES, NATS_PREFIX_PATTERN, natsConnectTarget, natsProvider, redisProvider, tlsProvider } from '../transport/index.js';
 import type { AssembleInit } from './assemble.js';
 /** The mesh part of a node's assembly, from the config. */
 export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
@@ -105,6 +105,12 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
       const prefix = cfg.nats.prefix;
       if (!NATS_PREFIX_PATTERN.test(prefix)) {
         throw new ConfigError(`config key nats.prefix: ${JSON.stringify(prefix)} is not allowed; expected 1 to 32 letters, digits, '_' or '-' (it is part of stream names)`, { key: 'nats.prefix' });
+      }
+      try {
+        // Credentials and schemes the client would ignore are refused here, before a start.
+        natsConnectTarget(url);
+      } catch (err) {
+        throw new ConfigError(`config key nats.url: ${(err as Error).message.replace(/^nats\.url /, '')}`, { key: 'nats.url' });
       }
       return {
         mesh: {

@@ -8,7 +8,7 @@
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { requireState, WeftError } from '../errors/index.js';
 import { isNodeId } from '../identity/index.js';
-import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsConnectTarget, natsToken, redactNatsUrl } from '../transport/index.js';
+import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsConnectError, natsConnectTarget, natsToken, redactNatsUrl } from '../transport/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { heartbeatEvery, type PeerDiscovery, type PeerInfo } from './discovery.js';
 
@@ -110,7 +110,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
           maxPingOut: 3,
         });
       } catch (err) {
-        throw new WeftError('WEFT_BUS', `cannot reach NATS at ${where}: ${(err as Error).message}`, { cause: err });
+        throw new WeftError('WEFT_BUS', `cannot reach NATS at ${where}: ${natsConnectError(err)}`, { cause: err });
       }
       try {
         this.kv = await this.nc.jetstream().views.kv(this.bucket, {

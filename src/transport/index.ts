@@ -29,6 +29,7 @@ export {
   NATS_MAX_FRAME_BYTES,
   NATS_PREFIX_PATTERN,
   type NatsConnectTarget,
+  natsConnectError,
   natsConnectTarget,
   natsInbox,
   type NatsProviderInit,

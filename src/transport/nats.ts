@@ -123,12 +123,14 @@ export function redactNatsUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/g, '//$1:***@').replace(/\/\/([^:@/]+)@/g, '//***@');
 }
 
-/** What `nats.connect()` gets for a `nats.url`: the servers, and the credentials the URLs carry. */
+/** What `nats.connect()` gets for a `nats.url`: the servers, the credentials the URLs carry, and TLS when asked for. */
 export interface NatsConnectTarget {
   servers: string[];
   user?: string;
   pass?: string;
   token?: string;
+  /** Set (`{}`) when a URL is `tls://`: the connection is refused unless the server speaks TLS. */
+  tls?: Record<string, never>;
 }
 
 /**
@@ -137,12 +139,19 @@ export interface NatsConnectTarget {
  * `nats://token@host` a token (percent-encoding is undone). The `nats` client ignores
  * credentials inside a server URL, so they must travel this way. Every URL that carries
  * credentials must carry the same ones (the client has one set for all servers).
- * @throws TransportError TRANSPORT_MISSING_DEPENDENCY when two URLs carry different credentials.
+ *
+ * The client also ignores the scheme: a `tls://` URL would connect in plain text to a server
+ * that offers no TLS, and a `ws://` or `wss://` one would speak plain NATS to that port. So
+ * `tls://` turns TLS on for the connection (refused unless the server speaks it), and WebSocket
+ * URLs are refused (the client speaks TCP only).
+ * @throws TransportError TRANSPORT_MISSING_DEPENDENCY when two URLs carry different credentials,
+ *   or a URL is not `nats://` or `tls://`.
  */
 export function natsConnectTarget(url: string): NatsConnectTarget {
   const servers: string[] = [];
   let creds: { user?: string; pass?: string; token?: string } | undefined;
   let credsKey: string | undefined;
+  let tls = false;
   const decode = (v: string) => {
     try {
       return decodeURIComponent(v);
@@ -155,6 +164,14 @@ export function natsConnectTarget(url: string): NatsConnectTarget {
     if (u === '') continue;
     const m = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?(?:([^@/]*)@)?(.*)$/.exec(u) as RegExpExecArray;
     const [, scheme = '', userinfo, rest = ''] = m;
+    const proto = scheme.slice(0, -3).toLowerCase();
+    if (proto !== '' && proto !== 'nats' && proto !== 'tls') {
+      throw new TransportError(
+        'TRANSPORT_MISSING_DEPENDENCY',
+        `nats.url ${JSON.stringify(redactNatsUrl(u))}: ${proto}:// is not supported; use nats://host:port, or tls://host:port to require TLS (the client speaks TCP to the server's client port, not WebSocket)`,
+      );
+    }
+    if (proto === 'tls') tls = true;
     servers.push(`${scheme}${rest}`);
     if (userinfo === undefined || userinfo === '') continue;
     const colon = userinfo.indexOf(':');
@@ -169,7 +186,7 @@ export function natsConnectTarget(url: string): NatsConnectTarget {
     credsKey = key;
     creds = these;
   }
-  return { servers, ...creds };
+  return { servers, ...creds, ...(tls ? { tls: {} } : {}) };
 }
 
 /**
@@ -182,6 +199,13 @@ export async function loadNats(): Promise<NatsModule> {
   } catch (err) {
     throw new TransportError('TRANSPORT_MISSING_DEPENDENCY', "the NATS provider needs the 'nats' package (npm install nats)", { cause: err });
   }
+}
+
+/** Why `nats.connect()` failed, in words (the client says only "tls" for a server without TLS). */
+export function natsConnectError(err: unknown): string {
+  const e = err as NatsError;
+  if (e?.code === 'SERVER_OPT_NA' && e.message === 'tls') return 'the server does not offer TLS, which a tls:// URL requires';
+  return e?.message ?? String(err);
 }
 
 /** The API error code of a failed JetStream request (10059 stream not found, ...), if any. */
@@ -318,7 +342,7 @@ class NatsProvider extends ProviderBase implements Provider {
           maxPingOut: 3,
         });
       } catch (err) {
-        throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', `cannot reach NATS at ${where}: ${(err as Error).message}`, { cause: err });
+        throw new TransportError('TRANSPORT_PEER_UNAVAILABLE', `cannot reach NATS at ${where}: ${natsConnectError(err)}`, { cause: err });
       }
       try {
         this.jsm = await this.nc.jetstreamManager();

@@ -88,6 +88,17 @@ const CASES: Case[] = [
     line: /^weft: config key redis\.url: "ht\*\*\*79" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL$/,
     secret: 'hunter2',
   },
+  // The nats client ignores a URL's scheme: wss:// spoke plain NATS to that port.
+  {
+    toml: 'mesh.provider = "nats"\nnats.url = "wss://10.0.0.5:443"',
+    line: /^weft: config key nats\.url: "ws\*\*\*43" is not allowed; expected nats:\/\/host:port, or tls:\/\/host:port to require TLS/,
+  },
+  // It has one set of credentials for all servers.
+  {
+    toml: 'mesh.provider = "nats"\nnats.url = "nats://u:pw-one@10.0.0.5:4222,nats://u:pw-two@10.0.0.6:4222"',
+    line: /^weft: config key nats\.url: "nats:\/\/u:\*\*\*@10\.0\.0\.5:4222,nats:\/\/u:\*\*\*@10\.0\.0\.6:4222" carries different credentials for different servers/,
+    secret: 'pw-',
+  },
   {
     toml: 'mesh.enable_mdns = true',
     line: /^weft: config key mesh\.enable_mdns: mDNS announces the TLS listener and needs mesh\.provider = "tls"/,

@@ -2,7 +2,8 @@
  * The NATS provider and peer registry against servers that ask for credentials (user and
  * password, a token), given the way the docs say: inside `nats.url`. The `nats` client ignores
  * credentials in a server URL, so before they were passed on every node was refused with
- * 'Authorization Violation' however right its URL was.
+ * 'Authorization Violation' however right its URL was. The client also ignores the scheme, so a
+ * `tls://` URL must turn TLS on itself.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -25,16 +26,18 @@ const fast = {
 
 let withPassword: TestNats;
 let withToken: TestNats;
+let plain: TestNats;
 before(async () => {
   if (natsSkipReason) return;
   // A password with characters that must be percent-encoded in a URL.
-  [withPassword, withToken] = await Promise.all([
+  [withPassword, withToken, plain] = await Promise.all([
     TestNats.start({ args: ['--user', 'weft', '--pass', 's3cr@t/x'] }),
     TestNats.start({ args: ['--auth', 'tok-123'] }),
+    TestNats.start(),
   ]);
 });
 after(async () => {
-  await Promise.all([withPassword?.stop(), withToken?.stop()]);
+  await Promise.all([withPassword?.stop(), withToken?.stop(), plain?.stop()]);
 });
 
 const self = (computer: string): PeerInfo => ({
@@ -55,8 +58,7 @@ describe('nats with credentials in nats.url', { skip: natsSkipReason }, () => {
     assert.deepEqual(natsConnectTarget('nats://h:4222'), { servers: ['nats://h:4222'] });
     assert.throws(
       () => natsConnectTarget('nats://u:pw-alpha@a:4222,nats://u:pw-beta@b:4222'),
-      (err: Error) =>
-        /different credentials/.test(err.message) && !/pw-alpha|pw-beta/.test(err.message),
+      (err: Error) => /different credentials/.test(err.message) && !/pw-alpha|pw-beta/.test(err.message),
     );
     assert.equal(
       redactNatsUrl('nats://u:secret@h:4222,nats://tok-123@g:4222'),
@@ -115,5 +117,24 @@ describe('nats with credentials in nats.url', { skip: natsSkipReason }, () => {
       return true;
     });
     await r.stop();
+  });
+
+  test('nats url: tls:// requires TLS (a server without it is refused, never used in plain text); ws:// and wss:// are refused', async () => {
+    assert.deepEqual(natsConnectTarget('tls://h:4222'), { servers: ['tls://h:4222'], tls: {} });
+    const run = randomUUID().slice(0, 8);
+    const p = natsProvider({ url: `tls://127.0.0.1:${plain.port}`, computer: `a-${run}`, ...fast })(deps);
+    await assert.rejects(p.start(), (err: Error) => {
+      assert.match(err.message, /cannot reach NATS at tls:\/\/127\.0\.0\.1:\d+: the server does not offer TLS, which a tls:\/\/ URL requires/);
+      return true;
+    });
+    await p.stop();
+    for (const url of [`ws://127.0.0.1:${plain.port}`, `wss://127.0.0.1:${plain.port}`]) {
+      assert.throws(
+        () => natsProvider({ url, computer: `a-${run}`, ...fast })(deps),
+        (err: Error) =>
+          /is not supported; use nats:\/\/host:port, or tls:\/\/host:port to require TLS/.test(err.message),
+        url,
+      );
+    }
   });
 });
