@@ -138,11 +138,18 @@ export class MeshService implements SenderLink {
     private readonly init: MeshInit,
     private readonly deps: MeshDeps,
   ) {
+    const maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_SIZE;
+    const provider = deps.provider;
     this.limits = {
       maxFrameEnvelopes: init.maxFrameEnvelopes ?? 256,
       resendAfterMs: init.resendAfterMs ?? 5000,
       maxInflightFrames: init.maxInflightFrames ?? 64,
-      maxFrameBytes: init.maxFrameBytes ?? DEFAULT_MAX_FRAME_SIZE,
+      // Or less when the provider learns a lower bound from its server (a NATS max_payload
+      // below 1 MiB): a frame over it was refused on every try and stalled the link for good.
+      get maxFrameBytes() {
+        const p = provider.maxFrameBytes;
+        return p !== undefined && p < maxFrameBytes ? p : maxFrameBytes;
+      },
       stallAfterMs: init.stallAfterMs ?? 30_000,
     };
     this.audited = auditQuietly(deps.audit, deps.logger);

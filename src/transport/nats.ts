@@ -356,8 +356,8 @@ class NatsProvider extends ProviderBase implements Provider {
       const maxPayload = this.nc.info?.max_payload ?? 0;
       if (maxPayload > 0 && maxPayload < this.opts.maxFrameSize + HEADER_ROOM) {
         this.deps.logger.warn(
-          { maxPayload, maxFrameSize: this.opts.maxFrameSize },
-          'the NATS server takes smaller messages than the largest frame: bigger frames are refused (raise max_payload on the server or lower mesh frames)',
+          { maxPayload, maxFrameSize: this.opts.maxFrameSize, framesCutAt: this.maxFrameBytes },
+          'the NATS server takes smaller messages than the largest frame: frames are cut to fit its max_payload, and an event too big for such a frame is dead-lettered (raise max_payload on the server to carry it)',
         );
       }
       this.connected = true;
@@ -678,6 +678,16 @@ class NatsProvider extends ProviderBase implements Provider {
     }
     this.trimCursor = seq;
     return deleted;
+  }
+
+  /**
+   * The largest frame this provider can send: its own limit, or less when the server's
+   * max_payload (headers included) is smaller. Frames over it would be refused by the server
+   * on every try, so the mesh cuts frames below it.
+   */
+  get maxFrameBytes(): number {
+    const maxPayload = this.nc?.info?.max_payload ?? 0;
+    return maxPayload > 0 ? Math.max(0, Math.min(this.opts.maxFrameSize, maxPayload - HEADER_ROOM)) : this.opts.maxFrameSize;
   }
 
   /** Messages on the inbox that were not Weft's and were left alone. */

@@ -102,6 +102,12 @@ export interface Provider {
   on(listener: (event: ProviderEvent) => void): () => void;
   /** Counters per peer. */
   telemetry(): PeerTelemetry[];
+  /**
+   * The largest frame the transport carries right now, when it learns a lower bound than the
+   * node's from its server (NATS: the server's `max_payload`, less room for the headers). The
+   * mesh cuts frames below it, and dead-letters an envelope no frame of that size can carry.
+   */
+  readonly maxFrameBytes?: number;
   /** Brokered providers: entries on this node's inbox that belong to another program and were left alone. */
   readonly foreignEntries?: number;
   /** Resolves when frames to `peer` can flow (connected link); immediate for brokered providers. */
