@@ -440,6 +440,8 @@ export class MeshService implements SenderLink {
 
   private onHello(computer: string, body: FrameBodies['hello'], change: HelloChange): void {
     const s = this.senders.get(computer);
+    // It is up: what it has not acknowledged goes again soon, not after the resend backoff.
+    s?.peerAlive();
     if (change.capsChanged) s?.renegotiate();
     if (change.keyChanged) {
       s?.rekeyed();
@@ -679,6 +681,7 @@ export class MeshService implements SenderLink {
         // itself here, when its inbox is ready: no hello to that.)
         const p = this.deps.peers.byName(e.peer);
         if (p && p.wire !== 'teleclaude' && p.nodeId !== this.identity.nodeId) void this.hello(e.peer, { reply: this.linkKey(e.peer) === undefined, minGapMs: 1000 });
+        this.sender(e.peer).peerAlive();
         this.sender(e.peer).queued();
         break;
       }

@@ -77,6 +77,14 @@ interface Inflight {
 /** An idle sender looks at its outbox this often even when nobody woke it. */
 const IDLE_POLL_MS = 60_000;
 
+/**
+ * Resend rounds that got no acknowledgement at all wait twice as long as the one before, up to
+ * this: a broker keeps every copy it is given, so a peer that is down for a weekend must not
+ * find its inbox full of the same frames sent every few seconds (a NATS inbox refuses new
+ * frames when full; a Redis inbox grows without bound).
+ */
+const RESEND_MAX_MS = 300_000;
+
 /** While keying, hellos asking for the peer's key go out after 5 s, then ever more rarely (up to 10 min). */
 const KEYING_FIRST_GAP_MS = 5000;
 const KEYING_MAX_GAP_MS = 600_000;
@@ -104,6 +112,8 @@ export class PeerSender {
   keyingSince: number | undefined;
   private keyingGapMs = KEYING_FIRST_GAP_MS;
   private nextHelloAt = 0;
+  /** Resend rounds in a row that got no acknowledgement: each doubles the wait before the next. */
+  private quietRounds = 0;
   /**
    * Reasons to read the outbox (rows queued, the cursor moved back, a timer) and how many of
    * them the last read that found it drained covered: an empty read costs a query, and a
@@ -185,8 +195,20 @@ export class PeerSender {
     return undefined;
   }
 
+  /**
+   * The peer showed it is up (its hello arrived, its link connected): resends go back to their
+   * first interval, so what it has not acknowledged goes again soon rather than after a long
+   * backoff.
+   */
+  peerAlive(): void {
+    if (this.quietRounds === 0) return;
+    this.quietRounds = 0;
+    this.wake();
+  }
+
   onAck(sequences: readonly number[]): void {
     this.failingSince = undefined;
+    this.quietRounds = 0;
     for (const s of sequences) this.inflight.delete(s);
     this.waitingSince = this.inflight.size > 0 ? this.mesh.clock.now() : undefined;
     this.wake();
@@ -230,12 +252,15 @@ export class PeerSender {
         continue;
       }
       const now = m.clock.now();
+      const base = m.limits.resendAfterMs;
+      const resendAfter = Math.min(base * 2 ** Math.min(this.quietRounds, 20), Math.max(base, RESEND_MAX_MS));
       for (const f of this.inflight.values()) {
-        if (now - f.sentAt > m.limits.resendAfterMs) {
+        if (now - f.sentAt > resendAfter) {
           // No ack in time (peer down, frame lost, Redis restarted empty): send what is still queued again.
           this.inflight.clear();
           this.cursor = 0;
           this.resends++;
+          this.quietRounds++;
           this.lookWanted++;
           break;
         }
