@@ -569,6 +569,8 @@ export class MeshService implements SenderLink {
     }
     const tc = this.deps.teleclaude?.lastError;
     if (tc) out.push(`mesh: reading the TeleClaude inbox fails: ${tc}`);
+    // The provider's own (a NATS inbox that is full refuses every peer's frames).
+    out.push(...(this.deps.provider.problems?.() ?? []));
     return out;
   }
 

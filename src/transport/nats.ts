@@ -68,6 +68,8 @@ const MAX_REMEMBERED_SEEN = 16_384;
 const MAX_PENDING_DELETES = 10_000;
 /** Deletes in flight at once. */
 const DELETE_CONCURRENCY = 8;
+/** An inbox this full (of its message or byte limit) is reported as a problem. */
+const INBOX_FULL_SHARE = 0.9;
 /** How long an ack waits for the server's confirmation, ms; unconfirmed frames come back and the replay guard drops them. */
 const ACK_TIMEOUT_MS = 2000;
 
@@ -275,6 +277,8 @@ class NatsProvider extends ProviderBase implements Provider {
   private deleting = 0;
   private trimCursor = 0;
   private stopTrimming: (() => void) | undefined;
+  /** The inbox's size and limits at the last sweep. */
+  private inboxFill: { msgs: number; bytes: number; maxMsgs: number; maxBytes: number } | undefined;
   /** Peers whose inbox refused our last publish as full. */
   private readonly full = new Set<string>();
   private readonly abort = new AbortController();
@@ -649,6 +653,7 @@ class NatsProvider extends ProviderBase implements Provider {
     if (!jsm || this.state !== 'started' || !this.connected) return 0;
     const { stream, subject, consumer } = this.names;
     const [si, ci] = await Promise.all([jsm.streams.info(stream), jsm.consumers.info(stream, consumer)]);
+    this.inboxFill = { msgs: si.state.messages, bytes: si.state.bytes, maxMsgs: si.config.max_msgs, maxBytes: si.config.max_bytes };
     const floor = ci.ack_floor.stream_seq;
     let seq = Math.max(si.state.first_seq, this.trimCursor);
     let deleted = 0;
@@ -688,6 +693,26 @@ class NatsProvider extends ProviderBase implements Provider {
   get maxFrameBytes(): number {
     const maxPayload = this.nc?.info?.max_payload ?? 0;
     return maxPayload > 0 ? Math.max(0, Math.min(this.opts.maxFrameSize, maxPayload - HEADER_ROOM)) : this.opts.maxFrameSize;
+  }
+
+  /**
+   * What is wrong with this node's inbox, as of the last sweep: nearly full (90 % of its message
+   * or byte limit), so peers' frames are refused (`discard: new`) and wait in their outboxes.
+   * Says so when other programs' messages, which Weft never deletes, are on it.
+   */
+  problems(): string[] {
+    const f = this.inboxFill;
+    if (!f || this.state !== 'started') return [];
+    const share = Math.max(f.maxMsgs > 0 ? f.msgs / f.maxMsgs : 0, f.maxBytes > 0 ? f.bytes / f.maxBytes : 0);
+    if (share < INBOX_FULL_SHARE) return [];
+    const mib = (b: number) => `${(b / 1048576).toFixed(b < 10 * 1048576 ? 1 : 0)} MiB`;
+    const foreign =
+      this.foreignCount > 0
+        ? `; ${this.foreignCount} messages on it came from another program (no ${NATS_FROM_HEADER} header) and are never deleted by Weft: remove them, or stop what publishes on ${this.names.subject}`
+        : '; it empties as this node reads';
+    return [
+      `mesh: inbox ${this.names.stream} on NATS is ${share >= 1 ? 'full' : `${Math.floor(share * 100)} % full`} (${f.msgs} of ${f.maxMsgs} messages, ${mib(f.bytes)} of ${mib(f.maxBytes)}): peers' frames are refused and wait in their outboxes${foreign}`,
+    ];
   }
 
   /** Messages on the inbox that were not Weft's and were left alone. */

@@ -108,6 +108,8 @@ export interface Provider {
    * mesh cuts frames below it, and dead-letters an envelope no frame of that size can carry.
    */
   readonly maxFrameBytes?: number;
+  /** What is wrong with the transport right now (a brokered inbox that is full), one line each; for `weft status`. */
+  problems?(): string[];
   /** Brokered providers: entries on this node's inbox that belong to another program and were left alone. */
   readonly foreignEntries?: number;
   /** Resolves when frames to `peer` can flow (connected link); immediate for brokered providers. */

@@ -370,6 +370,34 @@ describe('nats provider', { skip: natsSkipReason }, () => {
     }
   });
 
+  test('nats: an inbox filled by another program is a problem on its own node, naming the foreign messages; it goes once they are gone', async () => {
+    const run = randomUUID().slice(0, 8);
+    const a = provider(`a-${run}`);
+    const b = provider(`b-${run}`, { inbox: { maxMsgs: 20 } }) as Sweeping & { problems(): string[] };
+    await a.start();
+    await b.start();
+    const nc = await admin();
+    try {
+      const js = nc.jetstream();
+      const inbox = natsInbox(`b-${run}`);
+      for (let i = 0; i < 20; i++) await js.publish(inbox.subject, new TextEncoder().encode(`junk ${i}`));
+      await eventually(() => b.foreignEntries === 20, 5000, 'the reader to see the foreign messages');
+      // The peer's sender learns it as a refusal; the inbox's own node said nothing ("problems: none").
+      await assert.rejects(a.send(`b-${run}`, eventsFrame(generateIdentity(), 'refused')), /is full/);
+      await b.trim();
+      const [line, ...rest] = b.problems();
+      assert.deepEqual(rest, []);
+      assert.match(line ?? '', new RegExp(`^mesh: inbox ${inbox.stream} on NATS is full \\(20 of 20 messages, .*\\): peers' frames are refused and wait in their outboxes; 20 messages on it came from another program \\(no Weft-From header\\) and are never deleted by Weft: remove them, or stop what publishes on ${inbox.subject.replace(/\./g, '\\.')}$`));
+      await (await nc.jetstreamManager()).streams.purge(inbox.stream);
+      await b.trim();
+      assert.deepEqual(b.problems(), [], 'no problem once the inbox has room');
+    } finally {
+      await nc.close();
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   test('nats: the sweep deletes Weft frames that were acked but left in the inbox (a crash between ack and delete)', async () => {
     const run = randomUUID().slice(0, 8);
     const a = provider(`a-${run}`);
