@@ -694,5 +694,9 @@ export function secretValues(cfg: WeftConfig): Array<[string, string]> {
 
 function mask(v: string): string {
   if (/^rediss?:\/\//.test(v)) return v.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+  // NATS URLs (several, comma separated): a password or a token masked, the servers shown.
+  if (/^(nats|tls):\/\//.test(v)) {
+    return v.replace(/\/\/([^@/,]*)@/g, (_, cred: string) => `//${cred.includes(':') ? `${cred.slice(0, cred.indexOf(':'))}:***` : '***'}@`);
+  }
   return v.length <= 4 ? '***' : `${v.slice(0, 2)}***${v.slice(-2)}`;
 }

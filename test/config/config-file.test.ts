@@ -164,3 +164,19 @@ test('a misspelt WEFT_ variable is named with the one meant, on every command; a
     t.cleanup();
   }
 });
+
+test('config show names the NATS servers and masks only their passwords and tokens', () => {
+  const t = tempDir('weft-config-file-');
+  try {
+    const r = show(t.dir, 'nats.url = "nats://weft:s3cret@10.0.0.5:4222,nats://weft:s3cret@10.0.0.6:4222"');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^nats\.url = "nats:\/\/weft:\*\*\*@10\.0\.0\.5:4222,nats:\/\/weft:\*\*\*@10\.0\.0\.6:4222"$/m);
+    const token = show(t.dir, 'nats.url = "tls://t0ken-abc@nats.example:4222"');
+    assert.match(token.stdout, /^nats\.url = "tls:\/\/\*\*\*@nats\.example:4222"$/m);
+    assert.doesNotMatch(token.stdout, /t0ken-abc/);
+    const plain = show(t.dir, 'nats.url = "nats://127.0.0.1:4222"');
+    assert.match(plain.stdout, /^nats\.url = "nats:\/\/127\.0\.0\.1:4222"$/m);
+  } finally {
+    t.cleanup();
+  }
+});
