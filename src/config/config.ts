@@ -693,10 +693,21 @@ export function secretValues(cfg: WeftConfig): Array<[string, string]> {
 }
 
 function mask(v: string): string {
-  if (/^rediss?:\/\//.test(v)) return v.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
-  // NATS URLs (several, comma separated): a password or a token masked, the servers shown.
-  if (/^(nats|tls):\/\//.test(v)) {
-    return v.replace(/\/\/([^@/,]*)@/g, (_, cred: string) => `//${cred.includes(':') ? `${cred.slice(0, cred.indexOf(':'))}:***` : '***'}@`);
+  // Redis and NATS URLs (several, comma separated): the password (a NATS token) masked, the
+  // servers shown. Up to each URL's last '@', as a URL parser reads it: a password holding an
+  // '@' is masked whole.
+  const nats = /^(nats|tls):\/\//i.test(v);
+  if (nats || /^rediss?:\/\//i.test(v)) {
+    return v
+      .split(',')
+      .map((u) =>
+        u.replace(/^(\s*[a-z]+:\/\/)(.*)@/i, (whole, scheme: string, cred: string) => {
+          const colon = cred.indexOf(':');
+          if (colon >= 0) return `${scheme}${cred.slice(0, colon)}:***@`;
+          return nats ? `${scheme}***@` : whole;
+        }),
+      )
+      .join(',');
   }
   return v.length <= 4 ? '***' : `${v.slice(0, 2)}***${v.slice(-2)}`;
 }

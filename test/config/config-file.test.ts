@@ -165,7 +165,7 @@ test('a misspelt WEFT_ variable is named with the one meant, on every command; a
   }
 });
 
-test('config show names the NATS servers and masks only their passwords and tokens', () => {
+test('config show names the NATS (and Redis) servers and masks only their passwords and tokens, whole', () => {
   const t = tempDir('weft-config-file-');
   try {
     const r = show(t.dir, 'nats.url = "nats://weft:s3cret@10.0.0.5:4222,nats://weft:s3cret@10.0.0.6:4222"');
@@ -174,6 +174,10 @@ test('config show names the NATS servers and masks only their passwords and toke
     const token = show(t.dir, 'nats.url = "tls://t0ken-abc@nats.example:4222"');
     assert.match(token.stdout, /^nats\.url = "tls:\/\/\*\*\*@nats\.example:4222"$/m);
     assert.doesNotMatch(token.stdout, /t0ken-abc/);
+    const at = show(t.dir, 'nats.url = "nats://weft:p@ss@10.0.0.5:4222"');
+    assert.match(at.stdout, /^nats\.url = "nats:\/\/weft:\*\*\*@10\.0\.0\.5:4222"$/m, 'a password holding an @ is masked whole');
+    const redis = show(t.dir, 'redis.url = "redis://:p@ss@127.0.0.1:6379"');
+    assert.match(redis.stdout, /^redis\.url = "redis:\/\/:\*\*\*@127\.0\.0\.1:6379"$/m, 'the same for a Redis password');
     const plain = show(t.dir, 'nats.url = "nats://127.0.0.1:4222"');
     assert.match(plain.stdout, /^nats\.url = "nats:\/\/127\.0\.0\.1:4222"$/m);
   } finally {
