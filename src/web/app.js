@@ -530,11 +530,12 @@ async function pagePrivacy() {
       continue;
     }
     team.append(h('h3', {}, `${type}, 7 days: ${r.answered} of ${r.asked} nodes (coverage ${r.coverage}%)`));
-    if (r.data === null) team.append(h('p', { class: 'muted' }, `suppressed: fewer than ${r.min_contributors} nodes contributed`));
+    if (r.data === null) team.append(h('p', { class: 'muted' }, `suppressed: ${r.with_data ?? r.contributors.length} of the nodes that answered had counts, fewer than min_contributors ${r.min_contributors}`));
     else if (type === 'tool-usage') team.append(h('table', {}, h('tbody', {}, ...Object.entries(r.data.by_category).map(([c, a]) => h('tr', {}, h('td', {}, c), h('td', {}, `${a.count} commands on ${a.node_count} nodes`))))));
     else team.append(h('p', {}, Object.entries(r.data.risk_distribution).map(([k, v]) => `${k} ${v}%`).join(' · ')));
     if (r.suppressed.length) team.append(h('p', { class: 'muted' }, `suppressed: ${r.suppressed.join('; ')}`));
     if (r.missing.length) team.append(h('p', { class: 'muted' }, `missing: ${r.missing.map((m) => m.computer).join(', ')}`));
+    if (r.failed?.length) team.append(h('p', { class: 'muted' }, `failed: ${r.failed.map((f) => `${f.computer} (${f.status}: ${f.reason})`).join('; ')}`));
   }
 }
 

@@ -294,6 +294,13 @@ describe('the dashboard in Chromium', { skip }, () => {
         assert.match(r.headers.get('content-type') ?? '', /text\/html/);
         assert.match(await r.text(), /weft dashboard/);
       }
+      // The team view says why an aggregate is withheld in the words the CLI uses: how many of
+      // the nodes that answered had counts, not "fewer nodes contributed" when every node answered.
+      await page.goto(`${base}/#/privacy`);
+      await page.waitForSelector('#team h3:has-text("tool-usage")');
+      const team = (await page.locator('#team').textContent()) ?? '';
+      assert.match(team, /suppressed: \d+ of the nodes that answered had counts, fewer than min_contributors 3/);
+      assert.doesNotMatch(team, /nodes contributed/);
       const phone = await admin.newPage();
       await phone.setViewportSize({ width: 375, height: 740 });
       for (const pg of ['inbox', 'approvals', 'mesh', 'privacy', 'events']) {
