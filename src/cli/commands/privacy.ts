@@ -183,7 +183,9 @@ export function privacyCommands(ctx: CliContext): void {
       if (n < 1 || n > 600_000) throw new WeftError('WEFT_VALIDATION', `--timeout must be 1 to 600000 ms, got ${v}`);
       return n;
     })
-    .action(async (type: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
+    .action(async (given: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
+      // The JSON answers (and the API) name types with '_' (query_type "tool_usage"): both spellings work.
+      const type = given.replace(/_/g, '-');
       if (!(QUERIES as readonly string[]).includes(type)) throw new WeftError('WEFT_VALIDATION', `query type '${type}' is not one of ${QUERIES.join(', ')}`);
       if (type === 'node-health' && (o.filter.length > 0 || cmd.getOptionValueSource('range') === 'cli')) {
         throw new WeftError('WEFT_VALIDATION', `node-health takes no ${o.filter.length > 0 ? '--filter' : '--range'}: it reports each node's state now and its command count of the last 24 hours`);
