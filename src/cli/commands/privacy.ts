@@ -186,7 +186,7 @@ export function privacyCommands(ctx: CliContext): void {
     .action(async (given: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
       // The JSON answers (and the API) name types with '_' (query_type "tool_usage"): both spellings work.
       const type = given.replace(/_/g, '-');
-      if (!(QUERIES as readonly string[]).includes(type)) throw new WeftError('WEFT_VALIDATION', `query type '${type}' is not one of ${QUERIES.join(', ')}`);
+      if (!(QUERIES as readonly string[]).includes(type)) throw new WeftError('WEFT_VALIDATION', `query type '${given}' is not one of ${QUERIES.join(', ')}`);
       if (type === 'node-health' && (o.filter.length > 0 || cmd.getOptionValueSource('range') === 'cli')) {
         throw new WeftError('WEFT_VALIDATION', `node-health takes no ${o.filter.length > 0 ? '--filter' : '--range'}: it reports each node's state now and its command count of the last 24 hours`);
       }
