@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { parse as ParseToml } from 'smol-toml';
 import { ConfigError } from '../errors/index.js';
-import { didYouMean, displayUrl } from '../util/index.js';
+import { didYouMean, displayUrl, maskUrlPasswords } from '../util/index.js';
 import { redisKeys } from './redis-keys.js';
 
 /** The TOML parser, loaded only when a config file exists (a CLI call without one never pays for it). */
@@ -693,21 +693,8 @@ export function secretValues(cfg: WeftConfig): Array<[string, string]> {
 }
 
 function mask(v: string): string {
-  // Redis and NATS URLs (several, comma separated): the password (a NATS token) masked, the
-  // servers shown. Up to each URL's last '@', as a URL parser reads it: a password holding an
-  // '@' is masked whole.
+  // Redis and NATS URLs: the servers shown, the password (a NATS token) masked.
   const nats = /^(nats|tls):\/\//i.test(v);
-  if (nats || /^rediss?:\/\//i.test(v)) {
-    return v
-      .split(',')
-      .map((u) =>
-        u.replace(/^(\s*[a-z]+:\/\/)(.*)@/i, (whole, scheme: string, cred: string) => {
-          const colon = cred.indexOf(':');
-          if (colon >= 0) return `${scheme}${cred.slice(0, colon)}:***@`;
-          return nats ? `${scheme}***@` : whole;
-        }),
-      )
-      .join(',');
-  }
+  if (nats || /^rediss?:\/\//i.test(v)) return maskUrlPasswords(v, nats);
   return v.length <= 4 ? '***' : `${v.slice(0, 2)}***${v.slice(-2)}`;
 }

@@ -36,7 +36,7 @@
 import { createHash } from 'node:crypto';
 import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, MsgRequest, NatsConnection, NatsError, StoredMsg } from 'nats';
 import { requireDeps } from '../errors/index.js';
-import { after, every, untilAborted } from '../util/index.js';
+import { after, every, maskUrlPasswords, untilAborted } from '../util/index.js';
 import { TransportError } from './errors.js';
 import { frameTypeHint } from './frame-codec.js';
 import { ProviderBase } from './provider-base.js';
@@ -120,9 +120,9 @@ export function natsInbox(computer: string, prefix = DEFAULT_NATS_PREFIX): { str
   return { stream: `${prefix}_inbox_${t}`, subject: `${prefix}.inbox.${t}`, consumer: `${prefix}_mesh` };
 }
 
-/** Hides a password (`user:***@`) or a token (`***@`) in a NATS URL for messages. */
+/** Hides a password (`user:***@`) or a token (`***@`) in a NATS URL (or several) for messages. */
 export function redactNatsUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/g, '//$1:***@').replace(/\/\/([^:@/]+)@/g, '//***@');
+  return maskUrlPasswords(url, true);
 }
 
 /** What `nats.connect()` gets for a `nats.url`: the servers, the credentials the URLs carry, and TLS when asked for. */

@@ -51,3 +51,24 @@ export function maskUrlIn(text: string, url: string): string {
   }
   return out.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*:[^/@\s]*@/gi, '$1***@');
 }
+
+/**
+ * Each URL of a comma-separated list (`redis.url`, `nats.url`) with the password in its userinfo
+ * masked (`user:***@`), read up to the URL's last '@' as a URL parser reads it, so a password
+ * holding an '@' is masked whole. Userinfo without a ':' is masked whole when `loneIsSecret`
+ * (a NATS token), else kept (a Redis user name).
+ * @example
+ * maskUrlPasswords('nats://u:p@ss@h:4222,nats://t0k@g:4222', true); // 'nats://u:***@h:4222,nats://***@g:4222'
+ */
+export function maskUrlPasswords(list: string, loneIsSecret: boolean): string {
+  return list
+    .split(',')
+    .map((u) =>
+      u.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)(.*)@/i, (whole, scheme: string, cred: string) => {
+        const colon = cred.indexOf(':');
+        if (colon >= 0) return `${scheme}${cred.slice(0, colon)}:***@`;
+        return loneIsSecret ? `${scheme}***@` : whole;
+      }),
+    )
+    .join(',');
+}
