@@ -1,5 +1,5 @@
 import { type CartridgeFactory, type CartridgeStores, INGRESS_FACT, type IngressFact } from '../pipeline/index.js';
-import { SessionLineage, type SessionLineageInit } from '../store/index.js';
+import { SessionLineage, type SessionLineageInit, sightingOf } from '../store/index.js';
 
 /** Options of the lineage stage: the index's bounds. */
 export type SessionLineageStageInit = SessionLineageInit;
@@ -29,17 +29,10 @@ export function sessionLineage(init: SessionLineageStageInit = {}): CartridgeFac
       process(event, ctx) {
         if (event.session === undefined) return event;
         const ingress = ctx.facts.get(INGRESS_FACT) as IngressFact | undefined;
-        const at = Date.parse(event.timestamp);
-        const computer = event.sourceComputer ?? ingress?.peerComputer ?? ctx.self.computer;
-        const node = event.origin ?? ingress?.peerNodeId ?? ctx.self.nodeId;
-        const out = lineage.record({
-          session: event.session,
-          ...(event.parentSession !== undefined ? { parentSession: event.parentSession } : {}),
-          at: Number.isFinite(at) ? at : ctx.clock.now(),
-          eventId: event.id,
-          computer,
-          ...(node !== undefined ? { node } : {}),
-        });
+        const here = ingress ? { computer: ingress.peerComputer, node: ingress.peerNodeId } : { computer: ctx.self.computer, node: ctx.self.nodeId };
+        const sighting = sightingOf(event as typeof event & { session: string }, here, ctx.clock.now());
+        const computer = sighting.computer;
+        const out = lineage.record(sighting);
         if (out.newClaim) {
           ctx.logger.warn(
             { session: event.session, claimed: event.parentSession, kind: out.parent, eventId: event.id, computer },

@@ -21,7 +21,7 @@ import { RECOVERY_EVENTS } from '../catalog/index.js';
 import { type Envelope, envelopeValidator, serializeEnvelope } from '../envelope/index.js';
 import type { KnownPeer } from '../mesh/index.js';
 import { sourceDigest, validatePackage } from '../sovereignty/index.js';
-import { SessionLineage } from '../store/index.js';
+import { SessionLineage, sightingOf } from '../store/index.js';
 import { type BeaconPayload, verifyBeacon } from './beacon.js';
 import type { RecoveryMode } from './books.js';
 import { contentHash, RunDigest } from './digest.js';
@@ -447,17 +447,7 @@ export class RestoreJob {
       if (!env) return;
       if (ins.run(seq, env.id, env.event, env.timestamp, env.source, env.causationId ?? null, env.correlationId ?? null, serializeEnvelope(env)).changes === 1) {
         if (env.event !== RECOVERY_EVENTS.beacon) this.svc.index.addIn(self.nodeId, env.id, seq, row.hash);
-        if (env.session !== undefined) {
-          const at = Date.parse(env.timestamp);
-          lineage.record({
-            session: env.session,
-            ...(env.parentSession !== undefined ? { parentSession: env.parentSession } : {}),
-            at: Number.isFinite(at) ? at : this.svc.deps.clock.now(),
-            eventId: env.id,
-            computer: self.computer,
-            node: self.nodeId,
-          });
-        }
+        if (env.session !== undefined) lineage.record(sightingOf(env as Envelope & { session: string }, { computer: self.computer, node: self.nodeId }, this.svc.deps.clock.now()));
         this.p.written++;
       }
     };

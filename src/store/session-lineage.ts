@@ -24,6 +24,30 @@ export interface SessionSighting {
   node?: string;
 }
 
+/**
+ * The sighting an event with a `session` makes: where it ran is where the event comes from (the
+ * origin computer and node stamped on it), else `here` (a local producer; a peer's ingress).
+ * The lineage stage and a Phoenix restore (whose events skip the pipeline) index the same way.
+ * @example
+ * sightingOf(event, { computer: 'laptop', node: nodeId }, Date.now());
+ */
+export function sightingOf(
+  event: { session: string; parentSession?: string; timestamp: string; id: string; sourceComputer?: string; origin?: string },
+  here: { computer: string; node?: string },
+  now: number,
+): SessionSighting {
+  const at = Date.parse(event.timestamp);
+  const node = event.origin ?? here.node;
+  return {
+    session: event.session,
+    ...(event.parentSession !== undefined ? { parentSession: event.parentSession } : {}),
+    at: Number.isFinite(at) ? at : now,
+    eventId: event.id,
+    computer: event.sourceComputer ?? here.computer,
+    ...(node !== undefined ? { node } : {}),
+  };
+}
+
 /** Why a parent claim was not taken. */
 export type RefusedClaimKind = 'conflict' | 'cycle' | 'depth';
 
