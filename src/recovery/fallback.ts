@@ -53,6 +53,8 @@ const MAX_COMMITS_PER_ROUND = 200;
 const MAX_PENDING_ACKS = 4096;
 /** Refs of unknown computers listed in the status at most. */
 const MAX_UNKNOWN_REFS = 256;
+/** Most bytes the remote's list of refs may take (~20,000 refs); a longer one is asked again by name. */
+const LIST_BYTES = 1024 * 1024;
 /** A fetch or push failure is raised at most this often (counted in between). */
 const FAILURE_NOTICE_MS = 10 * 60_000;
 
@@ -306,7 +308,7 @@ export class GitFallback {
     }
     const imported = { commits: 0, frames: 0, refused: 0 };
     try {
-      await this.git.run(['fetch', '--quiet', '--prune', '--no-tags', '--no-write-fetch-head', this.remote, `+${REMOTE_PREFIX}*:${LOCAL_PREFIX}*`]);
+      await this.fetch();
     } catch (err) {
       throw await this.failed('fetch', err as Error);
     }
@@ -344,6 +346,56 @@ export class GitFallback {
     this.lastRound = round;
     if (imported.commits > 0 || pushed.commit) this.logger.info({ imported, pushed: { ...pushed, peers: pushed.peers.length } }, 'git fallback round');
     return round;
+  }
+
+  /** Whether a computer's ref is read here: this node's own, or a peer's the mesh knows by that name. */
+  private importable(computer: string): boolean {
+    if (!REF_SAFE.test(computer)) return false;
+    if (computer === this.deps.node.self.computer) return true;
+    const peer = this.deps.peers.byName(computer);
+    return peer !== undefined && peer.wire !== 'teleclaude';
+  }
+
+  /**
+   * Fetches this node's ref and its known peers' refs, nothing else: whoever can write the
+   * remote can add refs under any name, and fetching them all (`refs/weft/*`) filled this
+   * node's disk with their objects. The remote's refs are listed first (a listing of more than
+   * LIST_BYTES is asked again by name, so many refs cannot stop the round); the names of
+   * unknown computers are kept for the status. A ref gone from the remote is deleted here, as
+   * `--prune` did.
+   */
+  private async fetch(): Promise<void> {
+    const wanted = new Set<string>();
+    const unknown = new Set<string>();
+    let listed: Buffer;
+    let whole = true;
+    try {
+      listed = await this.git.run(['ls-remote', '--refs', this.remote, `${REMOTE_PREFIX}*`], { maxOutputBytes: LIST_BYTES });
+    } catch (err) {
+      if (!(err instanceof GitError && err.overflowed)) throw err;
+      whole = false;
+      const names = [this.deps.node.self.computer, ...this.deps.peers.getAllPeers().map((p) => p.computer)].filter((c) => this.importable(c));
+      listed = await this.git.run(['ls-remote', '--refs', this.remote, ...names.map((c) => `${REMOTE_PREFIX}${c}`)], { maxOutputBytes: LIST_BYTES });
+    }
+    for (const line of listed.toString('utf8').split('\n')) {
+      const ref = line.split('\t')[1];
+      if (ref === undefined || !ref.startsWith(REMOTE_PREFIX)) continue;
+      const computer = ref.slice(REMOTE_PREFIX.length);
+      if (this.importable(computer)) wanted.add(computer);
+      else if (unknown.size < MAX_UNKNOWN_REFS) unknown.add(computer);
+    }
+    // The unknown names come from a whole listing only; one by name keeps the last.
+    if (whole) {
+      this.unknownRefs.clear();
+      for (const c of unknown) this.unknownRefs.add(c);
+    }
+    if (wanted.size > 0) {
+      const specs = [...wanted].map((c) => `+${REMOTE_PREFIX}${c}:${LOCAL_PREFIX}${c}`);
+      await this.git.run(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', this.remote, ...specs]);
+    }
+    for (const ref of (await this.git.refs(LOCAL_PREFIX)).keys()) {
+      if (!wanted.has(ref.slice(LOCAL_PREFIX.length))) await this.git.run(['update-ref', '-d', ref]);
+    }
   }
 
   /** Notes a failed step; raised as mesh.fallback.failed at most every 10 minutes per step. */

@@ -30,6 +30,9 @@ export class GitError extends WeftError {
   ) {
     super('WEFT_PEER_UNAVAILABLE', `git ${args[0] ?? ''} failed${gitExit === null ? '' : ` (exit ${gitExit})`}: ${redactUrls(stderr.trim()).slice(0, 1000) || 'no message'}`);
   }
+
+  /** The run was stopped because it printed more than it may. */
+  overflowed = false;
 }
 
 /** The remote without a user or password in it, for messages and events. */
@@ -75,7 +78,8 @@ export class Git {
   }
 
   /** Runs git on the repository; resolves to its standard output. */
-  run(args: readonly string[], opts: { input?: Uint8Array | string; bare?: boolean; allowExit?: readonly number[] } = {}): Promise<Buffer> {
+  run(args: readonly string[], opts: { input?: Uint8Array | string; bare?: boolean; allowExit?: readonly number[]; maxOutputBytes?: number } = {}): Promise<Buffer> {
+    const maxOutputBytes = opts.maxOutputBytes ?? this.maxOutputBytes;
     const full = opts.bare === false ? [...args] : [`--git-dir=${this.init.gitDir}`, ...args];
     const { name, email } = this.init.author;
     return new Promise<Buffer>((resolve, reject) => {
@@ -128,8 +132,10 @@ export class Git {
       run.kill = () => stopWith(new GitError(args, null, 'stopped: the node is stopping'));
       child.stdout?.on('data', (b: Buffer) => {
         outBytes += b.length;
-        if (outBytes > this.maxOutputBytes) {
-          stopWith(new GitError(args, null, `printed more than ${this.maxOutputBytes} bytes`));
+        if (outBytes > maxOutputBytes) {
+          const e = new GitError(args, null, `printed more than ${maxOutputBytes} bytes`);
+          e.overflowed = true;
+          stopWith(e);
           return;
         }
         out.push(b);

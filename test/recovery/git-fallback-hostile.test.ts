@@ -395,7 +395,7 @@ test('each run of failed rounds raises its own mesh.fallback.failed notification
     count(one, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.fallback.failed'");
   const before = notes();
   // 1. The remote is not there: a notification.
-  await assert.rejects(f.round(), /git fetch failed/);
+  await assert.rejects(f.round(), /git ls-remote failed/);
   await eventually(async () => notes() === before + 1, 10_000, 'the first notification');
   // Still failing 11 minutes later: the same run, no second notification.
   clock.advance(11 * 60_000);
@@ -407,7 +407,7 @@ test('each run of failed rounds raises its own mesh.fallback.failed notification
   // 3. It goes away again, later: a new run of failures, a new notification.
   rmSync(elsewhere, { recursive: true });
   clock.advance(11 * 60_000);
-  await assert.rejects(f.round(), /git fetch failed/);
+  await assert.rejects(f.round(), /git ls-remote failed/);
   await eventually(async () => notes() === before + 2, 10_000, 'a notification for the second run');
   assert.equal(
     count(
@@ -418,4 +418,37 @@ test('each run of failed rounds raises its own mesh.fallback.failed notification
     'three notices logged',
   );
   await f.stop();
+});
+
+test("a remote holding more refs than the listing may print: the node's known peers are asked by name and still import", {
+  skip,
+}, async () => {
+  const { one, two } = pair;
+  await one.mesh?.stop();
+  await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 424242 } });
+  await eventually(async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") >= 1, 10_000, 'waiting for two');
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  const f1 = fallbackOf(one, 'one-many');
+  await f1.round();
+  // 20,000 refs of strangers (~1.3 MB of listing, over the 1 MiB a listing may take).
+  const tip = git(['--git-dir', remote, 'rev-parse', 'refs/weft/one']);
+  const lines = Array.from({ length: 20_000 }, (_, i) => `create refs/weft/stranger-${String(i).padStart(5, '0')} ${tip}\n`).join('');
+  git(['--git-dir', remote, 'update-ref', '--stdin'], lines);
+  git(['--git-dir', remote, 'pack-refs', '--all']);
+  try {
+    const f2 = fallbackOf(two, 'two-many');
+    const r = await f2.round();
+    assert.ok(r.imported.commits >= 1, 'one\'s ref imported');
+    await eventually(
+      async () => count(two, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = 424242") === 1,
+      10_000,
+      'the event through git',
+    );
+    assert.equal(f2.status().lastError, null);
+    await f2.stop();
+  } finally {
+    const del = Array.from({ length: 20_000 }, (_, i) => `delete refs/weft/stranger-${String(i).padStart(5, '0')}\n`).join('');
+    git(['--git-dir', remote, 'update-ref', '--stdin'], del);
+    await f1.stop();
+  }
 });

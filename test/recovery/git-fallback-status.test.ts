@@ -50,7 +50,7 @@ test('a git fallback that fails every round shows in weft status (exit 3) until 
     assert.equal(bad.code, 3, bad.stdout + bad.stderr);
     assert.match(
       bad.stdout,
-      /fallback: the git fallback's last (round|\d+ rounds) failed \(fetch: git fetch failed .*does not appear to be a git repository\)/,
+      /fallback: the git fallback's last (round|\d+ rounds) failed \(fetch: git ls-remote failed .*does not appear to be a git repository\)/,
     );
     const json = JSON.parse(weft(['status', '--json'], laptop.env).stdout) as { problems: string[] };
     assert.ok(json.problems.some((p) => p.startsWith('fallback: ')));

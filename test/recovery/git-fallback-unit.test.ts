@@ -45,9 +45,9 @@ before(async () => {
 });
 
 /** A fallback with the shipped defaults but for its remote (the daemon builds it the same way). */
-function fallbackOf(n: AssembledNode, name: string, over: { remote?: string; gitBinary?: string } = {}): GitFallback {
+function fallbackOf(n: AssembledNode, name: string, over: { remote?: string; gitBinary?: string; dataDir?: string } = {}): GitFallback {
   return new GitFallback(
-    { remote: over.remote ?? remote, dataDir: join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`), ...(over.gitBinary ? { gitBinary: over.gitBinary } : {}) },
+    { remote: over.remote ?? remote, dataDir: over.dataDir ?? join(t.dir, `${name}-${Math.random().toString(36).slice(2)}`), ...(over.gitBinary ? { gitBinary: over.gitBinary } : {}) },
     { node: n.node, mesh: n.mesh as NonNullable<AssembledNode['mesh']>, peers: n.peers, identity: () => n.identity, clock: systemClock, logger: silentLogger },
   );
 }
@@ -136,17 +136,38 @@ test('forged commits on a node\'s ref are refused and recorded; the ref\'s later
   await f2.stop();
 });
 
-test('refs of computers this node does not know are left alone', { skip }, async () => {
+test('refs of computers this node does not know are left alone, their objects never fetched', { skip }, async () => {
   const { two } = pair;
-  const tip = git(['--git-dir', remote, 'rev-parse', 'refs/weft/one']);
-  git(['--git-dir', remote, 'update-ref', 'refs/weft/stranger', tip]);
-  const f2 = fallbackOf(two, 'two-stranger');
+  // Whoever can write the remote pushes a big file under a name no node has: fetching every
+  // refs/weft/* brought it to each node's disk.
+  const blob = git(['--git-dir', remote, 'hash-object', '-w', '--stdin'], Buffer.alloc(256 * 1024, 'stranger'));
+  const tree = git(['--git-dir', remote, 'mktree'], `100644 blob ${blob}\tjunk\n`);
+  const junk = git(['--git-dir', remote, '-c', 'user.name=mallory', '-c', 'user.email=m@example.invalid', 'commit-tree', tree, '-m', 'junk']);
+  git(['--git-dir', remote, 'update-ref', 'refs/weft/stranger', junk]);
+  const dataDir = join(t.dir, 'two-stranger');
+  const f2 = fallbackOf(two, 'two-stranger', { dataDir });
   const before = count(two, 'SELECT COUNT(*) FROM rejected_entries');
-  await f2.round();
+  const r = await f2.round();
+  assert.equal(r.imported.refused, 0);
   assert.deepEqual(f2.status().unknownRefs, ['stranger']);
   assert.equal(f2.status().refs.some((r) => r.ref === 'refs/weft/stranger'), false);
   assert.equal(count(two, 'SELECT COUNT(*) FROM rejected_entries'), before);
+  const local = join(dataDir, 'fallback.git');
+  const has = (oid: string) => {
+    try {
+      git(['--git-dir', local, 'cat-file', '-e', oid]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.equal(has(git(['--git-dir', remote, 'rev-parse', 'refs/weft/one'])), true, "a known peer's ref is fetched");
+  assert.equal(has(junk), false, "the stranger's commit is not fetched");
+  assert.equal(has(blob), false, "nor its file");
+  // Gone from the remote: gone from the status at the next round.
   git(['--git-dir', remote, 'update-ref', '-d', 'refs/weft/stranger']);
+  await f2.round();
+  assert.deepEqual(f2.status().unknownRefs, []);
   await f2.stop();
 });
 
@@ -185,8 +206,8 @@ test('a ref deleted and written anew, then its old history put back: read again 
 test('an unreachable remote and a missing git are reported (status, mesh.fallback.failed), never thrown at the node', { skip }, async () => {
   const { one } = pair;
   const f = fallbackOf(one, 'one-unreachable', { remote: join(t.dir, 'no-such-remote.git') });
-  await assert.rejects(f.round(), /git fetch failed/);
-  assert.match(f.status().lastError ?? '', /^fetch: git fetch failed/);
+  await assert.rejects(f.round(), /git ls-remote failed/);
+  assert.match(f.status().lastError ?? '', /^fetch: git ls-remote failed/);
   assert.equal(f.status().failures, 1);
   await eventually(async () => count(one, "SELECT COUNT(*) FROM events WHERE event = 'mesh.fallback.failed'") === 1, 10_000, 'mesh.fallback.failed');
   // A second failure within 10 minutes is counted, not raised again.
