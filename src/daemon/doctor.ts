@@ -116,6 +116,11 @@ export async function repairStore(
         ...(warning ? { warning } : {}),
       });
     } catch (err) {
+      // Only a damaged file is moved aside: one written by a newer Weft (or one this user cannot
+      // write) is whole, and a repair would copy it into an older schema and lose what it holds.
+      if (isWeftError(err) && err.code !== 'WEFT_STORE_CORRUPT') {
+        return withRollbacks(dataDir, { ok: false, mode: opts.repair ? 'repair' : 'check', message: `${ackNote}${err.message}` });
+      }
       if (!opts.repair) {
         return withRollbacks(dataDir, {
           ok: false,

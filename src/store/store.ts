@@ -90,12 +90,13 @@ export class Store {
         const problems = String(check).split('\n').filter(Boolean);
         throw new Error(`integrity check: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}`);
       }
-      migrate(db, [...MIGRATIONS, ...(init.migrations ?? [])]);
+      migrate(db, init.path, [...MIGRATIONS, ...(init.migrations ?? [])]);
       // The check read every page of the file into the page cache; give that memory back, or
       // an idle node on a large file keeps its whole cache (16 MB) resident from the start.
       db.pragma('shrink_memory');
     } catch (err) {
       db.close();
+      if (err instanceof StoreError) throw err;
       const msg = (err as Error).message.split('\n')[0];
       const code = (err as { code?: string }).code ?? '';
       if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
@@ -400,9 +401,22 @@ export class Store {
   }
 }
 
-function migrate(db: Db, steps: ReadonlyArray<{ version: number; name: string; sql: string }>): void {
+/**
+ * Brings the file to the newest schema. A file a newer Weft has migrated past what this one
+ * knows is refused as it is: its tables may hold columns and rules this code would break (a
+ * row written without a column the newer code needs), and it is not damaged, so nothing may
+ * move it aside.
+ */
+function migrate(db: Db, path: string, steps: ReadonlyArray<{ version: number; name: string; sql: string }>): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   const sorted = [...steps].sort((a, b) => a.version - b.version);
+  const newest = sorted.at(-1)?.version ?? 0;
+  if (current > newest) {
+    throw new StoreError(
+      'WEFT_STORE_TOO_NEW',
+      `database ${path} was written by a newer Weft (schema ${current}; this Weft knows schemas up to ${newest}): run that version or a newer one; nothing was changed in the file`,
+    );
+  }
   for (const step of sorted) {
     if (step.version <= current) continue;
     db.transaction(() => {

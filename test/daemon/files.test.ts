@@ -3,10 +3,12 @@
  * local user must not read it, and a misconfigured path gets one line that says what to fix.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { freePort } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -75,5 +77,40 @@ test('a database this user cannot write names its path and what to check', async
     assert.match(r.stderr, /^weft: database .*weft\.db cannot be written by this user/);
   } finally {
     dir.cleanup();
+  }
+});
+
+test('a database a newer Weft has migrated is refused unchanged: the daemon says so, doctor --repair leaves it where it is', async () => {
+  const t = tempDir('weft-newer-');
+  try {
+    const data = join(t.dir, 'data');
+    const env = { HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0' };
+    const d = await startDaemonProcess(env);
+    d.proc.kill('SIGTERM');
+    await d.exited;
+    const path = join(data, 'weft.db');
+    // What a later version's migration leaves behind: a schema number this one never wrote.
+    const db = new Database(path);
+    db.pragma('user_version = 999');
+    db.close();
+    const sum = () => createHash('sha256').update(readFileSync(path)).digest('hex');
+    const before = sum();
+    const files = readdirSync(data).sort();
+
+    const start = weft(['daemon'], env);
+    assert.equal(start.code, 1);
+    assert.match(start.stderr, /^weft: database .*weft\.db was written by a newer Weft \(schema 999; this Weft knows schemas up to \d+\): run that version or a newer one/);
+    assert.doesNotMatch(start.stderr, /doctor --repair/);
+
+    const repair = weft(['doctor', '--repair', '--json'], env);
+    assert.equal(repair.code, 1, repair.stdout + repair.stderr);
+    const r = JSON.parse(repair.stdout) as { ok: boolean; message: string; movedTo?: string };
+    assert.equal(r.ok, false);
+    assert.match(r.message, /newer Weft/);
+    assert.equal(r.movedTo, undefined);
+    assert.equal(sum(), before, 'the file is unchanged');
+    assert.deepEqual(readdirSync(data).sort(), files, 'nothing moved aside, nothing made');
+  } finally {
+    t.cleanup();
   }
 });
