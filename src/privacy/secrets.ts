@@ -64,7 +64,14 @@ const ARG_WORDS: readonly (readonly string[])[] = [
   ['refresh', 'token'],
   ['api', 'key'],
   ['api', 'token'],
+  ['passphrase'],
 ];
+/**
+ * A flag's own prefix before one of those names (`--http-password`, `--proxy-password`,
+ * `--bind-passphrase`); never `--no-…` or `--ask-…` (`--no-password` says not to prompt,
+ * `--ask-password` to prompt: the next word is no password).
+ */
+const FLAG_PREFIX = '(?!no-|ask-)(?:[a-z0-9]{1,16}-){0,3}';
 // `pwd` only in lower case: `PWD=/some/dir` is the shell's working directory, not a password.
 const ARG_NAMES = alternation([...ARG_WORDS.flatMap(spellings), 'pwd', '_authToken']);
 
@@ -204,14 +211,14 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   ),
   secret(
     'authorization-bearer',
-    'the token of an HTTP `Authorization: Bearer …` header',
-    '(?<![A-Za-z0-9_-])(?:Proxy-)?Authorization:\\s{0,4}Bearer\\s{1,4}([A-Za-z0-9._~+/=-]{4,4096})',
+    'the token of an HTTP `Authorization: Bearer …` (or `token …`) header, also as httpie writes it (`Authorization:"Bearer …"`)',
+    '(?<![A-Za-z0-9_-])(?:Proxy-)?Authorization:\\s{0,4}["\']?(?:Bearer|token)\\s{1,4}([A-Za-z0-9._~+/=-]{4,4096})',
     { flags: 'i', group: 1 },
   ),
   secret(
     'authorization-basic',
     'the credentials of an HTTP `Authorization: Basic …` header',
-    '(?<![A-Za-z0-9_-])(?:Proxy-)?Authorization:\\s{0,4}Basic\\s{1,4}([A-Za-z0-9+/]{4,4096}={0,2})',
+    '(?<![A-Za-z0-9_-])(?:Proxy-)?Authorization:\\s{0,4}["\']?Basic\\s{1,4}([A-Za-z0-9+/]{4,4096}={0,2})',
     { flags: 'i', group: 1 },
   ),
   secret(
@@ -222,9 +229,9 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   ),
   secret(
     'url-credentials',
-    'the password in a URL (scheme://user:password@host)',
+    'the password in a URL (scheme://user:password@host, also with no user: redis://:password@host)',
     // The password may hold `@` (unencoded): the greedy run backs off to the last `@` before the host.
-    `(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\\s:/?#@"'<>]{1,256}:(?!\\$[A-Za-z_{(])(?!\\[REDACTED:)([^\\s/?#"'<>]{1,512})@`,
+    `(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\\s:/?#@"'<>]{0,256}:(?!\\$[A-Za-z_{(])(?!\\[REDACTED:)([^\\s/?#"'<>]{1,512})@`,
     { group: 1 },
   ),
   secret(
@@ -241,26 +248,67 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   ),
   secret(
     'login-password-flag',
-    'the -p password of sshpass or of a container-registry login (docker, podman, nerdctl, buildah, helm registry, oras, skopeo)',
-    `(?<![A-Za-z0-9_-])(?:sshpass|(?:docker|podman|nerdctl|buildah|oras|skopeo|helm\\s{1,4}registry)\\s{1,4}login)(?=\\s)[^\\n|;&]{0,256}?\\s-p\\s{0,4}(?!-)(${VALUE})`,
+    'the -p password of sshpass, of a container-registry login (docker, podman, nerdctl, buildah, helm registry, oras, skopeo), of az login or cf login',
+    `(?<![A-Za-z0-9_-])(?:sshpass|(?:docker|podman|nerdctl|buildah|oras|skopeo|helm\\s{1,4}registry|az|cf)\\s{1,4}login)(?=\\s)[^\\n|;&]{0,256}?\\s-p\\s{0,4}(?!-)(${VALUE})`,
     { group: 1 },
   ),
   secret(
+    'cli-password-flag',
+    'the password a command takes after a flag of its own: redis-cli -a / --pass, ldapsearch (and the other ldap* tools) -w, zip / unzip -P, ssh-keygen -N / -P, openssl -k',
+    `(?<![A-Za-z0-9_-])(?:redis-cli(?=\\s)[^\\n|;&]{0,256}?\\s(?:-a|--pass)|ldap[a-z]{3,8}(?=\\s)[^\\n|;&]{0,256}?\\s-w|(?:un)?zip(?=\\s)[^\\n|;&]{0,256}?\\s-P|ssh-keygen(?=\\s)[^\\n|;&]{0,256}?\\s-[NP]|openssl(?=\\s)[^\\n|;&]{0,256}?\\s-k)\\s{1,4}(?!-)(${VALUE})`,
+    { group: 1 },
+  ),
+  secret(
+    'openssl-pass-arg',
+    'a password given inline to openssl (`-passin pass:…`, `-passout pass:…`, `-pass pass:…`)',
+    `(?<![A-Za-z0-9_-])-pass(?:in|out)?\\s{1,4}["']?pass:([^\\s"']{1,512})`,
+    { group: 1 },
+  ),
+  secret(
+    'archive-password',
+    'the password glued to the -p of 7z (`7z a -psecret …`)',
+    `(?<![A-Za-z0-9_-])7z[ar]?(?=\\s)[^\\n|;&]{0,256}?\\s-p(${VALUE})`,
+    { group: 1 },
+  ),
+  secret(
+    'smb-user-password',
+    'the password after the % of a Samba user (`smbclient -U user%password`)',
+    `(?<![A-Za-z0-9_-])(?:smbclient|rpcclient|smbcacls|smbget|smbmap|net)(?=\\s)[^\\n|;&]{0,256}?\\s(?:-U\\s{0,4}|--user(?:name)?=)["']?[^\\s%"']{1,256}%([^\\s"']{1,512})`,
+    { group: 1 },
+  ),
+  secret(
+    'positional-password',
+    'the password a command takes as a plain word: the last word of `htpasswd -b …`, of `cf auth user password`',
+    `(?<![A-Za-z0-9_-])(?:htpasswd(?=[^\\n|;&]{0,64}\\s-[A-Za-z]{0,7}b)[^\\n|;&]{0,256}?|cf\\s{1,4}auth\\s{1,4}[^\\s|;&]{1,256})\\s(${VALUE})(?=\\s{0,4}(?:$|[\\n|;&]))`,
+    { group: 1 },
+  ),
+  secret(
+    'echoed-password',
+    'a password echoed into a command that reads it from its input (`echo secret | docker login --password-stdin`)',
+    `(?<![A-Za-z0-9_-])(?:echo|printf)(?:\\s{1,4}-[neE]{1,3})?\\s{1,4}(${VALUE})\\s{0,4}\\|[^\\n;&]{0,256}?--password-stdin`,
+    { group: 1 },
+  ),
+  secret(
+    'vault-token',
+    'a HashiCorp Vault token (hvs., hvb., hvr., or s. and 24 letters and digits)',
+    '(?<![A-Za-z0-9_.-])(?:hv[sbr]\\.[A-Za-z0-9_-]{24,512}|s\\.[A-Za-z0-9]{24})(?![A-Za-z0-9_.-])',
+  ),
+  secret(
     'secret-env-assignment',
-    'a value assigned to a variable named *_TOKEN, *_SECRET, *_PASSWORD, *_API_KEY and the like (`export GITHUB_TOKEN=…`)',
-    `(?<![A-Za-z0-9_$.-])[A-Za-z][A-Za-z0-9_]{0,63}_(?:TOKEN|SECRET|PASSWORD|PASSWD|PWD|PASS|API_KEY|APIKEY|ACCESS_KEY|SECRET_KEY|PRIVATE_KEY|AUTH_KEY|CREDENTIALS?)["']?\\s{0,2}=\\s{0,2}(${VALUE})`,
+    'a value assigned to a variable named *_TOKEN, *_SECRET, *PASSWORD, *_API_KEY, *_AUTH, SECRET_KEY_BASE and the like (`export GITHUB_TOKEN=…`, `PGPASSWORD=…`)',
+    `(?<![A-Za-z0-9_$.-])[A-Za-z][A-Za-z0-9_]{0,63}(?:_(?:TOKEN|SECRET|PWD|PASS|API_KEY|APIKEY|ACCESS_KEY|SECRET_KEY|PRIVATE_KEY|AUTH_KEY|MASTER_KEY|KEY_BASE|AUTH|CREDENTIALS?)|PASSWORD|PASSWD)["']?\\s{0,2}=\\s{0,2}(${VALUE})`,
     { flags: 'i', group: 1 },
   ),
   secret(
     'secret-flag',
-    'the value after a --password, --token, --secret, --api-key … flag given as a separate word',
-    `(?<![A-Za-z0-9_-])--(?:${ARG_NAMES})\\s{1,4}(?!-)(${VALUE})`,
+    'the value after a --password, --token, --secret, --api-key, --passphrase … flag (also --http-password and the like) given as a separate word',
+    `(?<![A-Za-z0-9_-])--${FLAG_PREFIX}(?:${ARG_NAMES})\\s{1,4}(?!-)(${VALUE})`,
     { group: 1 },
   ),
   secret(
     'password-arg',
     'the value of a password=, passwd=, pwd=, secret=, token=, api_key=, apikey=, access_token= … argument (also --password=…, "password": "…")',
-    `(?<![A-Za-z0-9_-])(?:--?)?(?:${ARG_NAMES})["']?\\s{0,2}[=:]\\s{0,2}(${VALUE})`,
+    `(?<![A-Za-z0-9_-])(?:--?${FLAG_PREFIX})?(?:${ARG_NAMES})["']?\\s{0,2}[=:]\\s{0,2}(${VALUE})`,
     { group: 1 },
   ),
 ]);
