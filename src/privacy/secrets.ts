@@ -90,6 +90,9 @@ function secret(
   };
 }
 
+/** A variable named like a secret: *_TOKEN, *_SECRET, *PASSWORD, *_API_KEY, *_AUTH, SECRET_KEY_BASE … (in capitals; a pattern's `i` flag widens it). */
+const SECRET_NAME = '[A-Za-z][A-Za-z0-9_]{0,63}(?:_(?:TOKEN|SECRET|PWD|PASS|PAT|API_KEY|APIKEY|ACCESS_KEY|SECRET_KEY|PRIVATE_KEY|AUTH_KEY|MASTER_KEY|KEY_BASE|AUTH|CREDENTIALS?)|PASSWORD|PASSWD)';
+
 const KEY_LINE = '(?: [A-Z0-9]{1,20}){0,3} PRIVATE KEY(?: BLOCK)?-----';
 
 /**
@@ -254,8 +257,8 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   ),
   secret(
     'cli-password-flag',
-    'the password a command takes after a flag of its own: redis-cli -a / --pass, ldapsearch (and the other ldap* tools) -w, zip / unzip -P, ssh-keygen -N / -P, openssl -k',
-    `(?<![A-Za-z0-9_-])(?:redis-cli(?=\\s)[^\\n|;&]{0,256}?\\s(?:-a|--pass)|ldap[a-z]{3,8}(?=\\s)[^\\n|;&]{0,256}?\\s-w|(?:un)?zip(?=\\s)[^\\n|;&]{0,256}?\\s-P|ssh-keygen(?=\\s)[^\\n|;&]{0,256}?\\s-[NP]|openssl(?=\\s)[^\\n|;&]{0,256}?\\s-k)\\s{1,4}(?!-)(${VALUE})`,
+    'the password a command takes after a flag of its own: redis-cli -a / --pass, ldapsearch (and the other ldap* tools) -w, zip / unzip -P, ssh-keygen -N / -P, openssl -k, and `git config … x.password …`',
+    `(?<![A-Za-z0-9_-])(?:redis-cli(?=\\s)[^\\n|;&]{0,256}?\\s(?:-a|--pass)|ldap[a-z]{3,8}(?=\\s)[^\\n|;&]{0,256}?\\s-w|(?:un)?zip(?=\\s)[^\\n|;&]{0,256}?\\s-P|ssh-keygen(?=\\s)[^\\n|;&]{0,256}?\\s-[NP]|openssl(?=\\s)[^\\n|;&]{0,256}?\\s-k|git\\s{1,4}config(?=\\s)[^\\n|;&]{0,256}?\\s[A-Za-z0-9_.-]{0,64}\\.(?:password|token|secret))\\s{1,4}(?!-)(${VALUE})`,
     { group: 1 },
   ),
   secret(
@@ -284,8 +287,14 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   ),
   secret(
     'echoed-password',
-    'a password echoed into a command that reads it from its input (`echo secret | docker login --password-stdin`)',
-    `(?<![A-Za-z0-9_-])(?:echo|printf)(?:\\s{1,4}-[neE]{1,3})?\\s{1,4}(${VALUE})\\s{0,4}\\|[^\\n;&]{0,256}?--password-stdin`,
+    'a password echoed into a command that reads it from its input (`echo secret | docker login --password-stdin`, `echo secret | sudo -S …`)',
+    `(?<![A-Za-z0-9_-])(?:echo|printf)(?:\\s{1,4}-[neE]{1,3})?\\s{1,4}(${VALUE})\\s{0,4}\\|[^\\n;&]{0,256}?(?:--password-stdin|sudo\\s(?:[^\\n|;&]{0,64}?\\s)?-[A-Za-z]{0,7}S(?![A-Za-z]))`,
+    { group: 1 },
+  ),
+  secret(
+    'here-string-password',
+    'a password handed to such a command as a here-string (`sudo -S ls <<< secret`, `docker login --password-stdin <<< secret`)',
+    `(?<![A-Za-z0-9_-])(?:sudo\\s(?:[^\\n|;&]{0,64}?\\s)?-[A-Za-z]{0,7}S(?![A-Za-z])|--password-stdin)[^\\n|;&]{0,256}?<<<\\s{0,4}(${VALUE})`,
     { group: 1 },
   ),
   secret(
@@ -296,8 +305,15 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   secret(
     'secret-env-assignment',
     'a value assigned to a variable named *_TOKEN, *_SECRET, *PASSWORD, *_API_KEY, *_AUTH, SECRET_KEY_BASE and the like (`export GITHUB_TOKEN=…`, `PGPASSWORD=…`)',
-    `(?<![A-Za-z0-9_$.-])[A-Za-z][A-Za-z0-9_]{0,63}(?:_(?:TOKEN|SECRET|PWD|PASS|API_KEY|APIKEY|ACCESS_KEY|SECRET_KEY|PRIVATE_KEY|AUTH_KEY|MASTER_KEY|KEY_BASE|AUTH|CREDENTIALS?)|PASSWORD|PASSWD)["']?\\s{0,2}=\\s{0,2}(${VALUE})`,
+    `(?<![A-Za-z0-9_$.-])${SECRET_NAME}["']?\\s{0,2}=\\s{0,2}(${VALUE})`,
     { flags: 'i', group: 1 },
+  ),
+  secret(
+    'secret-variable-set',
+    'a value given to such a variable without `=`: fish `set -gx DB_PASSWORD …`, csh `setenv GITHUB_TOKEN …`, `gh secret set API_TOKEN --body …`',
+    `(?<![A-Za-z0-9_-])(?:(?:set(?:\\s{1,4}-{1,2}[A-Za-z-]{1,16}){0,4}|setenv)\\s{1,4}${SECRET_NAME}|gh\\s{1,4}secret\\s{1,4}set\\s{1,4}[^\\s|;&]{1,256}(?:\\s{1,4}-{1,2}[A-Za-z-]{1,16}(?:\\s{1,4}[^\\s-][^\\s|;&]{0,255})?){0,4}?\\s{1,4}(?:--body|-b))\\s{1,4}(?!-)(${VALUE})`,
+    // Names in capitals only here: without the `=`, prose (`set aws_secret_access_key in …`) reads alike.
+    { group: 1 },
   ),
   secret(
     'secret-flag',

@@ -232,6 +232,13 @@ const POSITIVES: readonly Positive[] = [
   { kind: 'echoed-password', input: `printf 'pa55 word' | helm registry login r --password-stdin`, secret: 'pa55 word' },
   { kind: 'vault-token', input: `vault login hvs.${make(ALNUM, 30)}`, secret: `hvs.${make(ALNUM, 30)}` },
   { kind: 'vault-token', input: `vault login s.${make(ALNUM, 24)}`, secret: `s.${make(ALNUM, 24)}` },
+  { kind: 'secret-variable-set', input: 'set -gx DB_PASSWORD pa55word', secret: 'pa55word' },
+  { kind: 'secret-variable-set', input: 'setenv GITHUB_TOKEN pa55word', secret: 'pa55word' },
+  { kind: 'secret-variable-set', input: 'gh secret set API_TOKEN --repo o/r --body pa55word', secret: 'pa55word' },
+  { kind: 'cli-password-flag', input: 'git config --global user.password pa55word', secret: 'pa55word' },
+  { kind: 'echoed-password', input: 'echo pa55word | sudo -S apt update', secret: 'pa55word' },
+  { kind: 'here-string-password', input: 'sudo -S apt update <<< pa55word', secret: 'pa55word' },
+  { kind: 'here-string-password', input: 'docker login -u bob --password-stdin <<< "pa55 word"', secret: 'pa55 word' },
   { kind: 'secret-flag', input: 'mycli --password "two words" --host db', secret: 'two words' },
   { kind: 'password-arg', input: 'password=hunter2', secret: 'hunter2' },
   {
@@ -320,6 +327,8 @@ const NEGATIVES: readonly Negative[] = [
   { kind: 'positional-password', input: 'htpasswd -c .htpasswd bob; htpasswd -B .htpasswd bob; cf auth' },
   { kind: 'echoed-password', input: 'echo "$PASS" | docker login --password-stdin; echo hi | grep h' },
   { kind: 'vault-token', input: 'vault status && ls -la s.txt' },
+  { kind: 'secret-variable-set', input: 'set -x PATH /usr/bin $PATH; set -e DB_PASSWORD; set fish_greeting hi; gh secret set X < f' },
+  { kind: 'here-string-password', input: 'sudo -u bob cat <<< hello; sudo -s; echo hi | sudo tee f' },
 ];
 
 test('there are at least 24 built-in patterns, with stable kebab-case names, global regexes and descriptions', () => {
@@ -511,6 +520,11 @@ test('200 KB hostile inputs are processed', () => {
     fill('s.'),
     fill('-passin pass:'),
     fill('7z -p'),
+    fill('set -x A_TOKEN '),
+    fill('gh secret set x -a '),
+    fill('sudo -S '),
+    fill('sudo -S <<<'),
+    fill('git config a.password '),
   ];
   for (const h of hostile) {
     const r = redactSecrets(h);
