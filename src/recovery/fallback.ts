@@ -194,7 +194,8 @@ export class GitFallback {
   private readonly maxAgeMs: number;
   private readonly git: Git;
   private readonly route: FrameRoute;
-  private readonly acks = new Map<string, Uint8Array[]>();
+  /** Acks owed to each peer, oldest first; kept in `fallback_acks` until a push carries them. */
+  private readonly acks = new Map<string, Array<{ id: number; frame: Uint8Array }>>();
   private readonly engaged = new Set<string>();
   private readonly unknownRefs = new Set<string>();
   private stopTimer: (() => void) | undefined;
@@ -238,11 +239,15 @@ export class GitFallback {
     this.route = {
       guard: { check: (h) => inner.check(routed(h)), record: (h) => inner.record(routed(h)) },
       types: new Set(['events', 'ack']),
+      // Kept in the database: a restart before the next push would otherwise lose them, and
+      // the sender's outbox would wait for the link although git brought its events.
       sendAck: async (peer, ack) => {
-        const list = this.acks.get(peer) ?? [];
-        list.push(ack);
-        if (list.length > MAX_PENDING_ACKS) list.shift();
-        this.acks.set(peer, list);
+        await store.write(() => {
+          const list = this.acks.get(peer) ?? [];
+          list.push({ id: Number(this.s.addAck.run(peer, ack).lastInsertRowid), frame: ack });
+          if (list.length > MAX_PENDING_ACKS) this.s.dropAck.run((list.shift() as { id: number }).id);
+          this.acks.set(peer, list);
+        });
       },
     };
     const db = store.db;
@@ -258,7 +263,14 @@ export class GitFallback {
         `INSERT INTO fallback_sent (peer, outbox_id, commit_id, events, since, at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(peer) DO UPDATE SET outbox_id = excluded.outbox_id, commit_id = excluded.commit_id, events = events + excluded.events, at = excluded.at`,
       ),
+      addAck: db.prepare('INSERT INTO fallback_acks (peer, frame) VALUES (?, ?)'),
+      dropAck: db.prepare('DELETE FROM fallback_acks WHERE id = ?'),
     };
+    for (const row of db.prepare('SELECT id, peer, frame FROM fallback_acks ORDER BY id').all() as Array<{ id: number; peer: string; frame: Buffer }>) {
+      const list = this.acks.get(row.peer) ?? [];
+      list.push({ id: row.id, frame: new Uint8Array(row.frame) });
+      this.acks.set(row.peer, list);
+    }
     if (!isGitRefSafe(computer)) {
       throw new WeftError('WEFT_CONFIG', `the git fallback needs a computer name that can be a git ref (letters, digits, '-', '_', single dots); '${computer}' cannot`);
     }
@@ -518,7 +530,7 @@ export class GitFallback {
     const { mesh, node, peers } = this.deps;
     const now = this.deps.clock.now();
     const files = new Map<string, { bytes: Buffer; events: number; lastId: number; acks: number }>();
-    const acksTaken = new Map<string, Uint8Array[]>();
+    const acksTaken = new Map<string, Array<{ id: number; frame: Uint8Array }>>();
     /** Peers whose waiting rows were all too big for any frame: their mark moves past them. */
     const passedOver = new Map<string, number>();
     // This node's ref on the remote must name a commit to build on. Something else there (a
@@ -540,7 +552,7 @@ export class GitFallback {
       let events = 0;
       let lastId = 0;
       // Room is kept for the acks owed to this peer, written in the same file.
-      let fileBytes = (this.acks.get(p.computer) ?? []).reduce((n, a) => n + 4 + a.length, 0);
+      let fileBytes = (this.acks.get(p.computer) ?? []).reduce((n, a) => n + 4 + a.frame.length, 0);
       const due = this.isDue(p.computer, now);
       const key = mesh.linkKey(p.computer);
       if (due && key) {
@@ -593,8 +605,8 @@ export class GitFallback {
       }
       const acks = this.acks.get(p.computer) ?? [];
       if (acks.length > 0) {
-        acksTaken.set(p.computer, acks);
-        frames.push(...acks);
+        acksTaken.set(p.computer, acks.slice());
+        for (const a of acks) frames.push(a.frame);
       }
       if (frames.length > 0) files.set(p.computer, { bytes: joinFrames(frames), events, lastId, acks: acks.length });
       else if (lastId > 0) passedOver.set(p.computer, lastId);
@@ -630,6 +642,11 @@ export class GitFallback {
       const left = (this.acks.get(peer) ?? []).filter((a) => !taken.includes(a));
       if (left.length > 0) this.acks.set(peer, left);
       else this.acks.delete(peer);
+    }
+    if (acksTaken.size > 0) {
+      await node.ns.store.write(() => {
+        for (const taken of acksTaken.values()) for (const a of taken) this.s.dropAck.run(a.id);
+      });
     }
     // What the remote has now: the next round builds on it even before its fetch.
     await this.git.run(['update-ref', `${LOCAL_PREFIX}${self.computer}`, commit]);

@@ -814,4 +814,18 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       DROP TABLE session_heights_v24;
     `,
   },
+  {
+    version: 29,
+    name: 'git fallback: the acks owed to each peer, kept until a push carries them',
+    sql: `
+      -- An ack frame for events a peer's commit brought, to go back in this node's next commit.
+      -- Held in memory only, a restart before the push lost them: the sender's outbox then
+      -- waited for the link although its events had crossed. At most 4,096 per peer.
+      CREATE TABLE fallback_acks (
+        id INTEGER PRIMARY KEY,
+        peer TEXT NOT NULL,
+        frame BLOB NOT NULL
+      );
+    `,
+  },
 ];

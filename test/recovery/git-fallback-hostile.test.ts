@@ -452,3 +452,40 @@ test("a remote holding more refs than the listing may print: the node's known pe
     await f1.stop();
   }
 });
+
+test("acks owed through git survive a restart of the node that owes them: the sender's outbox still drains through git", {
+  skip,
+}, async () => {
+  const { one } = pair;
+  await one.mesh?.stop();
+  await pair.two.mesh?.stop();
+  const f1 = fallbackOf(one, 'one-acks-restart');
+  await one.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 777 } });
+  await eventually(async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") >= 1, 10_000, 'waiting for two');
+  db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
+  assert.ok((await f1.round()).pushed.events >= 1);
+  // two imports it while its pushes are refused: the ack waits.
+  const hook = join(remote, 'hooks', 'pre-receive');
+  writeFileSync(hook, '#!/bin/sh\nexit 1\n');
+  chmodSync(hook, 0o755);
+  const f2 = fallbackOf(pair.two, 'two-acks-restart');
+  await assert.rejects(f2.round(), /git push failed/);
+  await eventually(
+    async () => count(pair.two, "SELECT COUNT(*) FROM notifications WHERE event_type = 'mesh.test.ping' AND json_extract(payload, '$.n') = 777") === 1,
+    10_000,
+    'imported at two',
+  );
+  await f2.stop();
+  rmSync(hook);
+  // two restarts (its link to one stays down: one's mesh is stopped) and its next round writes the ack it owed.
+  const two = await pair.restart('two');
+  await two.mesh?.stop();
+  const f2b = fallbackOf(two, 'two-acks-restart-b');
+  const r = await f2b.round();
+  assert.ok(r.pushed.acks >= 1, 'the ack owed before the restart is written');
+  assert.equal(count(two, 'SELECT COUNT(*) FROM fallback_acks'), 0, 'and no longer kept once pushed');
+  await f1.round();
+  await eventually(async () => count(one, "SELECT COUNT(*) FROM mesh_outbox WHERE peer = 'two'") === 0, 10_000, "one's outbox drained by the ack through git");
+  await f1.stop();
+  await f2b.stop();
+});
