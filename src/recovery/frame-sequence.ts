@@ -5,9 +5,11 @@
  * recorded as rejections. A wiped node's sequence would start again at 1.
  *
  * Two steps keep it clear of both:
- * 1. Before the mesh starts, a database made under a key that existed before it (a wiped data
- *    dir with its key kept, or an imported key) starts its sequence at a floor taken from the
- *    clock: microseconds since the epoch. A node's earlier life cannot have used that many
+ * 1. Before the mesh starts, the sequence is moved up to a floor taken from the clock
+ *    (microseconds since the epoch) when it is below it: a database made under a key that
+ *    existed before it (a wiped data dir with its key kept, or an imported key), and an older
+ *    copy of the database (a backup restored) would otherwise reuse or fall behind numbers its
+ *    peers have seen. A node's earlier life cannot have used that many
  *    sequences (it would need a thousand frames a millisecond, every millisecond since it was
  *    made), so its very first frames (hellos, the restore's questions) are fresh.
  * 2. The restore asks every peer for the highest sequence it accepted from this node, reads the
@@ -28,17 +30,22 @@ export function reservedSequence(store: Store): number {
 }
 
 /**
- * Starts a never-used sequence at the clock floor (step 1). Does nothing when the mesh has
- * reserved sequences in this database already. Resolves to the floor set, or undefined.
+ * Moves the sequence up to the clock floor (step 1) when it is below it: a never-used sequence,
+ * and one an older copy of the database brings back (a file-level backup restored, a VM
+ * snapshot: its reservation is from the day of the copy, and the peers remember the far higher
+ * sequences used since, so every frame would be refused as stale). Safe at every start: the
+ * node's earlier life cannot have gone past the floor (it would take a thousand frames a
+ * millisecond since the floor it last started from). Resolves to the floor set, or undefined
+ * when the sequence is at or past it already.
  * @example
- * if (!identityCreated) await seedFrameSequence(node.ns.store, clock);
+ * await raiseFrameSequenceToFloor(node.ns.store, clock);
  */
-export async function seedFrameSequence(store: Store, clock: Clock): Promise<number | undefined> {
+export async function raiseFrameSequenceToFloor(store: Store, clock: Clock): Promise<number | undefined> {
   return store.write(() => {
-    const cur = store.db.prepare('SELECT value FROM mesh_state WHERE key = ?').pluck().get(KEY) as string | undefined;
-    if (cur !== undefined) return undefined;
+    const cur = Number((store.db.prepare('SELECT value FROM mesh_state WHERE key = ?').pluck().get(KEY) as string | undefined) ?? '0');
     const floor = Math.floor(clock.now()) * FLOOR_PER_MS;
-    store.db.prepare('INSERT INTO mesh_state (key, value) VALUES (?, ?)').run(KEY, String(floor));
+    if (cur >= floor) return undefined;
+    store.db.prepare('INSERT INTO mesh_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(KEY, String(floor));
     return floor;
   });
 }

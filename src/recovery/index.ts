@@ -2,7 +2,7 @@
 export { type BeaconCartridge, type BeaconHolder, type BeaconPayload, type BeaconRange, signBeacon, verifyBeacon } from './beacon.js';
 export type { RecoveryMode } from './books.js';
 export { blockSizeFor, buildRanges, contentHash, type DigestRange, type Holding, holdingOver, NOT_CONTENT, RunDigest } from './digest.js';
-export { FLOOR_PER_MS, resumeFrameSequencePast, reservedSequence, seedFrameSequence } from './frame-sequence.js';
+export { FLOOR_PER_MS, raiseFrameSequenceToFloor, resumeFrameSequencePast, reservedSequence } from './frame-sequence.js';
 export { BACKUP_FORMAT, checkPassphrase, DEFAULT_KDF, decryptIdentity, encryptIdentity, type KdfParams, type KeyBackup, MIN_PASSPHRASE, readBackupFile, writeBackupFile } from './key-backup.js';
 export type { CartridgePort, RecoveryDeps, RecoveryInit, RecoveryNode } from './ports.js';
 export type { RestoreOptions, RestorePhase, RestoreProgress } from './restore.js';

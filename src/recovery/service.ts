@@ -28,7 +28,7 @@ import { type BeaconHolder, type BeaconPayload, signBeacon, verifyBeacon } from 
 import { BeaconBook, copiesOf, HoldingsBook, type RecoveryMode, RecoveryState, type StoredBeacon } from './books.js';
 import { blockSizeFor, type Holding, HoldingBuilder, holdingOver, RangeBuilder } from './digest.js';
 import { EventIndex } from './event-index.js';
-import { reservedSequence, seedFrameSequence } from './frame-sequence.js';
+import { raiseFrameSequenceToFloor, reservedSequence } from './frame-sequence.js';
 import { CartridgeJournal, NotificationJournal } from './journal.js';
 import type { CartridgePort, RecoveryDeps, RecoveryInit } from './ports.js';
 import { RestoreJob, type RestoreOptions, type RestoreProgress } from './restore.js';
@@ -175,15 +175,19 @@ export class RecoveryService {
   async prepare(): Promise<void> {
     if (this.state.get('db') === undefined) await this.state.set('db', randomBytes(8).toString('hex'));
     await this.notes.ownComputer(this.deps.node.self.computer);
-    if (this.state.mode() !== undefined) return;
+    // At every start, not only the first: an older copy of this database holds an older
+    // reservation than the sequences its peers have seen from this node.
+    const floor = this.init.identityCreated || this.init.sequenceFloor === false ? undefined : await raiseFrameSequenceToFloor(this.deps.node.ns.store, this.deps.clock);
+    const firstStart = this.state.mode() === undefined;
+    if (floor !== undefined) {
+      this.deps.logger.info({ floor }, firstStart ? 'frame sequence starts at the clock floor (a key older than this database)' : 'frame sequence moved up to the clock floor (this database holds an older reservation: a restored copy?)');
+    }
+    if (!firstStart) return;
     // A node that sends no beacons has nothing to wait for.
     if (this.init.identityCreated || !this.enabled) {
-      if (!this.init.identityCreated && this.init.sequenceFloor !== false) await seedFrameSequence(this.deps.node.ns.store, this.deps.clock);
       await this.state.set('mode', 'normal');
       return;
     }
-    const floor = this.init.sequenceFloor === false ? undefined : await seedFrameSequence(this.deps.node.ns.store, this.deps.clock);
-    if (floor !== undefined) this.deps.logger.info({ floor }, 'frame sequence starts at the clock floor (a key older than this database)');
     await this.state.set('mode', 'checking');
   }
 

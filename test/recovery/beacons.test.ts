@@ -16,10 +16,10 @@ import {
   buildRanges,
   contentHash,
   FLOOR_PER_MS,
+  raiseFrameSequenceToFloor,
   holdingOver,
   reservedSequence,
   resumeFrameSequencePast,
-  seedFrameSequence,
   signBeacon,
   verifyBeacon,
 } from '../../src/recovery/index.js';
@@ -94,8 +94,11 @@ describe('recovery digests and beacons (units)', () => {
     const clock = new ManualClock(1_760_000_000_000);
     const ns = openNodeStore({ path: join(t.dir, 'seq.db') }, { clock, logger: silentLogger });
     try {
-      assert.equal(await seedFrameSequence(ns.store, clock), 1_760_000_000_000 * FLOOR_PER_MS);
-      assert.equal(await seedFrameSequence(ns.store, clock), undefined, 'once only');
+      assert.equal(await raiseFrameSequenceToFloor(ns.store, clock), 1_760_000_000_000 * FLOOR_PER_MS);
+      assert.equal(await raiseFrameSequenceToFloor(ns.store, clock), undefined, 'not again at the same floor');
+      // An hour later the reservation (as a restored copy would hold it) is below the new floor: moved up.
+      clock.advance(3_600_000);
+      assert.equal(await raiseFrameSequenceToFloor(ns.store, clock), (1_760_000_000_000 + 3_600_000) * FLOOR_PER_MS);
       let next = reservedSequence(ns.store) + 1;
       const mesh = { nextSequence: async () => next++ };
       const past = reservedSequence(ns.store) + 5000;
