@@ -1,3 +1,5 @@
+import { createReadStream, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { AuditLog } from '../audit/index.js';
@@ -97,6 +99,43 @@ export function deadLetterRoutes({ node }: { node: WeftNode }): (app: FastifyIns
       return { items, nextCursor: items.length === limit && last ? last.id : null, total: node.ns.deadLetters.count(), kept: node.ns.deadLetters.limit };
     });
     app.get('/api/deadletters/:id', { schema: { params: IdParams } }, async (req) => node.ns.deadLetters.get((req.params as { id: number }).id));
+  };
+}
+
+/**
+ * `POST /api/backup`: a consistent copy of the node's database, made beside it (the data dir
+ * has room for what the database has) and sent as the answer's body, then deleted. One at a
+ * time; a POST, so a read-only dashboard login cannot take the whole database.
+ */
+export function backupRoutes({ node }: { node: WeftNode }): (app: FastifyInstance) => void {
+  let running = false;
+  return (app) => {
+    app.post('/api/backup', async (_req, reply) => {
+      if (running) throw new WeftError('WEFT_CONFLICT', 'a backup is being made already: wait for it to end');
+      running = true;
+      const store = node.ns.store;
+      const tmp = join(dirname(store.path), `weft.db.backup-${process.pid}-${Date.now()}.tmp`);
+      const done = () => {
+        running = false;
+        rmSync(tmp, { force: true });
+      };
+      try {
+        await store.backup(tmp);
+      } catch (err) {
+        done();
+        const e = err as NodeJS.ErrnoException;
+        throw new WeftError('WEFT_STORE', `the backup could not be written beside the database (${e.code ?? e.message}): ${dirname(store.path)} needs as much free space as the database takes`);
+      }
+      const size = statSync(tmp).size;
+      const stream = createReadStream(tmp);
+      reply.raw.once('close', done);
+      stream.once('error', done);
+      return reply
+        .header('content-type', 'application/vnd.sqlite3')
+        .header('content-length', String(size))
+        .header('x-weft-computer', node.self.computer)
+        .send(stream);
+    });
   };
 }
 

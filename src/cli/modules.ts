@@ -31,8 +31,8 @@ export const COMMAND_MODULES: readonly LazyCommandModule[] = [
   { name: 'mounts', commands: ['mounts'], load: async () => (await import('./commands/mounts.js')).mountsCommands },
   { name: 'invoke', commands: ['invoke'], load: async () => (await import('./commands/invoke.js')).invokeCommands },
   { name: 'sessions', commands: ['sessions'], load: async () => (await import('./commands/sessions.js')).sessionsCommands },
-  // Adds `weft identity export/import` under the node commands' `identity`.
-  { name: 'recovery', commands: ['identity', 'recovery'], load: async () => (await import('./commands/recovery.js')).recoveryCommands },
+  // Adds `weft identity export/import` under the node commands' `identity`, and `weft backup`.
+  { name: 'recovery', commands: ['identity', 'recovery', 'backup'], load: async () => (await import('./commands/recovery.js')).recoveryCommands },
   // Adds `weft config autonomy ...` under the core `config` command.
   { name: 'autonomy', commands: ['config'], load: async () => (await import('./commands/autonomy.js')).autonomyCommands },
 ];

@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
@@ -128,15 +129,71 @@ export class WeftClient {
     } catch {
       json = undefined;
     }
-    if (res.status < 200 || res.status >= 300) {
-      const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
-      const code = (e?.code && e.code in ERROR_CODES ? e.code : res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
-      // Every weft answer carries { error: { code } }: anything else is another program on the port.
-      const notWeft = !(e?.code && e.code in ERROR_CODES);
-      const message = e?.message ?? (notWeft ? `${this.init.url} answered HTTP ${res.status} and is not a weft daemon (another program on api.port?)` : `HTTP ${res.status}`);
-      throw new WeftError(code, message, e?.details ? { details: e.details } : undefined);
-    }
+    if (res.status < 200 || res.status >= 300) throw this.answerError(res.status, json);
     return json as T;
+  }
+
+  /** The error a non-2xx answer stands for. */
+  private answerError(status: number, json: unknown): WeftError {
+    const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
+    const code = (e?.code && e.code in ERROR_CODES ? e.code : status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
+    // Every weft answer carries { error: { code } }: anything else is another program on the port.
+    const notWeft = !(e?.code && e.code in ERROR_CODES);
+    const message = e?.message ?? (notWeft ? `${this.init.url} answered HTTP ${status} and is not a weft daemon (another program on api.port?)` : `HTTP ${status}`);
+    return new WeftError(code, message, e?.details ? { details: e.details } : undefined);
+  }
+
+  /**
+   * POSTs to `path` and writes the answer's body to `dest` as it arrives (the database backup);
+   * `onBytes` follows it. Resolves to the bytes written and the answer's headers.
+   */
+  download(path: string, dest: string, onBytes?: (got: number, total: number | undefined) => void): Promise<{ bytes: number; headers: Record<string, string | string[] | undefined> }> {
+    const url = this.init.url + path;
+    return new Promise((resolveDone, reject) => {
+      const send = url.startsWith('https:') ? loadHttps().request : httpRequest;
+      const req = send(url, { method: 'POST', headers: { authorization: `Bearer ${this.init.token}`, 'content-length': '0' } }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status >= 300) {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            if (text.length < 65_536) text += c;
+          });
+          res.on('end', () => {
+            let json: unknown;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = undefined;
+            }
+            reject(this.answerError(status, json));
+          });
+          return;
+        }
+        const total = Number(res.headers['content-length']) || undefined;
+        const file = createWriteStream(dest, { mode: 0o600, flags: 'wx' });
+        let got = 0;
+        let ended = false;
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          onBytes?.(got, total);
+        });
+        res.on('end', () => {
+          ended = true;
+        });
+        res.on('close', () => {
+          if (!ended) file.destroy(new WeftError('WEFT_INTERNAL', `POST ${path}: the connection closed before the answer was complete (${got} of ${total ?? '?'} bytes)`));
+        });
+        file.on('error', reject);
+        file.on('finish', () => {
+          if (total !== undefined && got !== total) reject(new WeftError('WEFT_INTERNAL', `POST ${path}: ${got} of ${total} bytes arrived`));
+          else resolveDone({ bytes: got, headers: res.headers });
+        });
+        res.pipe(file);
+      });
+      req.on('error', (err) => reject(new WeftError('WEFT_STOPPED', `no weft daemon answers at ${this.init.url} (start one with 'weft daemon')`, { cause: err })));
+      req.end();
+    });
   }
 
   /** GET returning the body as text (JSON lines, Prometheus text). */

@@ -27,12 +27,7 @@ export function recordedNodeId(dataDir: string): string | undefined {
   try {
     const db = new Database(path, { readonly: true, fileMustExist: true });
     try {
-      const row = db
-        .prepare("SELECT kind, details FROM audit_log WHERE kind IN ('identity.created', 'key.rotated') AND peer IS NULL ORDER BY seq DESC LIMIT 1")
-        .get() as { kind: string; details: string } | undefined;
-      if (!row) return undefined;
-      const d = JSON.parse(row.details) as { nodeId?: string; newNodeId?: string };
-      return (row.kind === 'key.rotated' ? d.newNodeId : d.nodeId) ?? undefined;
+      return recordedNodeIdOf(db);
     } finally {
       db.close();
     }
@@ -68,4 +63,14 @@ export function checkDatabaseIdentity(dataDir: string): void {
       `${keyPath} is the key of ${now}, but this data dir's database was written by ${had}: the two do not belong together (a key imported over another node's database?). To be ${now}, ${aside} and run 'weft recovery restore' after the start; to be ${had} again, put its key back`,
     );
   }
+}
+
+/** The node id an open node database was last written under (its audit log), or undefined. */
+export function recordedNodeIdOf(db: Database.Database): string | undefined {
+  const row = db
+    .prepare("SELECT kind, details FROM audit_log WHERE kind IN ('identity.created', 'key.rotated') AND peer IS NULL ORDER BY seq DESC LIMIT 1")
+    .get() as { kind: string; details: string } | undefined;
+  if (!row) return undefined;
+  const d = JSON.parse(row.details) as { nodeId?: string; newNodeId?: string };
+  return (row.kind === 'key.rotated' ? d.newNodeId : d.nodeId) ?? undefined;
 }

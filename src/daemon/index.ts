@@ -4,6 +4,7 @@ export * from './daemon.js';
 export * from './check-config.js';
 export * from './identity-check.js';
 export * from './doctor.js';
+export * from './backup.js';
 export * from './mesh-config.js';
 export * from './run.js';
 export * from './privacy-config.js';

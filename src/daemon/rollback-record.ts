@@ -5,8 +5,8 @@ import { join } from 'node:path';
 export interface RollbackRecord {
   /** ISO time it was found. */
   detectedAt: string;
-  /** Who found it: the daemon at its start, or `weft doctor --repair` in the damaged file. */
-  by: 'daemon start' | 'doctor --repair';
+  /** Who found it: the daemon at its start, `weft doctor --repair` in the damaged file, or `weft backup restore` (the events after the backup). */
+  by: 'daemon start' | 'doctor --repair' | 'backup restore';
   /** The last log position the daemon recorded as committed (`last-commit.json`). */
   recordedSeq: number;
   /** Where the file ended when it was found. */

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors/index.js';
@@ -146,8 +146,17 @@ export class Store {
    */
   async rescue(): Promise<string> {
     const to = `${this.path}.rescued-${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-')}`;
-    await this.db.backup(to);
+    await this.backup(to);
     return to;
+  }
+
+  /**
+   * Writes a consistent copy of the database to `to` (SQLite's online backup: a page range at a
+   * time, writers go on between them; the copy is the state at its end). Mode 0600.
+   */
+  async backup(to: string): Promise<void> {
+    this.assertOpen();
+    await backupDatabase(this.db, to);
   }
 
   /** Runs a synchronous function in one write transaction, after earlier writers. */
@@ -407,6 +416,22 @@ export class Store {
  * row written without a column the newer code needs), and it is not damaged, so nothing may
  * move it aside.
  */
+/**
+ * SQLite's online backup of an open database to `to`, left as one self-contained file (rollback
+ * journal, not WAL: opening the copy makes no -wal or -shm beside it), mode 0600. A store opening
+ * it switches it back to WAL.
+ */
+export async function backupDatabase(db: Db, to: string): Promise<void> {
+  await db.backup(to);
+  chmodSync(to, 0o600);
+  const copy = new Database(to);
+  try {
+    copy.pragma('journal_mode = DELETE');
+  } finally {
+    copy.close();
+  }
+}
+
 function migrate(db: Db, path: string, steps: ReadonlyArray<{ version: number; name: string; sql: string }>): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   const sorted = [...steps].sort((a, b) => a.version - b.version);

@@ -1,9 +1,10 @@
 /**
- * `weft recovery` (status, beacon, restore, dismiss, digest) through the daemon's API, and
+ * `weft recovery` (status, beacon, restore, dismiss, digest) through the daemon's API,
  * `weft identity export --encrypted` / `weft identity import`, which work on the key file
- * itself (the daemon may be down; an import needs it down). docs/recovery.md.
+ * itself (the daemon may be down; an import needs it down), and `weft backup create|restore`
+ * for the database (docs/recovery.md, docs/reliability.md).
  */
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readDaemonInfo } from '../../config/index.js';
@@ -263,6 +264,88 @@ export function recoveryCommands(ctx: CliContext): void {
   // `weft identity` is defined with the node commands; export and import join it here.
   const identity = program.commands.find((x) => x.name() === 'identity') ?? program.command('identity').description("this node's Ed25519 identity");
   addIdentityBackup(identity as Command, cfg, out);
+  addDatabaseBackup(ctx);
+}
+
+const BACKUP_HELP = `
+A backup is a consistent copy of the node's database (every event, notification, the audit
+log, the outboxes): made while the daemon runs (through its API) or while it is stopped. It
+holds payloads in the clear: keep it as private as the data dir. The node key is not in it
+('weft identity export --encrypted' backs that up).
+
+Examples:
+  weft backup create                          # ./weft-backup-<computer>-<time>.db
+  weft backup create ~/safe/laptop.db --force
+  weft backup restore ~/safe/laptop.db        # with the daemon stopped (Ctrl-C, or the service manager)
+
+A restore puts a backup in place of the database (the daemon must be stopped) and keeps the
+database it replaces (weft.db.before-restore-<time>). Events the node had after the backup are
+not in it: the restore says how many and records them as a rollback ('weft doctor'); peers
+still send what they hold for the node, and 'weft status' says when 'weft recovery restore'
+can bring back its cluster events. See docs/reliability.md.
+`;
+
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+function addDatabaseBackup(ctx: CliContext): void {
+  const { program, client, out, cfg, g } = ctx;
+  const b = program.command('backup').description("a consistent copy of the node's database, and putting one back").addHelpText('after', BACKUP_HELP);
+  b.command('create [file]')
+    .description('write a backup of the database to a file (mode 0600; default ./weft-backup-<computer>-<time>.db), checked before it is kept')
+    .option('--force', 'overwrite the file if it exists')
+    .action(async (file: string | undefined, o: { force?: boolean }) => {
+      const c = cfg();
+      const { backupStopped, inspectBackup } = await import('../../daemon/index.js');
+      const dest = resolve(file ?? `weft-backup-${c.computer.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.db`);
+      if (existsSync(dest) && !o.force) throw new WeftError('WEFT_CONFLICT', `${dest} exists: add --force to overwrite it`);
+      const part = `${dest}.part`;
+      rmSync(part, { force: true });
+      const running = daemonRunning(c.data_dir);
+      const tty = g().json !== true && process.stderr.isTTY === true;
+      try {
+        if (running) {
+          let last = 0;
+          await (await client()).download('/api/backup', part, (got, total) => {
+            if (!tty || Date.now() - last < 200) return;
+            last = Date.now();
+            process.stderr.write(`\rreceiving ${mib(got)}${total ? ` of ${mib(total)}` : ''}   `);
+          });
+          if (tty) process.stderr.write('\n');
+        } else {
+          await backupStopped(c.data_dir, part);
+        }
+        const info = inspectBackup(part);
+        renameSync(part, dest);
+        info.path = dest;
+        out(
+          `wrote ${dest} (mode 0600, ${mib(info.bytes)}): ${fmt(info.events)} events up to log position ${fmt(info.lastSeq)}, ${fmt(info.notifications)} notifications of ${c.computer.name}, taken ${running ? 'from the running daemon' : 'with the daemon stopped'}\nit holds payloads in the clear: keep it as private as the data dir; the node key is not in it ('weft identity export --encrypted')\nput it back with: weft backup restore ${dest}`,
+          { ...info, fromRunningDaemon: running },
+        );
+      } finally {
+        rmSync(part, { force: true });
+      }
+    });
+  b.command('restore <file>')
+    .description('put a backup in place of the database (the daemon must be stopped); the database it replaces is kept beside it')
+    .option('--force', "restore a backup another node's key wrote (you will import that key too)")
+    .action(async (file: string, o: { force?: boolean }) => {
+      const c = cfg();
+      if (daemonRunning(c.data_dir)) throw new WeftError('WEFT_CONFLICT', `the daemon of ${c.data_dir} is running: stop it first (a restore replaces its database)`);
+      const { loadIdentity } = await import('../../identity/index.js');
+      const { restoreBackup } = await import('../../daemon/index.js');
+      const keyPath = join(c.data_dir, 'identity.key');
+      const nodeId = existsSync(keyPath) ? loadIdentity(keyPath).nodeId : undefined;
+      mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
+      const r = await restoreBackup(c.data_dir, resolve(file), { nodeId, force: o.force === true });
+      const lines = [
+        `restored ${r.backup.path}: ${fmt(r.backup.events)} events up to log position ${fmt(r.backup.lastSeq)}, ${fmt(r.backup.notifications)} notifications`,
+        r.keptAs.length > 0 ? `the database it replaced is kept as ${r.keptAs[0]}` : 'there was no database here before',
+        r.rolledBack
+          ? `${fmt(r.rolledBack.lost)} events this node had committed after the backup are not in it: recorded as a rollback ('weft doctor' shows it until 'weft doctor --acknowledge'); start the daemon: peers send what they still hold for it, and 'weft status' says when 'weft recovery restore' can bring back its cluster events`
+          : 'start the daemon: nothing this node had recorded as committed is missing from it',
+      ];
+      out(lines.join('\n'), r);
+    });
 }
 
 function addIdentityBackup(identity: Command, cfg: CliContext['cfg'], out: CliContext['out']): void {
