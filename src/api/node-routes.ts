@@ -1,4 +1,4 @@
-import { createReadStream, rmSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
@@ -109,6 +109,9 @@ export function deadLetterRoutes({ node }: { node: WeftNode }): (app: FastifyIns
  */
 export function backupRoutes({ node }: { node: WeftNode }): (app: FastifyInstance) => void {
   let running = false;
+  // A copy an earlier daemon left (it stopped or crashed while sending one) takes room for nothing.
+  const dir = dirname(node.ns.store.path);
+  for (const f of readdirSync(dir)) if (/^weft\.db\.backup-\d+-\d+\.tmp$/.test(f)) rmSync(join(dir, f), { force: true });
   return (app) => {
     app.post('/api/backup', async (_req, reply) => {
       if (running) throw new WeftError('WEFT_CONFLICT', 'a backup is being made already: wait for it to end');
