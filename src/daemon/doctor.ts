@@ -412,11 +412,14 @@ function copyTable(old: Database.Database, fresh: Db, table: string, found: numb
       fresh.prepare(`INSERT OR REPLACE INTO "${table}" (rowid, ${list}) VALUES (?, ${values})`),
     );
     let maxRowid: number;
+    let maxKnown = true;
     try {
       maxRowid = (old.prepare(`SELECT MAX(rowid) FROM "${table}"`).pluck().get() as number | null) ?? 0;
     } catch {
       maxRowid = 10_000_000;
+      maxKnown = false;
     }
+    let highest = 0;
     const range = old
       .prepare(`SELECT rowid, ${list} FROM "${table}" WHERE rowid > ? AND rowid <= ? ORDER BY rowid`)
       .raw();
@@ -427,9 +430,15 @@ function copyTable(old: Database.Database, fresh: Db, table: string, found: numb
       } catch {
         // an unreadable part: keep what came before it; the lookups below try the rest
       }
+      const last = rows.at(-1)?.[0];
+      if (typeof last === 'number' && last > highest) highest = last;
       writeRows(rows);
     }
     if (found !== null && written >= found) return written;
+    // The largest rowid unreadable (the last page damaged): rows past the highest one any range
+    // read are on that page, which a lookup cannot read either. Looking up to 10,000,000 one by
+    // one took the repair of a 50-row table 40 s.
+    if (!maxKnown) maxRowid = highest;
     const one = old.prepare(`SELECT rowid, ${list} FROM "${table}" WHERE rowid = ?`).raw();
     const have = fresh.prepare(`SELECT rowid FROM "${table}" WHERE rowid > ? AND rowid <= ?`).pluck();
     let probes = 0;
