@@ -134,6 +134,23 @@ export class Catalog {
     }
   }
   private readonly aliases = new Map<string, EventTypeAlias[]>();
+  private readonly payloadFilters = new Map<string, (payload: Record<string, unknown>) => Record<string, unknown>>();
+
+  /**
+   * Sets what every payload of a type goes through once it is valid, wherever the event is
+   * emitted (API, CLI, in-process, a shell hook): the privacy layer's secrets filter on
+   * `terminal.command`. One filter a type; setting it again replaces it.
+   */
+  setPayloadFilter(type: string, fn: (payload: Record<string, unknown>) => Record<string, unknown>): void {
+    if (!this.entries.has(type)) throw new UnknownEventTypeError(type);
+    this.payloadFilters.set(type, fn);
+  }
+
+  /** The payload after its type's filter (itself when the type has none). */
+  filterPayload(type: string, payload: Record<string, unknown>): Record<string, unknown> {
+    const f = this.payloadFilters.get(type);
+    return f === undefined ? payload : f(payload);
+  }
 
   /** Registers another producer family's name or payload shape for one of our types. */
   alias(a: EventTypeAlias): void {

@@ -62,6 +62,7 @@ export function privacyFromConfig(cfg: WeftConfig): PrivacyInit {
   return {
     policy,
     ...(o.enabled ? { observe: { spoolDirs, moreSpoolDirs: () => knownSpoolDirs(cfg.data_dir), exclude, rules, secretPatterns } } : {}),
+    secretPatterns,
     queryTimeoutMs: p.query_timeout,
     queriesPerPeerPerMinute: p.queries_per_minute,
     staticPeers: cfg.mesh.peers,

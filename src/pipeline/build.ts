@@ -25,7 +25,7 @@ export function buildEnvelope(input: unknown, deps: BuildDeps): Envelope {
   const entry = deps.catalog.require(inp.event);
   assertSessionPair(inp);
   assertPayloadLimits(inp.payload ?? {}, `event '${inp.event}'`);
-  const payload = entry.validator.assert(inp.payload ?? {}, `event '${inp.event}' payload`);
+  const payload = deps.catalog.filterPayload(inp.event, entry.validator.assert(inp.payload ?? {}, `event '${inp.event}' payload`));
   const now = deps.clock.now();
   const env: Envelope = {
     id: deps.ids.next(now),

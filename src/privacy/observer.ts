@@ -286,6 +286,27 @@ function safeDir(dir: string): boolean {
   }
 }
 
+/**
+ * The secrets filter on a `terminal.command` payload, whoever emitted it (the catalog runs it on
+ * every emit of the type): the command and the cwd redacted, cut to their limits, `redacted`
+ * counting what was removed. A payload with nothing to redact comes back as it is; one the
+ * observer redacted already is (redacting twice changes nothing).
+ * @example
+ * catalog.setPayloadFilter('terminal.command', (p) => redactTerminalCommand(p, userPatterns));
+ */
+export function redactTerminalCommand(payload: Record<string, unknown>, extra: readonly SecretPattern[] = []): Record<string, unknown> {
+  const cmd = typeof payload.command === 'string' ? redactSecrets(payload.command, extra) : undefined;
+  const cwd = typeof payload.cwd === 'string' ? redactSecrets(payload.cwd, extra) : undefined;
+  const n = (cmd?.redacted ?? 0) + (cwd?.redacted ?? 0);
+  if (n === 0) return payload;
+  return {
+    ...payload,
+    ...(cmd ? { command: cut(cmd.text, MAX_COMMAND_CHARS) } : {}),
+    ...(cwd ? { cwd: cut(cwd.text, MAX_CWD_CHARS) } : {}),
+    redacted: (typeof payload.redacted === 'number' ? payload.redacted : 0) + n,
+  };
+}
+
 function cut(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max - 20)}… [${s.length - max + 20} cut]`;
 }

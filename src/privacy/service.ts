@@ -28,7 +28,8 @@ import type { InboundMessage, KnownPeer, PeerBook, TrustLevel } from '../mesh/in
 import { TRUST_LEVELS } from '../mesh/index.js';
 import type { Store } from '../store/index.js';
 import { type Clock, every, type Logger } from '../util/index.js';
-import { Observer, type ObserverInit, type ObserverStats } from './observer.js';
+import type { SecretPattern } from './secrets.js';
+import { Observer, type ObserverInit, type ObserverStats, redactTerminalCommand } from './observer.js';
 import { DEFAULT_MIN_CONTRIBUTORS, GRANTS, type PrivacyPolicy } from './policy.js';
 import { PrivacyStore, type StoredSummary } from './privacy-store.js';
 import { answerLocally, mergeAnswers, type NodeAnswer, rangeMs } from './query.js';
@@ -43,6 +44,8 @@ export interface PrivacyInit {
   policy: PrivacyPolicy;
   /** Shell observation; off when undefined. */
   observe?: ObserverInit;
+  /** The user's own secret patterns (`observe.secret_patterns`), for every terminal.command emitted, observed or not. */
+  secretPatterns?: readonly SecretPattern[];
   /** Summaries of finished periods are generated this often, ms (default 60 s). 0: never by itself. */
   summarizeEveryMs?: number;
   /** How long a query waits for answers by default, ms (default 3000). */
@@ -72,6 +75,8 @@ export interface PrivacyNode {
   readonly self: { computer: string; cluster?: string };
   emit(input: unknown): Promise<Envelope>;
   emitMany(inputs: readonly unknown[]): Promise<Envelope[]>;
+  /** Where the secrets filter is set on every terminal.command. */
+  readonly catalog: { setPayloadFilter(type: string, fn: (payload: Record<string, unknown>) => Record<string, unknown>): void };
 }
 
 /** What the privacy layer needs of the mesh (absent: queries reach no peer). */
@@ -183,6 +188,10 @@ export class PrivacyService {
   ) {
     this.policy = init.policy;
     this.store = new PrivacyStore(deps.node.ns.store);
+    // Every terminal.command is redacted, not only the shell hooks' (a producer emitting one
+    // through the API or the CLI stored its secrets as typed).
+    const extra = init.secretPatterns ?? init.observe?.secretPatterns ?? [];
+    deps.node.catalog.setPayloadFilter('terminal.command', (p) => redactTerminalCommand(p, extra));
     this.observer = init.observe
       ? new Observer(init.observe, {
           node: deps.node,

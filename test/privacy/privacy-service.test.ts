@@ -82,6 +82,20 @@ test('the spool becomes classified terminal.command events with secrets redacted
   assert.equal(a.node.privacy.observerStats?.leadingSpace, 1);
 });
 
+test('a terminal.command any producer emits (the API, the CLI, an agent) is redacted as the shell hook\'s are', async () => {
+  const a = m.byName('a').node.node;
+  const e = await a.emit({
+    event: 'terminal.command',
+    payload: { shell: 'bash', command: 'mysql -u root -phunter2 db; PGPASSWORD=s3cr3t psql', cwd: '/home/me', caro_generated: false, category: 'other', risk_level: 'safe', user_confirmed: false },
+  });
+  const stored = a.ns.store.reader.prepare('SELECT body FROM events WHERE id = ?').pluck().get(e.id) as string;
+  assert.doesNotMatch(stored, /hunter2|s3cr3t/);
+  const p = (JSON.parse(stored) as Envelope).payload as { command: string; redacted?: number };
+  assert.equal(p.command, 'mysql -u root -p[REDACTED:mysql-password] db; PGPASSWORD=[REDACTED:secret-env-assignment] psql');
+  assert.equal(p.redacted, 2);
+  assert.equal(e.payload.command, p.command, 'the emit answers with what was stored');
+});
+
 test('every spool record is ingested exactly once, also when the read position was lost (a crash between the two commits)', async () => {
   const a = m.byName('a');
   const before_ = await commands('a');
