@@ -326,7 +326,12 @@ export class Processor {
           continue;
         }
         // Entries that did not come through emit() (the Redis stream, a peer) get our names and shapes.
-        const env = e.logged || emittedHere ? e.envelope : this.deps.catalog.normalize(e.envelope);
+        let env = e.logged || emittedHere ? e.envelope : this.deps.catalog.normalize(e.envelope);
+        // And our payload filters (the secrets filter on terminal.command), as emit() runs them.
+        if (!e.logged && !emittedHere) {
+          const payload = this.deps.catalog.filterPayload(env.event, env.payload);
+          if (payload !== env.payload) env = { ...env, payload };
+        }
         if (!e.logged && ns.log.append(env, emittedHere ? 'emitted' : batchFacts !== undefined, ownBodies?.[i]) === 0) {
           local.duplicates++;
           continue;

@@ -53,6 +53,24 @@ test('a program that XADDs the seed format without our library is a producer', a
   }
 });
 
+test("a type's payload filter (the privacy layer's secrets filter) runs on what a program XADDs too, before it is logged", async () => {
+  const stream = 'weft:foreign-filtered';
+  const { node, close } = await startTestNode({ redis: { url: redis.url, stream } });
+  const todo = 'domain.software-development.planning.todo.created';
+  node.catalog.setPayloadFilter(todo, (p) => ({ ...p, title: String(p.title).replace(/hunter2/g, '[REDACTED:test]') }));
+  const r = new Redis(redis.url);
+  try {
+    await r.xadd(stream, '*', 'event', todo, 'source', 'python-producer', 'timestamp', '2026-11-25T08:00:00Z', 'level', '2', 'payload', JSON.stringify({ slug: 'f-1', title: 'pw hunter2' }));
+    await waitFor(() => node.ns.notifications.list({ eventType: todo }).items.length === 1, 10_000, 'the entry processed');
+    assert.equal(node.ns.notifications.list({ eventType: todo }).items[0]?.payload.title, 'pw [REDACTED:test]');
+    const body = node.ns.store.reader.prepare('SELECT body FROM events WHERE event = ?').pluck().get(todo) as string;
+    assert.doesNotMatch(body, /hunter2/, 'the log holds the filtered payload');
+  } finally {
+    r.disconnect();
+    await close();
+  }
+});
+
 test('after Redis restarts empty the bus recreates its group and keeps consuming', async () => {
   const stream = 'weft:restart';
   const { node, close } = await startTestNode({ redis: { url: redis.url, stream } });
