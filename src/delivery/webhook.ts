@@ -74,18 +74,37 @@ export function webhookDelivery(init: WebhookInit, deps: DeliveryDeps): Delivery
  */
 export function webhookSender(init: Omit<WebhookInit, keyof DurableInit>): DeliverySender {
   const bad = configProblem('webhook');
-  if (!isHttpUrl(init.url)) bad('url', init.url, 'an http(s) URL');
+  // The URL is a secret as a whole (an ntfy topic is its own password): a refusal shows its
+  // scheme and host only.
+  if (!isHttpUrl(init.url)) bad('url', shownUrl(init.url), 'an http(s) URL');
   if (init.token !== undefined && (typeof init.token !== 'string' || !/^\S+$/.test(init.token))) {
     bad('token', '<set>', 'a token without spaces, or unset');
   }
   const format = init.format ?? 'ntfy';
   if (format !== 'ntfy' && format !== 'json') bad('format', init.format, 'ntfy | json');
-  const auth: Record<string, string> = init.token ? { authorization: `Bearer ${init.token}` } : {};
-  const secrets = init.token ? [init.token] : [];
-  // A password in the URL (https://user:pass@host/...) is a secret too.
-  const password = new URL(init.url).password;
-  if (password) secrets.push(password, safeDecode(password));
-  const url = init.url;
+  const target = new URL(init.url);
+  const user = safeDecode(target.username);
+  const password = safeDecode(target.password);
+  if ((user || password) && init.token) {
+    bad('token', '<set>', 'unset when webhook.url carries a user and password (one way to sign in, not two)');
+  }
+  // fetch refuses a URL with credentials in it, so they go as Basic auth (what curl does with
+  // https://user:pass@host, and what ntfy reads), and the URL is sent without them.
+  target.username = '';
+  target.password = '';
+  const url = target.toString();
+  const auth: Record<string, string> = init.token
+    ? { authorization: `Bearer ${init.token}` }
+    : user || password
+      ? { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
+      : {};
+  // Every part of the URL that may hold a secret: the password, a token in the path (an ntfy
+  // topic, /hooks/{id}/{token}) or in the query (?token=...), whichever form an error shows.
+  // Parts shorter than 6 characters are no secret, and would blot out common words.
+  const parts = [target.pathname + target.search, target.search, target.pathname, target.pathname.slice(1)];
+  const secrets = [init.url, url, ...parts.filter((p) => p.length >= 6)];
+  if (init.token) secrets.push(init.token);
+  if (password) secrets.push(target.password, password);
   return {
     channel: 'webhook',
     api: 'the webhook',
@@ -139,6 +158,17 @@ export function webhookDocument(n: Notification, kind: NotificationChange['kind'
     kind,
     notification: n,
   };
+}
+
+/** A URL as a refusal may show it: its scheme and host when it has them, `<set>` otherwise. */
+function shownUrl(value: unknown): string {
+  if (typeof value !== 'string') return String(value);
+  try {
+    const u = new URL(value);
+    return u.host ? `${u.protocol}//${u.host}/…` : '<set>';
+  } catch {
+    return '<set>';
+  }
 }
 
 function safeDecode(s: string): string {

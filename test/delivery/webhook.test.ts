@@ -181,5 +181,6 @@ test('webhook: should refuse options that cannot work, naming the key', () => {
   assert.throws(() => webhookSender({ url: 'ntfy.sh/alerts' }), named('url'));
   assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', token: 'two words' }), named('token'));
   assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', format: 'xml' as never }), named('format'));
-  assert.deepEqual(webhookSender({ url: 'https://u:p%40ss@example.com/h' }).secrets, ['p%40ss', 'p@ss']);
+  const { secrets } = webhookSender({ url: 'https://u:p%40ss@example.com/h' });
+  for (const s of ['p%40ss', 'p@ss']) assert.ok(secrets.includes(s), `${s} is a secret`);
 });

@@ -1,0 +1,109 @@
+/**
+ * Every channel against endpoints that misbehave: plain node:http servers on 127.0.0.1 (the
+ * remote end, not a mock of our code) that redirect, refuse every message, or echo the URL's
+ * secrets back, in front of the real engine and a real node's SQLite file. Time is a
+ * ManualClock that the injected sleep advances (or a sleep that never ends).
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { DeliveryTable, deliveryProblems, webhookDelivery } from '../../src/delivery/index.js';
+import { crashed, rig, waitFor } from './rig.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+interface Endpoint {
+  url: string;
+  seen: Seen[];
+  close(): Promise<void>;
+}
+
+/** A server on 127.0.0.1 that records each request and answers as `answer` says. */
+async function endpoint(
+  answer: (req: Seen) => { status: number; headers?: Record<string, string>; body?: string },
+): Promise<Endpoint> {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const r = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+      seen.push(r);
+      const a = answer(r);
+      res.writeHead(a.status, a.headers ?? {});
+      res.end(a.body ?? '');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test('webhook: should sign in with the user and password written in its URL', async () => {
+  const hook = await endpoint(() => ({ status: 200 }));
+  // The password as the user wrote it, percent-encoded in the URL.
+  const r = await rig((deps) =>
+    webhookDelivery({ url: `http://alice:p%40ss@${hook.url.slice(7)}/alerts-x7q`, minLevel: 2 }, deps),
+  );
+  try {
+    await r.emit([crashed('basic', 2)]);
+    await waitFor(() => r.delivery.stats().sent + r.delivery.stats().failed > 0, 'sent or given up');
+    assert.equal(r.delivery.stats().sent, 1, String(r.delivery.stats().lastError));
+    assert.equal(hook.seen.length, 1);
+    assert.equal(hook.seen[0]?.url, '/alerts-x7q');
+    assert.equal(
+      hook.seen[0]?.headers.authorization,
+      `Basic ${Buffer.from('alice:p@ss').toString('base64')}`,
+    );
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
+
+test('webhook: should keep the tokens of its URL out of errors, the table and the problem line', async () => {
+  const path = '/hooks/T0001/B0002/xoxPathSecret77';
+  const query = '?token=qQuerySecret99';
+  // A server that echoes what was asked in its error, as many do.
+  const hook = await endpoint((req) => ({
+    status: 404,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ message: `no hook at ${req.url} (${hook.url}${req.url})` }),
+  }));
+  const r = await rig((deps) => webhookDelivery({ url: `${hook.url}${path}${query}`, minLevel: 2 }, deps));
+  try {
+    await r.emit([crashed('a', 2), crashed('b', 2), crashed('c', 2), crashed('d', 2), crashed('e', 2)]);
+    await waitFor(() => r.delivery.stats().failed === 5, 'five refused');
+    const stats = r.delivery.stats();
+    const shown = [
+      JSON.stringify(stats),
+      ...deliveryProblems(stats, r.clock.now()),
+      ...new DeliveryTable(r.node.ns.store, 'webhook').list().map((row) => String(row.lastError)),
+    ];
+    assert.match(shown[0] ?? '', /webhook refused: 404 no hook at <token>/);
+    for (const text of shown) {
+      for (const secret of ['xoxPathSecret77', 'qQuerySecret99']) {
+        assert.ok(!text.includes(secret), `${secret} shown in ${text}`);
+      }
+    }
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
