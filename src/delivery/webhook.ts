@@ -84,7 +84,8 @@ export function webhookSender(init: Omit<WebhookInit, keyof DurableInit>): Deliv
   if (format !== 'ntfy' && format !== 'json') bad('format', init.format, 'ntfy | json');
   const target = new URL(init.url);
   const user = safeDecode(target.username);
-  const password = safeDecode(target.password);
+  const rawPassword = target.password;
+  const password = safeDecode(rawPassword);
   if ((user || password) && init.token) {
     bad('token', '<set>', 'unset when webhook.url carries a user and password (one way to sign in, not two)');
   }
@@ -104,7 +105,7 @@ export function webhookSender(init: Omit<WebhookInit, keyof DurableInit>): Deliv
   const parts = [target.pathname + target.search, target.search, target.pathname, target.pathname.slice(1)];
   const secrets = [init.url, url, ...parts.filter((p) => p.length >= 6)];
   if (init.token) secrets.push(init.token);
-  if (password) secrets.push(target.password, password);
+  if (password) secrets.push(rawPassword, password);
   return {
     channel: 'webhook',
     api: 'the webhook',
