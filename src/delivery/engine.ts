@@ -487,7 +487,15 @@ class DurableChannel implements DeliveryChannel {
         headers: req.headers,
         body: req.body,
         signal: bound.signal,
+        // A redirect is not followed: a 301/302 turns the POST into a GET that a login page
+        // answers 200 (counted as sent, the message lost), and a 307/308 sends the message to
+        // a host nobody configured.
+        redirect: 'manual',
       });
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => undefined);
+        return { type: 'permanent', error: this.redact(redirectMessage(res, req.url)) };
+      }
       const body = await readCapped(res, MAX_ANSWER_BYTES);
       let json: unknown;
       try {
@@ -548,6 +556,20 @@ async function readCapped(res: Response, max: number): Promise<string> {
     await reader.cancel().catch(() => undefined);
   }
   return new TextDecoder().decode(Buffer.concat(chunks, size).subarray(0, max));
+}
+
+/** A refused redirect, naming where it pointed: the origin alone, as the rest may hold a token. */
+function redirectMessage(res: Response, from: string): string {
+  const location = res.headers.get('location');
+  let to = 'no Location';
+  if (location) {
+    try {
+      to = new URL(location, from).origin;
+    } catch {
+      to = 'an unreadable Location';
+    }
+  }
+  return `redirected (${res.status} to ${to}); redirects are not followed: set the URL the endpoint answers at`;
 }
 
 function errorMessage(err: unknown): string {

@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { DeliveryTable, deliveryProblems, webhookDelivery } from '../../src/delivery/index.js';
+import {
+  type DeliveryChannel,
+  type DeliveryDeps,
+  DeliveryTable,
+  deliveryProblems,
+  discordDelivery,
+  telegramDelivery,
+  webhookDelivery,
+} from '../../src/delivery/index.js';
 import { crashed, rig, waitFor } from './rig.js';
 
 interface Seen {
@@ -54,6 +62,12 @@ async function endpoint(
       }),
   };
 }
+
+const OK_JSON = {
+  status: 200,
+  headers: { 'content-type': 'application/json' },
+  body: '{"ok":true,"result":{}}',
+};
 
 test('webhook: should sign in with the user and password written in its URL', async () => {
   const hook = await endpoint(() => ({ status: 200 }));
@@ -107,3 +121,48 @@ test('webhook: should keep the tokens of its URL out of errors, the table and th
     await hook.close();
   }
 });
+
+const redirecting: Array<{ name: string; make: (url: string, deps: DeliveryDeps) => DeliveryChannel }> = [
+  {
+    name: 'webhook',
+    make: (url, deps) => webhookDelivery({ url: `${url}/alerts`, format: 'json', minLevel: 2 }, deps),
+  },
+  {
+    name: 'telegram',
+    make: (url, deps) =>
+      telegramDelivery({ botToken: '42:botTok123', chatId: 1, baseUrl: url, minLevel: 2 }, deps),
+  },
+  {
+    name: 'discord',
+    make: (url, deps) =>
+      discordDelivery({ webhookUrl: `${url}/api/webhooks/1/hookTok123`, minLevel: 2 }, deps),
+  },
+];
+
+for (const status of [302, 307]) {
+  for (const { name, make } of redirecting) {
+    test(`${name}: should not follow a ${status} redirect to another host, and say where it pointed`, async () => {
+      // The other host takes anything: a GET that a 302 makes of the POST, or the message itself.
+      const other = await endpoint(() => OK_JSON);
+      const api = await endpoint(() => ({ status, headers: { location: `${other.url}/elsewhere?sig=abc` } }));
+      const r = await rig((deps) => make(api.url, deps));
+      try {
+        await r.emit([crashed('moved', 2)]);
+        await waitFor(() => r.delivery.stats().sent + r.delivery.stats().failed > 0, 'sent or given up');
+        assert.deepEqual(other.seen, [], 'nothing reaches the host redirected to');
+        const stats = r.delivery.stats();
+        assert.equal(stats.sent, 0);
+        assert.equal(stats.failed, 1);
+        assert.equal(api.seen.length, 1, 'a redirect is not retried');
+        assert.equal(
+          stats.lastError,
+          `redirected (${status} to ${other.url}); redirects are not followed: set the URL the endpoint answers at`,
+        );
+      } finally {
+        await r.close();
+        await api.close();
+        await other.close();
+      }
+    });
+  }
+}
