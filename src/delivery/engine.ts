@@ -136,6 +136,13 @@ class DurableChannel implements DeliveryChannel {
   private pausedUntil = 0;
   /** Rate limits in a row (named time or not): each waits at least the backoff for that many. */
   private limitsInARow = 0;
+  /**
+   * Refusals in a row, and until when they hold the channel: a wrong token or a deleted webhook
+   * refuses every message, and without a pace the channel would spend its whole backlog (each
+   * row marked failed) in a burst of refused requests, which some APIs punish with a ban.
+   */
+  private refusalsInARow = 0;
+  private refusedUntil = 0;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private readonly stopper = new AbortController();
   private loopDone: Promise<void> | undefined;
@@ -357,8 +364,9 @@ class DurableChannel implements DeliveryChannel {
         return;
       }
       const now = this.deps.clock.now();
-      if (this.pausedUntil > now) {
-        await this.wait(this.pausedUntil - now);
+      const holdUntil = Math.max(this.pausedUntil, this.refusedUntil);
+      if (holdUntil > now) {
+        await this.wait(holdUntil - now);
         continue;
       }
       if (this.queue.length === 0) this.refill();
@@ -388,6 +396,7 @@ class DurableChannel implements DeliveryChannel {
     const now = this.deps.clock.now();
     const attempt = item.attempts + 1;
     if (outcome.type !== 'rateLimited' && outcome.type !== 'aborted') this.limitsInARow = 0;
+    if (outcome.type !== 'permanent' && outcome.type !== 'aborted') this.refusalsInARow = 0;
     if (outcome.type === 'sent') this.failing = undefined;
     else if (outcome.type !== 'aborted') {
       this.failing ??= { since: now, tries: 0 };
@@ -422,15 +431,21 @@ class DurableChannel implements DeliveryChannel {
           await this.table.markDeferred(item.id, outcome.error, at);
           return true;
         }
-        case 'permanent':
+        case 'permanent': {
           this.counters.failed++;
           this.lastError = outcome.error;
+          // One refusal is about its message; from the second in a row on, the next request
+          // waits the backoff (1 s, 2 s, … up to 5 minutes), so a refusal of every message costs
+          // a few rows while the person fixes the config, not the whole backlog at once.
+          const refusals = ++this.refusalsInARow;
+          if (refusals >= 2) this.refusedUntil = now + this.backoff(refusals - 1);
           await this.table.markFailed(item.id, outcome.error);
           this.log.error(
             { delivery: item.id, err: outcome.error },
             `delivery refused by ${this.sender.api}; not retried`,
           );
           return false;
+        }
         case 'retry': {
           this.lastError = outcome.error;
           if (attempt >= this.cfg.maxAttempts) {

@@ -17,7 +17,7 @@ import {
   telegramDelivery,
   webhookDelivery,
 } from '../../src/delivery/index.js';
-import { crashed, rig, waitFor } from './rig.js';
+import { crashed, heldSleep, rig, waitFor } from './rig.js';
 
 interface Seen {
   method: string;
@@ -166,3 +166,30 @@ for (const status of [302, 307]) {
     });
   }
 }
+
+test('webhook: should not spend its backlog in a burst when every message is refused', async () => {
+  // A wrong token: every message is refused. The sleep never ends, so what goes out is what the
+  // channel sends before it waits.
+  const hook = await endpoint(() => ({
+    status: 401,
+    headers: { 'content-type': 'application/json' },
+    body: '{"error":"unauthorized"}',
+  }));
+  const held = heldSleep();
+  const r = await rig(
+    (deps) => webhookDelivery({ url: `${hook.url}/alerts-x7q`, token: 'tk_wrong', minLevel: 2 }, deps),
+    { sleep: held.sleep },
+  );
+  try {
+    const backlog = Array.from({ length: 10 }, (_, i) => crashed(`w${i}`, 2));
+    await r.emit(backlog);
+    await waitFor(() => held.waits.length > 0 && r.delivery.stats().failed === 2, 'two refused, then a wait');
+    // One refusal is about its message; the second in a row holds the channel for the backoff.
+    assert.deepEqual(held.waits, [1000]);
+    assert.equal(hook.seen.length, 2);
+    assert.equal(r.delivery.stats().pending, 8, 'the rest of the backlog waits');
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
