@@ -52,8 +52,20 @@ function statements(store: Store) {
   const reader = store.reader;
   return {
     insert: db.prepare(
-      `INSERT OR IGNORE INTO deliveries (notification_id, change_kind, version, channel, level, text, next_attempt_at, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      `INSERT OR IGNORE INTO deliveries (notification_id, change_kind, version, channel, level, text, next_attempt_at, created_at, status, last_error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    ),
+    pendingOnWriter: db
+      .prepare(`SELECT COUNT(*) FROM deliveries WHERE channel = ? AND status = 'pending'`)
+      .pluck(),
+    // The newest `keep` finished rows stay; of the older ones at most `limit` go per call, so one
+    // call never holds the write lock for long (a table grown before this limit drains over calls).
+    prune: db.prepare(
+      `DELETE FROM deliveries WHERE id IN (
+         SELECT id FROM deliveries WHERE channel = ? AND status != 'pending' AND id <= (
+           SELECT id FROM deliveries WHERE channel = ? AND status != 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?
+         ) ORDER BY id LIMIT ?
+       )`,
     ),
     head: reader.prepare(
       `SELECT * FROM deliveries WHERE channel = ? AND status = 'pending' ORDER BY id LIMIT ?`,
@@ -84,7 +96,7 @@ function statements(store: Store) {
  * prepared on first use, so constructing it does no I/O.
  * @example
  * const table = new DeliveryTable(ns.store, 'telegram');
- * const [id] = await table.insert([{ notificationId: 1, changeKind: 'created', version: 'v1', level: 2, text: 'hi' }], Date.now());
+ * const { ids: [id] } = await table.insert([{ notificationId: 1, changeKind: 'created', version: 'v1', level: 2, text: 'hi' }], Date.now());
  * table.head(10); // [{ id, status: 'pending', text: 'hi', nextAttemptAt, ... }]
  */
 export class DeliveryTable {
@@ -102,13 +114,24 @@ export class DeliveryTable {
 
   /**
    * Writes pending rows in one transaction; a change already recorded (same notification,
-   * kind and version) is skipped. Resolves with the ids of the rows it added, in order.
+   * kind and version) is skipped. With `maxPending`, a row that would make more than that many
+   * pending is written `failed` instead, with `overflowError` as its error, so the backlog of an
+   * endpoint that is down for long stays bounded and what was not queued stays listed.
+   * Resolves with, for each row in order, its id when it was added as pending (null when it
+   * was recorded before or refused), and how many it refused.
    */
-  insert(rows: readonly NewDelivery[], now: number): Promise<number[]> {
+  insert(
+    rows: readonly NewDelivery[],
+    now: number,
+    limit?: { maxPending: number; overflowError: string },
+  ): Promise<{ ids: Array<number | null>; refused: number }> {
     const s = this.stmts;
     return this.store.write(() => {
-      const ids: number[] = [];
+      const ids: Array<number | null> = [];
+      let refused = 0;
+      let pending = limit ? (s.pendingOnWriter.get(this.channel) as number) : 0;
       for (const r of rows) {
+        const full = limit !== undefined && pending >= limit.maxPending;
         const got = s.insert.get(
           r.notificationId,
           r.changeKind,
@@ -118,11 +141,24 @@ export class DeliveryTable {
           r.text,
           now,
           now,
+          full ? 'failed' : 'pending',
+          full ? limit.overflowError : null,
         ) as { id: number } | undefined;
-        if (got) ids.push(got.id);
+        if (got && !full) pending++;
+        else if (got) refused++;
+        ids.push(got && !full ? got.id : null);
       }
-      return ids;
+      return { ids, refused };
     });
+  }
+
+  /**
+   * Deletes the finished (sent or failed) rows of the channel but the newest `keep`, at most
+   * `limit` per call; resolves with how many it deleted.
+   */
+  pruneFinished(keep: number, limit = 5000): Promise<number> {
+    const s = this.stmts;
+    return this.store.write(() => s.prune.run(this.channel, this.channel, keep, limit).changes);
   }
 
   /**

@@ -28,6 +28,14 @@ export interface DurableInit {
   /** Deliveries held in memory at once; the rest wait in the table (default 256). */
   queueSize?: number;
   /**
+   * Deliveries that may wait in the table (default 100,000): past it, a new one is recorded as
+   * failed (`not queued: …`) rather than queued, so an endpoint down for days cannot grow the
+   * node's database without bound.
+   */
+  maxPending?: number;
+  /** Sent and failed rows kept per channel, the newest (default 10,000); older ones are deleted. */
+  keepFinished?: number;
+  /**
    * Longest pause a rate limit (or a `Retry-After` on a 5xx) may impose, in ms (default one hour):
    * a longer time is cut to this and the channel asks again then, so a wrong or absurd answer
    * cannot silence it for long; a real long ban costs one request per period.
@@ -107,6 +115,8 @@ function checkDurableInit(channel: string, init: DurableInit): Checked {
     jitter,
     requestTimeoutMs: positive('request_timeout_ms', init.requestTimeoutMs, 15_000),
     queueSize: Math.floor(positive('queue_size', init.queueSize, 256)),
+    maxPending: Math.floor(positive('max_pending', init.maxPending, 100_000)),
+    keepFinished: Math.floor(positive('keep_finished', init.keepFinished, 10_000, 0)),
     maxPauseMs: positive('max_pause_ms', init.maxPauseMs, 3_600_000),
   };
 }
@@ -151,6 +161,10 @@ class DurableChannel implements DeliveryChannel {
   private woken = false;
   private readonly writes = new Set<Promise<unknown>>();
   private readonly counters = { enqueued: 0, sent: 0, failed: 0, retries: 0, rateLimited: 0 };
+  /** Rows finished (sent or failed) since the last prune of the old ones. */
+  private finishedSincePrune = 0;
+  /** Whether the last enqueue found the table full (its warning is logged once per overflow). */
+  private overflowing = false;
   private lastError: string | null = null;
   /** Tries that failed since the last one that went through (any kind: retried, rate limited, refused). */
   private failing: { since: number; tries: number } | undefined;
@@ -203,10 +217,22 @@ class DurableChannel implements DeliveryChannel {
       const now = this.deps.clock.now();
       // The insert is requested synchronously, so it queues on the store's write lock ahead
       // of a store.close() the caller starts right after (shutdown keeps what was committed).
-      const write = this.table.insert(rows, now).then(
-        (ids) => {
+      const overflowError = `not queued: ${this.cfg.maxPending} notifications already wait on ${this.channel}`;
+      const write = this.table.insert(rows, now, { maxPending: this.cfg.maxPending, overflowError }).then(
+        ({ ids, refused }) => {
           const added = ids.filter((id) => id !== null).length;
           this.counters.enqueued += added;
+          if (refused > 0) {
+            this.counters.failed += refused;
+            this.finished(refused);
+            if (!this.overflowing) {
+              this.log.error(
+                { refused, maxPending: this.cfg.maxPending },
+                'too many deliveries wait; new ones are recorded as failed until the backlog shrinks',
+              );
+            }
+          }
+          this.overflowing = refused > 0;
           if (added > 0) this.admit(ids, rows, now);
           return added;
         },
@@ -306,6 +332,21 @@ class DurableChannel implements DeliveryChannel {
       }
     }
     this.wake();
+  }
+
+  /** Counts rows that became sent or failed, and deletes the oldest finished ones now and then. */
+  private finished(n: number): void {
+    this.finishedSincePrune += n;
+    // Pruning scans the newest keepFinished rows; doing it every so many rows keeps that cheap.
+    if (this.finishedSincePrune < Math.max(100, Math.min(1000, this.cfg.keepFinished))) return;
+    this.finishedSincePrune = 0;
+    const prune = this.table.pruneFinished(this.cfg.keepFinished).then(
+      (deleted) => {
+        if (deleted > 0) this.log.debug({ deleted }, 'old finished deliveries deleted');
+      },
+      (err: unknown) => this.log.warn({ err: errorMessage(err) }, 'cannot delete old finished deliveries'),
+    );
+    this.track(prune);
   }
 
   private track(p: Promise<unknown>): void {
@@ -411,6 +452,7 @@ class DurableChannel implements DeliveryChannel {
           this.counters.sent++;
           if (outcome.pauseMs !== undefined && outcome.pauseMs > 0) this.pause(now, outcome.pauseMs);
           await this.table.markSent(item.id, now);
+          this.finished(1);
           this.log.debug({ delivery: item.id, attempt }, 'sent');
           return false;
         case 'rateLimited': {
@@ -440,6 +482,7 @@ class DurableChannel implements DeliveryChannel {
           const refusals = ++this.refusalsInARow;
           if (refusals >= 2) this.refusedUntil = now + this.backoff(refusals - 1);
           await this.table.markFailed(item.id, outcome.error);
+          this.finished(1);
           this.log.error(
             { delivery: item.id, err: outcome.error },
             `delivery refused by ${this.sender.api}; not retried`,
@@ -451,6 +494,7 @@ class DurableChannel implements DeliveryChannel {
           if (attempt >= this.cfg.maxAttempts) {
             this.counters.failed++;
             await this.table.markFailed(item.id, `${outcome.error} (gave up after ${attempt} attempts)`);
+            this.finished(1);
             this.log.error({ delivery: item.id, attempt, err: outcome.error }, 'delivery failed; giving up');
             return false;
           }

@@ -17,6 +17,8 @@ import {
   telegramDelivery,
   webhookDelivery,
 } from '../../src/delivery/index.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { tempDir } from '../helpers/tmp.js';
 import { crashed, heldSleep, rig, waitFor } from './rig.js';
 
 interface Seen {
@@ -188,6 +190,73 @@ test('webhook: should not spend its backlog in a burst when every message is ref
     assert.deepEqual(held.waits, [1000]);
     assert.equal(hook.seen.length, 2);
     assert.equal(r.delivery.stats().pending, 8, 'the rest of the backlog waits');
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
+
+test('webhook: should keep at most max_pending notifications waiting while the endpoint is down, recording the rest as failed', async () => {
+  let down = true;
+  const hook = await endpoint(() => (down ? { status: 503, body: 'down for maintenance' } : { status: 200 }));
+  const t = tempDir('weft-delivery-bounded-');
+  const clock = new ManualClock();
+  const make = (deps: DeliveryDeps) =>
+    webhookDelivery({ url: `${hook.url}/alerts-x7q`, minLevel: 2, maxPending: 3 }, deps);
+  try {
+    const r = await rig(make, { dir: t.dir, clock, sleep: heldSleep().sleep });
+    try {
+      await r.emit(['a', 'b', 'c', 'd', 'e'].map((w) => crashed(w, 2)));
+      const rows = new DeliveryTable(r.node.ns.store, 'webhook').list();
+      assert.deepEqual(
+        rows.map((row) => row.status),
+        ['pending', 'pending', 'pending', 'failed', 'failed'],
+      );
+      assert.equal(rows[4]?.lastError, 'not queued: 3 notifications already wait on webhook');
+      const stats = r.delivery.stats();
+      assert.equal(stats.pending, 3);
+      assert.equal(stats.failed, 2);
+    } finally {
+      await r.close();
+    }
+    // The endpoint is back and the node restarts: the three that waited go, in order; the rest never.
+    down = false;
+    const again = await rig(make, { dir: t.dir, clock });
+    try {
+      await waitFor(() => again.delivery.stats().sent === 3, 'the three waiting sent');
+      const sent = hook.seen
+        .filter((s) => s.body.includes('worker: '))
+        .map((s) => /worker: (\w)/.exec(s.body)?.[1]);
+      assert.deepEqual([...new Set(sent)], ['a', 'b', 'c']);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await hook.close();
+    t.cleanup();
+  }
+});
+
+test('webhook: should keep the newest finished deliveries, not every one ever sent', async () => {
+  const hook = await endpoint(() => ({ status: 200 }));
+  const r = await rig((deps) =>
+    webhookDelivery({ url: `${hook.url}/alerts-x7q`, minLevel: 2, keepFinished: 10 }, deps),
+  );
+  try {
+    await r.emit(Array.from({ length: 150 }, (_, i) => crashed(`w${i}`, 2)));
+    await waitFor(() => r.delivery.stats().sent === 150, 'all sent');
+    await waitFor(
+      () => new DeliveryTable(r.node.ns.store, 'webhook').list(1000).length < 150,
+      'old rows deleted',
+    );
+    const rows = new DeliveryTable(r.node.ns.store, 'webhook').list(1000);
+    // Old rows go every hundred or so finished: at most that many past the 10 kept.
+    assert.ok(rows.length <= 110, `${rows.length} rows kept`);
+    const newest = Math.max(...rows.map((row) => row.id));
+    assert.deepEqual(
+      rows.slice(-10).map((row) => row.id),
+      Array.from({ length: 10 }, (_, i) => newest - 9 + i),
+    );
   } finally {
     await r.close();
     await hook.close();
