@@ -262,3 +262,28 @@ test('webhook: should keep the newest finished deliveries, not every one ever se
     await hook.close();
   }
 });
+
+test('webhook: should send each change its own text when one recorded before comes again with a new one', async () => {
+  const hook = await endpoint(() => ({ status: 200 }));
+  const r = await rig((deps) =>
+    webhookDelivery({ url: `${hook.url}/alerts-x7q`, format: 'json', minLevel: 2 }, deps),
+  );
+  try {
+    await r.emit([crashed('first', 2), crashed('second', 2)]);
+    await waitFor(() => r.delivery.stats().sent === 2, 'both sent');
+    const idOf = (w: string) =>
+      r.node.ns.notifications.list({ limit: 100 }).items.find((n) => n.payload.worker === w)?.id as number;
+    // `first` again (recorded before: skipped) with a change of `second` not recorded yet.
+    const added = await r.delivery.enqueue([
+      { id: idOf('first'), kind: 'created', meaningful: true },
+      { id: idOf('second'), kind: 'updated', meaningful: true },
+    ]);
+    assert.equal(added, 1);
+    await waitFor(() => r.delivery.stats().sent === 3, 'the update sent');
+    const last = JSON.parse(hook.seen[2]?.body ?? '{}') as { kind: string; notification: { id: number } };
+    assert.deepEqual([last.kind, last.notification.id], ['updated', idOf('second')]);
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
