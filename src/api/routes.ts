@@ -139,6 +139,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /api/rejections/:id': { summary: 'One refusal with the raw input' },
   'GET /api/deadletters': { summary: 'Events a cartridge failed on (kept for a look; newest first), with the total and how many are kept' },
   'GET /api/deadletters/:id': { summary: 'One dead letter with its event' },
+  'GET /api/deliveries': { summary: 'Delivery rows of every channel (or ?channel=), newest first: sent, waiting, or failed (?status=failed) with the last error; counts per channel and status' },
   'GET /api/identity': { summary: 'This node’s computer, cluster, node id and fingerprint' },
   'POST /api/identity/rotate': { summary: 'Rotate the node key (endorsed by the old one) and announce it' },
   'GET /api/peers': { summary: 'Known peers with trust level and score' },

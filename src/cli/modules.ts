@@ -16,7 +16,7 @@ export interface LazyCommandModule {
 
 /** In the order they register: a module that extends another's command comes after it. */
 export const COMMAND_MODULES: readonly LazyCommandModule[] = [
-  { name: 'node', commands: ['status', 'pipeline', 'quarantine', 'rejections', 'deadletters', 'identity', 'peers', 'mesh', 'audit'], load: async () => (await import('./commands/node.js')).registerNodeCommands },
+  { name: 'node', commands: ['status', 'pipeline', 'quarantine', 'rejections', 'deadletters', 'deliveries', 'identity', 'peers', 'mesh', 'audit'], load: async () => (await import('./commands/node.js')).registerNodeCommands },
   { name: 'cartridges', commands: ['cartridges'], load: async () => (await import('./commands/cartridges.js')).cartridgesCommands },
   { name: 'privacy', commands: ['observe', 'trust', 'summaries', 'query', 'privacy'], load: async () => (await import('./commands/privacy.js')).privacyCommands },
   { name: 'dashboard', commands: ['dashboard'], load: async () => (await import('./commands/dashboard.js')).dashboardCommands },

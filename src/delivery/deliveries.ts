@@ -219,3 +219,55 @@ export class DeliveryTable {
     return this.store.write(() => void s.failed.run(error, id));
   }
 }
+
+/** Which deliveries {@link listDeliveries} reads. */
+export interface DeliveryFilter {
+  channel?: string;
+  status?: DeliveryStatus;
+  /** Rows below this id only (the `nextCursor` of the previous page). */
+  cursor?: number;
+  limit: number;
+}
+
+/**
+ * The deliveries of every channel (or one), newest first, for `weft deliveries list` and
+ * `GET /api/deliveries`: what was sent, what waits and what was given up, with the last error.
+ * @example
+ * listDeliveries(ns.store, { status: 'failed', limit: 50 });
+ * // [{ id: 9, channel: 'webhook', status: 'failed', lastError: 'webhook refused: 401 unauthorized', ... }]
+ */
+export function listDeliveries(store: Store, f: DeliveryFilter): DeliveryRecord[] {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (f.channel !== undefined) {
+    where.push('channel = ?');
+    args.push(f.channel);
+  }
+  if (f.status !== undefined) {
+    where.push('status = ?');
+    args.push(f.status);
+  }
+  if (f.cursor !== undefined) {
+    where.push('id < ?');
+    args.push(f.cursor);
+  }
+  const sql = `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+  return (store.reader.prepare(sql).all(...args, f.limit) as Row[]).map(toRecord);
+}
+
+/**
+ * How many deliveries of each channel stand where (`{webhook: {pending: 3, sent: 120, failed: 2}}`).
+ * @example
+ * countDeliveries(ns.store).telegram?.failed; // 2
+ */
+export function countDeliveries(store: Store): Record<string, Record<DeliveryStatus, number>> {
+  const rows = store.reader
+    .prepare('SELECT channel, status, COUNT(*) AS n FROM deliveries GROUP BY channel, status')
+    .all() as Array<{ channel: string; status: DeliveryStatus; n: number }>;
+  const out: Record<string, Record<DeliveryStatus, number>> = {};
+  for (const r of rows) {
+    out[r.channel] ??= { pending: 0, sent: 0, failed: 0 };
+    (out[r.channel] as Record<DeliveryStatus, number>)[r.status] = r.n;
+  }
+  return out;
+}

@@ -180,6 +180,43 @@ Examples:
       out(JSON.stringify(r, null, 2), r);
     });
 
+  program
+    .command('deliveries')
+    .description('notifications sent to people (Telegram, Discord, WhatsApp, webhook): what went, what waits, and what was given up and why')
+    .addHelpText(
+      'after',
+      `
+Each row is one notification change on one channel. A failed row says why (the API's refusal,
+the tries it took, or that too many already waited); the secrets of the channel never show.
+
+Examples:
+  weft deliveries list --status failed
+  weft deliveries list --channel telegram --limit 20`,
+    )
+    .command('list')
+    .description('delivery rows, newest first: channel, status, notification, tries and the last error')
+    .addOption(new Option('--status <status>', 'only rows in this state').choices(['pending', 'sent', 'failed']))
+    .option('--channel <name>', 'only this channel: telegram, discord, whatsapp or webhook')
+    .option('--limit <n>', 'how many', int('--limit'), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .action(async (o: { status?: string; channel?: string; limit: number; cursor?: number }) => {
+      const qs = new URLSearchParams({ limit: String(o.limit) });
+      if (o.status) qs.set('status', o.status);
+      if (o.channel) qs.set('channel', o.channel);
+      if (o.cursor) qs.set('cursor', String(o.cursor));
+      const r = await get<{ items: Row[]; nextCursor: number | null; counts: Record<string, Record<string, number>> }>(`/api/deliveries?${qs}`);
+      const counts = Object.entries(r.counts)
+        .map(([ch, c]) => `${ch}: ${c.sent ?? 0} sent, ${c.pending ?? 0} waiting, ${c.failed ?? 0} failed`)
+        .join('; ');
+      if (r.items.length === 0) {
+        return out(`no deliveries${o.status ? ` ${o.status === 'pending' ? 'waiting' : o.status}` : ''}${o.channel ? ` on ${o.channel}` : ''}${counts ? ` (${counts})` : ' (no channel has recorded one)'}`, r);
+      }
+      out(
+        `${table(r.items.map((i) => ({ id: i.id, channel: i.channel, status: i.status, notification: i.notificationId, change: i.changeKind, tries: i.attempts, error: String(i.lastError ?? '-').slice(0, 100), at: new Date(Number(i.sentAt ?? i.createdAt)).toISOString() })))}\n${counts}${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}`,
+        r,
+      );
+    });
+
   const identity = program.command('identity').description("this node's Ed25519 identity");
   identity
     .command('show')
