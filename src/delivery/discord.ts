@@ -111,7 +111,7 @@ export function discordSender(init: Omit<DiscordInit, keyof DurableInit>): Deliv
     channel: 'discord',
     api: 'Discord',
     secrets,
-    render: (n, kind) => formatNotification(n, kind, { maxLength: DISCORD_MAX_CONTENT }),
+    render: (n, kind) => formatNotification(n, kind, { maxLength: DISCORD_MAX_CONTENT, parseMode: 'discord' }),
     request(text) {
       const body: Record<string, unknown> = { content: text, allowed_mentions: { parse: [] } };
       if (username !== undefined) body.username = username;

@@ -17,8 +17,12 @@ const KIND_WORD: Record<NotificationChange['kind'], string> = {
 
 /** Options of {@link formatNotification}. */
 export interface FormatOptions {
-  /** `HTML` escapes the text for Telegram's HTML mode and bolds the headline; default plain text. */
-  parseMode?: 'HTML';
+  /**
+   * `HTML` escapes the text for Telegram's HTML mode and bolds the headline; `discord` escapes
+   * Discord's markdown, so an event's text shows as written (no masked link `[text](url)` that
+   * hides where it goes, no heading, spoiler or code block); default plain text.
+   */
+  parseMode?: 'HTML' | 'discord';
   /** Payload fields shown, at most (default 8). */
   maxFields?: number;
   /** Characters of one field value, at most (default 200). */
@@ -43,13 +47,14 @@ export function formatNotification(
   opts: FormatOptions = {},
 ): string {
   const html = opts.parseMode === 'HTML';
-  const esc = (s: string): string => (html ? escapeHtml(s) : s);
+  const esc = (s: string): string =>
+    html ? escapeHtml(s) : opts.parseMode === 'discord' ? escapeDiscord(s) : s;
   const maxFields = opts.maxFields ?? 8;
   const maxValue = opts.maxValueLength ?? 200;
   const mark = LEVEL_MARK[n.level] ?? '•';
   const levelName = LEVEL_NAMES[n.level] ?? `level ${n.level}`;
   const head = `${mark} ${levelName} · ${KIND_WORD[kind]} · ${n.eventType}`;
-  const lines = [html ? `<b>${esc(head)}</b>` : head, esc(cutText(n.description, 1000))];
+  const lines = [html ? `<b>${esc(head)}</b>` : esc(head), esc(cutText(n.description, 1000))];
 
   const fields = Object.entries(n.payload).filter(([, v]) => v !== undefined && v !== null);
   for (const [k, v] of fields.slice(0, maxFields)) {
@@ -83,6 +88,15 @@ export function cutText(text: string, max: number): string {
   const code = text.charCodeAt(end - 1);
   if (code >= 0xd800 && code <= 0xdbff) end--;
   return `${text.slice(0, end)}…`;
+}
+
+/**
+ * Discord's markdown, escaped: a backslash before any ASCII punctuation shows the character
+ * itself, so every one that starts markup (`* _ ~ \` | > # - [ ] ( ) < :` and the backslash)
+ * gets one; `:` keeps an `https://` from becoming a link Discord previews.
+ */
+function escapeDiscord(s: string): string {
+  return s.replace(/[\\*_~`|>#\-[\]()<:]/g, '\\$&');
 }
 
 function escapeHtml(s: string): string {

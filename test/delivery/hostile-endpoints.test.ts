@@ -287,3 +287,37 @@ test('webhook: should send each change its own text when one recorded before com
     await hook.close();
   }
 });
+
+test("discord: should show an event's markdown as written, never as a masked link, heading or spoiler", async () => {
+  const hook = await endpoint(() => ({
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: '{"id":"1"}',
+  }));
+  const r = await rig((deps) =>
+    discordDelivery({ webhookUrl: `${hook.url}/api/webhooks/1/hookTok123`, minLevel: 2 }, deps),
+  );
+  const hostile =
+    '[Verify your account](https://evil.example/login) **now** ||spoiler|| `code` <@123> @everyone';
+  try {
+    await r.emit([
+      {
+        event: 'system.worker.crashed',
+        level: 2,
+        description: hostile,
+        payload: { worker: '# Heading', error: '> quoted\n- listed', restarts: 1 },
+      },
+    ]);
+    await waitFor(() => r.delivery.stats().sent === 1, 'sent');
+    const { content } = JSON.parse(hook.seen[0]?.body ?? '{}') as { content: string };
+    // Each markup character carries a backslash (Discord then shows the character itself).
+    assert.ok(content.includes('\\[Verify your account\\]\\(https\\://evil.example/login\\)'), content);
+    assert.ok(content.includes('\\*\\*now\\*\\* \\|\\|spoiler\\|\\| \\`code\\` \\<@123\\>'), content);
+    assert.ok(content.includes('worker: \\# Heading'), content);
+    // Shown as written: taking the backslashes away gives the event's text back.
+    assert.ok(content.replace(/\\(.)/g, '$1').includes(hostile), content);
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
