@@ -188,9 +188,28 @@ class DurableChannel implements DeliveryChannel {
     if (this.state === 'stopped')
       throw new WeftError('WEFT_STOPPED', `${this.channel} delivery was stopped; create a new one`);
     this.state = 'running';
+    this.resumeFailing();
     this.loopDone = this.loop().catch((err: unknown) => {
       this.log.error({ err: this.redact(errorMessage(err)) }, 'delivery loop ended with an error');
     });
+  }
+
+  /**
+   * A restart keeps what the table says of the failing: the first waiting row's error and tries,
+   * failing since it was written. Without it `weft status` showed no problem after a restart
+   * while thousands of notifications waited, until the first row's backoff (up to 5 minutes, or
+   * an hour of rate limit) let a new try fail.
+   */
+  private resumeFailing(): void {
+    try {
+      if (this.deps.ns.store.isClosed) return;
+      const [head] = this.table.head(1);
+      if (!head?.lastError) return;
+      this.failing = { since: head.createdAt, tries: Math.max(1, head.attempts) };
+      this.lastError = head.lastError;
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'cannot read the waiting deliveries');
+    }
   }
 
   stop(): Promise<void> {

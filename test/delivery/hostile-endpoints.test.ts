@@ -321,3 +321,36 @@ test("discord: should show an event's markdown as written, never as a masked lin
     await hook.close();
   }
 });
+
+test('webhook: should still be a problem after a restart while its notifications wait for a retry', async () => {
+  const hook = await endpoint(() => ({
+    status: 503,
+    headers: { 'retry-after': '3600' },
+    body: 'down for maintenance',
+  }));
+  const t = tempDir('weft-delivery-failing-restart-');
+  const clock = new ManualClock();
+  const make = (deps: DeliveryDeps) => webhookDelivery({ url: `${hook.url}/alerts-x7q`, minLevel: 2 }, deps);
+  try {
+    const r = await rig(make, { dir: t.dir, clock, sleep: heldSleep().sleep });
+    try {
+      await r.emit([crashed('a', 2), crashed('b', 2)]);
+      await waitFor(() => r.delivery.stats().retries === 1, 'a failed try');
+    } finally {
+      await r.close();
+    }
+    // Restarted a minute later; the first row waits an hour for its retry, so no new try fails yet.
+    clock.advance(61_000);
+    const again = await rig(make, { dir: t.dir, clock, sleep: heldSleep().sleep });
+    try {
+      assert.deepEqual(deliveryProblems(again.delivery.stats(), clock.now()), [
+        'delivery: webhook has failed for 61 s (1 failed try, last error: webhook error: 503); 2 notifications wait, the oldest for 61 s',
+      ]);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await hook.close();
+    t.cleanup();
+  }
+});
