@@ -654,10 +654,17 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** fetch's "fetch failed" hides the reason in `cause`. */
+/**
+ * fetch's "fetch failed" hides the reason in `cause`: its code, and its words when they say
+ * more (`UND_ERR_SOCKET (other side closed)`, `DEPTH_ZERO_SELF_SIGNED_CERT (self-signed
+ * certificate)`, `ENOTFOUND (getaddrinfo ENOTFOUND ntfy.example)`).
+ */
 function networkMessage(err: unknown): string {
   const msg = errorMessage(err);
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-  const code = cause && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
-  return cause ? `${msg}: ${code ?? cause.message}` : msg;
+  if (!cause) return msg;
+  const code = 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
+  const words = cause.message.slice(0, 200);
+  if (code === undefined || words === '' || words === code) return `${msg}: ${code ?? words}`;
+  return `${msg}: ${code} (${words})`;
 }

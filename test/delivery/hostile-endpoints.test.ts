@@ -354,3 +354,20 @@ test('webhook: should still be a problem after a restart while its notifications
     t.cleanup();
   }
 });
+
+test('webhook: should say in words why a connection failed, not only the code', async () => {
+  // Accepts the request, then hangs up without an answer.
+  const server = createServer((req) => req.socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts-x7q`;
+  const r = await rig((deps) => webhookDelivery({ url, minLevel: 2 }, deps), { sleep: heldSleep().sleep });
+  try {
+    await r.emit([crashed('hung-up', 2)]);
+    await waitFor(() => r.delivery.stats().retries === 1, 'a failed try');
+    assert.equal(r.delivery.stats().lastError, 'fetch failed: UND_ERR_SOCKET (other side closed)');
+  } finally {
+    await r.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
