@@ -28,7 +28,7 @@ export interface DurableInit {
   /** Deliveries held in memory at once; the rest wait in the table (default 256). */
   queueSize?: number;
   /**
-   * Deliveries that may wait in the table (default 100,000): past it, a new one is recorded as
+   * Deliveries that may wait in the table (default 10,000): past it, a new one is recorded as
    * failed (`not queued: …`) rather than queued, so an endpoint down for days cannot grow the
    * node's database without bound.
    */
@@ -115,7 +115,7 @@ function checkDurableInit(channel: string, init: DurableInit): Checked {
     jitter,
     requestTimeoutMs: positive('request_timeout_ms', init.requestTimeoutMs, 15_000),
     queueSize: Math.floor(positive('queue_size', init.queueSize, 256)),
-    maxPending: Math.floor(positive('max_pending', init.maxPending, 100_000)),
+    maxPending: Math.floor(positive('max_pending', init.maxPending, 10_000)),
     keepFinished: Math.floor(positive('keep_finished', init.keepFinished, 10_000, 0)),
     maxPauseMs: positive('max_pause_ms', init.maxPauseMs, 3_600_000),
   };
