@@ -29,6 +29,8 @@ export interface DeliveryStats {
   oldestPendingAt: number | null;
   /** Epoch ms until which a rate limit holds every request of the channel; null when it is not paused. */
   pausedUntil: number | null;
+  /** The most rows that may wait; past it a new one is recorded failed (`not queued: …`). Absent from older daemons. */
+  maxPending?: number;
 }
 
 /** A delivery channel's handle: the daemon starts it, feeds it from onCommitted, stops it. */

@@ -293,6 +293,7 @@ class DurableChannel implements DeliveryChannel {
       failuresInARow: this.failing?.tries ?? 0,
       oldestPendingAt,
       pausedUntil: this.pausedUntil > now ? this.pausedUntil : null,
+      maxPending: this.cfg.maxPending,
     };
   }
 

@@ -22,6 +22,7 @@ export function deliveryProblems(s: DeliveryStats, now: number): string[] {
   if (s.failingSince === null || s.failuresInARow === 0) return [];
   const waited = s.oldestPendingAt === null ? 0 : now - s.oldestPendingAt;
   if (s.failuresInARow < FAILING_TRIES && waited <= FAILING_WAIT_MS) return [];
+  const full = s.maxPending !== undefined && s.pending >= s.maxPending;
   const secs = (ms: number) => `${Math.max(0, Math.round(ms / 1000))} s`;
   const tries = `${s.failuresInARow} failed ${s.failuresInARow === 1 ? 'try' : 'tries in a row'}`;
   const wait =
@@ -29,7 +30,7 @@ export function deliveryProblems(s: DeliveryStats, now: number): string[] {
       ? 'how many notifications wait is not known (the store is closed)'
       : s.pending === 0
         ? 'none waits (refused ones are marked failed)'
-        : `${s.pending} notification${s.pending === 1 ? ' waits' : 's wait'}${s.oldestPendingAt === null ? '' : `, the oldest for ${secs(waited)}`}`;
+        : `${s.pending} notification${s.pending === 1 ? ' waits' : 's wait'}${full ? ' (the most that may: newer ones are recorded failed, weft deliveries list --status failed shows them)' : ''}${s.oldestPendingAt === null ? '' : `, the oldest for ${secs(waited)}`}`;
   const paused =
     s.pausedUntil !== null && s.pausedUntil > now
       ? `; paused by a rate limit for another ${secs(s.pausedUntil - now)}`

@@ -216,6 +216,13 @@ test('webhook: should keep at most max_pending notifications waiting while the e
       const stats = r.delivery.stats();
       assert.equal(stats.pending, 3);
       assert.equal(stats.failed, 2);
+      // weft status says the backlog is full and where the rest went.
+      await waitFor(() => r.delivery.stats().retries === 1, 'a failed try');
+      r.clock.advance(61_000);
+      assert.match(
+        deliveryProblems(r.delivery.stats(), r.clock.now())[0] ?? '',
+        /; 3 notifications wait \(the most that may: newer ones are recorded failed, weft deliveries list --status failed shows them\), the oldest for 61 s$/,
+      );
     } finally {
       await r.close();
     }
