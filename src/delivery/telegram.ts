@@ -96,7 +96,13 @@ export function telegramSender(init: Omit<TelegramInit, keyof DurableInit>): Del
       if (answer.status >= 200 && answer.status < 300)
         return { type: 'retry', error: `unexpected answer: ${detail}` };
       if (answer.status >= 400 && answer.status < 500 && answer.status !== 408) {
-        return { type: 'permanent', error: `Bot API refused: ${detail}` };
+        // A group upgraded to a supergroup has a new id, and every message to the old one is refused.
+        const moved = json?.parameters?.migrate_to_chat_id;
+        const hint =
+          typeof moved === 'number' && Number.isSafeInteger(moved)
+            ? ` (the chat moved: set telegram.chat_id = "${moved}")`
+            : '';
+        return { type: 'permanent', error: `Bot API refused: ${detail}${hint}` };
       }
       return { type: 'retry', error: `Bot API error: ${detail}` };
     },

@@ -378,3 +378,30 @@ test('webhook: should say in words why a connection failed, not only the code', 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('telegram: should name the new chat id when a group was upgraded to a supergroup', async () => {
+  const api = await endpoint(() => ({
+    status: 400,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      ok: false,
+      error_code: 400,
+      description: 'Bad Request: group chat was upgraded to a supergroup chat',
+      parameters: { migrate_to_chat_id: -1001234567890 },
+    }),
+  }));
+  const r = await rig((deps) =>
+    telegramDelivery({ botToken: '42:botTok123', chatId: -4242, baseUrl: api.url, minLevel: 2 }, deps),
+  );
+  try {
+    await r.emit([crashed('moved', 2)]);
+    await waitFor(() => r.delivery.stats().failed === 1, 'refused');
+    assert.equal(
+      r.delivery.stats().lastError,
+      'Bot API refused: 400 Bad Request: group chat was upgraded to a supergroup chat (the chat moved: set telegram.chat_id = "-1001234567890")',
+    );
+  } finally {
+    await r.close();
+    await api.close();
+  }
+});
