@@ -89,6 +89,10 @@ export function discordSender(init: Omit<DiscordInit, keyof DurableInit>): Deliv
     ) {
       bad('username', init.username, 'a name of 1 to 80 characters');
     }
+    // Discord refuses every message (400 Invalid Form Body) posted under such a webhook name.
+    if (typeof init.username === 'string' && /discord|clyde/i.test(init.username)) {
+      bad('username', init.username, "a name without 'discord' or 'clyde' (Discord refuses those for webhooks)");
+    }
   } else {
     if (typeof init.botToken !== 'string' || !/^\S+$/.test(init.botToken)) {
       bad(

@@ -90,3 +90,25 @@ format = "json"
     t.cleanup();
   }
 });
+
+test('config: should refuse a Discord webhook name that Discord refuses every message under', () => {
+  const t = tempDir('weft-discord-name-');
+  try {
+    const env = {
+      HOME: t.dir,
+      WEFT_DATA_DIR: join(t.dir, 'data'),
+      WEFT_DISCORD_WEBHOOK_URL: 'https://discord.com/api/webhooks/1/hookTok123',
+      WEFT_DISCORD_USERNAME: 'Discord Alerts',
+    };
+    const r = weft(['config', 'show'], env);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(
+      r.stderr,
+      /config key discord\.username \(WEFT_DISCORD_USERNAME\): "Discord Alerts" is not allowed; expected a name without 'discord' or 'clyde'/,
+    );
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('hookTok123'), 'the webhook token is not shown');
+    assert.equal(weft(['config', 'show'], { ...env, WEFT_DISCORD_USERNAME: 'Weft' }).code, 0);
+  } finally {
+    t.cleanup();
+  }
+});
