@@ -101,9 +101,16 @@ export function webhookSender(init: Omit<WebhookInit, keyof DurableInit>): Deliv
       : {};
   // Every part of the URL that may hold a secret: the password, a token in the path (an ntfy
   // topic, /hooks/{id}/{token}) or in the query (?token=...), whichever form an error shows.
-  // Parts shorter than 6 characters are no secret, and would blot out common words.
+  // A server may echo one part alone ("no such token ..."), so each path segment and query value
+  // of 8 characters or more counts too; shorter parts are no secret, and would blot out words.
+  const pieces = [...target.pathname.split('/'), ...target.searchParams.values()].flatMap((p) => [p, safeDecode(p)]);
   const parts = [target.pathname + target.search, target.search, target.pathname, target.pathname.slice(1)];
-  const secrets = [init.url, url, ...parts.filter((p) => p.length >= 6)];
+  const secrets = [
+    init.url,
+    url,
+    ...parts.filter((p) => p.length >= 6),
+    ...pieces.filter((p) => p.length >= 8),
+  ];
   if (init.token) secrets.push(init.token);
   if (password) secrets.push(rawPassword, password);
   return {

@@ -100,7 +100,9 @@ test('webhook: should keep the tokens of its URL out of errors, the table and th
   const hook = await endpoint((req) => ({
     status: 404,
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ message: `no hook at ${req.url} (${hook.url}${req.url})` }),
+    body: JSON.stringify({
+      message: `no hook at ${req.url} (${hook.url}${req.url}); token xoxPathSecret77 or qQuerySecret99 unknown`,
+    }),
   }));
   const r = await rig((deps) => webhookDelivery({ url: `${hook.url}${path}${query}`, minLevel: 2 }, deps));
   try {
