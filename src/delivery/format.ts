@@ -58,7 +58,9 @@ export function formatNotification(
 
   const fields = Object.entries(n.payload).filter(([, v]) => v !== undefined && v !== null);
   for (const [k, v] of fields.slice(0, maxFields)) {
-    lines.push(`${esc(k)}: ${esc(cutText(typeof v === 'string' ? v : JSON.stringify(v), maxValue))}`);
+    lines.push(
+      `${esc(cutText(k, 100))}: ${esc(cutText(typeof v === 'string' ? v : JSON.stringify(v), maxValue))}`,
+    );
   }
   if (fields.length > maxFields) lines.push(esc(`… ${fields.length - maxFields} more field(s)`));
   if (kind === 'resolved' && n.resolution && Object.keys(n.resolution).length > 0) {
@@ -69,11 +71,15 @@ export function formatNotification(
   if (n.entity) tail.push(`entity ${n.entity}`);
   if (n.sourceComputer) tail.push(`from ${n.sourceComputer}`);
   if (n.agentId && n.agentStatus !== 'none') tail.push(`${n.agentStatus.replace('_', ' ')} by ${n.agentId}`);
-  lines.push(esc(tail.join(' · ')));
-
+  // The last line names the notification (its #id is how a person acts on it), so a long
+  // message is cut before it, never through it.
+  const last = esc(cutText(tail.join(' · '), 300));
+  const max = opts.maxLength ?? TELEGRAM_MAX_TEXT;
+  const room = max - last.length - 1;
   // For Telegram the description and values are bounded above, so this cut is a safety net only
   // (it could split an HTML entity, which Telegram then refuses as a 400); Discord's 2000 can cut.
-  return cutText(lines.join('\n'), opts.maxLength ?? TELEGRAM_MAX_TEXT);
+  if (room < 100) return cutText(`${lines.join('\n')}\n${last}`, max);
+  return `${cutText(lines.join('\n'), room)}\n${last}`;
 }
 
 /**

@@ -407,3 +407,23 @@ test('telegram: should name the new chat id when a group was upgraded to a super
     await api.close();
   }
 });
+
+test('telegram: should keep a long message within 4096 characters and still name the notification at its end', async () => {
+  const api = await endpoint(() => OK_JSON);
+  const r = await rig((deps) =>
+    telegramDelivery({ botToken: '42:botTok123', chatId: 1, baseUrl: api.url, minLevel: 2 }, deps),
+  );
+  try {
+    const payload: Record<string, unknown> = { worker: 'long', error: '🔥'.repeat(1000), restarts: 1 };
+    for (let i = 0; i < 5; i++) payload[`${'k'.repeat(2000)}${i}`] = 'v'.repeat(1000);
+    await r.emit([{ event: 'system.worker.crashed', level: 2, description: 'd'.repeat(3000), payload }]);
+    await waitFor(() => r.delivery.stats().sent === 1, 'sent');
+    const { text } = JSON.parse(api.seen[0]?.body ?? '{}') as { text: string };
+    assert.ok(text.length <= 4096, `text of ${text.length}`);
+    const id = r.node.ns.notifications.list({ limit: 10 }).items.find((n) => n.payload.worker === 'long')?.id;
+    assert.ok(text.endsWith(`\n#${id} · from test`), text.slice(-200));
+  } finally {
+    await r.close();
+    await api.close();
+  }
+});
