@@ -138,7 +138,7 @@ export function webhookSender(init: Omit<WebhookInit, keyof DurableInit>): Deliv
           Tags: doc.tags.map(headerText).join(','),
           ...auth,
         },
-        body: cutBytes(doc.message, NTFY_MAX_BYTES),
+        body: cutKeepingLastLine(doc.message, NTFY_MAX_BYTES),
       };
     },
     classify: classifyWebhook,
@@ -190,6 +190,19 @@ function safeDecode(s: string): string {
 /** Header values must be one line of Latin-1 for fetch; ntfy reads them as ASCII, so keep to that. */
 function headerText(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+}
+
+/**
+ * Cuts `text` to at most `max` UTF-8 bytes before its last line, which names the notification
+ * (`#17 · from laptop`) and is kept whole.
+ */
+function cutKeepingLastLine(text: string, max: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= max) return text;
+  const at = text.lastIndexOf('\n');
+  const last = at < 0 ? '' : text.slice(at + 1);
+  const room = max - Buffer.byteLength(last, 'utf8') - 1;
+  if (at < 0 || room < 100) return cutBytes(text, max);
+  return `${cutBytes(text.slice(0, at), room)}\n${last}`;
 }
 
 /** Cuts `text` to at most `max` UTF-8 bytes, on a character boundary, ending in `…` when cut. */

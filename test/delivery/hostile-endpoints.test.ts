@@ -427,3 +427,23 @@ test('telegram: should keep a long message within 4096 characters and still name
     await api.close();
   }
 });
+
+test('webhook (ntfy): should keep a message of many-byte characters within 4096 bytes and still name the notification', async () => {
+  const hook = await endpoint(() => ({ status: 200 }));
+  const r = await rig((deps) => webhookDelivery({ url: `${hook.url}/alerts-x7q`, minLevel: 2 }, deps));
+  try {
+    const payload: Record<string, unknown> = { worker: 'emoji', error: '🔥'.repeat(500), restarts: 1 };
+    for (let i = 0; i < 5; i++) payload[`f${i}`] = '🎉'.repeat(500);
+    await r.emit([{ event: 'system.worker.crashed', level: 2, description: '🚨'.repeat(1000), payload }]);
+    await waitFor(() => r.delivery.stats().sent === 1, 'sent');
+    const body = hook.seen[0]?.body ?? '';
+    assert.ok(Buffer.byteLength(body) <= 4096, `body of ${Buffer.byteLength(body)} bytes`);
+    const id = r.node.ns.notifications
+      .list({ limit: 10 })
+      .items.find((n) => n.payload.worker === 'emoji')?.id;
+    assert.ok(body.endsWith(`…\n#${id} · from test`), body.slice(-100));
+  } finally {
+    await r.close();
+    await hook.close();
+  }
+});
