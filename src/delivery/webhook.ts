@@ -74,9 +74,8 @@ export function webhookDelivery(init: WebhookInit, deps: DeliveryDeps): Delivery
  */
 export function webhookSender(init: Omit<WebhookInit, keyof DurableInit>): DeliverySender {
   const bad = configProblem('webhook');
-  // The URL is a secret as a whole (an ntfy topic is its own password): a refusal shows its
-  // scheme and host only.
-  if (!isHttpUrl(init.url)) bad('url', shownUrl(init.url), 'an http(s) URL');
+  // (The daemon and config show mask the URL in this refusal as config show masks it.)
+  if (!isHttpUrl(init.url)) bad('url', init.url, 'an http(s) URL');
   if (init.token !== undefined && (typeof init.token !== 'string' || !/^\S+$/.test(init.token))) {
     bad('token', '<set>', 'a token without spaces, or unset');
   }
@@ -166,17 +165,6 @@ export function webhookDocument(n: Notification, kind: NotificationChange['kind'
     kind,
     notification: n,
   };
-}
-
-/** A URL as a refusal may show it: its scheme and host when it has them, `<set>` otherwise. */
-function shownUrl(value: unknown): string {
-  if (typeof value !== 'string') return String(value);
-  try {
-    const u = new URL(value);
-    return u.host ? `${u.protocol}//${u.host}/…` : '<set>';
-  } catch {
-    return '<set>';
-  }
 }
 
 function safeDecode(s: string): string {

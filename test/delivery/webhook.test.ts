@@ -182,11 +182,6 @@ test('webhook: should refuse options that cannot work, naming the key', () => {
   assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', token: 'two words' }), named('token'));
   assert.throws(() => webhookSender({ url: 'https://ntfy.sh/a', format: 'xml' as never }), named('format'));
   assert.throws(() => webhookSender({ url: 'https://u:p@ntfy.sh/a', token: 'tk_x' }), named('token'));
-  // A refused URL shows its scheme and host, never its path (an ntfy topic is its own password).
-  assert.throws(
-    () => webhookSender({ url: 'https://ntfy.sh/secret-topic x' }),
-    (e: unknown) => named('url')(e) && !String((e as Error).message).includes('secret-topic'),
-  );
   const { secrets } = webhookSender({ url: 'https://u:p%40ss@example.com/h' });
   for (const s of ['p%40ss', 'p@ss']) assert.ok(secrets.includes(s), `${s} is a secret`);
 });
