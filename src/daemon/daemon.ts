@@ -250,6 +250,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         health: () => ({ delivery: Object.fromEntries(deliveries.map((d) => [d.channel, d.stats()])), nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null, privacy: { ...a0.privacy.counters } }),
         problems: () => [
           ...storeProblems,
+          ...logProblems(log, n.clock.now()),
           ...a0.trust.throttled(n.clock.now()).map(
             (t) =>
               `trust: ${t.subject.replace(/^local:/, 'source ')} sends more than ${t.perSecond}/s: ${t.refused} events quarantined in ${Math.round((n.clock.now() - t.since) / 1000)} s ('weft quarantine list' shows them)`,
@@ -507,4 +508,13 @@ function dashboardSample(n: WeftNode, a: AssembledNode): Record<string, number> 
     out.framesIn = st.counters.framesIn;
   }
   return out;
+}
+
+/** A log file the disk does not take (full, failing): named in /api/health while it lasts. */
+function logProblems(log: { file: string; trouble(): { code: string; at: number; droppedLines: number } | undefined }, now: number): string[] {
+  const t = log.trouble();
+  if (!t) return [];
+  const dropped = t.droppedLines > 0 ? `, ${t.droppedLines} lines dropped since the start` : '';
+  const why = t.code === 'ENOSPC' || t.code === 'EDQUOT' ? 'the disk is full (or over quota): free space there' : `the write fails with ${t.code}`;
+  return [`log: ${log.file} cannot be written since ${Math.max(0, Math.round((now - t.at) / 1000))} s (${t.code}${dropped}): ${why}; lines are held in memory up to 4 MiB, then dropped`];
 }

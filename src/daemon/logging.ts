@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { WeftError } from '../errors/index.js';
 import type { Logger } from '../util/index.js';
+import { LogFile, type LogFileTrouble } from './log-file.js';
 
 /**
  * Makes sure the log file can be opened for appending, or says in one line what is in the way
@@ -33,6 +34,8 @@ export interface DaemonLogger {
   file: string;
   /** Resolves once the log file is open (a stop before that would fail pino's flush at exit). */
   ready: Promise<void>;
+  /** The log file's last failed write (a full disk), while it lasts; undefined when it writes. */
+  trouble(): LogFileTrouble | undefined;
   close(): void;
 }
 
@@ -44,9 +47,12 @@ export function createDaemonLogger(dataDir: string, level: string, opts: { maxBy
   const dir = join(dataDir, 'logs');
   const file = join(dir, 'weft.log');
   checkLogFile(dir, file);
-  const dest = pino.destination({ dest: file, append: true, sync: false, mkdir: true });
+  // Not pino.destination: a failed write there (ENOSPC) is an uncaught 'error' event, and its
+  // exit flush retries it forever (see LogFile).
+  const dest = new LogFile({ dest: file });
   const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: dest }];
-  if (opts.stderr !== false) streams.push({ level: level as pino.Level, stream: pino.destination({ dest: 2, sync: false }) });
+  const err = opts.stderr !== false ? new LogFile({ dest: 2 }) : undefined;
+  if (err) streams.push({ level: level as pino.Level, stream: err });
   const logger = pino({ level, base: { pid: process.pid } }, pino.multistream(streams));
   const maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
   const keep = opts.keep ?? 3;
@@ -61,26 +67,23 @@ export function createDaemonLogger(dataDir: string, level: string, opts: { maxBy
     }
   }, 5000);
   timer.unref();
-  const fd = (dest as unknown as { fd: number }).fd;
-  const ready =
-    typeof fd === 'number' && fd >= 0
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => {
-          dest.once('ready', () => resolve());
-          // An open that fails is reported by pino itself; the daemon must not wait for it forever.
-          dest.once('error', () => resolve());
-        });
+  // What is buffered when the process exits (a crash included) is written if the disk takes it.
+  const atExit = () => {
+    dest.flushSync();
+    err?.flushSync();
+  };
+  process.once('exit', atExit);
+  const ready = Promise.resolve();
   return {
     logger: logger as unknown as Logger,
     file,
     ready,
+    trouble: () => dest.trouble,
     close() {
       clearInterval(timer);
-      try {
-        dest.flushSync();
-      } catch {
-        // not yet open
-      }
+      process.removeListener('exit', atExit);
+      dest.close();
+      err?.flushSync();
     },
   };
 }
