@@ -161,7 +161,8 @@ export async function buildApi(
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
     const w = isWeftError(err) ? err : undefined;
-    if (w && w.status < 500)
+    // A full disk is an answer, not a fault: no reference to a log the disk cannot take either.
+    if (w && (w.status < 500 || w.code === 'WEFT_STORE_FULL'))
       return reply.status(w.status).send({ error: { code: w.code, message: w.message } });
     if (e.validation || e.code === 'FST_ERR_VALIDATION') {
       return reply.status(400).send({ error: { code: 'WEFT_VALIDATION', message: e.message } });

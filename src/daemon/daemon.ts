@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -28,12 +28,13 @@ import { DOMAIN_EVENTS } from '../catalog/index.js';
 import { AutonomyMatrix, createDomainRunner, type DomainRunner, DomainLifecycle, ensureLayout, MemberDirectory } from '../domains/index.js';
 import { type DeliveryChannel, deliveryChannels, deliveryProblems } from '../delivery/index.js';
 import { rotateIdentityFile } from '../identity/index.js';
-import { ConfigError, WeftError } from '../errors/index.js';
+import { ConfigError, StoreError, WeftError } from '../errors/index.js';
+import type { StoreWriteTrouble } from '../store/index.js';
 import { type DaemonInfo, daemonInfoPath, loadOrCreateToken, readDaemonInfo, type WeftConfig } from '../config/index.js';
 import { attachSovereignty, type Sovereignty } from '../sovereignty/index.js';
 import type { Clock, Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
-import { privateDirProblem } from './data-dir-check.js';
+import { diskProblem, formatBytes, freeBytes, LOW_SPACE_BYTES, privateDirProblem } from './data-dir-check.js';
 import { commitMarkPath, describeRollback, type RollbackRecord, readCommitMark, recordRollback, writeCommitMark } from './rollback-record.js';
 import { acquireLock } from './lock.js';
 import { checkDatabaseIdentity } from './identity-check.js';
@@ -73,6 +74,9 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   await checkConfig(cfg);
   // Events are private data: everything this process creates is its user's alone.
   process.umask(0o077);
+  // A full disk or a read-only mount: one line saying so, before anything is half-written.
+  const disk = diskProblem(cfg.data_dir);
+  if (disk) throw new StoreError(disk.kind === 'full' ? 'WEFT_STORE_FULL' : 'WEFT_STORE', `cannot start: ${disk.message}`);
   securePrivateDir(cfg.data_dir);
   const lock = acquireLock(cfg.data_dir);
   let log: ReturnType<typeof createDaemonLogger>;
@@ -250,6 +254,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         health: () => ({ delivery: Object.fromEntries(deliveries.map((d) => [d.channel, d.stats()])), nodeId: a0.identity.nodeId, mesh: a0.mesh ? a0.mesh.provider.name : null, privacy: { ...a0.privacy.counters } }),
         problems: () => [
           ...storeProblems,
+          ...storeWriteProblems(store, cfg.data_dir, n.clock.now()),
           ...logProblems(log, n.clock.now()),
           ...a0.trust.throttled(n.clock.now()).map(
             (t) =>
@@ -320,7 +325,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       startedAt: new Date().toISOString(),
       ...(store.fileIdentity ? { dbFile: store.fileIdentity } : {}),
     };
-    writeFileSync(daemonInfoPath(cfg.data_dir), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    writeFileAtomic(daemonInfoPath(cfg.data_dir), `${JSON.stringify(info, null, 2)}\n`);
     await n.emit({
       event: 'system.daemon.restarted',
       payload: { computer: cfg.computer.name, pid: process.pid, version: VERSION, startedAt: info.startedAt, previousStop },
@@ -379,7 +384,8 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
       try {
         const seq = committedSeq.get() as number;
         if (seq === markedSeq) return;
-        writeFileSync(markPath, `${JSON.stringify({ seq, at: new Date().toISOString() })}\n`, { mode: 0o600 });
+        // Whole or not at all: a full disk truncated it to nothing, and the next start lost its mark.
+        writeFileAtomic(markPath, `${JSON.stringify({ seq, at: new Date().toISOString() })}\n`);
         markedSeq = seq;
       } catch (err) {
         logger.debug({ err: (err as Error).message }, 'writing the commit mark failed');
@@ -517,4 +523,36 @@ function logProblems(log: { file: string; trouble(): { code: string; at: number;
   const dropped = t.droppedLines > 0 ? `, ${t.droppedLines} lines dropped since the start` : '';
   const why = t.code === 'ENOSPC' || t.code === 'EDQUOT' ? 'the disk is full (or over quota): free space there' : `the write fails with ${t.code}`;
   return [`log: ${log.file} cannot be written since ${Math.max(0, Math.round((now - t.at) / 1000))} s (${t.code}${dropped}): ${why}; lines are held in memory up to 4 MiB, then dropped`];
+}
+
+/**
+ * Writes a small file whole or not at all (a temp file renamed over it): on a full disk
+ * writeFileSync truncated the file and then failed, leaving it empty.
+ */
+function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Commits failing for want of space (or a disk that refuses writes), and a disk running low: named in /api/health. */
+function storeWriteProblems(store: { path: string; writeTrouble: StoreWriteTrouble | undefined }, dataDir: string, now: number): string[] {
+  const t = store.writeTrouble;
+  const free = freeBytes(dataDir);
+  const left = free !== undefined ? `${formatBytes(free)} free` : 'free space unknown';
+  if (t) {
+    const since = `since ${Math.max(0, Math.round((now - t.since) / 1000))} s (${t.failures} failed commits, the last ${Math.max(0, Math.round((now - t.last) / 1000))} s ago, ${t.code})`;
+    if (t.kind === 'full')
+      return [
+        `store: the disk holding ${store.path} is full ${since}, ${left}: emits are refused (HTTP 507), peers' frames wait in their outboxes and pipeline work is retried; free space there and the node carries on by itself`,
+      ];
+    return [`store: ${store.path} cannot be written ${since}: ${t.kind === 'readonly' ? 'the file or its mount became read-only' : 'the disk reports I/O errors'}; emits are refused until it can (weft doctor)`];
+  }
+  if (free !== undefined && free < LOW_SPACE_BYTES) return [`disk: only ${left} on the disk holding ${dataDir}; the node stops taking events when it is full`];
+  return [];
 }

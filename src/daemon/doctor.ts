@@ -8,7 +8,7 @@ import { ensureReplayGuardSchema } from '../mesh/index.js';
 import { ensureGateSchema, ensurePromotionSchema } from '../sovereignty/index.js';
 import { type Db, Store } from '../store/index.js';
 import { silentLogger, systemClock } from '../util/index.js';
-import { privateDirProblem } from './data-dir-check.js';
+import { diskProblem, formatBytes, freeBytes, LOW_SPACE_BYTES, privateDirProblem } from './data-dir-check.js';
 import { acquireLock } from './lock.js';
 import {
   acknowledgeRollbacks,
@@ -70,6 +70,16 @@ export async function repairStore(
     return { ok: false, mode: 'check', message: `${dirProblem} (the daemon refuses to start on it)` };
   if (!existsSync(dataDir))
     return { ok: true, mode: 'check', message: `no data dir at ${dataDir} yet: it is made on first start` };
+  // A full disk or a read-only mount: the lock cannot be written, the daemon cannot start or
+  // commit, and a repair would have to write a second copy there. Said first, the file checked read-only.
+  const disk = diskProblem(dataDir);
+  if (disk) {
+    const fix = opts.repair ? '; a repair writes a new copy of the database there, so it was not attempted' : '';
+    const r = existsSync(path)
+      ? readOnlyCheck(dataDir, path, `${disk.message}${fix}`)
+      : { mode: 'read-only check' as const, message: `${disk.message}${fix}` };
+    return withRollbacks(dataDir, { ...r, ok: false, warning: disk.message });
+  }
   const acknowledged = opts.acknowledge ? acknowledgeRollbacks(dataDir) : 0;
   const ackNote = opts.acknowledge
     ? `acknowledged ${acknowledged} recorded rollback(s) (kept as rolled-back.acknowledged-*.json); `
@@ -112,7 +122,7 @@ export async function repairStore(
       return withRollbacks(dataDir, {
         ok: warning === undefined,
         mode: 'check',
-        message: `${ackNote}database ${path} is healthy (${counts.events} events, ${counts.notifications} notifications)${warning ? `; but ${warning}` : ''}${repaired ? `; ${repaired}` : ''}`,
+        message: `${ackNote}database ${path} is healthy (${counts.events} events, ${counts.notifications} notifications)${warning ? `; but ${warning}` : ''}${repaired ? `; ${repaired}` : ''}${lowSpaceNote(dataDir)}`,
         ...(warning ? { warning } : {}),
       });
     } catch (err) {
@@ -147,6 +157,12 @@ function withRollbacks(dataDir: string, r: DoctorResult): DoctorResult {
     message: `${r.message}\nROLLED BACK: ${warning}\n${lines.join('\n')}`,
     warning: r.warning ? `${r.warning}; ${warning}` : warning,
   };
+}
+
+/** '; only 12.0 MiB free on the disk ...' when the data dir's disk is filling up. */
+function lowSpaceNote(dataDir: string): string {
+  const free = freeBytes(dataDir);
+  return free !== undefined && free < LOW_SPACE_BYTES ? `; only ${formatBytes(free)} free on the disk holding ${dataDir}: the node stops taking events when it is full` : '';
 }
 
 /** The newest repair report that lost rows, in words (undefined when none). */

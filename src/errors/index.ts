@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   WEFT_STORE_CORRUPT: { status: 500, exit: 1 },
   /** The database was migrated by a newer Weft than this one: refused unchanged, never repaired. */
   WEFT_STORE_TOO_NEW: { status: 500, exit: 1 },
+  /** The disk holding the database is full: nothing of the request was kept; it may be sent again once there is space. */
+  WEFT_STORE_FULL: { status: 507, exit: 1 },
   WEFT_LOCKED: { status: 409, exit: 1 },
   WEFT_BUS: { status: 503, exit: 1 },
   WEFT_STOPPED: { status: 503, exit: 1 },
@@ -132,7 +134,7 @@ export class ConfigError extends WeftError {
 }
 
 export class StoreError extends WeftError {
-  constructor(code: 'WEFT_STORE' | 'WEFT_STORE_CORRUPT' | 'WEFT_STORE_TOO_NEW' | 'WEFT_LOCKED', message: string, cause?: unknown) {
+  constructor(code: 'WEFT_STORE' | 'WEFT_STORE_CORRUPT' | 'WEFT_STORE_TOO_NEW' | 'WEFT_STORE_FULL' | 'WEFT_LOCKED', message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }

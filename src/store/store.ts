@@ -7,6 +7,26 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
 
+/** Commits that fail for want of a disk that takes them (Store.writeTrouble). */
+export interface StoreWriteTrouble {
+  /** full: no space (SQLITE_FULL); io: the disk failed a read or write; readonly: the file or its mount refuses writes. */
+  kind: 'full' | 'io' | 'readonly';
+  /** SQLite's code of the last failure. */
+  code: string;
+  /** When the first of these failures happened (clock ms). */
+  since: number;
+  /** When the last one happened (clock ms). */
+  last: number;
+  /** Failed transactions since then. */
+  failures: number;
+}
+
+/**
+ * A commit clears the trouble only this long after the last failure: on a full disk a small
+ * commit can still fit in the WAL's free pages while every batch of events fails.
+ */
+const TROUBLE_CLEAR_MS = 30_000;
+
 export interface StoreInit {
   /** Path of the node's SQLite file. */
   path: string;
@@ -57,6 +77,8 @@ export class Store {
   private endHooks: Array<(committed: boolean) => void> = [];
   /** The file opened (device and inode); undefined for `:memory:`. */
   private opened: { dev: number; ino: number } | undefined;
+  /** Since when commits fail for want of space or a disk that refuses writes; cleared by the next commit. */
+  private trouble: StoreWriteTrouble | undefined;
 
   private constructor(db: Db, path: string, deps: StoreDeps) {
     this.db = db;
@@ -99,6 +121,14 @@ export class Store {
       if (err instanceof StoreError) throw err;
       const msg = (err as Error).message.split('\n')[0];
       const code = (err as { code?: string }).code ?? '';
+      // A full disk is not damage: 'weft doctor --repair' would make a second copy on it.
+      if (code === 'SQLITE_FULL') {
+        throw new StoreError(
+          'WEFT_STORE_FULL',
+          `database ${init.path} cannot be opened: the disk holding it is full (${msg}); free space on that disk, then start again (the file is not damaged)`,
+          err,
+        );
+      }
       if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
         throw new StoreError(
           'WEFT_STORE',
@@ -118,6 +148,45 @@ export class Store {
       store.opened = { dev: st.dev, ino: st.ino };
     }
     return store;
+  }
+
+  /**
+   * Commits have been failing since `since` because the disk is full (SQLITE_FULL) or refuses
+   * writes (an I/O error, a file or mount made read-only); undefined once a commit succeeds
+   * 30 s or more after the last failure.
+   */
+  get writeTrouble(): StoreWriteTrouble | undefined {
+    return this.trouble ? { ...this.trouble } : undefined;
+  }
+
+  private clearTrouble(): void {
+    if (this.trouble && this.clock.now() - this.trouble.last >= TROUBLE_CLEAR_MS) this.trouble = undefined;
+  }
+
+  /**
+   * A failed write as the caller should see it: a full disk is WEFT_STORE_FULL (HTTP 507) with a
+   * message that names the file and the fix, where SQLite says only 'database or disk is full'
+   * and the API answered 'internal error'. Remembered for /api/health until a commit succeeds.
+   */
+  private writeFailed(err: unknown): unknown {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
+    const kind = code === 'SQLITE_FULL' ? 'full' : code.startsWith('SQLITE_IOERR') ? 'io' : code.startsWith('SQLITE_READONLY') ? 'readonly' : undefined;
+    if (!kind) return err;
+    const now = this.clock.now();
+    this.trouble = { kind, code, since: this.trouble?.since ?? now, last: now, failures: (this.trouble?.failures ?? 0) + 1 };
+    if (kind === 'full') {
+      return new StoreError(
+        'WEFT_STORE_FULL',
+        `the disk holding ${this.path} is full: nothing of this request was kept; free space on that disk (weft doctor shows how much is left), then send it again`,
+        err,
+      );
+    }
+    return new StoreError(
+      'WEFT_STORE',
+      `the database ${this.path} cannot be written (${code}: ${(err as Error).message}): nothing of this request was kept; check the disk and the mount (weft doctor)`,
+      err,
+    );
   }
 
   /** The file this store opened (device and inode); undefined for `:memory:`. */
@@ -179,11 +248,12 @@ export class Store {
         this.rolledBack++;
         this.ended(false);
         this.requeue(riders);
-        throw err;
+        throw this.writeFailed(err);
       } finally {
         if (relaxed) this.db.pragma('synchronous = FULL');
       }
       if (fn !== flushOnly) this.committed++;
+      this.clearTrouble();
       this.ended(true);
       for (const x of riders) x.done();
       return r;
@@ -207,6 +277,7 @@ export class Store {
         const r = await fn();
         this.db.exec('COMMIT');
         this.committed++;
+        this.clearTrouble();
         this.ended(true);
         for (const x of riders) x.done();
         return r;
@@ -215,7 +286,7 @@ export class Store {
         this.rolledBack++;
         this.ended(false);
         this.requeue(riders);
-        throw err;
+        throw this.writeFailed(err);
       }
     } finally {
       release();

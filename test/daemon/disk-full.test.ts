@@ -3,8 +3,19 @@
  * cannot keep with a clear error, and carries on by itself once there is space again.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { test } from 'node:test';
 import { WeftClient } from '../../src/client/index.js';
 import { readToken } from '../../src/config/index.js';
@@ -70,5 +81,187 @@ test('a log file that the disk refuses (ENOSPC) does not crash or hang the daemo
     if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
     await d.exited;
     dir.cleanup();
+  }
+});
+
+/** A tmpfs of `size` at a temp dir (root only); undefined with the reason when it cannot be made. */
+function smallDisk(size: string): { dir: string; remount(opts: string): void; cleanup(): void } | string {
+  if (process.getuid?.() !== 0) return 'needs root to mount a small tmpfs';
+  const t = tempDir('weft-disk-');
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', t.dir], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) {
+    t.cleanup();
+    return `mount -t tmpfs failed: ${(r.stderr || r.error?.message || '').trim()}`;
+  }
+  return {
+    dir: t.dir,
+    remount: (opts) => {
+      const m = spawnSync('mount', ['-o', `remount,${opts}`, t.dir], { encoding: 'utf8' });
+      assert.equal(m.status, 0, `remount ${opts}: ${m.stderr}`);
+    },
+    cleanup: () => {
+      // Lazy: a daemon that is still dying must not leave the mount behind.
+      spawnSync('umount', ['-l', t.dir]);
+      t.cleanup();
+    },
+  };
+}
+
+/** Fills the disk holding `dir` with one file until the disk refuses more. */
+function fill(file: string): void {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function post(
+  url: string,
+  token: string,
+  i: number,
+): Promise<{ status: number; body: { id?: string; error?: { code: string; message: string } } }> {
+  const res = await fetch(`${url}/api/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      event: 'system.worker.crashed',
+      payload: { worker: `w${i}`, error: 'x'.repeat(3000), restarts: i },
+    }),
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as { id?: string; error?: { code: string; message: string } },
+  };
+}
+
+test('a full disk: emits are refused with 507 naming the disk, status and doctor say so, nothing accepted is lost, and the node takes events again once there is space, without a restart', async (t) => {
+  const disk = smallDisk('24m');
+  if (typeof disk === 'string') return t.skip(disk);
+  const data = join(disk.dir, 'data');
+  const env = { HOME: disk.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'full' };
+  let d: Awaited<ReturnType<typeof startDaemonProcess>> | undefined;
+  try {
+    d = await startDaemonProcess(env);
+    const token = readFileSync(join(data, 'api-token'), 'utf8').trim();
+    const accepted: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await post(d.url, token, i);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      accepted.push(r.body.id as string);
+    }
+    fill(join(disk.dir, 'filler'));
+    // The WAL may still have room for a few: emit until the disk refuses.
+    let refused: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 10; i < 5000 && !refused; i++) {
+      const r = await post(d.url, token, i);
+      if (r.status === 201) accepted.push(r.body.id as string);
+      else refused = r;
+    }
+    assert.ok(refused, 'the disk refused an emit');
+    assert.equal(refused.status, 507, JSON.stringify(refused.body));
+    assert.equal(refused.body.error?.code, 'WEFT_STORE_FULL');
+    assert.match(
+      refused.body.error?.message ?? '',
+      /the disk holding .*weft\.db is full: nothing of this request was kept/,
+    );
+    assert.doesNotMatch(refused.body.error?.message ?? '', /internal error|ref /);
+
+    const cli = weft(
+      [
+        'emit',
+        'system.worker.crashed',
+        '--payload',
+        JSON.stringify({ worker: 'cli', error: 'x'.repeat(3000), restarts: 0 }),
+      ],
+      env,
+    );
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /the disk holding .* is full/);
+    const status = weft(['status'], env);
+    assert.equal(status.code, 3, status.stdout + status.stderr);
+    assert.match(
+      status.stdout,
+      /store: the disk holding .*weft\.db is full since \d+ s .*emits are refused \(HTTP 507\)/,
+    );
+    const doctor = weft(['doctor', '--json'], env);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    const dr = JSON.parse(doctor.stdout) as { ok: boolean; message: string };
+    assert.equal(dr.ok, false);
+    assert.match(dr.message, /the disk holding the data dir .* is full .*free space on that disk/);
+
+    rmSync(join(disk.dir, 'filler'));
+    // No restart: the next emits are taken.
+    await eventually(
+      async () => {
+        const r = await post(d?.url as string, token, 9999);
+        if (r.status === 201) accepted.push(r.body.id as string);
+        return r.status === 201;
+      },
+      60_000,
+      'an emit accepted once there is space',
+    );
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.output().slice(-2000));
+    const db = new Database(join(data, 'weft.db'), { readonly: true });
+    try {
+      assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+      const has = db.prepare('SELECT 1 FROM events WHERE id = ?').pluck();
+      const missing = accepted.filter((id) => has.get(id) === undefined);
+      assert.deepEqual(missing, [], `every emit answered 201 is in the log (${accepted.length} accepted)`);
+    } finally {
+      db.close();
+    }
+    const after = weft(['doctor'], env);
+    assert.equal(after.code, 0, after.stdout + after.stderr);
+  } finally {
+    if (d && d.proc.exitCode === null && d.proc.signalCode === null) {
+      d.proc.kill('SIGKILL');
+      await d.exited;
+    }
+    disk.cleanup();
+  }
+});
+
+test('a start on a full disk or on a read-only mount stops with one line saying so, and leaves nothing half-written', async (t) => {
+  const disk = smallDisk('8m');
+  if (typeof disk === 'string') return t.skip(disk);
+  const data = join(disk.dir, 'data');
+  mkdirSync(data, { mode: 0o700 });
+  const env = { HOME: disk.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'nospace' };
+  try {
+    fill(join(disk.dir, 'filler'));
+    const full = weft(['daemon'], env);
+    assert.equal(full.code, 1, full.stdout + full.stderr);
+    assert.match(
+      full.stderr,
+      /^weft: cannot start: the disk holding the data dir .* is full .*free space on that disk/,
+    );
+    assert.equal(full.stderr.trim().split('\n').length, 1, 'one line');
+    for (const f of ['daemon.json', 'weft.lock', 'weft.db'])
+      assert.equal(existsSync(join(data, f)), false, `${f} not left behind`);
+    const doctor = weft(['doctor'], env);
+    assert.equal(doctor.code, 1);
+    assert.match(doctor.stdout, /is full/);
+
+    rmSync(join(disk.dir, 'filler'));
+    disk.remount('ro');
+    const ro = weft(['daemon'], env);
+    assert.equal(ro.code, 1, ro.stdout + ro.stderr);
+    assert.match(
+      ro.stderr,
+      /^weft: cannot start: the data dir .* is on a read-only file system.*remount it read-write/,
+    );
+    const doctorRo = weft(['doctor'], env);
+    assert.equal(doctorRo.code, 1);
+    assert.match(doctorRo.stdout, /read-only file system/);
+  } finally {
+    disk.cleanup();
   }
 });
