@@ -7,6 +7,7 @@ import { misspeltEnv } from '../config/index.js';
 import { isWeftError } from '../errors/index.js';
 import { createCliContext } from './context.js';
 import { forTerminal } from './format.js';
+import { moduleLoadHint } from './load-hint.js';
 import { coreCommands } from './core.js';
 import { commandWord, modulesFor } from './modules.js';
 
@@ -20,9 +21,9 @@ async function main(): Promise<void> {
   coreCommands(ctx);
   const core = new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
   const wanted = modulesFor(commandWord(process.argv.slice(2)), core);
-  const registers = await Promise.all(wanted.map((m) => m.load()));
-  for (const register of registers) register(ctx);
   try {
+    const registers = await Promise.all(wanted.map((m) => m.load()));
+    for (const register of registers) register(ctx);
     await program.parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    console.error(`weft: ${forTerminal((err as Error).message ?? String(err))}`);
+    console.error(`weft: ${forTerminal((err as Error).message ?? String(err))}${moduleLoadHint(err)}`);
     process.exitCode = 1;
   }
 }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -237,7 +237,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     const { token, path: tokenFile } = loadOrCreateToken(cfg.data_dir);
     const dashboard = cfg.api.dashboard ? new DashboardAuth() : undefined;
     const api = await buildApi(
-      { token, host: cfg.api.host, maxConnections: cfg.api.max_connections },
+      { token, host: cfg.api.host, maxConnections: apiConnectionCap(cfg.api.max_connections, logger) },
       {
         node: n,
         logger: logger.child({ mod: 'api' }),
@@ -555,4 +555,33 @@ function storeWriteProblems(store: { path: string; writeTrouble: StoreWriteTroub
   }
   if (free !== undefined && free < LOW_SPACE_BYTES) return [`disk: only ${left} on the disk holding ${dataDir}; the node stops taking events when it is full`];
   return [];
+}
+
+/** The soft open-file limit of this process (`ulimit -n`), where /proc tells; undefined for unlimited or unknown. */
+export function openFileLimit(): number | undefined {
+  try {
+    const soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    const n = Number(soft);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * api.max_connections, held to half the open-file limit: every API connection is a descriptor,
+ * and the node's database, logs, peer links and sandbox need theirs. With the default 1024 under
+ * `ulimit -n 256`, clients could take every descriptor: connections past the limit were dropped
+ * unanswered by the accept loop, /api/health stopped answering, 'refused' stayed 0 and nothing
+ * was logged. Held below it, one more gets the cap's 429 and is counted.
+ */
+function apiConnectionCap(configured: number, logger: Logger): number {
+  const limit = openFileLimit();
+  if (limit === undefined || configured <= Math.floor(limit / 2)) return configured;
+  const cap = Math.max(16, Math.floor(limit / 2));
+  logger.warn(
+    { configured, openFileLimit: limit, cap },
+    `api.max_connections is ${configured} but this process may open only ${limit} files (ulimit -n): the API takes at most ${cap} connections; raise the limit (LimitNOFILE= in a systemd unit) to allow more`,
+  );
+  return cap;
 }
