@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import { test } from 'node:test';
 import { WeftClient } from '../../src/client/index.js';
 import { readToken } from '../../src/config/index.js';
-import { eventually } from '../helpers/cluster.js';
+import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -263,5 +263,76 @@ test('a start on a full disk or on a read-only mount stops with one line saying 
     assert.match(doctorRo.stdout, /read-only file system/);
   } finally {
     disk.cleanup();
+  }
+});
+
+test("a peer's frames that arrive while the disk is full are not acknowledged: once there is space every event is applied, once", async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
+  const root = tempDir('weft-meshfull-');
+  const twoDir = join(root.dir, 'two');
+  mkdirSync(twoDir, { recursive: true });
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'tmpfs', twoDir], {
+    encoding: 'utf8',
+  });
+  if (m.status !== 0) {
+    root.cleanup();
+    return t.skip(`mount -t tmpfs failed: ${m.stderr.trim()}`);
+  }
+  let stopAll: (() => Promise<void>) | undefined;
+  try {
+    const c = await startCluster(
+      root.dir,
+      [
+        { computer: 'one', cluster: 'home' },
+        { computer: 'two', cluster: 'home' },
+      ],
+      { provider: 'tls' },
+    );
+    stopAll = c.stopAll;
+    const one = c.nodes.one as ClusterNode;
+    const two = c.nodes.two as ClusterNode;
+    const notes = async () =>
+      (await two.api.notifications.list({ type: 'mesh.test.ping', limit: 1000 })).items.map((n) =>
+        String((n.payload as { note?: string }).note),
+      );
+    await one.api.emit({
+      event: 'mesh.test.ping',
+      visibility: 'cluster',
+      payload: { n: 0, note: 'warm-up' },
+    });
+    await eventually(async () => (await notes()).includes('warm-up'), 60_000, 'the link up');
+    fill(join(twoDir, 'filler'));
+    // Until two's commits fail (its WAL may hold a few more), then some more while they do.
+    const sent = ['warm-up'];
+    let failing = false;
+    for (let i = 1; i < 3000 && !failing; i++) {
+      await one.api.emit({
+        event: 'mesh.test.ping',
+        visibility: 'cluster',
+        payload: { n: i, note: `held-${i}-${'x'.repeat(900)}` },
+      });
+      sent.push(`held-${i}-${'x'.repeat(900)}`);
+      if (i % 20 === 0)
+        failing = ((await two.api.health()).problems as string[]).some((p) =>
+          p.startsWith('store: the disk holding'),
+        );
+    }
+    assert.ok(failing, "two's commits failed for want of space");
+    for (let i = 0; i < 20; i++) {
+      await one.api.emit({
+        event: 'mesh.test.ping',
+        visibility: 'cluster',
+        payload: { n: 5000 + i, note: `while-full-${i}` },
+      });
+      sent.push(`while-full-${i}`);
+    }
+    rmSync(join(twoDir, 'filler'));
+    await eventually(async () => (await notes()).length >= sent.length, 120_000, 'every event on two');
+    const got = await notes();
+    assert.deepEqual([...got].sort(), [...sent].sort(), 'every event applied once: none lost, none twice');
+  } finally {
+    await stopAll?.().catch(() => undefined);
+    spawnSync('umount', ['-l', twoDir]);
+    root.cleanup();
   }
 });
