@@ -38,6 +38,7 @@ import { diskProblem, formatBytes, freeBytes, LOW_SPACE_BYTES, privateDirProblem
 import { commitMarkPath, describeRollback, type RollbackRecord, readCommitMark, recordRollback, writeCommitMark } from './rollback-record.js';
 import { acquireLock } from './lock.js';
 import { checkDatabaseIdentity } from './identity-check.js';
+import { openFileLimit } from './fd-limit.js';
 import { createDaemonLogger } from './logging.js';
 import { assembleNode, type AssembledNode } from './assemble.js';
 import { bindError } from './bind-config.js';
@@ -555,17 +556,6 @@ function storeWriteProblems(store: { path: string; writeTrouble: StoreWriteTroub
   }
   if (free !== undefined && free < LOW_SPACE_BYTES) return [`disk: only ${left} on the disk holding ${dataDir}; the node stops taking events when it is full`];
   return [];
-}
-
-/** The soft open-file limit of this process (`ulimit -n`), where /proc tells; undefined for unlimited or unknown. */
-export function openFileLimit(): number | undefined {
-  try {
-    const soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
-    const n = Number(soft);
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

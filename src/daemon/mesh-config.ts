@@ -7,6 +7,7 @@ import type { WeftConfig } from '../config/index.js';
 import { ConfigError } from '../errors/index.js';
 import { NatsPeerRegistry, parsePeerSpec } from '../mesh/index.js';
 import { NATS_MAX_FRAME_BYTES, NATS_PREFIX_PATTERN, natsConnectTarget, natsProvider, redisProvider, tlsProvider } from '../transport/index.js';
+import { tlsConnectionCap } from './fd-limit.js';
 import type { AssembleInit } from './assemble.js';
 /** The mesh part of a node's assembly, from the config. */
 export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
@@ -88,9 +89,11 @@ export function meshFromConfig(cfg: WeftConfig): Pick<AssembleInit, 'mesh'> {
         return m ? [{ computer: p.computer, nodeId: p.nodeId, host: m[1] as string, port: Number(m[2]) }] : [{ computer: p.computer, nodeId: p.nodeId }];
       });
       const host = cfg.mesh.tls_host;
+      const cap = tlsConnectionCap();
+      const tlsCap = cap === undefined ? {} : { maxConnections: cap, maxConnectionsPerAddress: Math.min(64, cap) };
       return {
         mesh: {
-          provider: tlsProvider({ computer: cfg.computer.name, host, port: cfg.mesh.tls_port, peers: tlsPeers }),
+          provider: tlsProvider({ computer: cfg.computer.name, host, port: cfg.mesh.tls_port, peers: tlsPeers, ...tlsCap }),
           peers,
           ...(cfg.redis.url ? { registryUrl: cfg.redis.url } : {}),
           announce: [`${host}:${cfg.mesh.tls_port}`],
