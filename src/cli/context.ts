@@ -25,8 +25,50 @@ export interface CliContext {
   out(human: string, json: unknown): void;
   /** Parses a JSON object argument, or @file. */
   parseJsonArg(what: string, v: string): Record<string, unknown>;
-  /** A commander parser for whole numbers, naming the option on error. */
-  int(name: string): (v: string) => number;
+  /**
+   * A commander parser for whole numbers, naming the option on error: a usage error (exit 2)
+   * for anything but digits and for a number outside `range` (default 0 to 2^53 - 1), before
+   * any request, so the daemon never answers with its schema's wording.
+   * @example
+   * .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 20)
+   */
+  int(name: string, range?: IntRange): (v: string) => number;
+}
+
+/** The whole numbers an option takes, both ends included. */
+export interface IntRange {
+  min?: number;
+  max?: number;
+}
+
+/** A page's --limit, as every listing route of the API takes it. */
+export const PAGE_LIMIT: IntRange = { min: 1, max: 1000 };
+/** A --cursor (a nextCursor of a previous page) or a row id: positions start at 1. */
+export const POSITION: IntRange = { min: 1 };
+
+/**
+ * Checks a whole-number argument.
+ * @example
+ * parseWholeNumber('--limit', '20', PAGE_LIMIT); // 20
+ */
+export function parseWholeNumber(name: string, v: string, range: IntRange = {}): number {
+  const min = range.min ?? 0;
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  const span = max === Number.MAX_SAFE_INTEGER ? (min === 0 ? 'a whole number' : `a whole number from ${min} up`) : `a whole number from ${min} to ${max}`;
+  const n = /^\d+$/.test(v.trim()) ? Number(v.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new WeftError('WEFT_VALIDATION', `${name} must be ${span}, got '${v}'`);
+  return n;
+}
+
+/**
+ * Whether the arguments ask for --json (before any `--`): known before commander has parsed
+ * them, so that a usage error it finds is shaped as JSON too.
+ * @example
+ * jsonWanted(['events', 'list', '--json']); // true
+ */
+export function jsonWanted(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }
 
 /** A module that adds commands to the program. */
@@ -43,6 +85,8 @@ export function createCliContext(): CliContext {
     .addOption(new Option('--log-level <level>', 'daemon log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .showHelpAfterError()
     .exitOverride();
+  // With --json a usage error is one JSON line on stderr (program.ts), not commander's text and help.
+  if (jsonWanted(process.argv.slice(2))) program.configureOutput({ writeErr: () => undefined });
   const g = (): Globals => program.opts<Globals>();
   return {
     program,
@@ -68,9 +112,6 @@ export function createCliContext(): CliContext {
         throw new WeftError('WEFT_VALIDATION', `${what}: not a JSON object (${(err as Error).message})`);
       }
     },
-    int: (name) => (v) => {
-      if (!/^\d+$/.test(v)) throw new WeftError('WEFT_VALIDATION', `${name} must be a whole number, got '${v}'`);
-      return Number(v);
-    },
+    int: (name, range) => (v) => parseWholeNumber(name, v, range),
   };
 }

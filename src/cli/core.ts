@@ -6,7 +6,7 @@ import { showConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import type { EmitOutcome } from '../pipeline/index.js';
 import { sessionOfEmit } from './commands/sessions.js';
-import type { CliContext } from './context.js';
+import { type CliContext, PAGE_LIMIT, POSITION } from './context.js';
 import { forTerminal, levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Adds the core commands to the program (the command modules add the rest: ./modules.ts). */
@@ -24,10 +24,10 @@ export function coreCommands(ctx: CliContext): void {
 
   program
     .command('emit <type>')
-    .description('emit an event to the running node')
+    .description("emit an event to the running node; it says when the pipeline dropped it (a duplicate, trust) or a cartridge failed on it. --json prints the API's answer: { envelope, outcome } (outcome.state: applied, dropped, failed or queued)")
     .option('-p, --payload <json|@file>', 'payload as JSON, or @path to a JSON file', '{}')
     .addOption(new Option('--visibility <v>', 'who may receive it').choices(['local', 'cluster', 'public']))
-    .option('--level <n>', 'level 0 infrastructure .. 3 business', int('--level'))
+    .option('--level <n>', 'level 0 infrastructure .. 3 business', int('--level', { max: 3 }))
     .option('--entity <id>', 'entity the event is about')
     .option('--description <text>', 'human description')
     .option('--domain <name>', "the event's domain (default: its type's); domains subscribed to it receive it")
@@ -42,8 +42,8 @@ export function coreCommands(ctx: CliContext): void {
       if (o.description) input.description = o.description;
       const { envelope: env, outcome } = await (await client()).emitReported(input);
       const note = outcome ? outcomeNote(outcome, env.idempotencyKey) : '';
-      out(`emitted ${env.event} ${env.id}${note ? `, but ${note}` : ''}`, env);
-      // --json keeps the envelope as it was on stdout; the note goes to stderr there.
+      // --json: the API's answer (the stored envelope and what became of it: applied, dropped as a duplicate, ...); the note goes to stderr there.
+      out(`emitted ${env.event} ${env.id}${note ? `, but ${note}` : ''}`, { envelope: env, outcome });
       if (note && g().json) process.stderr.write(`weft: note: ${note}\n`);
     });
 
@@ -52,8 +52,8 @@ export function coreCommands(ctx: CliContext): void {
     .command('list')
     .description('list events, newest first')
     .option('--type <type>', 'only this event type')
-    .option('--limit <n>', 'how many', int('--limit'), 20)
-    .option('--cursor <seq>', 'page after this position', int('--cursor'))
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 20)
+    .option('--cursor <seq>', 'page after this position', int('--cursor', POSITION))
     .action(async (o: { type?: string; limit: number; cursor?: number }) => {
       const page = await (await client()).events.list(o);
       out(
@@ -76,15 +76,15 @@ export function coreCommands(ctx: CliContext): void {
   notifications
     .command('list')
     .description('list notifications, newest first')
-    .option('--level <n>', 'minimum level', int('--level'))
+    .option('--level <n>', 'minimum level, 0 infrastructure .. 3 business', int('--level', { max: 3 }))
     .option('--domain <d>')
     .addOption(new Option('--human <status>', 'human status').choices(['unseen', 'seen']))
     .addOption(new Option('--agent <status>', 'agent status').choices(['none', 'claimed', 'in_progress', 'resolved']))
     .addOption(new Option('--visibility <v>').choices(['local', 'cluster', 'public']))
     .option('--type <type>', 'event type')
     .option('--since <iso>', 'created at or after')
-    .option('--limit <n>', 'how many', int('--limit'), 20)
-    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 20)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor', POSITION))
     .action(async (o: { level?: number; domain?: string; human?: 'unseen' | 'seen'; agent?: 'none'; visibility?: 'local'; type?: string; since?: string; limit: number; cursor?: number }) => {
       const page = await (await client()).notifications.list({
         level: o.level, domain: o.domain, humanStatus: o.human, agentStatus: o.agent, visibility: o.visibility, type: o.type, since: o.since, limit: o.limit, cursor: o.cursor,
@@ -99,14 +99,16 @@ export function coreCommands(ctx: CliContext): void {
     .command('show <id>')
     .description('one notification in full')
     .action(async (id: string) => {
-      const n = await (await client()).notifications.get(int('id')(id));
+      const nid = int('id', POSITION)(id);
+      const n = await (await client()).notifications.get(nid);
       out(JSON.stringify(n, null, 2), n);
     });
   notifications
     .command('seen <id>')
     .description('mark seen')
     .action(async (id: string) => {
-      const n = await (await client()).notifications.seen(int('id')(id));
+      const nid = int('id', POSITION)(id);
+      const n = await (await client()).notifications.seen(nid);
       out(`notification ${n.id} is ${n.humanStatus}`, n);
     });
   notifications
@@ -114,7 +116,8 @@ export function coreCommands(ctx: CliContext): void {
     .description('claim for an agent')
     .requiredOption('--agent <id>', 'agent id')
     .action(async (id: string, o: { agent: string }) => {
-      const n = await (await client()).notifications.claim(int('id')(id), o.agent);
+      const nid = int('id', POSITION)(id);
+      const n = await (await client()).notifications.claim(nid, o.agent);
       out(`notification ${n.id} is ${n.agentStatus} by ${n.agentId}`, n);
     });
   notifications
@@ -122,7 +125,8 @@ export function coreCommands(ctx: CliContext): void {
     .description('mark in progress (by the claiming agent)')
     .requiredOption('--agent <id>', 'agent id')
     .action(async (id: string, o: { agent: string }) => {
-      const n = await (await client()).notifications.start(int('id')(id), o.agent);
+      const nid = int('id', POSITION)(id);
+      const n = await (await client()).notifications.start(nid, o.agent);
       out(`notification ${n.id} is ${n.agentStatus}`, n);
     });
   notifications
@@ -132,7 +136,8 @@ export function coreCommands(ctx: CliContext): void {
     .option('--force', 'release whoever holds it')
     .action(async (id: string, o: { agent?: string; force?: boolean }) => {
       if (!o.agent && !o.force) throw new WeftError('WEFT_VALIDATION', 'release: say which agent holds the claim (--agent <id>), or --force');
-      const n = await (await client()).notifications.release(int('id')(id), { ...(o.agent ? { agentId: o.agent } : {}), ...(o.force ? { force: true } : {}) });
+      const nid = int('id', POSITION)(id);
+      const n = await (await client()).notifications.release(nid, { ...(o.agent ? { agentId: o.agent } : {}), ...(o.force ? { force: true } : {}) });
       out(`notification ${n.id} is ${n.agentStatus === 'none' ? 'free to claim' : n.agentStatus}`, n);
     });
   notifications
@@ -144,11 +149,9 @@ export function coreCommands(ctx: CliContext): void {
     .option('--reject', 'reject the request')
     .action(async (id: string, o: { agent?: string; resolution?: string; approve?: boolean; reject?: boolean }) => {
       if (o.approve && o.reject) throw new WeftError('WEFT_VALIDATION', '--approve and --reject exclude each other');
-      const n = await (await client()).notifications.resolve(int('id')(id), {
-        agentId: o.agent,
-        resolution: o.resolution ? parseJsonArg('--resolution', o.resolution) : undefined,
-        approve: o.approve ? true : o.reject ? false : undefined,
-      });
+      const nid = int('id', POSITION)(id);
+      const resolution = o.resolution ? parseJsonArg('--resolution', o.resolution) : undefined;
+      const n = await (await client()).notifications.resolve(nid, { agentId: o.agent, resolution, approve: o.approve ? true : o.reject ? false : undefined });
       out(`notification ${n.id} is ${n.agentStatus}`, n);
     });
 

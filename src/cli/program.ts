@@ -5,7 +5,7 @@
 import { CommanderError } from 'commander';
 import { misspeltEnv } from '../config/index.js';
 import { isWeftError } from '../errors/index.js';
-import { createCliContext } from './context.js';
+import { createCliContext, jsonWanted } from './context.js';
 import { forTerminal } from './format.js';
 import { moduleLoadHint } from './load-hint.js';
 import { coreCommands } from './core.js';
@@ -26,19 +26,31 @@ async function main(): Promise<void> {
     for (const register of registers) register(ctx);
     await program.parseAsync(process.argv);
   } catch (err) {
+    // With --json every error is one line of JSON on stderr, shaped as the API's ({ error: { code, message } }).
+    const json = g().json === true || jsonWanted(process.argv.slice(2));
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
+      // Without --json commander has printed the message and the help already.
+      if (json && err.exitCode !== 0) console.error(JSON.stringify({ error: { code: 'WEFT_VALIDATION', message: usageMessage(err) } }));
       return;
     }
     if (isWeftError(err)) {
-      if (g().json) console.error(JSON.stringify({ error: err.toJSON() }));
+      if (json) console.error(JSON.stringify({ error: err.toJSON() }));
       else console.error(`weft: ${forTerminal(err.message)}`);
       process.exitCode = err.exitCode;
       return;
     }
-    console.error(`weft: ${forTerminal((err as Error).message ?? String(err))}${moduleLoadHint(err)}`);
+    const message = `${(err as Error).message ?? String(err)}${moduleLoadHint(err)}`;
+    if (json) console.error(JSON.stringify({ error: { code: 'WEFT_INTERNAL', message } }));
+    else console.error(`weft: ${forTerminal(message)}`);
     process.exitCode = 1;
   }
+}
+
+/** A usage error in words, without commander's 'error: ' (a command group run without its subcommand says so). */
+function usageMessage(err: CommanderError): string {
+  if (err.code === 'commander.help') return 'a subcommand is missing: add --help to see them';
+  return err.message.replace(/^error: /, '');
 }
 
 await main();

@@ -71,6 +71,11 @@ export interface ClientInit {
   /** API base URL, e.g. http://127.0.0.1:9237 */
   url: string;
   token: string;
+  /**
+   * Where the token came from (`WEFT_TOKEN`, a token file's path), named when the daemon
+   * refuses it, so the user knows which one to fix.
+   */
+  tokenFrom?: string;
 }
 
 export interface ListQuery {
@@ -140,7 +145,7 @@ export class WeftClient {
     // Every weft answer carries { error: { code } }: anything else is another program on the port.
     const notWeft = !(e?.code && e.code in ERROR_CODES);
     const message = e?.message ?? (notWeft ? `${this.init.url} answered HTTP ${status} and is not a weft daemon (another program on api.port?)` : `HTTP ${status}`);
-    return new WeftError(code, message, e?.details ? { details: e.details } : undefined);
+    return new WeftError(code, code === 'WEFT_UNAUTHORIZED' ? this.refused(message) : message, e?.details ? { details: e.details } : undefined);
   }
 
   /**
@@ -199,8 +204,15 @@ export class WeftClient {
   /** GET returning the body as text (JSON lines, Prometheus text). */
   async text(path: string): Promise<string> {
     const res = await this.exchange('GET', path, { authorization: `Bearer ${this.init.token}` }, undefined, MAX_TEXT_BYTES);
-    if (res.status < 200 || res.status >= 300) throw new WeftError(res.status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `HTTP ${res.status}`);
+    if (res.status === 401) throw new WeftError('WEFT_UNAUTHORIZED', this.refused('HTTP 401'));
+    if (res.status < 200 || res.status >= 300) throw new WeftError('WEFT_INTERNAL', `HTTP ${res.status}`);
     return res.text;
+  }
+
+  /** A refused token in words: which daemon refused which token, and where the right one is. */
+  private refused(reason: string): string {
+    if (!this.init.tokenFrom) return reason;
+    return `the daemon at ${this.init.url} refused the API token from ${this.init.tokenFrom} (${reason}): a daemon's token is the api-token file in its data dir; WEFT_URL and WEFT_TOKEN, when set, override the config`;
   }
 
   private async exchange(
@@ -340,7 +352,7 @@ export class WeftClient {
       wake?.();
     });
     ws.on('unexpected-response', (_req, res) => {
-      failure = new WeftError(res.statusCode === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL', `subscribe refused: HTTP ${res.statusCode}`);
+      failure = res.statusCode === 401 ? new WeftError('WEFT_UNAUTHORIZED', `subscribe refused: ${this.refused('HTTP 401')}`) : new WeftError('WEFT_INTERNAL', `subscribe refused: HTTP ${res.statusCode}`);
       readyReject(failure);
       done = true;
       wake?.();

@@ -19,13 +19,20 @@ export async function connect(opts: { url?: string; token?: string } & LoadConfi
   // An empty variable (`WEFT_TOKEN=`) counts as unset.
   let url = opts.url ?? (env.WEFT_URL || undefined);
   let token = opts.token ?? (env.WEFT_TOKEN || undefined);
+  let tokenFrom = opts.token !== undefined ? undefined : token !== undefined ? 'WEFT_TOKEN' : undefined;
+  if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) {
+    throw new WeftError('WEFT_VALIDATION', `${opts.url !== undefined ? 'the url given' : 'WEFT_URL'} is '${url}', not an http:// or https:// address (e.g. http://127.0.0.1:9237)`);
+  }
   if (!url || !token) {
     const cfg = loadConfig(opts);
     const info = readDaemonInfo(cfg.data_dir);
     // A daemon.json whose process is gone (a kill -9) names an address another program may have now.
     const live = info && processAlive(info.pid) ? info : undefined;
     url ??= live?.url ?? `http://${cfg.api.host}:${cfg.api.port}`;
-    token ??= readToken(cfg.data_dir);
+    if (!token) {
+      token = readToken(cfg.data_dir);
+      tokenFrom = tokenPath(cfg.data_dir);
+    }
     if (!token) {
       // The token file went (deleted, emptied) while a daemon runs: starting another would be refused.
       if (live) {
@@ -37,5 +44,5 @@ export async function connect(opts: { url?: string; token?: string } & LoadConfi
       throw new WeftError('WEFT_STOPPED', `no weft daemon has run on ${cfg.data_dir} (no token file); start one with 'weft daemon'`);
     }
   }
-  return new WeftClient({ url, token });
+  return new WeftClient({ url, token, ...(tokenFrom ? { tokenFrom } : {}) });
 }

@@ -46,7 +46,7 @@ test('the daemon, driven only through the CLI and the HTTP API', async () => {
 
     // The same assessment again is stored and dropped as a duplicate, and the CLI says so. Only
     // an emit the pipeline applies at once knows (one queued behind other events does not), so
-    // a few tries on this idle daemon; with --json the envelope stays alone on stdout.
+    // a few tries on this idle daemon; with --json stdout is the API's answer, envelope and outcome.
     const same = JSON.stringify({ slug: 'cli', score: 7, verdict: 'needs_work' });
     let dup = weft(['emit', `${TODO}.dor_assessed`, '--payload', same], env);
     for (let i = 0; i < 20 && !dup.stdout.includes('duplicate'); i++) dup = weft(['emit', `${TODO}.dor_assessed`, '--payload', same], env);
@@ -56,7 +56,10 @@ test('the daemon, driven only through the CLI and the HTTP API', async () => {
     for (let i = 0; i < 20 && !dupJson.stderr.includes('duplicate'); i++) dupJson = weft(['emit', `${TODO}.dor_assessed`, '--payload', same, '--json'], env);
     assert.equal(dupJson.code, 0, dupJson.stderr);
     assert.match(dupJson.stderr, /^weft: note: it was dropped as a duplicate/);
-    assert.equal((JSON.parse(dupJson.stdout) as { event: string }).event, `${TODO}.dor_assessed`);
+    const answer = JSON.parse(dupJson.stdout) as { envelope: { id: string; event: string }; outcome: { state: string; by?: string } };
+    assert.equal(answer.envelope.event, `${TODO}.dor_assessed`);
+    assert.equal(answer.outcome.state, 'dropped');
+    assert.equal(answer.outcome.by, 'dedup');
 
     // seen / claim / resolve through the CLI
     assert.equal(weft(['notifications', 'seen', String(n.id)], env).code, 0);

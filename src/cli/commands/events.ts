@@ -32,7 +32,7 @@ export const eventsCommands: CommandModule = (ctx) => {
   events
     .command('prune')
     .description('remove old events from the local log (--before-seq N or --older-than 30d)')
-    .option('--before-seq <n>', 'remove the events below this log position', ctx.int('--before-seq'))
+    .option('--before-seq <n>', 'remove the events below this log position', ctx.int('--before-seq', { min: 1 }))
     .option('--older-than <duration>', 'remove the events older than this: 90s, 45m, 12h, 30d, 8w')
     .option('--dry-run', 'say what would be removed, remove nothing')
     .addHelpText('after', HELP)

@@ -102,8 +102,8 @@ export const mountsCommands: CommandModule = (ctx) => {
     .option('--no-warn-down', 'do not raise transport.flatneg when a preferred cap is dropped')
     .option('--upd-latest', 'latest-value updates over an unreliable provider only')
     .option('--stream <pattern>', 'mirror: only events of these types (e.g. deploy.*)')
-    .option('--window <n>', 'mirror: source sequences per batch (beat_window)', ctx.int('--window'))
-    .option('--in-flight <n>', 'mirror: batches requested ahead (max_in_flight)', ctx.int('--in-flight'))
+    .option('--window <n>', 'mirror: source sequences per batch (beat_window), 1 to 100000', ctx.int('--window', { min: 1, max: 100_000 }))
+    .option('--in-flight <n>', 'mirror: batches requested ahead (max_in_flight), 1 to 4', ctx.int('--in-flight', { min: 1, max: 4 }))
     .action(
       async (
         peer: string,

@@ -1,9 +1,11 @@
 /** CLI: pipeline, quarantine, rejections, dead letters, identity, peers, mesh and audit commands. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Option } from 'commander';
 import { redisKeys, WEFT_ENTRY_MARK } from '../../config/index.js';
 import { WeftError } from '../../errors/index.js';
 import { createRedisClient } from '../../redis/index.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, PAGE_LIMIT, POSITION } from '../context.js';
 import { table } from '../format.js';
 import { showDomainPipeline } from './domains.js';
 
@@ -17,6 +19,26 @@ function fingerprintArg(fp: string): string {
 }
 
 type Row = Record<string, unknown>;
+
+/**
+ * The node's identity as the daemon answers it, or, when no daemon answers, from its key file
+ * (the identity is a file on disk: a user checking a fingerprint needs no running node). A
+ * daemon that answers but refuses (a wrong token) is an error, not a reason to read the file.
+ */
+async function identityOf(ctx: CliContext): Promise<Row> {
+  try {
+    return await (await ctx.client()).request<Row>('GET', '/api/identity');
+  } catch (err) {
+    if (!(err instanceof WeftError) || err.code !== 'WEFT_STOPPED') throw err;
+    const cfg = ctx.cfg();
+    const keyFile = join(cfg.data_dir, 'identity.key');
+    if (!existsSync(keyFile)) throw new WeftError('WEFT_NOT_FOUND', `this node has no identity yet: no daemon answers and there is no key file at ${keyFile} ('weft daemon' makes one at its first start)`);
+    const { loadIdentity } = await import('../../identity/index.js');
+    const id = loadIdentity(keyFile);
+    process.stderr.write(`weft: note: no daemon answers; read from ${keyFile}\n`);
+    return { computer: cfg.computer.name, cluster: cfg.computer.cluster ?? null, nodeId: id.nodeId, fingerprint: id.fingerprint };
+  }
+}
 
 export function registerNodeCommands(ctx: CliContext): void {
   const { program, client, out, int } = ctx;
@@ -51,8 +73,8 @@ export function registerNodeCommands(ctx: CliContext): void {
     .option('--status <s>', 'held, released, dropped or all', 'held')
     .option('--source <s>', 'only from this source')
     .option('--type <t>', 'only of this event type')
-    .option('--limit <n>', 'how many (at most 1000 a page)', int('--limit'), 50)
-    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor', POSITION))
     .action(async (o: { status: string; source?: string; type?: string; limit: number; cursor?: number }) => {
       const qs = new URLSearchParams({ status: o.status, limit: String(o.limit) });
       if (o.source) qs.set('source', o.source);
@@ -67,7 +89,7 @@ export function registerNodeCommands(ctx: CliContext): void {
   q.command('show <id>')
     .description('one quarantined event with its envelope')
     .action(async (id: string) => {
-      const r = await get<Row>(`/api/quarantine/${int('id')(id)}`);
+      const r = await get<Row>(`/api/quarantine/${int('id', POSITION)(id)}`);
       out(JSON.stringify(r, null, 2), r);
     });
   /** `<id>`, or every held event of --source / --type / --all (not both ways at once). */
@@ -88,7 +110,7 @@ export function registerNodeCommands(ctx: CliContext): void {
         const r = await post<{ released: number }>('/api/quarantine/release', bulk);
         return out(`released ${r.released} quarantined events`, r);
       }
-      const r = await post<Row>(`/api/quarantine/${int('id')(id as string)}/release`);
+      const r = await post<Row>(`/api/quarantine/${int('id', POSITION)(id as string)}/release`);
       out(`released quarantined event ${id} (${String(r.eventType)})`, r);
     });
   q.command('drop [id]')
@@ -102,7 +124,7 @@ export function registerNodeCommands(ctx: CliContext): void {
         const r = await post<{ dropped: number }>('/api/quarantine/drop', bulk);
         return out(`dropped ${r.dropped} quarantined events`, r);
       }
-      const r = await post<Row>(`/api/quarantine/${int('id')(id as string)}/drop`);
+      const r = await post<Row>(`/api/quarantine/${int('id', POSITION)(id as string)}/drop`);
       out(`dropped quarantined event ${id}`, r);
     });
 
@@ -116,8 +138,8 @@ export function registerNodeCommands(ctx: CliContext): void {
     .description('refusals, newest first, with their code, reason and the field that failed')
     .option('--origin <o>', 'only from here (bus:redis, mesh:<peer>, trust:<source>, ...)')
     .option('--code <c>', 'only this code (ENTRY_INVALID, FRAME_BAD_SIGNATURE, ...)')
-    .option('--limit <n>', 'how many', int('--limit'), 50)
-    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor', POSITION))
     .action(async (o: { origin?: string; code?: string; limit: number; cursor?: number }) => {
       const qs = new URLSearchParams({ limit: String(o.limit) });
       if (o.origin) qs.set('origin', o.origin);
@@ -135,7 +157,7 @@ export function registerNodeCommands(ctx: CliContext): void {
     .command('show <id>')
     .description('one refusal with the raw input (frames as base64: decode with weft mesh decode --base64)')
     .action(async (id: string) => {
-      const r = await get<Row>(`/api/rejections/${int('id')(id)}`);
+      const r = await get<Row>(`/api/rejections/${int('id', POSITION)(id)}`);
       out(JSON.stringify(r, null, 2), r);
     });
 
@@ -158,8 +180,8 @@ Examples:
     .description('dead letters, newest first: the stage that failed, the event and the error')
     .option('--cartridge <name>', "only this stage's: a cartridge name, domain:<domain>/<cartridge>, mesh-sender:<peer>")
     .option('--type <type>', 'only events of this type')
-    .option('--limit <n>', 'how many', int('--limit'), 50)
-    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor'))
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 50)
+    .option('--cursor <id>', 'page: nextCursor of the previous page', int('--cursor', POSITION))
     .action(async (o: { cartridge?: string; type?: string; limit: number; cursor?: number }) => {
       const qs = new URLSearchParams({ limit: String(o.limit) });
       if (o.cartridge) qs.set('cartridge', o.cartridge);
@@ -176,7 +198,7 @@ Examples:
     .command('show <id>')
     .description('one dead letter: the stage, the whole error and the event as it was')
     .action(async (id: string) => {
-      const r = await get<Row>(`/api/deadletters/${int('id')(id)}`);
+      const r = await get<Row>(`/api/deadletters/${int('id', POSITION)(id)}`);
       out(JSON.stringify(r, null, 2), r);
     });
 
@@ -220,9 +242,9 @@ Examples:
   const identity = program.command('identity').description("this node's Ed25519 identity");
   identity
     .command('show')
-    .description('node id and fingerprint')
+    .description("node id and fingerprint; without a running daemon, read from the key file in the data dir (identity.key)")
     .action(async () => {
-      const r = await get<Row>('/api/identity');
+      const r = await identityOf(ctx);
       out(
         `computer:    ${String(r.computer)}${r.cluster ? ` (cluster ${String(r.cluster)})` : ''}\nnode id:     ${String(r.nodeId)}\nfingerprint: ${String(r.fingerprint)}`,
         r,
@@ -270,7 +292,7 @@ Examples:
     .addOption(
       new Option('--state <state>', 'only these').choices(['candidate', 'pinned', 'admitted', 'ignored']),
     )
-    .option('--limit <n>', 'how many', int('--limit'), 200)
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 200)
     .action(async (o: { state?: string; limit: number }) => {
       const qs = new URLSearchParams({ limit: String(o.limit) });
       if (o.state) qs.set('state', o.state);

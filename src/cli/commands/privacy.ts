@@ -1,7 +1,7 @@
 /** CLI: shell observation, trust levels, summaries and aggregate queries (the privacy layer). */
 import { type Command, Option } from 'commander';
 import { WeftError } from '../../errors/index.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, PAGE_LIMIT } from '../context.js';
 import { table } from '../format.js';
 
 type Row = Record<string, unknown>;
@@ -127,7 +127,7 @@ export function privacyCommands(ctx: CliContext): void {
     .command('list')
     .description('summaries this node generated, newest first (and whether they were shared)')
     .addOption(new Option('--period <p>', 'only hour, day or week').choices(['hour', 'day', 'week']))
-    .option('--limit <n>', 'how many', int('--limit'), 20)
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 20)
     .action(async (o: { period?: string; limit: number }) => {
       const r = await get<{ items: Array<{ id: string; granularity: string; periodStart: string; summary: { total_commands: number }; sharedAt: number | null }> }>(
         `/api/privacy/summaries?limit=${o.limit}${o.period ? `&period=${o.period}` : ''}`,
@@ -164,7 +164,7 @@ export function privacyCommands(ctx: CliContext): void {
     .command('peers')
     .description('summaries peers shared with this node')
     .option('--peer <name>', 'only from this peer')
-    .option('--limit <n>', 'how many', int('--limit'), 20)
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 20)
     .action(async (o: { peer?: string; limit: number }) => {
       const r = await get<{ items: Array<{ peer: string; summary: { period: { granularity: string; start: string }; total_commands: number } }> }>(
         `/api/privacy/peer-summaries?limit=${o.limit}${o.peer ? `&peer=${encodeURIComponent(o.peer)}` : ''}`,
@@ -178,11 +178,7 @@ export function privacyCommands(ctx: CliContext): void {
     .argument('<type>', QUERIES.join(' | '))
     .option('--range <d>', 'a duration ending now: 30m, 24h, 7d, 2w', '7d')
     .option('--filter <expr>', '"field op value" (fields: category, risk_level, shell, exit_code, duration_ms, hour; op: = != ~ > < in); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--timeout <ms>', 'how long to wait for answers, 1 to 600000 ms', (v: string) => {
-      const n = int('--timeout')(v);
-      if (n < 1 || n > 600_000) throw new WeftError('WEFT_VALIDATION', `--timeout must be 1 to 600000 ms, got ${v}`);
-      return n;
-    })
+    .option('--timeout <ms>', 'how long to wait for answers, 1 to 600000 ms', int('--timeout', { min: 1, max: 600_000 }))
     .action(async (given: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
       // The JSON answers (and the API) name types with '_' (query_type "tool_usage"): both spellings work.
       const type = given.replace(/_/g, '-');

@@ -229,7 +229,7 @@ export function recoveryCommands(ctx: CliContext): void {
     });
   r.command('restore')
     .description("rebuild this node from its peers: its cluster events, notification states and cartridges, checked against its last beacon; its frame sequence moves past anything a peer saw")
-    .option('--timeout <ms>', 'how long to wait for the peers to answer', int('--timeout'))
+    .option('--timeout <ms>', 'how long to wait for the peers to answer, 100 to 600000 ms', int('--timeout', { min: 100, max: 600_000 }))
     .action(async (o: { timeout?: number }) => {
       const c = await client();
       const json = g().json === true;

@@ -1,7 +1,7 @@
 /** `weft sessions`: which session spawned which, across nodes, from the events that reached this node. */
 import { WeftError } from '../../errors/index.js';
 import type { SessionForest, SessionIndexStats, SessionRecord, SessionTree, SessionTreeNode } from '../../store/index.js';
-import type { CommandModule } from '../context.js';
+import { type CommandModule, PAGE_LIMIT } from '../context.js';
 import { sessionIdProblem } from '../../util/index.js';
 import { table, type TreeNode, tree } from '../format.js';
 
@@ -85,8 +85,8 @@ export const sessionsCommands: CommandModule = (ctx) => {
   sessions
     .command('list')
     .description('sessions, most recently active first, with their parent, computer and event count')
-    .option('--limit <n>', 'how many', int('--limit'), 50)
-    .option('--offset <n>', 'page: nextOffset of the previous page', int('--offset'))
+    .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 50)
+    .option('--offset <n>', 'page: nextOffset of the previous page', int('--offset', { max: 100_000_000 }))
     .option('--computer <name>', 'only sessions first seen on this computer')
     .action(async (o: { limit: number; offset?: number; computer?: string }) => {
       const r = await get<{ items: SessionRecord[]; nextOffset: number | null; stats: SessionIndexStats }>(`/api/sessions${qs({ limit: o.limit, offset: o.offset, computer: o.computer })}`);
@@ -97,9 +97,9 @@ export const sessionsCommands: CommandModule = (ctx) => {
   sessions
     .command('tree [id]')
     .description('the tree holding a session (its root and every descendant), or every tree')
-    .option('--depth <n>', 'levels below the root (and below the session) to show (default 16)', int('--depth'))
-    .option('--limit <n>', 'sessions shown at most (default 2000)', int('--limit'))
-    .option('--roots <n>', 'without an id: trees shown at most, most recently active first (default 100)', int('--roots'))
+    .option('--depth <n>', 'levels below the root (and below the session) to show, 0 to 256 (default 16)', int('--depth', { max: 256 }))
+    .option('--limit <n>', 'sessions shown at most, 1 to 10000 (default 2000)', int('--limit', { min: 1, max: 10_000 }))
+    .option('--roots <n>', 'without an id: trees shown at most, most recently active first (default 100)', int('--roots', { min: 1, max: 10_000 }))
     .action(async (id: string | undefined, o: { depth?: number; limit?: number; roots?: number }) => {
       if (id !== undefined) {
         checked(id, 'session id');
