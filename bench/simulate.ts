@@ -1104,28 +1104,105 @@ function html(summary: Record<string, unknown>, goals: Goal[], phases: PhaseResu
   return htmlPage(`Weft ${main.nodes}-node simulation (memory transport, one process)`, table, charts, { summary, goals }).replace('<html>', '<html lang="en">');
 }
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] as string) : dflt;
+export const SIMULATE_USAGE = `Usage: npm run simulate -- [options]
+
+Runs a fleet of whole Weft nodes in this one process over the memory transport, at several fleet
+sizes one after the other, and writes report.json and report.html (bench/simulate.ts says more).
+
+Options:
+  --nodes <n>            nodes of the largest run, 2 to 1000 (default 100)
+  --seconds <s>          seconds of steady load per fleet size, 1 to 3600 (default 60)
+  --rate <r>             events per second each node emits, above 0 (default 2)
+  --max-deliveries <n>   deliveries per second a fleet may be asked for; a higher demand lowers
+                         every run's rate to fit (default 100; 0: no cap)
+  --seed <k>             seed of every random choice, a whole number (default: random, printed)
+  --churn <f>            share of the nodes stopped and restarted during the load, 0 to 1 (default 0.05)
+  --garbage <f>          share of the frames that are garbage, 0 to 1 (default 0.01)
+  --sizes <a,b,...>      fleet sizes, each 2 to 1000 (default: nodes/4, nodes/2, nodes, each at least 5)
+  --data-root <dir>      where the nodes' data dirs go, or auto: tmpdir, /dev/shm when its fsync is slow (default auto)
+  --preseed <k>          local events written into each node before one more run of the largest
+                         fleet, 0 for none (default 10000)
+  --out <dir>            where the report goes (default bench/results/simulate-<date>)
+  --profile              write a CPU profile of the largest run's steady phase
+  -h, --help             show this help
+
+Example: npm run simulate -- --nodes 10 --seconds 10 --preseed 0
+`;
+
+/**
+ * The options of a command line, checked: a usage error (an Error whose message says what to
+ * fix) for an unknown flag, a flag without its value or a value out of range; undefined for --help.
+ * @example
+ * parseSimulateArgs(['--nodes', '10'], new Date('2026-12-07')).nodes; // 10
+ */
+export function parseSimulateArgs(argv: readonly string[], today: Date): SimulateOptions | undefined {
+  const takes = new Set(['nodes', 'seconds', 'rate', 'max-deliveries', 'seed', 'churn', 'garbage', 'sizes', 'data-root', 'preseed', 'out']);
+  const given = new Map<string, string>();
+  let profile = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--help' || a === '-h') return undefined;
+    if (a === '--profile') {
+      profile = true;
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') ? a.slice(2, eq === -1 ? undefined : eq) : '';
+    if (!takes.has(name)) throw new Error(`unknown option '${a}' (npm run simulate -- --help lists them)`);
+    const v = eq === -1 ? argv[++i] : a.slice(eq + 1);
+    if (v === undefined || v === '' || (eq === -1 && v.startsWith('--'))) throw new Error(`--${name} needs a value`);
+    given.set(name, v);
+  }
+  const num = (name: string, dflt: number, min: number, max: number, whole: boolean): number => {
+    const v = given.get(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!/^-?\d+(\.\d+)?$/.test(v) || !Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n))) {
+      throw new Error(`--${name} must be ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}, got '${v}'`);
+    }
+    return n;
+  };
+  const rate = num('rate', 2, 0, 1_000_000, false);
+  if (rate === 0) throw new Error(`--rate must be above 0, got '${given.get('rate')}'`);
+  const sizesText = given.get('sizes');
+  const sizes = sizesText?.split(',').map((x) => {
+    const n = Number(x.trim());
+    if (!/^\d+$/.test(x.trim()) || n < 2 || n > 1000) throw new Error(`--sizes takes fleet sizes from 2 to 1000, separated by commas, got '${sizesText}'`);
+    return n;
+  });
+  if (sizes && new Set(sizes).size !== sizes.length) throw new Error(`--sizes lists a size twice: '${sizesText}'`);
+  // The largest size is the main run: a --nodes beside --sizes that says otherwise is a mistake.
+  if (sizes && given.has('nodes') && num('nodes', 0, 2, 1000, true) !== Math.max(...sizes)) {
+    throw new Error(`--nodes ${given.get('nodes')} and --sizes ${sizesText} disagree: the largest size is the main run's node count (give one of them)`);
+  }
+  return {
+    nodes: sizes ? Math.max(...sizes) : num('nodes', 100, 2, 1000, true),
+    seconds: num('seconds', 60, 1, 3600, true),
+    rate,
+    maxDeliveries: num('max-deliveries', 100, 0, 100_000_000, true),
+    seed: num('seed', randomSeed(), 0, 2 ** 32 - 1, true),
+    churn: num('churn', 0.05, 0, 1, false),
+    garbage: num('garbage', 0.01, 0, 1, false),
+    ...(sizes ? { sizes } : {}),
+    dataRoot: given.get('data-root') ?? 'auto',
+    profile,
+    preseed: num('preseed', 10_000, 0, 10_000_000, true),
+    out: given.get('out') ?? join('bench', 'results', `simulate-${today.toISOString().slice(0, 10)}`),
+  };
 }
 
 if (process.argv[1]?.endsWith('simulate.js')) {
-  const nodes = Number(arg('nodes', '100'));
-  const seed = Number(arg('seed', String(randomSeed())));
-  const sizes = process.argv.includes('--sizes') ? arg('sizes', '').split(',').map(Number) : undefined;
-  const r = await runSimulation({
-    nodes,
-    seconds: Number(arg('seconds', '60')),
-    rate: Number(arg('rate', '2')),
-    maxDeliveries: Number(arg('max-deliveries', '100')),
-    seed,
-    churn: Number(arg('churn', '0.05')),
-    garbage: Number(arg('garbage', '0.01')),
-    ...(sizes ? { sizes } : {}),
-    dataRoot: arg('data-root', 'auto'),
-    profile: process.argv.includes('--profile'),
-    preseed: Number(arg('preseed', '10000')),
-    out: arg('out', join('bench', 'results', `simulate-${new Date().toISOString().slice(0, 10)}`)),
-  });
+  let o: SimulateOptions | undefined;
+  try {
+    o = parseSimulateArgs(process.argv.slice(2), new Date());
+  } catch (err) {
+    process.stderr.write(`simulate: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (!o) {
+    process.stdout.write(SIMULATE_USAGE);
+    process.exit(0);
+  }
+  const r = await runSimulation(o);
   process.exit(r.ok ? 0 : 1);
 }
