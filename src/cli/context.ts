@@ -71,6 +71,28 @@ export function jsonWanted(args: readonly string[]): boolean {
   return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }
 
+/**
+ * Refuses an empty value given on the command line (`--type ""`, `weft emit ""`): a script whose
+ * variable came out empty would otherwise list everything (an empty filter is no filter) or get
+ * the API's schema wording back. Defaults are not checked; a value of spaces counts as empty.
+ */
+function refuseEmpty(cmd: Command): void {
+  for (const opt of cmd.options) {
+    const key = opt.attributeName();
+    if (cmd.getOptionValueSource(key) !== 'cli') continue;
+    const v = cmd.getOptionValue(key) as unknown;
+    const values = Array.isArray(v) ? v : [v];
+    if (values.some((x) => typeof x === 'string' && x.trim() === '')) {
+      throw new WeftError('WEFT_VALIDATION', `${opt.long ?? opt.flags} is empty: give it a value, or leave it out`);
+    }
+  }
+  cmd.registeredArguments.forEach((arg, i) => {
+    const v = cmd.args[i];
+    const values = arg.variadic ? cmd.args.slice(i) : [v];
+    if (values.some((x) => typeof x === 'string' && x.trim() === '')) throw new WeftError('WEFT_VALIDATION', `<${arg.name()}> is empty: give it a value`);
+  });
+}
+
 /** A module that adds commands to the program. */
 export type CommandModule = (ctx: CliContext) => void;
 
@@ -87,6 +109,7 @@ export function createCliContext(): CliContext {
     .exitOverride();
   // With --json a usage error is one JSON line on stderr (program.ts), not commander's text and help.
   if (jsonWanted(process.argv.slice(2))) program.configureOutput({ writeErr: () => undefined });
+  program.hook('preAction', (_program, action) => refuseEmpty(action));
   const g = (): Globals => program.opts<Globals>();
   return {
     program,

@@ -33,7 +33,7 @@ export type ActionDescriptor = Static<typeof ActionDescriptor>;
 const EVENT_TYPE_PATTERN = '^[a-z][a-z0-9_-]*(\\.[a-z0-9][a-z0-9_-]*)*$';
 const ISO_TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$';
 
-export const EventType = Type.String({ pattern: EVENT_TYPE_PATTERN, maxLength: 200 });
+export const EventType = Type.String({ pattern: EVENT_TYPE_PATTERN, maxLength: 200, description: "an event type: lowercase words separated by dots, e.g. system.worker.crashed ('weft schemas list' shows the known ones)" });
 export const Timestamp = Type.String({ pattern: ISO_TIMESTAMP_PATTERN, maxLength: 40 });
 
 export { SESSION_ID_PATTERN, sessionIdProblem } from '../util/index.js';

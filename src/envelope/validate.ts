@@ -88,13 +88,17 @@ function describe(errs: ValueError[]): { path: string; message: string } | undef
     const unique = [...new Set(missing)];
     return { path, message: `is missing (required${unique.length > 1 ? `; missing fields: ${unique.join(', ')}` : ''})` };
   }
-  const s = first.schema as { type?: string; minimum?: number; maximum?: number; anyOf?: Array<{ const?: unknown }>; const?: unknown; maxLength?: number; minLength?: number; pattern?: string };
+  const s = first.schema as { type?: string; minimum?: number; maximum?: number; anyOf?: Array<{ const?: unknown }>; const?: unknown; maxLength?: number; minLength?: number; pattern?: string; description?: string };
   if (Array.isArray(s.anyOf) && s.anyOf.length > 0 && s.anyOf.every((m) => m.const !== undefined)) {
     return { path, message: `must be one of ${s.anyOf.map((m) => String(m.const)).join(', ')} (got ${JSON.stringify(first.value)?.slice(0, 60)})` };
   }
   if (s.pattern === SESSION_ID_PATTERN && typeof first.value === 'string') {
     const problem = sessionIdProblem(first.value);
     if (problem) return { path, message: problem };
+  }
+  // A pattern missed: its description says what is wanted (a regular expression says it only to a few).
+  if (s.pattern !== undefined && s.description && typeof first.value === 'string' && !new RegExp(s.pattern).test(first.value)) {
+    return { path, message: `must be ${s.description} (got ${JSON.stringify(first.value.slice(0, 60))})` };
   }
   if ((s.type === 'integer' || s.type === 'number') && s.minimum !== undefined && s.maximum !== undefined) {
     return { path, message: `must be ${s.type === 'integer' ? 'an integer' : 'a number'} from ${s.minimum} to ${s.maximum} (got ${JSON.stringify(first.value)?.slice(0, 60)})` };

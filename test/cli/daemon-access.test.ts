@@ -42,6 +42,20 @@ test('weft emit --json, a wrong token, and weft identity show with the daemon st
     assert.equal(dup?.outcome.by, 'dedup');
     assert.notEqual(dup?.envelope.id, a.envelope.id);
 
+    // A value the API's schema refuses by pattern is described in words, not as a regular expression.
+    const badType = weft(['emit', 'Worker.Crashed'], env);
+    assert.equal(badType.code, 2);
+    assert.match(
+      badType.stderr,
+      /field '\/event' must be an event type: lowercase words separated by dots, e\.g\. system\.worker\.crashed .*\(got "Worker\.Crashed"\)/,
+    );
+    const badSince = weft(['notifications', 'list', '--since', 'yesterday'], env);
+    assert.equal(badSince.code, 2);
+    assert.match(
+      badSince.stderr,
+      /field '\/since' must be ISO time, e\.g\. 2026-12-01 or 2026-12-01T08:00:00Z \(got "yesterday"\)/,
+    );
+
     const shown = weft(['--json', 'identity', 'show'], env);
     assert.equal(shown.code, 0, shown.stderr);
     const id = JSON.parse(shown.stdout) as { computer: string; nodeId: string; fingerprint: string };

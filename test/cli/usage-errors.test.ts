@@ -83,6 +83,28 @@ test('with --json every error is one JSON line on stderr shaped { error: { code,
   }
 });
 
+test('an empty value on the command line is a usage error, not a filter that lists everything', () => {
+  const t = tempDir('weft-usage-empty-');
+  try {
+    const env = envIn(t.dir);
+    for (const [args, said] of [
+      [
+        ['notifications', 'list', '--type', ''],
+        /^weft: --type is empty: give it a value, or leave it out\n$/,
+      ],
+      [['events', 'list', '--type', '  '], /^weft: --type is empty/],
+      [['emit', ''], /^weft: <type> is empty: give it a value\n$/],
+      [['notifications', 'claim', '3', '--agent', ''], /^weft: --agent is empty/],
+    ] as const) {
+      const r = weft([...args], env);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, said, args.join(' '));
+    }
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a WEFT_URL that is no http address is named as such, not reported as a daemon that does not answer', () => {
   const t = tempDir('weft-usage-url-');
   try {
