@@ -49,7 +49,7 @@ const InvokeBody = Type.Object(
  */
 export function invokeRoutes(deps: InvokeRoutesDeps): (app: FastifyInstance) => void {
   const federation = (): FederationService => {
-    if (!deps.federation) throw new WeftError('WEFT_STOPPED', 'this node has no mesh: set mesh.provider (tls or redis) and restart the daemon to invoke peers');
+    if (!deps.federation) throw new WeftError('WEFT_CONFIG', 'this node has no mesh: set mesh.provider (tls or redis) and restart the daemon to invoke peers');
     return deps.federation;
   };
   return (app) => {

@@ -45,7 +45,7 @@ const CloseBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 5
 /** `GET /api/mounts`, `GET /api/mounts/:peer/:mode/:name`, `POST /api/mounts`, `POST /api/mounts/:peer/:mode/:name/close`. */
 export function mountRoutes(deps: MountRoutesDeps): (app: FastifyInstance) => void {
   const federation = (): FederationService => {
-    if (!deps.federation) throw new WeftError('WEFT_STOPPED', 'this node has no mesh: set mesh.provider (tls or redis) and restart the daemon to mount peers');
+    if (!deps.federation) throw new WeftError('WEFT_CONFIG', 'this node has no mesh: set mesh.provider (tls or redis) and restart the daemon to mount peers');
     return deps.federation;
   };
   const key = (p: { peer: string; mode: string; name: string }) => `${p.peer}/${p.mode}/${p.name}`;

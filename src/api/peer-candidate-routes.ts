@@ -32,7 +32,7 @@ const IgnoreBody = Type.Object({ fingerprint: Fingerprint }, { additionalPropert
 /** `GET /api/peers/candidates`, `POST /api/peers/pin`, `POST /api/peers/ignore`. */
 export function peerCandidateRoutes(deps: PeerCandidateRoutesDeps): (app: FastifyInstance) => void {
   const book = (): PeerCandidates => {
-    if (!deps.candidates) throw new WeftError('WEFT_STOPPED', 'the mesh is off on this node: set mesh.provider = "tls" and mesh.enable_mdns = true');
+    if (!deps.candidates) throw new WeftError('WEFT_CONFIG', 'the mesh is off on this node: set mesh.provider = "tls" and mesh.enable_mdns = true');
     return deps.candidates;
   };
   return (app) => {

@@ -34,7 +34,7 @@ const DigestQuery = Type.Object({ node: Type.Optional(Type.String({ minLength: 1
  */
 export function recoveryRoutes(deps: RecoveryRoutesDeps): (app: FastifyInstance) => void {
   const recovery = (): RecoveryService => {
-    if (!deps.recovery) throw new WeftError('WEFT_STOPPED', 'this node has no mesh: set mesh.provider (tls or redis) and its peers, and restart the daemon; recovery works through the peers');
+    if (!deps.recovery) throw new WeftError('WEFT_CONFIG', 'this node has no mesh: set mesh.provider (tls or redis) and its peers, and restart the daemon; recovery works through the peers');
     return deps.recovery;
   };
   return (app) => {
@@ -58,7 +58,7 @@ export function recoveryRoutes(deps: RecoveryRoutesDeps): (app: FastifyInstance)
     app.post('/api/recovery/dismiss', async () => ({ mode: await recovery().dismiss() }));
     const fallback = (): GitFallback => {
       if (!deps.fallback) {
-        throw new WeftError('WEFT_STOPPED', deps.recovery ? 'no git fallback: set fallback.git_remote (a path or URL your git can reach) and restart the daemon' : 'this node has no mesh: the git fallback carries mesh traffic; set mesh.provider and its peers first');
+        throw new WeftError('WEFT_CONFIG', deps.recovery ? 'no git fallback: set fallback.git_remote (a path or URL your git can reach) and restart the daemon' : 'this node has no mesh: the git fallback carries mesh traffic; set mesh.provider and its peers first');
       }
       return deps.fallback;
     };

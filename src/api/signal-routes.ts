@@ -15,7 +15,7 @@ const PollBody = Type.Object({ source: Type.Optional(Type.String({ minLength: 1,
 /** `GET /api/signals`, `POST /api/signals/poll`, `POST /api/signals/cluster`, `POST /api/signals/sources/:id/enable`. */
 export function signalRoutes(deps: SignalRoutesDeps): (app: FastifyInstance) => void {
   const service = (): SignalService => {
-    if (!deps.signals) throw new WeftError('WEFT_STOPPED', 'no signal source is configured: add [[signals.sources]] to the config (docs/signals.md) and restart the daemon');
+    if (!deps.signals) throw new WeftError('WEFT_CONFIG', 'no signal source is configured: add [[signals.sources]] to the config (docs/signals.md) and restart the daemon');
     return deps.signals;
   };
   return (app) => {

@@ -56,6 +56,20 @@ test('weft emit --json, a wrong token, and weft identity show with the daemon st
       /field '\/since' must be ISO time, e\.g\. 2026-12-01 or 2026-12-01T08:00:00Z \(got "yesterday"\)/,
     );
 
+    // A node without a mesh refuses recovery as a config that does not allow it (WEFT_CONFIG):
+    // not WEFT_STOPPED, which a script reads as 'no daemon', nor an internal error with a log reference.
+    for (const args of [
+      ['recovery', 'status'],
+      ['signals', 'cluster'],
+      ['mounts', 'create', 'saturn', '--mode', 'invoke'],
+    ]) {
+      const r = weft(['--json', ...args], env);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      const e = (JSON.parse(r.stderr) as { error: { code: string; message: string } }).error;
+      assert.equal(e.code, 'WEFT_CONFIG', args.join(' '));
+      assert.doesNotMatch(e.message, /ref .* in the node's log/, args.join(' '));
+    }
+
     const shown = weft(['--json', 'identity', 'show'], env);
     assert.equal(shown.code, 0, shown.stderr);
     const id = JSON.parse(shown.stdout) as { computer: string; nodeId: string; fingerprint: string };

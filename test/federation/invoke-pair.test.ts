@@ -430,7 +430,7 @@ describe('invoke between two nodes over TLS', { timeout: 60_000 }, () => {
       const list = await app.inject({ method: 'GET', url: '/api/invoke/handlers', headers: auth });
       assert.ok((list.json() as { handlers: Array<{ name: string; kind: string }> }).handlers.some((h) => h.name === 'node.health' && h.kind === 'builtin'));
       const off = await bare.inject({ method: 'POST', url: '/api/invoke', headers: auth, payload: { peer: 'two', handler: 'node.health' } });
-      assert.equal(off.statusCode, 503);
+      assert.equal(off.statusCode, 409);
       assert.match((off.json() as { error: { message: string } }).error.message, /no mesh/);
     } finally {
       await app.close();

@@ -1,4 +1,5 @@
 /** `weft mounts`: the records of this node's links, mirrors and invoke mounts to its peers, through the daemon's API. */
+import { Option } from 'commander';
 import type { MountRecord } from '../../federation/index.js';
 import type { CommandModule } from '../context.js';
 import { table } from '../format.js';
@@ -95,7 +96,7 @@ export const mountsCommands: CommandModule = (ctx) => {
   mounts
     .command('create <peer>')
     .description('create (or reopen) a mount to a peer; a mirror starts pulling at once')
-    .requiredOption('--mode <mode>', 'link, mirror or invoke')
+    .addOption(new Option('--mode <mode>', 'what the mount does: link (events both ways), mirror (pull a peer\'s stream) or invoke (call its handlers)').choices(['link', 'mirror', 'invoke']).makeOptionMandatory())
     .option('--name <name>', 'the mount\'s name (default main)')
     .option('--require <caps>', 'serializer caps the mount must have, comma-separated (crc32c, deflate, aead)')
     .option('--prefer <caps>', 'caps it should have; missing ones raise transport.flatneg (default crc32c)')
