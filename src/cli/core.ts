@@ -190,14 +190,15 @@ export function coreCommands(ctx: CliContext): void {
 
   program
     .command('logs')
-    .description('show the daemon\'s logs, pretty-printed')
-    .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --lines <n>', 'last N lines', int('--lines'), 50)
+    .description("show the daemon's logs, pretty-printed; with --json the log's own JSON lines, one per line (a stream, not one document)")
+    .option('-f, --follow', 'keep printing new lines (Ctrl-C stops)')
+    .option('-n, --lines <n>', 'last N lines (0: none, e.g. with -f for only new ones)', int('--lines'), 50)
     .action(async (o: { follow?: boolean; lines: number }) => {
       const file = `${cfg().data_dir}/logs/weft.log`;
       if (!existsSync(file)) throw new WeftError('WEFT_NOT_FOUND', `no log file at ${file} (has the daemon run with this config?)`);
       const all = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-      for (const l of all.slice(-o.lines)) console.log(g().json ? l : forTerminal(prettyLog(l)));
+      // slice(-0) is the whole array: -n 0 printed every line.
+      for (const l of o.lines === 0 ? [] : all.slice(-o.lines)) console.log(g().json ? l : forTerminal(prettyLog(l)));
       if (!o.follow) return;
       let pos = statSync(file).size;
       await new Promise<void>(() => {
