@@ -71,6 +71,20 @@ export function jsonWanted(args: readonly string[]): boolean {
   return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }
 
+/** Commands that print only text (a running daemon's banner, the demo's story): --json is refused, not ignored. */
+const TEXT_ONLY = new WeakSet<Command>();
+
+/**
+ * Marks a command as printing text only, so that `--json` with it is a usage error rather than
+ * text where a script expects one JSON document.
+ * @example
+ * textOnly(program.command('demo')).action(...)
+ */
+export function textOnly(cmd: Command): Command {
+  TEXT_ONLY.add(cmd);
+  return cmd;
+}
+
 /**
  * Refuses an empty value given on the command line (`--type ""`, `weft emit ""`): a script whose
  * variable came out empty would otherwise list everything (an empty filter is no filter) or get
@@ -109,7 +123,12 @@ export function createCliContext(): CliContext {
     .exitOverride();
   // With --json a usage error is one JSON line on stderr (program.ts), not commander's text and help.
   if (jsonWanted(process.argv.slice(2))) program.configureOutput({ writeErr: () => undefined });
-  program.hook('preAction', (_program, action) => refuseEmpty(action));
+  program.hook('preAction', (_program, action) => {
+    if (program.opts<Globals>().json && TEXT_ONLY.has(action)) {
+      throw new WeftError('WEFT_VALIDATION', `weft ${action.name()} has no JSON output: run it without --json`);
+    }
+    refuseEmpty(action);
+  });
   const g = (): Globals => program.opts<Globals>();
   return {
     program,

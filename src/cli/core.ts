@@ -6,15 +6,14 @@ import { showConfig } from '../config/index.js';
 import { WeftError } from '../errors/index.js';
 import type { EmitOutcome } from '../pipeline/index.js';
 import { sessionOfEmit } from './commands/sessions.js';
-import { type CliContext, PAGE_LIMIT, POSITION } from './context.js';
+import { type CliContext, PAGE_LIMIT, POSITION, textOnly } from './context.js';
 import { forTerminal, levelName, prettyLog, table, type TreeNode, tree } from './format.js';
 
 /** Adds the core commands to the program (the command modules add the rest: ./modules.ts). */
 export function coreCommands(ctx: CliContext): void {
   const { program, g, cfg, client, out, parseJsonArg, int } = ctx;
 
-  program
-    .command('daemon')
+  textOnly(program.command('daemon'))
     .description('run this computer\'s node: store, bus, pipeline, API and delivery (Ctrl-C stops it cleanly)')
     .action(async () => {
       // Loaded when used: `weft --version` or `weft emit` never pay for the daemon's modules.

@@ -64,6 +64,9 @@ test('with --json every error is one JSON line on stderr shaped { error: { code,
       [['--json', 'no-such-command'], 'WEFT_VALIDATION', 2, /unknown command 'no-such-command'/],
       [['--json', 'events'], 'WEFT_VALIDATION', 2, /a subcommand is missing/],
       [['--json', 'events', 'list'], 'WEFT_STOPPED', 1, /start one with 'weft daemon'/],
+      // Commands that print only text refuse --json rather than print text where JSON is expected.
+      [['--json', 'demo'], 'WEFT_VALIDATION', 2, /weft demo has no JSON output/],
+      [['daemon', '--json'], 'WEFT_VALIDATION', 2, /weft daemon has no JSON output/],
     ] as const) {
       const r = weft([...args], env);
       assert.equal(r.code, exit, `${args.join(' ')}: ${r.stderr}`);

@@ -1,5 +1,5 @@
 /** `weft demo`: three nodes in one process, no daemon and no config needed. */
-import type { CommandModule } from '../context.js';
+import { type CommandModule, textOnly } from '../context.js';
 
 /**
  * Adds `weft demo`.
@@ -7,8 +7,7 @@ import type { CommandModule } from '../context.js';
  * // weft demo
  */
 export const demoCommands: CommandModule = (ctx) => {
-  ctx.program
-    .command('demo')
+  textOnly(ctx.program.command('demo'))
     .description('run three nodes in this process (two in cluster home, one in work) and show routing, a forged event refused and a cartridge through the sovereignty gate')
     .action(async () => {
       const { runDemo } = await import('../../demo/index.js');
