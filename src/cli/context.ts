@@ -117,9 +117,20 @@ export function createCliContext(): CliContext {
     .description('Weft: a sovereign event mesh. Emit events, see notifications, and run a node.')
     .version(VERSION)
     .option('-c, --config <path>', 'config file (default: $WEFT_CONFIG or ~/.weft/config.toml)')
-    .option('--json', 'machine-readable JSON output')
+    .option('--json', 'machine-readable: one JSON document on stdout; an error is one line {"error":{"code","message"}} on stderr')
     .addOption(new Option('--log-level <level>', 'daemon log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done; 1 failed (the daemon refused, not found, no daemon answers: the --json
+code says which, e.g. WEFT_NOT_FOUND, WEFT_STOPPED); 2 usage error (a bad option or value, a
+config that does not allow it); 3 weft status: the node reports a problem.
+Environment: WEFT_CONFIG (the config file), WEFT_URL and WEFT_TOKEN (the API to talk to, else
+the data dir's daemon), and any config key (api.port: WEFT_API_PORT; weft config show lists the keys).
+
+Example: weft emit system.worker.crashed -p '{"worker":"indexer","error":"disk full","restarts":1}'`,
+    )
     .exitOverride();
   // With --json a usage error is one JSON line on stderr (program.ts), not commander's text and help.
   if (jsonWanted(process.argv.slice(2))) program.configureOutput({ writeErr: () => undefined });
