@@ -62,6 +62,19 @@ test('with --json every error is one JSON line on stderr shaped { error: { code,
         /'maybe' is invalid\. Allowed choices are unseen, seen/,
       ],
       [['--json', 'no-such-command'], 'WEFT_VALIDATION', 2, /unknown command 'no-such-command'/],
+      // Enumerations are checked by the CLI: the API's querystring wording never reaches the user.
+      [
+        ['--json', 'quarantine', 'list', '--status', 'waiting'],
+        'WEFT_VALIDATION',
+        2,
+        /'waiting' is invalid\. Allowed choices are held, released, dropped, all/,
+      ],
+      [
+        ['--json', 'mounts', 'list', '--mode', 'pull'],
+        'WEFT_VALIDATION',
+        2,
+        /'pull' is invalid\. Allowed choices are link, mirror, invoke/,
+      ],
       [['--json', 'events'], 'WEFT_VALIDATION', 2, /a subcommand is missing/],
       [['--json', 'events', 'list'], 'WEFT_STOPPED', 1, /start one with 'weft daemon'/],
       // Commands that print only text refuse --json rather than print text where JSON is expected.

@@ -73,7 +73,7 @@ export const mountsCommands: CommandModule = (ctx) => {
   mounts
     .command('list')
     .description('every mount with its state, provider, negotiated serializer caps and (mirrors) lag')
-    .option('--mode <mode>', 'only link, mirror or invoke mounts')
+    .addOption(new Option('--mode <mode>', 'only mounts of this mode').choices(['link', 'mirror', 'invoke']))
     .option('--peer <computer>', 'only mounts to this peer')
     .option('-a, --all', 'closed mounts too')
     .action(async (o: { mode?: string; peer?: string; all?: boolean }) => {

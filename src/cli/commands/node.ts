@@ -70,7 +70,7 @@ export function registerNodeCommands(ctx: CliContext): void {
   const q = program.command('quarantine').description('events the trust evaluator held back');
   q.command('list')
     .description('held events, newest first (or --status released|dropped|all)')
-    .option('--status <s>', 'held, released, dropped or all', 'held')
+    .addOption(new Option('--status <s>', 'which: held (waiting), released, dropped or all').choices(['held', 'released', 'dropped', 'all']).default('held'))
     .option('--source <s>', 'only from this source')
     .option('--type <t>', 'only of this event type')
     .option('--limit <n>', 'how many, 1 to 1000', int('--limit', PAGE_LIMIT), 50)
