@@ -31,6 +31,7 @@ test('a --limit, --cursor or id out of the range the API takes is a usage error 
         /--level must be a whole number from 0 to 3, got '9'/,
       ],
       [['events', 'list', '--limit', 'ten'], /--limit must be a whole number from 1 to 1000, got 'ten'/],
+      [['invoke', 'saturn', 'node.health', '--deadline', '48h'], /--deadline: at most 24h, got '48h'/],
     ] as const) {
       const r = weft([...args], env);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

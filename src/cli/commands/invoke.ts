@@ -1,5 +1,6 @@
 /** `weft invoke <peer> <handler>`: a remote call of a named handler on a peer, through the daemon's API. */
 import { readFileSync } from 'node:fs';
+import { Option } from 'commander';
 import { isWeftError, WeftError } from '../../errors/index.js';
 // Types only: a CLI call never loads the federation module.
 import type { InvokeBudgets, InvokeResult, PipelineMeta } from '../../federation/index.js';
@@ -77,13 +78,19 @@ export function parseDurationMs(text: string): number {
   return ms;
 }
 
+/** A deadline the API takes: above 0, at most 24 h. */
+const MAX_DEADLINE_MS = 86_400_000;
+
 function duration(name: string) {
   return (v: string): number => {
+    let ms: number;
     try {
-      return parseDurationMs(v);
+      ms = parseDurationMs(v);
     } catch (err) {
       throw new WeftError('WEFT_VALIDATION', `${name}: ${(err as Error).message}`);
     }
+    if (ms > MAX_DEADLINE_MS) throw new WeftError('WEFT_VALIDATION', `${name}: at most 24h, got '${v}'`);
+    return ms;
   };
 }
 
@@ -108,7 +115,7 @@ export const invokeCommands: CommandModule = (ctx) => {
     .command('invoke <peer> [handler]')
     .description('call a named handler on a peer, with a deadline and budgets')
     .option('-p, --payload <json|@file>', 'payload as JSON (any JSON value), or @path to a JSON file')
-    .option('-d, --deadline <duration>', 'how long to wait: 500ms, 2s, 1m', duration('--deadline'), 2000)
+    .addOption(new Option('-d, --deadline <duration>', 'how long to wait: 500ms, 2s, 1m (at most 24h)').argParser(duration('--deadline')).default(2000, '2s'))
     .option('--hops <n>', 'hops the call may take, this one included, 0 to 1000 (default 4)', int('--hops', { max: 1000 }))
     .option('--bytes <n>', 'payload bytes the call and its onward calls may carry (default 1 MiB)', int('--bytes'))
     .option('--cpu-ms <n>', 'CPU milliseconds it may use (default: the deadline)', int('--cpu-ms'))
