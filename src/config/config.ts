@@ -248,6 +248,18 @@ export function envNameOf(key: string): string {
 const OTHER_ENV_NAMES = ['WEFT_CONFIG', 'WEFT_URL', 'WEFT_TOKEN', 'WEFT_PASSPHRASE', 'WEFT_SESSION', 'WEFT_PARENT_SESSION'] as const;
 
 /**
+ * Names a user guesses from the WEFT_API_* config variables that are too far from the right
+ * one for the edit distance (WEFT_API_TOKEN is four edits from WEFT_TOKEN): the token would be
+ * ignored without a word.
+ */
+const GUESSED_ENV_NAMES: Readonly<Record<string, string>> = {
+  WEFT_API_TOKEN: 'WEFT_TOKEN',
+  WEFT_API_URL: 'WEFT_URL',
+  WEFT_DAEMON_URL: 'WEFT_URL',
+  WEFT_DAEMON_TOKEN: 'WEFT_TOKEN',
+};
+
+/**
  * The `WEFT_*` variables set in `env` that Weft does not read but that are one slip away from
  * a name it does (`WEFT_API_PROT`), each with the name meant: such a variable is ignored, and
  * without a word the node would run on the default. Names far from every Weft name (a script's
@@ -260,7 +272,7 @@ export function misspeltEnv(env: NodeJS.ProcessEnv): Array<{ name: string; meant
   const out: Array<{ name: string; meant: string }> = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('WEFT_') || known.has(name) || value === undefined || value === '') continue;
-    const meant = didYouMean(name, known);
+    const meant = GUESSED_ENV_NAMES[name] ?? didYouMean(name, known);
     if (meant) out.push({ name, meant });
   }
   return out;

@@ -132,3 +132,24 @@ test('a WEFT_URL that is no http address is named as such, not reported as a dae
     t.cleanup();
   }
 });
+
+test('WEFT_API_TOKEN and WEFT_API_URL, guessed from the WEFT_API_* variables, are named as ignored, with the names Weft reads', () => {
+  const t = tempDir('weft-usage-env-');
+  try {
+    const r = weft(['events', 'list'], {
+      ...envIn(t.dir),
+      WEFT_API_TOKEN: 'abc',
+      WEFT_API_URL: 'http://127.0.0.1:9',
+    });
+    assert.match(
+      r.stderr,
+      /weft: warning: WEFT_API_TOKEN is set, but Weft reads no such variable \(did you mean WEFT_TOKEN\?\); it is ignored/,
+    );
+    assert.match(
+      r.stderr,
+      /weft: warning: WEFT_API_URL is set, but Weft reads no such variable \(did you mean WEFT_URL\?\); it is ignored/,
+    );
+  } finally {
+    t.cleanup();
+  }
+});
