@@ -28,6 +28,10 @@ export async function connect(opts: { url?: string; token?: string } & LoadConfi
     const info = readDaemonInfo(cfg.data_dir);
     // A daemon.json whose process is gone (a kill -9) names an address another program may have now.
     const live = info && processAlive(info.pid) ? info : undefined;
+    // api.port 0 is a port the daemon picks: without its daemon.json there is nowhere to ask.
+    if (url === undefined && !live && cfg.api.port === 0) {
+      throw new WeftError('WEFT_STOPPED', `no weft daemon runs on ${cfg.data_dir} (api.port is 0: a running daemon's address is in its daemon.json); start one with 'weft daemon'`);
+    }
     url ??= live?.url ?? `http://${cfg.api.host}:${cfg.api.port}`;
     if (!token) {
       token = readToken(cfg.data_dir);

@@ -106,7 +106,7 @@ test('the daemon, driven only through the CLI and the HTTP API', async () => {
     assert.equal(await d.exited, 0, d.output());
     const down = weft(['notifications', 'list'], env);
     assert.equal(down.code, 1);
-    assert.match(down.stderr, /^weft: no weft daemon answers at http/);
+    assert.match(down.stderr, /^weft: no weft daemon runs on .*start one with 'weft daemon'/);
     assert.equal(down.stderr.trim().split('\n').length, 1, 'one clear line, not a stack trace');
 
     // a restart keeps every notification (plus its own daemon.restarted)
