@@ -71,7 +71,20 @@ export function coreCommands(ctx: CliContext): void {
       out([...lines, tree(toNode(t.root))].join('\n'), t);
     });
 
-  const notifications = program.command('notifications').alias('n').description('notifications: what humans see and agents claim and resolve');
+  const notifications = program
+    .command('notifications')
+    .alias('n')
+    .description('notifications: what humans see and agents claim and resolve')
+    .addHelpText(
+      'after',
+      `
+An agent's round: find one, claim it, mark it in progress, resolve it:
+  weft notifications list --agent none --level 2
+  weft notifications claim 2 --agent claude-1
+  weft notifications start 2 --agent claude-1
+  weft notifications resolve 2 --agent claude-1 --resolution '{"outcome":"done"}'
+  weft notifications release 2 --agent claude-1      # give it back instead`,
+    );
   notifications
     .command('list')
     .description('list notifications, newest first')
@@ -143,7 +156,7 @@ export function coreCommands(ctx: CliContext): void {
     .command('resolve <id>')
     .description('resolve, optionally with a resolution; --approve/--reject answer an actionable request')
     .option('--agent <id>', 'agent id')
-    .option('--resolution <json|@file>', 'resolution object')
+    .option('--resolution <json|@file>', 'what was done, as a JSON object, or @path to a JSON file')
     .option('--approve', 'approve the request (e.g. a cartridge install)')
     .option('--reject', 'reject the request')
     .action(async (id: string, o: { agent?: string; resolution?: string; approve?: boolean; reject?: boolean }) => {

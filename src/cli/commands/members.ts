@@ -1,4 +1,5 @@
 /** `weft members`: the people of this node, their roles per domain and their API tokens, through the daemon's API. */
+import { Option } from 'commander';
 import type { Member, MemberRole } from '../../domains/index.js';
 import { WeftError } from '../../errors/index.js';
 import type { CommandModule } from '../context.js';
@@ -79,11 +80,10 @@ export const membersCommands: CommandModule = (ctx) => {
     .command('add <name>')
     .description('add a member (a-z, 0-9, ".", "_", "-"), with roles if given')
     .option('--display-name <text>', 'the name people see')
-    .option(
-      '--role <domain:role>',
-      'a role in a domain, admin or member (repeat for more domains)',
-      collectRole,
-      {},
+    .addOption(
+      new Option('--role <domain:role>', 'a role in a domain, admin or member, e.g. marketing:admin (repeat for more domains)')
+        .argParser(collectRole)
+        .default({}, 'none'),
     )
     .action(async (name: string, o: { displayName?: string; role: Record<string, MemberRole> }) => {
       const m = await call<Member>('POST', '/api/members', {
