@@ -68,7 +68,7 @@ test('--timeout out of 1..600000 ms is refused naming the flag, exit 2', () => {
   for (const v of ['0', '700000']) {
     const r = weft(['query', 'tool-usage', '--timeout', v], solo.env);
     assert.equal(r.code, 2, `--timeout ${v}: ${r.stdout}${r.stderr}`);
-    assert.equal(r.stderr.trim(), `weft: --timeout must be 1 to 600000 ms, got ${v}`);
+    assert.equal(r.stderr.trim(), `weft: --timeout must be a whole number from 1 to 600000, got '${v}'`);
   }
 });
 

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Option } from 'commander';
 import type { LaneStatus, LifecycleResult } from '../../domains/index.js';
 import { isWeftError, WeftError } from '../../errors/index.js';
 import type { CliContext, CommandModule } from '../context.js';
@@ -216,7 +217,7 @@ export const domainsCommands: CommandModule = (ctx) => {
   domains
     .command('create <domain>')
     .description('create <data_dir>/company/domains/<domain>/ with a domain.toml explaining every key; a running daemon reads it at once')
-    .option('--description <text>', 'one line about the domain', '')
+    .addOption(new Option('--description <text>', 'one line about the domain').default('', 'none'))
     .action(async (d: string, o: { description: string }) => {
       const { domainDir, domainTemplate, RESERVED_DOMAINS, SCOPE_NAME } = await import('../../domains/index.js');
       if (!SCOPE_NAME.test(d)) throw new WeftError('WEFT_VALIDATION', `'${d}' is not a domain name: lowercase letters, digits, '.', '_' or '-', at most 64, starting with a letter or digit`);

@@ -177,7 +177,11 @@ export function privacyCommands(ctx: CliContext): void {
     .description(`an aggregate query over the mesh: ${QUERIES.join(', ')}; each node answers per its policy, small groups are suppressed`)
     .argument('<type>', QUERIES.join(' | '))
     .option('--range <d>', 'a duration ending now: 30m, 24h, 7d, 2w', '7d')
-    .option('--filter <expr>', '"field op value" (fields: category, risk_level, shell, exit_code, duration_ms, hour; op: = != ~ > < in); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addOption(
+      new Option('--filter <expr>', '"field op value" (fields: category, risk_level, shell, exit_code, duration_ms, hour; op: = != ~ > < in); repeatable, e.g. --filter "exit_code != 0"')
+        .argParser((v: string, acc: string[]) => [...acc, v])
+        .default([] as string[], 'none'),
+    )
     .option('--timeout <ms>', 'how long to wait for answers, 1 to 600000 ms', int('--timeout', { min: 1, max: 600_000 }))
     .action(async (given: string, o: { range: string; filter: string[]; timeout?: number }, cmd: Command) => {
       // The JSON answers (and the API) name types with '_' (query_type "tool_usage"): both spellings work.
