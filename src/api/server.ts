@@ -167,6 +167,10 @@ export async function buildApi(
     if (e.validation || e.code === 'FST_ERR_VALIDATION') {
       return reply.status(400).send({ error: { code: 'WEFT_VALIDATION', message: e.message } });
     }
+    if (!w && e.statusCode === 413) {
+      // Fastify's own 'Request body is too large' said neither the limit nor a code a client knows.
+      return reply.status(413).send({ error: { code: 'WEFT_TOO_LARGE', message: `the request body is larger than the API takes (${bodyLimit} bytes)` } });
+    }
     if (!w && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       return reply
         .status(e.statusCode)

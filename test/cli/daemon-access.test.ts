@@ -3,6 +3,7 @@
  * wrong token says, and `weft identity show` once the daemon has stopped.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startDaemonProcess, weft } from '../helpers/cli.js';
@@ -70,6 +71,19 @@ test('weft emit --json, a wrong token, and weft identity show with the daemon st
       assert.doesNotMatch(e.message, /ref .* in the node's log/, args.join(' '));
     }
 
+    // A body over the API's limit is named with the limit and a Weft code (it was Fastify's
+    // 'Request body is too large', which the client took for WEFT_INTERNAL).
+    const big = join(t.dir, 'big.json');
+    writeFileSync(big, JSON.stringify({ worker: 'w', error: 'x'.repeat(9 * 1024 * 1024), restarts: 1 }));
+    const tooLarge = weft(['--json', 'emit', 'system.worker.crashed', '--payload', `@${big}`], env);
+    assert.equal(tooLarge.code, 1, tooLarge.stderr);
+    assert.deepEqual(JSON.parse(tooLarge.stderr), {
+      error: {
+        code: 'WEFT_TOO_LARGE',
+        message: 'the request body is larger than the API takes (8388608 bytes)',
+      },
+    });
+
     const shown = weft(['--json', 'identity', 'show'], env);
     assert.equal(shown.code, 0, shown.stderr);
     const id = JSON.parse(shown.stdout) as { computer: string; nodeId: string; fingerprint: string };
@@ -115,7 +129,10 @@ test('weft emit --json, a wrong token, and weft identity show with the daemon st
     const list = weft(['events', 'list'], env);
     assert.equal(list.code, 1);
     // api.port 0 (a port the daemon picks): the message names the data dir, not 'http://127.0.0.1:0'.
-    assert.match(list.stderr, /^weft: no weft daemon runs on .*data \(api\.port is 0: .*\); start one with 'weft daemon'\n$/);
+    assert.match(
+      list.stderr,
+      /^weft: no weft daemon runs on .*data \(api\.port is 0: .*\); start one with 'weft daemon'\n$/,
+    );
   } finally {
     if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
     t.cleanup();
