@@ -7,7 +7,7 @@ import { busProblems } from '../bus/index.js';
 import { compile, type Envelope } from '../envelope/index.js';
 import { ValidationError, WeftError, isWeftError } from '../errors/index.js';
 import type { LoggedEvent, NotificationChange, NotificationFilter } from '../store/index.js';
-import { jsonDepth, type Logger } from '../util/index.js';
+import { API_BODY_LIMIT_BYTES, jsonDepth, type Logger } from '../util/index.js';
 import { VERSION } from '../version.js';
 import type { MemberPrincipal } from '../domains/index.js';
 import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
@@ -115,7 +115,7 @@ export async function buildApi(
       return { error: new ValidationError(`${where}: field '${e.path}' ${e.message}`) };
     };
   };
-  const bodyLimit = init.bodyLimit ?? 8 * 1024 * 1024;
+  const bodyLimit = init.bodyLimit ?? API_BODY_LIMIT_BYTES;
   const app = Fastify({
     logger: false,
     bodyLimit,

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type WsModule from 'ws';
 import type { Envelope } from '../envelope/index.js';
 import { ERROR_CODES, type ErrorCode, WeftError } from '../errors/index.js';
+import { API_BODY_LIMIT_BYTES } from '../util/index.js';
 import type { InvokeCall, InvokeResult } from '../federation/index.js';
 import type { EmitResult } from '../pipeline/index.js';
 import type { Notification, NotificationChange, NotificationFilter } from '../store/index.js';
@@ -127,7 +128,12 @@ export class WeftClient {
   async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.init.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await this.exchange(method, path, headers, body === undefined ? undefined : JSON.stringify(body), MAX_ANSWER_BYTES);
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    // Said here: the API would answer early and close, which a client still writing sees as a reset.
+    if (text !== undefined && Buffer.byteLength(text) > API_BODY_LIMIT_BYTES) {
+      throw new WeftError('WEFT_TOO_LARGE', `the request body is larger than the API takes (${API_BODY_LIMIT_BYTES} bytes)`);
+    }
+    const res = await this.exchange(method, path, headers, text, MAX_ANSWER_BYTES);
     let json: unknown;
     try {
       json = res.text ? JSON.parse(res.text) : undefined;

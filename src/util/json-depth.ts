@@ -1,5 +1,12 @@
 /** How deep a JSON text nests, without parsing it: bodies and feeds are refused before a parser recurses. */
 
+/**
+ * The largest request body the API reads, bytes (its default bodyLimit). The client checks it
+ * before sending: the API answers a larger body early and closes the connection, which a
+ * client still writing sees as a reset, not as the answer.
+ */
+export const API_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
 /** Nesting depth of a JSON text, counted without recursion; stops counting past `stopAt`. */
 export function jsonDepth(text: string, stopAt = Number.POSITIVE_INFINITY): number {
   let depth = 0;

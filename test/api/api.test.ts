@@ -78,3 +78,9 @@ test('event trace shows the causation tree', async () => {
   assert.equal(t.root.id, id);
   assert.equal(t.root.children[0]?.id, (child.json() as { id: string }).id);
 });
+
+test('a body over the API limit is 413 WEFT_TOO_LARGE naming the limit, not a code of the HTTP framework', async () => {
+  const r = await app.inject({ method: 'POST', url: '/api/events', headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify({ event: 'system.worker.crashed', payload: { worker: 'w', error: 'x'.repeat(9 * 1024 * 1024), restarts: 0 } }) });
+  assert.equal(r.statusCode, 413);
+  assert.deepEqual(r.json(), { error: { code: 'WEFT_TOO_LARGE', message: 'the request body is larger than the API takes (8388608 bytes)' } });
+});
