@@ -161,10 +161,16 @@ export async function connectRedis(
   ms = REDIS_CONNECT_TIMEOUT_MS,
 ): Promise<void> {
   let reason: string | undefined;
-  const onError = (err: Error) => {
-    if (/NOAUTH|WRONGPASS|invalid password|DB index|invalid DB/i.test(err.message)) reason = err.message;
+  // A cluster client reports a seed's own reply only as a 'node error' (or as the cause of
+  // 'Failed to refresh slots cache'), and its connect() says no more than "None of startup
+  // nodes is available": a missing password looked like an unreachable cluster.
+  const onError = (err: Error & { lastNodeError?: Error | null }) => {
+    for (const e of [err, err.lastNodeError]) {
+      if (e && /NOAUTH|WRONGPASS|invalid password|DB index|invalid DB/i.test(e.message)) reason = e.message;
+    }
   };
   client.on('error', onError);
+  client.on('node error', onError);
   const where = `cannot reach Redis at ${redactUrl(url)}`;
   // The database the URL names (redis://host:port/N), read once for the select and the message.
   const db = Number(/^rediss?:\/\/[^/]*\/(\d+)\/?$/.exec(url.trim())?.[1] ?? 0);
@@ -172,8 +178,10 @@ export async function connectRedis(
     await untilAborted(client.connect(), AbortSignal.timeout(ms));
     // ioredis selects the database after connecting and goes on in database 0 if that fails.
     if (db > 0 && 'select' in client) await untilAborted(client.select(db), AbortSignal.timeout(ms));
+    if (!client.isCluster) await refuseClusterNode(client, url, ms);
   } catch (err) {
     client.disconnect();
+    if (err instanceof WeftError) throw err;
     const e = err as Error;
     if (e.name === 'TimeoutError') {
       throw new WeftError(
@@ -202,6 +210,24 @@ export async function connectRedis(
     throw new WeftError(t?.code ?? 'WEFT_BUS', `${where}: ${said}${t ? `: ${t.hint}` : ''}`, { cause: err });
   } finally {
     client.off('error', onError);
+    client.off('node error', onError);
+  }
+}
+
+/**
+ * Refuses a node of a Redis Cluster reached as a single server. MOVED gave it away only when
+ * the first key the node touched lived on another master: a computer whose keys all hashed
+ * to the node given started, announced itself where the other nodes never look, and said
+ * 'problems: none' with no peers. A server that does not answer INFO (a proxy, an ACL without
+ * it) is taken as it is.
+ */
+async function refuseClusterNode(client: RedisClient, url: string, ms: number): Promise<void> {
+  const info = await untilAborted(client.info('cluster'), AbortSignal.timeout(ms)).catch(() => '');
+  if (/^cluster_enabled:1\s*$/m.test(info)) {
+    throw new WeftError(
+      'WEFT_CONFIG',
+      `Redis at ${redactUrl(url)} is a node of a Redis Cluster (cluster_enabled:1), and redis.cluster is off: set redis.cluster = true (WEFT_REDIS_CLUSTER=true) and list the seed nodes`,
+    );
   }
 }
 

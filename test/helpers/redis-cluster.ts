@@ -54,17 +54,25 @@ export class TestRedisCluster {
     this.dir = mkdtempSync(join(tmpdir(), 'weft-redis-cluster-'));
   }
 
-  /** Starts six servers and makes a 3-master, 1-replica-each cluster of them; waits for state ok. */
-  static async start(opts: { nodeTimeoutMs?: number } = {}): Promise<TestRedisCluster> {
+  /** The password every server asks for (`requirepass`, also used between them), if any. */
+  private password: string | undefined;
+
+  /**
+   * Starts six servers and makes a 3-master, 1-replica-each cluster of them; waits for state
+   * ok. `replicas: 0` makes three masters only; `password` makes every server ask for it.
+   */
+  static async start(opts: { nodeTimeoutMs?: number; replicas?: 0 | 1; password?: string } = {}): Promise<TestRedisCluster> {
     const why = clusterSkipReason();
     if (why) throw new Error(why);
+    const replicas = opts.replicas ?? 1;
     const ports: number[] = [];
-    while (ports.length < 6) {
+    while (ports.length < 3 * (1 + replicas)) {
       const p = await freePort();
       // The cluster bus listens on port + 10000: both must be free and below 65536.
       if (p + 10_000 < 65_536 && !ports.includes(p) && (await portFree(p + 10_000))) ports.push(p);
     }
     const c = new TestRedisCluster(ports);
+    c.password = opts.password;
     try {
       for (const p of ports) c.spawnServer(p, opts.nodeTimeoutMs ?? 1000);
       await Promise.all(ports.map((p) => c.waitPing(p, 10_000)));
@@ -75,14 +83,15 @@ export class TestRedisCluster {
           'create',
           ...ports.map((p) => `127.0.0.1:${p}`),
           '--cluster-replicas',
-          '1',
+          String(replicas),
           '--cluster-yes',
+          ...(c.password !== undefined ? ['-a', c.password, '--no-auth-warning'] : []),
         ],
         { timeout: 30_000 },
       );
       await c.waitOk(30_000);
       // Every replica has finished its first sync, so a kill right away still has a replica to promote.
-      await c.waitReplicasInSync(30_000);
+      if (replicas > 0) await c.waitReplicasInSync(30_000);
     } catch (err) {
       await c.stop();
       throw err;
@@ -132,6 +141,7 @@ export class TestRedisCluster {
       // A replica whose master is gone is promoted however long it was cut off.
       '--cluster-replica-validity-factor',
       '0',
+      ...(this.password !== undefined ? ['--requirepass', this.password, '--masterauth', this.password] : []),
     ];
     const proc = spawn(SERVER, args, { stdio: 'ignore' });
     proc.once('error', () => undefined);
@@ -140,7 +150,8 @@ export class TestRedisCluster {
 
   /** redis-cli against one server; its stdout. */
   async cli(port: number, ...args: string[]): Promise<string> {
-    const { stdout } = await run(CLI, ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 5000 });
+    const auth = this.password !== undefined ? ['-a', this.password, '--no-auth-warning'] : [];
+    const { stdout } = await run(CLI, ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], { timeout: 5000 });
     return stdout;
   }
 

@@ -402,6 +402,32 @@ if (skip) {
     await p.stop();
   });
 
+  test('redis-cluster: a single-server client is refused even when every key it touches lives on the node given', async () => {
+    const run = randomUUID().slice(0, 8);
+    const seed = cluster.ports[0] as number;
+    // A computer whose inbox and registry entry both hash to the seed's slots: no MOVED ever
+    // came, so the node started, announced itself where cluster nodes never look and showed
+    // no problem.
+    let name = '';
+    for (let i = 0; ; i++) {
+      name = `here${i}-${run}`;
+      const keys = redisKeys('weft:', name);
+      if ((await cluster.masterOf(keys.inbox(name))) === seed && (await cluster.masterOf(`${keys.peersPrefix}${name}`)) === seed) break;
+    }
+    const url = `redis://127.0.0.1:${seed}`;
+    const p = redisProvider({ url, computer: name, ...fast })(deps);
+    await assert.rejects(p.start(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'WEFT_CONFIG');
+      assert.match(err.message, /is a node of a Redis Cluster.*set redis\.cluster = true/);
+      return true;
+    });
+    await p.stop();
+    const id = generateIdentity();
+    const reg = new RedisPeerRegistry({ url, self: { computer: name, nodeId: id.nodeId, addresses: [], caps: [] } }, deps);
+    await assert.rejects(reg.start(), /set redis\.cluster = true/);
+    await reg.stop();
+  });
+
   test('redis-cluster: cluster mode pointed at a single Redis server says to turn it off', async () => {
     const single = await TestRedis.start();
     try {
@@ -411,6 +437,37 @@ if (skip) {
     } finally {
       await single.stop();
     }
+  });
+
+  describe('a Redis Cluster that asks for a password', () => {
+    let secured: TestRedisCluster | undefined;
+    before(async () => {
+      secured = await TestRedisCluster.start({ replicas: 0, password: 'p4ss' });
+    });
+    after(async () => {
+      await secured?.stop();
+    });
+    const seeds = (cred: string) => (secured as TestRedisCluster).ports.map((p, i) => `redis://${i === 0 ? cred : ''}127.0.0.1:${p}`).join(',');
+
+    test('redis-cluster: a missing or wrong password is named as such, not as an unreachable cluster; the right one works', async () => {
+      const startWith = (url: string) => redisProvider({ url, cluster: true, computer: `pw-${randomUUID().slice(0, 6)}`, ...fast })(deps);
+      for (const [cred, said] of [
+        ['', /Redis asks for a password and redis\.url gives none \(NOAUTH/],
+        [':wrong@', /Redis refused the user or password \(WRONGPASS/],
+      ] as const) {
+        const p = startWith(seeds(cred));
+        await assert.rejects(p.start(), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'WEFT_CONFIG');
+          assert.match(err.message, said);
+          assert.doesNotMatch(err.message, /startup nodes|wrong/);
+          return true;
+        });
+        await p.stop();
+      }
+      const ok = startWith(seeds(':p4ss@'));
+      await ok.start();
+      await ok.stop();
+    });
   });
 
   describe('two daemons on the cluster lose the master of one inbox mid-run', () => {
