@@ -23,7 +23,7 @@
  */
 import { DEFAULT_REDIS_PREFIX, type RedisKeys, redisKeys, WEFT_ENTRY_MARK } from '../config/index.js';
 import { connectRedis, createRedisClient, quitWithin, type RedisClient, redactUrl, topologyHint, type TrimCursor, trimOwnStream, unlessAborted } from '../redis/index.js';
-import { after, every } from '../util/index.js';
+import { after, every, FailureStreak } from '../util/index.js';
 import { requireDeps, WeftError } from '../errors/index.js';
 import { TransportError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './frame.js';
@@ -111,6 +111,14 @@ function readReplyEntries(reply: unknown): StreamEntry[] {
   return (reply[1] as StreamEntry[] | undefined) ?? [];
 }
 
+/** An inbox read's error, with what to do when the inbox's key is not a stream at all. */
+function inboxReadError(err: unknown, stream: string): string {
+  const msg = (err as Error).message;
+  return /^WRONGTYPE/.test(msg)
+    ? `${msg}: the key ${stream} holds something other than a stream, written by another program (Weft never deletes what it did not write): remove or rename that key`
+    : msg;
+}
+
 function isNoGroup(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('NOGROUP');
 }
@@ -143,6 +151,12 @@ class RedisProvider extends ProviderBase implements Provider {
   private inflightWake: (() => void) | undefined;
   private stopTrimming: (() => void) | undefined;
   private readonly abort = new AbortController();
+  /**
+   * Reads of the inbox failing in a row. A node that cannot read its inbox hears nothing from
+   * any peer: a key of another type in its place (WRONGTYPE), its slot's master down with its
+   * replicas. The log said so every 5 s and `weft status` said 'problems: none'.
+   */
+  private readonly readStreak: FailureStreak;
 
   constructor(
     init: RedisProviderInit,
@@ -169,6 +183,7 @@ class RedisProvider extends ProviderBase implements Provider {
       backoff: init.backoff ?? { minMs: 100, maxMs: 5000 },
       maxFrameSize: init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
     };
+    this.readStreak = new FailureStreak(`reading the Redis inbox ${this.stream}`, deps.logger, deps.clock, "peers' frames wait in Redis and in their outboxes");
   }
 
   start(): Promise<void> {
@@ -256,6 +271,7 @@ class RedisProvider extends ProviderBase implements Provider {
           const last = entries[entries.length - 1];
           pendingCursor = last ? last[0].toString() : undefined;
         }
+        this.readStreak.succeeded();
         for (const e of entries) {
           if (!(await this.deliver(queue, e, pendingCursor !== undefined ? 2 : 1))) return;
         }
@@ -268,13 +284,10 @@ class RedisProvider extends ProviderBase implements Provider {
             pendingCursor = undefined;
             continue;
           } catch (e2) {
-            this.deps.logger.warn({ err: (e2 as Error).message }, 'redis inbox recreate failed');
+            this.readStreak.failed(`recreating the inbox failed: ${(e2 as Error).message}`);
           }
         } else {
-          this.deps.logger.warn(
-            { err: (err as Error).message, backoffMs: backoff },
-            'redis inbox read failed; retrying',
-          );
+          this.readStreak.failed(inboxReadError(err, this.stream));
         }
         try {
           await sleep(backoff, this.abort.signal, this.deps.clock);
@@ -401,6 +414,19 @@ class RedisProvider extends ProviderBase implements Provider {
     const w = this.writer;
     if (!w || this.state !== 'started') return 0;
     return trimOwnStream(w, this.stream, this.trimCursor);
+  }
+
+  /**
+   * What is wrong with this node's inbox: reads failing in a row (nothing from any peer gets
+   * through meanwhile). A single failure (a fail-over, a slot moving) clears at the next read.
+   */
+  problems(): string[] {
+    const f = this.readStreak.state();
+    if (!f || this.state !== 'started') return [];
+    const secs = Math.round((this.deps.clock.now() - f.since) / 1000);
+    return [
+      `mesh: this node cannot read its inbox ${this.stream} on Redis (for ${secs} s, ${f.failures} tries: ${f.lastError}); nothing from peers arrives meanwhile, their frames wait in Redis and in their outboxes`,
+    ];
   }
 
   /** Entries on the inbox that were not Weft's and were left alone. */

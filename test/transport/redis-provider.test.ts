@@ -225,3 +225,52 @@ test('redis: after Redis restarts empty, the inbox and group come back once and 
     await b.stop();
   }
 });
+
+test('redis: a node that cannot read its inbox says so in its problems, warns once, and reads again once the key is fixed', async () => {
+  const run = randomUUID().slice(0, 8);
+  const warnings: string[] = [];
+  const logger = {
+    ...silentLogger,
+    warn: (a: unknown, b?: string) => void warnings.push(typeof a === 'string' ? a : (b ?? '')),
+    child: () => logger,
+  };
+  const a = provider(`a-${run}`);
+  const b = redisProvider({ url: redis.url, computer: `b-${run}`, ...fast })({ logger, clock: systemClock });
+  await a.start();
+  await b.start();
+  const r = await admin();
+  try {
+    assert.deepEqual(b.problems?.() ?? [], [], 'nothing wrong at the start');
+    // Another program puts a string where the inbox was: every read is refused (WRONGTYPE).
+    await r.del(inboxStream(`b-${run}`));
+    await r.set(inboxStream(`b-${run}`), 'not a stream');
+    let line = '';
+    for (let i = 0; i < 600 && !line; i++) {
+      // Five failed reads at least, so a warning per failure would show.
+      line = (b.problems?.() ?? []).find((p) => Number(/(\d+) tries/.exec(p)?.[1] ?? 0) >= 5) ?? '';
+      if (!line) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.match(line, new RegExp(`cannot read its inbox weft:messages:b-${run} on Redis .*WRONGTYPE.*remove or rename that key`));
+    assert.match(line, /nothing from peers arrives meanwhile/);
+    assert.equal(warnings.filter((w) => /inbox/.test(w)).length, 1, `one warning while reads keep failing: ${warnings.join(' | ')}`);
+    // The key is removed: the inbox and its group come back, the problem goes, frames flow.
+    await r.del(inboxStream(`b-${run}`));
+    const id = generateIdentity();
+    for (let i = 0; ; i++) {
+      try {
+        await a.send(`b-${run}`, eventsFrame(id, 'after'));
+        break;
+      } catch (err) {
+        if (i > 400) throw err;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+    const [f] = await take(b, 1, { what: 'the frame sent once the inbox was back' });
+    assert.equal(labelOfFrame(f!.bytes, id), 'after');
+    assert.deepEqual(b.problems?.() ?? [], [], 'the problem is gone once a read works');
+  } finally {
+    r.disconnect();
+    await a.stop();
+    await b.stop();
+  }
+});
