@@ -15,10 +15,9 @@ import { requireState } from '../errors/index.js';
 /**
  * A registry's heartbeat: `beat` every `ms`; failures are logged as a streak (a warning when
  * they start, a reminder a minute, a line when a beat succeeds again), and the next beat
- * retries. Returns the stop.
+ * retries. Returns the stop; `streak` (from `heartbeatStreak`) is the one shown in status.
  */
-export function heartbeatEvery(clock: Clock, ms: number, beat: () => Promise<void>, logger: Logger): () => void {
-  const streak = new FailureStreak('peer registry heartbeat', logger, clock, 'nodes that start meanwhile do not find this one');
+export function heartbeatEvery(clock: Clock, ms: number, beat: () => Promise<void>, logger: Logger, streak = heartbeatStreak(logger, clock)): () => void {
   return every(
     clock,
     ms,
@@ -30,6 +29,24 @@ export function heartbeatEvery(clock: Clock, ms: number, beat: () => Promise<voi
     },
     { unref: true },
   );
+}
+
+/** The failure streak of a registry's heartbeats. */
+export function heartbeatStreak(logger: Logger, clock: Clock): FailureStreak {
+  return new FailureStreak('peer registry heartbeat', logger, clock, 'nodes that start meanwhile do not find this one');
+}
+
+/**
+ * The status line of a heartbeat that keeps failing (none while it works): the registry drops
+ * this node's entry once it is older than `ttlMs`, and nodes that start then do not find it.
+ */
+export function heartbeatProblems(streak: FailureStreak, clock: Clock, ttlMs: number): string[] {
+  const f = streak.state();
+  if (!f) return [];
+  const secs = Math.round((clock.now() - f.since) / 1000);
+  return [
+    `mesh: the peer registry has not taken this node's heartbeat for ${secs} s (${f.failures} tries: ${f.lastError}); its entry lapses ${Math.round(ttlMs / 1000)} s after the last one taken, and nodes that start meanwhile do not find this one`,
+  ];
 }
 
 export interface PeerInfo {
@@ -130,6 +147,8 @@ export interface PeerDiscovery {
   stop(): Promise<void>;
   /** After a key rotation: this node's entry names the new node id from now on (written at once when running). */
   rekeySelf?(nodeId: string): Promise<void>;
+  /** What is wrong with this node's announcement right now (its heartbeats failing), one line each; for `weft status`. */
+  problems?(): string[];
 }
 
 /** Registry entries read or expired per call, at most (the registry is bounded by its TTL, this bounds one reply). */
@@ -151,12 +170,14 @@ export class RedisPeerRegistry implements PeerDiscovery {
   private stopping: Promise<void> | undefined;
   /** This node's entry (its node id changes with a key rotation). */
   private readonly self: PeerInfo;
+  private readonly beats: FailureStreak;
 
   constructor(
     private readonly init: RedisPeerRegistryInit,
     private readonly deps: RedisPeerRegistryDeps,
   ) {
     requireState(isPeerInfo(init.self), 'RedisPeerRegistry: init.self is not a valid PeerInfo');
+    this.beats = heartbeatStreak(deps.logger, deps.clock);
     this.self = { ...init.self };
     this.ttlMs = init.ttlMs ?? 30_000;
     this.heartbeatMs = init.heartbeatMs ?? Math.max(100, Math.floor(this.ttlMs / 3));
@@ -175,7 +196,15 @@ export class RedisPeerRegistry implements PeerDiscovery {
     );
     await connectRedis(this.client, this.init.url);
     await this.heartbeat();
-    this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger);
+    this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger, this.beats);
+  }
+
+  /**
+   * Heartbeats failing in a row (the registry's master refusing writes: OOM, a slot down).
+   * The log said so and `weft status` did not, while the entry lapsed and new nodes missed it.
+   */
+  problems(): string[] {
+    return this.stopping ? [] : heartbeatProblems(this.beats, this.deps.clock, this.ttlMs);
   }
 
   /**

@@ -571,6 +571,8 @@ export class MeshService implements SenderLink {
     if (tc) out.push(`mesh: reading the TeleClaude inbox fails: ${tc}`);
     // The provider's own (a NATS inbox that is full refuses every peer's frames).
     out.push(...(this.deps.provider.problems?.() ?? []));
+    // The registry's (this node's heartbeats failing).
+    out.push(...(this.deps.discovery?.problems?.() ?? []));
     return out;
   }
 

@@ -9,8 +9,8 @@ import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { requireState, WeftError } from '../errors/index.js';
 import { isNodeId } from '../identity/index.js';
 import { DEFAULT_NATS_PREFIX, loadNats, NATS_PREFIX_PATTERN, natsConnectError, natsConnectTarget, natsToken, redactNatsUrl } from '../transport/index.js';
-import type { Clock, Logger } from '../util/index.js';
-import { heartbeatEvery, type PeerDiscovery, type PeerInfo } from './discovery.js';
+import type { Clock, FailureStreak, Logger } from '../util/index.js';
+import { heartbeatEvery, heartbeatProblems, heartbeatStreak, type PeerDiscovery, type PeerInfo } from './discovery.js';
 
 export interface NatsPeerRegistryInit {
   /** `nats://host:port`, several comma separated. */
@@ -66,6 +66,7 @@ export class NatsPeerRegistry implements PeerDiscovery {
   private kv: KV | undefined;
   private jsm: JetStreamManager | undefined;
   private stopBeating: (() => void) | undefined;
+  private beats: FailureStreak | undefined;
   private readonly ttlMs: number;
   private readonly heartbeatMs: number;
   private readonly bucket: string;
@@ -134,7 +135,8 @@ export class NatsPeerRegistry implements PeerDiscovery {
         if (err instanceof WeftError) throw err;
         throw new WeftError('WEFT_BUS', `NATS at ${where} refused the peer bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
       }
-      this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger);
+      this.beats ??= heartbeatStreak(this.deps.logger, this.deps.clock);
+      this.stopBeating = heartbeatEvery(this.deps.clock, this.heartbeatMs, () => this.heartbeat(), this.deps.logger, this.beats);
     })();
     return this.starting;
   }
@@ -231,6 +233,11 @@ export class NatsPeerRegistry implements PeerDiscovery {
   }
 
   /** Stops announcing and removes this node's entry (best effort, bounded). Idempotent. */
+  /** Heartbeats failing in a row, for `weft status`. */
+  problems(): string[] {
+    return this.beats && !this.stopping ? heartbeatProblems(this.beats, this.deps.clock, this.ttlMs) : [];
+  }
+
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.starting?.catch(() => undefined);

@@ -140,3 +140,31 @@ test('a registry that never answers costs a discovery round 5 s at most: the nod
     t.cleanup();
   }
 });
+
+test('a node whose heartbeats the registry refuses (Redis out of memory) says so in its problems until one is taken', async () => {
+  const prefix = `t-${randomUUID()}:`;
+  const reg = new RedisPeerRegistry({ url: redis.url, self: info('mars'), prefix, ttlMs: 3000, heartbeatMs: 100 }, deps);
+  const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: null });
+  await admin.connect();
+  await reg.start();
+  try {
+    assert.deepEqual(reg.problems(), [], 'nothing wrong while heartbeats are taken');
+    // Writes refused (maxmemory with noeviction), reads still answered: discovery works, the
+    // node's own entry lapses, and nothing else told the node's user.
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    let line = '';
+    for (let i = 0; i < 400 && !line; i++) {
+      line = reg.problems().find((p) => Number(/(\d+) tries/.exec(p)?.[1] ?? 0) >= 2) ?? '';
+      if (!line) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(line, /^mesh: the peer registry has not taken this node's heartbeat for \d+ s \(\d+ tries: OOM .*nodes that start meanwhile do not find this one$/);
+    await admin.config('SET', 'maxmemory', '0');
+    for (let i = 0; i < 400 && reg.problems().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(reg.problems(), [], 'gone once a heartbeat is taken again');
+  } finally {
+    await admin.config('SET', 'maxmemory', '0').catch(() => undefined);
+    admin.disconnect();
+    await reg.stop();
+  }
+});
