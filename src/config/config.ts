@@ -32,7 +32,7 @@ export const CONFIG_KEYS = {
   data_dir: { kind: 'string', help: 'where the node keeps its SQLite file, keys, token and logs' },
   'redis.url': { kind: 'string', secret: true, help: 'use Redis Streams for the local bus and mesh (e.g. redis://127.0.0.1:6379)' },
   'redis.prefix': { kind: 'string', default: 'weft:', help: 'prefix of every key Weft writes on Redis (streams, groups, registry, claims)' },
-  'redis.stream': { kind: 'string', help: 'the local bus stream (default {prefix}events:{computer}; "teleclaude:events" reads TeleClaude\'s producers)' },
+  'redis.stream': { kind: 'string', help: 'the local bus stream (default {prefix}events:{computer}, on a Redis Cluster {prefix}{{computer}}:events; "teleclaude:events" reads TeleClaude\'s producers)' },
   'redis.group': { kind: 'string', help: 'consumer group of the pipeline (default {prefix}pipeline:{computer})' },
   'redis.cluster': {
     kind: 'boolean',
@@ -511,7 +511,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
     );
   }
   const prefix = get<string>('redis.prefix');
-  const keys = redisKeys(prefix, computer);
+  // On a cluster the default bus stream carries the computer's hash tag: config show must name
+  // the stream the daemon reads, which is where a producer script XADDs.
+  const keys = redisKeys(prefix, computer, { cluster: get<boolean>('redis.cluster') });
   const cfg: WeftConfig = {
     computer: { name: computer },
     data_dir: resolve(get<string | undefined>('data_dir') ?? join(home, '.weft', 'data')),

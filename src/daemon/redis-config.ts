@@ -4,7 +4,7 @@
  * key layout (hash tags, see config/redis-keys.ts), so its settings are checked here, before
  * anything connects.
  */
-import { clusterPrefixProblem, redisKeys, type WeftConfig } from '../config/index.js';
+import { clusterPrefixProblem, type WeftConfig } from '../config/index.js';
 import { ConfigError, type WeftError } from '../errors/index.js';
 import { parseRedisSeeds } from '../redis/index.js';
 import type { AssembleInit } from './assemble.js';
@@ -48,13 +48,10 @@ export function redisFromConfig(
     throw new ConfigError(`config key redis.prefix: ${problem}; choose a prefix without braces`, {
       key: 'redis.prefix',
     });
-  // The config derives the bus stream's default with the single-server names; on a cluster the
-  // default is the hash-tagged one (a stream set explicitly is used as it is).
-  const single = redisKeys(prefix, cfg.computer.name);
-  const tagged = redisKeys(prefix, cfg.computer.name, { cluster: true });
-  const stream = cfg.redis.stream === single.busStream ? tagged.busStream : cfg.redis.stream;
+  // The config's default bus stream is already the hash-tagged one (a stream set explicitly is
+  // used as it is).
   return {
-    redis: { url, cluster: true, prefix, stream, group: cfg.redis.group },
+    redis: { url, cluster: true, prefix, stream: cfg.redis.stream, group: cfg.redis.group },
     redisPrefix: prefix,
     redisCluster: true,
   };

@@ -26,6 +26,7 @@ import {
   table,
   type Visibility,
 } from '../chaos/checker.js';
+import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
 import { TestRedis } from '../helpers/redis.js';
 import { clusterSkipReason, TestRedisCluster } from '../helpers/redis-cluster.js';
@@ -146,6 +147,22 @@ describe('cluster settings are checked before anything connects', () => {
     const single = redisFromConfig(cfg({ WEFT_REDIS_URL: 'redis://a:7000' }));
     assert.equal(single.redis?.stream, 'weft:events:laptop');
     assert.equal(single.redisCluster, undefined);
+    // A stream named explicitly is kept even when it is the single-server default's name.
+    const kept = redisFromConfig(
+      cfg({ WEFT_REDIS_CLUSTER: 'true', WEFT_REDIS_URL: 'redis://a:7000', WEFT_REDIS_STREAM: 'weft:events:laptop' }),
+    );
+    assert.equal(kept.redis?.stream, 'weft:events:laptop');
+  });
+  test('config show names the bus stream the daemon reads on a cluster, where a producer must XADD', () => {
+    // It said weft:events:laptop while the daemon read weft:{laptop}:events: a producer
+    // following it wrote to a stream no node ever read.
+    const env = { HOME: '/nonexistent', WEFT_COMPUTER_NAME: 'laptop', WEFT_REDIS_CLUSTER: 'true', WEFT_REDIS_URL: 'redis://a:7000,b:7001' };
+    const show = weft(['config', 'show'], env);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /^redis\.stream = "weft:\{laptop\}:events"$/m);
+    assert.equal(redisFromConfig(cfg(env)).redis?.stream, 'weft:{laptop}:events');
+    const json = JSON.parse(weft(['--json', 'config', 'show'], env).stdout) as Record<string, unknown>;
+    assert.equal(json['redis.stream'], 'weft:{laptop}:events');
   });
 });
 
