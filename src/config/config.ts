@@ -620,7 +620,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WeftConfig {
   const url = get<string | undefined>('redis.url');
   if (url) {
     if (!/^rediss?:\/\//.test(url)) {
-      throw new ConfigError(`config key ${named('redis.url')}: ${JSON.stringify(mask(url))} is not allowed; expected a redis:// or rediss:// URL`, { key: 'redis.url' });
+      throw new ConfigError(`config key ${named('redis.url')}: ${redisUrlRefusal(url)}`, { key: 'redis.url' });
     }
     cfg.redis.url = url;
   }
@@ -704,6 +704,24 @@ export function secretValues(cfg: WeftConfig): Array<[string, string]> {
     if (typeof url === 'string' && displayUrl(url) !== url) out.push([url, displayUrl(url)]);
   }
   return out;
+}
+
+/** A seed list as redis-cli takes it (host:port, comma separated): no secret in it to hide. */
+const HOST_PORTS = /^\s*(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}\s*(?:,\s*(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}\s*)*$/;
+
+/**
+ * Why a redis.url without redis:// is refused. A plain host:port list (the way redis-cli and
+ * cluster guides write seeds) is shown as typed with the URL to write instead; it was shown
+ * as "12***01", hiding the very thing to fix. Anything else is masked, its password never shown.
+ */
+function redisUrlRefusal(url: string): string {
+  if (HOST_PORTS.test(url)) {
+    const urls = url.split(',').map((h) => `redis://${h.trim()}`).join(',');
+    return `${JSON.stringify(url)} is not allowed; expected a redis:// or rediss:// URL: write ${JSON.stringify(urls)}`;
+  }
+  const at = url.lastIndexOf('@');
+  const shown = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? maskUrlPasswords(url, true) : at >= 0 ? `***${url.slice(at)}` : mask(url);
+  return `${JSON.stringify(shown)} is not allowed; expected a redis:// or rediss:// URL`;
 }
 
 function mask(v: string): string {

@@ -85,7 +85,17 @@ const CASES: Case[] = [
   },
   {
     toml: 'redis.url = "http://user:hunter2@10.0.0.5:6379"',
-    line: /^weft: config key redis\.url: "ht\*\*\*79" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL$/,
+    line: /^weft: config key redis\.url: "http:\/\/user:\*\*\*@10\.0\.0\.5:6379" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL$/,
+    secret: 'hunter2',
+  },
+  // A seed list written as redis-cli takes it: shown as typed (it was "12***02"), with what to write.
+  {
+    toml: 'redis.url = "127.0.0.1:7001,127.0.0.1:7002"\nredis.cluster = true',
+    line: /^weft: config key redis\.url: "127\.0\.0\.1:7001,127\.0\.0\.1:7002" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL: write "redis:\/\/127\.0\.0\.1:7001,redis:\/\/127\.0\.0\.1:7002"$/,
+  },
+  {
+    toml: 'redis.url = ":hunter2@10.0.0.5:6379"',
+    line: /^weft: config key redis\.url: "\*\*\*@10\.0\.0\.5:6379" is not allowed; expected a redis:\/\/ or rediss:\/\/ URL$/,
     secret: 'hunter2',
   },
   // The nats client ignores a URL's scheme: wss:// spoke plain NATS to that port.
