@@ -41,7 +41,8 @@ export class RedisClaims {
       for (const claim of this.init.claims) {
         const r = await runScript(c, 'claim', [claim.key], [this.init.nodeId, this.ttlMs]).catch((err: unknown) => {
           const t = topologyHint(err);
-          throw t ? new WeftError(t.code, `${(err as Error).message}: ${t.hint}`, { cause: err }) : err;
+          // Named: a bare "OOM command not allowed ... @user_script:13." said neither what nor where.
+          throw t ? new WeftError(t.code, `taking the claim on ${claim.what} (${claim.key}) on Redis failed: ${(err as Error).message}: ${t.hint}`, { cause: err }) : err;
         });
         if (r !== 'OK') {
           const [holder, remaining] = r as [string, number];

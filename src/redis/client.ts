@@ -233,8 +233,9 @@ async function refuseClusterNode(client: RedisClient, url: string, ms: number): 
 
 /**
  * A clearer message for errors that mean the wrong kind of server: a cluster node reached as
- * a single server (MOVED/CROSSSLOT: a configuration error), or seeds that do not answer as a
- * cluster (unreachable, or a single server reached as a cluster).
+ * a single server (MOVED/CROSSSLOT: a configuration error), seeds that do not answer as a
+ * cluster (unreachable, or a single server reached as a cluster), or a server out of memory
+ * (OOM: it refuses every write until memory is freed).
  * @example
  * topologyHint(new Error('MOVED 3999 10.0.0.6:7001'))?.code // 'WEFT_CONFIG'
  */
@@ -250,6 +251,12 @@ export function topologyHint(err: unknown): { hint: string; code: 'WEFT_CONFIG' 
     return {
       code: 'WEFT_CONFIG',
       hint: 'redis.cluster is on but redis.url is a single Redis server: set redis.cluster = false, or list the seed nodes of a cluster',
+    };
+  }
+  if (/^OOM /.test(msg)) {
+    return {
+      code: 'WEFT_BUS',
+      hint: "that Redis server is at its maxmemory and refuses writes (maxmemory-policy noeviction): free memory there or raise its maxmemory; with a cluster, the server is the master of the key's slot",
     };
   }
   if (/None of startup nodes is available|Failed to refresh slots cache/i.test(msg)) {

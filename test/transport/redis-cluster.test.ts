@@ -406,6 +406,30 @@ if (skip) {
     await second.stop();
   });
 
+  test('redis-cluster: a node starting while the master of its slot is out of memory is told which key and what to do', async () => {
+    const name = `oom-${randomUUID().slice(0, 8)}`;
+    const key = redisKeys('weft:', name, { cluster: true }).claimComputer(name);
+    const master = await cluster.masterOf(key);
+    const claims = new RedisClaims(
+      { url: cluster.url, cluster: true, nodeId: 'node-1', claims: [{ key, what: `computer name '${name}'`, hint: 'rename it' }] },
+      silentLogger,
+    );
+    await cluster.cli(master, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await cluster.cli(master, 'CONFIG', 'SET', 'maxmemory', '1');
+    try {
+      // It said only "OOM command not allowed when used memory > 'maxmemory'. script: …, on @user_script:13."
+      await assert.rejects(claims.start(), (err: Error) => {
+        assert.match(err.message, new RegExp(`claim on computer name '${name}' \\(weft:\\{${name}\\}:claim\\) on Redis failed: OOM `));
+        assert.match(err.message, /at its maxmemory and refuses writes .*free memory there or raise its maxmemory/);
+        return true;
+      });
+    } finally {
+      await cluster.cli(master, 'CONFIG', 'SET', 'maxmemory', '0');
+    }
+    await claims.start();
+    await claims.stop();
+  });
+
   test('redis-cluster: a single-server client pointed at a cluster node gets a clear error', async () => {
     const run = randomUUID().slice(0, 8);
     // Find a computer whose inbox is not on the first seed, so the plain client gets MOVED.
