@@ -1,4 +1,4 @@
-import { camelRow, type NotificationChange, type Store } from '../store/index.js';
+import { camelRow, type NotificationChange, type Store, whereGiven } from '../store/index.js';
 
 /** Where a delivery stands: waiting (first try or a retry), done, or given up. */
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
@@ -237,22 +237,12 @@ export interface DeliveryFilter {
  * // [{ id: 9, channel: 'webhook', status: 'failed', lastError: 'webhook refused: 401 unauthorized', ... }]
  */
 export function listDeliveries(store: Store, f: DeliveryFilter): DeliveryRecord[] {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  if (f.channel !== undefined) {
-    where.push('channel = ?');
-    args.push(f.channel);
-  }
-  if (f.status !== undefined) {
-    where.push('status = ?');
-    args.push(f.status);
-  }
-  if (f.cursor !== undefined) {
-    where.push('id < ?');
-    args.push(f.cursor);
-  }
-  const sql = `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-  return (store.reader.prepare(sql).all(...args, f.limit) as Row[]).map(toRecord);
+  const w = whereGiven([
+    ['channel = ?', f.channel],
+    ['status = ?', f.status],
+    ['id < ?', f.cursor],
+  ]);
+  return (store.reader.prepare(`SELECT * FROM deliveries ${w.sql} ORDER BY id DESC LIMIT ?`).all(...w.args, f.limit) as Row[]).map(toRecord);
 }
 
 /**

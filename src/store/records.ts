@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { type Envelope, parseEnvelope, serializeEnvelope } from '../envelope/index.js';
 import { IllegalTransitionError, NotFoundError } from '../errors/index.js';
-import { camelRow } from './rows.js';
+import { camelRow, whereGiven } from './rows.js';
 import type { Store } from './store.js';
 
 /** Consumer positions, written in the same transaction as the effects they cover. */
@@ -116,23 +116,14 @@ export class DeadLetters {
    */
   list(opts: number | DeadLetterFilter = {}): DeadLetter[] {
     const o: DeadLetterFilter = typeof opts === 'number' ? { limit: opts } : opts;
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (o.cursor !== undefined) {
-      where.push('id < ?');
-      args.push(o.cursor);
-    }
-    if (o.cartridge) {
-      where.push('cartridge = ?');
-      args.push(o.cartridge);
-    }
-    if (o.eventType) {
-      where.push('event_type = ?');
-      args.push(o.eventType);
-    }
+    const w = whereGiven([
+      ['id < ?', o.cursor],
+      ['cartridge = ?', o.cartridge || undefined],
+      ['event_type = ?', o.eventType || undefined],
+    ]);
     const rows = this.store.reader
-      .prepare(`SELECT id, event_id, event_type, cartridge, error, body, created_at FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, o.limit ?? 50) as DeadLetterRow[];
+      .prepare(`SELECT id, event_id, event_type, cartridge, error, body, created_at FROM dead_letters ${w.sql} ORDER BY id DESC LIMIT ?`)
+      .all(...w.args, o.limit ?? 50) as DeadLetterRow[];
     return rows.map(toDeadLetter);
   }
   /** One dead letter; throws NotFoundError (WEFT_NOT_FOUND) for an id not kept (never made, or pruned). */
@@ -423,23 +414,14 @@ export class Rejections {
   }
   /** Newest first; `cursor` is the id to continue below. */
   list(opts: { limit?: number; cursor?: number; origin?: string; code?: string } = {}): RejectedEntry[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (opts.cursor !== undefined) {
-      where.push('id < ?');
-      args.push(opts.cursor);
-    }
-    if (opts.origin) {
-      where.push('origin = ?');
-      args.push(opts.origin);
-    }
-    if (opts.code) {
-      where.push('code = ?');
-      args.push(opts.code);
-    }
+    const w = whereGiven([
+      ['id < ?', opts.cursor],
+      ['origin = ?', opts.origin || undefined],
+      ['code = ?', opts.code || undefined],
+    ]);
     const rows = this.store.reader
-      .prepare(`SELECT * FROM rejected_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, opts.limit ?? 50) as RejectedRow[];
+      .prepare(`SELECT * FROM rejected_entries ${w.sql} ORDER BY id DESC LIMIT ?`)
+      .all(...w.args, opts.limit ?? 50) as RejectedRow[];
     return rows.map(toRejected);
   }
   get(id: number): RejectedEntry {

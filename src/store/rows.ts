@@ -28,3 +28,15 @@ export function camelRow<R extends object>(row: R): Camelized<R> {
   for (const [key, value] of Object.entries(row)) out[camel(key)] = value;
   return out as Camelized<R>;
 }
+
+/**
+ * A WHERE clause of the conditions whose value is given (not undefined), joined by AND, with
+ * their values in order: the shape every filtered listing builds. Empty when none is given.
+ * @example
+ * const w = whereGiven([['channel = ?', f.channel], ['id < ?', f.cursor]]);
+ * db.prepare(`SELECT * FROM deliveries ${w.sql} ORDER BY id DESC LIMIT ?`).all(...w.args, 50);
+ */
+export function whereGiven(conditions: ReadonlyArray<readonly [sql: string, value: unknown]>): { sql: string; args: unknown[] } {
+  const given = conditions.filter(([, v]) => v !== undefined);
+  return { sql: given.length === 0 ? '' : `WHERE ${given.map(([c]) => c).join(' AND ')}`, args: given.map(([, v]) => v) };
+}

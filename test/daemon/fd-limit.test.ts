@@ -27,6 +27,42 @@ function underLimit(n: number, args: string[], env: NodeJS.ProcessEnv): ChildPro
   );
 }
 
+/** A daemon started under `ulimit -n <n>`, once its API answers (killed when it does not start). */
+async function daemonUnderLimit(
+  n: number,
+  env: NodeJS.ProcessEnv,
+): Promise<{
+  proc: ChildProcess;
+  url: string;
+  token: string;
+  exited: Promise<number | null>;
+  out: () => string;
+}> {
+  const proc = underLimit(n, ['daemon'], env);
+  let out = '';
+  proc.stdout?.on('data', (d) => (out += d));
+  proc.stderr?.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  let url = '';
+  try {
+    await eventually(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`daemon exited: ${out}`);
+        url = /API:\s+(http:\/\/\S+)/.exec(out)?.[1] ?? '';
+        return url !== '';
+      },
+      60_000,
+      'the daemon to start',
+    );
+  } catch (err) {
+    proc.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
+  const token = readFileSync(join(String(env.WEFT_DATA_DIR), 'api-token'), 'utf8').trim();
+  return { proc, url, token, exited, out: () => out };
+}
+
 test('with too few file descriptors to load its modules, weft says to raise ulimit -n instead of naming an installed package as missing', () => {
   const t = tempDir('weft-fdload-');
   try {
@@ -53,29 +89,14 @@ test('with too few file descriptors to load its modules, weft says to raise ulim
 test('under ulimit -n 256, connections past what the descriptors allow get 429 and are counted, and the API answers again once they leave', async () => {
   const t = tempDir('weft-fdconn-');
   const data = join(t.dir, 'data');
-  const proc = underLimit(256, ['daemon'], {
+  const { proc, url, token, exited, out } = await daemonUnderLimit(256, {
     HOME: t.dir,
     WEFT_DATA_DIR: data,
     WEFT_API_PORT: '0',
     WEFT_COMPUTER_NAME: 'fds',
   });
-  let out = '';
-  proc.stdout?.on('data', (d) => (out += d));
-  proc.stderr?.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
   const sockets: Socket[] = [];
   try {
-    let url = '';
-    await eventually(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`daemon exited: ${out}`);
-        url = /API:\s+(http:\/\/\S+)/.exec(out)?.[1] ?? '';
-        return url !== '';
-      },
-      60_000,
-      'the daemon to start',
-    );
-    const token = readFileSync(join(data, 'api-token'), 'utf8').trim();
     const u = new URL(url);
     // More connections than the process has descriptors.
     const answers: string[] = [];
@@ -132,7 +153,7 @@ test('under ulimit -n 256, connections past what the descriptors allow get 429 a
       `the refusals are counted: ${JSON.stringify(health.connections)}`,
     );
     proc.kill('SIGTERM');
-    assert.equal(await exited, 0, out.slice(-2000));
+    assert.equal(await exited, 0, out().slice(-2000));
   } finally {
     for (const s of sockets) s.destroy();
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -147,7 +168,7 @@ test('under ulimit -n 256, connections held open to the TLS mesh port leave the 
   const t = tempDir('weft-fdtls-');
   const data = join(t.dir, 'data');
   const tlsPort = await freePort();
-  const proc = underLimit(256, ['daemon'], {
+  const { proc, url, token, exited, out } = await daemonUnderLimit(256, {
     HOME: t.dir,
     WEFT_DATA_DIR: data,
     WEFT_API_PORT: '0',
@@ -155,23 +176,8 @@ test('under ulimit -n 256, connections held open to the TLS mesh port leave the 
     WEFT_MESH_PROVIDER: 'tls',
     WEFT_MESH_TLS_PORT: String(tlsPort),
   });
-  let out = '';
-  proc.stdout?.on('data', (d) => (out += d));
-  proc.stderr?.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
   const sockets: Socket[] = [];
   try {
-    let url = '';
-    await eventually(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`daemon exited: ${out}`);
-        url = /API:\s+(http:\/\/\S+)/.exec(out)?.[1] ?? '';
-        return url !== '';
-      },
-      60_000,
-      'the daemon to start',
-    );
-    const token = readFileSync(join(data, 'api-token'), 'utf8').trim();
     // More connections to the mesh port than the process has descriptors, held open (no handshake).
     await Promise.all(
       Array.from(
@@ -219,7 +225,7 @@ test('under ulimit -n 256, connections held open to the TLS mesh port leave the 
     );
     assert.equal(status, 200);
     proc.kill('SIGTERM');
-    assert.equal(await exited, 0, out.slice(-2000));
+    assert.equal(await exited, 0, out().slice(-2000));
   } finally {
     for (const s of sockets) s.destroy();
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');

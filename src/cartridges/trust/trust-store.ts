@@ -4,7 +4,7 @@
  * query functions read committed data through the store's reader connection.
  */
 import type { Statement } from 'better-sqlite3';
-import type { Db, NodeStore } from '../../store/index.js';
+import { type Db, type NodeStore, whereGiven } from '../../store/index.js';
 import type { TrustOutcome } from './policy.js';
 
 /** How a peer's penalty turns into a score and fades. */
@@ -149,24 +149,13 @@ export function trustOutcomeCounts(
   ns: NodeStore,
   filter: { peer?: string; source?: string; outcome?: TrustOutcome } = {},
 ): TrustOutcomeCount[] {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  if (filter.peer !== undefined) {
-    where.push('peer = ?');
-    args.push(filter.peer);
-  }
-  if (filter.source !== undefined) {
-    where.push('source = ?');
-    args.push(filter.source);
-  }
-  if (filter.outcome !== undefined) {
-    where.push('outcome = ?');
-    args.push(filter.outcome);
-  }
-  const sql = `SELECT peer, source, outcome, reason, count, last_at AS lastAt FROM trust_outcomes ${
-    where.length ? `WHERE ${where.join(' AND ')}` : ''
-  } ORDER BY count DESC, peer, source`;
-  return ns.store.reader.prepare(sql).all(...args) as TrustOutcomeCount[];
+  const w = whereGiven([
+    ['peer = ?', filter.peer],
+    ['source = ?', filter.source],
+    ['outcome = ?', filter.outcome],
+  ]);
+  const sql = `SELECT peer, source, outcome, reason, count, last_at AS lastAt FROM trust_outcomes ${w.sql} ORDER BY count DESC, peer, source`;
+  return ns.store.reader.prepare(sql).all(...w.args) as TrustOutcomeCount[];
 }
 
 /**
