@@ -815,7 +815,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     `,
   },
   {
-    version: 29,
+    version: 25,
     name: 'git fallback: the acks owed to each peer, kept until a push carries them',
     sql: `
       -- An ack frame for events a peer's commit brought, to go back in this node's next commit.
