@@ -163,7 +163,7 @@ export async function restoreBackup(
     } catch (err) {
       throw new WeftError(
         isWeftError(err) && err.code === 'WEFT_STORE_TOO_NEW' ? 'WEFT_STORE_TOO_NEW' : 'WEFT_VALIDATION',
-        `${file}: ${(err as Error).message.replace(staging, 'the backup')}`,
+        `${file}: ${(err as Error).message.replace(`database ${staging}`, 'it')}`,
       );
     }
     // What the node had: its commit mark (written every second while the daemon ran), or the

@@ -340,6 +340,9 @@ function addDatabaseBackup(ctx: CliContext): void {
       const lines = [
         `restored ${r.backup.path}: ${fmt(r.backup.events)} events up to log position ${fmt(r.backup.lastSeq)}, ${fmt(r.backup.notifications)} notifications`,
         r.keptAs.length > 0 ? `the database it replaced is kept as ${r.keptAs[0]}` : 'there was no database here before',
+        ...(nodeId === undefined && r.backup.nodeId !== undefined
+          ? [`this data dir has no node key yet: put back the key of ${r.backup.nodeId} with 'weft identity import <file>' before you start the daemon (a new key would not match the database)`]
+          : []),
         r.rolledBack
           ? `${fmt(r.rolledBack.lost)} events this node had committed after the backup are not in it: recorded as a rollback ('weft doctor' shows it until 'weft doctor --acknowledge'); start the daemon: peers send what they still hold for it, and 'weft status' says when 'weft recovery restore' can bring back its cluster events`
           : 'start the daemon: nothing this node had recorded as committed is missing from it',
