@@ -79,6 +79,8 @@ export interface FallbackInit {
   gitTimeoutMs?: number;
   /** Most output one git run may print, bytes (default 256 MiB). */
   gitMaxOutputBytes?: number;
+  /** Largest listing of the remote's refs read whole, bytes (default 1 MiB, ~16,000 refs); past it the known names are asked for. */
+  maxListBytes?: number;
 }
 
 export type FallbackDeps = Pick<RecoveryDeps, 'node' | 'mesh' | 'peers' | 'identity' | 'clock' | 'logger'>;
@@ -191,6 +193,7 @@ export class GitFallback {
   private readonly intervalMs: number;
   private readonly maxEvents: number;
   private readonly maxFileBytes: number;
+  private readonly maxListBytes: number;
   private readonly maxAgeMs: number;
   private readonly git: Git;
   private readonly route: FrameRoute;
@@ -221,6 +224,7 @@ export class GitFallback {
     this.intervalMs = init.intervalMs ?? 30_000;
     this.maxEvents = init.maxEvents ?? 20_000;
     this.maxFileBytes = init.maxFileBytes ?? 128 * 1024 * 1024;
+    this.maxListBytes = init.maxListBytes ?? LIST_BYTES;
     this.maxAgeMs = init.maxAgeMs ?? 7 * 86_400_000;
     this.logger = deps.logger;
     const computer = deps.node.self.computer;
@@ -382,12 +386,12 @@ export class GitFallback {
     let listed: Buffer;
     let whole = true;
     try {
-      listed = await this.git.run(['ls-remote', '--refs', this.remote, `${REMOTE_PREFIX}*`], { maxOutputBytes: LIST_BYTES });
+      listed = await this.git.run(['ls-remote', '--refs', this.remote, `${REMOTE_PREFIX}*`], { maxOutputBytes: this.maxListBytes });
     } catch (err) {
       if (!(err instanceof GitError && err.overflowed)) throw err;
       whole = false;
       const names = [this.deps.node.self.computer, ...this.deps.peers.getAllPeers().map((p) => p.computer)].filter((c) => this.importable(c));
-      listed = await this.git.run(['ls-remote', '--refs', this.remote, ...names.map((c) => `${REMOTE_PREFIX}${c}`)], { maxOutputBytes: LIST_BYTES });
+      listed = await this.git.run(['ls-remote', '--refs', this.remote, ...names.map((c) => `${REMOTE_PREFIX}${c}`)], { maxOutputBytes: this.maxListBytes });
     }
     for (const line of listed.toString('utf8').split('\n')) {
       const ref = line.split('\t')[1];

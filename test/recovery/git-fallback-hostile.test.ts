@@ -49,7 +49,7 @@ before(async () => {
 function fallbackOf(
   n: AssembledNode,
   name: string,
-  over: { gitMaxOutputBytes?: number; maxFileBytes?: number; remote?: string; clock?: Clock } = {},
+  over: { gitMaxOutputBytes?: number; maxFileBytes?: number; maxListBytes?: number; remote?: string; clock?: Clock } = {},
 ): GitFallback {
   const { clock, ...init } = over;
   return new GitFallback(
@@ -430,13 +430,14 @@ test("a remote holding more refs than the listing may print: the node's known pe
   db(one).prepare("UPDATE mesh_outbox SET created_at = created_at - 400000 WHERE peer = 'two'").run();
   const f1 = fallbackOf(one, 'one-many');
   await f1.round();
-  // 20,000 refs of strangers (~1.3 MB of listing, over the 1 MiB a listing may take).
+  // 2,000 refs of strangers (~130 KB of listing) against a 64 KiB listing limit (1 MiB, some
+  // 16,000 refs, by default).
   const tip = git(['--git-dir', remote, 'rev-parse', 'refs/weft/one']);
-  const lines = Array.from({ length: 20_000 }, (_, i) => `create refs/weft/stranger-${String(i).padStart(5, '0')} ${tip}\n`).join('');
+  const lines = Array.from({ length: 2_000 }, (_, i) => `create refs/weft/stranger-${String(i).padStart(5, '0')} ${tip}\n`).join('');
   git(['--git-dir', remote, 'update-ref', '--stdin'], lines);
   git(['--git-dir', remote, 'pack-refs', '--all']);
   try {
-    const f2 = fallbackOf(two, 'two-many');
+    const f2 = fallbackOf(two, 'two-many', { maxListBytes: 64 * 1024 });
     const r = await f2.round();
     assert.ok(r.imported.commits >= 1, 'one\'s ref imported');
     await eventually(
@@ -447,7 +448,7 @@ test("a remote holding more refs than the listing may print: the node's known pe
     assert.equal(f2.status().lastError, null);
     await f2.stop();
   } finally {
-    const del = Array.from({ length: 20_000 }, (_, i) => `delete refs/weft/stranger-${String(i).padStart(5, '0')}\n`).join('');
+    const del = Array.from({ length: 2_000 }, (_, i) => `delete refs/weft/stranger-${String(i).padStart(5, '0')}\n`).join('');
     git(['--git-dir', remote, 'update-ref', '--stdin'], del);
     await f1.stop();
   }
