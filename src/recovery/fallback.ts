@@ -53,7 +53,7 @@ const MAX_COMMITS_PER_ROUND = 200;
 const MAX_PENDING_ACKS = 4096;
 /** Refs of unknown computers listed in the status at most. */
 const MAX_UNKNOWN_REFS = 256;
-/** Most bytes the remote's list of refs may take (~20,000 refs); a longer one is asked again by name. */
+/** Most bytes the remote's list of refs may take (~16,000 refs); a longer one is asked again by name. */
 const LIST_BYTES = 1024 * 1024;
 /** A fetch or push failure is raised at most this often (counted in between). */
 const FAILURE_NOTICE_MS = 10 * 60_000;
