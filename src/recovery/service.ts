@@ -179,9 +179,9 @@ export class RecoveryService {
     // reservation than the sequences its peers have seen from this node.
     const floor = this.init.identityCreated || this.init.sequenceFloor === false ? undefined : await raiseFrameSequenceToFloor(this.deps.node.ns.store, this.deps.clock);
     const firstStart = this.state.mode() === undefined;
-    if (floor !== undefined) {
-      this.deps.logger.info({ floor }, firstStart ? 'frame sequence starts at the clock floor (a key older than this database)' : 'frame sequence moved up to the clock floor (this database holds an older reservation: a restored copy?)');
-    }
+    // After the first start it moves up at every start (the clock ran on since the last one): a debug line.
+    if (floor !== undefined && firstStart) this.deps.logger.info({ floor }, 'frame sequence starts at the clock floor (a key older than this database)');
+    else if (floor !== undefined) this.deps.logger.debug({ floor }, 'frame sequence moved up to the clock floor');
     if (!firstStart) return;
     // A node that sends no beacons has nothing to wait for.
     if (this.init.identityCreated || !this.enabled) {
