@@ -19,7 +19,9 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const concurrency = process.env.WEFT_TEST_CONCURRENCY ?? '2';
+// Three test files at a time on two cores: most of a file's time is spent waiting on daemons,
+// timers and sockets, not computing (the whole suite: 10 m 36 s against 12 m 20 s with two).
+const concurrency = process.env.WEFT_TEST_CONCURRENCY ?? '3';
 // A test that hangs fails after this long instead of hanging the whole run.
 const timeout = process.env.WEFT_TEST_TIMEOUT_MS ?? '240000';
 const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...files], {
