@@ -127,7 +127,11 @@ export function backupRoutes({ node }: { node: WeftNode }): (app: FastifyInstanc
       } catch (err) {
         done();
         const e = err as NodeJS.ErrnoException;
-        throw new WeftError('WEFT_STORE', `the backup could not be written beside the database (${e.code ?? e.message}): ${dirname(store.path)} needs as much free space as the database takes`);
+        const full = e.code === 'SQLITE_FULL' || e.code === 'ENOSPC';
+        throw new WeftError(
+          full ? 'WEFT_STORE_FULL' : 'WEFT_STORE',
+          `the backup could not be written beside the database (${e.code ?? e.message})${full ? `: ${dirname(store.path)} needs as much free space as the database takes` : ''}`,
+        );
       }
       const size = statSync(tmp).size;
       const stream = createReadStream(tmp);
