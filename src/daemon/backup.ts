@@ -8,7 +8,7 @@
  * (`weft doctor` says so until acknowledged), and the node's peers still send what they hold
  * for it; its frame sequence starts past anything it used (recovery/frame-sequence.ts).
  */
-import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { isWeftError, WeftError } from '../errors/index.js';
@@ -154,8 +154,14 @@ export async function restoreBackup(
   const target = join(dataDir, 'weft.db');
   const staging = join(dataDir, `weft.db.restoring-${at}`);
   try {
-    copyFileSync(file, staging);
-    chmodSync(staging, 0o600);
+    // SQLite's own copy, not the file's bytes: a copy of a data dir taken with `cp` may have its
+    // last commits in a -wal beside it, which a byte copy would leave behind.
+    const src = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      await backupDatabase(src, staging);
+    } finally {
+      src.close();
+    }
     // Opened as the daemon opens it: migrated when older, refused unchanged when newer.
     try {
       const store = Store.open({ path: staging }, { clock: systemClock, logger: silentLogger });

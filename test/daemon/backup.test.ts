@@ -5,7 +5,7 @@
  * and the daemon starts on the restored file. Files that are no backup of this node are refused.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -147,5 +147,41 @@ test('files that are no backup of this node are refused before anything is moved
 
   assert.deepEqual(readdirSync(data).sort(), before, 'nothing moved or made');
   t2.cleanup();
+  t.cleanup();
+});
+
+test('a restore of a data dir copied with cp takes the commits still in its -wal beside it', async () => {
+  const t = tempDir('weft-backup-wal-');
+  const data = join(t.dir, 'data');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: data, WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'bkw' };
+  const d = await startDaemonProcess(env);
+  for (let i = 0; i < 3; i++) {
+    const e = weft(
+      ['emit', 'system.worker.crashed', '-p', JSON.stringify({ worker: 'in-wal', error: 'x', restarts: 0 })],
+      env,
+    );
+    assert.equal(e.code, 0, e.stderr);
+  }
+  // Killed: its last commits are in weft.db-wal, not yet in weft.db.
+  d.proc.kill('SIGKILL');
+  await d.exited;
+  const copy = join(t.dir, 'copy');
+  mkdirSync(copy);
+  copyFileSync(join(data, 'weft.db'), join(copy, 'weft.db'));
+  copyFileSync(join(data, 'weft.db-wal'), join(copy, 'weft.db-wal'));
+  const r = weft(['--json', 'backup', 'restore', join(copy, 'weft.db'), '--force'], env);
+  assert.equal(r.code, 0, r.stderr);
+  const db = new Database(join(data, 'weft.db'), { readonly: true });
+  try {
+    assert.equal(
+      db
+        .prepare("SELECT COUNT(*) FROM events WHERE json_extract(body, '$.payload.worker') = 'in-wal'")
+        .pluck()
+        .get(),
+      3,
+    );
+  } finally {
+    db.close();
+  }
   t.cleanup();
 });
