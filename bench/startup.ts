@@ -87,14 +87,13 @@ async function meshIdleRss(ms: number): Promise<{ rss: number[]; linked: boolean
 /** What each module adds to RSS when loaded in turn, in a fresh process (shared start-up cost lands on the first). */
 function moduleCosts(): Array<{ module: string; mb: number }> {
   const mods = [
-    'fastify',
-    '@fastify/websocket',
     'pino',
     'better-sqlite3',
     '@sinclair/typebox',
     ...['envelope', 'store', 'catalog', 'pipeline', 'cartridges', 'node', 'api', 'transport', 'mesh', 'sovereignty', 'delivery', 'daemon'].map(
       (m) => join(ROOT, `dist/src/${m}/index.js`),
     ),
+    'ws',
     'ioredis',
     'msgpackr',
   ];

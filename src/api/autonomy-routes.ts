@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { type AutonomyKey, type AutonomyLevel, type AutonomyMatrix, INSTALL_DECISION, installDecision } from '../domains/index.js';
 import { compile } from '../envelope/index.js';
 
@@ -70,7 +70,7 @@ function keyOf(o: AutonomyKey): AutonomyKey {
  * @example
  * const api = await buildApi({ token }, { node, logger, extraRoutes: [autonomyRoutes({ matrix })] });
  */
-export function autonomyRoutes(deps: AutonomyRoutesDeps): (app: FastifyInstance) => void {
+export function autonomyRoutes(deps: AutonomyRoutesDeps): (app: HttpApp) => void {
   const { matrix, installDefault } = deps;
   return (app) => {
     app.get('/api/autonomy', async () => ({ globalDefault: matrix.globalDefault, rules: matrix.list() }));

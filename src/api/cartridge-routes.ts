@@ -1,6 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { ValidationError, WeftError } from '../errors/index.js';
 import type { EmitResult } from '../pipeline/index.js';
 import {
@@ -90,7 +90,7 @@ export function cartridgeView(c: InstalledCartridge): CartridgeView {
  * @example
  * const api = await buildApi({ token }, { node, logger, extraRoutes: [(app) => registerCartridgeRoutes(app, { runtime })] });
  */
-export function registerCartridgeRoutes(app: FastifyInstance, deps: CartridgeRoutesDeps): void {
+export function registerCartridgeRoutes(app: HttpApp, deps: CartridgeRoutesDeps): void {
   const { runtime } = deps;
 
   app.get('/api/cartridges', async () => ({

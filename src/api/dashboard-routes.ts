@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { WeftError } from '../errors/index.js';
 import { type DashboardAuth, type DashboardRole, sessionCookie } from './dashboard-auth.js';
 import { sessionOfRequest } from './server.js';
@@ -39,7 +39,7 @@ export interface DashboardRoutesDeps {
 export const SERIES_SAMPLES = 360;
 
 /** Registers the dashboard; returns a stop function for the sampler. */
-export function dashboardRoutes(deps: DashboardRoutesDeps): (app: FastifyInstance) => void {
+export function dashboardRoutes(deps: DashboardRoutesDeps): (app: HttpApp) => void {
   return (app) => {
     const dir = deps.webDir ?? WEB_DIR;
     // Read once at start: the set of files is fixed, and a path outside it can never be served.

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { countDeliveries, type DeliveryStatus, listDeliveries } from '../delivery/index.js';
 import type { Store } from '../store/index.js';
 
@@ -19,7 +19,7 @@ const DeliveriesQuery = Type.Object({
  * buildApi(opts, { ..., extraRoutes: [deliveryRoutes({ store: node.ns.store })] });
  * // GET /api/deliveries?status=failed → { items: [...], nextCursor, counts: { webhook: { pending, sent, failed } } }
  */
-export function deliveryRoutes({ store }: { store: Store }): (app: FastifyInstance) => void {
+export function deliveryRoutes({ store }: { store: Store }): (app: HttpApp) => void {
   return (app) => {
     app.get('/api/deliveries', { schema: { querystring: DeliveriesQuery } }, async (req) => {
       const q = req.query as { channel?: string; status?: DeliveryStatus; limit?: number; cursor?: number };

@@ -6,7 +6,7 @@
  */
 import { isAbsolute } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ApiRequest, HttpApp } from './http.js';
 import { checkPipelineLoads, describeProblem, type DomainLifecycle, type DomainRunner, loadPipelineSet, type PipelineDef, type PipelineSetDeps } from '../domains/index.js';
 import { ValidationError, WeftError } from '../errors/index.js';
 import { type CartridgePackage, readPackageDir } from '../sovereignty/index.js';
@@ -78,7 +78,7 @@ export async function validatePipelines(dataDir: string, validation: PipelineSet
 }
 
 /** The package of a request body: members send it whole; only the node may name a path on this computer. */
-async function packageOf(req: FastifyRequest): Promise<CartridgePackage> {
+async function packageOf(req: ApiRequest): Promise<CartridgePackage> {
   const body = req.body as { path: string } | { manifest: Record<string, unknown>; source: string };
   if ('path' in body) {
     if (principalOf(req).kind !== 'node') throw new WeftError('WEFT_FORBIDDEN', "a member sends the package itself ({manifest, source}); only the node's token may name a path on this computer");
@@ -89,14 +89,14 @@ async function packageOf(req: FastifyRequest): Promise<CartridgePackage> {
 }
 
 /** The domain and pipeline routes. */
-export function domainRoutes(deps: DomainRoutesDeps): (app: FastifyInstance) => void {
+export function domainRoutes(deps: DomainRoutesDeps): (app: HttpApp) => void {
   const { runner, lifecycle } = deps;
   const lanes = () => new Map(runner.status().map((l) => [l.scope, l]));
   const show = (p: PipelineDef) => ({ ...pipelineView(p), lane: lanes().get(p.scope) ?? null });
   const find = (scope: string) => [...runner.pipelines.domains, ...runner.pipelines.personal].find((p) => p.scope === scope);
   /** Pipelines left out of the running set, with why (a personal pipeline that does not validate). */
   const refused = () => runner.pipelines.refused.map((r) => ({ scope: r.scope, code: r.code, message: r.message, cartridges: [...r.cartridges] }));
-  const requireNode = (req: FastifyRequest, what: string) => {
+  const requireNode = (req: ApiRequest, what: string) => {
     if (principalOf(req).kind !== 'node') throw new WeftError('WEFT_FORBIDDEN', `${what} needs the node's token`);
   };
   return (app) => {

@@ -3,6 +3,7 @@ export * from './cartridge-routes.js';
 export * from './dashboard-auth.js';
 export * from './dashboard-routes.js';
 export * from './delivery-routes.js';
+export * from './http.js';
 export * from './hub.js';
 export * from './invoke-routes.js';
 export * from './log-routes.js';

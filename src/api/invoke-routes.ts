@@ -1,6 +1,6 @@
 /** Invoke over HTTP: call a handler on a peer (`POST /api/invoke`) and list this node's handlers. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { isWeftError, WeftError } from '../errors/index.js';
 import type { FederationService, InvokeCall } from '../federation/index.js';
 
@@ -47,7 +47,7 @@ const InvokeBody = Type.Object(
  * WEFT_PEER_UNAVAILABLE, 404 WEFT_NOT_FOUND) and `GET /api/invoke/handlers`. A client that
  * goes away cancels its call (the peer is told).
  */
-export function invokeRoutes(deps: InvokeRoutesDeps): (app: FastifyInstance) => void {
+export function invokeRoutes(deps: InvokeRoutesDeps): (app: HttpApp) => void {
   const federation = (): FederationService => {
     if (!deps.federation) throw new WeftError('WEFT_CONFIG', 'this node has no mesh: set mesh.provider (tls or redis) and restart the daemon to invoke peers');
     return deps.federation;

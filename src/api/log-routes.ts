@@ -1,6 +1,6 @@
 /** The local log's retention over HTTP: `POST /api/events/prune` (weft events prune). */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import type { AuditLog } from '../audit/index.js';
 import { FEDERATION_EVENTS } from '../catalog/index.js';
 import { WeftError } from '../errors/index.js';
@@ -53,7 +53,7 @@ export const LOG_ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
  * @example
  * await buildApi({ token }, { node, logger, extraRoutes: [logRoutes({ node, audit })] });
  */
-export function logRoutes(deps: LogRoutesDeps): (app: FastifyInstance) => void {
+export function logRoutes(deps: LogRoutesDeps): (app: HttpApp) => void {
   const { node } = deps;
   return (app) => {
     for (const [key, doc] of Object.entries(LOG_ROUTE_DOCS)) ROUTE_DOCS[key] ??= doc;

@@ -6,7 +6,7 @@
  * `assertDomainAccess`. Managing members is the node's alone.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ApiRequest, HttpApp } from './http.js';
 import {
   type MemberDirectory,
   type MemberPrincipal,
@@ -29,12 +29,12 @@ const principals = new WeakMap<object, MemberPrincipal>();
  * @example
  * app.get('/api/domains/:domain/report', async (req) => ({ asker: principalOf(req) }));
  */
-export function principalOf(req: FastifyRequest): Principal {
+export function principalOf(req: ApiRequest): Principal {
   return principals.get(req) ?? NODE;
 }
 
 /** Called by the server's hook once a member token checked out. */
-export function attachMemberPrincipal(req: FastifyRequest, principal: MemberPrincipal): void {
+export function attachMemberPrincipal(req: ApiRequest, principal: MemberPrincipal): void {
   principals.set(req, principal);
 }
 
@@ -48,7 +48,7 @@ export function attachMemberPrincipal(req: FastifyRequest, principal: MemberPrin
  *   ...
  * });
  */
-export function assertDomainAccess(req: FastifyRequest, domain: string, need: MemberRole): void {
+export function assertDomainAccess(req: ApiRequest, domain: string, need: MemberRole): void {
   const p = principalOf(req);
   if (p.kind === 'node') return;
   const role = roleIn(p, domain);
@@ -88,7 +88,7 @@ function domainsOf(p: MemberPrincipal): string {
  * assertMemberMayReach(req, member, (id) => node.ns.notifications.get(id).domain);
  */
 export function assertMemberMayReach(
-  req: FastifyRequest,
+  req: ApiRequest,
   p: MemberPrincipal,
   notificationOf: (id: number) => { domain: string; eventType: string },
 ): void {
@@ -166,7 +166,7 @@ function notificationRole(p: MemberPrincipal, domain: string): MemberRole | unde
 const ADMIN_ANSWERED: ReadonlySet<string> = new Set(['domains.cartridge.submitted', 'domains.action.pending']);
 
 /** The domain a route's segment after `/api/domains/` names: a `:param` (decoded) or a literal; a wildcard names none. */
-function domainOfSegment(req: FastifyRequest, segment: string): string | undefined {
+function domainOfSegment(req: ApiRequest, segment: string): string | undefined {
   if (segment.includes('*')) return undefined;
   if (!segment.startsWith(':')) return segment.length > 0 ? segment : undefined;
   // `:name(regex)` or `:name-:other`: the name is what precedes either.
@@ -176,7 +176,7 @@ function domainOfSegment(req: FastifyRequest, segment: string): string | undefin
 }
 
 /** Refuses anyone but the node (members and their tokens are the node's to manage). */
-function requireNode(req: FastifyRequest): void {
+function requireNode(req: ApiRequest): void {
   const p = principalOf(req);
   if (p.kind !== 'node')
     throw new WeftError(
@@ -251,7 +251,7 @@ export const MEMBER_ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
  * @example
  * await buildApi({ token }, { node, logger, members, extraRoutes: [memberRoutes({ members })] });
  */
-export function memberRoutes(deps: MemberRoutesDeps): (app: FastifyInstance) => void {
+export function memberRoutes(deps: MemberRoutesDeps): (app: HttpApp) => void {
   const { members } = deps;
   return (app) => {
     for (const [key, doc] of Object.entries(MEMBER_ROUTE_DOCS)) ROUTE_DOCS[key] ??= doc;

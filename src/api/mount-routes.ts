@@ -1,6 +1,6 @@
 /** Mounts over HTTP: list, show, create (or reopen) and close; the records behind link, mirror and invoke. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { WeftError } from '../errors/index.js';
 import type { FederationService, MountSpec } from '../federation/index.js';
 
@@ -43,7 +43,7 @@ const ListQuery = Type.Object({
 const CloseBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
 
 /** `GET /api/mounts`, `GET /api/mounts/:peer/:mode/:name`, `POST /api/mounts`, `POST /api/mounts/:peer/:mode/:name/close`. */
-export function mountRoutes(deps: MountRoutesDeps): (app: FastifyInstance) => void {
+export function mountRoutes(deps: MountRoutesDeps): (app: HttpApp) => void {
   const federation = (): FederationService => {
     if (!deps.federation) throw new WeftError('WEFT_CONFIG', 'this node has no mesh: set mesh.provider (tls or redis) and restart the daemon to mount peers');
     return deps.federation;

@@ -1,7 +1,7 @@
 import { createReadStream, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import type { AuditLog } from '../audit/index.js';
 import {
   dropQuarantined,
@@ -84,7 +84,7 @@ function describeTeleClaude(json: string): Record<string, unknown> {
 }
 
 /** Routes for the dead letters: the events a cartridge failed on, to look at. */
-export function deadLetterRoutes({ node }: { node: WeftNode }): (app: FastifyInstance) => void {
+export function deadLetterRoutes({ node }: { node: WeftNode }): (app: HttpApp) => void {
   return (app) => {
     app.get('/api/deadletters', { schema: { querystring: DeadLettersQuery } }, async (req) => {
       const q = req.query as { limit?: number; cursor?: number; cartridge?: string; type?: string };
@@ -107,7 +107,7 @@ export function deadLetterRoutes({ node }: { node: WeftNode }): (app: FastifyIns
  * has room for what the database has) and sent as the answer's body, then deleted. One at a
  * time; a POST, so a read-only dashboard login cannot take the whole database.
  */
-export function backupRoutes({ node }: { node: WeftNode }): (app: FastifyInstance) => void {
+export function backupRoutes({ node }: { node: WeftNode }): (app: HttpApp) => void {
   let running = false;
   // A copy an earlier daemon left (it stopped or crashed while sending one) takes room for nothing.
   const dir = dirname(node.ns.store.path);
@@ -147,7 +147,7 @@ export function backupRoutes({ node }: { node: WeftNode }): (app: FastifyInstanc
 }
 
 /** Routes for the pipeline, quarantine, rejections, identity, peers, mesh and audit log. */
-export function nodeRoutes(deps: NodeRoutesDeps): (app: FastifyInstance) => void {
+export function nodeRoutes(deps: NodeRoutesDeps): (app: HttpApp) => void {
   const { node } = deps;
   return (app) => {
     app.get('/api/pipeline', async () => ({

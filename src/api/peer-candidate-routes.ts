@@ -1,6 +1,6 @@
 /** Candidates over HTTP: nodes discovery found (mDNS), and the pin and ignore that decide about them. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { WeftError } from '../errors/index.js';
 import { type CandidateState, type PeerCandidates, TRUST_LEVELS, type TrustLevel } from '../mesh/index.js';
 
@@ -30,7 +30,7 @@ const PinBody = Type.Object(
 const IgnoreBody = Type.Object({ fingerprint: Fingerprint }, { additionalProperties: false });
 
 /** `GET /api/peers/candidates`, `POST /api/peers/pin`, `POST /api/peers/ignore`. */
-export function peerCandidateRoutes(deps: PeerCandidateRoutesDeps): (app: FastifyInstance) => void {
+export function peerCandidateRoutes(deps: PeerCandidateRoutesDeps): (app: HttpApp) => void {
   const book = (): PeerCandidates => {
     if (!deps.candidates) throw new WeftError('WEFT_CONFIG', 'the mesh is off on this node: set mesh.provider = "tls" and mesh.enable_mdns = true');
     return deps.candidates;

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { FILTER_OPERATORS, GRANULARITIES, type Granularity, QUERY_TYPES, type QueryFilter, type QueryType, TRUST_LEVEL_VALUES } from '../catalog/index.js';
 import { WeftError } from '../errors/index.js';
 import type { TrustLevel } from '../mesh/index.js';
@@ -56,7 +56,7 @@ const TrustBody = Type.Object(
 );
 
 /** Routes for observation, trust, summaries and aggregate queries. */
-export function privacyRoutes(deps: PrivacyRoutesDeps): (app: FastifyInstance) => void {
+export function privacyRoutes(deps: PrivacyRoutesDeps): (app: HttpApp) => void {
   const { privacy } = deps;
   return (app) => {
     app.get('/api/privacy/policy', async () => ({

@@ -4,7 +4,7 @@
  * polled; `weft recovery restore` draws it).
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { WeftError } from '../errors/index.js';
 import type { CartridgePort, GitFallback, RecoveryService } from '../recovery/index.js';
 
@@ -32,7 +32,7 @@ const DigestQuery = Type.Object({ node: Type.Optional(Type.String({ minLength: 1
  * `POST /api/recovery/dismiss`, `GET /api/recovery/fallback` (the git fallback's state),
  * `POST /api/recovery/fallback/round` (a round now; its report).
  */
-export function recoveryRoutes(deps: RecoveryRoutesDeps): (app: FastifyInstance) => void {
+export function recoveryRoutes(deps: RecoveryRoutesDeps): (app: HttpApp) => void {
   const recovery = (): RecoveryService => {
     if (!deps.recovery) throw new WeftError('WEFT_CONFIG', 'this node has no mesh: set mesh.provider (tls or redis) and its peers, and restart the daemon; recovery works through the peers');
     return deps.recovery;

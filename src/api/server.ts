@@ -1,7 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import websocket from '@fastify/websocket';
 import type { TSchema } from '@sinclair/typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
 import type { WeftNode } from '../node/index.js';
 import { busProblems } from '../bus/index.js';
 import { compile, type Envelope } from '../envelope/index.js';
@@ -14,6 +12,7 @@ import { CSRF_HEADER, type DashboardAuth, type DashboardSession } from './dashbo
 import { assertMemberMayReach, attachMemberPrincipal } from './member-auth.js';
 import { BodyBudget, DEFAULT_BODY_BYTES_IN_FLIGHT } from './body-budget.js';
 import { capConnections } from './connection-cap.js';
+import { HttpApp } from './http.js';
 import { NotificationHub } from './hub.js';
 import {
   AgentBody,
@@ -61,7 +60,7 @@ export interface ApiDeps {
    */
   onApproved?: (notificationId: number, approve: boolean) => Promise<void> | void;
   /** More routes from other concerns (mesh, cartridges, quarantine...), registered after auth. */
-  extraRoutes?: Array<(app: FastifyInstance) => void>;
+  extraRoutes?: Array<(app: HttpApp) => void>;
   /** Dashboard sessions: when given, a session cookie also authenticates (see dashboard-auth.ts). */
   dashboard?: DashboardAuth;
   /**
@@ -90,13 +89,10 @@ type Q = Record<string, unknown>;
 export async function buildApi(
   init: ApiInit,
   deps: ApiDeps,
-): Promise<{ app: FastifyInstance; hub: NotificationHub }> {
+): Promise<{ app: HttpApp; hub: NotificationHub }> {
   const { node } = deps;
-  // Requests are validated by TypeBox's compiled validators and replies are plain JSON (no route
-  // has a response schema): naming both compilers keeps Fastify from loading ajv, ajv-formats
-  // and the fast-json-stringify compiler (~100 modules, 1.7 MB of an idle daemon's heap) it
-  // would never use.
-  const validatorCompiler = ({ schema, httpPart }: { schema: unknown; httpPart?: string }) => {
+  // Requests are validated by TypeBox's compiled validators, built at a route's first request.
+  const validatorCompiler = ({ schema, httpPart }: { schema: unknown; httpPart: string }) => {
     const v = compile(schema as TSchema);
     const coerce = httpPart === 'querystring' || httpPart === 'params';
     // A parameter the route does not take is an error, not ignored: `?eventType=x` listing
@@ -116,17 +112,19 @@ export async function buildApi(
     };
   };
   const bodyLimit = init.bodyLimit ?? API_BODY_LIMIT_BYTES;
-  const app = Fastify({
-    logger: false,
-    bodyLimit,
-    schemaController: {
-      compilersFactory: {
-        // Fastify's factory types are ajv's; ours take the same route context.
-        buildValidator: (() => validatorCompiler) as never,
-        buildSerializer: (() => () => (data: unknown) => JSON.stringify(data)) as never,
-      },
-    },
-  });
+  // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with
+  // the limit, never a stack overflow.
+  const parseJson = (text: string): unknown => {
+    const depth = jsonDepth(text, MAX_BODY_DEPTH);
+    if (depth > MAX_BODY_DEPTH)
+      throw new ValidationError(`body: nested deeper than ${MAX_BODY_DEPTH} levels (the limit for any JSON sent to Weft)`);
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new ValidationError(`body: not valid JSON (${(err as Error).message})`);
+    }
+  };
+  const app = new HttpApp({ bodyLimit, parseJson, validatorCompiler, wsMaxPayload: 64 * 1024 });
   const connections = capConnections(app.server, deps.logger, {
     max: init.maxConnections,
     firstRequestMs: init.firstRequestMs,
@@ -136,46 +134,13 @@ export async function buildApi(
     maxBufferedBytes: init.wsMaxBufferedBytes,
   });
 
-  // Bodies are JSON bounded in depth before they are parsed: a deeply nested body is a 400 with
-  // the limit, never a stack overflow.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = body as string;
-    if (text.length === 0) return done(null, undefined);
-    const depth = jsonDepth(text, MAX_BODY_DEPTH);
-    if (depth > MAX_BODY_DEPTH) {
-      return done(
-        new ValidationError(
-          `body: nested deeper than ${MAX_BODY_DEPTH} levels (the limit for any JSON sent to Weft)`,
-        ),
-        undefined,
-      );
-    }
-    try {
-      done(null, JSON.parse(text));
-    } catch (err) {
-      done(new ValidationError(`body: not valid JSON (${(err as Error).message})`), undefined);
-    }
-  });
-
   let incident = 0;
   app.setErrorHandler((err, req, reply) => {
-    const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
+    const e = err as Error;
     const w = isWeftError(err) ? err : undefined;
     // A full disk is an answer, not a fault: no reference to a log the disk cannot take either.
     if (w && (w.status < 500 || w.code === 'WEFT_STORE_FULL'))
       return reply.status(w.status).send({ error: { code: w.code, message: w.message } });
-    if (e.validation || e.code === 'FST_ERR_VALIDATION') {
-      return reply.status(400).send({ error: { code: 'WEFT_VALIDATION', message: e.message } });
-    }
-    if (!w && e.statusCode === 413) {
-      // Fastify's own 'Request body is too large' said neither the limit nor a code a client knows.
-      return reply.status(413).send({ error: { code: 'WEFT_TOO_LARGE', message: `the request body is larger than the API takes (${bodyLimit} bytes)` } });
-    }
-    if (!w && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply
-        .status(e.statusCode)
-        .send({ error: { code: e.code ?? 'WEFT_VALIDATION', message: e.message } });
-    }
     // Internal errors are logged, not echoed: the client gets a reference to find them in the log.
     const ref = `${Date.now().toString(36)}-${++incident}`;
     deps.logger.error(
@@ -320,14 +285,14 @@ export async function buildApi(
 
   // After the token: a body is read only when its bytes fit in what all bodies may hold at once,
   // and it must arrive in time once its turn came: a client sending slowly would otherwise keep
-  // its share from every other request for as long as it liked (Fastify sets no request timeout).
+  // its share from every other request for as long as it liked (the server sets no request timeout).
   const bodyDeadlineMs = init.bodyDeadlineMs ?? 60_000;
   const arriving = new WeakMap<object, NodeJS.Timeout>();
-  app.addHook('preParsing', async (req, reply, payload) => {
+  app.addHook('preParsing', async (req, reply) => {
     const length = req.headers['content-length'];
-    if (length === undefined && req.headers['transfer-encoding'] === undefined) return payload;
+    if (length === undefined && req.headers['transfer-encoding'] === undefined) return;
     const bytes = length === undefined ? bodyLimit : Math.min(Number(length), bodyLimit);
-    if (!(bytes > 0)) return payload;
+    if (!(bytes > 0)) return;
     const turn = bodies.take(bytes);
     let late: NodeJS.Timeout | undefined;
     // One listener: the bytes come back, and a deadline still running ends, when the response does.
@@ -337,7 +302,7 @@ export async function buildApi(
     });
     await turn.ready;
     // Its client left while it waited: nothing is coming, and no deadline is owed.
-    if (req.raw.destroyed) return payload;
+    if (req.raw.destroyed) return;
     late = setTimeout(() => {
       bodies.timedOut++;
       deps.logger.warn(
@@ -348,14 +313,12 @@ export async function buildApi(
     }, bodyDeadlineMs);
     late.unref();
     arriving.set(req, late);
-    return payload;
+    return;
   });
   // The body is read (and parsed): the deadline is met.
   app.addHook('preValidation', async (req) => {
     clearTimeout(arriving.get(req));
   });
-
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   const changed = (c: NotificationChange | null) => {
     if (c) hub.publish([c]);

@@ -1,6 +1,6 @@
 /** Session lineage over HTTP: the sessions this node indexed and the trees they form. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { SessionId } from '../envelope/index.js';
 import { SESSION_TREE_LIMITS, SessionLineage, type Store } from '../store/index.js';
 import { ROUTE_DOCS, type RouteDoc } from './routes.js';
@@ -40,7 +40,7 @@ export const SESSION_ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
  * @example
  * await buildApi({ token }, { node, logger, extraRoutes: [sessionRoutes({ store: node.ns.store })] });
  */
-export function sessionRoutes(deps: SessionRoutesDeps): (app: FastifyInstance) => void {
+export function sessionRoutes(deps: SessionRoutesDeps): (app: HttpApp) => void {
   let lineage: SessionLineage | undefined;
   const index = (): SessionLineage => {
     lineage ??= new SessionLineage(deps.store);

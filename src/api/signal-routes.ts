@@ -1,6 +1,6 @@
 /** The signal pipeline over HTTP: sources and their polling state, a poll or a clustering pass now, re-enabling a source. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from './http.js';
 import { WeftError } from '../errors/index.js';
 import type { SignalService } from '../signals/index.js';
 
@@ -13,7 +13,7 @@ const SourceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 20
 const PollBody = Type.Object({ source: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
 
 /** `GET /api/signals`, `POST /api/signals/poll`, `POST /api/signals/cluster`, `POST /api/signals/sources/:id/enable`. */
-export function signalRoutes(deps: SignalRoutesDeps): (app: FastifyInstance) => void {
+export function signalRoutes(deps: SignalRoutesDeps): (app: HttpApp) => void {
   const service = (): SignalService => {
     if (!deps.signals) throw new WeftError('WEFT_CONFIG', 'no signal source is configured: add [[signals.sources]] to the config (docs/signals.md) and restart the daemon');
     return deps.signals;

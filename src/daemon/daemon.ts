@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import {
+  type HttpApp,
   autonomyRoutes,
   buildApi,
   DashboardAuth,
@@ -56,7 +56,7 @@ import type { EmitResult } from '../pipeline/index.js';
 export interface RunningDaemon {
   node: WeftNode;
   assembled: AssembledNode;
-  app: FastifyInstance;
+  app: HttpApp;
   info: DaemonInfo;
   logger: Logger;
   /** A rollback found at this start (the database behind its last recorded commit), if any. */
@@ -94,7 +94,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
   const previous = readDaemonInfo(cfg.data_dir);
   const previousStop: 'clean' | 'unclean' | 'first' = previous ? 'unclean' : existsSync(join(cfg.data_dir, 'weft.db')) ? 'clean' : 'first';
   let assembled: AssembledNode | undefined;
-  let app: FastifyInstance | undefined;
+  let app: HttpApp | undefined;
   let cartridges: Sovereignty | undefined;
   let domains: DomainRunner | undefined;
   let signals: SignalService | undefined;

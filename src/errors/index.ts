@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   WEFT_BUS: { status: 503, exit: 1 },
   WEFT_STOPPED: { status: 503, exit: 1 },
   WEFT_TOO_LARGE: { status: 413, exit: 1 },
+  /** A request body the API does not read (it takes JSON only). */
+  WEFT_MEDIA_TYPE: { status: 415, exit: 2 },
   WEFT_LIMIT: { status: 429, exit: 1 },
   WEFT_CARTRIDGE: { status: 500, exit: 1 },
   /** A cartridge judged and refused (a guardian said no, or could not judge, which is a no): an answer, not a failure. */

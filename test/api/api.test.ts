@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from '../../src/api/http.js';
 import { buildApi } from '../../src/api/server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startTestNode } from '../helpers/node.js';
 
 const TOKEN = 'test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
-let app: FastifyInstance;
+let app: HttpApp;
 let close: () => Promise<void>;
 
 before(async () => {

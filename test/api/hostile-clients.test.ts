@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from '../../src/api/http.js';
 import { WebSocket } from 'ws';
 import { buildApi } from '../../src/api/server.js';
 import { IdentityError } from '../../src/identity/index.js';
@@ -51,7 +51,7 @@ async function until(fn: () => boolean, what: string, ms = 5000): Promise<void> 
 }
 
 describe('the API with hostile input, in-process', () => {
-  let app: FastifyInstance;
+  let app: HttpApp;
   let base: string;
   let close: () => Promise<void>;
   before(async () => {
@@ -267,9 +267,9 @@ describe('the API with hostile input, in-process', () => {
   });
 
   /** An API whose extra GET routes throw the given errors, for the error handler's tests. */
-  async function withThrowing(routes: Record<string, Error>, fn: (app: FastifyInstance) => Promise<void>): Promise<void> {
+  async function withThrowing(routes: Record<string, Error>, fn: (app: HttpApp) => Promise<void>): Promise<void> {
     const t2 = await startTestNode();
-    const extraRoutes = Object.entries(routes).map(([url, err]) => (x: FastifyInstance) => {
+    const extraRoutes = Object.entries(routes).map(([url, err]) => (x: HttpApp) => {
       x.get(url, async () => {
         throw err;
       });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from '../../src/api/http.js';
 import { WebSocket } from 'ws';
 import { buildApi } from '../../src/api/server.js';
 import { WeftClient } from '../../src/client/index.js';
@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/util/logger.js';
 import { startTestNode } from '../helpers/node.js';
 
 const TOKEN = 'ws-test-token';
-let app: FastifyInstance;
+let app: HttpApp;
 let hub: NotificationHub;
 let node: WeftNode;
 let close: () => Promise<void>;

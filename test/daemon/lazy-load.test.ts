@@ -1,9 +1,8 @@
 /**
  * An embedded daemon (the newcomer's `weft daemon`) loads nothing it does not use: no Redis
- * client, no msgpack (frames), no sandbox, no NATS client, and not Fastify's ajv validator or
- * serializer compiler (requests are checked by TypeBox's compiled validators). Each one costs
- * memory on every idle node (docs/performance.md). (Fastify's own error serializer, two small
- * files of fast-json-stringify, is loaded with Fastify.)
+ * client, no msgpack (frames), no sandbox, no NATS client, no WebSocket library until a client
+ * subscribes, and no HTTP framework (the API is on `node:http`, src/api/http.ts). Each one costs
+ * memory on every idle node (docs/performance.md).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,7 +15,7 @@ import { CLI, startDaemonProcess } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const RECORDER = fileURLToPath(new URL('../fixtures/loaded-modules.js', import.meta.url));
-const NOT_LOADED = ['ioredis', 'msgpackr', 'isolated-vm', 'nats', 'ajv', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
+const NOT_LOADED = ['ioredis', 'msgpackr', 'isolated-vm', 'nats', 'ws', 'fastify', 'ajv'];
 
 /** Packages named in loaded module paths. */
 function packagesOf(paths: string[]): Set<string> {
@@ -28,7 +27,7 @@ function packagesOf(paths: string[]): Set<string> {
   return out;
 }
 
-test('an embedded daemon that took an emit and a list has loaded no Redis client, msgpack, sandbox, NATS client or ajv', { skip: CLI.endsWith('.ts') ? 'needs the compiled fixture (npm test)' : false }, async () => {
+test('an embedded daemon that took an emit and a list has loaded no Redis client, msgpack, sandbox, NATS client, WebSocket library or HTTP framework', { skip: CLI.endsWith('.ts') ? 'needs the compiled fixture (npm test)' : false }, async () => {
   const t = tempDir('weft-lazy-');
   const loaded = join(t.dir, 'loaded.txt');
   const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_TEST_LOADED_MODULES: loaded };
@@ -44,7 +43,7 @@ test('an embedded daemon that took an emit and a list has loaded no Redis client
     assert.ok(existsSync(loaded) && existsSync(`${loaded}.cjs`), 'the recorder wrote both lists');
     const paths = [...readFileSync(loaded, 'utf8').split('\n'), ...readFileSync(`${loaded}.cjs`, 'utf8').split('\n')].filter(Boolean);
     const packages = packagesOf(paths);
-    assert.ok(packages.has('fastify') && packages.has('better-sqlite3'), `the recorder saw the daemon's modules: ${[...packages].join(', ')}`);
+    assert.ok(packages.has('pino') && packages.has('better-sqlite3'), `the recorder saw the daemon's modules: ${[...packages].join(', ')}`);
     const unwanted = NOT_LOADED.filter((p) => packages.has(p));
     assert.deepEqual(unwanted, [], `loaded without being used: ${unwanted.join(', ')}`);
   } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from '../../src/api/http.js';
 import { assertDomainAccess, memberRoutes, principalOf } from '../../src/api/member-auth.js';
 import { buildApi } from '../../src/api/server.js';
 import { AuditLog } from '../../src/audit/index.js';
@@ -24,12 +24,12 @@ let node: WeftNode;
 let close: () => Promise<void>;
 let audit: AuditLog;
 let members: MemberDirectory;
-let app: FastifyInstance;
+let app: HttpApp;
 let devNote: number;
 let sysNote: number;
 
 /** Test routes in the shape domain routes take: a read any role may do, and an admin-only action. */
-const domainTestRoutes = (a: FastifyInstance) => {
+const domainTestRoutes = (a: HttpApp) => {
   a.get('/api/domains/:domain/ping', async (req) => {
     const { domain } = req.params as { domain: string };
     assertDomainAccess(req, domain, 'member');

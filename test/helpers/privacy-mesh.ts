@@ -7,7 +7,7 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApp } from '../../src/api/http.js';
 import { buildApi, nodeRoutes, privacyRoutes } from '../../src/api/index.js';
 import { type AssembledNode, assembleNode } from '../../src/daemon/assemble.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../../src/identity/index.js';
@@ -25,7 +25,7 @@ export interface PrivacyNodeHandle {
   spoolDir: string;
   identity: NodeIdentity;
   node: AssembledNode;
-  app: FastifyInstance;
+  app: HttpApp;
   token: string;
   /** Frames this node's provider sent. */
   sent: Uint8Array[];
@@ -143,7 +143,6 @@ export async function privacyMesh(transport: Transport, names: readonly string[]
         ],
       },
     );
-    await app.ready();
     handles.push({ name: n, dataDir: join(t.dir, n), spoolDir, identity: ids[n] as NodeIdentity, node, app, token, sent });
   }
   const stopped = new Set<string>();

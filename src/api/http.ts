@@ -1,0 +1,509 @@
+/**
+ * The API's HTTP layer on `node:http`: routes with `:param` segments, the hooks the API uses
+ * (token, body budget, documentation), JSON bodies read within a byte limit, validators built on
+ * a route's first request, and WebSocket routes (`ws`, loaded at the first upgrade).
+ *
+ * It replaced Fastify, which with the modules it loads (avvio, find-my-way, semver...) took
+ * 15–18 MB of every idle daemon's memory for what these 400 lines do (docs/performance.md).
+ * Its surface is the part of Fastify's the routes were written against (`app.get(url, {schema},
+ * handler)`, `reply.status().header().send()`, `app.inject()` for tests), so a route reads the
+ * same as before.
+ */
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { ValidationError, WeftError } from '../errors/index.js';
+
+export type HttpPart = 'params' | 'querystring' | 'body';
+/** A validator of one part of a request: the value to use (coerced) or the error to answer with. */
+export type PartValidator = (data: unknown) => { value?: unknown; error?: Error };
+export type ValidatorCompiler = (route: { schema: unknown; httpPart: HttpPart; method: string; url: string }) => PartValidator;
+
+export interface RouteSchema {
+  params?: unknown;
+  querystring?: unknown;
+  body?: unknown;
+}
+export interface RouteOptions {
+  schema?: RouteSchema;
+  /** The route answers WebSocket upgrades: its handler gets the socket. */
+  websocket?: boolean;
+}
+
+/** A request as a route sees it. Hooks may attach their own fields (the dashboard session...). */
+export interface ApiRequest {
+  readonly method: string;
+  /** The path and query as sent. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  params: unknown;
+  query: unknown;
+  body: unknown;
+  readonly raw: IncomingMessage;
+  readonly socket: Socket;
+  /** The route's pattern (`/api/notifications/:id`); undefined when no route matched. */
+  readonly routeOptions: { readonly url: string | undefined };
+}
+
+export type Handler = (req: ApiRequest, reply: ApiReply) => unknown;
+export type WebSocketHandler = (socket: WebSocket, req: ApiRequest) => void;
+export type Hook = (req: ApiRequest, reply: ApiReply) => unknown;
+export type ErrorHandler = (err: Error, req: ApiRequest, reply: ApiReply) => unknown;
+
+interface Route {
+  method: string;
+  url: string;
+  schema: RouteSchema | undefined;
+  handler: Handler;
+  websocket: boolean;
+  /** Built on the route's first request: a node answers few of its 100-odd routes. */
+  validators: Partial<Record<HttpPart, PartValidator>> | undefined;
+}
+
+interface TrieNode {
+  statics: Map<string, TrieNode>;
+  param: { name: string; node: TrieNode } | undefined;
+  routes: Map<string, Route>;
+}
+const trieNode = (): TrieNode => ({ statics: new Map(), param: undefined, routes: new Map() });
+
+export interface HttpAppInit {
+  /** Largest request body in bytes; a larger one is a 413 `WEFT_TOO_LARGE` naming it. */
+  bodyLimit: number;
+  /** Turns a JSON body's text into its value; throws a `ValidationError` (400) for bad JSON. */
+  parseJson: (text: string) => unknown;
+  validatorCompiler: ValidatorCompiler;
+  /** Bytes a WebSocket message may have (default 64 KiB). */
+  wsMaxPayload?: number;
+}
+
+/** What `inject` answers: the status, headers and body of a real request over loopback. */
+export interface InjectResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  payload: string;
+  // biome-ignore lint/suspicious/noExplicitAny: a test reads the answer's fields as it expects them
+  json(): any;
+}
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** How long WebSocket clients get to answer a close before their sockets are cut, at close(). */
+const WS_CLOSE_GRACE_MS = 1000;
+
+/** The reply to one request: status and headers first, then one `send`. */
+export class ApiReply {
+  statusCode = 200;
+  sent = false;
+  constructor(readonly raw: ServerResponse) {}
+
+  status(code: number): this {
+    this.statusCode = code;
+    return this;
+  }
+  code(code: number): this {
+    return this.status(code);
+  }
+  header(name: string, value: string | number | readonly string[]): this {
+    if (!this.raw.headersSent) this.raw.setHeader(name.toLowerCase(), value);
+    return this;
+  }
+  type(contentType: string): this {
+    return this.header('content-type', contentType);
+  }
+  getHeader(name: string): string | number | string[] | undefined {
+    return this.raw.getHeader(name);
+  }
+  redirect(url: string, code = 302): this {
+    return this.status(code).header('location', url).send();
+  }
+  /**
+   * Sends the answer: a string as text, a Buffer or a stream as bytes, anything else as JSON
+   * (each unless the route set its own content type).
+   */
+  send(payload?: unknown): this {
+    if (this.sent) return this;
+    const res = this.raw;
+    const typed = res.hasHeader('content-type');
+    // Serialized before anything is marked sent: a value JSON cannot take (a BigInt) is an error answered as one.
+    const json = payload === undefined || typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof Readable ? undefined : JSON.stringify(payload);
+    this.sent = true;
+    if (res.destroyed || res.writableEnded) return this;
+    res.statusCode = this.statusCode;
+    if (payload instanceof Readable) {
+      if (!typed) res.setHeader('content-type', 'application/octet-stream');
+      payload.once('error', () => res.destroy());
+      res.once('close', () => payload.destroy());
+      payload.pipe(res);
+      return this;
+    }
+    let body: string | Buffer | undefined;
+    if (payload === undefined) body = undefined;
+    else if (typeof payload === 'string') {
+      if (!typed) res.setHeader('content-type', 'text/plain; charset=utf-8');
+      body = payload;
+    } else if (Buffer.isBuffer(payload)) {
+      if (!typed) res.setHeader('content-type', 'application/octet-stream');
+      body = payload;
+    } else {
+      if (!typed) res.setHeader('content-type', 'application/json; charset=utf-8');
+      body = json;
+    }
+    if (body === undefined) res.end();
+    else res.end(body);
+    return this;
+  }
+}
+
+/**
+ * The API's server: routes, hooks, an error and a not-found handler on one `node:http` server.
+ * @example
+ * const app = new HttpApp({ bodyLimit: 8 << 20, parseJson: JSON.parse, validatorCompiler });
+ * app.get('/api/health', async () => ({ ok: true }));
+ * await app.listen({ host: '127.0.0.1', port: 0 }); // 'http://127.0.0.1:40123'
+ */
+export class HttpApp {
+  readonly server: Server;
+  private readonly root = trieNode();
+  private readonly hooks = {
+    onRequest: [] as Hook[],
+    preParsing: [] as Hook[],
+    preValidation: [] as Hook[],
+    onRoute: [] as Array<(r: { method: string; url: string; schema?: RouteSchema }) => void>,
+    onClose: [] as Array<() => unknown>,
+  };
+  private errorHandler: ErrorHandler = (err, _req, reply) => reply.status(500).send({ error: { code: 'WEFT_INTERNAL', message: err.message } });
+  private notFoundHandler: Handler = (req, reply) => reply.status(404).send({ error: { code: 'WEFT_NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
+  private wss: WebSocketServer | undefined;
+  private wssLoading: Promise<WebSocketServer> | undefined;
+  private injected: Promise<number> | undefined;
+  private closed = false;
+
+  constructor(private readonly init: HttpAppInit) {
+    this.server = createServer({ keepAliveTimeout: 72_000, requestTimeout: 0 });
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res, undefined));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // A socket error before `ws` owns it must not be an uncaught one.
+      socket.on('error', () => socket.destroy());
+      const res = new ServerResponse(req);
+      res.assignSocket(socket);
+      // An upgrade answered over HTTP (refused, not found) leaves no socket open behind it.
+      res.once('finish', () => socket.destroy());
+      void this.dispatch(req, res, { socket, head });
+    });
+  }
+
+  get(url: string, handler: Handler): void;
+  get(url: string, opts: RouteOptions & { websocket: true }, handler: WebSocketHandler): void;
+  get(url: string, opts: RouteOptions, handler: Handler): void;
+  get(url: string, a: RouteOptions | Handler, b?: Handler | WebSocketHandler): void {
+    this.add('GET', url, a, b);
+  }
+  post(url: string, handler: Handler): void;
+  post(url: string, opts: RouteOptions, handler: Handler): void;
+  post(url: string, a: RouteOptions | Handler, b?: Handler): void {
+    this.add('POST', url, a, b);
+  }
+  put(url: string, handler: Handler): void;
+  put(url: string, opts: RouteOptions, handler: Handler): void;
+  put(url: string, a: RouteOptions | Handler, b?: Handler): void {
+    this.add('PUT', url, a, b);
+  }
+  delete(url: string, handler: Handler): void;
+  delete(url: string, opts: RouteOptions, handler: Handler): void;
+  delete(url: string, a: RouteOptions | Handler, b?: Handler): void {
+    this.add('DELETE', url, a, b);
+  }
+
+  addHook(name: 'onRequest' | 'preParsing' | 'preValidation', fn: Hook): void;
+  addHook(name: 'onRoute', fn: (r: { method: string; url: string; schema?: RouteSchema }) => void): void;
+  addHook(name: 'onClose', fn: () => unknown): void;
+  addHook(name: keyof HttpApp['hooks'], fn: (...args: never[]) => unknown): void {
+    (this.hooks[name] as unknown[]).push(fn);
+  }
+  setErrorHandler(fn: ErrorHandler): void {
+    this.errorHandler = fn;
+  }
+  setNotFoundHandler(fn: Handler): void {
+    this.notFoundHandler = fn;
+  }
+
+  /** Listens; answers the URL (`http://127.0.0.1:PORT`). Node's own errors (EADDRINUSE...) reject as they are. */
+  async listen(opts: { host: string; port: number }): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      const failed = (err: Error) => reject(err);
+      this.server.once('error', failed);
+      this.server.listen(opts.port, opts.host, () => {
+        this.server.off('error', failed);
+        resolve();
+      });
+    });
+    const a = this.server.address() as AddressInfo;
+    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  /** Stops accepting, closes idle connections and WebSocket clients, waits for requests in flight. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fn of this.hooks.onClose) await fn();
+    const wss = this.wss;
+    if (wss) {
+      for (const c of wss.clients) c.close(1001, 'node shutting down');
+      const cut = setTimeout(() => {
+        for (const c of wss.clients) c.terminate();
+      }, WS_CLOSE_GRACE_MS);
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      clearTimeout(cut);
+    }
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  /**
+   * A request sent over loopback (the server listens on a free port if it does not yet), for
+   * tests: `payload` is sent as JSON unless it is a string or a Buffer.
+   */
+  async inject(opts: { method?: string; url: string; headers?: Record<string, string>; payload?: unknown }): Promise<InjectResponse> {
+    this.injected ??= this.server.listening
+      ? Promise.resolve((this.server.address() as AddressInfo).port)
+      : this.listen({ host: '127.0.0.1', port: 0 }).then(() => (this.server.address() as AddressInfo).port);
+    const port = await this.injected;
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    let body: string | Buffer | undefined;
+    if (opts.payload !== undefined) {
+      const own = Object.keys(headers).some((k) => k.toLowerCase() === 'content-type');
+      if (typeof opts.payload === 'string' || Buffer.isBuffer(opts.payload)) body = opts.payload;
+      else {
+        body = JSON.stringify(opts.payload);
+        if (!own) headers['content-type'] = 'application/json';
+      }
+      // Said outright: Node's client sends a DELETE's body without a length the server can frame.
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.url, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: text, payload: text, json: () => JSON.parse(text) });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  private add(method: string, url: string, a: RouteOptions | Handler, b?: Handler | WebSocketHandler): void {
+    const opts = typeof a === 'function' ? {} : a;
+    const handler = (typeof a === 'function' ? a : b) as Handler;
+    let node = this.root;
+    for (const seg of url.split('/').slice(1)) {
+      if (seg.startsWith(':')) {
+        const name = seg.slice(1);
+        if (node.param && node.param.name !== name) throw new Error(`route ${url}: parameter :${name} where another route has :${node.param.name}`);
+        node.param ??= { name, node: trieNode() };
+        node = node.param.node;
+      } else {
+        const next = node.statics.get(seg) ?? trieNode();
+        node.statics.set(seg, next);
+        node = next;
+      }
+    }
+    if (node.routes.has(method)) throw new Error(`route ${method} ${url} is registered twice`);
+    node.routes.set(method, { method, url, schema: opts.schema, handler, websocket: opts.websocket === true, validators: undefined });
+    for (const fn of this.hooks.onRoute) fn({ method, url, ...(opts.schema ? { schema: opts.schema } : {}) });
+  }
+
+  /** The route for a path, static segments before parameters; `undefined` when none has this path. */
+  private match(method: string, path: string): { route: Route; params: Record<string, string> } | undefined {
+    const segs = path.split('/').slice(1).map(decodeSegment);
+    const params: Record<string, string> = Object.create(null);
+    const walk = (node: TrieNode, i: number): Route | undefined => {
+      if (i === segs.length) return node.routes.get(method) ?? (method === 'HEAD' ? node.routes.get('GET') : undefined);
+      const seg = segs[i] as string;
+      const s = node.statics.get(seg);
+      const viaStatic = s && walk(s, i + 1);
+      if (viaStatic) return viaStatic;
+      if (node.param && seg.length > 0) {
+        const r = walk(node.param.node, i + 1);
+        if (r) {
+          params[node.param.name] = seg;
+          return r;
+        }
+      }
+      return undefined;
+    };
+    const route = walk(this.root, 0);
+    return route && { route, params };
+  }
+
+  private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined): Promise<void> {
+    const url = raw.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const reply = new ApiReply(res);
+    let found: ReturnType<HttpApp['match']>;
+    let bad: Error | undefined;
+    try {
+      found = this.match(raw.method ?? 'GET', path);
+    } catch (err) {
+      bad = err as Error;
+    }
+    const req: ApiRequest = {
+      method: raw.method ?? 'GET',
+      url,
+      headers: raw.headers,
+      params: found?.params ?? Object.create(null),
+      query: q < 0 ? Object.create(null) : parseQuery(url.slice(q + 1)),
+      body: undefined,
+      raw,
+      socket: raw.socket,
+      routeOptions: { url: found?.route.url },
+    };
+    try {
+      if (bad) throw bad;
+      for (const h of this.hooks.onRequest) {
+        await h(req, reply);
+        if (reply.sent) return;
+      }
+      const route = found?.route;
+      if (!route || route.websocket !== (upgrade !== undefined)) {
+        if (route?.websocket) throw new ValidationError(`${path} takes a WebSocket upgrade only`);
+        await this.notFoundHandler(req, reply);
+        return;
+      }
+      route.validators ??= this.validatorsOf(route);
+      const validators = route.validators;
+      if (BODY_METHODS.has(req.method) && hasBody(raw)) {
+        for (const h of this.hooks.preParsing) {
+          await h(req, reply);
+          if (reply.sent) return;
+        }
+        req.body = await this.readBody(raw, reply);
+      }
+      for (const h of this.hooks.preValidation) {
+        await h(req, reply);
+        if (reply.sent) return;
+      }
+      for (const part of ['params', 'body', 'querystring'] as const) {
+        const v = validators[part];
+        if (!v) continue;
+        const key = part === 'querystring' ? 'query' : part;
+        const r = v(req[key]);
+        if (r.error) throw r.error;
+        req[key] = r.value;
+      }
+      if (upgrade) {
+        await this.upgradeTo(route, req, upgrade);
+        return;
+      }
+      const result = await route.handler(req, reply);
+      if (reply.sent) return;
+      if (result === undefined) throw new Error(`route ${route.method} ${route.url} answered nothing`);
+      reply.send(result);
+    } catch (err) {
+      await this.fail(err as Error, req, reply);
+    }
+  }
+
+  private async fail(err: Error, req: ApiRequest, reply: ApiReply): Promise<void> {
+    if (reply.sent) return;
+    try {
+      await this.errorHandler(err, req, reply);
+      if (!reply.sent) reply.status(500).send({ error: { code: 'WEFT_INTERNAL', message: 'internal error' } });
+    } catch {
+      if (!reply.sent) reply.status(500).send({ error: { code: 'WEFT_INTERNAL', message: 'internal error' } });
+    }
+  }
+
+  private validatorsOf(route: Route): Partial<Record<HttpPart, PartValidator>> {
+    const out: Partial<Record<HttpPart, PartValidator>> = {};
+    for (const part of ['params', 'querystring', 'body'] as const) {
+      const schema = route.schema?.[part];
+      if (schema !== undefined) out[part] = this.init.validatorCompiler({ schema, httpPart: part, method: route.method, url: route.url });
+    }
+    return out;
+  }
+
+  /** The body as JSON, read up to the limit; a larger one is a 413 and its connection is closed unread. */
+  private async readBody(raw: IncomingMessage, reply: ApiReply): Promise<unknown> {
+    const limit = this.init.bodyLimit;
+    const tooLarge = () => {
+      // The rest is never read: the connection ends with the answer.
+      reply.header('connection', 'close');
+      return new WeftError('WEFT_TOO_LARGE', `the request body is larger than the API takes (${limit} bytes)`);
+    };
+    const type = String(raw.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json') {
+      reply.header('connection', 'close');
+      throw new WeftError('WEFT_MEDIA_TYPE', `the API takes JSON bodies (content-type: application/json), not ${type ? `'${type.slice(0, 100)}'` : 'a body without a content type'}`);
+    }
+    const declared = raw.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) throw tooLarge();
+    const text = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      const onData = (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > limit) {
+          raw.off('data', onData);
+          raw.pause();
+          reject(tooLarge());
+          return;
+        }
+        chunks.push(c);
+      };
+      raw.on('data', onData);
+      raw.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      raw.once('error', reject);
+      // Settles nothing once 'end' came; before it, the client went away mid-body.
+      raw.once('close', () => reject(new WeftError('WEFT_VALIDATION', 'the client went away before its body arrived')));
+    });
+    return text.length === 0 ? undefined : this.init.parseJson(text);
+  }
+
+  private async upgradeTo(route: Route, req: ApiRequest, { socket, head }: { socket: Socket; head: Buffer }): Promise<void> {
+    this.wssLoading ??= import('ws').then(({ WebSocketServer }) => {
+      this.wss = new WebSocketServer({ noServer: true, maxPayload: this.init.wsMaxPayload ?? 64 * 1024 });
+      return this.wss;
+    });
+    const wss = await this.wssLoading;
+    if (this.closed || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req.raw, socket, head, (ws) => (route.handler as unknown as WebSocketHandler)(ws, req));
+  }
+}
+
+function hasBody(raw: IncomingMessage): boolean {
+  const length = raw.headers['content-length'];
+  return length !== undefined ? Number(length) > 0 : raw.headers['transfer-encoding'] !== undefined;
+}
+
+function decodeSegment(seg: string): string {
+  if (!seg.includes('%')) return seg;
+  try {
+    return decodeURIComponent(seg);
+  } catch {
+    throw new ValidationError(`the URL path has a malformed escape in '${seg.slice(0, 100)}'`);
+  }
+}
+
+/** A query string as an object; a key given twice is an array (a route's validator refuses it where it takes one). */
+function parseQuery(qs: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (const [k, v] of new URLSearchParams(qs)) {
+    const had = out[k];
+    out[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+/**
+ * The API's HTTP layer (src/api/http.ts) as a client meets it on a real socket: routes,
+ * bodies it does not take, bodies over the limit, malformed paths, WebSocket-only paths and
+ * upgrades it refuses, and a close that does not wait on connected WebSocket clients.
+ */
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { test } from 'node:test';
+import WebSocket from 'ws';
+import { HttpApp } from '../../src/api/http.js';
+import { ValidationError } from '../../src/errors/index.js';
+import { eventually } from '../helpers/cluster.js';
+
+function app(): HttpApp {
+  const a = new HttpApp({
+    bodyLimit: 1024,
+    parseJson: (text) => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new ValidationError('body: not valid JSON');
+      }
+    },
+    validatorCompiler: () => (data) => ({ value: data }),
+  });
+  a.setErrorHandler((err, _req, reply) => {
+    const status = (err as { status?: number }).status ?? 500;
+    return reply
+      .status(status)
+      .send({ error: { code: (err as { code?: string }).code, message: err.message } });
+  });
+  return a;
+}
+
+/** Writes `text` on a fresh connection and answers everything the server sent until it closed (or 2 s). */
+async function raw(
+  port: number,
+  text: string,
+): Promise<{ status: number; headers: string; body: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    let closed = false;
+    const done = () => {
+      const [head = '', ...rest] = out.split('\r\n\r\n');
+      resolve({
+        status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0),
+        headers: head.toLowerCase(),
+        body: rest.join('\r\n\r\n'),
+        closed,
+      });
+    };
+    const timer = setTimeout(() => {
+      s.destroy();
+      done();
+    }, 2000);
+    s.on('data', (d) => {
+      out += d;
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      closed = true;
+      clearTimeout(timer);
+      done();
+    });
+    s.write(text);
+  });
+}
+
+test('routes: a static segment wins over a parameter, parameters arrive decoded, a malformed escape is a 400', async () => {
+  const a = app();
+  a.get('/items/:id', async (req) => ({ id: (req.params as { id: string }).id }));
+  a.get('/items/stats', async () => ({ stats: true }));
+  a.get('/items/:id/tags', async (req) => ({ tagsOf: (req.params as { id: string }).id }));
+  try {
+    assert.deepEqual((await a.inject({ url: '/items/stats' })).json(), { stats: true });
+    assert.deepEqual((await a.inject({ url: '/items/a%20b' })).json(), { id: 'a b' });
+    assert.deepEqual((await a.inject({ url: '/items/stats/tags' })).json(), { tagsOf: 'stats' });
+    assert.equal((await a.inject({ url: '/items/' })).statusCode, 404);
+    assert.equal((await a.inject({ method: 'POST', url: '/items/1' })).statusCode, 404);
+    const bad = await a.inject({ url: '/items/%E0%A4%A' });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().error.message, /malformed escape/);
+    const head = await a.inject({ method: 'HEAD', url: '/items/1' });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.body, '');
+  } finally {
+    await a.close();
+  }
+});
+
+test('bodies: JSON only (415 naming the type), a larger one is a 413 naming the limit whether declared or streamed, and the connection ends', async () => {
+  const a = app();
+  a.post('/echo', async (req) => ({ got: req.body }));
+  try {
+    const ok = await a.inject({ method: 'POST', url: '/echo', payload: { x: 1 } });
+    assert.deepEqual(ok.json(), { got: { x: 1 } });
+    await a.inject({ url: '/nothing' });
+    const port = (a.server.address() as { port: number }).port;
+    const plain = await raw(
+      port,
+      'POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello',
+    );
+    assert.equal(plain.status, 415);
+    assert.equal(JSON.parse(plain.body).error.code, 'WEFT_MEDIA_TYPE');
+    assert.match(JSON.parse(plain.body).error.message, /'text\/plain'/);
+    const declared = await raw(
+      port,
+      'POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{',
+    );
+    assert.equal(declared.status, 413);
+    assert.match(JSON.parse(declared.body).error.message, /1024 bytes/);
+    assert.ok(declared.closed, 'the connection ends with the 413');
+    const chunk = `"${'x'.repeat(600)}"`;
+    const streamed = await raw(
+      port,
+      `POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n`,
+    );
+    assert.equal(streamed.status, 413);
+    assert.ok(streamed.closed, 'the rest of a streamed body is never read');
+    const broken = await a.inject({
+      method: 'POST',
+      url: '/echo',
+      payload: '{x',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(broken.statusCode, 400);
+    assert.match(broken.json().error.message, /not valid JSON/);
+  } finally {
+    await a.close();
+  }
+});
+
+test('WebSocket routes: a plain GET is a 400, an upgrade elsewhere is refused and closed, and close() does not wait on a connected client', async () => {
+  const a = app();
+  const seen: string[] = [];
+  a.get('/ws', { websocket: true }, (socket) => {
+    socket.on('message', (m) => seen.push(String(m)));
+  });
+  try {
+    const plain = await a.inject({ url: '/ws' });
+    assert.equal(plain.statusCode, 400);
+    assert.match(plain.json().error.message, /WebSocket upgrade only/);
+    const port = (a.server.address() as { port: number }).port;
+    const elsewhere = await raw(
+      port,
+      'GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    assert.equal(elsewhere.status, 404);
+    assert.ok(elsewhere.closed, 'a refused upgrade leaves no socket open');
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send('hello');
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await eventually(async () => seen.length === 1, 5000, 'the message at the server');
+    await a.close();
+    assert.equal(await closed, 1001);
+    assert.deepEqual(seen, ['hello']);
+  } finally {
+    await a.close();
+  }
+});
