@@ -52,6 +52,7 @@ import { cartridgeInvokeHandlers } from '../federation/index.js';
 import type { SignalService } from '../signals/index.js';
 import type { WeftNode } from '../node/index.js';
 import type { EmitResult } from '../pipeline/index.js';
+import { settleMemoryAfterStart } from './settle-memory.js';
 
 export interface RunningDaemon {
   node: WeftNode;
@@ -394,6 +395,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     }, 1000);
     markTimer.unref();
     logger.info({ url: info.url, dataDir: cfg.data_dir, bus: n.bus.kind }, 'weft daemon started');
+    const settling = settleMemoryAfterStart(logger);
     let stopping: Promise<void> | undefined;
     const a = app;
     return {
@@ -407,6 +409,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         stopping ??= boundedStop(cfg.daemon.stop_timeout * 1000, logger, async () => {
           logger.info('weft daemon stopping');
           clearInterval(markTimer);
+          clearTimeout(settling);
           api.hub.closeAll();
           await a.close();
           await Promise.all(deliveries.map((d) => d.stop()));
