@@ -395,7 +395,11 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
     }, 1000);
     markTimer.unref();
     logger.info({ url: info.url, dataDir: cfg.data_dir, bus: n.bus.kind }, 'weft daemon started');
-    const settling = settleMemoryAfterStart(logger);
+    let lastCommitAt = performance.now();
+    n.onCommitted(() => {
+      lastCommitAt = performance.now();
+    });
+    const settling = settleMemoryAfterStart(logger, () => lastCommitAt);
     let stopping: Promise<void> | undefined;
     const a = app;
     return {
@@ -409,7 +413,7 @@ export async function startDaemon(cfg: WeftConfig, opts: { stderrLogs?: boolean;
         stopping ??= boundedStop(cfg.daemon.stop_timeout * 1000, logger, async () => {
           logger.info('weft daemon stopping');
           clearInterval(markTimer);
-          clearTimeout(settling);
+          settling.stop();
           api.hub.closeAll();
           await a.close();
           await Promise.all(deliveries.map((d) => d.stop()));
