@@ -480,7 +480,12 @@ export class HttpApp {
       socket.destroy();
       return;
     }
-    wss.handleUpgrade(req.raw, socket, head, (ws) => (route.handler as unknown as WebSocketHandler)(ws, req));
+    wss.handleUpgrade(req.raw, socket, head, (ws) => {
+      // `ws` closes a socket that broke a rule (a message over maxPayload: 1009) and reports it as
+      // an error: one no handler listened for would be thrown out of the process.
+      ws.on('error', () => undefined);
+      (route.handler as unknown as WebSocketHandler)(ws, req);
+    });
   }
 }
 

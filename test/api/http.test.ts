@@ -131,7 +131,7 @@ test('bodies: JSON only (415 naming the type), a larger one is a 413 naming the 
   }
 });
 
-test('WebSocket routes: a plain GET is a 400, an upgrade elsewhere is refused and closed, and close() does not wait on a connected client', async () => {
+test('WebSocket routes: a plain GET is a 400, an upgrade elsewhere is refused and closed, a message over the limit closes its client only, and close() does not wait on a connected client', async () => {
   const a = app();
   const seen: string[] = [];
   a.get('/ws', { websocket: true }, (socket) => {
@@ -153,6 +153,12 @@ test('WebSocket routes: a plain GET is a 400, an upgrade elsewhere is refused an
       ws.once('open', resolve);
       ws.once('error', reject);
     });
+    // A message over the limit closes that client (1009), not the server: its handler listens for no errors.
+    const big = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise((resolve) => big.once('open', resolve));
+    const bigClosed = new Promise<number>((resolve) => big.once('close', (code) => resolve(code)));
+    big.send('x'.repeat(70 * 1024));
+    assert.equal(await bigClosed, 1009);
     ws.send('hello');
     const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
     await eventually(async () => seen.length === 1, 5000, 'the message at the server');
