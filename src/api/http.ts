@@ -97,7 +97,11 @@ const WS_CLOSE_GRACE_MS = 1000;
 export class ApiReply {
   statusCode = 200;
   sent = false;
-  constructor(readonly raw: ServerResponse) {}
+  /** `closing` says the server is closing: the answer then ends its connection (no request follows on it). */
+  constructor(
+    readonly raw: ServerResponse,
+    private readonly closing: () => boolean = () => false,
+  ) {}
 
   status(code: number): this {
     this.statusCode = code;
@@ -132,6 +136,8 @@ export class ApiReply {
     this.sent = true;
     if (res.destroyed || res.writableEnded) return this;
     res.statusCode = this.statusCode;
+    // A kept-alive connection would hold close() until its keep-alive timeout (72 s).
+    if (this.closing()) res.setHeader('connection', 'close');
     if (payload instanceof Readable) {
       if (!typed) res.setHeader('content-type', 'application/octet-stream');
       payload.once('error', () => res.destroy());
@@ -349,7 +355,7 @@ export class HttpApp {
     const url = raw.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const reply = new ApiReply(res);
+    const reply = new ApiReply(res, () => this.closed);
     let found: ReturnType<HttpApp['match']>;
     let bad: Error | undefined;
     try {
@@ -369,6 +375,8 @@ export class HttpApp {
       routeOptions: { url: found?.route.url },
     };
     try {
+      // A request read after close() began (one pipelined behind another): told so.
+      if (this.closed) throw new WeftError('WEFT_STOPPED', 'the node is stopping');
       if (bad) throw bad;
       for (const h of this.hooks.onRequest) {
         await h(req, reply);

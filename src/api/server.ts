@@ -139,7 +139,8 @@ export async function buildApi(
     const e = err as Error;
     const w = isWeftError(err) ? err : undefined;
     // A full disk is an answer, not a fault: no reference to a log the disk cannot take either.
-    if (w && (w.status < 500 || w.code === 'WEFT_STORE_FULL'))
+    // Nor is a node stopping.
+    if (w && (w.status < 500 || w.code === 'WEFT_STORE_FULL' || w.code === 'WEFT_STOPPED'))
       return reply.status(w.status).send({ error: { code: w.code, message: w.message } });
     // Internal errors are logged, not echoed: the client gets a reference to find them in the log.
     const ref = `${Date.now().toString(36)}-${++incident}`;

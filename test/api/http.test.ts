@@ -36,11 +36,12 @@ function app(): HttpApp {
 async function raw(
   port: number,
   text: string,
-): Promise<{ status: number; headers: string; body: string; closed: boolean }> {
+): Promise<{ status: number; headers: string; body: string; closed: boolean; timedOut: boolean }> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
     let out = '';
     let closed = false;
+    let timedOut = false;
     const done = () => {
       const [head = '', ...rest] = out.split('\r\n\r\n');
       resolve({
@@ -48,11 +49,13 @@ async function raw(
         headers: head.toLowerCase(),
         body: rest.join('\r\n\r\n'),
         closed,
+        timedOut,
       });
     };
     const timer = setTimeout(() => {
-      s.destroy();
+      timedOut = true;
       done();
+      s.destroy();
     }, 2000);
     s.on('data', (d) => {
       out += d;
@@ -168,4 +171,33 @@ test('WebSocket routes: a plain GET is a 400, an upgrade elsewhere is refused an
   } finally {
     await a.close();
   }
+});
+
+test('close() ends a kept-alive connection with the answer in flight on it, instead of waiting out its keep-alive', async () => {
+  const a = app();
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  let slowStarted: () => void = () => undefined;
+  const started = new Promise<void>((r) => {
+    slowStarted = r;
+  });
+  a.get('/slow', async () => {
+    slowStarted();
+    await held;
+    return { slow: true };
+  });
+  await a.inject({ url: '/nothing' });
+  const port = (a.server.address() as { port: number }).port;
+  const answer = raw(port, 'GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await started;
+  const closing = a.close();
+  release();
+  const r = await answer;
+  await closing;
+  assert.equal(r.status, 200);
+  assert.match(r.body, /"slow":true/);
+  assert.match(r.headers, /connection: close/);
+  assert.ok(r.closed && !r.timedOut, 'the server ended the connection after its answer');
 });
