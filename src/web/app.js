@@ -647,17 +647,61 @@ async function route() {
   }
 }
 
-/** A notification changed (live): the list follows; the detail panel only if it shows that one. */
-function liveNotification(n) {
-  const i = inbox.items.findIndex((x) => x.id === n.id);
-  if (i >= 0) inbox.items[i] = n;
-  else if (matchesFilter(n)) inbox.items.unshift(n);
+/** Live changes not drawn yet, by notification id (the latest of each, in arrival order). */
+const liveQueue = new Map();
+/** More than this many waiting (a tab in the background under a flood): the list is loaded again instead. */
+const LIVE_QUEUE_MAX = 2000;
+let liveOverflow = false;
+let liveCreated = { count: 0, type: '' };
+let liveTimer;
+
+/**
+ * A notification changed (live). Changes are drawn together, at most every 100 ms: a thousand
+ * a second redrawn one by one (500 rows each) kept the page busy for seconds behind them.
+ */
+function queueLive(n, created) {
+  liveQueue.delete(n.id);
+  liveQueue.set(n.id, n);
+  if (liveQueue.size > LIVE_QUEUE_MAX) {
+    liveQueue.clear();
+    liveOverflow = true;
+  }
+  if (created) liveCreated = { count: liveCreated.count + 1, type: n.eventType };
+  liveTimer ??= setTimeout(flushLive, 100);
+}
+
+function flushLive() {
+  liveTimer = undefined;
+  const batch = [...liveQueue.values()];
+  const overflow = liveOverflow;
+  const created = liveCreated;
+  liveQueue.clear();
+  liveOverflow = false;
+  liveCreated = { count: 0, type: '' };
+  if (created.count === 1) toast(`new: ${created.type}`);
+  else if (created.count > 1) toast(`${created.count} new notifications`);
+  if (current === 'inbox') {
+    if (overflow) void refreshInbox().catch(() => undefined);
+    else liveNotifications(batch);
+  } else if (current === 'approvals' && batch.some((n) => /^cartridge\./.test(n.eventType))) void pageApprovals();
+}
+
+/** Live changes: the list follows; the detail panel only if it shows one of them. */
+function liveNotifications(batch) {
+  const at = new Map(inbox.items.map((x, i) => [x.id, i]));
+  const fresh = [];
+  for (const n of batch) {
+    const i = at.get(n.id);
+    if (i !== undefined) inbox.items[i] = n;
+    else if (matchesFilter(n)) fresh.push(n);
+  }
   // Bounded: a page left open for days shows the newest 500, not every notification since.
-  inbox.items = inbox.items.filter(matchesFilter).slice(0, 500);
-  if (n.id === inbox.selId) {
+  inbox.items = [...fresh.reverse(), ...inbox.items].filter(matchesFilter).slice(0, 500);
+  const mine = batch.find((n) => n.id === inbox.selId);
+  if (mine) {
     if (!selected()) {
       // Resolved (or changed) elsewhere so it left this view: say so rather than show another one in its place.
-      toast(`notification ${n.id} left this view: ${n.agentStatus}${n.agentId ? ` by ${n.agentId}` : ''}`);
+      toast(`notification ${mine.id} left this view: ${mine.agentStatus}${mine.agentId ? ` by ${mine.agentId}` : ''}`);
       inbox.selId = null;
       inbox.envelope = null;
     }
@@ -681,10 +725,7 @@ function live(gap = false) {
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
     if (msg.type !== 'notification') return;
-    const n = msg.notification;
-    if (msg.change.kind === 'created') toast(`new: ${n.eventType}`);
-    if (current === 'inbox') liveNotification(n);
-    else if (current === 'approvals' && /^cartridge\./.test(n.eventType)) void pageApprovals();
+    queueLive(msg.notification, msg.change.kind === 'created');
   };
   ws.onclose = async () => {
     document.body.dataset.live = 'no';

@@ -186,4 +186,42 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       assert.ok(pre.includes('pay\\u200bpal \\u202eabc'), pre);
     });
   });
+
+  test('a thousand notifications arriving at once are drawn in a few redraws, not one per arrival, and the list shows the newest 500 once each, newest first', async () => {
+    await step('flood', page, async () => {
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await page.waitForSelector('#inbox-list');
+      await eventually(
+        async () => (await page.getAttribute('body', 'data-live')) === 'yes',
+        10_000,
+        'the live connection',
+      );
+      // Counts how often the list is drawn anew (a new table put in its place).
+      await page.evaluate(`(() => {
+        window.redraws = 0;
+        new MutationObserver((records) => {
+          for (const r of records) for (const n of r.addedNodes) if (n.nodeName === 'TABLE') window.redraws++;
+        }).observe(document.getElementById('inbox-left'), { childList: true });
+      })()`);
+      await node.api.emitMany(
+        Array.from({ length: 1000 }, (_, i) => ({ event: 'mesh.test.ping', payload: { n: 1000 + i } })),
+      );
+      const last = await pingId(1999);
+      await page.locator(`#inbox-list tbody tr[data-id="${last}"]`).waitFor({ timeout: 30_000 });
+      const expected = (await node.api.notifications.list({ limit: 500 })).items.map((n) => n.id);
+      await eventually(
+        async () =>
+          JSON.stringify(
+            await page.evaluate(
+              `[...document.querySelectorAll('#inbox-list tbody tr')].map((r) => Number(r.dataset.id))`,
+            ),
+          ) === JSON.stringify(expected),
+        30_000,
+        'the newest 500, newest first, each once',
+      );
+      const redraws = (await page.evaluate('window.redraws')) as number;
+      assert.ok(redraws < 100, `the list was drawn ${redraws} times for 1,000 arrivals`);
+    });
+  });
 });
