@@ -125,12 +125,16 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
 // ---------- Inbox ----------
 // The selection is a notification id, never a row position: rows arriving or leaving live must
 // not move what the detail panel (and its Claim and Resolve) act on.
-const inbox = { items: [], selId: null, filter: { level: '', domain: '', status: 'open' }, envelope: null };
+// `shown` is how many the user asked to see (a page, and a page more for each Show older);
+// `more` says whether older ones exist below the last row.
+const inbox = { items: [], selId: null, filter: { level: '', domain: '', status: 'open' }, envelope: null, shown: 100, more: false };
+/** Rows a page of the inbox loads (Show older loads one more). */
+const PAGE = 100;
 const selected = () => inbox.items.find((n) => n.id === inbox.selId);
 const selIndex = () => inbox.items.findIndex((n) => n.id === inbox.selId);
 
 function inboxQuery() {
-  const q = new URLSearchParams({ limit: '100' });
+  const q = new URLSearchParams({ limit: String(PAGE) });
   const f = inbox.filter;
   if (f.level) q.set('level', f.level);
   if (f.domain) q.set('domain', f.domain);
@@ -152,9 +156,46 @@ function matchesFilter(n) {
 /** Loads the list; if the selected notification left it (this page resolved it), the one now at its place is selected. */
 async function loadInbox() {
   const at = selIndex();
-  const page = await api('GET', `/api/notifications?${inboxQuery()}`);
-  inbox.items = page.items.filter(matchesFilter);
+  const page = await fetchInbox(Math.min(Math.max(inbox.shown, PAGE), 1000));
+  inbox.items = page.items;
+  inbox.more = page.more;
   if (!selected()) inbox.selId = inbox.items[Math.min(Math.max(at, 0), inbox.items.length - 1)]?.id ?? null;
+}
+
+/**
+ * Up to `limit` notifications of the view, newest first, below the id `cursor` if given. The
+ * API filters one agent status at a time, so the open view (the default) is the three open
+ * statuses asked for and merged: asking for all and dropping the resolved ones showed an empty
+ * inbox once the newest 100 were resolved, however many older ones were open.
+ */
+async function fetchInbox(limit, cursor) {
+  const q = inboxQuery();
+  q.set('limit', String(limit));
+  if (cursor) q.set('cursor', String(cursor));
+  const statuses = inbox.filter.status === 'open' ? ['none', 'claimed', 'in_progress'] : [null];
+  const pages = await Promise.all(
+    statuses.map((st) => {
+      const one = new URLSearchParams(q);
+      if (st) one.set('agentStatus', st);
+      return api('GET', `/api/notifications?${one}`);
+    }),
+  );
+  // One that changed status between the queries is in two of them: the later state wins.
+  const byId = new Map();
+  for (const n of pages.flatMap((p) => p.items)) if (!byId.has(n.id) || byId.get(n.id).updatedAt < n.updatedAt) byId.set(n.id, n);
+  const all = [...byId.values()].filter(matchesFilter).sort((a, b) => b.id - a.id);
+  return { items: all.slice(0, limit), more: all.length > limit || pages.some((p) => p.nextCursor !== null) };
+}
+
+/** Show older: the next page below the last row, added under it. */
+async function loadOlder() {
+  const last = inbox.items[inbox.items.length - 1];
+  const page = await fetchInbox(PAGE, last?.id);
+  const have = new Set(inbox.items.map((n) => n.id));
+  inbox.items.push(...page.items.filter((n) => !have.has(n.id)));
+  inbox.more = page.more;
+  inbox.shown = inbox.items.length;
+  if (current === 'inbox') renderList();
 }
 
 function renderInbox() {
@@ -187,7 +228,10 @@ function list() {
   );
   const table = h('table', { id: 'inbox-list' }, h('thead', {}, h('tr', {}, ...['#', 'level', 'type', 'description', 'human', 'agent', 'created'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows));
   const empty = inbox.items.length === 0 ? h('p', { class: 'muted' }, 'Nothing here. New notifications appear without a reload.') : null;
-  return [table, empty].filter(Boolean);
+  const older = inbox.more
+    ? h('p', {}, h('button', { class: 'secondary', id: 'btn-older', onclick: () => act('older notifications shown', loadOlder) }, 'Show older'), h('span', { class: 'muted' }, ` ${inbox.items.length} shown, newest first`))
+    : null;
+  return [table, empty, older].filter(Boolean);
 }
 
 /** Redraws the list only: the filters and the detail panel (what is typed in it) stay as they are. */
@@ -220,6 +264,7 @@ function renderDetail() {
 async function setFilter(k, v) {
   inbox.filter[k] = v;
   inbox.selId = null;
+  inbox.shown = PAGE;
   await loadInbox();
   await loadEnvelope();
   renderInbox();
@@ -696,7 +741,10 @@ function liveNotifications(batch) {
     else if (matchesFilter(n)) fresh.push(n);
   }
   // Bounded: a page left open for days shows the newest 500, not every notification since.
-  inbox.items = [...fresh.reverse(), ...inbox.items].filter(matchesFilter).slice(0, 500);
+  const items = [...fresh.reverse(), ...inbox.items].filter(matchesFilter);
+  const keep = Math.max(500, inbox.shown);
+  if (items.length > keep) inbox.more = true;
+  inbox.items = items.slice(0, keep);
   const mine = batch.find((n) => n.id === inbox.selId);
   if (mine) {
     if (!selected()) {

@@ -224,4 +224,31 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       assert.ok(redraws < 100, `the list was drawn ${redraws} times for 1,000 arrivals`);
     });
   });
+
+  test('the open inbox shows the open notifications when the newest hundred are resolved, and Show older pages down through the rest', async () => {
+    await step('open-and-older', page, async () => {
+      await node.api.emitMany(
+        Array.from({ length: 120 }, (_, i) => ({ event: 'mesh.test.ping', payload: { n: 5000 + i } })),
+      );
+      const last = await pingId(5119);
+      const done = (await node.api.notifications.list({ limit: 120 })).items;
+      assert.equal(done[0]?.id, last);
+      for (const n of done) await node.api.notifications.resolve(n.id, { agentId: 'agent-7' });
+      const open = (await node.api.notifications.list({ agentStatus: 'none', limit: 200 })).items.map(
+        (n) => n.id,
+      );
+      assert.equal(open.length, 200, 'older open notifications exist');
+      const rows = () =>
+        page.evaluate(
+          `[...document.querySelectorAll('#inbox-list tbody tr')].map((r) => Number(r.dataset.id))`,
+        ) as Promise<number[]>;
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await page.waitForSelector('#inbox-list');
+      assert.deepEqual(await rows(), open.slice(0, 100), 'the newest 100 open ones, not an empty inbox');
+      await page.click('#btn-older');
+      await eventually(async () => (await rows()).length === 200, 10_000, 'a second page');
+      assert.deepEqual(await rows(), open, 'the next 100 open ones below, each once, newest first');
+    });
+  });
 });
