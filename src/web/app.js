@@ -763,24 +763,29 @@ let reconnectMs = 1000;
 function live(gap = false) {
   if (loggedOut) return;
   const ws = new WebSocket(`ws://${location.host}/ws`);
-  ws.onopen = () => {
-    ws.send(JSON.stringify({ type: 'subscribe', filter: {} }));
-    document.body.dataset.live = 'yes';
-    reconnectMs = 1000;
-    banner(null);
-    if (gap) void catchUp();
-  };
+  ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', filter: {} }));
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
+    // Live once the daemon confirms the subscription: it opens a connection it then refuses
+    // (too many subscribers), and that must not clear the line or reload the page each time.
+    if (msg.type === 'subscribed') {
+      document.body.dataset.live = 'yes';
+      reconnectMs = 1000;
+      banner(null);
+      if (gap) void catchUp();
+    }
     if (msg.type !== 'notification') return;
     queueLive(msg.notification, msg.change.kind === 'created');
   };
-  ws.onclose = async () => {
+  ws.onclose = async (ev) => {
     document.body.dataset.live = 'no';
-    // Why: a session that ended (401) is final; a daemon that does not answer is retried.
+    // Why: a session that ended (401) is final; a daemon that does not answer is retried, and so
+    // is one that answers but closed or refused the connection (too many subscribers, a slow
+    // page): its reason is shown, not "does not answer".
     const answer = await fetch('/api/session', { credentials: 'same-origin' }).then((r) => r.status, () => 0);
     if (answer === 401) return endSession();
-    banner(`The daemon does not answer${answer ? ` (HTTP ${answer})` : ''}: live updates are paused and this page may be out of date. Trying again every few seconds…`);
+    if (answer === 200) banner(`Live updates are paused: the daemon closed this page's connection${ev.reason ? ` (${plain(ev.reason)})` : ` (code ${ev.code})`}, so this page may be out of date. Trying again every few seconds…`);
+    else banner(`The daemon does not answer${answer ? ` (HTTP ${answer})` : ''}: live updates are paused and this page may be out of date. Trying again every few seconds…`);
     setTimeout(() => live(true), reconnectMs);
     reconnectMs = Math.min(reconnectMs * 2, 10_000);
   };

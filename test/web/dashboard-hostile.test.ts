@@ -251,4 +251,51 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       assert.deepEqual(await rows(), open, 'the next 100 open ones below, each once, newest first');
     });
   });
+
+  test('a page the daemon refuses live updates (too many subscribers) says why, not that the daemon does not answer, and catches up once let in', async () => {
+    const { WebSocket } = await import('ws');
+    const { readToken } = await import('../../src/config/index.js');
+    const wsUrl = `${base.replace(/^http/, 'ws')}/ws?token=${encodeURIComponent(readToken(node.dataDir) as string)}`;
+    // Other subscribers (agents, tabs) up to the daemon's bound.
+    const others: InstanceType<typeof WebSocket>[] = [];
+    const p = await ctx.newPage();
+    try {
+      await step('refused', p, async () => {
+        // Subscribers until the daemon refuses one: it is full (the inbox page above holds one too).
+        for (let full = false; !full; ) {
+          const ws = new WebSocket(wsUrl);
+          full = await new Promise<boolean>((resolve, reject) => {
+            ws.once('open', () => ws.send(JSON.stringify({ type: 'subscribe' })));
+            ws.once('message', () => resolve(false));
+            ws.once('close', (code) =>
+              code === 1013 ? resolve(true) : reject(new Error(`closed with ${code}`)),
+            );
+            ws.once('error', reject);
+          });
+          if (!full) others.push(ws);
+          assert.ok(others.length <= 256, 'the daemon bounds its subscribers');
+        }
+        await p.goto(`${base}/#/inbox`);
+        await p.waitForSelector('#inbox-list');
+        await p.locator('#banner').waitFor({ state: 'visible', timeout: 15_000 });
+        const text = (await p.locator('#banner').textContent()) ?? '';
+        assert.match(text, /too many subscribers/, text);
+        assert.doesNotMatch(text, /does not answer/);
+        // Something arrives while the page is shut out; then one subscriber leaves.
+        await node.api.emit({ event: 'mesh.test.ping', payload: { n: 6001 } });
+        const id = await pingId(6001);
+        others.pop()?.close();
+        await eventually(
+          async () => (await p.getAttribute('body', 'data-live')) === 'yes',
+          30_000,
+          'the page let in',
+        );
+        await p.locator(`#inbox-list tbody tr[data-id="${id}"]`).waitFor({ timeout: 10_000 });
+        assert.equal(await p.locator('#banner').isVisible(), false, 'the line is gone once live again');
+      });
+    } finally {
+      for (const ws of others) ws.close();
+      await p.close();
+    }
+  });
 });
