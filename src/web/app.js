@@ -735,18 +735,31 @@ function flushLive() {
 function liveNotifications(batch) {
   const at = new Map(inbox.items.map((x, i) => [x.id, i]));
   const fresh = [];
+  let changed = false;
+  let mineChanged = false;
   for (const n of batch) {
     const i = at.get(n.id);
-    if (i !== undefined) inbox.items[i] = n;
-    else if (matchesFilter(n)) fresh.push(n);
+    if (i !== undefined) {
+      // What the list already shows (loaded after an action, or newer) is not drawn again: a
+      // redraw under the pointer swallows the click that was landing on it.
+      const was = inbox.items[i];
+      if (was.updatedAt > n.updatedAt || JSON.stringify(was) === JSON.stringify(n)) continue;
+      inbox.items[i] = n;
+      changed = true;
+      if (n.id === inbox.selId) mineChanged = true;
+    } else if (matchesFilter(n)) {
+      fresh.push(n);
+      changed = true;
+    }
   }
+  if (!changed) return;
   // Bounded: a page left open for days shows the newest 500, not every notification since.
   const items = [...fresh.reverse(), ...inbox.items].filter(matchesFilter);
   const keep = Math.max(500, inbox.shown);
   if (items.length > keep) inbox.more = true;
   inbox.items = items.slice(0, keep);
   const mine = batch.find((n) => n.id === inbox.selId);
-  if (mine) {
+  if (mine && (mineChanged || !selected())) {
     if (!selected()) {
       // Resolved (or changed) elsewhere so it left this view: say so rather than show another one in its place.
       toast(`notification ${mine.id} left this view: ${mine.agentStatus}${mine.agentId ? ` by ${mine.agentId}` : ''}`);
