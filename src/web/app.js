@@ -80,11 +80,37 @@ function banner(text) {
 }
 
 let loggedOut = false;
-function endSession() {
+/** The open live connection, if any. */
+let socket;
+/** Other tabs of this browser are told of a logout here (they share the cookie it cleared). */
+const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('weft-session') : undefined;
+/**
+ * The session is over: the page says so and stops changing. Its live connection is closed:
+ * the daemon keeps pushing on a connection opened before the session ended, and a page that
+ * said it no longer changes kept adding what arrived.
+ */
+function endSession(why = 'the daemon restarted or this login ended') {
   if (loggedOut) return;
   loggedOut = true;
   document.body.dataset.live = 'no';
-  banner('Logged out: the daemon restarted or this login ended, so this page no longer changes and cannot act. Run `weft dashboard` for a new login link.');
+  socket?.close(1000, 'logged out');
+  socket = undefined;
+  clearTimeout(liveTimer);
+  liveQueue.clear();
+  document.getElementById('logout').hidden = true;
+  banner(`Logged out: ${why}, so this page no longer changes and cannot act. Run \`weft dashboard\` for a new login link.`);
+}
+if (tabs) tabs.onmessage = (m) => m.data === 'logout' && endSession('this login was logged out in another tab');
+
+async function logout() {
+  try {
+    await api('POST', '/api/session/logout');
+  } catch (err) {
+    toast(`log out failed: ${err.message}`, true);
+    return;
+  }
+  tabs?.postMessage('logout');
+  endSession('you logged out');
 }
 
 async function api(method, path, body) {
@@ -776,8 +802,10 @@ let reconnectMs = 1000;
 function live(gap = false) {
   if (loggedOut) return;
   const ws = new WebSocket(`ws://${location.host}/ws`);
+  socket = ws;
   ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', filter: {} }));
   ws.onmessage = (m) => {
+    if (loggedOut) return;
     const msg = JSON.parse(m.data);
     // Live once the daemon confirms the subscription: it opens a connection it then refuses
     // (too many subscribers), and that must not clear the line or reload the page each time.
@@ -792,6 +820,7 @@ function live(gap = false) {
   };
   ws.onclose = async (ev) => {
     document.body.dataset.live = 'no';
+    if (loggedOut) return;
     // Why: a session that ended (401) is final; a daemon that does not answer is retried, and so
     // is one that answers but closed or refused the connection (too many subscribers, a slow
     // page): its reason is shown, not "does not answer".
@@ -828,6 +857,10 @@ async function boot() {
     return;
   }
   document.getElementById('who').textContent = `${session.computer} · ${session.role === 'admin' ? 'admin' : 'read-only'}`;
+  // A read-only login cannot log out: the daemon refuses it every write, this one included.
+  const out = document.getElementById('logout');
+  out.hidden = session.via !== 'session' || !admin();
+  out.onclick = () => void logout();
   window.addEventListener('hashchange', route);
   await route();
   live();

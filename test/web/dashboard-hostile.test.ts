@@ -298,4 +298,45 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       await p.close();
     }
   });
+
+  test('logging out in one tab ends the page in both tabs: both say so and neither shows what arrives afterwards', async () => {
+    const two = await browser.newContext({ viewport: { width: 1360, height: 820 } });
+    const a = await two.newPage();
+    const b = await two.newPage();
+    try {
+      await step('logout', a, async () => {
+        await login(a);
+        for (const p of [a, b, page]) {
+          await p.goto(`${base}/#/inbox`);
+          await p.reload();
+          await eventually(
+            async () => (await p.getAttribute('body', 'data-live')) === 'yes',
+            10_000,
+            'the live connection',
+          );
+        }
+        await a.click('#logout');
+        for (const p of [a, b]) {
+          await p.locator('#banner:has-text("Logged out")').waitFor({ timeout: 10_000 });
+          assert.equal(await p.getAttribute('body', 'data-live'), 'no');
+        }
+        assert.equal(
+          (await a.evaluate(`fetch('/api/session').then((r) => r.status)`)) as number,
+          401,
+          'the session is gone at the daemon',
+        );
+        // Something arrives: a page still logged in shows it; the logged-out tab does not.
+        await node.api.emit({ event: 'mesh.test.ping', payload: { n: 7001 } });
+        const id = await pingId(7001);
+        await page.locator(`#inbox-list tbody tr[data-id="${id}"]`).waitFor({ timeout: 10_000 });
+        assert.equal(
+          await b.locator(`#inbox-list tbody tr[data-id="${id}"]`).count(),
+          0,
+          'the logged-out tab still changes',
+        );
+      });
+    } finally {
+      await two.close();
+    }
+  });
 });
