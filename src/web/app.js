@@ -299,6 +299,8 @@ async function setFilter(k, v) {
 async function select(id) {
   inbox.selId = id;
   await loadEnvelope();
+  // Another row was selected meanwhile (j held down): that one draws itself.
+  if (inbox.selId !== id) return;
   renderList();
   renderDetail();
   // One column (a phone): the detail is below the list, so bring it into view.
@@ -315,11 +317,15 @@ async function loadEnvelope() {
     (types) => new Set(types.filter((t) => t.lifecycle?.requiresClaim).map((t) => t.type)),
     () => undefined,
   );
+  let env = null;
   try {
-    inbox.envelope = await api('GET', `/api/events/${encodeURIComponent(n.eventId)}`);
+    env = await api('GET', `/api/events/${encodeURIComponent(n.eventId)}`);
   } catch {
-    inbox.envelope = null;
+    env = null;
   }
+  // An answer that comes after another row was selected is that row's no longer: taken, it put
+  // the previous row's resolution form and actions in the panel of the one now shown.
+  if (inbox.selId === n.id) inbox.envelope = env;
 }
 
 function detail() {

@@ -339,4 +339,51 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       await two.close();
     }
   });
+
+  test('moving on before the detail of the previous row has loaded: the panel shows the form and actions of the row now selected', async () => {
+    await step('quick-select', page, async () => {
+      await node.api.emit({
+        event: 'domain.software-development.planning.todo.dor_assessed',
+        payload: { slug: 'slow-one', score: 4, verdict: 'needs_work' },
+      });
+      await node.api.emit({ event: 'mesh.test.ping', payload: { n: 8001 } });
+      const dor = (
+        await node.api.notifications.list({
+          type: 'domain.software-development.planning.todo.dor_assessed',
+          limit: 10,
+        })
+      ).items.find((n) => n.payload.slug === 'slow-one');
+      assert.ok(dor);
+      const ping = await pingId(8001);
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await page.waitForSelector(`#inbox-list tbody tr[data-id="${dor.id}"]`);
+      // The first row's event is slow to come (a busy daemon): its answer is held until the second row is shown.
+      let release = () => undefined as void;
+      const held = new Promise<void>((r) => (release = r));
+      await page.route(`**/api/events/${dor.eventId}`, async (route) => {
+        await held;
+        await route.continue();
+      });
+      try {
+        await page.locator(`#inbox-list tbody tr[data-id="${dor.id}"]`).click();
+        await page.locator(`#inbox-list tbody tr[data-id="${ping}"]`).click();
+        await page.waitForSelector(`#detail[data-id="${ping}"] #btn-resolve`);
+        const late = page.waitForResponse((r) => r.url().endsWith(`/api/events/${dor.eventId}`));
+        release();
+        await late;
+        // The late answer has been handled once the page has run its tasks queued behind it.
+        await page.evaluate('new Promise((r) => setTimeout(r, 50))');
+        assert.equal(await page.locator('#detail').getAttribute('data-id'), String(ping));
+        assert.equal(
+          await page.locator('#resolve-form [name="outcome"]').count(),
+          0,
+          "the ping's panel has the todo's resolution form",
+        );
+        assert.equal(await page.locator('#btn-resolve').textContent(), 'Resolve');
+      } finally {
+        await page.unroute(`**/api/events/${dor.eventId}`);
+      }
+    });
+  });
 });
