@@ -536,7 +536,8 @@ async function pageApprovals(force = true) {
     open.length ? h('div', {}, ...cards) : h('p', { class: 'muted', id: 'no-pending' }, 'No cartridge waits for approval.'),
     h('h3', {}, 'Installed cartridges'),
     installed,
-    h('h3', {}, `Quarantine (${quarantine.items.length} held)`),
+    // The count is the daemon's, not the length of the page of them shown (100 at most).
+    h('h3', { id: 'quarantine-title' }, `Quarantine (${quarantine.held ?? quarantine.items.length} held${(quarantine.held ?? 0) > quarantine.items.length ? `, the newest ${quarantine.items.length} shown` : ''})`),
     q,
   );
 }

@@ -70,7 +70,9 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
   };
 
   before(async () => {
-    const c = await startCluster(t.dir, [{ computer: 'home' }], { provider: 'tls' });
+    const c = await startCluster(t.dir, [{ computer: 'home', env: { WEFT_TRUST_RATE_BURST: '3000' } }], {
+      provider: 'tls',
+    });
     node = c.nodes.home as ClusterNode;
     stopAll = c.stopAll;
     const { chromium } = await import('playwright-core');
@@ -384,6 +386,34 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       } finally {
         await page.unroute(`**/api/events/${dor.eventId}`);
       }
+    });
+  });
+
+  test('a source over its rate: the Approvals page counts every event the daemon holds, not the page of them it shows', async () => {
+    await step('quarantine-count', page, async () => {
+      await node.api.emitMany(
+        Array.from({ length: 3600 }, (_, i) => ({
+          event: 'mesh.test.ping',
+          source: 'flooder',
+          payload: { n: 9000 + i },
+        })),
+      );
+      // The pipeline runs in order: once this one is in, the flood has been through the trust stage.
+      await node.api.emit({ event: 'mesh.test.ping', payload: { n: 9999 } });
+      await pingId(9999);
+      const q = (await (
+        await fetch(`${base}/api/quarantine?status=held&limit=1`, {
+          headers: {
+            authorization: `Bearer ${(await import('../../src/config/index.js')).readToken(node.dataDir)}`,
+          },
+        })
+      ).json()) as { held: number };
+      assert.ok(q.held > 100, `the flood is held (${q.held})`);
+      await page.goto(`${base}/#/approvals`);
+      await page.reload();
+      const title =
+        (await page.locator('#quarantine-title, h3:has-text("Quarantine (")').first().textContent()) ?? '';
+      assert.match(title, new RegExp(`Quarantine \\(${q.held} held`), title);
     });
   });
 });
