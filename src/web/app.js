@@ -864,6 +864,16 @@ async function boot() {
     return;
   }
   document.getElementById('who').textContent = `${session.computer} · ${session.role === 'admin' ? 'admin' : 'read-only'}`;
+  // The login ends at its expiry even while nothing asks the daemon: the live connection, opened
+  // before, would otherwise keep the page changing. Looked at every 30 s (a timer set for 12 h
+  // would not count the time a laptop sleeps).
+  const ends = Date.parse(session.expiresAt ?? '');
+  if (Number.isFinite(ends)) {
+    const check = setInterval(() => {
+      if (loggedOut) clearInterval(check);
+      else if (Date.now() >= ends) endSession('this login expired (a login lasts 12 hours)');
+    }, 30_000);
+  }
   // A read-only login cannot log out: the daemon refuses it every write, this one included.
   const out = document.getElementById('logout');
   out.hidden = session.via !== 'session' || !admin();

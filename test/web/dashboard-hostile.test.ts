@@ -416,4 +416,47 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       assert.match(title, new RegExp(`Quarantine \\(${q.held} held`), title);
     });
   });
+
+  test("a page left open past its login's expiry says so and stops showing what arrives", async () => {
+    const later = await browser.newContext({ viewport: { width: 1360, height: 820 } });
+    const p = await later.newPage();
+    try {
+      await step('expiry', p, async () => {
+        // The page's clock runs as usual until it is moved on.
+        await p.clock.install();
+        await login(p);
+        await p.goto(`${base}/#/inbox`);
+        await eventually(
+          async () => (await p.getAttribute('body', 'data-live')) === 'yes',
+          10_000,
+          'the live connection',
+        );
+        const expiresAt = Date.parse(
+          ((await p.evaluate(`fetch('/api/session').then((r) => r.json())`)) as { expiresAt: string })
+            .expiresAt,
+        );
+        await p.clock.fastForward(expiresAt - Date.now() + 60_000);
+        await p.locator('#banner:has-text("expired")').waitFor({ timeout: 10_000 });
+        assert.equal(await p.getAttribute('body', 'data-live'), 'no');
+        // Something arrives: a page still logged in shows it; the expired one does not.
+        await page.goto(`${base}/#/inbox`);
+        await page.reload();
+        await eventually(
+          async () => (await page.getAttribute('body', 'data-live')) === 'yes',
+          10_000,
+          'the live connection',
+        );
+        await node.api.emit({ event: 'mesh.test.ping', payload: { n: 9502 } });
+        const id2 = await pingId(9502);
+        await page.locator(`#inbox-list tbody tr[data-id="${id2}"]`).waitFor({ timeout: 10_000 });
+        assert.equal(
+          await p.locator(`#inbox-list tbody tr[data-id="${id2}"]`).count(),
+          0,
+          'the expired page still changes',
+        );
+      });
+    } finally {
+      await later.close();
+    }
+  });
 });
