@@ -180,12 +180,21 @@ function matchesFilter(n) {
 }
 
 /** Loads the list; if the selected notification left it (this page resolved it), the one now at its place is selected. */
+/** Counts list loads: an answer to one that a later load (another filter) overtook is dropped. */
+let inboxLoads = 0;
+
+/** Loads the list; false when a later load started meanwhile (its answer is the one to show). */
 async function loadInbox() {
   const at = selIndex();
+  const mine = ++inboxLoads;
   const page = await fetchInbox(Math.min(Math.max(inbox.shown, PAGE), 1000));
+  // Status open → claimed → resolved with the arrow keys asks three times: the answers may
+  // come in another order, and the late claimed answer emptied the list under 'resolved'.
+  if (mine !== inboxLoads) return false;
   inbox.items = page.items;
   inbox.more = page.more;
   if (!selected()) inbox.selId = inbox.items[Math.min(Math.max(at, 0), inbox.items.length - 1)]?.id ?? null;
+  return true;
 }
 
 /**
@@ -216,7 +225,9 @@ async function fetchInbox(limit, cursor) {
 /** Show older: the next page below the last row, added under it. */
 async function loadOlder() {
   const last = inbox.items[inbox.items.length - 1];
+  const mine = inboxLoads;
   const page = await fetchInbox(PAGE, last?.id);
+  if (mine !== inboxLoads) return;
   const have = new Set(inbox.items.map((n) => n.id));
   inbox.items.push(...page.items.filter((n) => !have.has(n.id)));
   inbox.more = page.more;
@@ -291,7 +302,7 @@ async function setFilter(k, v) {
   inbox.filter[k] = v;
   inbox.selId = null;
   inbox.shown = PAGE;
-  await loadInbox();
+  if (!(await loadInbox())) return;
   await loadEnvelope();
   renderInbox();
 }
@@ -394,7 +405,7 @@ function detail() {
 }
 
 async function refreshInbox() {
-  await loadInbox();
+  if (!(await loadInbox())) return;
   await loadEnvelope();
   if (current === 'inbox') {
     renderList();

@@ -459,4 +459,46 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       await later.close();
     }
   });
+
+  test('changing the status filter twice quickly: the list shows what the filter now says, whichever answer comes last', async () => {
+    await step('filter-race', page, async () => {
+      await node.api.emit({ event: 'mesh.test.ping', payload: { n: 9601 } });
+      await node.api.notifications.claim(await pingId(9601), 'agent-9');
+      await page.goto(`${base}/#/inbox`);
+      await page.reload();
+      await page.waitForSelector('#inbox-list');
+      // The claimed list is slow to come (a busy daemon): held until the resolved one is shown.
+      let release = () => undefined as void;
+      const held = new Promise<void>((r) => (release = r));
+      const claimedList = (url: URL) =>
+        url.pathname === '/api/notifications' && url.searchParams.get('agentStatus') === 'claimed';
+      await page.route(claimedList, async (route) => {
+        await held;
+        await route.continue();
+      });
+      try {
+        await page.selectOption('#f-status', 'claimed');
+        await page.selectOption('#f-status', 'resolved');
+        await eventually(
+          async () => (await page.locator('#inbox-list tbody tr', { hasText: 'agent-7' }).count()) > 0,
+          10_000,
+          'the resolved ones',
+        );
+        const late = page.waitForResponse((r) => claimedList(new URL(r.url())));
+        release();
+        await late;
+        // The late answer has been handled once the page has run its tasks queued behind it.
+        await page.evaluate('new Promise((r) => setTimeout(r, 50))');
+        assert.equal(await page.locator('#f-status').inputValue(), 'resolved');
+        const agents = await page.locator('#inbox-list tbody tr td:nth-child(6)').allTextContents();
+        assert.ok(
+          agents.length > 0 && agents.every((a) => a.startsWith('resolved')),
+          `rows under 'resolved': ${[...new Set(agents)].join(', ')}`,
+        );
+      } finally {
+        await page.unroute(claimedList);
+        await page.selectOption('#f-status', 'open');
+      }
+    });
+  });
 });
