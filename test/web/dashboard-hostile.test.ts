@@ -222,8 +222,9 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
         30_000,
         'the newest 500, newest first, each once',
       );
+      // Drawn once per arrival, it was 1,001 times; together, a handful (a slow machine spreads the arrivals, so some margin).
       const redraws = (await page.evaluate('window.redraws')) as number;
-      assert.ok(redraws < 100, `the list was drawn ${redraws} times for 1,000 arrivals`);
+      assert.ok(redraws < 250, `the list was drawn ${redraws} times for 1,000 arrivals`);
     });
   });
 
