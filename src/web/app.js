@@ -724,7 +724,8 @@ const PAGES = { inbox: pageInbox, approvals: pageApprovals, mesh: pageMesh, priv
 
 async function route() {
   const name = (location.hash.replace(/^#\//, '') || 'inbox').split('?')[0];
-  current = PAGES[name] ? name : 'inbox';
+  // Its own pages only: '#/constructor' or '#/toString' named Object's, which drew nothing (Loading… for ever).
+  current = Object.hasOwn(PAGES, name) ? name : 'inbox';
   keys = () => undefined;
   clearTimeout(pageTimer);
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === current);

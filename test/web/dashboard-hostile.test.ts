@@ -502,4 +502,15 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
       }
     });
   });
+
+  test('a link to a page that does not exist, named like a property every object has, opens the inbox', async () => {
+    await step('odd-hash', page, async () => {
+      for (const name of ['constructor', 'toString', 'nope']) {
+        await page.goto(`${base}/#/${name}`);
+        await page.reload();
+        await page.waitForSelector('body[data-page="inbox"] #inbox-list', { timeout: 10_000 });
+        assert.equal(await page.locator('nav a.active').getAttribute('data-page'), 'inbox', name);
+      }
+    });
+  });
 });
