@@ -43,6 +43,8 @@ export class DashboardAuth {
   private readonly sessionTtl: number;
   private readonly maxLinks: number;
   private readonly maxSessions: number;
+  /** Told of every session that ends before its time (logged out, or pushed out by a newer one). */
+  private readonly endListeners: Array<(s: DashboardSession) => void> = [];
 
   constructor(
     init: DashboardAuthInit = {},
@@ -77,7 +79,11 @@ export class DashboardAuth {
       throw new WeftError('WEFT_UNAUTHORIZED', 'this login link is used up or expired: run `weft dashboard` again for a new one');
     }
     this.sweep();
-    if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value as string);
+    if (this.sessions.size >= this.maxSessions) {
+      const [oldest, pushedOut] = this.sessions.entries().next().value as [string, DashboardSession];
+      this.sessions.delete(oldest);
+      this.ended(pushedOut);
+    }
     const s: DashboardSession = { id: token(), role: link.role, csrf: token(), createdAt: this.now(), expiresAt: this.now() + this.sessionTtl };
     this.sessions.set(digest(s.id), s);
     return s;
@@ -105,6 +111,19 @@ export class DashboardAuth {
 
   logout(s: DashboardSession): void {
     this.sessions.delete(digest(s.id));
+    this.ended(s);
+  }
+
+  /**
+   * Calls `fn` with each session that ends before its expiry (what holds a connection open for it
+   * closes it); a session's expiry is its own `expiresAt`.
+   */
+  onEnd(fn: (s: DashboardSession) => void): void {
+    this.endListeners.push(fn);
+  }
+
+  private ended(s: DashboardSession): void {
+    for (const fn of this.endListeners) fn(s);
   }
 
   get size(): number {

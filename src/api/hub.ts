@@ -34,6 +34,9 @@ function rawSocket(ws: WebSocket): Cork['socket'] | undefined {
 
 interface Client {
   socket: WebSocket;
+  /** The dashboard login it was opened with (none: the node's token), and the timer that ends it at its expiry. */
+  session: object | undefined;
+  expiry: NodeJS.Timeout | undefined;
   filter: NotificationFilter | undefined;
   tokens: number;
   refilledAt: number;
@@ -101,17 +104,31 @@ export class NotificationHub {
     return this.clients.size;
   }
 
-  add(socket: WebSocket): void {
+  /**
+   * A subscriber; `session` is the dashboard login it was opened with: its connection is closed
+   * (4001) at the login's `expiresAt` or when {@link endSession} says it ended, so a page never
+   * goes on receiving for a login that is over.
+   */
+  add(socket: WebSocket, session?: { expiresAt: number }): void {
     if (this.clients.size >= this.maxClients) {
       this.refused++;
       this.logger.warn({ clients: this.clients.size }, 'refusing a WebSocket subscriber: too many');
       socket.close(1013, `too many subscribers (at most ${this.maxClients})`);
       return;
     }
-    const client: Client = { socket, filter: undefined, tokens: this.rate * 2.5, refilledAt: Date.now(), invalid: 0 };
+    const client: Client = { socket, session, expiry: undefined, filter: undefined, tokens: this.rate * 2.5, refilledAt: Date.now(), invalid: 0 };
     this.clients.add(client);
-    socket.on('close', () => this.clients.delete(client));
-    socket.on('error', () => this.clients.delete(client));
+    if (session) {
+      // Longer than a timer can wait (~24.8 days) never happens: logins last hours.
+      client.expiry = setTimeout(() => this.close(client, 4001, 'this login expired'), Math.min(Math.max(0, session.expiresAt - Date.now()), 2 ** 31 - 1));
+      client.expiry.unref();
+    }
+    const gone = () => {
+      clearTimeout(client.expiry);
+      this.clients.delete(client);
+    };
+    socket.on('close', gone);
+    socket.on('error', gone);
     socket.on('message', (data, isBinary) => {
       // Whatever a client sends, nothing it does may throw out of this handler.
       try {
@@ -256,6 +273,11 @@ export class NotificationHub {
     } finally {
       for (const cork of corked.values()) cork.socket.uncork();
     }
+  }
+
+  /** Closes (4001) the connections opened with a dashboard login that ended (logged out). */
+  endSession(session: object): void {
+    for (const c of this.clients) if (c.session === session) this.close(c, 4001, 'this login was logged out');
   }
 
   closeAll(): void {

@@ -239,7 +239,8 @@ export async function buildApi(
             });
         }
         const writes = req.method !== 'GET' && req.method !== 'HEAD' && !upgrade;
-        if (writes && session.role !== 'admin') {
+        // Any login may end itself; other writes are an admin login's.
+        if (writes && session.role !== 'admin' && path !== '/api/session/logout') {
           return reply
             .status(403)
             .send({
@@ -479,7 +480,8 @@ export async function buildApi(
     reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
     return deps.metrics ? deps.metrics() : '';
   });
-  app.get('/ws', { websocket: true }, (socket) => hub.add(socket));
+  app.get('/ws', { websocket: true }, (socket, req) => hub.add(socket, sessionOfRequest(req)));
+  deps.dashboard?.onEnd((s) => hub.endSession(s));
   for (const add of deps.extraRoutes ?? []) add(app);
 
   return { app, hub };

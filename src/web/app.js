@@ -886,9 +886,9 @@ async function boot() {
       else if (Date.now() >= ends) endSession('this login expired (a login lasts 12 hours)');
     }, 30_000);
   }
-  // A read-only login cannot log out: the daemon refuses it every write, this one included.
+  // Any login may log out (a read-only one too: the daemon lets it end itself).
   const out = document.getElementById('logout');
-  out.hidden = session.via !== 'session' || !admin();
+  out.hidden = session.via !== 'session';
   out.onclick = () => void logout();
   window.addEventListener('hashchange', route);
   await route();
