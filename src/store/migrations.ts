@@ -828,4 +828,33 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  {
+    version: 26,
+    name: 'domains: the inbox of a database made before its positions never repeated (migration 9 as shipped on 2026-12-04) gets them too',
+    sql: `
+      -- Migration 9 first shipped with seq INTEGER PRIMARY KEY (no AUTOINCREMENT) and was then
+      -- changed in place, so a database made by that build kept the old table: once the
+      -- clean-up emptied the inbox, new rows took positions from 1 again, at or below where the
+      -- lanes had got to, and the lanes never read them (domain events silently lost). The
+      -- table is made again with AUTOINCREMENT, its counter past every position used: the
+      -- highest row, the old counter (a database made after the fix) and every lane's position.
+      CREATE TABLE domain_inbox_v26 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      INSERT INTO domain_inbox_v26 (seq, event_id, event_type, targets, body, created_at)
+        SELECT seq, event_id, event_type, targets, body, created_at FROM domain_inbox;
+      DELETE FROM sqlite_sequence WHERE name = 'domain_inbox_v26';
+      INSERT INTO sqlite_sequence (name, seq) SELECT 'domain_inbox_v26', max(
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'domain_inbox'), 0),
+        coalesce((SELECT max(seq) FROM domain_inbox), 0),
+        coalesce((SELECT max(CAST(position AS INTEGER)) FROM consumer_offsets WHERE name LIKE 'domains:%'), 0));
+      DROP TABLE domain_inbox;
+      ALTER TABLE domain_inbox_v26 RENAME TO domain_inbox;
+    `,
+  },
 ];
