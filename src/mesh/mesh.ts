@@ -339,6 +339,16 @@ export class MeshService implements SenderLink {
     return offered;
   }
 
+  /**
+   * The caps `computer` announced in its last signed hello (kept across restarts), or undefined
+   * while none has arrived. A Weft from before 2026-12-05 never sends one (hellos came with
+   * recovery and mounts), so it cannot answer their questions either. A mesh without a link key
+   * keeps no hellos: it cannot tell, and says `[]`.
+   */
+  announcedCaps(computer: string): readonly string[] | undefined {
+    return this.linkKeys ? this.helloCaps(computer) : [];
+  }
+
   /** The caps the peer announced in its last signed hello, or undefined before one arrived. */
   private helloCaps(computer: string): readonly string[] | undefined {
     const peer = this.deps.peers.byName(computer);

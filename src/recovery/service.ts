@@ -91,6 +91,8 @@ export interface NodeView {
 export interface RecoveryStatus {
   enabled: boolean;
   mode: RecoveryMode;
+  /** While checking: peers not asked, as they run a Weft from before recovery (they never sent a signed hello). */
+  notAsked?: string[];
   minCopies: number;
   beaconIntervalMs: number;
   journal: { pending: number; journaled: number };
@@ -119,6 +121,10 @@ export class RecoveryService {
   private ticking: Promise<void> | undefined;
   private checking: Promise<void> | undefined;
   private checkStartedAt = 0;
+  /** Peers the last check did not ask: they never sent a signed hello (a Weft from before recovery). */
+  private olderPeers: string[] = [];
+  /** Those already named in the log. */
+  private readonly toldOlder = new Set<string>();
   /** The last beacon sent, and whether it was the one confirming the copies reported for the one before. */
   private lastBeacon: { id: string; confirmation: boolean; ranges: BeaconPayload['events']['ranges']; copies: number[] } | undefined;
   private confirming: (() => void) | undefined;
@@ -503,7 +509,18 @@ export class RecoveryService {
     if (this.checkStartedAt === 0) this.checkStartedAt = now;
     const peers = this.weftPeers();
     if (peers.length === 0) return;
-    const answers = await Promise.all(peers.map(async (p) => ({ p, info: await this.ask<RecoveryInfo>(p, RECOVERY_QUERY, { req: this.req() }, 8000) })));
+    // A peer that never sent a signed hello runs a Weft from before recovery (both came on
+    // 2026-12-05): it cannot answer, and showed each question (one every 10 s, for as long as
+    // this node checks) to its user as an empty mesh.message.received notification. It is not
+    // asked; it still counts among the peers that have not answered (the rule below is unchanged).
+    const askable = peers.filter((p) => this.deps.mesh.announcedCaps(p.computer) !== undefined);
+    this.olderPeers = peers.filter((p) => !askable.includes(p)).map((p) => p.computer);
+    for (const c of this.olderPeers) {
+      if (this.toldOlder.has(c)) continue;
+      this.toldOlder.add(c);
+      this.deps.logger.warn({ peer: c }, `peer ${c} runs a Weft from before recovery (no signed hello from it): it is not asked whether it holds more of this node; upgrade it`);
+    }
+    const answers = await Promise.all(askable.map(async (p) => ({ p, info: await this.ask<RecoveryInfo>(p, RECOVERY_QUERY, { req: this.req() }, 8000) })));
     if (this.mode() !== 'checking') return;
     await this.index.catchUp();
     const self = this.deps.identity().nodeId;
@@ -655,6 +672,7 @@ export class RecoveryService {
     return {
       enabled: this.enabled,
       mode: this.mode(),
+      ...(this.mode() === 'checking' && this.olderPeers.length > 0 ? { notAsked: [...this.olderPeers] } : {}),
       minCopies: this.minCopies,
       beaconIntervalMs: this.intervalMs,
       journal: { pending: this.notes.pending(), journaled: this.notes.journaled() },
