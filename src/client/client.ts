@@ -150,7 +150,12 @@ export class WeftClient {
     const code = (e?.code && e.code in ERROR_CODES ? e.code : status === 401 ? 'WEFT_UNAUTHORIZED' : 'WEFT_INTERNAL') as ErrorCode;
     // Every weft answer carries { error: { code } }: anything else is another program on the port.
     const notWeft = !(e?.code && e.code in ERROR_CODES);
-    const message = e?.message ?? (notWeft ? `${this.init.url} answered HTTP ${status} and is not a weft daemon (another program on api.port?)` : `HTTP ${status}`);
+    let message = e?.message ?? (notWeft ? `${this.init.url} answered HTTP ${status} and is not a weft daemon (another program on api.port?)` : `HTTP ${status}`);
+    // Every route this client asks for exists in its own version's daemon: one started before
+    // the installation was upgraded lacks the newer ones.
+    if (status === 404 && code === 'WEFT_NOT_FOUND' && message.startsWith('no route ')) {
+      message += `: the daemon at ${this.init.url} runs an older Weft than this client; restart it to run the installed version`;
+    }
     return new WeftError(code, code === 'WEFT_UNAUTHORIZED' ? this.refused(message) : message, e?.details ? { details: e.details } : undefined);
   }
 

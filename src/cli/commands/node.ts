@@ -365,9 +365,12 @@ Examples:
       'the node at a glance: bus, mesh, pipeline, API, and what is wrong right now; exit code 0 when nothing is, 3 when the node reports a problem, 1 when no daemon answers',
     )
     .action(async () => {
-      const h = await get<Health>('/api/health');
+      const answer = await get<Health>('/api/health');
+      // A daemon started before this installation was upgraded answers with fewer fields; its
+      // missing problem list is itself the problem (before, this printed a TypeError, exit 1).
+      const h: Health = Array.isArray(answer.problems) ? answer : { ...answer, problems: [olderDaemon(answer)] };
       const m = h.mesh ? await get<{ peers: Row[] }>('/api/mesh/status') : undefined;
-      if (h.problems.length > 0) process.exitCode = 3;
+      if ((h.problems ?? []).length > 0) process.exitCode = 3;
       out(statusText(h, m?.peers), { ...h, ...(m ? { peers: m.peers } : {}) });
     });
 
@@ -533,18 +536,21 @@ async function stdinToDecode(): Promise<DecodeRequest> {
   return { base64: buf.toString('base64') };
 }
 
-/** The fields of `/api/health` that `weft status` shows. */
+/**
+ * The fields of `/api/health` that `weft status` shows. Those marked optional are absent from a
+ * daemon of an older Weft (one started before this installation was upgraded).
+ */
 interface Health {
-  problems: string[];
+  problems?: string[];
   version: string;
   computer: string;
   cluster: string | null;
   bus: string;
-  busStats: { appended: number; journal?: number; unsent?: number; connection?: string };
+  busStats?: { appended: number; journal?: number; unsent?: number; connection?: string };
   pid: number;
   uptimeSeconds: number;
   processor: { processed: number; failed: number; rejected: number; duplicates: number };
-  connections: { open: number; max: number };
+  connections?: { open: number; max: number };
   mesh: string | null;
   /** Each configured delivery channel's counters by name; an older daemon sent Telegram's alone, or null. */
   delivery?: Record<string, ChannelHealth> | ChannelHealth | null;
@@ -568,6 +574,11 @@ function deliveryChannelsOf(d: Health['delivery']): ChannelHealth[] {
   return Object.values(d as Record<string, ChannelHealth>);
 }
 
+/** The problem a daemon without a problem list has: it runs an older Weft than this command. */
+function olderDaemon(h: Health): string {
+  return `the daemon (pid ${h.pid}, up ${uptime(h.uptimeSeconds)}) runs an older Weft than this weft command: it reports no list of problems, so what is wrong cannot be shown; restart it to run the installed version (stop it and start 'weft daemon', or 'systemctl --user restart weft' under 'weft service install')`;
+}
+
 function uptime(s: number): string {
   if (s < 120) return `${s} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
@@ -585,7 +596,7 @@ export function statusText(h: Health, peers: Row[] | undefined): string {
   const lines = [
     `node '${h.computer}'${h.cluster ? ` (cluster ${h.cluster})` : ''}, weft ${h.version}, pid ${h.pid}, up ${uptime(h.uptimeSeconds)}`,
   ];
-  const b = h.busStats;
+  const b = h.busStats ?? { appended: 0 };
   const waiting = (b.journal ?? 0) + (b.unsent ?? 0);
   lines.push(
     `bus: ${h.bus === 'sqlite' ? 'embedded (SQLite)' : h.bus}${b.connection ? `, connection ${b.connection}` : ''}${waiting > 0 ? `, ${waiting} event${waiting === 1 ? '' : 's'} in the journal for the stream` : ''}`,
@@ -608,7 +619,7 @@ export function statusText(h: Health, peers: Row[] | undefined): string {
   lines.push(
     `pipeline: ${p.processed} processed, ${p.failed} failed, ${p.rejected} rejected, ${p.duplicates} duplicates since the start`,
   );
-  lines.push(`api: ${h.connections.open} of ${h.connections.max} connections open`);
+  lines.push(h.connections ? `api: ${h.connections.open} of ${h.connections.max} connections open` : 'api: answering (connections not reported)');
   const channels = deliveryChannelsOf(h.delivery);
   lines.push(
     channels.length === 0
@@ -623,7 +634,8 @@ export function statusText(h: Health, peers: Row[] | undefined): string {
       `queries: ${q.queriesSent} asked by this node; from peers ${q.queriesAnswered} answered, ${q.queriesDenied} refused, ${q.queriesDropped} dropped over the rate, ${q.queriesBusy ?? 0} busy since the start (who asked what: weft audit export)`,
     );
   }
-  if (h.problems.length === 0) lines.push('problems: none');
-  else lines.push(`problems (${h.problems.length}):`, ...h.problems.map((x) => `  - ${x}`));
+  const problems = h.problems ?? [olderDaemon(h)];
+  if (problems.length === 0) lines.push('problems: none');
+  else lines.push(`problems (${problems.length}):`, ...problems.map((x) => `  - ${x}`));
   return lines.join('\n');
 }
