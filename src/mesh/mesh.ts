@@ -125,6 +125,12 @@ export class MeshService implements SenderLink {
   private readonly negotiated = new Map<string, NegotiatedCaps | 'noprov'>();
   /** Peers whose frames arrived unsealed on a link where this node seals (see onUnsealed). */
   private readonly unsealedIn = new Set<string>();
+  /**
+   * Peers that send unsealed frames and never sent a hello: a Weft from before link keys
+   * (2026-12-05), which can neither seal nor open a sealed frame. `aead` is left out of what their
+   * link offers until their first hello (see onUnsealed).
+   */
+  private readonly beforeLinkKeys = new Set<string>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly linkKeys: LinkKeys | undefined;
   /** When our last hello went to each peer. */
@@ -333,7 +339,7 @@ export class MeshService implements SenderLink {
    */
   offeredCaps(computer: string): TransportCap[] {
     let offered: TransportCap[] = [...this.deps.provider.caps];
-    if (!this.linkKeys) offered = offered.filter((c) => c !== 'aead');
+    if (!this.linkKeys || this.beforeLinkKeys.has(computer)) offered = offered.filter((c) => c !== 'aead');
     const announced = this.helloCaps(computer) ?? this.deps.peers.byName(computer)?.caps;
     if (announced) offered = offered.filter((c) => announced.includes(c));
     return offered;
@@ -438,7 +444,23 @@ export class MeshService implements SenderLink {
    */
   private onUnsealed(computer: string): void {
     const c = this.negotiated.get(computer);
-    if (this.deps.provider.confidential || c === undefined || c === 'noprov' || !c.aead || this.unsealedIn.has(computer)) return;
+    if (this.deps.provider.confidential || c === undefined || c === 'noprov' || !c.aead) return;
+    if (this.linkKeys && this.helloCaps(computer) === undefined) {
+      // Signed, fresh and unsealed, from a peer that never said hello (not now, not before a
+      // restart): a Weft from before link keys. Sealed frames to it wait for a key it will never
+      // send: it got nothing from this node, and, without our acks, sent its own again and again.
+      // Only the peer itself can send such a frame, so whoever runs the broker cannot force this.
+      if (this.beforeLinkKeys.has(computer)) return;
+      this.beforeLinkKeys.add(computer);
+      this.logger.warn(
+        { peer: computer },
+        `peer ${computer} runs a Weft from before link keys (2026-12-05): it has never sent a hello and sends its frames unsealed, so it cannot open sealed ones; frames to it go unsealed too, as between older nodes, until it is upgraded (its first hello seals the link again). With mesh.caps_required = ["aead"] the link is refused instead`,
+      );
+      void this.audited('transport.flatneg', computer, { missing: ['aead'], reason: 'peer-before-link-keys' }, false);
+      this.senders.get(computer)?.renegotiate();
+      return;
+    }
+    if (this.unsealedIn.has(computer)) return;
     this.unsealedIn.add(computer);
     this.logger.warn(
       { peer: computer },
@@ -452,7 +474,8 @@ export class MeshService implements SenderLink {
     const s = this.senders.get(computer);
     // It is up: what it has not acknowledged goes again soon, not after the resend backoff.
     s?.peerAlive();
-    if (change.capsChanged) s?.renegotiate();
+    // An upgraded peer's first hello: its link is sealed again.
+    if (this.beforeLinkKeys.delete(computer) || change.capsChanged) s?.renegotiate();
     if (change.keyChanged) {
       s?.rekeyed();
       const waiting = this.keyWaiters.get(computer);

@@ -186,7 +186,7 @@ export class PeerSender {
   stalled(now: number): string | undefined {
     const after = this.mesh.limits.stallAfterMs;
     if (this.keyingSince !== undefined && now - this.keyingSince >= after) {
-      return `no link key from the peer for ${Math.round((now - this.keyingSince) / 1000)} s: its hello has not arrived (ours was sent; frames to it are sealed, so none goes in plaintext; the outbox keeps them)`;
+      return `no link key from the peer for ${Math.round((now - this.keyingSince) / 1000)} s: its hello has not arrived (ours was sent; frames to it are sealed, so none goes in plaintext; the outbox keeps them). A Weft from before 2026-12-05 sends no hello: if the peer runs one, upgrade it`;
     }
     if (this.failingSince !== undefined && now - this.failingSince >= after) return this.lastError ?? 'sends fail';
     if (this.waitingSince !== undefined && now - this.waitingSince >= after) {

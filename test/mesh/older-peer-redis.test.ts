@@ -1,0 +1,77 @@
+/**
+ * A rolling upgrade on a shared Redis: the upgraded node's peer still runs a Weft from before
+ * link keys (2026-12-04 and earlier). Such a node never sends a hello, sends its frames unsealed
+ * and cannot open sealed ones. It is played here by a raw Redis link holding its key (old
+ * commits are not built in tests): it reads its own inbox and puts signed, unsealed frames on
+ * the upgraded node's, as that build did.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { assembleNode } from '../../src/daemon/assemble.js';
+import { loadOrCreateIdentity } from '../../src/identity/index.js';
+import { decodeFrame, encodeFrame, redisProvider } from '../../src/transport/index.js';
+import { silentLogger, systemClock } from '../../src/util/index.js';
+import { waitFor } from '../helpers/node.js';
+import { TestRedis } from '../helpers/redis.js';
+import { tempDir } from '../helpers/tmp.js';
+
+test('redis: a peer from before link keys gets the upgraded node\'s events and acks once it shows itself, never before', { timeout: 90_000 }, async () => {
+  const t = tempDir('weft-older-redis-');
+  const redis = await TestRedis.start();
+  for (const c of ['fresh', 'old']) mkdirSync(join(t.dir, c), { recursive: true });
+  const oldId = loadOrCreateIdentity(join(t.dir, 'old', 'identity.key')).identity;
+  const freshId = loadOrCreateIdentity(join(t.dir, 'fresh', 'identity.key')).identity;
+  const fresh = await assembleNode({
+    dataDir: join(t.dir, 'fresh'),
+    computer: 'fresh',
+    cluster: 'home',
+    mesh: {
+      provider: redisProvider({ url: redis.url, computer: 'fresh' }),
+      peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
+    },
+  });
+  // The old node's envelopes, built as it would build them (its key, its name); no mesh of its own.
+  const oldNode = await assembleNode({ dataDir: join(t.dir, 'old'), computer: 'old', cluster: 'home' });
+  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
+  const got = { pings: [] as string[], acks: 0, sealed: 0 };
+  try {
+    await fresh.start();
+    await link.start();
+    void (async () => {
+      for await (const f of link.frames()) {
+        // Without the link key an old node could not open a sealed frame either.
+        const d = decodeFrame(f.bytes, { lookupKey: () => freshId.publicKey });
+        if (!d.ok) got.sealed++;
+        else if (d.frame.type === 'events') {
+          for (const e of (d.frame.body as { envelopes: Array<string | { payload: { note: string } }> }).envelopes) {
+            got.pings.push((typeof e === 'string' ? (JSON.parse(e) as { payload: { note: string } }) : e).payload.note);
+          }
+        } else if (d.frame.type === 'ack') got.acks++;
+        await f.ack();
+      }
+    })();
+    for (const note of ['f1', 'f2']) await fresh.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note } });
+    const peerState = () => ((fresh.mesh?.status().peers as Array<{ computer: string; state: string; encryption: string | null }>) ?? []).find((p) => p.computer === 'old');
+    await waitFor(() => peerState()?.state === 'keying', 20_000, 'the link to the old node to wait for its key');
+    // Nothing in plaintext to a peer that has not shown it cannot seal.
+    assert.deepEqual(got.pings, []);
+
+    // The old node sends one of its own events, signed and unsealed.
+    const env = oldNode.node.build({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'o1' } });
+    await link.send('fresh', encodeFrame({ type: 'events', sequence: 1, timestamp: Date.now(), body: { envelopes: [env] } }, { identity: oldId, crc32c: true }));
+    await waitFor(() => fresh.node.ns.notifications.list({ eventType: 'mesh.test.ping', limit: 10 }).items.some((n) => n.payload.note === 'o1'), 20_000, 'the old node\'s event on the upgraded one');
+    // Before: the link stayed 'keying' for good: nothing reached the old node, and without an ack
+    // it sent its frames again and again.
+    await waitFor(() => got.pings.length >= 2 && got.acks > 0, 20_000, `the upgraded node's events and an ack on the old node (have ${JSON.stringify(got)})`);
+    assert.deepEqual([...got.pings].sort(), ['f1', 'f2']);
+    assert.equal(peerState()?.encryption, 'none');
+  } finally {
+    await link.stop();
+    await fresh.stop();
+    await oldNode.stop();
+    await redis.stop();
+    t.cleanup();
+  }
+});
