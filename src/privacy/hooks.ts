@@ -564,6 +564,12 @@ export interface HookStatus {
   spoolDir?: string;
   formatVersion?: number;
   limits?: string;
+  /**
+   * The block is not what this Weft installs for that spool dir: written by an older (or newer)
+   * Weft, or edited by hand. An older hook keeps the bugs fixed since (the sh hook before
+   * 2026-12-07 printed an error at every new shell): `weft observe install --write` replaces it.
+   */
+  differs?: boolean;
 }
 
 /**
@@ -593,6 +599,8 @@ export function hookStatus(opts: { home: string }): HookStatus[] {
         // A hand-edited meta line: the block is still there, only its details are unknown.
       }
     }
+    const installed = text.slice(block.start, block.end);
+    status.differs = status.spoolDir === undefined || installed.replace(/\n?$/, '\n') !== hookScript(shell, { spoolDir: status.spoolDir });
     return status;
   });
 }

@@ -13,6 +13,7 @@ import {
   SPOOL_FORMAT_VERSION,
   uninstallHook,
 } from '../../src/privacy/hooks.js';
+import { weft } from '../helpers/cli.js';
 import { runInPty } from '../helpers/pty-shell.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -544,6 +545,54 @@ test('sh: a shell with history (bash --posix) records through PS1; dash records 
     const dash = await runInPty('dash', { home, env, lines });
     assertQuiet(dash.output, 'dash');
     assert.equal(readSpool(spoolDir, 'sh').files.length, 1, 'dash added no spool file');
+  } finally {
+    cleanup();
+  }
+});
+
+test('weft observe status names a hook an older Weft wrote (the sh hook of before 2026-12-07), and an install replaces it', () => {
+  const { dir: home, cleanup } = tempDir('weft-hooks-older-');
+  try {
+    const spoolDir = join(home, 'spool');
+    const current = hookScript('sh', { spoolDir });
+    // The sh hook as Weft wrote it before 34fe5f0: it opened its state file before sending stderr
+    // away, so every new shell printed "…/.sh-<pid>.state: No such file or directory".
+    const edits: Array<[string, string]> = [
+      ["      # 2>/dev/null first: redirections apply left to right, and the state file is missing at a new shell's first prompt.\n", ''],
+      ['} 2>/dev/null <"$_weft_state"', '} <"$_weft_state" 2>/dev/null'],
+      ['history 1 2>/dev/null >|"$_weft_state.h"', 'history 1 >|"$_weft_state.h" 2>/dev/null'],
+      ['fc -l -1 2>/dev/null >|"$_weft_state.h"', 'fc -l -1 >|"$_weft_state.h" 2>/dev/null'],
+    ];
+    let older = current;
+    for (const [now, then] of edits) {
+      assert.ok(older.includes(now), `the current sh hook has ${JSON.stringify(now)}`);
+      older = older.replace(now, then);
+    }
+    writeFileSync(join(home, '.shrc'), `export A=1\n${older}`);
+    installHook('bash', { spoolDir, home });
+    const env = { HOME: home, WEFT_DATA_DIR: join(home, 'data'), WEFT_OBSERVE_SPOOL_DIR: spoolDir };
+    const status = () => weft(['observe', 'status', '--json'], env);
+    const hooks = () => (JSON.parse(status().stdout) as { hooks: Array<{ shell: string; installed: boolean; differs?: boolean }> }).hooks;
+
+    // Before: both were "yes", and nothing said the sh hook kept the bug its upgrade had fixed.
+    const text = weft(['observe', 'status'], env);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^sh +yes, not this version's /m);
+    assert.match(text.stdout, /^bash +yes +\//m);
+    assert.match(text.stdout, /the sh hook in \S+\.shrc is not the one this Weft installs .*: run 'weft observe install --shell sh --write'/);
+    assert.deepEqual(
+      hooks().filter((h) => h.installed).map((h) => [h.shell, h.differs]),
+      [
+        ['bash', false],
+        ['sh', true],
+      ],
+    );
+
+    const install = weft(['observe', 'install', '--shell', 'sh', '--write'], env);
+    assert.equal(install.code, 0, install.stderr);
+    assert.equal(readFileSync(join(home, '.shrc'), 'utf8'), `export A=1\n${current}`);
+    assert.equal(hooks().find((h) => h.shell === 'sh')?.differs, false);
+    assert.doesNotMatch(weft(['observe', 'status'], env).stdout, /not this version/);
   } finally {
     cleanup();
   }

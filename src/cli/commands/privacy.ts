@@ -70,7 +70,11 @@ export function privacyCommands(ctx: CliContext): void {
       } catch (err) {
         daemon = { error: (err as Error).message };
       }
-      const rows = hooks.map((h) => ({ shell: h.shell, hooked: h.installed ? 'yes' : 'no', rc: h.rcFile, spool: h.spoolDir ?? '-', ...(h.limits ? { note: h.limits } : {}) }));
+      const rows = hooks.map((h) => ({ shell: h.shell, hooked: h.installed ? (h.differs ? 'yes, not this version\'s' : 'yes') : 'no', rc: h.rcFile, spool: h.spoolDir ?? '-', ...(h.limits ? { note: h.limits } : {}) }));
+      let stale = '';
+      for (const h of hooks.filter((x) => x.installed && x.differs)) {
+        stale += `the ${h.shell} hook in ${h.rcFile} is not the one this Weft installs (an older one, or edited by hand): run 'weft observe install --shell ${h.shell} --write' to replace it, then open a new shell\n`;
+      }
       let d = '';
       if ('error' in daemon) d = `daemon: not reachable (${daemon.error}); the spool keeps commands until it runs`;
       else if (!daemon.enabled) d = 'daemon: observation is off (observe.enabled = false)';
@@ -80,7 +84,7 @@ export function privacyCommands(ctx: CliContext): void {
         d = `daemon: ${dirs.length ? `reading ${dirs.join(', ')}` : "reads no spool yet: no hook was installed for this node ('weft observe install --shell bash --write')"}\n  ingested ${s.ingested}, excluded ${s.excluded}, leading space ${s.leadingSpace}, secrets redacted ${s.redacted}, refused ${s.refused}`;
         for (const p of (s.problems as string[] | undefined) ?? []) d += `\n  problem: ${p}`;
       }
-      out(`${table(rows)}\n${d}`, { hooks, daemon });
+      out(`${table(rows)}\n${stale}${d}`, { hooks, daemon });
     });
 
   const trust = program.command('trust').description('trust levels of peers: what each may receive from and ask of this node');
