@@ -6,7 +6,7 @@ import { readDaemonInfo } from '../config/index.js';
 import { isWeftError } from '../errors/index.js';
 import { ensureReplayGuardSchema } from '../mesh/index.js';
 import { ensureGateSchema, ensurePromotionSchema } from '../sovereignty/index.js';
-import { type Db, Store } from '../store/index.js';
+import { type Db, MIGRATIONS, Store } from '../store/index.js';
 import { silentLogger, systemClock } from '../util/index.js';
 import { diskProblem, formatBytes, freeBytes, LOW_SPACE_BYTES, privateDirProblem } from './data-dir-check.js';
 import { acquireLock } from './lock.js';
@@ -109,6 +109,21 @@ export async function repairStore(
         message: `${ackNote}no database at ${path} yet: a new one is made on first start`,
       });
     }
+    // A file in an older Weft's schema is checked as it is: the daemon's next start migrates it.
+    // Migrating it here (Store.open does) changed a file the user only asked about, and left it
+    // refused by the Weft that wrote it (builds since 2026-12-07 refuse a newer schema), which a
+    // service unit still pointing at the older installation then started on.
+    const older = opts.repair ? undefined : olderSchemaCheck(path);
+    if (older) {
+      const warning = older.ok ? rolledBack(dataDir, older.maxSeq) : undefined;
+      const repaired = lastRepairNote(dataDir);
+      return withRollbacks(dataDir, {
+        ok: older.ok && warning === undefined,
+        mode: 'check',
+        message: `${ackNote}${older.message}${warning ? `; but ${warning}` : ''}${repaired ? `; ${repaired}` : ''}${lowSpaceNote(dataDir)}`,
+        ...(warning ? { warning } : {}),
+      });
+    }
     try {
       const s = Store.open({ path }, { clock: systemClock, logger: silentLogger });
       const counts = {
@@ -197,6 +212,37 @@ function rolledBack(dataDir: string, maxSeq: number): string | undefined {
     return `the daemon last committed log position ${mark} and the file ends at ${maxSeq}: ${mark - maxSeq} acknowledged events were rolled back (a lost -wal file, or the file replaced or truncated?)`;
   }
   return undefined;
+}
+
+/**
+ * The check of a file an older Weft wrote (its schema number below the newest this one knows),
+ * read-only: nothing in it changes. Undefined for a file in this Weft's schema (or a newer one, or
+ * one that cannot be read at all): the usual path says what it is.
+ */
+function olderSchemaCheck(path: string): { ok: boolean; maxSeq: number; message: string } | undefined {
+  const newest = Math.max(...MIGRATIONS.map((m) => m.version));
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    const schema = Number(db.pragma('user_version', { simple: true }));
+    if (!(schema > 0 && schema < newest)) return undefined;
+    const check = String(db.pragma('quick_check', { simple: true }));
+    if (check !== 'ok') {
+      return { ok: false, maxSeq: 0, message: `database ${path} is damaged: ${check.split('\n')[0]}. Run 'weft doctor --repair'.` };
+    }
+    const events = db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number;
+    const notifications = db.prepare('SELECT COUNT(*) FROM notifications').pluck().get() as number;
+    const maxSeq = db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck().get() as number;
+    return {
+      ok: true,
+      maxSeq,
+      message: `database ${path} is healthy (${events} events, ${notifications} notifications); it has the schema of an older Weft (${schema}): the daemon's next start migrates it to ${newest}, this check changed nothing`,
+    };
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
+  }
 }
 
 function readOnlyCheck(dataDir: string, path: string, why: string): DoctorResult {

@@ -20,6 +20,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { WeftClient } from '../../src/client/index.js';
 import { createNode } from '../../src/node/index.js';
+import { MIGRATIONS } from '../../src/store/index.js';
 import { readToken } from '../../src/config/index.js';
 import { eventually } from '../helpers/cluster.js';
 import { CLI, CLI_NODE_ARGS, startDaemonProcess, weft } from '../helpers/cli.js';
@@ -416,6 +417,36 @@ test("weft doctor refuses a data dir the daemon refuses: a file, or another user
     const otherStart = asNobody(['daemon']);
     assert.equal(otherStart.status, 2, otherStart.stderr);
     assert.match(otherStart.stderr, /roots belongs to another user/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('weft doctor checks a database an older Weft wrote as it is: no migration, so that Weft still opens it', () => {
+  const t = tempDir('weft-doctor-older-');
+  try {
+    const path = join(t.dir, 'weft.db');
+    // The schema of c124b10 (2026-12-02): migrations 1 to 6, which have not changed since.
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    for (const m of MIGRATIONS.filter((x) => x.version <= 6)) {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+    const add = db.prepare("INSERT INTO events (id, event, timestamp, source, body) VALUES (?, 'system.worker.crashed', '2026-12-02T00:00:00Z', 'test', '{}')");
+    for (const id of ['e1', 'e2', 'e3']) add.run(id);
+    db.close();
+    const r = weft(['doctor'], { HOME: t.dir, WEFT_DATA_DIR: t.dir });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /is healthy \(3 events, 0 notifications\); it has the schema of an older Weft \(6\): the daemon's next start migrates it to \d+, this check changed nothing/);
+    // Before: the check migrated the file to this Weft's schema, and a Weft that refuses a newer
+    // schema (every build since 2026-12-07) could no longer start on it.
+    const after = new Database(path, { readonly: true });
+    try {
+      assert.equal(after.pragma('user_version', { simple: true }), 6);
+    } finally {
+      after.close();
+    }
   } finally {
     t.cleanup();
   }
