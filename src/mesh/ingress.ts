@@ -421,7 +421,9 @@ export class MeshIngress {
         await this.reject(frame.header.sender, f.from, 'ROUTE_FRAME_TYPE', `a ${frame.type} frame cannot come this way (only ${[...route.types].join(', ')})`, { ref: f.deliveryId, raw: f.bytes });
         continue;
       }
-      if (frame.header.aead === null && (frame.type === 'events' || frame.type === 'ack' || frame.type === 'message')) this.deps.onUnsealed?.(computer);
+      // An events frame with no envelopes carries nothing to read (a probe, mesh.ts probeUnsealed).
+      const carries = frame.type === 'ack' || frame.type === 'message' || (frame.type === 'events' && frame.body.envelopes.length > 0);
+      if (frame.header.aead === null && carries) this.deps.onUnsealed?.(computer);
       switch (frame.type) {
         case 'events':
           toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer, f.deliveryId) });

@@ -40,6 +40,9 @@ const DISCOVER_TIMEOUT_MS = 5000;
  * brokered provider (Redis) aead seals every frame with the link key, so the broker's operator
  * sees no payloads; over a confidential one (TLS) the preferred aead is met by the channel.
  */
+/** How long after an upgraded peer's first hello its unsealed frames are not taken for its own choice (see onUnsealed). */
+const RESEAL_GRACE_MS = 60_000;
+
 export const DEFAULT_LINK_CAPS: Readonly<MountCaps> = Object.freeze({ preferred: ['crc32c', 'aead'] as SerializerCap[] });
 
 /** Hellos sent because a peer's frames could not be opened, at most one per peer this often, ms. */
@@ -131,6 +134,8 @@ export class MeshService implements SenderLink {
    * link offers until their first hello (see onUnsealed).
    */
   private readonly beforeLinkKeys = new Set<string>();
+  /** When a peer of `beforeLinkKeys` sent its first hello (it was upgraded): its unsealed frames of the moment after are expected. */
+  private readonly resealedAt = new Map<string, number>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly linkKeys: LinkKeys | undefined;
   /** When our last hello went to each peer. */
@@ -430,6 +435,20 @@ export class MeshService implements SenderLink {
   }
 
   /**
+   * Sends `computer` an events frame with no envelopes, unsealed: a peer from before link keys
+   * acknowledges it unsealed (see onUnsealed); a current peer takes it as nothing. Never throws.
+   */
+  async probeUnsealed(computer: string): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const bytes = encodeFrame({ type: 'events', sequence: await this.nextSequence(), timestamp: this.clock.now(), body: { envelopes: [] } }, { identity: this.identity });
+      await this.deps.provider.send(computer, bytes);
+    } catch (err) {
+      this.logger.debug({ peer: computer, err: (err as Error).message }, 'probe not sent');
+    }
+  }
+
+  /**
    * A peer's verified hello was stored. A new key re-sends what was sealed with the old one
    * and releases callers waiting for it; new caps renegotiate the link. We answer with our own
    * hello the first time since start, when the peer asks, or when its key changed (it may have
@@ -454,13 +473,17 @@ export class MeshService implements SenderLink {
       this.beforeLinkKeys.add(computer);
       this.logger.warn(
         { peer: computer },
-        `peer ${computer} runs a Weft from before link keys (2026-12-05): it has never sent a hello and sends its frames unsealed, so it cannot open sealed ones; frames to it go unsealed too, as between older nodes, until it is upgraded (its first hello seals the link again). With mesh.caps_required = ["aead"] the link is refused instead`,
+        `peer ${computer} sends its frames unsealed and has never sent a hello: it runs a Weft from before link keys (2026-12-05), which cannot open sealed frames, so frames to it go unsealed too, as between older nodes, until its first hello (once it is upgraded) seals the link again. With mesh.caps_required = ["aead"] the link is refused instead`,
       );
       void this.audited('transport.flatneg', computer, { missing: ['aead'], reason: 'peer-before-link-keys' }, false);
       this.senders.get(computer)?.renegotiate();
       return;
     }
     if (this.unsealedIn.has(computer)) return;
+    // Just upgraded, it may have taken this node for an older one for a moment (our unsealed
+    // frames reached it before our hello): its first hello from us seals its side too.
+    const resealed = this.resealedAt.get(computer);
+    if (resealed !== undefined && this.clock.now() - resealed < RESEAL_GRACE_MS) return;
     this.unsealedIn.add(computer);
     this.logger.warn(
       { peer: computer },
@@ -475,7 +498,12 @@ export class MeshService implements SenderLink {
     // It is up: what it has not acknowledged goes again soon, not after the resend backoff.
     s?.peerAlive();
     // An upgraded peer's first hello: its link is sealed again.
-    if (this.beforeLinkKeys.delete(computer) || change.capsChanged) s?.renegotiate();
+    const upgraded = this.beforeLinkKeys.delete(computer);
+    if (upgraded) {
+      this.resealedAt.set(computer, this.clock.now());
+      this.logger.info({ peer: computer }, `peer ${computer} said hello: frames to it are sealed again`);
+    }
+    if (upgraded || change.capsChanged) s?.renegotiate();
     if (change.keyChanged) {
       s?.rekeyed();
       const waiting = this.keyWaiters.get(computer);

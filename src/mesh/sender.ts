@@ -34,6 +34,10 @@ export interface SenderLink {
   linkKey(peer: string): Uint8Array | undefined;
   /** Sends our hello to the peer (`reply`: asking for its own); never throws. */
   hello(peer: string, opts?: { reply?: boolean; minGapMs?: number }): Promise<boolean>;
+  /** The caps of the peer's last signed hello, or undefined while none ever arrived. */
+  announcedCaps(peer: string): readonly string[] | undefined;
+  /** An empty, unsealed events frame to the peer, which a Weft from before link keys acknowledges unsealed; never throws. */
+  probeUnsealed(peer: string): Promise<void>;
   nextSequence(): Promise<number>;
   /** An envelope no frame can carry: dead-lettered, raised, out of the outbox. */
   undeliverable(peer: string, row: { envelopeId: string; body: string }, bytes: number): Promise<void>;
@@ -289,6 +293,10 @@ export class PeerSender {
             this.nextHelloAt = now + this.keyingGapMs;
           } else if (now >= this.nextHelloAt) {
             void m.hello(this.peer, { reply: true });
+            // A peer that never said hello may be a Weft from before link keys that has nothing to
+            // send: an empty events frame, unsealed (nothing in it to read), gets its unsealed ack,
+            // which shows what it is (mesh.ts onUnsealed) so the link can carry on.
+            if (m.announcedCaps(this.peer) === undefined) void m.probeUnsealed(this.peer);
             this.keyingGapMs = Math.min(this.keyingGapMs * 2, KEYING_MAX_GAP_MS);
             this.nextHelloAt = now + this.keyingGapMs;
           }

@@ -75,3 +75,50 @@ test('redis: a peer from before link keys gets the upgraded node\'s events and a
     t.cleanup();
   }
 });
+
+test('redis: a quiet peer from before link keys (it has nothing to send) still gets the upgraded node\'s events', { timeout: 90_000 }, async () => {
+  const t = tempDir('weft-older-redis-quiet-');
+  const redis = await TestRedis.start();
+  for (const c of ['fresh', 'old']) mkdirSync(join(t.dir, c), { recursive: true });
+  const oldId = loadOrCreateIdentity(join(t.dir, 'old', 'identity.key')).identity;
+  const freshId = loadOrCreateIdentity(join(t.dir, 'fresh', 'identity.key')).identity;
+  const fresh = await assembleNode({
+    dataDir: join(t.dir, 'fresh'),
+    computer: 'fresh',
+    cluster: 'home',
+    mesh: {
+      provider: redisProvider({ url: redis.url, computer: 'fresh' }),
+      peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
+    },
+  });
+  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
+  const pings: string[] = [];
+  let seq = 0;
+  try {
+    await fresh.start();
+    await link.start();
+    // As c124b10 did: every events frame it can open is acknowledged (signed, unsealed), an empty one too.
+    void (async () => {
+      for await (const f of link.frames()) {
+        const d = decodeFrame(f.bytes, { lookupKey: () => freshId.publicKey });
+        if (d.ok && d.frame.type === 'events') {
+          const envs = (d.frame.body as { envelopes: Array<string | { id: string; payload: { note: string } }> }).envelopes.map((e) => (typeof e === 'string' ? (JSON.parse(e) as { id: string; payload: { note: string } }) : e));
+          for (const e of envs) pings.push(e.payload.note);
+          const ack = encodeFrame({ type: 'ack', sequence: ++seq, timestamp: Date.now(), body: { sequences: [d.frame.header.sequence], envelopeIds: envs.map((e) => e.id) } }, { identity: oldId, crc32c: true });
+          await link.send('fresh', ack);
+        }
+        await f.ack();
+      }
+    })();
+    for (const note of ['q1', 'q2']) await fresh.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note } });
+    // Before: 'keying' for good, the outbox kept both until the old node happened to send something.
+    await waitFor(() => pings.length >= 2, 40_000, `the upgraded node's events on the quiet old node (have ${JSON.stringify(pings)})`);
+    assert.deepEqual([...pings].sort(), ['q1', 'q2']);
+    await waitFor(() => fresh.node.ns.store.reader.prepare('SELECT COUNT(*) FROM mesh_outbox').pluck().get() === 0, 20_000, 'the outbox to drain on the old node\'s acks');
+  } finally {
+    await link.stop();
+    await fresh.stop();
+    await redis.stop();
+    t.cleanup();
+  }
+});
