@@ -119,6 +119,8 @@ export interface IngressDeps {
   onUnopenable?(computer: string): void;
   /** A verified events, ack or message frame from a peer arrived unsealed (the mesh checks whether it should have been). */
   onUnsealed?(computer: string): void;
+  /** A sealed frame arrived from the peer (events with envelopes, ack or message). */
+  onSealed?(computer: string): void;
   /**
    * How an ack to `computer` is sealed (`sealedIn`: it acknowledges sealed frames, so it is
    * sealed too); undefined when it must be sealed and no key is known (no ack is sent).
@@ -423,7 +425,10 @@ export class MeshIngress {
       }
       // An events frame with no envelopes carries nothing to read (a probe, mesh.ts probeUnsealed).
       const carries = frame.type === 'ack' || frame.type === 'message' || (frame.type === 'events' && frame.body.envelopes.length > 0);
-      if (frame.header.aead === null && carries) this.deps.onUnsealed?.(computer);
+      if (carries) {
+        if (frame.header.aead === null) this.deps.onUnsealed?.(computer);
+        else this.deps.onSealed?.(computer);
+      }
       switch (frame.type) {
         case 'events':
           toApply.push({ f, frame, computer, envs: await this.stamp(frame, computer, f.deliveryId) });

@@ -187,6 +187,7 @@ export class MeshService implements SenderLink {
         onHello: (computer, body, change) => this.onHello(computer, body, change),
         onUnopenable: (computer) => void this.hello(computer, { reply: true, minGapMs: UNOPENABLE_HELLO_GAP_MS }),
         onUnsealed: (computer) => this.onUnsealed(computer),
+        onSealed: (computer) => this.onSealed(computer),
         sealFor: (computer, sealedIn) => this.sealing(computer, sealedIn),
         messageHandlers: this.handlers,
         clock: deps.clock,
@@ -461,6 +462,14 @@ export class MeshService implements SenderLink {
    * node's frames are sealed. Said once per peer and start: a warning, `transport.flatneg`, and
    * `encryption: aead-outbound-only` in `weft mesh status`. The frame is still taken.
    */
+  /**
+   * A peer's frame arrived sealed: if its frames had arrived unsealed, that is over (the node that
+   * was upgraded took the other for an older Weft until its hello came), and its link is 'aead'.
+   */
+  private onSealed(computer: string): void {
+    if (this.unsealedIn.delete(computer)) this.logger.info({ peer: computer }, `frames from ${computer} arrive sealed again`);
+  }
+
   private onUnsealed(computer: string): void {
     const c = this.negotiated.get(computer);
     if (this.deps.provider.confidential || c === undefined || c === 'noprov' || !c.aead) return;
@@ -481,7 +490,7 @@ export class MeshService implements SenderLink {
     }
     if (this.unsealedIn.has(computer)) return;
     // Just upgraded, it may have taken this node for an older one for a moment (our unsealed
-    // frames reached it before our hello): its first hello from us seals its side too.
+    // frames reached it before our hello): our hello seals its side too.
     const resealed = this.resealedAt.get(computer);
     if (resealed !== undefined && this.clock.now() - resealed < RESEAL_GRACE_MS) return;
     this.unsealedIn.add(computer);

@@ -122,3 +122,75 @@ test('redis: a quiet peer from before link keys (it has nothing to send) still g
     t.cleanup();
   }
 });
+
+test('redis: when the old peer is upgraded both ends seal again, and its unsealed frames of that moment are not taken for its choice', { timeout: 120_000 }, async () => {
+  const t = tempDir('weft-older-redis-upgraded-');
+  const redis = await TestRedis.start();
+  for (const c of ['fresh', 'old']) mkdirSync(join(t.dir, c), { recursive: true });
+  const oldId = loadOrCreateIdentity(join(t.dir, 'old', 'identity.key')).identity;
+  const freshId = loadOrCreateIdentity(join(t.dir, 'fresh', 'identity.key')).identity;
+  const fresh = await assembleNode({
+    dataDir: join(t.dir, 'fresh'),
+    computer: 'fresh',
+    cluster: 'home',
+    mesh: {
+      provider: redisProvider({ url: redis.url, computer: 'fresh' }),
+      peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
+    },
+  });
+  const builder = await assembleNode({ dataDir: join(t.dir, 'old'), computer: 'old', cluster: 'home' });
+  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
+  let upgraded: Awaited<ReturnType<typeof assembleNode>> | undefined;
+  const peer = (n: Awaited<ReturnType<typeof assembleNode>>, name: string) =>
+    ((n.mesh?.status().peers as Array<{ computer: string; encryption: string | null }>) ?? []).find((p) => p.computer === name);
+  const notes = (n: Awaited<ReturnType<typeof assembleNode>>) => n.node.ns.notifications.list({ eventType: 'mesh.test.ping', limit: 50 }).items.map((x) => String(x.payload.note));
+  try {
+    await fresh.start();
+    await link.start();
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const f of link.frames()) {
+        const d = decodeFrame(f.bytes, { lookupKey: () => freshId.publicKey });
+        if (d.ok && d.frame.type === 'events') got.push(String(d.frame.header.sequence));
+        await f.ack();
+      }
+    })();
+    // The old node shows what it is: the link to it goes unsealed.
+    const env = builder.node.build({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'o1' } });
+    await link.send('fresh', encodeFrame({ type: 'events', sequence: 1, timestamp: Date.now(), body: { envelopes: [env] } }, { identity: oldId, crc32c: true }));
+    await waitFor(() => peer(fresh, 'old')?.encryption === 'none', 20_000, 'the link to the old node to go unsealed');
+    await link.stop();
+    await reading;
+    await builder.stop();
+    // While it is being upgraded, the upgraded node's events wait for it in its inbox, unsealed.
+    await fresh.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'during' } });
+    await waitFor(() => fresh.node.ns.store.reader.prepare('SELECT COUNT(*) FROM mesh_outbox').pluck().get() === 1 && got.length >= 0, 5_000, 'the event in the outbox');
+    await new Promise((r) => setTimeout(r, 500));
+    upgraded = await assembleNode({
+      dataDir: join(t.dir, 'old'),
+      computer: 'old',
+      cluster: 'home',
+      mesh: {
+        provider: redisProvider({ url: redis.url, computer: 'old' }),
+        peers: [{ computer: 'fresh', cluster: 'home', nodeId: freshId.nodeId, trustLevel: 'peer', origin: 'static' }],
+      },
+    });
+    await upgraded.start();
+    const up = upgraded;
+    await waitFor(() => notes(up).includes('during'), 30_000, 'the event on the upgraded node');
+    // A sealed event each way, after everything sent before (each inbox is read in order).
+    await up.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'sealed' } });
+    await waitFor(() => notes(fresh).includes('sealed'), 30_000, 'the upgraded node\'s sealed event');
+    await fresh.node.emit({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'back' } });
+    await waitFor(() => notes(up).includes('back'), 30_000, 'a sealed event back');
+    // Before: 'aead-outbound-only' on a side that had taken the other's unsealed frames of the
+    // moment for its configuration, until a restart (with advice to change that configuration).
+    assert.deepEqual([peer(fresh, 'old')?.encryption, peer(up, 'fresh')?.encryption], ['aead', 'aead']);
+  } finally {
+    await link.stop().catch(() => undefined);
+    await upgraded?.stop();
+    await fresh.stop();
+    await redis.stop();
+    t.cleanup();
+  }
+});
