@@ -40,10 +40,10 @@ const DISCOVER_TIMEOUT_MS = 5000;
  * brokered provider (Redis) aead seals every frame with the link key, so the broker's operator
  * sees no payloads; over a confidential one (TLS) the preferred aead is met by the channel.
  */
+export const DEFAULT_LINK_CAPS: Readonly<MountCaps> = Object.freeze({ preferred: ['crc32c', 'aead'] as SerializerCap[] });
+
 /** How long after an upgraded peer's first hello its unsealed frames are not taken for its own choice (see onUnsealed). */
 const RESEAL_GRACE_MS = 60_000;
-
-export const DEFAULT_LINK_CAPS: Readonly<MountCaps> = Object.freeze({ preferred: ['crc32c', 'aead'] as SerializerCap[] });
 
 /** Hellos sent because a peer's frames could not be opened, at most one per peer this often, ms. */
 const UNOPENABLE_HELLO_GAP_MS = 5000;
@@ -450,6 +450,14 @@ export class MeshService implements SenderLink {
   }
 
   /**
+   * A peer's frame arrived sealed: if its frames had arrived unsealed, that is over (the node that
+   * was upgraded took the other for an older Weft until its hello came), and its link is 'aead'.
+   */
+  private onSealed(computer: string): void {
+    if (this.unsealedIn.delete(computer)) this.logger.info({ peer: computer }, `frames from ${computer} arrive sealed again`);
+  }
+
+  /**
    * A peer's verified hello was stored. A new key re-sends what was sealed with the old one
    * and releases callers waiting for it; new caps renegotiate the link. We answer with our own
    * hello the first time since start, when the peer asks, or when its key changed (it may have
@@ -460,16 +468,10 @@ export class MeshService implements SenderLink {
    * brokered provider) that is a peer that does not prefer aead itself (its own
    * `mesh.caps_preferred` leaves it out): what it sends crosses the broker readable while this
    * node's frames are sealed. Said once per peer and start: a warning, `transport.flatneg`, and
-   * `encryption: aead-outbound-only` in `weft mesh status`. The frame is still taken.
+   * `encryption: aead-outbound-only` in `weft mesh status` (until its frames arrive sealed). The
+   * frame is still taken. From a peer that never sent a hello, it is a Weft from before link keys:
+   * its link goes unsealed (beforeLinkKeys).
    */
-  /**
-   * A peer's frame arrived sealed: if its frames had arrived unsealed, that is over (the node that
-   * was upgraded took the other for an older Weft until its hello came), and its link is 'aead'.
-   */
-  private onSealed(computer: string): void {
-    if (this.unsealedIn.delete(computer)) this.logger.info({ peer: computer }, `frames from ${computer} arrive sealed again`);
-  }
-
   private onUnsealed(computer: string): void {
     const c = this.negotiated.get(computer);
     if (this.deps.provider.confidential || c === undefined || c === 'noprov' || !c.aead) return;
