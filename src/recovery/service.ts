@@ -52,6 +52,8 @@ const SOURCE = 'weft.recovery';
 const HOLDING_DELAY_MS = 500;
 /** How often a node checking whether it needs a restore asks its peers again, at most. */
 const CHECK_EVERY_MS = 10_000;
+/** While checking, peers without a hello are named (log, status) once the check has run this long. */
+const NAME_UNASKED_AFTER_MS = 20_000;
 /** After the first answer to a beacon, the one that confirms the copies follows this much later. */
 const CONFIRM_DELAY_MS = 2000;
 
@@ -91,7 +93,7 @@ export interface NodeView {
 export interface RecoveryStatus {
   enabled: boolean;
   mode: RecoveryMode;
-  /** While checking: peers not asked, as they run a Weft from before recovery (they never sent a signed hello). */
+  /** While checking: peers not asked, as they sent no signed hello (a Weft from before recovery, or not reachable). */
   notAsked?: string[];
   minCopies: number;
   beaconIntervalMs: number;
@@ -513,12 +515,17 @@ export class RecoveryService {
     // 2026-12-05): it cannot answer, and showed each question (one every 10 s, for as long as
     // this node checks) to its user as an empty mesh.message.received notification. It is not
     // asked; it still counts among the peers that have not answered (the rule below is unchanged).
+    // Named once the check has run a while (a current peer's hello takes a moment after a start).
     const askable = peers.filter((p) => this.deps.mesh.announcedCaps(p.computer) !== undefined);
-    this.olderPeers = peers.filter((p) => !askable.includes(p)).map((p) => p.computer);
+    const unaskable = peers.filter((p) => !askable.includes(p)).map((p) => p.computer);
+    this.olderPeers = now - this.checkStartedAt >= NAME_UNASKED_AFTER_MS ? unaskable : [];
     for (const c of this.olderPeers) {
       if (this.toldOlder.has(c)) continue;
       this.toldOlder.add(c);
-      this.deps.logger.warn({ peer: c }, `peer ${c} runs a Weft from before recovery (no signed hello from it): it is not asked whether it holds more of this node; upgrade it`);
+      this.deps.logger.warn(
+        { peer: c },
+        `peer ${c} has sent no signed hello: it runs a Weft from before recovery (or cannot be reached), so it is not asked whether it holds more of this node; upgrade it`,
+      );
     }
     const answers = await Promise.all(askable.map(async (p) => ({ p, info: await this.ask<RecoveryInfo>(p, RECOVERY_QUERY, { req: this.req() }, 8000) })));
     if (this.mode() !== 'checking') return;

@@ -55,7 +55,7 @@ test('a node upgraded beside a peer from before recovery does not ask it recover
       kinds.filter((k) => k.startsWith('recovery.')),
       [],
     );
-    await eventually(async () => ((await fresh.api.request<Status>('GET', '/api/recovery/status')).notAsked ?? []).includes('old'), 30_000, 'the status to name the peer it cannot ask');
+    await eventually(async () => ((await fresh.api.request<Status>('GET', '/api/recovery/status')).notAsked ?? []).includes('old'), 60_000, 'the status to name the peer it cannot ask');
     const status = await fresh.api.request<Status>('GET', '/api/recovery/status');
     assert.equal(status.mode, 'checking', 'it still waits for a peer that can answer');
   } finally {

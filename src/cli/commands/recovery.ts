@@ -117,7 +117,7 @@ function statusText(s: RecoveryStatus): string {
   const out: string[] = [`mode ${s.mode}${s.enabled ? '' : ' (beacons off: recovery.enabled = false)'}; min copies ${s.minCopies}; journal ${fmt(s.journal.journaled)} notification states sent, ${fmt(s.journal.pending)} pending`];
   if (s.notAsked?.length) {
     out.push(
-      `waiting for peers that can answer: ${s.notAsked.join(', ')} run${s.notAsked.length === 1 ? 's' : ''} a Weft from before recovery (no signed hello) and cannot say whether ${s.notAsked.length === 1 ? 'it holds' : 'they hold'} more of this node; upgrade ${s.notAsked.length === 1 ? 'it' : 'them'}, or 'weft recovery dismiss' to start beacons now`,
+      `waiting for peers that can answer: ${s.notAsked.join(', ')} sent no signed hello (a Weft from before recovery, or not reachable) and cannot say whether ${s.notAsked.length === 1 ? 'it holds' : 'they hold'} more of this node; upgrade ${s.notAsked.length === 1 ? 'it' : 'them'}, or 'weft recovery dismiss' to start beacons now`,
     );
   }
   if (s.nodes.length === 0) out.push('no beacon yet (the first goes out a second after start, once the peers are asked)');
