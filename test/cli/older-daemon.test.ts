@@ -2,7 +2,8 @@
  * The weft command of an upgraded installation beside a daemon still running the Weft it
  * replaced (the daemon restarts later, or a service manager has not restarted it yet). The older
  * daemon's answers were recorded from real daemons of c124b10 (2026-12-02) and 33698a0
- * (2026-12-06) with curl, and are served here over a real socket: old builds are not built in tests.
+ * (2026-12-06) with curl (GET /api/quarantine of c124b10: no `held`), and are served here over a
+ * real socket: old builds are not built in tests.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -71,6 +72,8 @@ async function serve(answers: { health: unknown; mesh: unknown }): Promise<{ url
           ? { status: 200, json: answers.health }
           : path === '/api/mesh/status'
             ? { status: 200, json: answers.mesh }
+            : path === '/api/quarantine'
+              ? { status: 200, json: { items: [], totals: { flag: 0, quarantine: 0, reject: 0 } } }
             : // What every older daemon answers for a route it does not have.
               { status: 404, json: { error: { code: 'WEFT_NOT_FOUND', message: `no route ${req.method} ${path} (GET /openapi.json lists them)` } } };
     res.writeHead(body.status, { 'content-type': 'application/json' }).end(JSON.stringify(body.json));
@@ -95,6 +98,10 @@ describe('the weft command beside a daemon of an older Weft', () => {
         const j = await weftAsync(['status', '--json'], env);
         assert.equal(j.code, 3);
         assert.match((JSON.parse(j.stdout) as { problems: string[] }).problems[0] as string, /runs an older Weft/);
+        // Its quarantine answer had no count of held events: not "undefined held in all".
+        const q = await weftAsync(['quarantine', 'list'], env);
+        assert.equal(q.code, 0, q.stderr);
+        assert.doesNotMatch(q.stdout, /undefined/);
         // A command whose route the older daemon lacks says why, not only "no route".
         const rec = await weftAsync(['recovery', 'status'], env);
         assert.equal(rec.code, 1);

@@ -80,9 +80,10 @@ export function registerNodeCommands(ctx: CliContext): void {
       if (o.source) qs.set('source', o.source);
       if (o.type) qs.set('type', o.type);
       if (o.cursor) qs.set('cursor', String(o.cursor));
-      const r = await get<{ items: Row[]; nextCursor: number | null; held: number; totals: Row }>(`/api/quarantine?${qs}`);
+      // `held` is absent from a daemon of an older Weft (not yet restarted after an upgrade).
+      const r = await get<{ items: Row[]; nextCursor: number | null; held?: number; totals: Row }>(`/api/quarantine?${qs}`);
       out(
-        `${table(r.items.map((i) => ({ id: i.id, type: i.eventType, source: i.source, reason: i.reason, status: i.status, at: i.createdAt })))}\n${r.held} held in all${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}; totals: ${JSON.stringify(r.totals)}`,
+        `${table(r.items.map((i) => ({ id: i.id, type: i.eventType, source: i.source, reason: i.reason, status: i.status, at: i.createdAt })))}\n${r.held ?? 'an unknown number'} held in all${r.nextCursor ? `; more: --cursor ${r.nextCursor}` : ''}; totals: ${JSON.stringify(r.totals)}`,
         r,
       );
     });
