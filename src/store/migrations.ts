@@ -830,7 +830,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
   },
   {
     version: 26,
-    name: 'domains: the inbox of a database made before its positions never repeated (migration 9 as shipped on 2026-12-04) gets them too',
+    name: 'domains: the inbox of a database made before its positions never repeated (migration 9 as shipped on 2026-12-04) gets them too; the recovery journal\'s trigger and index as migration 18 makes them now',
     sql: `
       -- Migration 9 first shipped with seq INTEGER PRIMARY KEY (no AUTOINCREMENT) and was then
       -- changed in place, so a database made by that build kept the old table: once the
@@ -855,6 +855,18 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         coalesce((SELECT max(CAST(position AS INTEGER)) FROM consumer_offsets WHERE name LIKE 'domains:%'), 0));
       DROP TABLE domain_inbox;
       ALTER TABLE domain_inbox_v26 RENAME TO domain_inbox;
+
+      -- Migration 18 was edited in place as well: a database made by the builds of 2026-12-06
+      -- 01:51 to 03:18 kept a trigger that marks every node's notifications for the recovery
+      -- journal (not only this node's), and no index for the journal's question about moved
+      -- ids. Both are made as migration 18 makes them now.
+      DROP TRIGGER IF EXISTS recovery_notes_updated;
+      CREATE TRIGGER recovery_notes_updated AFTER UPDATE ON notifications
+        WHEN NEW.visibility IN ('cluster', 'public')
+          AND (NEW.source_computer IS NULL OR NEW.source_computer = COALESCE((SELECT value FROM recovery_state WHERE key = 'computer'), NEW.source_computer)) BEGIN
+        INSERT INTO recovery_notes_dirty (id) VALUES (NEW.id) ON CONFLICT (id) DO UPDATE SET v = v + 1;
+      END;
+      CREATE INDEX IF NOT EXISTS recovery_notes_moved_id ON recovery_notes_moved(id);
     `,
   },
 ];
