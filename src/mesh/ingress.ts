@@ -645,6 +645,11 @@ export class MeshIngress {
     if (!ackToSender) return;
     const bySender = new Map<string, { sequences: number[]; ids: string[]; sealed: boolean }>();
     for (const it of items) {
+      // An empty unsealed events frame is a probe for a Weft from before link keys (mesh.ts
+      // probeUnsealed), which answers it with an unsealed ack. This node is not one: its answer
+      // would be unsealed too, and, reaching the prober before this node's hello (a link not yet
+      // negotiated at start), would make it take this node for an older one for a moment.
+      if (it.frame.type === 'events' && it.frame.header.aead === null && it.frame.body.envelopes.length === 0) continue;
       const a = bySender.get(it.computer) ?? { sequences: [], ids: [], sealed: false };
       a.sequences.push(it.frame.header.sequence);
       a.sealed ||= it.frame.header.aead !== null;
