@@ -44,6 +44,12 @@ export const DEFAULT_LINK_CAPS: Readonly<MountCaps> = Object.freeze({ preferred:
 
 /** How long after an upgraded peer's first hello its unsealed frames are not taken for its own choice (see onUnsealed). */
 const RESEAL_GRACE_MS = 60_000;
+/**
+ * How long a peer whose frames arrive unsealed must stay without a hello before it is taken for
+ * a Weft from before link keys: a current peer's frames can arrive before its hello (its link
+ * not yet negotiated at its start), and its hello follows within a second or two.
+ */
+const BEFORE_LINK_KEYS_CONFIRM_MS = 10_000;
 
 /** Hellos sent because a peer's frames could not be opened, at most one per peer this often, ms. */
 const UNOPENABLE_HELLO_GAP_MS = 5000;
@@ -136,6 +142,8 @@ export class MeshService implements SenderLink {
   private readonly beforeLinkKeys = new Set<string>();
   /** When a peer of `beforeLinkKeys` sent its first hello (it was upgraded): its unsealed frames of the moment after are expected. */
   private readonly resealedAt = new Map<string, number>();
+  /** Peers whose unsealed frames came before any hello, with the timer that decides (BEFORE_LINK_KEYS_CONFIRM_MS). */
+  private readonly unsealedBeforeHello = new Map<string, () => void>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly linkKeys: LinkKeys | undefined;
   /** When our last hello went to each peer. */
@@ -286,6 +294,8 @@ export class MeshService implements SenderLink {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const u of this.unsubs) u();
+      for (const cancel of this.unsealedBeforeHello.values()) cancel();
+      this.unsealedBeforeHello.clear();
       this.stopDiscovering?.();
       this.ingress.close();
       await Promise.all([...this.senders.values()].map((s) => s.stop()));
@@ -480,7 +490,28 @@ export class MeshService implements SenderLink {
       // restart): a Weft from before link keys. Sealed frames to it wait for a key it will never
       // send: it got nothing from this node, and, without our acks, sent its own again and again.
       // Only the peer itself can send such a frame, so whoever runs the broker cannot force this.
-      if (this.beforeLinkKeys.has(computer)) return;
+      if (this.beforeLinkKeys.has(computer) || this.unsealedBeforeHello.has(computer)) return;
+      // Its hello may be on its way (a current peer's frames can come before it): asked for, and
+      // waited for a while first.
+      void this.hello(computer, { reply: true, minGapMs: 1000 });
+      const cancel = after(
+        this.clock,
+        BEFORE_LINK_KEYS_CONFIRM_MS,
+        () => {
+          this.unsealedBeforeHello.delete(computer);
+          if (!this.stopping && this.helloCaps(computer) === undefined) this.takeForBeforeLinkKeys(computer);
+        },
+        { unref: true },
+      );
+      this.unsealedBeforeHello.set(computer, cancel);
+      return;
+    }
+    this.onUnsealedAfterHello(computer);
+  }
+
+  /** Frames to `computer` go unsealed until its first hello: it runs a Weft from before link keys. */
+  private takeForBeforeLinkKeys(computer: string): void {
+    {
       this.beforeLinkKeys.add(computer);
       this.logger.warn(
         { peer: computer },
@@ -488,8 +519,10 @@ export class MeshService implements SenderLink {
       );
       void this.audited('transport.flatneg', computer, { missing: ['aead'], reason: 'peer-before-link-keys' }, false);
       this.senders.get(computer)?.renegotiate();
-      return;
     }
+  }
+
+  private onUnsealedAfterHello(computer: string): void {
     if (this.unsealedIn.has(computer)) return;
     // Just upgraded, it may have taken this node for an older one for a moment (our unsealed
     // frames reached it before our hello): our hello seals its side too.
@@ -508,6 +541,14 @@ export class MeshService implements SenderLink {
     const s = this.senders.get(computer);
     // It is up: what it has not acknowledged goes again soon, not after the resend backoff.
     s?.peerAlive();
+    // Its hello came: it is no Weft from before link keys, and the unsealed frames it sent before
+    // are its own choice (mesh.caps_preferred), said as any after a hello would be.
+    const pending = this.unsealedBeforeHello.get(computer);
+    if (pending) {
+      pending();
+      this.unsealedBeforeHello.delete(computer);
+      queueMicrotask(() => this.onUnsealed(computer));
+    }
     // An upgraded peer's first hello: its link is sealed again.
     const upgraded = this.beforeLinkKeys.delete(computer);
     if (upgraded) {

@@ -17,8 +17,10 @@ import { waitFor } from '../helpers/node.js';
 import { TestRedis } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 
-test('redis: a peer from before link keys gets the upgraded node\'s events and acks once it shows itself, never before', { timeout: 90_000 }, async () => {
-  const t = tempDir('weft-older-redis-');
+
+/** A private Redis, the identities of an upgraded node ('fresh') and of an old one, and the upgraded node with the old one as its static peer. */
+async function upgradedBesideOld(prefix: string) {
+  const t = tempDir(prefix);
   const redis = await TestRedis.start();
   for (const c of ['fresh', 'old']) mkdirSync(join(t.dir, c), { recursive: true });
   const oldId = loadOrCreateIdentity(join(t.dir, 'old', 'identity.key')).identity;
@@ -32,10 +34,16 @@ test('redis: a peer from before link keys gets the upgraded node\'s events and a
       peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
     },
   });
+  return { t, redis, oldId, freshId, fresh };
+}
+
+test('redis: a peer from before link keys gets the upgraded node\'s events and acks once it shows itself, never before', { timeout: 90_000 }, async () => {
+  const { t, redis, oldId, freshId, fresh } = await upgradedBesideOld('weft-older-redis-');
   // The old node's envelopes, built as it would build them (its key, its name); no mesh of its own.
   const oldNode = await assembleNode({ dataDir: join(t.dir, 'old'), computer: 'old', cluster: 'home' });
   const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
   const got = { pings: [] as string[], acks: 0, sealed: 0 };
+  let resend: NodeJS.Timeout | undefined;
   try {
     await fresh.start();
     await link.start();
@@ -60,14 +68,22 @@ test('redis: a peer from before link keys gets the upgraded node\'s events and a
 
     // The old node sends one of its own events, signed and unsealed.
     const env = oldNode.node.build({ event: 'mesh.test.ping', visibility: 'cluster', payload: { n: 1, note: 'o1' } });
-    await link.send('fresh', encodeFrame({ type: 'events', sequence: 1, timestamp: Date.now(), body: { envelopes: [env] } }, { identity: oldId, crc32c: true }));
+    let oldSeq = 1;
+    const o1 = () => encodeFrame({ type: 'events', sequence: oldSeq++, timestamp: Date.now(), body: { envelopes: [env] } }, { identity: oldId, crc32c: true });
+    await link.send('fresh', o1());
+    // As that build did: what is not acknowledged goes again, in a new frame, until it is.
+    resend = setInterval(() => {
+      if (got.acks === 0) void link.send('fresh', o1()).catch(() => undefined);
+    }, 2000);
     await waitFor(() => fresh.node.ns.notifications.list({ eventType: 'mesh.test.ping', limit: 10 }).items.some((n) => n.payload.note === 'o1'), 20_000, 'the old node\'s event on the upgraded one');
     // Before: the link stayed 'keying' for good: nothing reached the old node, and without an ack
     // it sent its frames again and again.
-    await waitFor(() => got.pings.length >= 2 && got.acks > 0, 20_000, `the upgraded node's events and an ack on the old node (have ${JSON.stringify(got)})`);
+    // (The upgraded node waits 10 s for a hello first: a current peer's frames may come before it.)
+    await waitFor(() => got.pings.length >= 2 && got.acks > 0, 40_000, `the upgraded node's events and an ack on the old node (have ${JSON.stringify(got)})`);
     assert.deepEqual([...got.pings].sort(), ['f1', 'f2']);
     assert.equal(peerState()?.encryption, 'none');
   } finally {
+    clearInterval(resend);
     await link.stop();
     await fresh.stop();
     await oldNode.stop();
@@ -77,20 +93,7 @@ test('redis: a peer from before link keys gets the upgraded node\'s events and a
 });
 
 test('redis: a quiet peer from before link keys (it has nothing to send) still gets the upgraded node\'s events', { timeout: 90_000 }, async () => {
-  const t = tempDir('weft-older-redis-quiet-');
-  const redis = await TestRedis.start();
-  for (const c of ['fresh', 'old']) mkdirSync(join(t.dir, c), { recursive: true });
-  const oldId = loadOrCreateIdentity(join(t.dir, 'old', 'identity.key')).identity;
-  const freshId = loadOrCreateIdentity(join(t.dir, 'fresh', 'identity.key')).identity;
-  const fresh = await assembleNode({
-    dataDir: join(t.dir, 'fresh'),
-    computer: 'fresh',
-    cluster: 'home',
-    mesh: {
-      provider: redisProvider({ url: redis.url, computer: 'fresh' }),
-      peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
-    },
-  });
+  const { t, redis, oldId, freshId, fresh } = await upgradedBesideOld('weft-older-redis-quiet-');
   const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
   const pings: string[] = [];
   let seq = 0;
@@ -124,20 +127,7 @@ test('redis: a quiet peer from before link keys (it has nothing to send) still g
 });
 
 test('redis: when the old peer is upgraded both ends seal again, and its unsealed frames of that moment are not taken for its choice', { timeout: 120_000 }, async () => {
-  const t = tempDir('weft-older-redis-upgraded-');
-  const redis = await TestRedis.start();
-  for (const c of ['fresh', 'old']) mkdirSync(join(t.dir, c), { recursive: true });
-  const oldId = loadOrCreateIdentity(join(t.dir, 'old', 'identity.key')).identity;
-  const freshId = loadOrCreateIdentity(join(t.dir, 'fresh', 'identity.key')).identity;
-  const fresh = await assembleNode({
-    dataDir: join(t.dir, 'fresh'),
-    computer: 'fresh',
-    cluster: 'home',
-    mesh: {
-      provider: redisProvider({ url: redis.url, computer: 'fresh' }),
-      peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
-    },
-  });
+  const { t, redis, oldId, freshId, fresh } = await upgradedBesideOld('weft-older-redis-upgraded-');
   const builder = await assembleNode({ dataDir: join(t.dir, 'old'), computer: 'old', cluster: 'home' });
   const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
   let upgraded: Awaited<ReturnType<typeof assembleNode>> | undefined;
