@@ -92,6 +92,15 @@ export interface InjectResponse {
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** How long WebSocket clients get to answer a close before their sockets are cut, at close(). */
 const WS_CLOSE_GRACE_MS = 1000;
+/**
+ * How long the answers in flight get to finish at close() before their connections are cut: a
+ * client that sends a body slowly, or never reads its answer, would otherwise hold the stop.
+ */
+const HTTP_CLOSE_GRACE_MS = 2000;
+/** A connection's requests being answered. */
+interface Connection {
+  busy: number;
+}
 
 /** The reply to one request: status and headers first, then one `send`. */
 export class ApiReply {
@@ -186,11 +195,20 @@ export class HttpApp {
   private wssLoading: Promise<WebSocketServer> | undefined;
   private injected: Promise<number> | undefined;
   private closed = false;
+  /** Every open connection (upgraded ones included), for close() to end those that would hold it. */
+  private readonly connections = new Map<Socket, Connection>();
 
   constructor(private readonly init: HttpAppInit) {
     this.server = createServer({ keepAliveTimeout: 72_000, requestTimeout: 0 });
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res, undefined));
+    this.server.on('connection', (socket: Socket) => {
+      this.connections.set(socket, { busy: 0 });
+      socket.once('close', () => this.connections.delete(socket));
+    });
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // Busy for good: close() leaves it to the WebSocket close, or cuts it with the rest.
+      const c = this.connections.get(socket);
+      if (c) c.busy++;
       // A socket error before `ws` owns it must not be an uncaught one.
       socket.on('error', () => socket.destroy());
       const res = new ServerResponse(req);
@@ -250,25 +268,40 @@ export class HttpApp {
     return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  /** Stops accepting, closes idle connections and WebSocket clients, waits for requests in flight. */
+  /**
+   * Stops accepting and closes WebSocket clients and every connection not being answered (idle,
+   * never used, or halfway through sending a request); the answers in flight get
+   * {@link HTTP_CLOSE_GRACE_MS} to finish, then their connections are cut too.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const fn of this.hooks.onClose) await fn();
     const wss = this.wss;
-    if (wss) {
-      for (const c of wss.clients) c.close(1001, 'node shutting down');
-      const cut = setTimeout(() => {
-        for (const c of wss.clients) c.terminate();
-      }, WS_CLOSE_GRACE_MS);
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      clearTimeout(cut);
+    const wsClosed = wss
+      ? (async () => {
+          for (const c of wss.clients) c.close(1001, 'node shutting down');
+          const cut = setTimeout(() => {
+            for (const c of wss.clients) c.terminate();
+          }, WS_CLOSE_GRACE_MS);
+          await new Promise<void>((resolve) => wss.close(() => resolve()));
+          clearTimeout(cut);
+        })()
+      : undefined;
+    if (this.server.listening) {
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        // Nothing is being answered on these: a client halfway through its headers (or that
+        // never sent a byte) would otherwise hold close() until it gave up.
+        for (const [socket, c] of this.connections) if (c.busy === 0) socket.destroy();
+        const cut = setTimeout(() => {
+          for (const socket of this.connections.keys()) socket.destroy();
+        }, HTTP_CLOSE_GRACE_MS);
+        cut.unref();
+        this.server.once('close', () => clearTimeout(cut));
+      });
     }
-    if (!this.server.listening) return;
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+    await wsClosed;
   }
 
   /**
@@ -349,6 +382,16 @@ export class HttpApp {
     };
     const route = walk(this.root, 0);
     return route && { route, params };
+  }
+
+  /** Answers a request, counted as being answered on its connection until its response closes. */
+  private admit(raw: IncomingMessage, res: ServerResponse): void {
+    const c = this.connections.get(raw.socket);
+    if (c) {
+      c.busy++;
+      res.once('close', () => c.busy--);
+    }
+    void this.dispatch(raw, res, undefined);
   }
 
   private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined): Promise<void> {

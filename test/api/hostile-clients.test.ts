@@ -522,3 +522,44 @@ test('a body sent too slowly loses its turn: its connection is closed and the re
     await t.close();
   }
 });
+
+test('a daemon stopped while clients hold requests half sent (headers, a body, nothing at all) stops cleanly', async () => {
+  // A client halfway through its body held the API's close until daemon.stop_timeout: the stop
+  // failed (exit 1, `stop did not finish within 10 s`) and skipped the rest of the node's stop.
+  const t = tempDir('weft-stopheld-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'stopheld' };
+  const d = await startDaemonProcess(env);
+  const held: Socket[] = [];
+  try {
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const { port } = new URL(d.url);
+    const open = (text: string) =>
+      new Promise<Socket>((resolve) => {
+        const s = connect(Number(port), '127.0.0.1', () => {
+          if (text) s.write(text);
+          resolve(s);
+        });
+        s.on('error', () => undefined);
+        s.resume();
+        held.push(s);
+      });
+    const head = `Host: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n`;
+    await open('');
+    await open(`GET /api/health HTTP/1.1\r\n${head}X-Half`);
+    await open(`POST /api/events HTTP/1.1\r\n${head}Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"event":`);
+    // The body's turn came (its bytes are counted): the request is in the API's hands.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const h = (await (await fetch(`${d.url}/api/health`, { headers: { authorization: `Bearer ${token}` } })).json()) as { bodies: { inFlight: number } };
+      if (h.bodies.inFlight === 200 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.output());
+    assert.doesNotMatch(d.output(), /stop did not finish/);
+  } finally {
+    for (const s of held) s.destroy();
+    d.proc.kill('SIGKILL');
+    t.cleanup();
+  }
+});

@@ -201,3 +201,64 @@ test('close() ends a kept-alive connection with the answer in flight on it, inst
   assert.match(r.headers, /connection: close/);
   assert.ok(r.closed && !r.timedOut, 'the server ended the connection after its answer');
 });
+
+test('close() does not wait on connections with nothing being answered: one that sent no byte, one halfway through its headers, one kept alive', async () => {
+  // Each held close() (and a daemon's stop, which then failed after daemon.stop_timeout):
+  // Node's closeIdleConnections leaves a connection that has not finished a request's headers.
+  const a = app();
+  a.get('/ok', async () => ({ ok: true }));
+  await a.inject({ url: '/ok' });
+  const port = (a.server.address() as { port: number }).port;
+  const open = (text: string) =>
+    new Promise<{ closed: Promise<void> }>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        if (text) s.write(text);
+        resolve({ closed: new Promise((r) => s.once('close', () => r())) });
+      });
+      s.on('error', () => undefined);
+      s.resume();
+    });
+  const silent = await open('');
+  const halfway = await open('GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Par');
+  const kept = await open('GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const closed = await Promise.race([
+    a.close().then(() => 'closed'),
+    new Promise((r) => setTimeout(() => r('close() still waiting after 8 s'), 8000).unref()),
+  ]);
+  assert.equal(closed, 'closed');
+  await Promise.all([silent.closed, halfway.closed, kept.closed]);
+});
+
+test('close() cuts a request whose body never arrives after a short grace; an answer in flight on another connection is sent whole', async () => {
+  const a = app();
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  a.post('/echo', async (req) => ({ got: req.body }));
+  a.get('/slow', async () => {
+    await held;
+    return { slow: true };
+  });
+  await a.inject({ url: '/nothing' });
+  const port = (a.server.address() as { port: number }).port;
+  const st = connect(port, '127.0.0.1');
+  st.on('error', () => undefined);
+  st.resume();
+  const stalled = new Promise<void>((r) => st.once('close', () => r()));
+  st.write('POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"x":');
+  const slow = raw(port, 'GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 200));
+  const closing = a.close();
+  setTimeout(release, 300);
+  const closed = await Promise.race([
+    closing.then(() => 'closed'),
+    new Promise((r) => setTimeout(() => r('close() still waiting after 8 s'), 8000).unref()),
+  ]);
+  assert.equal(closed, 'closed');
+  const s = await slow;
+  assert.equal(s.status, 200);
+  assert.match(s.body, /"slow":true/);
+  await stalled;
+});
