@@ -97,10 +97,24 @@ const WS_CLOSE_GRACE_MS = 1000;
  * client that sends a body slowly, or never reads its answer, would otherwise hold the stop.
  */
 const HTTP_CLOSE_GRACE_MS = 2000;
-/** A connection's requests being answered. */
+/**
+ * Requests one connection may have answered at once. Node reads pipelined requests as fast as
+ * they come and stops only when the answers already written pile up, but the routes answer
+ * later (they are async): a client that pipelined thousands of `GET /openapi.json` and read
+ * nothing had them all answered into memory (630 MB for one connection). Past this many, the
+ * requests wait in order and the connection is not read until the answers before them are sent.
+ */
+const MAX_IN_FLIGHT_PER_CONNECTION = 16;
+
+/** A connection's requests being answered, and those waiting for their turn behind them. */
 interface Connection {
   busy: number;
+  waiting: Array<() => void>;
+  /** It is not read until its waiting requests are let through. */
+  paused: boolean;
 }
+/** Node's own fields for pausing a connection's reads (what its server does for pipelining). */
+type NodeSocket = Socket & { _paused?: boolean; parser?: { pause(): void; resume(): void } | null };
 
 /** The reply to one request: status and headers first, then one `send`. */
 export class ApiReply {
@@ -201,7 +215,7 @@ export class HttpApp {
   constructor(private readonly init: HttpAppInit) {
     this.server = createServer({ keepAliveTimeout: 72_000, requestTimeout: 0 });
     this.server.on('connection', (socket: Socket) => {
-      this.connections.set(socket, { busy: 0 });
+      this.connections.set(socket, { busy: 0, waiting: [], paused: false });
       socket.once('close', () => this.connections.delete(socket));
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res));
@@ -384,14 +398,44 @@ export class HttpApp {
     return route && { route, params };
   }
 
-  /** Answers a request, counted as being answered on its connection until its response closes. */
+  /** Answers a request now, or once fewer than {@link MAX_IN_FLIGHT_PER_CONNECTION} are answered on its connection. */
   private admit(raw: IncomingMessage, res: ServerResponse): void {
-    const c = this.connections.get(raw.socket);
-    if (c) {
-      c.busy++;
-      res.once('close', () => c.busy--);
+    const socket = raw.socket as NodeSocket;
+    const c = this.connections.get(socket);
+    if (!c) {
+      void this.dispatch(raw, res, undefined);
+      return;
     }
-    void this.dispatch(raw, res, undefined);
+    const run = () => {
+      c.busy++;
+      res.once('close', () => {
+        c.busy--;
+        const next = c.waiting.shift();
+        if (next) next();
+        else if (c.paused) {
+          c.paused = false;
+          // As Node's server resumes a connection it paused.
+          if (socket._paused) {
+            socket._paused = false;
+            socket.parser?.resume();
+          }
+          socket.resume();
+        }
+      });
+      void this.dispatch(raw, res, undefined);
+    };
+    if (c.busy < MAX_IN_FLIGHT_PER_CONNECTION) {
+      run();
+      return;
+    }
+    c.waiting.push(run);
+    c.paused = true;
+    // Node pauses the parser after the bytes it is reading now (`_paused`), as it does itself
+    // when the answers written pile up (and may resume it when they are sent: paused again here).
+    if (!socket._paused) {
+      socket._paused = true;
+      socket.pause();
+    }
   }
 
   private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined): Promise<void> {

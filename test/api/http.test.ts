@@ -262,3 +262,46 @@ test('close() cuts a request whose body never arrives after a short grace; an an
   assert.match(s.body, /"slow":true/);
   await stalled;
 });
+
+test('a client that pipelines requests and reads no answers has only a few answered ahead; once it reads, it gets every answer in order', async () => {
+  // Node reads pipelined requests until the answers it has written pile up, but async routes
+  // answer later: every request read was answered into memory (630 MB on one connection of a
+  // daemon pipelining GET /openapi.json).
+  const a = app();
+  let answered = 0;
+  const big = 'x'.repeat(64 * 1024);
+  a.get('/big/:n', async (req) => {
+    answered++;
+    return { n: Number((req.params as { n: string }).n), big };
+  });
+  await a.inject({ url: '/nothing' });
+  const port = (a.server.address() as { port: number }).port;
+  const N = 2000;
+  const s = connect(port, '127.0.0.1');
+  s.on('error', () => undefined);
+  s.pause();
+  let text = '';
+  for (let i = 0; i < N; i++) text += `GET /big/${i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+  s.write(text);
+  try {
+    // Let the server read and answer all it will while the client reads nothing.
+    let last = -1;
+    while (last !== answered) {
+      last = answered;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.ok(answered < 500, `${answered} of ${N} requests answered ahead of a client that reads nothing`);
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      got += d;
+    });
+    s.resume();
+    await eventually(async () => (got.match(/HTTP\/1\.1 200 /g) ?? []).length === N, 30_000, 'every answer');
+    const order = [...got.matchAll(/\{"n":(\d+),/g)].map((m) => Number(m[1]));
+    assert.deepEqual(order, Array.from({ length: N }, (_, i) => i));
+  } finally {
+    s.destroy();
+    await a.close();
+  }
+});
