@@ -229,7 +229,18 @@ export class HttpApp {
       res.assignSocket(socket);
       // An upgrade answered over HTTP (refused, not found) leaves no socket open behind it.
       res.once('finish', () => socket.destroy());
-      void this.dispatch(req, res, { socket, head });
+      if (String(req.headers.upgrade ?? '').toLowerCase() === 'websocket') {
+        void this.dispatch(req, res, { socket, head });
+        return;
+      }
+      // Another protocol (`Upgrade: h2c`, which `curl --http2` sends): not taken, so the request
+      // is answered over HTTP/1.1 as if it had not asked (RFC 9110 §7.8), on a connection that
+      // ends with it. Node reads no body after an upgrade: one that has a body is refused, saying why.
+      res.setHeader('connection', 'close');
+      const refused = hasBody(req)
+        ? new ValidationError(`this API speaks HTTP/1.1 only: send the request without 'Upgrade: ${String(req.headers.upgrade).slice(0, 50)}'`)
+        : undefined;
+      void this.dispatch(req, res, undefined, refused);
     });
   }
 
@@ -438,13 +449,14 @@ export class HttpApp {
     }
   }
 
-  private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined): Promise<void> {
+  /** `refused`: the error to answer with, whatever the route (an upgrade this API cannot take). */
+  private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined, refused?: Error): Promise<void> {
     const url = raw.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const reply = new ApiReply(res, () => this.closed);
     let found: ReturnType<HttpApp['match']>;
-    let bad: Error | undefined;
+    let bad: Error | undefined = refused;
     try {
       found = this.match(raw.method ?? 'GET', path);
     } catch (err) {
@@ -472,6 +484,8 @@ export class HttpApp {
       const route = found?.route;
       if (!route || route.websocket !== (upgrade !== undefined)) {
         if (route?.websocket) throw new ValidationError(`${path} takes a WebSocket upgrade only`);
+        // Not "no route": the route is there, the upgrade is what it does not take.
+        if (route) throw new ValidationError(`${req.method} ${path} takes no WebSocket upgrade`);
         await this.notFoundHandler(req, reply);
         return;
       }

@@ -305,3 +305,32 @@ test('a client that pipelines requests and reads no answers has only a few answe
     await a.close();
   }
 });
+
+test('an upgrade to another protocol (curl --http2 sends Upgrade: h2c) is answered over HTTP/1.1 as the request it is; a WebSocket upgrade to a plain route says so', async () => {
+  // Both were a 404 "no route GET /items/1" for a route that is there.
+  const a = app();
+  a.get('/items/:id', async (req) => ({ id: (req.params as { id: string }).id }));
+  a.post('/echo', async (req) => ({ got: req.body }));
+  try {
+    await a.inject({ url: '/nothing' });
+    const port = (a.server.address() as { port: number }).port;
+    const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n';
+    const get = await raw(port, `GET /items/7 HTTP/1.1\r\nHost: 127.0.0.1\r\n${h2c}\r\n`);
+    assert.equal(get.status, 200);
+    assert.deepEqual(JSON.parse(get.body), { id: '7' });
+    assert.ok(get.closed && !get.timedOut, 'the connection ends with the answer');
+    const post = await raw(port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n${h2c}Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{"x":1}`);
+    assert.equal(post.status, 400);
+    assert.match(JSON.parse(post.body).error.message, /without 'Upgrade: h2c'/);
+    assert.ok(post.closed && !post.timedOut);
+    const ws = await raw(
+      port,
+      'GET /items/7 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    assert.equal(ws.status, 400);
+    assert.match(JSON.parse(ws.body).error.message, /GET \/items\/7 takes no WebSocket upgrade/);
+    assert.ok(ws.closed && !ws.timedOut);
+  } finally {
+    await a.close();
+  }
+});
