@@ -114,7 +114,7 @@ interface Connection {
   paused: boolean;
 }
 /** Node's own fields for pausing a connection's reads (what its server does for pipelining). */
-type NodeSocket = Socket & { _paused?: boolean; parser?: { pause(): void; resume(): void } | null };
+type NodeSocket = Socket & { _paused?: boolean; parser?: { pause(): void; resume(): void } | null; _httpMessage?: ServerResponse | null };
 
 /** The reply to one request: status and headers first, then one `send`. */
 export class ApiReply {
@@ -225,23 +225,45 @@ export class HttpApp {
       if (c) c.busy++;
       // A socket error before `ws` owns it must not be an uncaught one.
       socket.on('error', () => socket.destroy());
-      const res = new ServerResponse(req);
-      res.assignSocket(socket);
-      // An upgrade answered over HTTP (refused, not found) leaves no socket open behind it.
-      res.once('finish', () => socket.destroy());
-      if (String(req.headers.upgrade ?? '').toLowerCase() === 'websocket') {
-        void this.dispatch(req, res, { socket, head });
-        return;
-      }
-      // Another protocol (`Upgrade: h2c`, which `curl --http2` sends): not taken, so the request
-      // is answered over HTTP/1.1 as if it had not asked (RFC 9110 §7.8), on a connection that
-      // ends with it. Node reads no body after an upgrade: one that has a body is refused, saying why.
-      res.setHeader('connection', 'close');
-      const refused = hasBody(req)
-        ? new ValidationError(`this API speaks HTTP/1.1 only: send the request without 'Upgrade: ${String(req.headers.upgrade).slice(0, 50)}'`)
-        : undefined;
-      void this.dispatch(req, res, undefined, refused);
+      this.whenAnswered(socket, () => this.upgrade(req, socket, head));
     });
+  }
+
+  /**
+   * Runs `fn` once no answer is pending on `socket`. A request pipelined before an upgrade may
+   * still be being answered there (Node reads the upgrade at once): a response for the upgrade
+   * could not be given the socket then (ERR_HTTP_SOCKET_ASSIGNED, thrown out of the process by
+   * anyone who wrote `GET / ...` and an upgrade in one packet, before any token was checked).
+   */
+  private whenAnswered(socket: NodeSocket, fn: () => void): void {
+    const pending = socket._httpMessage;
+    if (!pending) {
+      fn();
+      return;
+    }
+    pending.once('close', () => {
+      if (!socket.destroyed) this.whenAnswered(socket, fn);
+    });
+  }
+
+  /** Answers an upgrade: a WebSocket one on its route, another protocol's as a plain request. */
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    // An upgrade answered over HTTP (refused, not found) leaves no socket open behind it.
+    res.once('finish', () => socket.destroy());
+    if (String(req.headers.upgrade ?? '').toLowerCase() === 'websocket') {
+      void this.dispatch(req, res, { socket, head });
+      return;
+    }
+    // Another protocol (`Upgrade: h2c`, which `curl --http2` sends): not taken, so the request
+    // is answered over HTTP/1.1 as if it had not asked (RFC 9110 §7.8), on a connection that
+    // ends with it. Node reads no body after an upgrade: one that has a body is refused, saying why.
+    res.setHeader('connection', 'close');
+    const refused = hasBody(req)
+      ? new ValidationError(`this API speaks HTTP/1.1 only: send the request without 'Upgrade: ${String(req.headers.upgrade).slice(0, 50)}'`)
+      : undefined;
+    void this.dispatch(req, res, undefined, refused);
   }
 
   get(url: string, handler: Handler): void;

@@ -563,3 +563,35 @@ test('a daemon stopped while clients hold requests half sent (headers, a body, n
     t.cleanup();
   }
 });
+
+test('a request and a WebSocket upgrade in one packet, without a token, do not stop a real daemon', async () => {
+  // The upgrade arrived while the request's answer held the socket: the daemon died with
+  // ERR_HTTP_SOCKET_ASSIGNED, before any token was checked.
+  const t = tempDir('weft-pipeup-');
+  const env = { HOME: t.dir, WEFT_DATA_DIR: join(t.dir, 'data'), WEFT_API_PORT: '0', WEFT_COMPUTER_NAME: 'pipeup' };
+  const d = await startDaemonProcess(env);
+  try {
+    const token = readToken(env.WEFT_DATA_DIR) as string;
+    const { port } = new URL(d.url);
+    const answer = await new Promise<string>((resolve) => {
+      const s = connect(Number(port), '127.0.0.1');
+      let got = '';
+      s.on('data', (b) => (got += b));
+      s.on('error', () => undefined);
+      s.once('close', () => resolve(got));
+      s.write(
+        'GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' +
+          'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
+    });
+    // Both answered in order, each refused for want of the token.
+    assert.equal((answer.match(/HTTP\/1\.1 401 /g) ?? []).length, 2, answer);
+    const h = await fetch(`${d.url}/api/health`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(h.status, 200, d.output());
+    d.proc.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.output());
+  } finally {
+    d.proc.kill('SIGKILL');
+    t.cleanup();
+  }
+});

@@ -363,3 +363,41 @@ test('a query that repeats one key thousands of times costs about what a plain r
     await a.close();
   }
 });
+
+test('a WebSocket upgrade pipelined behind a request still being answered waits for that answer, then upgrades; nothing is thrown out of the process', async () => {
+  // The upgrade's response was given the socket while the GET's answer still held it:
+  // ERR_HTTP_SOCKET_ASSIGNED, thrown from the server's 'upgrade' listener, ended the process.
+  const a = app();
+  const seen: string[] = [];
+  a.get('/slow', async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    return { slow: true };
+  });
+  a.get('/ws', { websocket: true }, (socket) => {
+    socket.on('message', (m) => seen.push(String(m)));
+  });
+  try {
+    await a.inject({ url: '/nothing' });
+    const port = (a.server.address() as { port: number }).port;
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      got += d;
+    });
+    s.write(
+      'GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' +
+        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    await eventually(async () => got.includes('101 Switching Protocols') || s.destroyed, 5000, 'the upgrade');
+    assert.match(got, /^HTTP\/1\.1 200 [\s\S]*"slow":true[\s\S]*HTTP\/1\.1 101 Switching Protocols/);
+    // A masked text frame "hi" reaches the route's socket.
+    s.write(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 'h'.charCodeAt(0) ^ 1, 'i'.charCodeAt(0) ^ 2]));
+    await eventually(async () => seen.length === 1, 5000, 'the message');
+    assert.deepEqual(seen, ['hi']);
+    s.destroy();
+  } finally {
+    await a.close();
+  }
+});
