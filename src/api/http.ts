@@ -594,9 +594,11 @@ export class HttpApp {
       };
       raw.on('data', onData);
       raw.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      raw.once('error', reject);
-      // Settles nothing once 'end' came; before it, the client went away mid-body.
-      raw.once('close', () => reject(new WeftError('WEFT_VALIDATION', 'the client went away before its body arrived')));
+      // Settles nothing once 'end' came; before it, the client went away mid-body. Node reports
+      // that as an error ('aborted'): the client's doing, not a fault to log with a stack.
+      const gone = () => reject(new WeftError('WEFT_VALIDATION', 'the client went away before its body arrived'));
+      raw.once('error', gone);
+      raw.once('close', gone);
     });
     return text.length === 0 ? undefined : this.init.parseJson(text);
   }

@@ -595,3 +595,32 @@ test('a request and a WebSocket upgrade in one packet, without a token, do not s
     t.cleanup();
   }
 });
+
+test('a client that leaves halfway through its body is not logged as an internal error', async () => {
+  // Node reports the body cut short as an error ('aborted'): each such client wrote an
+  // error-level "API error" line with a stack and a ref to the node's log.
+  const t = await startTestNode();
+  const errors: unknown[] = [];
+  const logger = { ...silentLogger, error: (...args: unknown[]) => void errors.push(args), child: () => logger };
+  const { app } = await buildApi({ token: TOKEN }, { node: t.node, logger });
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    const health = async () =>
+      ((await (await fetch(`http://127.0.0.1:${port}/api/health`, { headers: auth })).json()) as { bodies: { inFlight: number } }).bodies;
+    for (let i = 0; i < 3; i++) {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.write(`POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"event":`);
+      const deadline = Date.now() + 5000;
+      while ((await health()).inFlight !== 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      s.destroy();
+      while ((await health()).inFlight !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal((await health()).inFlight, 0, 'the body was given up');
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await app.close();
+    await t.close();
+  }
+});
