@@ -78,6 +78,8 @@ export function capConnections(server: Server, logger: Logger, opts: ConnectionC
   };
   server.on('request', (req: IncomingMessage) => started(req.socket));
   server.on('upgrade', (req: IncomingMessage) => started(req.socket));
+  // A request with `Expect: 100-continue` comes as this instead of 'request' when listened for.
+  server.on('checkContinue', (req: IncomingMessage) => started(req.socket));
   server.on('connection', (socket: Socket) => {
     if (open < max) {
       open++;

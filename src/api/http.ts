@@ -219,6 +219,10 @@ export class HttpApp {
       socket.once('close', () => this.connections.delete(socket));
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res));
+    // `Expect: 100-continue` is answered when the body is about to be read (readBody), not at
+    // once: a client refused (401, 404, 413, 415) then learns it before sending its body, instead
+    // of being cut off halfway through it (EPIPE, no answer).
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Busy for good: close() leaves it to the WebSocket close, or cuts it with the rest.
       const c = this.connections.get(socket);
@@ -579,6 +583,7 @@ export class HttpApp {
     }
     const declared = raw.headers['content-length'];
     if (declared !== undefined && Number(declared) > limit) throw tooLarge();
+    if (/\b100-continue\b/i.test(String(raw.headers.expect ?? '')) && !reply.raw.headersSent) reply.raw.writeContinue();
     const text = await new Promise<string>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
