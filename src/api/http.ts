@@ -77,6 +77,13 @@ export interface HttpAppInit {
   validatorCompiler: ValidatorCompiler;
   /** Bytes a WebSocket message may have (default 64 KiB). */
   wsMaxPayload?: number;
+  /**
+   * Milliseconds a connection has, once nothing is being answered on it, to send its next
+   * request's headers whole (default 72 s, the keep-alive timeout); a body the API did not read
+   * (a GET's, a refused request's) must have arrived by then too. Node's own timeouts count from
+   * the last byte, so a client sending one byte a second held its connection for good.
+   */
+  afterAnswerMs?: number;
 }
 
 /** What `inject` answers: the status, headers and body of a real request over loopback. */
@@ -97,6 +104,7 @@ const WS_CLOSE_GRACE_MS = 1000;
  * client that sends a body slowly, or never reads its answer, would otherwise hold the stop.
  */
 const HTTP_CLOSE_GRACE_MS = 2000;
+const KEEP_ALIVE_MS = 72_000;
 /**
  * Requests one connection may have answered at once. Node reads pipelined requests as fast as
  * they come and stops only when the answers already written pile up, but the routes answer
@@ -112,6 +120,8 @@ interface Connection {
   waiting: Array<() => void>;
   /** It is not read until its waiting requests are let through. */
   paused: boolean;
+  /** Closes it when no next request came whole in time, once nothing was being answered. */
+  quiet: NodeJS.Timeout | undefined;
 }
 /** Node's own fields for pausing a connection's reads (what its server does for pipelining). */
 type NodeSocket = Socket & { _paused?: boolean; parser?: { pause(): void; resume(): void } | null; _httpMessage?: ServerResponse | null };
@@ -213,10 +223,13 @@ export class HttpApp {
   private readonly connections = new Map<Socket, Connection>();
 
   constructor(private readonly init: HttpAppInit) {
-    this.server = createServer({ keepAliveTimeout: 72_000, requestTimeout: 0 });
+    this.server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 });
     this.server.on('connection', (socket: Socket) => {
-      this.connections.set(socket, { busy: 0, waiting: [], paused: false });
-      socket.once('close', () => this.connections.delete(socket));
+      this.connections.set(socket, { busy: 0, waiting: [], paused: false, quiet: undefined });
+      socket.once('close', () => {
+        clearTimeout(this.connections.get(socket)?.quiet);
+        this.connections.delete(socket);
+      });
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.admit(req, res));
     // `Expect: 100-continue` is answered when the body is about to be read (readBody), not at
@@ -226,7 +239,10 @@ export class HttpApp {
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Busy for good: close() leaves it to the WebSocket close, or cuts it with the rest.
       const c = this.connections.get(socket);
-      if (c) c.busy++;
+      if (c) {
+        c.busy++;
+        clearTimeout(c.quiet);
+      }
       // A socket error before `ws` owns it must not be an uncaught one.
       socket.on('error', () => socket.destroy());
       this.whenAnswered(socket, () => this.upgrade(req, socket, head));
@@ -443,13 +459,17 @@ export class HttpApp {
       void this.dispatch(raw, res, undefined);
       return;
     }
+    clearTimeout(c.quiet);
     const run = () => {
       c.busy++;
       res.once('close', () => {
         c.busy--;
         const next = c.waiting.shift();
-        if (next) next();
-        else if (c.paused) {
+        if (next) {
+          next();
+          return;
+        }
+        if (c.paused) {
           c.paused = false;
           // As Node's server resumes a connection it paused.
           if (socket._paused) {
@@ -458,6 +478,7 @@ export class HttpApp {
           }
           socket.resume();
         }
+        if (c.busy === 0) this.quietFrom(socket, c);
       });
       void this.dispatch(raw, res, undefined);
     };
@@ -476,6 +497,16 @@ export class HttpApp {
   }
 
   /** `refused`: the error to answer with, whatever the route (an upgrade this API cannot take). */
+  /**
+   * Closes `socket` unless a next request comes whole in time. Made here, not where the answer
+   * ended: a timer made there kept that request (its body read, 8 MiB) alive as long as it ran.
+   */
+  private quietFrom(socket: Socket, c: Connection): void {
+    if (socket.destroyed) return;
+    c.quiet = setTimeout(() => socket.destroy(), this.init.afterAnswerMs ?? KEEP_ALIVE_MS);
+    c.quiet.unref();
+  }
+
   private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined, refused?: Error): Promise<void> {
     const url = raw.url ?? '/';
     const q = url.indexOf('?');
@@ -598,7 +629,12 @@ export class HttpApp {
         chunks.push(c);
       };
       raw.on('data', onData);
-      raw.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      raw.once('end', () => {
+        resolve(Buffer.concat(chunks).toString('utf8'));
+        // The request outlives its body's text (Node's response holds it): the chunks need not.
+        chunks.length = 0;
+        raw.off('data', onData);
+      });
       // Settles nothing once 'end' came; before it, the client went away mid-body. Node reports
       // that as an error ('aborted'): the client's doing, not a fault to log with a stack.
       const gone = () => reject(new WeftError('WEFT_VALIDATION', 'the client went away before its body arrived'));

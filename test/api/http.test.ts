@@ -448,3 +448,60 @@ test('Expect: 100-continue is answered only when the body will be read: a body o
     await a.close();
   }
 });
+
+test('once nothing is being answered, a connection must send its next request whole in time: one that trickles headers, or a body the API does not read, is closed; a prompt one is served', async () => {
+  // Node's timeouts count from the last byte: a client sending a byte every second after one
+  // request (a GET's body, a refused POST's, the next headers) held its connection for good,
+  // and a few hundred such clients held all the API's connections.
+  const init = {
+    bodyLimit: 1024,
+    parseJson: (text: string) => JSON.parse(text) as unknown,
+    validatorCompiler: () => (data: unknown) => ({ value: data }),
+    afterAnswerMs: 400,
+  };
+  const a = new HttpApp(init);
+  a.get('/ok', async () => ({ ok: true }));
+  try {
+    await a.inject({ url: '/ok' });
+    const port = (a.server.address() as { port: number }).port;
+    const trickle = (first: string, each: string) =>
+      new Promise<{ answers: number; closed: boolean }>((resolve) => {
+        const s = connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => {
+          got += d;
+        });
+        s.on('error', () => undefined);
+        const tick = setInterval(() => s.write(each), 100);
+        const done = (closed: boolean) => {
+          clearInterval(tick);
+          clearTimeout(limit);
+          s.destroy();
+          resolve({ answers: (got.match(/HTTP\/1\.1 200 /g) ?? []).length, closed });
+        };
+        const limit = setTimeout(() => done(false), 5000);
+        s.once('close', () => done(true));
+        s.write(first);
+      });
+    const get = 'GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n';
+    assert.deepEqual(await trickle(`${get}\r\nGET /ok HTTP/1.1\r\n`, 'X'), { answers: 1, closed: true });
+    assert.deepEqual(await trickle(`${get}Content-Length: 100000\r\n\r\n`, 'x'), { answers: 1, closed: true });
+    assert.deepEqual(await trickle(`${get}Transfer-Encoding: chunked\r\n\r\n`, '1\r\nx\r\n'), { answers: 1, closed: true });
+    // A client that asks again promptly, many times over, keeps its connection.
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    let got = '';
+    s.on('data', (d) => {
+      got += d;
+    });
+    for (let i = 0; i < 8; i++) {
+      s.write(`${get}\r\n`);
+      await eventually(async () => (got.match(/HTTP\/1\.1 200 /g) ?? []).length === i + 1, 5000, `answer ${i + 1}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(s.destroyed, false);
+    s.destroy();
+  } finally {
+    await a.close();
+  }
+});
