@@ -496,7 +496,6 @@ export class HttpApp {
     }
   }
 
-  /** `refused`: the error to answer with, whatever the route (an upgrade this API cannot take). */
   /**
    * Closes `socket` unless a next request comes whole in time. Made here, not where the answer
    * ended: a timer made there kept that request (its body read, 8 MiB) alive as long as it ran.
@@ -507,6 +506,7 @@ export class HttpApp {
     c.quiet.unref();
   }
 
+  /** `refused`: the error to answer with, whatever the route (an upgrade this API cannot take). */
   private async dispatch(raw: IncomingMessage, res: ServerResponse, upgrade: { socket: Socket; head: Buffer } | undefined, refused?: Error): Promise<void> {
     const url = raw.url ?? '/';
     const q = url.indexOf('?');
