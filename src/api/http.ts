@@ -4,7 +4,7 @@
  * a route's first request, and WebSocket routes (`ws`, loaded at the first upgrade).
  *
  * It replaced Fastify, which with the modules it loads (avvio, find-my-way, semver...) took
- * 15–18 MB of every idle daemon's memory for what these 400 lines do (docs/performance.md).
+ * 15–18 MB of every idle daemon's memory for what these 700 lines do (docs/performance.md).
  * Its surface is the part of Fastify's the routes were written against (`app.get(url, {schema},
  * handler)`, `reply.status().header().send()`, `app.inject()` for tests), so a route reads the
  * same as before.
