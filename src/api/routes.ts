@@ -109,7 +109,7 @@ export interface RouteDoc {
 }
 
 /**
- * Summaries and response shapes by `METHOD /path` (Fastify's `:param` form). The document
+ * Summaries and response shapes by `METHOD /path` (the router's `:param` form). The document
  * lists the routes the server actually registered (with the schemas they validate with); a
  * route missing here is listed as undocumented and fails the API test.
  */
