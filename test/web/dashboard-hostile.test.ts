@@ -6,18 +6,14 @@
  * resolved. A failing step leaves a screenshot under test-results/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumSkip, launchChromium, screenshotSteps } from '../helpers/browser.js';
 import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)`;
+const skip = chromiumSkip;
 
 describe('the dashboard with hostile and awkward data', { skip }, () => {
   const t = tempDir('weft-web-hostile-');
@@ -36,17 +32,7 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
     await p.goto(url);
     await p.waitForSelector('#who:has-text("home")');
   };
-  const step = async (name: string, p: Page, fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      mkdirSync('test-results', { recursive: true });
-      await p
-        .screenshot({ path: join('test-results', `dashboard-hostile-${name}.png`), fullPage: true })
-        .catch(() => undefined);
-      throw err;
-    }
-  };
+  const step = screenshotSteps('dashboard-hostile');
   /** The id of the notification of the ping numbered `n`. */
   const pingId = async (n: number) => {
     let id = 0;
@@ -75,12 +61,7 @@ describe('the dashboard with hostile and awkward data', { skip }, () => {
     });
     node = c.nodes.home as ClusterNode;
     stopAll = c.stopAll;
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1360, height: 820 } });
     page = await ctx.newPage();
     await login(page);

@@ -10,21 +10,19 @@
  * and mesh pages there (the README's pictures come from such a run).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { writePackageDir } from '../../src/sovereignty/index.js';
+import { chromiumSkip, launchChromium, screenshotSteps } from '../helpers/browser.js';
 import { weft } from '../helpers/cli.js';
 import { type ClusterNode, eventually, startCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)`;
+const skip = chromiumSkip;
 
 describe('the dashboard in Chromium', { skip }, () => {
   const t = tempDir('weft-web-');
@@ -45,17 +43,7 @@ describe('the dashboard in Chromium', { skip }, () => {
     return url;
   };
   /** Runs a step; on failure saves what the page showed. */
-  const step = async (name: string, p: Page, fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      mkdirSync('test-results', { recursive: true });
-      await p
-        .screenshot({ path: join('test-results', `dashboard-${name}.png`), fullPage: true })
-        .catch(() => undefined);
-      throw err;
-    }
-  };
+  const step = screenshotSteps('dashboard');
   const shot = async (p: Page, name: string) => {
     const dir = process.env.WEFT_SCREENSHOTS;
     if (!dir) return;
@@ -89,12 +77,7 @@ describe('the dashboard in Chromium', { skip }, () => {
     home = c.nodes.home as ClusterNode;
     pub = c.nodes.pub as ClusterNode;
     stopAll = c.stopAll;
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
     admin = await browser.newContext({ viewport: { width: 1360, height: 820 } });
     page = await admin.newPage();
     await page.goto(link('admin'));
