@@ -150,9 +150,6 @@ export class ApiReply {
   type(contentType: string): this {
     return this.header('content-type', contentType);
   }
-  getHeader(name: string): string | number | string[] | undefined {
-    return this.raw.getHeader(name);
-  }
   redirect(url: string, code = 302): this {
     return this.status(code).header('location', url).send();
   }
@@ -308,6 +305,11 @@ export class HttpApp {
     this.add('DELETE', url, a, b);
   }
 
+  /**
+   * `onRequest` runs for every request (a route found or not); `preParsing` before a body is
+   * read, only for a POST, PUT, PATCH or DELETE that has one (a Content-Length above 0 or a
+   * Transfer-Encoding); `preValidation` after it, before the route's validators.
+   */
   addHook(name: 'onRequest' | 'preParsing' | 'preValidation', fn: Hook): void;
   addHook(name: 'onRoute', fn: (r: { method: string; url: string; schema?: RouteSchema }) => void): void;
   addHook(name: 'onClose', fn: () => unknown): void;
@@ -584,10 +586,10 @@ export class HttpApp {
     if (reply.sent) return;
     try {
       await this.errorHandler(err, req, reply);
-      if (!reply.sent) reply.status(500).send({ error: { code: 'WEFT_INTERNAL', message: 'internal error' } });
     } catch {
-      if (!reply.sent) reply.status(500).send({ error: { code: 'WEFT_INTERNAL', message: 'internal error' } });
+      // Answered below, as an error handler that answered nothing is.
     }
+    if (!reply.sent) reply.status(500).send({ error: { code: 'WEFT_INTERNAL', message: 'internal error' } });
   }
 
   private validatorsOf(route: Route): Partial<Record<HttpPart, PartValidator>> {

@@ -290,11 +290,10 @@ export async function buildApi(
   // its share from every other request for as long as it liked (the server sets no request timeout).
   const bodyDeadlineMs = init.bodyDeadlineMs ?? 60_000;
   const arriving = new WeakMap<object, NodeJS.Timeout>();
+  // (Called only for a request that has a body: a Content-Length above 0, or a Transfer-Encoding.)
   app.addHook('preParsing', async (req, reply) => {
     const length = req.headers['content-length'];
-    if (length === undefined && req.headers['transfer-encoding'] === undefined) return;
     const bytes = length === undefined ? bodyLimit : Math.min(Number(length), bodyLimit);
-    if (!(bytes > 0)) return;
     const turn = bodies.take(bytes);
     let late: NodeJS.Timeout | undefined;
     // One listener: the bytes come back, and a deadline still running ends, when the response does.
