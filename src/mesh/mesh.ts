@@ -511,15 +511,13 @@ export class MeshService implements SenderLink {
 
   /** Frames to `computer` go unsealed until its first hello: it runs a Weft from before link keys. */
   private takeForBeforeLinkKeys(computer: string): void {
-    {
-      this.beforeLinkKeys.add(computer);
-      this.logger.warn(
-        { peer: computer },
-        `peer ${computer} sends its frames unsealed and has never sent a hello: it runs a Weft from before link keys (2026-12-05), which cannot open sealed frames, so frames to it go unsealed too, as between older nodes, until its first hello (once it is upgraded) seals the link again. With mesh.caps_required = ["aead"] the link is refused instead`,
-      );
-      void this.audited('transport.flatneg', computer, { missing: ['aead'], reason: 'peer-before-link-keys' }, false);
-      this.senders.get(computer)?.renegotiate();
-    }
+    this.beforeLinkKeys.add(computer);
+    this.logger.warn(
+      { peer: computer },
+      `peer ${computer} sends its frames unsealed and has never sent a hello: it runs a Weft from before link keys (2026-12-05), which cannot open sealed frames, so frames to it go unsealed too, as between older nodes, until its first hello (once it is upgraded) seals the link again. With mesh.caps_required = ["aead"] the link is refused instead`,
+    );
+    void this.audited('transport.flatneg', computer, { missing: ['aead'], reason: 'peer-before-link-keys' }, false);
+    this.senders.get(computer)?.renegotiate();
   }
 
   private onUnsealedAfterHello(computer: string): void {
