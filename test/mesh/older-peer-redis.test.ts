@@ -18,7 +18,7 @@ import { TestRedis } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 
 
-/** A private Redis, the identities of an upgraded node ('fresh') and of an old one, and the upgraded node with the old one as its static peer. */
+/** A private Redis, the identities of an upgraded node ('fresh') and of an old one, the upgraded node with the old one as its static peer, and the old one's raw link. */
 async function upgradedBesideOld(prefix: string) {
   const t = tempDir(prefix);
   const redis = await TestRedis.start();
@@ -34,14 +34,15 @@ async function upgradedBesideOld(prefix: string) {
       peers: [{ computer: 'old', cluster: 'home', nodeId: oldId.nodeId, trustLevel: 'peer', origin: 'static' }],
     },
   });
-  return { t, redis, oldId, freshId, fresh };
+  // The old node's link: it reads its own inbox and puts frames on the upgraded node's, as that build did.
+  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
+  return { t, redis, oldId, freshId, fresh, link };
 }
 
 test('redis: a peer from before link keys gets the upgraded node\'s events and acks once it shows itself, never before', { timeout: 90_000 }, async () => {
-  const { t, redis, oldId, freshId, fresh } = await upgradedBesideOld('weft-older-redis-');
+  const { t, redis, oldId, freshId, fresh, link } = await upgradedBesideOld('weft-older-redis-');
   // The old node's envelopes, built as it would build them (its key, its name); no mesh of its own.
   const oldNode = await assembleNode({ dataDir: join(t.dir, 'old'), computer: 'old', cluster: 'home' });
-  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
   const got = { pings: [] as string[], acks: 0, sealed: 0 };
   let resend: NodeJS.Timeout | undefined;
   try {
@@ -93,8 +94,7 @@ test('redis: a peer from before link keys gets the upgraded node\'s events and a
 });
 
 test('redis: a quiet peer from before link keys (it has nothing to send) still gets the upgraded node\'s events', { timeout: 90_000 }, async () => {
-  const { t, redis, oldId, freshId, fresh } = await upgradedBesideOld('weft-older-redis-quiet-');
-  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
+  const { t, redis, oldId, freshId, fresh, link } = await upgradedBesideOld('weft-older-redis-quiet-');
   const pings: string[] = [];
   let seq = 0;
   try {
@@ -127,9 +127,8 @@ test('redis: a quiet peer from before link keys (it has nothing to send) still g
 });
 
 test('redis: when the old peer is upgraded both ends seal again, and its unsealed frames of that moment are not taken for its choice', { timeout: 120_000 }, async () => {
-  const { t, redis, oldId, freshId, fresh } = await upgradedBesideOld('weft-older-redis-upgraded-');
+  const { t, redis, oldId, freshId, fresh, link } = await upgradedBesideOld('weft-older-redis-upgraded-');
   const builder = await assembleNode({ dataDir: join(t.dir, 'old'), computer: 'old', cluster: 'home' });
-  const link = redisProvider({ url: redis.url, computer: 'old' })({ logger: silentLogger, clock: systemClock, identity: oldId });
   let upgraded: Awaited<ReturnType<typeof assembleNode>> | undefined;
   const peer = (n: Awaited<ReturnType<typeof assembleNode>>, name: string) =>
     ((n.mesh?.status().peers as Array<{ computer: string; encryption: string | null }>) ?? []).find((p) => p.computer === name);
