@@ -427,7 +427,8 @@ export class MeshIngress {
       const carries = frame.type === 'ack' || frame.type === 'message' || (frame.type === 'events' && frame.body.envelopes.length > 0);
       if (carries) {
         if (frame.header.aead === null) this.deps.onUnsealed?.(computer);
-        else this.deps.onSealed?.(computer);
+        // An ack is sealed when what it acknowledges was: it says nothing of how the peer sends its own.
+        else if (frame.type !== 'ack') this.deps.onSealed?.(computer);
       }
       switch (frame.type) {
         case 'events':
